@@ -1,0 +1,199 @@
+//! The `Storage` seam: every disk operation the engine needs, behind one trait.
+//!
+//! The engine never touches `std::fs`. It describes disk work as calls on a `Storage`, which is
+//! implemented three times: in memory with crash semantics (tests, fuzzing, the simulator), on the
+//! real file system confined to one install root (`wazuh-cluster-fs`), and by whatever a third-party
+//! adapter brings.
+//!
+//! Contract for implementations:
+//! * Paths are [`InstallPath`]s (already validated: rooted, no `..`). An implementation must still
+//!   refuse to follow a symlink out of the install root, and `stat` / `list_dir` report symlinks as
+//!   [`EntryKind::Symlink`] without following them.
+//! * Writes are staged: [`Storage::begin_write`] opens a temporary file in the *same directory* as
+//!   the target, [`Storage::append`] adds bytes, [`Storage::commit_write`] makes the content durable
+//!   (fsync) and renames it over the target, then syncs the directory. A crash at any point leaves
+//!   the target either old or new, never torn; an uncommitted staged write simply disappears.
+//! * `list_dir` returns entries sorted by name, so every walk is deterministic.
+
+use std::fmt;
+
+use super::path::InstallPath;
+
+/// A point in time as the file system records it: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before it).
+    pub secs: i64,
+    /// Nanoseconds within the second, `0..1_000_000_000`.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// A timestamp from whole seconds.
+    pub const fn from_secs(secs: i64) -> Self {
+        Timestamp { secs, nanos: 0 }
+    }
+
+    /// The value as a float of seconds, as Python's `os.stat().st_mtime` gives it.
+    pub fn as_f64(self) -> f64 {
+        self.secs as f64 + f64::from(self.nanos) / 1e9
+    }
+}
+
+/// What a directory entry is. Symlinks are reported, never followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (not followed).
+    Symlink,
+    /// Anything else: socket, FIFO, device.
+    Other,
+}
+
+/// One entry of [`Storage::list_dir`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DirEntry {
+    /// The entry's name inside its directory.
+    pub name: String,
+    /// What the entry is.
+    pub kind: EntryKind,
+}
+
+/// What [`Storage::stat`] reports (lstat semantics: a symlink is described, not its target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories on the in-memory storage).
+    pub size: u64,
+    /// Last modification time.
+    pub mtime: Timestamp,
+    /// Permission bits (`0o640`, ...).
+    pub mode: u32,
+}
+
+/// Attributes applied when a write is committed or by [`Storage::set_attrs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileAttrs {
+    /// Permission bits of the file (`0o660` for most integrity items).
+    pub mode: u32,
+    /// Modification (and access) time to set; `None` leaves what the write produced.
+    pub mtime: Option<Timestamp>,
+}
+
+/// Handle of a staged write opened by [`Storage::begin_write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteId(pub u64);
+
+/// What went wrong in a storage operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The path (or a parent directory) does not exist.
+    NotFound,
+    /// A directory was expected and something else is there, or the other way round.
+    WrongKind,
+    /// The operation would leave the install root (a symlink on the way, for instance).
+    OutsideRoot,
+    /// The operating system refused access.
+    PermissionDenied,
+    /// A read would return more than the caller's limit.
+    TooLarge,
+    /// The write handle is unknown (already committed or aborted).
+    UnknownWrite,
+    /// The storage stopped working (the in-memory storage models a crash this way).
+    Crashed,
+    /// Any other I/O failure.
+    Io,
+}
+
+/// A failed storage operation: what, on which path, and the system's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?} on {path}: {message}")]
+pub struct StorageError {
+    /// The class of failure.
+    pub kind: StorageErrorKind,
+    /// The install path involved.
+    pub path: String,
+    /// Human-readable detail (the OS error text on the real file system).
+    pub message: String,
+}
+
+impl StorageError {
+    /// Builds an error for `path`.
+    pub fn new(kind: StorageErrorKind, path: impl fmt::Display, message: impl Into<String>) -> Self {
+        StorageError { kind, path: path.to_string(), message: message.into() }
+    }
+}
+
+/// Every disk operation the engine needs. See the module docs for the contract.
+pub trait Storage {
+    /// Entries of directory `dir`, sorted by name. `NotFound` when it does not exist,
+    /// `WrongKind` when it is not a directory.
+    fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError>;
+
+    /// Describes `path` without following a final symlink; `Ok(None)` when nothing is there.
+    fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError>;
+
+    /// Reads up to `buf.len()` bytes of regular file `path` from `offset`; returns how many were
+    /// read (0 at end of file).
+    fn read_at(&self, path: &InstallPath, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
+
+    /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
+    fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.read_at(path, out.len() as u64, &mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if (out.len() + n) as u64 > limit {
+                return Err(StorageError::new(
+                    StorageErrorKind::TooLarge,
+                    path,
+                    format!("file is larger than the limit of {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Opens a staged write that will replace (or create) `path` when committed. The parent
+    /// directory must exist.
+    fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError>;
+
+    /// Appends bytes to a staged write.
+    fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError>;
+
+    /// Makes a staged write durable and atomically puts it in place with `attrs`.
+    fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError>;
+
+    /// Drops a staged write; the target is left untouched.
+    fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError>;
+
+    /// Replaces (or creates) `path` with `data` atomically: begin, append, commit.
+    fn write_atomic(&mut self, path: &InstallPath, data: &[u8], attrs: &FileAttrs) -> Result<(), StorageError> {
+        let id = self.begin_write(path)?;
+        if let Err(e) = self.append(id, data) {
+            let _ = self.abort_write(id);
+            return Err(e);
+        }
+        self.commit_write(id, attrs)
+    }
+
+    /// Removes regular file (or symlink) `path`; `Ok(false)` when nothing was there.
+    fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError>;
+
+    /// Creates directory `path` and any missing parents with permission bits `mode`.
+    fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError>;
+
+    /// Removes directory `path` and everything below it; `Ok(false)` when nothing was there.
+    fn remove_dir_all(&mut self, path: &InstallPath) -> Result<bool, StorageError>;
+
+    /// Sets permission bits and, when given, the modification time of an existing file.
+    fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError>;
+}

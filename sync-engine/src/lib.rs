@@ -1,0 +1,21 @@
+//! Sans-IO engine of the Wazuh cluster: integrity metadata, comparison, packages, apply plans and,
+//! later, the master and worker roles composed into one time-driven `Node`.
+//!
+//! ```text
+//!   adapters (tokio / mio / simulator)   run effects on a Storage, move bytes, read clocks
+//!            │ ▲
+//!            ▼ │
+//!   wazuh-cluster-sync (this crate)
+//!     integrity/  items (cluster.json) → metadata (scan) → compare (SyncPlan) → package (ZIP)
+//!                 → merged (agent-info / agent-groups) → apply (plans executed on a Storage)
+//!            │
+//!            ▼
+//!   wazuh-cluster-protocol (frames, Fernet, connection core)
+//! ```
+//!
+//! Nothing here touches a socket, a clock or the disk directly: disk work goes through the
+//! [`integrity::storage::Storage`] trait, implemented in memory here (with crash semantics) and on
+//! the real file system by `wazuh-cluster-fs`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod integrity;
