@@ -15,3 +15,8 @@
 //! Nothing here reads a clock, draws OS randomness or touches a socket or a disk: time comes in as
 //! a `now` argument, randomness from a seed, and bytes through `handle_input` / `poll_transmit`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod fernet;
+pub mod frame;
+pub mod key;
+pub mod profile;

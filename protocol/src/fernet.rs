@@ -1,0 +1,248 @@
+//! Fernet, the payload sealing of every TCP frame (PROTOCOL.md §2).
+//!
+//! Token = base64url **with padding** of `0x80 | timestamp (u64 BE) | IV (16) | AES-128-CBC-PKCS7
+//! ciphertext | HMAC-SHA256 (32)` over everything before the HMAC.
+//!
+//! Why not the `fernet` crate: it draws the IV from the OS (`getrandom`) and reads the clock
+//! (`SystemTime::now`) itself, with no way to pass either in, and works on `String`s. A sans-IO
+//! core must take both as arguments (the IV comes from the connection's seeded RNG, the timestamp
+//! from `now`) so that a run is reproducible byte for byte; and we want to seal straight into the
+//! frame buffer. So this module composes the RustCrypto primitives (`aes` with runtime AES-NI
+//! detection, `cbc`, `hmac` + `sha2` with runtime SHA-NI detection, `base64`).
+//!
+//! Differences from the Fernet specification, both matching upstream Wazuh: [`Fernet::decrypt`]
+//! has no TTL and no clock-skew check (upstream never passes a TTL), and base64 parsing is strict
+//! (canonical padding, no stray characters), which every token a real node sends satisfies.
+//! Decryption verifies the HMAC (constant time) before it touches the ciphertext, so a forged
+//! token never reaches the padding check.
+
+use aes::{Aes128Dec, Aes128Enc};
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::BytesMut;
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::key::ClusterKey;
+
+/// The version byte every Fernet token starts with.
+const VERSION: u8 = 0x80;
+/// Version (1) + timestamp (8) + IV (16).
+const PREFIX_LEN: usize = 25;
+/// HMAC-SHA256 tag length.
+const TAG_LEN: usize = 32;
+/// AES block length.
+const BLOCK: usize = 16;
+/// Shortest raw token: prefix, one ciphertext block, tag.
+const MIN_RAW_LEN: usize = PREFIX_LEN + BLOCK + TAG_LEN;
+
+/// base64url with padding, canonical only: upstream always sends this form, and refusing the rest
+/// (stray characters, data after the padding, non-zero trailing bits) keeps one token = one
+/// byte string.
+const STRICT_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Length of the token for a plaintext of `plaintext_len` bytes
+/// (`4 * ceil((57 + 16 * (floor(n / 16) + 1)) / 3)`; 100 bytes for 0..=15).
+#[must_use]
+pub const fn token_len(plaintext_len: usize) -> usize {
+    4 * raw_len(plaintext_len).div_ceil(3)
+}
+
+/// Length of the decoded token for a plaintext of `plaintext_len` bytes.
+const fn raw_len(plaintext_len: usize) -> usize {
+    PREFIX_LEN + (plaintext_len / BLOCK + 1) * BLOCK + TAG_LEN
+}
+
+/// A Fernet key ready to seal and open tokens: the keyed HMAC and both AES key schedules are
+/// computed once here, and cloned (a memcpy) per token.
+#[derive(Clone)]
+pub struct Fernet {
+    signer: Hmac<Sha256>,
+    encryptor: Aes128Enc,
+    decryptor: Aes128Dec,
+}
+
+impl Fernet {
+    /// The Fernet of a cluster key (upstream: `Fernet(base64.b64encode(key.encode()))`).
+    #[must_use]
+    pub fn new(key: &ClusterKey) -> Fernet {
+        Fernet::from_key_bytes(key.material())
+    }
+
+    /// A Fernet from the 32 bytes of key material: 0..16 sign, 16..32 encrypt (the base64-decoded
+    /// key of the Fernet specification).
+    #[must_use]
+    pub fn from_key_bytes(key: &[u8; 32]) -> Fernet {
+        let (signing, encryption) = key.split_at(16);
+        Fernet {
+            signer: <Hmac<Sha256> as KeyInit>::new_from_slice(signing)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
+            encryptor: Aes128Enc::new(encryption.into()),
+            decryptor: Aes128Dec::new(encryption.into()),
+        }
+    }
+
+    /// Seals `plaintext` with the given IV and timestamp (seconds since the Unix epoch) and returns
+    /// the token (base64url ASCII, [`token_len`] bytes).
+    #[must_use]
+    pub fn encrypt(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64) -> Vec<u8> {
+        let mut token = vec![0u8; token_len(plaintext.len())];
+        self.encrypt_to_slice(plaintext, iv, unix_secs, &mut token);
+        token
+    }
+
+    /// As [`encrypt`](Self::encrypt), appending the token to `out` (e.g. right after a header
+    /// written by [`crate::frame::encode_header`] with length [`token_len`]).
+    pub fn encrypt_into(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64, out: &mut BytesMut) {
+        let start = out.len();
+        out.resize(start + token_len(plaintext.len()), 0);
+        self.encrypt_to_slice(plaintext, iv, unix_secs, &mut out[start..]);
+    }
+
+    /// Writes the token into `out`, which is exactly [`token_len`] bytes long.
+    fn encrypt_to_slice(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64, out: &mut [u8]) {
+        let raw_len = raw_len(plaintext.len());
+        let mut raw = Vec::with_capacity(raw_len);
+        raw.push(VERSION);
+        raw.extend_from_slice(&unix_secs.to_be_bytes());
+        raw.extend_from_slice(&iv);
+        raw.extend_from_slice(plaintext);
+        raw.resize(raw_len - TAG_LEN, 0);
+        let ciphertext_len =
+            cbc::Encryptor::<Aes128Enc>::inner_iv_init(self.encryptor.clone(), &iv.into())
+                .encrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..], plaintext.len())
+                .unwrap_or_else(|_| unreachable!("the buffer has room for the padding block"))
+                .len();
+        debug_assert_eq!(PREFIX_LEN + ciphertext_len + TAG_LEN, raw_len);
+        let tag = self
+            .signer
+            .clone()
+            .chain_update(&raw)
+            .finalize()
+            .into_bytes();
+        raw.extend_from_slice(&tag);
+        let written = STRICT_URL_SAFE
+            .encode_slice(&raw, out)
+            .unwrap_or_else(|_| unreachable!("out is token_len bytes long"));
+        debug_assert_eq!(written, out.len());
+    }
+
+    /// Opens a token: strict base64url, version byte, length, HMAC (constant time), then
+    /// AES-CBC and PKCS#7 padding. No TTL, as upstream.
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`FernetError`].
+    pub fn decrypt(&self, token: &[u8]) -> Result<Vec<u8>, FernetError> {
+        let mut raw = Vec::with_capacity(token.len() / 4 * 3);
+        STRICT_URL_SAFE
+            .decode_vec(token, &mut raw)
+            .map_err(|_| FernetError::BadBase64)?;
+        if raw.first() != Some(&VERSION) {
+            return Err(FernetError::BadVersion);
+        }
+        if raw.len() < MIN_RAW_LEN {
+            return Err(FernetError::TooShort { len: raw.len() });
+        }
+        let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
+        self.signer
+            .clone()
+            .chain_update(signed)
+            .verify_slice(tag)
+            .map_err(|_| FernetError::BadHmac)?;
+        let ciphertext_len = signed.len() - PREFIX_LEN;
+        if ciphertext_len % BLOCK != 0 {
+            return Err(FernetError::BadCiphertextLength {
+                len: ciphertext_len,
+            });
+        }
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&raw[9..PREFIX_LEN]);
+        let plaintext_len =
+            cbc::Decryptor::<Aes128Dec>::inner_iv_init(self.decryptor.clone(), &iv.into())
+                .decrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..PREFIX_LEN + ciphertext_len])
+                .map_err(|_| FernetError::BadPadding)?
+                .len();
+        raw.copy_within(PREFIX_LEN..PREFIX_LEN + plaintext_len, 0);
+        raw.truncate(plaintext_len);
+        Ok(raw)
+    }
+}
+
+impl core::fmt::Debug for Fernet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Fernet(<key redacted>)")
+    }
+}
+
+/// Why a token could not be opened. Upstream 3.9.5 turns any of these into an `err` message
+/// "Could not decrypt message. Check key is correct."; 4.x closes the connection.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FernetError {
+    /// Not canonical base64url with padding.
+    #[error("Fernet token is not canonical base64url with padding")]
+    BadBase64,
+    /// The first byte is not 0x80 (or the token is empty).
+    #[error("Fernet token does not start with version byte 0x80")]
+    BadVersion,
+    /// Shorter than version, timestamp, IV, one block and the HMAC (73 bytes decoded).
+    #[error("Fernet token too short: {len} bytes decoded, at least 73 needed")]
+    TooShort {
+        /// Decoded length.
+        len: usize,
+    },
+    /// The HMAC does not match: wrong key or tampered token.
+    #[error("Fernet token HMAC does not match (wrong key or altered token)")]
+    BadHmac,
+    /// The ciphertext is not a whole number of AES blocks.
+    #[error("Fernet ciphertext of {len} bytes is not a multiple of 16")]
+    BadCiphertextLength {
+        /// Ciphertext length.
+        len: usize,
+    },
+    /// The decrypted data has no valid PKCS#7 padding.
+    #[error("Fernet plaintext has invalid padding")]
+    BadPadding,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_len_matches_protocol_md() {
+        assert_eq!(token_len(0), 100);
+        assert_eq!(token_len(15), 100);
+        assert_eq!(token_len(16), 120);
+        assert_eq!(token_len(5_242_880), 6_990_604);
+    }
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let fernet = Fernet::from_key_bytes(&[7; 32]);
+        let token = fernet.encrypt(b"keepalive", [1; 16], 42);
+        assert_eq!(token.len(), 100);
+        assert_eq!(fernet.decrypt(&token).unwrap(), b"keepalive");
+        let mut bad = token.clone();
+        bad[50] = if bad[50] == b'A' { b'B' } else { b'A' };
+        assert_eq!(fernet.decrypt(&bad), Err(FernetError::BadHmac));
+        assert_eq!(fernet.decrypt(b""), Err(FernetError::BadVersion));
+        assert_eq!(
+            fernet.decrypt(b"gA=="),
+            Err(FernetError::TooShort { len: 1 })
+        );
+        assert_eq!(
+            format!("{fernet:?}"),
+            "Fernet(<key redacted>)",
+            "Debug never shows key material"
+        );
+    }
+}

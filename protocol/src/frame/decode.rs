@@ -1,0 +1,308 @@
+//! Incremental frame decoding with explicit state and a bound checked before any allocation.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{Command, Frame, FrameError, HEADER_LEN};
+use crate::profile::{COMMAND_FIELD_LEN, Profile};
+
+/// Turns a byte stream cut into arbitrary pieces back into [`Frame`]s.
+///
+/// State is explicit: *awaiting header* (0–19 header bytes kept in a fixed array) or *awaiting
+/// payload* (header parsed, payload accumulating in a buffer of exactly the declared length). So a
+/// read that ends inside a header, or exactly after one, is simply "more to come", where upstream
+/// loses or crashes (PROTOCOL.md §1.4, `receive_quirks` vectors).
+///
+/// Bounds: the declared length is checked against `max_payload` before any allocation, and at most
+/// one frame is buffered (the 20-byte header array plus one payload of at most `max_payload`).
+/// When the whole payload is already in the input, [`decode`](Self::decode) hands out a zero-copy
+/// slice of it. A decoding error poisons the decoder: every later call returns the same error,
+/// since the stream cannot be resynchronised and the connection must close.
+///
+/// Call [`decode`](Self::decode) until it returns `Ok(None)`, which means the input was consumed
+/// entirely; each `Ok(Some(frame))` consumed exactly the bytes of that frame (or its rest).
+#[derive(Debug)]
+pub struct FrameDecoder {
+    profile: Profile,
+    max_payload: u32,
+    state: State,
+    /// Stream offset of the next byte to be consumed (for error positions).
+    consumed: u64,
+    poisoned: Option<FrameError>,
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitingHeader {
+        buf: [u8; HEADER_LEN],
+        filled: usize,
+    },
+    AwaitingPayload {
+        counter: u32,
+        command: Command,
+        /// Capacity is exactly `declared`.
+        payload: BytesMut,
+        declared: usize,
+    },
+}
+
+const EMPTY_HEADER: State = State::AwaitingHeader {
+    buf: [0; HEADER_LEN],
+    filled: 0,
+};
+
+impl FrameDecoder {
+    /// A decoder for `profile` accepting payloads of at most `max_payload` bytes
+    /// (usually [`DEFAULT_MAX_PAYLOAD`](super::DEFAULT_MAX_PAYLOAD)).
+    #[must_use]
+    pub fn new(profile: Profile, max_payload: u32) -> FrameDecoder {
+        FrameDecoder {
+            profile,
+            max_payload,
+            state: EMPTY_HEADER,
+            consumed: 0,
+            poisoned: None,
+        }
+    }
+
+    /// Consumes bytes from the front of `input` and returns the next complete frame, or `Ok(None)`
+    /// once `input` is exhausted without completing one. A payload wholly inside `input` is handed
+    /// out without copying (`Bytes::split_to`).
+    ///
+    /// # Errors
+    /// [`FrameError::PayloadTooLarge`] for a header declaring more than `max_payload` bytes (the
+    /// header's bytes are consumed, nothing is allocated); then the decoder is poisoned.
+    pub fn decode(&mut self, input: &mut Bytes) -> Result<Option<Frame>, FrameError> {
+        self.decode_from(input)
+    }
+
+    /// As [`decode`](Self::decode), from a `BytesMut` (zero-copy as well: `split_to` + `freeze`).
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_buf(&mut self, input: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        self.decode_from(input)
+    }
+
+    /// As [`decode`](Self::decode), from a borrowed slice that is advanced past the consumed bytes;
+    /// payloads are copied (once) into their own buffer.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_slice(&mut self, input: &mut &[u8]) -> Result<Option<Frame>, FrameError> {
+        self.decode_from(input)
+    }
+
+    /// Checks that the stream may end here: `Ok` at a frame boundary.
+    ///
+    /// # Errors
+    /// [`FrameError::Truncated`] when a header or payload is incomplete; the poisoning error if any.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        let (have, need) = match &self.state {
+            State::AwaitingHeader { filled: 0, .. } => return Ok(()),
+            State::AwaitingHeader { filled, .. } => (*filled, HEADER_LEN),
+            State::AwaitingPayload {
+                payload, declared, ..
+            } => (HEADER_LEN + payload.len(), HEADER_LEN + *declared),
+        };
+        Err(FrameError::Truncated {
+            offset: self.consumed - have as u64,
+            have: have as u64,
+            need: need as u64,
+        })
+    }
+
+    /// The profile this decoder reads.
+    #[must_use]
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The payload bound.
+    #[must_use]
+    pub fn max_payload(&self) -> u32 {
+        self.max_payload
+    }
+
+    /// Total bytes consumed so far (the stream offset of the next byte).
+    #[must_use]
+    pub fn stream_offset(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Bytes of an incomplete frame held by the decoder (header bytes plus payload bytes).
+    #[must_use]
+    pub fn buffered_len(&self) -> usize {
+        match &self.state {
+            State::AwaitingHeader { filled, .. } => *filled,
+            State::AwaitingPayload { payload, .. } => HEADER_LEN + payload.len(),
+        }
+    }
+
+    /// True when a header has been parsed and its payload is not complete yet: the moment a
+    /// connection arms its "deliver the declared payload in time" timer.
+    #[must_use]
+    pub fn is_awaiting_payload(&self) -> bool {
+        matches!(self.state, State::AwaitingPayload { .. })
+    }
+
+    fn decode_from<I: Input>(&mut self, input: &mut I) -> Result<Option<Frame>, FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        match &mut self.state {
+            State::AwaitingHeader { buf, filled } => {
+                // Earlier calls' header bytes are already counted in `consumed`.
+                let header_start = self.consumed - *filled as u64;
+                let header = if *filled == 0 && input.remaining() >= HEADER_LEN {
+                    let mut header = [0u8; HEADER_LEN];
+                    input.copy_into(&mut header);
+                    header
+                } else {
+                    let n = (HEADER_LEN - *filled).min(input.remaining());
+                    input.copy_into(&mut buf[*filled..*filled + n]);
+                    *filled += n;
+                    if *filled < HEADER_LEN {
+                        self.consumed += n as u64;
+                        return Ok(None);
+                    }
+                    *buf
+                };
+                self.consumed = header_start + HEADER_LEN as u64;
+                self.state = EMPTY_HEADER;
+                self.start_payload(header, header_start, input)
+            }
+            State::AwaitingPayload {
+                payload, declared, ..
+            } => {
+                let n = (*declared - payload.len()).min(input.remaining());
+                input.append_into(payload, n);
+                self.consumed += n as u64;
+                if payload.len() < *declared {
+                    return Ok(None);
+                }
+                let State::AwaitingPayload {
+                    counter,
+                    command,
+                    payload,
+                    ..
+                } = core::mem::replace(&mut self.state, EMPTY_HEADER)
+                else {
+                    unreachable!("matched AwaitingPayload above")
+                };
+                Ok(Some(Frame {
+                    counter,
+                    command,
+                    payload: payload.freeze(),
+                }))
+            }
+        }
+    }
+
+    /// A header was just completed (its bytes are consumed): check the bound, then deliver the
+    /// frame if the payload is all in `input`, else start accumulating it.
+    fn start_payload<I: Input>(
+        &mut self,
+        header: [u8; HEADER_LEN],
+        header_start: u64,
+        input: &mut I,
+    ) -> Result<Option<Frame>, FrameError> {
+        let counter = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let declared = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        if declared > self.max_payload {
+            let error = FrameError::PayloadTooLarge {
+                declared,
+                max: self.max_payload,
+                offset: header_start,
+            };
+            self.poisoned = Some(error.clone());
+            return Err(error);
+        }
+        let mut field = [0u8; COMMAND_FIELD_LEN];
+        field.copy_from_slice(&header[8..]);
+        let command = Command::decoded(self.profile.decode_command_field(&field));
+        let declared = declared as usize;
+        if input.remaining() >= declared {
+            self.consumed += declared as u64;
+            return Ok(Some(Frame {
+                counter,
+                command,
+                payload: input.take(declared),
+            }));
+        }
+        let mut payload = BytesMut::with_capacity(declared);
+        let n = input.remaining();
+        input.append_into(&mut payload, n);
+        self.consumed += n as u64;
+        self.state = State::AwaitingPayload {
+            counter,
+            command,
+            payload,
+            declared,
+        };
+        Ok(None)
+    }
+}
+
+/// What the decoder reads from: owned buffers hand payloads out without copying, slices copy.
+trait Input {
+    fn remaining(&self) -> usize;
+    /// Fills `dst` from the front (the caller checked `remaining() >= dst.len()`).
+    fn copy_into(&mut self, dst: &mut [u8]);
+    /// Moves `n` bytes from the front to the end of `dst`.
+    fn append_into(&mut self, dst: &mut BytesMut, n: usize);
+    /// Takes `n` bytes from the front as their own buffer.
+    fn take(&mut self, n: usize) -> Bytes;
+}
+
+impl Input for Bytes {
+    fn remaining(&self) -> usize {
+        self.len()
+    }
+    fn copy_into(&mut self, dst: &mut [u8]) {
+        self.copy_to_slice(dst);
+    }
+    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
+        dst.extend_from_slice(&self[..n]);
+        self.advance(n);
+    }
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n)
+    }
+}
+
+impl Input for BytesMut {
+    fn remaining(&self) -> usize {
+        self.len()
+    }
+    fn copy_into(&mut self, dst: &mut [u8]) {
+        self.copy_to_slice(dst);
+    }
+    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
+        dst.extend_from_slice(&self[..n]);
+        self.advance(n);
+    }
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n).freeze()
+    }
+}
+
+impl Input for &[u8] {
+    fn remaining(&self) -> usize {
+        self.len()
+    }
+    fn copy_into(&mut self, dst: &mut [u8]) {
+        self.copy_to_slice(dst);
+    }
+    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
+        dst.extend_from_slice(&self[..n]);
+        self.advance(n);
+    }
+    fn take(&mut self, n: usize) -> Bytes {
+        let taken = Bytes::copy_from_slice(&self[..n]);
+        self.advance(n);
+        taken
+    }
+}
