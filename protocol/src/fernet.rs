@@ -35,8 +35,9 @@ const PREFIX_LEN: usize = 25;
 const TAG_LEN: usize = 32;
 /// AES block length.
 const BLOCK: usize = 16;
-/// Shortest raw token: prefix, one ciphertext block, tag.
-const MIN_RAW_LEN: usize = PREFIX_LEN + BLOCK + TAG_LEN;
+/// Shortest decoded token that has a prefix and a tag to check (the ciphertext length, which must
+/// be a non-zero multiple of 16, is checked after the HMAC).
+const MIN_RAW_LEN: usize = PREFIX_LEN + TAG_LEN;
 
 /// base64url with padding, canonical only: upstream always sends this form, and refusing the rest
 /// (stray characters, data after the padding, non-zero trailing bits) keeps one token = one
@@ -158,7 +159,7 @@ impl Fernet {
             .verify_slice(tag)
             .map_err(|_| FernetError::BadHmac)?;
         let ciphertext_len = signed.len() - PREFIX_LEN;
-        if ciphertext_len % BLOCK != 0 {
+        if ciphertext_len == 0 || !ciphertext_len.is_multiple_of(BLOCK) {
             return Err(FernetError::BadCiphertextLength {
                 len: ciphertext_len,
             });
@@ -193,8 +194,8 @@ pub enum FernetError {
     /// The first byte is not 0x80 (or the token is empty).
     #[error("Fernet token does not start with version byte 0x80")]
     BadVersion,
-    /// Shorter than version, timestamp, IV, one block and the HMAC (73 bytes decoded).
-    #[error("Fernet token too short: {len} bytes decoded, at least 73 needed")]
+    /// Shorter than version, timestamp, IV and HMAC (57 bytes decoded).
+    #[error("Fernet token too short: {len} bytes decoded, at least 57 needed")]
     TooShort {
         /// Decoded length.
         len: usize,
@@ -202,8 +203,8 @@ pub enum FernetError {
     /// The HMAC does not match: wrong key or tampered token.
     #[error("Fernet token HMAC does not match (wrong key or altered token)")]
     BadHmac,
-    /// The ciphertext is not a whole number of AES blocks.
-    #[error("Fernet ciphertext of {len} bytes is not a multiple of 16")]
+    /// The ciphertext is not a whole, non-zero number of AES blocks.
+    #[error("Fernet ciphertext of {len} bytes is not a non-zero multiple of 16")]
     BadCiphertextLength {
         /// Ciphertext length.
         len: usize,
