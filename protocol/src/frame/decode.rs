@@ -306,3 +306,72 @@ impl Input for &[u8] {
         taken
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ECHO_HELLO: &[u8] = b"\x00\x00\x00\x01\x00\x00\x00\x05echo -------hello";
+
+    #[test]
+    fn zero_length_payload_is_delivered_from_the_header_alone() {
+        let mut decoder = FrameDecoder::new(Profile::V3_9, 0);
+        let mut input: &[u8] = b"\xff\xff\xff\xff\x00\x00\x00\x00sync_i_w_m_p";
+        let frame = decoder.decode_slice(&mut input).unwrap().unwrap();
+        assert_eq!(frame.counter, u32::MAX);
+        assert_eq!(frame.command.as_bytes(), b"sync_i_w_m_p");
+        assert!(frame.payload.is_empty());
+        assert_eq!(decoder.finish(), Ok(()));
+    }
+
+    #[test]
+    fn truncation_reports_where_the_frame_started() {
+        let mut decoder = FrameDecoder::new(Profile::V3_9, 100);
+        let mut input = Bytes::from_static(ECHO_HELLO);
+        assert!(decoder.decode(&mut input).unwrap().is_some());
+        let mut input = Bytes::from_static(&ECHO_HELLO[..7]);
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert_eq!(
+            decoder.finish(),
+            Err(FrameError::Truncated {
+                offset: 25,
+                have: 7,
+                need: 20
+            })
+        );
+        let mut input = Bytes::from_static(&ECHO_HELLO[7..22]);
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert!(decoder.is_awaiting_payload());
+        assert_eq!(decoder.buffered_len(), 22);
+        let error = decoder.finish().unwrap_err();
+        assert_eq!(
+            error,
+            FrameError::Truncated {
+                offset: 25,
+                have: 22,
+                need: 25
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "stream ends inside the frame starting at byte offset 25: 22 of its 25 bytes \
+             (header + payload) present"
+        );
+    }
+
+    #[test]
+    fn payload_buffer_is_exactly_the_declared_length_and_zero_copy_when_whole() {
+        let mut decoder = FrameDecoder::new(Profile::V3_9, 100);
+        let mut input = Bytes::from_static(&ECHO_HELLO[..21]);
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        match &decoder.state {
+            State::AwaitingPayload { payload, .. } => assert_eq!(payload.capacity(), 5),
+            State::AwaitingHeader { .. } => panic!("header was complete"),
+        }
+        let whole = Bytes::from_static(ECHO_HELLO);
+        let mut input = whole.clone();
+        let mut fresh = FrameDecoder::new(Profile::V3_9, 100);
+        let frame = fresh.decode(&mut input).unwrap().unwrap();
+        assert_eq!(frame.payload.as_ptr(), whole[20..].as_ptr(), "no copy");
+    }
+}
