@@ -1,0 +1,918 @@
+//! The `cluster.json` model: which directories are integrity items, how files in them are chosen
+//! and written, and every interval the roles run on.
+//!
+//! Upstream reads `framework/wazuh/cluster/cluster.json` as a loose dict and fails with a
+//! `KeyError` deep inside a sync task when a key is wrong. Here the document is parsed once into
+//! typed values: unknown keys and bad values are errors that name the key
+//! (`intervals.worker.keep_alive: expected a positive number, got "x"`), so a typo in an operator's
+//! file is caught at start-up, not at the first sync.
+//!
+//! [`ClusterItems::defaults_3_9`] is upstream 3.9.5's document ([`CLUSTER_JSON_3_9_5`], values from
+//! PROTOCOL.md §12; the `description` strings are left out because we do not have their exact
+//! text and no code reads them). [`ClusterItems::from_json_3_9`] applies an operator's file on top
+//! of those defaults:
+//! * `intervals`, `sync_options` and `distributed_api` are merged value by value (a key not given
+//!   keeps its default);
+//! * `files`, when present, replaces the whole item list (cluster.json is the complete list
+//!   upstream too, and a merge could not remove an item); its `excluded_files` /
+//!   `excluded_extensions` keep the defaults when absent.
+//!
+//! Key paths in messages: `files["/etc/"].permissions`, `intervals.worker.keep_alive`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::path::{InstallPath, validate_file_name};
+
+/// Upstream 3.9.5's `cluster.json`, as far as PROTOCOL.md §12 records it (`description` strings
+/// omitted). `excluded_files` and `excluded_extensions` live inside `files`, as upstream has them.
+pub const CLUSTER_JSON_3_9_5: &str = r#"{
+    "files": {
+        "/etc/": {
+            "permissions": "0o640",
+            "source": "master",
+            "files": ["client.keys"],
+            "recursive": false,
+            "restart": false,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": false
+        },
+        "/etc/shared/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["merged.mg"],
+            "recursive": true,
+            "restart": false,
+            "remove_subdirs_if_empty": true,
+            "extra_valid": false
+        },
+        "/var/multigroups/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["merged.mg"],
+            "recursive": true,
+            "restart": false,
+            "remove_subdirs_if_empty": true,
+            "extra_valid": false
+        },
+        "/etc/rules/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["all"],
+            "recursive": true,
+            "restart": true,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": false
+        },
+        "/etc/decoders/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["all"],
+            "recursive": true,
+            "restart": true,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": false
+        },
+        "/etc/lists/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["all"],
+            "recursive": true,
+            "restart": true,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": false
+        },
+        "/queue/agent-info/": {
+            "permissions": "0o660",
+            "source": "worker",
+            "files": ["agent-info.merged"],
+            "recursive": false,
+            "restart": false,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": false
+        },
+        "/queue/agent-groups/": {
+            "permissions": "0o660",
+            "source": "master",
+            "files": ["all"],
+            "recursive": true,
+            "restart": false,
+            "remove_subdirs_if_empty": false,
+            "extra_valid": true
+        },
+        "excluded_files": ["ar.conf", "ossec.conf"],
+        "excluded_extensions": ["~", ".tmp", ".lock", ".swp"]
+    },
+    "intervals": {
+        "worker": {
+            "sync_integrity": 9,
+            "sync_files": 10,
+            "keep_alive": 60,
+            "connection_retry": 10,
+            "max_failed_keepalive_attempts": 2
+        },
+        "master": {
+            "recalculate_integrity": 8,
+            "check_worker_lastkeepalive": 60,
+            "max_allowed_time_without_keepalive": 120
+        },
+        "communication": {
+            "timeout_cluster_request": 20,
+            "timeout_api_request": 200,
+            "timeout_api_exe": 10,
+            "timeout_receiving_file": 120
+        }
+    },
+    "sync_options": {
+        "get_agentinfo_newer_than": 1800
+    },
+    "distributed_api": {
+        "enabled": true
+    }
+}"#;
+
+/// Most integrity items accepted in one document (upstream has 8; the bound keeps a hostile or
+/// broken file from making every path lookup slow).
+pub const MAX_ITEMS: usize = 256;
+
+/// Why a `cluster.json` document was refused. Every variant names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bytes are not a JSON document.
+    #[error("cluster.json is not valid JSON: {0}")]
+    Json(String),
+    /// A key this model does not know (a typo, or a 4.x-only key).
+    #[error("{key}: unknown key")]
+    UnknownKey {
+        /// Dotted path of the key.
+        key: String,
+    },
+    /// A required key is absent.
+    #[error("{key}: missing")]
+    Missing {
+        /// Dotted path of the key.
+        key: String,
+    },
+    /// A value of the wrong type or out of range.
+    #[error("{key}: expected {expected}, got {got}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What was expected, in words.
+        expected: &'static str,
+        /// The value found, as compact JSON.
+        got: String,
+    },
+}
+
+/// The node type an item is synchronised from (`source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemSource {
+    /// The master owns these files; workers receive them.
+    Master,
+    /// Workers own these files (agent-info) and send them to the master.
+    Worker,
+    /// Either side.
+    All,
+}
+
+/// Which side of the cluster a scan runs for (3.9.5 `get_files_status(node_type)`).
+///
+/// Upstream's integrity check computes the status with `Master` on both nodes (only master-owned
+/// items are compared); the agent-info flow uses `Worker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeType {
+    /// Master-owned items (`source` `master` or `all`).
+    Master,
+    /// Worker-owned items (`source` `worker` or `all`), with the 30-minute age filter.
+    Worker,
+}
+
+impl ItemSource {
+    /// True when a scan for `node_type` walks items of this source (3.9.5:
+    /// `item['source'] == node_type or item['source'] == 'all'`).
+    pub fn applies_to(self, node_type: NodeType) -> bool {
+        matches!(
+            (self, node_type),
+            (ItemSource::All, _)
+                | (ItemSource::Master, NodeType::Master)
+                | (ItemSource::Worker, NodeType::Worker)
+        )
+    }
+}
+
+/// Which files of an item's directory belong to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSelection {
+    /// `"files": ["all"]`: every file (minus the exclusions).
+    All,
+    /// Only files with one of these names.
+    Names(BTreeSet<String>),
+}
+
+impl FileSelection {
+    /// True when a file called `name` is selected (exclusions are checked separately).
+    pub fn selects(&self, name: &str) -> bool {
+        match self {
+            FileSelection::All => true,
+            FileSelection::Names(names) => names.contains(name),
+        }
+    }
+}
+
+/// A cluster.json item key such as `/etc/shared/`: a rooted directory path written with a trailing
+/// `/`, exactly as metadata entries carry it in `cluster_item_key`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemKey {
+    key: String,
+    dir: InstallPath,
+}
+
+impl ItemKey {
+    /// Validates `text` (`/etc/shared/`). The install root itself is refused: an item must not
+    /// cover the whole installation.
+    pub fn new(text: &str) -> Option<Self> {
+        if !text.ends_with('/') || text == "/" {
+            return None;
+        }
+        let dir = InstallPath::new(text).ok()?;
+        Some(ItemKey {
+            key: text.to_owned(),
+            dir,
+        })
+    }
+
+    /// The key as written in cluster.json and metadata (`/etc/shared/`).
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+
+    /// The directory the key names (`/etc/shared`).
+    pub fn dir(&self) -> &InstallPath {
+        &self.dir
+    }
+}
+
+impl fmt::Debug for ItemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ItemKey({:?})", self.key)
+    }
+}
+
+impl fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+/// One entry of cluster.json `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityItem {
+    /// The directory key (`/etc/shared/`).
+    pub key: ItemKey,
+    /// Permission bits files of this item are written with (`"0o660"` → `0o660`).
+    pub permissions: u32,
+    /// Which node type owns the files.
+    pub source: ItemSource,
+    /// Which file names are taken.
+    pub files: FileSelection,
+    /// Whether subdirectories are walked.
+    pub recursive: bool,
+    /// Whether a change needs a restart of the manager (not read by the 3.9.5 cluster code).
+    pub restart: bool,
+    /// Whether directories left empty by removing `extra` files are removed.
+    pub remove_subdirs_if_empty: bool,
+    /// Whether files found only on a worker are sent to the master instead of removed.
+    pub extra_valid: bool,
+    /// Free text (not read by any cluster code).
+    pub description: Option<String>,
+}
+
+impl IntegrityItem {
+    /// True when `path` lies where this item's walk could find it: directly in the item's
+    /// directory, or anywhere below it when the item is recursive. (Name selection and exclusions
+    /// are not checked here.)
+    pub fn covers(&self, path: &InstallPath) -> bool {
+        let dir = self.key.dir();
+        if path == dir || !path.starts_with(dir) {
+            return false;
+        }
+        self.recursive || path.parent().as_ref() == Some(dir)
+    }
+}
+
+/// `intervals.worker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerIntervals {
+    /// Period of the integrity task (`sync_integrity`, 9 s).
+    pub sync_integrity: Duration,
+    /// Period of the agent-info task (`sync_files`, 10 s).
+    pub sync_files: Duration,
+    /// Period of `echo-c` keepalives (`keep_alive`, 60 s).
+    pub keep_alive: Duration,
+    /// Delay before reconnecting (`connection_retry`, 10 s).
+    pub connection_retry: Duration,
+    /// Keepalives that may fail before the worker gives up the connection (2).
+    pub max_failed_keepalive_attempts: u32,
+}
+
+/// `intervals.master`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterIntervals {
+    /// Period of the master's own integrity recalculation (`recalculate_integrity`, 8 s).
+    pub recalculate_integrity: Duration,
+    /// Period of the last-keepalive check (`check_worker_lastkeepalive`, 60 s).
+    pub check_worker_lastkeepalive: Duration,
+    /// Silence after which a worker is dropped (`max_allowed_time_without_keepalive`, 120 s).
+    pub max_allowed_time_without_keepalive: Duration,
+}
+
+/// `intervals.communication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommunicationIntervals {
+    /// Wait for the answer of every request (`timeout_cluster_request`, 20 s).
+    pub timeout_cluster_request: Duration,
+    /// Wait for a distributed API answer (`timeout_api_request`, 200 s).
+    pub timeout_api_request: Duration,
+    /// Local distributed API execution limit (`timeout_api_exe`, 10 s).
+    pub timeout_api_exe: Duration,
+    /// Wait for the `_e` message of a file transfer (`timeout_receiving_file`, 120 s).
+    pub timeout_receiving_file: Duration,
+}
+
+/// `intervals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intervals {
+    /// Worker periods.
+    pub worker: WorkerIntervals,
+    /// Master periods.
+    pub master: MasterIntervals,
+    /// Request and transfer timeouts.
+    pub communication: CommunicationIntervals,
+}
+
+/// `sync_options`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Agent-info files older than this are not merged (`get_agentinfo_newer_than`, 1800 s).
+    pub get_agentinfo_newer_than: Duration,
+}
+
+/// The whole typed cluster.json (profile 3.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterItems {
+    items: Vec<IntegrityItem>,
+    /// File (and directory) names never synchronised (`files.excluded_files`).
+    pub excluded_files: Vec<String>,
+    /// Name endings never synchronised (`files.excluded_extensions`).
+    pub excluded_extensions: Vec<String>,
+    /// Periods and timeouts.
+    pub intervals: Intervals,
+    /// Agent-info options.
+    pub sync_options: SyncOptions,
+    /// `distributed_api.enabled`.
+    pub distributed_api_enabled: bool,
+}
+
+impl ClusterItems {
+    /// Upstream 3.9.5's defaults ([`CLUSTER_JSON_3_9_5`]).
+    pub fn defaults_3_9() -> Self {
+        // The embedded document is a constant checked by the tests; failing to parse it is a bug.
+        #[allow(clippy::expect_used)]
+        let doc: Value =
+            serde_json::from_str(CLUSTER_JSON_3_9_5).expect("embedded cluster.json is JSON");
+        #[allow(clippy::expect_used)]
+        Self::from_value(&doc, None).expect("embedded cluster.json is valid")
+    }
+
+    /// The 3.9.5 defaults overridden by an operator's cluster.json (see the module docs for the
+    /// merge rules).
+    pub fn from_json_3_9(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        Self::from_value(&doc, Some(Self::defaults_3_9()))
+    }
+
+    fn from_value(doc: &Value, base: Option<ClusterItems>) -> Result<Self, ConfigError> {
+        let root = as_object(doc, "cluster.json")?;
+        check_keys(
+            root,
+            "",
+            &["files", "intervals", "sync_options", "distributed_api"],
+        )?;
+        let mut out = match base {
+            Some(base) => base,
+            None => ClusterItems {
+                items: Vec::new(),
+                excluded_files: Vec::new(),
+                excluded_extensions: Vec::new(),
+                intervals: Intervals {
+                    worker: WorkerIntervals {
+                        sync_integrity: Duration::ZERO,
+                        sync_files: Duration::ZERO,
+                        keep_alive: Duration::ZERO,
+                        connection_retry: Duration::ZERO,
+                        max_failed_keepalive_attempts: 0,
+                    },
+                    master: MasterIntervals {
+                        recalculate_integrity: Duration::ZERO,
+                        check_worker_lastkeepalive: Duration::ZERO,
+                        max_allowed_time_without_keepalive: Duration::ZERO,
+                    },
+                    communication: CommunicationIntervals {
+                        timeout_cluster_request: Duration::ZERO,
+                        timeout_api_request: Duration::ZERO,
+                        timeout_api_exe: Duration::ZERO,
+                        timeout_receiving_file: Duration::ZERO,
+                    },
+                },
+                sync_options: SyncOptions {
+                    get_agentinfo_newer_than: Duration::ZERO,
+                },
+                distributed_api_enabled: false,
+            },
+        };
+        // The embedded defaults must be complete; an override may leave keys out.
+        let required = out.items.is_empty();
+        if let Some(files) = root.get("files") {
+            out.parse_files(files)?;
+        } else if required {
+            return Err(ConfigError::Missing {
+                key: "files".into(),
+            });
+        }
+        let r = Reader { required };
+        if let Some(intervals) = r.section(root, "intervals", "")? {
+            check_keys(
+                intervals,
+                "intervals",
+                &["worker", "master", "communication"],
+            )?;
+            if let Some(w) = r.section(intervals, "worker", "intervals")? {
+                let p = "intervals.worker";
+                check_keys(
+                    w,
+                    p,
+                    &[
+                        "sync_integrity",
+                        "sync_files",
+                        "keep_alive",
+                        "connection_retry",
+                        "max_failed_keepalive_attempts",
+                    ],
+                )?;
+                let t = &mut out.intervals.worker;
+                r.duration(w, p, "sync_integrity", &mut t.sync_integrity)?;
+                r.duration(w, p, "sync_files", &mut t.sync_files)?;
+                r.duration(w, p, "keep_alive", &mut t.keep_alive)?;
+                r.duration(w, p, "connection_retry", &mut t.connection_retry)?;
+                r.count(
+                    w,
+                    p,
+                    "max_failed_keepalive_attempts",
+                    &mut t.max_failed_keepalive_attempts,
+                )?;
+            }
+            if let Some(m) = r.section(intervals, "master", "intervals")? {
+                let p = "intervals.master";
+                check_keys(
+                    m,
+                    p,
+                    &[
+                        "recalculate_integrity",
+                        "check_worker_lastkeepalive",
+                        "max_allowed_time_without_keepalive",
+                    ],
+                )?;
+                let t = &mut out.intervals.master;
+                r.duration(m, p, "recalculate_integrity", &mut t.recalculate_integrity)?;
+                r.duration(
+                    m,
+                    p,
+                    "check_worker_lastkeepalive",
+                    &mut t.check_worker_lastkeepalive,
+                )?;
+                r.duration(
+                    m,
+                    p,
+                    "max_allowed_time_without_keepalive",
+                    &mut t.max_allowed_time_without_keepalive,
+                )?;
+            }
+            if let Some(c) = r.section(intervals, "communication", "intervals")? {
+                let p = "intervals.communication";
+                check_keys(
+                    c,
+                    p,
+                    &[
+                        "timeout_cluster_request",
+                        "timeout_api_request",
+                        "timeout_api_exe",
+                        "timeout_receiving_file",
+                    ],
+                )?;
+                let t = &mut out.intervals.communication;
+                r.duration(
+                    c,
+                    p,
+                    "timeout_cluster_request",
+                    &mut t.timeout_cluster_request,
+                )?;
+                r.duration(c, p, "timeout_api_request", &mut t.timeout_api_request)?;
+                r.duration(c, p, "timeout_api_exe", &mut t.timeout_api_exe)?;
+                r.duration(
+                    c,
+                    p,
+                    "timeout_receiving_file",
+                    &mut t.timeout_receiving_file,
+                )?;
+            }
+        }
+        if let Some(s) = r.section(root, "sync_options", "")? {
+            check_keys(s, "sync_options", &["get_agentinfo_newer_than"])?;
+            r.duration(
+                s,
+                "sync_options",
+                "get_agentinfo_newer_than",
+                &mut out.sync_options.get_agentinfo_newer_than,
+            )?;
+        }
+        if let Some(d) = r.section(root, "distributed_api", "")? {
+            check_keys(d, "distributed_api", &["enabled"])?;
+            r.boolean(
+                d,
+                "distributed_api",
+                "enabled",
+                &mut out.distributed_api_enabled,
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn parse_files(&mut self, files: &Value) -> Result<(), ConfigError> {
+        let files = as_object(files, "files")?;
+        let mut items = Vec::new();
+        for (key, value) in files {
+            match key.as_str() {
+                "excluded_files" => {
+                    self.excluded_files = name_list(value, "files.excluded_files", false)?
+                }
+                "excluded_extensions" => {
+                    self.excluded_extensions = name_list(value, "files.excluded_extensions", true)?;
+                }
+                _ => items.push(parse_item(key, value)?),
+            }
+        }
+        if items.len() > MAX_ITEMS {
+            return Err(ConfigError::Invalid {
+                key: "files".into(),
+                expected: "at most 256 items",
+                got: format!("{} items", items.len()),
+            });
+        }
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+        self.items = items;
+        Ok(())
+    }
+
+    /// Every integrity item, sorted by key.
+    pub fn items(&self) -> &[IntegrityItem] {
+        &self.items
+    }
+
+    /// The item with key `key` (`/etc/shared/`).
+    pub fn item(&self, key: &str) -> Option<&IntegrityItem> {
+        self.items.iter().find(|item| item.key.as_str() == key)
+    }
+
+    /// The item `path` belongs to: the one with the longest directory key that [covers]
+    /// (`IntegrityItem::covers`) it (`/etc/shared/default/merged.mg` → `/etc/shared/`, not `/etc/`;
+    /// `/etc/rules/x.xml` → `/etc/rules/`; `/etc/a/b` → none, since `/etc/` is not recursive).
+    ///
+    /// [covers]: IntegrityItem::covers
+    pub fn item_for_path(&self, path: &InstallPath) -> Option<&IntegrityItem> {
+        self.items
+            .iter()
+            .filter(|item| path.starts_with(item.key.dir()) && path != item.key.dir())
+            .max_by_key(|item| item.key.dir().as_str().len())
+            .filter(|item| item.covers(path))
+    }
+
+    /// True when a directory entry called `name` is skipped by every walk (3.9.5 `walk_dir`:
+    /// `entry in excluded_files` or the name ends with one of `excluded_extensions`).
+    pub fn is_excluded(&self, name: &str) -> bool {
+        self.excluded_files.iter().any(|f| f == name)
+            || self
+                .excluded_extensions
+                .iter()
+                .any(|ext| name.ends_with(ext.as_str()))
+    }
+}
+
+fn parse_item(key: &str, value: &Value) -> Result<IntegrityItem, ConfigError> {
+    let path = format!("files[{key:?}]");
+    let item_key = ItemKey::new(key).ok_or_else(|| ConfigError::Invalid {
+        key: path.clone(),
+        expected: "a directory key like \"/etc/shared/\"",
+        got: Value::String(key.to_owned()).to_string(),
+    })?;
+    let obj = as_object(value, &path)?;
+    check_keys(
+        obj,
+        &path,
+        &[
+            "permissions",
+            "source",
+            "files",
+            "recursive",
+            "restart",
+            "remove_subdirs_if_empty",
+            "extra_valid",
+            "description",
+        ],
+    )?;
+    let required = |name: &str| {
+        obj.get(name).ok_or_else(|| ConfigError::Missing {
+            key: format!("{path}.{name}"),
+        })
+    };
+    let invalid = |name: &str, expected: &'static str, got: &Value| ConfigError::Invalid {
+        key: format!("{path}.{name}"),
+        expected,
+        got: got.to_string(),
+    };
+    let perm_value = required("permissions")?;
+    let permissions = perm_value
+        .as_str()
+        .and_then(parse_python_int)
+        .filter(|p| (0..=0o7777).contains(p))
+        .map(|p| p as u32)
+        .ok_or_else(|| {
+            invalid(
+                "permissions",
+                "permission bits as a string like \"0o660\"",
+                perm_value,
+            )
+        })?;
+    let source_value = required("source")?;
+    let source = match source_value.as_str() {
+        Some("master") => ItemSource::Master,
+        Some("worker") => ItemSource::Worker,
+        Some("all") => ItemSource::All,
+        _ => {
+            return Err(invalid(
+                "source",
+                "\"master\", \"worker\" or \"all\"",
+                source_value,
+            ));
+        }
+    };
+    let names = name_list(required("files")?, &format!("{path}.files"), false)?;
+    let files = if names.len() == 1 && names[0] == "all" {
+        FileSelection::All
+    } else {
+        FileSelection::Names(names.into_iter().collect())
+    };
+    let flag = |name: &str, default: bool| match obj.get(name) {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(invalid(name, "true or false", other)),
+    };
+    let recursive = match obj.get("recursive") {
+        None => {
+            return Err(ConfigError::Missing {
+                key: format!("{path}.recursive"),
+            });
+        }
+        Some(_) => flag("recursive", false)?,
+    };
+    let description = match obj.get("description") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(invalid("description", "a string", other)),
+    };
+    Ok(IntegrityItem {
+        key: item_key,
+        permissions,
+        source,
+        files,
+        recursive,
+        restart: flag("restart", false)?,
+        remove_subdirs_if_empty: flag("remove_subdirs_if_empty", false)?,
+        extra_valid: flag("extra_valid", false)?,
+        description,
+    })
+}
+
+/// A list of file names (or, with `suffixes`, of non-empty name endings such as `.tmp`).
+fn name_list(value: &Value, key: &str, suffixes: bool) -> Result<Vec<String>, ConfigError> {
+    let expected = if suffixes {
+        "a list of name endings"
+    } else {
+        "a list of file names"
+    };
+    let invalid = |got: &Value| ConfigError::Invalid {
+        key: key.to_owned(),
+        expected,
+        got: got.to_string(),
+    };
+    let list = value.as_array().ok_or_else(|| invalid(value))?;
+    list.iter()
+        .map(|entry| {
+            let name = entry.as_str().ok_or_else(|| invalid(entry))?;
+            let ok = if suffixes {
+                !name.is_empty() && !name.contains(['/', '\\', '\0'])
+            } else {
+                validate_file_name(name).is_ok()
+            };
+            if ok {
+                Ok(name.to_owned())
+            } else {
+                Err(invalid(entry))
+            }
+        })
+        .collect()
+}
+
+fn as_object<'a>(value: &'a Value, key: &str) -> Result<&'a Map<String, Value>, ConfigError> {
+    value.as_object().ok_or_else(|| ConfigError::Invalid {
+        key: key.to_owned(),
+        expected: "an object",
+        got: value.to_string(),
+    })
+}
+
+fn check_keys(obj: &Map<String, Value>, prefix: &str, known: &[&str]) -> Result<(), ConfigError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(ConfigError::UnknownKey {
+            key: join_key(prefix, unknown),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Reads scalar values into an existing configuration; `required` is set while parsing the
+/// embedded defaults (every key must be there) and cleared for an override.
+struct Reader {
+    required: bool,
+}
+
+impl Reader {
+    fn value<'a>(
+        &self,
+        obj: &'a Map<String, Value>,
+        prefix: &str,
+        name: &str,
+    ) -> Result<Option<&'a Value>, ConfigError> {
+        match obj.get(name) {
+            Some(v) => Ok(Some(v)),
+            None if self.required => Err(ConfigError::Missing {
+                key: join_key(prefix, name),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn section<'a>(
+        &self,
+        obj: &'a Map<String, Value>,
+        name: &str,
+        prefix: &str,
+    ) -> Result<Option<&'a Map<String, Value>>, ConfigError> {
+        match self.value(obj, prefix, name)? {
+            Some(v) => as_object(v, &join_key(prefix, name)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn duration(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        name: &str,
+        out: &mut Duration,
+    ) -> Result<(), ConfigError> {
+        let Some(v) = self.value(obj, prefix, name)? else {
+            return Ok(());
+        };
+        // Upstream hands these to asyncio.sleep / wait_for: any positive number of seconds.
+        // The upper bound (about 31 years) keeps Duration::from_secs_f64 from panicking.
+        match v.as_f64() {
+            Some(secs) if secs > 0.0 && secs <= 1e9 => {
+                *out = Duration::from_secs_f64(secs);
+                Ok(())
+            }
+            _ => Err(ConfigError::Invalid {
+                key: join_key(prefix, name),
+                expected: "a positive number",
+                got: v.to_string(),
+            }),
+        }
+    }
+
+    fn count(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        name: &str,
+        out: &mut u32,
+    ) -> Result<(), ConfigError> {
+        let Some(v) = self.value(obj, prefix, name)? else {
+            return Ok(());
+        };
+        match v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+        {
+            Some(n) => {
+                *out = n;
+                Ok(())
+            }
+            None => Err(ConfigError::Invalid {
+                key: join_key(prefix, name),
+                expected: "a positive integer",
+                got: v.to_string(),
+            }),
+        }
+    }
+
+    fn boolean(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        name: &str,
+        out: &mut bool,
+    ) -> Result<(), ConfigError> {
+        let Some(v) = self.value(obj, prefix, name)? else {
+            return Ok(());
+        };
+        match v {
+            Value::Bool(b) => {
+                *out = *b;
+                Ok(())
+            }
+            _ => Err(ConfigError::Invalid {
+                key: join_key(prefix, name),
+                expected: "true or false",
+                got: v.to_string(),
+            }),
+        }
+    }
+}
+
+/// Parses `text` as Python's `int(text, base=0)` does: surrounding whitespace, an optional sign,
+/// a `0x`/`0o`/`0b` prefix (any case) or plain decimal without leading zeros, single underscores
+/// between digits (and after a prefix). `None` where Python raises `ValueError` or on overflow.
+pub fn parse_python_int(text: &str) -> Option<i64> {
+    let t = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{b}' || c == '\u{c}');
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let lower = t.get(..2).map(str::to_ascii_lowercase);
+    let (radix, digits, after_prefix) = match lower.as_deref() {
+        Some("0x") => (16, &t[2..], true),
+        Some("0o") => (8, &t[2..], true),
+        Some("0b") => (2, &t[2..], true),
+        _ => (10, t, false),
+    };
+    // A prefix may be followed by one underscore ("0o_660"); otherwise underscores only between digits.
+    let digits = if after_prefix {
+        digits.strip_prefix('_').unwrap_or(digits)
+    } else {
+        digits
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for c in digits.chars().filter(|c| *c != '_') {
+        let d = c.to_digit(radix)?;
+        value = value
+            .checked_mul(i64::from(radix))?
+            .checked_add(i64::from(d))?;
+    }
+    // Python refuses decimal literals with leading zeros ("0660"), except all-zero ones.
+    if radix == 10 && digits.starts_with('0') && value != 0 {
+        return None;
+    }
+    Some(if negative { -value } else { value })
+}

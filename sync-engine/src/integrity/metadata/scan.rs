@@ -1,0 +1,501 @@
+//! Scanning integrity items into an [`IntegrityMetadata`] document, incrementally.
+//!
+//! The scan is pure computation over a [`Storage`]: no clock (the wall time comes in as `now`),
+//! no threads. It has three steps so that an adapter can run it as an effect off its main loop and
+//! even spread the hashing over several cores:
+//!
+//! 1. [`MetadataScanner::plan`] walks the items (list + lstat only) and decides, per file, whether
+//!    the previous scan's MD5 can be reused (same size and mtime) or the file must be hashed;
+//! 2. [`hash_file`] hashes one file through `Storage::read_at` in 64 KiB blocks (never the whole
+//!    file in memory); [`ScanPlan::jobs`] lists the files to hash — split that list across threads,
+//!    each with its own buffer, if one core is not enough;
+//! 3. [`MetadataScanner::finish`] takes the plan and the hash results (any order) and builds the
+//!    document, refreshing the cache for the next scan.
+//!
+//! [`MetadataScanner::scan`] runs the three in sequence on the calling thread.
+//!
+//! Walk rules (3.9.5 `get_files_status` + `walk_dir`, PROTOCOL.md §9.1): items whose `source` is
+//! the requested node type or `all`; entries named in `excluded_files` or ending with an
+//! `excluded_extensions` suffix are skipped (directories too, so they are not descended); a file is
+//! taken if the item selects its name (or `all`); directories are descended when the item is
+//! recursive. Differences from upstream, on purpose:
+//! * symlinks and special files are skipped and counted (upstream follows symlinks with `isdir` /
+//!   `open`, which lets a link pull a file from outside the item into the cluster);
+//! * where two items cover the same file, the longer key wins (upstream: whichever item comes last
+//!   in the dict);
+//! * a file that vanishes between listing and hashing is silently dropped; another per-file error
+//!   is reported in [`ScanOutput::failures`] and the file left out (upstream logs and goes on); a
+//!   `Crashed` storage aborts the scan.
+//!
+//! Node type `Worker` (3.9.5's agent-info status): no MD5 (`get_md5=False`), files older than 30
+//! minutes before `now` skipped, and an item whose `files` name `agent-info.merged` is walked in
+//! `/queue/cluster/<node_name>/` (where the caller has written the merged file with
+//! [`crate::integrity::merged`]) instead of its own directory, like upstream.
+
+use std::collections::BTreeMap;
+
+use md5::{Digest, Md5};
+
+use super::{FileMetadata, IntegrityMetadata, MergeType, format_mod_time};
+use crate::integrity::items::{ClusterItems, FileSelection, IntegrityItem, NodeType};
+use crate::integrity::path::InstallPath;
+use crate::integrity::storage::{
+    EntryKind, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
+};
+
+/// Size of the read buffer used by [`hash_file`] (upstream reads 4096 bytes at a time).
+pub const HASH_BLOCK: usize = 64 * 1024;
+
+/// Age beyond which 3.9.5's worker walk skips a file (hard-coded 30 minutes in `walk_dir`).
+pub const WORKER_MAX_AGE_SECS: i64 = 30 * 60;
+
+/// A file whose mtime is this close to `now` (or later) is hashed but not cached: it may still be
+/// written within the same timestamp tick without changing size or mtime (git's "racy" files).
+pub const RACY_WINDOW_SECS: i64 = 2;
+
+/// Why a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The storage is gone (`Crashed`): nothing more can be read.
+    #[error("storage failed during the scan: {0}")]
+    Storage(StorageError),
+    /// [`MetadataScanner::finish`] got a result for a job index the plan does not have.
+    #[error("hash result for unknown job {0}")]
+    UnknownJob(usize),
+    /// The node name cannot be a directory name (`/queue/cluster/<node_name>/`).
+    #[error("node name is not a valid directory name: {0}")]
+    BadNodeName(String),
+    /// [`MetadataScanner::finish`] did not get a result for every job of the plan.
+    #[error("no hash result for {0}")]
+    MissingHash(InstallPath),
+}
+
+/// Request describing which scan to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRequest<'a> {
+    /// Which items (`source`) and which rules apply.
+    pub node_type: NodeType,
+    /// This node's name (only used to find `/queue/cluster/<node_name>/agent-info.merged`).
+    pub node_name: &'a str,
+    /// Current wall time (for the worker's 30-minute filter and the racy-file window).
+    pub now: Timestamp,
+}
+
+/// Counters of one scan, so tests and logs can see what the scan cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Directories listed.
+    pub dirs_listed: u64,
+    /// Files that went into the document.
+    pub files: u64,
+    /// Files whose content was hashed in this scan.
+    pub files_hashed: u64,
+    /// Bytes read to hash them.
+    pub bytes_hashed: u64,
+    /// Files whose MD5 was reused from the previous scan (same size and mtime).
+    pub files_reused: u64,
+    /// Symlinks skipped.
+    pub skipped_symlinks: u64,
+    /// Sockets, FIFOs and devices skipped.
+    pub skipped_special: u64,
+    /// Files skipped by the worker's 30-minute age filter.
+    pub skipped_old: u64,
+}
+
+/// What a scan produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutput {
+    /// The metadata document.
+    pub metadata: IntegrityMetadata,
+    /// What the scan cost.
+    pub stats: ScanStats,
+    /// Files (or directories) left out because reading them failed.
+    pub failures: Vec<(InstallPath, StorageError)>,
+}
+
+/// One file found by the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedFile {
+    path: InstallPath,
+    item_key: String,
+    stat: FileStat,
+    /// Where the MD5 comes from: `None` when no MD5 is wanted.
+    md5: Option<Md5Source>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Md5Source {
+    Cached([u8; 16]),
+    Job(usize),
+}
+
+/// A file to hash: pass `path` to [`hash_file`] and the result, with `index`, to
+/// [`MetadataScanner::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashJob {
+    /// Index to give back with the result.
+    pub index: usize,
+    /// The file to hash.
+    pub path: InstallPath,
+    /// Its size when listed (for balancing the jobs between threads).
+    pub size: u64,
+}
+
+/// The result of one [`HashJob`]: the digest and the number of bytes hashed.
+pub type HashResult = Result<([u8; 16], u64), StorageError>;
+
+/// The walk's result: what to hash and what can be reused. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPlan {
+    files: Vec<PlannedFile>,
+    jobs: Vec<HashJob>,
+    stats: ScanStats,
+    failures: Vec<(InstallPath, StorageError)>,
+    now: Timestamp,
+}
+
+impl ScanPlan {
+    /// Files that must be hashed (their MD5 is not in the cache or they changed).
+    pub fn jobs(&self) -> &[HashJob] {
+        &self.jobs
+    }
+
+    /// Number of files the document will hold (before hash failures).
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// Hashes regular file `path` with MD5, reading `buf.len()` bytes at a time through
+/// `Storage::read_at`. Returns the digest and the number of bytes read.
+pub fn hash_file<S: Storage + ?Sized>(
+    storage: &S,
+    path: &InstallPath,
+    buf: &mut [u8],
+) -> HashResult {
+    let mut hasher = Md5::new();
+    let mut offset = 0u64;
+    loop {
+        let n = storage.read_at(path, offset, buf)?;
+        if n == 0 {
+            return Ok((hasher.finalize().into(), offset));
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+}
+
+/// Lowercase hex of a digest.
+pub fn md5_hex(digest: &[u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(32);
+    for b in digest {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CacheEntry {
+    size: u64,
+    mtime: Timestamp,
+    md5: [u8; 16],
+}
+
+/// Scans integrity items and remembers `(size, mtime, md5)` per path, so that the next scan hashes
+/// only files whose size or mtime changed (the master rescans every 8 s).
+#[derive(Debug, Clone, Default)]
+pub struct MetadataScanner {
+    cache: BTreeMap<InstallPath, CacheEntry>,
+}
+
+impl MetadataScanner {
+    /// A scanner with an empty cache (the first scan hashes everything).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of cached digests.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Forgets every cached digest.
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Walk, hash what changed, build the document — all on the calling thread.
+    pub fn scan<S: Storage + ?Sized>(
+        &mut self,
+        storage: &S,
+        items: &ClusterItems,
+        request: &ScanRequest<'_>,
+    ) -> Result<ScanOutput, ScanError> {
+        let plan = self.plan(storage, items, request)?;
+        let mut buf = vec![0u8; HASH_BLOCK];
+        let results: Vec<(usize, HashResult)> = plan
+            .jobs
+            .iter()
+            .map(|job| (job.index, hash_file(storage, &job.path, &mut buf)))
+            .collect();
+        self.finish(plan, results)
+    }
+
+    /// Step 1: walk the items and decide what must be hashed. Reads no file content.
+    pub fn plan<S: Storage + ?Sized>(
+        &self,
+        storage: &S,
+        items: &ClusterItems,
+        request: &ScanRequest<'_>,
+    ) -> Result<ScanPlan, ScanError> {
+        let mut walk = Walk {
+            storage,
+            items,
+            request,
+            stats: ScanStats::default(),
+            failures: Vec::new(),
+            found: BTreeMap::new(),
+        };
+        // Shorter keys first so that a longer (more specific) item overwrites a file an enclosing
+        // recursive item also found.
+        let mut selected: Vec<&IntegrityItem> = items
+            .items()
+            .iter()
+            .filter(|item| item.source.applies_to(request.node_type))
+            .collect();
+        selected.sort_by_key(|item| item.key.as_str().len());
+        for item in selected {
+            let dir = if request.node_type == NodeType::Worker
+                && item.files.selects("agent-info.merged")
+                && matches!(item.files, FileSelection::Names(_))
+            {
+                let dir = InstallPath::new("/queue/cluster")
+                    .and_then(|q| q.join(request.node_name))
+                    .map_err(|e| ScanError::BadNodeName(e.to_string()))?;
+                dir
+            } else {
+                item.key.dir().clone()
+            };
+            walk.walk_item(item, &dir)?;
+        }
+        let want_md5 = request.node_type == NodeType::Master;
+        let mut files = Vec::with_capacity(walk.found.len());
+        let mut jobs = Vec::new();
+        for (path, (item_key, stat)) in walk.found {
+            let md5 = if !want_md5 {
+                None
+            } else if let Some(c) = self
+                .cache
+                .get(&path)
+                .filter(|c| c.size == stat.size && c.mtime == stat.mtime)
+            {
+                walk.stats.files_reused += 1;
+                Some(Md5Source::Cached(c.md5))
+            } else {
+                let index = files.len();
+                jobs.push(HashJob {
+                    index,
+                    path: path.clone(),
+                    size: stat.size,
+                });
+                Some(Md5Source::Job(index))
+            };
+            files.push(PlannedFile {
+                path,
+                item_key,
+                stat,
+                md5,
+            });
+        }
+        Ok(ScanPlan {
+            files,
+            jobs,
+            stats: walk.stats,
+            failures: walk.failures,
+            now: request.now,
+        })
+    }
+
+    /// Step 3: build the document from the plan and the hash results (one per job, any order),
+    /// and replace the cache with what this scan saw.
+    pub fn finish(
+        &mut self,
+        plan: ScanPlan,
+        results: impl IntoIterator<Item = (usize, HashResult)>,
+    ) -> Result<ScanOutput, ScanError> {
+        let ScanPlan {
+            files,
+            jobs: _,
+            mut stats,
+            mut failures,
+            now,
+        } = plan;
+        let mut hashed: Vec<Option<HashResult>> = vec![None; files.len()];
+        for (index, result) in results {
+            let slot = hashed.get_mut(index).ok_or(ScanError::UnknownJob(index))?;
+            *slot = Some(result);
+        }
+        let mut cache = BTreeMap::new();
+        let mut metadata = BTreeMap::new();
+        for (index, file) in files.into_iter().enumerate() {
+            let digest = match file.md5 {
+                None => None,
+                Some(Md5Source::Cached(d)) => Some(d),
+                Some(Md5Source::Job(_)) => match hashed[index].take() {
+                    None => return Err(ScanError::MissingHash(file.path)),
+                    Some(Ok((digest, bytes))) => {
+                        stats.files_hashed += 1;
+                        stats.bytes_hashed += bytes;
+                        // A file read at another length than listed changed under us: keep the
+                        // digest for this document but do not trust it next time.
+                        if bytes != file.stat.size {
+                            metadata.insert(file.path.clone(), entry(&file, Some(digest)));
+                            continue;
+                        }
+                        Some(digest)
+                    }
+                    Some(Err(e)) if e.kind == StorageErrorKind::Crashed => {
+                        return Err(ScanError::Storage(e));
+                    }
+                    Some(Err(e)) if e.kind == StorageErrorKind::NotFound => continue,
+                    Some(Err(e)) => {
+                        failures.push((file.path, e));
+                        continue;
+                    }
+                },
+            };
+            if let Some(md5) = digest {
+                if file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS) {
+                    cache.insert(
+                        file.path.clone(),
+                        CacheEntry {
+                            size: file.stat.size,
+                            mtime: file.stat.mtime,
+                            md5,
+                        },
+                    );
+                }
+            }
+            metadata.insert(file.path.clone(), entry(&file, digest));
+        }
+        stats.files = metadata.len() as u64;
+        self.cache = cache;
+        Ok(ScanOutput {
+            metadata: IntegrityMetadata(metadata),
+            stats,
+            failures,
+        })
+    }
+}
+
+/// The `walk_dir` metadata dict of one file.
+fn entry(file: &PlannedFile, digest: Option<[u8; 16]>) -> FileMetadata {
+    let name = file.path.file_name().unwrap_or_default();
+    let mut meta = FileMetadata::plain(
+        format_mod_time(file.stat.mtime),
+        &file.item_key,
+        digest.as_ref().map(md5_hex),
+    );
+    if name.contains(".merged") {
+        meta.merged = true;
+        meta.merge_type = Some(MergeType::from_file_name(name));
+        // `dirname + '/' + entry`, where dirname is the walked directory (with its leading '/').
+        meta.merge_name = Some(file.path.as_str().to_owned());
+    }
+    meta
+}
+
+struct Walk<'a, S: ?Sized> {
+    storage: &'a S,
+    items: &'a ClusterItems,
+    request: &'a ScanRequest<'a>,
+    stats: ScanStats,
+    failures: Vec<(InstallPath, StorageError)>,
+    found: BTreeMap<InstallPath, (String, FileStat)>,
+}
+
+impl<S: Storage + ?Sized> Walk<'_, S> {
+    fn walk_item(&mut self, item: &IntegrityItem, root: &InstallPath) -> Result<(), ScanError> {
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match self.storage.list_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind == StorageErrorKind::Crashed => return Err(ScanError::Storage(e)),
+                // A missing item directory is normal (upstream: a warning); a missing subdirectory
+                // vanished since it was listed.
+                Err(e) if e.kind == StorageErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.failures.push((dir, e));
+                    continue;
+                }
+            };
+            self.stats.dirs_listed += 1;
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                if self.items.is_excluded(&entry.name) {
+                    continue;
+                }
+                let Ok(path) = dir.join(&entry.name) else {
+                    continue;
+                };
+                match entry.kind {
+                    EntryKind::Dir => {
+                        if item.recursive {
+                            subdirs.push(path);
+                        }
+                    }
+                    EntryKind::Symlink => self.stats.skipped_symlinks += 1,
+                    EntryKind::Other => self.stats.skipped_special += 1,
+                    EntryKind::File => {
+                        if item.files.selects(&entry.name) {
+                            self.take_file(item, path)?;
+                        }
+                    }
+                }
+            }
+            // Depth-first in name order, like upstream's recursion.
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(())
+    }
+
+    fn take_file(&mut self, item: &IntegrityItem, path: InstallPath) -> Result<(), ScanError> {
+        let stat = match self.storage.stat(&path) {
+            Ok(Some(stat)) => stat,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind == StorageErrorKind::Crashed => return Err(ScanError::Storage(e)),
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                self.failures.push((path, e));
+                return Ok(());
+            }
+        };
+        // Re-check the kind: the entry may have been replaced since the listing.
+        match stat.kind {
+            EntryKind::File => {}
+            EntryKind::Symlink => {
+                self.stats.skipped_symlinks += 1;
+                return Ok(());
+            }
+            _ => {
+                self.stats.skipped_special += 1;
+                return Ok(());
+            }
+        }
+        let now = self.request.now;
+        let oldest = Timestamp {
+            secs: now.secs.saturating_sub(WORKER_MAX_AGE_SECS),
+            nanos: now.nanos,
+        };
+        if self.request.node_type == NodeType::Worker && stat.mtime < oldest {
+            self.stats.skipped_old += 1;
+            return Ok(());
+        }
+        self.found
+            .insert(path, (item.key.as_str().to_owned(), stat));
+        Ok(())
+    }
+}
