@@ -5,5 +5,6 @@ pub mod compare;
 pub mod items;
 pub mod merged;
 pub mod metadata;
+pub mod package;
 pub mod path;
 pub mod storage;
