@@ -16,7 +16,10 @@
 //! a `now` argument, randomness from a seed, and bytes through `handle_input` / `poll_transmit`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod connection;
 pub mod fernet;
 pub mod frame;
 pub mod key;
+pub mod message;
 pub mod profile;
+pub mod rng;

@@ -1,0 +1,132 @@
+//! Configuration of one connection: the key, the clock anchor and every bound.
+//!
+//! Why every number lives here: the sans-IO contract says peer input never allocates beyond a
+//! configured bound, so each table, transfer and timer of the connection has its limit in this
+//! struct, with upstream's value as the default where upstream has one (PROTOCOL.md §1.5, §1.6,
+//! §8, §12.2) and a stated one where upstream has none (§16).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::frame::{Command, DEFAULT_MAX_PAYLOAD};
+use crate::key::ClusterKey;
+use crate::profile::Profile;
+
+/// Upstream's `request_chunk`: the largest plaintext request payload (5 MiB).
+pub const DEFAULT_REQUEST_CHUNK: usize = 5_242_880;
+
+/// Ties the monotonic `now` values to wall-clock time, for the Fernet token timestamp.
+///
+/// The core never reads a clock: the adapter reads both clocks once, when it builds the config,
+/// and the Unix time of any later `now` is `unix_secs + (now - instant)` in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// A monotonic instant.
+    pub instant: Instant,
+    /// Seconds since the Unix epoch at `instant`.
+    pub unix_secs: u64,
+}
+
+impl WallClock {
+    /// Anchors `unix_secs` at `instant`.
+    pub fn new(instant: Instant, unix_secs: u64) -> WallClock {
+        WallClock { instant, unix_secs }
+    }
+
+    /// Unix seconds at `now` (saturating at both ends).
+    pub fn unix_secs_at(&self, now: Instant) -> u64 {
+        if now >= self.instant {
+            self.unix_secs
+                .saturating_add((now - self.instant).as_secs())
+        } else {
+            self.unix_secs
+                .saturating_sub((self.instant - now).as_secs())
+        }
+    }
+}
+
+/// Everything a [`Connection`](super::Connection) needs besides its side, seed and `now`.
+///
+/// Build it with [`ConnectionConfig::new`] (upstream defaults) and adjust the public fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// Protocol generation.
+    pub profile: Profile,
+    /// Cluster key: every payload is a Fernet token when set (TCP); raw when `None` (local socket).
+    pub key: Option<ClusterKey>,
+    /// Clock anchor for Fernet timestamps.
+    pub wall_clock: WallClock,
+    /// Bound on one received frame's payload (encrypted length).
+    pub max_frame_payload: u32,
+    /// Upstream's `request_chunk`: largest plaintext request payload, and the size the file and
+    /// string chunks are cut to (`request_chunk - len(path or id) - 1`).
+    pub request_chunk: usize,
+    /// Upstream's `timeout_cluster_request` (20 s): a request unanswered this long times out.
+    pub request_timeout: Duration,
+    /// Most requests of ours awaiting a reply (upstream: unbounded).
+    pub max_pending_requests: usize,
+    /// How long the counter of a timed-out request is remembered, so that its late reply is
+    /// dropped (and counted) instead of being taken for a request of the peer.
+    pub late_reply_window: Duration,
+    /// Client side: interval between keepalives (`intervals.worker.keep_alive`, 60 s).
+    pub keep_alive: Duration,
+    /// Client side: consecutive keepalive failures that close the link (2).
+    pub max_failed_keepalive_attempts: u32,
+    /// Frames that fail to decrypt in a row before the link is closed (after `hello`; before it,
+    /// the first failure closes it).
+    pub max_decrypt_failures: u32,
+    /// Most incoming file transfers open at once.
+    pub max_incoming_files: usize,
+    /// Most bytes one incoming file may carry.
+    pub max_file_size: u64,
+    /// Longest path accepted in `new_file`.
+    pub max_file_path_len: usize,
+    /// Most incoming long strings held at once (in flight or waiting to be claimed).
+    pub max_incoming_strings: usize,
+    /// Most bytes one incoming long string may declare (64 MiB; upstream 3.9.5: unbounded).
+    pub max_string_size: u64,
+    /// An incoming string is dropped this long after its last chunk (or its completion) unless it
+    /// is claimed with [`take_string`](super::Connection::take_string).
+    pub string_timeout: Duration,
+    /// Most outgoing file and string transfers at once.
+    pub max_outgoing_transfers: usize,
+    /// Commands the layer above answers itself: they surface as
+    /// [`Event::Request`](super::Event::Request) and must be answered with
+    /// [`reply`](super::Connection::reply). Every other command that the connection does not
+    /// answer itself gets upstream's `err` `unknown command '…'` reply.
+    pub claimed_commands: BTreeSet<Command>,
+}
+
+impl ConnectionConfig {
+    /// Upstream's defaults for `profile`, with `key` (`None` = plaintext) and the clock anchor.
+    pub fn new(profile: Profile, key: Option<ClusterKey>, wall_clock: WallClock) -> Self {
+        ConnectionConfig {
+            profile,
+            key,
+            wall_clock,
+            max_frame_payload: DEFAULT_MAX_PAYLOAD,
+            request_chunk: DEFAULT_REQUEST_CHUNK,
+            request_timeout: Duration::from_secs(20),
+            max_pending_requests: 1024,
+            late_reply_window: Duration::from_secs(120),
+            keep_alive: Duration::from_secs(60),
+            max_failed_keepalive_attempts: 2,
+            max_decrypt_failures: 3,
+            max_incoming_files: 16,
+            max_file_size: 1 << 30,
+            max_file_path_len: 4096,
+            max_incoming_strings: 16,
+            max_string_size: 64 << 20,
+            string_timeout: Duration::from_secs(120),
+            max_outgoing_transfers: 64,
+            claimed_commands: BTreeSet::new(),
+        }
+    }
+
+    /// Adds commands to [`claimed_commands`](Self::claimed_commands) (builder style).
+    pub fn claim<I: IntoIterator<Item = Command>>(mut self, commands: I) -> Self {
+        self.claimed_commands.extend(commands);
+        self
+    }
+}

@@ -1,0 +1,275 @@
+//! The file-transfer sub-protocol (PROTOCOL.md §6): `new_file`, `file_upd`…, `file_end`.
+//!
+//! Why streaming in both directions: upstream holds neither side's file in memory, and neither do
+//! we. The sender does not own the file: the connection asks the layer above for each chunk
+//! ([`Event::FileChunkWanted`](super::Event::FileChunkWanted)) once the previous step was
+//! acknowledged, so the adapter reads the disk as an effect and backpressure is built in. The
+//! receiver hands every chunk out as an event as it arrives and keeps only a running SHA-256 and a
+//! byte count per open file.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, PeerError};
+use crate::message::{key_error_text, text};
+
+/// Where an outgoing file transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendStep {
+    /// `new_file` sent, waiting for its reply.
+    Opening,
+    /// Waiting for the layer above to hand the next chunk (or to finish).
+    WantChunk,
+    /// `file_upd` sent, waiting for its reply.
+    Updating,
+    /// `file_end` sent, waiting for its reply.
+    Ending,
+}
+
+/// An outgoing file: its path, running hash and step.
+#[derive(Debug, Clone)]
+pub(crate) struct OutgoingFile {
+    pub(crate) path: Bytes,
+    pub(crate) step: SendStep,
+    /// Largest chunk: `request_chunk - len(path) - 1`, so every `file_upd` payload fits
+    /// `request_chunk` exactly as upstream cuts it.
+    pub(crate) chunk_max: usize,
+    pub(crate) bytes_sent: u64,
+    hasher: Sha256,
+}
+
+impl OutgoingFile {
+    /// Validates the path (non-empty, no space: the receiver splits on the first one) and the
+    /// room left for data in a chunk.
+    pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, ApiError> {
+        if path.is_empty() {
+            return Err(ApiError::BadPath {
+                reason: "empty path",
+            });
+        }
+        if path.contains(&b' ') {
+            return Err(ApiError::BadPath {
+                reason: "path contains a space",
+            });
+        }
+        let chunk_max = request_chunk.saturating_sub(path.len() + 1);
+        if chunk_max == 0 {
+            return Err(ApiError::BadPath {
+                reason: "path leaves no room for data in a chunk",
+            });
+        }
+        Ok(OutgoingFile {
+            path: Bytes::copy_from_slice(path),
+            step: SendStep::Opening,
+            chunk_max,
+            bytes_sent: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// Hashes a chunk about to be sent.
+    pub(crate) fn account(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        self.bytes_sent += chunk.len() as u64;
+    }
+
+    /// The SHA-256 of everything sent, for `file_end`.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
+    }
+}
+
+/// How a `file_upd` or `file_end` for a received file went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReceiveOutcome {
+    /// Accepted.
+    Ok,
+    /// Refused with this `err` text; the error (if any) is reported to the layer above and the
+    /// transfer is dropped.
+    Refused(Vec<u8>, Option<PeerError>),
+}
+
+/// A file being received: running hash and size.
+#[derive(Debug, Clone)]
+struct IncomingFile {
+    hasher: Sha256,
+    size: u64,
+}
+
+/// The files the peer is sending us, by path.
+#[derive(Debug)]
+pub(crate) struct IncomingFiles {
+    files: BTreeMap<Bytes, IncomingFile>,
+    max_files: usize,
+    max_size: u64,
+    max_path_len: usize,
+}
+
+/// A completed incoming file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Received {
+    pub(crate) size: u64,
+    pub(crate) sha256: [u8; 32],
+}
+
+impl IncomingFiles {
+    pub(crate) fn new(max_files: usize, max_size: u64, max_path_len: usize) -> Self {
+        IncomingFiles {
+            files: BTreeMap::new(),
+            max_files,
+            max_size,
+            max_path_len,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// `new_file <path>`. Upstream reopens (truncates) a path that is already open; so do we.
+    pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), (Vec<u8>, PeerError)> {
+        if path.is_empty() || path.len() > self.max_path_len {
+            let error = PeerError::BadFilePath {
+                len: path.len(),
+                limit: self.max_path_len,
+            };
+            return Err((error.to_string().into_bytes(), error));
+        }
+        if !self.files.contains_key(path) && self.files.len() >= self.max_files {
+            let error = PeerError::TooManyFiles {
+                limit: self.max_files,
+            };
+            return Err((text::TOO_MANY_TRANSFERS.to_vec(), error));
+        }
+        self.files.insert(
+            path.clone(),
+            IncomingFile {
+                hasher: Sha256::new(),
+                size: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// `file_upd <path> <chunk>`.
+    pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> ReceiveOutcome {
+        let Some(file) = self.files.get_mut(path) else {
+            // Upstream: KeyError on the path → `str(e)` = repr of the bytes.
+            return ReceiveOutcome::Refused(key_error_text(path), None);
+        };
+        let size = file.size + chunk.len() as u64;
+        if size > self.max_size {
+            self.files.remove(path);
+            let error = PeerError::FileTooLarge {
+                path: path.clone(),
+                limit: self.max_size,
+            };
+            return ReceiveOutcome::Refused(text::FILE_TOO_LARGE.to_vec(), Some(error));
+        }
+        file.size = size;
+        file.hasher.update(chunk);
+        ReceiveOutcome::Ok
+    }
+
+    /// `file_end <path> <digest>`: closes the transfer and compares the digests.
+    pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, ReceiveOutcome> {
+        let Some(file) = self.files.remove(path) else {
+            return Err(ReceiveOutcome::Refused(key_error_text(path), None));
+        };
+        let sha256: [u8; 32] = file.hasher.finalize().into();
+        if digest == sha256 {
+            Ok(Received {
+                size: file.size,
+                sha256,
+            })
+        } else {
+            let error = PeerError::ChecksumMismatch { path: path.clone() };
+            Err(ReceiveOutcome::Refused(
+                text::FILE_CHECKSUM_MISMATCH.to_vec(),
+                Some(error),
+            ))
+        }
+    }
+
+    /// Forgets every open transfer (connection closed); returns their paths.
+    pub(crate) fn drain(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.files).into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outgoing_chunk_size_follows_upstream() {
+        let file = OutgoingFile::new(b"/queue/cluster/master01/sendme.bin", 400).unwrap();
+        assert_eq!(file.chunk_max, 365);
+        assert_eq!(
+            OutgoingFile::new(b"a b", 400).unwrap_err(),
+            ApiError::BadPath {
+                reason: "path contains a space"
+            }
+        );
+        assert_eq!(
+            OutgoingFile::new(b"abc", 4).unwrap_err(),
+            ApiError::BadPath {
+                reason: "path leaves no room for data in a chunk"
+            }
+        );
+    }
+
+    #[test]
+    fn incoming_bounds_and_checksums() {
+        let mut files = IncomingFiles::new(1, 10, 8);
+        let a = Bytes::from_static(b"/a");
+        let b = Bytes::from_static(b"/b");
+        files.open(&a).unwrap();
+        assert_eq!(
+            files.open(&b).unwrap_err().1,
+            PeerError::TooManyFiles { limit: 1 }
+        );
+        assert_eq!(
+            files
+                .open(&Bytes::from_static(b"/toolong/path"))
+                .unwrap_err()
+                .1,
+            PeerError::BadFilePath { len: 13, limit: 8 }
+        );
+        assert_eq!(
+            files.update(&b, b"x"),
+            ReceiveOutcome::Refused(b"b'/b'".to_vec(), None)
+        );
+        assert_eq!(files.update(&a, b"hello"), ReceiveOutcome::Ok);
+        let digest: [u8; 32] = Sha256::digest(b"hello").into();
+        assert_eq!(
+            files.end(&a, &digest),
+            Ok(Received {
+                size: 5,
+                sha256: digest
+            })
+        );
+        files.open(&a).unwrap();
+        assert_eq!(
+            files.update(&a, b"01234567890"),
+            ReceiveOutcome::Refused(
+                text::FILE_TOO_LARGE.to_vec(),
+                Some(PeerError::FileTooLarge {
+                    path: a.clone(),
+                    limit: 10
+                })
+            )
+        );
+        assert_eq!(files.len(), 0);
+        files.open(&a).unwrap();
+        assert_eq!(
+            files.end(&a, b"short"),
+            Err(ReceiveOutcome::Refused(
+                text::FILE_CHECKSUM_MISMATCH.to_vec(),
+                Some(PeerError::ChecksumMismatch { path: a.clone() })
+            ))
+        );
+    }
+}

@@ -1,0 +1,1110 @@
+//! The per-peer connection core: counters, request/response matching, the common-layer requests,
+//! keepalive, file and long-string transfer — sans-IO.
+//!
+//! ```text
+//!  handle_input(now, bytes) ──► FrameDecoder ──► Fernet open ──► response? ──► pending table
+//!                                                                 │ no
+//!                                                                 ▼
+//!                         common layer (echo, echo-c/-m, new_file…, new_str…) ──► reply frame
+//!                         claimed command ──► Event::Request ──► layer above ──► reply()
+//!  send_request / send_file / send_string / reply ──► Fernet seal ──► encode_frame ──► poll_transmit
+//!  handle_timeout(now): request deadlines, keepalive, string expiry            poll_timeout
+//! ```
+//!
+//! # Method groups and call order (quinn-proto style)
+//!
+//! * **Inputs**: [`Connection::handle_input`] with the bytes read from the socket (any split, down
+//!   to one byte), [`Connection::handle_timeout`] when the instant of
+//!   [`Connection::poll_timeout`] is reached.
+//! * **Commands**: [`Connection::send_request`], [`Connection::reply`],
+//!   [`Connection::send_file`] (then [`Connection::file_chunk`] / [`Connection::finish_file`] on
+//!   each [`Event::FileChunkWanted`]), [`Connection::send_string`],
+//!   [`Connection::set_authenticated`], [`Connection::take_string`], [`Connection::close`].
+//! * **Outputs** — drain after every input or command: [`Connection::poll_transmit`] (bytes to
+//!   write, in order), [`Connection::poll_event`], then [`Connection::poll_timeout`] (arm one
+//!   timer).
+//!
+//! Every input and command takes `now`; the core never reads a clock. The Fernet timestamp is the
+//! Unix time of `now` derived from [`WallClock`]; IVs, the initial counter and string ids come from
+//! the [`Rng`] given to [`Connection::new`].
+//!
+//! # Who answers what
+//!
+//! The connection answers the common layer itself, with upstream's exact bytes (PROTOCOL.md
+//! §4.1–§4.3): `echo`, `echo-c` (server side), `echo-m` (client side), `new_file`, `file_upd`,
+//! `file_end`, `new_str`, `str_upd`. The commands listed in
+//! [`ConnectionConfig::claimed_commands`] (e.g. `hello`, `sync_*`, `dapi`) surface as
+//! [`Event::Request`]; the layer above must answer each with [`Connection::reply`]. Any other
+//! command gets upstream's `err` `unknown command 'b'<cmd>''`.
+//!
+//! # Run loop
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::{Instant, SystemTime, UNIX_EPOCH};
+//! use wazuh_cluster_protocol::connection::{
+//!     Connection, ConnectionConfig, Event, Side, WallClock,
+//! };
+//! use wazuh_cluster_protocol::frame::Command;
+//! use wazuh_cluster_protocol::key::ClusterKey;
+//! use wazuh_cluster_protocol::profile::Profile;
+//! use wazuh_cluster_protocol::rng::Rng;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let start = Instant::now();
+//! let unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+//! let key = ClusterKey::new("wazuh395interopkey0123456789abcd")?;
+//! let config = ConnectionConfig::new(Profile::V3_9, Some(key), WallClock::new(start, unix));
+//! let mut conn = Connection::new(config, Side::Client, Rng::from_seed(unix), start);
+//! let mut socket = TcpStream::connect("127.0.0.1:1516")?;
+//! conn.send_request(start, Command::HELLO, b"worker1 wazuh worker 3.9.5")?;
+//! let mut buf = vec![0u8; 64 * 1024];
+//! loop {
+//!     while let Some(bytes) = conn.poll_transmit() {
+//!         socket.write_all(&bytes)?;
+//!     }
+//!     while let Some(event) = conn.poll_event() {
+//!         match event {
+//!             Event::Response { command, reply, .. } if command == Command::HELLO => {
+//!                 if !reply.is_upstream_error() {
+//!                     conn.set_authenticated(Instant::now()); // starts the keepalives
+//!                 }
+//!             }
+//!             Event::Closed { .. } => return Ok(()),
+//!             _ => {}
+//!         }
+//!     }
+//!     let timeout = conn.poll_timeout().map(|at| at.saturating_duration_since(Instant::now()));
+//!     socket.set_read_timeout(timeout.map(|t| t.max(std::time::Duration::from_millis(1))))?;
+//!     match socket.read(&mut buf) {
+//!         Ok(0) => return Ok(()),
+//!         Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
+//!         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+//!             || e.kind() == std::io::ErrorKind::TimedOut => conn.handle_timeout(Instant::now()),
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! # Errors and panics
+//!
+//! Peer input never panics and never makes the core hold more than the configured bounds. A fatal
+//! peer error closes the connection and is reported once, in [`Event::Closed`]; non-fatal ones
+//! (a refused transfer) are answered on the wire as upstream would and reported as
+//! [`Event::Violation`] or [`Event::FileFailed`]. Commands return [`ApiError`]s for misuse.
+
+mod config;
+mod error;
+mod file_transfer;
+mod keepalive;
+mod pending;
+mod string_transfer;
+
+pub use config::{ConnectionConfig, DEFAULT_REQUEST_CHUNK, WallClock};
+pub use error::{ApiError, ConnectionError, PeerError};
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::fernet::{Fernet, token_len};
+use crate::frame::{Command, Frame, FrameDecoder, encode_header};
+use crate::message::{CommonRequest, Reply, cmd, text, unknown_command_text};
+use crate::rng::Rng;
+use file_transfer::{IncomingFiles, OutgoingFile, ReceiveOutcome, SendStep};
+use keepalive::Keepalive;
+use pending::{Owner, Pending, PendingTable};
+use string_transfer::{IncomingStrings, OutgoingString, StrOutcome};
+
+/// Which end of the link this connection is: the side decides which echo it answers and whether it
+/// sends keepalives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The dialling side (worker, local client): answers `echo-m`, sends `echo-c` keepalives.
+    Client,
+    /// The listening side (master, local server): answers `echo-c` and records it.
+    Server,
+}
+
+/// Identifies one outgoing file or string transfer of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TransferId(pub u64);
+
+impl core::fmt::Display for TransferId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "transfer {}", self.0)
+    }
+}
+
+/// Why an outgoing transfer stopped before the end.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferFailure {
+    /// A step was not answered within `request_timeout`.
+    TimedOut {
+        /// The step's command (`new_file`, `file_upd`, `str_upd`, ...).
+        command: Command,
+    },
+    /// A step was answered with a failure (upstream: a reply whose value starts with `Error`).
+    Refused(Reply),
+    /// The connection closed.
+    Closed,
+}
+
+/// What the connection tells the layer above. Drain with [`Connection::poll_event`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A request in [`ConnectionConfig::claimed_commands`]: answer it with
+    /// [`Connection::reply`] and the same counter.
+    Request {
+        /// Counter to reply with.
+        counter: u32,
+        /// The command as received.
+        command: Command,
+        /// The plaintext payload.
+        payload: Bytes,
+    },
+    /// The reply to a request sent with [`Connection::send_request`].
+    Response {
+        /// The request's counter.
+        counter: u32,
+        /// The request's command.
+        command: Command,
+        /// The reply. A frame that failed to decrypt arrives as `Reply::Err` with upstream's text
+        /// `Could not decrypt message. Check key is correct.`
+        reply: Reply,
+    },
+    /// A request sent with [`Connection::send_request`] got no reply within `request_timeout`
+    /// (reported exactly at its deadline). A reply arriving later is dropped and counted.
+    TimedOut {
+        /// The request's counter.
+        counter: u32,
+        /// The request's command.
+        command: Command,
+    },
+    /// A request sent with [`Connection::send_request`] was still pending when the connection
+    /// closed.
+    Aborted {
+        /// The request's counter.
+        counter: u32,
+        /// The request's command.
+        command: Command,
+    },
+    /// The peer opened (or reopened: start again from empty) a file transfer to us.
+    FileOpened {
+        /// Path as sent (not validated against any directory: the layer above confines it).
+        path: Bytes,
+    },
+    /// The next chunk of a file the peer is sending; append it.
+    FileChunk {
+        /// Path of the file.
+        path: Bytes,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The peer finished a file and its SHA-256 matches.
+    FileReceived {
+        /// Path of the file.
+        path: Bytes,
+        /// Total bytes.
+        size: u64,
+        /// Its SHA-256.
+        sha256: [u8; 32],
+    },
+    /// A file the peer was sending failed (checksum mismatch, too large) or was still open when
+    /// the connection closed (`error` is `None` then): discard what was written.
+    FileFailed {
+        /// Path of the file.
+        path: Bytes,
+        /// Why, when the peer is at fault.
+        error: Option<PeerError>,
+    },
+    /// A long string from the peer is complete: claim it with [`Connection::take_string`].
+    StringComplete {
+        /// Its id (the decimal the peer will reference).
+        id: u32,
+    },
+    /// A long string nobody claimed (or never completed) was dropped after `string_timeout`.
+    StringExpired {
+        /// Its id.
+        id: u32,
+    },
+    /// An outgoing file transfer wants its next chunk: call [`Connection::file_chunk`] with 1 to
+    /// `max_len` bytes, or [`Connection::finish_file`] at the end of the file.
+    FileChunkWanted {
+        /// The transfer.
+        transfer: TransferId,
+        /// Largest chunk accepted (upstream sends full chunks except the last).
+        max_len: usize,
+    },
+    /// An outgoing file transfer finished and the peer confirmed the checksum.
+    FileSent {
+        /// The transfer.
+        transfer: TransferId,
+        /// Bytes sent.
+        size: u64,
+    },
+    /// An outgoing long string was delivered; reference it by `id` in the next command.
+    StringSent {
+        /// The transfer.
+        transfer: TransferId,
+        /// The id the peer gave it.
+        id: Bytes,
+    },
+    /// An outgoing transfer stopped.
+    TransferFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why.
+        failure: TransferFailure,
+    },
+    /// The peer hit a bound or sent a malformed common request; it was answered with `err` and
+    /// the connection goes on.
+    Violation(PeerError),
+    /// The connection is closed (by [`Connection::close`] when `error` is `None`). Last event.
+    Closed {
+        /// Why, when it was not our decision.
+        error: Option<ConnectionError>,
+    },
+}
+
+/// One peer link: see the [module documentation](self).
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    side: Side,
+    fernet: Option<Fernet>,
+    /// IVs for Fernet tokens.
+    iv_rng: Rng,
+    /// Ids of incoming strings.
+    id_rng: Rng,
+    decoder: FrameDecoder,
+    /// Counter of the last request sent; the next one uses `counter + 1` (mod 2^32).
+    counter: u32,
+    pending: PendingTable,
+    out: BytesMut,
+    events: VecDeque<Event>,
+    keepalive: Keepalive,
+    authenticated: bool,
+    decrypt_failures: u32,
+    incoming_files: IncomingFiles,
+    incoming_strings: IncomingStrings,
+    outgoing_files: BTreeMap<TransferId, OutgoingFile>,
+    outgoing_strings: BTreeMap<TransferId, OutgoingString>,
+    next_transfer: u64,
+    closed: bool,
+}
+
+/// Stream labels for [`Rng::fork`]: one per use, so adding a use never shifts another's numbers.
+const STREAM_COUNTER: u64 = 1;
+const STREAM_IV: u64 = 2;
+const STREAM_STRING_ID: u64 = 3;
+
+impl Connection {
+    /// A new connection. `rng` should be this connection's own stream (e.g. `node_rng.fork(n)`);
+    /// the initial counter is drawn from it unless [`Connection::set_counter`] is used.
+    pub fn new(config: ConnectionConfig, side: Side, rng: Rng, now: Instant) -> Connection {
+        let _ = now; // Nothing is due at creation; kept for the uniform `now`-first signature.
+        let counter = rng.fork(STREAM_COUNTER).next_u32();
+        Connection {
+            fernet: config.key.as_ref().map(Fernet::new),
+            iv_rng: rng.fork(STREAM_IV),
+            id_rng: rng.fork(STREAM_STRING_ID),
+            decoder: FrameDecoder::new(config.profile, config.max_frame_payload),
+            counter,
+            pending: PendingTable::new(config.max_pending_requests),
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            keepalive: Keepalive::new(config.keep_alive, config.max_failed_keepalive_attempts),
+            authenticated: false,
+            decrypt_failures: 0,
+            incoming_files: IncomingFiles::new(
+                config.max_incoming_files,
+                config.max_file_size,
+                config.max_file_path_len,
+            ),
+            incoming_strings: IncomingStrings::new(
+                config.max_incoming_strings,
+                config.max_string_size,
+                config.string_timeout,
+            ),
+            outgoing_files: BTreeMap::new(),
+            outgoing_strings: BTreeMap::new(),
+            next_transfer: 0,
+            closed: false,
+            side,
+            config,
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Getters
+
+    /// Which side this is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// Counter of the last request sent (the next request uses this + 1, wrapping at 2^32).
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    /// Requests of ours awaiting a reply.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Replies that arrived after their request had timed out (dropped).
+    pub fn late_replies(&self) -> u64 {
+        self.pending.late_replies()
+    }
+
+    /// Server side: when the last `echo-c` keepalive arrived.
+    pub fn last_keepalive(&self) -> Option<Instant> {
+        self.keepalive.last_received()
+    }
+
+    /// Client side: keepalives failed in a row so far.
+    pub fn failed_keepalives(&self) -> u32 {
+        self.keepalive.failures()
+    }
+
+    /// Frames in a row that failed to decrypt.
+    pub fn decrypt_failures(&self) -> u32 {
+        self.decrypt_failures
+    }
+
+    /// Whether [`Connection::set_authenticated`] was called.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Incoming file transfers open.
+    pub fn incoming_files(&self) -> usize {
+        self.incoming_files.len()
+    }
+
+    /// Incoming long strings held (in flight or complete and unclaimed).
+    pub fn incoming_strings(&self) -> usize {
+        self.incoming_strings.len()
+    }
+
+    /// Whether the connection is closed (no more input is processed, no command accepted).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Commands
+
+    /// Sets the counter of the "last request", so the next request uses `counter + 1`. For
+    /// replaying recordings and testing the wrap-around; normally the rng draws it.
+    pub fn set_counter(&mut self, counter: u32) {
+        self.counter = counter;
+    }
+
+    /// The layer above confirms the link (the `hello` exchange succeeded). From now on a frame
+    /// that fails to decrypt is tolerated up to `max_decrypt_failures` in a row, and the client
+    /// side starts its keepalives (first one `keep_alive` from `now`).
+    pub fn set_authenticated(&mut self, now: Instant) {
+        self.authenticated = true;
+        if self.side == Side::Client && !self.closed {
+            self.keepalive.start(now);
+        }
+    }
+
+    /// Sends a request; its reply comes back as [`Event::Response`] (or [`Event::TimedOut`]).
+    /// Returns the request's counter.
+    ///
+    /// # Errors
+    /// [`ApiError::Closed`], [`ApiError::PayloadTooLarge`] (above `request_chunk`, as upstream),
+    /// [`ApiError::TooManyPendingRequests`], [`ApiError::Frame`].
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        command: Command,
+        payload: &[u8],
+    ) -> Result<u32, ConnectionError> {
+        self.request(now, command, &[payload], Owner::User)
+    }
+
+    /// Answers a request of the peer ([`Event::Request`]) with the same counter.
+    ///
+    /// # Errors
+    /// [`ApiError::Closed`], [`ApiError::Frame`].
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        counter: u32,
+        command: Command,
+        payload: &[u8],
+    ) -> Result<(), ConnectionError> {
+        if self.closed {
+            return Err(ApiError::Closed.into());
+        }
+        self.queue_frame(now, counter, &command, &[payload])
+    }
+
+    /// Answers a request with upstream's `err` `unknown command '…'`, for a claimed command the
+    /// layer above does not handle after all.
+    ///
+    /// # Errors
+    /// As [`Connection::reply`].
+    pub fn reply_unknown_command(
+        &mut self,
+        now: Instant,
+        counter: u32,
+        command: &Command,
+    ) -> Result<(), ConnectionError> {
+        let text = unknown_command_text(command.as_bytes());
+        self.reply(now, counter, Command::ERR, &text)
+    }
+
+    /// Starts sending a file: `new_file <path>`; then each [`Event::FileChunkWanted`] asks for the
+    /// next chunk. `path` is what the peer sees (upstream: relative to the install root, leading
+    /// `/`).
+    ///
+    /// # Errors
+    /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`], [`ApiError::BadPath`],
+    /// [`ApiError::TooManyPendingRequests`].
+    pub fn send_file(&mut self, now: Instant, path: &[u8]) -> Result<TransferId, ConnectionError> {
+        self.check_transfer_room()?;
+        let file = OutgoingFile::new(path, self.config.request_chunk)?;
+        let id = TransferId(self.next_transfer);
+        self.request(now, Command::NEW_FILE, &[path], Owner::File(id.0))?;
+        self.next_transfer += 1;
+        self.outgoing_files.insert(id, file);
+        Ok(id)
+    }
+
+    /// Sends the next chunk of a file (1 to `max_len` bytes, after [`Event::FileChunkWanted`]).
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownTransfer`], [`ApiError::NotWaitingForChunk`],
+    /// [`ApiError::BadChunkLen`], [`ApiError::TooManyPendingRequests`], [`ApiError::Closed`].
+    pub fn file_chunk(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+        data: &[u8],
+    ) -> Result<(), ConnectionError> {
+        let file = self.file_wanting_chunk(transfer)?;
+        if data.is_empty() || data.len() > file.chunk_max {
+            return Err(ApiError::BadChunkLen {
+                transfer: transfer.0,
+                len: data.len(),
+                max: file.chunk_max,
+            }
+            .into());
+        }
+        let path = file.path.clone();
+        self.request(
+            now,
+            Command::FILE_UPD,
+            &[&path, b" ", data],
+            Owner::File(transfer.0),
+        )?;
+        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
+            file.account(data);
+            file.step = SendStep::Updating;
+        }
+        Ok(())
+    }
+
+    /// Ends a file transfer: `file_end <path> <sha256 of the chunks sent>`.
+    ///
+    /// # Errors
+    /// As [`Connection::file_chunk`].
+    pub fn finish_file(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+    ) -> Result<(), ConnectionError> {
+        let file = self.file_wanting_chunk(transfer)?;
+        let (path, digest) = (file.path.clone(), file.digest());
+        self.request(
+            now,
+            Command::FILE_END,
+            &[&path, b" ", &digest],
+            Owner::File(transfer.0),
+        )?;
+        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
+            file.step = SendStep::Ending;
+        }
+        Ok(())
+    }
+
+    /// Sends a long string: `new_str <len>`, then `str_upd <id> <chunk>` one at a time, each
+    /// after the previous reply. Ends with [`Event::StringSent`] or [`Event::TransferFailed`].
+    ///
+    /// # Errors
+    /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`],
+    /// [`ApiError::TooManyPendingRequests`].
+    pub fn send_string(
+        &mut self,
+        now: Instant,
+        data: Bytes,
+    ) -> Result<TransferId, ConnectionError> {
+        self.check_transfer_room()?;
+        let id = TransferId(self.next_transfer);
+        let len = data.len().to_string();
+        self.request(now, Command::NEW_STR, &[len.as_bytes()], Owner::Str(id.0))?;
+        self.next_transfer += 1;
+        self.outgoing_strings.insert(id, OutgoingString::new(data));
+        Ok(id)
+    }
+
+    /// Claims a complete incoming string ([`Event::StringComplete`]); `None` when `id` is unknown,
+    /// incomplete, expired or already claimed.
+    pub fn take_string(&mut self, id: u32) -> Option<Bytes> {
+        self.incoming_strings.take(id)
+    }
+
+    /// Closes the connection: pending requests are reported as [`Event::Aborted`], transfers as
+    /// failed, then [`Event::Closed`] with no error. Bytes already queued can still be drained
+    /// with [`Connection::poll_transmit`].
+    pub fn close(&mut self) {
+        self.close_with(None);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Inputs
+
+    /// Feeds bytes read from the peer, in any split (down to single bytes). Ignored once closed.
+    pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) {
+        while !self.closed && !data.is_empty() {
+            match self.decoder.decode_slice(&mut data) {
+                Ok(Some(frame)) => self.on_frame(now, frame),
+                Ok(None) => break,
+                Err(error) => self.close_with(Some(PeerError::Frame(error).into())),
+            }
+        }
+    }
+
+    /// Processes everything due at `now`: request deadlines (exactly at the deadline), the
+    /// keepalive, string expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while !self.closed {
+            let Some((counter, pending)) =
+                self.pending.pop_expired(now, self.config.late_reply_window)
+            else {
+                break;
+            };
+            self.on_timeout(now, counter, pending);
+        }
+        if !self.closed && self.keepalive.take_due(now) {
+            let sent = self.request(now, Command::ECHO_C, &[text::KEEPALIVE], Owner::Keepalive);
+            if sent.is_err() {
+                // Could not even send (table full): counts as a failed keepalive.
+                self.keepalive_outcome(now, false);
+            }
+        }
+        while !self.closed {
+            let Some(id) = self.incoming_strings.pop_expired(now) else {
+                break;
+            };
+            self.events.push_back(Event::StringExpired { id });
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Outputs
+
+    /// Bytes to write to the peer, in order (possibly several frames at once).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    /// The next event for the layer above.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] must next be called (`None`: nothing scheduled).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        [
+            self.pending.next_deadline(),
+            self.keepalive.next_timeout(),
+            self.incoming_strings.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals: sending
+
+    fn check_transfer_room(&self) -> Result<(), ConnectionError> {
+        if self.closed {
+            return Err(ApiError::Closed.into());
+        }
+        let limit = self.config.max_outgoing_transfers;
+        if self.outgoing_files.len() + self.outgoing_strings.len() >= limit {
+            return Err(ApiError::TooManyTransfers { limit }.into());
+        }
+        Ok(())
+    }
+
+    fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, ConnectionError> {
+        if self.closed {
+            return Err(ApiError::Closed.into());
+        }
+        let file = self
+            .outgoing_files
+            .get(&transfer)
+            .ok_or(ApiError::UnknownTransfer(transfer.0))?;
+        if file.step != SendStep::WantChunk {
+            return Err(ApiError::NotWaitingForChunk(transfer.0).into());
+        }
+        Ok(file)
+    }
+
+    /// Sends a request with the next counter and records who waits for it.
+    fn request(
+        &mut self,
+        now: Instant,
+        command: Command,
+        parts: &[&[u8]],
+        owner: Owner,
+    ) -> Result<u32, ConnectionError> {
+        if self.closed {
+            return Err(ApiError::Closed.into());
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > self.config.request_chunk {
+            return Err(ApiError::PayloadTooLarge {
+                len,
+                limit: self.config.request_chunk,
+            }
+            .into());
+        }
+        self.pending.check_room()?;
+        let counter = self.counter.wrapping_add(1);
+        self.queue_frame(now, counter, &command, parts)?;
+        self.counter = counter;
+        let deadline = now + self.config.request_timeout;
+        self.pending.insert(
+            counter,
+            Pending {
+                command,
+                deadline,
+                owner,
+            },
+        );
+        Ok(counter)
+    }
+
+    /// Appends one frame to the output: the payload parts concatenated, sealed when a key is set.
+    fn queue_frame(
+        &mut self,
+        now: Instant,
+        counter: u32,
+        command: &Command,
+        parts: &[&[u8]],
+    ) -> Result<(), ConnectionError> {
+        let profile = self.config.profile;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        match &self.fernet {
+            None => {
+                encode_header(profile, counter, command, len, &mut self.out)
+                    .map_err(ApiError::Frame)?;
+                self.out.reserve(len);
+                for part in parts {
+                    self.out.extend_from_slice(part);
+                }
+            }
+            Some(fernet) => {
+                encode_header(profile, counter, command, token_len(len), &mut self.out)
+                    .map_err(ApiError::Frame)?;
+                let joined;
+                let plaintext: &[u8] = match parts {
+                    [one] => one,
+                    _ => {
+                        joined = parts.concat();
+                        &joined
+                    }
+                };
+                let iv = self.iv_rng.next_iv();
+                let unix = self.config.wall_clock.unix_secs_at(now);
+                fernet.encrypt_into(plaintext, iv, unix, &mut self.out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replies from the core itself; building these frames cannot fail (fixed, short commands).
+    fn answer(&mut self, now: Instant, counter: u32, command: Command, payload: &[u8]) {
+        if let Err(error) = self.queue_frame(now, counter, &command, &[payload]) {
+            self.close_with(Some(ConnectionError::Bug(format!(
+                "cannot build the core's own reply {command}: {error}"
+            ))));
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals: receiving
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) {
+        let Frame {
+            counter,
+            command,
+            payload,
+        } = frame;
+        let payload = match &self.fernet {
+            None => payload,
+            Some(fernet) => match fernet.decrypt(&payload) {
+                Ok(plain) => {
+                    self.decrypt_failures = 0;
+                    Bytes::from(plain)
+                }
+                Err(error) => return self.on_decrypt_failure(now, counter, error),
+            },
+        };
+        if self.pending.contains(counter) {
+            let reply = Reply::from_wire(command.as_bytes(), payload);
+            self.on_reply(now, counter, reply);
+        } else if self.pending.take_late_reply(counter, now) {
+            // A reply to a request that already timed out: dropped (and counted).
+        } else {
+            self.on_request(now, counter, command, payload);
+        }
+    }
+
+    /// 3.9.5 turns an undecryptable frame into `err` `Could not decrypt message…` and classifies
+    /// it: an error reply if the counter is pending, else an `err` request, answered with
+    /// `unknown command 'b'err''`. The payload is never processed. Before `hello`, or after
+    /// `max_decrypt_failures` in a row, the link closes.
+    fn on_decrypt_failure(
+        &mut self,
+        now: Instant,
+        counter: u32,
+        error: crate::fernet::FernetError,
+    ) {
+        self.decrypt_failures += 1;
+        if self.pending.contains(counter) {
+            let reply = Reply::Err(Bytes::from_static(text::DECRYPT_FAILED));
+            self.on_reply(now, counter, reply);
+        } else if !self.pending.take_late_reply(counter, now) {
+            self.answer(now, counter, Command::ERR, &unknown_command_text(cmd::ERR));
+        }
+        if self.closed {
+            return;
+        }
+        if !self.authenticated {
+            self.close_with(Some(PeerError::DecryptBeforeHello(error).into()));
+        } else if self.decrypt_failures >= self.config.max_decrypt_failures {
+            let count = self.decrypt_failures;
+            self.close_with(Some(PeerError::TooManyDecryptFailures { count }.into()));
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, counter: u32, command: Command, payload: Bytes) {
+        if self.config.claimed_commands.contains(&command) {
+            self.events.push_back(Event::Request {
+                counter,
+                command,
+                payload,
+            });
+            return;
+        }
+        match CommonRequest::parse(command.as_bytes(), &payload) {
+            Ok(Some(request)) => self.on_common(now, counter, command, request),
+            Ok(None) => self.answer(
+                now,
+                counter,
+                Command::ERR,
+                &unknown_command_text(command.as_bytes()),
+            ),
+            Err(text) => self.answer(now, counter, Command::ERR, &text),
+        }
+    }
+
+    fn on_common(&mut self, now: Instant, counter: u32, command: Command, request: CommonRequest) {
+        match request {
+            CommonRequest::Echo(payload) => self.answer(now, counter, Command::OK, &payload),
+            CommonRequest::EchoC(payload) if self.side == Side::Server => {
+                self.keepalive.received(now);
+                self.answer(now, counter, Command::OK_M, &payload);
+            }
+            CommonRequest::EchoM(payload) if self.side == Side::Client => {
+                self.answer(now, counter, Command::OK_C, &payload);
+            }
+            CommonRequest::NewFile { path } => match self.incoming_files.open(&path) {
+                Ok(()) => {
+                    self.events.push_back(Event::FileOpened { path });
+                    self.answer(now, counter, Command::OK_NEW_FILE, text::READY_NEW_FILE);
+                }
+                Err((text, error)) => {
+                    self.events.push_back(Event::Violation(error));
+                    self.answer(now, counter, Command::ERR, &text);
+                }
+            },
+            CommonRequest::FileUpd { path, chunk } => {
+                match self.incoming_files.update(&path, &chunk) {
+                    ReceiveOutcome::Ok => {
+                        self.events
+                            .push_back(Event::FileChunk { path, data: chunk });
+                        self.answer(now, counter, Command::OK, text::FILE_UPDATED);
+                    }
+                    ReceiveOutcome::Refused(text, error) => {
+                        if let Some(error) = error {
+                            self.events.push_back(Event::FileFailed {
+                                path,
+                                error: Some(error),
+                            });
+                        }
+                        self.answer(now, counter, Command::ERR, &text);
+                    }
+                }
+            }
+            CommonRequest::FileEnd { path, digest } => {
+                match self.incoming_files.end(&path, &digest) {
+                    Ok(done) => {
+                        self.events.push_back(Event::FileReceived {
+                            path,
+                            size: done.size,
+                            sha256: done.sha256,
+                        });
+                        self.answer(now, counter, Command::OK, text::FILE_RECEIVED);
+                    }
+                    Err(ReceiveOutcome::Refused(text, error)) => {
+                        if let Some(error) = error {
+                            self.events.push_back(Event::FileFailed {
+                                path,
+                                error: Some(error),
+                            });
+                        }
+                        self.answer(now, counter, Command::ERR, &text);
+                    }
+                    Err(ReceiveOutcome::Ok) => {
+                        self.close_with(Some(ConnectionError::Bug(
+                            "file_end refused without a reason".to_owned(),
+                        )));
+                    }
+                }
+            }
+            CommonRequest::NewStr { len } => {
+                let outcome = self.incoming_strings.open(len, now, &mut self.id_rng);
+                self.on_str_outcome(now, counter, outcome);
+            }
+            CommonRequest::StrUpd { id, chunk } => {
+                let outcome = self.incoming_strings.update(&id, &chunk, now);
+                self.on_str_outcome(now, counter, outcome);
+            }
+            // echo-c on the client side, echo-m on the server side: not ours to answer.
+            CommonRequest::EchoC(_) | CommonRequest::EchoM(_) => {
+                self.answer(
+                    now,
+                    counter,
+                    Command::ERR,
+                    &unknown_command_text(command.as_bytes()),
+                );
+            }
+        }
+    }
+
+    fn on_str_outcome(&mut self, now: Instant, counter: u32, outcome: StrOutcome) {
+        match outcome {
+            StrOutcome::Ok(payload, complete) => {
+                self.answer(now, counter, Command::OK, &payload);
+                if let Some(id) = complete {
+                    self.events.push_back(Event::StringComplete { id });
+                }
+            }
+            StrOutcome::Refused(text, error) => {
+                if let Some(error) = error {
+                    self.events.push_back(Event::Violation(error));
+                }
+                self.answer(now, counter, Command::ERR, &text);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals: outcomes of our requests
+
+    fn on_reply(&mut self, now: Instant, counter: u32, reply: Reply) {
+        let Some(pending) = self.pending.take(counter) else {
+            return;
+        };
+        match pending.owner {
+            Owner::User => {
+                self.events.push_back(Event::Response {
+                    counter,
+                    command: pending.command,
+                    reply,
+                });
+            }
+            Owner::Keepalive => self.keepalive_outcome(now, !reply.is_upstream_error()),
+            Owner::File(id) => self.file_step_done(TransferId(id), reply),
+            Owner::Str(id) => self.string_step_done(now, TransferId(id), reply),
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant, counter: u32, pending: Pending) {
+        let failure = TransferFailure::TimedOut {
+            command: pending.command,
+        };
+        match pending.owner {
+            Owner::User => {
+                self.events.push_back(Event::TimedOut {
+                    counter,
+                    command: pending.command,
+                });
+            }
+            Owner::Keepalive => self.keepalive_outcome(now, false),
+            Owner::File(id) => self.fail_file(TransferId(id), failure),
+            Owner::Str(id) => self.fail_string(TransferId(id), failure),
+        }
+    }
+
+    fn keepalive_outcome(&mut self, now: Instant, success: bool) {
+        if let Some(attempts) = self.keepalive.outcome(now, success) {
+            self.close_with(Some(PeerError::KeepaliveFailed { attempts }.into()));
+        }
+    }
+
+    fn file_step_done(&mut self, transfer: TransferId, reply: Reply) {
+        if reply.is_upstream_error() {
+            return self.fail_file(transfer, TransferFailure::Refused(reply));
+        }
+        let Some(file) = self.outgoing_files.get_mut(&transfer) else {
+            return;
+        };
+        match file.step {
+            SendStep::Opening | SendStep::Updating => {
+                file.step = SendStep::WantChunk;
+                let max_len = file.chunk_max;
+                self.events
+                    .push_back(Event::FileChunkWanted { transfer, max_len });
+            }
+            SendStep::Ending => {
+                let size = file.bytes_sent;
+                self.outgoing_files.remove(&transfer);
+                self.events.push_back(Event::FileSent { transfer, size });
+            }
+            SendStep::WantChunk => {
+                self.close_with(Some(ConnectionError::Bug(format!(
+                    "{transfer} got a reply while waiting for a chunk"
+                ))));
+            }
+        }
+    }
+
+    fn fail_file(&mut self, transfer: TransferId, failure: TransferFailure) {
+        if self.outgoing_files.remove(&transfer).is_some() {
+            self.events
+                .push_back(Event::TransferFailed { transfer, failure });
+        }
+    }
+
+    fn string_step_done(&mut self, now: Instant, transfer: TransferId, reply: Reply) {
+        if reply.is_upstream_error() {
+            return self.fail_string(transfer, TransferFailure::Refused(reply));
+        }
+        let request_chunk = self.config.request_chunk;
+        let Some(string) = self.outgoing_strings.get_mut(&transfer) else {
+            return;
+        };
+        if string.id.is_none() {
+            // Upstream uses the whole value of the `new_str` reply as the id.
+            string.id = Some(Bytes::from(reply.upstream_value()));
+        }
+        let id = string.id.clone().unwrap_or_default();
+        match string.next_chunk(request_chunk) {
+            Some(chunk) => {
+                let sent = self.request(
+                    now,
+                    Command::STR_UPD,
+                    &[&id, b" ", &chunk],
+                    Owner::Str(transfer.0),
+                );
+                if let Err(error) = sent {
+                    self.close_with(Some(ConnectionError::Bug(format!(
+                        "{transfer}: cannot send the next chunk: {error}"
+                    ))));
+                }
+            }
+            None => {
+                self.outgoing_strings.remove(&transfer);
+                self.events.push_back(Event::StringSent { transfer, id });
+            }
+        }
+    }
+
+    fn fail_string(&mut self, transfer: TransferId, failure: TransferFailure) {
+        if self.outgoing_strings.remove(&transfer).is_some() {
+            self.events
+                .push_back(Event::TransferFailed { transfer, failure });
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals: closing
+
+    fn close_with(&mut self, error: Option<ConnectionError>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.keepalive.stop();
+        for (counter, pending) in self.pending.drain() {
+            if pending.owner == Owner::User {
+                self.events.push_back(Event::Aborted {
+                    counter,
+                    command: pending.command,
+                });
+            }
+        }
+        for transfer in std::mem::take(&mut self.outgoing_files).into_keys() {
+            self.events.push_back(Event::TransferFailed {
+                transfer,
+                failure: TransferFailure::Closed,
+            });
+        }
+        for transfer in std::mem::take(&mut self.outgoing_strings).into_keys() {
+            self.events.push_back(Event::TransferFailed {
+                transfer,
+                failure: TransferFailure::Closed,
+            });
+        }
+        for path in self.incoming_files.drain() {
+            self.events
+                .push_back(Event::FileFailed { path, error: None });
+        }
+        self.incoming_strings.clear();
+        self.events.push_back(Event::Closed { error });
+    }
+}
+
+/// An arbitrary origin instant for unit tests: the cores never read the clock, but a test needs
+/// some `Instant` to add durations to.
+#[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests need an arbitrary origin instant"
+)]
+pub(crate) fn test_origin() -> Instant {
+    Instant::now()
+}

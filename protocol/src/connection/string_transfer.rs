@@ -1,0 +1,269 @@
+//! The long-string sub-protocol (PROTOCOL.md §5): `new_str <len>` → `ok <id>`, then
+//! `str_upd <id> <chunk>`… with no end marker.
+//!
+//! Why bounded and expiring: upstream 3.9.5 allocates whatever length the peer declares and never
+//! frees a string. Here a string may declare at most `max_string_size` bytes, at most
+//! `max_incoming_strings` are held at once, memory grows with the bytes actually received (never
+//! with the declared length), and a string nobody claims is dropped after `string_timeout`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::error::PeerError;
+use crate::message::{key_error_text, parse_decimal, text};
+use crate::rng::Rng;
+
+/// An outgoing long string: the data (shared, not copied), how far it went, and its id once the
+/// peer gave one.
+#[derive(Debug, Clone)]
+pub(crate) struct OutgoingString {
+    pub(crate) data: Bytes,
+    pub(crate) offset: usize,
+    /// The id as the peer sent it (upstream: the whole value of the `new_str` reply).
+    pub(crate) id: Option<Bytes>,
+}
+
+impl OutgoingString {
+    pub(crate) fn new(data: Bytes) -> Self {
+        OutgoingString {
+            data,
+            offset: 0,
+            id: None,
+        }
+    }
+
+    /// The next chunk to send, `request_chunk - len(id) - 1` bytes at most, or `None` when done.
+    pub(crate) fn next_chunk(&mut self, request_chunk: usize) -> Option<Bytes> {
+        let id_len = self.id.as_ref().map_or(0, Bytes::len);
+        let chunk_max = request_chunk.saturating_sub(id_len + 1).max(1);
+        if self.offset >= self.data.len() {
+            return None;
+        }
+        let end = self.data.len().min(self.offset + chunk_max);
+        let chunk = self.data.slice(self.offset..end);
+        self.offset = end;
+        Some(chunk)
+    }
+}
+
+#[derive(Debug)]
+struct IncomingString {
+    total: usize,
+    data: Vec<u8>,
+    /// Dropped at this instant unless claimed (pushed back by every chunk).
+    expires: Instant,
+}
+
+/// What a `new_str` or `str_upd` led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StrOutcome {
+    /// Reply `ok` with this payload; `Some(id)` when the string just became complete.
+    Ok(Vec<u8>, Option<u32>),
+    /// Reply `err` with this text (and report the error, if any).
+    Refused(Vec<u8>, Option<PeerError>),
+}
+
+/// The strings the peer is sending us, by id.
+#[derive(Debug)]
+pub(crate) struct IncomingStrings {
+    strings: BTreeMap<u32, IncomingString>,
+    max_strings: usize,
+    max_size: u64,
+    timeout: Duration,
+}
+
+impl IncomingStrings {
+    pub(crate) fn new(max_strings: usize, max_size: u64, timeout: Duration) -> Self {
+        IncomingStrings {
+            strings: BTreeMap::new(),
+            max_strings,
+            max_size,
+            timeout,
+        }
+    }
+
+    /// `new_str <total>`: a fresh id (never one of a live string) and an empty buffer.
+    pub(crate) fn open(&mut self, total: u64, now: Instant, rng: &mut Rng) -> StrOutcome {
+        if total > self.max_size {
+            let error = PeerError::StringTooLarge {
+                declared: total,
+                limit: self.max_size,
+            };
+            return StrOutcome::Refused(text::STRING_TOO_LARGE.to_vec(), Some(error));
+        }
+        if self.strings.len() >= self.max_strings {
+            let error = PeerError::TooManyStrings {
+                limit: self.max_strings,
+            };
+            return StrOutcome::Refused(text::TOO_MANY_TRANSFERS.to_vec(), Some(error));
+        }
+        let id = loop {
+            let candidate = rng.next_u32();
+            if !self.strings.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        // `total <= max_size`, which fits in memory by configuration.
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        let expires = now + self.timeout;
+        self.strings.insert(
+            id,
+            IncomingString {
+                total,
+                data: Vec::new(),
+                expires,
+            },
+        );
+        let complete = (total == 0).then_some(id);
+        StrOutcome::Ok(id.to_string().into_bytes(), complete)
+    }
+
+    /// `str_upd <id> <chunk>`: appends up to the declared total; bytes beyond it are dropped, as
+    /// upstream's `InBuffer` does.
+    pub(crate) fn update(&mut self, id: &[u8], chunk: &[u8], now: Instant) -> StrOutcome {
+        let expires = now + self.timeout;
+        let Some((key, string)) = self.lookup(id) else {
+            return StrOutcome::Refused(key_error_text(id), None);
+        };
+        let was_complete = string.data.len() == string.total;
+        let room = string.total - string.data.len();
+        let take = room.min(chunk.len());
+        let needed = string.data.len() + take;
+        if needed > string.data.capacity() {
+            // Grow with the data, not with the declaration, doubling for amortised appends but
+            // never beyond the declared total.
+            let target = needed.max(string.data.capacity() * 2).min(string.total);
+            string.data.reserve_exact(target - string.data.len());
+        }
+        string.data.extend_from_slice(&chunk[..take]);
+        string.expires = expires;
+        let complete = (!was_complete && string.data.len() == string.total).then_some(key);
+        StrOutcome::Ok(text::CHUNK_RECEIVED.to_vec(), complete)
+    }
+
+    /// The complete string `id`, removed from the table. `None` for an unknown or incomplete id.
+    pub(crate) fn take(&mut self, id: u32) -> Option<Bytes> {
+        let string = self.strings.get(&id)?;
+        if string.data.len() != string.total {
+            return None;
+        }
+        self.strings.remove(&id).map(|s| Bytes::from(s.data))
+    }
+
+    /// The earliest expiry.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.strings.values().map(|s| s.expires).min()
+    }
+
+    /// Removes one string expired at `now` (lowest id first among the expired).
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<u32> {
+        let id = self
+            .strings
+            .iter()
+            .find(|(_, s)| s.expires <= now)
+            .map(|(&id, _)| id)?;
+        self.strings.remove(&id);
+        Some(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.strings.clear();
+    }
+
+    /// Looks an id up by its exact bytes, as upstream's dict of bytes keys does: `0123` is not
+    /// `123`.
+    fn lookup(&mut self, id: &[u8]) -> Option<(u32, &mut IncomingString)> {
+        let value = u32::try_from(parse_decimal(id)?).ok()?;
+        if value.to_string().as_bytes() != id {
+            return None;
+        }
+        self.strings.get_mut(&value).map(|s| (value, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outgoing_chunks_follow_upstream() {
+        let mut s = OutgoingString::new(Bytes::from(vec![b'S'; 1000]));
+        s.id = Some(Bytes::from_static(b"633094699"));
+        let sizes: Vec<usize> = std::iter::from_fn(|| s.next_chunk(400))
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![390, 390, 220]);
+    }
+
+    #[test]
+    fn incoming_strings_are_bounded_and_drop_extra_bytes() {
+        let t0 = super::super::test_origin();
+        let mut rng = Rng::from_seed(5);
+        let mut strings = IncomingStrings::new(1, 10, Duration::from_secs(3));
+        assert_eq!(
+            strings.open(11, t0, &mut rng),
+            StrOutcome::Refused(
+                text::STRING_TOO_LARGE.to_vec(),
+                Some(PeerError::StringTooLarge {
+                    declared: 11,
+                    limit: 10
+                })
+            )
+        );
+        let StrOutcome::Ok(id, None) = strings.open(4, t0, &mut rng) else {
+            panic!()
+        };
+        assert_eq!(
+            strings.open(1, t0, &mut rng),
+            StrOutcome::Refused(
+                text::TOO_MANY_TRANSFERS.to_vec(),
+                Some(PeerError::TooManyStrings { limit: 1 })
+            )
+        );
+        let key: u32 = String::from_utf8(id.clone()).unwrap().parse().unwrap();
+        assert_eq!(
+            strings.update(&[b"0", &id[..]].concat(), b"ab", t0),
+            StrOutcome::Refused([b"b'0", &id[..], b"'"].concat(), None)
+        );
+        assert_eq!(
+            strings.update(&id, b"ab", t0),
+            StrOutcome::Ok(b"Chunk received".to_vec(), None)
+        );
+        assert_eq!(
+            strings.take(key),
+            None,
+            "incomplete strings cannot be claimed"
+        );
+        assert_eq!(
+            strings.update(&id, b"cdEXTRA", t0),
+            StrOutcome::Ok(b"Chunk received".to_vec(), Some(key))
+        );
+        assert_eq!(
+            strings.update(&id, b"more", t0),
+            StrOutcome::Ok(b"Chunk received".to_vec(), None)
+        );
+        assert_eq!(strings.next_expiry(), Some(t0 + Duration::from_secs(3)));
+        assert_eq!(strings.take(key), Some(Bytes::from_static(b"abcd")));
+        assert_eq!(strings.len(), 0);
+    }
+
+    #[test]
+    fn unclaimed_strings_expire() {
+        let t0 = super::super::test_origin();
+        let mut rng = Rng::from_seed(5);
+        let mut strings = IncomingStrings::new(2, 10, Duration::from_secs(3));
+        let StrOutcome::Ok(id, Some(key)) = strings.open(0, t0, &mut rng) else {
+            panic!()
+        };
+        assert_eq!(id, key.to_string().into_bytes());
+        assert_eq!(strings.pop_expired(t0 + Duration::from_millis(2999)), None);
+        assert_eq!(strings.pop_expired(t0 + Duration::from_secs(3)), Some(key));
+        assert_eq!(strings.take(key), None);
+    }
+}
