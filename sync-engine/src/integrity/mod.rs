@@ -3,8 +3,8 @@
 
 pub mod compare;
 pub mod items;
+pub mod memory;
 pub mod merged;
 pub mod metadata;
-pub mod package;
 pub mod path;
 pub mod storage;

@@ -1,0 +1,647 @@
+//! An in-memory [`Storage`] with a crash model, for tests, fuzzing and the simulator.
+//!
+//! It implements the whole contract of [`super::storage`]: listings sorted by name, `stat` with
+//! lstat semantics, symlinks reported and never followed (an operation that would traverse one
+//! fails with `OutsideRoot`), staged writes that are invisible until committed, permission bits
+//! and mtimes.
+//!
+//! Crash model. Every trait call is one *operation* and is counted ([`MemoryStorage::operations`]).
+//! An operation that returns `Ok` is durable: a committed write is atomic (old or new content,
+//! never torn) and directory changes happen at once — this models the fs adapter, which fsyncs the
+//! file and its directory before returning. What is *not* durable is a staged write:
+//! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
+//! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
+//! to the durable state, dropping every staged write. A test can therefore run a workload once to
+//! count its operations, then re-run it with a crash after each single operation and check that
+//! no file is torn.
+//!
+//! Set-up helpers ([`MemoryStorage::add_file`], [`MemoryStorage::add_symlink`],
+//! [`MemoryStorage::add_special`], [`MemoryStorage::from_files`]) are not operations: they neither
+//! count nor crash. The storage has no clock: writes committed without an explicit mtime get the
+//! time set with [`MemoryStorage::set_now`].
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use super::path::InstallPath;
+use super::storage::{
+    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
+    WriteId,
+};
+
+/// Mode given to directories created by the set-up helpers.
+pub const DEFAULT_DIR_MODE: u32 = 0o750;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File {
+        data: Vec<u8>,
+        mode: u32,
+        mtime: Timestamp,
+    },
+    Dir {
+        entries: BTreeMap<String, Node>,
+        mode: u32,
+        mtime: Timestamp,
+    },
+    Symlink {
+        target: String,
+        mtime: Timestamp,
+    },
+    Other {
+        mtime: Timestamp,
+    },
+}
+
+impl Node {
+    fn empty_dir(mode: u32, mtime: Timestamp) -> Node {
+        Node::Dir {
+            entries: BTreeMap::new(),
+            mode,
+            mtime,
+        }
+    }
+
+    fn kind(&self) -> EntryKind {
+        match self {
+            Node::File { .. } => EntryKind::File,
+            Node::Dir { .. } => EntryKind::Dir,
+            Node::Symlink { .. } => EntryKind::Symlink,
+            Node::Other { .. } => EntryKind::Other,
+        }
+    }
+
+    fn stat(&self) -> FileStat {
+        match self {
+            Node::File { data, mode, mtime } => FileStat {
+                kind: EntryKind::File,
+                size: data.len() as u64,
+                mtime: *mtime,
+                mode: *mode,
+            },
+            Node::Dir { mode, mtime, .. } => FileStat {
+                kind: EntryKind::Dir,
+                size: 0,
+                mtime: *mtime,
+                mode: *mode,
+            },
+            Node::Symlink { target, mtime } => FileStat {
+                kind: EntryKind::Symlink,
+                size: target.len() as u64,
+                mtime: *mtime,
+                mode: 0o777,
+            },
+            Node::Other { mtime } => FileStat {
+                kind: EntryKind::Other,
+                size: 0,
+                mtime: *mtime,
+                mode: 0o600,
+            },
+        }
+    }
+}
+
+/// One entry of a [`MemoryStorage::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotEntry {
+    /// A regular file.
+    File {
+        /// Content.
+        data: Vec<u8>,
+        /// Permission bits.
+        mode: u32,
+        /// Modification time.
+        mtime: Timestamp,
+    },
+    /// A directory.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Where it points (never followed).
+        target: String,
+    },
+    /// A socket, FIFO or device.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Staged {
+    path: InstallPath,
+    data: Vec<u8>,
+}
+
+/// The in-memory storage. See the module docs.
+#[derive(Debug, Clone)]
+pub struct MemoryStorage {
+    root: Node,
+    staged: BTreeMap<u64, Staged>,
+    next_write: u64,
+    now: Timestamp,
+    operations: Cell<u64>,
+    crash_at: Option<u64>,
+    crashed: Cell<bool>,
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a path resolution found.
+enum Lookup<'a> {
+    Found(&'a Node),
+    Missing,
+}
+
+fn err(kind: StorageErrorKind, path: &InstallPath, message: &str) -> StorageError {
+    StorageError::new(kind, path, message)
+}
+
+impl MemoryStorage {
+    /// An empty install root (mode [`DEFAULT_DIR_MODE`]).
+    pub fn new() -> Self {
+        MemoryStorage {
+            root: Node::empty_dir(DEFAULT_DIR_MODE, Timestamp::default()),
+            staged: BTreeMap::new(),
+            next_write: 1,
+            now: Timestamp::default(),
+            operations: Cell::new(0),
+            crash_at: None,
+            crashed: Cell::new(false),
+        }
+    }
+
+    /// A storage holding `files` (path, content, mtime, mode), parents created with
+    /// [`DEFAULT_DIR_MODE`].
+    pub fn from_files<I>(files: I) -> Result<Self, StorageError>
+    where
+        I: IntoIterator<Item = (InstallPath, Vec<u8>, Timestamp, u32)>,
+    {
+        let mut storage = Self::new();
+        for (path, data, mtime, mode) in files {
+            storage.add_file(&path, data, mtime, mode)?;
+        }
+        Ok(storage)
+    }
+
+    /// Set-up: creates or replaces a regular file (and its missing parents). Not an operation.
+    pub fn add_file(
+        &mut self,
+        path: &InstallPath,
+        data: Vec<u8>,
+        mtime: Timestamp,
+        mode: u32,
+    ) -> Result<(), StorageError> {
+        self.insert_node(path, Node::File { data, mode, mtime })
+    }
+
+    /// Set-up: creates a symbolic link at `path` pointing to `target` (never followed).
+    pub fn add_symlink(&mut self, path: &InstallPath, target: &str) -> Result<(), StorageError> {
+        let mtime = self.now;
+        self.insert_node(
+            path,
+            Node::Symlink {
+                target: target.to_owned(),
+                mtime,
+            },
+        )
+    }
+
+    /// Set-up: creates a special file (FIFO, socket or device) at `path`.
+    pub fn add_special(&mut self, path: &InstallPath) -> Result<(), StorageError> {
+        let mtime = self.now;
+        self.insert_node(path, Node::Other { mtime })
+    }
+
+    fn insert_node(&mut self, path: &InstallPath, node: Node) -> Result<(), StorageError> {
+        let parent = path
+            .parent()
+            .ok_or_else(|| err(StorageErrorKind::WrongKind, path, "the root is a directory"))?;
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let now = self.now;
+        let dir = Self::dir_mut_creating(&mut self.root, &parent, DEFAULT_DIR_MODE, now)?;
+        dir.insert(name, node);
+        Ok(())
+    }
+
+    /// Sets the time given to writes committed without an explicit mtime, and to set-up entries.
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.now = now;
+    }
+
+    /// Number of operations performed so far (every trait call counts, failed ones included).
+    pub fn operations(&self) -> u64 {
+        self.operations.get()
+    }
+
+    /// Lets `n` more operations succeed; every later one fails with `Crashed` until
+    /// [`MemoryStorage::recover`].
+    pub fn crash_after(&mut self, n: u64) {
+        self.crash_at = Some(self.operations.get().saturating_add(n));
+    }
+
+    /// True once an operation has failed because of [`MemoryStorage::crash_after`].
+    pub fn is_crashed(&self) -> bool {
+        self.crashed.get()
+    }
+
+    /// Restart after a crash: staged writes are lost, the durable state stays, operations work
+    /// again.
+    pub fn recover(&mut self) {
+        self.staged.clear();
+        self.crash_at = None;
+        self.crashed.set(false);
+    }
+
+    /// Number of staged (begun, not yet committed or aborted) writes.
+    pub fn staged_writes(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Every entry below the root (the root itself excluded), by path.
+    pub fn snapshot(&self) -> BTreeMap<InstallPath, SnapshotEntry> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![(InstallPath::root(), &self.root)];
+        while let Some((path, node)) = stack.pop() {
+            let Node::Dir { entries, .. } = node else {
+                continue;
+            };
+            for (name, child) in entries {
+                let Ok(child_path) = path.join(name) else {
+                    continue;
+                };
+                let entry = match child {
+                    Node::File { data, mode, mtime } => SnapshotEntry::File {
+                        data: data.clone(),
+                        mode: *mode,
+                        mtime: *mtime,
+                    },
+                    Node::Dir { mode, .. } => SnapshotEntry::Dir { mode: *mode },
+                    Node::Symlink { target, .. } => SnapshotEntry::Symlink {
+                        target: target.clone(),
+                    },
+                    Node::Other { .. } => SnapshotEntry::Other,
+                };
+                out.insert(child_path.clone(), entry);
+                if matches!(child, Node::Dir { .. }) {
+                    stack.push((child_path, child));
+                }
+            }
+        }
+        out
+    }
+
+    /// Regular files only: path → content (a compact view for equality checks).
+    pub fn files(&self) -> BTreeMap<InstallPath, Vec<u8>> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(p, e)| match e {
+                SnapshotEntry::File { data, .. } => Some((p, data)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Counts one operation and fails it if the storage has crashed.
+    fn operation(&self, path: &InstallPath) -> Result<(), StorageError> {
+        let n = self.operations.get() + 1;
+        self.operations.set(n);
+        if self.crash_at.is_some_and(|limit| n > limit) {
+            self.crashed.set(true);
+        }
+        if self.crashed.get() {
+            return Err(err(
+                StorageErrorKind::Crashed,
+                path,
+                "storage crashed (simulated)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves `path` without following a final symlink; intermediate symlinks are refused.
+    fn lookup(&self, path: &InstallPath) -> Result<Lookup<'_>, StorageError> {
+        let mut node = &self.root;
+        for component in path.components() {
+            match node {
+                Node::Dir { entries, .. } => match entries.get(component) {
+                    Some(child) => node = child,
+                    None => return Ok(Lookup::Missing),
+                },
+                Node::Symlink { .. } => {
+                    return Err(err(
+                        StorageErrorKind::OutsideRoot,
+                        path,
+                        "a parent is a symlink",
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        StorageErrorKind::WrongKind,
+                        path,
+                        "a parent is not a directory",
+                    ));
+                }
+            }
+        }
+        Ok(Lookup::Found(node))
+    }
+
+    /// The entries of existing directory `dir`, for modification.
+    fn dir_mut<'a>(
+        root: &'a mut Node,
+        dir: &InstallPath,
+    ) -> Result<&'a mut BTreeMap<String, Node>, StorageError> {
+        let mut node = root;
+        for component in dir.components() {
+            node = match node {
+                Node::Dir { entries, .. } => entries
+                    .get_mut(component)
+                    .ok_or_else(|| err(StorageErrorKind::NotFound, dir, "no such directory"))?,
+                Node::Symlink { .. } => {
+                    return Err(err(
+                        StorageErrorKind::OutsideRoot,
+                        dir,
+                        "a parent is a symlink",
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        StorageErrorKind::WrongKind,
+                        dir,
+                        "a parent is not a directory",
+                    ));
+                }
+            };
+        }
+        match node {
+            Node::Dir { entries, .. } => Ok(entries),
+            Node::Symlink { .. } => Err(err(StorageErrorKind::OutsideRoot, dir, "is a symlink")),
+            _ => Err(err(StorageErrorKind::WrongKind, dir, "not a directory")),
+        }
+    }
+
+    /// Like [`Self::dir_mut`], creating missing directories with `mode`.
+    fn dir_mut_creating<'a>(
+        root: &'a mut Node,
+        dir: &InstallPath,
+        mode: u32,
+        now: Timestamp,
+    ) -> Result<&'a mut BTreeMap<String, Node>, StorageError> {
+        let mut node = root;
+        for component in dir.components() {
+            node = match node {
+                Node::Dir { entries, .. } => entries
+                    .entry(component.to_owned())
+                    .or_insert_with(|| Node::empty_dir(mode, now)),
+                Node::Symlink { .. } => {
+                    return Err(err(
+                        StorageErrorKind::OutsideRoot,
+                        dir,
+                        "a parent is a symlink",
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        StorageErrorKind::WrongKind,
+                        dir,
+                        "a parent is not a directory",
+                    ));
+                }
+            };
+        }
+        match node {
+            Node::Dir { entries, .. } => Ok(entries),
+            Node::Symlink { .. } => Err(err(StorageErrorKind::OutsideRoot, dir, "is a symlink")),
+            _ => Err(err(StorageErrorKind::WrongKind, dir, "not a directory")),
+        }
+    }
+
+    fn parent_and_name(path: &InstallPath) -> Result<(InstallPath, &str), StorageError> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => Ok((parent, name)),
+            _ => Err(err(
+                StorageErrorKind::WrongKind,
+                path,
+                "the root is a directory",
+            )),
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError> {
+        self.operation(dir)?;
+        match self.lookup(dir)? {
+            Lookup::Found(Node::Dir { entries, .. }) => Ok(entries
+                .iter()
+                .map(|(name, node)| DirEntry {
+                    name: name.clone(),
+                    kind: node.kind(),
+                })
+                .collect()),
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, dir, "is a symlink"))
+            }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, dir, "not a directory")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, dir, "no such directory")),
+        }
+    }
+
+    fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
+        self.operation(path)?;
+        match self.lookup(path)? {
+            Lookup::Found(node) => Ok(Some(node.stat())),
+            Lookup::Missing => Ok(None),
+        }
+    }
+
+    fn read_at(
+        &self,
+        path: &InstallPath,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        self.operation(path)?;
+        match self.lookup(path)? {
+            Lookup::Found(Node::File { data, .. }) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
+            }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+        }
+    }
+
+    fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {
+        self.operation(path)?;
+        let (parent, name) = Self::parent_and_name(path)?;
+        let entries = Self::dir_mut(&mut self.root, &parent)?;
+        if matches!(entries.get(name), Some(Node::Dir { .. })) {
+            return Err(err(StorageErrorKind::WrongKind, path, "is a directory"));
+        }
+        let id = self.next_write;
+        self.next_write += 1;
+        self.staged.insert(
+            id,
+            Staged {
+                path: path.clone(),
+                data: Vec::new(),
+            },
+        );
+        Ok(WriteId(id))
+    }
+
+    fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        self.operation(&path)?;
+        let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })?;
+        staged.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        self.operation(&path)?;
+        let staged = self.staged.remove(&id.0).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })?;
+        let (parent, name) = Self::parent_and_name(&staged.path)?;
+        let entries = Self::dir_mut(&mut self.root, &parent)?;
+        if matches!(entries.get(name), Some(Node::Dir { .. })) {
+            return Err(err(
+                StorageErrorKind::WrongKind,
+                &staged.path,
+                "is a directory",
+            ));
+        }
+        let mtime = attrs.mtime.unwrap_or(self.now);
+        entries.insert(
+            name.to_owned(),
+            Node::File {
+                data: staged.data,
+                mode: attrs.mode,
+                mtime,
+            },
+        );
+        Ok(())
+    }
+
+    fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        self.operation(&path)?;
+        self.staged.remove(&id.0).map(|_| ()).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })
+    }
+
+    fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.operation(path)?;
+        let (parent, name) = Self::parent_and_name(path)?;
+        let entries = match Self::dir_mut(&mut self.root, &parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match entries.get(name) {
+            None => Ok(false),
+            Some(Node::Dir { .. }) => Err(err(StorageErrorKind::WrongKind, path, "is a directory")),
+            Some(_) => {
+                entries.remove(name);
+                Ok(true)
+            }
+        }
+    }
+
+    fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
+        self.operation(path)?;
+        let now = self.now;
+        Self::dir_mut_creating(&mut self.root, path, mode, now).map(|_| ())
+    }
+
+    fn remove_dir_all(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.operation(path)?;
+        let (parent, name) = match Self::parent_and_name(path) {
+            Ok(pn) => pn,
+            Err(_) => {
+                return Err(err(
+                    StorageErrorKind::PermissionDenied,
+                    path,
+                    "refusing to remove the install root",
+                ));
+            }
+        };
+        let entries = match Self::dir_mut(&mut self.root, &parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match entries.get(name) {
+            None => Ok(false),
+            Some(Node::Dir { .. }) => {
+                entries.remove(name);
+                Ok(true)
+            }
+            Some(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
+            }
+            Some(_) => Err(err(StorageErrorKind::WrongKind, path, "not a directory")),
+        }
+    }
+
+    fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError> {
+        self.operation(path)?;
+        let (parent, name) = Self::parent_and_name(path)?;
+        let entries = Self::dir_mut(&mut self.root, &parent)?;
+        match entries.get_mut(name) {
+            Some(Node::File { mode, mtime, .. }) | Some(Node::Dir { mode, mtime, .. }) => {
+                *mode = attrs.mode;
+                if let Some(t) = attrs.mtime {
+                    *mtime = t;
+                }
+                Ok(())
+            }
+            Some(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
+            }
+            Some(Node::Other { .. }) => {
+                Err(err(StorageErrorKind::WrongKind, path, "not a regular file"))
+            }
+            None => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+        }
+    }
+}
