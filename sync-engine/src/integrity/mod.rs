@@ -6,5 +6,6 @@ pub mod items;
 pub mod memory;
 pub mod merged;
 pub mod metadata;
+pub mod package;
 pub mod path;
 pub mod storage;
