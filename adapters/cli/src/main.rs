@@ -1,6 +1,43 @@
 //! `wazuh-cluster`: the operator's command (demo, node, control, wire, integrity).
+//!
+//! Each subcommand group lives in its own module (`wire.rs`, ...) exposing an `Args` type for clap
+//! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
+//! new group is one enum variant and one match arm here.
 
-fn main() {
-    eprintln!("wazuh-cluster: no subcommand is implemented yet");
-    std::process::exit(2);
+mod wire;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Wazuh cluster node and tools, wire-compatible with upstream Wazuh 3.9.5.
+#[derive(Debug, Parser)]
+#[command(name = "wazuh-cluster", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommand groups.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect cluster protocol bytes (frames, Fernet payloads).
+    Wire(wire::WireArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Wire(args) => wire::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
