@@ -206,22 +206,25 @@ impl Pair {
         while let Some(event) = self.client.poll_event() {
             any = true;
             if let Event::FileChunkWanted { transfer, max_len } = event {
-                let source = self
+                // Files started with `client_send_file` are fed from memory; others are the
+                // test's business.
+                if let Some(source) = self
                     .client_files
                     .iter_mut()
                     .find(|s| s.transfer == transfer)
-                    .expect("chunk wanted for a file the test started");
-                if source.offset == source.data.len() {
-                    self.client
-                        .finish_file(self.now, transfer)
-                        .expect("finish_file");
-                } else {
-                    let end = source.data.len().min(source.offset + max_len);
-                    let chunk = source.data.slice(source.offset..end);
-                    source.offset = end;
-                    self.client
-                        .file_chunk(self.now, transfer, &chunk)
-                        .expect("file_chunk");
+                {
+                    if source.offset == source.data.len() {
+                        self.client
+                            .finish_file(self.now, transfer)
+                            .expect("finish_file");
+                    } else {
+                        let end = source.data.len().min(source.offset + max_len);
+                        let chunk = source.data.slice(source.offset..end);
+                        source.offset = end;
+                        self.client
+                            .file_chunk(self.now, transfer, &chunk)
+                            .expect("file_chunk");
+                    }
                 }
             }
             self.client_events.push(event);
