@@ -26,8 +26,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+use super::compare::SyncPlan;
+use super::merged::{MergedError, MergedLimits, merge_from_storage};
 use super::path::{InstallPath, PathError, validate_file_name};
-use super::storage::{Storage, StorageError, Timestamp};
+use super::storage::{EntryKind, Storage, StorageError, StorageErrorKind, Timestamp};
 
 /// Name of the control member every 3.9 package carries.
 pub const CONTROL_MEMBER: &str = "cluster_control.json";
@@ -364,24 +366,20 @@ impl<W: Write + Seek> PackageBuilder<W> {
     }
 
     /// Adds file `key` read from `storage` in chunks (never whole in memory), with its own mtime
-    /// and `mode`. Returns the bytes copied.
+    /// and permission bits (upstream's `zipfile.write` records the file's `st_mode`). Returns the
+    /// bytes copied.
     pub fn add_member_from_storage<S: Storage + ?Sized>(
         &mut self,
         storage: &S,
         key: &InstallPath,
-        mode: u32,
     ) -> Result<u64, PackageError> {
+        let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
         let stat = storage
             .stat(key)
             .map_err(PackageError::Storage)?
-            .ok_or_else(|| {
-                PackageError::Storage(StorageError::new(
-                    super::storage::StorageErrorKind::NotFound,
-                    key,
-                    "file to package is gone",
-                ))
-            })?;
-        self.start_member(key, stat.mtime, mode)?;
+            .filter(|s| s.kind == EntryKind::File)
+            .ok_or_else(|| PackageError::Storage(gone()))?;
+        self.start_member(key, stat.mtime, stat.mode)?;
         let mut buf = vec![0u8; CHUNK];
         let mut offset = 0u64;
         loop {
@@ -425,6 +423,41 @@ pub fn build_package_in_memory<'a>(
         builder.add_member(key, mtime, mode, data)?;
     }
     Ok(builder.finish(control_json, now)?.into_inner())
+}
+
+/// Builds the master → worker package of `plan` into `sink` (PROTOCOL.md §9.3–§9.4): the merged
+/// `agent-groups-shared.merged` entry first (built from [`SyncPlan::shared_merged_sources`], dated
+/// `now`), then every other `missing` and `shared` file streamed from `storage`, then
+/// `cluster_control.json` = [`SyncPlan::to_upstream_json`].
+///
+/// A file that vanished since the scan makes the build fail (`Storage` / `NotFound`): the caller
+/// rescans and compares again rather than sending a package that contradicts its control document.
+pub fn build_master_package<S, W>(
+    sink: W,
+    storage: &S,
+    plan: &SyncPlan,
+    merged_limits: &MergedLimits,
+    now: Timestamp,
+) -> Result<W, PackageError>
+where
+    S: Storage + ?Sized,
+    W: Write + Seek,
+{
+    let mut builder = PackageBuilder::new(sink);
+    if let Some(key) = &plan.shared_merged {
+        let merged = merge_from_storage(storage, &plan.shared_merged_sources, None, merged_limits)
+            .map_err(|e| match e {
+                MergedError::Storage(e) => PackageError::Storage(e),
+                other => PackageError::Write(other.to_string()),
+            })?;
+        builder.add_member(key, now, 0o660, &merged.bytes)?;
+    }
+    for key in plan.missing.0.keys().chain(plan.shared.0.keys()) {
+        if Some(key) != plan.shared_merged.as_ref() {
+            builder.add_member_from_storage(storage, key)?;
+        }
+    }
+    builder.finish(plan.to_upstream_json().as_bytes(), now)
 }
 
 /// A package opened for reading, every member already checked against the limits and name rules.

@@ -1,0 +1,694 @@
+//! Applying a received package to the local install tree, through a [`Storage`]
+//! (PROTOCOL.md §9.5, §9.6).
+//!
+//! Two directions, two functions:
+//! * [`apply_master_package`] (on a worker): write every `missing` and `shared` file, split the
+//!   `agent-groups-shared.merged` entry into `queue/agent-groups/<id>`, remove every `extra` file,
+//!   then remove the directories an `extra` removal left empty where the item asks for it.
+//! * [`apply_worker_package`] (on the master): take back the worker's agent-groups (extra-valid,
+//!   `agent-groups.merged`) and agent-info (`agent-info.merged`) parts of agents the master knows
+//!   ([`KnownAgents`], from its `client.keys`), when the worker's copy is not older (3.9.5's rule:
+//!   local mtime truncated to seconds vs the part's header time).
+//!
+//! Why the shape: upstream extracts the package first and validates little (3.9.5 concatenates
+//! `WAZUH_PATH + key`, so a peer's `..` or a key in another item writes anywhere the daemon can).
+//! Here each apply runs in two phases. *Validate* touches nothing: it parses `cluster_control.json`,
+//! resolves every path a peer named (metadata key, ZIP member, merged part name) to a target inside
+//! the directory of an integrity item allowed for this direction, checks the member list against
+//! the control document, reads every member to its end (size caps, CRC) and splits the merged
+//! files. Any fault refuses the **whole** package with a typed [`ApplyError`] and nothing is
+//! written. *Write* then performs the plan through staged writes (temporary file in the same
+//! directory, fsync, rename), so a crash at any point leaves each file old or new, never torn, and
+//! running the apply again converges.
+//!
+//! Direction rules (ours, stricter than upstream):
+//! * master → worker: files of items whose `source` is `master` (or `all`), at a path the item's
+//!   walk would select (inside its directory, direct child unless recursive, a selected name, no
+//!   excluded component); the one merged entry allowed is
+//!   `/queue/cluster/<this worker>/agent-groups-shared.merged`, whose parts land in the
+//!   `/queue/agent-groups/` item.
+//! * worker → master: only `/queue/cluster/<that worker>/agent-groups.merged` into an extra-valid
+//!   item and `/queue/cluster/<that worker>/agent-info.merged` into a worker-sourced item; any
+//!   other entry refuses the package, except `client.keys`, which upstream refuses with error 3007
+//!   as a warning: it is skipped and reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Seek, Write};
+
+use super::items::{ClusterItems, IntegrityItem, ItemSource, NodeType};
+use super::merged::{MergedError, MergedLimits, unmerge};
+use super::metadata::{FileMetadata, IntegrityMetadata, MergeType, MetadataError, parse_mod_time};
+use super::package::{PackageError, PackageReader};
+use super::path::InstallPath;
+use super::storage::{EntryKind, FileAttrs, Storage, StorageError, Timestamp, WriteId};
+use crate::integrity::compare::SyncPlan;
+
+/// Permission bits of directories created while applying (upstream `mkdir_with_mode`, 0o770).
+pub const DIR_MODE: u32 = 0o770;
+
+/// Most entries accepted in a `cluster_control.json` (all groups together).
+pub const DEFAULT_MAX_ENTRIES: usize = 400_000;
+
+/// Bounds of an apply, beyond the package reader's own [`super::package::PackageLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyLimits {
+    /// Most entries in `cluster_control.json`.
+    pub max_entries: usize,
+    /// Bounds for splitting merged files.
+    pub merged: MergedLimits,
+}
+
+impl Default for ApplyLimits {
+    fn default() -> Self {
+        ApplyLimits {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            merged: MergedLimits::default(),
+        }
+    }
+}
+
+/// Why a path named by the peer is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathRefusal {
+    /// `cluster_item_key` names no item of our cluster.json.
+    UnknownItem,
+    /// The item exists but may not be written from this peer (wrong `source`, not extra-valid).
+    ItemNotAllowed,
+    /// The path is not where the item's walk could find it (outside its directory, too deep).
+    OutsideItem,
+    /// The item would not select this name (not in `files`, or excluded).
+    NotSelected,
+    /// A merged entry that is not one of the merged files this direction may carry.
+    UnexpectedMerged,
+    /// A plain (not merged) file from a worker: only merged agent files travel upwards.
+    NotMerged,
+}
+
+/// A package refused as a whole (nothing written), or a local failure while writing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The ZIP itself is refused (see [`PackageError`]).
+    #[error("package refused: {0}")]
+    Package(#[from] PackageError),
+    /// `cluster_control.json` is not a valid document.
+    #[error("cluster_control.json refused: {0}")]
+    Control(#[from] MetadataError),
+    /// A path named by the peer lies outside what this direction may write.
+    #[error("path {path} (item {item_key:?}) refused: {reason:?}")]
+    PathRefused {
+        /// The path as the peer named it (metadata key, or merged part target).
+        path: String,
+        /// The `cluster_item_key` the peer gave.
+        item_key: String,
+        /// Why.
+        reason: PathRefusal,
+    },
+    /// A merged member could not be split (malformed record, bad part name, limits).
+    #[error("merged file {path} refused: {error}")]
+    Merged {
+        /// The merged entry's key.
+        path: String,
+        /// What the splitter found.
+        error: MergedError,
+    },
+    /// The worker name of this connection cannot be part of a path (caller error).
+    #[error("worker name {0:?} is not valid")]
+    BadWorkerName(String),
+    /// The local storage failed during the write phase (disk full, permissions, crash). Files
+    /// written before the failure are complete; running the apply again converges.
+    #[error("local storage failed: {0}")]
+    Storage(StorageError),
+}
+
+/// Why an entry or part was not written (reported, not an error: upstream logs these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// `client.keys` sent by a worker (upstream error 3007).
+    ClientKeysFromWorker,
+    /// A merged part for an agent the master's `client.keys` does not list.
+    UnknownAgent,
+    /// The local copy is newer than the part's header time.
+    LocalNewer,
+    /// The part's header time is not a valid `mod_time`.
+    BadTime,
+    /// An `extra` file that was already gone.
+    AlreadyAbsent,
+    /// Removing an `extra` entry failed (it is a directory, permissions, ...).
+    RemoveFailed,
+}
+
+/// What an apply did, for logs and `get_health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Files written (plain files and merged parts).
+    pub written: usize,
+    /// `extra` files removed.
+    pub removed: usize,
+    /// Directories removed because an `extra` removal left them empty.
+    pub dirs_removed: usize,
+    /// Entries not written or removed, with the reason, in the order met.
+    pub skipped: Vec<(InstallPath, SkipReason)>,
+}
+
+impl ApplyReport {
+    /// How many entries were skipped for `reason`.
+    pub fn skipped_for(&self, reason: SkipReason) -> usize {
+        self.skipped.iter().filter(|(_, r)| *r == reason).count()
+    }
+}
+
+/// The agents a master knows, from its `etc/client.keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownAgents {
+    ids: BTreeSet<String>,
+    info_names: BTreeSet<String>,
+}
+
+impl KnownAgents {
+    /// Parses `client.keys`: lines `<id> <name> <ip> <key>`; blank lines, comment lines (`#`) and
+    /// removed agents (name starting with `!` or `#`) are skipped, as are lines without the four
+    /// fields.
+    pub fn from_client_keys(text: &[u8]) -> Self {
+        let mut agents = KnownAgents::default();
+        for line in text.split(|b| *b == b'\n') {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let (Some(id), Some(name), Some(ip), Some(_key)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if name.starts_with(['!', '#']) || id.starts_with('!') {
+                continue;
+            }
+            agents.ids.insert(id.to_owned());
+            agents.info_names.insert(format!("{name}-{ip}"));
+        }
+        agents
+    }
+
+    /// True when `id` (`001`) is a registered agent: the part names of agent-groups.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// True when `name` (`agent-one-10.0.0.1`) is `<name>-<ip>` of a registered agent: the part
+    /// names of agent-info.
+    pub fn has_info_name(&self, name: &str) -> bool {
+        self.info_names.contains(name)
+    }
+
+    /// Number of registered agents.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when no agent is registered.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Content of one planned write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    /// Streamed from the package member with this key.
+    Member(InstallPath),
+    /// Bytes already in memory (a merged part).
+    Bytes(Vec<u8>),
+}
+
+/// One validated write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedWrite {
+    target: InstallPath,
+    content: Content,
+    attrs: FileAttrs,
+}
+
+/// The validated plan of the write phase.
+#[derive(Debug, Default)]
+struct WritePlan {
+    writes: Vec<PlannedWrite>,
+    removals: Vec<InstallPath>,
+    /// Directories to remove when empty (or holding only excluded names) after the removals.
+    cleanup_dirs: BTreeSet<InstallPath>,
+    skipped: Vec<(InstallPath, SkipReason)>,
+}
+
+/// Applies a master → worker package on worker `worker_name`. See the module docs.
+pub fn apply_master_package<R, S>(
+    reader: &mut PackageReader<R>,
+    storage: &mut S,
+    items: &ClusterItems,
+    worker_name: &str,
+    limits: &ApplyLimits,
+) -> Result<ApplyReport, ApplyError>
+where
+    R: Read + Seek,
+    S: Storage + ?Sized,
+{
+    let plan = plan_master_package(reader, items, worker_name, limits)?;
+    execute(plan, reader, storage, items)
+}
+
+/// Applies a worker → master package (extra-valid agent-groups or agent-info) from worker
+/// `worker_name` on the master. See the module docs.
+pub fn apply_worker_package<R, S>(
+    reader: &mut PackageReader<R>,
+    storage: &mut S,
+    items: &ClusterItems,
+    worker_name: &str,
+    agents: &KnownAgents,
+    limits: &ApplyLimits,
+) -> Result<ApplyReport, ApplyError>
+where
+    R: Read + Seek,
+    S: Storage + ?Sized,
+{
+    let plan = plan_worker_package(reader, storage, items, worker_name, agents, limits)?;
+    execute(plan, reader, storage, items)
+}
+
+/// `/queue/cluster/<worker>/<file>`: where merged files of this worker are named.
+fn worker_merged_key(worker: &str, file: &str) -> Result<InstallPath, ApplyError> {
+    InstallPath::new("/queue/cluster")
+        .and_then(|q| q.join(worker))
+        .and_then(|d| d.join(file))
+        .map_err(|_| ApplyError::BadWorkerName(worker.to_owned()))
+}
+
+fn refused(path: &InstallPath, meta_key: &str, reason: PathRefusal) -> ApplyError {
+    ApplyError::PathRefused {
+        path: path.as_str().to_owned(),
+        item_key: meta_key.to_owned(),
+        reason,
+    }
+}
+
+/// Checks that `path` is a file item `item` would select: inside its directory (direct child
+/// unless recursive), a selected name, and no excluded component below the item directory.
+fn check_selected(
+    items: &ClusterItems,
+    item: &IntegrityItem,
+    path: &InstallPath,
+) -> Result<(), PathRefusal> {
+    if !item.covers(path) {
+        return Err(PathRefusal::OutsideItem);
+    }
+    // The most specific item must be this one: `/etc/shared/x` belongs to `/etc/shared/`, so a
+    // peer cannot write it under the rules (permissions, selection) of another item.
+    if items.item_for_path(path).map(|i| &i.key) != Some(&item.key) {
+        return Err(PathRefusal::OutsideItem);
+    }
+    let name = path.file_name().unwrap_or_default();
+    let excluded = path
+        .components()
+        .skip(item.key.dir().components().count())
+        .any(|c| items.is_excluded(c));
+    if !item.files.selects(name) || excluded {
+        return Err(PathRefusal::NotSelected);
+    }
+    Ok(())
+}
+
+/// The item named by `meta`, if it may be written from the master.
+fn master_item<'a>(
+    items: &'a ClusterItems,
+    path: &InstallPath,
+    meta: &FileMetadata,
+) -> Result<&'a IntegrityItem, ApplyError> {
+    let key = &meta.cluster_item_key;
+    let item = items
+        .item(key)
+        .ok_or_else(|| refused(path, key, PathRefusal::UnknownItem))?;
+    if !item.source.applies_to(NodeType::Master) {
+        return Err(refused(path, key, PathRefusal::ItemNotAllowed));
+    }
+    Ok(item)
+}
+
+/// The item whose directory is `/queue/<merge type>` and that this direction may write.
+fn merged_target_item<'a>(
+    items: &'a ClusterItems,
+    path: &InstallPath,
+    meta: &FileMetadata,
+    merge_type: MergeType,
+    allowed: impl Fn(&IntegrityItem) -> bool,
+) -> Result<&'a IntegrityItem, ApplyError> {
+    let key = &meta.cluster_item_key;
+    let item = items
+        .item(key)
+        .ok_or_else(|| refused(path, key, PathRefusal::UnknownItem))?;
+    let expected_dir = format!("/queue/{}", merge_type.as_str());
+    if item.key.dir().as_str() != expected_dir {
+        return Err(refused(path, key, PathRefusal::UnexpectedMerged));
+    }
+    if !allowed(item) {
+        return Err(refused(path, key, PathRefusal::ItemNotAllowed));
+    }
+    Ok(item)
+}
+
+/// A merged part ready to write: target, content, header time.
+type SplitPart = (InstallPath, Vec<u8>, Option<Timestamp>);
+
+/// Reads and splits merged member `key`; every part's target is checked against `item`.
+fn split_member<R: Read + Seek>(
+    reader: &mut PackageReader<R>,
+    items: &ClusterItems,
+    item: &IntegrityItem,
+    key: &InstallPath,
+    merge_type: MergeType,
+    limits: &ApplyLimits,
+) -> Result<Vec<SplitPart>, ApplyError> {
+    let bytes = reader.read_member(key)?;
+    let merged_err = |error| ApplyError::Merged {
+        path: key.as_str().to_owned(),
+        error,
+    };
+    let parts = unmerge(&bytes, &limits.merged)
+        .into_result()
+        .map_err(merged_err)?;
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        let target = part.install_path(merge_type).map_err(|_| {
+            merged_err(MergedError::BadName {
+                offset: 0,
+                name: part.name.to_owned(),
+            })
+        })?;
+        check_selected(items, item, &target)
+            .map_err(|reason| refused(&target, item.key.as_str(), reason))?;
+        out.push((target, part.content.to_vec(), part.mtime()));
+    }
+    Ok(out)
+}
+
+fn plan_master_package<R: Read + Seek>(
+    reader: &mut PackageReader<R>,
+    items: &ClusterItems,
+    worker_name: &str,
+    limits: &ApplyLimits,
+) -> Result<WritePlan, ApplyError> {
+    let shared_merged_key = worker_merged_key(worker_name, "agent-groups-shared.merged")?;
+    let plan = SyncPlan::from_upstream_json(reader.control_json(), limits.max_entries)?;
+    let shipped: Vec<&InstallPath> = plan.missing.0.keys().chain(plan.shared.0.keys()).collect();
+    reader.check_members(shipped.iter().copied())?;
+
+    let mut out = WritePlan::default();
+    let mut merged_members = Vec::new();
+    for (path, meta) in plan.missing.0.iter().chain(plan.shared.0.iter()) {
+        if meta.merged {
+            let merge_type = meta.merge_type_hyphen.or(meta.merge_type);
+            if path != &shared_merged_key || merge_type != Some(MergeType::AgentGroups) {
+                return Err(refused(
+                    path,
+                    &meta.cluster_item_key,
+                    PathRefusal::UnexpectedMerged,
+                ));
+            }
+            let item = merged_target_item(items, path, meta, MergeType::AgentGroups, |i| {
+                i.source.applies_to(NodeType::Master)
+            })?;
+            merged_members.push((path.clone(), item));
+            continue;
+        }
+        let item = master_item(items, path, meta)?;
+        check_selected(items, item, path).map_err(|r| refused(path, &meta.cluster_item_key, r))?;
+        let mtime = meta.mod_time.as_deref().and_then(parse_mod_time);
+        out.writes.push(PlannedWrite {
+            target: path.clone(),
+            content: Content::Member(path.clone()),
+            attrs: FileAttrs {
+                mode: item.permissions,
+                mtime,
+            },
+        });
+    }
+    for (path, meta) in &plan.extra.0 {
+        let item = master_item(items, path, meta)?;
+        check_selected(items, item, path).map_err(|r| refused(path, &meta.cluster_item_key, r))?;
+        out.removals.push(path.clone());
+        // Never the item directory itself (upstream would rmtree `etc/shared` when an extra
+        // file lay directly in it and it became empty).
+        if let Some(dir) = path.parent().filter(|_| item.remove_subdirs_if_empty)
+            && dir.starts_with(item.key.dir())
+            && &dir != item.key.dir()
+        {
+            out.cleanup_dirs.insert(dir);
+        }
+    }
+    // Sizes and CRCs of every member before anything is written.
+    reader.verify_all()?;
+    for (key, item) in merged_members {
+        for (target, data, mtime) in
+            split_member(reader, items, item, &key, MergeType::AgentGroups, limits)?
+        {
+            out.writes.push(PlannedWrite {
+                target,
+                content: Content::Bytes(data),
+                attrs: FileAttrs {
+                    mode: item.permissions,
+                    mtime,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn plan_worker_package<R: Read + Seek, S: Storage + ?Sized>(
+    reader: &mut PackageReader<R>,
+    storage: &S,
+    items: &ClusterItems,
+    worker_name: &str,
+    agents: &KnownAgents,
+    limits: &ApplyLimits,
+) -> Result<WritePlan, ApplyError> {
+    let groups_key = worker_merged_key(worker_name, "agent-groups.merged")?;
+    let info_key = worker_merged_key(worker_name, "agent-info.merged")?;
+    let control = IntegrityMetadata::from_json(reader.control_json(), limits.max_entries)?;
+    reader.check_members(control.0.keys())?;
+
+    let mut out = WritePlan::default();
+    let mut merged_members = Vec::new();
+    for (path, meta) in &control.0 {
+        if path.file_name() == Some("client.keys") {
+            out.skipped
+                .push((path.clone(), SkipReason::ClientKeysFromWorker));
+            continue;
+        }
+        if !meta.merged {
+            return Err(refused(
+                path,
+                &meta.cluster_item_key,
+                PathRefusal::NotMerged,
+            ));
+        }
+        let merge_type = meta.merge_type.or(meta.merge_type_hyphen);
+        let (merge_type, allowed): (MergeType, fn(&IntegrityItem) -> bool) = match merge_type {
+            Some(MergeType::AgentGroups) if path == &groups_key => {
+                (MergeType::AgentGroups, |i| i.extra_valid)
+            }
+            Some(MergeType::AgentInfo) if path == &info_key => (MergeType::AgentInfo, |i| {
+                i.source == ItemSource::Worker || i.source == ItemSource::All
+            }),
+            _ => {
+                return Err(refused(
+                    path,
+                    &meta.cluster_item_key,
+                    PathRefusal::UnexpectedMerged,
+                ));
+            }
+        };
+        let item = merged_target_item(items, path, meta, merge_type, allowed)?;
+        merged_members.push((path.clone(), item, merge_type));
+    }
+    reader.verify_all()?;
+    for (key, item, merge_type) in merged_members {
+        for (target, data, mtime) in split_member(reader, items, item, &key, merge_type, limits)? {
+            let name = target.file_name().unwrap_or_default();
+            let known = match merge_type {
+                MergeType::AgentGroups => agents.has_id(name),
+                MergeType::AgentInfo => agents.has_info_name(name),
+            };
+            if !known {
+                out.skipped.push((target, SkipReason::UnknownAgent));
+                continue;
+            }
+            let Some(mtime) = mtime else {
+                out.skipped.push((target, SkipReason::BadTime));
+                continue;
+            };
+            // 3.9.5: skip when the local file is newer, its mtime truncated to whole seconds.
+            if let Ok(Some(local)) = storage.stat(&target)
+                && local.kind == EntryKind::File
+                && Timestamp::from_secs(local.mtime.secs) > mtime
+            {
+                out.skipped.push((target, SkipReason::LocalNewer));
+                continue;
+            }
+            out.writes.push(PlannedWrite {
+                target,
+                content: Content::Bytes(data),
+                attrs: FileAttrs {
+                    mode: item.permissions,
+                    mtime: Some(mtime),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An `io::Write` that appends to a staged write, keeping the storage error for the caller.
+struct StagedSink<'a, S: Storage + ?Sized> {
+    storage: &'a mut S,
+    id: WriteId,
+    error: Option<StorageError>,
+}
+
+impl<S: Storage + ?Sized> Write for StagedSink<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.storage.append(self.id, buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                let text = e.to_string();
+                self.error = Some(e);
+                Err(io::Error::other(text))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates `dir` (and parents) with [`DIR_MODE`] unless it exists.
+fn ensure_dir<S: Storage + ?Sized>(
+    storage: &mut S,
+    dir: &InstallPath,
+    known: &mut BTreeSet<InstallPath>,
+) -> Result<(), StorageError> {
+    if known.contains(dir) {
+        return Ok(());
+    }
+    if storage.stat(dir)?.is_none() {
+        storage.create_dir_all(dir, DIR_MODE)?;
+    }
+    known.insert(dir.clone());
+    Ok(())
+}
+
+fn write_one<R: Read + Seek, S: Storage + ?Sized>(
+    write: &PlannedWrite,
+    reader: &mut PackageReader<R>,
+    storage: &mut S,
+) -> Result<(), ApplyError> {
+    match &write.content {
+        Content::Bytes(data) => storage
+            .write_atomic(&write.target, data, &write.attrs)
+            .map_err(ApplyError::Storage),
+        Content::Member(key) => {
+            let id = storage
+                .begin_write(&write.target)
+                .map_err(ApplyError::Storage)?;
+            let mut sink = StagedSink {
+                storage: &mut *storage,
+                id,
+                error: None,
+            };
+            let copied = reader.copy_member(key, &mut sink);
+            let error = sink.error.take();
+            if let Err(e) = copied {
+                let _ = storage.abort_write(id);
+                return Err(error.map_or(ApplyError::Package(e), ApplyError::Storage));
+            }
+            storage
+                .commit_write(id, &write.attrs)
+                .map_err(ApplyError::Storage)
+        }
+    }
+}
+
+fn execute<R: Read + Seek, S: Storage + ?Sized>(
+    plan: WritePlan,
+    reader: &mut PackageReader<R>,
+    storage: &mut S,
+    items: &ClusterItems,
+) -> Result<ApplyReport, ApplyError> {
+    let mut report = ApplyReport {
+        skipped: plan.skipped,
+        ..ApplyReport::default()
+    };
+    let mut dirs = BTreeSet::new();
+    for write in &plan.writes {
+        if let Some(parent) = write.target.parent() {
+            ensure_dir(storage, &parent, &mut dirs).map_err(ApplyError::Storage)?;
+        }
+        write_one(write, reader, storage)?;
+        report.written += 1;
+    }
+    for path in &plan.removals {
+        match storage.remove_file(path) {
+            Ok(true) => report.removed += 1,
+            Ok(false) => report
+                .skipped
+                .push((path.clone(), SkipReason::AlreadyAbsent)),
+            Err(e) if e.kind == super::storage::StorageErrorKind::Crashed => {
+                return Err(ApplyError::Storage(e));
+            }
+            Err(_) => report
+                .skipped
+                .push((path.clone(), SkipReason::RemoveFailed)),
+        }
+    }
+    // Deepest first, so that a parent emptied by its child's removal goes too.
+    let mut by_depth: BTreeMap<(std::cmp::Reverse<usize>, InstallPath), ()> = BTreeMap::new();
+    for dir in plan.cleanup_dirs {
+        by_depth.insert((std::cmp::Reverse(dir.components().count()), dir), ());
+    }
+    for (_, dir) in by_depth.into_keys() {
+        let entries = match storage.list_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind == super::storage::StorageErrorKind::NotFound => continue,
+            Err(e) => return Err(ApplyError::Storage(e)),
+        };
+        let removable = entries.iter().all(|e| {
+            e.kind == EntryKind::File && items.excluded_files.iter().any(|f| f == &e.name)
+        });
+        if removable && storage.remove_dir_all(&dir).map_err(ApplyError::Storage)? {
+            report.dirs_removed += 1;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_parsing_skips_removed_agents() {
+        let keys = b"001 agent-one 10.0.0.1 k1\n002 !agent-two any k2\n# comment\n\n003 agent-three any k3\nbad line\n";
+        let agents = KnownAgents::from_client_keys(keys);
+        assert!(agents.has_id("001"));
+        assert!(!agents.has_id("002"));
+        assert!(agents.has_id("003"));
+        assert!(agents.has_info_name("agent-one-10.0.0.1"));
+        assert!(agents.has_info_name("agent-three-any"));
+        assert!(!agents.has_info_name("agent-two-any"));
+        assert_eq!(agents.len(), 2);
+    }
+}
