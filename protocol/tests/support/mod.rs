@@ -108,6 +108,8 @@ pub struct Pair {
     pub server_to_client_open: bool,
     /// Claimed requests the server answers automatically with `ok` + same payload.
     pub server_auto_reply: bool,
+    /// When set, every blob moved is recorded here with its sender, in order.
+    pub wire_log: Option<Vec<(Who, Bytes)>>,
 }
 
 impl Pair {
@@ -142,6 +144,7 @@ impl Pair {
             client_to_server_open: true,
             server_to_client_open: true,
             server_auto_reply: true,
+            wire_log: None,
         }
     }
 
@@ -171,6 +174,9 @@ impl Pair {
             let mut moved = false;
             while let Some(bytes) = self.client.poll_transmit() {
                 moved = true;
+                if let Some(log) = &mut self.wire_log {
+                    log.push((Who::Client, bytes.clone()));
+                }
                 if self.client_to_server_open {
                     Self::deliver(
                         self.delivery,
@@ -183,6 +189,9 @@ impl Pair {
             }
             while let Some(bytes) = self.server.poll_transmit() {
                 moved = true;
+                if let Some(log) = &mut self.wire_log {
+                    log.push((Who::Server, bytes.clone()));
+                }
                 if self.server_to_client_open {
                     Self::deliver(
                         self.delivery,
