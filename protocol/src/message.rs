@@ -81,6 +81,8 @@ pub mod text {
     pub const STRING_TOO_LARGE: &[u8] = b"Requested size exceeds maximum allowed limit";
     /// Our `err` payload when a peer opens more transfers than the configured bound.
     pub const TOO_MANY_TRANSFERS: &[u8] = b"Too many concurrent transfers";
+    /// Our `err` payload to a request refused before `hello` (upstream has no such gate).
+    pub const BEFORE_HELLO: &[u8] = b"Command not allowed before hello";
     /// Our `err` payload when a file grows beyond the configured bound.
     pub const FILE_TOO_LARGE: &[u8] = b"File exceeds maximum allowed size";
 }

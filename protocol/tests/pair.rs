@@ -569,3 +569,86 @@ proptest! {
         prop_assert!(!conn.is_closed());
     }
 }
+
+#[test]
+fn before_hello_only_hello_and_echo_c_are_served() {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.require_hello = true;
+    let mut server = Connection::new(cfg, Side::Server, Rng::from_seed(1), t0);
+    let mut peer = Connection::new(config("", t0), Side::Client, Rng::from_seed(2), t0);
+    peer.set_counter(0);
+    peer.send_request(t0, Command::NEW_STR, b"5").unwrap();
+    peer.send_request(t0, Command::ECHO_C, b"keepalive")
+        .unwrap();
+    peer.send_request(t0, Command::HELLO, b"worker1 wazuh worker 3.9.5")
+        .unwrap();
+    server.handle_input(t0, &peer.poll_transmit().unwrap());
+    let mut expected = Vec::new();
+    for (counter, field, payload) in [
+        (
+            1u32,
+            b"err --------",
+            &b"Command not allowed before hello"[..],
+        ),
+        (2, b"ok-m  ------", b"keepalive"),
+    ] {
+        expected.extend_from_slice(&counter.to_be_bytes());
+        expected.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        expected.extend_from_slice(field);
+        expected.extend_from_slice(payload);
+    }
+    assert_eq!(server.poll_transmit().unwrap(), expected);
+    let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(
+        events,
+        vec![
+            Event::Violation(PeerError::BeforeHello {
+                command: Command::NEW_STR
+            }),
+            Event::Request {
+                counter: 3,
+                command: Command::HELLO,
+                payload: Bytes::from_static(b"worker1 wazuh worker 3.9.5")
+            },
+        ]
+    );
+    server.set_authenticated(t0);
+    peer.send_request(t0, Command::NEW_STR, b"5").unwrap();
+    server.handle_input(t0, &peer.poll_transmit().unwrap());
+    let reply = server.poll_transmit().unwrap();
+    assert_eq!(&reply[8..20], b"ok ---------");
+}
+
+#[test]
+fn a_stalled_payload_closes_the_link_at_its_deadline() {
+    let t0 = origin();
+    let mut server = Connection::new(config("", t0), Side::Server, Rng::from_seed(1), t0);
+    let mut frame = bytes::BytesMut::new();
+    wazuh_cluster_protocol::frame::encode_frame(
+        Profile::V3_9,
+        1,
+        &Command::ECHO,
+        b"0123456789",
+        &mut frame,
+    )
+    .unwrap();
+    // A whole frame arms nothing; a header alone arms the deadline at its arrival.
+    server.handle_input(t0, &frame);
+    assert_eq!(server.poll_timeout(), None);
+    server.handle_input(t0 + secs(5), &frame[..20]);
+    assert_eq!(server.poll_timeout(), Some(t0 + secs(35)));
+    // More bytes of the same frame do not push the deadline back.
+    server.handle_input(t0 + secs(10), &frame[20..25]);
+    assert_eq!(server.poll_timeout(), Some(t0 + secs(35)));
+    server.handle_timeout(t0 + secs(35) - Duration::from_nanos(1));
+    assert!(!server.is_closed());
+    server.handle_timeout(t0 + secs(35));
+    let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(
+        events,
+        vec![Event::Closed {
+            error: Some(PeerError::PayloadTimeout { timeout: secs(30) }.into())
+        }]
+    );
+}

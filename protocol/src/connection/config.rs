@@ -91,6 +91,15 @@ pub struct ConnectionConfig {
     pub string_timeout: Duration,
     /// Most outgoing file and string transfers at once.
     pub max_outgoing_transfers: usize,
+    /// A frame whose header arrived must be complete this long after (HEAD's
+    /// `PRE_AUTH_PAYLOAD_TIMEOUT`, 30 s; upstream 3.9.5 waits forever): a peer cannot park a
+    /// half-sent frame and its buffer.
+    pub payload_timeout: Duration,
+    /// Before [`set_authenticated`](super::Connection::set_authenticated), serve only `hello` and
+    /// `echo-c` (our security default; upstream serves everything). Every other request is
+    /// answered `err` `Command not allowed before hello`. Turn off for the local socket, which
+    /// has no `hello`.
+    pub require_hello: bool,
     /// Commands the layer above answers itself: they surface as
     /// [`Event::Request`](super::Event::Request) and must be answered with
     /// [`reply`](super::Connection::reply). Every other command that the connection does not
@@ -120,6 +129,8 @@ impl ConnectionConfig {
             max_string_size: 64 << 20,
             string_timeout: Duration::from_secs(120),
             max_outgoing_transfers: 64,
+            payload_timeout: Duration::from_secs(30),
+            require_hello: true,
             claimed_commands: BTreeSet::new(),
         }
     }

@@ -46,6 +46,18 @@ pub enum PeerError {
         /// Consecutive failures.
         attempts: u32,
     },
+    /// A frame's payload did not arrive within `payload_timeout` of its header.
+    #[error("a frame's payload did not arrive within {timeout:?} of its header")]
+    PayloadTimeout {
+        /// The bound.
+        timeout: std::time::Duration,
+    },
+    /// A request other than `hello` / `echo-c` arrived before the link was authenticated.
+    #[error("command {command} is not allowed before hello")]
+    BeforeHello {
+        /// The refused command.
+        command: crate::frame::Command,
+    },
     /// A received file's SHA-256 differs from the one announced in `file_end`.
     #[error(
         "file {} was not received correctly: checksums differ",

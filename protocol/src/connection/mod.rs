@@ -35,7 +35,9 @@
 //! `file_end`, `new_str`, `str_upd`. The commands listed in
 //! [`ConnectionConfig::claimed_commands`] (e.g. `hello`, `sync_*`, `dapi`) surface as
 //! [`Event::Request`]; the layer above must answer each with [`Connection::reply`]. Any other
-//! command gets upstream's `err` `unknown command 'b'<cmd>''`.
+//! command gets upstream's `err` `unknown command 'b'<cmd>''`. Claims take precedence over the
+//! common layer. With [`ConnectionConfig::require_hello`] (the default), only `hello` and
+//! `echo-c` are served until [`Connection::set_authenticated`].
 //!
 //! # Run loop
 //!
@@ -296,6 +298,8 @@ pub struct Connection {
     outgoing_files: BTreeMap<TransferId, OutgoingFile>,
     outgoing_strings: BTreeMap<TransferId, OutgoingString>,
     next_transfer: u64,
+    /// Stream offset of the frame whose payload is awaited, and when its header arrived.
+    payload_since: Option<(u64, Instant)>,
     closed: bool,
 }
 
@@ -335,6 +339,7 @@ impl Connection {
             outgoing_files: BTreeMap::new(),
             outgoing_strings: BTreeMap::new(),
             next_transfer: 0,
+            payload_since: None,
             closed: false,
             side,
             config,
@@ -589,11 +594,37 @@ impl Connection {
                 Err(error) => self.close_with(Some(PeerError::Frame(error).into())),
             }
         }
+        self.track_payload(now);
+    }
+
+    /// Arms the payload deadline when a header is parsed and its payload is incomplete (once per
+    /// frame, keyed by the frame's stream offset), disarms it otherwise.
+    fn track_payload(&mut self, now: Instant) {
+        if !self.decoder.is_awaiting_payload() {
+            self.payload_since = None;
+            return;
+        }
+        let start = self.decoder.stream_offset() - self.decoder.buffered_len() as u64;
+        if self.payload_since.map(|(at, _)| at) != Some(start) {
+            self.payload_since = Some((start, now));
+        }
+    }
+
+    fn payload_deadline(&self) -> Option<Instant> {
+        self.payload_since
+            .map(|(_, since)| since + self.config.payload_timeout)
     }
 
     /// Processes everything due at `now`: request deadlines (exactly at the deadline), the
     /// keepalive, string expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .payload_deadline()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            let timeout = self.config.payload_timeout;
+            self.close_with(Some(PeerError::PayloadTimeout { timeout }.into()));
+        }
         while !self.closed {
             let Some((counter, pending)) =
                 self.pending.pop_expired(now, self.config.late_reply_window)
@@ -646,6 +677,7 @@ impl Connection {
             self.pending.next_deadline(),
             self.keepalive.next_timeout(),
             self.incoming_strings.next_expiry(),
+            self.payload_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -820,6 +852,12 @@ impl Connection {
     }
 
     fn on_request(&mut self, now: Instant, counter: u32, command: Command, payload: Bytes) {
+        let allowed_before_hello = command == Command::HELLO || command == Command::ECHO_C;
+        if self.config.require_hello && !self.authenticated && !allowed_before_hello {
+            self.events
+                .push_back(Event::Violation(PeerError::BeforeHello { command }));
+            return self.answer(now, counter, Command::ERR, text::BEFORE_HELLO);
+        }
         if self.config.claimed_commands.contains(&command) {
             self.events.push_back(Event::Request {
                 counter,

@@ -29,8 +29,8 @@ pub fn origin() -> Instant {
     Instant::now()
 }
 
-/// A profile-3.9 config with upstream defaults, `key` ("" = plaintext) and the commands a master or
-/// worker `Node` would claim (hello, sync permission, dapi...).
+/// A profile-3.9 config with upstream defaults, `key` ("" = plaintext), the commands a master or
+/// worker `Node` would claim (hello, sync permission, dapi...), and no hello gate.
 pub fn config(key: &str, t0: Instant) -> ConnectionConfig {
     let key = (!key.is_empty()).then(|| ClusterKey::new(key).expect("valid test key"));
     let claimed = [
@@ -44,7 +44,12 @@ pub fn config(key: &str, t0: Instant) -> ConnectionConfig {
         b"dapi",
     ]
     .map(|c| Command::new(Profile::V3_9, c).expect("valid command"));
-    ConnectionConfig::new(Profile::V3_9, key, WallClock::new(t0, ORIGIN_UNIX)).claim(claimed)
+    let mut config =
+        ConnectionConfig::new(Profile::V3_9, key, WallClock::new(t0, ORIGIN_UNIX)).claim(claimed);
+    // These tests exercise the transport as upstream serves it (no hello gate); the gate has its
+    // own test in pair.rs.
+    config.require_hello = false;
+    config
 }
 
 /// How bytes travel between the two cores.
