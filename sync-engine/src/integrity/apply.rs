@@ -164,7 +164,7 @@ impl ApplyReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownAgents {
     ids: BTreeSet<String>,
-    info_names: BTreeSet<String>,
+    names: BTreeSet<String>,
 }
 
 impl KnownAgents {
@@ -182,7 +182,7 @@ impl KnownAgents {
                 continue;
             }
             let mut fields = line.split_whitespace();
-            let (Some(id), Some(name), Some(ip), Some(_key)) =
+            let (Some(id), Some(name), Some(_ip), Some(_key)) =
                 (fields.next(), fields.next(), fields.next(), fields.next())
             else {
                 continue;
@@ -191,7 +191,7 @@ impl KnownAgents {
                 continue;
             }
             agents.ids.insert(id.to_owned());
-            agents.info_names.insert(format!("{name}-{ip}"));
+            agents.names.insert(name.to_owned());
         }
         agents
     }
@@ -201,10 +201,16 @@ impl KnownAgents {
         self.ids.contains(id)
     }
 
-    /// True when `name` (`agent-one-10.0.0.1`) is `<name>-<ip>` of a registered agent: the part
-    /// names of agent-info.
-    pub fn has_info_name(&self, name: &str) -> bool {
-        self.info_names.contains(name)
+    /// True when agent-info part `part` (`agent-one-10.0.0.1`) belongs to a registered agent.
+    /// As 3.9.5 (`re.match(r'(^.+)-(.+)$', part)`), the agent name is everything before the last
+    /// `-` (the whole part when there is none); the address is not compared, since agents
+    /// registered with `any` report the address they connect from.
+    pub fn has_info_part(&self, part: &str) -> bool {
+        let name = match part.rsplit_once('-') {
+            Some((name, ip)) if !name.is_empty() && !ip.is_empty() => name,
+            _ => part,
+        };
+        self.names.contains(name)
     }
 
     /// Number of registered agents.
@@ -296,11 +302,13 @@ fn refused(path: &InstallPath, meta_key: &str, reason: PathRefusal) -> ApplyErro
 }
 
 /// Checks that `path` is a file item `item` would select: inside its directory (direct child
-/// unless recursive), a selected name, and no excluded component below the item directory.
+/// unless recursive), a selected name (when `by_name`: merged parts are not selected by name, the
+/// item's `files` names the merged file) and no excluded component below the item directory.
 fn check_selected(
     items: &ClusterItems,
     item: &IntegrityItem,
     path: &InstallPath,
+    by_name: bool,
 ) -> Result<(), PathRefusal> {
     if !item.covers(path) {
         return Err(PathRefusal::OutsideItem);
@@ -315,7 +323,7 @@ fn check_selected(
         .components()
         .skip(item.key.dir().components().count())
         .any(|c| items.is_excluded(c));
-    if !item.files.selects(name) || excluded {
+    if (by_name && !item.files.selects(name)) || excluded {
         return Err(PathRefusal::NotSelected);
     }
     Ok(())
@@ -387,7 +395,7 @@ fn split_member<R: Read + Seek>(
                 name: part.name.to_owned(),
             })
         })?;
-        check_selected(items, item, &target)
+        check_selected(items, item, &target, false)
             .map_err(|reason| refused(&target, item.key.as_str(), reason))?;
         out.push((target, part.content.to_vec(), part.mtime()));
     }
@@ -424,7 +432,8 @@ fn plan_master_package<R: Read + Seek>(
             continue;
         }
         let item = master_item(items, path, meta)?;
-        check_selected(items, item, path).map_err(|r| refused(path, &meta.cluster_item_key, r))?;
+        check_selected(items, item, path, true)
+            .map_err(|r| refused(path, &meta.cluster_item_key, r))?;
         let mtime = meta.mod_time.as_deref().and_then(parse_mod_time);
         out.writes.push(PlannedWrite {
             target: path.clone(),
@@ -437,7 +446,8 @@ fn plan_master_package<R: Read + Seek>(
     }
     for (path, meta) in &plan.extra.0 {
         let item = master_item(items, path, meta)?;
-        check_selected(items, item, path).map_err(|r| refused(path, &meta.cluster_item_key, r))?;
+        check_selected(items, item, path, true)
+            .map_err(|r| refused(path, &meta.cluster_item_key, r))?;
         out.removals.push(path.clone());
         // Never the item directory itself (upstream would rmtree `etc/shared` when an extra
         // file lay directly in it and it became empty).
@@ -520,7 +530,7 @@ fn plan_worker_package<R: Read + Seek, S: Storage + ?Sized>(
             let name = target.file_name().unwrap_or_default();
             let known = match merge_type {
                 MergeType::AgentGroups => agents.has_id(name),
-                MergeType::AgentInfo => agents.has_info_name(name),
+                MergeType::AgentInfo => agents.has_info_part(name),
             };
             if !known {
                 out.skipped.push((target, SkipReason::UnknownAgent));
@@ -686,9 +696,12 @@ mod tests {
         assert!(agents.has_id("001"));
         assert!(!agents.has_id("002"));
         assert!(agents.has_id("003"));
-        assert!(agents.has_info_name("agent-one-10.0.0.1"));
-        assert!(agents.has_info_name("agent-three-any"));
-        assert!(!agents.has_info_name("agent-two-any"));
+        assert!(agents.has_info_part("agent-one-10.0.0.1"));
+        assert!(agents.has_info_part("agent-one-any"));
+        assert!(agents.has_info_part("agent-three-10.9.9.9"));
+        assert!(!agents.has_info_part("agent-two-10.0.0.2"));
+        assert!(!agents.has_info_part("agent-10.0.0.1"));
+        assert!(!agents.has_info_part("-agent-one"));
         assert_eq!(agents.len(), 2);
     }
 }
