@@ -81,14 +81,21 @@ impl OutgoingFile {
     }
 }
 
-/// How a `file_upd` or `file_end` for a received file went.
+/// A refused `new_file`, `file_upd` or `file_end`: the `err` text to reply, and the peer's fault
+/// to report when it is one (an unknown path is only upstream's `KeyError` text).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ReceiveOutcome {
-    /// Accepted.
-    Ok,
-    /// Refused with this `err` text; the error (if any) is reported to the layer above and the
-    /// transfer is dropped.
-    Refused(Vec<u8>, Option<PeerError>),
+pub(crate) struct Refusal {
+    pub(crate) text: Vec<u8>,
+    pub(crate) error: Option<PeerError>,
+}
+
+impl Refusal {
+    fn new(text: &[u8], error: Option<PeerError>) -> Self {
+        Refusal {
+            text: text.to_vec(),
+            error,
+        }
+    }
 }
 
 /// A file being received: running hash and size.
@@ -129,19 +136,19 @@ impl IncomingFiles {
     }
 
     /// `new_file <path>`. Upstream reopens (truncates) a path that is already open; so do we.
-    pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), (Vec<u8>, PeerError)> {
+    pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), Refusal> {
         if path.is_empty() || path.len() > self.max_path_len {
             let error = PeerError::BadFilePath {
                 len: path.len(),
                 limit: self.max_path_len,
             };
-            return Err((error.to_string().into_bytes(), error));
+            return Err(Refusal::new(error.to_string().as_bytes(), Some(error)));
         }
         if !self.files.contains_key(path) && self.files.len() >= self.max_files {
             let error = PeerError::TooManyFiles {
                 limit: self.max_files,
             };
-            return Err((text::TOO_MANY_TRANSFERS.to_vec(), error));
+            return Err(Refusal::new(text::TOO_MANY_TRANSFERS, Some(error)));
         }
         self.files.insert(
             path.clone(),
@@ -154,10 +161,10 @@ impl IncomingFiles {
     }
 
     /// `file_upd <path> <chunk>`.
-    pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> ReceiveOutcome {
+    pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> Result<(), Refusal> {
         let Some(file) = self.files.get_mut(path) else {
             // Upstream: KeyError on the path → `str(e)` = repr of the bytes.
-            return ReceiveOutcome::Refused(key_error_text(path), None);
+            return Err(Refusal::new(&key_error_text(path), None));
         };
         let size = file.size + chunk.len() as u64;
         if size > self.max_size {
@@ -166,17 +173,17 @@ impl IncomingFiles {
                 path: path.clone(),
                 limit: self.max_size,
             };
-            return ReceiveOutcome::Refused(text::FILE_TOO_LARGE.to_vec(), Some(error));
+            return Err(Refusal::new(text::FILE_TOO_LARGE, Some(error)));
         }
         file.size = size;
         file.hasher.update(chunk);
-        ReceiveOutcome::Ok
+        Ok(())
     }
 
     /// `file_end <path> <digest>`: closes the transfer and compares the digests.
-    pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, ReceiveOutcome> {
+    pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, Refusal> {
         let Some(file) = self.files.remove(path) else {
-            return Err(ReceiveOutcome::Refused(key_error_text(path), None));
+            return Err(Refusal::new(&key_error_text(path), None));
         };
         let sha256: [u8; 32] = file.hasher.finalize().into();
         if digest == sha256 {
@@ -186,10 +193,7 @@ impl IncomingFiles {
             })
         } else {
             let error = PeerError::ChecksumMismatch { path: path.clone() };
-            Err(ReceiveOutcome::Refused(
-                text::FILE_CHECKSUM_MISMATCH.to_vec(),
-                Some(error),
-            ))
+            Err(Refusal::new(text::FILE_CHECKSUM_MISMATCH, Some(error)))
         }
     }
 
@@ -228,21 +232,18 @@ mod tests {
         let b = Bytes::from_static(b"/b");
         files.open(&a).unwrap();
         assert_eq!(
-            files.open(&b).unwrap_err().1,
-            PeerError::TooManyFiles { limit: 1 }
+            files.open(&b).unwrap_err().error,
+            Some(PeerError::TooManyFiles { limit: 1 })
         );
         assert_eq!(
             files
                 .open(&Bytes::from_static(b"/toolong/path"))
                 .unwrap_err()
-                .1,
-            PeerError::BadFilePath { len: 13, limit: 8 }
+                .error,
+            Some(PeerError::BadFilePath { len: 13, limit: 8 })
         );
-        assert_eq!(
-            files.update(&b, b"x"),
-            ReceiveOutcome::Refused(b"b'/b'".to_vec(), None)
-        );
-        assert_eq!(files.update(&a, b"hello"), ReceiveOutcome::Ok);
+        assert_eq!(files.update(&b, b"x"), Err(Refusal::new(b"b'/b'", None)));
+        assert_eq!(files.update(&a, b"hello"), Ok(()));
         let digest: [u8; 32] = Sha256::digest(b"hello").into();
         assert_eq!(
             files.end(&a, &digest),
@@ -254,20 +255,20 @@ mod tests {
         files.open(&a).unwrap();
         assert_eq!(
             files.update(&a, b"01234567890"),
-            ReceiveOutcome::Refused(
-                text::FILE_TOO_LARGE.to_vec(),
+            Err(Refusal::new(
+                text::FILE_TOO_LARGE,
                 Some(PeerError::FileTooLarge {
                     path: a.clone(),
                     limit: 10
                 })
-            )
+            ))
         );
         assert_eq!(files.len(), 0);
         files.open(&a).unwrap();
         assert_eq!(
             files.end(&a, b"short"),
-            Err(ReceiveOutcome::Refused(
-                text::FILE_CHECKSUM_MISMATCH.to_vec(),
+            Err(Refusal::new(
+                text::FILE_CHECKSUM_MISMATCH,
                 Some(PeerError::ChecksumMismatch { path: a.clone() })
             ))
         );

@@ -116,7 +116,7 @@ use crate::fernet::{Fernet, token_len};
 use crate::frame::{Command, Frame, FrameDecoder, encode_header};
 use crate::message::{CommonRequest, Reply, cmd, text, unknown_command_text};
 use crate::rng::Rng;
-use file_transfer::{IncomingFiles, OutgoingFile, ReceiveOutcome, SendStep};
+use file_transfer::{IncomingFiles, OutgoingFile, Refusal, SendStep};
 use keepalive::Keepalive;
 use pending::{Owner, Pending, PendingTable};
 use string_transfer::{IncomingStrings, OutgoingString, StrOutcome};
@@ -893,53 +893,31 @@ impl Connection {
                     self.events.push_back(Event::FileOpened { path });
                     self.answer(now, counter, Command::OK_NEW_FILE, text::READY_NEW_FILE);
                 }
-                Err((text, error)) => {
-                    self.events.push_back(Event::Violation(error));
-                    self.answer(now, counter, Command::ERR, &text);
+                Err(refusal) => {
+                    // No file was opened: report the fault without a path to clean up.
+                    self.events.extend(refusal.error.map(Event::Violation));
+                    self.answer(now, counter, Command::ERR, &refusal.text);
                 }
             },
             CommonRequest::FileUpd { path, chunk } => {
                 match self.incoming_files.update(&path, &chunk) {
-                    ReceiveOutcome::Ok => {
+                    Ok(()) => {
                         self.events
                             .push_back(Event::FileChunk { path, data: chunk });
                         self.answer(now, counter, Command::OK, text::FILE_UPDATED);
                     }
-                    ReceiveOutcome::Refused(text, error) => {
-                        if let Some(error) = error {
-                            self.events.push_back(Event::FileFailed {
-                                path,
-                                error: Some(error),
-                            });
-                        }
-                        self.answer(now, counter, Command::ERR, &text);
-                    }
+                    Err(refusal) => self.refuse_file(now, counter, path, refusal),
                 }
             }
             CommonRequest::FileEnd { path, digest } => {
                 match self.incoming_files.end(&path, &digest) {
                     Ok(done) => {
-                        self.events.push_back(Event::FileReceived {
-                            path,
-                            size: done.size,
-                            sha256: done.sha256,
-                        });
+                        let (size, sha256) = (done.size, done.sha256);
+                        self.events
+                            .push_back(Event::FileReceived { path, size, sha256 });
                         self.answer(now, counter, Command::OK, text::FILE_RECEIVED);
                     }
-                    Err(ReceiveOutcome::Refused(text, error)) => {
-                        if let Some(error) = error {
-                            self.events.push_back(Event::FileFailed {
-                                path,
-                                error: Some(error),
-                            });
-                        }
-                        self.answer(now, counter, Command::ERR, &text);
-                    }
-                    Err(ReceiveOutcome::Ok) => {
-                        self.close_with(Some(ConnectionError::Bug(
-                            "file_end refused without a reason".to_owned(),
-                        )));
-                    }
+                    Err(refusal) => self.refuse_file(now, counter, path, refusal),
                 }
             }
             CommonRequest::NewStr { len } => {
@@ -960,6 +938,18 @@ impl Connection {
                 );
             }
         }
+    }
+
+    /// A `file_upd`/`file_end` refused: the transfer (if any) is dropped; the layer above is told
+    /// to discard the file when the peer is at fault.
+    fn refuse_file(&mut self, now: Instant, counter: u32, path: Bytes, refusal: Refusal) {
+        if let Some(error) = refusal.error {
+            self.events.push_back(Event::FileFailed {
+                path,
+                error: Some(error),
+            });
+        }
+        self.answer(now, counter, Command::ERR, &refusal.text);
     }
 
     fn on_str_outcome(&mut self, now: Instant, counter: u32, outcome: StrOutcome) {

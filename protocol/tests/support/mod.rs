@@ -173,40 +173,39 @@ impl Pair {
         }
     }
 
+    /// Moves what `from` has to send to the other side (or drops it when that direction is
+    /// closed); true when anything was sent.
+    fn pump(&mut self, from: Who) -> bool {
+        let (source, sink, open) = match from {
+            Who::Client => (
+                &mut self.client,
+                &mut self.server,
+                self.client_to_server_open,
+            ),
+            Who::Server => (
+                &mut self.server,
+                &mut self.client,
+                self.server_to_client_open,
+            ),
+        };
+        let mut moved = false;
+        while let Some(bytes) = source.poll_transmit() {
+            moved = true;
+            if let Some(log) = &mut self.wire_log {
+                log.push((from, bytes.clone()));
+            }
+            if open {
+                Self::deliver(self.delivery, &mut self.split_rng, sink, self.now, &bytes);
+            }
+        }
+        moved
+    }
+
     /// Moves bytes and reacts to events until neither side has anything to send.
     pub fn drive(&mut self) {
         loop {
-            let mut moved = false;
-            while let Some(bytes) = self.client.poll_transmit() {
-                moved = true;
-                if let Some(log) = &mut self.wire_log {
-                    log.push((Who::Client, bytes.clone()));
-                }
-                if self.client_to_server_open {
-                    Self::deliver(
-                        self.delivery,
-                        &mut self.split_rng,
-                        &mut self.server,
-                        self.now,
-                        &bytes,
-                    );
-                }
-            }
-            while let Some(bytes) = self.server.poll_transmit() {
-                moved = true;
-                if let Some(log) = &mut self.wire_log {
-                    log.push((Who::Server, bytes.clone()));
-                }
-                if self.server_to_client_open {
-                    Self::deliver(
-                        self.delivery,
-                        &mut self.split_rng,
-                        &mut self.client,
-                        self.now,
-                        &bytes,
-                    );
-                }
-            }
+            let mut moved = self.pump(Who::Client);
+            moved |= self.pump(Who::Server);
             moved |= self.react();
             if !moved {
                 break;
