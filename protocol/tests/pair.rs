@@ -652,3 +652,26 @@ fn a_stalled_payload_closes_the_link_at_its_deadline() {
         }]
     );
 }
+
+#[test]
+fn a_link_without_hello_closes_at_the_hello_deadline() {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.require_hello = true;
+    let mut late = Connection::new(cfg.clone(), Side::Server, Rng::from_seed(1), t0);
+    assert_eq!(late.poll_timeout(), Some(t0 + secs(30)));
+    late.handle_timeout(t0 + secs(30) - Duration::from_nanos(1));
+    assert!(!late.is_closed());
+    late.handle_timeout(t0 + secs(30));
+    assert_eq!(
+        late.poll_event(),
+        Some(Event::Closed {
+            error: Some(PeerError::HelloTimeout { timeout: secs(30) }.into())
+        })
+    );
+    let mut greeted = Connection::new(cfg, Side::Server, Rng::from_seed(1), t0);
+    greeted.set_authenticated(t0 + secs(1));
+    assert_eq!(greeted.poll_timeout(), None);
+    greeted.handle_timeout(t0 + secs(31));
+    assert!(!greeted.is_closed());
+}

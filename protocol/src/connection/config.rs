@@ -100,6 +100,9 @@ pub struct ConnectionConfig {
     /// answered `err` `Command not allowed before hello`. Turn off for the local socket, which
     /// has no `hello`.
     pub require_hello: bool,
+    /// With `require_hello`, a link not authenticated this long after its creation is closed
+    /// (a real worker sends `hello` at once and the master answers within milliseconds).
+    pub hello_timeout: Duration,
     /// Commands the layer above answers itself: they surface as
     /// [`Event::Request`](super::Event::Request) and must be answered with
     /// [`reply`](super::Connection::reply). Every other command that the connection does not
@@ -131,6 +134,7 @@ impl ConnectionConfig {
             max_outgoing_transfers: 64,
             payload_timeout: Duration::from_secs(30),
             require_hello: true,
+            hello_timeout: Duration::from_secs(30),
             claimed_commands: BTreeSet::new(),
         }
     }

@@ -52,6 +52,12 @@ pub enum PeerError {
         /// The bound.
         timeout: std::time::Duration,
     },
+    /// The link was not authenticated within `hello_timeout` of its creation.
+    #[error("no successful hello within {timeout:?}")]
+    HelloTimeout {
+        /// The bound.
+        timeout: std::time::Duration,
+    },
     /// A request other than `hello` / `echo-c` arrived before the link was authenticated.
     #[error("command {command} is not allowed before hello")]
     BeforeHello {

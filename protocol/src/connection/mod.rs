@@ -264,8 +264,9 @@ pub enum Event {
         /// Why.
         failure: TransferFailure,
     },
-    /// The peer hit a bound or sent a malformed common request; it was answered with `err` and
-    /// the connection goes on.
+    /// The peer hit a bound or the hello gate; it was answered with `err` and the connection goes
+    /// on. (A malformed common request is only answered with upstream's error text: upstream
+    /// peers send those in normal operation, e.g. `str_upd` for a string that expired.)
     Violation(PeerError),
     /// The connection is closed (by [`Connection::close`] when `error` is `None`). Last event.
     Closed {
@@ -300,6 +301,8 @@ pub struct Connection {
     next_transfer: u64,
     /// Stream offset of the frame whose payload is awaited, and when its header arrived.
     payload_since: Option<(u64, Instant)>,
+    /// With `require_hello`: the link closes at this instant unless authenticated before.
+    hello_deadline: Option<Instant>,
     closed: bool,
 }
 
@@ -311,8 +314,8 @@ const STREAM_STRING_ID: u64 = 3;
 impl Connection {
     /// A new connection. `rng` should be this connection's own stream (e.g. `node_rng.fork(n)`);
     /// the initial counter is drawn from it unless [`Connection::set_counter`] is used.
+    /// With [`ConnectionConfig::require_hello`], `now` starts the `hello_timeout`.
     pub fn new(config: ConnectionConfig, side: Side, rng: Rng, now: Instant) -> Connection {
-        let _ = now; // Nothing is due at creation; kept for the uniform `now`-first signature.
         let counter = rng.fork(STREAM_COUNTER).next_u32();
         Connection {
             fernet: config.key.as_ref().map(Fernet::new),
@@ -340,6 +343,7 @@ impl Connection {
             outgoing_strings: BTreeMap::new(),
             next_transfer: 0,
             payload_since: None,
+            hello_deadline: config.require_hello.then(|| now + config.hello_timeout),
             closed: false,
             side,
             config,
@@ -423,6 +427,7 @@ impl Connection {
     /// side starts its keepalives (first one `keep_alive` from `now`).
     pub fn set_authenticated(&mut self, now: Instant) {
         self.authenticated = true;
+        self.hello_deadline = None;
         if self.side == Side::Client && !self.closed {
             self.keepalive.start(now);
         }
@@ -615,9 +620,13 @@ impl Connection {
             .map(|(_, since)| since + self.config.payload_timeout)
     }
 
-    /// Processes everything due at `now`: request deadlines (exactly at the deadline), the
-    /// keepalive, string expiry.
+    /// Processes everything due at `now` (each exactly at its instant, not before): the hello and
+    /// payload deadlines, request deadlines, the keepalive, string expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hello_deadline.is_some_and(|deadline| deadline <= now) {
+            let timeout = self.config.hello_timeout;
+            self.close_with(Some(PeerError::HelloTimeout { timeout }.into()));
+        }
         if self
             .payload_deadline()
             .is_some_and(|deadline| deadline <= now)
@@ -678,6 +687,7 @@ impl Connection {
             self.keepalive.next_timeout(),
             self.incoming_strings.next_expiry(),
             self.payload_deadline(),
+            self.hello_deadline,
         ]
         .into_iter()
         .flatten()
@@ -1097,6 +1107,8 @@ impl Connection {
         }
         self.closed = true;
         self.keepalive.stop();
+        self.hello_deadline = None;
+        self.payload_since = None;
         for (counter, pending) in self.pending.drain() {
             if pending.owner == Owner::User {
                 self.events.push_back(Event::Aborted {
