@@ -1,0 +1,384 @@
+//! The Storage contract on MemoryStorage, and its crash model.
+
+use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry};
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{
+    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageErrorKind, Timestamp, WriteId,
+};
+
+fn p(s: &str) -> InstallPath {
+    InstallPath::new(s).unwrap()
+}
+
+const T1: Timestamp = Timestamp {
+    secs: 1_562_000_000,
+    nanos: 250_000_000,
+};
+
+fn attrs(mode: u32) -> FileAttrs {
+    FileAttrs {
+        mode,
+        mtime: Some(T1),
+    }
+}
+
+fn sample() -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    s.add_file(&p("/etc/client.keys"), b"keys".to_vec(), T1, 0o640)
+        .unwrap();
+    s.add_file(
+        &p("/etc/shared/default/merged.mg"),
+        b"mg".to_vec(),
+        T1,
+        0o660,
+    )
+    .unwrap();
+    s.add_file(&p("/etc/b"), b"".to_vec(), T1, 0o600).unwrap();
+    s.add_symlink(&p("/etc/link"), "/etc/client.keys").unwrap();
+    s.add_symlink(&p("/etc/dirlink"), "/etc/shared").unwrap();
+    s.add_special(&p("/etc/fifo")).unwrap();
+    s
+}
+
+#[test]
+fn listings_are_sorted_and_describe_without_following() {
+    let s = sample();
+    let names: Vec<DirEntry> = s.list_dir(&p("/etc")).unwrap();
+    let expected = [
+        ("b", EntryKind::File),
+        ("client.keys", EntryKind::File),
+        ("dirlink", EntryKind::Symlink),
+        ("fifo", EntryKind::Other),
+        ("link", EntryKind::Symlink),
+        ("shared", EntryKind::Dir),
+    ];
+    assert_eq!(
+        names,
+        expected.map(|(n, k)| DirEntry {
+            name: n.into(),
+            kind: k
+        })
+    );
+    assert_eq!(
+        s.list_dir(&p("/nope")).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(
+        s.list_dir(&p("/etc/b")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.list_dir(&p("/etc/dirlink")).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.stat(&p("/etc/client.keys")).unwrap(),
+        Some(FileStat {
+            kind: EntryKind::File,
+            size: 4,
+            mtime: T1,
+            mode: 0o640
+        })
+    );
+    assert_eq!(
+        s.stat(&p("/etc/link")).unwrap().unwrap().kind,
+        EntryKind::Symlink
+    );
+    assert_eq!(s.stat(&p("/etc/none")).unwrap(), None);
+    assert_eq!(s.stat(&p("/none/deeper")).unwrap(), None);
+    // Going through a symlinked directory is refused, never followed.
+    assert_eq!(
+        s.stat(&p("/etc/dirlink/default")).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.stat(&p("/etc/b/x")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+}
+
+#[test]
+fn reads_are_positional_and_refuse_non_files() {
+    let s = sample();
+    let mut buf = [0u8; 3];
+    assert_eq!(s.read_at(&p("/etc/client.keys"), 0, &mut buf).unwrap(), 3);
+    assert_eq!(&buf, b"key");
+    assert_eq!(s.read_at(&p("/etc/client.keys"), 3, &mut buf).unwrap(), 1);
+    assert_eq!(buf[0], b's');
+    assert_eq!(s.read_at(&p("/etc/client.keys"), 4, &mut buf).unwrap(), 0);
+    assert_eq!(
+        s.read_at(&p("/etc/client.keys"), u64::MAX, &mut buf)
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.read(&p("/etc/client.keys"), 4).unwrap(), b"keys");
+    assert_eq!(
+        s.read(&p("/etc/client.keys"), 3).unwrap_err().kind,
+        StorageErrorKind::TooLarge
+    );
+    assert_eq!(
+        s.read_at(&p("/etc/link"), 0, &mut buf).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.read_at(&p("/etc/shared"), 0, &mut buf).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.read_at(&p("/etc/fifo"), 0, &mut buf).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.read_at(&p("/etc/none"), 0, &mut buf).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
+}
+
+#[test]
+fn staged_writes_are_invisible_until_committed() {
+    let mut s = sample();
+    let id = s.begin_write(&p("/etc/client.keys")).unwrap();
+    s.append(id, b"new ").unwrap();
+    s.append(id, b"keys").unwrap();
+    assert_eq!(s.read(&p("/etc/client.keys"), 100).unwrap(), b"keys");
+    assert_eq!(s.staged_writes(), 1);
+    s.commit_write(id, &attrs(0o640)).unwrap();
+    assert_eq!(s.read(&p("/etc/client.keys"), 100).unwrap(), b"new keys");
+    assert_eq!(s.staged_writes(), 0);
+    assert_eq!(
+        s.commit_write(id, &attrs(0o640)).unwrap_err().kind,
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        s.append(WriteId(99), b"x").unwrap_err().kind,
+        StorageErrorKind::UnknownWrite
+    );
+
+    let id = s.begin_write(&p("/etc/new")).unwrap();
+    s.append(id, b"x").unwrap();
+    s.abort_write(id).unwrap();
+    assert_eq!(s.stat(&p("/etc/new")).unwrap(), None);
+    assert_eq!(
+        s.abort_write(id).unwrap_err().kind,
+        StorageErrorKind::UnknownWrite
+    );
+
+    assert_eq!(
+        s.begin_write(&p("/nodir/x")).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(
+        s.begin_write(&p("/etc/shared")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.begin_write(&p("/etc/dirlink/x")).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+
+    // Committing without an mtime uses the storage's "now".
+    s.set_now(Timestamp::from_secs(7));
+    s.write_atomic(
+        &p("/etc/t"),
+        b"t",
+        &FileAttrs {
+            mode: 0o600,
+            mtime: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.stat(&p("/etc/t")).unwrap().unwrap().mtime,
+        Timestamp::from_secs(7)
+    );
+    // A write replaces a symlink itself (rename semantics), never its target.
+    s.write_atomic(&p("/etc/link"), b"L", &attrs(0o600))
+        .unwrap();
+    assert_eq!(s.read(&p("/etc/link"), 10).unwrap(), b"L");
+    assert_eq!(s.read(&p("/etc/client.keys"), 100).unwrap(), b"new keys");
+}
+
+#[test]
+fn directories_removal_and_attributes() {
+    let mut s = sample();
+    s.create_dir_all(&p("/queue/cluster/worker1"), 0o770)
+        .unwrap();
+    assert_eq!(s.stat(&p("/queue/cluster")).unwrap().unwrap().mode, 0o770);
+    s.create_dir_all(&p("/queue/cluster/worker1"), 0o700)
+        .unwrap();
+    assert_eq!(
+        s.create_dir_all(&p("/etc/b/x"), 0o770).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.create_dir_all(&p("/etc/dirlink/x"), 0o770)
+            .unwrap_err()
+            .kind,
+        StorageErrorKind::OutsideRoot
+    );
+
+    assert!(s.remove_file(&p("/etc/link")).unwrap());
+    assert!(!s.remove_file(&p("/etc/link")).unwrap());
+    assert!(!s.remove_file(&p("/nodir/x")).unwrap());
+    assert_eq!(
+        s.remove_file(&p("/etc/shared")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.stat(&p("/etc/client.keys")).unwrap().unwrap().kind,
+        EntryKind::File
+    );
+
+    assert!(s.remove_dir_all(&p("/etc/shared")).unwrap());
+    assert_eq!(s.stat(&p("/etc/shared/default/merged.mg")).unwrap(), None);
+    assert!(!s.remove_dir_all(&p("/etc/shared")).unwrap());
+    assert_eq!(
+        s.remove_dir_all(&p("/etc/b")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.remove_dir_all(&p("/etc/dirlink")).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.remove_dir_all(&InstallPath::root()).unwrap_err().kind,
+        StorageErrorKind::PermissionDenied
+    );
+
+    s.set_attrs(
+        &p("/etc/b"),
+        &FileAttrs {
+            mode: 0o644,
+            mtime: Some(Timestamp::from_secs(5)),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.stat(&p("/etc/b")).unwrap().unwrap(),
+        FileStat {
+            kind: EntryKind::File,
+            size: 0,
+            mtime: Timestamp::from_secs(5),
+            mode: 0o644
+        }
+    );
+    s.set_attrs(
+        &p("/etc/b"),
+        &FileAttrs {
+            mode: 0o600,
+            mtime: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.stat(&p("/etc/b")).unwrap().unwrap().mtime,
+        Timestamp::from_secs(5)
+    );
+    assert_eq!(
+        s.set_attrs(&p("/etc/dirlink"), &attrs(0o600))
+            .unwrap_err()
+            .kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.set_attrs(&p("/etc/none"), &attrs(0o600))
+            .unwrap_err()
+            .kind,
+        StorageErrorKind::NotFound
+    );
+}
+
+#[test]
+fn snapshot_lists_everything_with_modes_and_times() {
+    let s = sample();
+    let snap = s.snapshot();
+    assert_eq!(snap.len(), 9);
+    assert_eq!(snap[&p("/etc")], SnapshotEntry::Dir { mode: 0o750 });
+    assert_eq!(
+        snap[&p("/etc/client.keys")],
+        SnapshotEntry::File {
+            data: b"keys".to_vec(),
+            mode: 0o640,
+            mtime: T1
+        }
+    );
+    assert_eq!(
+        snap[&p("/etc/link")],
+        SnapshotEntry::Symlink {
+            target: "/etc/client.keys".into()
+        }
+    );
+    assert_eq!(snap[&p("/etc/fifo")], SnapshotEntry::Other);
+    assert_eq!(
+        s.files()
+            .keys()
+            .map(InstallPath::as_str)
+            .collect::<Vec<_>>(),
+        [
+            "/etc/b",
+            "/etc/client.keys",
+            "/etc/shared/default/merged.mg"
+        ]
+    );
+}
+
+/// A small sync-like workload: replace a file, create one in a new directory, remove one.
+fn workload(
+    s: &mut MemoryStorage,
+) -> Result<(), wazuh_cluster_sync::integrity::storage::StorageError> {
+    s.write_atomic(&p("/etc/client.keys"), b"NEW KEYS", &attrs(0o640))?;
+    s.create_dir_all(&p("/etc/shared/group2"), 0o770)?;
+    let id = s.begin_write(&p("/etc/shared/group2/merged.mg"))?;
+    s.append(id, b"part one, ")?;
+    s.append(id, b"part two")?;
+    s.commit_write(id, &attrs(0o660))?;
+    s.remove_file(&p("/etc/shared/default/merged.mg"))?;
+    Ok(())
+}
+
+#[test]
+fn a_crash_after_any_operation_never_tears_a_file() {
+    let base = sample();
+    let mut full = base.clone();
+    let before = full.operations();
+    workload(&mut full).unwrap();
+    let ops = full.operations() - before;
+    // write_atomic = begin + append + commit (3), mkdir (1), begin + 2 appends + commit (4), remove (1).
+    assert_eq!(ops, 9);
+    for n in 0..=ops {
+        let mut s = base.clone();
+        s.crash_after(n);
+        let result = workload(&mut s);
+        assert_eq!(result.is_ok(), n == ops, "crash after {n}");
+        if n < ops {
+            assert_eq!(result.unwrap_err().kind, StorageErrorKind::Crashed);
+            assert!(s.is_crashed());
+            // Still crashed: every operation fails, reads too.
+            assert_eq!(
+                s.stat(&p("/etc")).unwrap_err().kind,
+                StorageErrorKind::Crashed
+            );
+        }
+        s.recover();
+        assert_eq!(s.staged_writes(), 0);
+        let files = s.files();
+        // Each file is either entirely old or entirely new.
+        let keys = &files[&p("/etc/client.keys")];
+        assert!(
+            keys == b"keys" || keys == b"NEW KEYS",
+            "torn client.keys after {n}"
+        );
+        match files.get(&p("/etc/shared/group2/merged.mg")) {
+            None => assert!(n < 8, "merged.mg missing after {n}"),
+            Some(_) if n < 8 => panic!("merged.mg visible before its commit ({n})"),
+            Some(data) => assert_eq!(data, b"part one, part two"),
+        }
+        assert_eq!(
+            files.contains_key(&p("/etc/shared/default/merged.mg")),
+            n < 9
+        );
+        // Recovered: operations work again.
+        assert!(s.stat(&p("/etc")).unwrap().is_some());
+    }
+    assert_eq!(full.files()[&p("/etc/client.keys")], b"NEW KEYS");
+}
