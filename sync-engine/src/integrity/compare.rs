@@ -235,20 +235,11 @@ impl SyncPlan {
             ("extra_valid", &self.extra_valid),
         ];
         pyjson::write_object(&mut out, groups, |out, group| {
-            if std::ptr::eq(group, &self.shared) {
-                if let Some(key) = &self.shared_merged {
-                    let first = group.0.get_key_value(key);
-                    write_entries(
-                        out,
-                        first.into_iter().chain(
-                            group
-                                .0
-                                .iter()
-                                .filter(|(p, _)| Some(*p) != self.shared_merged.as_ref()),
-                        ),
-                    );
-                    return;
-                }
+            if let (true, Some(key)) = (std::ptr::eq(group, &self.shared), &self.shared_merged) {
+                let first = group.0.get_key_value(key);
+                let rest = group.0.iter().filter(|(p, _)| *p != key);
+                write_entries(out, first.into_iter().chain(rest));
+                return;
             }
             write_entries(out, group.0.iter());
         });

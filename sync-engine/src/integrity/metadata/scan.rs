@@ -272,10 +272,9 @@ impl MetadataScanner {
                 && item.files.selects("agent-info.merged")
                 && matches!(item.files, FileSelection::Names(_))
             {
-                let dir = InstallPath::new("/queue/cluster")
+                InstallPath::new("/queue/cluster")
                     .and_then(|q| q.join(request.node_name))
-                    .map_err(|e| ScanError::BadNodeName(e.to_string()))?;
-                dir
+                    .map_err(|e| ScanError::BadNodeName(e.to_string()))?
             } else {
                 item.key.dir().clone()
             };
@@ -367,17 +366,10 @@ impl MetadataScanner {
                     }
                 },
             };
-            if let Some(md5) = digest {
-                if file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS) {
-                    cache.insert(
-                        file.path.clone(),
-                        CacheEntry {
-                            size: file.stat.size,
-                            mtime: file.stat.mtime,
-                            md5,
-                        },
-                    );
-                }
+            let settled = file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS);
+            if let (Some(md5), true) = (digest, settled) {
+                let (size, mtime) = (file.stat.size, file.stat.mtime);
+                cache.insert(file.path.clone(), CacheEntry { size, mtime, md5 });
             }
             metadata.insert(file.path.clone(), entry(&file, digest));
         }
