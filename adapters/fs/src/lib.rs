@@ -1,2 +1,591 @@
-//! The real [`Storage`](wazuh_cluster_sync::integrity::storage::Storage): files under one install
-//! root, every path confined to it, atomic writes (temporary file, fsync, rename).
+//! The real [`Storage`]: files under one install root, every path confined to it, atomic writes
+//! (temporary file, fsync, rename, fsync of the directory).
+//!
+//! ```text
+//!   wazuh-cluster-sync (sans-IO engine) ── Storage trait ──► FsStorage (this crate) ──► kernel
+//!                                          MemoryStorage (tests, simulator)
+//! ```
+//!
+//! # Confinement
+//!
+//! [`FsStorage::new`] opens the install root once and keeps its directory descriptor. Every
+//! operation then resolves its [`InstallPath`] *from that descriptor*, one component at a time,
+//! with `openat(…, O_DIRECTORY | O_NOFOLLOW)`, and acts on the last component with the `*at`
+//! system calls (`statat(AT_SYMLINK_NOFOLLOW)`, `openat(O_NOFOLLOW)`, `renameat`, `unlinkat`,
+//! `mkdirat`). So:
+//! * no path can name anything outside the root: `InstallPath` has no `..`, and absolute paths are
+//!   always taken relative to the root descriptor;
+//! * no symlink is ever traversed, wherever it sits: a symlink as a directory component fails the
+//!   walk with [`StorageErrorKind::OutsideRoot`], a symlink as the final component is reported by
+//!   `stat`/`list_dir` and refused by `read_at`/`set_attrs` (`OutsideRoot`); `remove_file` removes
+//!   the link itself, and a write replaces the link by a regular file (`renameat` never follows);
+//! * there is no check-then-use window for symlinks: the check *is* the open, so a component
+//!   swapped for a symlink between two operations makes the second one fail instead of escaping.
+//!
+//! What this does not defend against: a process that can write inside the install tree *and*
+//! outside it moving (renaming) a directory out of the root while an operation holds its
+//! descriptor; such a process already has the daemon's privileges over both places.
+//!
+//! # Atomic writes
+//!
+//! [`Storage::begin_write`] creates `.<name>.<pid>.<n>.tmp` in the target's directory with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` (the `.tmp` suffix is in every profile's excluded extensions, so
+//! integrity walks never list a staged file); [`Storage::commit_write`] sets the permission bits and
+//! the times on the open file, `fsync`s it, `renameat`s it over the target and `fsync`s the
+//! directory. A crash leaves the target old or new; a staged file left by a crash is removed by
+//! nothing automatically (it is invisible to the walks) — [`FsStorage::remove_stale_staged`] cleans
+//! a directory at start-up.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{
+    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
+    WriteId,
+};
+
+/// Suffix of staged files (excluded from every integrity walk).
+pub const STAGED_SUFFIX: &str = ".tmp";
+
+/// Flags for walking directories: never follow, never inherit.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+fn kind_of(file_type: FileType) -> EntryKind {
+    match file_type {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    }
+}
+
+fn error(errno: Errno, path: &InstallPath, what: &str) -> StorageError {
+    let kind = match errno {
+        Errno::NOENT => StorageErrorKind::NotFound,
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => StorageErrorKind::PermissionDenied,
+        Errno::LOOP => StorageErrorKind::OutsideRoot,
+        Errno::NOTDIR | Errno::ISDIR | Errno::NOTEMPTY => StorageErrorKind::WrongKind,
+        _ => StorageErrorKind::Io,
+    };
+    StorageError::new(kind, path, format!("{what}: {errno}"))
+}
+
+fn io_error(e: &std::io::Error, path: &InstallPath, what: &str) -> StorageError {
+    match e.raw_os_error() {
+        Some(code) => error(Errno::from_raw_os_error(code), path, what),
+        None => StorageError::new(StorageErrorKind::Io, path, format!("{what}: {e}")),
+    }
+}
+
+fn timespec(t: Timestamp) -> Timespec {
+    Timespec {
+        tv_sec: t.secs,
+        tv_nsec: i64::from(t.nanos),
+    }
+}
+
+/// One staged write: the open temporary file and where it goes.
+#[derive(Debug)]
+struct Staged {
+    path: InstallPath,
+    dir: OwnedFd,
+    temp_name: String,
+    name: String,
+    file: File,
+}
+
+/// A sequentially read file kept open between `read_at` calls (offset > 0 continues it).
+#[derive(Debug)]
+struct OpenRead {
+    path: InstallPath,
+    fd: OwnedFd,
+}
+
+/// The real storage, confined to one install root. See the crate docs.
+#[derive(Debug)]
+pub struct FsStorage {
+    root: OwnedFd,
+    root_path: PathBuf,
+    staged: BTreeMap<u64, Staged>,
+    next_write: u64,
+    last_read: RefCell<Option<OpenRead>>,
+}
+
+impl FsStorage {
+    /// Opens `install_root` (which must be a directory; the operator's path is followed, symlinks
+    /// included, once, here). Everything afterwards happens inside it.
+    pub fn new(install_root: impl AsRef<Path>) -> Result<FsStorage, StorageError> {
+        let root_path = install_root.as_ref().to_path_buf();
+        let root = rustix::fs::openat(
+            rustix::fs::CWD,
+            &root_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            let mut err = error(e, &InstallPath::root(), "opening the install root");
+            err.message = format!("{} ({})", err.message, root_path.display());
+            err
+        })?;
+        Ok(FsStorage {
+            root,
+            root_path,
+            staged: BTreeMap::new(),
+            next_write: 1,
+            last_read: RefCell::new(None),
+        })
+    }
+
+    /// The install root as given to [`FsStorage::new`] (for messages).
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// Opens directory `dir`, refusing any symlink on the way (`OutsideRoot`).
+    fn open_dir(&self, dir: &InstallPath) -> Result<OwnedFd, StorageError> {
+        let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
+            .map_err(|e| error(e, dir, "opening the install root"))?;
+        for component in dir.components() {
+            current = self.open_child_dir(&current, component, dir)?;
+        }
+        Ok(current)
+    }
+
+    /// Opens directory `name` inside `parent`; a symlink there is `OutsideRoot`, anything else
+    /// that is not a directory `WrongKind`.
+    fn open_child_dir(
+        &self,
+        parent: &OwnedFd,
+        name: &str,
+        path: &InstallPath,
+    ) -> Result<OwnedFd, StorageError> {
+        match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
+            Ok(fd) => Ok(fd),
+            Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+                let symlink = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+                if symlink {
+                    Err(StorageError::new(
+                        StorageErrorKind::OutsideRoot,
+                        path,
+                        format!("component {name:?} is a symlink; symlinks are never followed"),
+                    ))
+                } else {
+                    Err(error(
+                        e,
+                        path,
+                        &format!("component {name:?} is not a directory"),
+                    ))
+                }
+            }
+            Err(e) => Err(error(
+                e,
+                path,
+                &format!("opening directory component {name:?}"),
+            )),
+        }
+    }
+
+    /// The parent directory of `path`, opened, and the final name.
+    fn open_parent<'p>(&self, path: &'p InstallPath) -> Result<(OwnedFd, &'p str), StorageError> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => Ok((self.open_dir(&parent)?, name)),
+            _ => Err(StorageError::new(
+                StorageErrorKind::WrongKind,
+                path,
+                "the install root is a directory",
+            )),
+        }
+    }
+
+    /// Opens regular file `path` for reading without following a final symlink and without
+    /// blocking on a FIFO.
+    fn open_file(&self, path: &InstallPath, write: bool) -> Result<OwnedFd, StorageError> {
+        let (dir, name) = self.open_parent(path)?;
+        let access = if write {
+            OFlags::WRONLY
+        } else {
+            OFlags::RDONLY
+        };
+        let fd = rustix::fs::openat(
+            &dir,
+            name,
+            access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::LOOP => StorageError::new(
+                StorageErrorKind::OutsideRoot,
+                path,
+                "is a symlink; symlinks are never followed",
+            ),
+            e => error(e, path, "opening file"),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| error(e, path, "fstat"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(StorageError::new(
+                StorageErrorKind::WrongKind,
+                path,
+                "not a regular file",
+            ));
+        }
+        Ok(fd)
+    }
+
+    fn set_fd_attrs(
+        fd: impl AsFd,
+        path: &InstallPath,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode & 0o7777))
+            .map_err(|e| error(e, path, "chmod"))?;
+        if let Some(t) = attrs.mtime {
+            let times = Timestamps {
+                last_access: timespec(t),
+                last_modification: timespec(t),
+            };
+            rustix::fs::futimens(&fd, &times).map_err(|e| error(e, path, "setting times"))?;
+        }
+        Ok(())
+    }
+
+    fn forget_read(&self) {
+        self.last_read.borrow_mut().take();
+    }
+
+    /// Removes staged files (`.<name>.<pid>.<n>.tmp`) left in `dir` by a crash. Returns how many.
+    pub fn remove_stale_staged(&mut self, dir: &InstallPath) -> Result<usize, StorageError> {
+        let fd = self.open_dir(dir)?;
+        let mut removed = 0;
+        for entry in self.list_dir(dir)? {
+            let staged = entry.kind == EntryKind::File
+                && entry.name.starts_with('.')
+                && entry.name.ends_with(STAGED_SUFFIX)
+                && !self.staged.values().any(|s| s.temp_name == entry.name);
+            if staged {
+                rustix::fs::unlinkat(&fd, entry.name.as_str(), AtFlags::empty())
+                    .map_err(|e| error(e, dir, "removing a stale staged file"))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes everything inside directory `fd` (never following symlinks), then nothing else.
+    fn empty_dir(fd: &OwnedFd, path: &InstallPath) -> Result<(), StorageError> {
+        let names = Self::read_names(fd, path)?;
+        for (name, kind) in names {
+            if kind == EntryKind::Dir {
+                let child = rustix::fs::openat(fd, name.as_str(), dir_flags(), Mode::empty())
+                    .map_err(|e| error(e, path, "opening a directory to remove"))?;
+                Self::empty_dir(&child, path)?;
+                rustix::fs::unlinkat(fd, name.as_str(), AtFlags::REMOVEDIR)
+                    .map_err(|e| error(e, path, "removing a directory"))?;
+            } else {
+                rustix::fs::unlinkat(fd, name.as_str(), AtFlags::empty())
+                    .map_err(|e| error(e, path, "removing a file"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries of open directory `fd` (names that are not UTF-8 are left out: they cannot be
+    /// install paths), sorted by name.
+    fn read_names(
+        fd: &OwnedFd,
+        path: &InstallPath,
+    ) -> Result<Vec<(String, EntryKind)>, StorageError> {
+        let mut dir = rustix::fs::Dir::read_from(fd).map_err(|e| error(e, path, "listing"))?;
+        let mut out = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(|e| error(e, path, "listing"))?;
+            let name: &CStr = entry.file_name();
+            let Ok(name) = name.to_str() else { continue };
+            if name == "." || name == ".." {
+                continue;
+            }
+            let kind = match entry.file_type() {
+                FileType::Unknown => rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| kind_of(FileType::from_raw_mode(st.st_mode)))
+                    .map_err(|e| error(e, path, "stat while listing"))?,
+                other => kind_of(other),
+            };
+            out.push((name.to_owned(), kind));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl Storage for FsStorage {
+    fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError> {
+        let fd = self.open_dir(dir)?;
+        Ok(Self::read_names(&fd, dir)?
+            .into_iter()
+            .map(|(name, kind)| DirEntry { name, kind })
+            .collect())
+    }
+
+    fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
+        let st = if path.is_root() {
+            rustix::fs::fstat(&self.root).map_err(|e| error(e, path, "stat"))?
+        } else {
+            let (dir, name) = match self.open_parent(path) {
+                Ok(found) => found,
+                Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => return Ok(None),
+                Err(e) => return Err(error(e, path, "stat")),
+            }
+        };
+        Ok(Some(FileStat {
+            kind: kind_of(FileType::from_raw_mode(st.st_mode)),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: Timestamp {
+                secs: st.st_mtime as i64,
+                nanos: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+            },
+            mode: st.st_mode & 0o7777,
+        }))
+    }
+
+    fn read_at(
+        &self,
+        path: &InstallPath,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        let mut cache = self.last_read.borrow_mut();
+        // A read from offset 0 always reopens, so a file replaced since the last read is seen.
+        let reuse = offset > 0 && cache.as_ref().is_some_and(|open| &open.path == path);
+        if !reuse {
+            *cache = Some(OpenRead {
+                path: path.clone(),
+                fd: self.open_file(path, false)?,
+            });
+        }
+        let Some(open) = cache.as_ref() else {
+            return Err(StorageError::new(
+                StorageErrorKind::Io,
+                path,
+                "read cache lost",
+            ));
+        };
+        loop {
+            match rustix::io::pread(&open.fd, &mut *buf, offset) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(error(e, path, "read")),
+            }
+        }
+    }
+
+    fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {
+        let (dir, name) = self.open_parent(path)?;
+        if let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::WrongKind,
+                path,
+                "is a directory",
+            ));
+        }
+        let pid = std::process::id();
+        let mut attempt = 0u32;
+        let (temp_name, fd) = loop {
+            let id = self.next_write;
+            self.next_write += 1;
+            let truncated: String = name.chars().take(200).collect();
+            let temp_name = format!(".{truncated}.{pid}.{id}{STAGED_SUFFIX}");
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&dir, temp_name.as_str(), flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => break (temp_name, fd),
+                Err(Errno::EXIST) if attempt < 64 => attempt += 1,
+                Err(e) => return Err(error(e, path, "creating the staged file")),
+            }
+        };
+        let id = self.next_write;
+        self.next_write += 1;
+        self.staged.insert(
+            id,
+            Staged {
+                path: path.clone(),
+                dir,
+                temp_name,
+                name: name.to_owned(),
+                file: File::from(fd),
+            },
+        );
+        Ok(WriteId(id))
+    }
+
+    fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
+        let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
+            StorageError::new(
+                StorageErrorKind::UnknownWrite,
+                InstallPath::root(),
+                "unknown write handle",
+            )
+        })?;
+        staged
+            .file
+            .write_all(data)
+            .map_err(|e| io_error(&e, &staged.path, "writing the staged file"))
+    }
+
+    fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
+        let staged = self.staged.remove(&id.0).ok_or_else(|| {
+            StorageError::new(
+                StorageErrorKind::UnknownWrite,
+                InstallPath::root(),
+                "unknown write handle",
+            )
+        })?;
+        self.forget_read();
+        let result = (|| {
+            Self::set_fd_attrs(&staged.file, &staged.path, attrs)?;
+            staged
+                .file
+                .sync_all()
+                .map_err(|e| io_error(&e, &staged.path, "fsync"))?;
+            rustix::fs::renameat(
+                &staged.dir,
+                staged.temp_name.as_str(),
+                &staged.dir,
+                staged.name.as_str(),
+            )
+            .map_err(|e| error(e, &staged.path, "renaming the staged file into place"))?;
+            rustix::fs::fsync(&staged.dir)
+                .map_err(|e| error(e, &staged.path, "fsync of the directory"))
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&staged.dir, staged.temp_name.as_str(), AtFlags::empty());
+        }
+        result
+    }
+
+    fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError> {
+        let staged = self.staged.remove(&id.0).ok_or_else(|| {
+            StorageError::new(
+                StorageErrorKind::UnknownWrite,
+                InstallPath::root(),
+                "unknown write handle",
+            )
+        })?;
+        match rustix::fs::unlinkat(&staged.dir, staged.temp_name.as_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(error(e, &staged.path, "removing the staged file")),
+        }
+    }
+
+    fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.forget_read();
+        let (dir, name) = match self.open_parent(path) {
+            Ok(found) => found,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(error(e, path, "stat")),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                return Err(StorageError::new(
+                    StorageErrorKind::WrongKind,
+                    path,
+                    "is a directory",
+                ));
+            }
+            Ok(_) => {}
+        }
+        match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(error(e, path, "remove")),
+        }
+        rustix::fs::fsync(&dir).map_err(|e| error(e, path, "fsync of the directory"))?;
+        Ok(true)
+    }
+
+    fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
+        let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
+            .map_err(|e| error(e, path, "opening the install root"))?;
+        for component in path.components() {
+            match self.open_child_dir(&current, component, path) {
+                Ok(fd) => current = fd,
+                Err(e) if e.kind == StorageErrorKind::NotFound => {
+                    match rustix::fs::mkdirat(
+                        &current,
+                        component,
+                        Mode::from_raw_mode(mode & 0o7777),
+                    ) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(error(e, path, "mkdir")),
+                    }
+                    rustix::fs::fsync(&current)
+                        .map_err(|e| error(e, path, "fsync of the directory"))?;
+                    let fd = self.open_child_dir(&current, component, path)?;
+                    // mkdir's mode is filtered by the umask; the item's mode is meant exactly.
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
+                        .map_err(|e| error(e, path, "chmod"))?;
+                    current = fd;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_dir_all(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.forget_read();
+        if path.is_root() {
+            return Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                path,
+                "refusing to remove the install root",
+            ));
+        }
+        let (parent, name) = match self.open_parent(path) {
+            Ok(found) => found,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let fd = match self.open_child_dir(&parent, name, path) {
+            Ok(fd) => fd,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Self::empty_dir(&fd, path)?;
+        rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR)
+            .map_err(|e| error(e, path, "rmdir"))?;
+        rustix::fs::fsync(&parent).map_err(|e| error(e, path, "fsync of the directory"))?;
+        Ok(true)
+    }
+
+    fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError> {
+        let fd = match self.open_file(path, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind == StorageErrorKind::WrongKind => {
+                // Directories take attributes too (the in-memory storage allows it).
+                self.open_dir(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        Self::set_fd_attrs(&fd, path, attrs)
+    }
+}

@@ -61,7 +61,10 @@ impl InstallPath {
             return Ok(Self::root());
         }
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if rest
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(PathError::BadComponent(text.to_owned()));
         }
         Ok(InstallPath(format!("/{rest}")))
@@ -162,14 +165,29 @@ mod tests {
 
     #[test]
     fn accepts_upstream_keys_and_normalises_trailing_slash() {
-        assert_eq!(InstallPath::new("/etc/client.keys").unwrap().as_str(), "/etc/client.keys");
-        assert_eq!(InstallPath::new("/etc/shared/").unwrap().as_str(), "/etc/shared");
+        assert_eq!(
+            InstallPath::new("/etc/client.keys").unwrap().as_str(),
+            "/etc/client.keys"
+        );
+        assert_eq!(
+            InstallPath::new("/etc/shared/").unwrap().as_str(),
+            "/etc/shared"
+        );
         assert!(InstallPath::new("/").unwrap().is_root());
     }
 
     #[test]
     fn refuses_escapes_and_odd_characters() {
-        for bad in ["etc/x", "", "/etc/../x", "/./x", "/a//b", "/a\\b", "/a\0b", "/.."] {
+        for bad in [
+            "etc/x",
+            "",
+            "/etc/../x",
+            "/./x",
+            "/a//b",
+            "/a\\b",
+            "/a\0b",
+            "/..",
+        ] {
             assert!(InstallPath::new(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -178,13 +196,23 @@ mod tests {
     fn parent_join_and_prefix_are_component_wise() {
         let p = InstallPath::new("/etc/shared/default/agent.conf").unwrap();
         assert_eq!(p.parent().unwrap().as_str(), "/etc/shared/default");
-        assert_eq!(InstallPath::new("/etc").unwrap().parent().unwrap(), InstallPath::root());
+        assert_eq!(
+            InstallPath::new("/etc").unwrap().parent().unwrap(),
+            InstallPath::root()
+        );
         assert_eq!(InstallPath::root().parent(), None);
         let shared = InstallPath::new("/etc/shared").unwrap();
         assert!(p.starts_with(&shared));
-        assert!(!InstallPath::new("/etc/sharedx/a").unwrap().starts_with(&shared));
+        assert!(
+            !InstallPath::new("/etc/sharedx/a")
+                .unwrap()
+                .starts_with(&shared)
+        );
         assert_eq!(shared.join("x").unwrap().as_str(), "/etc/shared/x");
         assert!(shared.join("../x").is_err());
-        assert_eq!(p.components().collect::<Vec<_>>(), ["etc", "shared", "default", "agent.conf"]);
+        assert_eq!(
+            p.components().collect::<Vec<_>>(),
+            ["etc", "shared", "default", "agent.conf"]
+        );
     }
 }

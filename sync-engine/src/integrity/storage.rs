@@ -19,6 +19,9 @@ use std::fmt;
 
 use super::path::InstallPath;
 
+#[cfg(feature = "testing")]
+pub mod contract;
+
 /// A point in time as the file system records it: seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
@@ -124,8 +127,16 @@ pub struct StorageError {
 
 impl StorageError {
     /// Builds an error for `path`.
-    pub fn new(kind: StorageErrorKind, path: impl fmt::Display, message: impl Into<String>) -> Self {
-        StorageError { kind, path: path.to_string(), message: message.into() }
+    pub fn new(
+        kind: StorageErrorKind,
+        path: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Self {
+        StorageError {
+            kind,
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -140,7 +151,12 @@ pub trait Storage {
 
     /// Reads up to `buf.len()` bytes of regular file `path` from `offset`; returns how many were
     /// read (0 at end of file).
-    fn read_at(&self, path: &InstallPath, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
+    fn read_at(
+        &self,
+        path: &InstallPath,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StorageError>;
 
     /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
     fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -176,7 +192,12 @@ pub trait Storage {
     fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError>;
 
     /// Replaces (or creates) `path` with `data` atomically: begin, append, commit.
-    fn write_atomic(&mut self, path: &InstallPath, data: &[u8], attrs: &FileAttrs) -> Result<(), StorageError> {
+    fn write_atomic(
+        &mut self,
+        path: &InstallPath,
+        data: &[u8],
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
         let id = self.begin_write(path)?;
         if let Err(e) = self.append(id, data) {
             let _ = self.abort_write(id);

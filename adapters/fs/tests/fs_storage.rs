@@ -1,0 +1,232 @@
+//! `FsStorage` on real temporary directories: the shared contract suite, symlink escapes, and
+//! permissions and times as the kernel reports them.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::contract::{
+    storage_contract_suite, symlink_contract_suite,
+};
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempRoot(PathBuf);
+
+impl TempRoot {
+    fn new() -> TempRoot {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wazuh-fs-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempRoot(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn p(text: &str) -> InstallPath {
+    InstallPath::new(text).unwrap()
+}
+
+#[test]
+fn fs_storage_keeps_the_storage_contract() {
+    let roots = std::cell::RefCell::new(Vec::new());
+    storage_contract_suite(|| {
+        let root = TempRoot::new();
+        let storage = FsStorage::new(root.path()).unwrap();
+        roots.borrow_mut().push(root);
+        storage
+    });
+}
+
+#[test]
+fn fs_storage_never_follows_symlinks() {
+    let outside = TempRoot::new();
+    std::fs::create_dir_all(outside.path().join("default")).unwrap();
+    std::fs::write(outside.path().join("secret"), b"outside").unwrap();
+    let root = TempRoot::new();
+    let base = root.path().to_path_buf();
+    symlink_contract_suite(
+        || FsStorage::new(&base).unwrap(),
+        |_, path, target| std::os::unix::fs::symlink(target, base.join(path.relative())).unwrap(),
+        outside.path().to_str().unwrap(),
+    );
+    // Nothing was created or changed outside.
+    let mut names: Vec<String> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["default", "secret"]);
+    assert!(
+        std::fs::read_dir(outside.path().join("default"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).unwrap(),
+        b"outside"
+    );
+}
+
+#[test]
+fn member_written_through_a_symlinked_item_directory_is_refused() {
+    // etc/shared -> /tmp/elsewhere, then a package member etc/shared/default/merged.mg.
+    let elsewhere = TempRoot::new();
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), root.path().join("etc/shared")).unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    let target = p("/etc/shared/default/merged.mg");
+    let attrs = FileAttrs {
+        mode: 0o660,
+        mtime: None,
+    };
+    let err = storage
+        .create_dir_all(&target.parent().unwrap(), 0o770)
+        .unwrap_err();
+    assert_eq!(err.kind, StorageErrorKind::OutsideRoot);
+    let err = storage
+        .write_atomic(&p("/etc/shared/merged.mg"), b"evil", &attrs)
+        .unwrap_err();
+    assert_eq!(err.kind, StorageErrorKind::OutsideRoot);
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "something escaped"
+    );
+    // A final-component symlink is replaced by the file, never written through.
+    std::fs::write(elsewhere.path().join("target"), b"outside").unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("target"),
+        root.path().join("etc/client.keys"),
+    )
+    .unwrap();
+    storage
+        .write_atomic(&p("/etc/client.keys"), b"inside", &attrs)
+        .unwrap();
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("target")).unwrap(),
+        b"outside"
+    );
+    let meta = std::fs::symlink_metadata(root.path().join("etc/client.keys")).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(
+        std::fs::read(root.path().join("etc/client.keys")).unwrap(),
+        b"inside"
+    );
+}
+
+#[test]
+fn permissions_and_times_reach_the_disk() {
+    let root = TempRoot::new();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    storage
+        .create_dir_all(&p("/etc/lists/amazon"), 0o770)
+        .unwrap();
+    let t = Timestamp {
+        secs: 1_562_000_000,
+        nanos: 123_456_789,
+    };
+    storage
+        .write_atomic(
+            &p("/etc/lists/amazon/aws-eventnames"),
+            b"data",
+            &FileAttrs {
+                mode: 0o640,
+                mtime: Some(t),
+            },
+        )
+        .unwrap();
+    let meta = std::fs::metadata(root.path().join("etc/lists/amazon/aws-eventnames")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(
+        (meta.mtime(), meta.mtime_nsec()),
+        (1_562_000_000, 123_456_789)
+    );
+    assert_eq!(
+        (meta.atime(), meta.atime_nsec()),
+        (1_562_000_000, 123_456_789),
+        "atime = mtime, as upstream's utime"
+    );
+    let dir = std::fs::metadata(root.path().join("etc/lists/amazon")).unwrap();
+    assert_eq!(
+        dir.permissions().mode() & 0o7777,
+        0o770,
+        "directory mode exact despite the umask"
+    );
+    // Nothing staged is left in the directory.
+    let names: Vec<_> = std::fs::read_dir(root.path().join("etc/lists/amazon"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["aws-eventnames"]);
+}
+
+#[test]
+fn special_files_are_reported_and_never_opened_for_reading() {
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("etc/rules")).unwrap();
+    let fifo = root.path().join("etc/rules/fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let storage = FsStorage::new(root.path()).unwrap();
+    let entries = storage.list_dir(&p("/etc/rules")).unwrap();
+    assert_eq!(
+        entries[0].kind,
+        wazuh_cluster_sync::integrity::storage::EntryKind::Other
+    );
+    let mut buf = [0u8; 4];
+    // Would block forever if opened without O_NONBLOCK.
+    assert_eq!(
+        storage
+            .read_at(&p("/etc/rules/fifo"), 0, &mut buf)
+            .unwrap_err()
+            .kind,
+        StorageErrorKind::WrongKind
+    );
+}
+
+#[test]
+fn stale_staged_files_are_cleaned() {
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(root.path().join("etc/.client.keys.999.1.tmp"), b"half").unwrap();
+    std::fs::write(root.path().join("etc/client.keys"), b"keys").unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    assert_eq!(storage.remove_stale_staged(&p("/etc")).unwrap(), 1);
+    let names: Vec<_> = std::fs::read_dir(root.path().join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["client.keys"]);
+}
+
+#[test]
+fn missing_root_is_a_clear_error() {
+    let err = FsStorage::new("/nonexistent/wazuh/root").unwrap_err();
+    assert_eq!(err.kind, StorageErrorKind::NotFound);
+    assert!(
+        err.message.contains("/nonexistent/wazuh/root"),
+        "{}",
+        err.message
+    );
+}

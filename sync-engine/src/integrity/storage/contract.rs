@@ -1,0 +1,433 @@
+//! The [`Storage`] contract as one test suite, run against every implementation (the in-memory
+//! storage here, the real file system in `wazuh-cluster-fs`), so both keep the same semantics.
+//!
+//! Enabled by the `testing` cargo feature. Each check panics with a message naming the broken
+//! clause; none depends on timing.
+
+use super::{EntryKind, FileAttrs, Storage, StorageError, StorageErrorKind, Timestamp};
+use crate::integrity::path::InstallPath;
+
+fn p(text: &str) -> InstallPath {
+    match InstallPath::new(text) {
+        Ok(path) => path,
+        Err(e) => panic!("bad test path {text}: {e}"),
+    }
+}
+
+fn ok<T>(result: Result<T, StorageError>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{what}: unexpected error {e}"),
+    }
+}
+
+fn kind<T: std::fmt::Debug>(result: Result<T, StorageError>, what: &str) -> StorageErrorKind {
+    match result {
+        Ok(value) => panic!("{what}: expected an error, got {value:?}"),
+        Err(e) => e.kind,
+    }
+}
+
+const T1: Timestamp = Timestamp {
+    secs: 1_562_000_000,
+    nanos: 250_000_000,
+};
+const T2: Timestamp = Timestamp {
+    secs: 1_600_000_000,
+    nanos: 0,
+};
+
+/// Runs every clause of the contract on fresh storages from `make` (each must be empty).
+pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
+    writes_are_atomic_and_carry_attributes(&mut make());
+    staged_writes_stay_invisible_until_commit(&mut make());
+    listing_and_stat(&mut make());
+    directories(&mut make());
+    removals(&mut make());
+    reads_are_bounded(&mut make());
+}
+
+/// Symlink clauses: `add_symlink(storage, path, target)` creates a symlink (outside the trait).
+/// `outside` is a target that leaves the install root.
+pub fn symlink_contract_suite<S: Storage>(
+    make: impl Fn() -> S,
+    add_symlink: impl Fn(&mut S, &InstallPath, &str),
+    outside: &str,
+) {
+    let mut s = make();
+    ok(s.create_dir_all(&p("/etc"), 0o750), "create /etc");
+    add_symlink(&mut s, &p("/etc/shared"), outside);
+    add_symlink(&mut s, &p("/etc/link.conf"), outside);
+    let entries = ok(s.list_dir(&p("/etc")), "list /etc");
+    let kinds: Vec<(&str, EntryKind)> = entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("link.conf", EntryKind::Symlink),
+            ("shared", EntryKind::Symlink)
+        ]
+    );
+    let stat = ok(s.stat(&p("/etc/shared")), "stat symlink");
+    assert_eq!(
+        stat.map(|st| st.kind),
+        Some(EntryKind::Symlink),
+        "stat must not follow"
+    );
+    let through = p("/etc/shared/default/merged.mg");
+    assert_eq!(
+        kind(s.begin_write(&through), "write through a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(
+            s.write_atomic(&p("/etc/shared/x"), b"x", &attrs(0o660)),
+            "write through a symlink"
+        ),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(
+            s.create_dir_all(&p("/etc/shared/default"), 0o770),
+            "mkdir through a symlink"
+        ),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(s.list_dir(&p("/etc/shared")), "list a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(s.stat(&through), "stat through a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        kind(
+            s.read_at(&p("/etc/link.conf"), 0, &mut buf),
+            "read a symlink"
+        ),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(s.read_at(&through, 0, &mut buf), "read through a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(
+            s.set_attrs(&p("/etc/link.conf"), &attrs(0o600)),
+            "chmod a symlink"
+        ),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(s.remove_dir_all(&p("/etc/shared")), "rmtree a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    // The link itself can be removed (never its target).
+    assert!(ok(s.remove_file(&p("/etc/link.conf")), "remove a symlink"));
+    assert_eq!(ok(s.stat(&p("/etc/link.conf")), "stat removed link"), None);
+    // remove_dir_all of a directory holding a symlink removes the link, not what it points to.
+    ok(s.create_dir_all(&p("/etc/rules/sub"), 0o750), "mkdir");
+    add_symlink(&mut s, &p("/etc/rules/sub/out"), outside);
+    assert!(ok(
+        s.remove_dir_all(&p("/etc/rules")),
+        "rmtree with a link inside"
+    ));
+}
+
+fn attrs(mode: u32) -> FileAttrs {
+    FileAttrs { mode, mtime: None }
+}
+
+fn writes_are_atomic_and_carry_attributes<S: Storage>(s: &mut S) {
+    let file = p("/etc/client.keys");
+    assert_eq!(
+        kind(
+            s.write_atomic(&file, b"x", &attrs(0o640)),
+            "write without parent"
+        ),
+        StorageErrorKind::NotFound
+    );
+    ok(s.create_dir_all(&p("/etc"), 0o750), "mkdir /etc");
+    ok(
+        s.write_atomic(
+            &file,
+            b"first",
+            &FileAttrs {
+                mode: 0o640,
+                mtime: Some(T1),
+            },
+        ),
+        "first write",
+    );
+    assert_eq!(ok(s.read(&file, 100), "read"), b"first");
+    let st = ok(s.stat(&file), "stat").unwrap_or_else(|| panic!("written file missing"));
+    assert_eq!(
+        (st.kind, st.size, st.mode, st.mtime),
+        (EntryKind::File, 5, 0o640, T1)
+    );
+    // Replacing: new content, new attributes, atomically.
+    ok(
+        s.write_atomic(
+            &file,
+            b"second version",
+            &FileAttrs {
+                mode: 0o660,
+                mtime: Some(T2),
+            },
+        ),
+        "replace",
+    );
+    assert_eq!(ok(s.read(&file, 100), "read"), b"second version");
+    let st = ok(s.stat(&file), "stat").unwrap_or_else(|| panic!("replaced file missing"));
+    assert_eq!((st.size, st.mode, st.mtime), (14, 0o660, T2));
+    // set_attrs on an existing file.
+    ok(
+        s.set_attrs(
+            &file,
+            &FileAttrs {
+                mode: 0o600,
+                mtime: Some(T1),
+            },
+        ),
+        "set_attrs",
+    );
+    let st = ok(s.stat(&file), "stat").unwrap_or_else(|| panic!("file missing"));
+    assert_eq!((st.mode, st.mtime), (0o600, T1));
+    assert_eq!(
+        kind(
+            s.set_attrs(&p("/etc/none"), &attrs(0o600)),
+            "set_attrs missing"
+        ),
+        StorageErrorKind::NotFound
+    );
+    // A directory cannot be replaced by a file.
+    assert_eq!(
+        kind(
+            s.write_atomic(&p("/etc"), b"x", &attrs(0o600)),
+            "write over a directory"
+        ),
+        StorageErrorKind::WrongKind
+    );
+    // The root is not a file.
+    assert_eq!(
+        kind(s.begin_write(&InstallPath::root()), "write the root"),
+        StorageErrorKind::WrongKind
+    );
+}
+
+fn staged_writes_stay_invisible_until_commit<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/rules"), 0o750), "mkdir");
+    let file = p("/etc/rules/local_rules.xml");
+    ok(s.write_atomic(&file, b"old", &attrs(0o660)), "write");
+    let id = ok(s.begin_write(&file), "begin");
+    ok(s.append(id, b"new "), "append");
+    ok(s.append(id, b"content"), "append");
+    assert_eq!(
+        ok(s.read(&file, 100), "read during staging"),
+        b"old",
+        "a staged write is visible"
+    );
+    ok(s.commit_write(id, &attrs(0o660)), "commit");
+    assert_eq!(ok(s.read(&file, 100), "read"), b"new content");
+    assert_eq!(
+        kind(s.commit_write(id, &attrs(0o660)), "commit twice"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.append(id, b"x"), "append after commit"),
+        StorageErrorKind::UnknownWrite
+    );
+
+    let id = ok(s.begin_write(&file), "begin");
+    ok(s.append(id, b"discarded"), "append");
+    ok(s.abort_write(id), "abort");
+    assert_eq!(ok(s.read(&file, 100), "read after abort"), b"new content");
+    assert_eq!(
+        kind(s.abort_write(id), "abort twice"),
+        StorageErrorKind::UnknownWrite
+    );
+    // Nothing staged is left behind under a name a walk would take.
+    let names: Vec<String> = ok(s.list_dir(&p("/etc/rules")), "list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["local_rules.xml"]);
+
+    // Two staged writes of one directory at once.
+    let a = ok(s.begin_write(&p("/etc/rules/a.xml")), "begin a");
+    let b = ok(s.begin_write(&p("/etc/rules/b.xml")), "begin b");
+    ok(s.append(b, b"B"), "append b");
+    ok(s.append(a, b"A"), "append a");
+    ok(s.commit_write(b, &attrs(0o660)), "commit b");
+    ok(s.commit_write(a, &attrs(0o660)), "commit a");
+    assert_eq!(ok(s.read(&p("/etc/rules/a.xml"), 10), "read a"), b"A");
+    assert_eq!(ok(s.read(&p("/etc/rules/b.xml"), 10), "read b"), b"B");
+}
+
+fn listing_and_stat<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/shared/default"), 0o770), "mkdir");
+    for name in ["zeta", "alpha", "Mid", "beta.tmp"] {
+        ok(
+            s.write_atomic(
+                &p(&format!("/etc/shared/{name}")),
+                name.as_bytes(),
+                &attrs(0o660),
+            ),
+            "write",
+        );
+    }
+    let entries = ok(s.list_dir(&p("/etc/shared")), "list");
+    let listed: Vec<(&str, EntryKind)> =
+        entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("Mid", EntryKind::File),
+            ("alpha", EntryKind::File),
+            ("beta.tmp", EntryKind::File),
+            ("default", EntryKind::Dir),
+            ("zeta", EntryKind::File)
+        ],
+        "list_dir must be sorted by name (bytewise)"
+    );
+    assert_eq!(
+        kind(s.list_dir(&p("/nope")), "list missing"),
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(s.list_dir(&p("/etc/shared/zeta")), "list a file"),
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(ok(s.stat(&p("/etc/shared/none")), "stat missing"), None);
+    assert_eq!(
+        ok(s.stat(&p("/no/parent/here")), "stat missing parent"),
+        None
+    );
+    let dir =
+        ok(s.stat(&p("/etc/shared/default")), "stat dir").unwrap_or_else(|| panic!("dir missing"));
+    assert_eq!((dir.kind, dir.mode), (EntryKind::Dir, 0o770));
+    assert_eq!(
+        kind(s.stat(&p("/etc/shared/zeta/below")), "stat below a file"),
+        StorageErrorKind::WrongKind
+    );
+}
+
+fn directories<S: Storage>(s: &mut S) {
+    let deep = p("/var/multigroups/e4f9f5fa/x");
+    ok(s.create_dir_all(&deep, 0o770), "mkdir -p");
+    ok(s.create_dir_all(&deep, 0o770), "mkdir -p again");
+    for dir in [
+        "/var",
+        "/var/multigroups",
+        "/var/multigroups/e4f9f5fa",
+        "/var/multigroups/e4f9f5fa/x",
+    ] {
+        let st = ok(s.stat(&p(dir)), "stat").unwrap_or_else(|| panic!("{dir} missing"));
+        assert_eq!((st.kind, st.mode), (EntryKind::Dir, 0o770), "{dir}");
+    }
+    ok(s.write_atomic(&p("/var/f"), b"f", &attrs(0o660)), "write");
+    assert_eq!(
+        kind(
+            s.create_dir_all(&p("/var/f/sub"), 0o770),
+            "mkdir below a file"
+        ),
+        StorageErrorKind::WrongKind
+    );
+}
+
+fn removals<S: Storage>(s: &mut S) {
+    ok(
+        s.create_dir_all(&p("/etc/shared/old/deeper"), 0o770),
+        "mkdir",
+    );
+    ok(
+        s.write_atomic(&p("/etc/shared/old/merged.mg"), b"m", &attrs(0o660)),
+        "write",
+    );
+    ok(
+        s.write_atomic(&p("/etc/shared/old/deeper/f"), b"f", &attrs(0o660)),
+        "write",
+    );
+    assert!(ok(s.remove_file(&p("/etc/shared/old/merged.mg")), "remove"));
+    assert!(!ok(
+        s.remove_file(&p("/etc/shared/old/merged.mg")),
+        "remove again"
+    ));
+    assert!(!ok(
+        s.remove_file(&p("/no/such/dir/file")),
+        "remove below a missing dir"
+    ));
+    assert_eq!(
+        kind(s.remove_file(&p("/etc/shared/old")), "remove_file on a dir"),
+        StorageErrorKind::WrongKind
+    );
+    assert!(ok(s.remove_dir_all(&p("/etc/shared/old")), "rmtree"));
+    assert!(!ok(s.remove_dir_all(&p("/etc/shared/old")), "rmtree again"));
+    assert_eq!(
+        ok(s.stat(&p("/etc/shared/old/deeper/f")), "stat removed"),
+        None
+    );
+    let names: Vec<String> = ok(s.list_dir(&p("/etc/shared")), "list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.is_empty(), "left: {names:?}");
+    assert_eq!(
+        kind(s.remove_dir_all(&InstallPath::root()), "rmtree the root"),
+        StorageErrorKind::PermissionDenied
+    );
+}
+
+fn reads_are_bounded<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/lists"), 0o770), "mkdir");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    ok(
+        s.write_atomic(&p("/etc/lists/big"), &data, &attrs(0o660)),
+        "write",
+    );
+    assert_eq!(
+        ok(s.read(&p("/etc/lists/big"), 200_000), "read at the limit"),
+        data
+    );
+    assert_eq!(
+        kind(s.read(&p("/etc/lists/big"), 199_999), "read over the limit"),
+        StorageErrorKind::TooLarge
+    );
+    let mut buf = [0u8; 10];
+    assert_eq!(
+        ok(
+            s.read_at(&p("/etc/lists/big"), 199_995, &mut buf),
+            "read_at the end"
+        ),
+        5
+    );
+    assert_eq!(&buf[..5], &data[199_995..]);
+    assert_eq!(
+        ok(
+            s.read_at(&p("/etc/lists/big"), 500_000, &mut buf),
+            "read_at past the end"
+        ),
+        0
+    );
+    assert_eq!(
+        kind(
+            s.read_at(&p("/etc/lists/none"), 0, &mut buf),
+            "read missing"
+        ),
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(s.read_at(&p("/etc/lists"), 0, &mut buf), "read a directory"),
+        StorageErrorKind::WrongKind
+    );
+    // A replaced file is read anew from offset 0.
+    ok(
+        s.write_atomic(&p("/etc/lists/big"), b"short", &attrs(0o660)),
+        "replace",
+    );
+    assert_eq!(
+        ok(s.read(&p("/etc/lists/big"), 100), "read replaced"),
+        b"short"
+    );
+}
