@@ -97,27 +97,52 @@ impl Fernet {
     #[must_use]
     pub fn encrypt(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64) -> Vec<u8> {
         let mut token = vec![0u8; token_len(plaintext.len())];
-        self.encrypt_to_slice(plaintext, iv, unix_secs, &mut token);
+        self.encrypt_to_slice(
+            Parts::new(&[plaintext], plaintext.len()),
+            iv,
+            unix_secs,
+            &mut token,
+        );
         token
     }
 
     /// As [`encrypt`](Self::encrypt), appending the token to `out` (e.g. right after a header
     /// written by [`crate::frame::encode_header`] with length [`token_len`]).
     pub fn encrypt_into(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64, out: &mut BytesMut) {
-        let start = out.len();
-        out.resize(start + token_len(plaintext.len()), 0);
-        self.encrypt_to_slice(plaintext, iv, unix_secs, &mut out[start..]);
+        self.encrypt_parts_into(&[plaintext], iv, unix_secs, out);
     }
 
-    /// Writes the token into `out`, which is exactly [`token_len`] bytes long.
+    /// Seals the concatenation of `parts` (e.g. `<path> ` and a file chunk) without joining them
+    /// first, appending the token (of [`token_len`] of their total length) to `out`.
+    pub fn encrypt_parts_into(
+        &self,
+        parts: &[&[u8]],
+        iv: [u8; 16],
+        unix_secs: u64,
+        out: &mut BytesMut,
+    ) {
+        let total = parts.iter().map(|part| part.len()).sum();
+        let start = out.len();
+        out.resize(start + token_len(total), 0);
+        self.encrypt_to_slice(Parts::new(parts, total), iv, unix_secs, &mut out[start..]);
+    }
+
+    /// Writes the token of `plaintext` into `out`, which is exactly [`token_len`] bytes long.
     ///
-    /// The raw token is produced in rounds of [`ROUND`] bytes into a stack buffer: encrypt
-    /// (CBC keeps its chaining state across rounds), feed the HMAC, then base64 the whole 3-byte
-    /// groups straight into `out`, carrying the 0–2 leftover bytes to the next round. Base64 of
-    /// the concatenation equals the concatenation of base64 of 3-byte-aligned pieces, so the
-    /// result is the same token as encoding the raw token at once, without allocating it.
-    fn encrypt_to_slice(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64, out: &mut [u8]) {
-        debug_assert_eq!(out.len(), token_len(plaintext.len()));
+    /// The raw token is produced in rounds of [`ROUND`] bytes in a stack buffer: copy the
+    /// plaintext in, encrypt in place (CBC keeps its chaining state across rounds), feed the HMAC,
+    /// then base64 the whole 3-byte groups straight into `out`, carrying the 0–2 leftover bytes to
+    /// the next round. Base64 of a concatenation equals the concatenation of base64 of
+    /// 3-byte-aligned pieces, so this is the token of the raw token encoded at once, without
+    /// allocating it; and every byte stays in L1 between the three passes.
+    fn encrypt_to_slice(
+        &self,
+        mut plaintext: Parts<'_>,
+        iv: [u8; 16],
+        unix_secs: u64,
+        out: &mut [u8],
+    ) {
+        debug_assert_eq!(out.len(), token_len(plaintext.remaining));
         let mut mac = self.signer.clone();
         let mut cbc =
             cbc::Encryptor::<Aes128Enc>::inner_iv_init(self.encryptor.clone(), &iv.into());
@@ -131,25 +156,23 @@ impl Fernet {
         stage.buf[9..PREFIX_LEN].copy_from_slice(&iv);
         mac.update(&stage.buf[..PREFIX_LEN]);
 
-        let (body, tail) = plaintext.split_at(plaintext.len() / BLOCK * BLOCK);
-        for round in body.chunks(ROUND) {
-            let start = stage.filled;
-            let end = start + round.len();
-            let ciphertext = &mut stage.buf[start..end];
-            let (blocks, rest) = InOutBuf::new(round, ciphertext)
-                .unwrap_or_else(|_| unreachable!("same lengths"))
-                .into_chunks::<U16>();
-            debug_assert!(rest.is_empty(), "body is whole blocks");
+        while plaintext.remaining >= BLOCK {
+            let len = (plaintext.remaining / BLOCK * BLOCK).min(ROUND);
+            let round = &mut stage.buf[stage.filled..stage.filled + len];
+            plaintext.read(round);
+            let (blocks, rest) = InOutBuf::from(&mut *round).into_chunks::<U16>();
+            debug_assert!(rest.is_empty(), "rounds are whole blocks");
             cbc.encrypt_blocks_inout_mut(blocks);
-            mac.update(&stage.buf[start..end]);
-            stage.filled = end;
+            mac.update(round);
+            stage.filled += len;
             stage.flush_groups(out);
         }
 
         // PKCS#7: the last block holds the tail and 1..=16 bytes of value `pad`.
-        let pad = BLOCK - tail.len();
+        let tail = plaintext.remaining;
+        let pad = BLOCK - tail;
         let mut last = [pad as u8; BLOCK];
-        last[..tail.len()].copy_from_slice(tail);
+        plaintext.read(&mut last[..tail]);
         cbc.encrypt_block_mut(GenericArray::from_mut_slice(&mut last));
         mac.update(&last);
         stage.push(&last);
@@ -202,6 +225,42 @@ impl Fernet {
         raw.copy_within(PREFIX_LEN..PREFIX_LEN + plaintext_len, 0);
         raw.truncate(plaintext_len);
         Ok(raw)
+    }
+}
+
+/// A cursor over plaintext given in pieces.
+struct Parts<'a> {
+    parts: &'a [&'a [u8]],
+    /// Bytes of `parts[0]` already read.
+    offset: usize,
+    remaining: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn new(parts: &'a [&'a [u8]], total: usize) -> Parts<'a> {
+        Parts {
+            parts,
+            offset: 0,
+            remaining: total,
+        }
+    }
+
+    /// Fills `dst` with the next bytes (the caller checked `remaining >= dst.len()`).
+    fn read(&mut self, mut dst: &mut [u8]) {
+        self.remaining -= dst.len();
+        while !dst.is_empty() {
+            let [part, rest @ ..] = self.parts else {
+                unreachable!("remaining counts the bytes of parts")
+            };
+            let n = (part.len() - self.offset).min(dst.len());
+            dst[..n].copy_from_slice(&part[self.offset..self.offset + n]);
+            dst = &mut dst[n..];
+            self.offset += n;
+            if self.offset == part.len() {
+                self.parts = rest;
+                self.offset = 0;
+            }
+        }
     }
 }
 
@@ -342,6 +401,19 @@ mod tests {
             );
             assert_eq!(&framed[..6], b"header");
             assert_eq!(&framed[6..], &token[..]);
+            // The same plaintext in pieces (empty ones included) gives the same token.
+            for cut in [0, len / 3, len / 2, len] {
+                let (a, b) = plaintext.split_at(cut);
+                let (b, c) = b.split_at(b.len() / 2);
+                let mut pieces = BytesMut::new();
+                fernet.encrypt_parts_into(
+                    &[a, &[], b, c],
+                    [len as u8; 16],
+                    1_500_000_000 + len as u64,
+                    &mut pieces,
+                );
+                assert_eq!(&pieces[..], &token[..], "length {len} cut at {cut}");
+            }
         }
     }
 
