@@ -434,3 +434,34 @@ fn live_session_streams_decode_at_real_and_one_byte_boundaries() {
         assert_eq!(offset, bytes.len() as u64);
     }
 }
+
+#[test]
+fn encoded_frames_snapshot() {
+    // One line per frame: counter | length | command field | payload, hex. Reviewed against
+    // PROTOCOL.md §18 (E3 "ok-m  ------", E4 12-byte command, E6 "ok  --------").
+    let cases: [(u32, &[u8], &[u8]); 9] = [
+        (0x0102_0304, b"hello", b"worker-1 wazuh worker 3.9.5"),
+        (0x0102_0304, b"ok", b"Client worker-1 added"),
+        (0x0000_000a, b"echo-c", b"keepalive"),
+        (0x0000_000a, b"ok-m ", b"keepalive"),
+        (0xffff_fffe, b"sync_i_w_m_p", b""),
+        (0x0000_0006, b"sync_m_c_ok", b""),
+        (0x0000_0005, b"ok ", b"Ready to receive new file"),
+        (0x0000_0007, b"new_str", b"12"),
+        (0xffff_ffff, b"echo", b""),
+    ];
+    let mut dump = String::new();
+    for (counter, command, payload) in cases {
+        let wire = encode(counter, command, payload);
+        dump.push_str(&format!(
+            "{:<14} {} {} {} |{}| {}\n",
+            format!("{:?}", String::from_utf8_lossy(command)),
+            hex::encode(&wire[0..4]),
+            hex::encode(&wire[4..8]),
+            hex::encode(&wire[8..20]),
+            String::from_utf8_lossy(&wire[8..20]),
+            hex::encode(&wire[20..]),
+        ));
+    }
+    insta::assert_snapshot!(dump);
+}
