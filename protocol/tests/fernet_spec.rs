@@ -32,6 +32,14 @@ fn unix_secs(rfc3339: &str) -> u64 {
     u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second - offset).unwrap()
 }
 
+/// The cases of one spec file (never empty).
+fn spec_cases(file: &str) -> Vec<Value> {
+    let cases = wazuh_cluster_vectors::json(&format!("fernet-spec/{file}"));
+    let cases = cases.as_array().unwrap().clone();
+    assert!(!cases.is_empty(), "{file} has cases");
+    cases
+}
+
 #[test]
 fn rfc3339_helper_is_right() {
     // `date -d 1985-10-26T01:20:00-07:00 +%s`
@@ -41,10 +49,7 @@ fn rfc3339_helper_is_right() {
 
 #[test]
 fn generate_vectors_match_byte_for_byte() {
-    let cases = wazuh_cluster_vectors::json("fernet-spec/generate.json");
-    let cases = cases.as_array().unwrap();
-    assert!(!cases.is_empty());
-    for case in cases {
+    for case in &spec_cases("generate.json") {
         let iv: Vec<u8> = case["iv"]
             .as_array()
             .unwrap()
@@ -67,10 +72,7 @@ fn generate_vectors_match_byte_for_byte() {
 
 #[test]
 fn verify_vectors_open_to_their_source() {
-    let cases = wazuh_cluster_vectors::json("fernet-spec/verify.json");
-    let cases = cases.as_array().unwrap();
-    assert!(!cases.is_empty());
-    for case in cases {
+    for case in &spec_cases("verify.json") {
         let plaintext = fernet_of(case)
             .decrypt(case["token"].as_str().unwrap().as_bytes())
             .unwrap();
@@ -80,10 +82,9 @@ fn verify_vectors_open_to_their_source() {
 
 #[test]
 fn invalid_vectors_are_refused_except_the_ttl_ones() {
-    let cases = wazuh_cluster_vectors::json("fernet-spec/invalid.json");
-    let cases = cases.as_array().unwrap();
+    let cases = spec_cases("invalid.json");
     let mut seen = Vec::new();
-    for case in cases {
+    for case in &cases {
         let desc = case["desc"].as_str().unwrap();
         let expected = match desc {
             "incorrect mac" => Err(FernetError::BadHmac),

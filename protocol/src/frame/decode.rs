@@ -148,7 +148,7 @@ impl FrameDecoder {
         matches!(self.state, State::AwaitingPayload { .. })
     }
 
-    fn decode_from<I: Input>(&mut self, input: &mut I) -> Result<Option<Frame>, FrameError> {
+    fn decode_from<B: Buf>(&mut self, input: &mut B) -> Result<Option<Frame>, FrameError> {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
         }
@@ -158,11 +158,11 @@ impl FrameDecoder {
                 let header_start = self.consumed - *filled as u64;
                 let header = if *filled == 0 && input.remaining() >= HEADER_LEN {
                     let mut header = [0u8; HEADER_LEN];
-                    input.copy_into(&mut header);
+                    input.copy_to_slice(&mut header);
                     header
                 } else {
                     let n = (HEADER_LEN - *filled).min(input.remaining());
-                    input.copy_into(&mut buf[*filled..*filled + n]);
+                    input.copy_to_slice(&mut buf[*filled..*filled + n]);
                     *filled += n;
                     if *filled < HEADER_LEN {
                         self.consumed += n as u64;
@@ -178,7 +178,7 @@ impl FrameDecoder {
                 payload, declared, ..
             } => {
                 let n = (*declared - payload.len()).min(input.remaining());
-                input.append_into(payload, n);
+                append_from(input, payload, n);
                 self.consumed += n as u64;
                 if payload.len() < *declared {
                     return Ok(None);
@@ -203,11 +203,11 @@ impl FrameDecoder {
 
     /// A header was just completed (its bytes are consumed): check the bound, then deliver the
     /// frame if the payload is all in `input`, else start accumulating it.
-    fn start_payload<I: Input>(
+    fn start_payload<B: Buf>(
         &mut self,
         header: [u8; HEADER_LEN],
         header_start: u64,
-        input: &mut I,
+        input: &mut B,
     ) -> Result<Option<Frame>, FrameError> {
         let counter = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let declared = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
@@ -229,12 +229,13 @@ impl FrameDecoder {
             return Ok(Some(Frame {
                 counter,
                 command,
-                payload: input.take(declared),
+                // Zero-copy for `Bytes` and `BytesMut` (`split_to`), one copy for a slice.
+                payload: input.copy_to_bytes(declared),
             }));
         }
         let mut payload = BytesMut::with_capacity(declared);
         let n = input.remaining();
-        input.append_into(&mut payload, n);
+        append_from(input, &mut payload, n);
         self.consumed += n as u64;
         self.state = State::AwaitingPayload {
             counter,
@@ -246,64 +247,15 @@ impl FrameDecoder {
     }
 }
 
-/// What the decoder reads from: owned buffers hand payloads out without copying, slices copy.
-trait Input {
-    fn remaining(&self) -> usize;
-    /// Fills `dst` from the front (the caller checked `remaining() >= dst.len()`).
-    fn copy_into(&mut self, dst: &mut [u8]);
-    /// Moves `n` bytes from the front to the end of `dst`.
-    fn append_into(&mut self, dst: &mut BytesMut, n: usize);
-    /// Takes `n` bytes from the front as their own buffer.
-    fn take(&mut self, n: usize) -> Bytes;
-}
-
-impl Input for Bytes {
-    fn remaining(&self) -> usize {
-        self.len()
-    }
-    fn copy_into(&mut self, dst: &mut [u8]) {
-        self.copy_to_slice(dst);
-    }
-    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
-        dst.extend_from_slice(&self[..n]);
-        self.advance(n);
-    }
-    fn take(&mut self, n: usize) -> Bytes {
-        self.split_to(n)
-    }
-}
-
-impl Input for BytesMut {
-    fn remaining(&self) -> usize {
-        self.len()
-    }
-    fn copy_into(&mut self, dst: &mut [u8]) {
-        self.copy_to_slice(dst);
-    }
-    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
-        dst.extend_from_slice(&self[..n]);
-        self.advance(n);
-    }
-    fn take(&mut self, n: usize) -> Bytes {
-        self.split_to(n).freeze()
-    }
-}
-
-impl Input for &[u8] {
-    fn remaining(&self) -> usize {
-        self.len()
-    }
-    fn copy_into(&mut self, dst: &mut [u8]) {
-        self.copy_to_slice(dst);
-    }
-    fn append_into(&mut self, dst: &mut BytesMut, n: usize) {
-        dst.extend_from_slice(&self[..n]);
-        self.advance(n);
-    }
-    fn take(&mut self, n: usize) -> Bytes {
-        let taken = Bytes::copy_from_slice(&self[..n]);
-        self.advance(n);
-        taken
+/// Moves `n` bytes from the front of `input` to the end of `dst` (the caller checked that
+/// `input` holds them).
+fn append_from<B: Buf>(input: &mut B, dst: &mut BytesMut, mut n: usize) {
+    while n > 0 {
+        let chunk = input.chunk();
+        let take = chunk.len().min(n);
+        dst.extend_from_slice(&chunk[..take]);
+        input.advance(take);
+        n -= take;
     }
 }
 
