@@ -616,3 +616,29 @@ fn the_recorded_live_session_replays_through_our_worker_core() {
         }
     );
 }
+
+#[test]
+fn a_claimed_command_the_layer_above_declines_gets_upstreams_unknown_command_reply() {
+    let exchange = &frames()["real_request_reply_exchanges"][13];
+    assert_eq!(exchange["title"], "unknown command");
+    let t0 = origin();
+    let foo = Command::new(Profile::V3_9, b"foo").unwrap();
+    let mut conn = Connection::new(
+        config("", t0).claim([foo]),
+        Side::Server,
+        Rng::from_seed(1),
+        t0,
+    );
+    conn.handle_input(t0, &wire(&exchange["request"]["wire_hex"]));
+    assert_eq!(
+        events(&mut conn),
+        vec![Event::Request {
+            counter: 113,
+            command: foo,
+            payload: Bytes::new()
+        }]
+    );
+    assert_eq!(drain(&mut conn), b"");
+    conn.reply_unknown_command(t0, 113, &foo).unwrap();
+    assert_eq!(drain(&mut conn), wire(&exchange["replies"][0]["wire_hex"]));
+}
