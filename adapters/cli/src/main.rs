@@ -4,6 +4,7 @@
 //! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
 //! new group is one enum variant and one match arm here.
 
+mod integrity;
 mod wire;
 
 use std::process::ExitCode;
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
     Wire(wire::WireArgs),
+    /// Integrity metadata of an install tree, and the comparison of two metadata documents.
+    Integrity(integrity::IntegrityArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Wire(args) => wire::run(args),
+        Command::Integrity(args) => integrity::run(args),
     }
 }
 

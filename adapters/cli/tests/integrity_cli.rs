@@ -1,0 +1,178 @@
+//! `wazuh-cluster integrity scan|compare` run as a process on trees and documents from the
+//! upstream 3.9.5 recordings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+fn wazuh_cluster(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// A scratch directory unique to this test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "wazuh-cluster-integrity-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `tree` of `integrity_trees.json` under `root` with the recorded mtimes.
+fn write_tree(root: &Path, tree: &str) {
+    let trees = wazuh_cluster_vectors::json("v3.9/integrity_trees.json");
+    for entry in trees[tree].as_array().unwrap() {
+        let path = root.join(entry["path"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(entry["content_b64"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(&path, data).unwrap();
+        let mtime = UNIX_EPOCH + Duration::from_secs_f64(entry["mtime"].as_f64().unwrap());
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+}
+
+#[test]
+fn scan_of_the_recorded_master_tree_matches_upstream() {
+    let scratch = Scratch::new("scan");
+    write_tree(&scratch.0, "master_tree");
+    // A symlink inside an item is skipped, never followed.
+    std::os::unix::fs::symlink("/etc/passwd", scratch.0.join("etc/rules/passwd.xml")).unwrap();
+    let output = wazuh_cluster(&[
+        "integrity",
+        "scan",
+        "--wazuh-path",
+        scratch.0.to_str().unwrap(),
+    ]);
+    let recorded = wazuh_cluster_vectors::json("v3.9/integrity.json");
+    assert_eq!(stdout_json(&output), recorded["master_files_status"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skipped 1 symlink(s)"), "{stderr}");
+}
+
+#[test]
+fn compare_of_the_recorded_documents_matches_upstream() {
+    let scratch = Scratch::new("compare");
+    let recorded = wazuh_cluster_vectors::json("v3.9/integrity.json");
+    let master = scratch.file(
+        "master.json",
+        recorded["master_files_status"].to_string().as_bytes(),
+    );
+    let worker = scratch.file(
+        "worker.json",
+        recorded["worker_files_status_sent_in_sync_i_w_m"]
+            .to_string()
+            .as_bytes(),
+    );
+    let output = wazuh_cluster(&[
+        "integrity",
+        "compare",
+        &master,
+        &worker,
+        "--worker",
+        "worker1",
+    ]);
+    assert_eq!(
+        stdout_json(&output),
+        recorded["compare_files_master_vs_worker"]
+    );
+}
+
+#[test]
+fn errors_are_clear_and_have_exit_codes() {
+    let scratch = Scratch::new("errors");
+    let missing = scratch.0.join("absent.json").display().to_string();
+    let good = scratch.file("good.json", b"{}");
+    let output = wazuh_cluster(&["integrity", "compare", &missing, &good, "--worker", "w1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot read"),
+        "{output:?}"
+    );
+
+    let not_json = scratch.file("bad.json", b"not json");
+    let output = wazuh_cluster(&["integrity", "compare", &not_json, &good, "--worker", "w1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("malformed"),
+        "{output:?}"
+    );
+
+    let escaping = scratch.file(
+        "escape.json",
+        br#"{"/etc/../x": {"cluster_item_key": "/etc/", "merged": false}}"#,
+    );
+    let output = wazuh_cluster(&["integrity", "compare", &escaping, &good, "--worker", "w1"]);
+    assert_eq!(output.status.code(), Some(1));
+
+    let output = wazuh_cluster(&["integrity", "compare", &good, &good, "--worker", "../w"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    let output = wazuh_cluster(&[
+        "integrity",
+        "scan",
+        "--wazuh-path",
+        &scratch.0.display().to_string(),
+        "--node-type",
+        "boss",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("boss"),
+        "{output:?}"
+    );
+
+    let output = wazuh_cluster(&["integrity", "scan", "--wazuh-path", &missing]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("absent.json"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn scan_of_an_empty_tree_is_an_empty_document() {
+    let scratch = Scratch::new("empty");
+    let output = wazuh_cluster(&[
+        "integrity",
+        "scan",
+        "--wazuh-path",
+        scratch.0.to_str().unwrap(),
+    ]);
+    assert_eq!(output.stdout, b"{}\n");
+}
