@@ -1,0 +1,555 @@
+//! The in-memory byte network: TCP-like links between simulated nodes.
+//!
+//! A link has two ends, the *dialer* (the node that asked to connect) and the *acceptor* (the node
+//! listening on the address), and one byte pipe per direction. Each pipe keeps order, adds a
+//! latency, and, when a bandwidth is set, serialises writes one after the other (a 200 MiB package
+//! takes 200 MiB / bandwidth to cross, and whatever is written behind it waits for it, as on a
+//! real socket). Writes are delivered as whole pieces by default; [`Pieces::Random`] cuts them into
+//! seeded random pieces down to one byte, the seam the fault model of a later issue widens.
+//!
+//! Faults available now: [`Network::stall`] (bytes and the FIN are held until
+//! [`Network::unstall`], as when a route black-holes), [`Network::partition`] (every link between
+//! two nodes stalls and new connections between them are refused), and [`Network::reset`] (both
+//! ends see the connection drop at once, bytes in flight are lost).
+//!
+//! The network only computes *when* things arrive; the simulator schedules those arrivals on its
+//! event queue and asks [`Network::accepts`] at delivery time whether the receiving end still
+//! exists, so bytes in flight to a closed end are dropped as a kernel would.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::rng::Rng;
+
+use crate::clock::VirtualTime;
+
+/// A link's number (allocated in creation order, so it is deterministic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u32);
+
+/// One end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// The end that connected.
+    Dialer,
+    /// The end that accepted.
+    Acceptor,
+}
+
+impl Side {
+    /// The other end.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Dialer => Side::Acceptor,
+            Side::Acceptor => Side::Dialer,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Side::Dialer => 0,
+            Side::Acceptor => 1,
+        }
+    }
+}
+
+/// How a write is cut into the pieces the receiver's reads return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pieces {
+    /// Each write arrives as one piece (default).
+    Whole,
+    /// Each write is cut into pieces of a seeded random length in `1..=max`.
+    Random {
+        /// Longest piece (1 = byte by byte).
+        max: usize,
+    },
+}
+
+/// Parameters of a link (both directions alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkParams {
+    /// One-way delay added to every piece and to the connection handshake.
+    pub latency: Duration,
+    /// Bytes per second each direction carries; `None` = infinitely fast.
+    pub bandwidth: Option<u64>,
+    /// How writes are cut into pieces.
+    pub pieces: Pieces,
+}
+
+impl Default for LinkParams {
+    /// 1 ms latency, no bandwidth limit, whole writes.
+    fn default() -> Self {
+        LinkParams {
+            latency: Duration::from_millis(1),
+            bandwidth: None,
+            pieces: Pieces::Whole,
+        }
+    }
+}
+
+/// A scheduled arrival computed by the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Bytes reach `to` at `at`.
+    Data {
+        /// Arrival time.
+        at: VirtualTime,
+        /// Link.
+        link: LinkId,
+        /// Receiving end.
+        to: Side,
+        /// The piece.
+        bytes: Bytes,
+    },
+    /// `to` learns at `at` that the other end closed (FIN or RST).
+    Closed {
+        /// Arrival time.
+        at: VirtualTime,
+        /// Link.
+        link: LinkId,
+        /// End being told.
+        to: Side,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pipe {
+    /// The pipe is busy serialising earlier writes until then.
+    busy_until: VirtualTime,
+    /// Bytes written while stalled, in order.
+    held: Vec<Bytes>,
+    /// The sender closed while stalled: the FIN waits behind `held`.
+    fin_held: bool,
+    stalled: bool,
+    /// Bytes written into this pipe (delivered or not).
+    bytes_sent: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    nodes: [usize; 2],
+    open: [bool; 2],
+    pipes: [Pipe; 2],
+    params: LinkParams,
+    rng: Rng,
+}
+
+/// The whole network: links, their parameters and partitions.
+#[derive(Debug, Clone)]
+pub struct Network {
+    links: BTreeMap<LinkId, Link>,
+    next_link: u32,
+    defaults: LinkParams,
+    partitions: BTreeSet<(usize, usize)>,
+    rng: Rng,
+}
+
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+impl Network {
+    /// An empty network whose new links get `defaults`; `rng` seeds the per-link piece cutting.
+    pub fn new(defaults: LinkParams, rng: Rng) -> Network {
+        Network {
+            links: BTreeMap::new(),
+            next_link: 0,
+            defaults,
+            partitions: BTreeSet::new(),
+            rng,
+        }
+    }
+
+    /// Parameters given to links created from now on.
+    pub fn set_defaults(&mut self, params: LinkParams) {
+        self.defaults = params;
+    }
+
+    /// Changes one link's parameters (applies to writes made from now on).
+    pub fn set_params(&mut self, link: LinkId, params: LinkParams) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.params = params;
+        }
+    }
+
+    /// Parameters of a link.
+    pub fn params(&self, link: LinkId) -> Option<LinkParams> {
+        self.links.get(&link).map(|l| l.params)
+    }
+
+    /// True when connections between the two nodes are refused (partitioned).
+    pub fn is_partitioned(&self, a: usize, b: usize) -> bool {
+        self.partitions.contains(&pair(a, b))
+    }
+
+    /// Opens a link from node `dialer` to node `acceptor`; `None` when they are partitioned.
+    pub fn connect(&mut self, dialer: usize, acceptor: usize) -> Option<LinkId> {
+        if self.is_partitioned(dialer, acceptor) {
+            return None;
+        }
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        let rng = self.rng.fork(u64::from(id.0));
+        self.links.insert(
+            id,
+            Link {
+                nodes: [dialer, acceptor],
+                open: [true, true],
+                pipes: [Pipe::default(), Pipe::default()],
+                params: self.defaults,
+                rng,
+            },
+        );
+        Some(id)
+    }
+
+    /// The link's one-way latency (zero for an unknown link).
+    pub fn latency(&self, link: LinkId) -> Duration {
+        self.links
+            .get(&link)
+            .map_or(Duration::ZERO, |l| l.params.latency)
+    }
+
+    /// The node at `side` of `link`.
+    pub fn node(&self, link: LinkId, side: Side) -> Option<usize> {
+        self.links.get(&link).map(|l| l.nodes[side.index()])
+    }
+
+    /// True while `side` of `link` is open (its node has not closed it or been told it closed).
+    pub fn accepts(&self, link: LinkId, side: Side) -> bool {
+        self.links.get(&link).is_some_and(|l| l.open[side.index()])
+    }
+
+    /// Bytes written by `from` into `link` so far.
+    pub fn bytes_sent(&self, link: LinkId, from: Side) -> u64 {
+        self.links
+            .get(&link)
+            .map_or(0, |l| l.pipes[from.index()].bytes_sent)
+    }
+
+    /// Ids of the links still open at both ends, in creation order.
+    pub fn open_links(&self) -> Vec<LinkId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.open[0] && l.open[1])
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// `from` writes `bytes` at `now`: the arrivals to schedule (none while the pipe is stalled,
+    /// or when the writer's end is already closed).
+    pub fn send(
+        &mut self,
+        now: VirtualTime,
+        link: LinkId,
+        from: Side,
+        bytes: Bytes,
+    ) -> Vec<Arrival> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Vec::new();
+        };
+        if !l.open[from.index()] || bytes.is_empty() {
+            return Vec::new();
+        }
+        let pipe = &mut l.pipes[from.index()];
+        pipe.bytes_sent += bytes.len() as u64;
+        if pipe.stalled {
+            pipe.held.push(bytes);
+            return Vec::new();
+        }
+        Self::transmit(l, now, link, from, bytes)
+    }
+
+    /// Cuts a write into pieces and times each behind what the pipe is already carrying.
+    fn transmit(
+        l: &mut Link,
+        now: VirtualTime,
+        link: LinkId,
+        from: Side,
+        mut bytes: Bytes,
+    ) -> Vec<Arrival> {
+        let params = l.params;
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let take = match params.pieces {
+                Pieces::Whole => bytes.len(),
+                Pieces::Random { max } => {
+                    let max = max.clamp(1, bytes.len());
+                    1 + usize::try_from(l.rng.below(max as u64)).unwrap_or(0)
+                }
+            };
+            let piece = bytes.split_to(take.min(bytes.len()));
+            let pipe = &mut l.pipes[from.index()];
+            let start = pipe.busy_until.max(now);
+            let serialise = params.bandwidth.map_or(Duration::ZERO, |bw| {
+                let nanos = (piece.len() as u128 * 1_000_000_000).div_ceil(u128::from(bw.max(1)));
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            });
+            pipe.busy_until = start.plus(serialise);
+            out.push(Arrival::Data {
+                at: pipe.busy_until.plus(params.latency),
+                link,
+                to: from.other(),
+                bytes: piece,
+            });
+        }
+        out
+    }
+
+    /// `by` closes its end at `now` (graceful: the FIN follows the bytes already written). Returns
+    /// the arrival of the close at the other end, if that end is still open.
+    pub fn close(&mut self, now: VirtualTime, link: LinkId, by: Side) -> Vec<Arrival> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Vec::new();
+        };
+        if !l.open[by.index()] {
+            return Vec::new();
+        }
+        l.open[by.index()] = false;
+        if !l.open[by.other().index()] {
+            return Vec::new();
+        }
+        let pipe = &mut l.pipes[by.index()];
+        if pipe.stalled {
+            pipe.fin_held = true;
+            return Vec::new();
+        }
+        vec![Arrival::Closed {
+            at: pipe.busy_until.max(now).plus(l.params.latency),
+            link,
+            to: by.other(),
+        }]
+    }
+
+    /// Marks `side` as told that the link closed (it may no longer receive).
+    pub fn mark_closed(&mut self, link: LinkId, side: Side) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.open[side.index()] = false;
+        }
+    }
+
+    /// Connection reset: both ends learn at `now` that the link is gone; bytes in flight are lost
+    /// (both ends stop accepting at once).
+    pub fn reset(&mut self, now: VirtualTime, link: LinkId) -> Vec<Arrival> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for side in [Side::Dialer, Side::Acceptor] {
+            if l.open[side.index()] {
+                out.push(Arrival::Closed {
+                    at: now,
+                    link,
+                    to: side,
+                });
+            }
+        }
+        l.open = [false, false];
+        for pipe in &mut l.pipes {
+            pipe.held.clear();
+            pipe.fin_held = false;
+            pipe.stalled = false;
+        }
+        out
+    }
+
+    /// Stops delivery on both directions of `link`: writes and the FIN are held until
+    /// [`Network::unstall`]. Bytes already in flight still arrive.
+    pub fn stall(&mut self, link: LinkId) {
+        if let Some(l) = self.links.get_mut(&link) {
+            for pipe in &mut l.pipes {
+                pipe.stalled = true;
+            }
+        }
+    }
+
+    /// Resumes delivery on `link`: what was held is sent at `now`, in order, FIN last.
+    pub fn unstall(&mut self, now: VirtualTime, link: LinkId) -> Vec<Arrival> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for from in [Side::Dialer, Side::Acceptor] {
+            let pipe = &mut l.pipes[from.index()];
+            pipe.stalled = false;
+            let held = std::mem::take(&mut pipe.held);
+            let fin = std::mem::take(&mut pipe.fin_held);
+            for bytes in held {
+                out.extend(Self::transmit(l, now, link, from, bytes));
+            }
+            if fin && l.open[from.other().index()] {
+                out.push(Arrival::Closed {
+                    at: l.pipes[from.index()]
+                        .busy_until
+                        .max(now)
+                        .plus(l.params.latency),
+                    link,
+                    to: from.other(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Cuts nodes `a` and `b` apart: their open links stall, new connections between them are
+    /// refused.
+    pub fn partition(&mut self, a: usize, b: usize) {
+        self.partitions.insert(pair(a, b));
+        let ids: Vec<LinkId> = self.links_between(a, b);
+        for id in ids {
+            self.stall(id);
+        }
+    }
+
+    /// Heals a partition: held bytes flow again and connections are accepted.
+    pub fn heal(&mut self, now: VirtualTime, a: usize, b: usize) -> Vec<Arrival> {
+        self.partitions.remove(&pair(a, b));
+        let ids = self.links_between(a, b);
+        ids.into_iter()
+            .flat_map(|id| self.unstall(now, id))
+            .collect()
+    }
+
+    fn links_between(&self, a: usize, b: usize) -> Vec<LinkId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| pair(l.nodes[0], l.nodes[1]) == pair(a, b))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(params: LinkParams) -> Network {
+        Network::new(params, Rng::from_seed(7))
+    }
+
+    fn data(arrivals: &[Arrival]) -> Vec<(VirtualTime, Vec<u8>)> {
+        arrivals
+            .iter()
+            .filter_map(|a| match a {
+                Arrival::Data { at, bytes, .. } => Some((*at, bytes.to_vec())),
+                Arrival::Closed { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bandwidth_serialises_writes_behind_each_other() {
+        let mut n = net(LinkParams {
+            latency: Duration::from_millis(10),
+            bandwidth: Some(1000),
+            pieces: Pieces::Whole,
+        });
+        let l = n.connect(0, 1).unwrap();
+        let first = n.send(
+            VirtualTime::ZERO,
+            l,
+            Side::Dialer,
+            Bytes::from(vec![1u8; 500]),
+        );
+        let second = n.send(VirtualTime::ZERO, l, Side::Dialer, Bytes::from_static(b"k"));
+        // 500 bytes at 1000 B/s = 500 ms, + 10 ms; the 1-byte write waits behind it (1 ms more).
+        assert_eq!(data(&first)[0].0, VirtualTime::from_millis(510));
+        assert_eq!(data(&second)[0].0, VirtualTime::from_millis(511));
+        // The other direction is independent.
+        let back = n.send(
+            VirtualTime::ZERO,
+            l,
+            Side::Acceptor,
+            Bytes::from_static(b"r"),
+        );
+        assert_eq!(data(&back)[0].0, VirtualTime::from_millis(11));
+        assert_eq!(n.bytes_sent(l, Side::Dialer), 501);
+    }
+
+    #[test]
+    fn random_pieces_cover_the_write_in_order() {
+        let mut n = net(LinkParams {
+            pieces: Pieces::Random { max: 3 },
+            ..LinkParams::default()
+        });
+        let l = n.connect(0, 1).unwrap();
+        let payload: Vec<u8> = (0..100).collect();
+        let arrivals = n.send(
+            VirtualTime::ZERO,
+            l,
+            Side::Dialer,
+            Bytes::from(payload.clone()),
+        );
+        let pieces = data(&arrivals);
+        assert!(pieces.iter().all(|(_, p)| (1..=3).contains(&p.len())));
+        assert!(pieces.len() >= 34);
+        let joined: Vec<u8> = pieces.into_iter().flat_map(|(_, p)| p).collect();
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn stall_holds_bytes_and_fin_until_unstalled() {
+        let mut n = net(LinkParams::default());
+        let l = n.connect(0, 1).unwrap();
+        n.stall(l);
+        assert!(
+            n.send(
+                VirtualTime::ZERO,
+                l,
+                Side::Dialer,
+                Bytes::from_static(b"ab")
+            )
+            .is_empty()
+        );
+        assert!(n.close(VirtualTime::ZERO, l, Side::Dialer).is_empty());
+        let out = n.unstall(VirtualTime::from_secs(5), l);
+        assert_eq!(
+            out,
+            vec![
+                Arrival::Data {
+                    at: VirtualTime::from_millis(5001),
+                    link: l,
+                    to: Side::Acceptor,
+                    bytes: Bytes::from_static(b"ab"),
+                },
+                Arrival::Closed {
+                    at: VirtualTime::from_millis(5001),
+                    link: l,
+                    to: Side::Acceptor,
+                },
+            ]
+        );
+        assert!(!n.accepts(l, Side::Dialer));
+        assert!(n.accepts(l, Side::Acceptor));
+    }
+
+    #[test]
+    fn partition_refuses_connections_and_reset_tells_both_ends() {
+        let mut n = net(LinkParams::default());
+        let l = n.connect(0, 1).unwrap();
+        n.partition(1, 0);
+        assert_eq!(n.connect(0, 1), None);
+        assert!(n.connect(0, 2).is_some());
+        let out = n.reset(VirtualTime::from_secs(3), l);
+        assert_eq!(
+            out,
+            vec![
+                Arrival::Closed {
+                    at: VirtualTime::from_secs(3),
+                    link: l,
+                    to: Side::Dialer
+                },
+                Arrival::Closed {
+                    at: VirtualTime::from_secs(3),
+                    link: l,
+                    to: Side::Acceptor
+                },
+            ]
+        );
+        assert!(!n.accepts(l, Side::Dialer) && !n.accepts(l, Side::Acceptor));
+        assert!(n.heal(VirtualTime::from_secs(4), 0, 1).is_empty());
+        assert!(n.connect(0, 1).is_some());
+    }
+}
