@@ -1,0 +1,187 @@
+//! The receiving side of a connection: opening frames, telling responses from requests, and
+//! answering the common-layer requests with upstream's exact bytes.
+//!
+//! Why a room of its own: this is where peer input turns into actions, so every bound and every
+//! upstream text applies here; the public surface stays in `mod.rs`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::error::PeerError;
+use super::event::Event;
+use super::file_transfer::Refusal;
+use super::string_transfer::StrOutcome;
+use super::{Connection, Side};
+use crate::fernet::FernetError;
+use crate::frame::{Command, Frame};
+use crate::message::{CommonRequest, Reply, cmd, text, unknown_command_text};
+
+impl Connection {
+    pub(super) fn on_frame(&mut self, now: Instant, frame: Frame) {
+        let Frame {
+            counter,
+            command,
+            payload,
+        } = frame;
+        let payload = match &self.fernet {
+            None => payload,
+            Some(fernet) => match fernet.decrypt(&payload) {
+                Ok(plain) => {
+                    self.decrypt_failures = 0;
+                    Bytes::from(plain)
+                }
+                Err(error) => return self.on_decrypt_failure(now, counter, error),
+            },
+        };
+        if self.pending.contains(counter) {
+            let reply = Reply::from_wire(command.as_bytes(), payload);
+            self.on_reply(now, counter, reply);
+        } else if self.pending.take_late_reply(counter, now) {
+            // A reply to a request that already timed out: dropped (and counted).
+        } else {
+            self.on_request(now, counter, command, payload);
+        }
+    }
+
+    /// 3.9.5 turns an undecryptable frame into `err` `Could not decrypt message…` and classifies
+    /// it: an error reply if the counter is pending, else an `err` request, answered with
+    /// `unknown command 'b'err''`. The payload is never processed. Before `hello`, or after
+    /// `max_decrypt_failures` in a row, the link closes.
+    fn on_decrypt_failure(&mut self, now: Instant, counter: u32, error: FernetError) {
+        self.decrypt_failures += 1;
+        if self.pending.contains(counter) {
+            let reply = Reply::Err(Bytes::from_static(text::DECRYPT_FAILED));
+            self.on_reply(now, counter, reply);
+        } else if !self.pending.take_late_reply(counter, now) {
+            self.answer(now, counter, Command::ERR, &unknown_command_text(cmd::ERR));
+        }
+        if self.closed {
+            return;
+        }
+        if !self.authenticated {
+            self.close_with(Some(PeerError::DecryptBeforeHello(error).into()));
+        } else if self.decrypt_failures >= self.config.max_decrypt_failures {
+            let count = self.decrypt_failures;
+            self.close_with(Some(PeerError::TooManyDecryptFailures { count }.into()));
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, counter: u32, command: Command, payload: Bytes) {
+        let allowed_before_hello = command == Command::HELLO || command == Command::ECHO_C;
+        if self.config.require_hello && !self.authenticated && !allowed_before_hello {
+            self.events
+                .push_back(Event::Violation(PeerError::BeforeHello { command }));
+            return self.answer(now, counter, Command::ERR, text::BEFORE_HELLO);
+        }
+        if self.config.claimed_commands.contains(&command) {
+            self.events.push_back(Event::Request {
+                counter,
+                command,
+                payload,
+            });
+            return;
+        }
+        match CommonRequest::parse(command.as_bytes(), &payload) {
+            Ok(Some(request)) => self.on_common(now, counter, command, request),
+            Ok(None) => self.answer(
+                now,
+                counter,
+                Command::ERR,
+                &unknown_command_text(command.as_bytes()),
+            ),
+            Err(text) => self.answer(now, counter, Command::ERR, &text),
+        }
+    }
+
+    fn on_common(&mut self, now: Instant, counter: u32, command: Command, request: CommonRequest) {
+        match request {
+            CommonRequest::Echo(payload) => self.answer(now, counter, Command::OK, &payload),
+            CommonRequest::EchoC(payload) if self.side == Side::Server => {
+                self.keepalive.received(now);
+                self.answer(now, counter, Command::OK_M, &payload);
+            }
+            CommonRequest::EchoM(payload) if self.side == Side::Client => {
+                self.answer(now, counter, Command::OK_C, &payload);
+            }
+            CommonRequest::NewFile { path } => match self.incoming_files.open(&path) {
+                Ok(()) => {
+                    self.events.push_back(Event::FileOpened { path });
+                    self.answer(now, counter, Command::OK_NEW_FILE, text::READY_NEW_FILE);
+                }
+                Err(refusal) => {
+                    // No file was opened: report the fault without a path to clean up.
+                    self.events.extend(refusal.error.map(Event::Violation));
+                    self.answer(now, counter, Command::ERR, &refusal.text);
+                }
+            },
+            CommonRequest::FileUpd { path, chunk } => {
+                match self.incoming_files.update(&path, &chunk) {
+                    Ok(()) => {
+                        self.events
+                            .push_back(Event::FileChunk { path, data: chunk });
+                        self.answer(now, counter, Command::OK, text::FILE_UPDATED);
+                    }
+                    Err(refusal) => self.refuse_file(now, counter, path, refusal),
+                }
+            }
+            CommonRequest::FileEnd { path, digest } => {
+                match self.incoming_files.end(&path, &digest) {
+                    Ok(done) => {
+                        let (size, sha256) = (done.size, done.sha256);
+                        self.events
+                            .push_back(Event::FileReceived { path, size, sha256 });
+                        self.answer(now, counter, Command::OK, text::FILE_RECEIVED);
+                    }
+                    Err(refusal) => self.refuse_file(now, counter, path, refusal),
+                }
+            }
+            CommonRequest::NewStr { len } => {
+                let outcome = self.incoming_strings.open(len, now, &mut self.id_rng);
+                self.on_str_outcome(now, counter, outcome);
+            }
+            CommonRequest::StrUpd { id, chunk } => {
+                let outcome = self.incoming_strings.update(&id, &chunk, now);
+                self.on_str_outcome(now, counter, outcome);
+            }
+            // echo-c on the client side, echo-m on the server side: not ours to answer.
+            CommonRequest::EchoC(_) | CommonRequest::EchoM(_) => {
+                self.answer(
+                    now,
+                    counter,
+                    Command::ERR,
+                    &unknown_command_text(command.as_bytes()),
+                );
+            }
+        }
+    }
+
+    /// A `file_upd`/`file_end` refused: the transfer (if any) is dropped; the layer above is told
+    /// to discard the file when the peer is at fault.
+    fn refuse_file(&mut self, now: Instant, counter: u32, path: Bytes, refusal: Refusal) {
+        if let Some(error) = refusal.error {
+            self.events.push_back(Event::FileFailed {
+                path,
+                error: Some(error),
+            });
+        }
+        self.answer(now, counter, Command::ERR, &refusal.text);
+    }
+
+    fn on_str_outcome(&mut self, now: Instant, counter: u32, outcome: StrOutcome) {
+        match outcome {
+            StrOutcome::Ok(payload, complete) => {
+                self.answer(now, counter, Command::OK, &payload);
+                if let Some(id) = complete {
+                    self.events.push_back(Event::StringComplete { id });
+                }
+            }
+            StrOutcome::Refused(text, error) => {
+                if let Some(error) = error {
+                    self.events.push_back(Event::Violation(error));
+                }
+                self.answer(now, counter, Command::ERR, &text);
+            }
+        }
+    }
+}
