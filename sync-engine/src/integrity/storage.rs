@@ -149,6 +149,29 @@ pub trait Storage {
     /// Describes `path` without following a final symlink; `Ok(None)` when nothing is there.
     fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError>;
 
+    /// Entries of directory `dir` with what [`Storage::stat`] says of each (`None` for an entry
+    /// that vanished in between), sorted by name: what a metadata scan needs, in one call.
+    ///
+    /// The default lists, then stats every entry. Implementations can do much better (one
+    /// directory lookup in memory; `fstatat` relative to the open directory on a real file system
+    /// instead of resolving every path from the root), which is what makes an unchanged rescan
+    /// cheap.
+    fn list_dir_stat(
+        &self,
+        dir: &InstallPath,
+    ) -> Result<Vec<(DirEntry, Option<FileStat>)>, StorageError> {
+        let entries = self.list_dir(dir)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let stat = match dir.join(&entry.name) {
+                Ok(path) => self.stat(&path)?,
+                Err(_) => None,
+            };
+            out.push((entry, stat));
+        }
+        Ok(out)
+    }
+
     /// Reads up to `buf.len()` bytes of regular file `path` from `offset`; returns how many were
     /// read (0 at end of file).
     fn read_at(
