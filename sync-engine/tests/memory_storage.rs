@@ -382,3 +382,34 @@ fn a_crash_after_any_operation_never_tears_a_file() {
     }
     assert_eq!(full.files()[&p("/etc/client.keys")], b"NEW KEYS");
 }
+
+#[test]
+fn list_dir_stat_agrees_with_list_then_stat() {
+    let s = sample();
+    let dir = p("/etc");
+    let expected: Vec<_> = s
+        .list_dir(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let stat = s.stat(&dir.join(&e.name).unwrap()).unwrap();
+            (e, stat)
+        })
+        .collect();
+    let before = s.operations();
+    assert_eq!(s.list_dir_stat(&dir).unwrap(), expected);
+    // One operation for the whole directory.
+    assert_eq!(s.operations(), before + 1);
+    assert_eq!(
+        s.list_dir_stat(&p("/etc/dirlink")).unwrap_err().kind,
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        s.list_dir_stat(&p("/etc/b")).unwrap_err().kind,
+        StorageErrorKind::WrongKind
+    );
+    assert_eq!(
+        s.list_dir_stat(&p("/none")).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
+}

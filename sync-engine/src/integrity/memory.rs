@@ -452,6 +452,30 @@ impl Storage for MemoryStorage {
         }
     }
 
+    fn list_dir_stat(
+        &self,
+        dir: &InstallPath,
+    ) -> Result<Vec<(DirEntry, Option<FileStat>)>, StorageError> {
+        self.operation(dir)?;
+        match self.lookup(dir)? {
+            Lookup::Found(Node::Dir { entries, .. }) => Ok(entries
+                .iter()
+                .map(|(name, node)| {
+                    let entry = DirEntry {
+                        name: name.clone(),
+                        kind: node.kind(),
+                    };
+                    (entry, Some(node.stat()))
+                })
+                .collect()),
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, dir, "is a symlink"))
+            }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, dir, "not a directory")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, dir, "no such directory")),
+        }
+    }
+
     fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
         self.operation(path)?;
         match self.lookup(path)? {

@@ -32,7 +32,8 @@
 //! `/queue/cluster/<node_name>/` (where the caller has written the merged file with
 //! [`crate::integrity::merged`]) instead of its own directory, like upstream.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
@@ -106,8 +107,9 @@ pub struct ScanStats {
 /// What a scan produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOutput {
-    /// The metadata document.
-    pub metadata: IntegrityMetadata,
+    /// The metadata document. Shared with the scanner: when nothing changed since the previous
+    /// scan, this is the previous document itself (no rebuild, no copy).
+    pub metadata: Arc<IntegrityMetadata>,
     /// What the scan cost.
     pub stats: ScanStats,
     /// Files (or directories) left out because reading them failed.
@@ -118,7 +120,8 @@ pub struct ScanOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PlannedFile {
     path: InstallPath,
-    item_key: String,
+    /// Index into [`ScanPlan::item_keys`].
+    item: usize,
     stat: FileStat,
     /// Where the MD5 comes from: `None` when no MD5 is wanted.
     md5: Option<Md5Source>,
@@ -149,10 +152,13 @@ pub type HashResult = Result<([u8; 16], u64), StorageError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPlan {
     files: Vec<PlannedFile>,
+    item_keys: Vec<String>,
     jobs: Vec<HashJob>,
     stats: ScanStats,
     failures: Vec<(InstallPath, StorageError)>,
     now: Timestamp,
+    /// Same files, items, sizes and mtimes as the scanner's previous document.
+    unchanged: bool,
 }
 
 impl ScanPlan {
@@ -197,18 +203,30 @@ pub fn md5_hex(digest: &[u8; 16]) -> String {
     s
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CacheEntry {
+/// What the previous scan saw of one file, in path order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    path: InstallPath,
+    item_key: String,
     size: u64,
     mtime: Timestamp,
-    md5: [u8; 16],
+    /// `None` when no digest was wanted, or when the digest must not be trusted next time (racy
+    /// or changed during the read).
+    md5: Option<[u8; 16]>,
+    /// The digest can be reused.
+    settled: bool,
 }
 
-/// Scans integrity items and remembers `(size, mtime, md5)` per path, so that the next scan hashes
-/// only files whose size or mtime changed (the master rescans every 8 s).
+/// Scans integrity items and remembers what it saw, so that the next scan hashes only files whose
+/// size or mtime changed (the master rescans every 8 s) and, when nothing changed at all, hands
+/// back the previous document without rebuilding it.
+///
+/// The memory is a path-sorted list compared with the new walk in one merge pass (no per-file
+/// map lookups).
 #[derive(Debug, Clone, Default)]
 pub struct MetadataScanner {
-    cache: BTreeMap<InstallPath, CacheEntry>,
+    known: Vec<Known>,
+    document: Arc<IntegrityMetadata>,
 }
 
 impl MetadataScanner {
@@ -217,14 +235,18 @@ impl MetadataScanner {
         Self::default()
     }
 
-    /// Number of cached digests.
+    /// Number of reusable cached digests.
     pub fn cached(&self) -> usize {
-        self.cache.len()
+        self.known
+            .iter()
+            .filter(|k| k.settled && k.md5.is_some())
+            .count()
     }
 
-    /// Forgets every cached digest.
+    /// Forgets every cached digest and the previous document.
     pub fn clear_cache(&mut self) {
-        self.cache.clear();
+        self.known.clear();
+        self.document = Arc::default();
     }
 
     /// Walk, hash what changed, build the document — all on the calling thread.
@@ -251,23 +273,23 @@ impl MetadataScanner {
         items: &ClusterItems,
         request: &ScanRequest<'_>,
     ) -> Result<ScanPlan, ScanError> {
-        let mut walk = Walk {
-            storage,
-            items,
-            request,
-            stats: ScanStats::default(),
-            failures: Vec::new(),
-            found: BTreeMap::new(),
-        };
-        // Shorter keys first so that a longer (more specific) item overwrites a file an enclosing
-        // recursive item also found.
+        // Shorter keys first so that, for a file two items find, the longer (more specific) key
+        // comes last and wins below.
         let mut selected: Vec<&IntegrityItem> = items
             .items()
             .iter()
             .filter(|item| item.source.applies_to(request.node_type))
             .collect();
         selected.sort_by_key(|item| item.key.as_str().len());
-        for item in selected {
+        let mut walk = Walk {
+            storage,
+            items,
+            request,
+            stats: ScanStats::default(),
+            failures: Vec::new(),
+            found: Vec::new(),
+        };
+        for (index, item) in selected.iter().enumerate() {
             let dir = if request.node_type == NodeType::Worker
                 && item.files.selects("agent-info.merged")
                 && matches!(item.files, FileSelection::Names(_))
@@ -278,21 +300,57 @@ impl MetadataScanner {
             } else {
                 item.key.dir().clone()
             };
-            walk.walk_item(item, &dir)?;
+            walk.walk_item(item, index, &dir)?;
         }
+        let item_keys: Vec<String> = selected.iter().map(|i| i.key.as_str().to_owned()).collect();
+        let Walk {
+            mut found,
+            mut stats,
+            failures,
+            ..
+        } = walk;
+        // Path order; for equal paths keep the last found (the longest item key).
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        found.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
+        });
+
         let want_md5 = request.node_type == NodeType::Master;
-        let mut files = Vec::with_capacity(walk.found.len());
+        let mut unchanged = found.len() == self.known.len();
+        let mut known = self.known.iter().peekable();
+        let mut files = Vec::with_capacity(found.len());
         let mut jobs = Vec::new();
-        for (path, (item_key, stat)) in walk.found {
+        for (path, item, stat) in found {
+            // One comparison per step of the merge (paths share long prefixes).
+            let mut previous = None;
+            while let Some(k) = known.peek() {
+                match k.path.cmp(&path) {
+                    Ordering::Less => {
+                        unchanged = false;
+                        known.next();
+                    }
+                    Ordering::Equal => {
+                        previous = known
+                            .next()
+                            .filter(|k| k.size == stat.size && k.mtime == stat.mtime);
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+            unchanged &= previous.is_some_and(|k| {
+                k.settled && k.item_key == item_keys[item] && k.md5.is_some() == want_md5
+            });
             let md5 = if !want_md5 {
                 None
-            } else if let Some(c) = self
-                .cache
-                .get(&path)
-                .filter(|c| c.size == stat.size && c.mtime == stat.mtime)
-            {
-                walk.stats.files_reused += 1;
-                Some(Md5Source::Cached(c.md5))
+            } else if let Some(digest) = previous.filter(|k| k.settled).and_then(|k| k.md5) {
+                stats.files_reused += 1;
+                Some(Md5Source::Cached(digest))
             } else {
                 let index = files.len();
                 jobs.push(HashJob {
@@ -304,22 +362,24 @@ impl MetadataScanner {
             };
             files.push(PlannedFile {
                 path,
-                item_key,
+                item,
                 stat,
                 md5,
             });
         }
         Ok(ScanPlan {
             files,
+            item_keys,
             jobs,
-            stats: walk.stats,
-            failures: walk.failures,
+            stats,
+            failures,
             now: request.now,
+            unchanged: unchanged && known.next().is_none(),
         })
     }
 
     /// Step 3: build the document from the plan and the hash results (one per job, any order),
-    /// and replace the cache with what this scan saw.
+    /// and remember what this scan saw for the next one.
     pub fn finish(
         &mut self,
         plan: ScanPlan,
@@ -327,19 +387,33 @@ impl MetadataScanner {
     ) -> Result<ScanOutput, ScanError> {
         let ScanPlan {
             files,
-            jobs: _,
+            item_keys,
+            jobs,
             mut stats,
             mut failures,
             now,
+            unchanged,
         } = plan;
-        let mut hashed: Vec<Option<HashResult>> = vec![None; files.len()];
+        let mut hashed: Vec<Option<HashResult>> = Vec::new();
+        if !jobs.is_empty() {
+            hashed.resize(files.len(), None);
+        }
         for (index, result) in results {
             let slot = hashed.get_mut(index).ok_or(ScanError::UnknownJob(index))?;
             *slot = Some(result);
         }
-        let mut cache = BTreeMap::new();
-        let mut metadata = BTreeMap::new();
+        if unchanged && jobs.is_empty() {
+            stats.files = self.document.len() as u64;
+            return Ok(ScanOutput {
+                metadata: Arc::clone(&self.document),
+                stats,
+                failures,
+            });
+        }
+        let mut known = Vec::with_capacity(files.len());
+        let mut entries = Vec::with_capacity(files.len());
         for (index, file) in files.into_iter().enumerate() {
+            let mut settled = file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS);
             let digest = match file.md5 {
                 None => None,
                 Some(Md5Source::Cached(d)) => Some(d),
@@ -348,12 +422,9 @@ impl MetadataScanner {
                     Some(Ok((digest, bytes))) => {
                         stats.files_hashed += 1;
                         stats.bytes_hashed += bytes;
-                        // A file read at another length than listed changed under us: keep the
+                        // Read at another length than listed: the file changed under us. Keep the
                         // digest for this document but do not trust it next time.
-                        if bytes != file.stat.size {
-                            metadata.insert(file.path.clone(), entry(&file, Some(digest)));
-                            continue;
-                        }
+                        settled &= bytes == file.stat.size;
                         Some(digest)
                     }
                     Some(Err(e)) if e.kind == StorageErrorKind::Crashed => {
@@ -366,17 +437,26 @@ impl MetadataScanner {
                     }
                 },
             };
-            let settled = file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS);
-            if let (Some(md5), true) = (digest, settled) {
-                let (size, mtime) = (file.stat.size, file.stat.mtime);
-                cache.insert(file.path.clone(), CacheEntry { size, mtime, md5 });
-            }
-            metadata.insert(file.path.clone(), entry(&file, digest));
+            let item_key = &item_keys[file.item];
+            entries.push((
+                file.path.clone(),
+                entry(&file.path, file.stat.mtime, item_key, digest),
+            ));
+            known.push(Known {
+                path: file.path,
+                item_key: item_key.clone(),
+                size: file.stat.size,
+                mtime: file.stat.mtime,
+                md5: digest,
+                settled,
+            });
         }
-        stats.files = metadata.len() as u64;
-        self.cache = cache;
+        stats.files = entries.len() as u64;
+        self.known = known;
+        // `entries` is in path order: the map is bulk-built.
+        self.document = Arc::new(IntegrityMetadata(entries.into_iter().collect()));
         Ok(ScanOutput {
-            metadata: IntegrityMetadata(metadata),
+            metadata: Arc::clone(&self.document),
             stats,
             failures,
         })
@@ -384,18 +464,23 @@ impl MetadataScanner {
 }
 
 /// The `walk_dir` metadata dict of one file.
-fn entry(file: &PlannedFile, digest: Option<[u8; 16]>) -> FileMetadata {
-    let name = file.path.file_name().unwrap_or_default();
+fn entry(
+    path: &InstallPath,
+    mtime: Timestamp,
+    item_key: &str,
+    digest: Option<[u8; 16]>,
+) -> FileMetadata {
+    let name = path.file_name().unwrap_or_default();
     let mut meta = FileMetadata::plain(
-        format_mod_time(file.stat.mtime),
-        &file.item_key,
+        format_mod_time(mtime),
+        item_key,
         digest.as_ref().map(md5_hex),
     );
     if name.contains(".merged") {
         meta.merged = true;
         meta.merge_type = Some(MergeType::from_file_name(name));
         // `dirname + '/' + entry`, where dirname is the walked directory (with its leading '/').
-        meta.merge_name = Some(file.path.as_str().to_owned());
+        meta.merge_name = Some(path.as_str().to_owned());
     }
     meta
 }
@@ -406,14 +491,20 @@ struct Walk<'a, S: ?Sized> {
     request: &'a ScanRequest<'a>,
     stats: ScanStats,
     failures: Vec<(InstallPath, StorageError)>,
-    found: BTreeMap<InstallPath, (String, FileStat)>,
+    /// (path, index of the item, stat), in walk order.
+    found: Vec<(InstallPath, usize, FileStat)>,
 }
 
 impl<S: Storage + ?Sized> Walk<'_, S> {
-    fn walk_item(&mut self, item: &IntegrityItem, root: &InstallPath) -> Result<(), ScanError> {
+    fn walk_item(
+        &mut self,
+        item: &IntegrityItem,
+        index: usize,
+        root: &InstallPath,
+    ) -> Result<(), ScanError> {
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
-            let entries = match self.storage.list_dir(&dir) {
+            let entries = match self.storage.list_dir_stat(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind == StorageErrorKind::Crashed => return Err(ScanError::Storage(e)),
                 // A missing item directory is normal (upstream: a warning); a missing subdirectory
@@ -426,24 +517,24 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
             };
             self.stats.dirs_listed += 1;
             let mut subdirs = Vec::new();
-            for entry in entries {
+            for (entry, stat) in entries {
                 if self.items.is_excluded(&entry.name) {
                     continue;
                 }
-                let Ok(path) = dir.join(&entry.name) else {
-                    continue;
-                };
                 match entry.kind {
-                    EntryKind::Dir => {
-                        if item.recursive {
+                    EntryKind::Dir if item.recursive => {
+                        if let Ok(path) = dir.join(&entry.name) {
                             subdirs.push(path);
                         }
                     }
+                    EntryKind::Dir => {}
                     EntryKind::Symlink => self.stats.skipped_symlinks += 1,
                     EntryKind::Other => self.stats.skipped_special += 1,
                     EntryKind::File => {
                         if item.files.selects(&entry.name) {
-                            self.take_file(item, path)?;
+                            if let (Ok(path), Some(stat)) = (dir.join(&entry.name), stat) {
+                                self.take_file(index, path, stat);
+                            }
                         }
                     }
                 }
@@ -454,27 +545,17 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
         Ok(())
     }
 
-    fn take_file(&mut self, item: &IntegrityItem, path: InstallPath) -> Result<(), ScanError> {
-        let stat = match self.storage.stat(&path) {
-            Ok(Some(stat)) => stat,
-            Ok(None) => return Ok(()),
-            Err(e) if e.kind == StorageErrorKind::Crashed => return Err(ScanError::Storage(e)),
-            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                self.failures.push((path, e));
-                return Ok(());
-            }
-        };
-        // Re-check the kind: the entry may have been replaced since the listing.
+    fn take_file(&mut self, index: usize, path: InstallPath, stat: FileStat) {
+        // Re-check the kind: the entry may have been replaced between listing and stat.
         match stat.kind {
             EntryKind::File => {}
             EntryKind::Symlink => {
                 self.stats.skipped_symlinks += 1;
-                return Ok(());
+                return;
             }
             _ => {
                 self.stats.skipped_special += 1;
-                return Ok(());
+                return;
             }
         }
         let now = self.request.now;
@@ -484,10 +565,8 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
         };
         if self.request.node_type == NodeType::Worker && stat.mtime < oldest {
             self.stats.skipped_old += 1;
-            return Ok(());
+            return;
         }
-        self.found
-            .insert(path, (item.key.as_str().to_owned(), stat));
-        Ok(())
+        self.found.push((path, index, stat));
     }
 }
