@@ -39,10 +39,8 @@ fn scan(storage: &MemoryStorage, items: &ClusterItems, node: &str) -> IntegrityM
         node_name: node,
         now: NOW,
     };
-    MetadataScanner::new()
-        .scan(storage, items, &request)
-        .unwrap()
-        .metadata
+    let output = MetadataScanner::new().scan(storage, items, &request).unwrap();
+    std::sync::Arc::unwrap_or_clone(output.metadata)
 }
 
 /// Files of master-sourced items only (what integrity keeps equal).
