@@ -19,3 +19,4 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod integrity;
+pub mod roles;

@@ -1,0 +1,125 @@
+//! What a node is told at start: who it is, which cluster it joins, its cluster.json, and the
+//! bounds that keep a hostile or slow peer from growing its memory.
+
+use std::time::Duration;
+
+use wazuh_cluster_protocol::connection::{ConnectionConfig, WallClock};
+use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_protocol::profile::Profile;
+
+use crate::integrity::apply::ApplyLimits;
+use crate::integrity::items::ClusterItems;
+pub use crate::integrity::items::NodeType;
+use crate::integrity::merged::MergedLimits;
+use crate::integrity::package::PackageLimits;
+
+/// Longest node name accepted (ours: names become directory names).
+pub const MAX_NODE_NAME_LEN: usize = 64;
+
+/// Our node-name rule, stricter than upstream's (any name without a space): 1 to 64 of
+/// `[A-Za-z0-9_.-]`, not starting with `.`, because the name becomes the directory
+/// `queue/cluster/<name>/` on both nodes.
+pub fn valid_node_name(name: &[u8]) -> bool {
+    (1..=MAX_NODE_NAME_LEN).contains(&name.len())
+        && name[0] != b'.'
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Bounds of a node (TigerBeetle style: a limit on everything a peer can make it hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// Master: most registered workers; a `hello` beyond it is refused.
+    pub max_workers: usize,
+    /// Most bytes of frames queued for one peer and not yet taken with `poll_output`. File chunks
+    /// for that peer are not produced above it (keepalives and replies still are), and
+    /// [`Node::wants_input`](super::Node::wants_input) turns false.
+    pub max_queued_output: usize,
+    /// Most bytes received from one peer and not yet written to disk (file chunks waiting for
+    /// their effect). Above it [`Node::wants_input`](super::Node::wants_input) turns false; at
+    /// twice it the connection is closed.
+    pub max_pending_disk_bytes: usize,
+    /// Master: most synchronisation tasks one worker may hold at once (one per kind: 3).
+    pub max_tasks_per_worker: usize,
+    /// Bounds applied to packages read from a peer.
+    pub package: PackageLimits,
+    /// Bounds of an apply.
+    pub apply: ApplyLimits,
+    /// Bounds of merged files.
+    pub merged: MergedLimits,
+    /// Largest package file read back from disk for reading or applying.
+    pub max_package_file: u64,
+    /// Bytes asked per chunk-read effect when sending a file (at most the connection's chunk).
+    pub read_chunk: usize,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits {
+            max_workers: 1024,
+            max_queued_output: 16 << 20,
+            max_pending_disk_bytes: 16 << 20,
+            max_tasks_per_worker: 3,
+            package: PackageLimits::default(),
+            apply: ApplyLimits::default(),
+            merged: MergedLimits::default(),
+            max_package_file: 1 << 30,
+            read_chunk: wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK,
+        }
+    }
+}
+
+/// Everything a [`Node`](super::Node) needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's name (`node_name`), checked with [`valid_node_name`].
+    pub node_name: String,
+    /// Master or worker.
+    pub node_type: NodeType,
+    /// The cluster's name (`name`, `wazuh` by default); `hello` must carry the same.
+    pub cluster_name: String,
+    /// The version announced in `hello` and required from workers (upstream demands the exact
+    /// same string on both sides): `3.9.5` for profile 3.9.
+    pub version: String,
+    /// This node's address as `get_nodes` reports it (upstream: the master's `nodes[0]`).
+    pub address: String,
+    /// Worker: the master's `host:port` to dial.
+    pub master_addr: String,
+    /// Template of every connection: profile, key, wall-clock anchor, protocol bounds. The node
+    /// sets the keepalive period and attempts from [`NodeConfig::items`] and claims its commands.
+    pub connection: ConnectionConfig,
+    /// cluster.json: integrity items and every interval.
+    pub items: ClusterItems,
+    /// Bounds.
+    pub limits: NodeLimits,
+}
+
+impl NodeConfig {
+    /// A profile-3.9 node with upstream's defaults: cluster `wazuh`, version `3.9.5`, 3.9.5's
+    /// cluster.json, port 1516 on `127.0.0.1` for the master address.
+    pub fn new(
+        node_type: NodeType,
+        node_name: &str,
+        key: Option<ClusterKey>,
+        wall_clock: WallClock,
+    ) -> NodeConfig {
+        let profile = Profile::V3_9;
+        NodeConfig {
+            node_name: node_name.to_owned(),
+            node_type,
+            cluster_name: "wazuh".to_owned(),
+            version: profile.upstream_version().to_owned(),
+            address: "127.0.0.1".to_owned(),
+            master_addr: "127.0.0.1:1516".to_owned(),
+            connection: ConnectionConfig::new(profile, key, wall_clock),
+            items: ClusterItems::defaults_3_9(),
+            limits: NodeLimits::default(),
+        }
+    }
+
+    /// `intervals.communication.timeout_receiving_file`.
+    pub fn timeout_receiving_file(&self) -> Duration {
+        self.items.intervals.communication.timeout_receiving_file
+    }
+}

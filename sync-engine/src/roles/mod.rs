@@ -1,0 +1,118 @@
+//! Master and worker roles composed into one time-driven [`Node`] (profile 3.9).
+//!
+//! ```text
+//!   adapter (tokio / mio / simulator)
+//!     socket bytes ──handle_input──►┌──────────── Node ────────────┐──poll_output──► Transmit / Connect / Close
+//!     timer ────────handle_timeout─►│ peers: Connection + session   │                Effect ──► EffectExecutor<S>
+//!     effect done ─handle_effect_done►│ master: hello, locks, compare │                Event (operator)
+//!     accept/close ─handle_connected►│ worker: rounds, apply         │──poll_timeout──► one timer
+//!                    handle_closed   └───────────────────────────────┘
+//! ```
+//!
+//! The node touches no socket, clock or disk. It runs every periodic task of the design
+//! document's workflow on the `now` it is given, and asks for disk work as [`Effect`]s, which the
+//! adapter runs with an [`EffectExecutor`] over its [`Storage`](crate::integrity::storage::Storage)
+//! and answers with [`Node::handle_effect_done`]. Keepalives never wait for disk work.
+//!
+//! # Run loop
+//!
+//! Feed inputs, then drain [`Node::poll_output`] until `None`, then sleep until
+//! [`Node::poll_timeout`] (str0m's loop). A worker on a blocking socket, effects run inline:
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+//! use wazuh_cluster_protocol::connection::WallClock;
+//! use wazuh_cluster_protocol::key::ClusterKey;
+//! use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+//! use wazuh_cluster_sync::integrity::storage::Timestamp;
+//! use wazuh_cluster_sync::roles::{
+//!     EffectExecutor, Node, NodeConfig, NodeType, Origin, Output,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let start = Instant::now();
+//! let unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+//! let key = ClusterKey::new("wazuh395interopkey0123456789abcd")?;
+//! let mut config = NodeConfig::new(NodeType::Worker, "worker1", Some(key), WallClock::new(start, unix));
+//! config.master_addr = "127.0.0.1:1516".to_owned();
+//! // The real adapter uses the file-system Storage of `wazuh-cluster-fs`.
+//! let mut executor = EffectExecutor::new(MemoryStorage::new(), &config);
+//! let mut node = Node::new(config, unix, start);
+//! let mut socket: Option<(wazuh_cluster_sync::roles::PeerId, TcpStream)> = None;
+//! let mut buf = vec![0u8; 64 * 1024];
+//! loop {
+//!     while let Some(output) = node.poll_output() {
+//!         match output {
+//!             Output::Connect { peer, addr } => match TcpStream::connect(&addr) {
+//!                 Ok(stream) => {
+//!                     node.handle_connected(Instant::now(), peer, &stream.peer_addr()?.to_string(), Origin::Outgoing);
+//!                     socket = Some((peer, stream));
+//!                 }
+//!                 Err(_) => node.handle_closed(Instant::now(), peer),
+//!             },
+//!             Output::Transmit { bytes, .. } => {
+//!                 if let Some((_, stream)) = socket.as_mut() {
+//!                     stream.write_all(&bytes)?;
+//!                 }
+//!             }
+//!             Output::Effect { id, effect } => {
+//!                 let now = Instant::now();
+//!                 let wall = node.unix_time(now);
+//!                 let result = executor.execute(&effect, wall);
+//!                 node.handle_effect_done(now, id, result);
+//!             }
+//!             Output::Close { .. } => socket = None,
+//!             Output::Event(event) => eprintln!("{event:?}"),
+//!         }
+//!     }
+//!     let wait = node
+//!         .poll_timeout()
+//!         .map_or(Duration::from_secs(1), |at| at.saturating_duration_since(Instant::now()))
+//!         .max(Duration::from_millis(1));
+//!     match socket.as_mut() {
+//!         Some((peer, stream)) => {
+//!             let peer = *peer;
+//!             stream.set_read_timeout(Some(wait))?;
+//!             match stream.read(&mut buf) {
+//!                 Ok(0) => {
+//!                     socket = None;
+//!                     node.handle_closed(Instant::now(), peer);
+//!                 }
+//!                 Ok(n) => node.handle_input(Instant::now(), peer, &buf[..n]),
+//!                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+//!                 Err(_) => {
+//!                     socket = None;
+//!                     node.handle_closed(Instant::now(), peer);
+//!                 }
+//!             }
+//!         }
+//!         None => std::thread::sleep(wait),
+//!     }
+//!     node.handle_timeout(Instant::now());
+//! }
+//! # }
+//! ```
+//!
+//! # Determinism
+//!
+//! One `u64` seed drives every random choice (connection counters, Fernet IVs, task ids, package
+//! names), each from its own derived stream; every map is ordered. The same seed and the same
+//! inputs give the same outputs, byte for byte — what the simulator's trace hash checks.
+
+mod config;
+mod effects;
+mod health;
+mod master;
+mod node;
+mod output;
+mod worker;
+
+pub use config::{MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, valid_node_name};
+pub use effects::{
+    Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, MAX_CLIENT_KEYS, PACKAGE_MODE,
+};
+pub use master::{hello_text, sync_text};
+pub use node::Node;
+pub use output::{CloseReason, EffectId, LockRelease, NodeEvent, Origin, Output, PeerId, SyncKind};

@@ -1,0 +1,764 @@
+//! The worker's side: dial the master, `hello`, then the periodic rounds — integrity every
+//! `sync_integrity`, agent-info every `sync_files`, extra-valid after an applied package that
+//! left extra-valid files — and the reception and apply of the master's package.
+//!
+//! Each round is an explicit state ([`Round`]) with the upstream command sequence (3.9.5
+//! `SyncWorker.sync`): build the package, `<cmd>_p` → `True`, `<cmd>` → task id, the file,
+//! `<cmd>_e "<task> <path>"` (or `"<task> Error"` when the file could not be sent). A failure to
+//! build is reported as `<cmd>_r <text>`, as upstream's `except` does. Whatever happens, the round
+//! ends and the next one starts one interval after (a failed sync is retried next interval).
+//!
+//! On connection loss every round is dropped, and the worker dials again after
+//! `connection_retry`. Differences: the next integrity round waits until the master answered the
+//! previous one (`sync_m_c_ok`, or its package applied, bounded by `timeout_receiving_file`), so
+//! two integrity rounds never overlap.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::Side;
+use wazuh_cluster_protocol::frame::Command;
+use wazuh_cluster_protocol::message::Hello;
+
+use super::config::NodeConfig;
+use super::effects::{Effect, EffectOutput, EffectResult};
+use super::master::effect_error;
+use super::node::{IncomingState, Node, Pending, Role, Session, Step};
+use super::output::{CloseReason, NodeEvent, Output, PeerId, SyncKind};
+use crate::integrity::compare::SyncCounts;
+use crate::integrity::path::InstallPath;
+
+/// Commands the worker answers itself.
+pub(super) const CLAIMED: &[&str] = &["sync_m_c_ok", "sync_m_c", "sync_m_c_e"];
+
+/// The link to the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    /// Not connected; dial at `retry_at`.
+    Down { retry_at: Instant },
+    /// [`Output::Connect`] emitted.
+    Dialing(PeerId),
+    /// `hello` sent.
+    Hello(PeerId),
+    /// `hello` accepted.
+    Up(PeerId),
+}
+
+/// One worker → master round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Round {
+    Idle,
+    /// The package is being built at `path`.
+    Building {
+        path: InstallPath,
+    },
+    /// `_p` sent.
+    Permission {
+        path: InstallPath,
+        size: u64,
+        entries: usize,
+    },
+    /// The task command sent.
+    Task {
+        path: InstallPath,
+        size: u64,
+        entries: usize,
+    },
+    /// The file is on its way.
+    Sending {
+        path: InstallPath,
+        task: String,
+        entries: usize,
+    },
+    /// `_e` sent.
+    Ending {
+        entries: usize,
+    },
+    /// Integrity only: waiting for the master's answer (`sync_m_c_ok` or its package).
+    AwaitMaster {
+        deadline: Instant,
+    },
+}
+
+/// Reception of the master's integrity package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Receive {
+    Idle,
+    /// `sync_m_c` answered with `task`; the file and `sync_m_c_e` must come before `deadline`.
+    Waiting {
+        task: String,
+        deadline: Instant,
+    },
+    /// `sync_m_c_e` came before the file's commit finished.
+    AwaitCommit {
+        wire: Bytes,
+    },
+    /// The apply effect runs.
+    Applying,
+}
+
+/// The worker's own state.
+#[derive(Debug)]
+pub(super) struct WorkerState {
+    pub(super) link: Link,
+    pub(super) rounds: [Round; 3],
+    /// When the integrity and agent-info rounds are due (extra-valid has no timer).
+    pub(super) next: [Option<Instant>; 3],
+    pub(super) receive: Receive,
+}
+
+impl WorkerState {
+    pub(super) fn new(now: Instant, config: &NodeConfig) -> Self {
+        let w = config.items.intervals.worker;
+        WorkerState {
+            link: Link::Down { retry_at: now },
+            rounds: [Round::Idle, Round::Idle, Round::Idle],
+            // Upstream's loops start with the process and sleep one period when not connected.
+            next: [Some(now + w.sync_integrity), None, Some(now + w.sync_files)],
+            receive: Receive::Idle,
+        }
+    }
+
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        let link = match self.link {
+            Link::Down { retry_at } => Some(retry_at),
+            _ => None,
+        };
+        let rounds = self.rounds.iter().filter_map(|r| match r {
+            Round::AwaitMaster { deadline } => Some(*deadline),
+            _ => None,
+        });
+        let receive = match &self.receive {
+            Receive::Waiting { deadline, .. } => Some(*deadline),
+            _ => None,
+        };
+        self.next
+            .iter()
+            .flatten()
+            .copied()
+            .chain(link)
+            .chain(rounds)
+            .chain(receive)
+            .min()
+    }
+}
+
+impl Node {
+    fn worker_state(&self) -> Option<&WorkerState> {
+        match &self.role {
+            Role::Worker(w) => Some(w),
+            Role::Master(_) => None,
+        }
+    }
+
+    fn worker_state_mut(&mut self) -> Option<&mut WorkerState> {
+        match &mut self.role {
+            Role::Worker(w) => Some(w),
+            Role::Master(_) => None,
+        }
+    }
+
+    /// Worker: the connection to the master once its `hello` was accepted.
+    pub fn master_peer(&self) -> Option<PeerId> {
+        match self.worker_state()?.link {
+            Link::Up(peer) => Some(peer),
+            _ => None,
+        }
+    }
+
+    /// Worker: whether the `kind` round is idle (`None` on a master).
+    pub fn round_idle(&self, kind: SyncKind) -> Option<bool> {
+        Some(self.worker_state()?.rounds[kind.index()] == Round::Idle)
+    }
+
+    pub(super) fn worker_dial(&mut self, now: Instant) {
+        self.last_now = now;
+        let peer = self.alloc_outgoing();
+        let addr = self.config.master_addr.clone();
+        if let Some(w) = self.worker_state_mut() {
+            w.link = Link::Dialing(peer);
+        }
+        self.outputs.push_back(Output::Connect { peer, addr });
+    }
+
+    pub(super) fn worker_connected(&mut self, now: Instant, peer: PeerId, addr: &str) {
+        self.last_now = now;
+        if self.worker_state().map(|w| w.link) != Some(Link::Dialing(peer)) {
+            self.outputs.push_back(Output::Close { peer });
+            return;
+        }
+        self.add_peer(now, peer, addr, Side::Client, Session::Worker);
+        let hello = Hello {
+            name: Bytes::from(self.config.node_name.clone()),
+            cluster: Bytes::from(self.config.cluster_name.clone()),
+            node_type: Bytes::from_static(b"worker"),
+            version: Bytes::from(self.config.version.clone()),
+        };
+        if let Some(w) = self.worker_state_mut() {
+            w.link = Link::Hello(peer);
+        }
+        self.request(now, peer, "hello", &hello.to_payload(), Pending::Hello);
+        self.pump(now, peer);
+    }
+
+    pub(super) fn worker_dial_failed(&mut self, now: Instant, peer: PeerId) {
+        self.last_now = now;
+        let retry = self.config.items.intervals.worker.connection_retry;
+        let Some(w) = self.worker_state_mut() else {
+            return;
+        };
+        if w.link == Link::Dialing(peer) {
+            w.link = Link::Down {
+                retry_at: now + retry,
+            };
+            self.event(NodeEvent::DisconnectedFromMaster {
+                reason: CloseReason::Lost,
+            });
+        }
+    }
+
+    pub(super) fn worker_peer_removed(&mut self, now: Instant, peer: PeerId, reason: CloseReason) {
+        let retry = self.config.items.intervals.worker.connection_retry;
+        let intervals = self.config.items.intervals.worker;
+        let Some(w) = self.worker_state_mut() else {
+            return;
+        };
+        let ours = matches!(w.link, Link::Hello(p) | Link::Up(p) if p == peer);
+        if !ours {
+            return;
+        }
+        w.link = Link::Down {
+            retry_at: now + retry,
+        };
+        w.receive = Receive::Idle;
+        let busy: Vec<SyncKind> = SyncKind::ALL
+            .into_iter()
+            .filter(|k| w.rounds[k.index()] != Round::Idle)
+            .collect();
+        for kind in &busy {
+            w.rounds[kind.index()] = Round::Idle;
+        }
+        if w.next[0].is_none() {
+            w.next[0] = Some(now + intervals.sync_integrity);
+        }
+        if w.next[2].is_none() {
+            w.next[2] = Some(now + intervals.sync_files);
+        }
+        let worker = self.config.node_name.clone();
+        for kind in busy {
+            let error = "connection lost".to_owned();
+            self.event(NodeEvent::SyncFailed {
+                kind,
+                worker: worker.clone(),
+                error,
+            });
+        }
+        self.event(NodeEvent::DisconnectedFromMaster { reason });
+    }
+
+    pub(super) fn worker_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        let Some(w) = self.worker_state() else { return };
+        if let Link::Down { retry_at } = w.link
+            && retry_at <= now
+        {
+            self.worker_dial(now);
+        }
+        let intervals = self.config.items.intervals;
+        let worker = self.config.node_name.clone();
+        let Some(w) = self.worker_state_mut() else {
+            return;
+        };
+        let mut failed = Vec::new();
+        if let Round::AwaitMaster { deadline } = w.rounds[0]
+            && deadline <= now
+        {
+            w.rounds[0] = Round::Idle;
+            w.next[0] = Some(now + intervals.worker.sync_integrity);
+            failed.push((SyncKind::Integrity, "no answer from the master".to_owned()));
+        }
+        if let Receive::Waiting { deadline, .. } = w.receive
+            && deadline <= now
+        {
+            w.receive = Receive::Idle;
+            failed.push((
+                SyncKind::Integrity,
+                "timeout receiving the master's package".to_owned(),
+            ));
+        }
+        for (kind, error) in failed {
+            self.event(NodeEvent::SyncFailed {
+                kind,
+                worker: worker.clone(),
+                error,
+            });
+        }
+        for kind in [SyncKind::Integrity, SyncKind::AgentInfo] {
+            let Some(w) = self.worker_state_mut() else {
+                return;
+            };
+            if w.next[kind.index()].is_none_or(|at| at > now) {
+                continue;
+            }
+            let period = match kind {
+                SyncKind::Integrity => intervals.worker.sync_integrity,
+                _ => intervals.worker.sync_files,
+            };
+            let up = matches!(w.link, Link::Up(_));
+            let free = w.rounds[kind.index()] == Round::Idle
+                && (kind != SyncKind::Integrity || w.receive == Receive::Idle);
+            if up && free {
+                w.next[kind.index()] = None;
+                self.start_round(now, kind, Vec::new());
+            } else {
+                w.next[kind.index()] = Some(now + period);
+            }
+        }
+    }
+
+    fn start_round(&mut self, now: Instant, kind: SyncKind, extra_valid: Vec<InstallPath>) {
+        let Some(peer) = self.master_peer() else {
+            return;
+        };
+        let name = self.config.node_name.clone();
+        let Some(path) = self.package_path(now, &name) else {
+            return;
+        };
+        if let Some(w) = self.worker_state_mut() {
+            w.rounds[kind.index()] = Round::Building { path: path.clone() };
+        }
+        self.queue_disk(
+            peer,
+            Effect::BuildWorkerPackage {
+                kind,
+                path,
+                extra_valid,
+            },
+            Step::BuildWorker(kind),
+        );
+    }
+
+    /// The round of `kind` is over: schedule the next one (timer kinds) and report.
+    fn end_round(&mut self, now: Instant, kind: SyncKind, outcome: Result<SyncCounts, String>) {
+        let intervals = self.config.items.intervals.worker;
+        let worker = self.config.node_name.clone();
+        let Some(w) = self.worker_state_mut() else {
+            return;
+        };
+        w.rounds[kind.index()] = Round::Idle;
+        match kind {
+            SyncKind::Integrity => w.next[0] = Some(now + intervals.sync_integrity),
+            SyncKind::AgentInfo => w.next[2] = Some(now + intervals.sync_files),
+            SyncKind::ExtraValid => {}
+        }
+        match outcome {
+            Ok(counts) => self.event(NodeEvent::SyncFinished {
+                kind,
+                worker,
+                counts,
+            }),
+            Err(error) => self.event(NodeEvent::SyncFailed {
+                kind,
+                worker,
+                error,
+            }),
+        }
+    }
+
+    pub(super) fn worker_built(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        kind: SyncKind,
+        result: EffectResult,
+    ) {
+        let Some(Round::Building { path }) =
+            self.worker_state().map(|w| w.rounds[kind.index()].clone())
+        else {
+            return;
+        };
+        match result {
+            Ok(EffectOutput::PackageBuilt { size, entries, .. }) => {
+                if let Some(w) = self.worker_state_mut() {
+                    w.rounds[kind.index()] = Round::Permission {
+                        path,
+                        size,
+                        entries,
+                    };
+                }
+                let worker = self.config.node_name.clone();
+                self.event(NodeEvent::SyncStarted { kind, worker });
+                self.request(
+                    now,
+                    peer,
+                    &format!("{}_p", kind.command()),
+                    b"",
+                    Pending::Permission(kind),
+                );
+            }
+            Ok(EffectOutput::NothingToSend) => {
+                // Upstream logs "No file updates" and sends nothing.
+                if let Some(w) = self.worker_state_mut() {
+                    w.rounds[kind.index()] = Round::Idle;
+                }
+                self.end_round(now, kind, Ok(SyncCounts::default()));
+            }
+            other => {
+                let error = effect_error("building the package", other);
+                self.request(
+                    now,
+                    peer,
+                    &format!("{}_r", kind.command()),
+                    error.as_bytes(),
+                    Pending::ErrorReport,
+                );
+                self.end_round(now, kind, Err(error));
+            }
+        }
+    }
+
+    pub(super) fn worker_reply(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        pending: Pending,
+        value: Vec<u8>,
+    ) {
+        let text = String::from_utf8_lossy(&value).into_owned();
+        match pending {
+            Pending::Hello => self.hello_answered(now, peer, value, text),
+            Pending::Permission(kind) => {
+                let Some(Round::Permission {
+                    path,
+                    size,
+                    entries,
+                }) = self.worker_state().map(|w| w.rounds[kind.index()].clone())
+                else {
+                    return;
+                };
+                if value == b"True" {
+                    if let Some(w) = self.worker_state_mut() {
+                        w.rounds[kind.index()] = Round::Task {
+                            path,
+                            size,
+                            entries,
+                        };
+                    }
+                    self.request(now, peer, kind.command(), b"", Pending::Task(kind));
+                } else {
+                    self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
+                    let error = if value == b"False" {
+                        "Master didnt grant permission to synchronize".to_owned()
+                    } else {
+                        format!("Error asking for permission: {text}")
+                    };
+                    self.end_round(now, kind, Err(error));
+                }
+            }
+            Pending::Task(kind) => {
+                let Some(Round::Task {
+                    path,
+                    size,
+                    entries,
+                }) = self.worker_state().map(|w| w.rounds[kind.index()].clone())
+                else {
+                    return;
+                };
+                // 3.9.5 does not check the task reply: an error text becomes the "task id".
+                if self.send_file(now, peer, &path, size).is_some() {
+                    if let Some(w) = self.worker_state_mut() {
+                        w.rounds[kind.index()] = Round::Sending {
+                            path,
+                            task: text,
+                            entries,
+                        };
+                    }
+                } else {
+                    self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
+                    let end = format!("{text} Error");
+                    self.request(
+                        now,
+                        peer,
+                        &format!("{}_e", kind.command()),
+                        end.as_bytes(),
+                        Pending::End(kind),
+                    );
+                    if let Some(w) = self.worker_state_mut() {
+                        w.rounds[kind.index()] = Round::Ending { entries };
+                    }
+                }
+            }
+            Pending::End(kind) => {
+                let Some(Round::Ending { entries }) =
+                    self.worker_state().map(|w| w.rounds[kind.index()].clone())
+                else {
+                    return;
+                };
+                if value.starts_with(b"Error") {
+                    return self.end_round(now, kind, Err(text));
+                }
+                if kind == SyncKind::Integrity {
+                    let deadline = now + self.config.timeout_receiving_file();
+                    if let Some(w) = self.worker_state_mut() {
+                        w.rounds[0] = Round::AwaitMaster { deadline };
+                    }
+                } else {
+                    let counts = SyncCounts {
+                        missing: entries,
+                        ..SyncCounts::default()
+                    };
+                    self.end_round(now, kind, Ok(counts));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn hello_answered(&mut self, now: Instant, peer: PeerId, value: Vec<u8>, text: String) {
+        if self.worker_state().map(|w| w.link) != Some(Link::Hello(peer)) {
+            return;
+        }
+        if value.starts_with(b"Error") {
+            // 3.9.5 closes the transport when the hello result starts with `Error`.
+            return self.remove_peer(now, peer, CloseReason::HelloRefused(text), true);
+        }
+        if let Some(w) = self.worker_state_mut() {
+            w.link = Link::Up(peer);
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.conn.set_authenticated(now);
+        }
+        let name = self.config.node_name.clone();
+        if let Ok(dir) = InstallPath::new("/queue/cluster").and_then(|q| q.join(&name)) {
+            self.queue_disk(peer, Effect::CreateDir { path: dir }, Step::Quiet);
+        }
+        self.event(NodeEvent::ConnectedToMaster { peer });
+    }
+
+    /// Our package went out (or failed): `_e` with the path, or `<task> Error`.
+    pub(super) fn worker_file_sent(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        path: InstallPath,
+        failure: Option<String>,
+    ) {
+        let found = SyncKind::ALL.into_iter().find_map(|kind| {
+            match self.worker_state()?.rounds[kind.index()].clone() {
+                Round::Sending {
+                    path: p,
+                    task,
+                    entries,
+                } if p == path => Some((kind, task, entries)),
+                _ => None,
+            }
+        });
+        self.queue_disk(peer, Effect::RemoveFile { path: path.clone() }, Step::Quiet);
+        let Some((kind, task, entries)) = found else {
+            return;
+        };
+        let end = match failure {
+            None => format!("{task} {path}"),
+            Some(_) => format!("{task} Error"),
+        };
+        if let Some(w) = self.worker_state_mut() {
+            w.rounds[kind.index()] = Round::Ending { entries };
+        }
+        self.request(
+            now,
+            peer,
+            &format!("{}_e", kind.command()),
+            end.as_bytes(),
+            Pending::End(kind),
+        );
+    }
+
+    pub(super) fn worker_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        command: &Command,
+        payload: Bytes,
+    ) {
+        self.last_now = now;
+        match command.name() {
+            b"sync_m_c_ok" => {
+                self.reply(
+                    now,
+                    peer,
+                    counter,
+                    true,
+                    super::master::sync_text::THANKS.as_bytes(),
+                );
+                if matches!(
+                    self.worker_state().map(|w| &w.rounds[0]),
+                    Some(Round::AwaitMaster { .. })
+                ) {
+                    self.end_round(now, SyncKind::Integrity, Ok(SyncCounts::default()));
+                }
+            }
+            b"sync_m_c" => {
+                let task = self.new_task_id();
+                let deadline = now + self.config.timeout_receiving_file();
+                if let Some(w) = self.worker_state_mut() {
+                    w.receive = Receive::Waiting {
+                        task: task.clone(),
+                        deadline,
+                    };
+                }
+                self.reply(now, peer, counter, true, task.as_bytes());
+            }
+            b"sync_m_c_e" => self.master_package_end(now, peer, counter, &payload),
+            _ => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    let _ = p.conn.reply_unknown_command(now, counter, command);
+                }
+            }
+        }
+    }
+
+    fn master_package_end(&mut self, now: Instant, peer: PeerId, counter: u32, payload: &Bytes) {
+        use super::master::sync_text;
+        let Some(at) = payload.iter().position(|&b| b == b' ') else {
+            return self.reply(
+                now,
+                peer,
+                counter,
+                false,
+                sync_text::TASK_NOT_RECEIVED.as_bytes(),
+            );
+        };
+        let (task, file) = (&payload[..at], payload.slice(at + 1..));
+        let known = matches!(self.worker_state().map(|w| &w.receive), Some(Receive::Waiting { task: t, .. }) if t.as_bytes() == task);
+        if !known {
+            return self.reply(
+                now,
+                peer,
+                counter,
+                false,
+                sync_text::TASK_UNKNOWN.as_bytes(),
+            );
+        }
+        self.reply(
+            now,
+            peer,
+            counter,
+            true,
+            sync_text::FILE_RECEIVED.as_bytes(),
+        );
+        if &file[..] == b"Error" {
+            return self.receive_failed(now, "the master could not send its files".to_owned());
+        }
+        let state = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.incoming.get(&file))
+            .map(|f| f.state);
+        match state {
+            Some(IncomingState::Committed) => self.apply_master_file(peer, &file),
+            Some(IncomingState::Committing) => {
+                if let Some(w) = self.worker_state_mut() {
+                    w.receive = Receive::AwaitCommit { wire: file };
+                }
+            }
+            _ => {
+                let error = format!("file {:?} was not received", String::from_utf8_lossy(&file));
+                self.receive_failed(now, error);
+            }
+        }
+    }
+
+    fn receive_failed(&mut self, now: Instant, error: String) {
+        if let Some(w) = self.worker_state_mut() {
+            w.receive = Receive::Idle;
+        }
+        if matches!(
+            self.worker_state().map(|w| &w.rounds[0]),
+            Some(Round::AwaitMaster { .. })
+        ) {
+            self.end_round(now, SyncKind::Integrity, Err(error));
+        } else {
+            let worker = self.config.node_name.clone();
+            self.event(NodeEvent::SyncFailed {
+                kind: SyncKind::Integrity,
+                worker,
+                error,
+            });
+        }
+    }
+
+    fn apply_master_file(&mut self, peer: PeerId, wire: &Bytes) {
+        let target = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.incoming.remove(wire))
+            .and_then(|f| f.target);
+        let Some(path) = target else { return };
+        if let Some(w) = self.worker_state_mut() {
+            w.receive = Receive::Applying;
+        }
+        self.queue_disk(peer, Effect::ApplyMasterPackage { path }, Step::ApplyMaster);
+    }
+
+    pub(super) fn worker_file_committed(&mut self, now: Instant, peer: PeerId, wire: &Bytes) {
+        let waiting = matches!(self.worker_state().map(|w| &w.receive), Some(Receive::AwaitCommit { wire: w }) if w == wire);
+        if !waiting {
+            return;
+        }
+        let committed = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.incoming.get(wire))
+            .map(|f| f.state);
+        if committed == Some(IncomingState::Committed) {
+            self.apply_master_file(peer, wire);
+        } else {
+            self.receive_failed(now, "the master's package could not be written".to_owned());
+        }
+    }
+
+    pub(super) fn worker_applied(&mut self, now: Instant, _peer: PeerId, result: EffectResult) {
+        if let Some(w) = self.worker_state_mut() {
+            w.receive = Receive::Idle;
+        }
+        let awaiting = matches!(
+            self.worker_state().map(|w| &w.rounds[0]),
+            Some(Round::AwaitMaster { .. })
+        );
+        match result {
+            Ok(EffectOutput::MasterApplied {
+                counts,
+                extra_valid,
+                ..
+            }) => {
+                if awaiting {
+                    self.end_round(now, SyncKind::Integrity, Ok(counts));
+                } else {
+                    let worker = self.config.node_name.clone();
+                    self.event(NodeEvent::SyncFinished {
+                        kind: SyncKind::Integrity,
+                        worker,
+                        counts,
+                    });
+                }
+                if !extra_valid.is_empty() && self.round_idle(SyncKind::ExtraValid) == Some(true) {
+                    self.start_round(now, SyncKind::ExtraValid, extra_valid);
+                }
+            }
+            other => {
+                let error = effect_error("applying the master's package", other);
+                if awaiting {
+                    self.end_round(now, SyncKind::Integrity, Err(error));
+                } else {
+                    let worker = self.config.node_name.clone();
+                    self.event(NodeEvent::SyncFailed {
+                        kind: SyncKind::Integrity,
+                        worker,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}
