@@ -104,12 +104,19 @@ fn check_recorded_frame(wire_hex: &str, header: &Value, payload: &[u8]) {
     );
 }
 
+/// One array section of `frames.json`, checked to hold the recorded number of cases.
+fn frames_section(name: &str, cases: usize) -> Vec<Value> {
+    let section = json("v3.9/frames.json")[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("frames.json has the array {name}"))
+        .clone();
+    assert_eq!(section.len(), cases, "{name}");
+    section
+}
+
 #[test]
 fn plaintext_frames_decode_and_encode_exactly() {
-    let vectors = json("v3.9/frames.json");
-    let frames = vectors["plaintext_frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 19);
-    for f in frames {
+    for f in &frames_section("plaintext_frames", 19) {
         let payload = s(&f["payload"]).as_bytes();
         check_recorded_frame(s(&f["wire_hex"]), &f["header"], payload);
         // The command as the sender gave it (e.g. "ok-m " with its space) encodes to the wire.
@@ -128,13 +135,11 @@ fn plaintext_frames_decode_and_encode_exactly() {
 
 #[test]
 fn real_request_reply_exchanges_decode_and_encode_exactly() {
-    let vectors = json("v3.9/frames.json");
-    let exchanges = vectors["real_request_reply_exchanges"].as_array().unwrap();
-    assert_eq!(exchanges.len(), 19);
     // The last exchange runs under the interop key (the one of `fernet_frames`).
-    let fernet = Fernet::new(&ClusterKey::new(s(&vectors["fernet_frames"][0]["key"])).unwrap());
+    let key = frames_section("fernet_frames", 6)[0]["key"].clone();
+    let fernet = Fernet::new(&ClusterKey::new(s(&key)).unwrap());
     let mut replies_checked = 0;
-    for exchange in exchanges {
+    for exchange in &frames_section("real_request_reply_exchanges", 19) {
         let sealed = s(&exchange["title"]) == "echo with key";
         let request = &exchange["request"];
         let wire = unhex(s(&request["wire_hex"]));
@@ -195,10 +200,7 @@ fn iv_and_time(token: &[u8]) -> ([u8; 16], u64) {
 
 #[test]
 fn fernet_frames_open_and_reseal_byte_for_byte() {
-    let vectors = json("v3.9/frames.json");
-    let frames = vectors["fernet_frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 6);
-    for f in frames {
+    for f in &frames_section("fernet_frames", 6) {
         let key_text = s(&f["key"]);
         // Upstream's Fernet key is base64 of the key's ASCII bytes.
         assert_eq!(STANDARD.encode(key_text), s(&f["fernet_key_b64"]));
