@@ -26,6 +26,10 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
+pub mod cluster;
+pub mod fixtures;
 pub mod net;
+pub mod sim;
 pub mod tap;
 pub mod trace;
+pub mod tree;

@@ -365,6 +365,14 @@ impl Network {
         }
     }
 
+    /// Stops delivery of what `from` writes into `link` (one direction only); the other
+    /// direction keeps flowing.
+    pub fn stall_direction(&mut self, link: LinkId, from: Side) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.pipes[from.index()].stalled = true;
+        }
+    }
+
     /// Resumes delivery on `link`: what was held is sent at `now`, in order, FIN last.
     pub fn unstall(&mut self, now: VirtualTime, link: LinkId) -> Vec<Arrival> {
         let Some(l) = self.links.get_mut(&link) else {

@@ -1,0 +1,781 @@
+//! The simulation: nodes, the network and the event loop on virtual time.
+//!
+//! Each simulated node is a real [`Node`] plus an [`EffectExecutor`] over its own
+//! [`MemoryStorage`]: exactly what an adapter runs, with the socket replaced by the in-memory
+//! [`Network`] and the clock by the event queue. The loop pops the earliest event, moves the clock
+//! to it, hands it to the node concerned, then drains that node's outputs (bytes onto links,
+//! effects onto the queue, connection requests, events into the log) and re-arms its timer at
+//! [`Node::poll_timeout`].
+//!
+//! Determinism: one `u64` seed; every node, the network and each link get their own stream
+//! derived from it with [`Rng::fork`], so adding a node does not change what another one draws.
+//! Nothing here reads the real clock after [`Sim::new`] takes its base `Instant`, and nothing
+//! iterates a hash map.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::WallClock;
+use wazuh_cluster_protocol::fernet::Fernet;
+use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
+use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::roles::{
+    Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
+};
+
+use crate::clock::{Clock, EventQueue, VirtualTime};
+use crate::net::{Arrival, LinkId, LinkParams, Network, Side};
+use crate::tap::{Tap, TapFrame};
+use crate::trace::{Trace, TraceKind};
+
+/// The port every simulated master listens on (upstream's default).
+pub const MASTER_PORT: u16 = 1516;
+
+/// How many times one node's timer may fire at the same virtual instant before the run is
+/// stopped as a livelock (a node whose timeout never moves forward).
+pub const MAX_FIRES_PER_INSTANT: u32 = 10_000;
+
+/// Settings of a whole run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The one seed everything random derives from.
+    pub seed: u64,
+    /// Unix time (seconds) at virtual time zero.
+    pub unix_start: u64,
+    /// The cluster key (32 characters).
+    pub key: String,
+    /// Parameters of new links.
+    pub link: LinkParams,
+    /// Virtual time an effect takes to run (zero: it completes at the instant it was asked for,
+    /// after what is already queued for that instant).
+    pub effect_latency: Duration,
+    /// Decode every frame crossing the network into [`TapFrame`]s.
+    pub tap: bool,
+}
+
+impl Default for SimConfig {
+    /// Seed 0, Unix time 1 800 000 000 at the start, a fixed test key, default links, instant
+    /// effects, tap on.
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            unix_start: 1_800_000_000,
+            key: "simulatedclusterkey0123456789abc".to_owned(),
+            link: LinkParams::default(),
+            effect_latency: Duration::ZERO,
+            tap: true,
+        }
+    }
+}
+
+/// Why [`Sim::run_until`] stopped without its condition becoming true.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The virtual deadline passed; the clock was left at it.
+    #[error("condition still false at the virtual deadline {at}")]
+    Deadline {
+        /// The deadline.
+        at: VirtualTime,
+    },
+    /// Nothing was left to happen (no event queued) and the condition was false.
+    #[error("condition false and nothing left to happen at {at}")]
+    Idle {
+        /// When the queue ran dry.
+        at: VirtualTime,
+    },
+    /// A node's timer kept firing at the same instant ([`MAX_FIRES_PER_INSTANT`] times).
+    #[error("node {node} keeps asking for a timeout at {at} (livelock)")]
+    Livelock {
+        /// The node's name.
+        node: String,
+        /// The instant.
+        at: VirtualTime,
+    },
+}
+
+/// Why a simulation could not be set up.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// The configured key is not a valid cluster key.
+    #[error("bad cluster key: {0}")]
+    Key(#[from] KeyError),
+    /// An install tree could not be built.
+    #[error("bad install tree: {0}")]
+    Tree(String),
+    /// Two nodes listen on the same address.
+    #[error("address {0} is already taken by another node")]
+    AddressTaken(String),
+}
+
+/// A node's event, with when and where it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEvent {
+    /// Virtual time.
+    pub at: VirtualTime,
+    /// Index of the node that emitted it.
+    pub node: usize,
+    /// The event.
+    pub event: NodeEvent,
+}
+
+/// Index of a node in the simulation (in the order they were added).
+pub type NodeIdx = usize;
+
+#[derive(Debug)]
+enum Ev {
+    Timer(NodeIdx),
+    Data {
+        link: LinkId,
+        to: Side,
+        bytes: Bytes,
+    },
+    Closed {
+        link: LinkId,
+        to: Side,
+    },
+    Accept {
+        link: LinkId,
+    },
+    Connected {
+        link: LinkId,
+    },
+    Refused {
+        node: NodeIdx,
+        peer: PeerId,
+    },
+    Effect {
+        node: NodeIdx,
+        id: EffectId,
+        effect: Effect,
+    },
+}
+
+struct SimNode {
+    name: String,
+    node: Node,
+    exec: EffectExecutor<MemoryStorage>,
+    /// Open connections of this node: its peer id → the link end.
+    peers: BTreeMap<PeerId, (LinkId, Side)>,
+    /// Bytes that arrived while the node did not want input from that peer.
+    parked: BTreeMap<PeerId, VecDeque<Bytes>>,
+    next_incoming: u64,
+    /// The instant its timer is armed for.
+    timer: Option<VirtualTime>,
+    fires_at_instant: (VirtualTime, u32),
+    effects_run: u64,
+}
+
+/// Counters of a run, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimStats {
+    /// Events processed.
+    pub events: u64,
+    /// Bytes delivered to nodes.
+    pub bytes_delivered: u64,
+    /// Effects executed.
+    pub effects: u64,
+}
+
+/// A simulated cluster. See the [module documentation](self).
+pub struct Sim {
+    config: SimConfig,
+    key: ClusterKey,
+    clock: Clock,
+    queue: EventQueue<Ev>,
+    net: Network,
+    nodes: Vec<SimNode>,
+    /// Listening addresses (`host:port`) → node.
+    listeners: BTreeMap<String, NodeIdx>,
+    /// Link end → (node, its peer id).
+    ends: BTreeMap<(LinkId, Side), (NodeIdx, PeerId)>,
+    rng: Rng,
+    trace: Trace,
+    tap: Option<Tap>,
+    events: Vec<SimEvent>,
+    stats: SimStats,
+    livelock: Option<RunError>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.clock.now())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+            )
+            .field("queued", &self.queue.len())
+            .field("trace_hash", &format_args!("{:016x}", self.trace.hash()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// An empty simulation at virtual time zero.
+    ///
+    /// # Errors
+    /// [`SetupError::Key`] when `config.key` is not a valid cluster key.
+    pub fn new(config: SimConfig) -> Result<Sim, SetupError> {
+        let key = ClusterKey::new(&config.key)?;
+        let rng = Rng::from_seed(config.seed);
+        let tap = config.tap.then(|| Tap::new(Some(Fernet::new(&key))));
+        Ok(Sim {
+            net: Network::new(config.link, rng.fork(1)),
+            clock: Clock::new(Instant::now()),
+            queue: EventQueue::new(),
+            nodes: Vec::new(),
+            listeners: BTreeMap::new(),
+            ends: BTreeMap::new(),
+            rng,
+            trace: Trace::new(),
+            tap,
+            events: Vec::new(),
+            stats: SimStats::default(),
+            livelock: None,
+            key,
+            config,
+        })
+    }
+
+    /// A node configuration for this simulation: its key, its wall clock anchored at virtual
+    /// zero, upstream's defaults for the rest. A master gets the address `<name>`, a worker
+    /// dials `master_addr` = `<master>:1516` (set it with [`Sim::master_addr`]).
+    pub fn node_config(&self, node_type: NodeType, name: &str) -> NodeConfig {
+        let wall = WallClock::new(self.clock.base(), self.config.unix_start);
+        let mut config = NodeConfig::new(node_type, name, Some(self.key.clone()), wall);
+        config.address = name.to_owned();
+        config
+    }
+
+    /// The address a master called `name` listens on.
+    pub fn master_addr(name: &str) -> String {
+        format!("{name}:{MASTER_PORT}")
+    }
+
+    /// Adds a node over `storage`. A master listens on `<address>:1516`; a worker dials its
+    /// `master_addr` as soon as it starts (now).
+    ///
+    /// # Errors
+    /// [`SetupError::AddressTaken`] when another master listens on the same address.
+    pub fn add_node(
+        &mut self,
+        config: NodeConfig,
+        storage: MemoryStorage,
+    ) -> Result<NodeIdx, SetupError> {
+        let idx = self.nodes.len();
+        if config.node_type == NodeType::Master {
+            let addr = Self::master_addr(&config.address);
+            if self.listeners.contains_key(&addr) {
+                return Err(SetupError::AddressTaken(addr));
+            }
+            self.listeners.insert(addr, idx);
+        }
+        let seed = self.rng.fork(0x100 + idx as u64).next_u64();
+        let exec = EffectExecutor::new(storage, &config);
+        let name = config.node_name.clone();
+        let node = Node::new(config, seed, self.clock.instant());
+        self.nodes.push(SimNode {
+            name,
+            node,
+            exec,
+            peers: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            next_incoming: 1,
+            timer: None,
+            fires_at_instant: (VirtualTime::ZERO, 0),
+            effects_run: 0,
+        });
+        self.after_step(idx);
+        Ok(idx)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Running
+
+    /// The current virtual time.
+    pub fn now(&self) -> VirtualTime {
+        self.clock.now()
+    }
+
+    /// Processes the earliest event; `false` when nothing is queued.
+    pub fn step(&mut self) -> bool {
+        let Some((at, ev)) = self.queue.pop() else {
+            return false;
+        };
+        self.clock.advance_to(at);
+        self.stats.events += 1;
+        self.dispatch(ev);
+        true
+    }
+
+    /// Runs until `done` holds or `deadline` passes. `done` is checked at the start and each time
+    /// virtual time is about to move on (after every event of an instant), so it sees settled
+    /// states.
+    ///
+    /// # Errors
+    /// [`RunError::Deadline`] (clock left at `deadline`), [`RunError::Idle`],
+    /// [`RunError::Livelock`].
+    pub fn run_until<F: FnMut(&Sim) -> bool>(
+        &mut self,
+        deadline: VirtualTime,
+        mut done: F,
+    ) -> Result<VirtualTime, RunError> {
+        if done(self) {
+            return Ok(self.now());
+        }
+        loop {
+            if let Some(e) = self.livelock.take() {
+                return Err(e);
+            }
+            match self.queue.peek_time() {
+                None => return Err(RunError::Idle { at: self.now() }),
+                Some(t) if t > deadline => {
+                    self.clock.advance_to(deadline);
+                    return Err(RunError::Deadline { at: deadline });
+                }
+                Some(t) => {
+                    if t > self.now() && done(self) {
+                        return Ok(self.now());
+                    }
+                    self.step();
+                }
+            }
+        }
+    }
+
+    /// Runs every event up to `now + d` and leaves the clock there.
+    ///
+    /// # Errors
+    /// [`RunError::Livelock`] only.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), RunError> {
+        let deadline = self.now().plus(d);
+        match self.run_until(deadline, |_| false) {
+            Err(RunError::Deadline { .. } | RunError::Idle { .. }) => {
+                self.clock.advance_to(deadline);
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn schedule(&mut self, arrivals: Vec<Arrival>) {
+        for a in arrivals {
+            match a {
+                Arrival::Data {
+                    at,
+                    link,
+                    to,
+                    bytes,
+                } => {
+                    self.queue.push(at, Ev::Data { link, to, bytes });
+                }
+                Arrival::Closed { at, link, to } => self.queue.push(at, Ev::Closed { link, to }),
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        let now = self.clock.now();
+        let instant = self.clock.instant();
+        match ev {
+            Ev::Timer(n) => {
+                if self.nodes[n].timer != Some(now) {
+                    return;
+                }
+                let sn = &mut self.nodes[n];
+                sn.timer = None;
+                if sn.fires_at_instant.0 == now {
+                    sn.fires_at_instant.1 += 1;
+                    if sn.fires_at_instant.1 >= MAX_FIRES_PER_INSTANT {
+                        self.livelock = Some(RunError::Livelock {
+                            node: sn.name.clone(),
+                            at: now,
+                        });
+                        return;
+                    }
+                } else {
+                    sn.fires_at_instant = (now, 1);
+                }
+                self.trace.record(now, TraceKind::Timeout, n, 0, &[]);
+                self.nodes[n].node.handle_timeout(instant);
+                self.after_step(n);
+            }
+            Ev::Data { link, to, bytes } => self.deliver(link, to, bytes),
+            Ev::Closed { link, to } => {
+                let Some(&(n, peer)) = self.ends.get(&(link, to)) else {
+                    return;
+                };
+                if self.nodes[n].peers.remove(&peer).is_none() {
+                    return;
+                }
+                self.net.mark_closed(link, to);
+                self.nodes[n].parked.remove(&peer);
+                self.trace.record(now, TraceKind::Closed, n, peer.0, &[]);
+                self.nodes[n].node.handle_closed(instant, peer);
+                self.after_step(n);
+            }
+            Ev::Accept { link } => {
+                let (Some(m), Some(d)) = (
+                    self.net.node(link, Side::Acceptor),
+                    self.net.node(link, Side::Dialer),
+                ) else {
+                    return;
+                };
+                if !self.net.accepts(link, Side::Acceptor) {
+                    return;
+                }
+                let peer = PeerId(self.nodes[m].next_incoming);
+                self.nodes[m].next_incoming += 1;
+                self.nodes[m].peers.insert(peer, (link, Side::Acceptor));
+                self.ends.insert((link, Side::Acceptor), (m, peer));
+                let remote = format!(
+                    "{}:{}",
+                    self.nodes[d].node.config().address,
+                    40_000 + link.0
+                );
+                self.trace
+                    .record(now, TraceKind::Connected, m, peer.0, remote.as_bytes());
+                self.nodes[m]
+                    .node
+                    .handle_connected(instant, peer, &remote, Origin::Incoming);
+                self.after_step(m);
+            }
+            Ev::Connected { link } => {
+                let Some(&(n, peer)) = self.ends.get(&(link, Side::Dialer)) else {
+                    return;
+                };
+                if !self.nodes[n].peers.contains_key(&peer) || !self.net.accepts(link, Side::Dialer)
+                {
+                    return;
+                }
+                let Some(m) = self.net.node(link, Side::Acceptor) else {
+                    return;
+                };
+                let remote = Self::master_addr(&self.nodes[m].node.config().address);
+                self.trace
+                    .record(now, TraceKind::Connected, n, peer.0, remote.as_bytes());
+                self.nodes[n]
+                    .node
+                    .handle_connected(instant, peer, &remote, Origin::Outgoing);
+                self.after_step(n);
+            }
+            Ev::Refused { node, peer } => {
+                if self.nodes[node].peers.remove(&peer).is_none() {
+                    return;
+                }
+                self.trace
+                    .record(now, TraceKind::Refused, node, peer.0, &[]);
+                self.nodes[node].node.handle_closed(instant, peer);
+                self.after_step(node);
+            }
+            Ev::Effect { node, id, effect } => {
+                let sn = &mut self.nodes[node];
+                let unix = sn.node.unix_time(instant);
+                sn.exec.storage_mut().set_now(unix);
+                let result = sn.exec.execute(&effect, unix);
+                sn.effects_run += 1;
+                self.stats.effects += 1;
+                let summary = format!(
+                    "{:?}",
+                    result
+                        .as_ref()
+                        .map(std::mem::discriminant)
+                        .map_err(|e| e.to_string())
+                );
+                self.trace
+                    .record(now, TraceKind::Effect, node, id.0, summary.as_bytes());
+                self.nodes[node]
+                    .node
+                    .handle_effect_done(instant, id, result);
+                self.after_step(node);
+            }
+        }
+    }
+
+    fn deliver(&mut self, link: LinkId, to: Side, bytes: Bytes) {
+        if !self.net.accepts(link, to) {
+            return;
+        }
+        let Some(&(n, peer)) = self.ends.get(&(link, to)) else {
+            return;
+        };
+        if !self.nodes[n].peers.contains_key(&peer) {
+            return;
+        }
+        let now = self.clock.now();
+        if let Some(tap) = &mut self.tap {
+            let from = self
+                .net
+                .node(link, to.other())
+                .map_or("?", |i| self.nodes[i].name.as_str());
+            tap.feed(now, link, to, (from, &self.nodes[n].name), &bytes);
+        }
+        self.stats.bytes_delivered += bytes.len() as u64;
+        self.trace
+            .record(now, TraceKind::Deliver, n, peer.0, &bytes);
+        let sn = &mut self.nodes[n];
+        if sn.parked.contains_key(&peer) || !sn.node.wants_input(peer) {
+            sn.parked.entry(peer).or_default().push_back(bytes);
+            return;
+        }
+        sn.node.handle_input(self.clock.instant(), peer, &bytes);
+        self.after_step(n);
+    }
+
+    /// Drains node `n`'s outputs, hands it input it parked and now wants, and re-arms its timer.
+    fn after_step(&mut self, n: NodeIdx) {
+        let now = self.clock.now();
+        let instant = self.clock.instant();
+        loop {
+            while let Some(out) = self.nodes[n].node.poll_output() {
+                self.output(n, out);
+            }
+            let sn = &mut self.nodes[n];
+            let ready = sn.parked.keys().copied().find(|p| sn.node.wants_input(*p));
+            let Some(peer) = ready else { break };
+            let Some(queue) = sn.parked.get_mut(&peer) else {
+                break;
+            };
+            let bytes = queue.pop_front();
+            if queue.is_empty() {
+                sn.parked.remove(&peer);
+            }
+            if let Some(bytes) = bytes {
+                sn.node.handle_input(instant, peer, &bytes);
+            }
+        }
+        let sn = &mut self.nodes[n];
+        match sn.node.poll_timeout() {
+            Some(t) => {
+                let at = self.clock.virtual_of(t).max(now);
+                if sn.timer != Some(at) {
+                    sn.timer = Some(at);
+                    self.queue.push(at, Ev::Timer(n));
+                }
+            }
+            None => sn.timer = None,
+        }
+    }
+
+    fn output(&mut self, n: NodeIdx, out: Output) {
+        let now = self.clock.now();
+        match out {
+            Output::Transmit { peer, bytes } => {
+                if let Some(&(link, side)) = self.nodes[n].peers.get(&peer) {
+                    let arrivals = self.net.send(now, link, side, bytes);
+                    self.schedule(arrivals);
+                }
+            }
+            Output::Effect { id, effect } => {
+                let at = now.plus(self.config.effect_latency);
+                self.queue.push(
+                    at,
+                    Ev::Effect {
+                        node: n,
+                        id,
+                        effect,
+                    },
+                );
+            }
+            Output::Connect { peer, addr } => {
+                self.trace
+                    .record(now, TraceKind::Connect, n, peer.0, addr.as_bytes());
+                let latency = self.config.link.latency;
+                let target = self.listeners.get(&addr).copied();
+                match target.and_then(|m| self.net.connect(n, m)) {
+                    Some(link) => {
+                        self.nodes[n].peers.insert(peer, (link, Side::Dialer));
+                        self.ends.insert((link, Side::Dialer), (n, peer));
+                        let l = self.net.latency(link);
+                        self.queue.push(now.plus(l), Ev::Accept { link });
+                        self.queue.push(now.plus(l * 2), Ev::Connected { link });
+                    }
+                    None => {
+                        self.nodes[n]
+                            .peers
+                            .insert(peer, (LinkId(u32::MAX), Side::Dialer));
+                        self.queue
+                            .push(now.plus(latency), Ev::Refused { node: n, peer });
+                    }
+                }
+            }
+            Output::Close { peer } => {
+                self.trace.record(now, TraceKind::Close, n, peer.0, &[]);
+                self.nodes[n].parked.remove(&peer);
+                if let Some((link, side)) = self.nodes[n].peers.remove(&peer) {
+                    let arrivals = self.net.close(now, link, side);
+                    self.schedule(arrivals);
+                }
+            }
+            Output::Event(event) => {
+                self.trace
+                    .record(now, TraceKind::Event, n, 0, format!("{event:?}").as_bytes());
+                self.events.push(SimEvent {
+                    at: now,
+                    node: n,
+                    event,
+                });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Faults (the seams of the fault model)
+
+    /// Open links between nodes `a` and `b`, oldest first.
+    pub fn links_between(&self, a: NodeIdx, b: NodeIdx) -> Vec<LinkId> {
+        self.net
+            .open_links()
+            .into_iter()
+            .filter(|l| {
+                let ends = (
+                    self.net.node(*l, Side::Dialer),
+                    self.net.node(*l, Side::Acceptor),
+                );
+                ends == (Some(a), Some(b)) || ends == (Some(b), Some(a))
+            })
+            .collect()
+    }
+
+    /// Holds every byte (and close) on `link` until [`Sim::unstall`].
+    pub fn stall(&mut self, link: LinkId) {
+        self.net.stall(link);
+    }
+
+    /// Holds what `from` writes into `link` until [`Sim::unstall`]; the other direction flows.
+    pub fn stall_direction(&mut self, link: LinkId, from: Side) {
+        self.net.stall_direction(link, from);
+    }
+
+    /// Lets `link` flow again.
+    pub fn unstall(&mut self, link: LinkId) {
+        let arrivals = self.net.unstall(self.now(), link);
+        self.schedule(arrivals);
+    }
+
+    /// Resets `link`: both ends are told now, bytes in flight are lost.
+    pub fn reset(&mut self, link: LinkId) {
+        let arrivals = self.net.reset(self.now(), link);
+        self.schedule(arrivals);
+    }
+
+    /// Partitions `a` from `b` (links stall, connections refused) until [`Sim::heal`].
+    pub fn partition(&mut self, a: NodeIdx, b: NodeIdx) {
+        self.net.partition(a, b);
+    }
+
+    /// Heals a partition.
+    pub fn heal(&mut self, a: NodeIdx, b: NodeIdx) {
+        let arrivals = self.net.heal(self.now(), a, b);
+        self.schedule(arrivals);
+    }
+
+    /// Changes one link's parameters.
+    pub fn set_link_params(&mut self, link: LinkId, params: LinkParams) {
+        self.net.set_params(link, params);
+    }
+
+    /// Parameters of links created from now on.
+    pub fn set_default_link_params(&mut self, params: LinkParams) {
+        self.config.link = params;
+        self.net.set_defaults(params);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Inspection
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True without nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The node's name.
+    pub fn name(&self, n: NodeIdx) -> &str {
+        &self.nodes[n].name
+    }
+
+    /// The node called `name`.
+    pub fn index_of(&self, name: &str) -> Option<NodeIdx> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The node itself (its state, its config).
+    pub fn node(&self, n: NodeIdx) -> &Node {
+        &self.nodes[n].node
+    }
+
+    /// The node's disk.
+    pub fn storage(&self, n: NodeIdx) -> &MemoryStorage {
+        self.nodes[n].exec.storage()
+    }
+
+    /// The node's disk, to change it between runs (an operator editing a file).
+    pub fn storage_mut(&mut self, n: NodeIdx) -> &mut MemoryStorage {
+        self.nodes[n].exec.storage_mut()
+    }
+
+    /// Unix time at the current virtual time, as the nodes see it.
+    pub fn unix_now(&self) -> wazuh_cluster_sync::integrity::storage::Timestamp {
+        match self.nodes.first() {
+            Some(n) => n.node.unix_time(self.clock.instant()),
+            None => wazuh_cluster_sync::integrity::storage::Timestamp::from_secs(
+                i64::try_from(self.config.unix_start).unwrap_or(i64::MAX),
+            ),
+        }
+    }
+
+    /// Every event the nodes emitted, in order.
+    pub fn events(&self) -> &[SimEvent] {
+        &self.events
+    }
+
+    /// Events of one node, in order.
+    pub fn events_of(&self, n: NodeIdx) -> impl Iterator<Item = &SimEvent> + '_ {
+        self.events.iter().filter(move |e| e.node == n)
+    }
+
+    /// Frames the tap decoded (empty when the tap is off).
+    pub fn frames(&self) -> &[TapFrame] {
+        self.tap.as_ref().map_or(&[], |t| t.frames())
+    }
+
+    /// The trace hash so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.hash()
+    }
+
+    /// Records folded into the trace so far.
+    pub fn trace_records(&self) -> u64 {
+        self.trace.records()
+    }
+
+    /// Counters of the run.
+    pub fn stats(&self) -> SimStats {
+        self.stats
+    }
+
+    /// Bytes written into `link` by its `from` end.
+    pub fn bytes_sent(&self, link: LinkId, from: Side) -> u64 {
+        self.net.bytes_sent(link, from)
+    }
+
+    /// Effects node `n` ran.
+    pub fn effects_run(&self, n: NodeIdx) -> u64 {
+        self.nodes[n].effects_run
+    }
+
+    /// The seed of the run.
+    pub fn seed(&self) -> u64 {
+        self.config.seed
+    }
+}

@@ -1,0 +1,143 @@
+//! Install trees for scenarios: building a [`MemoryStorage`] from (path, bytes, mtime, mode)
+//! lists, and reading back the files a side owns, for convergence checks.
+
+use std::collections::BTreeMap;
+
+use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
+use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry};
+use wazuh_cluster_sync::integrity::path::{InstallPath, PathError};
+use wazuh_cluster_sync::integrity::storage::{StorageError, Timestamp};
+
+/// One file of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Install path (`/etc/client.keys`).
+    pub path: String,
+    /// Content.
+    pub data: Vec<u8>,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+impl TreeFile {
+    /// A file with mode `0o660` (what upstream gives most integrity files).
+    pub fn new(path: &str, data: impl Into<Vec<u8>>, mtime: Timestamp) -> TreeFile {
+        TreeFile {
+            path: path.to_owned(),
+            data: data.into(),
+            mtime,
+            mode: 0o660,
+        }
+    }
+}
+
+/// Why a tree could not be built.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    /// A path is not a valid install path.
+    #[error("bad path in tree: {0}")]
+    Path(#[from] PathError),
+    /// The storage refused the file (a file where a directory is needed, ...).
+    #[error("storage refused tree entry: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// A storage holding `files` (parent directories created).
+pub fn storage_from<I: IntoIterator<Item = TreeFile>>(
+    files: I,
+) -> Result<MemoryStorage, TreeError> {
+    let mut storage = MemoryStorage::new();
+    for f in files {
+        let path = InstallPath::new(&f.path)?;
+        storage.add_file(&path, f.data, f.mtime, f.mode)?;
+    }
+    Ok(storage)
+}
+
+/// A regular file as a convergence check compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    /// Content.
+    pub data: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Timestamp,
+}
+
+/// The regular files of `storage` that integrity items owned by `side` select, by path: for
+/// `NodeType::Master`, what the master keeps equal on workers (item source, file names,
+/// exclusions). Worker-owned items name their merged file (`agent-info.merged`), not the files
+/// in their directory, so for `NodeType::Worker` every non-excluded file below such an item
+/// counts.
+pub fn owned_files(
+    storage: &MemoryStorage,
+    items: &ClusterItems,
+    side: NodeType,
+) -> BTreeMap<InstallPath, FileState> {
+    storage
+        .snapshot()
+        .into_iter()
+        .filter_map(|(path, entry)| match entry {
+            SnapshotEntry::File { data, mode, mtime } if is_owned(&path, items, side) => {
+                Some((path, FileState { data, mode, mtime }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_owned(path: &InstallPath, items: &ClusterItems, side: NodeType) -> bool {
+    let Some(item) = items.item_for_path(path) else {
+        return false;
+    };
+    let Some(name) = path.file_name() else {
+        return false;
+    };
+    let below_item = path
+        .relative()
+        .strip_prefix(item.key.dir().relative())
+        .unwrap_or("");
+    let selected = match side {
+        NodeType::Master => item.files.selects(name),
+        NodeType::Worker => true,
+    };
+    item.source.applies_to(side)
+        && selected
+        && !below_item
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .any(|c| items.is_excluded(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_files_follow_items_and_exclusions() {
+        let t = Timestamp::from_secs(1_562_000_000);
+        let storage = storage_from([
+            TreeFile::new("/etc/client.keys", "001 a any k\n", t),
+            TreeFile::new("/etc/rules/local_rules.xml", "<r/>", t),
+            TreeFile::new("/etc/lists/ignored.swp", "x", t),
+            TreeFile::new("/etc/ossec.conf", "<ossec_config/>", t),
+            TreeFile::new("/queue/agent-info/a-10.0.0.1", "info", t),
+        ])
+        .unwrap();
+        let items = ClusterItems::defaults_3_9();
+        let master: Vec<String> = owned_files(&storage, &items, NodeType::Master)
+            .keys()
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        assert_eq!(master, ["/etc/client.keys", "/etc/rules/local_rules.xml"]);
+        let worker: Vec<String> = owned_files(&storage, &items, NodeType::Worker)
+            .keys()
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        assert_eq!(worker, ["/queue/agent-info/a-10.0.0.1"]);
+    }
+}
