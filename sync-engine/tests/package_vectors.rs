@@ -197,3 +197,84 @@ print(json.dumps(out))
     );
     serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
 }
+
+#[test]
+fn worker_integrity_package_yields_the_worker_metadata() {
+    use wazuh_cluster_sync::integrity::apply::{ApplyLimits, worker_metadata_from_package};
+    let reader = open(wazuh_cluster_vectors::read(
+        "v3.9/integrity_worker_to_master.zip",
+    ));
+    let metadata = worker_metadata_from_package(&reader, &ApplyLimits::default()).unwrap();
+    let integrity = wazuh_cluster_vectors::json("v3.9/integrity.json");
+    let expected = integrity["worker_files_status_sent_in_sync_i_w_m"]
+        .as_object()
+        .unwrap();
+    assert_eq!(metadata.len(), expected.len());
+    assert!(
+        expected
+            .keys()
+            .all(|k| metadata.0.contains_key(&InstallPath::new(k).unwrap()))
+    );
+
+    // The same flow with a file smuggled in is refused.
+    let key = InstallPath::new("/etc/client.keys").unwrap();
+    let mut builder = PackageBuilder::new(Cursor::new(Vec::new()));
+    builder
+        .add_member(&key, Timestamp::from_secs(0), 0o640, b"x")
+        .unwrap();
+    let zip = builder
+        .finish(b"{}", Timestamp::from_secs(0))
+        .unwrap()
+        .into_inner();
+    let reader = open(zip);
+    assert_eq!(
+        worker_metadata_from_package(&reader, &ApplyLimits::default()),
+        Err(wazuh_cluster_sync::integrity::apply::ApplyError::Package(
+            wazuh_cluster_sync::integrity::package::PackageError::UnexpectedMember(
+                "etc/client.keys".into()
+            )
+        ))
+    );
+}
+
+/// More than 65,535 members: the archive needs ZIP64 end records, which the member-count check
+/// reads; Python's zipfile reads it too.
+#[test]
+fn zip64_member_counts_are_read_and_bounded() {
+    let keys: Vec<InstallPath> = (0..70_000)
+        .map(|i| InstallPath::new(&format!("/etc/lists/d{:02}/f{i:05}", i / 1000)).unwrap())
+        .collect();
+    let mut builder = PackageBuilder::new(Cursor::new(Vec::new()));
+    for key in &keys {
+        builder
+            .add_member(
+                key,
+                Timestamp::from_secs(1_562_000_000),
+                0o660,
+                key.as_str().as_bytes(),
+            )
+            .unwrap();
+    }
+    let zip = builder
+        .finish(b"{}", Timestamp::from_secs(1_562_000_000))
+        .unwrap()
+        .into_inner();
+    let mut reader = open(zip.clone());
+    assert_eq!(reader.members().len(), 70_000);
+    assert_eq!(
+        reader.read_member(&keys[69_999]).unwrap(),
+        b"/etc/lists/d69/f69999"
+    );
+    let limits = PackageLimits {
+        max_members: 69_999,
+        ..PackageLimits::default()
+    };
+    assert_eq!(
+        PackageReader::open(Cursor::new(zip.clone()), limits).unwrap_err(),
+        wazuh_cluster_sync::integrity::package::PackageError::TooManyMembers {
+            count: 70_001,
+            limit: 70_000
+        }
+    );
+    assert_eq!(python_zip_listing(&zip).len(), 70_001);
+}

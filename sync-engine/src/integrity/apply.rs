@@ -285,6 +285,20 @@ where
     execute(plan, reader, storage, items)
 }
 
+/// The worker's metadata from its integrity package (`sync_i_w_m`): `cluster_control.json` only.
+/// A package that carries any file member is refused: that flow ships no files, so a member
+/// there could only be smuggled.
+pub fn worker_metadata_from_package<R: Read + Seek>(
+    reader: &PackageReader<R>,
+    limits: &ApplyLimits,
+) -> Result<IntegrityMetadata, ApplyError> {
+    reader.check_members(std::iter::empty())?;
+    Ok(IntegrityMetadata::from_json(
+        reader.control_json(),
+        limits.max_entries,
+    )?)
+}
+
 /// `/queue/cluster/<worker>/<file>`: where merged files of this worker are named.
 fn worker_merged_key(worker: &str, file: &str) -> Result<InstallPath, ApplyError> {
     InstallPath::new("/queue/cluster")

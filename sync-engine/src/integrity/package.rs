@@ -290,6 +290,8 @@ pub struct PackageBuilder<W: Write + Seek> {
     zip: ZipWriter<W>,
     names: BTreeSet<InstallPath>,
     open: bool,
+    /// Read buffer of [`Self::add_member_from_storage`], kept across members.
+    buf: Vec<u8>,
 }
 
 impl<W: Write + Seek> PackageBuilder<W> {
@@ -299,6 +301,7 @@ impl<W: Write + Seek> PackageBuilder<W> {
             zip: ZipWriter::new(sink),
             names: BTreeSet::new(),
             open: false,
+            buf: Vec::new(),
         }
     }
 
@@ -380,11 +383,23 @@ impl<W: Write + Seek> PackageBuilder<W> {
             .filter(|s| s.kind == EntryKind::File)
             .ok_or_else(|| PackageError::Storage(gone()))?;
         self.start_member(key, stat.mtime, stat.mode)?;
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK, 0);
+        let result = self.copy_from_storage(storage, key, &mut buf);
+        self.buf = buf;
+        result
+    }
+
+    fn copy_from_storage<S: Storage + ?Sized>(
+        &mut self,
+        storage: &S,
+        key: &InstallPath,
+        buf: &mut [u8],
+    ) -> Result<u64, PackageError> {
         let mut offset = 0u64;
         loop {
             let n = storage
-                .read_at(key, offset, &mut buf)
+                .read_at(key, offset, buf)
                 .map_err(PackageError::Storage)?;
             if n == 0 {
                 return Ok(offset);

@@ -1,0 +1,128 @@
+//! The recorded upstream master → worker package applied through `FsStorage` on the recorded
+//! worker tree written to a real directory, the package streamed from a file.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_sync::integrity::apply::{ApplyLimits, ApplyReport, apply_master_package};
+use wazuh_cluster_sync::integrity::items::ClusterItems;
+use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
+
+struct TempRoot(PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tree(name: &str) -> Vec<(String, Vec<u8>)> {
+    let trees = wazuh_cluster_vectors::json("v3.9/integrity_trees.json");
+    trees[name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(e["content_b64"].as_str().unwrap())
+                .unwrap();
+            (e["path"].as_str().unwrap().to_owned(), data)
+        })
+        .collect()
+}
+
+fn all_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            all_files(&entry.path(), base, out);
+        } else {
+            out.push(
+                entry
+                    .path()
+                    .strip_prefix(base)
+                    .unwrap()
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+}
+
+#[test]
+fn recorded_package_applies_on_a_real_tree() {
+    let root =
+        TempRoot(std::env::temp_dir().join(format!("wazuh-apply-disk-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&root.0);
+    for (path, data) in tree("worker_tree") {
+        let full = root.0.join(&path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, data).unwrap();
+    }
+    let mut storage = FsStorage::new(&root.0).unwrap();
+    let file = std::fs::File::open(wazuh_cluster_vectors::path(
+        "v3.9/integrity_master_to_worker.zip",
+    ))
+    .unwrap();
+    let mut reader = PackageReader::open(file, PackageLimits::default()).unwrap();
+    let report = apply_master_package(
+        &mut reader,
+        &mut storage,
+        &ClusterItems::defaults_3_9(),
+        "worker1",
+        &ApplyLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        report,
+        ApplyReport {
+            written: 8,
+            removed: 2,
+            dirs_removed: 1,
+            skipped: vec![]
+        }
+    );
+
+    let master = tree("master_tree");
+    for path in [
+        "etc/client.keys",
+        "etc/shared/default/merged.mg",
+        "etc/shared/group2/merged.mg",
+        "etc/lists/amazon/aws-eventnames",
+        "etc/lists/audit-keys.cdb",
+        "etc/rules/local_rules.xml",
+        "var/multigroups/e4f9f5fa/merged.mg",
+        "queue/agent-groups/002",
+    ] {
+        let want = &master.iter().find(|(p, _)| p == path).unwrap().1;
+        assert_eq!(&std::fs::read(root.0.join(path)).unwrap(), want, "{path}");
+    }
+    let mode = |p: &str| {
+        std::fs::metadata(root.0.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("etc/client.keys"), 0o640);
+    assert_eq!(mode("etc/rules/local_rules.xml"), 0o660);
+    assert_eq!(mode("var/multigroups/e4f9f5fa"), 0o770);
+    assert!(!root.0.join("etc/shared/oldgroup").exists());
+    assert!(!root.0.join("etc/rules/worker_only_rules.xml").exists());
+    let mut files = Vec::new();
+    all_files(&root.0, &root.0, &mut files);
+    assert!(
+        files.iter().all(|f| !f.ends_with(".tmp")),
+        "staged files left: {files:?}"
+    );
+    assert_eq!(
+        std::fs::read(root.0.join("etc/ossec.conf")).unwrap(),
+        tree("worker_tree")
+            .iter()
+            .find(|(p, _)| p == "etc/ossec.conf")
+            .unwrap()
+            .1
+    );
+}
