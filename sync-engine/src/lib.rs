@@ -18,5 +18,6 @@
 //! the real file system by `wazuh-cluster-fs`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
 pub mod integrity;
 pub mod roles;
