@@ -1,0 +1,109 @@
+//! Master and worker `Node`s driven together: the integrity, extra-valid and agent-info flows end
+//! to end, with the exact command sequence of the recorded 3.9.5 session.
+
+mod roles_support;
+
+use std::time::Duration;
+
+use roles_support::*;
+use wazuh_cluster_sync::integrity::compare::SyncCounts;
+use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
+use wazuh_cluster_sync::roles::{LockRelease, NodeEvent, NodeType, SyncKind};
+
+#[test]
+fn empty_worker_converges_in_one_integrity_round() {
+    let t0 = origin();
+    let mut c = Cluster::new(t0);
+    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let m = c.add(
+        config(NodeType::Master, "master01", t0),
+        master_storage(unix),
+        1,
+        "10.0.0.1",
+    );
+    let w = c.add(
+        config(NodeType::Worker, "worker1", t0),
+        empty_storage(unix),
+        2,
+        "10.0.0.2",
+    );
+    c.run_for(Duration::from_secs(12));
+
+    for path in [
+        "/etc/client.keys",
+        "/etc/shared/default/merged.mg",
+        "/etc/rules/local_rules.xml",
+        "/queue/agent-groups/001",
+    ] {
+        assert_eq!(
+            c.storage(w).read(&p(path), 1 << 20).unwrap(),
+            c.storage(m).read(&p(path), 1 << 20).unwrap(),
+            "{path}"
+        );
+    }
+    let worker_cmds = c.commands_from(w);
+    assert_eq!(
+        &worker_cmds[..8],
+        [
+            "hello",
+            "sync_i_w_m_p",
+            "sync_i_w_m",
+            "new_file",
+            "file_upd",
+            "file_end",
+            "sync_i_w_m_e",
+            "ok"
+        ]
+    );
+    let master_cmds = c.commands_from(m);
+    assert_eq!(
+        &master_cmds[..12],
+        [
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "sync_m_c",
+            "new_file",
+            "file_upd",
+            "file_end",
+            "sync_m_c_e"
+        ]
+    );
+    let master_events: Vec<NodeEvent> = c
+        .events_of(m)
+        .into_iter()
+        .filter(|e| !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
+        .collect();
+    assert_eq!(
+        master_events[..4],
+        [
+            NodeEvent::WorkerJoined {
+                name: "worker1".into(),
+                addr: "10.0.0.2:40001".into()
+            },
+            NodeEvent::SyncStarted {
+                kind: SyncKind::Integrity,
+                worker: "worker1".into()
+            },
+            NodeEvent::LockReleased {
+                worker: "worker1".into(),
+                kind: SyncKind::Integrity,
+                cause: LockRelease::Completed
+            },
+            NodeEvent::SyncFinished {
+                kind: SyncKind::Integrity,
+                worker: "worker1".into(),
+                counts: SyncCounts {
+                    missing: 4,
+                    extra: 0,
+                    extra_valid: 0,
+                    shared: 0
+                },
+            },
+        ]
+    );
+}

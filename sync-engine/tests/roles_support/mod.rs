@@ -1,0 +1,335 @@
+//! A tiny in-test pump for `Node` tests: nodes joined by in-memory links, effects run at once on
+//! each node's `MemoryStorage`, virtual time that jumps to the next wakeup. (The simulator crate
+//! is the full harness; this one only needs to be obviously right.)
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the support module"
+)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::WallClock;
+use wazuh_cluster_protocol::fernet::Fernet;
+use wazuh_cluster_protocol::frame::{Frame, FrameDecoder};
+use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
+use wazuh_cluster_sync::roles::{
+    EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
+};
+
+/// Unix time of the virtual origin.
+pub const UNIX0: u64 = 1_795_682_920;
+
+pub const KEY: &str = "wazuh395interopkey0123456789abcd";
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests need an arbitrary origin instant"
+)]
+pub fn origin() -> Instant {
+    Instant::now()
+}
+
+pub fn p(text: &str) -> InstallPath {
+    InstallPath::new(text).unwrap()
+}
+
+pub fn config(node_type: NodeType, name: &str, t0: Instant) -> NodeConfig {
+    let key = ClusterKey::new(KEY).unwrap();
+    let mut config = NodeConfig::new(node_type, name, Some(key), WallClock::new(t0, UNIX0));
+    config.master_addr = "10.0.0.1:1516".to_owned();
+    config.address = "10.0.0.1".to_owned();
+    config
+}
+
+/// One node with its storage.
+pub struct Member {
+    pub node: Node,
+    pub exec: EffectExecutor<MemoryStorage>,
+    /// Address the others see.
+    pub addr: String,
+    /// When false, the pump leaves this node's outputs queued (a peer that stops reading).
+    pub polled: bool,
+}
+
+/// One direction of a link: bytes from (member, peer) to (member, peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct End {
+    pub member: usize,
+    pub peer: PeerId,
+}
+
+pub struct Cluster {
+    pub t0: Instant,
+    pub now: Instant,
+    pub members: Vec<Member>,
+    /// Both ends of every open link.
+    pub links: BTreeMap<End, End>,
+    pub events: Vec<(usize, NodeEvent)>,
+    /// Every frame sent, decrypted: (from member, command, payload).
+    pub frames: Vec<(usize, String, Bytes)>,
+    decoders: BTreeMap<End, FrameDecoder>,
+    next_incoming: u64,
+    /// Links cut: transmits on them are dropped (a silent network).
+    pub cut: Vec<End>,
+    fernet: Fernet,
+}
+
+impl Cluster {
+    pub fn new(t0: Instant) -> Self {
+        Cluster {
+            t0,
+            now: t0,
+            members: Vec::new(),
+            links: BTreeMap::new(),
+            events: Vec::new(),
+            frames: Vec::new(),
+            decoders: BTreeMap::new(),
+            next_incoming: 1,
+            cut: Vec::new(),
+            fernet: Fernet::new(&ClusterKey::new(KEY).unwrap()),
+        }
+    }
+
+    pub fn add(
+        &mut self,
+        config: NodeConfig,
+        storage: MemoryStorage,
+        seed: u64,
+        addr: &str,
+    ) -> usize {
+        let exec = EffectExecutor::new(storage, &config);
+        let node = Node::new(config, seed, self.now);
+        self.members.push(Member {
+            node,
+            exec,
+            addr: addr.to_owned(),
+            polled: true,
+        });
+        self.members.len() - 1
+    }
+
+    pub fn unix(&self) -> Timestamp {
+        self.members[0].node.unix_time(self.now)
+    }
+
+    /// Drains every node until nothing moves.
+    pub fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for m in 0..self.members.len() {
+                if !self.members[m].polled {
+                    continue;
+                }
+                while let Some(out) = self.members[m].node.poll_output() {
+                    moved = true;
+                    self.handle(m, out);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, m: usize, out: Output) {
+        let now = self.now;
+        match out {
+            Output::Transmit { peer, bytes } => {
+                let from = End { member: m, peer };
+                self.record(from, &bytes);
+                if self.cut.contains(&from) {
+                    return;
+                }
+                if let Some(to) = self.links.get(&from).copied() {
+                    self.members[to.member]
+                        .node
+                        .handle_input(now, to.peer, &bytes);
+                }
+            }
+            Output::Effect { id, effect } => {
+                let unix = self.members[m].node.unix_time(now);
+                let result = self.members[m].exec.execute(&effect, unix);
+                self.members[m].node.handle_effect_done(now, id, result);
+            }
+            Output::Connect { peer, addr } => {
+                let target = self.members.iter().position(|x| {
+                    addr.starts_with(&x.addr) && x.node.node_type() == NodeType::Master
+                });
+                match target {
+                    Some(t) => {
+                        let incoming = PeerId(self.next_incoming);
+                        self.next_incoming += 1;
+                        let a = End { member: m, peer };
+                        let b = End {
+                            member: t,
+                            peer: incoming,
+                        };
+                        self.links.insert(a, b);
+                        self.links.insert(b, a);
+                        let worker_addr =
+                            format!("{}:{}", self.members[m].addr, 40000 + incoming.0);
+                        let master_addr = addr.clone();
+                        self.members[t].node.handle_connected(
+                            now,
+                            incoming,
+                            &worker_addr,
+                            Origin::Incoming,
+                        );
+                        self.members[m].node.handle_connected(
+                            now,
+                            peer,
+                            &master_addr,
+                            Origin::Outgoing,
+                        );
+                    }
+                    None => self.members[m].node.handle_closed(now, peer),
+                }
+            }
+            Output::Close { peer } => {
+                let from = End { member: m, peer };
+                if let Some(to) = self.links.remove(&from) {
+                    self.links.remove(&to);
+                    self.members[to.member].node.handle_closed(now, to.peer);
+                }
+            }
+            Output::Event(event) => self.events.push((m, event)),
+        }
+    }
+
+    fn record(&mut self, from: End, bytes: &[u8]) {
+        let decoder = self
+            .decoders
+            .entry(from)
+            .or_insert_with(|| FrameDecoder::new(Profile::V3_9, u32::MAX));
+        let mut data = bytes;
+        while let Ok(Some(Frame {
+            command, payload, ..
+        })) = decoder.decode_slice(&mut data)
+        {
+            let plain = self
+                .fernet
+                .decrypt(&payload)
+                .map(Bytes::from)
+                .unwrap_or_default();
+            self.frames.push((
+                from.member,
+                String::from_utf8_lossy(command.name()).into_owned(),
+                plain,
+            ));
+        }
+    }
+
+    /// Runs until virtual time `until`, firing timers at their instants.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            self.pump();
+            let next = self
+                .members
+                .iter()
+                .filter_map(|m| m.node.poll_timeout())
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    for m in 0..self.members.len() {
+                        if self.members[m]
+                            .node
+                            .poll_timeout()
+                            .is_some_and(|t| t <= self.now)
+                        {
+                            self.members[m].node.handle_timeout(self.now);
+                        }
+                    }
+                }
+                _ => {
+                    self.now = self.now.max(until);
+                    self.pump();
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// Commands sent by member `m`, in order.
+    pub fn commands_from(&self, m: usize) -> Vec<String> {
+        self.frames
+            .iter()
+            .filter(|(f, _, _)| *f == m)
+            .map(|(_, c, _)| c.clone())
+            .collect()
+    }
+
+    pub fn events_of(&self, m: usize) -> Vec<NodeEvent> {
+        self.events
+            .iter()
+            .filter(|(x, _)| *x == m)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    pub fn storage(&self, m: usize) -> &MemoryStorage {
+        self.members[m].exec.storage()
+    }
+
+    pub fn storage_mut(&mut self, m: usize) -> &mut MemoryStorage {
+        self.members[m].exec.storage_mut()
+    }
+}
+
+/// A master tree with a few integrity files and agents.
+pub fn master_storage(now: Timestamp) -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    s.set_now(now);
+    let attrs = |mode| FileAttrs {
+        mode,
+        mtime: Some(Timestamp::from_secs(1_795_000_000)),
+    };
+    for dir in [
+        "/etc",
+        "/etc/shared/default",
+        "/etc/rules",
+        "/queue/agent-groups",
+        "/queue/agent-info",
+        "/queue/cluster",
+    ] {
+        s.create_dir_all(&p(dir), 0o770).unwrap();
+    }
+    s.write_atomic(
+        &p("/etc/client.keys"),
+        b"001 agent-one any k1\n002 agent-two any k2\n",
+        &attrs(0o640),
+    )
+    .unwrap();
+    s.write_atomic(
+        &p("/etc/shared/default/merged.mg"),
+        b"#default\n",
+        &attrs(0o660),
+    )
+    .unwrap();
+    s.write_atomic(
+        &p("/etc/rules/local_rules.xml"),
+        b"<group/>\n",
+        &attrs(0o660),
+    )
+    .unwrap();
+    s.write_atomic(&p("/queue/agent-groups/001"), b"default\n", &attrs(0o660))
+        .unwrap();
+    s
+}
+
+pub fn empty_storage(now: Timestamp) -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    s.set_now(now);
+    s
+}
