@@ -536,3 +536,50 @@ fn hex_md5(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn overlapping_items_give_the_file_to_the_longer_key() {
+    let items = ClusterItems::from_json_3_9(
+        br#"{"files": {
+            "/etc/": {"permissions": "0o640", "source": "master", "files": ["all"], "recursive": true},
+            "/etc/rules/": {"permissions": "0o660", "source": "master", "files": ["all"], "recursive": true}}}"#,
+    )
+    .unwrap();
+    let mut storage = MemoryStorage::new();
+    let old = Timestamp::from_secs(1_562_000_000);
+    storage
+        .add_file(&p("/etc/client.keys"), b"k".to_vec(), old, 0o640)
+        .unwrap();
+    storage
+        .add_file(&p("/etc/rules/a.xml"), b"a".to_vec(), old, 0o660)
+        .unwrap();
+    storage
+        .add_file(&p("/etc/rules/sub/b.xml"), b"b".to_vec(), old, 0o660)
+        .unwrap();
+    let request = ScanRequest {
+        node_type: NodeType::Master,
+        node_name: "m",
+        now: NOW,
+    };
+    let mut scanner = MetadataScanner::new();
+    for round in 0..2 {
+        let out = scanner.scan(&storage, &items, &request).unwrap();
+        let keys: Vec<(&str, &str)> = out
+            .metadata
+            .0
+            .iter()
+            .map(|(p, m)| (p.as_str(), m.cluster_item_key.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("/etc/client.keys", "/etc/"),
+                ("/etc/rules/a.xml", "/etc/rules/"),
+                ("/etc/rules/sub/b.xml", "/etc/rules/")
+            ]
+        );
+        // Files under /etc/rules are found by both items: hashed once per find on the first round
+        // (overlapping items are not a 3.9.5 default), reused afterwards.
+        assert_eq!(out.stats.files_hashed, if round == 0 { 5 } else { 0 });
+    }
+}

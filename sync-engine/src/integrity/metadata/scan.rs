@@ -33,6 +33,7 @@
 //! [`crate::integrity::merged`]) instead of its own directory, like upstream.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
@@ -116,10 +117,14 @@ pub struct ScanOutput {
     pub failures: Vec<(InstallPath, StorageError)>,
 }
 
-/// One file found by the walk.
+/// One file found by the walk. Its path is only built when needed (to hash it, or to rebuild
+/// the document): an unchanged rescan allocates no path per file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PlannedFile {
-    path: InstallPath,
+    /// Index into [`ScanPlan::dirs`].
+    dir: usize,
+    /// The name inside that directory (moved out of the listing).
+    name: String,
     /// Index into [`ScanPlan::item_keys`].
     item: usize,
     stat: FileStat,
@@ -152,6 +157,8 @@ pub type HashResult = Result<([u8; 16], u64), StorageError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPlan {
     files: Vec<PlannedFile>,
+    /// Every directory listed, in walk order.
+    dirs: Vec<InstallPath>,
     item_keys: Vec<String>,
     jobs: Vec<HashJob>,
     stats: ScanStats,
@@ -203,17 +210,17 @@ pub fn md5_hex(digest: &[u8; 16]) -> String {
     s
 }
 
-/// What the previous scan saw of one file, in path order.
+/// What the previous scan saw of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
-    path: InstallPath,
-    item_key: String,
+    name: String,
+    /// Index into [`MetadataScanner::item_keys`] (an integer compare, not a string one per file).
+    item: usize,
     size: u64,
     mtime: Timestamp,
-    /// `None` when no digest was wanted, or when the digest must not be trusted next time (racy
-    /// or changed during the read).
+    /// `None` when no digest was wanted.
     md5: Option<[u8; 16]>,
-    /// The digest can be reused.
+    /// The digest can be reused (not racy, not changed while it was read).
     settled: bool,
 }
 
@@ -221,11 +228,14 @@ struct Known {
 /// size or mtime changed (the master rescans every 8 s) and, when nothing changed at all, hands
 /// back the previous document without rebuilding it.
 ///
-/// The memory is a path-sorted list compared with the new walk in one merge pass (no per-file
-/// map lookups).
+/// The memory is kept per directory (names in listing order), so a rescan looks each directory
+/// up once and then merges two sorted name lists: no per-file path is built or compared.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataScanner {
-    known: Vec<Known>,
+    known: BTreeMap<InstallPath, Vec<Known>>,
+    /// Item keys of the previous scan, indexed by [`Known::item`].
+    item_keys: Vec<String>,
+    known_files: usize,
     document: Arc<IntegrityMetadata>,
 }
 
@@ -238,15 +248,15 @@ impl MetadataScanner {
     /// Number of reusable cached digests.
     pub fn cached(&self) -> usize {
         self.known
-            .iter()
+            .values()
+            .flatten()
             .filter(|k| k.settled && k.md5.is_some())
             .count()
     }
 
     /// Forgets every cached digest and the previous document.
     pub fn clear_cache(&mut self) {
-        self.known.clear();
-        self.document = Arc::default();
+        *self = Self::default();
     }
 
     /// Walk, hash what changed, build the document — all on the calling thread.
@@ -274,20 +284,28 @@ impl MetadataScanner {
         request: &ScanRequest<'_>,
     ) -> Result<ScanPlan, ScanError> {
         // Shorter keys first so that, for a file two items find, the longer (more specific) key
-        // comes last and wins below.
+        // comes last and wins when the document is built.
         let mut selected: Vec<&IntegrityItem> = items
             .items()
             .iter()
             .filter(|item| item.source.applies_to(request.node_type))
             .collect();
         selected.sort_by_key(|item| item.key.as_str().len());
+        let item_keys: Vec<String> = selected.iter().map(|i| i.key.as_str().to_owned()).collect();
         let mut walk = Walk {
             storage,
             items,
             request,
+            known: &self.known,
+            same_items: self.item_keys == item_keys,
+            want_md5: request.node_type == NodeType::Master,
             stats: ScanStats::default(),
             failures: Vec::new(),
-            found: Vec::new(),
+            dirs: Vec::new(),
+            files: Vec::new(),
+            jobs: Vec::new(),
+            matched: 0,
+            unchanged: true,
         };
         for (index, item) in selected.iter().enumerate() {
             let dir = if request.node_type == NodeType::Worker
@@ -302,79 +320,24 @@ impl MetadataScanner {
             };
             walk.walk_item(item, index, &dir)?;
         }
-        let item_keys: Vec<String> = selected.iter().map(|i| i.key.as_str().to_owned()).collect();
+        let unchanged = walk.unchanged && walk.matched == self.known_files;
         let Walk {
-            mut found,
-            mut stats,
+            files,
+            dirs,
+            jobs,
+            stats,
             failures,
             ..
         } = walk;
-        // Path order; for equal paths keep the last found (the longest item key).
-        found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        found.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
-                std::mem::swap(later, earlier);
-                true
-            } else {
-                false
-            }
-        });
-
-        let want_md5 = request.node_type == NodeType::Master;
-        let mut unchanged = found.len() == self.known.len();
-        let mut known = self.known.iter().peekable();
-        let mut files = Vec::with_capacity(found.len());
-        let mut jobs = Vec::new();
-        for (path, item, stat) in found {
-            // One comparison per step of the merge (paths share long prefixes).
-            let mut previous = None;
-            while let Some(k) = known.peek() {
-                match k.path.cmp(&path) {
-                    Ordering::Less => {
-                        unchanged = false;
-                        known.next();
-                    }
-                    Ordering::Equal => {
-                        previous = known
-                            .next()
-                            .filter(|k| k.size == stat.size && k.mtime == stat.mtime);
-                        break;
-                    }
-                    Ordering::Greater => break,
-                }
-            }
-            unchanged &= previous.is_some_and(|k| {
-                k.settled && k.item_key == item_keys[item] && k.md5.is_some() == want_md5
-            });
-            let md5 = if !want_md5 {
-                None
-            } else if let Some(digest) = previous.filter(|k| k.settled).and_then(|k| k.md5) {
-                stats.files_reused += 1;
-                Some(Md5Source::Cached(digest))
-            } else {
-                let index = files.len();
-                jobs.push(HashJob {
-                    index,
-                    path: path.clone(),
-                    size: stat.size,
-                });
-                Some(Md5Source::Job(index))
-            };
-            files.push(PlannedFile {
-                path,
-                item,
-                stat,
-                md5,
-            });
-        }
         Ok(ScanPlan {
             files,
+            dirs,
             item_keys,
             jobs,
             stats,
             failures,
             now: request.now,
-            unchanged: unchanged && known.next().is_none(),
+            unchanged,
         })
     }
 
@@ -387,6 +350,7 @@ impl MetadataScanner {
     ) -> Result<ScanOutput, ScanError> {
         let ScanPlan {
             files,
+            dirs,
             item_keys,
             jobs,
             mut stats,
@@ -410,15 +374,19 @@ impl MetadataScanner {
                 failures,
             });
         }
-        let mut known = Vec::with_capacity(files.len());
+        let mut known: BTreeMap<InstallPath, Vec<Known>> = BTreeMap::new();
         let mut entries = Vec::with_capacity(files.len());
+        let mut current: Option<(usize, Vec<Known>)> = None;
         for (index, file) in files.into_iter().enumerate() {
+            let Ok(path) = dirs[file.dir].join(&file.name) else {
+                continue;
+            };
             let mut settled = file.stat.mtime.secs < now.secs.saturating_sub(RACY_WINDOW_SECS);
             let digest = match file.md5 {
                 None => None,
                 Some(Md5Source::Cached(d)) => Some(d),
                 Some(Md5Source::Job(_)) => match hashed[index].take() {
-                    None => return Err(ScanError::MissingHash(file.path)),
+                    None => return Err(ScanError::MissingHash(path)),
                     Some(Ok((digest, bytes))) => {
                         stats.files_hashed += 1;
                         stats.bytes_hashed += bytes;
@@ -432,29 +400,63 @@ impl MetadataScanner {
                     }
                     Some(Err(e)) if e.kind == StorageErrorKind::NotFound => continue,
                     Some(Err(e)) => {
-                        failures.push((file.path, e));
+                        failures.push((path, e));
                         continue;
                     }
                 },
             };
             let item_key = &item_keys[file.item];
             entries.push((
-                file.path.clone(),
-                entry(&file.path, file.stat.mtime, item_key, digest),
+                path,
+                entry_for(
+                    &dirs[file.dir],
+                    &file.name,
+                    file.stat.mtime,
+                    item_key,
+                    digest,
+                ),
             ));
-            known.push(Known {
-                path: file.path,
-                item_key: item_key.clone(),
-                size: file.stat.size,
-                mtime: file.stat.mtime,
-                md5: digest,
-                settled,
+            // Files arrive grouped by directory (one listing each): group the memory the same way.
+            if current.as_ref().is_none_or(|(dir, _)| *dir != file.dir) {
+                if let Some((dir, list)) = current.take() {
+                    known.entry(dirs[dir].clone()).or_default().extend(list);
+                }
+                current = Some((file.dir, Vec::new()));
+            }
+            if let Some((_, list)) = current.as_mut() {
+                list.push(Known {
+                    name: file.name,
+                    item: file.item,
+                    size: file.stat.size,
+                    mtime: file.stat.mtime,
+                    md5: digest,
+                    settled,
+                });
+            }
+        }
+        if let Some((dir, list)) = current.take() {
+            known.entry(dirs[dir].clone()).or_default().extend(list);
+        }
+        // A directory walked by two overlapping items holds names twice: keep the last (the
+        // longer item key), in name order.
+        for list in known.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            list.dedup_by(|later, earlier| {
+                if later.name == earlier.name {
+                    std::mem::swap(later, earlier);
+                    true
+                } else {
+                    false
+                }
             });
         }
-        stats.files = entries.len() as u64;
+        self.known_files = known.values().map(Vec::len).sum();
         self.known = known;
-        // `entries` is in path order: the map is bulk-built.
-        self.document = Arc::new(IntegrityMetadata(entries.into_iter().collect()));
+        self.item_keys = item_keys;
+        // The collect sorts by path (stable) and keeps the last of equal paths: the longer key.
+        let document: BTreeMap<_, _> = entries.into_iter().collect();
+        stats.files = document.len() as u64;
+        self.document = Arc::new(IntegrityMetadata(document));
         Ok(ScanOutput {
             metadata: Arc::clone(&self.document),
             stats,
@@ -463,14 +465,14 @@ impl MetadataScanner {
     }
 }
 
-/// The `walk_dir` metadata dict of one file.
-fn entry(
-    path: &InstallPath,
+/// The `walk_dir` metadata dict of file `name` in `dir`.
+fn entry_for(
+    dir: &InstallPath,
+    name: &str,
     mtime: Timestamp,
     item_key: &str,
     digest: Option<[u8; 16]>,
 ) -> FileMetadata {
-    let name = path.file_name().unwrap_or_default();
     let mut meta = FileMetadata::plain(
         format_mod_time(mtime),
         item_key,
@@ -480,7 +482,7 @@ fn entry(
         meta.merged = true;
         meta.merge_type = Some(MergeType::from_file_name(name));
         // `dirname + '/' + entry`, where dirname is the walked directory (with its leading '/').
-        meta.merge_name = Some(path.as_str().to_owned());
+        meta.merge_name = Some(format!("{}/{name}", dir.as_str().trim_end_matches('/')));
     }
     meta
 }
@@ -489,10 +491,19 @@ struct Walk<'a, S: ?Sized> {
     storage: &'a S,
     items: &'a ClusterItems,
     request: &'a ScanRequest<'a>,
+    known: &'a BTreeMap<InstallPath, Vec<Known>>,
+    /// The selected items are the previous scan's, in the same order.
+    same_items: bool,
+    want_md5: bool,
     stats: ScanStats,
     failures: Vec<(InstallPath, StorageError)>,
-    /// (path, index of the item, stat), in walk order.
-    found: Vec<(InstallPath, usize, FileStat)>,
+    dirs: Vec<InstallPath>,
+    files: Vec<PlannedFile>,
+    jobs: Vec<HashJob>,
+    /// Files that matched the previous scan exactly.
+    matched: usize,
+    /// No file so far differs from the previous scan.
+    unchanged: bool,
 }
 
 impl<S: Storage + ?Sized> Walk<'_, S> {
@@ -516,6 +527,14 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
                 }
             };
             self.stats.dirs_listed += 1;
+            let dir_index = self.dirs.len();
+            // What the previous scan saw here, merged by name with this listing (both sorted).
+            let mut known = self
+                .known
+                .get(&dir)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .peekable();
             let mut subdirs = Vec::new();
             for (entry, stat) in entries {
                 if self.items.is_excluded(&entry.name) {
@@ -531,31 +550,46 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
                     EntryKind::Symlink => self.stats.skipped_symlinks += 1,
                     EntryKind::Other => self.stats.skipped_special += 1,
                     EntryKind::File => {
-                        if item.files.selects(&entry.name) {
-                            if let (Ok(path), Some(stat)) = (dir.join(&entry.name), stat) {
-                                self.take_file(index, path, stat);
+                        let Some(stat) = stat else { continue };
+                        if !item.files.selects(&entry.name) || !self.keep(stat) {
+                            continue;
+                        }
+                        let mut previous = None;
+                        while let Some(k) = known.peek() {
+                            match k.name.as_str().cmp(entry.name.as_str()) {
+                                Ordering::Less => {
+                                    known.next();
+                                }
+                                Ordering::Equal => {
+                                    previous = known.next();
+                                    break;
+                                }
+                                Ordering::Greater => break,
                             }
                         }
+                        self.plan_file(&dir, dir_index, entry.name, index, stat, previous);
                     }
                 }
             }
+            self.dirs.push(dir);
             // Depth-first in name order, like upstream's recursion.
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
     }
 
-    fn take_file(&mut self, index: usize, path: InstallPath, stat: FileStat) {
-        // Re-check the kind: the entry may have been replaced between listing and stat.
+    /// Whether a listed regular file goes into the document (kind re-checked from the stat, which
+    /// may be newer than the listing; the worker's age filter).
+    fn keep(&mut self, stat: FileStat) -> bool {
         match stat.kind {
             EntryKind::File => {}
             EntryKind::Symlink => {
                 self.stats.skipped_symlinks += 1;
-                return;
+                return false;
             }
             _ => {
                 self.stats.skipped_special += 1;
-                return;
+                return false;
             }
         }
         let now = self.request.now;
@@ -565,8 +599,52 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
         };
         if self.request.node_type == NodeType::Worker && stat.mtime < oldest {
             self.stats.skipped_old += 1;
-            return;
+            return false;
         }
-        self.found.push((path, index, stat));
+        true
+    }
+
+    fn plan_file(
+        &mut self,
+        dir: &InstallPath,
+        dir_index: usize,
+        name: String,
+        item: usize,
+        stat: FileStat,
+        previous: Option<&Known>,
+    ) {
+        let previous = previous.filter(|k| k.size == stat.size && k.mtime == stat.mtime);
+        let exact = previous.is_some_and(|k| {
+            k.settled && self.same_items && k.item == item && k.md5.is_some() == self.want_md5
+        });
+        if exact {
+            self.matched += 1;
+        } else {
+            self.unchanged = false;
+        }
+        let md5 = if !self.want_md5 {
+            None
+        } else if let Some(digest) = previous.filter(|k| k.settled).and_then(|k| k.md5) {
+            self.stats.files_reused += 1;
+            Some(Md5Source::Cached(digest))
+        } else {
+            let index = self.files.len();
+            match dir.join(&name) {
+                Ok(path) => self.jobs.push(HashJob {
+                    index,
+                    path,
+                    size: stat.size,
+                }),
+                Err(_) => return,
+            }
+            Some(Md5Source::Job(index))
+        };
+        self.files.push(PlannedFile {
+            dir: dir_index,
+            name,
+            item,
+            stat,
+            md5,
+        });
     }
 }
