@@ -2,6 +2,11 @@
 //! (missing, extra and changed files, in equal parts), plus the cluster_control.json writing.
 //!
 //! Run: `cargo bench -p wazuh-cluster-sync --bench compare -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Times are the benchmark thread's CPU time (`cpu_time::ThreadTime`): the machine is shared by
+//! several builds, and wall time would measure preemption.
+
+mod support;
 
 use criterion::Criterion;
 use wazuh_cluster_sync::integrity::compare::SyncPlan;
@@ -51,19 +56,21 @@ fn bench_compare(c: &mut Criterion) {
     let mut group = c.benchmark_group("compare_1M");
     group.sample_size(10);
     group.bench_function("sync_plan", |b| {
-        b.iter(|| {
-            let plan = SyncPlan::compare(&master, &worker, &items, "worker1").unwrap();
-            let counts = plan.counts();
-            assert_eq!(
-                (counts.missing, counts.shared, counts.extra),
-                (missing, shared, residue(20))
-            );
-            plan
+        b.iter_custom(|iters| {
+            support::cpu_time(iters, || {
+                let plan = SyncPlan::compare(&master, &worker, &items, "worker1").unwrap();
+                let counts = plan.counts();
+                assert_eq!(
+                    (counts.missing, counts.shared, counts.extra),
+                    (missing, shared, residue(20))
+                );
+                plan
+            })
         })
     });
     let plan = SyncPlan::compare(&master, &worker, &items, "worker1").unwrap();
     group.bench_function("cluster_control_json", |b| {
-        b.iter(|| plan.to_upstream_json())
+        b.iter_custom(|iters| support::cpu_time(iters, || plan.to_upstream_json()))
     });
     group.finish();
 }

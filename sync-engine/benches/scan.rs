@@ -3,6 +3,11 @@
 //! the fs adapter's own bench measures the real file system.
 //!
 //! Run: `cargo bench -p wazuh-cluster-sync --bench scan -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Times are the benchmark thread's CPU time (`cpu_time::ThreadTime`): the machine is shared by
+//! several builds, and wall time would measure preemption.
+
+mod support;
 
 use criterion::{Criterion, Throughput};
 use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
@@ -41,21 +46,25 @@ fn bench_scan(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Bytes((FILES * FILE_SIZE) as u64));
     group.bench_function("cold", |b| {
-        b.iter(|| {
-            let out = MetadataScanner::new()
-                .scan(&storage, &items, &request)
-                .unwrap();
-            assert_eq!(out.stats.files_hashed, FILES as u64);
-            out
+        b.iter_custom(|iters| {
+            support::cpu_time(iters, || {
+                let out = MetadataScanner::new()
+                    .scan(&storage, &items, &request)
+                    .unwrap();
+                assert_eq!(out.stats.files_hashed, FILES as u64);
+                out
+            })
         })
     });
     let mut scanner = MetadataScanner::new();
     scanner.scan(&storage, &items, &request).unwrap();
     group.bench_function("rescan_unchanged", |b| {
-        b.iter(|| {
-            let out = scanner.scan(&storage, &items, &request).unwrap();
-            assert_eq!(out.stats.files_hashed, 0);
-            out
+        b.iter_custom(|iters| {
+            support::cpu_time(iters, || {
+                let out = scanner.scan(&storage, &items, &request).unwrap();
+                assert_eq!(out.stats.files_hashed, 0);
+                out
+            })
         })
     });
     group.finish();
