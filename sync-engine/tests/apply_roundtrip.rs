@@ -39,7 +39,9 @@ fn scan(storage: &MemoryStorage, items: &ClusterItems, node: &str) -> IntegrityM
         node_name: node,
         now: NOW,
     };
-    let output = MetadataScanner::new().scan(storage, items, &request).unwrap();
+    let output = MetadataScanner::new()
+        .scan(storage, items, &request)
+        .unwrap();
     std::sync::Arc::unwrap_or_clone(output.metadata)
 }
 
