@@ -333,3 +333,183 @@ pub fn empty_storage(now: Timestamp) -> MemoryStorage {
     s.set_now(now);
     s
 }
+
+/// A master `Node` driven by hand through raw client `Connection`s (a worker speaking the wire
+/// directly), so tests can send any command and read the exact reply.
+pub struct RawMaster {
+    pub now: Instant,
+    pub node: Node,
+    pub exec: EffectExecutor<MemoryStorage>,
+    pub clients: BTreeMap<PeerId, wazuh_cluster_protocol::connection::Connection>,
+    pub events: Vec<NodeEvent>,
+    pub closed: Vec<PeerId>,
+    /// Effects not run (when `run_effects` is false).
+    pub held: Vec<(
+        wazuh_cluster_sync::roles::EffectId,
+        wazuh_cluster_sync::roles::Effect,
+    )>,
+    pub run_effects: bool,
+}
+
+impl RawMaster {
+    pub fn new(t0: Instant, config: NodeConfig) -> Self {
+        let unix = Timestamp::from_secs(UNIX0 as i64);
+        let exec = EffectExecutor::new(master_storage(unix), &config);
+        let node = Node::new(config, 7, t0);
+        let mut raw = RawMaster {
+            now: t0,
+            node,
+            exec,
+            clients: BTreeMap::new(),
+            events: Vec::new(),
+            closed: Vec::new(),
+            held: Vec::new(),
+            run_effects: true,
+        };
+        raw.pump();
+        raw
+    }
+
+    pub fn connect(&mut self, peer: u64, addr: &str) -> PeerId {
+        use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Side};
+        use wazuh_cluster_protocol::rng::Rng;
+        let peer = PeerId(peer);
+        let key = ClusterKey::new(KEY).unwrap();
+        let mut config =
+            ConnectionConfig::new(Profile::V3_9, Some(key), WallClock::new(self.now, UNIX0));
+        // Tests send keepalives themselves (`echo-c`), so silence can be tested.
+        config.keep_alive = Duration::from_secs(1_000_000);
+        let mut conn = Connection::new(config, Side::Client, Rng::from_seed(peer.0), self.now);
+        // The raw client plays a worker: let it receive master requests without a hello gate.
+        conn.set_authenticated(self.now);
+        self.clients.insert(peer, conn);
+        self.node
+            .handle_connected(self.now, peer, addr, Origin::Incoming);
+        self.pump();
+        peer
+    }
+
+    /// Moves bytes both ways and runs effects until quiet.
+    pub fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.node.poll_output() {
+                moved = true;
+                match out {
+                    Output::Transmit { peer, bytes } => {
+                        if let Some(c) = self.clients.get_mut(&peer) {
+                            c.handle_input(self.now, &bytes);
+                        }
+                    }
+                    Output::Effect { id, effect } => {
+                        if self.run_effects {
+                            let unix = self.node.unix_time(self.now);
+                            let result = self.exec.execute(&effect, unix);
+                            self.node.handle_effect_done(self.now, id, result);
+                        } else {
+                            self.held.push((id, effect));
+                        }
+                    }
+                    Output::Close { peer } => {
+                        self.clients.remove(&peer);
+                        self.closed.push(peer);
+                    }
+                    Output::Event(e) => self.events.push(e),
+                    Output::Connect { .. } => panic!("a master does not dial"),
+                }
+            }
+            for (peer, c) in &mut self.clients {
+                while let Some(bytes) = c.poll_transmit() {
+                    moved = true;
+                    self.node.handle_input(self.now, *peer, &bytes);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Sends a request from client `peer` and returns the reply (command, payload).
+    pub fn ask(&mut self, peer: PeerId, command: &str, payload: &[u8]) -> (String, Bytes) {
+        use wazuh_cluster_protocol::connection::Event;
+        use wazuh_cluster_protocol::frame::Command;
+        use wazuh_cluster_protocol::message::Reply;
+        let cmd = Command::new(Profile::V3_9, command.as_bytes()).unwrap();
+        let counter = self
+            .clients
+            .get_mut(&peer)
+            .unwrap()
+            .send_request(self.now, cmd, payload)
+            .unwrap();
+        self.pump();
+        let Some(c) = self.clients.get_mut(&peer) else {
+            return ("closed".to_owned(), Bytes::new());
+        };
+        let mut found = None;
+        let mut others = Vec::new();
+        while let Some(event) = c.poll_event() {
+            match event {
+                Event::Response {
+                    counter: k, reply, ..
+                } if k == counter => {
+                    found = Some(match reply {
+                        Reply::Ok(p) => ("ok".to_owned(), p),
+                        Reply::Err(p) => ("err".to_owned(), p),
+                        Reply::OkFromMaster(p) => ("ok-m".to_owned(), p),
+                        other => ("other".to_owned(), other.payload().clone()),
+                    });
+                }
+                other => others.push(other),
+            }
+        }
+        found.unwrap_or_else(|| panic!("no reply to {command}; events {others:?}"))
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            let next = self
+                .node
+                .poll_timeout()
+                .into_iter()
+                .chain(self.clients.values().filter_map(|c| c.poll_timeout()))
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.node.handle_timeout(self.now);
+                    for c in self.clients.values_mut() {
+                        c.handle_timeout(self.now);
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    /// Registers `name` from `addr` with a good hello.
+    pub fn join(&mut self, peer: u64, name: &str, addr: &str) -> PeerId {
+        let peer = self.connect(peer, addr);
+        let reply = self.ask(
+            peer,
+            "hello",
+            format!("{name} wazuh worker 3.9.5").as_bytes(),
+        );
+        assert_eq!(
+            reply,
+            ("ok".to_owned(), Bytes::from(format!("Client {name} added")))
+        );
+        peer
+    }
+
+    /// Events other than the periodic recalculation.
+    pub fn take_events(&mut self) -> Vec<NodeEvent> {
+        std::mem::take(&mut self.events)
+            .into_iter()
+            .filter(|e| !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
+            .collect()
+    }
+}

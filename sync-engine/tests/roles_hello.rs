@@ -1,0 +1,196 @@
+//! The master's `hello`: upstream 3.9.5's checks in its order with its exact texts, our node-name
+//! rule, nothing served before a good `hello`, registration only after every check, and a
+//! reconnecting worker replacing its stale session.
+
+mod roles_support;
+
+use bytes::Bytes;
+use roles_support::*;
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, PeerId, hello_text};
+
+fn err(text: &str) -> (String, Bytes) {
+    ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn master() -> RawMaster {
+    let t0 = origin();
+    RawMaster::new(t0, config(NodeType::Master, "master01", t0))
+}
+
+#[test]
+fn each_check_answers_upstream_text_and_registers_nobody() {
+    let mut m = master();
+    let peer = m.connect(1, "10.0.0.2:40001");
+    let cases: [(&str, &str); 8] = [
+        ("worker1 other worker 3.9.5", hello_text::OTHER_CLUSTER),
+        ("worker1 wazuh worker 3.9.4", hello_text::OTHER_VERSION),
+        ("master01 wazuh worker 3.9.5", hello_text::SAME_AS_MASTER),
+        // The cluster check overwrites the name checks (3.9.5), and comes before the version.
+        ("master01 other worker 3.9.4", hello_text::OTHER_CLUSTER),
+        ("master01 wazuh worker 4.9.2", hello_text::OTHER_VERSION),
+        (
+            "worker1 wazuh worker",
+            "not enough values to unpack (expected 4, got 3)",
+        ),
+        (
+            "worker1 wazuh worker 3.9.5 extra",
+            "too many values to unpack (expected 4)",
+        ),
+        (".hidden wazuh worker 3.9.5", hello_text::BAD_NAME),
+    ];
+    for (payload, text) in cases {
+        assert_eq!(
+            m.ask(peer, "hello", payload.as_bytes()),
+            err(text),
+            "{payload}"
+        );
+        assert_eq!(m.node.workers(), Vec::<String>::new(), "{payload}");
+    }
+    let events = m.take_events();
+    assert_eq!(events.len(), cases.len());
+    assert_eq!(
+        events[0],
+        NodeEvent::HelloRefused {
+            peer,
+            reply: hello_text::OTHER_CLUSTER.to_owned()
+        }
+    );
+}
+
+#[test]
+fn node_name_rule() {
+    let mut m = master();
+    let peer = m.connect(1, "10.0.0.2:40001");
+    let long = "a".repeat(65);
+    for bad in ["../x", "a/b", &long, "w\u{e9}", "w*1"] {
+        let payload = format!("{bad} wazuh worker 3.9.5");
+        assert_eq!(
+            m.ask(peer, "hello", payload.as_bytes()),
+            err(hello_text::BAD_NAME),
+            "{bad}"
+        );
+    }
+    let ok = "A-z_0.9".to_owned() + &"x".repeat(57);
+    assert_eq!(ok.len(), 64);
+    let reply = m.ask(peer, "hello", format!("{ok} wazuh worker 3.9.5").as_bytes());
+    assert_eq!(
+        reply,
+        ("ok".to_owned(), Bytes::from(format!("Client {ok} added")))
+    );
+    assert_eq!(m.node.workers(), vec![ok]);
+}
+
+#[test]
+fn nothing_but_hello_and_keepalive_before_hello() {
+    let mut m = master();
+    let peer = m.connect(1, "10.0.0.2:40001");
+    for cmd in [
+        "sync_i_w_m_p",
+        "sync_i_w_m",
+        "get_nodes",
+        "get_health",
+        "new_file",
+        "dapi",
+    ] {
+        assert_eq!(
+            m.ask(peer, cmd, b"null"),
+            err("Command not allowed before hello"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(
+        m.ask(peer, "echo-c", b"keepalive"),
+        ("ok-m".to_owned(), Bytes::from_static(b"keepalive"))
+    );
+    assert_eq!(m.node.workers(), Vec::<String>::new());
+}
+
+#[test]
+fn duplicate_from_another_host_is_refused_and_from_the_same_host_replaces() {
+    let mut m = master();
+    let first = m.join(1, "worker1", "10.0.0.2:40001");
+    m.take_events();
+
+    let other = m.connect(2, "10.0.0.3:40002");
+    assert_eq!(
+        m.ask(other, "hello", b"worker1 wazuh worker 3.9.5"),
+        err(hello_text::ALREADY_PRESENT)
+    );
+    // The version check overwrites the duplicate result, as upstream.
+    assert_eq!(
+        m.ask(other, "hello", b"worker1 wazuh worker 3.9.4"),
+        err(hello_text::OTHER_VERSION)
+    );
+    assert_eq!(m.node.worker_peer("worker1"), Some(first));
+
+    let again = m.connect(3, "10.0.0.2:40003");
+    let reply = m.ask(again, "hello", b"worker1 wazuh worker 3.9.5");
+    assert_eq!(
+        reply,
+        ("ok".to_owned(), Bytes::from_static(b"Client worker1 added"))
+    );
+    assert_eq!(m.node.worker_peer("worker1"), Some(again));
+    assert_eq!(m.closed, vec![first]);
+    assert_eq!(
+        m.take_events(),
+        [
+            NodeEvent::HelloRefused {
+                peer: other,
+                reply: hello_text::ALREADY_PRESENT.to_owned()
+            },
+            NodeEvent::HelloRefused {
+                peer: other,
+                reply: hello_text::OTHER_VERSION.to_owned()
+            },
+            NodeEvent::WorkerLeft {
+                name: "worker1".into(),
+                reason: CloseReason::Replaced
+            },
+            NodeEvent::WorkerJoined {
+                name: "worker1".into(),
+                addr: "10.0.0.2:40003".into()
+            },
+        ]
+    );
+    assert_eq!(
+        m.node.peers().collect::<Vec<_>>(),
+        vec![PeerId(2), PeerId(3)]
+    );
+}
+
+#[test]
+fn get_nodes_and_get_health_reply_in_3_9_5_shape() {
+    let mut m = master();
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    let args = br#"{"filter_node": null, "offset": 0, "limit": 500, "sort": null, "search": null, "select": null, "filter_type": "all"}"#;
+    assert_eq!(
+        m.ask(peer, "get_nodes", args),
+        (
+            "ok".to_owned(),
+            Bytes::from_static(
+                br#"{"totalItems": 2, "items": [{"name": "master01", "type": "master", "version": "3.9.5", "ip": "10.0.0.1"}, {"name": "worker1", "type": "worker", "version": "3.9.5", "ip": "10.0.0.2"}]}"#
+            )
+        )
+    );
+    let worker_only = br#"{"filter_type": "worker", "select": {"fields": ["ip", "name"]}}"#;
+    assert_eq!(
+        m.ask(peer, "get_nodes", worker_only).1,
+        Bytes::from_static(
+            br#"{"totalItems": 1, "items": [{"name": "worker1", "ip": "10.0.0.2"}]}"#
+        )
+    );
+    let worker = r#""worker1": {"info": {"name": "worker1", "type": "worker", "version": "3.9.5", "ip": "10.0.0.2", "n_active_agents": 0}, "status": {"sync_integrity_free": true, "last_sync_integrity": {"date_start_master": "n/a", "date_end_master": "n/a", "total_files": {"missing": 0, "shared": 0, "extra": 0, "extra_valid": 0}}, "sync_agentinfo_free": true, "last_sync_agentinfo": {"date_start_master": "n/a", "date_end_master": "n/a", "total_agentinfo": 0}, "sync_extravalid_free": true, "last_sync_agentgroups": {"date_start_master": "n/a", "date_end_master": "n/a", "total_agentgroups": 0}, "last_keep_alive": "2026-11-26 08:48:40"}}"#;
+    let master = r#""master01": {"info": {"name": "master01", "type": "master", "version": "3.9.5", "ip": "10.0.0.1", "n_active_agents": 0}}"#;
+    assert_eq!(
+        m.ask(peer, "get_health", b"null").1,
+        Bytes::from(format!(
+            r#"{{"n_connected_nodes": 1, "nodes": {{{worker}, {master}}}}}"#
+        ))
+    );
+    assert_eq!(
+        m.ask(peer, "get_health", br#"["worker1"]"#).1,
+        Bytes::from(format!(
+            r#"{{"n_connected_nodes": 1, "nodes": {{{worker}}}}}"#
+        ))
+    );
+}

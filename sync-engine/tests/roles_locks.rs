@@ -1,0 +1,219 @@
+//! The master's per-worker locks: released on completion, on the worker's error report, on
+//! connection loss and after `timeout_receiving_file` without the file; texts of the `_e` and
+//! `_r` replies as upstream.
+
+mod roles_support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use roles_support::*;
+use wazuh_cluster_sync::roles::{
+    CloseReason, LockRelease, NodeEvent, NodeType, SyncKind, sync_text,
+};
+
+fn ok(text: &str) -> (String, Bytes) {
+    ("ok".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn err(text: &str) -> (String, Bytes) {
+    ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn master_with_task() -> (RawMaster, wazuh_cluster_sync::roles::PeerId, String) {
+    let t0 = origin();
+    let mut m = RawMaster::new(t0, config(NodeType::Master, "master01", t0));
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+    let (cmd, task) = m.ask(peer, "sync_i_w_m", b"");
+    assert_eq!(cmd, "ok");
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("False"));
+    assert_eq!(
+        m.node.lock_free("worker1", SyncKind::Integrity),
+        Some(false)
+    );
+    m.take_events();
+    (m, peer, String::from_utf8(task.to_vec()).unwrap())
+}
+
+fn released(cause: LockRelease, error: &str) -> Vec<NodeEvent> {
+    vec![
+        NodeEvent::LockReleased {
+            worker: "worker1".into(),
+            kind: SyncKind::Integrity,
+            cause,
+        },
+        NodeEvent::SyncFailed {
+            kind: SyncKind::Integrity,
+            worker: "worker1".into(),
+            error: error.into(),
+        },
+    ]
+}
+
+#[test]
+fn task_ids_are_decimal_and_a_second_task_is_refused() {
+    let (mut m, peer, task) = master_with_task();
+    assert!(task.parse::<u64>().unwrap() <= 1 << 32, "{task}");
+    assert_eq!(m.ask(peer, "sync_i_w_m", b""), err(sync_text::BUSY));
+    // The other kinds have their own locks.
+    assert_eq!(m.ask(peer, "sync_a_w_m_p", b""), ok("True"));
+}
+
+#[test]
+fn end_with_bad_payloads_answers_upstream_texts() {
+    let (mut m, peer, task) = master_with_task();
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", b"nospace"),
+        err(sync_text::TASK_NOT_RECEIVED)
+    );
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", b"999 /queue/cluster/worker1/x.zip"),
+        err(sync_text::TASK_UNKNOWN)
+    );
+    // A file that never arrived: accepted as upstream does, then the sync fails and frees the lock.
+    let end = format!("{task} /queue/cluster/worker1/never.zip");
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED)
+    );
+    assert_eq!(
+        m.take_events(),
+        released(
+            LockRelease::Failed,
+            "file \"/queue/cluster/worker1/never.zip\" was not received"
+        )
+    );
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+}
+
+#[test]
+fn worker_error_report_releases_the_lock() {
+    let (mut m, peer, _) = master_with_task();
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_r", b"boom"),
+        ok(sync_text::ERROR_RECEIVED)
+    );
+    assert_eq!(
+        m.take_events(),
+        released(LockRelease::Failed, "worker reported: boom")
+    );
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+}
+
+#[test]
+fn task_end_error_releases_the_lock() {
+    let (mut m, peer, task) = master_with_task();
+    let end = format!("{task} Error");
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED)
+    );
+    assert_eq!(
+        m.take_events(),
+        released(
+            LockRelease::Failed,
+            "worker files weren't correctly received"
+        )
+    );
+    assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
+}
+
+#[test]
+fn connection_loss_releases_the_lock() {
+    let (mut m, peer, _) = master_with_task();
+    let now = m.now;
+    m.node.handle_closed(now, peer);
+    m.pump();
+    let mut expected = released(LockRelease::ConnectionLost, "connection lost");
+    expected.push(NodeEvent::WorkerLeft {
+        name: "worker1".into(),
+        reason: CloseReason::Lost,
+    });
+    assert_eq!(m.take_events(), expected);
+    assert_eq!(m.node.workers(), Vec::<String>::new());
+}
+
+#[test]
+fn missing_file_releases_the_lock_at_timeout_receiving_file() {
+    let (mut m, peer, task) = master_with_task();
+    m.advance(Duration::from_secs(119));
+    assert_eq!(m.ask(peer, "echo-c", b"keepalive").0, "ok-m");
+    assert_eq!(
+        m.node.lock_free("worker1", SyncKind::Integrity),
+        Some(false)
+    );
+    m.take_events();
+    m.advance(Duration::from_secs(1));
+    assert_eq!(
+        m.take_events(),
+        released(LockRelease::TimedOut, "timeout receiving the worker's file")
+    );
+    assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
+    // The late end names a task that no longer exists.
+    let end = format!("{task} /queue/cluster/worker1/late.zip");
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
+        err(sync_text::TASK_UNKNOWN)
+    );
+}
+
+#[test]
+fn silent_worker_is_dropped_after_max_allowed_time_without_keepalive() {
+    let (mut m, _peer, _) = master_with_task();
+    // The check runs every 60 s from the start; 120 s of silence is allowed, not more.
+    m.advance(Duration::from_secs(179));
+    assert_eq!(m.node.workers(), vec!["worker1".to_owned()]);
+    m.advance(Duration::from_secs(1));
+    let events = m.take_events();
+    assert_eq!(
+        events.last(),
+        Some(&NodeEvent::WorkerLeft {
+            name: "worker1".into(),
+            reason: CloseReason::KeepaliveTimeout
+        })
+    );
+    assert_eq!(m.node.workers(), Vec::<String>::new());
+}
+
+#[test]
+fn pending_disk_bytes_are_bounded() {
+    let t0 = origin();
+    let mut cfg = config(NodeType::Master, "master01", t0);
+    cfg.limits.max_pending_disk_bytes = 64 * 1024;
+    let mut m = RawMaster::new(t0, cfg);
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    m.run_effects = false;
+    let path = "/queue/cluster/worker1/big.zip";
+    assert_eq!(
+        m.ask(peer, "new_file", path.as_bytes()),
+        (
+            "ok".to_owned(),
+            Bytes::from_static(b"Ready to receive new file")
+        )
+    );
+    let chunk = vec![7u8; 16 * 1024];
+    let mut payload = format!("{path} ").into_bytes();
+    payload.extend_from_slice(&chunk);
+    for i in 0..4 {
+        assert!(m.node.wants_input(peer), "chunk {i}");
+        assert_eq!(m.ask(peer, "file_upd", &payload).0, "ok");
+    }
+    // 4 chunks wait for the disk (the BeginFile effect is held): the node asks to stop reading.
+    assert!(!m.node.wants_input(peer));
+    for i in 0..4 {
+        let _ = m.ask(peer, "file_upd", &payload);
+        assert!(m.closed.is_empty(), "chunk {i}: {:?}", m.take_events());
+    }
+    assert!(m.closed.is_empty());
+    assert_eq!(m.ask(peer, "file_upd", &payload).0, "closed");
+    // Twice the bound: the connection is closed rather than buffering more.
+    assert_eq!(m.closed, vec![peer]);
+    assert_eq!(
+        m.take_events().last(),
+        Some(&NodeEvent::WorkerLeft {
+            name: "worker1".into(),
+            reason: CloseReason::Overloaded
+        })
+    );
+}
