@@ -79,6 +79,8 @@ pub mod text {
     /// Our `err` payload when a `new_str` declares more than the configured bound (HEAD's text; 3.9.5
     /// has no bound).
     pub const STRING_TOO_LARGE: &[u8] = b"Requested size exceeds maximum allowed limit";
+    /// Our `err` payload when a `new_str` would make the strings held exceed their aggregate bound.
+    pub const STRINGS_TOTAL_TOO_LARGE: &[u8] = b"Strings in flight exceed the allowed total size";
     /// Our `err` payload when a peer opens more transfers than the configured bound.
     pub const TOO_MANY_TRANSFERS: &[u8] = b"Too many concurrent transfers";
     /// Our `err` payload to a request refused before `hello` (upstream has no such gate).

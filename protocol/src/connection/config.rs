@@ -86,6 +86,10 @@ pub struct ConnectionConfig {
     pub max_incoming_strings: usize,
     /// Most bytes one incoming long string may declare (64 MiB; upstream 3.9.5: unbounded).
     pub max_string_size: u64,
+    /// Most bytes all incoming long strings held at once may declare together (128 MiB). The
+    /// declared length is reserved at `new_str` and released when the string is claimed, expires
+    /// or the connection closes; a `new_str` beyond it is answered `err`.
+    pub max_incoming_strings_bytes: u64,
     /// An incoming string is dropped this long after its last chunk (or its completion) unless it
     /// is claimed with [`take_string`](super::Connection::take_string).
     pub string_timeout: Duration,
@@ -130,6 +134,7 @@ impl ConnectionConfig {
             max_file_path_len: 4096,
             max_incoming_strings: 16,
             max_string_size: 64 << 20,
+            max_incoming_strings_bytes: 128 << 20,
             string_timeout: Duration::from_secs(120),
             max_outgoing_transfers: 64,
             payload_timeout: Duration::from_secs(30),

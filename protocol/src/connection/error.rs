@@ -103,6 +103,19 @@ pub enum PeerError {
         /// The bound.
         limit: u64,
     },
+    /// A `new_str` would make the declared lengths of the strings held exceed
+    /// `max_incoming_strings_bytes`.
+    #[error(
+        "string of {declared} bytes refused: {reserved} bytes already reserved by strings in flight (limit {limit})"
+    )]
+    StringsTotalTooLarge {
+        /// Declared length of the refused string.
+        declared: u64,
+        /// Sum of the declared lengths of the strings already held.
+        reserved: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// The peer opened more strings than `max_incoming_strings`.
     #[error("too many incoming strings (limit {limit})")]
     TooManyStrings {

@@ -197,6 +197,7 @@ impl Connection {
             incoming_strings: IncomingStrings::new(
                 config.max_incoming_strings,
                 config.max_string_size,
+                config.max_incoming_strings_bytes,
                 config.string_timeout,
             ),
             outgoing_files: BTreeMap::new(),
@@ -266,6 +267,12 @@ impl Connection {
     /// Incoming long strings held (in flight or complete and unclaimed).
     pub fn incoming_strings(&self) -> usize {
         self.incoming_strings.len()
+    }
+
+    /// Sum of the lengths declared by the incoming long strings held (bounded by
+    /// [`ConnectionConfig::max_incoming_strings_bytes`]).
+    pub fn incoming_strings_reserved(&self) -> u64 {
+        self.incoming_strings.reserved()
     }
 
     /// Whether the connection is closed (no more input is processed, no command accepted).

@@ -3,8 +3,11 @@
 //!
 //! Why bounded and expiring: upstream 3.9.5 allocates whatever length the peer declares and never
 //! frees a string. Here a string may declare at most `max_string_size` bytes, at most
-//! `max_incoming_strings` are held at once, memory grows with the bytes actually received (never
-//! with the declared length), and a string nobody claims is dropped after `string_timeout`.
+//! `max_incoming_strings` are held at once, the declared lengths of the strings held add up to at
+//! most `max_incoming_strings_bytes` (the per-string and count bounds alone would let a peer park
+//! 16 × 64 MiB = 1 GiB; the declared length is reserved at `new_str`, so the aggregate bound holds
+//! however the chunks arrive), memory grows with the bytes actually received (never with the
+//! declared length), and a string nobody claims is dropped after `string_timeout`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -71,15 +74,26 @@ pub(crate) struct IncomingStrings {
     strings: BTreeMap<u32, IncomingString>,
     max_strings: usize,
     max_size: u64,
+    /// Bound on `reserved`.
+    max_total: u64,
+    /// Sum of the declared lengths of the strings held (released on take, expiry and clear).
+    reserved: u64,
     timeout: Duration,
 }
 
 impl IncomingStrings {
-    pub(crate) fn new(max_strings: usize, max_size: u64, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        max_strings: usize,
+        max_size: u64,
+        max_total: u64,
+        timeout: Duration,
+    ) -> Self {
         IncomingStrings {
             strings: BTreeMap::new(),
             max_strings,
             max_size,
+            max_total,
+            reserved: 0,
             timeout,
         }
     }
@@ -99,6 +113,16 @@ impl IncomingStrings {
             };
             return StrOutcome::Refused(text::TOO_MANY_TRANSFERS.to_vec(), Some(error));
         }
+        // `total <= max_size` and `reserved <= max_total`: neither sum can overflow a u64 for any
+        // bound that fits in memory, but saturate anyway so a huge configuration cannot wrap.
+        if self.reserved.saturating_add(total) > self.max_total {
+            let error = PeerError::StringsTotalTooLarge {
+                declared: total,
+                reserved: self.reserved,
+                limit: self.max_total,
+            };
+            return StrOutcome::Refused(text::STRINGS_TOTAL_TOO_LARGE.to_vec(), Some(error));
+        }
         let id = loop {
             let candidate = rng.next_u32();
             if !self.strings.contains_key(&candidate) {
@@ -106,6 +130,7 @@ impl IncomingStrings {
             }
         };
         // `total <= max_size`, which fits in memory by configuration.
+        self.reserved += total;
         let total = usize::try_from(total).unwrap_or(usize::MAX);
         let expires = now + self.timeout;
         self.strings.insert(
@@ -149,7 +174,7 @@ impl IncomingStrings {
         if string.data.len() != string.total {
             return None;
         }
-        self.strings.remove(&id).map(|s| Bytes::from(s.data))
+        self.remove(id).map(|s| Bytes::from(s.data))
     }
 
     /// The earliest expiry.
@@ -164,7 +189,7 @@ impl IncomingStrings {
             .iter()
             .find(|(_, s)| s.expires <= now)
             .map(|(&id, _)| id)?;
-        self.strings.remove(&id);
+        self.remove(id);
         Some(id)
     }
 
@@ -172,8 +197,21 @@ impl IncomingStrings {
         self.strings.len()
     }
 
+    /// Sum of the declared lengths of the strings held.
+    pub(crate) fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
     pub(crate) fn clear(&mut self) {
         self.strings.clear();
+        self.reserved = 0;
+    }
+
+    /// Removes a string and releases its reservation.
+    fn remove(&mut self, id: u32) -> Option<IncomingString> {
+        let string = self.strings.remove(&id)?;
+        self.reserved -= string.total as u64;
+        Some(string)
     }
 
     /// Looks an id up by its exact bytes, as upstream's dict of bytes keys does: `0123` is not
@@ -205,7 +243,7 @@ mod tests {
     fn incoming_strings_are_bounded_and_drop_extra_bytes() {
         let t0 = super::super::test_origin();
         let mut rng = Rng::from_seed(5);
-        let mut strings = IncomingStrings::new(1, 10, Duration::from_secs(3));
+        let mut strings = IncomingStrings::new(1, 10, 100, Duration::from_secs(3));
         assert_eq!(
             strings.open(11, t0, &mut rng),
             StrOutcome::Refused(
@@ -257,7 +295,7 @@ mod tests {
     fn unclaimed_strings_expire() {
         let t0 = super::super::test_origin();
         let mut rng = Rng::from_seed(5);
-        let mut strings = IncomingStrings::new(2, 10, Duration::from_secs(3));
+        let mut strings = IncomingStrings::new(2, 10, 100, Duration::from_secs(3));
         let StrOutcome::Ok(id, Some(key)) = strings.open(0, t0, &mut rng) else {
             panic!()
         };
@@ -265,5 +303,45 @@ mod tests {
         assert_eq!(strings.pop_expired(t0 + Duration::from_millis(2999)), None);
         assert_eq!(strings.pop_expired(t0 + Duration::from_secs(3)), Some(key));
         assert_eq!(strings.take(key), None);
+    }
+
+    #[test]
+    fn declared_lengths_are_reserved_against_the_aggregate_bound() {
+        let t0 = super::super::test_origin();
+        let mut rng = Rng::from_seed(9);
+        let mut strings = IncomingStrings::new(4, 10, 15, Duration::from_secs(3));
+        let StrOutcome::Ok(_, None) = strings.open(10, t0, &mut rng) else {
+            panic!()
+        };
+        assert_eq!(strings.reserved(), 10);
+        assert_eq!(
+            strings.open(6, t0, &mut rng),
+            StrOutcome::Refused(
+                text::STRINGS_TOTAL_TOO_LARGE.to_vec(),
+                Some(PeerError::StringsTotalTooLarge {
+                    declared: 6,
+                    reserved: 10,
+                    limit: 15
+                })
+            )
+        );
+        let StrOutcome::Ok(id, None) = strings.open(5, t0, &mut rng) else {
+            panic!()
+        };
+        assert_eq!(strings.reserved(), 15, "exactly at the bound is accepted");
+        let key: u32 = String::from_utf8(id.clone()).unwrap().parse().unwrap();
+        assert_eq!(
+            strings.update(&id, b"12345", t0),
+            StrOutcome::Ok(b"Chunk received".to_vec(), Some(key))
+        );
+        assert_eq!(strings.take(key), Some(Bytes::from_static(b"12345")));
+        assert_eq!(strings.reserved(), 10, "taking releases the reservation");
+        assert!(strings.pop_expired(t0 + Duration::from_secs(3)).is_some());
+        assert_eq!(strings.reserved(), 0, "expiry releases the reservation");
+        let StrOutcome::Ok(_, None) = strings.open(10, t0, &mut rng) else {
+            panic!()
+        };
+        strings.clear();
+        assert_eq!(strings.reserved(), 0);
     }
 }
