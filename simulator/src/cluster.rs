@@ -27,7 +27,7 @@ use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 
 use crate::clock::VirtualTime;
 use crate::sim::{NodeIdx, RunError, SetupError, Sim, SimConfig};
-use crate::tree::{FileState, owned_files};
+use crate::tree::{FileState, integrity_diff, owned_files};
 
 type Tune = Box<dyn Fn(&mut NodeConfig)>;
 
@@ -139,16 +139,8 @@ impl Cluster {
     /// Paths whose content differs between the master and worker `w` among master-owned files
     /// (missing on either side included), sorted.
     pub fn integrity_diff(&self, w: NodeIdx) -> Vec<InstallPath> {
-        let master = self.master_owned(self.master);
-        let worker = self.master_owned(w);
-        let mut diff: Vec<InstallPath> = master
-            .iter()
-            .filter(|(p, f)| worker.get(*p).is_none_or(|g| g.data != f.data))
-            .map(|(p, _)| p.clone())
-            .collect();
-        diff.extend(worker.keys().filter(|p| !master.contains_key(*p)).cloned());
-        diff.sort();
-        diff
+        let items = &self.sim.node(self.master).config().items;
+        integrity_diff(self.sim.storage(self.master), self.sim.storage(w), items)
     }
 
     /// True when every worker's master-owned files have the master's content.
@@ -170,19 +162,8 @@ impl Cluster {
 
 /// [`Cluster::integrity_converged`] on a bare simulation.
 pub fn converged(sim: &Sim, master: NodeIdx, workers: &[NodeIdx]) -> bool {
-    let owned = |n: NodeIdx| {
-        owned_files(
-            sim.storage(n),
-            &sim.node(n).config().items,
-            ItemsSide::Master,
-        )
-    };
-    let reference = owned(master);
-    workers.iter().all(|&w| {
-        let worker = owned(w);
-        worker.len() == reference.len()
-            && reference
-                .iter()
-                .all(|(p, f)| worker.get(p).is_some_and(|g| g.data == f.data))
-    })
+    let items = &sim.node(master).config().items;
+    workers
+        .iter()
+        .all(|&w| integrity_diff(sim.storage(master), sim.storage(w), items).is_empty())
 }

@@ -20,6 +20,10 @@ use crate::net::{LinkId, Side};
 /// How many plaintext bytes of each frame the tap keeps (the recording kept 4096 too).
 pub const PREVIEW_LEN: usize = 4096;
 
+/// Payloads longer than this on the wire are not opened (file chunks of a big package): the
+/// tap keeps their header only, so watching a 200 MiB transfer costs no second decryption.
+pub const MAX_OPENED_PAYLOAD: usize = 256 * 1024;
+
 /// One frame seen on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapFrame {
@@ -35,12 +39,13 @@ pub struct TapFrame {
     pub counter: u32,
     /// Command name (`ok-m` for the `ok-m ------` field, as the recording writes it).
     pub command: String,
-    /// Plaintext length.
-    pub plain_len: usize,
-    /// The first [`PREVIEW_LEN`] plaintext bytes (the whole payload when it did not decrypt).
+    /// Payload length on the wire (the Fernet token).
+    pub wire_len: usize,
+    /// Plaintext length; `None` when the payload was not opened (see [`MAX_OPENED_PAYLOAD`]) or
+    /// did not decrypt.
+    pub plain_len: Option<usize>,
+    /// The first [`PREVIEW_LEN`] plaintext bytes (empty when not opened).
     pub preview: Vec<u8>,
-    /// False when the payload was not a valid token under the cluster key.
-    pub decrypted: bool,
 }
 
 impl TapFrame {
@@ -87,13 +92,15 @@ impl Tap {
         // A decoding error means the stream is garbage from here on; the node under test reports
         // it, the tap simply stops decoding that direction.
         while let Ok(Some(frame)) = decoder.decode_buf(buf) {
-            let (plain, decrypted) = match &self.fernet {
-                Some(f) => match f.decrypt(&frame.payload) {
-                    Ok(p) => (p, true),
-                    Err(_) => (frame.payload.to_vec(), false),
-                },
-                None => (frame.payload.to_vec(), true),
+            let plain = if frame.payload.len() > MAX_OPENED_PAYLOAD {
+                None
+            } else {
+                match &self.fernet {
+                    Some(f) => f.decrypt(&frame.payload).ok(),
+                    None => Some(frame.payload.to_vec()),
+                }
             };
+            let plain = plain.as_deref();
             let command = String::from_utf8_lossy(frame.command.name()).into_owned();
             self.frames.push(TapFrame {
                 at,
@@ -102,9 +109,9 @@ impl Tap {
                 to: names.1.to_owned(),
                 counter: frame.counter,
                 command,
-                plain_len: plain.len(),
-                preview: plain[..plain.len().min(PREVIEW_LEN)].to_vec(),
-                decrypted,
+                wire_len: frame.payload.len(),
+                plain_len: plain.map(<[u8]>::len),
+                preview: plain.map_or_else(Vec::new, |p| p[..p.len().min(PREVIEW_LEN)].to_vec()),
             });
         }
     }

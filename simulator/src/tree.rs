@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
-use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry};
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::{InstallPath, PathError};
-use wazuh_cluster_sync::integrity::storage::{StorageError, Timestamp};
+use wazuh_cluster_sync::integrity::storage::{
+    EntryKind, FileStat, Storage, StorageError, Timestamp,
+};
 
 /// One file of a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,26 +70,105 @@ pub struct FileState {
     pub mtime: Timestamp,
 }
 
-/// The regular files of `storage` that integrity items owned by `side` select, by path: for
-/// `NodeType::Master`, what the master keeps equal on workers (item source, file names,
-/// exclusions). Worker-owned items name their merged file (`agent-info.merged`), not the files
-/// in their directory, so for `NodeType::Worker` every non-excluded file below such an item
-/// counts.
-pub fn owned_files(
-    storage: &MemoryStorage,
+/// The regular files of `storage` that integrity items owned by `side` select, with their
+/// lstat, by path: for `NodeType::Master`, what the master keeps equal on workers (item source,
+/// file names, exclusions). Worker-owned items name their merged file (`agent-info.merged`), not
+/// the files in their directory, so for `NodeType::Worker` every non-excluded file below such an
+/// item counts.
+///
+/// Walks the storage through the [`Storage`] trait and reads no content, so a convergence check
+/// on a node holding a 200 MiB file costs a walk, not a copy.
+pub fn owned_stats<S: Storage>(
+    storage: &S,
+    items: &ClusterItems,
+    side: NodeType,
+) -> BTreeMap<InstallPath, FileStat> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![InstallPath::root()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = storage.list_dir_stat(&dir) else {
+            continue;
+        };
+        for (entry, stat) in entries {
+            let Ok(path) = dir.join(&entry.name) else {
+                continue;
+            };
+            match (entry.kind, stat) {
+                (EntryKind::Dir, _) => dirs.push(path),
+                (EntryKind::File, Some(stat)) if is_owned(&path, items, side) => {
+                    out.insert(path, stat);
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// [`owned_stats`] with each file's content (for assertions on small trees).
+pub fn owned_files<S: Storage>(
+    storage: &S,
     items: &ClusterItems,
     side: NodeType,
 ) -> BTreeMap<InstallPath, FileState> {
-    storage
-        .snapshot()
+    owned_stats(storage, items, side)
         .into_iter()
-        .filter_map(|(path, entry)| match entry {
-            SnapshotEntry::File { data, mode, mtime } if is_owned(&path, items, side) => {
-                Some((path, FileState { data, mode, mtime }))
-            }
-            _ => None,
+        .filter_map(|(path, stat)| {
+            let data = storage.read(&path, stat.size).ok()?;
+            Some((
+                path,
+                FileState {
+                    data,
+                    mode: stat.mode,
+                    mtime: stat.mtime,
+                },
+            ))
         })
         .collect()
+}
+
+/// True when `path` has the same content on both storages, compared 64 KiB at a time (no copy
+/// of the whole file).
+pub fn same_content<A: Storage, B: Storage>(a: &A, b: &B, path: &InstallPath) -> bool {
+    let (mut x, mut y) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let mut offset = 0u64;
+    loop {
+        let (Ok(n), Ok(m)) = (
+            a.read_at(path, offset, &mut x),
+            b.read_at(path, offset, &mut y),
+        ) else {
+            return false;
+        };
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+        offset += n as u64;
+    }
+}
+
+/// Paths owned by the master's items whose content differs between `master` and `worker`
+/// (missing on either side included), sorted.
+pub fn integrity_diff<A: Storage, B: Storage>(
+    master: &A,
+    worker: &B,
+    items: &ClusterItems,
+) -> Vec<InstallPath> {
+    let m = owned_stats(master, items, NodeType::Master);
+    let w = owned_stats(worker, items, NodeType::Master);
+    let mut diff: Vec<InstallPath> = m
+        .iter()
+        .filter(|(p, st)| {
+            !w.get(*p)
+                .is_some_and(|ws| ws.size == st.size && same_content(master, worker, p))
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    diff.extend(w.keys().filter(|p| !m.contains_key(*p)).cloned());
+    diff.sort();
+    diff
 }
 
 fn is_owned(path: &InstallPath, items: &ClusterItems, side: NodeType) -> bool {

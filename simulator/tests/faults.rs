@@ -1,0 +1,309 @@
+//! Faults on virtual time: keepalive loss, a worker that never sends its file, and a 200 MiB
+//! package that must not hold keepalives back.
+
+use std::time::Duration;
+
+use wazuh_cluster_sim::clock::VirtualTime;
+use wazuh_cluster_sim::fixtures::{cluster, master_tree, recorded_intervals};
+use wazuh_cluster_sim::net::{LinkParams, Pieces, Side};
+use wazuh_cluster_sim::sim::{Sim, SimConfig};
+use wazuh_cluster_sim::tap::TapFrame;
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::Storage;
+use wazuh_cluster_sync::roles::{CloseReason, LockRelease, NodeConfig, NodeEvent, SyncKind};
+
+fn path(p: &str) -> InstallPath {
+    InstallPath::new(p).unwrap()
+}
+
+fn frames<'a>(
+    sim: &'a Sim,
+    from: &'a str,
+    command: &'a str,
+) -> impl Iterator<Item = &'a TapFrame> + 'a {
+    sim.frames()
+        .iter()
+        .filter(move |f| f.from == from && f.command == command)
+}
+
+/// The instant the master drops a worker whose last keepalive arrived at `last`: the first
+/// keepalive check (every `check` from the master's start) at which the silence exceeds `max`.
+fn expected_drop(last: VirtualTime, check: Duration, max: Duration) -> VirtualTime {
+    let mut t = VirtualTime::ZERO.plus(check);
+    while t.since(last) <= max {
+        t = t.plus(check);
+    }
+    t
+}
+
+#[test]
+fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
+    // Upstream's default intervals (keep_alive 60 s, check every 60 s, 120 s allowed).
+    let mut c = cluster(SimConfig::default(), 2, |_| {}).unwrap();
+    c.run_until_converged(VirtualTime::from_secs(60)).unwrap();
+    c.sim.run_for(Duration::from_secs(100)).unwrap();
+    let (m, w1) = (c.master, c.workers[0]);
+
+    // Cut worker1 off: its link stalls and it cannot reconnect.
+    c.sim.partition(m, w1);
+    let cut = c.sim.now();
+    let last = frames(&c.sim, "worker1", "echo-c")
+        .map(|f| f.at)
+        .filter(|&t| t <= cut)
+        .max()
+        .unwrap();
+    let dropped = |sim: &Sim| {
+        sim.events_of(0)
+            .any(|e| matches!(&e.event, NodeEvent::WorkerLeft { name, .. } if name == "worker1"))
+    };
+    c.sim
+        .run_until(VirtualTime::from_secs(600), dropped)
+        .unwrap();
+    let left: Vec<_> = c
+        .sim
+        .events_of(m)
+        .filter(|e| matches!(e.event, NodeEvent::WorkerLeft { .. }))
+        .map(|e| (e.at, e.event.clone()))
+        .collect();
+    let want_at = expected_drop(last, Duration::from_secs(60), Duration::from_secs(120));
+    assert_eq!(
+        left,
+        [(
+            want_at,
+            NodeEvent::WorkerLeft {
+                name: "worker1".into(),
+                reason: CloseReason::KeepaliveTimeout
+            }
+        )]
+    );
+    assert!(want_at.since(last) > Duration::from_secs(120));
+
+    // Meanwhile the master changes a file; worker2 keeps up, worker1 cannot.
+    let now = c.sim.unix_now();
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/lists/audit-keys"),
+            b"changed:during-partition\n".to_vec(),
+            now,
+            0o660,
+        )
+        .unwrap();
+    c.sim.run_for(Duration::from_secs(30)).unwrap();
+    assert_eq!(c.integrity_diff(w1), [path("/etc/lists/audit-keys")]);
+    assert_eq!(c.integrity_diff(c.workers[1]), Vec::<InstallPath>::new());
+
+    // Heal: worker1 dials again (every connection_retry), joins and converges.
+    c.sim.heal(m, w1);
+    let healed = c.sim.now();
+    let at = c.run_until_converged(VirtualTime::from_secs(900)).unwrap();
+    let rejoined: Vec<VirtualTime> = c
+        .sim
+        .events_of(m)
+        .filter(|e| matches!(&e.event, NodeEvent::WorkerJoined { name, .. } if name == "worker1"))
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(rejoined.len(), 2);
+    assert!(rejoined[1] > healed && rejoined[1].since(healed) <= Duration::from_secs(10));
+    // One integrity round (sync_integrity = 9 s) after the rejoin.
+    assert!(
+        at.since(rejoined[1]) <= Duration::from_secs(10),
+        "converged {:?} after rejoin",
+        at.since(rejoined[1])
+    );
+
+    // The worker saw its link die and came back.
+    let worker_side: Vec<NodeEvent> = c
+        .sim
+        .events_of(w1)
+        .filter(|e| e.at > cut)
+        .map(|e| e.event.clone())
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::ConnectedToMaster { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(
+            worker_side.first(),
+            Some(NodeEvent::DisconnectedFromMaster { .. })
+        ),
+        "{worker_side:?}"
+    );
+    assert!(
+        matches!(
+            worker_side.last(),
+            Some(NodeEvent::ConnectedToMaster { .. })
+        ),
+        "{worker_side:?}"
+    );
+}
+
+#[test]
+fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_comes() {
+    let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
+    let (m, w1) = (c.master, c.workers[0]);
+    // Run until the master has received the worker's task request, then black-hole everything
+    // the worker writes: it sends `sync_i_w_m` and never the file.
+    let asked = |sim: &Sim| frames(sim, "worker1", "sync_i_w_m").next().is_some();
+    c.sim.run_until(VirtualTime::from_secs(60), asked).unwrap();
+    let task_at = frames(&c.sim, "worker1", "sync_i_w_m").next().unwrap().at;
+    let link = c.sim.links_between(m, w1)[0];
+    c.sim.stall_direction(link, Side::Dialer);
+    assert_eq!(
+        c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
+        Some(false)
+    );
+
+    let released = |sim: &Sim| {
+        sim.events_of(0)
+            .any(|e| matches!(e.event, NodeEvent::LockReleased { .. }))
+    };
+    c.sim
+        .run_until(VirtualTime::from_secs(600), released)
+        .unwrap();
+    let timeout = c.sim.node(m).config().timeout_receiving_file();
+    let master_events: Vec<(VirtualTime, NodeEvent)> = c
+        .sim
+        .events_of(m)
+        .filter(|e| e.at > task_at)
+        .map(|e| (e.at, e.event.clone()))
+        .filter(|(_, e)| !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
+        .collect();
+    assert_eq!(
+        master_events,
+        [
+            (
+                task_at.plus(timeout),
+                NodeEvent::LockReleased {
+                    worker: "worker1".into(),
+                    kind: SyncKind::Integrity,
+                    cause: LockRelease::TimedOut
+                }
+            ),
+            (
+                task_at.plus(timeout),
+                NodeEvent::SyncFailed {
+                    kind: SyncKind::Integrity,
+                    worker: "worker1".into(),
+                    error: "timeout receiving the worker's file".into()
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
+        Some(true)
+    );
+
+    // The worker gets through again once its bytes flow, and converges.
+    c.sim.unstall(link);
+    c.run_until_converged(VirtualTime::from_secs(900)).unwrap();
+}
+
+/// Deterministic incompressible bytes (xorshift64*).
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_200_mib_package_does_not_delay_keepalives() {
+    const SIZE: usize = 200 << 20;
+    const BANDWIDTH: u64 = 16 << 20; // bytes per second: the package needs 12.5 s on the wire
+    let keep_alive = Duration::from_secs(1);
+    let link = LinkParams {
+        latency: Duration::from_millis(1),
+        bandwidth: Some(BANDWIDTH),
+        pieces: Pieces::Whole,
+    };
+    let config = SimConfig {
+        link,
+        ..SimConfig::default()
+    };
+    let mut tree = master_tree();
+    tree.push(wazuh_cluster_sim::tree::TreeFile::new(
+        "/etc/lists/big-list.cdb",
+        noise(SIZE, 42),
+        wazuh_cluster_sim::fixtures::OLD,
+    ));
+    let master = wazuh_cluster_sim::tree::storage_from(tree).unwrap();
+    let mut c = wazuh_cluster_sim::cluster::ClusterBuilder::new(config)
+        .master("master01", master)
+        .worker(
+            "worker1",
+            wazuh_cluster_sync::integrity::memory::MemoryStorage::new(),
+        )
+        .configure(move |cfg: &mut NodeConfig| {
+            recorded_intervals(cfg);
+            cfg.items.intervals.worker.keep_alive = keep_alive;
+        })
+        .build()
+        .unwrap();
+    let at = c.run_until_converged(VirtualTime::from_secs(300)).unwrap();
+    let big = c
+        .sim
+        .storage(c.workers[0])
+        .stat(&path("/etc/lists/big-list.cdb"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(big.size, SIZE as u64);
+
+    // The package crossed the link in file_upd chunks over many keepalive periods.
+    let chunks: Vec<&TapFrame> = frames(&c.sim, "master01", "file_upd").collect();
+    let (first, last) = (chunks.first().unwrap().at, chunks.last().unwrap().at);
+    assert!(
+        last.since(first) >= Duration::from_secs(12),
+        "transfer took {:?}",
+        last.since(first)
+    );
+
+    // Keepalives during the transfer. Upstream's loop, and ours, sends `echo-c`, waits for the
+    // answer, then sleeps keep_alive. So (a) each answer comes back behind at most one file chunk
+    // on the wire (the master never queues more than one chunk ahead of it), and (b) the next
+    // `echo-c` leaves exactly keep_alive after that answer: no disk work on the package, no
+    // parked input on the worker postpones it.
+    let latency = Duration::from_millis(1);
+    let biggest = chunks.iter().map(|f| f.wire_len + 20).max().unwrap();
+    let chunk_on_wire = Duration::from_secs_f64(biggest as f64 / BANDWIDTH as f64);
+    let echoes: Vec<&TapFrame> = frames(&c.sim, "worker1", "echo-c").collect();
+    let mut checked = 0;
+    for pair in echoes
+        .windows(2)
+        .filter(|w| w[0].at >= first && w[1].at <= last)
+    {
+        let (echo, next) = (pair[0], pair[1]);
+        let reply = c
+            .sim
+            .frames()
+            .iter()
+            .find(|r| r.from == "master01" && r.counter == echo.counter && r.command == "ok-m")
+            .unwrap();
+        let waited = reply.at.since(echo.at);
+        assert!(
+            waited <= chunk_on_wire + latency * 2,
+            "keepalive answered after {waited:?}"
+        );
+        let gap = next.at.since(reply.at);
+        assert!(
+            gap >= keep_alive + latency && gap <= keep_alive + latency * 2,
+            "next keepalive after {gap:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} keepalives during the transfer");
+    assert!(!c.sim.events().iter().any(|e| matches!(
+        e.event,
+        NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::WorkerLeft { .. }
+    )));
+    assert!(at < VirtualTime::from_secs(60));
+}
