@@ -7,10 +7,38 @@ pub mod support;
 use bytes::Bytes;
 use support::{Delivery, Pair, VECTOR_KEY, config, origin};
 use wazuh_cluster_protocol::connection::{
-    Connection, Event, PeerError, Side, TransferFailure, TransferId,
+    ApiError, Connection, ConnectionError, Event, PeerError, Side, TransferFailure, TransferId,
 };
+use wazuh_cluster_protocol::fernet::token_len;
+use wazuh_cluster_protocol::frame::{Command, HEADER_LEN};
 use wazuh_cluster_protocol::message::{Reply, text};
+use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+
+fn dapi() -> Command {
+    Command::new(Profile::V3_9, b"dapi").unwrap()
+}
+
+/// A pair (key `key`) whose sides queue at most `client_queue` / `server_queue` bytes for requests.
+fn pair_with_queue_bounds(key: &str, client_queue: usize, server_queue: usize) -> Pair {
+    let now = origin();
+    let root = Rng::from_seed(43);
+    let mut client_config = config(key, now);
+    client_config.max_queued_transmit = client_queue;
+    let mut server_config = config(key, now);
+    server_config.max_queued_transmit = server_queue;
+    let client = Connection::new(client_config, Side::Client, root.fork(1), now);
+    let server = Connection::new(server_config, Side::Server, root.fork(2), now);
+    Pair::from_cores(client, server, now, Delivery::Whole, root.fork(3))
+}
+
+fn queue_full(queued: usize, frame: usize, limit: usize) -> ConnectionError {
+    ConnectionError::Api(ApiError::TransmitQueueFull {
+        queued,
+        frame,
+        limit,
+    })
+}
 
 /// A pair whose server holds at most `strings_total` declared string bytes.
 fn pair_with_string_total(strings_total: u64) -> Pair {
@@ -122,4 +150,96 @@ fn unclaimed_strings_release_their_reservation_when_they_expire() {
     pair.advance_to(expires);
     assert_eq!(pair.server.incoming_strings_reserved(), 0);
     assert_eq!(pair.server.incoming_strings(), 0);
+}
+
+#[test]
+fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
+    let mut pair = pair_with_queue_bounds("", 100, 10);
+    let now = pair.now;
+    let client = &mut pair.client;
+    assert_eq!(client.queued_transmit_bytes(), 0);
+    client.send_request(now, dapi(), &[b'x'; 50]).unwrap();
+    assert_eq!(client.queued_transmit_bytes(), HEADER_LEN + 50);
+    assert_eq!(
+        client.send_request(now, dapi(), &[b'y'; 50]),
+        Err(queue_full(70, 70, 100))
+    );
+    assert_eq!(
+        client.pending_requests(),
+        1,
+        "a refused request leaves no trace"
+    );
+    // Exactly up to the bound is accepted.
+    client.send_request(now, dapi(), &[b'z'; 10]).unwrap();
+    assert_eq!(client.queued_transmit_bytes(), 100);
+    assert_eq!(
+        client.send_string(now, Bytes::from_static(b"s")),
+        Err(queue_full(100, HEADER_LEN + 1, 100))
+    );
+    assert_eq!(
+        client.send_file(now, b"/f"),
+        Err(queue_full(100, HEADER_LEN + 2, 100))
+    );
+    // Draining makes room again.
+    assert_eq!(client.poll_transmit().map(|b| b.len()), Some(100));
+    assert_eq!(client.queued_transmit_bytes(), 0);
+    client.send_request(now, dapi(), &[b'y'; 50]).unwrap();
+
+    // The server (bound 10) still answers the peer beyond its bound, but makes no request of its
+    // own. Only the last request was delivered (the first two were drained and dropped above).
+    pair.server_auto_reply = false;
+    pair.drive();
+    let [Event::Request { counter, .. }] = pair.server_events[..] else {
+        panic!("{:?}", pair.server_events)
+    };
+    let server = &mut pair.server;
+    server
+        .reply(now, counter, Command::OK, &[b'r'; 50])
+        .unwrap();
+    assert_eq!(server.queued_transmit_bytes(), 70);
+    assert_eq!(
+        server.send_request(now, dapi(), b""),
+        Err(queue_full(70, HEADER_LEN, 10))
+    );
+}
+
+#[test]
+fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() {
+    let frame = HEADER_LEN + token_len(300);
+    let mut pair = pair_with_queue_bounds(VECTOR_KEY, frame + HEADER_LEN + token_len(11), 1 << 20);
+    let now = pair.now;
+    pair.client.send_request(now, dapi(), &[b'x'; 300]).unwrap();
+    assert_eq!(pair.client.queued_transmit_bytes(), frame);
+    // A 9-byte path: new_file carries 9 bytes, file_upd "<path> <chunk>".
+    let transfer = pair.client.send_file(now, b"/dir/file").unwrap();
+    assert_eq!(
+        pair.client.queued_transmit_bytes(),
+        frame + HEADER_LEN + token_len(9)
+    );
+    pair.drive();
+    let wanted = Event::FileChunkWanted {
+        transfer,
+        max_len: support::config(VECTOR_KEY, now).request_chunk - 10,
+    };
+    assert!(pair.client_events.contains(&wanted));
+    // Fill the queue with our own request, then the chunk does not fit.
+    pair.client.send_request(now, dapi(), &[b'x'; 300]).unwrap();
+    let queued = pair.client.queued_transmit_bytes();
+    assert_eq!(queued, frame);
+    let chunk = [b'c'; 300];
+    assert_eq!(
+        pair.client.file_chunk(now, transfer, &chunk),
+        Err(queue_full(
+            frame,
+            HEADER_LEN + token_len(310),
+            frame + HEADER_LEN + token_len(11)
+        ))
+    );
+    // Drain, retry: the transfer was still waiting for this chunk.
+    let _ = pair.client.poll_transmit();
+    pair.client.file_chunk(now, transfer, &chunk).unwrap();
+    assert_eq!(
+        pair.client.queued_transmit_bytes(),
+        HEADER_LEN + token_len(310)
+    );
 }

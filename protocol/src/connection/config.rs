@@ -95,6 +95,12 @@ pub struct ConnectionConfig {
     pub string_timeout: Duration,
     /// Most outgoing file and string transfers at once.
     pub max_outgoing_transfers: usize,
+    /// Most bytes waiting in the output queue (not yet taken by
+    /// [`poll_transmit`](super::Connection::poll_transmit)) for a new request of the layer above
+    /// to be accepted (64 MiB). A request frame that would take the queue beyond it is refused
+    /// with [`ApiError::TransmitQueueFull`](super::ApiError::TransmitQueueFull); replies and the
+    /// core's own frames are never refused (they are bounded by the input that caused them).
+    pub max_queued_transmit: usize,
     /// A frame whose header arrived must be complete this long after (HEAD's
     /// `PRE_AUTH_PAYLOAD_TIMEOUT`, 30 s; upstream 3.9.5 waits forever): a peer cannot park a
     /// half-sent frame and its buffer.
@@ -137,6 +143,7 @@ impl ConnectionConfig {
             max_incoming_strings_bytes: 128 << 20,
             string_timeout: Duration::from_secs(120),
             max_outgoing_transfers: 64,
+            max_queued_transmit: 64 << 20,
             payload_timeout: Duration::from_secs(30),
             require_hello: true,
             hello_timeout: Duration::from_secs(30),

@@ -151,6 +151,19 @@ pub enum ApiError {
         /// The bound.
         limit: usize,
     },
+    /// The request frame would take the output queue beyond `max_queued_transmit`: drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) (write to the socket) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
     /// A frame could not be built (command too long, ...).
     #[error("cannot build frame: {0}")]
     Frame(FrameError),

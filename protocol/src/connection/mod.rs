@@ -24,6 +24,18 @@
 //!   write, in order), [`Connection::poll_event`], then [`Connection::poll_timeout`] (arm one
 //!   timer).
 //!
+//! # Output queue and backpressure
+//!
+//! The core queues every frame it builds until [`Connection::poll_transmit`] takes it; it never
+//! blocks and never drops bytes. The contract: drain `poll_transmit` after every input and
+//! command, and write what it returns in order. [`Connection::queued_transmit_bytes`] tells how
+//! much is waiting: the layer above applies its per-peer backpressure on it (and on what it holds
+//! itself for a slow socket). As a hard bound, requests of the layer above (`send_request`,
+//! `send_file`, `file_chunk`, `finish_file`, `send_string`) are refused with
+//! [`ApiError::TransmitQueueFull`] when their frame would take the queue beyond
+//! [`ConnectionConfig::max_queued_transmit`]; replies and the core's own frames are not (they are
+//! owed to the peer and bounded by the input that caused them).
+//!
 //! Every input and command takes `now`; the core never reads a clock. The Fernet timestamp is the
 //! Unix time of `now` derived from [`WallClock`]; IVs, the initial counter and string ids come from
 //! the [`Rng`] given to [`Connection::new`].
@@ -117,7 +129,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::fernet::{Fernet, token_len};
-use crate::frame::{Command, FrameDecoder, encode_header};
+use crate::frame::{Command, FrameDecoder, HEADER_LEN, encode_header};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
 use file_transfer::{IncomingFiles, OutgoingFile, SendStep};
@@ -234,6 +246,13 @@ impl Connection {
         self.pending.len()
     }
 
+    /// Bytes waiting to be taken by [`Connection::poll_transmit`]. The layer above applies its
+    /// backpressure on this (e.g. stop reading from other peers, delay file chunks); requests of
+    /// the layer above are refused beyond [`ConnectionConfig::max_queued_transmit`].
+    pub fn queued_transmit_bytes(&self) -> usize {
+        self.out.len()
+    }
+
     /// Replies that arrived after their request had timed out (dropped).
     pub fn late_replies(&self) -> u64 {
         self.pending.late_replies()
@@ -305,13 +324,15 @@ impl Connection {
     ///
     /// # Errors
     /// [`ApiError::Closed`], [`ApiError::PayloadTooLarge`] (above `request_chunk`, as upstream),
-    /// [`ApiError::TooManyPendingRequests`], [`ApiError::Frame`].
+    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`],
+    /// [`ApiError::Frame`].
     pub fn send_request(
         &mut self,
         now: Instant,
         command: Command,
         payload: &[u8],
     ) -> Result<u32, ConnectionError> {
+        self.check_transmit_room(payload.len())?;
         self.request(now, command, &[payload], Owner::User)
     }
 
@@ -353,9 +374,10 @@ impl Connection {
     ///
     /// # Errors
     /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`], [`ApiError::BadPath`],
-    /// [`ApiError::TooManyPendingRequests`].
+    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`].
     pub fn send_file(&mut self, now: Instant, path: &[u8]) -> Result<TransferId, ConnectionError> {
         self.check_transfer_room()?;
+        self.check_transmit_room(path.len())?;
         let file = OutgoingFile::new(path, self.config.request_chunk)?;
         let id = TransferId(self.next_transfer);
         self.request(now, Command::NEW_FILE, &[path], Owner::File(id.0))?;
@@ -368,7 +390,8 @@ impl Connection {
     ///
     /// # Errors
     /// [`ApiError::UnknownTransfer`], [`ApiError::NotWaitingForChunk`],
-    /// [`ApiError::BadChunkLen`], [`ApiError::TooManyPendingRequests`], [`ApiError::Closed`].
+    /// [`ApiError::BadChunkLen`], [`ApiError::TooManyPendingRequests`], [`ApiError::Closed`],
+    /// [`ApiError::TransmitQueueFull`] (the transfer still wants this chunk: retry after draining).
     pub fn file_chunk(
         &mut self,
         now: Instant,
@@ -385,6 +408,7 @@ impl Connection {
             .into());
         }
         let path = file.path.clone();
+        self.check_transmit_room(path.len() + 1 + data.len())?;
         self.request(
             now,
             Command::FILE_UPD,
@@ -409,6 +433,7 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         let file = self.file_wanting_chunk(transfer)?;
         let (path, digest) = (file.path.clone(), file.digest());
+        self.check_transmit_room(path.len() + 1 + digest.len())?;
         self.request(
             now,
             Command::FILE_END,
@@ -426,7 +451,9 @@ impl Connection {
     ///
     /// # Errors
     /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`],
-    /// [`ApiError::TooManyPendingRequests`].
+    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`] (checked for the
+    /// `new_str` frame; each later chunk goes out when the previous one is acknowledged, so a
+    /// string adds at most one chunk to the queue at a time).
     pub fn send_string(
         &mut self,
         now: Instant,
@@ -435,6 +462,7 @@ impl Connection {
         self.check_transfer_room()?;
         let id = TransferId(self.next_transfer);
         let len = data.len().to_string();
+        self.check_transmit_room(len.len())?;
         self.request(now, Command::NEW_STR, &[len.as_bytes()], Owner::Str(id.0))?;
         self.next_transfer += 1;
         self.outgoing_strings.insert(id, OutgoingString::new(data));
@@ -571,6 +599,26 @@ impl Connection {
         let limit = self.config.max_outgoing_transfers;
         if self.outgoing_files.len() + self.outgoing_strings.len() >= limit {
             return Err(ApiError::TooManyTransfers { limit }.into());
+        }
+        Ok(())
+    }
+
+    /// Refuses a request of the layer above whose frame would take the output queue beyond
+    /// `max_queued_transmit`.
+    fn check_transmit_room(&self, payload_len: usize) -> Result<(), ApiError> {
+        let body = match self.fernet {
+            Some(_) => token_len(payload_len),
+            None => payload_len,
+        };
+        let frame = HEADER_LEN.saturating_add(body);
+        let queued = self.out.len();
+        let limit = self.config.max_queued_transmit;
+        if queued.saturating_add(frame) > limit {
+            return Err(ApiError::TransmitQueueFull {
+                queued,
+                frame,
+                limit,
+            });
         }
         Ok(())
     }
