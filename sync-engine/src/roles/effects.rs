@@ -564,6 +564,9 @@ impl<S: Storage> EffectExecutor<S> {
             &self.node_name,
             &self.limits.apply,
         )?;
+        // Applied files carry the master's mtimes: one may match the cached (size, mtime) of the
+        // content it replaced, and the incremental scan would keep the old digest.
+        self.scanner.clear_cache();
         Ok(EffectOutput::MasterApplied {
             report,
             counts: plan.counts(),
@@ -602,6 +605,11 @@ impl<S: Storage> EffectExecutor<S> {
             &agents,
             &self.limits.apply,
         )?;
+        if kind == SyncKind::ExtraValid && report.written > 0 {
+            // Agent-groups are master-owned items written with the worker's header times: see
+            // `apply_master`.
+            self.scanner.clear_cache();
+        }
         let skipped: Vec<&InstallPath> = report.skipped.iter().map(|(p, _)| p).collect();
         let routed = names
             .iter()
