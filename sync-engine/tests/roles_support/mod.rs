@@ -71,8 +71,8 @@ pub struct Cluster {
     /// Both ends of every open link.
     pub links: BTreeMap<End, End>,
     pub events: Vec<(usize, NodeEvent)>,
-    /// Every frame sent, decrypted: (from member, command, payload).
-    pub frames: Vec<(usize, String, Bytes)>,
+    /// Every frame sent, decrypted: (from member, counter, command, payload).
+    pub frames: Vec<(usize, u32, String, Bytes)>,
     decoders: BTreeMap<End, FrameDecoder>,
     next_incoming: u64,
     /// Links cut: transmits on them are dropped (a silent network).
@@ -154,6 +154,7 @@ impl Cluster {
             }
             Output::Effect { id, effect } => {
                 let unix = self.members[m].node.unix_time(now);
+                self.members[m].exec.storage_mut().set_now(unix);
                 let result = self.members[m].exec.execute(&effect, unix);
                 self.members[m].node.handle_effect_done(now, id, result);
             }
@@ -209,7 +210,9 @@ impl Cluster {
             .or_insert_with(|| FrameDecoder::new(Profile::V3_9, u32::MAX));
         let mut data = bytes;
         while let Ok(Some(Frame {
-            command, payload, ..
+            counter,
+            command,
+            payload,
         })) = decoder.decode_slice(&mut data)
         {
             let plain = self
@@ -219,6 +222,7 @@ impl Cluster {
                 .unwrap_or_default();
             self.frames.push((
                 from.member,
+                counter,
                 String::from_utf8_lossy(command.name()).into_owned(),
                 plain,
             ));
@@ -265,8 +269,8 @@ impl Cluster {
     pub fn commands_from(&self, m: usize) -> Vec<String> {
         self.frames
             .iter()
-            .filter(|(f, _, _)| *f == m)
-            .map(|(_, c, _)| c.clone())
+            .filter(|(f, _, _, _)| *f == m)
+            .map(|(_, _, c, _)| c.clone())
             .collect()
     }
 
@@ -285,6 +289,28 @@ impl Cluster {
     pub fn storage_mut(&mut self, m: usize) -> &mut MemoryStorage {
         self.members[m].exec.storage_mut()
     }
+}
+
+/// `tree` of `v3.9/session/trees.json` (the recorded session's install trees) as a storage.
+pub fn session_tree(tree: &str, now: Timestamp) -> MemoryStorage {
+    use base64::Engine as _;
+    use wazuh_cluster_sync::integrity::metadata::timestamp_from_py_float;
+    let trees = wazuh_cluster_vectors::json("v3.9/session/trees.json");
+    let files = trees[tree].as_array().unwrap().iter().map(|e| {
+        let path = p(&format!("/{}", e["path"].as_str().unwrap()));
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(e["content_b64"].as_str().unwrap())
+            .unwrap();
+        (
+            path,
+            data,
+            timestamp_from_py_float(e["mtime"].as_f64().unwrap()),
+            0o660,
+        )
+    });
+    let mut s = MemoryStorage::from_files(files).unwrap();
+    s.set_now(now);
+    s
 }
 
 /// A master tree with a few integrity files and agents.
