@@ -583,3 +583,53 @@ fn overlapping_items_give_the_file_to_the_longer_key() {
         assert_eq!(out.stats.files_hashed, if round == 0 { 5 } else { 0 });
     }
 }
+
+#[test]
+fn extreme_times_do_not_panic() {
+    for secs in [
+        i64::MIN,
+        i64::MIN + 1,
+        -62_135_596_800,
+        253_402_300_799,
+        i64::MAX,
+    ] {
+        for nanos in [0, 999_999_999] {
+            let text = format_mod_time(Timestamp { secs, nanos });
+            assert!(text.len() >= 19, "{text}");
+        }
+    }
+    // Python's datetime range ends: 0001-01-01 and 9999-12-31 23:59:59.
+    assert_eq!(
+        format_mod_time(Timestamp::from_secs(-62_135_596_800)),
+        "0001-01-01 00:00:00"
+    );
+    assert_eq!(
+        format_mod_time(Timestamp::from_secs(253_402_300_799)),
+        "9999-12-31 23:59:59"
+    );
+    use wazuh_cluster_sync::integrity::metadata::timestamp_from_py_float;
+    assert_eq!(timestamp_from_py_float(f64::NAN), Timestamp::default());
+    assert_eq!(timestamp_from_py_float(1e300).secs, i64::MAX);
+    assert_eq!(
+        timestamp_from_py_float(1_562_000_000.25),
+        Timestamp {
+            secs: 1_562_000_000,
+            nanos: 250_000_000
+        }
+    );
+}
+
+proptest! {
+    #[test]
+    fn peer_metadata_keys_are_accepted_only_as_valid_install_paths(key in "[/a.\\\\]{0,8}") {
+        let doc = serde_json::json!({ key.clone(): {"cluster_item_key": "/etc/", "merged": false} });
+        let parsed = IntegrityMetadata::from_json(doc.to_string().as_bytes(), 10);
+        match InstallPath::new(&key) {
+            Ok(path) => prop_assert_eq!(parsed.unwrap().0.into_keys().collect::<Vec<_>>(), vec![path]),
+            Err(_) => prop_assert_eq!(
+                parsed,
+                Err(wazuh_cluster_sync::integrity::metadata::MetadataError::BadPath(key))
+            ),
+        }
+    }
+}
