@@ -81,6 +81,8 @@ pub mod text {
     pub const STRING_TOO_LARGE: &[u8] = b"Requested size exceeds maximum allowed limit";
     /// Our `err` payload when a `new_str` would make the strings held exceed their aggregate bound.
     pub const STRINGS_TOTAL_TOO_LARGE: &[u8] = b"Strings in flight exceed the allowed total size";
+    /// Our `err` payload when a peer has more requests awaiting our reply than the configured bound.
+    pub const TOO_MANY_REQUESTS: &[u8] = b"Too many requests awaiting a reply";
     /// Our `err` payload when a peer opens more transfers than the configured bound.
     pub const TOO_MANY_TRANSFERS: &[u8] = b"Too many concurrent transfers";
     /// Our `err` payload to a request refused before `hello` (upstream has no such gate).

@@ -243,3 +243,81 @@ fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() 
         HEADER_LEN + token_len(310)
     );
 }
+
+#[test]
+fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
+    let now = origin();
+    let root = Rng::from_seed(47);
+    let mut server_config = config("", now);
+    server_config.max_unanswered_requests = 2;
+    let client = Connection::new(config("", now), Side::Client, root.fork(1), now);
+    let server = Connection::new(server_config, Side::Server, root.fork(2), now);
+    let mut pair = Pair::from_cores(client, server, now, Delivery::Whole, root.fork(3));
+    pair.server_auto_reply = false;
+
+    let sent: Vec<u32> = (0..3)
+        .map(|i| pair.client.send_request(now, dapi(), &[i]).unwrap())
+        .collect();
+    pair.drive();
+    let surfaced: Vec<u32> = pair
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Request { counter, .. } => Some(*counter),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(surfaced, sent[..2]);
+    assert_eq!(
+        pair.server_events.last(),
+        Some(&Event::Violation(PeerError::TooManyUnansweredRequests {
+            limit: 2
+        }))
+    );
+    assert_eq!(
+        pair.client_events,
+        vec![Event::Response {
+            counter: sent[2],
+            command: dapi(),
+            reply: Reply::Err(Bytes::from_static(text::TOO_MANY_REQUESTS)),
+        }]
+    );
+    assert_eq!(pair.server.unanswered_requests(), 2);
+
+    // A counter the peer never used, and the refused one, cannot be replied to.
+    let never = sent[2].wrapping_add(100);
+    for counter in [never, sent[2]] {
+        assert_eq!(
+            pair.server.reply(now, counter, Command::OK, b"x"),
+            Err(ConnectionError::Api(ApiError::NotAwaitingReply { counter }))
+        );
+    }
+    // Each request is answered once.
+    pair.server.reply(now, sent[0], Command::OK, b"a").unwrap();
+    assert_eq!(
+        pair.server.reply(now, sent[0], Command::OK, b"again"),
+        Err(ConnectionError::Api(ApiError::NotAwaitingReply {
+            counter: sent[0]
+        }))
+    );
+    assert_eq!(pair.server.unanswered_requests(), 1);
+    pair.drive();
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::Response {
+            counter: sent[0],
+            command: dapi(),
+            reply: Reply::Ok(Bytes::from_static(b"a")),
+        })
+    );
+    // Room again for one more.
+    let fourth = pair.client.send_request(now, dapi(), b"4").unwrap();
+    pair.drive();
+    assert!(matches!(
+        pair.server_events.last(),
+        Some(Event::Request { counter, .. }) if *counter == fourth
+    ));
+    assert_eq!(pair.server.unanswered_requests(), 2);
+    pair.server.close();
+    assert_eq!(pair.server.unanswered_requests(), 0);
+}

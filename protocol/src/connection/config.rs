@@ -101,6 +101,10 @@ pub struct ConnectionConfig {
     /// with [`ApiError::TransmitQueueFull`](super::ApiError::TransmitQueueFull); replies and the
     /// core's own frames are never refused (they are bounded by the input that caused them).
     pub max_queued_transmit: usize,
+    /// Most claimed requests of the peer surfaced as [`Event::Request`](super::Event::Request) and
+    /// not yet answered with [`reply`](super::Connection::reply) (1024). Beyond it, a claimed
+    /// request is answered `err` and reported as a violation.
+    pub max_unanswered_requests: usize,
     /// A frame whose header arrived must be complete this long after (HEAD's
     /// `PRE_AUTH_PAYLOAD_TIMEOUT`, 30 s; upstream 3.9.5 waits forever): a peer cannot park a
     /// half-sent frame and its buffer.
@@ -144,6 +148,7 @@ impl ConnectionConfig {
             string_timeout: Duration::from_secs(120),
             max_outgoing_transfers: 64,
             max_queued_transmit: 64 << 20,
+            max_unanswered_requests: 1024,
             payload_timeout: Duration::from_secs(30),
             require_hello: true,
             hello_timeout: Duration::from_secs(30),

@@ -116,6 +116,13 @@ pub enum PeerError {
         /// The bound.
         limit: u64,
     },
+    /// The peer sent a claimed request while `max_unanswered_requests` of its requests were
+    /// still awaiting our reply.
+    #[error("too many requests awaiting our reply (limit {limit})")]
+    TooManyUnansweredRequests {
+        /// The bound.
+        limit: usize,
+    },
     /// The peer opened more strings than `max_incoming_strings`.
     #[error("too many incoming strings (limit {limit})")]
     TooManyStrings {
@@ -163,6 +170,13 @@ pub enum ApiError {
         frame: usize,
         /// The bound.
         limit: usize,
+    },
+    /// [`reply`](super::Connection::reply) with a counter that is not one of a request of the peer
+    /// surfaced as [`Event::Request`](super::Event::Request) and not answered yet.
+    #[error("counter {counter} is not a request of the peer awaiting a reply")]
+    NotAwaitingReply {
+        /// The counter given.
+        counter: u32,
     },
     /// A frame could not be built (command too long, ...).
     #[error("cannot build frame: {0}")]

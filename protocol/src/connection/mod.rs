@@ -46,7 +46,9 @@
 //! §4.1–§4.3): `echo`, `echo-c` (server side), `echo-m` (client side), `new_file`, `file_upd`,
 //! `file_end`, `new_str`, `str_upd`. The commands listed in
 //! [`ConnectionConfig::claimed_commands`] (e.g. `hello`, `sync_*`, `dapi`) surface as
-//! [`Event::Request`]; the layer above must answer each with [`Connection::reply`]. Any other
+//! [`Event::Request`]; the layer above must answer each exactly once with [`Connection::reply`]
+//! (a counter that is not an unanswered request of the peer is refused, and at most
+//! [`ConnectionConfig::max_unanswered_requests`] may wait: more are answered `err`). Any other
 //! command gets upstream's `err` `unknown command 'b'<cmd>''`. Claims take precedence over the
 //! common layer. With [`ConnectionConfig::require_hello`] (the default), only `hello` and
 //! `echo-c` are served until [`Connection::set_authenticated`].
@@ -118,6 +120,7 @@ mod outcome;
 mod pending;
 mod receive;
 mod string_transfer;
+mod unanswered;
 
 pub use config::{ConnectionConfig, DEFAULT_REQUEST_CHUNK, WallClock};
 pub use error::{ApiError, ConnectionError, PeerError};
@@ -136,6 +139,7 @@ use file_transfer::{IncomingFiles, OutgoingFile, SendStep};
 use keepalive::Keepalive;
 use pending::{Owner, Pending, PendingTable};
 use string_transfer::{IncomingStrings, OutgoingString};
+use unanswered::UnansweredRequests;
 
 /// Which end of the link this connection is: the side decides which echo it answers and whether it
 /// sends keepalives.
@@ -161,6 +165,8 @@ pub struct Connection {
     /// Counter of the last request sent; the next one uses `counter + 1` (mod 2^32).
     counter: u32,
     pending: PendingTable,
+    /// Claimed requests of the peer awaiting `reply`.
+    unanswered: UnansweredRequests,
     out: BytesMut,
     events: VecDeque<Event>,
     keepalive: Keepalive,
@@ -196,6 +202,7 @@ impl Connection {
             decoder: FrameDecoder::new(config.profile, config.max_frame_payload),
             counter,
             pending: PendingTable::new(config.max_pending_requests),
+            unanswered: UnansweredRequests::new(config.max_unanswered_requests),
             out: BytesMut::new(),
             events: VecDeque::new(),
             keepalive: Keepalive::new(config.keep_alive, config.max_failed_keepalive_attempts),
@@ -244,6 +251,12 @@ impl Connection {
     /// Requests of ours awaiting a reply.
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Claimed requests of the peer ([`Event::Request`]) not answered yet with
+    /// [`Connection::reply`] (bounded by [`ConnectionConfig::max_unanswered_requests`]).
+    pub fn unanswered_requests(&self) -> usize {
+        self.unanswered.len()
     }
 
     /// Bytes waiting to be taken by [`Connection::poll_transmit`]. The layer above applies its
@@ -336,10 +349,13 @@ impl Connection {
         self.request(now, command, &[payload], Owner::User)
     }
 
-    /// Answers a request of the peer ([`Event::Request`]) with the same counter.
+    /// Answers a request of the peer ([`Event::Request`]) with the same counter, once. Replies are
+    /// never refused for a full output queue: they are owed to the peer, and bounded by
+    /// [`ConnectionConfig::max_unanswered_requests`].
     ///
     /// # Errors
-    /// [`ApiError::Closed`], [`ApiError::Frame`].
+    /// [`ApiError::Closed`], [`ApiError::NotAwaitingReply`] (the counter is not one of an
+    /// unanswered [`Event::Request`]), [`ApiError::Frame`].
     pub fn reply(
         &mut self,
         now: Instant,
@@ -350,7 +366,12 @@ impl Connection {
         if self.closed {
             return Err(ApiError::Closed.into());
         }
-        self.queue_frame(now, counter, &command, &[payload])
+        if !self.unanswered.contains(counter) {
+            return Err(ApiError::NotAwaitingReply { counter }.into());
+        }
+        self.queue_frame(now, counter, &command, &[payload])?;
+        self.unanswered.remove(counter);
+        Ok(())
     }
 
     /// Answers a request with upstream's `err` `unknown command '…'`, for a claimed command the
@@ -730,6 +751,7 @@ impl Connection {
         self.keepalive.stop();
         self.hello_deadline = None;
         self.payload_since = None;
+        self.unanswered.clear();
         for (counter, pending) in self.pending.drain() {
             if pending.owner == Owner::User {
                 self.events.push_back(Event::Aborted {

@@ -75,6 +75,14 @@ impl Connection {
             return self.answer(now, counter, Command::ERR, text::BEFORE_HELLO);
         }
         if self.config.claimed_commands.contains(&command) {
+            if !self.unanswered.add(counter) {
+                let limit = self.config.max_unanswered_requests;
+                self.events
+                    .push_back(Event::Violation(PeerError::TooManyUnansweredRequests {
+                        limit,
+                    }));
+                return self.answer(now, counter, Command::ERR, text::TOO_MANY_REQUESTS);
+            }
             self.events.push_back(Event::Request {
                 counter,
                 command,
