@@ -633,3 +633,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn forget_makes_a_same_size_same_mtime_replacement_visible() {
+    use wazuh_cluster_sync::integrity::storage::FileAttrs;
+    let items = ClusterItems::defaults_3_9();
+    let mut storage = trees::load("master_tree");
+    let request = ScanRequest {
+        node_type: NodeType::Master,
+        node_name: "m",
+        now: NOW,
+    };
+    let mut scanner = MetadataScanner::new();
+    let before = scanner.scan(&storage, &items, &request).unwrap();
+    // An apply writes the peer's content with the peer's mtime: same size, same mtime.
+    let path = p("/queue/agent-groups/001");
+    let attrs = FileAttrs {
+        mode: 0o660,
+        mtime: Some(Timestamp::from_secs(1_562_000_000)),
+    };
+    storage.write_atomic(&path, b"group2\n\0", &attrs).unwrap();
+    let stale = scanner.scan(&storage, &items, &request).unwrap();
+    assert_eq!(stale.stats.files_hashed, 0);
+    assert_eq!(stale.metadata.0[&path].md5, before.metadata.0[&path].md5);
+    scanner.forget(&path);
+    let fresh = scanner.scan(&storage, &items, &request).unwrap();
+    assert_eq!(fresh.stats.files_hashed, 1);
+    assert_eq!(
+        fresh.metadata.0[&path].md5.as_deref(),
+        Some(hex_md5(b"group2\n\0").as_str())
+    );
+    // Forgetting a path the scanner never saw is harmless.
+    scanner.forget(&p("/etc/none"));
+    assert_eq!(
+        scanner
+            .scan(&storage, &items, &request)
+            .unwrap()
+            .stats
+            .files_hashed,
+        0
+    );
+}

@@ -259,6 +259,22 @@ impl MetadataScanner {
         *self = Self::default();
     }
 
+    /// Makes the next scan hash `path` again even if its size and mtime look unchanged.
+    ///
+    /// Call it for every file an apply wrote: the writer gives the file the peer's mtime, so a
+    /// same-size replacement is invisible to the (size, mtime) check — cheaper than
+    /// [`MetadataScanner::clear_cache`], which rehashes everything.
+    pub fn forget(&mut self, path: &InstallPath) {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        if let Some(list) = self.known.get_mut(&dir) {
+            if let Ok(i) = list.binary_search_by(|k| k.name.as_str().cmp(name)) {
+                list[i].settled = false;
+            }
+        }
+    }
+
     /// Walk, hash what changed, build the document — all on the calling thread.
     pub fn scan<S: Storage + ?Sized>(
         &mut self,
