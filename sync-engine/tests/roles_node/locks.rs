@@ -2,12 +2,10 @@
 //! connection loss and after `timeout_receiving_file` without the file; texts of the `_e` and
 //! `_r` replies as upstream.
 
-mod roles_support;
-
 use std::time::Duration;
 
+use super::support::*;
 use bytes::Bytes;
-use roles_support::*;
 use wazuh_cluster_sync::roles::{
     CloseReason, LockRelease, NodeEvent, NodeType, SyncKind, sync_text,
 };

@@ -1,11 +1,9 @@
 //! Master and worker `Node`s driven together: the integrity, extra-valid and agent-info flows end
 //! to end, with the exact command sequence of the recorded 3.9.5 session.
 
-mod roles_support;
-
 use std::time::Duration;
 
-use roles_support::*;
+use super::support::*;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use wazuh_cluster_sync::roles::{LockRelease, NodeEvent, NodeType, SyncKind};

@@ -2,10 +2,8 @@
 //! rule, nothing served before a good `hello`, registration only after every check, and a
 //! reconnecting worker replacing its stale session.
 
-mod roles_support;
-
+use super::support::*;
 use bytes::Bytes;
-use roles_support::*;
 use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, PeerId, hello_text};
 
 fn err(text: &str) -> (String, Bytes) {

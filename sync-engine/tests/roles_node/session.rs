@@ -2,12 +2,10 @@
 //! worker, started on the recorded install trees with the recorded intervals, send the same
 //! commands in the same order, answer with the same texts, and end in the recorded state.
 
-mod roles_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use roles_support::*;
+use super::support::*;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 

@@ -1,0 +1,14 @@
+//! `Node` tests (master and worker roles) in one test binary, so the in-test pump (`support`) is
+//! shared without dead code.
+
+#[path = "roles_node/support.rs"]
+mod support;
+
+#[path = "roles_node/flow.rs"]
+mod flow;
+#[path = "roles_node/hello.rs"]
+mod hello;
+#[path = "roles_node/locks.rs"]
+mod locks;
+#[path = "roles_node/session.rs"]
+mod session;
