@@ -268,10 +268,10 @@ impl MetadataScanner {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
-        if let Some(list) = self.known.get_mut(&dir) {
-            if let Ok(i) = list.binary_search_by(|k| k.name.as_str().cmp(name)) {
-                list[i].settled = false;
-            }
+        if let Some(list) = self.known.get_mut(&dir)
+            && let Ok(i) = list.binary_search_by(|k| k.name.as_str().cmp(name))
+        {
+            list[i].settled = false;
         }
     }
 
