@@ -4,6 +4,7 @@
 //! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
 //! new group is one enum variant and one match arm here.
 
+mod control;
 mod integrity;
 mod wire;
 
@@ -22,6 +23,8 @@ struct Cli {
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i [more]).
+    Control(control::ControlArgs),
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
     Wire(wire::WireArgs),
     /// Integrity metadata of an install tree, and the comparison of two metadata documents.
@@ -31,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),
         Command::Integrity(args) => integrity::run(args),
     }
