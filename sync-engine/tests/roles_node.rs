@@ -12,3 +12,5 @@ mod hello;
 mod locks;
 #[path = "roles_node/session.rs"]
 mod session;
+#[path = "roles_node/worker.rs"]
+mod worker;

@@ -71,6 +71,8 @@ pub struct Cluster {
     /// Both ends of every open link.
     pub links: BTreeMap<End, End>,
     pub events: Vec<(usize, NodeEvent)>,
+    /// Virtual time (since `t0`) of each entry of `events`.
+    pub event_times: Vec<Duration>,
     /// Every frame sent, decrypted: (from member, counter, command, payload).
     pub frames: Vec<(usize, u32, String, Bytes)>,
     decoders: BTreeMap<End, FrameDecoder>,
@@ -88,6 +90,7 @@ impl Cluster {
             members: Vec::new(),
             links: BTreeMap::new(),
             events: Vec::new(),
+            event_times: Vec::new(),
             frames: Vec::new(),
             decoders: BTreeMap::new(),
             next_incoming: 1,
@@ -199,7 +202,10 @@ impl Cluster {
                     self.members[to.member].node.handle_closed(now, to.peer);
                 }
             }
-            Output::Event(event) => self.events.push((m, event)),
+            Output::Event(event) => {
+                self.events.push((m, event));
+                self.event_times.push(now - self.t0);
+            }
         }
     }
 
@@ -279,6 +285,16 @@ impl Cluster {
             .iter()
             .filter(|(x, _)| *x == m)
             .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Events of member `m` with their virtual time, recalculations left out.
+    pub fn timed_events_of(&self, m: usize) -> Vec<(Duration, NodeEvent)> {
+        self.events
+            .iter()
+            .zip(&self.event_times)
+            .filter(|((x, e), _)| *x == m && !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
+            .map(|((_, e), t)| (*t, e.clone()))
             .collect()
     }
 
