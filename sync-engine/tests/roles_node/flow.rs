@@ -105,3 +105,62 @@ fn empty_worker_converges_in_one_integrity_round() {
         ]
     );
 }
+
+/// A big package goes out one chunk at a time, each after the worker's reply to the previous one:
+/// the peer's replies pace the sender, so what is queued for a slow peer stays about one chunk.
+#[test]
+fn package_chunks_are_paced_by_the_peer_replies() {
+    let t0 = origin();
+    let mut c = Cluster::new(t0);
+    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let mut master_tree = master_storage(unix);
+    let big: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    let attrs = wazuh_cluster_sync::integrity::storage::FileAttrs {
+        mode: 0o660,
+        mtime: Some(unix),
+    };
+    master_tree.create_dir_all(&p("/etc/lists"), 0o770).unwrap();
+    master_tree
+        .write_atomic(&p("/etc/lists/big-list"), &big, &attrs)
+        .unwrap();
+    let m = c.add(
+        config(NodeType::Master, "master01", t0),
+        master_tree,
+        1,
+        "10.0.0.1",
+    );
+    let w = c.add(
+        config(NodeType::Worker, "worker1", t0),
+        empty_storage(unix),
+        2,
+        "10.0.0.2",
+    );
+    c.run_for(Duration::from_secs(10));
+    assert_eq!(
+        c.storage(w)
+            .read(&p("/etc/lists/big-list"), 64 << 20)
+            .unwrap(),
+        big
+    );
+
+    let uploads: Vec<u32> = c
+        .frames
+        .iter()
+        .filter(|(f, _, cmd, _)| *f == m && cmd == "file_upd")
+        .map(|(_, k, _, _)| *k)
+        .collect();
+    // 12 MiB plus the package overhead in chunks of request_chunk minus the path and a space.
+    assert_eq!(uploads.len(), 3);
+    for pair in uploads.windows(2) {
+        let position = |from: usize, counter: u32, cmd: &str| {
+            c.frames
+                .iter()
+                .position(|(f, k, x, _)| *f == from && *k == counter && x == cmd)
+                .unwrap()
+        };
+        assert!(
+            position(w, pair[0], "ok") < position(m, pair[1], "file_upd"),
+            "{pair:?}"
+        );
+    }
+}
