@@ -34,7 +34,9 @@ pub struct NodeLimits {
     pub max_workers: usize,
     /// Most bytes of frames queued for one peer and not yet taken with `poll_output`. File chunks
     /// for that peer are not produced above it (keepalives and replies still are), and
-    /// [`Node::wants_input`](super::Node::wants_input) turns false.
+    /// [`Node::wants_input`](super::Node::wants_input) turns false. Beyond this queue, a file
+    /// goes out one chunk per reply of the peer (stop-and-wait, as upstream), so a peer that
+    /// stops reading holds at most one chunk plus small frames of ours.
     pub max_queued_output: usize,
     /// Most bytes received from one peer and not yet written to disk (file chunks waiting for
     /// their effect). Above it [`Node::wants_input`](super::Node::wants_input) turns false; at

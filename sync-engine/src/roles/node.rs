@@ -218,6 +218,17 @@ impl Node {
             role,
             last_now: now,
         };
+        if !super::config::valid_node_name(node.config.node_name.as_bytes()) {
+            // Packages and `queue/cluster/<name>/` could not be named: no round would start.
+            let message = format!(
+                "node name {:?} breaks the node-name rule: nothing will synchronise",
+                node.config.node_name
+            );
+            node.event(NodeEvent::Error {
+                peer: None,
+                message,
+            });
+        }
         match node.config.node_type {
             NodeType::Master => node.master_start(now),
             NodeType::Worker => node.worker_dial(now),
@@ -284,6 +295,7 @@ impl Node {
         remote_addr: &str,
         origin: Origin,
     ) {
+        self.last_now = self.last_now.max(now);
         match (self.config.node_type, origin) {
             (NodeType::Master, Origin::Incoming) => {
                 self.add_peer(
@@ -304,6 +316,7 @@ impl Node {
 
     /// The connection is gone (reset, EOF, failed dial). Unknown ids are ignored.
     pub fn handle_closed(&mut self, now: Instant, peer: PeerId) {
+        self.last_now = self.last_now.max(now);
         if self.peers.contains_key(&peer) {
             self.remove_peer(now, peer, CloseReason::Lost, false);
         } else if let Role::Worker(_) = self.role {
@@ -313,6 +326,7 @@ impl Node {
 
     /// Bytes read from `peer`, in any split.
     pub fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
+        self.last_now = self.last_now.max(now);
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -323,6 +337,7 @@ impl Node {
 
     /// Processes everything due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in ids {
             if let Some(p) = self.peers.get_mut(&peer) {
@@ -338,6 +353,7 @@ impl Node {
 
     /// The adapter ran effect `id`. Unknown ids are ignored.
     pub fn handle_effect_done(&mut self, now: Instant, id: EffectId, result: EffectResult) {
+        self.last_now = self.last_now.max(now);
         let Some(job) = self.effects.remove(&id) else {
             return;
         };

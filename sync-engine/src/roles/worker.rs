@@ -719,7 +719,10 @@ impl Node {
     }
 
     pub(super) fn worker_applied(&mut self, now: Instant, _peer: PeerId, result: EffectResult) {
-        if let Some(w) = self.worker_state_mut() {
+        // A new `sync_m_c` may already be waiting: only the apply's own state ends here.
+        if let Some(w) = self.worker_state_mut()
+            && w.receive == Receive::Applying
+        {
             w.receive = Receive::Idle;
         }
         let awaiting = matches!(
