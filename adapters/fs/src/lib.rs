@@ -43,6 +43,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -95,11 +96,23 @@ fn timespec(t: Timestamp) -> Timespec {
     }
 }
 
+fn file_stat(st: &rustix::fs::Stat) -> FileStat {
+    FileStat {
+        kind: kind_of(FileType::from_raw_mode(st.st_mode)),
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        mtime: Timestamp {
+            secs: i64::from(st.st_mtime),
+            nanos: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+        },
+        mode: st.st_mode & 0o7777,
+    }
+}
+
 /// One staged write: the open temporary file and where it goes.
 #[derive(Debug)]
 struct Staged {
     path: InstallPath,
-    dir: OwnedFd,
+    dir: Rc<OwnedFd>,
     temp_name: String,
     name: String,
     file: File,
@@ -120,6 +133,10 @@ pub struct FsStorage {
     staged: BTreeMap<u64, Staged>,
     next_write: u64,
     last_read: RefCell<Option<OpenRead>>,
+    /// The directory last listed, kept open so that the `stat`s and reads of its entries that
+    /// follow a listing (what every walk does) skip the component walk. Dropped by every
+    /// operation that changes directories.
+    last_dir: RefCell<Option<(InstallPath, Rc<OwnedFd>)>>,
 }
 
 impl FsStorage {
@@ -144,6 +161,7 @@ impl FsStorage {
             staged: BTreeMap::new(),
             next_write: 1,
             last_read: RefCell::new(None),
+            last_dir: RefCell::new(None),
         })
     }
 
@@ -198,9 +216,22 @@ impl FsStorage {
     }
 
     /// The parent directory of `path`, opened, and the final name.
-    fn open_parent<'p>(&self, path: &'p InstallPath) -> Result<(OwnedFd, &'p str), StorageError> {
+    fn open_parent<'p>(
+        &self,
+        path: &'p InstallPath,
+    ) -> Result<(Rc<OwnedFd>, &'p str), StorageError> {
         match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => Ok((self.open_dir(&parent)?, name)),
+            (Some(parent), Some(name)) => {
+                let cached = self
+                    .last_dir
+                    .borrow()
+                    .as_ref()
+                    .and_then(|(dir, fd)| (dir == &parent).then(|| Rc::clone(fd)));
+                match cached {
+                    Some(fd) => Ok((fd, name)),
+                    None => Ok((Rc::new(self.open_dir(&parent)?), name)),
+                }
+            }
             _ => Err(StorageError::new(
                 StorageErrorKind::WrongKind,
                 path,
@@ -262,6 +293,7 @@ impl FsStorage {
 
     fn forget_read(&self) {
         self.last_read.borrow_mut().take();
+        self.last_dir.borrow_mut().take();
     }
 
     /// Removes staged files (`.<name>.<pid>.<n>.tmp`) left in `dir` by a crash. Returns how many.
@@ -330,11 +362,33 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError> {
-        let fd = self.open_dir(dir)?;
+        // Always a fresh walk (a listing must see the directory now at `dir`); its descriptor then
+        // serves the entries' stats and reads.
+        let fd = Rc::new(self.open_dir(dir)?);
+        *self.last_dir.borrow_mut() = Some((dir.clone(), Rc::clone(&fd)));
         Ok(Self::read_names(&fd, dir)?
             .into_iter()
             .map(|(name, kind)| DirEntry { name, kind })
             .collect())
+    }
+
+    fn list_dir_stat(
+        &self,
+        dir: &InstallPath,
+    ) -> Result<Vec<(DirEntry, Option<FileStat>)>, StorageError> {
+        let fd = Rc::new(self.open_dir(dir)?);
+        *self.last_dir.borrow_mut() = Some((dir.clone(), Rc::clone(&fd)));
+        let names = Self::read_names(&fd, dir)?;
+        let mut out = Vec::with_capacity(names.len());
+        for (name, kind) in names {
+            let stat = match rustix::fs::statat(&*fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(file_stat(&st)),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(error(e, dir, &format!("stat of {name:?}"))),
+            };
+            out.push((DirEntry { name, kind }, stat));
+        }
+        Ok(out)
     }
 
     fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
@@ -352,15 +406,7 @@ impl Storage for FsStorage {
                 Err(e) => return Err(error(e, path, "stat")),
             }
         };
-        Ok(Some(FileStat {
-            kind: kind_of(FileType::from_raw_mode(st.st_mode)),
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: Timestamp {
-                secs: st.st_mtime as i64,
-                nanos: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
-            },
-            mode: st.st_mode & 0o7777,
-        }))
+        Ok(Some(file_stat(&st)))
     }
 
     fn read_at(
@@ -523,6 +569,7 @@ impl Storage for FsStorage {
     }
 
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
+        self.forget_read();
         let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
             .map_err(|e| error(e, path, "opening the install root"))?;
         for component in path.components() {
