@@ -101,7 +101,7 @@ fn file_stat(st: &rustix::fs::Stat) -> FileStat {
         kind: kind_of(FileType::from_raw_mode(st.st_mode)),
         size: u64::try_from(st.st_size).unwrap_or(0),
         mtime: Timestamp {
-            secs: i64::from(st.st_mtime),
+            secs: st.st_mtime,
             nanos: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
         },
         mode: st.st_mode & 0o7777,
