@@ -1,0 +1,279 @@
+//! The socket side of a node: one reader and one writer task per connection, the listener, the
+//! dialer and the per-address connection count. None of it reads a byte of the protocol: bytes go
+//! to the node task as they come, and out as the node yields them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use wazuh_cluster_sync::roles::PeerId;
+
+use crate::run::Msg;
+
+/// What the node task tells a connection's writer.
+#[derive(Debug)]
+pub(crate) enum WriteMsg {
+    /// Write these bytes (after every earlier one).
+    Data(Bytes),
+    /// Flush what is queued, then shut the connection down.
+    Close,
+}
+
+/// Open connections per source address, shared by the listener (which refuses above the limit)
+/// and the connections (which give their slot back when they end).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AddressCounts(Arc<Mutex<BTreeMap<IpAddr, usize>>>);
+
+impl AddressCounts {
+    /// Takes a slot for `ip` unless it already holds `limit`.
+    pub(crate) fn acquire(&self, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+
+    /// Open connections from `ip`.
+    pub(crate) fn count(&self, ip: IpAddr) -> usize {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One connection's place in [`AddressCounts`]; given back on drop, whatever path ends it.
+#[derive(Debug)]
+pub(crate) struct AddressSlot {
+    counts: AddressCounts,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The tasks and channels of one open connection, held by the node task.
+#[derive(Debug)]
+pub(crate) struct PeerIo {
+    pub(crate) tx: mpsc::UnboundedSender<WriteMsg>,
+    pub(crate) reader: JoinHandle<()>,
+    pub(crate) writer: JoinHandle<()>,
+    /// `true` asks the reader to stop reading (the node's buffers for this peer are full).
+    pub(crate) pause: watch::Sender<bool>,
+    /// Bytes handed to the writer and not yet written.
+    pub(crate) backlog: Arc<AtomicUsize>,
+    /// Bytes that arrived while the node did not want input from this peer.
+    pub(crate) parked: std::collections::VecDeque<Bytes>,
+    /// The peer's address (`ip:port`), for logs.
+    pub(crate) addr: String,
+    /// The per-address slot of an accepted TCP connection.
+    pub(crate) _slot: Option<AddressSlot>,
+}
+
+impl PeerIo {
+    /// Starts the reader and writer of `stream`. Reads go to `data` as `Msg::Data` / `Msg::Eof`,
+    /// a failed write to `ctl` as `Msg::WriteFailed`.
+    pub(crate) fn spawn<S>(
+        stream: S,
+        peer: PeerId,
+        addr: String,
+        slot: Option<AddressSlot>,
+        read_buffer: usize,
+        data: mpsc::Sender<Msg>,
+        ctl: mpsc::UnboundedSender<Msg>,
+    ) -> PeerIo
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (rd, wr) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (pause, paused) = watch::channel(false);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let reader = tokio::spawn(read_loop(peer, rd, data, paused, read_buffer));
+        let writer = tokio::spawn(write_loop(peer, wr, rx, backlog.clone(), ctl));
+        PeerIo {
+            tx,
+            reader,
+            writer,
+            pause,
+            backlog,
+            parked: std::collections::VecDeque::new(),
+            addr,
+            _slot: slot,
+        }
+    }
+
+    /// Queues `bytes` for writing; `false` when the writer is gone.
+    pub(crate) fn send(&self, bytes: Bytes) -> bool {
+        self.backlog.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.tx.send(WriteMsg::Data(bytes)).is_ok()
+    }
+
+    /// Bytes queued for writing.
+    pub(crate) fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Stops reading at once; lets the writer flush what is queued for at most `grace`, then
+    /// closes. Returns the task that ends when the writer is done (or was cut at `grace`).
+    pub(crate) fn close(self, grace: Duration) -> JoinHandle<()> {
+        self.reader.abort();
+        let _ = self.tx.send(WriteMsg::Close);
+        let writer = self.writer;
+        let abort = writer.abort_handle();
+        tokio::spawn(async move {
+            if tokio::time::timeout(grace, writer).await.is_err() {
+                abort.abort();
+            }
+        })
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    peer: PeerId,
+    mut rd: R,
+    data: mpsc::Sender<Msg>,
+    mut paused: watch::Receiver<bool>,
+    read_buffer: usize,
+) {
+    let mut buf = BytesMut::new();
+    loop {
+        // Backpressure: nothing is read while the node's buffers for this peer are full, so the
+        // kernel's window closes and the peer's writes block.
+        while *paused.borrow_and_update() {
+            if paused.changed().await.is_err() {
+                return;
+            }
+        }
+        buf.reserve(read_buffer);
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = data.send(Msg::Eof(peer)).await;
+                return;
+            }
+            Ok(_) => {
+                if data
+                    .send(Msg::Data(peer, buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    peer: PeerId,
+    wr: W,
+    mut rx: mpsc::UnboundedReceiver<WriteMsg>,
+    backlog: Arc<AtomicUsize>,
+    ctl: mpsc::UnboundedSender<Msg>,
+) {
+    let mut w = BufWriter::with_capacity(64 << 10, wr);
+    while let Some(mut msg) = rx.recv().await {
+        // Write everything already queued, then flush once.
+        loop {
+            match msg {
+                WriteMsg::Data(bytes) => {
+                    if w.write_all(&bytes).await.is_err() {
+                        let _ = ctl.send(Msg::WriteFailed(peer));
+                        return;
+                    }
+                    backlog.fetch_sub(bytes.len(), Ordering::Relaxed);
+                }
+                WriteMsg::Close => {
+                    let _ = w.flush().await;
+                    let _ = w.shutdown().await;
+                    return;
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        if w.flush().await.is_err() {
+            let _ = ctl.send(Msg::WriteFailed(peer));
+            return;
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
+
+/// Dials `addr` for the node's outgoing `peer`; the outcome goes to `ctl` as `Msg::Dialed`.
+pub(crate) fn dial(
+    peer: PeerId,
+    addr: String,
+    timeout: Duration,
+    ctl: mpsc::UnboundedSender<Msg>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(format!("connecting to {addr}: {e}")),
+            Err(_) => Err(format!("connecting to {addr}: no answer in {timeout:?}")),
+        };
+        let _ = ctl.send(Msg::Dialed(peer, result));
+    })
+}
+
+/// Accepts TCP connections, refusing (closing at once) those from an address that already has
+/// `limit` open; accepted ones go to `ctl` as `Msg::Accepted`.
+pub(crate) fn listen_tcp(
+    listener: TcpListener,
+    counts: AddressCounts,
+    limit: usize,
+    ctl: mpsc::UnboundedSender<Msg>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = counts.acquire(remote.ip(), limit) else {
+                tracing::warn!(
+                    "refused connection from {remote}: {limit} connections already open from {}",
+                    remote.ip()
+                );
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            if ctl
+                .send(Msg::Accepted(stream, remote.to_string(), slot))
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}

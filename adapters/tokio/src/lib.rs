@@ -1,0 +1,380 @@
+//! Runs Wazuh cluster [`Node`]s on tokio: real TCP sockets, a real disk, the real clock and the
+//! OS's randomness around the sans-IO cores.
+//!
+//! ```text
+//!              ┌──────────────────────── node task (one per node) ────────────────────────┐
+//!  TCP accept ─┤ Accepted ─► handle_connected          poll_output ─► Transmit ─► writer task ├─► socket
+//!  reader task ┤ Data ─────► handle_input  ┌──────┐    (drained          Effect ───► effect thread
+//!  dialer task ┤ Dialed ───► handle_connected│ Node │     until None)     Connect ──► dialer task
+//!  effect thr. ┤ EffectDone► handle_effect_done└──────┘                  Close ────► reader/writer
+//!  timer ──────┤ poll_timeout ► handle_timeout                            Event ────► tracing + subscribers
+//!              └────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The adapter is thin on purpose: it holds no protocol logic. Everything a node decides — when
+//! to dial, what to send, when to give up on a peer, which file to write — comes out of
+//! [`Node::poll_output`]; this crate only moves bytes, runs the disk [`Effect`]s one after the
+//! other on a blocking thread with an [`EffectExecutor`] over the confined [`FsStorage`], and keeps
+//! the socket-level bounds that only an adapter can keep:
+//!
+//! * **backpressure**: a peer's reader stops reading while [`Node::wants_input`] is false for it
+//!   (bytes already read are parked and fed back, in order, when the node wants them);
+//! * **connections per source address**: at most [`AdapterLimits::max_connections_per_ip`] open
+//!   at once; the next one is closed as soon as it is accepted;
+//! * **write backlog**: a peer that does not read what the node sends is closed once
+//!   [`AdapterLimits::max_write_backlog`] bytes wait for it;
+//! * **graceful shutdown**: [`RunningNode::shutdown`] stops accepting and reading, lets the effect
+//!   in flight finish (applies are atomic per file in the storage), skips the effects still
+//!   queued, and flushes what each peer was already sent.
+//!
+//! The payload deadline (a declared frame that never arrives), the `hello` deadline, keepalives
+//! and reconnection after `connection_retry` are the protocol core's and the node's: the adapter
+//! honours the `Close` and `Connect` they produce.
+//!
+//! Local clients (`<wazuh-path>/queue/cluster/c-internal.sock`): the node has no local-peer
+//! session yet (an `Origin` for plaintext, hello-less local connections); until it has, this crate
+//! serves TCP only and [`RunningNode::inspect`] gives in-process access to the node's getters
+//! (`workers`, `health`), which is what `wazuh-cluster demo` shows.
+
+mod effects;
+mod io;
+mod log;
+mod os;
+mod run;
+pub mod trees;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
+
+pub use log::event_line;
+pub use os::{os_seed, shutdown_signal, unix_time_at, wall_clock_now};
+pub use run::RunStats;
+
+use crate::io::{AddressCounts, listen_tcp};
+use crate::run::{Msg, Runner};
+
+/// Bounds the adapter keeps (the node keeps its own, in [`NodeConfig::limits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterLimits {
+    /// Most TCP connections open at once from one source address (10; `demo` raises it, its
+    /// workers all come from 127.0.0.1).
+    pub max_connections_per_ip: usize,
+    /// Bytes asked of the socket per read.
+    pub read_buffer: usize,
+    /// Bytes queued for one peer and not yet written past which the peer is closed (it does not
+    /// read). The protocol paces files chunk by chunk, so a reading peer stays far below it.
+    pub max_write_backlog: usize,
+    /// How long a dial may take before it counts as failed (the node then retries after its
+    /// `connection_retry`).
+    pub dial_timeout: Duration,
+    /// How long a closing connection may take to flush, and a stopping node's effect thread to
+    /// finish its effect in flight, before they are cut.
+    pub shutdown_grace: Duration,
+    /// Messages from the readers waiting for the node task (all peers together): when full,
+    /// readers wait, which is the second line of backpressure.
+    pub input_queue: usize,
+}
+
+impl Default for AdapterLimits {
+    fn default() -> Self {
+        AdapterLimits {
+            max_connections_per_ip: 10,
+            read_buffer: 64 << 10,
+            max_write_backlog: 64 << 20,
+            dial_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            input_queue: 256,
+        }
+    }
+}
+
+/// Everything needed to run one node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// The node's configuration (name, type, key, cluster.json, limits, wall-clock anchor).
+    pub config: NodeConfig,
+    /// The install root (`/var/ossec`): the storage is confined to it.
+    pub install_root: PathBuf,
+    /// Master: the `host:port` to listen on (`0.0.0.0:1516`; port 0 picks a free one, see
+    /// [`RunningNode::local_addr`]). Workers listen on nothing.
+    pub listen: Option<String>,
+    /// Socket-level bounds.
+    pub limits: AdapterLimits,
+    /// The node's seed; `None` draws one from the OS (what a real node must do). Tests may fix it.
+    pub seed: Option<u64>,
+}
+
+impl NodeSpec {
+    /// A node over `install_root` with the default adapter limits and an OS seed; a master
+    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]).
+    pub fn new(config: NodeConfig, install_root: impl Into<PathBuf>) -> NodeSpec {
+        let listen = (config.node_type == wazuh_cluster_sync::roles::NodeType::Master)
+            .then(|| "0.0.0.0:1516".to_owned());
+        NodeSpec {
+            config,
+            install_root: install_root.into(),
+            listen,
+            limits: AdapterLimits::default(),
+            seed: None,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The install root cannot be opened.
+    #[error("cannot open the install root {path}: {message}")]
+    InstallRoot {
+        /// The path given.
+        path: String,
+        /// The storage's error.
+        message: String,
+    },
+    /// The listening socket cannot be bound.
+    #[error("cannot listen on {addr}: {message}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS's error.
+        message: String,
+    },
+    /// The OS gave no randomness for the node's seed.
+    #[error("no OS randomness for the node seed: {0}")]
+    Seed(String),
+}
+
+/// Why a node's task ended abnormally.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopError {
+    /// The node task panicked (a broken invariant in the node: a bug).
+    #[error("node {name} stopped abnormally: {message}")]
+    Crashed {
+        /// The node.
+        name: String,
+        /// The panic or cancellation text.
+        message: String,
+    },
+}
+
+/// A node running on the current tokio runtime. Dropping it does not stop the node: call
+/// [`RunningNode::shutdown`] / [`RunningNode::stop`].
+#[derive(Debug)]
+pub struct RunningNode {
+    name: String,
+    local_addr: Option<SocketAddr>,
+    ctl: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<NodeEvent>,
+    first_events: Option<broadcast::Receiver<NodeEvent>>,
+    shutdown: watch::Sender<bool>,
+    counts: AddressCounts,
+    task: JoinHandle<RunStats>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Msg::Data(..) => "Data",
+            Msg::Eof(..) => "Eof",
+            Msg::WriteFailed(..) => "WriteFailed",
+            Msg::Accepted(..) => "Accepted",
+            Msg::Dialed(..) => "Dialed",
+            Msg::EffectDone(..) => "EffectDone",
+            Msg::Inspect(..) => "Inspect",
+        };
+        f.write_str(kind)
+    }
+}
+
+/// Events kept for a subscriber that reads late; older ones are dropped (`Lagged`).
+const EVENT_BUFFER: usize = 4096;
+
+/// Starts a node on the current runtime: opens its install root, binds its listener (errors are
+/// returned here, before anything runs), and spawns its task and its effect thread.
+///
+/// # Errors
+/// [`StartError`].
+pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
+    let NodeSpec {
+        config,
+        install_root,
+        listen,
+        limits,
+        seed,
+    } = spec;
+    let seed = match seed {
+        Some(seed) => seed,
+        None => os_seed().map_err(StartError::Seed)?,
+    };
+    let listener = match &listen {
+        Some(addr) => {
+            let bind_error = |e: std::io::Error| StartError::Listen {
+                addr: addr.clone(),
+                message: e.to_string(),
+            };
+            let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+            let local = listener.local_addr().map_err(bind_error)?;
+            Some((listener, local))
+        }
+        None => None,
+    };
+    let local_addr = listener.as_ref().map(|(_, a)| *a);
+    let name = config.node_name.clone();
+
+    let (data_tx, data_rx) = mpsc::channel(limits.input_queue.max(1));
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (effect_tx, effect_rx) =
+        mpsc::unbounded_channel::<(wazuh_cluster_sync::roles::EffectId, Effect)>();
+    let (events, first_events) = broadcast::channel(EVENT_BUFFER);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let counts = AddressCounts::default();
+
+    let (opened_tx, opened) = oneshot::channel();
+    let effect_thread = effects::spawn(
+        install_root.clone(),
+        config.clone(),
+        opened_tx,
+        effect_rx,
+        ctl_tx.clone(),
+        stopping.clone(),
+    );
+    let open_error = |message: String| StartError::InstallRoot {
+        path: install_root.display().to_string(),
+        message,
+    };
+    match opened.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(open_error(e.to_string())),
+        Err(_) => return Err(open_error("the effect thread ended".to_owned())),
+    }
+    let listener_task = listener.map(|(l, _)| {
+        listen_tcp(
+            l,
+            counts.clone(),
+            limits.max_connections_per_ip,
+            ctl_tx.clone(),
+        )
+    });
+    let node = Node::new(config, seed, Instant::now());
+    let grace = limits.shutdown_grace;
+    let runner = Runner {
+        node,
+        name: name.clone(),
+        limits,
+        peers: Default::default(),
+        dialing: Default::default(),
+        next_incoming: 1,
+        data_tx,
+        ctl_tx: ctl_tx.clone(),
+        effect_tx,
+        events: events.clone(),
+        stats: RunStats::default(),
+        closing: Vec::new(),
+    };
+    let span = tracing::info_span!("node", name = %name);
+    let task = tokio::spawn(
+        async move {
+            let (stats, closing) = runner.run(data_rx, ctl_rx, shutdown_rx).await;
+            // Stop accepting first, then let the effect in flight finish and skip the rest.
+            if let Some(l) = listener_task {
+                l.abort();
+            }
+            stopping.store(true, std::sync::atomic::Ordering::Release);
+            if tokio::time::timeout(grace, effect_thread).await.is_err() {
+                tracing::warn!("effect still running after {grace:?}; leaving it");
+            }
+            for writer in closing {
+                let _ = writer.await;
+            }
+            stats
+        }
+        .instrument(span),
+    );
+    Ok(RunningNode {
+        name,
+        local_addr,
+        ctl: ctl_tx,
+        events,
+        first_events: Some(first_events),
+        shutdown,
+        counts,
+        task,
+    })
+}
+
+impl RunningNode {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Master: the address it listens on (with the port the OS picked for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The node's events from now on; the first call gets every event since the start.
+    pub fn events(&mut self) -> broadcast::Receiver<NodeEvent> {
+        self.first_events
+            .take()
+            .unwrap_or_else(|| self.events.subscribe())
+    }
+
+    /// Runs `f` on the node task with the node and the current time (getters: `workers`,
+    /// `health`, `master_peer`, ...). `None` when the node has stopped.
+    pub async fn inspect<T, F>(&self, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Node, Instant) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: run::Inspection = Box::new(move |node, now| {
+            let _ = tx.send(f(node, now));
+        });
+        self.ctl.send(Msg::Inspect(job)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Open TCP connections accepted from `ip`.
+    pub fn connections_from(&self, ip: IpAddr) -> usize {
+        self.counts.count(ip)
+    }
+
+    /// Asks the node to stop (see the crate docs for what a graceful stop does).
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits for the node to stop.
+    ///
+    /// # Errors
+    /// [`StopError::Crashed`] when its task panicked.
+    pub async fn wait(self) -> Result<RunStats, StopError> {
+        let name = self.name.clone();
+        self.task.await.map_err(|e| StopError::Crashed {
+            name,
+            message: e.to_string(),
+        })
+    }
+
+    /// [`shutdown`](Self::shutdown) then [`wait`](Self::wait).
+    ///
+    /// # Errors
+    /// See [`RunningNode::wait`].
+    pub async fn stop(self) -> Result<RunStats, StopError> {
+        self.shutdown();
+        self.wait().await
+    }
+}

@@ -1,0 +1,86 @@
+//! What the cores must never read themselves and the adapter reads once: the OS's randomness, the
+//! clocks, and the shutdown signals.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wazuh_cluster_protocol::connection::WallClock;
+use wazuh_cluster_sync::integrity::storage::Timestamp;
+
+/// A node seed from the OS's random source (`getrandom`). Time and pid are not enough: the seed
+/// drives Fernet IVs and task ids, which a peer must not guess.
+///
+/// # Errors
+/// The OS has no random source to offer (the text of `getrandom`'s error).
+pub fn os_seed() -> Result<u64, String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Reads the wall clock once and ties it to the monotonic clock. The instant is moved back by the
+/// sub-second part of the wall time, so `unix_secs` is exact at `instant` (the anchor holds whole
+/// seconds only).
+pub fn wall_clock_now() -> WallClock {
+    let instant = Instant::now();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let sub = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+    match instant.checked_sub(sub) {
+        Some(anchor) => WallClock::new(anchor, since_epoch.as_secs()),
+        None => WallClock::new(instant, since_epoch.as_secs()),
+    }
+}
+
+/// Wall-clock time at `now` from `clock`, with sub-second precision (what effects are given).
+pub fn unix_time_at(clock: &WallClock, now: Instant) -> Timestamp {
+    let base = Duration::from_secs(clock.unix_secs);
+    let at = if now >= clock.instant {
+        base + (now - clock.instant)
+    } else {
+        base.saturating_sub(clock.instant - now)
+    };
+    Timestamp {
+        secs: i64::try_from(at.as_secs()).unwrap_or(i64::MAX),
+        nanos: at.subsec_nanos(),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+///
+/// # Errors
+/// The signal handlers could not be installed.
+pub async fn shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = int.recv() => Ok("SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_time_follows_the_monotonic_clock_from_the_anchor() {
+        let start = Instant::now();
+        let clock = WallClock::new(start, 1_800_000_000);
+        let later = start + Duration::from_millis(2_500);
+        assert_eq!(
+            unix_time_at(&clock, later),
+            Timestamp {
+                secs: 1_800_000_002,
+                nanos: 500_000_000
+            }
+        );
+    }
+
+    #[test]
+    fn two_os_seeds_differ() {
+        // 2^-64 odds of a false failure; equal seeds would mean a constant source.
+        assert_ne!(os_seed().unwrap(), os_seed().unwrap());
+    }
+}

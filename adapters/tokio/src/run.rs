@@ -1,0 +1,277 @@
+//! The node task: the one owner of a [`Node`], and its run loop.
+//!
+//! It selects over socket input (from the per-peer reader tasks), everything else that happens to
+//! the node (accepted and dialled connections, effect completions, inspections), the timer the
+//! node asked for, and the shutdown request. After every input it drains
+//! [`Node::poll_output`] until `None`: transmits go to the peer's writer, effects to the effect
+//! thread, connects to a dialer task, closes to the peer's tasks, events to `tracing` and the
+//! subscribers. That is the whole job; every decision is the node's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use wazuh_cluster_sync::roles::{
+    Effect, EffectId, EffectResult, Node, NodeEvent, Origin, Output, PeerId,
+};
+
+use crate::AdapterLimits;
+use crate::io::{AddressSlot, PeerIo, dial};
+use crate::log::log_event;
+
+/// A closure run on the node task with the node and the current time.
+pub(crate) type Inspection = Box<dyn FnOnce(&Node, Instant) + Send>;
+
+/// Everything that reaches the node task.
+pub(crate) enum Msg {
+    /// Bytes read from a peer.
+    Data(PeerId, Bytes),
+    /// The peer's reader saw the end of the stream or an error.
+    Eof(PeerId),
+    /// Writing to the peer failed.
+    WriteFailed(PeerId),
+    /// The listener accepted a TCP connection (remote `ip:port`, its per-address slot).
+    Accepted(TcpStream, String, AddressSlot),
+    /// An outgoing connection the node asked for is open, or failed (the reason).
+    Dialed(PeerId, Result<TcpStream, String>),
+    /// The effect thread ran an effect.
+    EffectDone(EffectId, EffectResult),
+    /// Run this on the node (getters: workers, health, metadata).
+    Inspect(Inspection),
+}
+
+/// Counters of a node's run, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Connections accepted or dialled.
+    pub connections: u64,
+    /// Bytes read from peers.
+    pub bytes_in: u64,
+    /// Bytes handed to writers.
+    pub bytes_out: u64,
+    /// Effects run.
+    pub effects: u64,
+    /// Peers closed because their write backlog passed `max_write_backlog`.
+    pub slow_peers_closed: u64,
+}
+
+pub(crate) struct Runner {
+    pub(crate) node: Node,
+    pub(crate) name: String,
+    pub(crate) limits: AdapterLimits,
+    pub(crate) peers: BTreeMap<PeerId, PeerIo>,
+    /// Outgoing connections being dialled; a `Close` for one of them cancels it.
+    pub(crate) dialing: BTreeSet<PeerId>,
+    pub(crate) next_incoming: u64,
+    pub(crate) data_tx: mpsc::Sender<Msg>,
+    pub(crate) ctl_tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) effect_tx: mpsc::UnboundedSender<(EffectId, Effect)>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) stats: RunStats,
+    /// Writers still flushing after their connection was closed.
+    pub(crate) closing: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Runs until `shutdown` turns true; returns the counters and the writers still flushing.
+    pub(crate) async fn run(
+        mut self,
+        mut data_rx: mpsc::Receiver<Msg>,
+        mut ctl_rx: mpsc::UnboundedReceiver<Msg>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> (RunStats, Vec<JoinHandle<()>>) {
+        self.drain();
+        loop {
+            let deadline = self.node.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some(msg) = ctl_rx.recv() => self.handle(msg),
+                Some(msg) = data_rx.recv() => self.handle(msg),
+                () = sleep => self.node.handle_timeout(Instant::now()),
+            }
+            self.drain();
+            self.closing.retain(|h| !h.is_finished());
+        }
+        // Graceful: stop reading and flush what the node already produced to every peer.
+        let grace = self.limits.shutdown_grace;
+        let peers = std::mem::take(&mut self.peers);
+        for (_, io) in peers {
+            self.closing.push(io.close(grace));
+        }
+        (self.stats, self.closing)
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = Instant::now();
+        match msg {
+            Msg::Data(peer, bytes) => {
+                self.stats.bytes_in += bytes.len() as u64;
+                let wants = self.node.wants_input(peer);
+                let Some(io) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                if !io.parked.is_empty() || !wants {
+                    io.parked.push_back(bytes);
+                } else {
+                    self.node.handle_input(now, peer, &bytes);
+                }
+            }
+            Msg::Eof(peer) | Msg::WriteFailed(peer) => self.close_peer(peer, true),
+            Msg::Accepted(stream, remote, slot) => {
+                let peer = PeerId(self.next_incoming);
+                self.next_incoming += 1;
+                self.stats.connections += 1;
+                tracing::debug!("[{}] accepted {peer} from {remote}", self.name);
+                let io = PeerIo::spawn(
+                    stream,
+                    peer,
+                    remote.clone(),
+                    Some(slot),
+                    self.limits.read_buffer,
+                    self.data_tx.clone(),
+                    self.ctl_tx.clone(),
+                );
+                self.peers.insert(peer, io);
+                self.node
+                    .handle_connected(now, peer, &remote, Origin::Incoming);
+            }
+            Msg::Dialed(peer, result) => {
+                if !self.dialing.remove(&peer) {
+                    // The node gave up on this connection meanwhile.
+                    return;
+                }
+                match result {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        let remote = stream
+                            .peer_addr()
+                            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                        self.stats.connections += 1;
+                        let io = PeerIo::spawn(
+                            stream,
+                            peer,
+                            remote.clone(),
+                            None,
+                            self.limits.read_buffer,
+                            self.data_tx.clone(),
+                            self.ctl_tx.clone(),
+                        );
+                        self.peers.insert(peer, io);
+                        self.node
+                            .handle_connected(now, peer, &remote, Origin::Outgoing);
+                    }
+                    Err(reason) => {
+                        tracing::info!("[{}] {reason}", self.name);
+                        self.node.handle_closed(now, peer);
+                    }
+                }
+            }
+            Msg::EffectDone(id, result) => {
+                self.stats.effects += 1;
+                self.node.handle_effect_done(now, id, result);
+            }
+            Msg::Inspect(f) => f(&self.node, now),
+        }
+    }
+
+    /// Drains the node's outputs, feeds it the input it parked and wants again, and tells each
+    /// reader whether to read.
+    fn drain(&mut self) {
+        loop {
+            while let Some(out) = self.node.poll_output() {
+                self.output(out);
+            }
+            let mut ready = None;
+            for (peer, io) in &self.peers {
+                if !io.parked.is_empty() && self.node.wants_input(*peer) {
+                    ready = Some(*peer);
+                    break;
+                }
+            }
+            let Some(peer) = ready else { break };
+            if let Some(bytes) = self
+                .peers
+                .get_mut(&peer)
+                .and_then(|io| io.parked.pop_front())
+            {
+                self.node.handle_input(Instant::now(), peer, &bytes);
+            }
+        }
+        for (peer, io) in &self.peers {
+            let pause = !io.parked.is_empty() || !self.node.wants_input(*peer);
+            io.pause.send_if_modified(|paused| {
+                let changed = *paused != pause;
+                *paused = pause;
+                changed
+            });
+        }
+    }
+
+    fn output(&mut self, out: Output) {
+        match out {
+            Output::Transmit { peer, bytes } => {
+                let Some(io) = self.peers.get(&peer) else {
+                    return;
+                };
+                if io.backlog() + bytes.len() > self.limits.max_write_backlog {
+                    tracing::warn!(
+                        "[{}] closing {peer} ({}): it does not read what we send ({} bytes waiting)",
+                        self.name,
+                        io.addr,
+                        io.backlog()
+                    );
+                    self.stats.slow_peers_closed += 1;
+                    self.close_peer(peer, true);
+                    return;
+                }
+                self.stats.bytes_out += bytes.len() as u64;
+                if !io.send(bytes) {
+                    self.close_peer(peer, true);
+                }
+            }
+            Output::Effect { id, effect } => {
+                // The effect thread only stops after this task, so the send cannot fail while the
+                // node runs.
+                let _ = self.effect_tx.send((id, effect));
+            }
+            Output::Connect { peer, addr } => {
+                self.dialing.insert(peer);
+                dial(peer, addr, self.limits.dial_timeout, self.ctl_tx.clone());
+            }
+            Output::Close { peer } => {
+                self.dialing.remove(&peer);
+                self.close_peer(peer, false);
+            }
+            Output::Event(event) => {
+                log_event(&self.name, &event);
+                // No subscriber is fine.
+                let _ = self.events.send(event);
+            }
+        }
+    }
+
+    /// Ends a connection; `tell_node` when the node does not know yet (the socket side ended it).
+    fn close_peer(&mut self, peer: PeerId, tell_node: bool) {
+        let Some(io) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.closing.push(io.close(self.limits.shutdown_grace));
+        if tell_node {
+            self.node.handle_closed(Instant::now(), peer);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Shared pieces of the real-socket tests: trees on disk from the simulator's sample cluster,
+//! fast intervals, starting nodes on loopback, waiting for events.
+
+#![allow(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_sim::fixtures::master_tree;
+use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType};
+use wazuh_cluster_tokio::trees::{IntegrityCheck, SampleFile, compare_integrity, write_tree};
+use wazuh_cluster_tokio::{NodeSpec, RunningNode, start, wall_clock_now};
+
+/// The cluster key of these tests (32 of `[A-Za-z0-9_]`).
+pub const KEY: &str = "tokioadaptertestkey0123456789abc";
+
+/// Longest a test waits for one thing to happen on loopback.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Intervals short enough for a test to see several rounds in a second or two.
+pub fn fast(config: &mut NodeConfig) {
+    let i = &mut config.items.intervals;
+    i.worker.sync_integrity = Duration::from_millis(400);
+    i.worker.sync_files = Duration::from_millis(600);
+    i.worker.keep_alive = Duration::from_millis(500);
+    i.worker.connection_retry = Duration::from_millis(200);
+    i.master.recalculate_integrity = Duration::from_millis(200);
+    i.master.check_worker_lastkeepalive = Duration::from_secs(1);
+    i.master.max_allowed_time_without_keepalive = Duration::from_secs(10);
+}
+
+pub fn config(node_type: NodeType, name: &str, key: &str) -> NodeConfig {
+    let key = ClusterKey::new(key).unwrap();
+    let mut c = NodeConfig::new(node_type, name, Some(key), wall_clock_now());
+    fast(&mut c);
+    c
+}
+
+/// The simulator's sample master tree (every master integrity item, files no item selects).
+pub fn master_files() -> Vec<SampleFile> {
+    master_tree()
+        .into_iter()
+        .map(|f| SampleFile {
+            path: f.path,
+            data: f.data,
+            mode: f.mode,
+            mtime: f.mtime,
+        })
+        .collect()
+}
+
+/// A fresh directory `name` under `dir`.
+pub fn tree(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+pub fn master_root(dir: &Path) -> PathBuf {
+    let root = tree(dir, "master");
+    write_tree(&root, &master_files()).unwrap();
+    root
+}
+
+pub async fn start_master_at(
+    root: &Path,
+    listen: &str,
+    tune: impl FnOnce(&mut NodeSpec),
+) -> RunningNode {
+    let mut spec = NodeSpec::new(config(NodeType::Master, "master01", KEY), root);
+    spec.listen = Some(listen.to_owned());
+    tune(&mut spec);
+    start(spec).await.unwrap()
+}
+
+pub async fn start_master(root: &Path) -> RunningNode {
+    start_master_at(root, "127.0.0.1:0", |_| {}).await
+}
+
+pub async fn start_worker_with(
+    root: &Path,
+    name: &str,
+    master: &str,
+    tune: impl FnOnce(&mut NodeConfig),
+) -> RunningNode {
+    let mut c = config(NodeType::Worker, name, KEY);
+    c.master_addr = master.to_owned();
+    tune(&mut c);
+    start(NodeSpec::new(c, root)).await.unwrap()
+}
+
+pub async fn start_worker(root: &Path, name: &str, master: &str) -> RunningNode {
+    start_worker_with(root, name, master, |_| {}).await
+}
+
+/// The next event matching `pred` within [`PATIENCE`].
+pub async fn wait_event<F>(
+    rx: &mut broadcast::Receiver<NodeEvent>,
+    what: &str,
+    mut pred: F,
+) -> NodeEvent
+where
+    F: FnMut(&NodeEvent) -> bool,
+{
+    let found = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    panic!("node stopped while waiting for {what}")
+                }
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {what} within {PATIENCE:?}"))
+}
+
+/// Compares a worker tree with the master's integrity files.
+pub fn check(master: &Path, worker: &Path) -> IntegrityCheck {
+    let c = config(NodeType::Master, "master01", KEY);
+    let now =
+        wazuh_cluster_tokio::unix_time_at(&c.connection.wall_clock, std::time::Instant::now());
+    compare_integrity(master, worker, &c.items, "master01", now).unwrap()
+}
