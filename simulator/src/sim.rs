@@ -347,6 +347,30 @@ impl Sim {
         }
     }
 
+    /// Like [`Sim::run_until`], but evaluates `done` only every `poll` of virtual time (for
+    /// conditions too costly to check at every instant, such as comparing 26 install trees);
+    /// the time returned is therefore exact to `poll`.
+    ///
+    /// # Errors
+    /// [`RunError::Deadline`], [`RunError::Livelock`].
+    pub fn run_until_polled<F: FnMut(&Sim) -> bool>(
+        &mut self,
+        deadline: VirtualTime,
+        poll: Duration,
+        mut done: F,
+    ) -> Result<VirtualTime, RunError> {
+        loop {
+            if done(self) {
+                return Ok(self.now());
+            }
+            if self.now() >= deadline {
+                return Err(RunError::Deadline { at: deadline });
+            }
+            let step = poll.min(deadline.since(self.now()));
+            self.run_for(step)?;
+        }
+    }
+
     /// Runs every event up to `now + d` and leaves the clock there.
     ///
     /// # Errors
