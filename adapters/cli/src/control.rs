@@ -530,6 +530,7 @@ pub fn request(
     payload: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, ControlError> {
+    tracing::debug!(socket = %socket.display(), %command, "asking the node");
     let mut stream = UnixStream::connect(socket).map_err(|error| match error.kind() {
         ErrorKind::NotFound | ErrorKind::ConnectionRefused => ControlError::NoSocket {
             path: socket.to_owned(),

@@ -6,6 +6,7 @@
 
 mod control;
 mod integrity;
+mod logging;
 mod wire;
 
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 /// The subcommand groups.
@@ -33,6 +36,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(&cli.log);
     match cli.command {
         Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),

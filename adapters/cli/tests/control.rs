@@ -155,10 +155,17 @@ fn fake_node(socket: &Path, scripts: Vec<Script>) -> JoinHandle<Vec<Seen>> {
 }
 
 fn wazuh_cluster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    wazuh_cluster_with_log(args, None)
+}
+
+/// Runs the binary with `RUST_LOG` set to `rust_log`, or removed.
+fn wazuh_cluster_with_log(args: &[&str], rust_log: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"));
+    command.args(args).env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    command.output().expect("the binary runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -380,4 +387,50 @@ fn an_action_is_required() {
         "{}",
         stderr(&output)
     );
+}
+
+/// The debug line `control` logs before connecting, without its timestamp.
+fn debug_line(root: &Path) -> String {
+    format!(
+        " wazuh-cluster: DEBUG: [Main] [Main] asking the node socket={} command=get_nodes\n",
+        socket_of(root).display()
+    )
+}
+
+#[test]
+fn verbose_flag_and_rust_log_show_debug_lines_quiet_hides_them() {
+    let root = install_root("verbose");
+    let path = root.to_str().unwrap();
+    let error_line = format!(
+        "wazuh-cluster control: is the node running? no socket at {} (No such file or directory \
+         (os error 2))\n",
+        socket_of(&root).display()
+    );
+    for (args, rust_log) in [
+        (vec!["control", "-l", "--wazuh-path", path, "-v"], None),
+        (vec!["-v", "control", "-l", "--wazuh-path", path], None),
+        (
+            vec!["control", "-l", "--wazuh-path", path, "-q"],
+            Some("debug"),
+        ),
+    ] {
+        let output = wazuh_cluster_with_log(&args, rust_log);
+        let text = stderr(&output);
+        let (log, rest) = text.split_once('\n').expect("two lines");
+        // "YYYY/MM/DD HH:MM:SS" then the line.
+        assert_eq!(log.len(), 19 + debug_line(&root).len() - 1, "{text}");
+        assert_eq!(format!("{}\n", &log[19..]), debug_line(&root));
+        assert_eq!(rest, error_line, "{args:?}");
+    }
+    for (args, rust_log) in [
+        (vec!["control", "-l", "--wazuh-path", path], None),
+        (vec!["control", "-l", "--wazuh-path", path, "-q"], None),
+        (
+            vec!["control", "-l", "--wazuh-path", path, "-v"],
+            Some("warn"),
+        ),
+    ] {
+        let output = wazuh_cluster_with_log(&args, rust_log);
+        assert_eq!(stderr(&output), error_line, "{args:?} {rust_log:?}");
+    }
 }
