@@ -142,6 +142,25 @@ pub(super) struct MasterPeer {
     pub(super) worker: Option<Box<WorkerInfo>>,
 }
 
+impl MasterPeer {
+    /// Package files of this worker's running tasks (built, being built, or on their way).
+    pub(super) fn packages(&self) -> Vec<InstallPath> {
+        let Some(w) = &self.worker else {
+            return Vec::new();
+        };
+        w.locks
+            .iter()
+            .flatten()
+            .filter_map(|t| match &t.phase {
+                Phase::Building { path, .. }
+                | Phase::AskingTask { path, .. }
+                | Phase::Sending { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// The master's own state.
 #[derive(Debug)]
 pub(super) struct MasterState {

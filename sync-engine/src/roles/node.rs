@@ -960,13 +960,24 @@ impl Node {
                 ));
             }
         }
-        for s in p.sending.values() {
-            cleanup.jobs.push_back((
-                Effect::RemoveFile {
-                    path: s.path.clone(),
-                },
-                Step::Quiet,
-            ));
+        // Packages of rounds this link was running (built, being built, or on their way).
+        let mut packages: Vec<InstallPath> = p.sending.values().map(|s| s.path.clone()).collect();
+        match &self.role {
+            Role::Worker(w) => {
+                packages.extend(w.rounds.iter().filter_map(|r| r.package().cloned()))
+            }
+            Role::Master(_) => {
+                if let Session::Master(m) = &p.session {
+                    packages.extend(m.packages());
+                }
+            }
+        }
+        packages.sort();
+        packages.dedup();
+        for path in packages {
+            cleanup
+                .jobs
+                .push_back((Effect::RemoveFile { path }, Step::Quiet));
         }
         if cleanup.in_flight.is_some() {
             self.orphans.insert((peer, p.seq), cleanup);

@@ -80,6 +80,19 @@ pub(super) enum Round {
     },
 }
 
+impl Round {
+    /// The package file of this round, while it exists on disk (or is being built).
+    pub(super) fn package(&self) -> Option<&InstallPath> {
+        match self {
+            Round::Building { path }
+            | Round::Permission { path, .. }
+            | Round::Task { path, .. }
+            | Round::Sending { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// Reception of the master's integrity package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Receive {
