@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use proptest::prelude::*;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::KeyError;
 use wazuh_cluster_sync::config::{
@@ -513,4 +514,69 @@ fn malformed_files_are_refused_with_the_line() {
         parse_ossec_conf(b"<ossec_config>\xff</ossec_config>", KeyPolicy::Required).unwrap_err(),
         ConfigError::NotUtf8 { valid_up_to: 14 }
     );
+}
+
+#[test]
+fn configurations_built_in_code_follow_the_same_rules() {
+    let worker = ClusterConfig::new(
+        "worker-1",
+        NodeType::Worker,
+        None,
+        vec!["127.0.0.1".to_owned()],
+    )
+    .unwrap();
+    assert_eq!(worker.name, "wazuh");
+    assert_eq!(worker.port, 1516);
+    assert_eq!(worker.bind_addr, "0.0.0.0");
+    assert_eq!(worker.master_address(), Some("127.0.0.1"));
+    assert!(!worker.hidden);
+    assert_eq!(
+        ClusterConfig::new("w", NodeType::Worker, None, vec![]).unwrap_err(),
+        ConfigError::NoMasterNode
+    );
+    assert_eq!(
+        ClusterConfig::new("two words", NodeType::Master, None, vec![]).unwrap_err(),
+        ConfigError::NodeName {
+            value: "two words".to_owned()
+        }
+    );
+    assert_eq!(
+        ClusterConfig::new("m", NodeType::Master, None, vec!["NODE_IP".to_owned()]).unwrap_err(),
+        ConfigError::ReservedNodes {
+            values: vec!["NODE_IP".to_owned()]
+        }
+    );
+}
+
+proptest! {
+    /// Any text, and any cut or corruption of a real file, gives a result, never a panic.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_ossec_conf(&bytes, KeyPolicy::Required);
+    }
+
+    #[test]
+    fn every_prefix_of_a_real_file_is_handled(cut in 0..HAND_EDITED.len(), flip in any::<u8>()) {
+        let mut bytes = HAND_EDITED.as_bytes()[..cut].to_vec();
+        let _ = parse_ossec_conf(&bytes, KeyPolicy::AllowMissing);
+        if let Some(last) = bytes.last_mut() {
+            *last ^= flip;
+        }
+        let _ = parse_ossec_conf(&bytes, KeyPolicy::AllowMissing);
+    }
+
+    /// A valid port written with any leading zeros reads back as itself; every other number is
+    /// refused with the range error.
+    #[test]
+    fn ports_round_trip(port in 0u32..100_000, zeros in 0usize..4) {
+        let text = worker_with(&format!("<port>{}{port}</port>", "0".repeat(zeros)));
+        match parse_ossec_conf(text.as_bytes(), KeyPolicy::Required) {
+            Ok(ClusterSection::Enabled(config)) => {
+                prop_assert!(port > 1024 && port < 65535);
+                prop_assert_eq!(u32::from(config.port), port);
+            }
+            Err(ConfigError::PortOutOfRange { .. }) => prop_assert!(port <= 1024 || port >= 65535),
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
 }

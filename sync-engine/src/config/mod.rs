@@ -108,6 +108,37 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// A configuration built in code (tests, `demo`): upstream's defaults for everything but the
+    /// node's name, role, key and `nodes`, checked with the same rules as a file.
+    ///
+    /// # Errors
+    /// [`ConfigError::NodeName`], [`ConfigError::ReservedNodes`], [`ConfigError::EmptyNode`],
+    /// [`ConfigError::NoMasterNode`].
+    pub fn new(
+        node_name: &str,
+        node_type: NodeType,
+        key: Option<ClusterKey>,
+        nodes: Vec<String>,
+    ) -> Result<ClusterConfig, ConfigError> {
+        if !valid_node_name(node_name) {
+            return Err(ConfigError::NodeName {
+                value: node_name.to_owned(),
+            });
+        }
+        check_nodes(&nodes, node_type)?;
+        Ok(ClusterConfig {
+            name: DEFAULT_NAME.to_owned(),
+            node_name: node_name.to_owned(),
+            node_type,
+            key,
+            port: DEFAULT_PORT,
+            bind_addr: DEFAULT_BIND_ADDR.to_owned(),
+            nodes,
+            hidden: false,
+            warnings: Vec::new(),
+        })
+    }
+
     /// The address a worker dials: the first `<nodes>` entry (`None` for a master without one).
     pub fn master_address(&self) -> Option<&str> {
         self.nodes.first().map(String::as_str)
