@@ -112,33 +112,50 @@ fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
         at.since(rejoined[1])
     );
 
-    // The worker saw its link die and came back.
-    let worker_side: Vec<NodeEvent> = c
+    // The worker's side: its keepalives go unanswered. Upstream's loop (and ours) sends one
+    // keep_alive after the last answer, waits timeout_cluster_request for it, then again; the
+    // second failure closes the link: answer + 60 + 20 + 60 + 20 s. Then every dial is refused
+    // until the heal, and the next one gets through.
+    let last_answer = frames(&c.sim, "master01", "ok-m")
+        .map(|f| f.at)
+        .filter(|&t| t <= cut)
+        .max()
+        .unwrap();
+    let worker_side: Vec<(VirtualTime, NodeEvent)> = c
         .sim
         .events_of(w1)
         .filter(|e| e.at > cut)
-        .map(|e| e.event.clone())
         .filter(|e| {
             matches!(
-                e,
+                e.event,
                 NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::ConnectedToMaster { .. }
             )
         })
+        .map(|e| (e.at, e.event.clone()))
         .collect();
-    assert!(
-        matches!(
-            worker_side.first(),
-            Some(NodeEvent::DisconnectedFromMaster { .. })
-        ),
-        "{worker_side:?}"
+    assert_eq!(
+        worker_side[0],
+        (
+            last_answer.plus(Duration::from_secs(160)),
+            NodeEvent::DisconnectedFromMaster {
+                reason: CloseReason::Connection(Some(
+                    "peer error: 2 keepalives in a row failed".into()
+                ))
+            }
+        )
     );
-    assert!(
-        matches!(
-            worker_side.last(),
-            Some(NodeEvent::ConnectedToMaster { .. })
-        ),
-        "{worker_side:?}"
-    );
+    let (refused, back) = worker_side[1..].split_at(worker_side.len() - 2);
+    assert!(!refused.is_empty());
+    for (at, e) in refused {
+        assert!(*at < healed);
+        assert_eq!(
+            e,
+            &NodeEvent::DisconnectedFromMaster {
+                reason: CloseReason::Lost
+            }
+        );
+    }
+    assert!(matches!(back, [(at, NodeEvent::ConnectedToMaster { .. })] if *at > healed));
 }
 
 #[test]
