@@ -178,6 +178,9 @@ pub struct SimStats {
     pub bytes_delivered: u64,
     /// Effects executed.
     pub effects: u64,
+    /// Deliveries held back because the receiving node did not want input from that peer
+    /// ([`Node::wants_input`]), later handed over in order.
+    pub parked: u64,
 }
 
 /// A simulated cluster. See the [module documentation](self).
@@ -544,6 +547,7 @@ impl Sim {
             .record(now, TraceKind::Deliver, n, peer.0, &bytes);
         let sn = &mut self.nodes[n];
         if sn.parked.contains_key(&peer) || !sn.node.wants_input(peer) {
+            self.stats.parked += 1;
             sn.parked.entry(peer).or_default().push_back(bytes);
             return;
         }

@@ -324,3 +324,45 @@ fn a_200_mib_package_does_not_delay_keepalives() {
     )));
     assert!(at < VirtualTime::from_secs(60));
 }
+
+#[test]
+fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
+    // Every effect takes 700 ms of virtual time; the worker may hold only 3 MiB of received
+    // chunks not yet on disk, so while a 5 MiB chunk is being written it reads nothing more
+    // (the keepalive answers that arrive meanwhile wait in the socket).
+    const SIZE: usize = 24 << 20;
+    let config = SimConfig {
+        effect_latency: Duration::from_millis(700),
+        ..SimConfig::default()
+    };
+    let mut tree = master_tree();
+    tree.push(wazuh_cluster_sim::tree::TreeFile::new(
+        "/etc/lists/big-list.cdb",
+        noise(SIZE, 7),
+        wazuh_cluster_sim::fixtures::OLD,
+    ));
+    let mut c = wazuh_cluster_sim::cluster::ClusterBuilder::new(config)
+        .master(
+            "master01",
+            wazuh_cluster_sim::tree::storage_from(tree).unwrap(),
+        )
+        .worker(
+            "worker1",
+            wazuh_cluster_sync::integrity::memory::MemoryStorage::new(),
+        )
+        .configure(|cfg: &mut NodeConfig| {
+            recorded_intervals(cfg);
+            cfg.limits.max_pending_disk_bytes = 3 << 20;
+        })
+        .build()
+        .unwrap();
+    c.run_until_converged(VirtualTime::from_secs(120)).unwrap();
+    // One delivery (a keepalive answer) arrived while a chunk was being written and waited.
+    assert_eq!(c.sim.stats().parked, 1, "{:?}", c.sim.stats());
+    assert!(!c.sim.events().iter().any(|e| matches!(
+        e.event,
+        NodeEvent::DisconnectedFromMaster { .. }
+            | NodeEvent::WorkerLeft { .. }
+            | NodeEvent::Error { .. }
+    )));
+}
