@@ -72,3 +72,116 @@ async fn master_and_two_workers_converge() {
         node.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_and_restarted_rejoins_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mroot = master_root(dir.path());
+    let mut master = start_master(&mroot).await;
+    let mut mev = master.events();
+    let addr = master.local_addr().unwrap().to_string();
+    let root = tree(dir.path(), "worker1");
+    let mut w1 = start_worker(&root, "worker1", &addr).await;
+    let mut e1 = w1.events();
+    wait_event(&mut e1, "worker1's first apply", is_integrity_done).await;
+    w1.stop().await.unwrap();
+    let left = wait_event(&mut mev, "worker1 leaving", |e| {
+        matches!(e, NodeEvent::WorkerLeft { .. })
+    })
+    .await;
+    assert!(
+        matches!(&left, NodeEvent::WorkerLeft { name, .. } if name == "worker1"),
+        "{left:?}"
+    );
+
+    // While it is down the master's rules change.
+    std::fs::write(
+        mroot.join("etc/rules/local_rules.xml"),
+        "<group name=\"local\"><rule id=\"100002\"/></group>\n",
+    )
+    .unwrap();
+    let mut w1 = start_worker(&root, "worker1", &addr).await;
+    let mut e1 = w1.events();
+    let joined = wait_event(&mut mev, "worker1 joining again", |e| {
+        matches!(e, NodeEvent::WorkerJoined { .. })
+    })
+    .await;
+    assert!(
+        matches!(&joined, NodeEvent::WorkerJoined { name, .. } if name == "worker1"),
+        "{joined:?}"
+    );
+    // Its first round after the restart carries the one changed file.
+    let round = wait_event(&mut mev, "the master's round", is_integrity_done).await;
+    assert_eq!(
+        round,
+        NodeEvent::SyncFinished {
+            kind: SyncKind::Integrity,
+            worker: "worker1".to_owned(),
+            counts: SyncCounts {
+                missing: 0,
+                extra: 0,
+                extra_valid: 0,
+                shared: 1
+            }
+        }
+    );
+    wait_event(&mut e1, "worker1's apply", is_integrity_done).await;
+    let check = check(&mroot, &root);
+    assert!(check.identical(), "{check:?}");
+    for node in [w1, master] {
+        node.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_reconnect_on_their_own_to_a_restarted_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let mroot = master_root(dir.path());
+    let master = start_master(&mroot).await;
+    let addr = master.local_addr().unwrap().to_string();
+    let (r1, r2) = (tree(dir.path(), "worker1"), tree(dir.path(), "worker2"));
+    let mut w1 = start_worker(&r1, "worker1", &addr).await;
+    let mut w2 = start_worker(&r2, "worker2", &addr).await;
+    let (mut e1, mut e2) = (w1.events(), w2.events());
+    for e in [&mut e1, &mut e2] {
+        wait_event(e, "a first apply", is_integrity_done).await;
+    }
+    master.stop().await.unwrap();
+    for e in [&mut e1, &mut e2] {
+        wait_event(e, "the master going away", |e| {
+            matches!(e, NodeEvent::DisconnectedFromMaster { .. })
+        })
+        .await;
+    }
+
+    // The same address again (the workers keep dialling it every connection_retry).
+    let mut master = start_master_at(&mroot, &addr, |_| {}).await;
+    let mut mev = master.events();
+    for e in [&mut e1, &mut e2] {
+        wait_event(e, "reconnection", |e| {
+            matches!(e, NodeEvent::ConnectedToMaster { .. })
+        })
+        .await;
+    }
+    let mut joined = Vec::new();
+    while joined.len() < 2 {
+        if let NodeEvent::WorkerJoined { name, .. } = wait_event(&mut mev, "joins", |e| {
+            matches!(e, NodeEvent::WorkerJoined { .. })
+        })
+        .await
+        {
+            joined.push(name);
+        }
+    }
+    joined.sort();
+    assert_eq!(joined, ["worker1", "worker2"]);
+    // Their next rounds find nothing to send: they already match.
+    let round = wait_event(&mut mev, "a round", is_integrity_done).await;
+    assert!(
+        matches!(round, NodeEvent::SyncFinished { counts, .. } if counts == SyncCounts::default()),
+        "{round:?}"
+    );
+    for node in [w1, w2, master] {
+        node.stop().await.unwrap();
+    }
+}

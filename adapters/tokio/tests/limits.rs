@@ -1,0 +1,187 @@
+//! Socket-level bounds over real loopback TCP: connections per source address, the deadline of a
+//! declared payload, refused workers.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wazuh_cluster_protocol::frame::{Command, encode_header};
+use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, hello_text};
+
+use support::*;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Waits until `f` holds (checked every 10 ms, at most [`PATIENCE`]).
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "never: {what}");
+}
+
+/// Reads until the peer closes; `true` if it did within `within`.
+async fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    read.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eleventh_connection_from_one_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master(&master_root(dir.path())).await;
+    let addr = master.local_addr().unwrap();
+
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(TcpStream::connect(addr).await.unwrap());
+    }
+    eventually("10 connections accepted", || {
+        master.connections_from(LOCALHOST) == 10
+    })
+    .await;
+
+    // The 11th is accepted by the kernel and closed by the adapter at once.
+    let mut eleventh = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_by_peer(&mut eleventh, PATIENCE).await);
+    assert_eq!(master.connections_from(LOCALHOST), 10);
+    // The ten others are still open (the master waits for their hello).
+    assert!(!closed_by_peer(&mut open[0], Duration::from_millis(200)).await);
+
+    // A slot freed is a slot usable again.
+    drop(open.pop());
+    eventually("the closed connection's slot given back", || {
+        master.connections_from(LOCALHOST) == 9
+    })
+    .await;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    eventually("a tenth connection accepted again", || {
+        master.connections_from(LOCALHOST) == 10
+    })
+    .await;
+    assert!(!closed_by_peer(&mut again, Duration::from_millis(200)).await);
+
+    master.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = master_root(dir.path());
+    let master = start_master_at(&root, "127.0.0.1:0", |spec| {
+        spec.config.connection.payload_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+
+    // A header declaring 5 MiB, then 10 bytes of it, then nothing.
+    let mut frame = BytesMut::new();
+    let hello = Command::new(Profile::V3_9, b"hello").unwrap();
+    encode_header(Profile::V3_9, 1, &hello, 5 << 20, &mut frame).unwrap();
+    frame.extend_from_slice(b"0123456789");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&frame).await.unwrap();
+
+    // Dropped long before the 30 s hello deadline.
+    assert!(closed_by_peer(&mut stream, Duration::from_secs(10)).await);
+    eventually("the connection's slot given back", || {
+        master.connections_from(LOCALHOST) == 0
+    })
+    .await;
+    master.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let mroot = master_root(dir.path());
+    let mut master = start_master(&mroot).await;
+    let mut mev = master.events();
+    let addr = master.local_addr().unwrap().to_string();
+
+    let mut other_cluster =
+        start_worker_with(&tree(dir.path(), "w-cluster"), "worker8", &addr, |c| {
+            c.cluster_name = "other".to_owned();
+        })
+        .await;
+    let mut other_key = start_worker_with(&tree(dir.path(), "w-key"), "worker9", &addr, |c| {
+        let key = wazuh_cluster_protocol::key::ClusterKey::new("otherclusterkey0123456789abcdefg")
+            .unwrap();
+        c.connection.key = Some(key);
+    })
+    .await;
+    let (mut ec, mut ek) = (other_cluster.events(), other_key.events());
+
+    // Wrong cluster name: upstream's refusal text, on both sides.
+    let refused = wait_event(&mut mev, "the refusal", |e| {
+        matches!(e, NodeEvent::HelloRefused { .. })
+    })
+    .await;
+    assert!(
+        matches!(&refused, NodeEvent::HelloRefused { reply, .. } if reply == hello_text::OTHER_CLUSTER),
+        "{refused:?}"
+    );
+    let first = wait_event(&mut ec, "worker8's first link event", |e| {
+        matches!(
+            e,
+            NodeEvent::ConnectedToMaster { .. } | NodeEvent::DisconnectedFromMaster { .. }
+        )
+    })
+    .await;
+    assert_eq!(
+        first,
+        NodeEvent::DisconnectedFromMaster {
+            // What upstream's worker reads from an `err` reply.
+            reason: CloseReason::HelloRefused(format!(
+                "Error processing request: {}",
+                hello_text::OTHER_CLUSTER
+            ))
+        }
+    );
+    // Wrong key: the master cannot read its hello and drops it; it never connects.
+    let first = wait_event(&mut ek, "worker9's first link event", |e| {
+        matches!(
+            e,
+            NodeEvent::ConnectedToMaster { .. } | NodeEvent::DisconnectedFromMaster { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(first, NodeEvent::DisconnectedFromMaster { .. }),
+        "{first:?}"
+    );
+
+    // Meanwhile a good worker joins and converges.
+    let good = tree(dir.path(), "worker1");
+    let mut w1 = start_worker(&good, "worker1", &addr).await;
+    let mut e1 = w1.events();
+    wait_event(&mut e1, "worker1's apply", |e| {
+        matches!(e, NodeEvent::SyncFinished { .. })
+    })
+    .await;
+    assert!(check(&mroot, &good).identical());
+    assert_eq!(
+        master.inspect(|n, _| n.workers()).await.unwrap(),
+        ["worker1"]
+    );
+    for node in [other_cluster, other_key, w1, master] {
+        node.stop().await.unwrap();
+    }
+}
