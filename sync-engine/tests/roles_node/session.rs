@@ -268,3 +268,28 @@ fn the_run_ends_in_the_recorded_state() {
     ];
     assert_eq!(routes, expected.map(|(a, w)| (a.to_owned(), w.to_owned())));
 }
+
+/// `get_health` after the session has the recorded reply's shape: same keys in the same order,
+/// worker first then master, post-comparison `total_files` order, `total_agent_info` and
+/// `total_extra_valid` present (values and dates differ only in digits).
+#[test]
+fn get_health_after_the_session_has_the_recorded_shape() {
+    let c = session();
+    let recorded_reply = recorded("master_frames.jsonl", "MasterHandler")
+        .into_iter()
+        .find(|f| {
+            f["dir"] == "SEND"
+                && f["preview"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("{\"n_connected_nodes\"")
+        })
+        .map(|f| f["preview"].as_str().unwrap().to_owned())
+        .unwrap();
+    // Python prints no fraction for a whole second: compare dates without it.
+    let normal = |text: &str| shape(text).replace("N:N:N.N", "N:N:N");
+    let ours = c.members[0].node.health(c.now, None);
+    assert_eq!(normal(&ours), normal(&recorded_reply));
+    assert!(ours.contains("\"n_active_agents\": 3"), "{ours}");
+    assert!(ours.contains("\"total_agent_info\": 5"), "{ours}");
+}
