@@ -13,7 +13,7 @@
 //! one executor.
 //!
 //! Bounds: packages are read back with `max_package_file`, peer documents with the package and
-//! apply limits of [`NodeLimits`](super::NodeLimits); a chunk read never exceeds the `len` asked.
+//! apply limits of [`NodeLimits`]; a chunk read never exceeds the `len` asked.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

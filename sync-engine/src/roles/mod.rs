@@ -101,13 +101,13 @@
 //! names), each from its own derived stream; every map is ordered. The same seed and the same
 //! inputs give the same outputs, byte for byte — what the simulator's trace hash checks.
 
-mod config;
-mod effects;
-mod health;
-mod master;
-mod node;
-mod output;
-mod worker;
+pub mod config;
+pub mod effects;
+pub mod health;
+pub mod master;
+pub mod node;
+pub mod output;
+pub mod worker;
 
 pub use config::{MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, valid_node_name};
 pub use effects::{

@@ -306,6 +306,21 @@ impl Node {
                     Session::Master(MasterPeer::default()),
                 );
             }
+            (NodeType::Master, Origin::Local) => {
+                // The local socket is the operator's own: no key, no hello (upstream's local
+                // server); the session never registers, so only get_nodes / get_health work.
+                let mut local = self.conn_config.clone();
+                local.key = None;
+                local.require_hello = false;
+                self.add_peer_with(
+                    now,
+                    peer,
+                    remote_addr,
+                    Side::Server,
+                    Session::Master(MasterPeer::default()),
+                    local,
+                );
+            }
             (NodeType::Worker, Origin::Outgoing) => self.worker_connected(now, peer, remote_addr),
             _ => {
                 // A master does not dial; a worker accepts nothing.
@@ -422,8 +437,22 @@ impl Node {
         side: Side,
         session: Session,
     ) {
+        let config = self.conn_config.clone();
+        self.add_peer_with(now, peer, addr, side, session, config);
+    }
+
+    /// [`Node::add_peer`] with a connection configuration of its own (the local socket's).
+    fn add_peer_with(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: &str,
+        side: Side,
+        session: Session,
+        config: ConnectionConfig,
+    ) {
         let stream = STREAM_CONNECTIONS + self.next_seq;
-        let conn = Connection::new(self.conn_config.clone(), side, self.rng.fork(stream), now);
+        let conn = Connection::new(config, side, self.rng.fork(stream), now);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.peers.insert(

@@ -37,6 +37,10 @@ pub enum Origin {
     Incoming,
     /// We dialled the peer after an [`Output::Connect`] (this worker connecting to its master).
     Outgoing,
+    /// A local client on the node's Unix socket (`queue/cluster/c-internal.sock`): plaintext, no
+    /// `hello` (upstream's local server). A master answers its `get_nodes` and `get_health`; a
+    /// worker closes it (forwarding local requests to the master is not built yet).
+    Local,
 }
 
 /// Identifies one [`Effect`]; the adapter hands it back with the result.

@@ -2,7 +2,7 @@
 //! `sync_integrity`, agent-info every `sync_files`, extra-valid after an applied package that
 //! left extra-valid files — and the reception and apply of the master's package.
 //!
-//! Each round is an explicit state ([`Round`]) with the upstream command sequence (3.9.5
+//! Each round is an explicit state (`Round`) with the upstream command sequence (3.9.5
 //! `SyncWorker.sync`): build the package, `<cmd>_p` → `True`, `<cmd>` → task id, the file,
 //! `<cmd>_e "<task> <path>"` (or `"<task> Error"` when the file could not be sent). A failure to
 //! build is reported as `<cmd>_r <text>`, as upstream's `except` does. Whatever happens, the round
