@@ -133,9 +133,9 @@ pub struct FsStorage {
     staged: BTreeMap<u64, Staged>,
     next_write: u64,
     last_read: RefCell<Option<OpenRead>>,
-    /// The directory last listed, kept open so that the `stat`s and reads of its entries that
-    /// follow a listing (what every walk does) skip the component walk. Dropped by every
-    /// operation that changes directories.
+    /// The directory last listed or used, kept open so that the `stat`s and reads of its entries
+    /// that follow (what every walk and every hashing pass does) skip the component walk.
+    /// Dropped by every operation that changes directories.
     last_dir: RefCell<Option<(InstallPath, Rc<OwnedFd>)>>,
 }
 
@@ -229,7 +229,11 @@ impl FsStorage {
                     .and_then(|(dir, fd)| (dir == &parent).then(|| Rc::clone(fd)));
                 match cached {
                     Some(fd) => Ok((fd, name)),
-                    None => Ok((Rc::new(self.open_dir(&parent)?), name)),
+                    None => {
+                        let fd = Rc::new(self.open_dir(&parent)?);
+                        *self.last_dir.borrow_mut() = Some((parent, Rc::clone(&fd)));
+                        Ok((fd, name))
+                    }
                 }
             }
             _ => Err(StorageError::new(
