@@ -366,3 +366,160 @@ fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
             | NodeEvent::Error { .. }
     )));
 }
+
+#[test]
+fn a_reset_in_the_middle_of_a_round_frees_the_lock_and_the_worker_comes_back() {
+    let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
+    let (m, w1) = (c.master, c.workers[0]);
+    let asked = |sim: &Sim| frames(sim, "worker1", "sync_i_w_m").next().is_some();
+    c.sim.run_until(VirtualTime::from_secs(60), asked).unwrap();
+    assert_eq!(
+        c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
+        Some(false)
+    );
+    let link = c.sim.links_between(m, w1)[0];
+    let reset_at = c.sim.now();
+    c.sim.reset(link);
+    c.sim.run_for(Duration::from_millis(1)).unwrap();
+
+    let at_reset = |n: usize| -> Vec<NodeEvent> {
+        c.sim
+            .events_of(n)
+            .filter(|e| e.at == reset_at)
+            .map(|e| e.event.clone())
+            .collect()
+    };
+    // The task was created at this very instant (the reset hits right after `sync_i_w_m`).
+    assert_eq!(
+        at_reset(m),
+        [
+            NodeEvent::SyncStarted {
+                kind: SyncKind::Integrity,
+                worker: "worker1".into()
+            },
+            NodeEvent::LockReleased {
+                worker: "worker1".into(),
+                kind: SyncKind::Integrity,
+                cause: LockRelease::ConnectionLost
+            },
+            NodeEvent::SyncFailed {
+                kind: SyncKind::Integrity,
+                worker: "worker1".into(),
+                error: "connection lost".into()
+            },
+            NodeEvent::WorkerLeft {
+                name: "worker1".into(),
+                reason: CloseReason::Lost
+            },
+        ]
+    );
+    assert_eq!(
+        c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
+        None
+    );
+    assert_eq!(
+        at_reset(w1),
+        [
+            NodeEvent::SyncFailed {
+                kind: SyncKind::Integrity,
+                worker: "worker1".into(),
+                error: "connection lost".into()
+            },
+            NodeEvent::DisconnectedFromMaster {
+                reason: CloseReason::Lost
+            },
+        ]
+    );
+
+    // connection_retry (10 s) later it dials again, joins, and converges.
+    c.run_until_converged(VirtualTime::from_secs(120)).unwrap();
+    let joins: Vec<VirtualTime> = c
+        .sim
+        .events_of(m)
+        .filter(|e| matches!(e.event, NodeEvent::WorkerJoined { .. }))
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(joins.len(), 2);
+    let retry = c
+        .sim
+        .node(w1)
+        .config()
+        .items
+        .intervals
+        .worker
+        .connection_retry;
+    // Dial at reset + retry, then SYN and the hello cross the 1 ms link.
+    assert_eq!(
+        joins[1],
+        reset_at.plus(retry).plus(Duration::from_millis(3))
+    );
+}
+
+#[test]
+fn a_worker_reconnecting_over_a_stale_session_replaces_it() {
+    // Upstream's defaults. worker1's link black-holes (not a partition: new connections work).
+    // The worker gives up first (last answer + 160 s), dials again 10 s later, and its hello
+    // reaches a master that still holds the stale session (it would drop it only at the check
+    // past 120 s of silence): the new session replaces the old one at once.
+    let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
+    let (m, w1) = (c.master, c.workers[0]);
+    c.run_until_converged(VirtualTime::from_secs(60)).unwrap();
+    c.sim.run_for(Duration::from_secs(100)).unwrap();
+    let old = c.sim.links_between(m, w1)[0];
+    c.sim.stall(old);
+    let hellos = |sim: &Sim| frames(sim, "worker1", "hello").count();
+    c.sim
+        .run_until(VirtualTime::from_secs(600), |sim| hellos(sim) == 2)
+        .unwrap();
+    let second_hello = frames(&c.sim, "worker1", "hello").nth(1).unwrap().at;
+    let master_side: Vec<(VirtualTime, NodeEvent)> = c
+        .sim
+        .events_of(m)
+        .filter(|e| {
+            matches!(
+                e.event,
+                NodeEvent::WorkerLeft { .. } | NodeEvent::WorkerJoined { .. }
+            )
+        })
+        .map(|e| (e.at, e.event.clone()))
+        .collect();
+    assert_eq!(master_side.len(), 3, "{master_side:?}");
+    assert_eq!(
+        master_side[1..],
+        [
+            (
+                second_hello,
+                NodeEvent::WorkerLeft {
+                    name: "worker1".into(),
+                    reason: CloseReason::Replaced
+                }
+            ),
+            (
+                second_hello,
+                NodeEvent::WorkerJoined {
+                    name: "worker1".into(),
+                    addr: "worker1:40001".into()
+                }
+            ),
+        ]
+    );
+    // No keepalive drop ever happened, and the new session works: a change gets through.
+    let now = c.sim.unix_now();
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/lists/audit-keys"),
+            b"after:replace\n".to_vec(),
+            now,
+            0o660,
+        )
+        .unwrap();
+    c.run_until_converged(VirtualTime::from_secs(900)).unwrap();
+    assert!(!c.sim.events().iter().any(|e| matches!(
+        &e.event,
+        NodeEvent::WorkerLeft {
+            reason: CloseReason::KeepaliveTimeout,
+            ..
+        }
+    )));
+}
