@@ -27,7 +27,7 @@ use wazuh_cluster_protocol::message::Hello;
 use super::config::{NodeConfig, valid_node_name};
 use super::effects::{Effect, EffectOutput, EffectResult};
 use super::health::{WorkerHealth, health_json, nodes_json};
-use super::node::{IncomingState, Job, Node, Peer, Pending, Role, Session, Step};
+use super::node::{Ended, IncomingState, Job, Node, Peer, Pending, Role, Session, Step};
 use super::output::{CloseReason, LockRelease, NodeEvent, PeerId, SyncKind};
 use crate::integrity::compare::{SyncCounts, SyncPlan};
 use crate::integrity::metadata::IntegrityMetadata;
@@ -580,54 +580,23 @@ impl Node {
         kind: SyncKind,
         payload: &Bytes,
     ) {
-        let Some(at) = payload.iter().position(|&b| b == b' ') else {
-            return self.reply(
-                now,
-                peer,
-                counter,
-                false,
-                sync_text::TASK_NOT_RECEIVED.as_bytes(),
-            );
+        let known = |node: &Node, task: &[u8]| {
+            node.worker_info(peer)
+                .and_then(|w| w.locks[kind.index()].as_ref())
+                .is_some_and(|t| t.id.as_bytes() == task && t.phase == Phase::AwaitFile)
         };
-        let (task, file) = (&payload[..at], payload.slice(at + 1..));
-        let matches = self
-            .worker_info(peer)
-            .and_then(|w| w.locks[kind.index()].as_ref())
-            .is_some_and(|t| t.id.as_bytes() == task && t.phase == Phase::AwaitFile);
-        if !matches {
-            return self.reply(
-                now,
-                peer,
-                counter,
-                false,
-                sync_text::TASK_UNKNOWN.as_bytes(),
-            );
-        }
-        self.reply(
-            now,
-            peer,
-            counter,
-            true,
-            sync_text::FILE_RECEIVED.as_bytes(),
-        );
+        let Some(ended) = self.end_receiving_file(now, peer, counter, payload, known) else {
+            return;
+        };
         if let Some(t) = self
             .worker_info_mut(peer)
             .and_then(|w| w.locks[kind.index()].as_mut())
         {
             t.deadline = None;
         }
-        if &file[..] == b"Error" {
-            let error = "worker files weren't correctly received".to_owned();
-            return self.release(now, peer, kind, LockRelease::Failed, Some(error));
-        }
-        let state = self
-            .peers
-            .get(&peer)
-            .and_then(|p| p.incoming.get(&file))
-            .map(|f| f.state);
-        match state {
-            Some(IncomingState::Committed) => self.master_process(now, peer, kind, &file),
-            Some(IncomingState::Committing) => {
+        match ended {
+            Ended::Ready(file) => self.master_process(now, peer, kind, &file),
+            Ended::Committing(file) => {
                 if let Some(t) = self
                     .worker_info_mut(peer)
                     .and_then(|w| w.locks[kind.index()].as_mut())
@@ -635,7 +604,11 @@ impl Node {
                     t.phase = Phase::AwaitCommit(file);
                 }
             }
-            _ => {
+            Ended::Error => {
+                let error = "worker files weren't correctly received".to_owned();
+                self.release(now, peer, kind, LockRelease::Failed, Some(error));
+            }
+            Ended::Missing(file) => {
                 let error = format!("file {:?} was not received", String::from_utf8_lossy(&file));
                 self.release(now, peer, kind, LockRelease::Failed, Some(error));
             }

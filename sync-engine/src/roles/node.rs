@@ -154,6 +154,19 @@ pub(super) enum Role {
     Worker(WorkerState),
 }
 
+/// What a `<task> <file>` end message (`sync_*_e`, `sync_m_c_e`) names, once accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// `<task> Error`: the sender could not send its file.
+    Error,
+    /// The file is on disk.
+    Ready(Bytes),
+    /// Its commit is still queued or running.
+    Committing(Bytes),
+    /// No such file was received (or it failed).
+    Missing(Bytes),
+}
+
 /// A master or worker node. See the [module documentation](super) for the run loop.
 #[derive(Debug)]
 pub struct Node {
@@ -579,6 +592,46 @@ impl Node {
         let command = if ok { Command::OK } else { Command::ERR };
         // Replies fail only on a closed connection, which the pump reports.
         let _ = p.conn.reply(now, counter, command, payload);
+    }
+
+    /// Upstream's `end_receiving_file` for `<task> <file>`: replies `err` `Task name not received
+    /// correctly` without a space, `err` `Task name doesnt exist` when `known(task)` is false,
+    /// else `ok` `File correctly received`, and says where the named file is.
+    pub(super) fn end_receiving_file(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        payload: &Bytes,
+        known: impl FnOnce(&Node, &[u8]) -> bool,
+    ) -> Option<Ended> {
+        use super::master::sync_text;
+        let Some(at) = payload.iter().position(|&b| b == b' ') else {
+            let text = sync_text::TASK_NOT_RECEIVED.as_bytes();
+            self.reply(now, peer, counter, false, text);
+            return None;
+        };
+        let (task, file) = (&payload[..at], payload.slice(at + 1..));
+        if !known(self, task) {
+            let text = sync_text::TASK_UNKNOWN.as_bytes();
+            self.reply(now, peer, counter, false, text);
+            return None;
+        }
+        let text = sync_text::FILE_RECEIVED.as_bytes();
+        self.reply(now, peer, counter, true, text);
+        if &file[..] == b"Error" {
+            return Some(Ended::Error);
+        }
+        let state = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.incoming.get(&file))
+            .map(|f| f.state);
+        Some(match state {
+            Some(IncomingState::Committed) => Ended::Ready(file),
+            Some(IncomingState::Committing) => Ended::Committing(file),
+            _ => Ended::Missing(file),
+        })
     }
 
     /// Starts sending `path` (`size` bytes) to `peer`; chunks are read as the connection asks.

@@ -23,7 +23,7 @@ use wazuh_cluster_protocol::message::Hello;
 use super::config::NodeConfig;
 use super::effects::{Effect, EffectOutput, EffectResult};
 use super::master::effect_error;
-use super::node::{IncomingState, Node, Pending, Role, Session, Step};
+use super::node::{Ended, IncomingState, Node, Pending, Role, Session, Step};
 use super::output::{CloseReason, NodeEvent, Output, PeerId, SyncKind};
 use crate::integrity::compare::SyncCounts;
 use crate::integrity::path::InstallPath;
@@ -53,17 +53,9 @@ pub(super) enum Round {
         path: InstallPath,
     },
     /// `_p` sent.
-    Permission {
-        path: InstallPath,
-        size: u64,
-        entries: usize,
-    },
+    Permission(Built),
     /// The task command sent.
-    Task {
-        path: InstallPath,
-        size: u64,
-        entries: usize,
-    },
+    Task(Built),
     /// The file is on its way.
     Sending {
         path: InstallPath,
@@ -85,12 +77,21 @@ impl Round {
     pub(super) fn package(&self) -> Option<&InstallPath> {
         match self {
             Round::Building { path }
-            | Round::Permission { path, .. }
-            | Round::Task { path, .. }
+            | Round::Permission(Built { path, .. })
+            | Round::Task(Built { path, .. })
             | Round::Sending { path, .. } => Some(path),
             _ => None,
         }
     }
+}
+
+/// A built package waiting to go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Built {
+    pub(super) path: InstallPath,
+    pub(super) size: u64,
+    /// Files described (integrity) or merged parts (extra-valid, agent-info).
+    pub(super) entries: usize,
 }
 
 /// Reception of the master's integrity package.
@@ -177,6 +178,10 @@ impl Node {
             Link::Up(peer) => Some(peer),
             _ => None,
         }
+    }
+
+    fn round(&self, kind: SyncKind) -> Option<Round> {
+        Some(self.worker_state()?.rounds[kind.index()].clone())
     }
 
     /// Worker: whether the `kind` round is idle (`None` on a master).
@@ -354,7 +359,6 @@ impl Node {
     /// The round of `kind` is over: schedule the next one (timer kinds) and report.
     fn end_round(&mut self, now: Instant, kind: SyncKind, outcome: Result<SyncCounts, String>) {
         let intervals = self.config.items.intervals.worker;
-        let worker = self.config.node_name.clone();
         let Some(w) = self.worker_state_mut() else {
             return;
         };
@@ -364,18 +368,7 @@ impl Node {
             SyncKind::AgentInfo => w.next[2] = Some(now + intervals.sync_files),
             SyncKind::ExtraValid => {}
         }
-        match outcome {
-            Ok(counts) => self.event(NodeEvent::SyncFinished {
-                kind,
-                worker,
-                counts,
-            }),
-            Err(error) => self.event(NodeEvent::SyncFailed {
-                kind,
-                worker,
-                error,
-            }),
-        }
+        self.report(kind, outcome);
     }
 
     pub(super) fn worker_built(
@@ -393,11 +386,11 @@ impl Node {
         match result {
             Ok(EffectOutput::PackageBuilt { size, entries, .. }) => {
                 if let Some(w) = self.worker_state_mut() {
-                    w.rounds[kind.index()] = Round::Permission {
+                    w.rounds[kind.index()] = Round::Permission(Built {
                         path,
                         size,
                         entries,
-                    };
+                    });
                 }
                 let worker = self.config.node_name.clone();
                 self.event(NodeEvent::SyncStarted { kind, worker });
@@ -441,24 +434,16 @@ impl Node {
         match pending {
             Pending::Hello => self.hello_answered(now, peer, value, text),
             Pending::Permission(kind) => {
-                let Some(Round::Permission {
-                    path,
-                    size,
-                    entries,
-                }) = self.worker_state().map(|w| w.rounds[kind.index()].clone())
-                else {
+                let Some(Round::Permission(built)) = self.round(kind) else {
                     return;
                 };
                 if value == b"True" {
                     if let Some(w) = self.worker_state_mut() {
-                        w.rounds[kind.index()] = Round::Task {
-                            path,
-                            size,
-                            entries,
-                        };
+                        w.rounds[kind.index()] = Round::Task(built);
                     }
                     self.request(now, peer, kind.command(), b"", Pending::Task(kind));
                 } else {
+                    let path = built.path;
                     self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
                     let error = if value == b"False" {
                         "Master didnt grant permission to synchronize".to_owned()
@@ -469,11 +454,11 @@ impl Node {
                 }
             }
             Pending::Task(kind) => {
-                let Some(Round::Task {
+                let Some(Round::Task(Built {
                     path,
                     size,
                     entries,
-                }) = self.worker_state().map(|w| w.rounds[kind.index()].clone())
+                })) = self.round(kind)
                 else {
                     return;
                 };
@@ -632,50 +617,22 @@ impl Node {
     }
 
     fn master_package_end(&mut self, now: Instant, peer: PeerId, counter: u32, payload: &Bytes) {
-        use super::master::sync_text;
-        let Some(at) = payload.iter().position(|&b| b == b' ') else {
-            return self.reply(
-                now,
-                peer,
-                counter,
-                false,
-                sync_text::TASK_NOT_RECEIVED.as_bytes(),
-            );
+        let known = |node: &Node, task: &[u8]| {
+            matches!(node.worker_state().map(|w| &w.receive),
+                Some(Receive::Waiting { task: t, .. }) if t.as_bytes() == task)
         };
-        let (task, file) = (&payload[..at], payload.slice(at + 1..));
-        let known = matches!(self.worker_state().map(|w| &w.receive), Some(Receive::Waiting { task: t, .. }) if t.as_bytes() == task);
-        if !known {
-            return self.reply(
-                now,
-                peer,
-                counter,
-                false,
-                sync_text::TASK_UNKNOWN.as_bytes(),
-            );
-        }
-        self.reply(
-            now,
-            peer,
-            counter,
-            true,
-            sync_text::FILE_RECEIVED.as_bytes(),
-        );
-        if &file[..] == b"Error" {
-            return self.receive_failed(now, "the master could not send its files".to_owned());
-        }
-        let state = self
-            .peers
-            .get(&peer)
-            .and_then(|p| p.incoming.get(&file))
-            .map(|f| f.state);
-        match state {
-            Some(IncomingState::Committed) => self.apply_master_file(peer, &file),
-            Some(IncomingState::Committing) => {
+        match self.end_receiving_file(now, peer, counter, payload, known) {
+            None => {}
+            Some(Ended::Ready(file)) => self.apply_master_file(peer, &file),
+            Some(Ended::Committing(wire)) => {
                 if let Some(w) = self.worker_state_mut() {
-                    w.receive = Receive::AwaitCommit { wire: file };
+                    w.receive = Receive::AwaitCommit { wire };
                 }
             }
-            _ => {
+            Some(Ended::Error) => {
+                self.receive_failed(now, "the master could not send its files".to_owned());
+            }
+            Some(Ended::Missing(file)) => {
                 let error = format!("file {:?} was not received", String::from_utf8_lossy(&file));
                 self.receive_failed(now, error);
             }
@@ -686,19 +643,7 @@ impl Node {
         if let Some(w) = self.worker_state_mut() {
             w.receive = Receive::Idle;
         }
-        if matches!(
-            self.worker_state().map(|w| &w.rounds[0]),
-            Some(Round::AwaitMaster { .. })
-        ) {
-            self.end_round(now, SyncKind::Integrity, Err(error));
-        } else {
-            let worker = self.config.node_name.clone();
-            self.event(NodeEvent::SyncFailed {
-                kind: SyncKind::Integrity,
-                worker,
-                error,
-            });
-        }
+        self.integrity_answered(now, Err(error));
     }
 
     fn apply_master_file(&mut self, peer: PeerId, wire: &Bytes) {
@@ -738,43 +683,51 @@ impl Node {
         {
             w.receive = Receive::Idle;
         }
-        let awaiting = matches!(
-            self.worker_state().map(|w| &w.rounds[0]),
-            Some(Round::AwaitMaster { .. })
-        );
         match result {
             Ok(EffectOutput::MasterApplied {
                 counts,
                 extra_valid,
                 ..
             }) => {
-                if awaiting {
-                    self.end_round(now, SyncKind::Integrity, Ok(counts));
-                } else {
-                    let worker = self.config.node_name.clone();
-                    self.event(NodeEvent::SyncFinished {
-                        kind: SyncKind::Integrity,
-                        worker,
-                        counts,
-                    });
-                }
+                self.integrity_answered(now, Ok(counts));
                 if !extra_valid.is_empty() && self.round_idle(SyncKind::ExtraValid) == Some(true) {
                     self.start_round(now, SyncKind::ExtraValid, extra_valid);
                 }
             }
             other => {
                 let error = effect_error("applying the master's package", other);
-                if awaiting {
-                    self.end_round(now, SyncKind::Integrity, Err(error));
-                } else {
-                    let worker = self.config.node_name.clone();
-                    self.event(NodeEvent::SyncFailed {
-                        kind: SyncKind::Integrity,
-                        worker,
-                        error,
-                    });
-                }
+                self.integrity_answered(now, Err(error));
             }
+        }
+    }
+
+    /// The master's answer to an integrity round is handled (applied, failed): it ends the round
+    /// waiting for it, or is reported alone (a package the master sent on its own).
+    fn integrity_answered(&mut self, now: Instant, outcome: Result<SyncCounts, String>) {
+        let awaiting = matches!(
+            self.worker_state().map(|w| &w.rounds[0]),
+            Some(Round::AwaitMaster { .. })
+        );
+        if awaiting {
+            self.end_round(now, SyncKind::Integrity, outcome);
+        } else {
+            self.report(SyncKind::Integrity, outcome);
+        }
+    }
+
+    fn report(&mut self, kind: SyncKind, outcome: Result<SyncCounts, String>) {
+        let worker = self.config.node_name.clone();
+        match outcome {
+            Ok(counts) => self.event(NodeEvent::SyncFinished {
+                kind,
+                worker,
+                counts,
+            }),
+            Err(error) => self.event(NodeEvent::SyncFailed {
+                kind,
+                worker,
+                error,
+            }),
         }
     }
 }

@@ -11,20 +11,7 @@ use wazuh_cluster_sync::roles::{LockRelease, NodeEvent, NodeType, SyncKind};
 #[test]
 fn empty_worker_converges_in_one_integrity_round() {
     let t0 = origin();
-    let mut c = Cluster::new(t0);
-    let unix = Timestamp::from_secs(UNIX0 as i64);
-    let m = c.add(
-        config(NodeType::Master, "master01", t0),
-        master_storage(unix),
-        1,
-        "10.0.0.1",
-    );
-    let w = c.add(
-        config(NodeType::Worker, "worker1", t0),
-        empty_storage(unix),
-        2,
-        "10.0.0.2",
-    );
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
     c.run_for(Duration::from_secs(12));
 
     for path in [

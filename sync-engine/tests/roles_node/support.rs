@@ -117,6 +117,25 @@ impl Cluster {
         self.members.len() - 1
     }
 
+    /// A master `master01` on `master_tree` and an empty worker `worker1`: (cluster, m, w).
+    pub fn pair(t0: Instant, master_tree: MemoryStorage) -> (Cluster, usize, usize) {
+        let unix = Timestamp::from_secs(UNIX0 as i64);
+        let mut c = Cluster::new(t0);
+        let m = c.add(
+            config(NodeType::Master, "master01", t0),
+            master_tree,
+            1,
+            "10.0.0.1",
+        );
+        let w = c.add(
+            config(NodeType::Worker, "worker1", t0),
+            empty_storage(unix),
+            2,
+            "10.0.0.2",
+        );
+        (c, m, w)
+    }
+
     pub fn unix(&self) -> Timestamp {
         self.members[0].node.unix_time(self.now)
     }

@@ -61,19 +61,7 @@ fn refused_hello_closes_and_dials_again_after_connection_retry() {
 #[test]
 fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
     let t0 = origin();
-    let mut c = Cluster::new(t0);
-    let m = c.add(
-        config(NodeType::Master, "master01", t0),
-        master_storage(unix0()),
-        1,
-        "10.0.0.1",
-    );
-    let w = c.add(
-        config(NodeType::Worker, "worker1", t0),
-        empty_storage(unix0()),
-        2,
-        "10.0.0.2",
-    );
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
     c.pump();
     // The master's answers stop reaching the worker (its requests still arrive).
     let master_end = *c.links.keys().find(|e| e.member == m).unwrap();
@@ -165,19 +153,7 @@ fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
 #[test]
 fn next_round_carries_master_changes_and_reverts_worker_edits() {
     let t0 = origin();
-    let mut c = Cluster::new(t0);
-    let m = c.add(
-        config(NodeType::Master, "master01", t0),
-        master_storage(unix0()),
-        1,
-        "10.0.0.1",
-    );
-    let w = c.add(
-        config(NodeType::Worker, "worker1", t0),
-        empty_storage(unix0()),
-        2,
-        "10.0.0.2",
-    );
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
     c.run_for(Duration::from_secs(10));
     files_equal(&c, m, w, &FILES);
 
