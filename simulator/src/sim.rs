@@ -772,6 +772,19 @@ impl Sim {
         self.events.iter().filter(move |e| e.node == n)
     }
 
+    /// `(time, event)` of node `n`'s events emitted after `after` that `keep` selects, in order.
+    pub fn events_since<F: Fn(&NodeEvent) -> bool>(
+        &self,
+        n: NodeIdx,
+        after: Option<VirtualTime>,
+        keep: F,
+    ) -> Vec<(VirtualTime, NodeEvent)> {
+        self.events_of(n)
+            .filter(|e| after.is_none_or(|t| e.at > t) && keep(&e.event))
+            .map(|e| (e.at, e.event.clone()))
+            .collect()
+    }
+
     /// Frames the tap decoded (empty when the tap is off).
     pub fn frames(&self) -> &[TapFrame] {
         self.tap.as_ref().map_or(&[], |t| t.frames())

@@ -59,12 +59,9 @@ fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
     c.sim
         .run_until(VirtualTime::from_secs(600), dropped)
         .unwrap();
-    let left: Vec<_> = c
+    let left = c
         .sim
-        .events_of(m)
-        .filter(|e| matches!(e.event, NodeEvent::WorkerLeft { .. }))
-        .map(|e| (e.at, e.event.clone()))
-        .collect();
+        .events_since(m, None, |e| matches!(e, NodeEvent::WorkerLeft { .. }));
     let want_at = expected_drop(last, Duration::from_secs(60), Duration::from_secs(120));
     assert_eq!(
         left,
@@ -121,18 +118,12 @@ fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
         .filter(|&t| t <= cut)
         .max()
         .unwrap();
-    let worker_side: Vec<(VirtualTime, NodeEvent)> = c
-        .sim
-        .events_of(w1)
-        .filter(|e| e.at > cut)
-        .filter(|e| {
-            matches!(
-                e.event,
-                NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::ConnectedToMaster { .. }
-            )
-        })
-        .map(|e| (e.at, e.event.clone()))
-        .collect();
+    let worker_side = c.sim.events_since(w1, Some(cut), |e| {
+        matches!(
+            e,
+            NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::ConnectedToMaster { .. }
+        )
+    });
     assert_eq!(
         worker_side[0],
         (
@@ -182,13 +173,9 @@ fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_
         .run_until(VirtualTime::from_secs(600), released)
         .unwrap();
     let timeout = c.sim.node(m).config().timeout_receiving_file();
-    let master_events: Vec<(VirtualTime, NodeEvent)> = c
-        .sim
-        .events_of(m)
-        .filter(|e| e.at > task_at)
-        .map(|e| (e.at, e.event.clone()))
-        .filter(|(_, e)| !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
-        .collect();
+    let master_events = c.sim.events_since(m, Some(task_at), |e| {
+        !matches!(e, NodeEvent::IntegrityRecalculated { .. })
+    });
     assert_eq!(
         master_events,
         [
@@ -472,17 +459,12 @@ fn a_worker_reconnecting_over_a_stale_session_replaces_it() {
         .run_until(VirtualTime::from_secs(600), |sim| hellos(sim) == 2)
         .unwrap();
     let second_hello = frames(&c.sim, "worker1", "hello").nth(1).unwrap().at;
-    let master_side: Vec<(VirtualTime, NodeEvent)> = c
-        .sim
-        .events_of(m)
-        .filter(|e| {
-            matches!(
-                e.event,
-                NodeEvent::WorkerLeft { .. } | NodeEvent::WorkerJoined { .. }
-            )
-        })
-        .map(|e| (e.at, e.event.clone()))
-        .collect();
+    let master_side = c.sim.events_since(m, None, |e| {
+        matches!(
+            e,
+            NodeEvent::WorkerLeft { .. } | NodeEvent::WorkerJoined { .. }
+        )
+    });
     assert_eq!(master_side.len(), 3, "{master_side:?}");
     assert_eq!(
         master_side[1..],
