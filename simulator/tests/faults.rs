@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::fixtures::{cluster, master_tree, recorded_intervals};
+use wazuh_cluster_sim::cluster::ClusterBuilder;
+use wazuh_cluster_sim::fixtures::{OLD, cluster, master_tree, recorded_intervals};
 use wazuh_cluster_sim::net::{LinkParams, Pieces, Side};
 use wazuh_cluster_sim::sim::{Sim, SimConfig};
 use wazuh_cluster_sim::tap::TapFrame;
+use wazuh_cluster_sim::tree::{TreeFile, storage_from};
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Storage;
 use wazuh_cluster_sync::roles::{CloseReason, LockRelease, NodeConfig, NodeEvent, SyncKind};
@@ -235,18 +238,15 @@ fn a_200_mib_package_does_not_delay_keepalives() {
         ..SimConfig::default()
     };
     let mut tree = master_tree();
-    tree.push(wazuh_cluster_sim::tree::TreeFile::new(
+    tree.push(TreeFile::new(
         "/etc/lists/big-list.cdb",
         noise(SIZE, 42),
-        wazuh_cluster_sim::fixtures::OLD,
+        OLD,
     ));
-    let master = wazuh_cluster_sim::tree::storage_from(tree).unwrap();
-    let mut c = wazuh_cluster_sim::cluster::ClusterBuilder::new(config)
+    let master = storage_from(tree).unwrap();
+    let mut c = ClusterBuilder::new(config)
         .master("master01", master)
-        .worker(
-            "worker1",
-            wazuh_cluster_sync::integrity::memory::MemoryStorage::new(),
-        )
+        .worker("worker1", MemoryStorage::new())
         .configure(move |cfg: &mut NodeConfig| {
             recorded_intervals(cfg);
             cfg.items.intervals.worker.keep_alive = keep_alive;
@@ -323,20 +323,14 @@ fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
         ..SimConfig::default()
     };
     let mut tree = master_tree();
-    tree.push(wazuh_cluster_sim::tree::TreeFile::new(
+    tree.push(TreeFile::new(
         "/etc/lists/big-list.cdb",
         noise(SIZE, 7),
-        wazuh_cluster_sim::fixtures::OLD,
+        OLD,
     ));
-    let mut c = wazuh_cluster_sim::cluster::ClusterBuilder::new(config)
-        .master(
-            "master01",
-            wazuh_cluster_sim::tree::storage_from(tree).unwrap(),
-        )
-        .worker(
-            "worker1",
-            wazuh_cluster_sync::integrity::memory::MemoryStorage::new(),
-        )
+    let mut c = ClusterBuilder::new(config)
+        .master("master01", storage_from(tree).unwrap())
+        .worker("worker1", MemoryStorage::new())
         .configure(|cfg: &mut NodeConfig| {
             recorded_intervals(cfg);
             cfg.limits.max_pending_disk_bytes = 3 << 20;
