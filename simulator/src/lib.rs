@@ -28,6 +28,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod fixtures;
+pub mod fuzz_bodies;
 pub mod net;
 pub mod sim;
 pub mod tap;
