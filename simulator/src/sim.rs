@@ -304,6 +304,12 @@ impl Sim {
         self.clock.now()
     }
 
+    /// The `Instant` the nodes see now, for node methods that take a `now` (`health`). Never
+    /// record it: it differs from run to run; [`Sim::now`] is the value to log.
+    pub fn instant(&self) -> Instant {
+        self.clock.instant()
+    }
+
     /// Processes the earliest event; `false` when nothing is queued.
     pub fn step(&mut self) -> bool {
         let Some((at, ev)) = self.queue.pop() else {

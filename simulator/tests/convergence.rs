@@ -8,6 +8,7 @@ use wazuh_cluster_sim::cluster::Cluster;
 use wazuh_cluster_sim::fixtures::{MASTER_OWNED, OLD, cluster, recorded_intervals};
 use wazuh_cluster_sim::sim::SimConfig;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
+use wazuh_cluster_sync::integrity::metadata::format_mod_time;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -302,6 +303,60 @@ fn extra_valid_agent_groups_and_fresh_agent_info_flow_back_to_the_master() {
     assert!(
         flows.contains(&(SyncKind::AgentInfo, "worker2".into(), counts(1, 0, 0, 0))),
         "{flows:?}"
+    );
+
+    // The master knows which worker each agent reports to (the distributed API routes on it).
+    let routes: Vec<(String, String)> = c.sim.node(m).agent_routes().into_iter().collect();
+    assert_eq!(
+        routes,
+        [
+            ("agent-four".into(), "worker1".into()),
+            ("agent-one".into(), "worker2".into())
+        ]
+    );
+
+    // get_health: both workers connected, locks free, worker1's integrity round with its counts
+    // and its dates equal to the virtual instants of the master's events, on the node's clock.
+    let health: serde_json::Value =
+        serde_json::from_str(&c.sim.node(m).health(c.sim.instant(), None)).unwrap();
+    assert_eq!(health["n_connected_nodes"], 2);
+    let w1 = &health["nodes"]["worker1"]["status"];
+    assert_eq!(
+        w1["last_sync_integrity"]["total_files"],
+        serde_json::json!({"extra": 0, "extra_valid": 1, "missing": 10, "shared": 0})
+    );
+    for free in [
+        "sync_integrity_free",
+        "sync_extravalid_free",
+        "sync_agentinfo_free",
+    ] {
+        assert_eq!(w1[free], true, "{free}");
+    }
+    let date = |t: VirtualTime| {
+        let nanos = START as i128 * 1_000_000_000 + t.as_nanos() as i128;
+        format_mod_time(Timestamp {
+            secs: (nanos / 1_000_000_000) as i64,
+            nanos: (nanos % 1_000_000_000) as u32,
+        })
+    };
+    let integrity_event = |pick: fn(&NodeEvent) -> bool| {
+        c.sim
+            .events_of(m)
+            .find(|e| pick(&e.event))
+            .map(|e| date(e.at))
+            .unwrap()
+    };
+    assert_eq!(
+        w1["last_sync_integrity"]["date_start_master"],
+        integrity_event(
+            |e| matches!(e, NodeEvent::SyncStarted { kind: SyncKind::Integrity, worker } if worker == "worker1")
+        )
+    );
+    assert_eq!(
+        w1["last_sync_integrity"]["date_end_master"],
+        integrity_event(
+            |e| matches!(e, NodeEvent::SyncFinished { kind: SyncKind::Integrity, worker, .. } if worker == "worker1")
+        )
     );
 
     // Now master-owned, agent-groups/004 reaches worker2 by the next integrity round.
