@@ -616,6 +616,46 @@ fn client_keys_from_a_worker_is_skipped_and_nothing_else_changes() {
     assert_eq!(storage.snapshot(), before);
 }
 
+// ---- random damage ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Any damage to the recorded upstream package (flipped bytes, truncation) either still
+    /// applies or is refused with nothing written: never a panic, never half an apply.
+    #[test]
+    fn damaged_packages_are_refused_whole(
+        flips in proptest::collection::vec((0usize..4568, 1u8..=255), 0..4),
+        cut in proptest::option::of(0usize..4568),
+    ) {
+        let mut zip = wazuh_cluster_vectors::read("v3.9/integrity_master_to_worker.zip");
+        for (at, xor) in &flips {
+            let at = at % zip.len();
+            zip[at] ^= xor;
+        }
+        if let Some(cut) = cut {
+            zip.truncate(cut);
+        }
+        let mut storage = tree_storage("worker_tree");
+        let before = storage.snapshot();
+        let result = PackageReader::open(Cursor::new(zip), PackageLimits::default())
+            .map_err(ApplyError::from)
+            .and_then(|mut reader| {
+                apply_master_package(
+                    &mut reader,
+                    &mut storage,
+                    &ClusterItems::defaults_3_9(),
+                    "worker1",
+                    &ApplyLimits::default(),
+                )
+            });
+        if result.is_err() {
+            proptest::prop_assert_eq!(storage.snapshot(), before);
+        }
+        proptest::prop_assert_eq!(storage.staged_writes(), 0);
+    }
+}
+
 // ---- forging ZIPs (our builder refuses these names, so they are written raw) ----
 
 /// One member of a forged ZIP.
