@@ -5,6 +5,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
+use std::time::Instant;
+
+use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::KeyError;
 use wazuh_cluster_sync::config::{
@@ -99,12 +102,20 @@ fn recorded_trees_parse_to_the_values_the_real_nodes_ran_with() {
         assert!(!worker.hidden);
         assert_eq!(worker.warnings, vec![]);
         assert_recorded_hello_matches(&worker);
-        // The hello the real worker sent is exactly "<node_name> <name> <node_type> <version>".
-        let hello = format!(
-            "{} {} {} 3.9.5",
-            worker.node_name, worker.name, worker.node_type
-        );
-        assert_eq!(hello, "worker1 wazuh worker 3.9.5");
+
+        // What the Node is started with: the same identity, the master's address and port.
+        let node = worker.node_config(wall_clock());
+        assert_eq!(node.node_name, "worker1");
+        assert_eq!(node.node_type, NodeType::Worker);
+        assert_eq!(node.cluster_name, "wazuh");
+        assert_eq!(node.version, "3.9.5");
+        assert_eq!(node.master_addr, "127.0.0.1:15395");
+        assert!(node.connection.key.is_some());
+        let node = master.node_config(wall_clock());
+        assert_eq!(node.node_type, NodeType::Master);
+        assert_eq!(node.node_name, "master01");
+        assert_eq!(node.address, "127.0.0.1");
+        assert_eq!(master.listen_address(), "127.0.0.1:15395");
     }
 }
 
@@ -236,7 +247,6 @@ fn legacy_client_node_type_is_a_worker() {
          <nodes><node>10.0.0.1</node></nodes>"
     )));
     assert_eq!(config.node_type, NodeType::Worker);
-    assert_eq!(config.node_type.as_str(), "worker");
     assert_eq!(config.warnings, vec![ConfigWarning::LegacyClientNodeType]);
 }
 
@@ -514,6 +524,33 @@ fn malformed_files_are_refused_with_the_line() {
         parse_ossec_conf(b"<ossec_config>\xff</ossec_config>", KeyPolicy::Required).unwrap_err(),
         ConfigError::NotUtf8 { valid_up_to: 14 }
     );
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests need an arbitrary origin instant"
+)]
+fn wall_clock() -> WallClock {
+    WallClock::new(Instant::now(), 1_795_687_200)
+}
+
+#[test]
+fn addresses_are_host_port_with_ipv6_bracketed() {
+    let worker =
+        ClusterConfig::new("w", NodeType::Worker, None, vec!["fd00::1".to_owned()]).unwrap();
+    assert_eq!(
+        worker.node_config(wall_clock()).master_addr,
+        "[fd00::1]:1516"
+    );
+    assert_eq!(worker.listen_address(), "0.0.0.0:1516");
+    let master = ClusterConfig::new("m", NodeType::Master, None, vec![]).unwrap();
+    let node = master.node_config(wall_clock());
+    assert_eq!(node.address, "0.0.0.0");
+    assert!(node.connection.key.is_none());
+    let mut master = master;
+    master.bind_addr = "::".to_owned();
+    master.port = 15395;
+    assert_eq!(master.listen_address(), "[::]:15395");
 }
 
 #[test]

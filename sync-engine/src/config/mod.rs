@@ -15,8 +15,9 @@
 //! * checks, in upstream's order, each error naming its setting: `key` (32 characters of
 //!   `[A-Za-z0-9_]`, via [`ClusterKey::new`]), `node_type`, `port` (digits, 1024 < port < 65535),
 //!   `nodes` (none of upstream's reserved `localhost`, `NODE_IP`, `0.0.0.0`, `127.0.1.1`; a worker
-//!   needs one, the master's address), then ours: `node_name` (1 to 64 of `[A-Za-z0-9_.-]`, not
-//!   starting with `.`: it becomes a directory name and a field of the space-separated `hello`),
+//!   needs one, the master's address), then ours: `node_name` (the Node's own rule,
+//!   [`valid_node_name`]: 1 to 64 of `[A-Za-z0-9_.-]`, not starting with `.`, because it becomes
+//!   a directory name and a field of the space-separated `hello`),
 //!   `name` (non-empty, no whitespace: also a `hello` field), `hidden` and `disabled` (`yes`/`no`).
 //!
 //! Deliberate differences: values are trimmed (upstream's `" 1516 "` fails its integer check; a
@@ -28,7 +29,12 @@ mod xml;
 
 use std::fmt;
 
+use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
+
+/// The role of a node: the crate's one type for it (also the scan side of `integrity`).
+pub use crate::roles::NodeType;
+use crate::roles::{NodeConfig, valid_node_name};
 
 /// Upstream's default cluster name.
 pub const DEFAULT_NAME: &str = "wazuh";
@@ -43,35 +49,8 @@ pub const NODE_IP_PLACEHOLDER: &str = "NODE_IP";
 /// Entries upstream refuses in `<nodes>` (`check_cluster_config`'s `reservated_ips`), in the
 /// order our error lists them.
 pub const RESERVED_NODES: [&str; 4] = ["0.0.0.0", "127.0.1.1", "NODE_IP", "localhost"];
-/// Longest node name we accept.
-pub const MAX_NODE_NAME_LEN: usize = 64;
 /// Longest cluster name we accept.
 pub const MAX_CLUSTER_NAME_LEN: usize = 256;
-
-/// The role of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum NodeType {
-    /// The master: listens for workers, owns the shared files.
-    Master,
-    /// A worker (legacy name `client`): dials the master.
-    Worker,
-}
-
-impl NodeType {
-    /// The name on the wire and in the configuration (`master`, `worker`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeType::Master => "master",
-            NodeType::Worker => "worker",
-        }
-    }
-}
-
-impl fmt::Display for NodeType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Whether an empty `<key>` is acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +99,7 @@ impl ClusterConfig {
         key: Option<ClusterKey>,
         nodes: Vec<String>,
     ) -> Result<ClusterConfig, ConfigError> {
-        if !valid_node_name(node_name) {
+        if !valid_node_name(node_name.as_bytes()) {
             return Err(ConfigError::NodeName {
                 value: node_name.to_owned(),
             });
@@ -137,6 +116,29 @@ impl ClusterConfig {
             hidden: false,
             warnings: Vec::new(),
         })
+    }
+
+    /// The [`NodeConfig`] of the node this configuration describes: 3.9.5 defaults (cluster.json,
+    /// limits) with this node's name, role, cluster name and key; the address `get_nodes`
+    /// reports for the master and the address a worker dials are the first `<nodes>` entry (the
+    /// listening address when there is none) with `port`, as upstream.
+    pub fn node_config(&self, wall_clock: WallClock) -> NodeConfig {
+        let mut config = NodeConfig::new(
+            self.node_type,
+            &self.node_name,
+            self.key.clone(),
+            wall_clock,
+        );
+        config.cluster_name = self.name.clone();
+        let master = self.master_address().unwrap_or(&self.bind_addr);
+        config.address = master.to_owned();
+        config.master_addr = host_port(master, self.port);
+        config
+    }
+
+    /// Where a master listens: `bind_addr:port` (`[v6]:port` for an IPv6 address).
+    pub fn listen_address(&self) -> String {
+        host_port(&self.bind_addr, self.port)
     }
 
     /// The address a worker dials: the first `<nodes>` entry (`None` for a master without one).
@@ -322,7 +324,7 @@ pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSectio
         });
     }
     let node_name = option("node_name").unwrap_or(DEFAULT_NODE_NAME);
-    if !valid_node_name(node_name) {
+    if !valid_node_name(node_name.as_bytes()) {
         return Err(ConfigError::NodeName {
             value: node_name.to_owned(),
         });
@@ -403,14 +405,13 @@ fn check_nodes(nodes: &[String], node_type: NodeType) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// Our node-name rule: 1 to 64 of `[A-Za-z0-9_.-]`, not starting with `.` (no `.`/`..`
-/// directory names, no space to break `hello`).
-pub fn valid_node_name(name: &str) -> bool {
-    (1..=MAX_NODE_NAME_LEN).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+/// `host:port`, with brackets around an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// A cluster name travels as one space-separated field of `hello`.
