@@ -215,3 +215,77 @@ fn pending_disk_bytes_are_bounded() {
         })
     );
 }
+
+/// The worker's integrity file (an empty tree) goes through; the master compares, builds the
+/// package and asks `sync_m_c`, which the raw worker does not claim: it answers upstream's
+/// unknown-command error.
+fn integrity_until_sync_m_c(
+    m: &mut RawMaster,
+    peer: wazuh_cluster_sync::roles::PeerId,
+    task: &str,
+) {
+    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-4841727390577477.zip";
+    m.send_file(peer, path, &worker_integrity_package("{}"));
+    let end = format!("{task} {path}");
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED)
+    );
+}
+
+#[test]
+fn worker_refusing_sync_m_c_releases_the_lock_and_removes_the_package() {
+    let (mut m, peer, task) = master_with_task();
+    integrity_until_sync_m_c(&mut m, peer, &task);
+    assert_eq!(
+        m.take_events(),
+        released(
+            LockRelease::Failed,
+            "Error processing request: unknown command 'b'sync_m_c''"
+        )
+    );
+    assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+}
+
+#[test]
+fn connection_loss_while_building_removes_the_package_after_the_build() {
+    let (mut m, peer, task) = master_with_task();
+    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-4841727390577477.zip";
+    m.send_file(peer, path, &worker_integrity_package("{}"));
+    m.run_effects = false;
+    let end = format!("{task} {path}");
+    assert_eq!(
+        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED)
+    );
+    // Read the worker's metadata, then hold the package build.
+    let (id, effect) = m.held.remove(0);
+    let result = m.exec.execute(&effect, m.node.unix_time(m.now));
+    let now = m.now;
+    m.node.handle_effect_done(now, id, result);
+    m.pump();
+    assert!(
+        matches!(
+            m.held[..],
+            [(
+                _,
+                wazuh_cluster_sync::roles::Effect::BuildMasterPackage { .. }
+            )]
+        ),
+        "{:?}",
+        m.held
+    );
+    m.node.handle_closed(now, peer);
+    m.pump();
+    // Run the build (it was in flight), then whatever the node asks after it.
+    m.run_effects = true;
+    while !m.held.is_empty() {
+        let (id, effect) = m.held.remove(0);
+        let result = m.exec.execute(&effect, m.node.unix_time(m.now));
+        m.node.handle_effect_done(now, id, result);
+        m.pump();
+    }
+    assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
+    assert_eq!(m.node.effects_in_flight(), 0);
+}

@@ -574,3 +574,69 @@ impl RawMaster {
             .collect()
     }
 }
+
+impl RawMaster {
+    /// Sends `data` as file `path` from client `peer` (new_file, file_upd*, file_end), driving the
+    /// client's pull model until the master confirmed it.
+    pub fn send_file(&mut self, peer: PeerId, path: &str, data: &[u8]) {
+        use wazuh_cluster_protocol::connection::Event;
+        let transfer = self
+            .clients
+            .get_mut(&peer)
+            .unwrap()
+            .send_file(self.now, path.as_bytes())
+            .unwrap();
+        let mut offset = 0;
+        loop {
+            self.pump();
+            let c = self.clients.get_mut(&peer).unwrap();
+            let mut progressed = false;
+            while let Some(event) = c.poll_event() {
+                match event {
+                    Event::FileChunkWanted {
+                        transfer: t,
+                        max_len,
+                    } if t == transfer => {
+                        progressed = true;
+                        if offset < data.len() {
+                            let end = (offset + max_len).min(data.len());
+                            c.file_chunk(self.now, transfer, &data[offset..end])
+                                .unwrap();
+                            offset = end;
+                        } else {
+                            c.finish_file(self.now, transfer).unwrap();
+                        }
+                    }
+                    Event::FileSent { transfer: t, .. } if t == transfer => return,
+                    Event::TransferFailed { .. } => panic!("transfer failed: {event:?}"),
+                    _ => {}
+                }
+            }
+            assert!(progressed, "file transfer of {path} stalled");
+        }
+    }
+
+    /// Zip files left under `/queue/cluster/<worker>/` on the master.
+    pub fn packages_left(&self, worker: &str) -> Vec<String> {
+        self.exec
+            .storage()
+            .files()
+            .keys()
+            .filter(|k| {
+                k.as_str().starts_with(&format!("/queue/cluster/{worker}/"))
+                    && k.as_str().ends_with(".zip")
+            })
+            .map(|k| k.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// A worker integrity package describing `metadata_json` (the worker's `cluster_control.json`).
+pub fn worker_integrity_package(metadata_json: &str) -> Vec<u8> {
+    wazuh_cluster_sync::integrity::package::build_package_in_memory(
+        std::iter::empty(),
+        metadata_json.as_bytes(),
+        Timestamp::from_secs(UNIX0 as i64),
+    )
+    .unwrap()
+}
