@@ -1,5 +1,6 @@
-//! Sans-IO engine of the Wazuh cluster: integrity metadata, comparison, packages, apply plans and,
-//! later, the master and worker roles composed into one time-driven `Node`.
+//! Sans-IO engine of the Wazuh cluster: integrity metadata, comparison, packages, apply plans, and
+//! the master and worker roles composed into one time-driven [`roles::Node`] (its run loop is in
+//! the [`roles`] docs).
 //!
 //! ```text
 //!   adapters (tokio / mio / simulator)   run effects on a Storage, move bytes, read clocks
@@ -8,6 +9,8 @@
 //!   wazuh-cluster-sync (this crate)
 //!     integrity/  items (cluster.json) → metadata (scan) → compare (SyncPlan) → package (ZIP)
 //!                 → merged (agent-info / agent-groups) → apply (plans executed on a Storage)
+//!     roles/      Node: master (hello, locks, compare, get_health) / worker (rounds, apply),
+//!                 effects (disk jobs as values) run by EffectExecutor on a Storage
 //!            │
 //!            ▼
 //!   wazuh-cluster-protocol (frames, Fernet, connection core)
