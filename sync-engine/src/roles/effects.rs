@@ -8,9 +8,11 @@
 //! [`EffectExecutor::execute`], on its own thread or pool if it likes, and answers with
 //! [`Node::handle_effect_done`](super::Node::handle_effect_done).
 //!
-//! Ordering contract: the node never has two effects in flight that touch the same file, so an
-//! adapter may run effects in any order and in parallel, as long as each runs to completion on
-//! one executor.
+//! Ordering contract: the effects of one connection are handed out one at a time (the next after
+//! the previous one's result), so no two effects in flight write the same file, and an adapter
+//! may run the effects it holds in any order. `execute` takes `&mut self`: effects of different
+//! connections run one after the other on the executor (an adapter wanting parallel hashing can
+//! split a scan with the scanner's plan/hash/finish steps).
 //!
 //! Bounds: packages are read back with `max_package_file`, peer documents with the package and
 //! apply limits of [`NodeLimits`]; a chunk read never exceeds the `len` asked.
