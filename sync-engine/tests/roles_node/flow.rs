@@ -151,3 +151,54 @@ fn package_chunks_are_paced_by_the_peer_replies() {
         );
     }
 }
+
+/// Two workers: each converges in its own round with its own locks, and `get_health` lists them
+/// in registration order before the master.
+#[test]
+fn two_workers_converge_and_are_listed_in_registration_order() {
+    let t0 = origin();
+    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let (mut c, m, w1) = Cluster::pair(t0, master_storage(unix));
+    let w2 = c.add(
+        config(NodeType::Worker, "worker2", t0),
+        empty_storage(unix),
+        3,
+        "10.0.0.3",
+    );
+    c.run_for(Duration::from_secs(12));
+    for w in [w1, w2] {
+        for path in [
+            "/etc/client.keys",
+            "/etc/rules/local_rules.xml",
+            "/queue/agent-groups/001",
+        ] {
+            assert_eq!(
+                c.storage(w).read(&p(path), 1 << 20).unwrap(),
+                c.storage(m).read(&p(path), 1 << 20).unwrap(),
+                "{w} {path}"
+            );
+        }
+    }
+    let node = &c.members[m].node;
+    assert_eq!(node.workers(), ["worker1", "worker2"]);
+    let health: serde_json::Value = serde_json::from_str(&node.health(c.now, None)).unwrap();
+    assert_eq!(health["n_connected_nodes"], 2);
+    let order: Vec<&String> = health["nodes"].as_object().unwrap().keys().collect();
+    // serde_json's map sorts keys: check the text order instead.
+    let text = node.health(c.now, None);
+    let at = |name: &str| text.find(&format!("\"{name}\": {{\"info\"")).unwrap();
+    assert!(
+        at("worker1") < at("worker2") && at("worker2") < at("master01"),
+        "{text}"
+    );
+    assert_eq!(order.len(), 3);
+    for w in ["worker1", "worker2"] {
+        let status = &health["nodes"][w]["status"];
+        assert_eq!(status["sync_integrity_free"], true);
+        assert_eq!(status["last_sync_integrity"]["total_files"]["missing"], 4);
+        assert_eq!(
+            status["last_sync_integrity"]["date_end_master"],
+            "2026-11-26 08:48:49"
+        );
+    }
+}
