@@ -24,8 +24,24 @@ struct Seen {
     payload: String,
 }
 
-/// A scratch install root unique to this test: `etc/` and `queue/cluster/`.
-fn install_root(name: &str) -> PathBuf {
+/// A scratch install root unique to this test (`etc/`, `queue/cluster/`), removed on drop.
+struct Root(PathBuf);
+
+impl std::ops::Deref for Root {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn install_root(name: &str) -> Root {
     let root = std::env::temp_dir().join(format!(
         "wazuh-cluster-control-{}-{name}",
         std::process::id()
@@ -33,7 +49,7 @@ fn install_root(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("queue/cluster")).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    root
+    Root(root)
 }
 
 fn socket_of(root: &Path) -> PathBuf {
