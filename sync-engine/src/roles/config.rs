@@ -125,3 +125,28 @@ impl NodeConfig {
         self.items.intervals.communication.timeout_receiving_file
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_node_name;
+
+    #[test]
+    fn node_name_rule() {
+        for ok in ["worker1", "w", "Worker_2.east-1", "a.", &"x".repeat(64)] {
+            assert!(valid_node_name(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".w",
+            "..",
+            "a/b",
+            "a b",
+            "w\u{e9}",
+            "w:1",
+            "w\0",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_node_name(bad.as_bytes()), "{bad:?}");
+        }
+    }
+}

@@ -1112,3 +1112,42 @@ fn failure_text(failure: &TransferFailure) -> String {
         _ => "Error sending file: connection closed".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::unix_at;
+    use crate::integrity::storage::Timestamp;
+    use wazuh_cluster_protocol::connection::WallClock;
+
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tests need an arbitrary origin instant"
+    )]
+    fn origin() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    #[test]
+    fn wall_time_keeps_sub_second_precision_on_both_sides_of_the_anchor() {
+        let t0 = origin() + Duration::from_secs(10);
+        let clock = WallClock::new(t0, 1_795_682_923);
+        let later = t0 + Duration::from_millis(406_941);
+        assert_eq!(
+            unix_at(&clock, later),
+            Timestamp {
+                secs: 1_795_683_329,
+                nanos: 941_000_000
+            }
+        );
+        let earlier = t0 - Duration::from_millis(1_500);
+        assert_eq!(
+            unix_at(&clock, earlier),
+            Timestamp {
+                secs: 1_795_682_921,
+                nanos: 500_000_000
+            }
+        );
+    }
+}

@@ -241,3 +241,16 @@ pub enum Output {
     /// For the operator.
     Event(NodeEvent),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SyncKind;
+
+    #[test]
+    fn kinds_map_to_upstream_commands_and_distinct_locks() {
+        let commands: Vec<&str> = SyncKind::ALL.iter().map(|k| k.command()).collect();
+        assert_eq!(commands, ["sync_i_w_m", "sync_e_w_m", "sync_a_w_m"]);
+        let locks: Vec<usize> = SyncKind::ALL.iter().map(|k| k.index()).collect();
+        assert_eq!(locks, [0, 1, 2]);
+    }
+}
