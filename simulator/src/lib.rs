@@ -20,9 +20,18 @@
 //! its seed and scenario: the same seed gives the same trace hash, which is what the determinism
 //! check, and later the seed sweeps, stand on.
 //!
+//! Where to start: [`cluster::ClusterBuilder`] builds one master and N workers from install trees
+//! ([`tree::TreeFile`], [`fixtures`]); [`sim::Sim::run_until`] / [`sim::Sim::run_for`] move virtual
+//! time; [`sim::Sim::storage`], [`sim::Sim::events`] (node events with their virtual time),
+//! [`sim::Sim::frames`] (every frame decoded by the tap) and [`sim::Sim::trace_hash`] are what
+//! tests look at; [`sim::Sim::stall`], [`sim::Sim::partition`], [`sim::Sim::reset`] inject faults.
+//!
 //! Seams left for the fault model, checkers and seed sweeps of a later issue: [`net::Pieces`]
 //! (random write splitting), per-link [`net::LinkParams`], stall / partition / reset in
-//! [`net::Network`], effect latency, and the trace hash.
+//! [`net::Network`], [`sim::SimConfig::effect_latency`], the livelock guard
+//! ([`sim::RunError::Livelock`]) and the trace hash. Not built yet: node crash and restart (the
+//! [`MemoryStorage`](wazuh_cluster_sync::integrity::memory::MemoryStorage) crash model is there to
+//! use), disk faults at the effect layer, workloads, safety/liveness checkers, seed sweeps.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
