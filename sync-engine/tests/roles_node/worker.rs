@@ -220,3 +220,23 @@ fn next_round_carries_master_changes_and_reverts_worker_edits() {
         ))
     );
 }
+
+/// A master that cannot be reached: every failed dial is reported and retried after
+/// `connection_retry`.
+#[test]
+fn failed_dials_are_retried_every_connection_retry() {
+    let t0 = origin();
+    let mut c = Cluster::new(t0);
+    let mut cfg = config(NodeType::Worker, "worker1", t0);
+    cfg.master_addr = "10.9.9.9:1516".to_owned();
+    let w = c.add(cfg, empty_storage(unix0()), 2, "10.0.0.2");
+    c.run_for(Duration::from_secs(25));
+    let lost = NodeEvent::DisconnectedFromMaster {
+        reason: CloseReason::Lost,
+    };
+    assert_eq!(
+        c.timed_events_of(w),
+        [0, 10, 20].map(|s| (Duration::from_secs(s), lost.clone()))
+    );
+    assert_eq!(c.members[w].node.master_peer(), None);
+}
