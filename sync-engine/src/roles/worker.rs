@@ -36,8 +36,9 @@ pub(super) const CLAIMED: &[&str] = &["sync_m_c_ok", "sync_m_c", "sync_m_c_e"];
 pub(super) enum Link {
     /// Not connected; dial at `retry_at`.
     Down { retry_at: Instant },
-    /// [`Output::Connect`] emitted.
-    Dialing(PeerId),
+    /// [`Output::Connect`] emitted; given up at `deadline` (an adapter that never answers must
+    /// not leave the worker without a master forever).
+    Dialing { peer: PeerId, deadline: Instant },
     /// `hello` sent.
     Hello(PeerId),
     /// `hello` accepted.
@@ -136,6 +137,7 @@ impl WorkerState {
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         let link = match self.link {
             Link::Down { retry_at } => Some(retry_at),
+            Link::Dialing { deadline, .. } => Some(deadline),
             _ => None,
         };
         let rounds = self.rounds.iter().filter_map(|r| match r {
@@ -193,15 +195,23 @@ impl Node {
         self.last_now = now;
         let peer = self.alloc_outgoing();
         let addr = self.config.master_addr.clone();
+        let deadline = now
+            + self
+                .config
+                .items
+                .intervals
+                .communication
+                .timeout_cluster_request;
         if let Some(w) = self.worker_state_mut() {
-            w.link = Link::Dialing(peer);
+            w.link = Link::Dialing { peer, deadline };
         }
         self.outputs.push_back(Output::Connect { peer, addr });
     }
 
     pub(super) fn worker_connected(&mut self, now: Instant, peer: PeerId, addr: &str) {
         self.last_now = now;
-        if self.worker_state().map(|w| w.link) != Some(Link::Dialing(peer)) {
+        let dialing = matches!(self.worker_state().map(|w| w.link), Some(Link::Dialing { peer: p, .. }) if p == peer);
+        if !dialing {
             self.outputs.push_back(Output::Close { peer });
             return;
         }
@@ -225,7 +235,7 @@ impl Node {
         let Some(w) = self.worker_state_mut() else {
             return;
         };
-        if w.link == Link::Dialing(peer) {
+        if matches!(w.link, Link::Dialing { peer: p, .. } if p == peer) {
             w.link = Link::Down {
                 retry_at: now + retry,
             };
@@ -277,10 +287,13 @@ impl Node {
     pub(super) fn worker_timeout(&mut self, now: Instant) {
         self.last_now = now;
         let Some(w) = self.worker_state() else { return };
-        if let Link::Down { retry_at } = w.link
-            && retry_at <= now
-        {
-            self.worker_dial(now);
+        match w.link {
+            Link::Down { retry_at } if retry_at <= now => self.worker_dial(now),
+            Link::Dialing { peer, deadline } if deadline <= now => {
+                self.outputs.push_back(Output::Close { peer });
+                self.worker_dial_failed(now, peer);
+            }
+            _ => {}
         }
         let intervals = self.config.items.intervals;
         let worker = self.config.node_name.clone();

@@ -77,6 +77,8 @@ pub struct Cluster {
     pub frames: Vec<(usize, u32, String, Bytes)>,
     decoders: BTreeMap<End, FrameDecoder>,
     next_incoming: u64,
+    /// When true, `Connect` requests are never answered (an adapter whose dial hangs).
+    pub ignore_connects: bool,
     /// Links cut: transmits on them are dropped (a silent network).
     pub cut: Vec<End>,
     fernet: Fernet,
@@ -95,6 +97,7 @@ impl Cluster {
             decoders: BTreeMap::new(),
             next_incoming: 1,
             cut: Vec::new(),
+            ignore_connects: false,
             fernet: Fernet::new(&ClusterKey::new(KEY).unwrap()),
         }
     }
@@ -180,6 +183,7 @@ impl Cluster {
                 let result = self.members[m].exec.execute(&effect, unix);
                 self.members[m].node.handle_effect_done(now, id, result);
             }
+            Output::Connect { .. } if self.ignore_connects => {}
             Output::Connect { peer, addr } => {
                 let target = self.members.iter().position(|x| {
                     addr.starts_with(&x.addr) && x.node.node_type() == NodeType::Master

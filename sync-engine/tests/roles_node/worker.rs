@@ -240,3 +240,26 @@ fn failed_dials_are_retried_every_connection_retry() {
     );
     assert_eq!(c.members[w].node.master_peer(), None);
 }
+
+/// A dial the adapter never answers is given up after `timeout_cluster_request` (20 s) and
+/// retried `connection_retry` (10 s) later.
+#[test]
+fn a_dial_never_answered_is_abandoned_and_retried() {
+    let t0 = origin();
+    let mut c = Cluster::new(t0);
+    c.ignore_connects = true;
+    let w = c.add(
+        config(NodeType::Worker, "worker1", t0),
+        empty_storage(unix0()),
+        2,
+        "10.0.0.2",
+    );
+    c.run_for(Duration::from_secs(55));
+    let lost = NodeEvent::DisconnectedFromMaster {
+        reason: CloseReason::Lost,
+    };
+    assert_eq!(
+        c.timed_events_of(w),
+        [20, 50].map(|s| (Duration::from_secs(s), lost.clone()))
+    );
+}
