@@ -232,8 +232,9 @@ pub enum Output {
         /// `host:port`.
         addr: String,
     },
-    /// Close the connection after writing the transmits already yielded for it. The node has
-    /// already forgotten it: do not call `handle_closed` for it.
+    /// Close the connection after writing the transmits already yielded for it (or abandon the
+    /// dial, for a [`Output::Connect`] not answered in time). The node has already forgotten it:
+    /// do not call `handle_closed` for it.
     Close {
         /// The connection.
         peer: PeerId,
