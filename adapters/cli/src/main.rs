@@ -26,7 +26,7 @@ struct Cli {
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i [more]).
+    /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i, -i more).
     Control(control::ControlArgs),
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
     Wire(wire::WireArgs),
