@@ -308,20 +308,26 @@ struct Select {
 }
 
 /// `get_nodes(arguments)`: `{"totalItems": n, "items": [...]}` with the master first. `Err` is the
-/// `err` payload for arguments upstream refuses.
+/// `err` payload for arguments upstream refuses: `WazuhException <code> <message>` with 3.9's
+/// messages for 1403, 1724, 1728 and 1730 (the text after `: ` is ours).
 pub(super) fn nodes_json(node: &Node, payload: &[u8]) -> Result<String, String> {
     let args: NodesArgs = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     let mut rows = rows(node);
     match args.filter_type.as_deref() {
         None | Some("all") => {}
         Some(t @ ("master" | "worker")) => rows.retain(|r| r.node_type == t),
-        Some(_) => return Err("WazuhException 1728 Invalid type: 'filter_type'".to_owned()),
+        Some(_) => return Err("WazuhException 1728 Invalid node type".to_owned()),
     }
     if let Some(filter) = &args.filter_node {
         let names: Vec<&str> = match filter {
             NameFilter::One(n) => vec![n.as_str()],
             NameFilter::Many(ns) => ns.iter().map(String::as_str).collect(),
         };
+        if let Some(unknown) = names.iter().find(|n| !rows.iter().any(|r| r.name == **n)) {
+            return Err(format!(
+                "WazuhException 1730 Node does not exist: {unknown}"
+            ));
+        }
         rows.retain(|r| names.contains(&r.name.as_str()));
     }
     if let Some(search) = &args.search {
@@ -340,7 +346,7 @@ pub(super) fn nodes_json(node: &Node, payload: &[u8]) -> Result<String, String> 
             .iter()
             .find(|f| !NODE_FIELDS.contains(&f.as_str()))
         {
-            return Err(format!("WazuhException 1403 Not a valid sort field: {bad}"));
+            return Err(format!("WazuhException 1403 Sort field invalid: {bad}"));
         }
         rows.sort_by(|a, b| {
             let key = |r: &NodeRow| -> Vec<String> {

@@ -192,3 +192,48 @@ fn get_nodes_and_get_health_reply_in_3_9_5_shape() {
         ))
     );
 }
+
+#[test]
+fn get_nodes_filters_and_refusals() {
+    let mut m = master();
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    let ask = |m: &mut RawMaster, args: &str| m.ask(peer, "get_nodes", args.as_bytes());
+    assert_eq!(
+        ask(
+            &mut m,
+            r#"{"filter_node": "worker1", "select": {"fields": ["name"]}}"#
+        )
+        .1,
+        Bytes::from_static(br#"{"totalItems": 1, "items": [{"name": "worker1"}]}"#)
+    );
+    assert_eq!(
+        ask(&mut m, r#"{"sort": {"fields": ["name"], "order": "desc"}, "offset": 1, "limit": 1}"#).1,
+        Bytes::from_static(
+            br#"{"totalItems": 2, "items": [{"name": "master01", "type": "master", "version": "3.9.5", "ip": "10.0.0.1"}]}"#
+        )
+    );
+    assert_eq!(
+        ask(
+            &mut m,
+            r#"{"search": {"value": "WORK", "negation": true}, "select": {"fields": ["type"]}}"#
+        )
+        .1,
+        Bytes::from_static(br#"{"totalItems": 1, "items": [{"type": "master"}]}"#)
+    );
+    assert_eq!(
+        ask(&mut m, r#"{"filter_type": "client"}"#),
+        err("WazuhException 1728 Invalid node type")
+    );
+    assert_eq!(
+        ask(&mut m, r#"{"filter_node": ["worker9"]}"#),
+        err("WazuhException 1730 Node does not exist: worker9")
+    );
+    assert_eq!(
+        ask(&mut m, r#"{"select": {"fields": ["key"]}}"#),
+        err("WazuhException 1724 Not a valid select field: key")
+    );
+    assert_eq!(
+        ask(&mut m, r#"{"sort": {"fields": ["ram"]}}"#),
+        err("WazuhException 1403 Sort field invalid: ram")
+    );
+}
