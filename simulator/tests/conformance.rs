@@ -12,6 +12,7 @@ use serde_json::Value;
 use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
 use wazuh_cluster_sim::fixtures::recorded_intervals;
 use wazuh_cluster_sim::sim::SimConfig;
+use wazuh_cluster_sim::tap::literal_command;
 use wazuh_cluster_sim::tree::{TreeFile, owned_stats, storage_from};
 use wazuh_cluster_sync::integrity::items::NodeType as Side;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
@@ -389,4 +390,62 @@ fn the_end_state_on_disk_is_the_recorded_one() {
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(shared, want);
+}
+
+/// `(who asked, request command, reply command field as sent)` for every non-DAPI request.
+type ReplyField = (&'static str, String, String);
+
+#[test]
+fn replies_carry_upstreams_exact_command_fields() {
+    // The recording's raw streams, with each header's literal 12-byte command field.
+    let index = wazuh_cluster_vectors::json("v3.9/session/raw/index.json");
+    let mut recorded: Vec<(&'static str, u32, String)> = Vec::new();
+    for stream in index["streams"].as_array().unwrap() {
+        let by = if stream["file"].as_str().unwrap().contains("w2m") {
+            "worker"
+        } else {
+            "master"
+        };
+        for f in stream["frame_list"].as_array().unwrap() {
+            let field = wazuh_cluster_vectors::unhex(f["cmd_field_hex"].as_str().unwrap());
+            let counter = u32::try_from(f["counter"].as_u64().unwrap()).unwrap();
+            recorded.push((by, counter, literal_command(&field)));
+        }
+    }
+    let c = run();
+    let ours: Vec<(&'static str, u32, String)> = c
+        .sim
+        .frames()
+        .iter()
+        .map(|f| {
+            let by = if f.from == "worker1" {
+                "worker"
+            } else {
+                "master"
+            };
+            (by, f.counter, f.literal_command.clone())
+        })
+        .collect();
+    let want = reply_fields(&recorded);
+    assert_eq!(reply_fields(&ours), want);
+    // The interesting ones: `ok ` to new_file and `ok-m ` to echo-c, as upstream sends them.
+    assert!(want.contains(&("worker", "new_file".into(), "ok ".into())));
+    assert!(want.contains(&("master", "new_file".into(), "ok ".into())));
+    assert!(want.contains(&("worker", "echo-c".into(), "ok-m ".into())));
+}
+
+/// Pairs each non-DAPI request with the reply of the other side carrying its counter, from
+/// `(by, counter, literal command)` of both directions (in any order).
+fn reply_fields(frames: &[(&'static str, u32, String)]) -> std::collections::BTreeSet<ReplyField> {
+    let is_reply = |c: &str| REPLIES.contains(&c.trim_end());
+    frames
+        .iter()
+        .filter(|(_, _, cmd)| !is_reply(cmd) && !DAPI.contains(&cmd.as_str()))
+        .filter_map(|(by, counter, cmd)| {
+            frames
+                .iter()
+                .find(|(b, c, r)| b != by && c == counter && is_reply(r))
+                .map(|(_, _, reply)| (*by, cmd.clone(), reply.clone()))
+        })
+        .collect()
 }
