@@ -192,6 +192,19 @@ fn several_roots_comments_and_overrides_are_read_as_upstream_merges_them() {
 }
 
 #[test]
+fn a_byte_order_mark_and_a_doctype_are_accepted() {
+    let mut bytes = "\u{feff}<!DOCTYPE ossec_config>\n".as_bytes().to_vec();
+    bytes.extend(recorded_ossec_conf(
+        "v3.9/session/trees.json",
+        "worker_tree",
+    ));
+    let Ok(ClusterSection::Enabled(config)) = parse_ossec_conf(&bytes, KeyPolicy::Required) else {
+        panic!("BOM-prefixed file not read");
+    };
+    assert_eq!(config.node_name, "worker1");
+}
+
+#[test]
 fn the_stock_block_is_a_disabled_cluster_and_no_block_is_too() {
     // The stock block alone (first root of HAND_EDITED): disabled, nothing else validated (its
     // key is empty and its node the NODE_IP placeholder).
