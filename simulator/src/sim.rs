@@ -33,6 +33,10 @@ use crate::trace::{Trace, TraceKind};
 /// The port every simulated master listens on (upstream's default).
 pub const MASTER_PORT: u16 = 1516;
 
+/// The link of a dial that will be refused: the peer id stays known until the refusal is
+/// delivered (so a `Close` from the node before that is accepted), but no link carries anything.
+const NO_LINK: LinkId = LinkId(u32::MAX);
+
 /// How many times one node's timer may fire at the same virtual instant before the run is
 /// stopped as a livelock (a node whose timeout never moves forward).
 pub const MAX_FIRES_PER_INSTANT: u32 = 10_000;
@@ -632,7 +636,7 @@ impl Sim {
                     None => {
                         self.nodes[n]
                             .peers
-                            .insert(peer, (LinkId(u32::MAX), Side::Dialer));
+                            .insert(peer, (NO_LINK, Side::Dialer));
                         self.queue
                             .push(now.plus(latency), Ev::Refused { node: n, peer });
                     }
