@@ -54,3 +54,38 @@ fn writes_cut_into_random_pieces_are_deterministic_and_still_converge() {
     // Cutting the same bytes differently is visible in the trace.
     assert_ne!(a.0, run(11, Pieces::Whole).0);
 }
+
+#[test]
+fn byte_by_byte_delivery_still_converges_with_the_same_events() {
+    // Every write arrives one byte per read: the nodes' decoders see every possible cut.
+    let events = |pieces: Pieces| {
+        let link = LinkParams {
+            pieces,
+            ..LinkParams::default()
+        };
+        let mut c = cluster(
+            SimConfig {
+                seed: 5,
+                link,
+                ..SimConfig::default()
+            },
+            2,
+            recorded_intervals,
+        )
+        .unwrap();
+        let at = c.run_until_converged(VirtualTime::from_secs(30)).unwrap();
+        let events: Vec<_> = c
+            .sim
+            .events()
+            .iter()
+            .map(|e| (e.node, e.event.clone()))
+            .collect();
+        (at, events)
+    };
+    let (at_bytes, by_byte) = events(Pieces::Random { max: 1 });
+    let (at_whole, whole) = events(Pieces::Whole);
+    // Same events in the same order, and (no bandwidth limit: the pieces of a write arrive at
+    // the same instant) the same convergence time.
+    assert_eq!(by_byte, whole);
+    assert_eq!(at_bytes, at_whole);
+}
