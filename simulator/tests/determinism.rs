@@ -80,10 +80,16 @@ fn byte_by_byte_delivery_still_converges_with_the_same_events() {
             .iter()
             .map(|e| (e.node, e.event.clone()))
             .collect();
-        (at, events)
+        (at, events, c.sim.stats())
     };
-    let (at_bytes, by_byte) = events(Pieces::Random { max: 1 });
-    let (at_whole, whole) = events(Pieces::Whole);
+    let (at_bytes, by_byte, bytes_stats) = events(Pieces::Random { max: 1 });
+    let (at_whole, whole, whole_stats) = events(Pieces::Whole);
+    // One delivery per byte really happened.
+    assert_eq!(bytes_stats.bytes_delivered, whole_stats.bytes_delivered);
+    assert!(
+        bytes_stats.events > bytes_stats.bytes_delivered,
+        "{bytes_stats:?}"
+    );
     // Same events in the same order, and (no bandwidth limit: the pieces of a write arrive at
     // the same instant) the same convergence time.
     assert_eq!(by_byte, whole);
