@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use wazuh_cluster_sync::roles::PeerId;
@@ -72,6 +72,17 @@ impl Drop for AddressSlot {
     }
 }
 
+/// What an open connection holds of a bounded pool; given back when the connection ends.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// A TCP connection's place in its address's count (held for its `Drop`).
+    Address { _slot: AddressSlot },
+    /// A local client's permit (held for its `Drop`).
+    Local {
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+}
+
 /// The tasks and channels of one open connection, held by the node task.
 #[derive(Debug)]
 pub(crate) struct PeerIo {
@@ -86,8 +97,8 @@ pub(crate) struct PeerIo {
     pub(crate) parked: std::collections::VecDeque<Bytes>,
     /// The peer's address (`ip:port`), for logs.
     pub(crate) addr: String,
-    /// The per-address slot of an accepted TCP connection.
-    pub(crate) _slot: Option<AddressSlot>,
+    /// The bounded pool slot of an accepted connection.
+    pub(crate) _slot: Option<Slot>,
 }
 
 impl PeerIo {
@@ -97,7 +108,7 @@ impl PeerIo {
         stream: S,
         peer: PeerId,
         addr: String,
-        slot: Option<AddressSlot>,
+        slot: Option<Slot>,
         read_buffer: usize,
         data: mpsc::Sender<Msg>,
         ctl: mpsc::UnboundedSender<Msg>,
@@ -272,6 +283,35 @@ pub(crate) fn listen_tcp(
                 .send(Msg::Accepted(stream, remote.to_string(), slot))
                 .is_err()
             {
+                return;
+            }
+        }
+    })
+}
+
+/// Accepts local clients on the node's Unix socket, at most `limit` at once (the next one is
+/// closed at once); accepted ones go to `ctl` as `Msg::AcceptedLocal`.
+pub(crate) fn listen_local(
+    listener: UnixListener,
+    limit: usize,
+    ctl: mpsc::UnboundedSender<Msg>,
+) -> JoinHandle<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limit));
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accepting a local client: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!("refused a local client: {limit} already connected");
+                continue;
+            };
+            if ctl.send(Msg::AcceptedLocal(stream, permit)).is_err() {
                 return;
             }
         }

@@ -31,10 +31,11 @@
 //! and reconnection after `connection_retry` are the protocol core's and the node's: the adapter
 //! honours the `Close` and `Connect` they produce.
 //!
-//! Local clients (`<wazuh-path>/queue/cluster/c-internal.sock`): the node has no local-peer
-//! session yet (an `Origin` for plaintext, hello-less local connections); until it has, this crate
-//! serves TCP only and [`RunningNode::inspect`] gives in-process access to the node's getters
-//! (`workers`, `health`), which is what `wazuh-cluster demo` shows.
+//! Local clients (`<wazuh-path>/queue/cluster/c-internal.sock`, mode 0660, the same framing in
+//! plaintext, no `hello`) are handed to the node as `Origin::Local`: a master answers their
+//! `get_nodes` / `get_health` (what `wazuh-cluster control` asks); a worker closes them for now
+//! (it does not forward local requests to its master yet). [`RunningNode::inspect`] gives
+//! in-process access to the node's getters besides.
 
 mod effects;
 mod io;
@@ -44,22 +45,22 @@ mod run;
 pub mod trees;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 
-pub use log::event_line;
+pub use log::{EventLine, event_line};
 pub use os::{os_seed, shutdown_signal, unix_time_at, wall_clock_now};
 pub use run::RunStats;
 
-use crate::io::{AddressCounts, listen_tcp};
+use crate::io::{AddressCounts, listen_local, listen_tcp};
 use crate::run::{Msg, Runner};
 
 /// Bounds the adapter keeps (the node keeps its own, in [`NodeConfig::limits`]).
@@ -79,6 +80,8 @@ pub struct AdapterLimits {
     /// How long a closing connection may take to flush, and a stopping node's effect thread to
     /// finish its effect in flight, before they are cut.
     pub shutdown_grace: Duration,
+    /// Most local clients connected at once on the Unix socket.
+    pub max_local_clients: usize,
     /// Messages from the readers waiting for the node task (all peers together): when full,
     /// readers wait, which is the second line of backpressure.
     pub input_queue: usize,
@@ -93,6 +96,7 @@ impl Default for AdapterLimits {
             dial_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             input_queue: 256,
+            max_local_clients: 64,
         }
     }
 }
@@ -107,6 +111,10 @@ pub struct NodeSpec {
     /// Master: the `host:port` to listen on (`0.0.0.0:1516`; port 0 picks a free one, see
     /// [`RunningNode::local_addr`]). Workers listen on nothing.
     pub listen: Option<String>,
+    /// The Unix socket for local clients (`<install root>/queue/cluster/c-internal.sock`, see
+    /// [`NodeSpec::default_local_socket`]); created with mode 0660, removed at stop. `None`: no
+    /// local socket.
+    pub local_socket: Option<PathBuf>,
     /// Socket-level bounds.
     pub limits: AdapterLimits,
     /// The node's seed; `None` draws one from the OS (what a real node must do). Tests may fix it.
@@ -115,19 +123,33 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// A node over `install_root` with the default adapter limits and an OS seed; a master
-    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]).
+    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]) and serves local clients on
+    /// [`NodeSpec::default_local_socket`].
     pub fn new(config: NodeConfig, install_root: impl Into<PathBuf>) -> NodeSpec {
-        let listen = (config.node_type == wazuh_cluster_sync::roles::NodeType::Master)
-            .then(|| "0.0.0.0:1516".to_owned());
+        let master = config.node_type == wazuh_cluster_sync::roles::NodeType::Master;
+        let install_root = install_root.into();
+        let listen = master.then(|| "0.0.0.0:1516".to_owned());
+        let local_socket = master.then(|| NodeSpec::default_local_socket(&install_root));
         NodeSpec {
             config,
-            install_root: install_root.into(),
+            install_root,
             listen,
+            local_socket,
             limits: AdapterLimits::default(),
             seed: None,
         }
     }
 }
+
+impl NodeSpec {
+    /// `<install root>/queue/cluster/c-internal.sock`, upstream's local socket.
+    pub fn default_local_socket(install_root: &Path) -> PathBuf {
+        install_root.join(LOCAL_SOCKET)
+    }
+}
+
+/// The local socket's path under an install root.
+pub const LOCAL_SOCKET: &str = "queue/cluster/c-internal.sock";
 
 /// Why a node could not start.
 #[non_exhaustive]
@@ -146,6 +168,14 @@ pub enum StartError {
     Listen {
         /// The address.
         addr: String,
+        /// The OS's error.
+        message: String,
+    },
+    /// The local socket cannot be created.
+    #[error("cannot create the local socket {path}: {message}")]
+    LocalSocket {
+        /// Its path.
+        path: String,
         /// The OS's error.
         message: String,
     },
@@ -189,6 +219,7 @@ impl std::fmt::Debug for Msg {
             Msg::Eof(..) => "Eof",
             Msg::WriteFailed(..) => "WriteFailed",
             Msg::Accepted(..) => "Accepted",
+            Msg::AcceptedLocal(..) => "AcceptedLocal",
             Msg::Dialed(..) => "Dialed",
             Msg::EffectDone(..) => "EffectDone",
             Msg::Inspect(..) => "Inspect",
@@ -210,6 +241,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         config,
         install_root,
         listen,
+        local_socket,
         limits,
         seed,
     } = spec;
@@ -230,6 +262,13 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         None => None,
     };
     let local_addr = listener.as_ref().map(|(_, a)| *a);
+    let local = match &local_socket {
+        Some(path) => Some(bind_local(path).map_err(|e| StartError::LocalSocket {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
     let name = config.node_name.clone();
 
     let (data_tx, data_rx) = mpsc::channel(limits.input_queue.max(1));
@@ -267,7 +306,13 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
             ctl_tx.clone(),
         )
     });
+    let local_task = local.map(|l| listen_local(l, limits.max_local_clients, ctl_tx.clone()));
     let node = Node::new(config, seed, Instant::now());
+    let tag = match node.node_type() {
+        wazuh_cluster_sync::roles::NodeType::Master => "Master",
+        wazuh_cluster_sync::roles::NodeType::Worker => "Worker",
+    };
+
     let grace = limits.shutdown_grace;
     let runner = Runner {
         node,
@@ -283,13 +328,16 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         stats: RunStats::default(),
         closing: Vec::new(),
     };
-    let span = tracing::info_span!("node", name = %name);
+    let span = tracing::info_span!("node", name = %name, tag);
     let task = tokio::spawn(
         async move {
             let (stats, closing) = runner.run(data_rx, ctl_rx, shutdown_rx).await;
             // Stop accepting first, then let the effect in flight finish and skip the rest.
-            if let Some(l) = listener_task {
-                l.abort();
+            for task in [listener_task, local_task].into_iter().flatten() {
+                task.abort();
+            }
+            if let Some(path) = &local_socket {
+                let _ = std::fs::remove_file(path);
             }
             stopping.store(true, std::sync::atomic::Ordering::Release);
             if tokio::time::timeout(grace, effect_thread).await.is_err() {
@@ -377,4 +425,21 @@ impl RunningNode {
         self.shutdown();
         self.wait().await
     }
+}
+
+/// Binds the local socket: parent directory created, a stale socket file from a previous run
+/// removed (anything else at the path is left alone and the bind fails), mode 0660 as upstream.
+fn bind_local(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_socket()
+    {
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
 }

@@ -1,7 +1,9 @@
 //! Node events as log lines an operator of upstream Wazuh recognises
-//! (`[Worker worker1] [Integrity] ...`, `[Master] [Main] ...`).
+//! (`[Worker worker1] [Integrity] ...`, `[Master] [Main] ...`): the peer tag goes in a `peer`
+//! span, the task tag in a `task` field, as the CLI's logger expects (adapters/cli/src/logging.rs).
 
-use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, SyncKind};
+use wazuh_cluster_sync::integrity::compare::SyncCounts;
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, SyncKind};
 
 /// Upstream's tag of a synchronisation in its log lines.
 fn tag(kind: SyncKind) -> &'static str {
@@ -26,92 +28,142 @@ fn reason(reason: &CloseReason) -> String {
     }
 }
 
-/// The line for `event` of node `name`, and whether it is a warning.
-pub fn event_line(name: &str, event: &NodeEvent) -> (String, bool) {
+/// How one node event is logged: the peer tag (`Worker worker1`, `Master`; `None` for the node
+/// itself), upstream's task tag, the message, and its level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    /// Peer tag, printed by the logger as `[tag]` (the `peer` span's `tag` field).
+    pub peer: Option<String>,
+    /// Task tag (`Main`, `Integrity`, `Agent info`, `Extra valid`).
+    pub task: &'static str,
+    /// The text.
+    pub message: String,
+    /// Level.
+    pub level: tracing::Level,
+}
+
+/// The log line of `event` on a node of type `node_type`.
+pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
+    use tracing::Level;
+    let line = |peer: Option<String>, task, message: String, level| EventLine {
+        peer,
+        task,
+        message,
+        level,
+    };
+    // A synchronisation's peer: the worker on a master, the master on a worker.
+    let sync_peer = |worker: &str| match node_type {
+        NodeType::Master => Some(format!("Worker {worker}")),
+        NodeType::Worker => Some("Master".to_owned()),
+    };
     match event {
-        NodeEvent::WorkerJoined { name: w, addr } => (
-            format!("[Master {name}] [Main] Worker {w} ({addr}) connected"),
-            false,
+        NodeEvent::WorkerJoined { name, addr } => line(
+            Some(format!("Worker {name}")),
+            "Main",
+            format!("Connected from {addr}"),
+            Level::INFO,
         ),
-        NodeEvent::WorkerLeft { name: w, reason: r } => (
-            format!(
-                "[Master {name}] [Main] Worker {w} disconnected: {}",
-                reason(r)
-            ),
-            false,
+        NodeEvent::WorkerLeft { name, reason: r } => line(
+            Some(format!("Worker {name}")),
+            "Main",
+            format!("Disconnected: {}", reason(r)),
+            Level::INFO,
         ),
-        NodeEvent::HelloRefused { peer, reply } => (
-            format!("[Master {name}] [Main] Refused {peer}: {reply}"),
-            true,
+        NodeEvent::HelloRefused { peer, reply } => line(
+            None,
+            "Main",
+            format!("Refused {peer}: {reply}"),
+            Level::WARN,
         ),
-        NodeEvent::ConnectedToMaster { .. } => (
-            format!("[Worker {name}] [Main] Successfully connected to master"),
-            false,
+        NodeEvent::ConnectedToMaster { .. } => line(
+            Some("Master".to_owned()),
+            "Main",
+            "Successfully connected to master".to_owned(),
+            Level::INFO,
         ),
-        NodeEvent::DisconnectedFromMaster { reason: r } => (
-            format!(
-                "[Worker {name}] [Main] Disconnected from master: {}",
-                reason(r)
-            ),
-            true,
+        NodeEvent::DisconnectedFromMaster { reason: r } => line(
+            Some("Master".to_owned()),
+            "Main",
+            format!("Disconnected: {}", reason(r)),
+            Level::WARN,
         ),
-        NodeEvent::SyncStarted { kind, worker } => {
-            (format!("[{worker}] [{}] Starting", tag(*kind)), false)
-        }
+        NodeEvent::SyncStarted { kind, worker } => line(
+            sync_peer(worker),
+            tag(*kind),
+            "Starting".to_owned(),
+            Level::DEBUG,
+        ),
         NodeEvent::SyncFinished {
             kind,
             worker,
             counts,
-        } => (
-            format!(
-                "[{worker}] [{}] Finished: missing {}, shared {}, extra {}, extra valid {}",
-                tag(*kind),
-                counts.missing,
-                counts.shared,
-                counts.extra,
-                counts.extra_valid
-            ),
-            false,
-        ),
+        } => {
+            // A round that found nothing to do is the steady state: debug, not info.
+            let level = if *counts == SyncCounts::default() {
+                Level::DEBUG
+            } else {
+                Level::INFO
+            };
+            let message = format!(
+                "Finished: missing {}, shared {}, extra {}, extra valid {}",
+                counts.missing, counts.shared, counts.extra, counts.extra_valid
+            );
+            line(sync_peer(worker), tag(*kind), message, level)
+        }
         NodeEvent::SyncFailed {
             kind,
             worker,
             error,
-        } => (format!("[{worker}] [{}] Failed: {error}", tag(*kind)), true),
+        } => line(
+            sync_peer(worker),
+            tag(*kind),
+            format!("Failed: {error}"),
+            Level::WARN,
+        ),
         NodeEvent::LockReleased {
             worker,
             kind,
             cause,
-        } => (
-            format!(
-                "[Master {name}] [{}] Lock of {worker} released ({cause:?})",
-                tag(*kind)
-            ),
-            false,
+        } => line(
+            sync_peer(worker),
+            tag(*kind),
+            format!("Lock released ({cause:?})"),
+            Level::DEBUG,
         ),
-        NodeEvent::IntegrityRecalculated { files, hashed } => (
-            format!("[Master {name}] [Integrity] Recalculated: {files} files, {hashed} hashed"),
-            false,
+        NodeEvent::IntegrityRecalculated { files, hashed } => line(
+            None,
+            "Integrity",
+            format!("Recalculated: {files} files, {hashed} hashed"),
+            Level::DEBUG,
         ),
-        NodeEvent::Error { peer, message } => match peer {
-            Some(peer) => (format!("[{name}] [{peer}] {message}"), true),
-            None => (format!("[{name}] {message}"), true),
-        },
-        other => (format!("[{name}] {other:?}"), false),
+        NodeEvent::Error { peer, message } => {
+            let message = match peer {
+                Some(peer) => format!("{peer}: {message}"),
+                None => message.clone(),
+            };
+            line(None, "Main", message, Level::WARN)
+        }
+        other => line(None, "Main", format!("{other:?}"), Level::DEBUG),
     }
 }
 
-/// Sends `event` to `tracing` (recalculations at debug: they happen every few seconds).
-pub(crate) fn log_event(name: &str, event: &NodeEvent) {
-    let (line, warn) = event_line(name, event);
-    if warn {
-        tracing::warn!("{line}");
-    } else if matches!(
-        event,
-        NodeEvent::IntegrityRecalculated { .. } | NodeEvent::LockReleased { .. }
-    ) {
-        tracing::debug!("{line}");
-    } else {
-        tracing::info!("{line}");
+/// Sends `event` to `tracing`, following the CLI's span convention (a `peer` span with the peer
+/// tag, a `task` field).
+pub(crate) fn log_event(node_type: NodeType, event: &NodeEvent) {
+    let EventLine {
+        peer,
+        task,
+        message,
+        level,
+    } = event_line(node_type, event);
+    let span = match &peer {
+        Some(tag) => tracing::info_span!("peer", tag = %tag),
+        None => tracing::Span::none(),
+    };
+    let _entered = span.enter();
+    match level {
+        tracing::Level::WARN => tracing::warn!(task, "{message}"),
+        tracing::Level::INFO => tracing::info!(task, "{message}"),
+        _ => tracing::debug!(task, "{message}"),
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use wazuh_cluster_sync::roles::{
@@ -19,8 +19,11 @@ use wazuh_cluster_sync::roles::{
 };
 
 use crate::AdapterLimits;
-use crate::io::{AddressSlot, PeerIo, dial};
+use crate::io::{AddressSlot, PeerIo, Slot, dial};
 use crate::log::log_event;
+
+/// The address a local client is reported with.
+const LOCAL_ADDR: &str = "local";
 
 /// A closure run on the node task with the node and the current time.
 pub(crate) type Inspection = Box<dyn FnOnce(&Node, Instant) + Send>;
@@ -35,6 +38,8 @@ pub(crate) enum Msg {
     WriteFailed(PeerId),
     /// The listener accepted a TCP connection (remote `ip:port`, its per-address slot).
     Accepted(TcpStream, String, AddressSlot),
+    /// The local socket accepted a client (its permit).
+    AcceptedLocal(UnixStream, tokio::sync::OwnedSemaphorePermit),
     /// An outgoing connection the node asked for is open, or failed (the reason).
     Dialed(PeerId, Result<TcpStream, String>),
     /// The effect thread ran an effect.
@@ -140,7 +145,7 @@ impl Runner {
                     stream,
                     peer,
                     remote.clone(),
-                    Some(slot),
+                    Some(Slot::Address { _slot: slot }),
                     self.limits.read_buffer,
                     self.data_tx.clone(),
                     self.ctl_tx.clone(),
@@ -148,6 +153,23 @@ impl Runner {
                 self.peers.insert(peer, io);
                 self.node
                     .handle_connected(now, peer, &remote, Origin::Incoming);
+            }
+            Msg::AcceptedLocal(stream, permit) => {
+                let peer = PeerId(self.next_incoming);
+                self.next_incoming += 1;
+                tracing::debug!("[{}] local client {peer}", self.name);
+                let io = PeerIo::spawn(
+                    stream,
+                    peer,
+                    LOCAL_ADDR.to_owned(),
+                    Some(Slot::Local { _permit: permit }),
+                    self.limits.read_buffer,
+                    self.data_tx.clone(),
+                    self.ctl_tx.clone(),
+                );
+                self.peers.insert(peer, io);
+                self.node
+                    .handle_connected(now, peer, LOCAL_ADDR, Origin::Local);
             }
             Msg::Dialed(peer, result) => {
                 if !self.dialing.remove(&peer) {
@@ -257,7 +279,7 @@ impl Runner {
                 self.close_peer(peer, false);
             }
             Output::Event(event) => {
-                log_event(&self.name, &event);
+                log_event(self.node.node_type(), &event);
                 // No subscriber is fine.
                 let _ = self.events.send(event);
             }
