@@ -5,8 +5,10 @@
 //! new group is one enum variant and one match arm here.
 
 mod control;
+mod demo;
 mod integrity;
 mod logging;
+mod node;
 mod wire;
 
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ struct Cli {
 /// The subcommand groups.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole cluster (1 master + N workers) in this process over loopback, narrated.
+    Demo(demo::DemoArgs),
+    /// Run one node configured by the <cluster> block of DIR/etc/ossec.conf.
+    Node(node::NodeArgs),
     /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i, -i more).
     Control(control::ControlArgs),
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.log);
     match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Node(args) => node::run(args),
         Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),
         Command::Integrity(args) => integrity::run(args),
