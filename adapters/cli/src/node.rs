@@ -5,7 +5,8 @@
 //! messages naming the setting); this module only maps it onto the tokio adapter: a master
 //! listens on `bind_addr:port` and serves local clients on `DIR/queue/cluster/c-internal.sock`,
 //! a worker dials `nodes[0]:port`. The cluster key is required unless `--insecure-no-key` is
-//! given (and the key left empty): plaintext TCP is never a default.
+//! given (and the key left empty): plaintext TCP is never a default. `--cluster-json` reads an
+//! operator's cluster.json (items, intervals) over 3.9.5's defaults.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use clap::Args;
 use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, KeyPolicy, NodeType, parse_ossec_conf,
 };
+use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_tokio::{AdapterLimits, NodeSpec, shutdown_signal, start, wall_clock_now};
 
 /// The ossec.conf under an install root.
@@ -31,6 +33,10 @@ pub struct NodeArgs {
     /// Read the <cluster> block from this file instead of DIR/etc/ossec.conf.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// An operator's cluster.json (upstream's framework/wazuh/cluster/cluster.json): integrity
+    /// items and intervals merged value by value over 3.9.5's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_json: Option<PathBuf>,
     /// Allow an empty <key>: plaintext TCP between nodes (tests on an isolated host only).
     #[arg(long)]
     pub insecure_no_key: bool,
@@ -93,6 +99,18 @@ pub fn run(args: NodeArgs) -> ExitCode {
     }
     let mut spec = node_spec(&config, &args.wazuh_path);
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
+    if let Some(path) = &args.cluster_json {
+        let items = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| ClusterItems::from_json_3_9(&bytes).map_err(|e| e.to_string()));
+        match items {
+            Ok(items) => spec.config.items = items,
+            Err(message) => {
+                eprintln!("wazuh-cluster: {}: {message}", path.display());
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

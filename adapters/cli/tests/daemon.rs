@@ -1,0 +1,207 @@
+//! The `wazuh-cluster` binary as operators run it: `node` processes configured by their
+//! ossec.conf forming a cluster over loopback, `control -l` through the master's Unix socket,
+//! SIGTERM stopping them cleanly; and `demo` from start to its verdict.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wazuh_cluster_sync::integrity::items::ClusterItems;
+use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
+
+const KEY: &str = "daemontestclusterkey0123456789ab";
+const OLD: Timestamp = Timestamp::from_secs(1_562_000_000);
+/// Intervals of these tests (merged over 3.9.5's cluster.json by `--cluster-json`).
+const FAST: &str = r#"{"intervals": {"worker": {"sync_integrity": 0.3, "sync_files": 0.5,
+    "keep_alive": 0.5, "connection_retry": 0.2}, "master": {"recalculate_integrity": 0.2}}}"#;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+fn ossec_conf(name: &str, node_type: &str, port: u16) -> String {
+    format!(
+        "<ossec_config>\n  <cluster>\n    <name>wazuh</name>\n    <node_name>{name}</node_name>\n    \
+         <node_type>{node_type}</node_type>\n    <key>{KEY}</key>\n    <port>{port}</port>\n    \
+         <bind_addr>127.0.0.1</bind_addr>\n    <nodes>\n      <node>127.0.0.1</node>\n    </nodes>\n    \
+         <hidden>no</hidden>\n    <disabled>no</disabled>\n  </cluster>\n</ossec_config>\n"
+    )
+}
+
+fn file(path: &str, data: &str) -> SampleFile {
+    SampleFile {
+        path: path.to_owned(),
+        data: data.as_bytes().to_vec(),
+        mode: 0o660,
+        mtime: OLD,
+    }
+}
+
+fn install(dir: &Path, name: &str, node_type: &str, port: u16, extra: &[SampleFile]) -> PathBuf {
+    let root = dir.join(name);
+    let mut files = vec![file("/etc/ossec.conf", &ossec_conf(name, node_type, port))];
+    files.extend_from_slice(extra);
+    write_tree(&root, &files).unwrap();
+    std::fs::write(root.join("cluster.json"), FAST).unwrap();
+    root
+}
+
+fn spawn_node(root: &Path) -> Child {
+    bin()
+        .args(["node", "--wazuh-path"])
+        .arg(root)
+        .arg("--cluster-json")
+        .arg(root.join("cluster.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit (at most 20 s) and returns its status and standard error.
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("node did not stop after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn control_list(master: &Path) -> Output {
+    bin()
+        .args(["control", "-l", "--wazuh-path"])
+        .arg(master)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let shared = [
+        file(
+            "/etc/client.keys",
+            "001 web-01 any 0a1b2c3d0a1b2c3d0a1b2c3d0a1b2c3d\n",
+        ),
+        file("/etc/rules/local_rules.xml", "<group name=\"local\"/>\n"),
+        file("/etc/shared/default/merged.mg", "#default\n"),
+    ];
+    let master = install(dir.path(), "master01", "master", port, &shared);
+    let w1 = install(dir.path(), "worker1", "worker", port, &[]);
+    let w2 = install(dir.path(), "worker2", "worker", port, &[]);
+    let nodes = [spawn_node(&master), spawn_node(&w1), spawn_node(&w2)];
+
+    // Converged when both worker trees hold the master's integrity files, byte for byte.
+    let items = ClusterItems::defaults_3_9();
+    let now = Timestamp::from_secs(1_900_000_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let converged = [&w1, &w2].iter().all(|w| {
+            let check = compare_integrity(&master, w, &items, "master01", now).unwrap();
+            check.files == 3 && check.identical()
+        });
+        if converged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "workers never converged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let listed = control_list(&master);
+    assert_eq!(listed.status.code(), Some(0));
+    // Header, the master, then the workers in the order they joined (upstream's dict order).
+    let text = String::from_utf8(listed.stdout).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2..].sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "NAME      TYPE    VERSION  ADDRESS    ",
+            "master01  master  3.9.5    127.0.0.1  ",
+            "worker1   worker  3.9.5    127.0.0.1  ",
+            "worker2   worker  3.9.5    127.0.0.1  ",
+        ]
+    );
+
+    for node in &nodes {
+        sigterm(node);
+    }
+    for node in nodes {
+        let (code, stderr) = finish(node);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains("SIGTERM received: stopping"), "{stderr}");
+    }
+    // The master removed its socket on the way out.
+    assert!(!master.join("queue/cluster/c-internal.sock").exists());
+}
+
+#[test]
+fn node_refuses_an_ossec_conf_without_a_key_unless_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("master01");
+    let conf = ossec_conf("master01", "master", free_port()).replace(KEY, "");
+    write_tree(&root, &[file("/etc/ossec.conf", &conf)]).unwrap();
+    let out = bin()
+        .args(["node", "--wazuh-path"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cluster setting 'key'"), "{stderr}");
+}
+
+#[test]
+fn demo_exits_zero_and_shows_convergence() {
+    let out = bin().arg("demo").output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "    worker1: missing 13, shared 0, extra 0, extra_valid 0\n",
+        "    worker2: missing 13, shared 0, extra 0, extra_valid 0\n",
+        "    worker1: 13/13 integrity files byte-identical to the master\n",
+        "    worker1: missing 1, shared 1, extra 0, extra_valid 0\n",
+        "    worker2: 14/14 integrity files byte-identical to the master\n",
+        "    agent web-01 reports to worker1\n",
+        "    agent web-02 reports to worker2\n",
+        "master01  master  3.9.5    127.0.0.1  \n",
+        "worker2   worker  3.9.5    127.0.0.1  \n",
+        "all 2 of 2 workers byte-identical to the master on 14 integrity files; 4 agents routed;",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
