@@ -20,7 +20,7 @@
 //! [`PackageBuilder`] writes member by member into any `Write + Seek` sink (a `Cursor<Vec<u8>>` in
 //! memory, a file in an adapter): a 1 GiB package never has to exist as one buffer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use zip::write::SimpleFileOptions;
@@ -479,6 +479,9 @@ where
 pub struct PackageReader<R: Read + Seek> {
     archive: ZipArchive<R>,
     members: Vec<PackageMember>,
+    /// Position in `members` of each key: an apply looks up every member by key, and a linear
+    /// search made a 50,000-member package cost O(n²).
+    positions: BTreeMap<InstallPath, usize>,
     control: Vec<u8>,
     limits: PackageLimits,
 }
@@ -593,9 +596,15 @@ impl<R: Read + Seek> PackageReader<R> {
             });
         }
         let control_index = control_index.ok_or(PackageError::MissingControl)?;
+        let positions = members
+            .iter()
+            .enumerate()
+            .map(|(position, m)| (m.key.clone(), position))
+            .collect();
         let mut this = PackageReader {
             archive,
             members,
+            positions,
             control: Vec::new(),
             limits,
         };
@@ -652,10 +661,9 @@ impl<R: Read + Seek> PackageReader<R> {
     pub fn read_member(&mut self, key: &InstallPath) -> Result<Vec<u8>, PackageError> {
         let index = self.index_of(key)?;
         let size = self
-            .members
-            .iter()
-            .find(|m| m.index == index)
-            .map_or(0, |m| m.size);
+            .positions
+            .get(key)
+            .map_or(0, |&position| self.members[position].size);
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(CHUNK * 16));
         self.copy_index(index, key.relative(), &mut out)?;
         Ok(out)
@@ -676,10 +684,9 @@ impl<R: Read + Seek> PackageReader<R> {
     }
 
     fn index_of(&self, key: &InstallPath) -> Result<usize, PackageError> {
-        self.members
-            .iter()
-            .find(|m| &m.key == key)
-            .map(|m| m.index)
+        self.positions
+            .get(key)
+            .map(|&position| self.members[position].index)
             .ok_or_else(|| PackageError::NoSuchMember(key.relative().to_owned()))
     }
 
