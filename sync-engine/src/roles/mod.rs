@@ -95,6 +95,25 @@
 //! # }
 //! ```
 //!
+//! # Choices that differ from the issue's sketch or from upstream
+//!
+//! * `Node::new(config, seed, now)` takes no storage view: every disk read is an [`Effect`], so
+//!   the node never blocks and keepalives never wait behind disk work.
+//! * The next timeout comes from [`Node::poll_timeout`] rather than as a last [`Output`] item.
+//! * A file goes out one chunk per reply of the peer (upstream's stop-and-wait): what is queued
+//!   for a slow peer stays about one chunk; input waiting for the disk is bounded by
+//!   [`NodeLimits::max_pending_disk_bytes`] ([`Node::wants_input`] turns false, then the link
+//!   closes).
+//! * `hello`: registration only after every check; a worker name already registered from the
+//!   same host replaces the stale session (from another host: `Client already present`).
+//! * Locks: a second task of a kind already running is refused (`Synchronization already in
+//!   progress`); every lock is freed on completion, error, connection loss or after
+//!   `timeout_receiving_file` without the file.
+//! * The worker starts its next integrity round only after the master answered the previous one
+//!   (bounded by `timeout_receiving_file`), so rounds never overlap.
+//! * `get_health` dates are UTC; `n_active_agents` counts the agents whose agent-info the master
+//!   took from that node (the master has no agent database here).
+//!
 //! # Determinism
 //!
 //! One `u64` seed drives every random choice (connection counters, Fernet IVs, task ids, package
