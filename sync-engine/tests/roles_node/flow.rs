@@ -202,3 +202,41 @@ fn two_workers_converge_and_are_listed_in_registration_order() {
         );
     }
 }
+
+/// Two workers report the same agent: the master keeps the newer status (newer wins, whatever
+/// the order of arrival) and routes the agent to the worker that sent it.
+#[test]
+fn agent_info_newer_wins_and_routes_to_its_worker() {
+    use wazuh_cluster_sync::integrity::storage::FileAttrs;
+    let t0 = origin();
+    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let (mut c, m, w1) = Cluster::pair(t0, master_storage(unix));
+    let w2 = c.add(
+        config(NodeType::Worker, "worker2", t0),
+        empty_storage(unix),
+        3,
+        "10.0.0.3",
+    );
+    let info = p("/queue/agent-info/agent-one-10.0.0.1");
+    for (w, age, text) in [(w1, 100, "old status\n"), (w2, 50, "new status\n")] {
+        let storage = c.storage_mut(w);
+        storage
+            .create_dir_all(&p("/queue/agent-info"), 0o770)
+            .unwrap();
+        let attrs = FileAttrs {
+            mode: 0o660,
+            mtime: Some(Timestamp::from_secs(UNIX0 as i64 - age)),
+        };
+        storage
+            .write_atomic(&info, text.as_bytes(), &attrs)
+            .unwrap();
+    }
+    c.run_for(Duration::from_secs(25));
+    assert_eq!(c.storage(m).read(&info, 100).unwrap(), b"new status\n");
+    let routes: Vec<(String, String)> = c.members[m].node.agent_routes().into_iter().collect();
+    assert_eq!(routes, [("agent-one".to_owned(), "worker2".to_owned())]);
+    let health = c.members[m]
+        .node
+        .health(c.now, Some(&["worker2".to_owned()]));
+    assert!(health.contains("\"n_active_agents\": 1"), "{health}");
+}
