@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use wazuh_cluster_sim::fixtures::MASTER_OWNED;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -184,4 +186,54 @@ async fn workers_reconnect_on_their_own_to_a_restarted_master() {
     for node in [w1, w2, master] {
         node.stop().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_large_apply_lets_it_finish_and_leaves_no_torn_file() {
+    use wazuh_cluster_sync::integrity::storage::Timestamp;
+    use wazuh_cluster_tokio::trees::{SampleFile, write_tree};
+    const FILES: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mroot = master_root(dir.path());
+    let bulk: Vec<SampleFile> = (0..FILES)
+        .map(|i| SampleFile {
+            path: format!("/etc/lists/bulk/list-{i:04}"),
+            data: vec![b'a' + (i % 26) as u8; 4096],
+            mode: 0o660,
+            mtime: Timestamp::from_secs(1_562_000_000),
+        })
+        .collect();
+    write_tree(&mroot, &bulk).unwrap();
+    let master = start_master(&mroot).await;
+    let addr = master.local_addr().unwrap().to_string();
+    let root = tree(dir.path(), "worker1");
+    let w1 = start_worker(&root, "worker1", &addr).await;
+
+    // Stop the worker as soon as the apply has written its first file (each file is written
+    // to a staged temporary, synced and renamed: the apply takes a while).
+    let first = root.join("etc/lists/bulk");
+    let waited = tokio::time::timeout(PATIENCE, async {
+        while std::fs::read_dir(&first).map_or(true, |mut d| d.next().is_none()) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the apply never started");
+    w1.stop().await.unwrap();
+
+    // The apply in flight finished: every integrity file is there, whole.
+    let check = check(&mroot, &root);
+    assert_eq!(
+        (check.files, check.missing.len(), check.different.len()),
+        (MASTER_OWNED.len() + FILES, 0, 0),
+        "{check:?}"
+    );
+    // And no staged temporary was left beside them.
+    let leftovers: Vec<_> = std::fs::read_dir(&first)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    master.stop().await.unwrap();
 }
