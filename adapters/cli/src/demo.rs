@@ -489,7 +489,8 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
 
     // Agent-info back to the master.
     println!("\n[4] Agent-info flows from the workers to the master:");
-    for i in 0..n {
+    // Agents are spread over the workers; a worker without one has no agent-info to send.
+    for i in 0..n.min(AGENTS.len()) {
         let name = worker_name(i);
         mev.take("agent-info from a worker", |e| {
             matches!(e, NodeEvent::SyncFinished { kind: SyncKind::AgentInfo, worker, counts }
