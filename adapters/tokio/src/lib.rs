@@ -14,7 +14,7 @@
 //! The adapter is thin on purpose: it holds no protocol logic. Everything a node decides — when
 //! to dial, what to send, when to give up on a peer, which file to write — comes out of
 //! [`Node::poll_output`]; this crate only moves bytes, runs the disk [`Effect`]s one after the
-//! other on a blocking thread with an [`EffectExecutor`] over the confined [`FsStorage`], and keeps
+//! other on a blocking thread with an [`EffectExecutor`](wazuh_cluster_sync::roles::EffectExecutor) over the confined [`FsStorage`](wazuh_cluster_fs::FsStorage), and keeps
 //! the socket-level bounds that only an adapter can keep:
 //!
 //! * **backpressure**: a peer's reader stops reading while [`Node::wants_input`] is false for it
