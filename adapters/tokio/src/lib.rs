@@ -198,8 +198,8 @@ pub enum StopError {
     },
 }
 
-/// A node running on the current tokio runtime. Dropping it does not stop the node: call
-/// [`RunningNode::shutdown`] / [`RunningNode::stop`].
+/// A node running on the current tokio runtime. Dropping it asks the node to stop, as
+/// [`RunningNode::shutdown`] does, without waiting; [`RunningNode::stop`] also waits.
 #[derive(Debug)]
 pub struct RunningNode {
     name: String,
