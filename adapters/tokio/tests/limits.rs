@@ -97,14 +97,18 @@ async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline() {
     encode_header(Profile::V3_9, 1, &hello, 5 << 20, &mut frame).unwrap();
     frame.extend_from_slice(b"0123456789");
     let mut stream = TcpStream::connect(addr).await.unwrap();
+    // A connection of the same age that sent nothing: only the hello deadline (30 s) applies.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
     stream.write_all(&frame).await.unwrap();
 
-    // Dropped long before the 30 s hello deadline.
+    // Dropped long before the hello deadline, while the idle one stays open: the half-sent
+    // frame is what closed it.
     assert!(closed_by_peer(&mut stream, Duration::from_secs(10)).await);
     eventually("the connection's slot given back", || {
-        master.connections_from(LOCALHOST) == 0
+        master.connections_from(LOCALHOST) == 1
     })
     .await;
+    assert!(!closed_by_peer(&mut idle, Duration::from_millis(200)).await);
     master.stop().await.unwrap();
 }
 
