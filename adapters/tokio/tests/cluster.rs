@@ -102,6 +102,13 @@ async fn a_worker_stopped_and_restarted_rejoins_and_converges() {
         "<group name=\"local\"><rule id=\"100002\"/></group>\n",
     )
     .unwrap();
+    // Two recalculations after the edit: the second one started after it, so it saw it.
+    for _ in 0..2 {
+        wait_event(&mut mev, "a recalculation", |e| {
+            matches!(e, NodeEvent::IntegrityRecalculated { .. })
+        })
+        .await;
+    }
     let mut w1 = start_worker(&root, "worker1", &addr).await;
     let mut e1 = w1.events();
     let joined = wait_event(&mut mev, "worker1 joining again", |e| {
