@@ -4,7 +4,7 @@
 //! # wall time for an empty worker to receive 1,000 files of 4 KiB (connect → applied), in-process:
 //! cargo run --release -p wazuh-cluster-tokio --example measure -- transfer
 //! # the master alone in this process (its RSS is this process's), then 25 workers in another:
-//! cargo run --release -p wazuh-cluster-tokio --example measure -- master 127.0.0.1:15160 /tmp/m
+//! cargo run --release -p wazuh-cluster-tokio --example measure -- master 127.0.0.1:15160 /tmp/m [FILES]
 //! cargo run --release -p wazuh-cluster-tokio --example measure -- workers 25 127.0.0.1:15160 /tmp/w
 //! ```
 //!
@@ -37,8 +37,8 @@ fn config(node_type: NodeType, name: &str) -> NodeConfig {
     c
 }
 
-fn master_files() -> Vec<SampleFile> {
-    (0..FILES)
+fn master_files(files: usize) -> Vec<SampleFile> {
+    (0..files)
         .map(|i| SampleFile {
             path: format!("/etc/lists/bulk/list-{i:04}"),
             data: (0..SIZE).map(|b| ((b * 31 + i * 7) % 251) as u8).collect(),
@@ -48,9 +48,9 @@ fn master_files() -> Vec<SampleFile> {
         .collect()
 }
 
-async fn master(root: &Path, listen: &str) -> RunningNode {
+async fn master(root: &Path, listen: &str, files: usize) -> RunningNode {
     std::fs::create_dir_all(root).unwrap();
-    write_tree(root, &master_files()).unwrap();
+    write_tree(root, &master_files(files)).unwrap();
     let mut spec = NodeSpec::new(config(NodeType::Master, "master01"), root);
     spec.listen = Some(listen.to_owned());
     spec.local_socket = None;
@@ -82,7 +82,7 @@ async fn main() {
         Some("transfer") => {
             let dir = tempfile::tempdir().unwrap();
             let mroot = dir.path().join("master");
-            let mut m = master(&mroot, "127.0.0.1:0").await;
+            let mut m = master(&mroot, "127.0.0.1:0", FILES).await;
             let mut mev = m.events();
             // Wait for the master's first scan, so the figure is the transfer alone.
             while !matches!(
@@ -134,7 +134,8 @@ async fn main() {
             m.stop().await.unwrap();
         }
         Some("master") => {
-            let m = master(Path::new(&args[2]), &args[1]).await;
+            let files = args.get(3).map_or(FILES, |n| n.parse().unwrap());
+            let m = master(Path::new(&args[2]), &args[1], files).await;
             let mut mev = {
                 let mut m = m;
                 let rx = m.events();
@@ -168,6 +169,6 @@ async fn main() {
                 w.stop().await.unwrap();
             }
         }
-        _ => eprintln!("usage: measure transfer | master ADDR DIR | workers N ADDR DIR"),
+        _ => eprintln!("usage: measure transfer | master ADDR DIR [FILES] | workers N ADDR DIR"),
     }
 }
