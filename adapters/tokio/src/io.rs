@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use wazuh_cluster_sync::roles::PeerId;
 
 use crate::run::Msg;
@@ -120,8 +121,11 @@ impl PeerIo {
         let (tx, rx) = mpsc::unbounded_channel();
         let (pause, paused) = watch::channel(false);
         let backlog = Arc::new(AtomicUsize::new(0));
-        let reader = tokio::spawn(read_loop(peer, rd, data, paused, read_buffer));
-        let writer = tokio::spawn(write_loop(peer, wr, rx, backlog.clone(), ctl));
+        // Inside the node's span (tasks do not inherit it), one span per connection.
+        let span = tracing::info_span!("peer", tag = %addr);
+        let reader =
+            tokio::spawn(read_loop(peer, rd, data, paused, read_buffer).instrument(span.clone()));
+        let writer = tokio::spawn(write_loop(peer, wr, rx, backlog.clone(), ctl).instrument(span));
         PeerIo {
             tx,
             reader,
@@ -160,6 +164,36 @@ impl PeerIo {
     }
 }
 
+/// Bytes between two progress lines of a long transfer.
+const PROGRESS_STEP: u64 = 64 << 20;
+
+/// Logs how much a connection has moved each time another [`PROGRESS_STEP`] went through, so a
+/// long transfer shows it is alive (the node's events only tell when a synchronisation ends).
+struct Progress {
+    what: &'static str,
+    total: u64,
+    next: u64,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Progress {
+        Progress {
+            what,
+            total: 0,
+            next: PROGRESS_STEP,
+        }
+    }
+
+    fn add(&mut self, n: usize) {
+        self.total += n as u64;
+        if self.total >= self.next {
+            self.next = self.total - self.total % PROGRESS_STEP + PROGRESS_STEP;
+            let mib = self.total >> 20;
+            tracing::info!(task = "File transfer", "{mib} MiB {} so far", self.what);
+        }
+    }
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     peer: PeerId,
     mut rd: R,
@@ -168,6 +202,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     read_buffer: usize,
 ) {
     let mut buf = BytesMut::new();
+    let mut progress = Progress::new("received");
     loop {
         // Backpressure: nothing is read while the node's buffers for this peer are full, so the
         // kernel's window closes and the peer's writes block.
@@ -182,7 +217,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let _ = data.send(Msg::Eof(peer)).await;
                 return;
             }
-            Ok(_) => {
+            Ok(n) => {
+                progress.add(n);
                 if data
                     .send(Msg::Data(peer, buf.split().freeze()))
                     .await
@@ -203,6 +239,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     ctl: mpsc::UnboundedSender<Msg>,
 ) {
     let mut w = BufWriter::with_capacity(64 << 10, wr);
+    let mut progress = Progress::new("sent");
     while let Some(mut msg) = rx.recv().await {
         // Write everything already queued, then flush once.
         loop {
@@ -213,6 +250,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         return;
                     }
                     backlog.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    progress.add(bytes.len());
                 }
                 WriteMsg::Close => {
                     let _ = w.flush().await;
@@ -316,4 +354,36 @@ pub(crate) fn listen_local(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_steps_once_per_64_mib_whatever_the_read_sizes() {
+        let mut p = Progress::new("sent");
+        p.add((64 << 20) - 1);
+        assert_eq!((p.total, p.next), ((64 << 20) - 1, 64 << 20));
+        p.add(1);
+        assert_eq!(p.next, 128 << 20);
+        // One big write past several steps logs once and lands on the next step above it.
+        p.add(200 << 20);
+        assert_eq!((p.total, p.next), (264 << 20, 320 << 20));
+    }
+
+    #[test]
+    fn address_slots_count_and_give_back() {
+        let counts = AddressCounts::default();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let a = counts.acquire(ip, 2).unwrap();
+        let b = counts.acquire(ip, 2).unwrap();
+        assert!(counts.acquire(ip, 2).is_none());
+        assert_eq!(counts.count(ip), 2);
+        drop(a);
+        assert_eq!(counts.count(ip), 1);
+        drop(b);
+        assert_eq!(counts.count(ip), 0);
+        assert!(counts.0.lock().unwrap().is_empty());
+    }
 }
