@@ -372,6 +372,26 @@ mod tests {
         assert_eq!((p.total, p.next), (264 << 20, 320 << 20));
     }
 
+    #[tokio::test]
+    async fn a_paused_reader_reads_nothing_until_resumed() {
+        let (mut peer_end, our_end) = tokio::io::duplex(1024);
+        let (data, mut rx) = mpsc::channel(4);
+        let (pause, paused) = watch::channel(true);
+        let reader = tokio::spawn(read_loop(PeerId(1), our_end, data, paused, 512));
+        peer_end.write_all(b"held back").await.unwrap();
+        // Paused: the bytes stay in the stream (the peer's writes would block once it is full).
+        let early = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await;
+        assert!(early.is_err(), "read while paused");
+        pause.send(false).unwrap();
+        match rx.recv().await {
+            Some(Msg::Data(PeerId(1), bytes)) => assert_eq!(&bytes[..], b"held back"),
+            other => panic!("{other:?}"),
+        }
+        drop(peer_end);
+        assert!(matches!(rx.recv().await, Some(Msg::Eof(PeerId(1)))));
+        reader.await.unwrap();
+    }
+
     #[test]
     fn address_slots_count_and_give_back() {
         let counts = AddressCounts::default();
