@@ -122,7 +122,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let node = match start(spec).await {
+        let mut node = match start(spec).await {
             Ok(node) => node,
             Err(e) => {
                 eprintln!("wazuh-cluster: {e}");
@@ -137,9 +137,16 @@ pub fn run(args: NodeArgs) -> ExitCode {
                 node_config_master(&config)
             ),
         }
-        match shutdown_signal().await {
-            Ok(signal) => tracing::info!("{signal} received: stopping"),
-            Err(e) => tracing::error!("cannot wait for signals ({e}): stopping"),
+        tokio::select! {
+            signal = shutdown_signal() => match signal {
+                Ok(signal) => tracing::info!("{signal} received: stopping"),
+                Err(e) => tracing::error!("cannot wait for signals ({e}): stopping"),
+            },
+            () = node.stopped() => {
+                tracing::error!("the node stopped on its own");
+                let _ = node.wait().await;
+                return ExitCode::from(EXIT_FAILURE);
+            }
         }
         match node.stop().await {
             Ok(_) => ExitCode::SUCCESS,

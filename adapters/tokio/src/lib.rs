@@ -208,6 +208,7 @@ pub struct RunningNode {
     events: broadcast::Sender<NodeEvent>,
     first_events: Option<broadcast::Receiver<NodeEvent>>,
     shutdown: watch::Sender<bool>,
+    done: watch::Receiver<bool>,
     counts: AddressCounts,
     task: JoinHandle<RunStats>,
 }
@@ -277,6 +278,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         mpsc::unbounded_channel::<(wazuh_cluster_sync::roles::EffectId, Effect)>();
     let (events, first_events) = broadcast::channel(EVENT_BUFFER);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (done_tx, done) = watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
     let counts = AddressCounts::default();
 
@@ -327,6 +329,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         events: events.clone(),
         stats: RunStats::default(),
         closing: Vec::new(),
+        broken: false,
     };
     let span = tracing::info_span!("node", name = %name, tag);
     let task = tokio::spawn(
@@ -346,6 +349,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
             for writer in closing {
                 let _ = writer.await;
             }
+            let _ = done_tx.send(true);
             stats
         }
         .instrument(span),
@@ -357,6 +361,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         events,
         first_events: Some(first_events),
         shutdown,
+        done,
         counts,
         task,
     })
@@ -403,6 +408,13 @@ impl RunningNode {
     /// Asks the node to stop (see the crate docs for what a graceful stop does).
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Resolves when the node has stopped, whether asked to or not (its effect thread died);
+    /// then call [`RunningNode::wait`] for the outcome.
+    pub async fn stopped(&mut self) {
+        // An error means the task ended without saying so (it panicked): stopped too.
+        let _ = self.done.wait_for(|done| *done).await;
     }
 
     /// Waits for the node to stop.

@@ -78,6 +78,8 @@ pub(crate) struct Runner {
     pub(crate) stats: RunStats,
     /// Writers still flushing after their connection was closed.
     pub(crate) closing: Vec<JoinHandle<()>>,
+    /// The effect thread is gone: the node cannot go on.
+    pub(crate) broken: bool,
 }
 
 impl Runner {
@@ -110,6 +112,9 @@ impl Runner {
             }
             self.drain();
             self.closing.retain(|h| !h.is_finished());
+            if self.broken {
+                break;
+            }
         }
         // Graceful: stop reading and flush what the node already produced to every peer.
         let grace = self.limits.shutdown_grace;
@@ -266,9 +271,12 @@ impl Runner {
                 }
             }
             Output::Effect { id, effect } => {
-                // The effect thread only stops after this task, so the send cannot fail while the
-                // node runs.
-                let _ = self.effect_tx.send((id, effect));
+                // The effect thread only ends after this task, unless an effect panicked (a bug):
+                // then no effect would ever complete, so the node stops instead of hanging.
+                if self.effect_tx.send((id, effect)).is_err() {
+                    tracing::error!("the effect thread is gone: stopping the node");
+                    self.broken = true;
+                }
             }
             Output::Connect { peer, addr } => {
                 self.dialing.insert(peer);

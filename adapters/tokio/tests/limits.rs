@@ -46,7 +46,7 @@ async fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eleventh_connection_from_one_address_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let master = start_master(&master_root(dir.path())).await;
+    let mut master = start_master(&master_root(dir.path())).await;
     let addr = master.local_addr().unwrap();
 
     let mut open = Vec::new();
@@ -78,7 +78,10 @@ async fn the_eleventh_connection_from_one_address_is_refused() {
     .await;
     assert!(!closed_by_peer(&mut again, Duration::from_millis(200)).await);
 
-    master.stop().await.unwrap();
+    master.shutdown();
+    master.stopped().await;
+    let stats = master.wait().await.unwrap();
+    assert_eq!(stats.connections, 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
