@@ -95,6 +95,24 @@ fn finish(mut child: Child) -> (Option<i32>, String) {
     }
 }
 
+/// Waits until every worker tree holds the master's `files` integrity files, byte for byte.
+fn converge(master: &Path, workers: &[&Path], files: usize) {
+    let items = ClusterItems::defaults_3_9();
+    let now = Timestamp::from_secs(1_900_000_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let converged = workers.iter().all(|w| {
+            let check = compare_integrity(master, w, &items, "master01", now).unwrap();
+            check.files == files && check.identical()
+        });
+        if converged {
+            return;
+        }
+        assert!(Instant::now() < deadline, "workers never converged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn control_list(master: &Path) -> Output {
     bin()
         .args(["control", "-l", "--wazuh-path"])
@@ -120,21 +138,7 @@ fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
     let w2 = install(dir.path(), "worker2", "worker", port, &[]);
     let nodes = [spawn_node(&master), spawn_node(&w1), spawn_node(&w2)];
 
-    // Converged when both worker trees hold the master's integrity files, byte for byte.
-    let items = ClusterItems::defaults_3_9();
-    let now = Timestamp::from_secs(1_900_000_000);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let converged = [&w1, &w2].iter().all(|w| {
-            let check = compare_integrity(&master, w, &items, "master01", now).unwrap();
-            check.files == 3 && check.identical()
-        });
-        if converged {
-            break;
-        }
-        assert!(Instant::now() < deadline, "workers never converged");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    converge(&master, &[&w1, &w2], 3);
 
     let listed = control_list(&master);
     assert_eq!(listed.status.code(), Some(0));
@@ -162,6 +166,48 @@ fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
     }
     // The master removed its socket on the way out.
     assert!(!master.join("queue/cluster/c-internal.sock").exists());
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_and_restarted_rejoins_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let shared = [file(
+        "/etc/rules/local_rules.xml",
+        "<group name=\"local\"/>\n",
+    )];
+    let master = install(dir.path(), "master01", "master", port, &shared);
+    let w1 = install(dir.path(), "worker1", "worker", port, &[]);
+    let master_node = spawn_node(&master);
+    let mut worker = spawn_node(&w1);
+    converge(&master, &[&w1], 1);
+
+    // No goodbye: the process dies, its connection is reset.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    std::fs::write(
+        master.join("etc/rules/local_rules.xml"),
+        "<group name=\"local,changed\"/>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        master.join("etc/rules/more_rules.xml"),
+        "<group name=\"more\"/>\n",
+    )
+    .unwrap();
+    let worker = spawn_node(&w1);
+    converge(&master, &[&w1], 2);
+    let listed = String::from_utf8(control_list(&master).stdout).unwrap();
+    assert!(
+        listed.contains("\nworker1   worker  3.9.5    127.0.0.1  \n"),
+        "{listed}"
+    );
+
+    for node in [worker, master_node] {
+        sigterm(&node);
+        let (code, stderr) = finish(node);
+        assert_eq!(code, Some(0), "{stderr}");
+    }
 }
 
 #[test]
