@@ -634,9 +634,7 @@ impl Sim {
                         self.queue.push(now.plus(l * 2), Ev::Connected { link });
                     }
                     None => {
-                        self.nodes[n]
-                            .peers
-                            .insert(peer, (NO_LINK, Side::Dialer));
+                        self.nodes[n].peers.insert(peer, (NO_LINK, Side::Dialer));
                         self.queue
                             .push(now.plus(latency), Ev::Refused { node: n, peer });
                     }
