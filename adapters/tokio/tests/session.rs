@@ -3,16 +3,21 @@
 //! a listener standing in for the real master. Each side must answer in kind: the same plaintext
 //! as upstream's (Fernet IVs and timestamps differ by design).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wazuh_cluster_protocol::fernet::Fernet;
-use wazuh_cluster_protocol::frame::{DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder};
+use wazuh_cluster_protocol::frame::{
+    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, encode_frame,
+};
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
-use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
+use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType, SyncKind};
+use wazuh_cluster_tokio::trees::{SampleFile, write_tree};
 use wazuh_cluster_tokio::{NodeSpec, start, wall_clock_now};
 
 /// Longest a step waits on loopback.
@@ -116,5 +121,331 @@ async fn our_worker_says_hello_as_the_recorded_worker_did() {
     );
     drop(stream);
     tokio::time::sleep(Duration::from_millis(10)).await;
+    worker.stop().await.unwrap();
+}
+
+/// One decrypted frame of the recording: counter, command, plaintext.
+type Plain = (u32, String, Vec<u8>);
+
+/// Every frame of a recorded stream, decrypted.
+fn recorded_stream(file: &str) -> Vec<Plain> {
+    let bytes = wazuh_cluster_vectors::read(&format!("v3.9/session/raw/{file}"));
+    let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
+    let mut input = Bytes::from(bytes);
+    let mut out = Vec::new();
+    while let Some(f) = decoder.decode(&mut input).unwrap() {
+        let plain = fernet().decrypt(&f.payload).unwrap();
+        out.push((f.counter, command_of(&f), plain));
+    }
+    assert!(input.is_empty());
+    out
+}
+
+fn command_of(frame: &Frame) -> String {
+    String::from_utf8(frame.command.as_bytes().to_vec()).unwrap()
+}
+
+fn is_reply(command: &str) -> bool {
+    command.starts_with("ok") || command == "err"
+}
+
+/// The recorded reply (command, plaintext) to each request of `requests`, by request command;
+/// the first occurrence wins.
+fn recorded_replies(requests: &[Plain], replies: &[Plain]) -> BTreeMap<String, (String, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    for (counter, cmd, _) in requests.iter().filter(|f| !is_reply(&f.1)) {
+        if let Some((_, rcmd, rplain)) = replies
+            .iter()
+            .find(|(c, rc, _)| c == counter && is_reply(rc))
+        {
+            out.entry(cmd.clone())
+                .or_insert_with(|| (rcmd.clone(), rplain.clone()));
+        }
+    }
+    out
+}
+
+/// Digits replaced (task ids, times, random parts of file names), so shapes compare.
+fn shape(text: &[u8]) -> String {
+    let mut out = String::new();
+    for ch in String::from_utf8_lossy(text).chars() {
+        if ch.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Writes one of the recorded install trees (`master_tree` / `worker_tree`) under `root`.
+fn recorded_tree(root: &std::path::Path, which: &str) {
+    use base64::Engine as _;
+    use wazuh_cluster_sync::integrity::metadata::timestamp_from_py_float;
+    let trees = wazuh_cluster_vectors::json("v3.9/session/trees.json");
+    let files: Vec<SampleFile> = trees[which]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| SampleFile {
+            path: format!("/{}", e["path"].as_str().unwrap()),
+            data: base64::engine::general_purpose::STANDARD
+                .decode(e["content_b64"].as_str().unwrap())
+                .unwrap(),
+            mode: 0o660,
+            mtime: timestamp_from_py_float(e["mtime"].as_f64().unwrap()),
+        })
+        .collect();
+    write_tree(root, &files).unwrap();
+}
+
+/// The recorded intervals (README): the worker's first keepalive at 2 s, first integrity round
+/// at 3 s.
+fn with_recorded_intervals(mut config: NodeConfig) -> NodeConfig {
+    let i = &mut config.items.intervals;
+    i.worker.sync_integrity = Duration::from_secs(3);
+    i.worker.sync_files = Duration::from_secs(4);
+    i.worker.keep_alive = Duration::from_secs(2);
+    i.worker.connection_retry = Duration::from_secs(2);
+    i.master.recalculate_integrity = Duration::from_secs(1);
+    i.master.check_worker_lastkeepalive = Duration::from_secs(5);
+    i.master.max_allowed_time_without_keepalive = Duration::from_secs(30);
+    config
+}
+
+/// A scripted peer over one real connection: it answers the node's requests with the recorded
+/// replies and sends its own requests with fresh counters.
+struct Scripted {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    /// Recorded reply to each request command of the node's role.
+    answers: BTreeMap<String, (String, Vec<u8>)>,
+    /// The node's requests, in order: command, plaintext.
+    requests: Vec<(String, Vec<u8>)>,
+    /// Counter of the scripted peer's last request.
+    counter: u32,
+}
+
+impl Scripted {
+    fn new(stream: TcpStream, answers: BTreeMap<String, (String, Vec<u8>)>) -> Scripted {
+        Scripted {
+            stream,
+            decoder: FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD),
+            buf: BytesMut::new(),
+            answers,
+            requests: Vec::new(),
+            counter: 1_553_727_291,
+        }
+    }
+
+    async fn send(&mut self, counter: u32, command: &str, plain: &[u8]) {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = fernet().encrypt(plain, [7; 16], unix);
+        let mut out = BytesMut::new();
+        let command = Command::new(Profile::V3_9, command.as_bytes()).unwrap();
+        encode_frame(Profile::V3_9, counter, &command, &token, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    async fn next(&mut self) -> Frame {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(frame) = self.decoder.decode_buf(&mut self.buf).unwrap() {
+                    return frame;
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+                assert_ne!(n, 0, "closed");
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Reads frames, answering the node's requests as recorded, until the node's request
+    /// `command` has been answered; returns its plaintext.
+    async fn until_request(&mut self, command: &str) -> Vec<u8> {
+        loop {
+            let frame = self.next().await;
+            let cmd = command_of(&frame);
+            assert!(!is_reply(&cmd), "unexpected reply {cmd}");
+            let plain = fernet().decrypt(&frame.payload).unwrap();
+            self.requests.push((cmd.clone(), plain.clone()));
+            let Some((rcmd, rplain)) = self.answers.get(&cmd).cloned() else {
+                panic!("{cmd} was never answered in the recording")
+            };
+            self.send(frame.counter, &rcmd, &rplain).await;
+            if cmd == command {
+                return plain;
+            }
+        }
+    }
+
+    /// Sends a request and returns the node's reply (command, plaintext), answering the node's
+    /// own requests meanwhile.
+    async fn request(&mut self, command: &str, plain: &[u8]) -> (String, Vec<u8>) {
+        self.counter += 1;
+        let counter = self.counter;
+        self.send(counter, command, plain).await;
+        loop {
+            let frame = self.next().await;
+            let cmd = command_of(&frame);
+            let text = fernet().decrypt(&frame.payload).unwrap();
+            if is_reply(&cmd) {
+                assert_eq!(frame.counter, counter, "reply to {command}");
+                return (cmd, text);
+            }
+            self.requests.push((cmd.clone(), text));
+            let (rcmd, rplain) = self.answers.get(&cmd).cloned().unwrap();
+            self.send(frame.counter, &rcmd, &rplain).await;
+        }
+    }
+}
+
+/// The scripted real master against our worker, first integrity round: our worker's requests
+/// come in the recorded order and shapes, it answers the recorded package with the recorded
+/// texts, and its tree ends holding the master's integrity files (check.json: none missing or
+/// different).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_worker_plays_the_recorded_first_integrity_round() {
+    let w2m = recorded_stream("conn1_w2m.bin");
+    let m2w = recorded_stream("conn1_m2w.bin");
+    let answers = recorded_replies(&w2m, &m2w);
+    let worker_answers = recorded_replies(&m2w, &w2m);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mroot, wroot) = (dir.path().join("m"), dir.path().join("w"));
+    recorded_tree(&mroot, "master_tree");
+    recorded_tree(&wroot, "worker_tree");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = with_recorded_intervals(node_config(NodeType::Worker, "worker1"));
+    config.master_addr = listener.local_addr().unwrap().to_string();
+    let items = config.items.clone();
+    let before = wazuh_cluster_tokio::trees::compare_integrity(
+        &mroot,
+        &wroot,
+        &items,
+        "master01",
+        Timestamp::from_secs(1_795_683_081),
+    )
+    .unwrap();
+    // README (master's compare_files): missing 4, shared 4 (3 plain files + the merged one).
+    assert_eq!((before.missing.len(), before.different.len()), (4, 4));
+    let mut worker = start(NodeSpec::new(config, &wroot)).await.unwrap();
+    let mut events = worker.events();
+    let (stream, _) = tokio::time::timeout(PATIENCE, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut master = Scripted::new(stream, answers);
+
+    let end = master.until_request("sync_i_w_m_e").await;
+    let ours: Vec<&str> = master.requests.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        ours,
+        [
+            "hello",
+            "echo-c",
+            "sync_i_w_m_p",
+            "sync_i_w_m",
+            "new_file",
+            "file_upd",
+            "file_end",
+            "sync_i_w_m_e"
+        ]
+    );
+    let recorded_w: Vec<&Plain> = w2m.iter().take(8).collect();
+    for ((cmd, plain), (_, rcmd, rplain)) in master.requests.iter().zip(&recorded_w) {
+        assert_eq!(cmd, rcmd);
+        if cmd != "file_upd" && cmd != "file_end" {
+            assert_eq!(shape(plain), shape(rplain), "{cmd}");
+        }
+    }
+    // The task id is the one the scripted master gave in its sync_i_w_m answer.
+    let task = &master.answers["sync_i_w_m"].1;
+    assert!(end.starts_with(task), "{}", String::from_utf8_lossy(&end));
+
+    // The master's package, as recorded; the task id in sync_m_c_e is the one our worker gave.
+    let sent: Vec<&Plain> = m2w
+        .iter()
+        .skip_while(|f| f.1 != "sync_m_c")
+        .take(5)
+        .collect();
+    let mut texts = Vec::new();
+    let mut task_id = Vec::new();
+    for (_, cmd, plain) in sent {
+        let plain = if cmd == "sync_m_c_e" {
+            let name = plain.splitn(2, |b| *b == b' ').nth(1).unwrap();
+            [&task_id[..], b" ", name].concat()
+        } else {
+            plain.clone()
+        };
+        let (rcmd, rtext) = master.request(cmd, &plain).await;
+        if cmd == "sync_m_c" {
+            task_id = rtext.clone();
+        }
+        let (ecmd, etext) = &worker_answers[cmd.as_str()];
+        assert_eq!((&rcmd, shape(&rtext)), (ecmd, shape(etext)), "{cmd}");
+        texts.push(format!("{rcmd} {}", shape(&rtext)));
+    }
+    // The task id our worker chose (digits), then the recorded texts.
+    assert_eq!(
+        texts,
+        [
+            "ok N",
+            "ok Ready to receive new file",
+            "ok File updated",
+            "ok File received correctly",
+            "ok File correctly received"
+        ]
+    );
+
+    // The package is applied: the worker's tree holds the master's integrity files.
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if matches!(
+                event,
+                NodeEvent::SyncFinished {
+                    kind: SyncKind::Integrity,
+                    ..
+                }
+            ) {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let check = wazuh_cluster_tokio::trees::compare_integrity(
+        &mroot,
+        &wroot,
+        &items,
+        "master01",
+        Timestamp::from_secs(1_795_683_081),
+    );
+    let expected = wazuh_cluster_vectors::json("v3.9/session/check.json");
+    let check = check.unwrap();
+    let names = |key: &str| -> Vec<String> {
+        expected[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        (&check.missing, &check.different),
+        (&names("missing_on_worker"), &names("different"))
+    );
+    // The master tree before the run: 11 master-owned files (check.json's 12 is the master's
+    // tree at the end of the run, after upstream's own recalculations).
+    assert_eq!(check.files, 11);
+    drop(master);
     worker.stop().await.unwrap();
 }
