@@ -1,7 +1,10 @@
-//! The recorded upstream 3.9.5 session over real sockets: the real worker's first frame (its
-//! `hello`, as recorded on the wire) sent to our master over TCP, and our worker's `hello` read by
-//! a listener standing in for the real master. Each side must answer in kind: the same plaintext
-//! as upstream's (Fernet IVs and timestamps differ by design).
+//! The recorded upstream 3.9.5 session over real sockets. First the `hello` exchange byte for
+//! byte; then the first integrity round from each side: a scripted peer plays the recorded
+//! master's (or worker's) frames to our real worker (or master) over loopback TCP, on the
+//! recorded install trees, substituting the counters, task ids and file names that are chosen at
+//! run time. Each side must answer in kind: the same commands in the same order, the same texts
+//! (up to the digits of task ids and file names), and the same package members (Fernet IVs and
+//! timestamps differ by design).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +18,7 @@ use wazuh_cluster_protocol::frame::{
 };
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType, SyncKind};
 use wazuh_cluster_tokio::trees::{SampleFile, write_tree};
@@ -139,6 +143,25 @@ fn recorded_stream(file: &str) -> Vec<Plain> {
     }
     assert!(input.is_empty());
     out
+}
+
+/// The recorded connection, decrypted, with each side's recorded answers by request command.
+struct Recording {
+    w2m: Vec<Plain>,
+    m2w: Vec<Plain>,
+    master_answers: BTreeMap<String, (String, Vec<u8>)>,
+    worker_answers: BTreeMap<String, (String, Vec<u8>)>,
+}
+
+fn recording() -> Recording {
+    let w2m = recorded_stream("conn1_w2m.bin");
+    let m2w = recorded_stream("conn1_m2w.bin");
+    Recording {
+        master_answers: recorded_replies(&w2m, &m2w),
+        worker_answers: recorded_replies(&m2w, &w2m),
+        w2m,
+        m2w,
+    }
 }
 
 fn command_of(frame: &Frame) -> String {
@@ -305,6 +328,34 @@ impl Scripted {
             self.send(frame.counter, &rcmd, &rplain).await;
         }
     }
+    /// Sends the recorded requests `frames` in order and returns the node's replies, each checked
+    /// against `expected` (command, text up to digits). `task.0`'s reply is the task id that
+    /// replaces the recorded one at the start of `task.1`'s payload.
+    async fn replay(
+        &mut self,
+        frames: &[&Plain],
+        task: (&str, &str),
+        expected: &BTreeMap<String, (String, Vec<u8>)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut task_id = Vec::new();
+        let mut replies = Vec::new();
+        for (_, cmd, plain) in frames {
+            let plain = if cmd == task.1 {
+                let name = plain.splitn(2, |b| *b == b' ').nth(1).unwrap();
+                [&task_id[..], b" ", name].concat()
+            } else {
+                plain.clone()
+            };
+            let (rcmd, rtext) = self.request(cmd, &plain).await;
+            if cmd == task.0 {
+                task_id = rtext.clone();
+            }
+            let (ecmd, etext) = &expected[cmd.as_str()];
+            assert_eq!((&rcmd, shape(&rtext)), (ecmd, shape(etext)), "{cmd}");
+            replies.push((rcmd, rtext));
+        }
+        replies
+    }
 }
 
 /// The scripted real master against our worker, first integrity round: our worker's requests
@@ -313,10 +364,12 @@ impl Scripted {
 /// different).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_worker_plays_the_recorded_first_integrity_round() {
-    let w2m = recorded_stream("conn1_w2m.bin");
-    let m2w = recorded_stream("conn1_m2w.bin");
-    let answers = recorded_replies(&w2m, &m2w);
-    let worker_answers = recorded_replies(&m2w, &w2m);
+    let Recording {
+        w2m,
+        m2w,
+        master_answers: answers,
+        worker_answers,
+    } = recording();
 
     let dir = tempfile::tempdir().unwrap();
     let (mroot, wroot) = (dir.path().join("m"), dir.path().join("w"));
@@ -376,23 +429,13 @@ async fn our_worker_plays_the_recorded_first_integrity_round() {
         .skip_while(|f| f.1 != "sync_m_c")
         .take(5)
         .collect();
-    let mut texts = Vec::new();
-    let mut task_id = Vec::new();
-    for (_, cmd, plain) in sent {
-        let plain = if cmd == "sync_m_c_e" {
-            let name = plain.splitn(2, |b| *b == b' ').nth(1).unwrap();
-            [&task_id[..], b" ", name].concat()
-        } else {
-            plain.clone()
-        };
-        let (rcmd, rtext) = master.request(cmd, &plain).await;
-        if cmd == "sync_m_c" {
-            task_id = rtext.clone();
-        }
-        let (ecmd, etext) = &worker_answers[cmd.as_str()];
-        assert_eq!((&rcmd, shape(&rtext)), (ecmd, shape(etext)), "{cmd}");
-        texts.push(format!("{rcmd} {}", shape(&rtext)));
-    }
+    let replies = master
+        .replay(&sent, ("sync_m_c", "sync_m_c_e"), &worker_answers)
+        .await;
+    let texts: Vec<String> = replies
+        .iter()
+        .map(|(rcmd, rtext)| format!("{rcmd} {}", shape(rtext)))
+        .collect();
     // The task id our worker chose (digits), then the recorded texts.
     assert_eq!(
         texts,
@@ -448,4 +491,93 @@ async fn our_worker_plays_the_recorded_first_integrity_round() {
     assert_eq!(check.files, 11);
     drop(master);
     worker.stop().await.unwrap();
+}
+
+/// The member names of the package carried by the `file_upd` payloads of `requests` (each
+/// payload is `<file name> <chunk>`).
+fn package_members(requests: &[(String, Vec<u8>)]) -> Vec<String> {
+    let zip: Vec<u8> = requests
+        .iter()
+        .filter(|r| r.0 == "file_upd")
+        .flat_map(|r| {
+            let space = r.1.iter().position(|b| *b == b' ').unwrap();
+            r.1[space + 1..].to_vec()
+        })
+        .collect();
+    let reader = PackageReader::open(std::io::Cursor::new(zip), PackageLimits::default()).unwrap();
+    // Sorted: upstream writes members in its dict's order, which carries no meaning.
+    let mut names: Vec<String> = reader
+        .members()
+        .iter()
+        .map(|m| m.key.as_str().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The scripted real worker against our master, first integrity round: our master answers the
+/// recorded worker's requests (hello, keepalive, the integrity flow with the recorded package)
+/// with the recorded texts, then sends sync_m_c + one package + sync_m_c_e whose members are the
+/// recorded package's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_master_plays_the_recorded_first_integrity_round() {
+    let Recording {
+        w2m,
+        m2w,
+        master_answers,
+        worker_answers,
+    } = recording();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mroot = dir.path().join("m");
+    recorded_tree(&mroot, "master_tree");
+    let mut spec = NodeSpec::new(
+        with_recorded_intervals(node_config(NodeType::Master, "master01")),
+        &mroot,
+    );
+    spec.listen = Some("127.0.0.1:0".to_owned());
+    let master = start(spec).await.unwrap();
+    let stream = TcpStream::connect(master.local_addr().unwrap())
+        .await
+        .unwrap();
+    let mut worker = Scripted::new(stream, worker_answers);
+
+    // The recorded worker's first integrity round; the task id in sync_i_w_m_e is the one our
+    // master gave.
+    let first: Vec<&Plain> = w2m.iter().take(8).collect();
+    let replies = worker
+        .replay(&first, ("sync_i_w_m", "sync_i_w_m_e"), &master_answers)
+        .await;
+    for ((_, cmd, _), (_, rtext)) in first.iter().zip(&replies) {
+        if cmd != "sync_i_w_m" {
+            assert_eq!(rtext, &master_answers[cmd.as_str()].1, "{cmd}");
+        }
+    }
+
+    // Our master's package back, answered as the recorded worker did.
+    worker.until_request("sync_m_c_e").await;
+    let ours: Vec<&str> = worker.requests.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        ours,
+        ["sync_m_c", "new_file", "file_upd", "file_end", "sync_m_c_e"]
+    );
+    let recorded: Vec<(String, Vec<u8>)> = m2w
+        .iter()
+        .skip_while(|f| f.1 != "sync_m_c")
+        .take(5)
+        .map(|f| (f.1.clone(), f.2.clone()))
+        .collect();
+    for ((cmd, plain), (_, rplain)) in worker.requests.iter().zip(&recorded) {
+        if cmd != "file_upd" && cmd != "file_end" {
+            assert_eq!(shape(plain), shape(rplain), "{cmd}");
+        }
+    }
+    // The task id in sync_m_c_e is the one the scripted worker gave in its sync_m_c answer.
+    let end = &worker.requests[4].1;
+    assert!(end.starts_with(&worker.answers["sync_m_c"].1));
+    let members = package_members(&worker.requests);
+    assert_eq!(members, package_members(&recorded));
+    assert_eq!(members.len(), 8);
+    drop(worker);
+    master.stop().await.unwrap();
 }
