@@ -123,13 +123,14 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// A node over `install_root` with the default adapter limits and an OS seed; a master
-    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]) and serves local clients on
-    /// [`NodeSpec::default_local_socket`].
+    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]); both roles serve local clients
+    /// on [`NodeSpec::default_local_socket`] (a worker forwards `get_nodes` / `get_health` to
+    /// its master, as upstream's does).
     pub fn new(config: NodeConfig, install_root: impl Into<PathBuf>) -> NodeSpec {
         let master = config.node_type == wazuh_cluster_sync::roles::NodeType::Master;
         let install_root = install_root.into();
         let listen = master.then(|| "0.0.0.0:1516".to_owned());
-        let local_socket = master.then(|| NodeSpec::default_local_socket(&install_root));
+        let local_socket = Some(NodeSpec::default_local_socket(&install_root));
         NodeSpec {
             config,
             install_root,
