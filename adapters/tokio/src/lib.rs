@@ -33,8 +33,8 @@
 //!
 //! Local clients (`<wazuh-path>/queue/cluster/c-internal.sock`, mode 0660, the same framing in
 //! plaintext, no `hello`) are handed to the node as `Origin::Local`: a master answers their
-//! `get_nodes` / `get_health` (what `wazuh-cluster control` asks); a worker closes them for now
-//! (it does not forward local requests to its master yet). [`RunningNode::inspect`] gives
+//! `get_nodes` / `get_health` (what `wazuh-cluster control` asks); a worker forwards them to its
+//! master and hands the answer back as a `control_res` request. [`RunningNode::inspect`] gives
 //! in-process access to the node's getters besides.
 
 mod effects;
