@@ -4,6 +4,8 @@
 #[path = "roles_node/support.rs"]
 mod support;
 
+#[path = "roles_node/control.rs"]
+mod control;
 #[path = "roles_node/flow.rs"]
 mod flow;
 #[path = "roles_node/hello.rs"]

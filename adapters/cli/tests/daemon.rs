@@ -1,6 +1,6 @@
 //! The `wazuh-cluster` binary as operators run it: `node` processes configured by their
-//! ossec.conf forming a cluster over loopback, `control -l` through the master's Unix socket,
-//! SIGTERM stopping them cleanly; and `demo` from start to its verdict.
+//! ossec.conf forming a cluster over loopback, `control -l` through the master's and a worker's
+//! Unix socket, SIGTERM stopping them cleanly; and `demo` from start to its verdict.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -155,6 +155,18 @@ fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
             "worker2   worker  3.9.5    127.0.0.1  ",
         ]
     );
+    // Through a worker's socket: the worker forwards get_nodes to the master, the same table.
+    let via_worker = control_list(&w1);
+    assert_eq!(
+        via_worker.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&via_worker.stderr)
+    );
+    let text = String::from_utf8(via_worker.stdout).unwrap();
+    let mut via: Vec<&str> = text.lines().collect();
+    via[2..].sort_unstable();
+    assert_eq!(via, lines);
 
     for node in &nodes {
         sigterm(node);

@@ -33,8 +33,8 @@
 //!
 //! Local clients (`<wazuh-path>/queue/cluster/c-internal.sock`, mode 0660, the same framing in
 //! plaintext, no `hello`) are handed to the node as `Origin::Local`: a master answers their
-//! `get_nodes` / `get_health` (what `wazuh-cluster control` asks); a worker closes them for now
-//! (it does not forward local requests to its master yet). [`RunningNode::inspect`] gives
+//! `get_nodes` / `get_health` (what `wazuh-cluster control` asks); a worker forwards them to its
+//! master and hands the answer back as a `control_res` request. [`RunningNode::inspect`] gives
 //! in-process access to the node's getters besides.
 
 mod effects;
@@ -123,13 +123,14 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// A node over `install_root` with the default adapter limits and an OS seed; a master
-    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]) and serves local clients on
-    /// [`NodeSpec::default_local_socket`].
+    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]); both roles serve local clients
+    /// on [`NodeSpec::default_local_socket`] (a worker forwards `get_nodes` / `get_health` to
+    /// its master, as upstream's does).
     pub fn new(config: NodeConfig, install_root: impl Into<PathBuf>) -> NodeSpec {
         let master = config.node_type == wazuh_cluster_sync::roles::NodeType::Master;
         let install_root = install_root.into();
         let listen = master.then(|| "0.0.0.0:1516".to_owned());
-        let local_socket = master.then(|| NodeSpec::default_local_socket(&install_root));
+        let local_socket = Some(NodeSpec::default_local_socket(&install_root));
         NodeSpec {
             config,
             install_root,

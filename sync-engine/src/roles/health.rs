@@ -129,7 +129,7 @@ fn workers(node: &Node) -> Vec<(&WorkerInfo, &str, Option<Instant>)> {
                 .worker
                 .as_deref()
                 .map(|w| (w, p.addr.as_str(), p.conn.last_keepalive())),
-            Session::Worker => None,
+            Session::Worker | Session::Local => None,
         })
         .collect();
     out.sort_by_key(|(w, _, _)| w.join_seq);

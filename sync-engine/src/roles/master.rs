@@ -225,14 +225,14 @@ impl Node {
     pub(super) fn worker_info(&self, peer: PeerId) -> Option<&WorkerInfo> {
         match &self.peers.get(&peer)?.session {
             Session::Master(m) => m.worker.as_deref(),
-            Session::Worker => None,
+            Session::Worker | Session::Local => None,
         }
     }
 
     fn worker_info_mut(&mut self, peer: PeerId) -> Option<&mut WorkerInfo> {
         match &mut self.peers.get_mut(&peer)?.session {
             Session::Master(m) => m.worker.as_deref_mut(),
-            Session::Worker => None,
+            Session::Worker | Session::Local => None,
         }
     }
 

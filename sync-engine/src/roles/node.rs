@@ -43,6 +43,11 @@ pub(super) enum Pending {
     End(SyncKind),
     /// Worker: `<kind>_r`; nothing continues.
     ErrorReport,
+    /// Worker: a local client's `get_nodes` / `get_health` forwarded to the master; the answer
+    /// goes to that client (`seq` tells a reused id apart).
+    Control { local: PeerId, seq: u64 },
+    /// Worker: `control_res` to a local client; nothing continues.
+    ControlResult,
     /// Master: `sync_m_c_ok`; nothing continues.
     SyncOk,
     /// Master: `sync_m_c`.
@@ -131,6 +136,9 @@ pub(super) enum Session {
     Master(MasterPeer),
     /// Worker side: the link to the master.
     Worker,
+    /// Worker side: a client of the local socket (`get_nodes` / `get_health` are forwarded to
+    /// the master, the answer comes back as a `control_res` request).
+    Local,
 }
 
 /// One connection.
@@ -319,24 +327,30 @@ impl Node {
                     Session::Master(MasterPeer::default()),
                 );
             }
-            (NodeType::Master, Origin::Local) => {
+            (node_type, Origin::Local) => {
                 // The local socket is the operator's own: no key, no hello (upstream's local
-                // server); the session never registers, so only get_nodes / get_health work.
+                // server). A master's session never registers, so only get_nodes / get_health
+                // work; a worker forwards those two to its master.
                 let mut local = self.conn_config.clone();
                 local.key = None;
                 local.require_hello = false;
-                self.add_peer_with(
-                    now,
-                    peer,
-                    remote_addr,
-                    Side::Server,
-                    Session::Master(MasterPeer::default()),
-                    local,
-                );
+                let session = match node_type {
+                    NodeType::Master => Session::Master(MasterPeer::default()),
+                    NodeType::Worker => {
+                        // Only these two reach the worker; the master's commands (`sync_m_c`,
+                        // ...) are answered as unknown by the connection.
+                        local.claimed_commands = super::worker::LOCAL_CLAIMED
+                            .iter()
+                            .filter_map(|c| Command::new(local.profile, c.as_bytes()).ok())
+                            .collect();
+                        Session::Local
+                    }
+                };
+                self.add_peer_with(now, peer, remote_addr, Side::Server, session, local);
             }
             (NodeType::Worker, Origin::Outgoing) => self.worker_connected(now, peer, remote_addr),
             _ => {
-                // A master does not dial; a worker accepts nothing.
+                // A master does not dial; a worker accepts nothing on its cluster port.
                 self.outputs.push_back(Output::Close { peer });
             }
         }
@@ -815,10 +829,15 @@ impl Node {
     /// is written (upstream writes wherever the path points).
     fn file_opened(&mut self, peer: PeerId, wire: Bytes) {
         let worker = match &self.role {
-            Role::Worker(_) => Some(self.config.node_name.clone()),
+            Role::Worker(_) => self
+                .peers
+                .get(&peer)
+                // A local client never sends the worker its master's files.
+                .filter(|p| matches!(p.session, Session::Worker))
+                .map(|_| self.config.node_name.clone()),
             Role::Master(_) => self.peers.get(&peer).and_then(|p| match &p.session {
                 Session::Master(m) => m.worker.as_ref().map(|w| w.name.clone()),
-                Session::Worker => None,
+                Session::Worker | Session::Local => None,
             }),
         };
         let target = worker.and_then(|w| {
@@ -1046,7 +1065,10 @@ impl Node {
         let mut packages: Vec<InstallPath> = p.sending.values().map(|s| s.path.clone()).collect();
         match &self.role {
             Role::Worker(w) => {
-                packages.extend(w.rounds.iter().filter_map(|r| r.package().cloned()))
+                // Only the master link's close ends the rounds (not a local client's).
+                if matches!(p.session, Session::Worker) {
+                    packages.extend(w.rounds.iter().filter_map(|r| r.package().cloned()))
+                }
             }
             Role::Master(_) => {
                 if let Session::Master(m) = &p.session {

@@ -39,7 +39,9 @@ pub enum Origin {
     Outgoing,
     /// A local client on the node's Unix socket (`queue/cluster/c-internal.sock`): plaintext, no
     /// `hello` (upstream's local server). A master answers its `get_nodes` and `get_health`; a
-    /// worker closes it (forwarding local requests to the master is not built yet).
+    /// worker answers `ok` `Sent request to master node`, forwards them to its master and sends
+    /// the answer as a `control_res` request (`err` with upstream's 3023 text when it has no
+    /// master link).
     Local,
 }
 

@@ -28,6 +28,9 @@ use super::output::{CloseReason, NodeEvent, Output, PeerId, SyncKind};
 use crate::integrity::compare::SyncCounts;
 use crate::integrity::path::InstallPath;
 
+/// Commands a worker's local-socket client may send (forwarded to the master).
+pub(super) const LOCAL_CLAIMED: &[&str] = &["get_nodes", "get_health"];
+
 /// Commands the worker answers itself.
 pub(super) const CLAIMED: &[&str] = &["sync_m_c_ok", "sync_m_c", "sync_m_c_e"];
 
@@ -446,6 +449,7 @@ impl Node {
         let text = String::from_utf8_lossy(&value).into_owned();
         match pending {
             Pending::Hello => self.hello_answered(now, peer, value, text),
+            Pending::Control { local, seq } => self.control_answered(now, local, seq, &value),
             Pending::Permission(kind) => {
                 let Some(Round::Permission(built)) = self.round(kind) else {
                     return;
@@ -593,6 +597,13 @@ impl Node {
         payload: Bytes,
     ) {
         self.last_now = now;
+        let local = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| matches!(p.session, Session::Local));
+        if local {
+            return self.local_request(now, peer, counter, command, payload);
+        }
         match command.name() {
             b"sync_m_c_ok" => {
                 self.reply(
@@ -627,6 +638,61 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// A local client's request (3.9.5 `LocalServerHandlerWorker`): `get_nodes` / `get_health`
+    /// go to the master with the same payload and the client is told `Sent request to master
+    /// node`; its answer comes back later as a `control_res` request ([`Node::control_answered`]).
+    fn local_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        command: &Command,
+        payload: Bytes,
+    ) {
+        let name = command.name();
+        if name != b"get_nodes" && name != b"get_health" {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                let _ = p.conn.reply_unknown_command(now, counter, command);
+            }
+            return;
+        }
+        let Some(master) = self.master_peer() else {
+            return self.reply(
+                now,
+                peer,
+                counter,
+                false,
+                local_text::NOT_CONNECTED.as_bytes(),
+            );
+        };
+        let seq = self.peers.get(&peer).map_or(0, |p| p.seq);
+        let name = String::from_utf8_lossy(name).into_owned();
+        let pending = Pending::Control { local: peer, seq };
+        if self.request(now, master, &name, &payload, pending) {
+            self.reply(now, peer, counter, true, local_text::SENT.as_bytes());
+        } else {
+            self.reply(
+                now,
+                peer,
+                counter,
+                false,
+                local_text::NOT_CONNECTED.as_bytes(),
+            );
+        }
+        self.pump(now, master);
+    }
+
+    /// The master answered a local client's `get_nodes` / `get_health`: the value (the JSON, or
+    /// upstream's error text) goes to the client as a `control_res` request, if it is still
+    /// connected.
+    fn control_answered(&mut self, now: Instant, local: PeerId, seq: u64, value: &[u8]) {
+        if self.peers.get(&local).is_none_or(|p| p.seq != seq) {
+            return;
+        }
+        self.request(now, local, "control_res", value, Pending::ControlResult);
+        self.pump(now, local);
     }
 
     fn master_package_end(&mut self, now: Instant, peer: PeerId, counter: u32, payload: &Bytes) {
@@ -743,4 +809,13 @@ impl Node {
             }),
         }
     }
+}
+
+/// Texts of a worker's local server (3.9.5 `local_server.py`, `exception.py`).
+pub(super) mod local_text {
+    /// `ok` reply to a forwarded `get_nodes` / `get_health`.
+    pub const SENT: &str = "Sent request to master node";
+    /// `err` reply when the worker has no master connection (`WazuhException(3023)` as 3.9.5's
+    /// `dispatch` writes it).
+    pub const NOT_CONNECTED: &str = "WazuhException 3023 Worker node is not connected to master";
 }

@@ -82,6 +82,8 @@ pub struct Cluster {
     /// Links cut: transmits on them are dropped (a silent network).
     pub cut: Vec<End>,
     fernet: Fernet,
+    /// Plaintext local-socket clients (`control`), by the node end they talk to.
+    pub locals: BTreeMap<End, wazuh_cluster_protocol::connection::Connection>,
 }
 
 impl Cluster {
@@ -99,6 +101,7 @@ impl Cluster {
             cut: Vec::new(),
             ignore_connects: false,
             fernet: Fernet::new(&ClusterKey::new(KEY).unwrap()),
+            locals: BTreeMap::new(),
         }
     }
 
@@ -156,6 +159,14 @@ impl Cluster {
                     self.handle(m, out);
                 }
             }
+            for (end, c) in &mut self.locals {
+                while let Some(bytes) = c.poll_transmit() {
+                    moved = true;
+                    self.members[end.member]
+                        .node
+                        .handle_input(self.now, end.peer, &bytes);
+                }
+            }
             if !moved {
                 return;
             }
@@ -167,6 +178,10 @@ impl Cluster {
         match out {
             Output::Transmit { peer, bytes } => {
                 let from = End { member: m, peer };
+                if let Some(c) = self.locals.get_mut(&from) {
+                    c.handle_input(now, &bytes);
+                    return;
+                }
                 self.record(from, &bytes);
                 if self.cut.contains(&from) {
                     return;
@@ -220,6 +235,7 @@ impl Cluster {
             }
             Output::Close { peer } => {
                 let from = End { member: m, peer };
+                self.locals.remove(&from);
                 if let Some(to) = self.links.remove(&from) {
                     self.links.remove(&to);
                     self.members[to.member].node.handle_closed(now, to.peer);
@@ -287,6 +303,60 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Opens a local-socket client (plaintext, no hello, as `control` does) on member `m` as
+    /// its peer `peer`.
+    pub fn local_connect(&mut self, m: usize, peer: u64) -> End {
+        use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Side};
+        use wazuh_cluster_protocol::rng::Rng;
+        let end = End {
+            member: m,
+            peer: PeerId(peer),
+        };
+        let mut config =
+            ConnectionConfig::new(Profile::V3_9, None, WallClock::new(self.now, UNIX0));
+        config.require_hello = false;
+        // What `control` claims: the later answer of a worker, or an error.
+        config.claimed_commands = [
+            wazuh_cluster_protocol::frame::Command::from_static(b"control_res"),
+            wazuh_cluster_protocol::frame::Command::ERR,
+        ]
+        .into();
+        let conn = Connection::new(config, Side::Client, Rng::from_seed(peer), self.now);
+        self.locals.insert(end, conn);
+        let addr = format!("local-{peer}");
+        self.members[m]
+            .node
+            .handle_connected(self.now, end.peer, &addr, Origin::Local);
+        self.pump();
+        end
+    }
+
+    /// Sends `command` from the local client `end` and returns every event the client saw
+    /// (replies and requests), after the cluster went quiet.
+    pub fn local_ask(
+        &mut self,
+        end: End,
+        command: &str,
+        payload: &[u8],
+    ) -> Vec<wazuh_cluster_protocol::connection::Event> {
+        use wazuh_cluster_protocol::frame::Command;
+        let cmd = Command::new(Profile::V3_9, command.as_bytes()).unwrap();
+        let now = self.now;
+        self.locals
+            .get_mut(&end)
+            .unwrap()
+            .send_request(now, cmd, payload)
+            .unwrap();
+        self.pump();
+        let mut events = Vec::new();
+        if let Some(c) = self.locals.get_mut(&end) {
+            while let Some(event) = c.poll_event() {
+                events.push(event);
+            }
+        }
+        events
     }
 
     pub fn run_for(&mut self, d: Duration) {
