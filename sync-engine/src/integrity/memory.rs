@@ -356,33 +356,7 @@ impl MemoryStorage {
         root: &'a mut Node,
         dir: &InstallPath,
     ) -> Result<&'a mut BTreeMap<String, Node>, StorageError> {
-        let mut node = root;
-        for component in dir.components() {
-            node = match node {
-                Node::Dir { entries, .. } => entries
-                    .get_mut(component)
-                    .ok_or_else(|| err(StorageErrorKind::NotFound, dir, "no such directory"))?,
-                Node::Symlink { .. } => {
-                    return Err(err(
-                        StorageErrorKind::OutsideRoot,
-                        dir,
-                        "a parent is a symlink",
-                    ));
-                }
-                _ => {
-                    return Err(err(
-                        StorageErrorKind::WrongKind,
-                        dir,
-                        "a parent is not a directory",
-                    ));
-                }
-            };
-        }
-        match node {
-            Node::Dir { entries, .. } => Ok(entries),
-            Node::Symlink { .. } => Err(err(StorageErrorKind::OutsideRoot, dir, "is a symlink")),
-            _ => Err(err(StorageErrorKind::WrongKind, dir, "not a directory")),
-        }
+        Self::walk_dir_mut(root, dir, None)
     }
 
     /// Like [`Self::dir_mut`], creating missing directories with `mode`.
@@ -392,12 +366,27 @@ impl MemoryStorage {
         mode: u32,
         now: Timestamp,
     ) -> Result<&'a mut BTreeMap<String, Node>, StorageError> {
+        Self::walk_dir_mut(root, dir, Some((mode, now)))
+    }
+
+    /// Walks down to directory `dir`; a missing component is created with `create`'s mode and time
+    /// when given, else it is `NotFound`. A symlink on the way is `OutsideRoot`, as on disk.
+    fn walk_dir_mut<'a>(
+        root: &'a mut Node,
+        dir: &InstallPath,
+        create: Option<(u32, Timestamp)>,
+    ) -> Result<&'a mut BTreeMap<String, Node>, StorageError> {
         let mut node = root;
         for component in dir.components() {
             node = match node {
-                Node::Dir { entries, .. } => entries
-                    .entry(component.to_owned())
-                    .or_insert_with(|| Node::empty_dir(mode, now)),
+                Node::Dir { entries, .. } => match create {
+                    Some((mode, now)) => entries
+                        .entry(component.to_owned())
+                        .or_insert_with(|| Node::empty_dir(mode, now)),
+                    None => entries
+                        .get_mut(component)
+                        .ok_or_else(|| err(StorageErrorKind::NotFound, dir, "no such directory"))?,
+                },
                 Node::Symlink { .. } => {
                     return Err(err(
                         StorageErrorKind::OutsideRoot,
