@@ -4,6 +4,8 @@
 #[path = "roles_node/support.rs"]
 mod support;
 
+#[path = "roles_node/backpressure.rs"]
+mod backpressure;
 #[path = "roles_node/control.rs"]
 mod control;
 #[path = "roles_node/flow.rs"]

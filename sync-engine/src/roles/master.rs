@@ -275,7 +275,6 @@ impl Node {
     }
 
     pub(super) fn master_timeout(&mut self, now: Instant) {
-        self.last_now = now;
         let Some(m) = self.master_mut() else { return };
         if !m.scan_in_flight && m.next_recalc.is_some_and(|at| at <= now) {
             m.scan_in_flight = true;
@@ -327,7 +326,6 @@ impl Node {
     }
 
     pub(super) fn master_scan_done(&mut self, now: Instant, result: EffectResult) {
-        self.last_now = now;
         let recalc = self.config.items.intervals.master.recalculate_integrity;
         let Some(m) = self.master_mut() else { return };
         m.scan_in_flight = false;
@@ -390,7 +388,6 @@ impl Node {
         command: &Command,
         payload: Bytes,
     ) {
-        self.last_now = now;
         let name = String::from_utf8_lossy(command.name()).into_owned();
         if name == "hello" {
             return self.master_hello(now, peer, counter, &payload);

@@ -6,7 +6,8 @@
 //!     timer ────────handle_timeout─►│ peers: Connection + session   │                Effect ──► EffectExecutor<S>
 //!     effect done ─handle_effect_done►│ master: hello, locks, compare │                Event (operator)
 //!     accept/close ─handle_connected►│ worker: rounds, apply         │──poll_timeout──► one timer
-//!                    handle_closed   └───────────────────────────────┘
+//!                    handle_closed   │                               │
+//!     bytes written ─handle_written─►└───────────────────────────────┘──wants_input──► read or pause
 //! ```
 //!
 //! The node touches no socket, clock or disk. It runs every periodic task of the design
@@ -17,7 +18,13 @@
 //! # Run loop
 //!
 //! Feed inputs, then drain [`Node::poll_output`] until `None`, then sleep until
-//! [`Node::poll_timeout`] (str0m's loop). A worker on a blocking socket, effects run inline:
+//! [`Node::poll_timeout`] (str0m's loop). Report every byte of every transmit with
+//! [`Node::handle_written`] once the socket took it (per write or per flush, in any number of
+//! calls; reports for a closed peer are ignored, over-reporting saturates): until then it counts
+//! as queued for that peer, and while [`NodeLimits::max_queued_output`] bytes are queued
+//! [`Node::wants_input`] is false and the adapter stops reading from the peer, so a peer that
+//! does not read is paused rather than buffered without bound. A worker on a blocking socket,
+//! effects run inline (its blocking writes report at once):
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -52,9 +59,10 @@
 //!                 }
 //!                 Err(_) => node.handle_closed(Instant::now(), peer),
 //!             },
-//!             Output::Transmit { bytes, .. } => {
+//!             Output::Transmit { peer, bytes } => {
 //!                 if let Some((_, stream)) = socket.as_mut() {
 //!                     stream.write_all(&bytes)?;
+//!                     node.handle_written(Instant::now(), peer, bytes.len());
 //!                 }
 //!             }
 //!             Output::Effect { id, effect } => {
@@ -103,7 +111,11 @@
 //! * A file goes out one chunk per reply of the peer (upstream's stop-and-wait): what is queued
 //!   for a slow peer stays about one chunk; input waiting for the disk is bounded by
 //!   [`NodeLimits::max_pending_disk_bytes`] ([`Node::wants_input`] turns false, then the link
-//!   closes).
+//!   closes). Output is bounded end to end by [`NodeLimits::max_queued_output`], counted until
+//!   the adapter reports it written (upstream's asyncio transports buffer without bound).
+//! * An incoming connection that closes before its `hello` is accepted is reported with its
+//!   address and a typed reason ([`NodeEvent::HandshakeFailed`]), where upstream only logs
+//!   `Error during handshake with incoming connection`.
 //! * `hello`: registration only after every check; a worker name already registered from the
 //!   same host replaces the stale session (from another host: `Client already present`).
 //! * Locks: a second task of a kind already running is refused (`Synchronization already in
@@ -134,4 +146,7 @@ pub use effects::{
 };
 pub use master::{hello_text, sync_text};
 pub use node::Node;
-pub use output::{CloseReason, EffectId, LockRelease, NodeEvent, Origin, Output, PeerId, SyncKind};
+pub use output::{
+    CloseReason, EffectId, HandshakeFailure, LockRelease, NodeEvent, Origin, Output, PeerId,
+    SyncKind,
+};

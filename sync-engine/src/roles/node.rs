@@ -5,13 +5,25 @@
 //! [`Node::poll_output`] and [`Node::poll_timeout`]. The role logic lives in `master.rs` and
 //! `worker.rs`; this file holds what both share: peers, the per-peer disk queue, file sending
 //! with backpressure, effects bookkeeping and timers.
+//!
+//! # Backpressure, end to end
+//!
+//! A peer's output counts as queued from the moment the node yields it as a transmit until the
+//! adapter reports it written with [`Node::handle_written`] (the kernel took it), so what the
+//! node holds for a peer includes what the adapter still buffers for it. While that is at least
+//! [`NodeLimits::max_queued_output`](super::NodeLimits::max_queued_output), file chunks for the
+//! peer are not read and [`Node::wants_input`] is false: a peer that does not read what we send
+//! is paused (its requests, which would each add a reply, wait in its kernel buffers), never
+//! buffered without bound. Keepalives and replies to input already read still go out, so the
+//! overshoot is bounded by what one read can ask for.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId, WallClock,
+    Connection, ConnectionConfig, ConnectionError, Event, Side, TransferFailure, TransferId,
+    WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
@@ -20,7 +32,9 @@ use wazuh_cluster_protocol::rng::Rng;
 use super::config::{NodeConfig, NodeType};
 use super::effects::{Effect, EffectOutput, EffectResult};
 use super::master::{MasterPeer, MasterState};
-use super::output::{CloseReason, EffectId, NodeEvent, Origin, Output, PeerId, SyncKind};
+use super::output::{
+    CloseReason, EffectId, HandshakeFailure, NodeEvent, Origin, Output, PeerId, SyncKind,
+};
 use super::worker::WorkerState;
 use crate::integrity::path::InstallPath;
 use crate::integrity::storage::Timestamp;
@@ -147,7 +161,7 @@ pub(super) struct Peer {
     pub(super) conn: Connection,
     pub(super) seq: u64,
     pub(super) addr: String,
-    /// Bytes yielded as transmits but not yet taken by `poll_output`.
+    /// Bytes yielded as transmits and not yet reported written ([`Node::handle_written`]).
     pub(super) queued: usize,
     pub(super) disk: DiskQueue,
     pub(super) requests: BTreeMap<u32, Pending>,
@@ -193,8 +207,6 @@ pub struct Node {
     pub(super) next_seq: u64,
     pub(super) next_outgoing: u64,
     pub(super) role: Role,
-    /// The `now` of the latest input, for work resumed from `poll_output` (which has none).
-    pub(super) last_now: Instant,
 }
 
 impl Node {
@@ -237,7 +249,6 @@ impl Node {
             next_seq: 0,
             next_outgoing: PeerId::OUTGOING,
             role,
-            last_now: now,
         };
         if !super::config::valid_node_name(node.config.node_name.as_bytes()) {
             // Packages and `queue/cluster/<name>/` could not be named: no round would start.
@@ -276,7 +287,9 @@ impl Node {
     }
 
     /// False when the adapter should stop reading from `peer` for now: the bytes it sent are
-    /// still being written to disk, or it does not read what we queue for it.
+    /// still being written to disk, or it does not read what we send it (at least
+    /// [`NodeLimits::max_queued_output`](super::NodeLimits::max_queued_output) bytes yielded for
+    /// it are not reported written). False for an unknown peer.
     pub fn wants_input(&self, peer: PeerId) -> bool {
         self.peers.get(&peer).is_some_and(|p| {
             p.disk.bytes < self.config.limits.max_pending_disk_bytes
@@ -284,7 +297,7 @@ impl Node {
         })
     }
 
-    /// Bytes yielded for `peer` and not yet taken with [`Node::poll_output`].
+    /// Bytes yielded for `peer` as transmits and not yet reported with [`Node::handle_written`].
     pub fn queued_output(&self, peer: PeerId) -> usize {
         self.peers.get(&peer).map_or(0, |p| p.queued)
     }
@@ -316,7 +329,6 @@ impl Node {
         remote_addr: &str,
         origin: Origin,
     ) {
-        self.last_now = self.last_now.max(now);
         match (self.config.node_type, origin) {
             (NodeType::Master, Origin::Incoming) => {
                 self.add_peer(
@@ -358,7 +370,6 @@ impl Node {
 
     /// The connection is gone (reset, EOF, failed dial). Unknown ids are ignored.
     pub fn handle_closed(&mut self, now: Instant, peer: PeerId) {
-        self.last_now = self.last_now.max(now);
         if self.peers.contains_key(&peer) {
             self.remove_peer(now, peer, CloseReason::Lost, false);
         } else if let Role::Worker(_) = self.role {
@@ -368,7 +379,6 @@ impl Node {
 
     /// Bytes read from `peer`, in any split.
     pub fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
-        self.last_now = self.last_now.max(now);
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -379,7 +389,6 @@ impl Node {
 
     /// Processes everything due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = self.last_now.max(now);
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in ids {
             if let Some(p) = self.peers.get_mut(&peer) {
@@ -395,7 +404,6 @@ impl Node {
 
     /// The adapter ran effect `id`. Unknown ids are ignored.
     pub fn handle_effect_done(&mut self, now: Instant, id: EffectId, result: EffectResult) {
-        self.last_now = self.last_now.max(now);
         let Some(job) = self.effects.remove(&id) else {
             return;
         };
@@ -422,24 +430,36 @@ impl Node {
         }
     }
 
+    /// `bytes` more of `peer`'s transmits were written to its socket (the kernel took them).
+    ///
+    /// The contract: every byte of every [`Output::Transmit`] is reported, in any number of
+    /// calls (one per write, or one per flush of several transmits), once it left the adapter's
+    /// hands; until then it counts as queued for the peer (see [`Node::wants_input`]). Reports
+    /// for an unknown peer (closed meanwhile) are ignored; reporting more than was yielded
+    /// saturates at zero. Peer ids must not be reused while reports for an old connection may
+    /// still come in.
+    ///
+    /// Below [`NodeLimits::max_queued_output`](super::NodeLimits::max_queued_output) again, file
+    /// chunks held back for the peer are read: drain [`Node::poll_output`] afterwards.
+    pub fn handle_written(&mut self, now: Instant, peer: PeerId, bytes: usize) {
+        let limit = self.config.limits.max_queued_output;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.queued = p.queued.saturating_sub(bytes);
+        if p.queued < limit {
+            self.resume_sends(now, peer);
+            self.pump(now, peer);
+        }
+    }
+
     // ----------------------------------------------------------------------------------------
     // Outputs
 
     /// The next output, `None` when drained; then arm a timer at [`Node::poll_timeout`].
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        let out = self.outputs.pop_front()?;
-        if let Output::Transmit { peer, bytes } = &out
-            && let Some(p) = self.peers.get_mut(peer)
-        {
-            p.queued = p.queued.saturating_sub(bytes.len());
-            if p.queued < self.config.limits.max_queued_output {
-                let (peer, now) = (*peer, self.last_now);
-                self.resume_sends(now, peer);
-                self.pump(now, peer);
-            }
-        }
-        Some(out)
+        self.outputs.pop_front()
     }
 
     /// When [`Node::handle_timeout`] must next be called (`None`: nothing scheduled).
@@ -790,8 +810,8 @@ impl Node {
                 });
             }
             Event::Closed { error } => {
-                let reason = CloseReason::Connection(error.map(|e| e.to_string()));
-                self.remove_peer(now, peer, reason, true);
+                let reason = CloseReason::Connection(error.as_ref().map(|e| e.to_string()));
+                self.remove_peer_after(now, peer, reason, error, true);
             }
             _ => {}
         }
@@ -1036,6 +1056,19 @@ impl Node {
         reason: CloseReason,
         tell_adapter: bool,
     ) {
+        self.remove_peer_after(now, peer, reason, None, tell_adapter);
+    }
+
+    /// [`Node::remove_peer`] after the protocol core closed the link with `error` (kept typed
+    /// for [`NodeEvent::HandshakeFailed`]).
+    fn remove_peer_after(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        reason: CloseReason,
+        error: Option<ConnectionError>,
+        tell_adapter: bool,
+    ) {
         let Some(mut p) = self.peers.remove(&peer) else {
             return;
         };
@@ -1099,6 +1132,18 @@ impl Node {
         }
         if tell_adapter {
             self.outputs.push_back(Output::Close { peer });
+        }
+        // A worker link that never passed `hello` has no name to log under: say here why it
+        // ended (upstream: "Error during handshake with incoming connection"). Local clients
+        // need no hello.
+        let unregistered = matches!(&p.session, Session::Master(m) if m.worker.is_none());
+        if unregistered && p.conn.config().require_hello {
+            let reason = HandshakeFailure::of(&reason, error);
+            self.event(NodeEvent::HandshakeFailed {
+                peer,
+                addr: p.addr.clone(),
+                reason,
+            });
         }
         match self.role {
             Role::Master(_) => self.master_peer_removed(now, peer, p, reason),

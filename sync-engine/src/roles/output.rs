@@ -4,9 +4,15 @@
 //! The adapter drains [`Node::poll_output`](super::Node::poll_output) after every input until it
 //! yields `None`, then arms one timer at [`Node::poll_timeout`](super::Node::poll_timeout)
 //! (str0m's run loop). Items come out in the order the node produced them; per peer, transmits
-//! must be written in that order.
+//! must be written in that order, and their bytes reported with
+//! [`Node::handle_written`](super::Node::handle_written) once the socket took them.
+
+use std::time::Duration;
 
 use bytes::Bytes;
+use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
+use wazuh_cluster_protocol::fernet::FernetError;
+use wazuh_cluster_protocol::frame::FrameError;
 
 use super::effects::Effect;
 use crate::integrity::compare::SyncCounts;
@@ -108,6 +114,61 @@ pub enum CloseReason {
     TooManyWorkers,
 }
 
+/// Why an incoming connection closed before its worker's `hello` was accepted (master side).
+///
+/// Upstream logs these as `Error during handshake with incoming connection[: <exc>]`; the texts
+/// below are what follows the colon. A refused `hello` is not one of them (it is
+/// [`NodeEvent::HelloRefused`], and the connection stays open until the worker closes it).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeFailure {
+    /// The peer closed the connection, or the adapter saw it reset (after a refused `hello`, a
+    /// port probe, a worker that gave up).
+    #[error("connection closed by the peer")]
+    PeerClosed,
+    /// No successful `hello` within the connection's `hello_timeout` (ours: upstream has no such
+    /// deadline and keeps a silent connection forever).
+    #[error("no successful hello within {timeout:?}")]
+    HelloTimeout {
+        /// The bound.
+        timeout: Duration,
+    },
+    /// A frame failed to decrypt: the peer uses another cluster key (upstream 3.9.5's log text).
+    #[error("Could not decrypt message. Check key is correct. ({0})")]
+    Decrypt(FernetError),
+    /// The bytes are not a valid frame (not a Wazuh cluster peer, or above a bound).
+    #[error("bad frame: {0}")]
+    BadFrame(FrameError),
+    /// Another protocol fault (a declared payload that never came, a bound exceeded).
+    #[error("{0}")]
+    Protocol(PeerError),
+    /// It queued more input than the node may buffer for it.
+    #[error("peer overloaded our buffers")]
+    Overloaded,
+    /// Anything else (the text says what; an internal error of the core is a bug).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HandshakeFailure {
+    /// The failure behind a close: `error` is the protocol core's, when the core closed the link.
+    pub(crate) fn of(reason: &CloseReason, error: Option<ConnectionError>) -> HandshakeFailure {
+        match (reason, error) {
+            (_, Some(ConnectionError::Peer(error))) => match error {
+                PeerError::HelloTimeout { timeout } => HandshakeFailure::HelloTimeout { timeout },
+                PeerError::DecryptBeforeHello(error) => HandshakeFailure::Decrypt(error),
+                PeerError::Frame(error) => HandshakeFailure::BadFrame(error),
+                other => HandshakeFailure::Protocol(other),
+            },
+            (_, Some(other)) => HandshakeFailure::Other(other.to_string()),
+            (CloseReason::Lost, None) => HandshakeFailure::PeerClosed,
+            (CloseReason::Overloaded, None) => HandshakeFailure::Overloaded,
+            // Reasons that only close a registered worker or our own link: not expected here.
+            (other, None) => HandshakeFailure::Other(format!("closed by the node: {other:?}")),
+        }
+    }
+}
+
 /// How a per-worker synchronisation lock was released (master side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockRelease {
@@ -145,6 +206,16 @@ pub enum NodeEvent {
         peer: PeerId,
         /// The refusal text as sent on the wire.
         reply: String,
+    },
+    /// Master: an incoming connection closed before a `hello` was accepted on it (local clients,
+    /// which need none, excepted). Upstream: `Error during handshake with incoming connection`.
+    HandshakeFailed {
+        /// The connection (already forgotten by the node).
+        peer: PeerId,
+        /// Its address as the adapter reported it.
+        addr: String,
+        /// Why.
+        reason: HandshakeFailure,
     },
     /// Worker: the master accepted our `hello`.
     ConnectedToMaster {
@@ -210,7 +281,9 @@ pub enum NodeEvent {
 /// One item of [`Node::poll_output`](super::Node::poll_output).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Write these bytes to the peer, after every earlier transmit of that peer.
+    /// Write these bytes to the peer, after every earlier transmit of that peer, then report
+    /// their length with [`Node::handle_written`](super::Node::handle_written) once the socket
+    /// took them (the node counts them as queued for the peer until then).
     Transmit {
         /// The connection.
         peer: PeerId,

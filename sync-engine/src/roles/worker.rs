@@ -195,7 +195,6 @@ impl Node {
     }
 
     pub(super) fn worker_dial(&mut self, now: Instant) {
-        self.last_now = now;
         let peer = self.alloc_outgoing();
         let addr = self.config.master_addr.clone();
         let deadline = now
@@ -212,7 +211,6 @@ impl Node {
     }
 
     pub(super) fn worker_connected(&mut self, now: Instant, peer: PeerId, addr: &str) {
-        self.last_now = now;
         let dialing = matches!(self.worker_state().map(|w| w.link), Some(Link::Dialing { peer: p, .. }) if p == peer);
         if !dialing {
             self.outputs.push_back(Output::Close { peer });
@@ -233,7 +231,6 @@ impl Node {
     }
 
     pub(super) fn worker_dial_failed(&mut self, now: Instant, peer: PeerId) {
-        self.last_now = now;
         let retry = self.config.items.intervals.worker.connection_retry;
         let Some(w) = self.worker_state_mut() else {
             return;
@@ -288,7 +285,6 @@ impl Node {
     }
 
     pub(super) fn worker_timeout(&mut self, now: Instant) {
-        self.last_now = now;
         let Some(w) = self.worker_state() else { return };
         match w.link {
             Link::Down { retry_at } if retry_at <= now => self.worker_dial(now),
@@ -596,7 +592,6 @@ impl Node {
         command: &Command,
         payload: Bytes,
     ) {
-        self.last_now = now;
         let local = self
             .peers
             .get(&peer)

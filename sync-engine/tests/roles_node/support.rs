@@ -177,6 +177,9 @@ impl Cluster {
         let now = self.now;
         match out {
             Output::Transmit { peer, bytes } => {
+                // The in-memory link takes every write at once (a cut one drops it, as a
+                // black-holed route whose kernel buffer still has room).
+                self.members[m].node.handle_written(now, peer, bytes.len());
                 let from = End { member: m, peer };
                 if let Some(c) = self.locals.get_mut(&from) {
                     c.handle_input(now, &bytes);
@@ -484,6 +487,15 @@ pub struct RawMaster {
         wazuh_cluster_sync::roles::Effect,
     )>,
     pub run_effects: bool,
+    /// Clients that do not read: the node's transmits to them are held in `unread`, neither
+    /// delivered nor reported written, until [`RawMaster::read_from_node`].
+    pub not_reading: std::collections::BTreeSet<PeerId>,
+    /// Transmits held for the clients in `not_reading`, in order.
+    pub unread: BTreeMap<PeerId, std::collections::VecDeque<Bytes>>,
+    /// When true, a client's bytes reach the node only while [`Node::wants_input`] holds for it
+    /// (they wait in the client, as in a kernel buffer); when false they are fed regardless (to
+    /// test the node's own bounds).
+    pub honour_wants_input: bool,
 }
 
 impl RawMaster {
@@ -500,6 +512,9 @@ impl RawMaster {
             closed: Vec::new(),
             held: Vec::new(),
             run_effects: true,
+            not_reading: Default::default(),
+            unread: BTreeMap::new(),
+            honour_wants_input: false,
         };
         raw.pump();
         raw
@@ -532,6 +547,11 @@ impl RawMaster {
                 moved = true;
                 match out {
                     Output::Transmit { peer, bytes } => {
+                        if self.not_reading.contains(&peer) {
+                            self.unread.entry(peer).or_default().push_back(bytes);
+                            continue;
+                        }
+                        self.node.handle_written(self.now, peer, bytes.len());
                         if let Some(c) = self.clients.get_mut(&peer) {
                             c.handle_input(self.now, &bytes);
                         }
@@ -554,15 +574,43 @@ impl RawMaster {
                 }
             }
             for (peer, c) in &mut self.clients {
+                if self.honour_wants_input && !self.node.wants_input(*peer) {
+                    continue;
+                }
                 while let Some(bytes) = c.poll_transmit() {
                     moved = true;
                     self.node.handle_input(self.now, *peer, &bytes);
+                    if self.honour_wants_input && !self.node.wants_input(*peer) {
+                        break;
+                    }
                 }
             }
             if !moved {
                 return;
             }
         }
+    }
+
+    /// Client `peer` reads `max` bytes of what the node sent it and held in `unread` (cutting a
+    /// transmit if needed); they are reported written. Returns how many it read.
+    pub fn read_from_node(&mut self, peer: PeerId, max: usize) -> usize {
+        let mut read = 0;
+        while read < max {
+            let Some(mut bytes) = self.unread.get_mut(&peer).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            if bytes.len() > max - read {
+                let rest = bytes.split_off(max - read);
+                self.unread.entry(peer).or_default().push_front(rest);
+            }
+            read += bytes.len();
+            self.node.handle_written(self.now, peer, bytes.len());
+            if let Some(c) = self.clients.get_mut(&peer) {
+                c.handle_input(self.now, &bytes);
+            }
+        }
+        self.pump();
+        read
     }
 
     /// Sends a request from client `peer` and returns the reply (command, payload).
