@@ -15,6 +15,12 @@
 //! The network only computes *when* things arrive; the simulator schedules those arrivals on its
 //! event queue and asks [`Network::accepts`] at delivery time whether the receiving end still
 //! exists, so bytes in flight to a closed end are dropped as a kernel would.
+//!
+//! It also says when a write leaves its writer ([`Arrival::Taken`]), which the simulator reports
+//! to the writing node as written: at once, as a kernel with room in its send buffer takes it
+//! (the model has no buffer bound), except on a stalled pipe, which takes nothing until it is
+//! unstalled. So a black-holed direction holds the writer's output in the writer, where the
+//! node's own bound ([`Node::wants_input`](wazuh_cluster_sync::roles::Node::wants_input)) sees it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -89,9 +95,21 @@ impl Default for LinkParams {
     }
 }
 
-/// A scheduled arrival computed by the network.
+/// What the network computed for a write, a close or a fault: arrivals to schedule, and writes
+/// taken from their writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrival {
+    /// The link took `len` bytes written by `from` at `at` (the writer may count them written).
+    Taken {
+        /// When.
+        at: VirtualTime,
+        /// Link.
+        link: LinkId,
+        /// Writing end.
+        from: Side,
+        /// Bytes of the write.
+        len: usize,
+    },
     /// Bytes reach `to` at `at`.
     Data {
         /// Arrival time.
@@ -238,8 +256,8 @@ impl Network {
             .collect()
     }
 
-    /// `from` writes `bytes` at `now`: the arrivals to schedule (none while the pipe is stalled,
-    /// or when the writer's end is already closed).
+    /// `from` writes `bytes` at `now`: [`Arrival::Taken`] then the arrivals to schedule (nothing
+    /// while the pipe is stalled, or when the writer's end is already closed).
     pub fn send(
         &mut self,
         now: VirtualTime,
@@ -262,7 +280,8 @@ impl Network {
         Self::transmit(l, now, link, from, bytes)
     }
 
-    /// Cuts a write into pieces and times each behind what the pipe is already carrying.
+    /// Takes a write from its writer, cuts it into pieces and times each behind what the pipe is
+    /// already carrying.
     fn transmit(
         l: &mut Link,
         now: VirtualTime,
@@ -271,7 +290,12 @@ impl Network {
         mut bytes: Bytes,
     ) -> Vec<Arrival> {
         let params = l.params;
-        let mut out = Vec::new();
+        let mut out = vec![Arrival::Taken {
+            at: now,
+            link,
+            from,
+            len: bytes.len(),
+        }];
         while !bytes.is_empty() {
             let take = match params.pieces {
                 Pieces::Whole => bytes.len(),
@@ -373,7 +397,7 @@ impl Network {
         }
     }
 
-    /// Resumes delivery on `link`: what was held is sent at `now`, in order, FIN last.
+    /// Resumes delivery on `link`: what was held is taken and sent at `now`, in order, FIN last.
     pub fn unstall(&mut self, now: VirtualTime, link: LinkId) -> Vec<Arrival> {
         let Some(l) = self.links.get_mut(&link) else {
             return Vec::new();
@@ -442,7 +466,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Arrival::Data { at, bytes, .. } => Some((*at, bytes.to_vec())),
-                Arrival::Closed { .. } => None,
+                Arrival::Taken { .. } | Arrival::Closed { .. } => None,
             })
             .collect()
     }
@@ -462,6 +486,16 @@ mod tests {
             Bytes::from(vec![1u8; 500]),
         );
         let second = n.send(VirtualTime::ZERO, l, Side::Dialer, Bytes::from_static(b"k"));
+        // Taken from the writer at once, whatever the bandwidth (an unbounded send buffer).
+        assert_eq!(
+            first[0],
+            Arrival::Taken {
+                at: VirtualTime::ZERO,
+                link: l,
+                from: Side::Dialer,
+                len: 500
+            }
+        );
         // 500 bytes at 1000 B/s = 500 ms, + 10 ms; the 1-byte write waits behind it (1 ms more).
         assert_eq!(data(&first)[0].0, VirtualTime::from_millis(510));
         assert_eq!(data(&second)[0].0, VirtualTime::from_millis(511));
@@ -516,6 +550,12 @@ mod tests {
         assert_eq!(
             out,
             vec![
+                Arrival::Taken {
+                    at: VirtualTime::from_secs(5),
+                    link: l,
+                    from: Side::Dialer,
+                    len: 2,
+                },
                 Arrival::Data {
                     at: VirtualTime::from_millis(5001),
                     link: l,

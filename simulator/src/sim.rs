@@ -5,7 +5,8 @@
 //! [`Network`] and the clock by the event queue. The loop pops the earliest event, moves the clock
 //! to it, hands it to the node concerned, then drains that node's outputs (bytes onto links,
 //! effects onto the queue, connection requests, events into the log) and re-arms its timer at
-//! [`Node::poll_timeout`].
+//! [`Node::poll_timeout`]. Bytes are reported written ([`Node::handle_written`]) when their link
+//! takes them ([`Arrival::Taken`]): at once, or when a stalled pipe is unstalled.
 //!
 //! Determinism: one `u64` seed; every node, the network and each link get their own stream
 //! derived from it with [`Rng::fork`], so adding a node does not change what another one draws.
@@ -400,9 +401,29 @@ impl Sim {
         }
     }
 
-    fn schedule(&mut self, arrivals: Vec<Arrival>) {
+    /// Queues the arrivals and reports the writes taken to their writers; returns the writers
+    /// told (their outputs are to be drained).
+    fn schedule(&mut self, arrivals: Vec<Arrival>) -> Vec<NodeIdx> {
+        let mut writers = Vec::new();
         for a in arrivals {
             match a {
+                Arrival::Taken {
+                    at: _,
+                    link,
+                    from,
+                    len,
+                } => {
+                    let Some(&(n, peer)) = self.ends.get(&(link, from)) else {
+                        continue;
+                    };
+                    if self.nodes[n].peers.contains_key(&peer) {
+                        let instant = self.clock.instant();
+                        self.nodes[n].node.handle_written(instant, peer, len);
+                        if !writers.contains(&n) {
+                            writers.push(n);
+                        }
+                    }
+                }
                 Arrival::Data {
                     at,
                     link,
@@ -413,6 +434,14 @@ impl Sim {
                 }
                 Arrival::Closed { at, link, to } => self.queue.push(at, Ev::Closed { link, to }),
             }
+        }
+        writers
+    }
+
+    /// Schedules what a fault seam released, and drains the writers it unblocked.
+    fn release(&mut self, arrivals: Vec<Arrival>) {
+        for n in self.schedule(arrivals) {
+            self.after_step(n);
         }
     }
 
@@ -606,6 +635,7 @@ impl Sim {
             Output::Transmit { peer, bytes } => {
                 if let Some(&(link, side)) = self.nodes[n].peers.get(&peer) {
                     let arrivals = self.net.send(now, link, side, bytes);
+                    // Only node `n` writes here, and its caller is draining it.
                     self.schedule(arrivals);
                 }
             }
@@ -645,6 +675,7 @@ impl Sim {
                 self.nodes[n].parked.remove(&peer);
                 if let Some((link, side)) = self.nodes[n].peers.remove(&peer) {
                     let arrivals = self.net.close(now, link, side);
+                    // A close takes no write.
                     self.schedule(arrivals);
                 }
             }
@@ -691,13 +722,13 @@ impl Sim {
     /// Lets `link` flow again.
     pub fn unstall(&mut self, link: LinkId) {
         let arrivals = self.net.unstall(self.now(), link);
-        self.schedule(arrivals);
+        self.release(arrivals);
     }
 
     /// Resets `link`: both ends are told now, bytes in flight are lost.
     pub fn reset(&mut self, link: LinkId) {
         let arrivals = self.net.reset(self.now(), link);
-        self.schedule(arrivals);
+        self.release(arrivals);
     }
 
     /// Partitions `a` from `b` (links stall, connections refused) until [`Sim::heal`].
@@ -708,7 +739,7 @@ impl Sim {
     /// Heals a partition.
     pub fn heal(&mut self, a: NodeIdx, b: NodeIdx) {
         let arrivals = self.net.heal(self.now(), a, b);
-        self.schedule(arrivals);
+        self.release(arrivals);
     }
 
     /// Changes one link's parameters.
@@ -826,5 +857,56 @@ impl Sim {
     /// The seed of the run.
     pub fn seed(&self) -> u64 {
         self.config.seed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{cluster, recorded_intervals};
+
+    #[test]
+    fn output_held_by_a_stalled_pipe_counts_as_queued_and_pauses_the_writers_reading() {
+        let mut c = cluster(SimConfig::default(), 1, |cfg| {
+            recorded_intervals(cfg);
+            // Any unwritten byte is the bound: the master stops reading from the worker as soon
+            // as one of its replies is held.
+            cfg.limits.max_queued_output = 1;
+        })
+        .unwrap();
+        let (m, w) = (c.master, c.workers[0]);
+        c.run_until_converged(VirtualTime::from_secs(60)).unwrap();
+        let link = c.sim.links_between(m, w)[0];
+        let (_, peer) = c.sim.ends[&(link, Side::Acceptor)];
+        // Every write was taken at once: nothing is queued.
+        assert_eq!(c.sim.node(m).queued_output(peer), 0);
+        assert!(c.sim.node(m).wants_input(peer));
+
+        // What the master writes to the worker is held from now on.
+        c.sim.stall_direction(link, Side::Acceptor);
+        let (sent, parked) = (c.sim.bytes_sent(link, Side::Acceptor), c.sim.stats().parked);
+        c.sim.run_for(Duration::from_secs(8)).unwrap();
+        let held = c.sim.bytes_sent(link, Side::Acceptor) - sent;
+        // The worker's keepalive and rounds went on, the master answered the first of them and
+        // stopped reading: what it wrote is exactly what it counts as queued.
+        assert!(held > 0);
+        assert_eq!(c.sim.node(m).queued_output(peer) as u64, held);
+        assert!(!c.sim.node(m).wants_input(peer));
+        assert!(c.sim.stats().parked > parked, "{:?}", c.sim.stats());
+
+        // Unstalled: the held bytes are taken, the parked requests read and answered.
+        c.sim.unstall(link);
+        assert_eq!(c.sim.node(m).queued_output(peer), 0);
+        c.sim.run_for(Duration::from_secs(10)).unwrap();
+        assert!(c.sim.node(m).wants_input(peer));
+        assert_eq!(c.sim.links_between(m, w), [link]);
+        let lost = c.sim.events().iter().any(|e| {
+            matches!(
+                e.event,
+                NodeEvent::WorkerLeft { .. } | NodeEvent::DisconnectedFromMaster { .. }
+            )
+        });
+        assert!(!lost, "{:?}", c.sim.events());
+        assert!(c.integrity_converged());
     }
 }
