@@ -39,6 +39,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod fuzz_bodies;
 pub mod net;
+pub mod recording;
 pub mod sim;
 pub mod tap;
 pub mod trace;
