@@ -92,7 +92,7 @@ pub(crate) struct PeerIo {
     pub(crate) writer: JoinHandle<()>,
     /// `true` asks the reader to stop reading (the node's buffers for this peer are full).
     pub(crate) pause: watch::Sender<bool>,
-    /// Bytes handed to the writer and not yet written.
+    /// Bytes handed to the writer and not yet flushed to the socket.
     pub(crate) backlog: Arc<AtomicUsize>,
     /// Bytes that arrived while the node did not want input from this peer.
     pub(crate) parked: std::collections::VecDeque<Bytes>,
@@ -103,8 +103,9 @@ pub(crate) struct PeerIo {
 }
 
 impl PeerIo {
-    /// Starts the reader and writer of `stream`. Reads go to `data` as `Msg::Data` / `Msg::Eof`,
-    /// a failed write to `ctl` as `Msg::WriteFailed`.
+    /// Starts the reader and writer of `stream`. Reads go to `data` as `Msg::Data` / `Msg::Eof`;
+    /// bytes flushed to the socket to `ctl` as `Msg::Written` (one per flush), a failed write as
+    /// `Msg::WriteFailed`.
     pub(crate) fn spawn<S>(
         stream: S,
         peer: PeerId,
@@ -231,6 +232,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
+/// Bytes written between two flushes (and `Msg::Written` reports) while more keeps coming, so
+/// the node hears of progress on a busy link before its queue runs dry.
+const FLUSH_BATCH: usize = 256 << 10;
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     peer: PeerId,
     wr: W,
@@ -241,7 +246,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut w = BufWriter::with_capacity(64 << 10, wr);
     let mut progress = Progress::new("sent");
     while let Some(mut msg) = rx.recv().await {
-        // Write everything already queued, then flush once.
+        // Write what is already queued (up to a batch), then flush once and report it: a write
+        // to a peer that does not read blocks here, unreported, and the node stops reading from
+        // it once its bound of unwritten output is reached.
+        let mut batch = 0;
         loop {
             match msg {
                 WriteMsg::Data(bytes) => {
@@ -249,7 +257,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         let _ = ctl.send(Msg::WriteFailed(peer));
                         return;
                     }
-                    backlog.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    batch += bytes.len();
                     progress.add(bytes.len());
                 }
                 WriteMsg::Close => {
@@ -258,6 +266,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     return;
                 }
             }
+            if batch >= FLUSH_BATCH {
+                break;
+            }
             match rx.try_recv() {
                 Ok(next) => msg = next,
                 Err(_) => break,
@@ -265,6 +276,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         if w.flush().await.is_err() {
             let _ = ctl.send(Msg::WriteFailed(peer));
+            return;
+        }
+        backlog.fetch_sub(batch, Ordering::Relaxed);
+        if ctl.send(Msg::Written(peer, batch)).is_err() {
             return;
         }
     }

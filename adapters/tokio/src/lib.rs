@@ -18,11 +18,13 @@
 //! the socket-level bounds that only an adapter can keep:
 //!
 //! * **backpressure**: a peer's reader stops reading while [`Node::wants_input`] is false for it
-//!   (bytes already read are parked and fed back, in order, when the node wants them);
+//!   (bytes already read are parked and fed back, in order, when the node wants them); its writer
+//!   reports what it flushed ([`Node::handle_written`]), so a peer that does not read what we
+//!   send is paused once the node's `max_queued_output` is unwritten;
 //! * **connections per source address**: at most [`AdapterLimits::max_connections_per_ip`] open
 //!   at once; the next one is closed as soon as it is accepted;
-//! * **write backlog**: a peer that does not read what the node sends is closed once
-//!   [`AdapterLimits::max_write_backlog`] bytes wait for it;
+//! * **write backlog**: a last resort, never reached by protocol traffic (the node's bound is
+//!   lower): a peer is closed once [`AdapterLimits::max_write_backlog`] bytes wait for it;
 //! * **graceful shutdown**: [`RunningNode::shutdown`] stops accepting and reading, lets the effect
 //!   in flight finish (applies are atomic per file in the storage), skips the effects still
 //!   queued, and flushes what each peer was already sent.
@@ -219,6 +221,7 @@ impl std::fmt::Debug for Msg {
         let kind = match self {
             Msg::Data(..) => "Data",
             Msg::Eof(..) => "Eof",
+            Msg::Written(..) => "Written",
             Msg::WriteFailed(..) => "WriteFailed",
             Msg::Accepted(..) => "Accepted",
             Msg::AcceptedLocal(..) => "AcceptedLocal",

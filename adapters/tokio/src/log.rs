@@ -3,7 +3,7 @@
 //! span, the task tag in a `task` field, as the CLI's logger expects (adapters/cli/src/logging.rs).
 
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
-use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, SyncKind};
+use wazuh_cluster_sync::roles::{CloseReason, HandshakeFailure, NodeEvent, NodeType, SyncKind};
 
 /// Upstream's tag of a synchronisation in its log lines.
 fn tag(kind: SyncKind) -> &'static str {
@@ -75,6 +75,18 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Refused {peer}: {reply}"),
             Level::WARN,
         ),
+        NodeEvent::HandshakeFailed { addr, reason, .. } => {
+            // A peer that hangs up (after a refused hello, a port probe) is routine; a key,
+            // framing or deadline fault is worth a warning.
+            let level = if *reason == HandshakeFailure::PeerClosed {
+                Level::INFO
+            } else {
+                Level::WARN
+            };
+            let message =
+                format!("Error during handshake with incoming connection from {addr}: {reason}");
+            line(None, "Main", message, level)
+        }
         NodeEvent::ConnectedToMaster { .. } => line(
             Some("Master".to_owned()),
             "Main",

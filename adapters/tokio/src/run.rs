@@ -5,7 +5,9 @@
 //! node asked for, and the shutdown request. After every input it drains
 //! [`Node::poll_output`] until `None`: transmits go to the peer's writer, effects to the effect
 //! thread, connects to a dialer task, closes to the peer's tasks, events to `tracing` and the
-//! subscribers. That is the whole job; every decision is the node's.
+//! subscribers. The writers report what they flushed (`Msg::Written`), which the node counts
+//! against its bound of unwritten output per peer; each reader reads only while
+//! [`Node::wants_input`] holds for its peer. That is the whole job; every decision is the node's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -34,6 +36,8 @@ pub(crate) enum Msg {
     Data(PeerId, Bytes),
     /// The peer's reader saw the end of the stream or an error.
     Eof(PeerId),
+    /// The peer's writer flushed this many bytes to its socket.
+    Written(PeerId, usize),
     /// Writing to the peer failed.
     WriteFailed(PeerId),
     /// The listener accepted a TCP connection (remote `ip:port`, its per-address slot).
@@ -59,7 +63,9 @@ pub struct RunStats {
     pub bytes_out: u64,
     /// Effects run.
     pub effects: u64,
-    /// Peers closed because their write backlog passed `max_write_backlog`.
+    /// Peers closed because their write backlog passed `max_write_backlog` (a last resort: the
+    /// node stops reading from a peer that does not read long before, at its
+    /// `max_queued_output`).
     pub slow_peers_closed: u64,
 }
 
@@ -140,6 +146,7 @@ impl Runner {
                     self.node.handle_input(now, peer, &bytes);
                 }
             }
+            Msg::Written(peer, bytes) => self.node.handle_written(now, peer, bytes),
             Msg::Eof(peer) | Msg::WriteFailed(peer) => self.close_peer(peer, true),
             Msg::Accepted(stream, remote, slot) => {
                 let peer = PeerId(self.next_incoming);
