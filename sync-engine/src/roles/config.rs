@@ -32,8 +32,9 @@ pub fn valid_node_name(name: &[u8]) -> bool {
 pub struct NodeLimits {
     /// Master: most registered workers; a `hello` beyond it is refused.
     pub max_workers: usize,
-    /// Most bytes of frames queued for one peer and not yet taken with `poll_output`. File chunks
-    /// for that peer are not produced above it (keepalives and replies still are), and
+    /// Most bytes of frames yielded for one peer and not yet reported written with
+    /// [`Node::handle_written`](super::Node::handle_written) (adapter buffers included). File
+    /// chunks for that peer are not produced above it (keepalives and replies still are), and
     /// [`Node::wants_input`](super::Node::wants_input) turns false. Beyond this queue, a file
     /// goes out one chunk per reply of the peer (stop-and-wait, as upstream), so a peer that
     /// stops reading holds at most one chunk plus small frames of ours.
