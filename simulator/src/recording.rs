@@ -880,12 +880,14 @@ pub fn local_control_calls(role: Role) -> Result<Vec<LocalCall>, RecordingError>
 // ------------------------------------------------------------------------------------------------
 // Trees and the end state
 
-/// One of the recorded install trees as they were before the run (`trees.json`), every file
-/// with mode 0660.
+/// One of the recorded install trees as it was before a run starting at Unix time `start`
+/// (`trees.json`), every file with mode 0660. The worker's agent-info files are dated 60 s before
+/// the start, as in the recorded run: a worker sends only agent-info newer than
+/// `get_agentinfo_newer_than` (30 min), so on the real clock they must be recent.
 ///
 /// # Errors
 /// A malformed entry.
-pub fn recorded_tree(role: Role) -> Result<Vec<TreeFile>, RecordingError> {
+pub fn recorded_tree(role: Role, start: Timestamp) -> Result<Vec<TreeFile>, RecordingError> {
     let file = "v3.9/session/trees.json";
     let key = match role {
         Role::Master => "master_tree",
@@ -898,8 +900,15 @@ pub fn recorded_tree(role: Role) -> Result<Vec<TreeFile>, RecordingError> {
             let data = base64::engine::general_purpose::STANDARD
                 .decode(str_field(e, "content_b64", file)?)
                 .map_err(|err| bad(file, err.to_string()))?;
-            let mtime = timestamp_from_py_float(f64_field(e, "mtime", file)?);
             let path = format!("/{}", str_field(e, "path", file)?);
+            let mtime = if path.starts_with("/queue/agent-info/") {
+                Timestamp {
+                    secs: start.secs - 60,
+                    nanos: start.nanos,
+                }
+            } else {
+                timestamp_from_py_float(f64_field(e, "mtime", file)?)
+            };
             Ok(TreeFile {
                 mode: 0o660,
                 ..TreeFile::new(&path, data, mtime)
@@ -1343,14 +1352,24 @@ mod tests {
 
     #[test]
     fn trees_and_end_state() {
-        let master = recorded_tree(Role::Master).unwrap();
-        let worker = recorded_tree(Role::Worker).unwrap();
+        let start = Timestamp::from_secs(TREES_START as i64);
+        let master = recorded_tree(Role::Master, start).unwrap();
+        let worker = recorded_tree(Role::Worker, start).unwrap();
         assert_eq!((master.len(), worker.len()), (17, 17));
-        let ghost = worker
-            .iter()
-            .find(|f| f.path == "/queue/agent-info/ghost-10.9.9.9")
-            .unwrap();
-        assert_eq!(ghost.mtime, Timestamp::from_secs(TREES_START as i64 - 60));
+        let file = |tree: &[TreeFile], path: &str| tree.iter().find(|f| f.path == path).cloned();
+        let ghost = "/queue/agent-info/ghost-10.9.9.9";
+        // At the recorded start, the recorded dates; later, the same age.
+        assert_eq!(
+            file(&worker, ghost).unwrap().mtime,
+            Timestamp::from_secs(TREES_START as i64 - 60)
+        );
+        let later = recorded_tree(Role::Worker, Timestamp::from_secs(1_900_000_000)).unwrap();
+        assert_eq!(
+            file(&later, ghost).unwrap().mtime,
+            Timestamp::from_secs(1_900_000_000 - 60)
+        );
+        let keys = "/etc/client.keys";
+        assert_eq!(file(&later, keys), file(&worker, keys));
         let check = recorded_check().unwrap();
         assert_eq!((check.master_files, check.worker_files), (12, 12));
         assert!(check.equal && check.different.is_empty());
