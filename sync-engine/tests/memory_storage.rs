@@ -383,6 +383,65 @@ fn a_crash_after_any_operation_never_tears_a_file() {
     assert_eq!(full.files()[&p("/etc/client.keys")], b"NEW KEYS");
 }
 
+/// Two deferred commits and their sync: a deferred commit shows and survives only once the sync
+/// put it in place, and a crash inside the sync keeps the commits before it.
+fn deferred_workload(
+    s: &mut MemoryStorage,
+) -> Result<(), wazuh_cluster_sync::integrity::storage::StorageError> {
+    for (path, data) in [
+        ("/etc/client.keys", b"NEW KEYS".as_slice()),
+        ("/etc/new", b"N"),
+    ] {
+        let id = s.begin_write(&p(path))?;
+        s.append(id, data)?;
+        s.commit_write_deferred(id, &attrs(0o640))?;
+    }
+    s.sync_deferred()
+}
+
+#[test]
+fn deferred_commits_are_durable_only_once_synced() {
+    let base = sample();
+    let mut full = base.clone();
+    let before = full.operations();
+    deferred_workload(&mut full).unwrap();
+    let ops = full.operations() - before;
+    // Two × (begin, append, deferred commit), then one operation per commit put in place.
+    assert_eq!(ops, 8);
+    for n in 0..=ops {
+        let mut s = base.clone();
+        s.crash_after(n);
+        let result = deferred_workload(&mut s);
+        assert_eq!(result.is_ok(), n == ops, "crash after {n}");
+        s.recover();
+        assert_eq!((s.staged_writes(), s.deferred_commits()), (0, 0));
+        let files = s.files();
+        let keys: &[u8] = &files[&p("/etc/client.keys")];
+        let expected: &[u8] = if n >= 7 { b"NEW KEYS" } else { b"keys" };
+        assert_eq!(keys, expected, "client.keys after a crash after {n}");
+        assert_eq!(
+            files.contains_key(&p("/etc/new")),
+            n == 8,
+            "crash after {n}"
+        );
+    }
+    // Before the sync, the deferred target still reads the old content.
+    let mut s = base.clone();
+    let id = s.begin_write(&p("/etc/client.keys")).unwrap();
+    s.append(id, b"NEW KEYS").unwrap();
+    s.commit_write_deferred(id, &attrs(0o640)).unwrap();
+    assert_eq!(s.deferred_commits(), 1);
+    assert_eq!(s.read(&p("/etc/client.keys"), 100).unwrap(), b"keys");
+    let before = s.operations();
+    s.sync_deferred().unwrap();
+    assert_eq!(s.operations(), before + 1);
+    assert_eq!(s.read(&p("/etc/client.keys"), 100).unwrap(), b"NEW KEYS");
+    // Nothing pending: the sync is still one operation.
+    let before = s.operations();
+    s.sync_deferred().unwrap();
+    assert_eq!(s.operations(), before + 1);
+}
+
 #[test]
 fn list_dir_stat_agrees_with_list_then_stat() {
     let s = sample();

@@ -205,19 +205,133 @@ fn special_files_are_reported_and_never_opened_for_reading() {
     );
 }
 
+/// Names in `dir` (relative to `root`), sorted.
+fn names_in(root: &Path, dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn stale_staged_files_are_cleaned() {
     let root = TempRoot::new();
-    std::fs::create_dir_all(root.path().join("etc")).unwrap();
-    std::fs::write(root.path().join("etc/.client.keys.999.1.tmp"), b"half").unwrap();
-    std::fs::write(root.path().join("etc/client.keys"), b"keys").unwrap();
+    std::fs::create_dir_all(root.path().join("etc/shared/default")).unwrap();
+    for (name, data) in [
+        ("etc/.client.keys.999.1.tmp", "half"),
+        ("etc/client.keys", "keys"),
+        ("etc/.notes.tmp", "an operator's file"),
+        ("etc/.client.keys.x.1.tmp", "not ours"),
+        ("etc/shared/default/.merged.mg.12.3.tmp", "half"),
+    ] {
+        std::fs::write(root.path().join(name), data).unwrap();
+    }
     let mut storage = FsStorage::new(root.path()).unwrap();
-    assert_eq!(storage.remove_stale_staged(&p("/etc")).unwrap(), 1);
-    let names: Vec<_> = std::fs::read_dir(root.path().join("etc"))
+    // One of our own staged writes, open: never stale.
+    let open = storage.begin_write(&p("/etc/client.keys")).unwrap();
+    assert_eq!(storage.remove_stale_staged(&p("/etc"), false).unwrap(), 1);
+    let ours = format!(".client.keys.{}.1.tmp", std::process::id());
+    assert_eq!(
+        names_in(root.path(), "etc"),
+        [
+            &ours,
+            ".client.keys.x.1.tmp",
+            ".notes.tmp",
+            "client.keys",
+            "shared"
+        ]
+    );
+    assert_eq!(
+        names_in(root.path(), "etc/shared/default"),
+        [".merged.mg.12.3.tmp"]
+    );
+    assert_eq!(storage.remove_stale_staged(&p("/etc"), true).unwrap(), 1);
+    assert!(names_in(root.path(), "etc/shared/default").is_empty());
+    assert_eq!(
+        storage.remove_stale_staged(&p("/var/none"), true).unwrap(),
+        0
+    );
+    storage.abort_write(open).unwrap();
+    assert_eq!(
+        names_in(root.path(), "etc"),
+        [
+            ".client.keys.x.1.tmp",
+            ".notes.tmp",
+            "client.keys",
+            "shared"
+        ]
+    );
+}
+
+/// More deferred commits than `MAX_DEFERRED`: the one over the bound syncs the batch before it
+/// (so at most that many staged files are open), and the final sync lands the rest.
+#[test]
+fn deferred_commits_are_synced_in_bounded_batches() {
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("etc/lists")).unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    let total = wazuh_cluster_fs::MAX_DEFERRED + 44;
+    let attrs = FileAttrs {
+        mode: 0o640,
+        mtime: Some(Timestamp::from_secs(1_600_000_000)),
+    };
+    for i in 0..total {
+        let id = storage
+            .begin_write(&p(&format!("/etc/lists/l{i:04}")))
+            .unwrap();
+        storage.append(id, format!("list {i}").as_bytes()).unwrap();
+        storage.commit_write_deferred(id, &attrs).unwrap();
+    }
+    let names = names_in(root.path(), "etc/lists");
+    let staged = names.iter().filter(|n| n.ends_with(".tmp")).count();
+    assert_eq!(
+        (names.len() - staged, staged),
+        (wazuh_cluster_fs::MAX_DEFERRED, 44)
+    );
+    storage.sync_deferred().unwrap();
+    let names = names_in(root.path(), "etc/lists");
+    assert_eq!(names.len(), total);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(name, &format!("l{i:04}"));
+        let path = root.path().join("etc/lists").join(name);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            format!("list {i}").as_bytes()
+        );
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o640, 1_600_000_000));
+    }
+}
+
+/// The read that continues where the last one met the end of the file answers 0 from what that
+/// read saw (no second `pread` per hashed file); a read from offset 0 sees the file as it is now.
+#[test]
+fn a_read_at_the_end_seen_answers_without_rereading() {
+    use std::io::Write;
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let file = root.path().join("etc/client.keys");
+    std::fs::write(&file, b"12345").unwrap();
+    let storage = FsStorage::new(root.path()).unwrap();
+    let path = p("/etc/client.keys");
+    let mut buf = [0u8; 64];
+    assert_eq!(storage.read_at(&path, 0, &mut buf).unwrap(), 5);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["client.keys"]);
+        .write_all(b"678")
+        .unwrap();
+    assert_eq!(storage.read_at(&path, 5, &mut buf).unwrap(), 0);
+    assert_eq!(storage.read_at(&path, 0, &mut buf).unwrap(), 8);
+    assert_eq!(&buf[..8], b"12345678");
+    // A full buffer is not an end: the next read asks the file.
+    let mut small = [0u8; 4];
+    assert_eq!(storage.read_at(&path, 0, &mut small).unwrap(), 4);
+    assert_eq!(storage.read_at(&path, 4, &mut small).unwrap(), 4);
+    assert_eq!(storage.read_at(&path, 8, &mut small).unwrap(), 0);
 }
 
 #[test]

@@ -8,12 +8,18 @@
 //! Crash model. Every trait call is one *operation* and is counted ([`MemoryStorage::operations`]).
 //! An operation that returns `Ok` is durable: a committed write is atomic (old or new content,
 //! never torn) and directory changes happen at once — this models the fs adapter, which fsyncs the
-//! file and its directory before returning. What is *not* durable is a staged write:
+//! file and its directory before returning. What is *not* durable is a staged write, and a
+//! deferred commit ([`Storage::commit_write_deferred`]) until [`Storage::sync_deferred`] puts it
+//! in place: the fs adapter renames a deferred file only after the batch's data is flushed, and
+//! the rename is durable only once the directory is synced, so until then the model shows the
+//! old content and a crash loses the commit. `sync_deferred` is one operation per deferred commit
+//! it puts in place (one when there is none), in commit order, so a crash can also land in the
+//! middle of a batch: the commits put in place before it stay, the others are lost.
 //! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
 //! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
-//! to the durable state, dropping every staged write. A test can therefore run a workload once to
-//! count its operations, then re-run it with a crash after each single operation and check that
-//! no file is torn.
+//! to the durable state, dropping every staged write and every deferred commit. A test can
+//! therefore run a workload once to count its operations, then re-run it with a crash after each
+//! single operation and check that no file is torn or lost.
 //!
 //! Set-up helpers ([`MemoryStorage::add_file`], [`MemoryStorage::add_symlink`],
 //! [`MemoryStorage::add_special`], [`MemoryStorage::from_files`]) are not operations: they neither
@@ -138,6 +144,8 @@ struct Staged {
 pub struct MemoryStorage {
     root: Node,
     staged: BTreeMap<u64, Staged>,
+    /// Deferred commits not yet put in place, in commit order.
+    deferred: Vec<(Staged, FileAttrs)>,
     next_write: u64,
     now: Timestamp,
     operations: Cell<u64>,
@@ -167,6 +175,7 @@ impl MemoryStorage {
         MemoryStorage {
             root: Node::empty_dir(DEFAULT_DIR_MODE, Timestamp::default()),
             staged: BTreeMap::new(),
+            deferred: Vec::new(),
             next_write: 1,
             now: Timestamp::default(),
             operations: Cell::new(0),
@@ -249,10 +258,11 @@ impl MemoryStorage {
         self.crashed.get()
     }
 
-    /// Restart after a crash: staged writes are lost, the durable state stays, operations work
-    /// again.
+    /// Restart after a crash: staged writes and deferred commits are lost, the durable state
+    /// stays, operations work again.
     pub fn recover(&mut self) {
         self.staged.clear();
+        self.deferred.clear();
         self.crash_at = None;
         self.crashed.set(false);
     }
@@ -260,6 +270,11 @@ impl MemoryStorage {
     /// Number of staged (begun, not yet committed or aborted) writes.
     pub fn staged_writes(&self) -> usize {
         self.staged.len()
+    }
+
+    /// Number of deferred commits waiting for [`Storage::sync_deferred`].
+    pub fn deferred_commits(&self) -> usize {
+        self.deferred.len()
     }
 
     /// Every entry below the root (the root itself excluded), by path.
@@ -410,6 +425,45 @@ impl MemoryStorage {
         }
     }
 
+    /// Ends staged write `id`: the staged content and where it goes (the handle is consumed).
+    fn take_staged(&mut self, id: WriteId) -> Result<Staged, StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        self.operation(&path)?;
+        self.staged.remove(&id.0).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })
+    }
+
+    /// Replaces (or creates) the staged write's target with its content: the rename.
+    fn put_in_place(&mut self, staged: Staged, attrs: &FileAttrs) -> Result<(), StorageError> {
+        let (parent, name) = Self::parent_and_name(&staged.path)?;
+        let entries = Self::dir_mut(&mut self.root, &parent)?;
+        if matches!(entries.get(name), Some(Node::Dir { .. })) {
+            return Err(err(
+                StorageErrorKind::WrongKind,
+                &staged.path,
+                "is a directory",
+            ));
+        }
+        let mtime = attrs.mtime.unwrap_or(self.now);
+        entries.insert(
+            name.to_owned(),
+            Node::File {
+                data: staged.data,
+                mode: attrs.mode,
+                mtime,
+            },
+        );
+        Ok(())
+    }
+
     fn parent_and_name(path: &InstallPath) -> Result<(InstallPath, &str), StorageError> {
         match (path.parent(), path.file_name()) {
             (Some(parent), Some(name)) => Ok((parent, name)),
@@ -534,52 +588,39 @@ impl Storage for MemoryStorage {
     }
 
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
-        let path = self
-            .staged
-            .get(&id.0)
-            .map_or_else(InstallPath::root, |s| s.path.clone());
-        self.operation(&path)?;
-        let staged = self.staged.remove(&id.0).ok_or_else(|| {
-            err(
-                StorageErrorKind::UnknownWrite,
-                &path,
-                "unknown write handle",
-            )
-        })?;
-        let (parent, name) = Self::parent_and_name(&staged.path)?;
-        let entries = Self::dir_mut(&mut self.root, &parent)?;
-        if matches!(entries.get(name), Some(Node::Dir { .. })) {
-            return Err(err(
-                StorageErrorKind::WrongKind,
-                &staged.path,
-                "is a directory",
-            ));
-        }
-        let mtime = attrs.mtime.unwrap_or(self.now);
-        entries.insert(
-            name.to_owned(),
-            Node::File {
-                data: staged.data,
-                mode: attrs.mode,
-                mtime,
-            },
-        );
+        let staged = self.take_staged(id)?;
+        self.put_in_place(staged, attrs)
+    }
+
+    fn commit_write_deferred(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        let staged = self.take_staged(id)?;
+        self.deferred.push((staged, *attrs));
         Ok(())
     }
 
+    fn sync_deferred(&mut self) -> Result<(), StorageError> {
+        if self.deferred.is_empty() {
+            return self.operation(&InstallPath::root());
+        }
+        let mut first_error = None;
+        for (staged, attrs) in std::mem::take(&mut self.deferred) {
+            // One operation per commit: a crash between two of them keeps the first only.
+            let result = self
+                .operation(&staged.path)
+                .and_then(|()| self.put_in_place(staged, &attrs));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError> {
-        let path = self
-            .staged
-            .get(&id.0)
-            .map_or_else(InstallPath::root, |s| s.path.clone());
-        self.operation(&path)?;
-        self.staged.remove(&id.0).map(|_| ()).ok_or_else(|| {
-            err(
-                StorageErrorKind::UnknownWrite,
-                &path,
-                "unknown write handle",
-            )
-        })
+        self.take_staged(id).map(|_| ())
     }
 
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {

@@ -13,6 +13,15 @@
 //!   the target, [`Storage::append`] adds bytes, [`Storage::commit_write`] makes the content durable
 //!   (fsync) and renames it over the target, then syncs the directory. A crash at any point leaves
 //!   the target either old or new, never torn; an uncommitted staged write simply disappears.
+//! * Batches: [`Storage::commit_write_deferred`] ends a staged write like `commit_write` but may
+//!   put it in place later, at the latest when [`Storage::sync_deferred`] returns. Why: a durable
+//!   replace costs an fsync of the file and one of its directory, and each fsync is a journal
+//!   commit; an apply of 1,000 files paid 2,000 of them. Deferred, the data of the whole batch is
+//!   flushed together, renamed, and each touched directory synced once. The crash contract stays
+//!   per file: before `sync_deferred` returns, a crash leaves every deferred target old or new,
+//!   never torn (a deferred commit is durable only once `sync_deferred` has returned `Ok`); after
+//!   it, every deferred target is new. Until then the target reads old or new content, so a
+//!   caller syncs before it lists, removes or rewrites a deferred target or its directory.
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
@@ -210,6 +219,31 @@ pub trait Storage {
 
     /// Makes a staged write durable and atomically puts it in place with `attrs`.
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError>;
+
+    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed), but the write
+    /// may be put in place later: at the latest when [`Storage::sync_deferred`] returns. Until
+    /// then the target reads its old or its new content, and a crash leaves it old or new.
+    ///
+    /// The default commits at once, which keeps that contract trivially.
+    fn commit_write_deferred(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.commit_write(id, attrs)
+    }
+
+    /// Puts every deferred commit in place, in the order they were made, and makes them durable
+    /// (file data and directory entries): once it returns `Ok`, every deferred target holds its
+    /// new content and keeps it through a crash. On an error, each deferred target holds old or
+    /// new content (the ones that failed, old), nothing stays pending, and the first error is
+    /// returned.
+    ///
+    /// The default has nothing to do (the default [`Storage::commit_write_deferred`] defers
+    /// nothing).
+    fn sync_deferred(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
 
     /// Drops a staged write; the target is left untouched.
     fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError>;

@@ -41,6 +41,7 @@ const T2: Timestamp = Timestamp {
 pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
+    deferred_commits_land_at_sync(&mut make());
     listing_and_stat(&mut make());
     directories(&mut make());
     removals(&mut make());
@@ -263,6 +264,102 @@ fn staged_writes_stay_invisible_until_commit<S: Storage>(s: &mut S) {
     ok(s.commit_write(a, &attrs(0o660)), "commit a");
     assert_eq!(ok(s.read(&p("/etc/rules/a.xml"), 10), "read a"), b"A");
     assert_eq!(ok(s.read(&p("/etc/rules/b.xml"), 10), "read b"), b"B");
+}
+
+fn names<S: Storage>(s: &S, dir: &str) -> Vec<String> {
+    ok(s.list_dir(&p(dir)), "list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
+/// Stages `data` for `path` and commits it deferred.
+fn defer<S: Storage>(s: &mut S, path: &InstallPath, data: &[u8], attrs: &FileAttrs) {
+    let id = ok(s.begin_write(path), "begin");
+    ok(s.append(id, data), "append");
+    ok(s.commit_write_deferred(id, attrs), "deferred commit");
+    assert_eq!(
+        kind(s.append(id, b"x"), "append after a deferred commit"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.commit_write(id, attrs), "commit after a deferred commit"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.commit_write_deferred(id, attrs), "deferred commit twice"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.abort_write(id), "abort after a deferred commit"),
+        StorageErrorKind::UnknownWrite
+    );
+}
+
+fn deferred_commits_land_at_sync<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/rules"), 0o750), "mkdir");
+    ok(s.create_dir_all(&p("/etc/shared/default"), 0o770), "mkdir");
+    let rules = p("/etc/rules/local_rules.xml");
+    ok(s.write_atomic(&rules, b"old", &attrs(0o660)), "write");
+    ok(s.sync_deferred(), "sync with nothing deferred");
+
+    // A batch over two directories, one replacing a file.
+    let batch = [
+        (rules.clone(), b"new rules".as_slice(), T1),
+        (p("/etc/rules/b.xml"), b"B", T2),
+        (p("/etc/shared/default/merged.mg"), b"M", T1),
+    ];
+    for (path, data, mtime) in &batch {
+        let attrs = FileAttrs {
+            mode: 0o640,
+            mtime: Some(*mtime),
+        };
+        defer(s, path, data, &attrs);
+    }
+    let before = ok(s.read(&rules, 100), "read before the sync");
+    assert!(
+        before == b"old" || before == b"new rules",
+        "a deferred target reads neither old nor new: {before:?}"
+    );
+    ok(s.sync_deferred(), "sync");
+    for (path, data, mtime) in &batch {
+        assert_eq!(
+            ok(s.read(path, 100), "read after the sync"),
+            *data,
+            "{path}"
+        );
+        let st = ok(s.stat(path), "stat").unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!((st.mode, st.mtime), (0o640, *mtime), "{path}");
+    }
+    assert_eq!(names(s, "/etc/rules"), ["b.xml", "local_rules.xml"]);
+    assert_eq!(names(s, "/etc/shared/default"), ["merged.mg"]);
+    ok(s.sync_deferred(), "a second sync has nothing to do");
+    assert_eq!(ok(s.read(&rules, 100), "read"), b"new rules");
+
+    // A target deferred twice takes the later content.
+    let twice = p("/etc/rules/b.xml");
+    defer(s, &twice, b"first", &attrs(0o660));
+    defer(s, &twice, b"second", &attrs(0o660));
+    ok(s.sync_deferred(), "sync");
+    assert_eq!(ok(s.read(&twice, 100), "read"), b"second");
+
+    // A commit that cannot land (its directory went away) fails the sync; the others land and
+    // nothing stays pending.
+    ok(s.create_dir_all(&p("/var/gone"), 0o750), "mkdir");
+    defer(s, &p("/var/gone/f"), b"lost", &attrs(0o660));
+    defer(s, &p("/etc/rules/c.xml"), b"C", &attrs(0o660));
+    assert!(ok(s.remove_dir_all(&p("/var/gone")), "rmtree"));
+    assert_eq!(
+        kind(s.sync_deferred(), "sync into a removed directory"),
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(ok(s.read(&p("/etc/rules/c.xml"), 10), "read"), b"C");
+    assert_eq!(ok(s.stat(&p("/var/gone")), "stat"), None);
+    ok(s.sync_deferred(), "nothing left after a failed sync");
+    assert_eq!(
+        names(s, "/etc/rules"),
+        ["b.xml", "c.xml", "local_rules.xml"]
+    );
 }
 
 fn listing_and_stat<S: Storage>(s: &mut S) {
