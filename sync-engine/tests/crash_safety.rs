@@ -1,5 +1,10 @@
 //! A crash after any single storage operation of an apply leaves every file old or new (never
 //! torn, no staged file visible), and running the apply again converges to the full result.
+//!
+//! The apply commits its files as one deferred batch; `MemoryStorage` shows a deferred commit
+//! only once `sync_deferred` puts it in place (a crash before loses it), so the full run is also
+//! checked against the package itself: every file it carries must have landed, which fails if the
+//! batch were never synced.
 
 mod apply_support;
 
@@ -45,15 +50,24 @@ fn on_master(zip: &[u8], storage: &mut MemoryStorage) -> Result<ApplyReport, App
     )
 }
 
-/// Runs `apply` with a crash after each operation in turn and checks the invariants.
-fn crash_everywhere(zip: &[u8], initial: &MemoryStorage, apply: Apply) -> u64 {
+/// Runs `apply` with a crash after each operation in turn and checks the invariants; `landed`
+/// checks the full run's result against the package. Returns the full run's operation count.
+fn crash_everywhere(
+    zip: &[u8],
+    initial: &MemoryStorage,
+    apply: Apply,
+    landed: impl Fn(&ApplyReport, &BTreeMap<InstallPath, Vec<u8>>),
+) -> u64 {
     let old = initial.files();
     let mut full = initial.clone();
     let start = full.operations();
-    apply(zip, &mut full).unwrap();
+    let report = apply(zip, &mut full).unwrap();
     let total = full.operations() - start;
     let new = full.files();
     assert_ne!(old, new, "the workload must change something");
+    assert_eq!(full.deferred_commits(), 0, "the apply left commits pending");
+    assert_eq!(full.staged_writes(), 0, "the apply left staged writes");
+    landed(&report, &new);
 
     for n in 0..total {
         let mut storage = initial.clone();
@@ -64,6 +78,7 @@ fn crash_everywhere(zip: &[u8], initial: &MemoryStorage, apply: Apply) -> u64 {
             "crash after {n} of {total} operations: {result:?}"
         );
         storage.recover();
+        assert_eq!(storage.deferred_commits(), 0);
         let after: BTreeMap<InstallPath, Vec<u8>> = storage.files();
         for (path, data) in &after {
             let is_old = old.get(path) == Some(data);
@@ -94,7 +109,26 @@ fn crash_everywhere(zip: &[u8], initial: &MemoryStorage, apply: Apply) -> u64 {
 #[test]
 fn master_package_survives_a_crash_after_any_operation() {
     let zip = wazuh_cluster_vectors::read("v3.9/integrity_master_to_worker.zip");
-    let ops = crash_everywhere(&zip, &tree_storage("worker_tree"), on_worker);
+    let mut reader =
+        PackageReader::open(Cursor::new(zip.clone()), PackageLimits::default()).unwrap();
+    let keys: Vec<InstallPath> = reader.members().iter().map(|m| m.key.clone()).collect();
+    // Every plain member lands with its bytes (the merged one is split into agent-groups files).
+    let members: BTreeMap<InstallPath, Vec<u8>> = keys
+        .into_iter()
+        .filter(|k| !k.as_str().ends_with(".merged"))
+        .map(|k| {
+            let data = reader.read_member(&k).unwrap();
+            (k, data)
+        })
+        .collect();
+    assert!(members.len() >= 5, "only {} plain members", members.len());
+    let landed = |report: &ApplyReport, new: &BTreeMap<InstallPath, Vec<u8>>| {
+        assert!(report.written >= members.len(), "{report:?}");
+        for (key, data) in &members {
+            assert_eq!(new.get(key), Some(data), "{key} did not land");
+        }
+    };
+    let ops = crash_everywhere(&zip, &tree_storage("worker_tree"), on_worker, landed);
     assert!(ops > 20, "only {ops} operations");
 }
 
@@ -122,6 +156,20 @@ fn worker_package_survives_a_crash_after_any_operation() {
         .finish(control.as_bytes(), now)
         .unwrap()
         .into_inner();
-    let ops = crash_everywhere(&zip, &tree_storage("master_tree"), on_master);
+    // Every part not skipped lands with the worker's content.
+    let landed = |report: &ApplyReport, new: &BTreeMap<InstallPath, Vec<u8>>| {
+        let skipped: Vec<&InstallPath> = report.skipped.iter().map(|(p, _)| p).collect();
+        let written: Vec<&InstallPath> = info.iter().filter(|p| !skipped.contains(p)).collect();
+        assert_eq!(report.written, written.len(), "{report:?}");
+        assert!(!written.is_empty(), "{report:?}");
+        for path in written {
+            assert_eq!(
+                new.get(path),
+                worker.files().get(path),
+                "{path} did not land"
+            );
+        }
+    };
+    let ops = crash_everywhere(&zip, &tree_storage("master_tree"), on_master, landed);
     assert!(ops >= 6, "only {ops} operations");
 }
