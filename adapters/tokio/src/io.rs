@@ -407,6 +407,37 @@ mod tests {
         reader.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn a_writer_reports_only_what_it_flushed_once_per_flush() {
+        let (mut peer_end, our_end) = tokio::io::duplex(1024);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ctl, mut reports) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(write_loop(PeerId(1), our_end, rx, backlog.clone(), ctl));
+        // What `PeerIo::send` does for two transmits.
+        backlog.fetch_add(3000, Ordering::Relaxed);
+        tx.send(WriteMsg::Data(Bytes::from(vec![1u8; 1000])))
+            .unwrap();
+        tx.send(WriteMsg::Data(Bytes::from(vec![2u8; 2000])))
+            .unwrap();
+        // The peer reads nothing: the flush cannot finish and nothing is reported written.
+        let early = tokio::time::timeout(Duration::from_millis(100), reports.recv()).await;
+        assert!(early.is_err(), "reported before the peer read");
+        assert_eq!(backlog.load(Ordering::Relaxed), 3000);
+        // It reads: both transmits are reported in one flush.
+        let mut got = vec![0u8; 3000];
+        peer_end.read_exact(&mut got).await.unwrap();
+        assert!(got[..1000].iter().all(|&b| b == 1) && got[1000..].iter().all(|&b| b == 2));
+        match reports.recv().await {
+            Some(Msg::Written(PeerId(1), 3000)) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(backlog.load(Ordering::Relaxed), 0);
+        tx.send(WriteMsg::Close).unwrap();
+        writer.await.unwrap();
+        assert!(reports.try_recv().is_err());
+    }
+
     #[test]
     fn address_slots_count_and_give_back() {
         let counts = AddressCounts::default();
