@@ -97,8 +97,8 @@ fn each_flow_sends_the_recorded_commands_in_order_with_the_recorded_replies_and_
     );
 }
 
-/// Across flows, the worker's synchronisation requests start as the recorded worker's did: the
-/// first integrity round (with the package back), extra-valid, agent-info, the second
+/// The worker speaks first (`hello`), and across flows its synchronisation requests start as
+/// the recorded worker's did: the first integrity round, extra-valid, agent-info, the second
 /// integrity round.
 #[test]
 fn the_workers_first_rounds_interleave_as_recorded() {
@@ -115,7 +115,10 @@ fn the_workers_first_rounds_interleave_as_recorded() {
             .map(|(f, _)| f.command.clone())
             .collect()
     };
-    let ours = sync_requests(&recording::link_of_tap(c.sim.frames()));
+    let link = recording::link_of_tap(c.sim.frames());
+    let first = &link[0];
+    assert_eq!((first.by, first.command.as_str()), (Role::Worker, "hello"));
+    let ours = sync_requests(&link);
     let theirs = sync_requests(&recording::recorded_link(Role::Worker).unwrap());
     assert_eq!(ours[..24], theirs[..24]);
 }

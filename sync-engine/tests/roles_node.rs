@@ -14,7 +14,5 @@ mod flow;
 mod hello;
 #[path = "roles_node/locks.rs"]
 mod locks;
-#[path = "roles_node/session.rs"]
-mod session;
 #[path = "roles_node/worker.rs"]
 mod worker;

@@ -403,28 +403,6 @@ impl Cluster {
     }
 }
 
-/// `tree` of `v3.9/session/trees.json` (the recorded session's install trees) as a storage.
-pub fn session_tree(tree: &str, now: Timestamp) -> MemoryStorage {
-    use base64::Engine as _;
-    use wazuh_cluster_sync::integrity::metadata::timestamp_from_py_float;
-    let trees = wazuh_cluster_vectors::json("v3.9/session/trees.json");
-    let files = trees[tree].as_array().unwrap().iter().map(|e| {
-        let path = p(&format!("/{}", e["path"].as_str().unwrap()));
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(e["content_b64"].as_str().unwrap())
-            .unwrap();
-        (
-            path,
-            data,
-            timestamp_from_py_float(e["mtime"].as_f64().unwrap()),
-            0o660,
-        )
-    });
-    let mut s = MemoryStorage::from_files(files).unwrap();
-    s.set_now(now);
-    s
-}
-
 /// A master tree with a few integrity files and agents.
 pub fn master_storage(now: Timestamp) -> MemoryStorage {
     let mut s = MemoryStorage::new();
