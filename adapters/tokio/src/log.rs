@@ -23,7 +23,6 @@ fn reason(reason: &CloseReason) -> String {
         CloseReason::Connection(None) => "connection closed".to_owned(),
         CloseReason::Lost => "connection lost".to_owned(),
         CloseReason::Overloaded => "peer overloaded our buffers".to_owned(),
-        CloseReason::TooManyWorkers => "too many workers".to_owned(),
         other => format!("{other:?}"),
     }
 }

@@ -110,8 +110,6 @@ pub enum CloseReason {
     Lost,
     /// The peer queued more input than the node may buffer for it.
     Overloaded,
-    /// The node is at `max_workers`.
-    TooManyWorkers,
 }
 
 /// Why an incoming connection closed before its worker's `hello` was accepted (master side).
