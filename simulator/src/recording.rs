@@ -376,9 +376,30 @@ pub fn flow_of(command: &str) -> Option<Flow> {
     })
 }
 
-/// The flow of each frame of `link` (`None` for replies): file transfer steps belong to the
-/// flow of their sender's latest synchronisation command.
+/// The bytes of `payload` before its first space (a transfer's file name).
+fn first_token(payload: &[u8]) -> &[u8] {
+    let end = payload
+        .iter()
+        .position(|&b| b == b' ')
+        .unwrap_or(payload.len());
+    &payload[..end]
+}
+
+/// The flow of each frame of `link` (`None` for replies). A file transfer step (`new_file`,
+/// `file_upd`, `file_end`, each starting with the file's name) belongs to the synchronisation
+/// whose `sync_*_e` (`<task> <file>`) names that file: two rounds of one node may run at once
+/// (integrity and agent-info are independent timers, upstream's as asyncio tasks), and then
+/// their transfers interleave on the link. A transfer no `_e` names (the link ended first)
+/// goes to its sender's latest synchronisation.
 pub fn request_flows(link: &[LinkFrame]) -> Vec<Option<Flow>> {
+    let mut named: BTreeMap<(Role, &[u8]), Flow> = BTreeMap::new();
+    for f in link.iter().filter(|f| f.command.ends_with("_e")) {
+        if let Some(flow) = flow_of(&f.command).filter(|flow| flow.carries_files())
+            && let Some(space) = f.payload.iter().position(|&b| b == b' ')
+        {
+            named.insert((f.by, &f.payload[space + 1..]), flow);
+        }
+    }
     let mut current: BTreeMap<Role, Flow> = BTreeMap::new();
     link.iter()
         .map(|f| {
@@ -392,7 +413,11 @@ pub fn request_flows(link: &[LinkFrame]) -> Vec<Option<Flow>> {
                     }
                     flow
                 }
-                None => current.get(&f.by).copied().unwrap_or(Flow::Other),
+                None => named
+                    .get(&(f.by, first_token(&f.payload)))
+                    .or_else(|| current.get(&f.by))
+                    .copied()
+                    .unwrap_or(Flow::Other),
             })
         })
         .collect()
@@ -430,13 +455,7 @@ pub fn shape(text: &[u8]) -> String {
 /// shape only, the bytes being a ZIP chunk or a digest.
 pub fn payload_shape(command: &str, payload: &[u8]) -> String {
     match command {
-        "file_upd" | "file_end" => {
-            let end = payload
-                .iter()
-                .position(|&b| b == b' ')
-                .unwrap_or(payload.len());
-            format!("{} <bytes>", shape(&payload[..end]))
-        }
+        "file_upd" | "file_end" => format!("{} <bytes>", shape(first_token(payload))),
         _ => shape(payload),
     }
 }
@@ -761,23 +780,25 @@ pub fn packages(
     link: &[LinkFrame],
 ) -> Result<BTreeMap<(Role, Flow), Vec<PackageSummary>>, RecordingError> {
     let mut out: BTreeMap<(Role, Flow), Vec<PackageSummary>> = BTreeMap::new();
-    let mut open: BTreeMap<Role, (String, Vec<u8>)> = BTreeMap::new();
+    // Transfers in progress, by sender and file name (two may interleave, see request_flows).
+    let mut open: BTreeMap<(Role, &[u8]), Vec<u8>> = BTreeMap::new();
     for (f, flow) in link.iter().zip(request_flows(link)) {
         let Some(flow) = flow else { continue };
-        let split = f.payload.iter().position(|&b| b == b' ');
-        let name = String::from_utf8_lossy(&f.payload[..split.unwrap_or(f.payload.len())]);
+        let name = first_token(&f.payload);
         match f.command.as_str() {
             "new_file" => {
-                open.insert(f.by, (name.into_owned(), Vec::new()));
+                open.insert((f.by, name), Vec::new());
             }
             "file_upd" => {
-                if let (Some((_, zip)), Some(at)) = (open.get_mut(&f.by), split) {
-                    zip.extend_from_slice(&f.payload[at + 1..]);
+                if let (Some(zip), Some(chunk)) =
+                    (open.get_mut(&(f.by, name)), f.payload.get(name.len() + 1..))
+                {
+                    zip.extend_from_slice(chunk);
                 }
             }
             "file_end" => {
-                if let Some((name, zip)) = open.remove(&f.by) {
-                    let summary = package_summary(&name, zip)?;
+                if let Some(zip) = open.remove(&(f.by, name)) {
+                    let summary = package_summary(&String::from_utf8_lossy(name), zip)?;
                     out.entry((f.by, flow)).or_default().push(summary);
                 }
             }
@@ -1178,6 +1199,57 @@ mod tests {
     }
 
     #[test]
+    fn interleaved_transfers_belong_to_the_round_that_names_their_file() {
+        let frame = |command: &str, payload: &str| LinkFrame {
+            at: Duration::ZERO,
+            by: Role::Worker,
+            counter: 0,
+            command: command.to_owned(),
+            literal: command.to_owned(),
+            payload: payload.as_bytes().to_vec(),
+        };
+        let link = [
+            frame("sync_i_w_m_p", ""),
+            frame("sync_i_w_m", ""),
+            frame("new_file", "/a.zip"),
+            frame("sync_a_w_m_p", ""),
+            frame("sync_a_w_m", ""),
+            frame("new_file", "/b.zip"),
+            frame("file_upd", "/a.zip x"),
+            frame("file_upd", "/b.zip y"),
+            frame("file_end", "/a.zip z"),
+            frame("sync_i_w_m_e", "1 /a.zip"),
+            frame("file_end", "/b.zip z"),
+            frame("sync_a_w_m_e", "2 /b.zip"),
+            frame("new_file", "/c.zip"),
+        ];
+        let (i, a) = (Some(Flow::Integrity), Some(Flow::AgentInfo));
+        // /c.zip: no `_e` names it; the sender's latest synchronisation was agent-info.
+        assert_eq!(
+            request_flows(&link),
+            [i, i, i, a, a, a, i, a, i, i, a, a, a]
+        );
+        let ex = exchanges(&link);
+        let requests = |flow| -> Vec<String> {
+            ex[&flow]
+                .iter()
+                .map(|e| format!("{} {}", e.request, e.request_shape))
+                .collect()
+        };
+        assert_eq!(
+            requests(Flow::Integrity),
+            [
+                "sync_i_w_m_p ",
+                "sync_i_w_m ",
+                "new_file /a.zip",
+                "file_upd /a.zip <bytes>",
+                "file_end /a.zip <bytes>",
+                "sync_i_w_m_e N /a.zip"
+            ]
+        );
+    }
+
+    #[test]
     fn shapes_mask_digits_and_date_fractions() {
         assert_eq!(shape(b"128142615"), "N");
         assert_eq!(
@@ -1237,6 +1309,8 @@ mod tests {
             .map(n),
             [1, 11, 7, 1, 5, 3]
         );
+        // Nothing else: the DAPI requests are not part of the script.
+        assert_eq!(turns.len(), 28);
         assert_eq!(
             flows[..4],
             [
