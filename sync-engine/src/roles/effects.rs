@@ -377,6 +377,8 @@ impl<S: Storage> EffectExecutor<S> {
                     mode: PACKAGE_MODE,
                     mtime: None,
                 };
+                // Not deferred: a received file is one per transfer and the next effect reads it
+                // (the apply's own files are one deferred batch, see `integrity::apply`).
                 self.storage.commit_write(id, &attrs)?;
                 Ok(EffectOutput::Done)
             }
