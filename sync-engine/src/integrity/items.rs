@@ -454,91 +454,64 @@ impl ClusterItems {
             )?;
             if let Some(w) = r.section(intervals, "worker", "intervals")? {
                 let p = "intervals.worker";
-                check_keys(
-                    w,
-                    p,
-                    &[
-                        "sync_integrity",
-                        "sync_files",
-                        "keep_alive",
-                        "connection_retry",
-                        "max_failed_keepalive_attempts",
-                    ],
-                )?;
                 let t = &mut out.intervals.worker;
-                r.duration(w, p, "sync_integrity", &mut t.sync_integrity)?;
-                r.duration(w, p, "sync_files", &mut t.sync_files)?;
-                r.duration(w, p, "keep_alive", &mut t.keep_alive)?;
-                r.duration(w, p, "connection_retry", &mut t.connection_retry)?;
-                r.count(
+                let count = "max_failed_keepalive_attempts";
+                r.durations(
                     w,
                     p,
-                    "max_failed_keepalive_attempts",
-                    &mut t.max_failed_keepalive_attempts,
+                    &mut [
+                        ("sync_integrity", &mut t.sync_integrity),
+                        ("sync_files", &mut t.sync_files),
+                        ("keep_alive", &mut t.keep_alive),
+                        ("connection_retry", &mut t.connection_retry),
+                    ],
+                    &[count],
                 )?;
+                r.count(w, p, count, &mut t.max_failed_keepalive_attempts)?;
             }
             if let Some(m) = r.section(intervals, "master", "intervals")? {
-                let p = "intervals.master";
-                check_keys(
-                    m,
-                    p,
-                    &[
-                        "recalculate_integrity",
-                        "check_worker_lastkeepalive",
-                        "max_allowed_time_without_keepalive",
-                    ],
-                )?;
                 let t = &mut out.intervals.master;
-                r.duration(m, p, "recalculate_integrity", &mut t.recalculate_integrity)?;
-                r.duration(
+                r.durations(
                     m,
-                    p,
-                    "check_worker_lastkeepalive",
-                    &mut t.check_worker_lastkeepalive,
-                )?;
-                r.duration(
-                    m,
-                    p,
-                    "max_allowed_time_without_keepalive",
-                    &mut t.max_allowed_time_without_keepalive,
+                    "intervals.master",
+                    &mut [
+                        ("recalculate_integrity", &mut t.recalculate_integrity),
+                        (
+                            "check_worker_lastkeepalive",
+                            &mut t.check_worker_lastkeepalive,
+                        ),
+                        (
+                            "max_allowed_time_without_keepalive",
+                            &mut t.max_allowed_time_without_keepalive,
+                        ),
+                    ],
+                    &[],
                 )?;
             }
             if let Some(c) = r.section(intervals, "communication", "intervals")? {
-                let p = "intervals.communication";
-                check_keys(
-                    c,
-                    p,
-                    &[
-                        "timeout_cluster_request",
-                        "timeout_api_request",
-                        "timeout_api_exe",
-                        "timeout_receiving_file",
-                    ],
-                )?;
                 let t = &mut out.intervals.communication;
-                r.duration(
+                r.durations(
                     c,
-                    p,
-                    "timeout_cluster_request",
-                    &mut t.timeout_cluster_request,
-                )?;
-                r.duration(c, p, "timeout_api_request", &mut t.timeout_api_request)?;
-                r.duration(c, p, "timeout_api_exe", &mut t.timeout_api_exe)?;
-                r.duration(
-                    c,
-                    p,
-                    "timeout_receiving_file",
-                    &mut t.timeout_receiving_file,
+                    "intervals.communication",
+                    &mut [
+                        ("timeout_cluster_request", &mut t.timeout_cluster_request),
+                        ("timeout_api_request", &mut t.timeout_api_request),
+                        ("timeout_api_exe", &mut t.timeout_api_exe),
+                        ("timeout_receiving_file", &mut t.timeout_receiving_file),
+                    ],
+                    &[],
                 )?;
             }
         }
         if let Some(s) = r.section(root, "sync_options", "")? {
-            check_keys(s, "sync_options", &["get_agentinfo_newer_than"])?;
-            r.duration(
+            r.durations(
                 s,
                 "sync_options",
-                "get_agentinfo_newer_than",
-                &mut out.sync_options.get_agentinfo_newer_than,
+                &mut [(
+                    "get_agentinfo_newer_than",
+                    &mut out.sync_options.get_agentinfo_newer_than,
+                )],
+                &[],
             )?;
         }
         if let Some(d) = r.section(root, "distributed_api", "")? {
@@ -820,6 +793,28 @@ impl Reader {
                 got: v.to_string(),
             }),
         }
+    }
+
+    /// Reads a section of durations, in table order, after checking that it names no other key
+    /// than those in the table and `others` (read by the caller afterwards): one reading for
+    /// every interval section, so they cannot drift apart in what they accept or report.
+    fn durations(
+        &self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        fields: &mut [(&str, &mut Duration)],
+        others: &[&str],
+    ) -> Result<(), ConfigError> {
+        let known: Vec<&str> = fields
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(others.iter().copied())
+            .collect();
+        check_keys(obj, prefix, &known)?;
+        for (name, out) in fields.iter_mut() {
+            self.duration(obj, prefix, name, out)?;
+        }
+        Ok(())
     }
 
     fn count(
