@@ -467,7 +467,7 @@ impl ClusterItems {
                     ],
                     &[count],
                 )?;
-                r.count(w, p, count, &mut t.max_failed_keepalive_attempts)?;
+                r.scalar(w, p, count, &mut t.max_failed_keepalive_attempts, COUNT)?;
             }
             if let Some(m) = r.section(intervals, "master", "intervals")? {
                 let t = &mut out.intervals.master;
@@ -516,11 +516,12 @@ impl ClusterItems {
         }
         if let Some(d) = r.section(root, "distributed_api", "")? {
             check_keys(d, "distributed_api", &["enabled"])?;
-            r.boolean(
+            r.scalar(
                 d,
                 "distributed_api",
                 "enabled",
                 &mut out.distributed_api_enabled,
+                BOOLEAN,
             )?;
         }
         Ok(out)
@@ -770,31 +771,6 @@ impl Reader {
         }
     }
 
-    fn duration(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        name: &str,
-        out: &mut Duration,
-    ) -> Result<(), ConfigError> {
-        let Some(v) = self.value(obj, prefix, name)? else {
-            return Ok(());
-        };
-        // Upstream hands these to asyncio.sleep / wait_for: any positive number of seconds.
-        // The upper bound (about 31 years) keeps Duration::from_secs_f64 from panicking.
-        match v.as_f64() {
-            Some(secs) if secs > 0.0 && secs <= 1e9 => {
-                *out = Duration::from_secs_f64(secs);
-                Ok(())
-            }
-            _ => Err(ConfigError::Invalid {
-                key: join_key(prefix, name),
-                expected: "a positive number",
-                got: v.to_string(),
-            }),
-        }
-    }
-
     /// Reads a section of durations, in table order, after checking that it names no other key
     /// than those in the table and `others` (read by the caller afterwards): one reading for
     /// every interval section, so they cannot drift apart in what they accept or report.
@@ -812,61 +788,63 @@ impl Reader {
             .collect();
         check_keys(obj, prefix, &known)?;
         for (name, out) in fields.iter_mut() {
-            self.duration(obj, prefix, name, out)?;
+            self.scalar(obj, prefix, name, &mut **out, SECONDS)?;
         }
         Ok(())
     }
 
-    fn count(
+    /// Reads one scalar of `kind`; a missing key leaves `out` as it is (or is an error for the
+    /// defaults).
+    fn scalar<T>(
         &self,
         obj: &Map<String, Value>,
         prefix: &str,
         name: &str,
-        out: &mut u32,
+        out: &mut T,
+        kind: Scalar<T>,
     ) -> Result<(), ConfigError> {
         let Some(v) = self.value(obj, prefix, name)? else {
             return Ok(());
         };
-        match v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0)
-        {
-            Some(n) => {
-                *out = n;
-                Ok(())
-            }
-            None => Err(ConfigError::Invalid {
-                key: join_key(prefix, name),
-                expected: "a positive integer",
-                got: v.to_string(),
-            }),
-        }
-    }
-
-    fn boolean(
-        &self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        name: &str,
-        out: &mut bool,
-    ) -> Result<(), ConfigError> {
-        let Some(v) = self.value(obj, prefix, name)? else {
-            return Ok(());
-        };
-        match v {
-            Value::Bool(b) => {
-                *out = *b;
-                Ok(())
-            }
-            _ => Err(ConfigError::Invalid {
-                key: join_key(prefix, name),
-                expected: "true or false",
-                got: v.to_string(),
-            }),
-        }
+        *out = (kind.parse)(v).ok_or_else(|| ConfigError::Invalid {
+            key: join_key(prefix, name),
+            expected: kind.expected,
+            got: v.to_string(),
+        })?;
+        Ok(())
     }
 }
+
+/// What a scalar key accepts: `parse` answers `None` for a value that is not `expected`.
+struct Scalar<T> {
+    expected: &'static str,
+    parse: fn(&Value) -> Option<T>,
+}
+
+/// Upstream hands intervals to asyncio.sleep / wait_for: any positive number of seconds. The
+/// upper bound (about 31 years) keeps Duration::from_secs_f64 from panicking.
+const SECONDS: Scalar<Duration> = Scalar {
+    expected: "a positive number",
+    parse: |v| {
+        v.as_f64()
+            .filter(|secs| *secs > 0.0 && *secs <= 1e9)
+            .map(Duration::from_secs_f64)
+    },
+};
+
+const COUNT: Scalar<u32> = Scalar {
+    expected: "a positive integer",
+    parse: |v| {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+    },
+};
+
+const BOOLEAN: Scalar<bool> = Scalar {
+    expected: "true or false",
+    parse: Value::as_bool,
+};
 
 /// Parses `text` as Python's `int(text, base=0)` does: surrounding whitespace, an optional sign,
 /// a `0x`/`0o`/`0b` prefix (any case) or plain decimal without leading zeros, single underscores
