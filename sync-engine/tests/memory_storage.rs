@@ -1,9 +1,12 @@
 //! The Storage contract on MemoryStorage, and its crash model.
 
+use std::collections::BTreeMap;
+
 use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{
-    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageErrorKind, Timestamp, WriteId,
+    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
+    WriteId,
 };
 
 fn p(s: &str) -> InstallPath {
@@ -322,29 +325,22 @@ fn snapshot_lists_everything_with_modes_and_times() {
     );
 }
 
-/// A small sync-like workload: replace a file, create one in a new directory, remove one.
-fn workload(
-    s: &mut MemoryStorage,
-) -> Result<(), wazuh_cluster_sync::integrity::storage::StorageError> {
-    s.write_atomic(&p("/etc/client.keys"), b"NEW KEYS", &attrs(0o640))?;
-    s.create_dir_all(&p("/etc/shared/group2"), 0o770)?;
-    let id = s.begin_write(&p("/etc/shared/group2/merged.mg"))?;
-    s.append(id, b"part one, ")?;
-    s.append(id, b"part two")?;
-    s.commit_write(id, &attrs(0o660))?;
-    s.remove_file(&p("/etc/shared/default/merged.mg"))?;
-    Ok(())
-}
+type Workload = fn(&mut MemoryStorage) -> Result<(), StorageError>;
 
-#[test]
-fn a_crash_after_any_operation_never_tears_a_file() {
-    let base = sample();
+/// Runs `workload` on a copy of `base` to count its operations, then once more per crash point
+/// (a crash after 0, 1, … all of them): the run fails with `Crashed` exactly when the crash
+/// comes before its end, and every later operation fails too; after `recover`, nothing is staged
+/// or deferred, operations work again, and `check(n, files)` judges what survived a crash after
+/// `n`. Returns the operation count.
+fn crash_after_each(
+    base: &MemoryStorage,
+    workload: Workload,
+    check: impl Fn(u64, &BTreeMap<InstallPath, Vec<u8>>),
+) -> u64 {
     let mut full = base.clone();
     let before = full.operations();
     workload(&mut full).unwrap();
     let ops = full.operations() - before;
-    // write_atomic = begin + append + commit (3), mkdir (1), begin + 2 appends + commit (4), remove (1).
-    assert_eq!(ops, 9);
     for n in 0..=ops {
         let mut s = base.clone();
         s.crash_after(n);
@@ -360,8 +356,29 @@ fn a_crash_after_any_operation_never_tears_a_file() {
             );
         }
         s.recover();
-        assert_eq!(s.staged_writes(), 0);
-        let files = s.files();
+        assert_eq!((s.staged_writes(), s.deferred_commits()), (0, 0));
+        check(n, &s.files());
+        // Recovered: operations work again.
+        assert!(s.stat(&p("/etc")).unwrap().is_some());
+    }
+    ops
+}
+
+/// A small sync-like workload: replace a file, create one in a new directory, remove one.
+fn workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
+    s.write_atomic(&p("/etc/client.keys"), b"NEW KEYS", &attrs(0o640))?;
+    s.create_dir_all(&p("/etc/shared/group2"), 0o770)?;
+    let id = s.begin_write(&p("/etc/shared/group2/merged.mg"))?;
+    s.append(id, b"part one, ")?;
+    s.append(id, b"part two")?;
+    s.commit_write(id, &attrs(0o660))?;
+    s.remove_file(&p("/etc/shared/default/merged.mg"))?;
+    Ok(())
+}
+
+#[test]
+fn a_crash_after_any_operation_never_tears_a_file() {
+    let ops = crash_after_each(&sample(), workload, |n, files| {
         // Each file is either entirely old or entirely new.
         let keys = &files[&p("/etc/client.keys")];
         assert!(
@@ -377,17 +394,14 @@ fn a_crash_after_any_operation_never_tears_a_file() {
             files.contains_key(&p("/etc/shared/default/merged.mg")),
             n < 9
         );
-        // Recovered: operations work again.
-        assert!(s.stat(&p("/etc")).unwrap().is_some());
-    }
-    assert_eq!(full.files()[&p("/etc/client.keys")], b"NEW KEYS");
+    });
+    // write_atomic = begin + append + commit (3), mkdir (1), begin + 2 appends + commit (4), remove (1).
+    assert_eq!(ops, 9);
 }
 
 /// Two deferred commits and their sync: a deferred commit shows and survives only once the sync
 /// put it in place, and a crash inside the sync keeps the commits before it.
-fn deferred_workload(
-    s: &mut MemoryStorage,
-) -> Result<(), wazuh_cluster_sync::integrity::storage::StorageError> {
+fn deferred_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
     for (path, data) in [
         ("/etc/client.keys", b"NEW KEYS".as_slice()),
         ("/etc/new", b"N"),
@@ -402,20 +416,7 @@ fn deferred_workload(
 #[test]
 fn deferred_commits_are_durable_only_once_synced() {
     let base = sample();
-    let mut full = base.clone();
-    let before = full.operations();
-    deferred_workload(&mut full).unwrap();
-    let ops = full.operations() - before;
-    // Two × (begin, append, deferred commit), then one operation per commit put in place.
-    assert_eq!(ops, 8);
-    for n in 0..=ops {
-        let mut s = base.clone();
-        s.crash_after(n);
-        let result = deferred_workload(&mut s);
-        assert_eq!(result.is_ok(), n == ops, "crash after {n}");
-        s.recover();
-        assert_eq!((s.staged_writes(), s.deferred_commits()), (0, 0));
-        let files = s.files();
+    let ops = crash_after_each(&base, deferred_workload, |n, files| {
         let keys: &[u8] = &files[&p("/etc/client.keys")];
         let expected: &[u8] = if n >= 7 { b"NEW KEYS" } else { b"keys" };
         assert_eq!(keys, expected, "client.keys after a crash after {n}");
@@ -424,7 +425,9 @@ fn deferred_commits_are_durable_only_once_synced() {
             n == 8,
             "crash after {n}"
         );
-    }
+    });
+    // Two × (begin, append, deferred commit), then one operation per commit put in place.
+    assert_eq!(ops, 8);
     // Before the sync, the deferred target still reads the old content.
     let mut s = base.clone();
     let id = s.begin_write(&p("/etc/client.keys")).unwrap();
