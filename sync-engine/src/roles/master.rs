@@ -321,7 +321,7 @@ impl Node {
             .collect();
         for (peer, kind) in expired {
             let error = "timeout receiving the worker's file".to_owned();
-            self.release(now, peer, kind, LockRelease::TimedOut, Some(error));
+            self.release(now, peer, kind, LockRelease::TimedOut, error);
         }
     }
 
@@ -450,7 +450,7 @@ impl Node {
                     .is_some_and(|w| w.locks[kind.index()].is_some());
                 if held {
                     let error = format!("worker reported: {}", String::from_utf8_lossy(&payload));
-                    self.release(now, peer, kind, LockRelease::Failed, Some(error));
+                    self.fail(now, peer, kind, error);
                 }
             }
             _ => {
@@ -603,11 +603,11 @@ impl Node {
             }
             Ended::Error => {
                 let error = "worker files weren't correctly received".to_owned();
-                self.release(now, peer, kind, LockRelease::Failed, Some(error));
+                self.fail(now, peer, kind, error);
             }
             Ended::Missing(file) => {
                 let error = format!("file {:?} was not received", String::from_utf8_lossy(&file));
-                self.release(now, peer, kind, LockRelease::Failed, Some(error));
+                self.fail(now, peer, kind, error);
             }
         }
     }
@@ -635,7 +635,7 @@ impl Node {
             .and_then(|f| f.target)
         else {
             let error = "the worker's file is not on disk".to_owned();
-            return self.release(now, peer, kind, LockRelease::Failed, Some(error));
+            return self.fail(now, peer, kind, error);
         };
         if let Some(p) = self.peers.get_mut(&peer) {
             p.incoming.remove(wire);
@@ -674,22 +674,13 @@ impl Node {
             Ok(EffectOutput::WorkerMetadata(meta)) => {
                 if self.master().is_some_and(|m| m.metadata.is_some()) {
                     self.master_compare(now, peer, meta);
-                } else if let Some(t) = self
-                    .worker_info_mut(peer)
-                    .and_then(|w| w.locks[SyncKind::Integrity.index()].as_mut())
-                {
+                } else if let Some(t) = self.integrity_task_mut(peer) {
                     t.phase = Phase::AwaitScan(Box::new(meta));
                 }
             }
             other => {
                 let error = effect_error("reading the worker's integrity file", other);
-                self.release(
-                    now,
-                    peer,
-                    SyncKind::Integrity,
-                    LockRelease::Failed,
-                    Some(error),
-                );
+                self.fail(now, peer, SyncKind::Integrity, error);
             }
         }
     }
@@ -704,13 +695,7 @@ impl Node {
         let plan = match SyncPlan::compare(master_meta, &worker_meta, &self.config.items, &name) {
             Ok(plan) => plan,
             Err(error) => {
-                return self.release(
-                    now,
-                    peer,
-                    SyncKind::Integrity,
-                    LockRelease::Failed,
-                    Some(error.to_string()),
-                );
+                return self.fail(now, peer, SyncKind::Integrity, error.to_string());
             }
         };
         let counts = plan.counts();
@@ -723,18 +708,9 @@ impl Node {
         }
         let Some(path) = self.package_path(now, &name) else {
             let error = format!("worker name {name:?} cannot name a package");
-            return self.release(
-                now,
-                peer,
-                SyncKind::Integrity,
-                LockRelease::Failed,
-                Some(error),
-            );
+            return self.fail(now, peer, SyncKind::Integrity, error);
         };
-        if let Some(t) = self
-            .worker_info_mut(peer)
-            .and_then(|w| w.locks[SyncKind::Integrity.index()].as_mut())
-        {
+        if let Some(t) = self.integrity_task_mut(peer) {
             t.phase = Phase::Building {
                 path: path.clone(),
                 counts,
@@ -773,13 +749,7 @@ impl Node {
             other => {
                 self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
                 let error = effect_error("building the package for the worker", other);
-                self.release(
-                    now,
-                    peer,
-                    SyncKind::Integrity,
-                    LockRelease::Failed,
-                    Some(error),
-                );
+                self.fail(now, peer, SyncKind::Integrity, error);
             }
         }
     }
@@ -821,13 +791,7 @@ impl Node {
             // 3.9.5 gives up (the lock is freed by the task's end).
             self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
             let error = String::from_utf8_lossy(&value).into_owned();
-            return self.release(
-                now,
-                peer,
-                SyncKind::Integrity,
-                LockRelease::Failed,
-                Some(error),
-            );
+            return self.fail(now, peer, SyncKind::Integrity, error);
         }
         let task = String::from_utf8_lossy(&value).into_owned();
         if self.send_file(now, peer, &path, size).is_some() {
@@ -844,13 +808,7 @@ impl Node {
             );
             self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
             let error = "cannot start sending the package".to_owned();
-            self.release(
-                now,
-                peer,
-                SyncKind::Integrity,
-                LockRelease::Failed,
-                Some(error),
-            );
+            self.fail(now, peer, SyncKind::Integrity, error);
         }
     }
 
@@ -885,13 +843,7 @@ impl Node {
         self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
         match failure {
             None => self.release_with_counts(now, peer, counts),
-            Some(error) => self.release(
-                now,
-                peer,
-                SyncKind::Integrity,
-                LockRelease::Failed,
-                Some(error),
-            ),
+            Some(error) => self.fail(now, peer, SyncKind::Integrity, error),
         }
     }
 
@@ -934,7 +886,7 @@ impl Node {
             }
             other => {
                 let error = effect_error("applying the worker's files", other);
-                self.release(now, peer, kind, LockRelease::Failed, Some(error));
+                self.fail(now, peer, kind, error);
             }
         }
     }
@@ -966,6 +918,12 @@ impl Node {
         });
     }
 
+    /// Frees the `kind` lock of `peer` because its round failed with `error` (every failure but a
+    /// timeout takes this way).
+    fn fail(&mut self, now: Instant, peer: PeerId, kind: SyncKind, error: String) {
+        self.release(now, peer, kind, LockRelease::Failed, error);
+    }
+
     /// Frees the `kind` lock of `peer` after a failure; the worker retries at its next interval.
     fn release(
         &mut self,
@@ -973,7 +931,7 @@ impl Node {
         peer: PeerId,
         kind: SyncKind,
         cause: LockRelease,
-        error: Option<String>,
+        error: String,
     ) {
         let Some(w) = self.worker_info_mut(peer) else {
             return;
@@ -990,7 +948,6 @@ impl Node {
             kind,
             cause,
         });
-        let error = error.unwrap_or_else(|| format!("{cause:?}"));
         self.event(NodeEvent::SyncFailed {
             kind,
             worker,
