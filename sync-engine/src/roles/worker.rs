@@ -486,17 +486,7 @@ impl Node {
                     }
                 } else {
                     self.queue_disk(peer, Effect::RemoveFile { path }, Step::Quiet);
-                    let end = format!("{text} Error");
-                    self.request(
-                        now,
-                        peer,
-                        &format!("{}_e", kind.command()),
-                        end.as_bytes(),
-                        Pending::End(kind),
-                    );
-                    if let Some(w) = self.worker_state_mut() {
-                        w.rounds[kind.index()] = Round::Ending { entries };
-                    }
+                    self.send_end(now, peer, kind, format!("{text} Error"), entries);
                 }
             }
             Pending::End(kind) => {
@@ -572,9 +562,19 @@ impl Node {
             None => format!("{task} {path}"),
             Some(_) => format!("{task} Error"),
         };
-        if let Some(w) = self.worker_state_mut() {
-            w.rounds[kind.index()] = Round::Ending { entries };
-        }
+        self.send_end(now, peer, kind, end, entries);
+    }
+
+    /// Ends the sending part of a `kind` round, whether the package went out or not: `<kind>_e`
+    /// with `end` (`<task> <path>` or `<task> Error`), then the round waits for its reply.
+    fn send_end(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        kind: SyncKind,
+        end: String,
+        entries: usize,
+    ) {
         self.request(
             now,
             peer,
@@ -582,6 +582,9 @@ impl Node {
             end.as_bytes(),
             Pending::End(kind),
         );
+        if let Some(w) = self.worker_state_mut() {
+            w.rounds[kind.index()] = Round::Ending { entries };
+        }
     }
 
     pub(super) fn worker_request(
