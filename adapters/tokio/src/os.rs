@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wazuh_cluster_protocol::connection::WallClock;
-use wazuh_cluster_sync::integrity::storage::Timestamp;
 
 /// A node seed from the OS's random source (`getrandom`). Time and pid are not enough: the seed
 /// drives Fernet IVs and task ids, which a peer must not guess.
@@ -32,19 +31,9 @@ pub fn wall_clock_now() -> WallClock {
     }
 }
 
-/// Wall-clock time at `now` from `clock`, with sub-second precision (what effects are given).
-pub fn unix_time_at(clock: &WallClock, now: Instant) -> Timestamp {
-    let base = Duration::from_secs(clock.unix_secs);
-    let at = if now >= clock.instant {
-        base + (now - clock.instant)
-    } else {
-        base.saturating_sub(clock.instant - now)
-    };
-    Timestamp {
-        secs: i64::try_from(at.as_secs()).unwrap_or(i64::MAX),
-        nanos: at.subsec_nanos(),
-    }
-}
+/// Wall-clock time at `now` from `clock`, with sub-second precision (what effects are given): the
+/// node's own conversion, so effects and the node date things alike.
+pub use wazuh_cluster_sync::roles::unix_time_at;
 
 /// Waits for SIGINT or SIGTERM and names the one that came.
 ///
@@ -63,6 +52,7 @@ pub async fn shutdown_signal() -> std::io::Result<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wazuh_cluster_sync::integrity::storage::Timestamp;
 
     #[test]
     fn unix_time_follows_the_monotonic_clock_from_the_anchor() {

@@ -145,7 +145,7 @@ pub use effects::{
     Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, MAX_CLIENT_KEYS, PACKAGE_MODE,
 };
 pub use master::{hello_text, sync_text};
-pub use node::Node;
+pub use node::{Node, unix_time_at};
 pub use output::{
     CloseReason, EffectId, HandshakeFailure, LockRelease, NodeEvent, Origin, Output, PeerId,
     SyncKind,

@@ -314,7 +314,7 @@ impl Node {
 
     /// Wall-clock time at `now`, from the configured anchor.
     pub fn unix_time(&self, now: Instant) -> Timestamp {
-        unix_at(&self.conn_config.wall_clock, now)
+        unix_time_at(&self.conn_config.wall_clock, now)
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1153,8 +1153,9 @@ impl Node {
 }
 
 /// The wall-clock time at `now` from an anchor (sub-second precision, unlike
-/// [`WallClock::unix_secs_at`]).
-pub(super) fn unix_at(clock: &WallClock, now: Instant) -> Timestamp {
+/// [`WallClock::unix_secs_at`]). Public so that an adapter dates its effects exactly as the node
+/// dates its own (one conversion, not two that could disagree).
+pub fn unix_time_at(clock: &WallClock, now: Instant) -> Timestamp {
     let base = Duration::from_secs(clock.unix_secs);
     let at = if now >= clock.instant {
         base + (now - clock.instant)
@@ -1184,7 +1185,7 @@ fn failure_text(failure: &TransferFailure) -> String {
 mod tests {
     use std::time::Duration;
 
-    use super::unix_at;
+    use super::unix_time_at;
     use crate::integrity::storage::Timestamp;
     use wazuh_cluster_protocol::connection::WallClock;
 
@@ -1202,7 +1203,7 @@ mod tests {
         let clock = WallClock::new(t0, 1_795_682_923);
         let later = t0 + Duration::from_millis(406_941);
         assert_eq!(
-            unix_at(&clock, later),
+            unix_time_at(&clock, later),
             Timestamp {
                 secs: 1_795_683_329,
                 nanos: 941_000_000
@@ -1210,7 +1211,7 @@ mod tests {
         );
         let earlier = t0 - Duration::from_millis(1_500);
         assert_eq!(
-            unix_at(&clock, earlier),
+            unix_time_at(&clock, earlier),
             Timestamp {
                 secs: 1_795_682_921,
                 nanos: 500_000_000
