@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::contract::{
-    storage_contract_suite, symlink_contract_suite,
+    deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp};
 
@@ -49,6 +49,12 @@ fn fs_storage_keeps_the_storage_contract() {
         roots.borrow_mut().push(root);
         storage
     });
+}
+
+#[test]
+fn fs_storage_fails_a_deferred_commit_that_cannot_land() {
+    let root = TempRoot::new();
+    deferred_failure_suite(|| FsStorage::new(root.path()).unwrap());
 }
 
 #[test]
