@@ -45,7 +45,8 @@
 //! others find their data already on disk), renames them all, and `fsync`s each directory once.
 //! No file is renamed before its data is durable, so a crash still leaves every target old or
 //! new. At most [`MAX_DEFERRED`] commits wait (each holds its file open); the next one syncs the
-//! batch first.
+//! batch first. A storage dropped with deferred commits leaves their targets old and their staged
+//! files behind, for [`FsStorage::remove_stale_staged`] at the next start.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
