@@ -177,15 +177,45 @@ fn push_bool(out: &mut String, b: bool) {
     out.push_str(if b { "true" } else { "false" });
 }
 
+/// One kind's lock and last round: `"<free_key>": <free>, "<last_key>": {"date_start_master": …,
+/// "date_end_master": …` — the round's object is left open for the totals that follow.
+fn push_round(out: &mut String, w: &WorkerInfo, kind: SyncKind, keys: [&str; 2], dates: &Dates) {
+    let [free_key, last_key] = keys;
+    push_str(out, free_key);
+    out.push_str(": ");
+    push_bool(out, w.locks[kind.index()].is_none());
+    out.push_str(", ");
+    push_str(out, last_key);
+    out.push_str(": {\"date_start_master\": ");
+    push_date(out, &dates.start);
+    out.push_str(", \"date_end_master\": ");
+    push_date(out, &dates.end);
+}
+
+/// Upstream's `0` placeholder under `placeholder_key`, then, once a package of the kind was
+/// applied, the agents the master knows under `known_key`.
+fn push_agent_totals(
+    out: &mut String,
+    placeholder_key: &str,
+    known_key: &str,
+    known: Option<usize>,
+) {
+    out.push_str(", ");
+    push_str(out, placeholder_key);
+    out.push_str(": 0");
+    if let Some(n) = known {
+        out.push_str(", ");
+        push_str(out, known_key);
+        let _ = write!(out, ": {n}");
+    }
+}
+
 fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Option<Instant>) {
     let h = &w.health;
     let c = h.integrity_counts;
-    out.push_str("{\"sync_integrity_free\": ");
-    push_bool(out, w.locks[SyncKind::Integrity.index()].is_none());
-    out.push_str(", \"last_sync_integrity\": {\"date_start_master\": ");
-    push_date(out, &h.integrity.start);
-    out.push_str(", \"date_end_master\": ");
-    push_date(out, &h.integrity.end);
+    out.push('{');
+    let integrity = ["sync_integrity_free", "last_sync_integrity"];
+    push_round(out, w, SyncKind::Integrity, integrity, &h.integrity);
     if h.compared {
         let _ = write!(
             out,
@@ -199,26 +229,24 @@ fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Op
             c.missing, c.shared, c.extra, c.extra_valid
         );
     }
-    out.push_str(", \"sync_agentinfo_free\": ");
-    push_bool(out, w.locks[SyncKind::AgentInfo.index()].is_none());
-    out.push_str(", \"last_sync_agentinfo\": {\"date_start_master\": ");
-    push_date(out, &h.agent_info.start);
-    out.push_str(", \"date_end_master\": ");
-    push_date(out, &h.agent_info.end);
-    out.push_str(", \"total_agentinfo\": 0");
-    if let Some(n) = h.total_agent_info {
-        let _ = write!(out, ", \"total_agent_info\": {n}");
-    }
-    out.push_str("}, \"sync_extravalid_free\": ");
-    push_bool(out, w.locks[SyncKind::ExtraValid.index()].is_none());
-    out.push_str(", \"last_sync_agentgroups\": {\"date_start_master\": ");
-    push_date(out, &h.extra_valid.start);
-    out.push_str(", \"date_end_master\": ");
-    push_date(out, &h.extra_valid.end);
-    out.push_str(", \"total_agentgroups\": 0");
-    if let Some(n) = h.total_extra_valid {
-        let _ = write!(out, ", \"total_extra_valid\": {n}");
-    }
+    out.push_str(", ");
+    let agent_info = ["sync_agentinfo_free", "last_sync_agentinfo"];
+    push_round(out, w, SyncKind::AgentInfo, agent_info, &h.agent_info);
+    push_agent_totals(
+        out,
+        "total_agentinfo",
+        "total_agent_info",
+        h.total_agent_info,
+    );
+    out.push_str("}, ");
+    let extra_valid = ["sync_extravalid_free", "last_sync_agentgroups"];
+    push_round(out, w, SyncKind::ExtraValid, extra_valid, &h.extra_valid);
+    push_agent_totals(
+        out,
+        "total_agentgroups",
+        "total_extra_valid",
+        h.total_extra_valid,
+    );
     out.push_str("}, \"last_keep_alive\": ");
     let last = last_keepalive.unwrap_or(w.joined).max(w.joined);
     push_str(out, &date(node.unix_time(last)));
