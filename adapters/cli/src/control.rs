@@ -380,21 +380,26 @@ pub fn format_health(cluster_name: &str, doc: &Value, more: bool) -> Result<Stri
         ));
         msg2.push_str(&permission(&get(&["status", "sync_integrity_free"])?));
 
-        msg2.push_str("            Agents-info\n");
-        msg2.push_str(&last_sync(&sync, "last_sync_agentinfo")?);
-        msg2.push_str(&synchronized_files(&sync(
-            "last_sync_agentinfo",
-            "total_agentinfo",
-        )?));
-        msg2.push_str(&permission(&get(&["status", "sync_agentinfo_free"])?));
-
-        msg2.push_str("            Agents-group\n");
-        msg2.push_str(&last_sync(&sync, "last_sync_agentgroups")?);
-        msg2.push_str(&synchronized_files(&sync(
-            "last_sync_agentgroups",
-            "total_agentgroups",
-        )?));
-        msg2.push_str(&permission(&get(&["status", "sync_extravalid_free"])?));
+        // Agent-info and agent-groups are printed alike, each from its own keys.
+        for (title, item, total, free) in [
+            (
+                "Agents-info",
+                "last_sync_agentinfo",
+                "total_agentinfo",
+                "sync_agentinfo_free",
+            ),
+            (
+                "Agents-group",
+                "last_sync_agentgroups",
+                "total_agentgroups",
+                "sync_extravalid_free",
+            ),
+        ] {
+            msg2.push_str(&format!("            {title}\n"));
+            msg2.push_str(&last_sync(&sync, item)?);
+            msg2.push_str(&synchronized_files(&sync(item, total)?));
+            msg2.push_str(&permission(&get(&["status", free])?));
+        }
     }
     // print(msg1) and, with more, print(msg2): each ends with a newline of print's own.
     let mut out = msg1;

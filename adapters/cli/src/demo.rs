@@ -319,6 +319,27 @@ fn check(master: &Path, worker: &Path, items: &ClusterItems) -> Result<Integrity
     compare_integrity(master, worker, items, "master01", now)
 }
 
+/// Prints how many integrity files of each worker are byte-identical to the master's; answers
+/// the number of integrity files (0 without workers).
+fn print_identical(
+    master: &Path,
+    workers: &[PathBuf],
+    items: &ClusterItems,
+) -> Result<usize, String> {
+    let mut files = 0;
+    for (i, wroot) in workers.iter().enumerate() {
+        let c = check(master, wroot, items)?;
+        println!(
+            "    {}: {}/{} integrity files byte-identical to the master",
+            worker_name(i),
+            c.files - c.missing.len() - c.different.len(),
+            c.files
+        );
+        files = c.files;
+    }
+    Ok(files)
+}
+
 fn print_counts(worker: &str, counts: &SyncCounts) {
     println!(
         "    {worker}: missing {}, shared {}, extra {}, extra_valid {}",
@@ -431,17 +452,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
             .take("the worker's apply", integrity_of(&name))
             .await?;
     }
-    let mut files = 0;
-    for (i, wroot) in worker_roots.iter().enumerate() {
-        let c = check(&master_root, wroot, &items)?;
-        println!(
-            "    {}: {}/{} integrity files byte-identical to the master",
-            worker_name(i),
-            c.files - c.missing.len() - c.different.len(),
-            c.files
-        );
-        files = c.files;
-    }
+    print_identical(&master_root, &worker_roots, &items)?;
 
     // A change on the master.
     println!("\n[3] The master's rules change and a CDB list is added:");
@@ -491,16 +502,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
             secs(changed_at.elapsed())
         );
     }
-    for (i, wroot) in worker_roots.iter().enumerate() {
-        let c = check(&master_root, wroot, &items)?;
-        println!(
-            "    {}: {}/{} integrity files byte-identical to the master",
-            worker_name(i),
-            c.files - c.missing.len() - c.different.len(),
-            c.files
-        );
-        files = c.files;
-    }
+    let files = print_identical(&master_root, &worker_roots, &items)?;
 
     // Agent-info back to the master.
     println!("\n[4] Agent-info flows from the workers to the master:");
