@@ -345,53 +345,41 @@ fn a_missing_socket_says_the_node_is_not_running() {
     );
 }
 
-#[test]
-fn an_error_answer_is_printed_and_fails() {
-    let root = install_root("err");
-    let node = fake_node(
-        &socket_of(&root),
-        vec![Script::Answer(
-            "err",
-            "Error 3012 - Cluster is not running".to_owned(),
-        )],
-    );
+/// Runs `control -l` against a fake node playing `script` in a fresh root called `name`, checks
+/// that it fails with exit code 1, and answers what it printed on stderr.
+fn list_nodes_failure(name: &str, script: Script) -> String {
+    let root = install_root(name);
+    let node = fake_node(&socket_of(&root), vec![script]);
     let output = wazuh_cluster(&["control", "-l", "--wazuh-path", root.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
+    node.join().unwrap();
+    stderr(&output)
+}
+
+#[test]
+fn an_error_answer_is_printed_and_fails() {
+    let answer = Script::Answer("err", "Error 3012 - Cluster is not running".to_owned());
     assert_eq!(
-        stderr(&output),
+        list_nodes_failure("err", answer),
         "wazuh-cluster control: Error: Error 3012 - Cluster is not running\n"
     );
-    node.join().unwrap();
 }
 
 #[test]
 fn a_node_closing_without_answer_fails() {
-    let root = install_root("hang");
-    let node = fake_node(&socket_of(&root), vec![Script::Hang]);
-    let output = wazuh_cluster(&["control", "-l", "--wazuh-path", root.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        stderr(&output),
+        list_nodes_failure("hang", Script::Hang),
         "wazuh-cluster control: the node closed the connection before answering\n"
     );
-    node.join().unwrap();
 }
 
 #[test]
 fn an_answer_that_is_not_json_fails() {
-    let root = install_root("notjson");
-    let node = fake_node(
-        &socket_of(&root),
-        vec![Script::Answer("ok", "not json".to_owned())],
-    );
-    let output = wazuh_cluster(&["control", "-l", "--wazuh-path", root.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        stderr(&output),
+        list_nodes_failure("notjson", Script::Answer("ok", "not json".to_owned())),
         "wazuh-cluster control: unexpected answer from the node: expected ident at line 1 column \
          2 in \"not json\"\n"
     );
-    node.join().unwrap();
 }
 
 #[test]
