@@ -6,10 +6,11 @@ use std::io::{Cursor, Write};
 
 use apply_support::tree_storage;
 use wazuh_cluster_sync::integrity::apply::{
-    ApplyError, ApplyLimits, KnownAgents, PathRefusal, SkipReason, apply_master_package,
-    apply_worker_package,
+    ApplyError, ApplyLimits, ApplyReport, KnownAgents, PathRefusal, SkipReason,
+    apply_master_package, apply_worker_package,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::merged::MergedError;
 use wazuh_cluster_sync::integrity::package::{
     NameProblem, PackageError, PackageLimits, PackageReader,
@@ -41,18 +42,7 @@ fn control(missing: &[(&str, &str)], extra: &[(&str, &str)]) -> Vec<u8> {
 fn refuse_on_worker(zip: Vec<u8>, limits: PackageLimits) -> ApplyError {
     let mut storage = tree_storage("worker_tree");
     let before = storage.snapshot();
-    let result = PackageReader::open(Cursor::new(zip), limits)
-        .map_err(ApplyError::from)
-        .and_then(|mut reader| {
-            apply_master_package(
-                &mut reader,
-                &mut storage,
-                &ClusterItems::defaults_3_9(),
-                "worker1",
-                &ApplyLimits::default(),
-            )
-        });
-    let error = result.expect_err("hostile package accepted");
+    let error = apply_on_worker(zip, limits, &mut storage).expect_err("hostile package accepted");
     assert_eq!(
         storage.snapshot(),
         before,
@@ -60,6 +50,25 @@ fn refuse_on_worker(zip: Vec<u8>, limits: PackageLimits) -> ApplyError {
     );
     assert_eq!(storage.staged_writes(), 0);
     error
+}
+
+/// Opens `zip` with `limits` and applies it as worker1 would a master package.
+fn apply_on_worker(
+    zip: Vec<u8>,
+    limits: PackageLimits,
+    storage: &mut MemoryStorage,
+) -> Result<ApplyReport, ApplyError> {
+    PackageReader::open(Cursor::new(zip), limits)
+        .map_err(ApplyError::from)
+        .and_then(|mut reader| {
+            apply_master_package(
+                &mut reader,
+                storage,
+                &ClusterItems::defaults_3_9(),
+                "worker1",
+                &ApplyLimits::default(),
+            )
+        })
 }
 
 fn refuse(zip: Vec<u8>) -> ApplyError {
@@ -81,13 +90,32 @@ fn path_refused(path: &str, item_key: &str, reason: PathRefusal) -> ApplyError {
     }
 }
 
-#[test]
-fn dot_dot_member_name_is_refused() {
+/// A master package with the good rules file and one more member `name` (content `evil`), its
+/// control document declaring the good file and `declared` (`(metadata key, item)`).
+fn beside_good(name: &str, declared: &[(&str, &str)]) -> Vec<u8> {
     let members = [
         ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("etc/rules/../../../x", &b"evil"[..]),
+        (name, &b"evil"[..]),
     ];
-    let zip = raw_zip(&stored(&members), &control(&[(GOOD, "/etc/rules/")], &[]));
+    let mut missing = vec![(GOOD, "/etc/rules/")];
+    missing.extend_from_slice(declared);
+    raw_zip(&stored(&members), &control(&missing, &[]))
+}
+
+/// Applies [`beside_good`] with member `path` (without its `/`) declared under `item`: the
+/// package is refused as `path_refused(path, item, reason)`.
+fn assert_declared_refused(path: &str, item: &str, reason: PathRefusal) {
+    let zip = beside_good(&path[1..], &[(path, item)]);
+    assert_eq!(
+        refuse(zip),
+        path_refused(path, item, reason),
+        "{path} declared under {item}"
+    );
+}
+
+#[test]
+fn dot_dot_member_name_is_refused() {
+    let zip = beside_good("etc/rules/../../../x", &[]);
     assert_eq!(
         refuse(zip),
         bad_name("etc/rules/../../../x", NameProblem::DotComponent)
@@ -96,11 +124,7 @@ fn dot_dot_member_name_is_refused() {
 
 #[test]
 fn absolute_member_name_is_refused() {
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("/tmp/evil", &b"evil"[..]),
-    ];
-    let zip = raw_zip(&stored(&members), &control(&[(GOOD, "/etc/rules/")], &[]));
+    let zip = beside_good("/tmp/evil", &[]);
     assert_eq!(refuse(zip), bad_name("/tmp/evil", NameProblem::Absolute));
 }
 
@@ -117,100 +141,31 @@ fn backslash_member_name_is_refused() {
 #[test]
 fn file_outside_its_item_selection_is_refused() {
     // `/etc/` only selects client.keys: a master may not overwrite the worker's ossec.conf.
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("etc/ossec.conf", &b"evil"[..]),
-    ];
-    let zip = raw_zip(
-        &stored(&members),
-        &control(&[(GOOD, "/etc/rules/"), ("/etc/ossec.conf", "/etc/")], &[]),
-    );
-    assert_eq!(
-        refuse(zip),
-        path_refused("/etc/ossec.conf", "/etc/", PathRefusal::NotSelected)
-    );
+    assert_declared_refused("/etc/ossec.conf", "/etc/", PathRefusal::NotSelected);
 }
 
 #[test]
 fn file_claimed_by_another_item_is_refused() {
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("etc/shared/default/agent.conf", &b"evil"[..]),
-    ];
-    let zip = raw_zip(
-        &stored(&members),
-        &control(
-            &[
-                (GOOD, "/etc/rules/"),
-                ("/etc/shared/default/agent.conf", "/etc/rules/"),
-            ],
-            &[],
-        ),
-    );
-    assert_eq!(
-        refuse(zip),
-        path_refused(
-            "/etc/shared/default/agent.conf",
-            "/etc/rules/",
-            PathRefusal::OutsideItem
-        )
+    assert_declared_refused(
+        "/etc/shared/default/agent.conf",
+        "/etc/rules/",
+        PathRefusal::OutsideItem,
     );
 }
 
 #[test]
 fn worker_only_item_is_refused_from_the_master() {
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("queue/agent-info/agent-one-10.0.0.1", &b"evil"[..]),
-    ];
-    let zip = raw_zip(
-        &stored(&members),
-        &control(
-            &[
-                (GOOD, "/etc/rules/"),
-                ("/queue/agent-info/agent-one-10.0.0.1", "/queue/agent-info/"),
-            ],
-            &[],
-        ),
-    );
-    assert_eq!(
-        refuse(zip),
-        path_refused(
-            "/queue/agent-info/agent-one-10.0.0.1",
-            "/queue/agent-info/",
-            PathRefusal::ItemNotAllowed
-        )
+    assert_declared_refused(
+        "/queue/agent-info/agent-one-10.0.0.1",
+        "/queue/agent-info/",
+        PathRefusal::ItemNotAllowed,
     );
 }
 
 #[test]
 fn metadata_key_outside_every_item_is_refused() {
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        ("var/db/global.db", &b"evil"[..]),
-    ];
-    let zip = raw_zip(
-        &stored(&members),
-        &control(
-            &[(GOOD, "/etc/rules/"), ("/var/db/global.db", "/etc/")],
-            &[],
-        ),
-    );
-    assert_eq!(
-        refuse(zip),
-        path_refused("/var/db/global.db", "/etc/", PathRefusal::OutsideItem)
-    );
-    let zip = raw_zip(
-        &stored(&members),
-        &control(
-            &[(GOOD, "/etc/rules/"), ("/var/db/global.db", "/var/db/")],
-            &[],
-        ),
-    );
-    assert_eq!(
-        refuse(zip),
-        path_refused("/var/db/global.db", "/var/db/", PathRefusal::UnknownItem)
-    );
+    assert_declared_refused("/var/db/global.db", "/etc/", PathRefusal::OutsideItem);
+    assert_declared_refused("/var/db/global.db", "/var/db/", PathRefusal::UnknownItem);
 }
 
 #[test]
@@ -450,6 +405,16 @@ fn corrupt_member_is_refused_before_anything_is_written() {
     );
 }
 
+/// A master package with the good rules file and the merged file `merged` under metadata key
+/// `key`, declared as shared agent-groups.
+fn merged_package(key: &str, merged: &[u8]) -> Vec<u8> {
+    let members = [
+        ("etc/rules/local_rules.xml", &b"ok"[..]),
+        (&key[1..], merged),
+    ];
+    raw_zip(&stored(&members), &merged_control(key))
+}
+
 fn merged_control(key: &str) -> Vec<u8> {
     format!(
         r#"{{"missing": {{}}, "extra": {{}}, "shared": {{"{key}": {{"cluster_item_key": "/queue/agent-groups/", "merged": true, "merge-type": "agent-groups"}}, "{GOOD}": {{"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/etc/rules/", "merged": false, "md5": "00000000000000000000000000000000"}}}}, "extra_valid": {{}}}}"#
@@ -461,11 +426,7 @@ fn merged_control(key: &str) -> Vec<u8> {
 fn merged_part_named_dot_dot_is_refused() {
     let merged = b"15 002 2019-07-01 16:53:20\ndefault,group2\n4 ../x 2019-07-01 16:53:20\nevil";
     let key = "/queue/cluster/worker1/agent-groups-shared.merged";
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        (&key[1..], &merged[..]),
-    ];
-    let zip = raw_zip(&stored(&members), &merged_control(key));
+    let zip = merged_package(key, merged);
     assert_eq!(
         refuse(zip),
         ApplyError::Merged {
@@ -482,11 +443,7 @@ fn merged_part_named_dot_dot_is_refused() {
 fn merged_entry_for_another_worker_is_refused() {
     let key = "/queue/cluster/worker2/agent-groups-shared.merged";
     let merged = b"15 002 2019-07-01 16:53:20\ndefault,group2\n";
-    let members = [
-        ("etc/rules/local_rules.xml", &b"ok"[..]),
-        (&key[1..], &merged[..]),
-    ];
-    let zip = raw_zip(&stored(&members), &merged_control(key));
+    let zip = merged_package(key, merged);
     assert_eq!(
         refuse(zip),
         path_refused(key, "/queue/agent-groups/", PathRefusal::UnexpectedMerged)
@@ -498,19 +455,23 @@ fn merged_entry_for_another_worker_is_refused() {
 const KEYS: &[u8] =
     b"001 agent-one 10.0.0.1 k\n002 agent-two 10.0.0.2 k\n004 agent-four 10.0.0.4 k\n";
 
-fn refuse_on_master(zip: Vec<u8>) -> ApplyError {
-    let mut storage = tree_storage("master_tree");
-    let before = storage.snapshot();
+/// Opens `zip` (which must open) and applies it as the master would worker1's package.
+fn apply_on_master(zip: Vec<u8>, storage: &mut MemoryStorage) -> Result<ApplyReport, ApplyError> {
     let mut reader = PackageReader::open(Cursor::new(zip), PackageLimits::default()).unwrap();
-    let error = apply_worker_package(
+    apply_worker_package(
         &mut reader,
-        &mut storage,
+        storage,
         &ClusterItems::defaults_3_9(),
         "worker1",
         &KnownAgents::from_client_keys(KEYS),
         &ApplyLimits::default(),
     )
-    .expect_err("hostile worker package accepted");
+}
+
+fn refuse_on_master(zip: Vec<u8>) -> ApplyError {
+    let mut storage = tree_storage("master_tree");
+    let before = storage.snapshot();
+    let error = apply_on_master(zip, &mut storage).expect_err("hostile worker package accepted");
     assert_eq!(storage.snapshot(), before);
     error
 }
@@ -537,38 +498,35 @@ fn worker_cannot_send_plain_files() {
 
 #[test]
 fn worker_merged_file_must_target_its_own_item() {
-    // agent-groups content declared as agent-info, and a merged file named for another worker.
-    let key = "/queue/cluster/worker1/agent-groups.merged";
-    let members = [(&key[1..], &b"7 004 2019-07-01 16:53:20\ngroup2\n"[..])];
-    let zip = raw_zip(
-        &stored(&members),
-        &worker_control(key, "agent-info", "/queue/agent-info/"),
-    );
-    assert_eq!(
-        refuse_on_master(zip),
-        path_refused(key, "/queue/agent-info/", PathRefusal::UnexpectedMerged)
-    );
-    let key = "/queue/cluster/worker9/agent-groups.merged";
-    let members = [(&key[1..], &b"7 004 2019-07-01 16:53:20\ngroup2\n"[..])];
-    let zip = raw_zip(
-        &stored(&members),
-        &worker_control(key, "agent-groups", "/queue/agent-groups/"),
-    );
-    assert_eq!(
-        refuse_on_master(zip),
-        path_refused(key, "/queue/agent-groups/", PathRefusal::UnexpectedMerged)
-    );
-    // agent-groups into a non extra-valid item.
-    let key = "/queue/cluster/worker1/agent-groups.merged";
-    let members = [(&key[1..], &b"7 004 2019-07-01 16:53:20\ngroup2\n"[..])];
-    let zip = raw_zip(
-        &stored(&members),
-        &worker_control(key, "agent-groups", "/etc/shared/"),
-    );
-    assert_eq!(
-        refuse_on_master(zip),
-        path_refused(key, "/etc/shared/", PathRefusal::UnexpectedMerged)
-    );
+    let cases = [
+        // agent-groups content declared as agent-info,
+        (
+            "/queue/cluster/worker1/agent-groups.merged",
+            "agent-info",
+            "/queue/agent-info/",
+        ),
+        // a merged file named for another worker,
+        (
+            "/queue/cluster/worker9/agent-groups.merged",
+            "agent-groups",
+            "/queue/agent-groups/",
+        ),
+        // agent-groups into a non extra-valid item.
+        (
+            "/queue/cluster/worker1/agent-groups.merged",
+            "agent-groups",
+            "/etc/shared/",
+        ),
+    ];
+    for (key, merge_type, item) in cases {
+        let members = [(&key[1..], &b"7 004 2019-07-01 16:53:20\ngroup2\n"[..])];
+        let zip = raw_zip(&stored(&members), &worker_control(key, merge_type, item));
+        assert_eq!(
+            refuse_on_master(zip),
+            path_refused(key, item, PathRefusal::UnexpectedMerged),
+            "{key} as {merge_type} under {item}"
+        );
+    }
 }
 
 #[test]
@@ -601,16 +559,7 @@ fn client_keys_from_a_worker_is_skipped_and_nothing_else_changes() {
         &stored(&[("etc/client.keys", b"001 evil any k\n")]),
         control,
     );
-    let mut reader = PackageReader::open(Cursor::new(zip), PackageLimits::default()).unwrap();
-    let report = apply_worker_package(
-        &mut reader,
-        &mut storage,
-        &ClusterItems::defaults_3_9(),
-        "worker1",
-        &KnownAgents::from_client_keys(KEYS),
-        &ApplyLimits::default(),
-    )
-    .unwrap();
+    let report = apply_on_master(zip, &mut storage).unwrap();
     assert_eq!(report.written, 0);
     assert_eq!(report.skipped_for(SkipReason::ClientKeysFromWorker), 1);
     assert_eq!(storage.snapshot(), before);
@@ -638,17 +587,7 @@ proptest::proptest! {
         }
         let mut storage = tree_storage("worker_tree");
         let before = storage.snapshot();
-        let result = PackageReader::open(Cursor::new(zip), PackageLimits::default())
-            .map_err(ApplyError::from)
-            .and_then(|mut reader| {
-                apply_master_package(
-                    &mut reader,
-                    &mut storage,
-                    &ClusterItems::defaults_3_9(),
-                    "worker1",
-                    &ApplyLimits::default(),
-                )
-            });
+        let result = apply_on_worker(zip, PackageLimits::default(), &mut storage);
         if result.is_err() {
             proptest::prop_assert_eq!(storage.snapshot(), before);
         }
