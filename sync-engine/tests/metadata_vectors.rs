@@ -23,16 +23,42 @@ const NOW: Timestamp = Timestamp {
 };
 
 fn master_scan(storage: &MemoryStorage, items: &ClusterItems) -> IntegrityMetadata {
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "master01",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Master, "master01");
     let out = MetadataScanner::new()
         .scan(storage, items, &request)
         .unwrap();
     assert!(out.failures.is_empty(), "{:?}", out.failures);
     std::sync::Arc::unwrap_or_clone(out.metadata)
+}
+
+/// A scan at [`NOW`] by a `node_type` node called `node_name`.
+fn scan_request(node_type: NodeType, node_name: &str) -> ScanRequest<'_> {
+    ScanRequest {
+        node_type,
+        node_name,
+        now: NOW,
+    }
+}
+
+/// Adds a plain file (mode 0o660) to `storage`.
+fn add(storage: &mut MemoryStorage, path: &str, data: &[u8], mtime: Timestamp) {
+    storage
+        .add_file(&p(path), data.to_vec(), mtime, 0o660)
+        .unwrap();
+}
+
+/// How many files one scan with `scanner` had to hash.
+fn hashed(
+    scanner: &mut MetadataScanner,
+    storage: &MemoryStorage,
+    items: &ClusterItems,
+    request: &ScanRequest<'_>,
+) -> u64 {
+    scanner
+        .scan(storage, items, request)
+        .unwrap()
+        .stats
+        .files_hashed
 }
 
 fn as_value(metadata: &IntegrityMetadata) -> Value {
@@ -252,11 +278,7 @@ proptest! {
 fn incremental_rescan_hashes_only_what_changed() {
     let items = ClusterItems::defaults_3_9();
     let mut storage = trees::load("master_tree");
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "master01",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Master, "master01");
     let mut scanner = MetadataScanner::new();
     let cold = scanner.scan(&storage, &items, &request).unwrap();
     assert_eq!(
@@ -285,25 +307,19 @@ fn incremental_rescan_hashes_only_what_changed() {
 
     // Same size, new mtime → rehashed; new size, same mtime → rehashed; a new file; a removal.
     let mtime = Timestamp::from_secs(1_562_000_000);
-    storage
-        .add_file(
-            &p("/etc/rules/local_rules.xml"),
-            vec![b'x'; 201],
-            Timestamp::from_secs(1_600_000_000),
-            0o660,
-        )
-        .unwrap();
-    storage
-        .add_file(
-            &p("/queue/agent-groups/001"),
-            b"default,x\n".to_vec(),
-            mtime,
-            0o660,
-        )
-        .unwrap();
-    storage
-        .add_file(&p("/etc/decoders/new.xml"), b"<d/>".to_vec(), mtime, 0o660)
-        .unwrap();
+    add(
+        &mut storage,
+        "/etc/rules/local_rules.xml",
+        &[b'x'; 201],
+        Timestamp::from_secs(1_600_000_000),
+    );
+    add(
+        &mut storage,
+        "/queue/agent-groups/001",
+        b"default,x\n",
+        mtime,
+    );
+    add(&mut storage, "/etc/decoders/new.xml", b"<d/>", mtime);
     assert!(storage.remove_file(&p("/etc/lists/audit-keys")).unwrap());
     let after = scanner.scan(&storage, &items, &request).unwrap();
     assert_eq!(
@@ -330,100 +346,54 @@ fn incremental_rescan_hashes_only_what_changed() {
 fn files_modified_within_the_racy_window_are_rehashed_next_time() {
     let items = ClusterItems::defaults_3_9();
     let mut storage = MemoryStorage::new();
-    storage
-        .add_file(&p("/etc/rules/a.xml"), b"a".to_vec(), NOW, 0o660)
-        .unwrap();
-    storage
-        .add_file(
-            &p("/etc/rules/b.xml"),
-            b"b".to_vec(),
-            Timestamp::from_secs(NOW.secs - 10),
-            0o660,
-        )
-        .unwrap();
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "m",
-        now: NOW,
-    };
+    add(&mut storage, "/etc/rules/a.xml", b"a", NOW);
+    add(
+        &mut storage,
+        "/etc/rules/b.xml",
+        b"b",
+        Timestamp::from_secs(NOW.secs - 10),
+    );
+    let request = scan_request(NodeType::Master, "m");
     let mut scanner = MetadataScanner::new();
-    assert_eq!(
-        scanner
-            .scan(&storage, &items, &request)
-            .unwrap()
-            .stats
-            .files_hashed,
-        2
-    );
+    assert_eq!(hashed(&mut scanner, &storage, &items, &request), 2);
     // a.xml has an mtime equal to "now": it could still change within the same tick.
-    assert_eq!(
-        scanner
-            .scan(&storage, &items, &request)
-            .unwrap()
-            .stats
-            .files_hashed,
-        1
-    );
+    assert_eq!(hashed(&mut scanner, &storage, &items, &request), 1);
     let later = ScanRequest {
         now: Timestamp::from_secs(NOW.secs + 60),
         ..request
     };
-    assert_eq!(
-        scanner
-            .scan(&storage, &items, &later)
-            .unwrap()
-            .stats
-            .files_hashed,
-        1
-    );
-    assert_eq!(
-        scanner
-            .scan(&storage, &items, &later)
-            .unwrap()
-            .stats
-            .files_hashed,
-        0
-    );
+    assert_eq!(hashed(&mut scanner, &storage, &items, &later), 1);
+    assert_eq!(hashed(&mut scanner, &storage, &items, &later), 0);
 }
 
 #[test]
 fn symlinks_and_special_files_are_skipped() {
     let items = ClusterItems::defaults_3_9();
     let mut storage = MemoryStorage::new();
-    storage
-        .add_file(
-            &p("/etc/rules/a.xml"),
-            b"a".to_vec(),
-            Timestamp::from_secs(1),
-            0o660,
-        )
-        .unwrap();
+    add(
+        &mut storage,
+        "/etc/rules/a.xml",
+        b"a",
+        Timestamp::from_secs(1),
+    );
     storage
         .add_symlink(&p("/etc/rules/link.xml"), "/etc/shadow")
         .unwrap();
     storage.add_symlink(&p("/etc/rules/dirlink"), "/").unwrap();
     storage.add_special(&p("/etc/rules/fifo")).unwrap();
-    storage
-        .add_file(
-            &p("/etc/rules/sub/b.xml~"),
-            b"x".to_vec(),
-            Timestamp::from_secs(1),
-            0o660,
-        )
-        .unwrap();
-    storage
-        .add_file(
-            &p("/etc/rules/x.tmp/c.xml"),
-            b"x".to_vec(),
-            Timestamp::from_secs(1),
-            0o660,
-        )
-        .unwrap();
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "m",
-        now: NOW,
-    };
+    add(
+        &mut storage,
+        "/etc/rules/sub/b.xml~",
+        b"x",
+        Timestamp::from_secs(1),
+    );
+    add(
+        &mut storage,
+        "/etc/rules/x.tmp/c.xml",
+        b"x",
+        Timestamp::from_secs(1),
+    );
+    let request = scan_request(NodeType::Master, "m");
     let out = MetadataScanner::new()
         .scan(&storage, &items, &request)
         .unwrap();
@@ -442,11 +412,7 @@ fn split_hashing_gives_the_same_document() {
     // The adapter may hash the jobs on several threads, in any order.
     let items = ClusterItems::defaults_3_9();
     let storage = trees::load("master_tree");
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "master01",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Master, "master01");
     let mut scanner = MetadataScanner::new();
     let plan = scanner.plan(&storage, &items, &request).unwrap();
     assert_eq!(plan.jobs().len(), 11);
@@ -467,11 +433,7 @@ fn finish_refuses_incomplete_or_foreign_results() {
     use wazuh_cluster_sync::integrity::metadata::ScanError;
     let items = ClusterItems::defaults_3_9();
     let storage = trees::load("master_tree");
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "master01",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Master, "master01");
     let mut scanner = MetadataScanner::new();
     let plan = scanner.plan(&storage, &items, &request).unwrap();
     let first = plan.jobs()[0].path.clone();
@@ -504,11 +466,7 @@ fn worker_agent_info_status_has_no_md5_and_respects_the_age_filter() {
             },
         )
         .unwrap();
-    let request = ScanRequest {
-        node_type: NodeType::Worker,
-        node_name: "worker1",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Worker, "worker1");
     let out = MetadataScanner::new()
         .scan(&storage, &items, &request)
         .unwrap();
@@ -550,17 +508,9 @@ fn overlapping_items_give_the_file_to_the_longer_key() {
     storage
         .add_file(&p("/etc/client.keys"), b"k".to_vec(), old, 0o640)
         .unwrap();
-    storage
-        .add_file(&p("/etc/rules/a.xml"), b"a".to_vec(), old, 0o660)
-        .unwrap();
-    storage
-        .add_file(&p("/etc/rules/sub/b.xml"), b"b".to_vec(), old, 0o660)
-        .unwrap();
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "m",
-        now: NOW,
-    };
+    add(&mut storage, "/etc/rules/a.xml", b"a", old);
+    add(&mut storage, "/etc/rules/sub/b.xml", b"b", old);
+    let request = scan_request(NodeType::Master, "m");
     let mut scanner = MetadataScanner::new();
     for round in 0..2 {
         let out = scanner.scan(&storage, &items, &request).unwrap();
@@ -639,11 +589,7 @@ fn forget_makes_a_same_size_same_mtime_replacement_visible() {
     use wazuh_cluster_sync::integrity::storage::FileAttrs;
     let items = ClusterItems::defaults_3_9();
     let mut storage = trees::load("master_tree");
-    let request = ScanRequest {
-        node_type: NodeType::Master,
-        node_name: "m",
-        now: NOW,
-    };
+    let request = scan_request(NodeType::Master, "m");
     let mut scanner = MetadataScanner::new();
     let before = scanner.scan(&storage, &items, &request).unwrap();
     // An apply writes the peer's content with the peer's mtime: same size, same mtime.
@@ -665,12 +611,5 @@ fn forget_makes_a_same_size_same_mtime_replacement_visible() {
     );
     // Forgetting a path the scanner never saw is harmless.
     scanner.forget(&p("/etc/none"));
-    assert_eq!(
-        scanner
-            .scan(&storage, &items, &request)
-            .unwrap()
-            .stats
-            .files_hashed,
-        0
-    );
+    assert_eq!(hashed(&mut scanner, &storage, &items, &request), 0);
 }
