@@ -1,12 +1,13 @@
 //! `SyncPlan::compare` against the real 3.9.5 `compare_files` (vectors/v3.9/integrity.json,
 //! compare_files_synthetic.json and the master→worker package), plus our refusal rules.
 
+mod recorded_zip;
 mod trees;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 
 use proptest::prelude::*;
+use recorded_zip::zip_member;
 use serde_json::Value;
 use wazuh_cluster_sync::integrity::compare::{Rejection, SyncCounts, SyncPlan};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
@@ -35,6 +36,9 @@ fn recorded_plan() -> SyncPlan {
     let worker = metadata(&v["worker_files_status_sent_in_sync_i_w_m"]);
     SyncPlan::compare(&master, &worker, &ClusterItems::defaults_3_9(), "worker1").unwrap()
 }
+
+/// The package the recorded master sent to worker1.
+const MASTER_TO_WORKER: &str = "v3.9/integrity_master_to_worker.zip";
 
 #[test]
 fn compare_files_master_vs_worker_matches_upstream() {
@@ -80,25 +84,17 @@ fn agent_groups_shared_merged_is_built_from_the_master_files() {
     // And it is what the real master put in its package.
     assert_eq!(
         merged.bytes,
-        zip_member("queue/cluster/worker1/agent-groups-shared.merged").into_bytes()
+        zip_member(
+            MASTER_TO_WORKER,
+            "queue/cluster/worker1/agent-groups-shared.merged"
+        )
+        .into_bytes()
     );
-}
-
-fn zip_member(name: &str) -> String {
-    let bytes = wazuh_cluster_vectors::read("v3.9/integrity_master_to_worker.zip");
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-    let mut text = String::new();
-    archive
-        .by_name(name)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    text
 }
 
 #[test]
 fn master_to_worker_cluster_control_json_matches_upstream() {
-    let recorded = zip_member("cluster_control.json");
+    let recorded = zip_member(MASTER_TO_WORKER, "cluster_control.json");
     let plan = recorded_plan();
     let ours = plan.to_upstream_json();
     assert_eq!(
@@ -126,7 +122,7 @@ fn master_to_worker_cluster_control_json_matches_upstream() {
 
 #[test]
 fn worker_parses_the_recorded_plan() {
-    let recorded = zip_member("cluster_control.json");
+    let recorded = zip_member(MASTER_TO_WORKER, "cluster_control.json");
     let parsed = SyncPlan::from_upstream_json(recorded.as_bytes(), 1000).unwrap();
     let ours = recorded_plan();
     assert_eq!(parsed.missing, ours.missing);

@@ -1,11 +1,11 @@
 //! The metadata document against what real 3.9.5 nodes computed (vectors/v3.9/integrity.json),
 //! the byte-exact `json.dumps` form, `mod_time` formatting and the incremental scanner.
 
+mod recorded_zip;
 mod trees;
 
-use std::io::Read as _;
-
 use proptest::prelude::*;
+use recorded_zip::zip_member;
 use serde_json::Value;
 use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
@@ -111,18 +111,6 @@ fn recorded_key_order(text: &str, doc: &Value) -> Vec<InstallPath> {
         .collect();
     keys.sort();
     keys.into_iter().map(|(_, k)| p(k)).collect()
-}
-
-fn zip_member(vector: &str, name: &str) -> String {
-    let bytes = wazuh_cluster_vectors::read(vector);
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-    let mut text = String::new();
-    archive
-        .by_name(name)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    text
 }
 
 #[test]
