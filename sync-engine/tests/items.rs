@@ -44,103 +44,37 @@ fn defaults_are_the_3_9_5_values() {
 
     // PROTOCOL.md §12.1, row by row: key, permissions, source, files, recursive, restart,
     // remove_subdirs_if_empty, extra_valid.
+    use ItemSource::{Master, Worker};
     let all = FileSelection::All;
     let names = |n: &str| FileSelection::Names([n.to_owned()].into());
+    // One row a line, as in the table.
+    #[rustfmt::skip]
     let expected = [
-        (
-            "/etc/",
-            0o640,
-            ItemSource::Master,
-            names("client.keys"),
-            false,
-            false,
-            false,
-            false,
-        ),
-        (
-            "/etc/decoders/",
-            0o660,
-            ItemSource::Master,
-            all.clone(),
-            true,
-            true,
-            false,
-            false,
-        ),
-        (
-            "/etc/lists/",
-            0o660,
-            ItemSource::Master,
-            all.clone(),
-            true,
-            true,
-            false,
-            false,
-        ),
-        (
-            "/etc/rules/",
-            0o660,
-            ItemSource::Master,
-            all.clone(),
-            true,
-            true,
-            false,
-            false,
-        ),
-        (
-            "/etc/shared/",
-            0o660,
-            ItemSource::Master,
-            names("merged.mg"),
-            true,
-            false,
-            true,
-            false,
-        ),
-        (
-            "/queue/agent-groups/",
-            0o660,
-            ItemSource::Master,
-            all.clone(),
-            true,
-            false,
-            false,
-            true,
-        ),
-        (
-            "/queue/agent-info/",
-            0o660,
-            ItemSource::Worker,
-            names("agent-info.merged"),
-            false,
-            false,
-            false,
-            false,
-        ),
-        (
-            "/var/multigroups/",
-            0o660,
-            ItemSource::Master,
-            names("merged.mg"),
-            true,
-            false,
-            true,
-            false,
-        ),
+        ("/etc/",                0o640, Master, names("client.keys"),       [false, false, false, false]),
+        ("/etc/decoders/",       0o660, Master, all.clone(),                [true, true, false, false]),
+        ("/etc/lists/",          0o660, Master, all.clone(),                [true, true, false, false]),
+        ("/etc/rules/",          0o660, Master, all.clone(),                [true, true, false, false]),
+        ("/etc/shared/",         0o660, Master, names("merged.mg"),         [true, false, true, false]),
+        ("/queue/agent-groups/", 0o660, Master, all.clone(),                [true, false, false, true]),
+        ("/queue/agent-info/",   0o660, Worker, names("agent-info.merged"), [false, false, false, false]),
+        ("/var/multigroups/",    0o660, Master, names("merged.mg"),         [true, false, true, false]),
     ];
     let got: Vec<_> = c
         .items()
         .iter()
         .map(|i| {
+            let flags = [
+                i.recursive,
+                i.restart,
+                i.remove_subdirs_if_empty,
+                i.extra_valid,
+            ];
             (
                 i.key.as_str(),
                 i.permissions,
                 i.source,
                 i.files.clone(),
-                i.recursive,
-                i.restart,
-                i.remove_subdirs_if_empty,
-                i.extra_valid,
+                flags,
             )
         })
         .collect();
