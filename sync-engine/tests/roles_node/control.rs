@@ -9,7 +9,6 @@ use super::support::*;
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::Event;
 use wazuh_cluster_protocol::message::Reply;
-use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeType, PeerId};
 
 const ARGS: &[u8] = br#"{"filter_node": null, "offset": 0, "limit": 500, "sort": null, "search": null, "select": null, "filter_type": "all"}"#;
@@ -32,7 +31,7 @@ fn reply_of(event: &Event) -> Option<(String, Bytes)> {
 #[test]
 fn a_worker_forwards_get_nodes_and_get_health_to_its_master() {
     let t0 = origin();
-    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
     c.run_for(Duration::from_secs(1));
     assert!(c.members[w].node.master_peer().is_some());
 
@@ -126,12 +125,7 @@ fn a_worker_without_its_master_answers_3023_and_refuses_other_commands() {
     let mut c = Cluster::new(t0);
     let mut cfg = config(NodeType::Worker, "worker1", t0);
     cfg.master_addr = "10.9.9.9:1516".to_owned();
-    let w = c.add(
-        cfg,
-        empty_storage(Timestamp::from_secs(UNIX0 as i64)),
-        2,
-        "10.0.0.2",
-    );
+    let w = c.add_worker(cfg, 2, "10.0.0.2");
     c.run_for(Duration::from_secs(1));
     assert_eq!(c.members[w].node.master_peer(), None);
 

@@ -4,14 +4,13 @@
 use std::time::Duration;
 
 use super::support::*;
-use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use wazuh_cluster_sync::roles::{LockRelease, NodeEvent, NodeType, SyncKind};
 
 #[test]
 fn empty_worker_converges_in_one_integrity_round() {
     let t0 = origin();
-    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
     c.run_for(Duration::from_secs(12));
 
     for path in [
@@ -58,11 +57,7 @@ fn empty_worker_converges_in_one_integrity_round() {
             "sync_m_c_e"
         ]
     );
-    let master_events: Vec<NodeEvent> = c
-        .events_of(m)
-        .into_iter()
-        .filter(|e| !matches!(e, NodeEvent::IntegrityRecalculated { .. }))
-        .collect();
+    let master_events: Vec<NodeEvent> = c.timed_events_of(m).into_iter().map(|(_, e)| e).collect();
     assert_eq!(
         master_events[..4],
         [
@@ -82,12 +77,7 @@ fn empty_worker_converges_in_one_integrity_round() {
             NodeEvent::SyncFinished {
                 kind: SyncKind::Integrity,
                 worker: "worker1".into(),
-                counts: SyncCounts {
-                    missing: 4,
-                    extra: 0,
-                    extra_valid: 0,
-                    shared: 0
-                },
+                counts: EMPTY_WORKER_COUNTS,
             },
         ]
     );
@@ -98,8 +88,7 @@ fn empty_worker_converges_in_one_integrity_round() {
 #[test]
 fn package_chunks_are_paced_by_the_peer_replies() {
     let t0 = origin();
-    let mut c = Cluster::new(t0);
-    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let unix = unix0();
     let mut master_tree = master_storage(unix);
     let big: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
     let attrs = wazuh_cluster_sync::integrity::storage::FileAttrs {
@@ -110,18 +99,7 @@ fn package_chunks_are_paced_by_the_peer_replies() {
     master_tree
         .write_atomic(&p("/etc/lists/big-list"), &big, &attrs)
         .unwrap();
-    let m = c.add(
-        config(NodeType::Master, "master01", t0),
-        master_tree,
-        1,
-        "10.0.0.1",
-    );
-    let w = c.add(
-        config(NodeType::Worker, "worker1", t0),
-        empty_storage(unix),
-        2,
-        "10.0.0.2",
-    );
+    let (mut c, m, w) = Cluster::pair(t0, master_tree);
     c.run_for(Duration::from_secs(10));
     assert_eq!(
         c.storage(w)
@@ -157,14 +135,9 @@ fn package_chunks_are_paced_by_the_peer_replies() {
 #[test]
 fn two_workers_converge_and_are_listed_in_registration_order() {
     let t0 = origin();
-    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let unix = unix0();
     let (mut c, m, w1) = Cluster::pair(t0, master_storage(unix));
-    let w2 = c.add(
-        config(NodeType::Worker, "worker2", t0),
-        empty_storage(unix),
-        3,
-        "10.0.0.3",
-    );
+    let w2 = c.add_worker(config(NodeType::Worker, "worker2", t0), 3, "10.0.0.3");
     c.run_for(Duration::from_secs(12));
     for w in [w1, w2] {
         for path in [
@@ -209,14 +182,9 @@ fn two_workers_converge_and_are_listed_in_registration_order() {
 fn agent_info_newer_wins_and_routes_to_its_worker() {
     use wazuh_cluster_sync::integrity::storage::FileAttrs;
     let t0 = origin();
-    let unix = Timestamp::from_secs(UNIX0 as i64);
+    let unix = unix0();
     let (mut c, m, w1) = Cluster::pair(t0, master_storage(unix));
-    let w2 = c.add(
-        config(NodeType::Worker, "worker2", t0),
-        empty_storage(unix),
-        3,
-        "10.0.0.3",
-    );
+    let w2 = c.add_worker(config(NodeType::Worker, "worker2", t0), 3, "10.0.0.3");
     let info = p("/queue/agent-info/agent-one-10.0.0.1");
     for (w, age, text) in [(w1, 100, "old status\n"), (w2, 50, "new status\n")] {
         let storage = c.storage_mut(w);

@@ -4,20 +4,11 @@
 
 use super::support::*;
 use bytes::Bytes;
-use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, PeerId, hello_text};
-
-fn err(text: &str) -> (String, Bytes) {
-    ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
-}
-
-fn master() -> RawMaster {
-    let t0 = origin();
-    RawMaster::new(t0, config(NodeType::Master, "master01", t0))
-}
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, PeerId, hello_text};
 
 #[test]
 fn each_check_answers_upstream_text_and_registers_nobody() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let peer = m.connect(1, "10.0.0.2:40001");
     let cases: [(&str, &str); 8] = [
         ("worker1 other worker 3.9.5", hello_text::OTHER_CLUSTER),
@@ -57,7 +48,7 @@ fn each_check_answers_upstream_text_and_registers_nobody() {
 
 #[test]
 fn node_name_rule() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let peer = m.connect(1, "10.0.0.2:40001");
     let long = "a".repeat(65);
     for bad in ["../x", "a/b", &long, "w\u{e9}", "w*1"] {
@@ -68,19 +59,20 @@ fn node_name_rule() {
             "{bad}"
         );
     }
-    let ok = "A-z_0.9".to_owned() + &"x".repeat(57);
-    assert_eq!(ok.len(), 64);
-    let reply = m.ask(peer, "hello", format!("{ok} wazuh worker 3.9.5").as_bytes());
-    assert_eq!(
-        reply,
-        ("ok".to_owned(), Bytes::from(format!("Client {ok} added")))
+    let good = "A-z_0.9".to_owned() + &"x".repeat(57);
+    assert_eq!(good.len(), 64);
+    let reply = m.ask(
+        peer,
+        "hello",
+        format!("{good} wazuh worker 3.9.5").as_bytes(),
     );
-    assert_eq!(m.node.workers(), vec![ok]);
+    assert_eq!(reply, ok(&format!("Client {good} added")));
+    assert_eq!(m.node.workers(), vec![good]);
 }
 
 #[test]
 fn nothing_but_hello_and_keepalive_before_hello() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let peer = m.connect(1, "10.0.0.2:40001");
     for cmd in [
         "sync_i_w_m_p",
@@ -105,7 +97,7 @@ fn nothing_but_hello_and_keepalive_before_hello() {
 
 #[test]
 fn duplicate_from_another_host_is_refused_and_from_the_same_host_replaces() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let first = m.join(1, "worker1", "10.0.0.2:40001");
     m.take_events();
 
@@ -123,10 +115,7 @@ fn duplicate_from_another_host_is_refused_and_from_the_same_host_replaces() {
 
     let again = m.connect(3, "10.0.0.2:40003");
     let reply = m.ask(again, "hello", b"worker1 wazuh worker 3.9.5");
-    assert_eq!(
-        reply,
-        ("ok".to_owned(), Bytes::from_static(b"Client worker1 added"))
-    );
+    assert_eq!(reply, ok("Client worker1 added"));
     assert_eq!(m.node.worker_peer("worker1"), Some(again));
     assert_eq!(m.closed, vec![first]);
     assert_eq!(
@@ -158,7 +147,7 @@ fn duplicate_from_another_host_is_refused_and_from_the_same_host_replaces() {
 
 #[test]
 fn get_nodes_and_get_health_reply_in_3_9_5_shape() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let peer = m.join(1, "worker1", "10.0.0.2:40001");
     let args = br#"{"filter_node": null, "offset": 0, "limit": 500, "sort": null, "search": null, "select": null, "filter_type": "all"}"#;
     assert_eq!(
@@ -195,7 +184,7 @@ fn get_nodes_and_get_health_reply_in_3_9_5_shape() {
 
 #[test]
 fn get_nodes_filters_and_refusals() {
-    let mut m = master();
+    let mut m = RawMaster::master01();
     let peer = m.join(1, "worker1", "10.0.0.2:40001");
     let ask = |m: &mut RawMaster, args: &str| m.ask(peer, "get_nodes", args.as_bytes());
     assert_eq!(

@@ -10,17 +10,8 @@ use wazuh_cluster_sync::roles::{
     CloseReason, LockRelease, NodeEvent, NodeType, SyncKind, sync_text,
 };
 
-fn ok(text: &str) -> (String, Bytes) {
-    ("ok".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
-}
-
-fn err(text: &str) -> (String, Bytes) {
-    ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
-}
-
 fn master_with_task() -> (RawMaster, wazuh_cluster_sync::roles::PeerId, String) {
-    let t0 = origin();
-    let mut m = RawMaster::new(t0, config(NodeType::Master, "master01", t0));
+    let mut m = RawMaster::master01();
     let peer = m.join(1, "worker1", "10.0.0.2:40001");
     assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
     let (cmd, task) = m.ask(peer, "sync_i_w_m", b"");
@@ -49,6 +40,19 @@ fn released(cause: LockRelease, error: &str) -> Vec<NodeEvent> {
     ]
 }
 
+/// `command payload` from `peer` is answered `reply`, then the integrity round fails with
+/// `error` and its lock is released.
+fn assert_round_fails(
+    m: &mut RawMaster,
+    peer: wazuh_cluster_sync::roles::PeerId,
+    (command, payload): (&str, &[u8]),
+    reply: (String, Bytes),
+    error: &str,
+) {
+    assert_eq!(m.ask(peer, command, payload), reply, "{command}");
+    assert_eq!(m.take_events(), released(LockRelease::Failed, error));
+}
+
 #[test]
 fn task_ids_are_decimal_and_a_second_task_is_refused() {
     let (mut m, peer, task) = master_with_task();
@@ -71,16 +75,12 @@ fn end_with_bad_payloads_answers_upstream_texts() {
     );
     // A file that never arrived: accepted as upstream does, then the sync fails and frees the lock.
     let end = format!("{task} /queue/cluster/worker1/never.zip");
-    assert_eq!(
-        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
-        ok(sync_text::FILE_RECEIVED)
-    );
-    assert_eq!(
-        m.take_events(),
-        released(
-            LockRelease::Failed,
-            "file \"/queue/cluster/worker1/never.zip\" was not received"
-        )
+    assert_round_fails(
+        &mut m,
+        peer,
+        ("sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED),
+        "file \"/queue/cluster/worker1/never.zip\" was not received",
     );
     assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
 }
@@ -88,13 +88,12 @@ fn end_with_bad_payloads_answers_upstream_texts() {
 #[test]
 fn worker_error_report_releases_the_lock() {
     let (mut m, peer, _) = master_with_task();
-    assert_eq!(
-        m.ask(peer, "sync_i_w_m_r", b"boom"),
-        ok(sync_text::ERROR_RECEIVED)
-    );
-    assert_eq!(
-        m.take_events(),
-        released(LockRelease::Failed, "worker reported: boom")
+    assert_round_fails(
+        &mut m,
+        peer,
+        ("sync_i_w_m_r", b"boom"),
+        ok(sync_text::ERROR_RECEIVED),
+        "worker reported: boom",
     );
     assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
 }
@@ -103,16 +102,12 @@ fn worker_error_report_releases_the_lock() {
 fn task_end_error_releases_the_lock() {
     let (mut m, peer, task) = master_with_task();
     let end = format!("{task} Error");
-    assert_eq!(
-        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
-        ok(sync_text::FILE_RECEIVED)
-    );
-    assert_eq!(
-        m.take_events(),
-        released(
-            LockRelease::Failed,
-            "worker files weren't correctly received"
-        )
+    assert_round_fails(
+        &mut m,
+        peer,
+        ("sync_i_w_m_e", end.as_bytes()),
+        ok(sync_text::FILE_RECEIVED),
+        "worker files weren't correctly received",
     );
     assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
 }
@@ -216,16 +211,18 @@ fn pending_disk_bytes_are_bounded() {
     );
 }
 
-/// The worker's integrity file (an empty tree) goes through; the master compares, builds the
-/// package and asks `sync_m_c`, which the raw worker does not claim: it answers upstream's
-/// unknown-command error.
-fn integrity_until_sync_m_c(
+/// The worker's integrity file (an empty tree) goes through and its end is accepted; with
+/// `run_effects`, the master then compares, builds the package and asks `sync_m_c`, which the
+/// raw worker does not claim: it answers upstream's unknown-command error.
+fn send_worker_integrity(
     m: &mut RawMaster,
     peer: wazuh_cluster_sync::roles::PeerId,
     task: &str,
+    run_effects: bool,
 ) {
     let path = "/queue/cluster/worker1/worker1-1795682923.4069414-4841727390577477.zip";
     m.send_file(peer, path, &worker_integrity_package("{}"));
+    m.run_effects = run_effects;
     let end = format!("{task} {path}");
     assert_eq!(
         m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
@@ -236,7 +233,7 @@ fn integrity_until_sync_m_c(
 #[test]
 fn worker_refusing_sync_m_c_releases_the_lock_and_removes_the_package() {
     let (mut m, peer, task) = master_with_task();
-    integrity_until_sync_m_c(&mut m, peer, &task);
+    send_worker_integrity(&mut m, peer, &task, true);
     assert_eq!(
         m.take_events(),
         released(
@@ -251,20 +248,9 @@ fn worker_refusing_sync_m_c_releases_the_lock_and_removes_the_package() {
 #[test]
 fn connection_loss_while_building_removes_the_package_after_the_build() {
     let (mut m, peer, task) = master_with_task();
-    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-4841727390577477.zip";
-    m.send_file(peer, path, &worker_integrity_package("{}"));
-    m.run_effects = false;
-    let end = format!("{task} {path}");
-    assert_eq!(
-        m.ask(peer, "sync_i_w_m_e", end.as_bytes()),
-        ok(sync_text::FILE_RECEIVED)
-    );
+    send_worker_integrity(&mut m, peer, &task, false);
     // Read the worker's metadata, then hold the package build.
-    let (id, effect) = m.held.remove(0);
-    let result = m.exec.execute(&effect, m.node.unix_time(m.now));
-    let now = m.now;
-    m.node.handle_effect_done(now, id, result);
-    m.pump();
+    m.run_held();
     assert!(
         matches!(
             m.held[..],
@@ -276,15 +262,13 @@ fn connection_loss_while_building_removes_the_package_after_the_build() {
         "{:?}",
         m.held
     );
+    let now = m.now;
     m.node.handle_closed(now, peer);
     m.pump();
     // Run the build (it was in flight), then whatever the node asks after it.
     m.run_effects = true;
     while !m.held.is_empty() {
-        let (id, effect) = m.held.remove(0);
-        let result = m.exec.execute(&effect, m.node.unix_time(m.now));
-        m.node.handle_effect_done(now, id, result);
-        m.pump();
+        m.run_held();
     }
     assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
     assert_eq!(m.node.effects_in_flight(), 0);

@@ -15,6 +15,7 @@ use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::frame::{Frame, FrameDecoder};
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
@@ -33,6 +34,21 @@ pub const KEY: &str = "wazuh395interopkey0123456789abcd";
 )]
 pub fn origin() -> Instant {
     Instant::now()
+}
+
+/// [`UNIX0`] as a timestamp: the wall time of the virtual origin.
+pub fn unix0() -> Timestamp {
+    Timestamp::from_secs(UNIX0 as i64)
+}
+
+/// A reply `ok` carrying `text`, as [`RawMaster::ask`] returns it.
+pub fn ok(text: &str) -> (String, Bytes) {
+    ("ok".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// A reply `err` carrying `text`, as [`RawMaster::ask`] returns it.
+pub fn err(text: &str) -> (String, Bytes) {
+    ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
 }
 
 pub fn p(text: &str) -> InstallPath {
@@ -123,9 +139,13 @@ impl Cluster {
         self.members.len() - 1
     }
 
+    /// A worker configured by `config` on an empty tree (seed `seed`, seen at `addr`).
+    pub fn add_worker(&mut self, config: NodeConfig, seed: u64, addr: &str) -> usize {
+        self.add(config, empty_storage(unix0()), seed, addr)
+    }
+
     /// A master `master01` on `master_tree` and an empty worker `worker1`: (cluster, m, w).
     pub fn pair(t0: Instant, master_tree: MemoryStorage) -> (Cluster, usize, usize) {
-        let unix = Timestamp::from_secs(UNIX0 as i64);
         let mut c = Cluster::new(t0);
         let m = c.add(
             config(NodeType::Master, "master01", t0),
@@ -133,12 +153,7 @@ impl Cluster {
             1,
             "10.0.0.1",
         );
-        let w = c.add(
-            config(NodeType::Worker, "worker1", t0),
-            empty_storage(unix),
-            2,
-            "10.0.0.2",
-        );
+        let w = c.add_worker(config(NodeType::Worker, "worker1", t0), 2, "10.0.0.2");
         (c, m, w)
     }
 
@@ -403,6 +418,15 @@ impl Cluster {
     }
 }
 
+/// What the master's comparison counts for a worker with an empty tree against
+/// [`master_storage`]: its four integrity files missing.
+pub const EMPTY_WORKER_COUNTS: SyncCounts = SyncCounts {
+    missing: 4,
+    extra: 0,
+    extra_valid: 0,
+    shared: 0,
+};
+
 /// A master tree with a few integrity files and agents.
 pub fn master_storage(now: Timestamp) -> MemoryStorage {
     let mut s = MemoryStorage::new();
@@ -477,9 +501,14 @@ pub struct RawMaster {
 }
 
 impl RawMaster {
+    /// A master `master01` with the default configuration, its clock starting now.
+    pub fn master01() -> Self {
+        let t0 = origin();
+        RawMaster::new(t0, config(NodeType::Master, "master01", t0))
+    }
+
     pub fn new(t0: Instant, config: NodeConfig) -> Self {
-        let unix = Timestamp::from_secs(UNIX0 as i64);
-        let exec = EffectExecutor::new(master_storage(unix), &config);
+        let exec = EffectExecutor::new(master_storage(unix0()), &config);
         let node = Node::new(config, 7, t0);
         let mut raw = RawMaster {
             now: t0,
@@ -716,6 +745,14 @@ impl RawMaster {
         }
     }
 
+    /// Runs the first effect held back (while `run_effects` was false) and what follows it.
+    pub fn run_held(&mut self) {
+        let (id, effect) = self.held.remove(0);
+        let result = self.exec.execute(&effect, self.node.unix_time(self.now));
+        self.node.handle_effect_done(self.now, id, result);
+        self.pump();
+    }
+
     /// Zip files left under `/queue/cluster/<worker>/` on the master.
     pub fn packages_left(&self, worker: &str) -> Vec<String> {
         self.exec
@@ -736,7 +773,7 @@ pub fn worker_integrity_package(metadata_json: &str) -> Vec<u8> {
     wazuh_cluster_sync::integrity::package::build_package_in_memory(
         std::iter::empty(),
         metadata_json.as_bytes(),
-        Timestamp::from_secs(UNIX0 as i64),
+        unix0(),
     )
     .unwrap()
 }

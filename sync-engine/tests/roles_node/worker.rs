@@ -10,10 +10,6 @@ use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, SyncKind};
 
-fn unix0() -> Timestamp {
-    Timestamp::from_secs(UNIX0 as i64)
-}
-
 fn files_equal(c: &Cluster, m: usize, w: usize, paths: &[&str]) {
     for path in paths {
         let master = c.storage(m).read(&p(path), 1 << 20).ok();
@@ -41,7 +37,7 @@ fn refused_hello_closes_and_dials_again_after_connection_retry() {
     );
     let mut cfg = config(NodeType::Worker, "worker1", t0);
     cfg.cluster_name = "other".to_owned();
-    let w = c.add(cfg, empty_storage(unix0()), 2, "10.0.0.2");
+    let w = c.add_worker(cfg, 2, "10.0.0.2");
     c.run_for(Duration::from_secs(15));
     let refused = NodeEvent::DisconnectedFromMaster {
         reason: CloseReason::HelloRefused(
@@ -61,7 +57,7 @@ fn refused_hello_closes_and_dials_again_after_connection_retry() {
 #[test]
 fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
     let t0 = origin();
-    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
     c.pump();
     // The master's answers stop reaching the worker (its requests still arrive).
     let master_end = *c.links.keys().find(|e| e.member == m).unwrap();
@@ -137,12 +133,7 @@ fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
             NodeEvent::SyncFinished {
                 kind: SyncKind::Integrity,
                 worker: "worker1".into(),
-                counts: SyncCounts {
-                    missing: 4,
-                    extra: 0,
-                    extra_valid: 0,
-                    shared: 0
-                },
+                counts: EMPTY_WORKER_COUNTS,
             }
         ))
     );
@@ -153,7 +144,7 @@ fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
 #[test]
 fn next_round_carries_master_changes_and_reverts_worker_edits() {
     let t0 = origin();
-    let (mut c, m, w) = Cluster::pair(t0, master_storage(Timestamp::from_secs(UNIX0 as i64)));
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
     c.run_for(Duration::from_secs(10));
     files_equal(&c, m, w, &FILES);
 
@@ -229,7 +220,7 @@ fn failed_dials_are_retried_every_connection_retry() {
     let mut c = Cluster::new(t0);
     let mut cfg = config(NodeType::Worker, "worker1", t0);
     cfg.master_addr = "10.9.9.9:1516".to_owned();
-    let w = c.add(cfg, empty_storage(unix0()), 2, "10.0.0.2");
+    let w = c.add_worker(cfg, 2, "10.0.0.2");
     c.run_for(Duration::from_secs(25));
     let lost = NodeEvent::DisconnectedFromMaster {
         reason: CloseReason::Lost,
@@ -248,12 +239,7 @@ fn a_dial_never_answered_is_abandoned_and_retried() {
     let t0 = origin();
     let mut c = Cluster::new(t0);
     c.ignore_connects = true;
-    let w = c.add(
-        config(NodeType::Worker, "worker1", t0),
-        empty_storage(unix0()),
-        2,
-        "10.0.0.2",
-    );
+    let w = c.add_worker(config(NodeType::Worker, "worker1", t0), 2, "10.0.0.2");
     c.run_for(Duration::from_secs(55));
     let lost = NodeEvent::DisconnectedFromMaster {
         reason: CloseReason::Lost,
