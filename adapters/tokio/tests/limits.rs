@@ -115,6 +115,20 @@ async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline() {
     master.stop().await.unwrap();
 }
 
+/// A worker's first event that says whether its link to the master came up or went down.
+async fn first_link_event(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    what: &str,
+) -> NodeEvent {
+    wait_event(events, what, |e| {
+        matches!(
+            e,
+            NodeEvent::ConnectedToMaster { .. } | NodeEvent::DisconnectedFromMaster { .. }
+        )
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,13 +156,7 @@ async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_ser
         matches!(e, NodeEvent::HelloRefused { reply, .. } if reply == hello_text::OTHER_CLUSTER)
     })
     .await;
-    let first = wait_event(&mut ec, "worker8's first link event", |e| {
-        matches!(
-            e,
-            NodeEvent::ConnectedToMaster { .. } | NodeEvent::DisconnectedFromMaster { .. }
-        )
-    })
-    .await;
+    let first = first_link_event(&mut ec, "worker8's first link event").await;
     assert_eq!(
         first,
         NodeEvent::DisconnectedFromMaster {
@@ -160,13 +168,7 @@ async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_ser
         }
     );
     // Wrong key: the master cannot read its hello and says so; it never connects.
-    let first = wait_event(&mut ek, "worker9's first link event", |e| {
-        matches!(
-            e,
-            NodeEvent::ConnectedToMaster { .. } | NodeEvent::DisconnectedFromMaster { .. }
-        )
-    })
-    .await;
+    let first = first_link_event(&mut ek, "worker9's first link event").await;
     assert_eq!(
         first,
         NodeEvent::DisconnectedFromMaster {
