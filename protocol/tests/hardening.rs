@@ -61,15 +61,33 @@ fn string_ids(events: &[Event]) -> Vec<u32> {
         .collect()
 }
 
+/// The client sends `len` bytes `byte` as a long string and the pair runs until quiet.
+fn send_string(pair: &mut Pair, byte: u8, len: usize) -> TransferId {
+    let now = pair.now;
+    let transfer = pair
+        .client
+        .send_string(now, Bytes::from(vec![byte; len]))
+        .unwrap();
+    pair.drive();
+    transfer
+}
+
+/// The client's last event says `transfer` was sent.
+fn assert_last_sent(pair: &Pair, transfer: TransferId) {
+    assert!(
+        matches!(
+            pair.client_events.last(),
+            Some(Event::StringSent { transfer: t, .. }) if *t == transfer
+        ),
+        "{:?}",
+        pair.client_events.last()
+    );
+}
+
 #[test]
 fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
     let mut pair = pair_with_string_total(100);
-    let now = pair.now;
-    let first = pair
-        .client
-        .send_string(now, Bytes::from(vec![b'a'; 60]))
-        .unwrap();
-    pair.drive();
+    let first = send_string(&mut pair, b'a', 60);
     assert!(pair.client_events.contains(&Event::StringSent {
         transfer: first,
         id: Bytes::from(string_ids(&pair.server_events)[0].to_string()),
@@ -77,11 +95,7 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
     assert_eq!(pair.server.incoming_strings_reserved(), 60);
 
     // 60 more declared bytes would hold 120 > 100: refused with our text, reported, not opened.
-    let second = pair
-        .client
-        .send_string(now, Bytes::from(vec![b'b'; 60]))
-        .unwrap();
-    pair.drive();
+    let second = send_string(&mut pair, b'b', 60);
     assert_eq!(
         pair.client_events.last(),
         Some(&Event::TransferFailed {
@@ -106,15 +120,8 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
     );
 
     // Exactly up to the bound is accepted.
-    let third = pair
-        .client
-        .send_string(now, Bytes::from(vec![b'c'; 40]))
-        .unwrap();
-    pair.drive();
-    assert!(matches!(
-        pair.client_events.last(),
-        Some(Event::StringSent { transfer, .. }) if *transfer == third
-    ));
+    let third = send_string(&mut pair, b'c', 40);
+    assert_last_sent(&pair, third);
     assert_eq!(pair.server.incoming_strings_reserved(), 100);
 
     // Claiming releases the reservation; the refused string now fits.
@@ -124,15 +131,8 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
         Some(Bytes::from(vec![b'a'; 60]))
     );
     assert_eq!(pair.server.incoming_strings_reserved(), 40);
-    let fourth = pair
-        .client
-        .send_string(now, Bytes::from(vec![b'd'; 60]))
-        .unwrap();
-    pair.drive();
-    assert!(matches!(
-        pair.client_events.last(),
-        Some(Event::StringSent { transfer, .. }) if *transfer == fourth
-    ));
+    let fourth = send_string(&mut pair, b'd', 60);
+    assert_last_sent(&pair, fourth);
     assert_eq!(pair.server.incoming_strings_reserved(), 100);
     assert_eq!(second, TransferId(1));
 }
@@ -140,11 +140,7 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
 #[test]
 fn unclaimed_strings_release_their_reservation_when_they_expire() {
     let mut pair = pair_with_string_total(100);
-    let now = pair.now;
-    pair.client
-        .send_string(now, Bytes::from(vec![b'a'; 100]))
-        .unwrap();
-    pair.drive();
+    send_string(&mut pair, b'a', 100);
     assert_eq!(pair.server.incoming_strings_reserved(), 100);
     let expires = pair.server.poll_timeout().expect("string expiry armed");
     pair.advance_to(expires);
