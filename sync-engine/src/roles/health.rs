@@ -192,24 +192,6 @@ fn push_round(out: &mut String, w: &WorkerInfo, kind: SyncKind, keys: [&str; 2],
     push_date(out, &dates.end);
 }
 
-/// Upstream's `0` placeholder under `placeholder_key`, then, once a package of the kind was
-/// applied, the agents the master knows under `known_key`.
-fn push_agent_totals(
-    out: &mut String,
-    placeholder_key: &str,
-    known_key: &str,
-    known: Option<usize>,
-) {
-    out.push_str(", ");
-    push_str(out, placeholder_key);
-    out.push_str(": 0");
-    if let Some(n) = known {
-        out.push_str(", ");
-        push_str(out, known_key);
-        let _ = write!(out, ": {n}");
-    }
-}
-
 fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Option<Instant>) {
     let h = &w.health;
     let c = h.integrity_counts;
@@ -229,25 +211,39 @@ fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Op
             c.missing, c.shared, c.extra, c.extra_valid
         );
     }
-    out.push_str(", ");
-    let agent_info = ["sync_agentinfo_free", "last_sync_agentinfo"];
-    push_round(out, w, SyncKind::AgentInfo, agent_info, &h.agent_info);
-    push_agent_totals(
-        out,
-        "total_agentinfo",
-        "total_agent_info",
-        h.total_agent_info,
-    );
-    out.push_str("}, ");
-    let extra_valid = ["sync_extravalid_free", "last_sync_agentgroups"];
-    push_round(out, w, SyncKind::ExtraValid, extra_valid, &h.extra_valid);
-    push_agent_totals(
-        out,
-        "total_agentgroups",
-        "total_extra_valid",
-        h.total_extra_valid,
-    );
-    out.push_str("}, \"last_keep_alive\": ");
+    // Agent-info and agent-groups rounds: the same block, each under its own keys.
+    let agent_rounds = [
+        (
+            SyncKind::AgentInfo,
+            ["sync_agentinfo_free", "last_sync_agentinfo"],
+            &h.agent_info,
+            ["total_agentinfo", "total_agent_info"],
+            h.total_agent_info,
+        ),
+        (
+            SyncKind::ExtraValid,
+            ["sync_extravalid_free", "last_sync_agentgroups"],
+            &h.extra_valid,
+            ["total_agentgroups", "total_extra_valid"],
+            h.total_extra_valid,
+        ),
+    ];
+    for (kind, keys, dates, [placeholder_key, known_key], known) in agent_rounds {
+        out.push_str(", ");
+        push_round(out, w, kind, keys, dates);
+        // Upstream's `0` placeholder, then, once a package of the kind was applied, the agents
+        // the master knows.
+        out.push_str(", ");
+        push_str(out, placeholder_key);
+        out.push_str(": 0");
+        if let Some(n) = known {
+            out.push_str(", ");
+            push_str(out, known_key);
+            let _ = write!(out, ": {n}");
+        }
+        out.push('}');
+    }
+    out.push_str(", \"last_keep_alive\": ");
     let last = last_keepalive.unwrap_or(w.joined).max(w.joined);
     push_str(out, &date(node.unix_time(last)));
     out.push('}');
