@@ -52,21 +52,6 @@ pub async fn shutdown_signal() -> std::io::Result<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wazuh_cluster_sync::integrity::storage::Timestamp;
-
-    #[test]
-    fn unix_time_follows_the_monotonic_clock_from_the_anchor() {
-        let start = Instant::now();
-        let clock = WallClock::new(start, 1_800_000_000);
-        let later = start + Duration::from_millis(2_500);
-        assert_eq!(
-            unix_time_at(&clock, later),
-            Timestamp {
-                secs: 1_800_000_002,
-                nanos: 500_000_000
-            }
-        );
-    }
 
     #[test]
     fn two_os_seeds_differ() {

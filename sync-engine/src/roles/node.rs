@@ -1200,22 +1200,26 @@ mod tests {
     #[test]
     fn wall_time_keeps_sub_second_precision_on_both_sides_of_the_anchor() {
         let t0 = origin() + Duration::from_secs(10);
-        let clock = WallClock::new(t0, 1_795_682_923);
-        let later = t0 + Duration::from_millis(406_941);
-        assert_eq!(
-            unix_time_at(&clock, later),
-            Timestamp {
-                secs: 1_795_683_329,
-                nanos: 941_000_000
-            }
-        );
-        let earlier = t0 - Duration::from_millis(1_500);
-        assert_eq!(
-            unix_time_at(&clock, earlier),
-            Timestamp {
-                secs: 1_795_682_921,
-                nanos: 500_000_000
-            }
-        );
+        // (anchor's Unix seconds, milliseconds from the anchor, expected time)
+        let cases: [(u64, i64, i64, u32); 3] = [
+            (1_795_682_923, 406_941, 1_795_683_329, 941_000_000),
+            (1_795_682_923, -1_500, 1_795_682_921, 500_000_000),
+            // The tokio adapter's case (it dates its effects with this function).
+            (1_800_000_000, 2_500, 1_800_000_002, 500_000_000),
+        ];
+        for (anchor, offset_ms, secs, nanos) in cases {
+            let clock = WallClock::new(t0, anchor);
+            let offset = Duration::from_millis(offset_ms.unsigned_abs());
+            let at = if offset_ms >= 0 {
+                t0 + offset
+            } else {
+                t0 - offset
+            };
+            assert_eq!(
+                unix_time_at(&clock, at),
+                Timestamp { secs, nanos },
+                "{offset_ms} ms from {anchor}"
+            );
+        }
     }
 }
