@@ -342,6 +342,10 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
             // Stop accepting first, then let the effect in flight finish and skip the rest.
             for task in [listener_task, local_task].into_iter().flatten() {
                 task.abort();
+                // `abort` only asks: the listener closes when the runtime drops the task, which
+                // the join confirms. Without it `stop` could return with the port still bound,
+                // and a node restarted at the same address failed with EADDRINUSE.
+                let _ = task.await;
             }
             if let Some(path) = &local_socket {
                 let _ = std::fs::remove_file(path);
@@ -458,4 +462,49 @@ fn bind_local(path: &Path) -> std::io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wazuh_cluster_protocol::key::ClusterKey;
+    use wazuh_cluster_sync::roles::NodeType;
+
+    /// Regression: `stop` returned while the aborted listener task could still hold the port, and
+    /// a master restarted at the same address failed to bind (seen once in
+    /// `workers_reconnect_on_their_own_to_a_restarted_master`). Once `stop` returns, nothing
+    /// listens: a connection is refused and the address binds again, every time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_master_no_longer_holds_its_address_or_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ClusterKey::new("stoppedmasterclusterkey012345678").unwrap();
+        for round in 0..100 {
+            let config = NodeConfig::new(
+                NodeType::Master,
+                "master01",
+                Some(key.clone()),
+                wall_clock_now(),
+            );
+            let mut spec = NodeSpec::new(config, dir.path());
+            spec.listen = Some("127.0.0.1:0".to_owned());
+            let socket = NodeSpec::default_local_socket(dir.path());
+            let master = start(spec).await.unwrap();
+            let addr = master.local_addr().unwrap();
+            assert!(
+                socket.exists(),
+                "round {round}: no local socket while running"
+            );
+            master.stop().await.unwrap();
+            let refused = tokio::net::TcpStream::connect(addr).await;
+            assert!(
+                refused.is_err(),
+                "round {round}: {addr} still accepts after stop"
+            );
+            assert!(
+                !socket.exists(),
+                "round {round}: the local socket outlived stop"
+            );
+            drop(std::net::TcpListener::bind(addr).unwrap());
+        }
+    }
 }
