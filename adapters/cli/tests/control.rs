@@ -216,41 +216,49 @@ const NODES_TABLE: &str = "NAME      TYPE    VERSION  ADDRESS    \n\
                            master01  master  3.9.5    127.0.0.1  \n\
                            worker1   worker  3.9.5    127.0.0.1  \n";
 
-#[test]
-fn list_nodes_from_a_master_prints_upstreams_table() {
-    let root = install_root("l-master");
-    let frames = recorded_frames("v3.9/dapi_via_master.json", "control.get_nodes()");
-    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames.clone())]);
-    let output = wazuh_cluster(&["control", "-l", "--wazuh-path", root.to_str().unwrap()]);
+/// Runs the client with `args` (naming `root`'s socket) against a fake node replaying the
+/// recorded call `title` of `file`; checks that it succeeds and that it sent exactly what
+/// upstream's client sent. Answers its stdout, the frames it sent and the recorded frames.
+fn replay_call(
+    root: &Path,
+    (file, title): (&str, &str),
+    args: &[&str],
+) -> (String, Vec<Seen>, Vec<Value>) {
+    let frames = recorded_frames(file, title);
+    let node = fake_node(&socket_of(root), vec![Script::Replay(frames.clone())]);
+    let output = wazuh_cluster(args);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), NODES_TABLE);
     let seen = node.join().unwrap();
     assert_eq!(
         commands_and_payloads(&seen),
         recorded_client_frames(&frames)
     );
+    (stdout(&output), seen, frames)
+}
+
+#[test]
+fn list_nodes_from_a_master_prints_upstreams_table() {
+    let root = install_root("l-master");
+    let call = ("v3.9/dapi_via_master.json", "control.get_nodes()");
+    let args = ["control", "-l", "--wazuh-path", root.to_str().unwrap()];
+    let (stdout, _, _) = replay_call(&root, call, &args);
+    assert_eq!(stdout, NODES_TABLE);
 }
 
 #[test]
 fn list_nodes_from_a_worker_waits_for_control_res_and_acknowledges_it() {
     let root = install_root("l-worker");
-    let frames = recorded_frames("v3.9/dapi_via_worker.json", "control.get_nodes()");
-    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames.clone())]);
     let socket = socket_of(&root);
-    let output = wazuh_cluster(&[
+    let call = ("v3.9/dapi_via_worker.json", "control.get_nodes()");
+    let args = [
         "control",
         "--list-nodes",
         "--socket",
         socket.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), NODES_TABLE);
-    let seen = node.join().unwrap();
+    ];
     // get_nodes, then `ok` `Response received` to the control_res request, as upstream's client.
-    assert_eq!(
-        commands_and_payloads(&seen),
-        recorded_client_frames(&frames)
-    );
+    let (stdout, seen, frames) = replay_call(&root, call, &args);
+    assert_eq!(stdout, NODES_TABLE);
     assert_eq!(seen[1].command, "ok");
     assert_eq!(seen[1].payload, "Response received");
     assert_eq!(
@@ -263,12 +271,11 @@ fn list_nodes_from_a_worker_waits_for_control_res_and_acknowledges_it() {
 fn health_from_a_worker_prints_upstreams_summary_with_the_ossec_conf_name() {
     let root = install_root("i-worker");
     install_recorded_ossec_conf(&root, "worker_tree");
-    let frames = recorded_frames("v3.9/dapi_via_worker.json", "control.get_health()");
-    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames.clone())]);
-    let output = wazuh_cluster(&["control", "-i", "--wazuh-path", root.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let call = ("v3.9/dapi_via_worker.json", "control.get_health()");
+    let args = ["control", "-i", "--wazuh-path", root.to_str().unwrap()];
+    let (stdout, _, _) = replay_call(&root, call, &args);
     assert_eq!(
-        stdout(&output),
+        stdout,
         "Cluster name: wazuh\n\
          \n\
          Last completed synchronization for connected nodes (1):\n    \
@@ -276,11 +283,6 @@ fn health_from_a_worker_prints_upstreams_summary_with_the_ossec_conf_name() {
          08:48:48.446403 | Agent-groups: 2026-11-26 08:48:43.473357 | Last keep alive: 2026-11-26 \
          08:48:48.424182.\n\
          \n"
-    );
-    let seen = node.join().unwrap();
-    assert_eq!(
-        commands_and_payloads(&seen),
-        recorded_client_frames(&frames)
     );
 }
 
