@@ -47,6 +47,20 @@
 //! new. At most [`MAX_DEFERRED`] commits wait (each holds its file open); the next one syncs the
 //! batch first. A storage dropped with deferred commits leaves their targets old and their staged
 //! files behind, for [`FsStorage::remove_stale_staged`] at the next start.
+//!
+//! # Ownership
+//!
+//! With an [`Owner`] ([`FsStorage::set_owner`]), every committed file is `fchown`ed on its open
+//! staged file, before the mode is set (a `chown` clears set-id bits) and before the rename, so
+//! it never appears with another owner; [`Storage::set_attrs`] applies it too. Directories are
+//! created as upstream's `mkdir_with_mode` creates them (each missing component, then `chmod` to
+//! the exact mode, since `mkdir` is filtered by the umask), and with the owner, which upstream's
+//! directories get from the user its daemon runs as. Each is prepared under a staged name
+//! (`.<name>.<pid>.<n>.tmp`: `mkdir`, `fchown`, `fchmod`, `fsync`) and renamed into place without
+//! replacing anything (`RENAME_NOREPLACE`), so a directory too never appears with the wrong owner
+//! or mode, even after a crash; an empty staged directory left by a crash is removed by
+//! [`FsStorage::remove_stale_staged`]. A failed `chown` is a [`StorageError`] with the path
+//! (`PermissionDenied` for `EPERM`: only root may give a file away) and leaves nothing behind.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -59,6 +73,10 @@ use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+
+pub mod owner;
+
+pub use owner::Owner;
 
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{
@@ -177,6 +195,9 @@ pub struct FsStorage {
     /// that follow (what every walk and every hashing pass does) skip the component walk.
     /// Dropped by every operation that changes directories.
     last_dir: RefCell<Option<(InstallPath, Rc<OwnedFd>)>>,
+    /// Given to committed files and created directories (see the crate docs); `None` leaves
+    /// them this process's.
+    owner: Option<Owner>,
 }
 
 impl FsStorage {
@@ -203,7 +224,20 @@ impl FsStorage {
             next_write: 1,
             last_read: RefCell::new(None),
             last_dir: RefCell::new(None),
+            owner: None,
         })
+    }
+
+    /// Gives every file committed and every directory created from now on to `owner` (`None`:
+    /// this process's user and group, no `chown`). Files and directories already there keep
+    /// theirs.
+    pub fn set_owner(&mut self, owner: Option<Owner>) {
+        self.owner = owner;
+    }
+
+    /// The owner given to what this storage writes (see [`FsStorage::set_owner`]).
+    pub fn owner(&self) -> Option<Owner> {
+        self.owner
     }
 
     /// The install root as given to [`FsStorage::new`] (for messages).
@@ -319,11 +353,27 @@ impl FsStorage {
         Ok(fd)
     }
 
+    /// Gives open file or directory `fd` the storage's owner, if any.
+    fn chown_fd(&self, fd: impl AsFd, path: &InstallPath) -> Result<(), StorageError> {
+        match self.owner {
+            Some(owner) => rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(owner.uid)),
+                Some(rustix::fs::Gid::from_raw(owner.gid)),
+            )
+            .map_err(|e| error(e, path, &format!("chown to {owner}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Owner (first: a `chown` clears set-id bits), mode and times of open file `fd`.
     fn set_fd_attrs(
+        &self,
         fd: impl AsFd,
         path: &InstallPath,
         attrs: &FileAttrs,
     ) -> Result<(), StorageError> {
+        self.chown_fd(&fd, path)?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode & 0o7777))
             .map_err(|e| error(e, path, "chmod"))?;
         if let Some(t) = attrs.mtime {
@@ -343,9 +393,11 @@ impl FsStorage {
 
     /// Removes the staged files (`.<name>.<pid>.<n>.tmp`) that a crash or an interrupted
     /// transfer left in `dir`, and in every directory below it when `recursive` (never through a
-    /// symlink). Returns how many. A missing `dir` has none; the staged files of this storage's
-    /// own open and deferred writes are kept; a name that merely looks alike (`.notes.tmp`) is not
-    /// ours and stays.
+    /// symlink), and the empty staged directories an interrupted directory creation left (see
+    /// the crate docs). Returns how many. A missing `dir` has none; the staged files of this
+    /// storage's own open and deferred writes are kept; a name that merely looks alike
+    /// (`.notes.tmp`) is not ours and stays, as does a staged-looking directory that is not empty
+    /// (ours never hold anything).
     pub fn remove_stale_staged(
         &mut self,
         dir: &InstallPath,
@@ -365,7 +417,13 @@ impl FsStorage {
         let mut stack = vec![(dir.clone(), fd)];
         while let Some((path, fd)) = stack.pop() {
             for (name, kind) in Self::read_names(&fd, &path)? {
-                if kind == EntryKind::Dir && recursive {
+                if kind == EntryKind::Dir && is_staged_name(&name) {
+                    match rustix::fs::unlinkat(&fd, name.as_str(), AtFlags::REMOVEDIR) {
+                        Ok(()) => removed += 1,
+                        Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+                        Err(e) => return Err(error(e, &path, "removing a stale staged directory")),
+                    }
+                } else if kind == EntryKind::Dir && recursive {
                     // A name that cannot be an install path component holds nothing of ours.
                     if let Ok(child) = path.join(&name) {
                         let child_fd = self.open_child_dir(&fd, &name, &child)?;
@@ -384,6 +442,88 @@ impl FsStorage {
             }
         }
         Ok(removed)
+    }
+
+    /// Creates a new staged name for target `name` (`.<name>.<pid>.<n>.tmp`, `name` cut to 200
+    /// characters) with `create`, which must fail with `EEXIST` when the name is taken: the next
+    /// number is then tried (a few times: a name left by an earlier process with our pid).
+    fn create_staged<T>(
+        &mut self,
+        name: &str,
+        mut create: impl FnMut(&str) -> Result<T, Errno>,
+    ) -> Result<(String, T), Errno> {
+        let pid = std::process::id();
+        let truncated: String = name.chars().take(200).collect();
+        let mut attempt = 0u32;
+        loop {
+            let n = self.next_write;
+            self.next_write += 1;
+            let temp_name = format!(".{truncated}.{pid}.{n}{STAGED_SUFFIX}");
+            match create(&temp_name) {
+                Ok(made) => return Ok((temp_name, made)),
+                Err(Errno::EXIST) if attempt < 64 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates directory `name` in `parent` (for `path`) with exactly `mode` and the storage's
+    /// owner, and opens it: prepared under a staged name, then renamed without replacing
+    /// anything (see the crate docs). A directory that appeared there meanwhile is used as it is.
+    fn make_dir(
+        &mut self,
+        parent: &OwnedFd,
+        name: &str,
+        path: &InstallPath,
+        mode: u32,
+    ) -> Result<OwnedFd, StorageError> {
+        let (temp, ()) = self
+            .create_staged(name, |temp| {
+                rustix::fs::mkdirat(parent, temp, Mode::from_raw_mode(0o700))
+            })
+            .map_err(|e| error(e, path, "mkdir"))?;
+        let remove_temp = || {
+            let _ = rustix::fs::unlinkat(parent, temp.as_str(), AtFlags::REMOVEDIR);
+        };
+        let prepared = (|| {
+            let fd = rustix::fs::openat(parent, temp.as_str(), dir_flags(), Mode::empty())
+                .map_err(|e| error(e, path, "opening the new directory"))?;
+            self.chown_fd(&fd, path)?;
+            // mkdir's mode is filtered by the umask; the item's mode is meant exactly.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
+                .map_err(|e| error(e, path, "chmod"))?;
+            rustix::fs::fsync(&fd).map_err(|e| error(e, path, "fsync of the new directory"))?;
+            Ok(fd)
+        })();
+        let fd = prepared.inspect_err(|_| remove_temp())?;
+        let renamed = match rustix::fs::renameat_with(
+            parent,
+            temp.as_str(),
+            parent,
+            name,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            // A file system without RENAME_NOREPLACE: a plain rename, which replaces nothing
+            // but an empty directory.
+            Err(Errno::INVAL | Errno::NOSYS) => {
+                rustix::fs::renameat(parent, temp.as_str(), parent, name)
+            }
+            other => other,
+        };
+        match renamed {
+            Ok(()) => {
+                rustix::fs::fsync(parent).map_err(|e| error(e, path, "fsync of the directory"))?;
+                Ok(fd)
+            }
+            Err(Errno::EXIST | Errno::NOTEMPTY) => {
+                remove_temp();
+                self.open_child_dir(parent, name, path)
+            }
+            Err(e) => {
+                remove_temp();
+                Err(error(e, path, "renaming the new directory into place"))
+            }
+        }
     }
 
     /// Ends staged write `id` (the handle is consumed).
@@ -561,21 +701,13 @@ impl Storage for FsStorage {
                 "is a directory",
             ));
         }
-        let pid = std::process::id();
-        let mut attempt = 0u32;
-        let (temp_name, fd) = loop {
-            let id = self.next_write;
-            self.next_write += 1;
-            let truncated: String = name.chars().take(200).collect();
-            let temp_name = format!(".{truncated}.{pid}.{id}{STAGED_SUFFIX}");
-            let flags =
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match rustix::fs::openat(&dir, temp_name.as_str(), flags, Mode::from_raw_mode(0o600)) {
-                Ok(fd) => break (temp_name, fd),
-                Err(Errno::EXIST) if attempt < 64 => attempt += 1,
-                Err(e) => return Err(error(e, path, "creating the staged file")),
-            }
-        };
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let (temp_name, fd) = self
+            .create_staged(name, |temp| {
+                rustix::fs::openat(&*dir, temp, flags, Mode::from_raw_mode(0o600))
+            })
+            .map_err(|e| error(e, path, "creating the staged file"))?;
         let id = self.next_write;
         self.next_write += 1;
         self.staged.insert(
@@ -609,7 +741,7 @@ impl Storage for FsStorage {
         let staged = self.take_staged(id)?;
         self.forget_read();
         let result = (|| {
-            Self::set_fd_attrs(&staged.file, &staged.path, attrs)?;
+            self.set_fd_attrs(&staged.file, &staged.path, attrs)?;
             staged
                 .file
                 .sync_all()
@@ -630,7 +762,7 @@ impl Storage for FsStorage {
         attrs: &FileAttrs,
     ) -> Result<(), StorageError> {
         let staged = self.take_staged(id)?;
-        if let Err(e) = Self::set_fd_attrs(&staged.file, &staged.path, attrs) {
+        if let Err(e) = self.set_fd_attrs(&staged.file, &staged.path, attrs) {
             Self::discard(&staged);
             return Err(e);
         }
@@ -731,27 +863,13 @@ impl Storage for FsStorage {
         let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
             .map_err(|e| error(e, path, "opening the install root"))?;
         for component in path.components() {
-            match self.open_child_dir(&current, component, path) {
-                Ok(fd) => current = fd,
+            current = match self.open_child_dir(&current, component, path) {
+                Ok(fd) => fd,
                 Err(e) if e.kind == StorageErrorKind::NotFound => {
-                    match rustix::fs::mkdirat(
-                        &current,
-                        component,
-                        Mode::from_raw_mode(mode & 0o7777),
-                    ) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(error(e, path, "mkdir")),
-                    }
-                    rustix::fs::fsync(&current)
-                        .map_err(|e| error(e, path, "fsync of the directory"))?;
-                    let fd = self.open_child_dir(&current, component, path)?;
-                    // mkdir's mode is filtered by the umask; the item's mode is meant exactly.
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
-                        .map_err(|e| error(e, path, "chmod"))?;
-                    current = fd;
+                    self.make_dir(&current, component, path, mode)?
                 }
                 Err(e) => return Err(e),
-            }
+            };
         }
         Ok(())
     }
@@ -791,6 +909,6 @@ impl Storage for FsStorage {
             }
             Err(e) => return Err(e),
         };
-        Self::set_fd_attrs(&fd, path, attrs)
+        self.set_fd_attrs(&fd, path, attrs)
     }
 }

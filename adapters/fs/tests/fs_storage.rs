@@ -5,12 +5,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_fs::{FsStorage, Owner};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::contract::{
     deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
-use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp};
+use wazuh_cluster_sync::integrity::storage::{
+    FileAttrs, Storage, StorageError, StorageErrorKind, Timestamp,
+};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempRoot(PathBuf);
@@ -349,4 +351,132 @@ fn missing_root_is_a_clear_error() {
         "{}",
         err.message
     );
+}
+
+/// Owner, mode and the absence of staged names, as the kernel reports them.
+fn owner_mode(root: &Path, path: &str) -> (u32, u32, u32) {
+    let meta = std::fs::symlink_metadata(root.join(path)).unwrap();
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+fn attrs(mode: u32) -> FileAttrs {
+    FileAttrs { mode, mtime: None }
+}
+
+/// As root (this machine), files committed every way and directories created get the owner
+/// (ids that exist nowhere: what `--owner 54321:54322` asks) with their exact mode, while what
+/// was already there keeps its owner. Not as root (CI), giving a file away is refused with the
+/// typed error and nothing is left behind, neither the target nor a staged name.
+#[test]
+fn written_files_and_created_directories_get_the_owner() {
+    let root = TempRoot::new();
+    std::fs::create_dir_all(root.path().join("queue")).unwrap();
+    std::fs::write(root.path().join("queue/old"), "old").unwrap();
+    let euid = wazuh_cluster_fs::owner::effective_uid();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    if euid == 0 {
+        let owner = Owner {
+            uid: 54321,
+            gid: 54322,
+        };
+        storage.set_owner(Some(owner));
+        assert_eq!(storage.owner(), Some(owner));
+        storage.create_dir_all(&p("/queue/a/b"), 0o750).unwrap();
+        storage
+            .write_atomic(&p("/queue/a/b/plain"), b"plain", &attrs(0o640))
+            .unwrap();
+        let id = storage.begin_write(&p("/queue/a/deferred")).unwrap();
+        storage.append(id, b"deferred").unwrap();
+        storage.commit_write_deferred(id, &attrs(0o660)).unwrap();
+        storage.sync_deferred().unwrap();
+        storage.set_attrs(&p("/queue/old"), &attrs(0o600)).unwrap();
+        for (path, mode) in [
+            ("queue/a", 0o750),
+            ("queue/a/b", 0o750),
+            ("queue/a/b/plain", 0o640),
+            ("queue/a/deferred", 0o660),
+            ("queue/old", 0o600),
+        ] {
+            assert_eq!(
+                owner_mode(root.path(), path),
+                (54321, 54322, mode),
+                "{path}"
+            );
+        }
+        // An existing directory is not given away.
+        assert_eq!(owner_mode(root.path(), "queue").0, 0);
+        assert_eq!(names_in(root.path(), "queue"), ["a", "old"]);
+        assert_eq!(names_in(root.path(), "queue/a"), ["b", "deferred"]);
+        assert_eq!(names_in(root.path(), "queue/a/b"), ["plain"]);
+    } else {
+        let owner = Owner { uid: 0, gid: 0 };
+        storage.set_owner(Some(owner));
+        let refused = |path: &str| StorageError {
+            kind: StorageErrorKind::PermissionDenied,
+            path: path.to_owned(),
+            message: "chown to 0:0: Operation not permitted (os error 1)".to_owned(),
+        };
+        assert_eq!(
+            storage.write_atomic(&p("/queue/plain"), b"plain", &attrs(0o640)),
+            Err(refused("/queue/plain"))
+        );
+        let id = storage.begin_write(&p("/queue/deferred")).unwrap();
+        assert_eq!(
+            storage.commit_write_deferred(id, &attrs(0o660)),
+            Err(refused("/queue/deferred"))
+        );
+        assert_eq!(
+            storage.create_dir_all(&p("/queue/a/b"), 0o750),
+            Err(refused("/queue/a/b"))
+        );
+        assert_eq!(
+            storage.set_attrs(&p("/queue/old"), &attrs(0o600)),
+            Err(refused("/queue/old"))
+        );
+        assert_eq!(names_in(root.path(), "queue"), ["old"]);
+    }
+}
+
+/// Without an owner nothing is given away: files and directories belong to this process.
+#[test]
+fn without_an_owner_what_is_written_keeps_the_process_owner() {
+    let root = TempRoot::new();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    assert_eq!(storage.owner(), None);
+    storage.create_dir_all(&p("/etc/shared"), 0o770).unwrap();
+    storage
+        .write_atomic(&p("/etc/shared/f"), b"f", &attrs(0o660))
+        .unwrap();
+    let euid = wazuh_cluster_fs::owner::effective_uid();
+    assert_eq!(owner_mode(root.path(), "etc").0, euid);
+    assert_eq!(
+        owner_mode(root.path(), "etc/shared"),
+        (euid, std::fs::metadata(root.path()).unwrap().gid(), 0o770)
+    );
+    assert_eq!(owner_mode(root.path(), "etc/shared/f").0, euid);
+    assert_eq!(names_in(root.path(), "etc"), ["shared"]);
+}
+
+/// A directory creation cut by a crash leaves an empty staged directory: removed at start-up,
+/// unlike a look-alike or one that holds something (not ours).
+#[test]
+fn stale_staged_directories_are_cleaned() {
+    let root = TempRoot::new();
+    for dir in [
+        "etc/.shared.77.5.tmp",
+        "etc/.kept.77.6.tmp",
+        "etc/.notes.tmp",
+        "etc/rules/.local.77.7.tmp",
+    ] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    std::fs::write(root.path().join("etc/.kept.77.6.tmp/file"), "x").unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    assert_eq!(storage.remove_stale_staged(&p("/etc"), false).unwrap(), 1);
+    assert_eq!(
+        names_in(root.path(), "etc"),
+        [".kept.77.6.tmp", ".notes.tmp", "rules"]
+    );
+    assert_eq!(storage.remove_stale_staged(&p("/etc"), true).unwrap(), 1);
+    assert!(names_in(root.path(), "etc/rules").is_empty());
 }
