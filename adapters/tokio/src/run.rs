@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -149,39 +150,18 @@ impl Runner {
             Msg::Written(peer, bytes) => self.node.handle_written(now, peer, bytes),
             Msg::Eof(peer) | Msg::WriteFailed(peer) => self.close_peer(peer, true),
             Msg::Accepted(stream, remote, slot) => {
-                let peer = PeerId(self.next_incoming);
-                self.next_incoming += 1;
+                let peer = self.next_incoming_peer();
                 self.stats.connections += 1;
                 tracing::debug!("[{}] accepted {peer} from {remote}", self.name);
-                let io = PeerIo::spawn(
-                    stream,
-                    peer,
-                    remote.clone(),
-                    Some(Slot::Address { _slot: slot }),
-                    self.limits.read_buffer,
-                    self.data_tx.clone(),
-                    self.ctl_tx.clone(),
-                );
-                self.peers.insert(peer, io);
-                self.node
-                    .handle_connected(now, peer, &remote, Origin::Incoming);
+                let slot = Some(Slot::Address { _slot: slot });
+                self.connected(now, peer, stream, remote, slot, Origin::Incoming);
             }
             Msg::AcceptedLocal(stream, permit) => {
-                let peer = PeerId(self.next_incoming);
-                self.next_incoming += 1;
+                let peer = self.next_incoming_peer();
                 tracing::debug!("[{}] local client {peer}", self.name);
-                let io = PeerIo::spawn(
-                    stream,
-                    peer,
-                    LOCAL_ADDR.to_owned(),
-                    Some(Slot::Local { _permit: permit }),
-                    self.limits.read_buffer,
-                    self.data_tx.clone(),
-                    self.ctl_tx.clone(),
-                );
-                self.peers.insert(peer, io);
-                self.node
-                    .handle_connected(now, peer, LOCAL_ADDR, Origin::Local);
+                let slot = Some(Slot::Local { _permit: permit });
+                let addr = LOCAL_ADDR.to_owned();
+                self.connected(now, peer, stream, addr, slot, Origin::Local);
             }
             Msg::Dialed(peer, result) => {
                 if !self.dialing.remove(&peer) {
@@ -195,18 +175,7 @@ impl Runner {
                             .peer_addr()
                             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
                         self.stats.connections += 1;
-                        let io = PeerIo::spawn(
-                            stream,
-                            peer,
-                            remote.clone(),
-                            None,
-                            self.limits.read_buffer,
-                            self.data_tx.clone(),
-                            self.ctl_tx.clone(),
-                        );
-                        self.peers.insert(peer, io);
-                        self.node
-                            .handle_connected(now, peer, &remote, Origin::Outgoing);
+                        self.connected(now, peer, stream, remote, None, Origin::Outgoing);
                     }
                     Err(reason) => {
                         tracing::info!("[{}] {reason}", self.name);
@@ -220,6 +189,39 @@ impl Runner {
             }
             Msg::Inspect(f) => f(&self.node, now),
         }
+    }
+
+    /// The id of the next connection the node did not dial.
+    fn next_incoming_peer(&mut self) -> PeerId {
+        let peer = PeerId(self.next_incoming);
+        self.next_incoming += 1;
+        peer
+    }
+
+    /// Hands a connected stream (accepted, local or dialed) to its reader and writer tasks and
+    /// tells the node, which sees the peer at `addr`.
+    fn connected<S>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        stream: S,
+        addr: String,
+        slot: Option<Slot>,
+        origin: Origin,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let io = PeerIo::spawn(
+            stream,
+            peer,
+            addr.clone(),
+            slot,
+            self.limits.read_buffer,
+            self.data_tx.clone(),
+            self.ctl_tx.clone(),
+        );
+        self.peers.insert(peer, io);
+        self.node.handle_connected(now, peer, &addr, origin);
     }
 
     /// Drains the node's outputs, feeds it the input it parked and wants again, and tells each
