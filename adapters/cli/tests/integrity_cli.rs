@@ -15,6 +15,13 @@ fn wazuh_cluster(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs the binary with `args`, checks that it exits with `code`, and answers its stderr.
+fn fails(args: &[&str], code: i32) -> String {
+    let output = wazuh_cluster(args);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn stdout_json(output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
@@ -118,51 +125,43 @@ fn errors_are_clear_and_have_exit_codes() {
     let scratch = Scratch::new("errors");
     let missing = scratch.0.join("absent.json").display().to_string();
     let good = scratch.file("good.json", b"{}");
-    let output = wazuh_cluster(&["integrity", "compare", &missing, &good, "--worker", "w1"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("cannot read"),
-        "{output:?}"
-    );
+    let compare = |master: &str, worker: &str, name: &str, code: i32| {
+        fails(
+            &["integrity", "compare", master, worker, "--worker", name],
+            code,
+        )
+    };
+    let stderr = compare(&missing, &good, "w1", 2);
+    assert!(stderr.contains("cannot read"), "{stderr}");
 
     let not_json = scratch.file("bad.json", b"not json");
-    let output = wazuh_cluster(&["integrity", "compare", &not_json, &good, "--worker", "w1"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("malformed"),
-        "{output:?}"
-    );
+    let stderr = compare(&not_json, &good, "w1", 1);
+    assert!(stderr.contains("malformed"), "{stderr}");
 
     let escaping = scratch.file(
         "escape.json",
         br#"{"/etc/../x": {"cluster_item_key": "/etc/", "merged": false}}"#,
     );
-    let output = wazuh_cluster(&["integrity", "compare", &escaping, &good, "--worker", "w1"]);
-    assert_eq!(output.status.code(), Some(1));
+    compare(&escaping, &good, "w1", 1);
 
-    let output = wazuh_cluster(&["integrity", "compare", &good, &good, "--worker", "../w"]);
-    assert_eq!(output.status.code(), Some(2));
+    compare(&good, &good, "../w", 2);
 
-    let output = wazuh_cluster(&[
-        "integrity",
-        "scan",
-        "--wazuh-path",
-        &scratch.0.display().to_string(),
-        "--node-type",
-        "boss",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("boss"),
-        "{output:?}"
+    let root = scratch.0.display().to_string();
+    let stderr = fails(
+        &[
+            "integrity",
+            "scan",
+            "--wazuh-path",
+            &root,
+            "--node-type",
+            "boss",
+        ],
+        2,
     );
+    assert!(stderr.contains("boss"), "{stderr}");
 
-    let output = wazuh_cluster(&["integrity", "scan", "--wazuh-path", &missing]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("absent.json"),
-        "{output:?}"
-    );
+    let stderr = fails(&["integrity", "scan", "--wazuh-path", &missing], 2);
+    assert!(stderr.contains("absent.json"), "{stderr}");
 }
 
 #[test]
