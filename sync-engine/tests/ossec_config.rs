@@ -29,11 +29,16 @@ fn recorded_ossec_conf(file: &str, tree: &str) -> Vec<u8> {
         .expect("base64")
 }
 
-fn enabled(text: &str) -> ClusterConfig {
-    match parse_ossec_conf(text.as_bytes(), KeyPolicy::Required) {
+/// The configuration an ossec.conf (`what`, for the failure message) enables, key required.
+fn parse_enabled(bytes: &[u8], what: &str) -> ClusterConfig {
+    match parse_ossec_conf(bytes, KeyPolicy::Required) {
         Ok(ClusterSection::Enabled(config)) => config,
-        other => panic!("expected an enabled configuration, got {other:?}"),
+        other => panic!("{what}: expected an enabled configuration, got {other:?}"),
     }
+}
+
+fn enabled(text: &str) -> ClusterConfig {
+    parse_enabled(text.as_bytes(), text)
 }
 
 fn error(text: &str) -> ConfigError {
@@ -74,11 +79,10 @@ fn assert_recorded_hello_matches(config: &ClusterConfig) {
 #[test]
 fn recorded_trees_parse_to_the_values_the_real_nodes_ran_with() {
     for file in ["v3.9/session/trees.json", "v3.9/integrity_trees.json"] {
-        let master = recorded_ossec_conf(file, "master_tree");
-        let Ok(ClusterSection::Enabled(master)) = parse_ossec_conf(&master, KeyPolicy::Required)
-        else {
-            panic!("{file}: master ossec.conf not enabled");
-        };
+        let master = parse_enabled(
+            &recorded_ossec_conf(file, "master_tree"),
+            &format!("{file} master_tree"),
+        );
         assert_eq!(master.name, "wazuh");
         assert_eq!(master.node_name, "master01");
         assert_eq!(master.node_type, NodeType::Master);
@@ -89,11 +93,10 @@ fn recorded_trees_parse_to_the_values_the_real_nodes_ran_with() {
         assert_eq!(master.warnings, vec![]);
         assert_recorded_hello_matches(&master);
 
-        let worker = recorded_ossec_conf(file, "worker_tree");
-        let Ok(ClusterSection::Enabled(worker)) = parse_ossec_conf(&worker, KeyPolicy::Required)
-        else {
-            panic!("{file}: worker ossec.conf not enabled");
-        };
+        let worker = parse_enabled(
+            &recorded_ossec_conf(file, "worker_tree"),
+            &format!("{file} worker_tree"),
+        );
         assert_eq!(worker.name, "wazuh");
         assert_eq!(worker.node_name, "worker1");
         assert_eq!(worker.node_type, NodeType::Worker);
@@ -198,9 +201,7 @@ fn a_byte_order_mark_and_a_doctype_are_accepted() {
         "v3.9/session/trees.json",
         "worker_tree",
     ));
-    let Ok(ClusterSection::Enabled(config)) = parse_ossec_conf(&bytes, KeyPolicy::Required) else {
-        panic!("BOM-prefixed file not read");
-    };
+    let config = parse_enabled(&bytes, "BOM-prefixed file");
     assert_eq!(config.node_name, "worker1");
 }
 
