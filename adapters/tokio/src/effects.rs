@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_fs::{FsStorage, Owner};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::StorageError;
@@ -70,13 +70,15 @@ fn remove_stale_staged(storage: &mut FsStorage, items: &ClusterItems) -> usize {
 }
 
 /// Starts the effect thread. It opens the storage itself (the file-system storage keeps
-/// per-thread state and is not `Send`), removes the staged files an earlier run left (see the
-/// module docs), and reports through `opened` whether opening worked.
+/// per-thread state and is not `Send`) with `owner` for what it writes, removes the staged
+/// files an earlier run left (see the module docs), and reports through `opened` whether
+/// opening worked.
 /// It ends when `effects` is closed; once `stopping` is set it skips the effects still queued
 /// (the node is shutting down: nothing would take their results), but the one running always
 /// completes.
 pub(crate) fn spawn(
     install_root: PathBuf,
+    owner: Option<Owner>,
     config: NodeConfig,
     opened: oneshot::Sender<Result<(), StorageError>>,
     mut effects: mpsc::UnboundedReceiver<(EffectId, Effect)>,
@@ -97,6 +99,7 @@ pub(crate) fn spawn(
                 return;
             }
         };
+        storage.set_owner(owner);
         span.in_scope(|| remove_stale_staged(&mut storage, &config.items));
         let _ = opened.send(Ok(()));
         let clock = config.connection.wall_clock;

@@ -121,6 +121,10 @@ pub struct NodeSpec {
     pub limits: AdapterLimits,
     /// The node's seed; `None` draws one from the OS (what a real node must do). Tests may fix it.
     pub seed: Option<u64>,
+    /// Owner given to every file the node writes and directory it creates (upstream's
+    /// `ossec:ossec`); `None`: this process's. See
+    /// [`FsStorage::set_owner`](wazuh_cluster_fs::FsStorage::set_owner).
+    pub owner: Option<wazuh_cluster_fs::Owner>,
 }
 
 impl NodeSpec {
@@ -140,6 +144,7 @@ impl NodeSpec {
             local_socket,
             limits: AdapterLimits::default(),
             seed: None,
+            owner: None,
         }
     }
 }
@@ -249,6 +254,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         local_socket,
         limits,
         seed,
+        owner,
     } = spec;
     let seed = match seed {
         Some(seed) => seed,
@@ -289,6 +295,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     let (opened_tx, opened) = oneshot::channel();
     let effect_thread = effects::spawn(
         install_root.clone(),
+        owner,
         config.clone(),
         opened_tx,
         effect_rx,
