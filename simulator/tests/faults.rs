@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::cluster::ClusterBuilder;
+use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
 use wazuh_cluster_sim::fixtures::{OLD, cluster, master_tree, recorded_intervals};
 use wazuh_cluster_sim::net::{LinkParams, Pieces, Side};
 use wazuh_cluster_sim::sim::{Sim, SimConfig};
@@ -152,14 +152,21 @@ fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
     assert!(matches!(back, [(at, NodeEvent::ConnectedToMaster { .. })] if *at > healed));
 }
 
-#[test]
-fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_comes() {
+/// A master and one worker, run until worker1 has sent `sync_i_w_m` (asked for its integrity
+/// task).
+fn cluster_at_task_request() -> Cluster {
     let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
-    let (m, w1) = (c.master, c.workers[0]);
-    // Run until the master has received the worker's task request, then black-hole everything
-    // the worker writes: it sends `sync_i_w_m` and never the file.
     let asked = |sim: &Sim| frames(sim, "worker1", "sync_i_w_m").next().is_some();
     c.sim.run_until(VirtualTime::from_secs(60), asked).unwrap();
+    c
+}
+
+#[test]
+fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_comes() {
+    // Run until the master has received the worker's task request, then black-hole everything
+    // the worker writes: it sends `sync_i_w_m` and never the file.
+    let mut c = cluster_at_task_request();
+    let (m, w1) = (c.master, c.workers[0]);
     let task_at = frames(&c.sim, "worker1", "sync_i_w_m").next().unwrap().at;
     let link = c.sim.links_between(m, w1)[0];
     c.sim.stall_direction(link, Side::Dialer);
@@ -350,10 +357,8 @@ fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
 
 #[test]
 fn a_reset_in_the_middle_of_a_round_frees_the_lock_and_the_worker_comes_back() {
-    let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
+    let mut c = cluster_at_task_request();
     let (m, w1) = (c.master, c.workers[0]);
-    let asked = |sim: &Sim| frames(sim, "worker1", "sync_i_w_m").next().is_some();
-    c.sim.run_until(VirtualTime::from_secs(60), asked).unwrap();
     assert_eq!(
         c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
         Some(false)
