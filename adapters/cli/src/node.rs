@@ -7,11 +7,22 @@
 //! a worker dials `nodes[0]:port`. The cluster key is required unless `--insecure-no-key` is
 //! given (and the key left empty): plaintext TCP is never a default. `--cluster-json` reads an
 //! operator's cluster.json (items, intervals) over 3.9.5's defaults.
+//!
+//! Ownership: upstream's daemon runs as the install's user (`ossec`) and `chown`s what it writes
+//! to `ossec:ossec`; the real Wazuh daemons beside it run as `ossec` and must read those files
+//! (`etc/client.keys` is 0640). We run as root, so the node gives what it writes to an owner:
+//! `--owner USER[:GROUP]`, or by default, when root and the user exists, `ossec` (group `ossec`,
+//! else its login group). Not root, or no such user: nothing is given away. The decision is
+//! logged once at start-up; a named owner that does not exist stops the start naming `--owner`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use wazuh_cluster_fs::owner::{
+    GROUP_PATH, OSSEC_USER, Owner, PASSWD_PATH, default_owner, effective_uid, parse_owner,
+    read_accounts,
+};
 use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, KeyPolicy, NodeType, parse_ossec_conf,
 };
@@ -43,6 +54,63 @@ pub struct NodeArgs {
     /// Most TCP connections open at once from one address (master).
     #[arg(long, value_name = "N", default_value_t = AdapterLimits::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
+    /// Owner of the files the node writes and the directories it creates (names from
+    /// /etc/passwd and /etc/group, or numbers). Default: as root, user `ossec` and group
+    /// `ossec` when they exist, as upstream; otherwise files keep this process's owner.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub owner: Option<String>,
+}
+
+/// The owner `node` gives what it writes, and the start-up line saying why; `spec` is
+/// `--owner`'s value, `passwd` / `group` the accounts files' text.
+pub fn decide_owner(
+    spec: Option<&str>,
+    euid: u32,
+    passwd: &str,
+    group: &str,
+) -> Result<(Option<Owner>, String), String> {
+    if let Some(spec) = spec {
+        let owner = parse_owner(spec, passwd, group).map_err(|e| format!("--owner: {e}"))?;
+        return Ok((
+            Some(owner),
+            format!("Files written by this node belong to {spec} ({owner}, --owner)"),
+        ));
+    }
+    Ok(match default_owner(euid, OSSEC_USER, passwd, group) {
+        Some(owner) => (
+            Some(owner),
+            format!(
+                "Files written by this node belong to {OSSEC_USER} ({owner}), the install's user"
+            ),
+        ),
+        None if euid == 0 => (
+            None,
+            format!(
+                "Files written by this node belong to root: user {OSSEC_USER} does not exist \
+                 (--owner sets an owner)"
+            ),
+        ),
+        None => (
+            None,
+            format!("Files written by this node belong to uid {euid}: not running as root"),
+        ),
+    })
+}
+
+/// [`decide_owner`] with this process's effective uid and the system's accounts files. A file
+/// that cannot be read fails only a named owner; the default then finds no such user.
+fn system_owner(spec: Option<&str>) -> Result<(Option<Owner>, String), String> {
+    let read = |path: &str| match read_accounts(Path::new(path)) {
+        Ok(text) => Ok(text),
+        Err(e) if spec.is_some() => Err(format!("--owner: {e}")),
+        Err(_) => Ok(String::new()),
+    };
+    decide_owner(
+        spec,
+        effective_uid(),
+        &read(PASSWD_PATH)?,
+        &read(GROUP_PATH)?,
+    )
 }
 
 /// Reads and validates `file` (`DIR/etc/ossec.conf` by default). `Ok(None)`: the cluster is
@@ -91,6 +159,16 @@ pub fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let owner = match system_owner(args.owner.as_deref()) {
+        Ok((owner, line)) => {
+            tracing::info!("{line}");
+            owner
+        }
+        Err(message) => {
+            eprintln!("wazuh-cluster: {message}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -99,6 +177,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
     }
     let mut spec = node_spec(&config, &args.wazuh_path);
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
+    spec.owner = owner;
     if let Some(path) = &args.cluster_json {
         let items = std::fs::read(path)
             .map_err(|e| e.to_string())
@@ -160,4 +239,67 @@ pub fn run(args: NodeArgs) -> ExitCode {
 
 fn node_config_master(config: &ClusterConfig) -> String {
     config.node_config(wall_clock_now()).master_addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nossec:x:1001:1002::/var/ossec:/sbin/nologin\n";
+    const GROUP: &str = "root:x:0:\nossec:x:1003:\n";
+
+    #[test]
+    fn the_owner_is_named_or_the_install_user_as_root_or_none() {
+        let owner = |uid, gid| Some(Owner { uid, gid });
+        assert_eq!(
+            decide_owner(Some("ossec"), 0, PASSWD, GROUP),
+            Ok((
+                owner(1001, 1002),
+                "Files written by this node belong to ossec (1001:1002, --owner)".to_owned()
+            ))
+        );
+        // Named: given even when not root (the storage reports the refused chown).
+        assert_eq!(
+            decide_owner(Some("54321:54322"), 1000, PASSWD, GROUP).map(|(o, _)| o),
+            Ok(owner(54321, 54322))
+        );
+        assert_eq!(
+            decide_owner(None, 0, PASSWD, GROUP),
+            Ok((
+                owner(1001, 1003),
+                "Files written by this node belong to ossec (1001:1003), the install's user"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            decide_owner(None, 0, "root:x:0:0::/root:/bin/sh\n", GROUP),
+            Ok((
+                None,
+                "Files written by this node belong to root: user ossec does not exist \
+                 (--owner sets an owner)"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            decide_owner(None, 1000, PASSWD, GROUP),
+            Ok((
+                None,
+                "Files written by this node belong to uid 1000: not running as root".to_owned()
+            ))
+        );
+        assert_eq!(
+            decide_owner(Some("wazuh"), 0, PASSWD, GROUP),
+            Err(
+                "--owner: user \"wazuh\" does not exist (not in /etc/passwd, not a number)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            decide_owner(Some("ossec:wazuh"), 0, PASSWD, GROUP),
+            Err(
+                "--owner: group \"wazuh\" does not exist (not in /etc/group, not a number)"
+                    .to_owned()
+            )
+        );
+    }
 }

@@ -54,11 +54,16 @@ fn install(dir: &Path, name: &str, node_type: &str, port: u16, extra: &[SampleFi
 }
 
 fn spawn_node(root: &Path) -> Child {
+    spawn_node_with(root, &[])
+}
+
+fn spawn_node_with(root: &Path, args: &[&str]) -> Child {
     bin()
         .args(["node", "--wazuh-path"])
         .arg(root)
         .arg("--cluster-json")
         .arg(root.join("cluster.json"))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -236,6 +241,75 @@ fn node_refuses_an_ossec_conf_without_a_key_unless_told_so() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("cluster setting 'key'"), "{stderr}");
+}
+
+/// `--owner`: a user that does not exist stops the start naming the option. As root (this
+/// machine), a worker given `--owner 54321:54322` hands the files it receives and the
+/// directories it creates to those ids (what the ossec-run daemons beside it need); not as root
+/// (CI), nothing is given away and the log says why.
+#[test]
+fn node_gives_what_it_writes_to_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let shared = [
+        file("/etc/client.keys", "001 web-01 any 0a1b2c3d0a1b2c3d\n"),
+        file("/etc/rules/local_rules.xml", "<group name=\"local\"/>\n"),
+    ];
+    let master = install(dir.path(), "master01", "master", port, &shared);
+    let w1 = install(dir.path(), "worker1", "worker", port, &[]);
+    let refused = bin()
+        .args(["node", "--owner", "no-such-user-here", "--wazuh-path"])
+        .arg(&w1)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(refused.stderr).unwrap(),
+        "wazuh-cluster: --owner: user \"no-such-user-here\" does not exist (not in /etc/passwd, \
+         not a number)\n"
+    );
+
+    let euid = wazuh_cluster_fs::owner::effective_uid();
+    let root = euid == 0;
+    let args: &[&str] = if root {
+        &["--owner", "54321:54322"]
+    } else {
+        &[]
+    };
+    let nodes = [spawn_node(&master), spawn_node_with(&w1, args)];
+    converge(&master, &[&w1], 2);
+    let owner_mode = |path: &str| {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(w1.join(path)).unwrap();
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+    };
+    let (uid, gid) = if root {
+        (54321, 54322)
+    } else {
+        (euid, owner_mode("etc").1)
+    };
+    for (path, mode) in [
+        ("etc/client.keys", 0o640),
+        ("etc/rules", 0o770),
+        ("etc/rules/local_rules.xml", 0o660),
+    ] {
+        assert_eq!(owner_mode(path), (uid, gid, mode), "{path}");
+    }
+    let stderrs: Vec<String> = nodes
+        .into_iter()
+        .map(|node| {
+            sigterm(&node);
+            let (code, stderr) = finish(node);
+            assert_eq!(code, Some(0), "{stderr}");
+            stderr
+        })
+        .collect();
+    let line = if root {
+        "Files written by this node belong to 54321:54322 (54321:54322, --owner)".to_owned()
+    } else {
+        format!("Files written by this node belong to uid {euid}: not running as root")
+    };
+    assert_eq!(stderrs[1].matches(&line).count(), 1, "{}", stderrs[1]);
 }
 
 #[test]
