@@ -25,6 +25,7 @@ pub mod connection;
 pub mod frame;
 pub mod merged;
 pub mod metadata;
+pub mod node;
 pub mod package;
 
 /// A target body: panics when a check fails, returns otherwise.
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("package_apply", package::run),
     ("merged_parse", merged::run),
     ("metadata_parse", metadata::run),
+    ("node_session", node::run),
 ];
 
 /// Reads bytes off the front of a fuzz input; past the end every read gives zeros / empty, so a
