@@ -7,6 +7,7 @@ use std::io::Cursor;
 
 use apply_support::tree_storage;
 use proptest::prelude::*;
+use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{
     ApplyLimits, ApplyReport, KnownAgents, SkipReason, apply_master_package, apply_worker_package,
 };
@@ -153,7 +154,8 @@ fn recorded_package_brings_the_recorded_worker_to_the_master() {
             written: 8,
             removed: 2,
             dirs_removed: 1,
-            skipped: vec![]
+            skipped: vec![],
+            agents: AgentCleanup::default(),
         }
     );
 

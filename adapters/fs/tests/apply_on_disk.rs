@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{ApplyLimits, ApplyReport, apply_master_package};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
@@ -81,7 +82,8 @@ fn recorded_package_applies_on_a_real_tree() {
             written: 8,
             removed: 2,
             dirs_removed: 1,
-            skipped: vec![]
+            skipped: vec![],
+            agents: AgentCleanup::default(),
         }
     );
 

@@ -2,7 +2,9 @@
 //! (PROTOCOL.md §9.5, §9.6).
 //!
 //! Two directions, two functions:
-//! * [`apply_master_package`] (on a worker): write every `missing` and `shared` file, split the
+//! * [`apply_master_package`] (on a worker): when the package carries `etc/client.keys`, first
+//!   remove the files of the agents it drops (3.9.5 `_check_removed_agents`, see
+//!   [`super::agents`]); then write every `missing` and `shared` file, split the
 //!   `agent-groups-shared.merged` entry into `queue/agent-groups/<id>`, remove every `extra` file,
 //!   then remove the directories an `extra` removal left empty where the item asks for it.
 //! * [`apply_worker_package`] (on the master): take back the worker's agent-groups (extra-valid,
@@ -15,13 +17,15 @@
 //! Here each apply runs in two phases. *Validate* touches nothing: it parses `cluster_control.json`,
 //! resolves every path a peer named (metadata key, ZIP member, merged part name) to a target inside
 //! the directory of an integrity item allowed for this direction, checks the member list against
-//! the control document, reads every member to its end (size caps, CRC) and splits the merged
-//! files. Any fault refuses the **whole** package with a typed [`ApplyError`] and nothing is
+//! the control document, reads every member to its end (size caps, CRC), splits the merged
+//! files and compares a received `client.keys` with the installed one. Any fault refuses the **whole** package with a typed [`ApplyError`] and nothing is
 //! written. *Write* then performs the plan through staged writes (temporary file in the same
 //! directory) committed as one batch ([`Storage::commit_write_deferred`], then one
 //! [`Storage::sync_deferred`] before the removals: the data of all files is flushed together and
 //! each directory synced once, instead of two fsyncs per file), so a crash at any point leaves
-//! each file old or new, never torn, and running the apply again converges.
+//! each file old or new, never torn, and running the apply again converges. The removed agents'
+//! files go before any write, so before the new `client.keys` is in place: a crash in between
+//! leaves the old one, and the next apply finds the same agents to clean up.
 //!
 //! Direction rules (ours, stricter than upstream):
 //! * master → worker: files of items whose `source` is `master` (or `all`), at a path the item's
@@ -37,6 +41,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Seek, Write};
 
+use super::agents::{
+    AgentCleanup, AgentRemovalPlan, AgentWarning, KeysFile, MAX_CLIENT_KEYS, agent_info_name,
+    client_keys_path, plan_agent_removal, remove_agent_files,
+};
 use super::items::{ClusterItems, IntegrityItem, ItemSource, NodeType};
 use super::merged::{MergedError, MergedLimits, unmerge};
 use super::metadata::{FileMetadata, IntegrityMetadata, MergeType, MetadataError, parse_mod_time};
@@ -138,7 +146,8 @@ pub enum SkipReason {
     BadTime,
     /// An `extra` file that was already gone.
     AlreadyAbsent,
-    /// Removing an `extra` entry failed (it is a directory, permissions, ...).
+    /// Removing an `extra` entry, or a removed agent's file, failed (it is a directory,
+    /// permissions, ...).
     RemoveFailed,
 }
 
@@ -153,6 +162,9 @@ pub struct ApplyReport {
     pub dirs_removed: usize,
     /// Entries not written or removed, with the reason, in the order met.
     pub skipped: Vec<(InstallPath, SkipReason)>,
+    /// Worker, when the package carried `etc/client.keys`: the agents it drops and their files
+    /// removed (see [`super::agents`]).
+    pub agents: AgentCleanup,
 }
 
 impl ApplyReport {
@@ -203,16 +215,11 @@ impl KnownAgents {
         self.ids.contains(id)
     }
 
-    /// True when agent-info part `part` (`agent-one-10.0.0.1`) belongs to a registered agent.
-    /// As 3.9.5 (`re.match(r'(^.+)-(.+)$', part)`), the agent name is everything before the last
-    /// `-` (the whole part when there is none); the address is not compared, since agents
-    /// registered with `any` report the address they connect from.
+    /// True when agent-info part `part` (`agent-one-10.0.0.1`) belongs to a registered agent:
+    /// its [`agent_info_name`] is one. The address is not compared, since agents registered with
+    /// `any` report the address they connect from.
     pub fn has_info_part(&self, part: &str) -> bool {
-        let name = match part.rsplit_once('-') {
-            Some((name, ip)) if !name.is_empty() && !ip.is_empty() => name,
-            _ => part,
-        };
-        self.names.contains(name)
+        self.names.contains(agent_info_name(part))
     }
 
     /// Number of registered agents.
@@ -251,6 +258,8 @@ struct WritePlan {
     /// Directories to remove when empty (or holding only excluded names) after the removals.
     cleanup_dirs: BTreeSet<InstallPath>,
     skipped: Vec<(InstallPath, SkipReason)>,
+    /// The files of the agents a received `client.keys` drops, removed before any write.
+    agents: AgentRemovalPlan,
 }
 
 /// Applies a master → worker package on worker `worker_name`. See the module docs.
@@ -265,7 +274,7 @@ where
     R: Read + Seek,
     S: Storage + ?Sized,
 {
-    let plan = plan_master_package(reader, items, worker_name, limits)?;
+    let plan = plan_master_package(reader, &*storage, items, worker_name, limits)?;
     execute(plan, reader, storage, items)
 }
 
@@ -418,8 +427,9 @@ fn split_member<R: Read + Seek>(
     Ok(out)
 }
 
-fn plan_master_package<R: Read + Seek>(
+fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
     reader: &mut PackageReader<R>,
+    storage: &S,
     items: &ClusterItems,
     worker_name: &str,
     limits: &ApplyLimits,
@@ -476,6 +486,10 @@ fn plan_master_package<R: Read + Seek>(
     }
     // Sizes and CRCs of every member before anything is written.
     reader.verify_all()?;
+    let keys_path = client_keys_path().map_err(ApplyError::Storage)?;
+    if out.writes.iter().any(|w| w.target == keys_path) {
+        out.agents = plan_received_keys(reader, storage, &keys_path)?;
+    }
     for (key, item) in merged_members {
         for (target, data, mtime) in
             split_member(reader, items, item, &key, MergeType::AgentGroups, limits)?
@@ -491,6 +505,30 @@ fn plan_master_package<R: Read + Seek>(
         }
     }
     Ok(out)
+}
+
+/// Compares the received `client.keys` (member `key`, already verified) with the installed one.
+fn plan_received_keys<R: Read + Seek, S: Storage + ?Sized>(
+    reader: &mut PackageReader<R>,
+    storage: &S,
+    key: &InstallPath,
+) -> Result<AgentRemovalPlan, ApplyError> {
+    let size = reader
+        .members()
+        .iter()
+        .find(|m| &m.key == key)
+        .map_or(0, |m| m.size);
+    if size > MAX_CLIENT_KEYS {
+        return Ok(AgentRemovalPlan {
+            warnings: vec![AgentWarning::KeysTooLarge {
+                file: KeysFile::Received,
+                size,
+            }],
+            ..AgentRemovalPlan::default()
+        });
+    }
+    let received = reader.read_member(key)?;
+    plan_agent_removal(storage, &received).map_err(ApplyError::Storage)
 }
 
 fn plan_worker_package<R: Read + Seek, S: Storage + ?Sized>(
@@ -679,6 +717,14 @@ fn execute<R: Read + Seek, S: Storage + ?Sized>(
         skipped: plan.skipped,
         ..ApplyReport::default()
     };
+    let mut failed = Vec::new();
+    remove_agent_files(storage, plan.agents, &mut report.agents, &mut failed)
+        .map_err(ApplyError::Storage)?;
+    report.skipped.extend(
+        failed
+            .into_iter()
+            .map(|(path, _)| (path, SkipReason::RemoveFailed)),
+    );
     let written = write_all(&plan.writes, reader, storage, &mut report);
     // One sync for the whole batch, also after a failed write (the files committed before it are
     // complete, and nothing may stay pending); before the removals, which list directories.

@@ -1,6 +1,7 @@
 //! Keeping the master's integrity files identical on every worker, and the worker-owned
 //! agent-info / agent-groups files flowing back (profile 3.9, PROTOCOL.md §9–§12).
 
+pub mod agents;
 pub mod apply;
 pub mod compare;
 pub mod items;
