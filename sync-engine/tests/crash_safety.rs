@@ -5,15 +5,24 @@
 //! only once `sync_deferred` puts it in place (a crash before loses it), so the full run is also
 //! checked against the package itself: every file it carries must have landed, which fails if the
 //! batch were never synced.
+//!
+//! A package carrying a `client.keys` that drops agents removes their files before anything is
+//! written: a crash in between leaves the old `client.keys`, so the re-run finds the same agents
+//! again and removes what is left of their files; after the new one is in place, nothing.
 
+mod agents_support;
 mod apply_support;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
+use agents_support::{
+    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker, p,
+};
 use apply_support::tree_storage;
+use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{
-    ApplyError, ApplyLimits, ApplyReport, KnownAgents, apply_master_package, apply_worker_package,
+    ApplyError, ApplyLimits, ApplyReport, KnownAgents, apply_worker_package,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
@@ -23,17 +32,6 @@ use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{StorageErrorKind, Timestamp};
 
 type Apply = fn(&[u8], &mut MemoryStorage) -> Result<ApplyReport, ApplyError>;
-
-fn on_worker(zip: &[u8], storage: &mut MemoryStorage) -> Result<ApplyReport, ApplyError> {
-    let mut reader = PackageReader::open(Cursor::new(zip.to_vec()), PackageLimits::default())?;
-    apply_master_package(
-        &mut reader,
-        storage,
-        &ClusterItems::defaults_3_9(),
-        "worker1",
-        &ApplyLimits::default(),
-    )
-}
 
 fn on_master(zip: &[u8], storage: &mut MemoryStorage) -> Result<ApplyReport, ApplyError> {
     let agents = KnownAgents::from_client_keys(
@@ -51,12 +49,14 @@ fn on_master(zip: &[u8], storage: &mut MemoryStorage) -> Result<ApplyReport, App
 }
 
 /// Runs `apply` with a crash after each operation in turn and checks the invariants; `landed`
-/// checks the full run's result against the package. Returns the full run's operation count.
+/// checks the full run's result against the package, `rerun` each re-run's report against the
+/// files the crash left. Returns the full run's operation count.
 fn crash_everywhere(
     zip: &[u8],
     initial: &MemoryStorage,
     apply: Apply,
     landed: impl Fn(&ApplyReport, &BTreeMap<InstallPath, Vec<u8>>),
+    rerun: impl Fn(&BTreeMap<InstallPath, Vec<u8>>, &ApplyReport),
 ) -> u64 {
     let old = initial.files();
     let mut full = initial.clone();
@@ -96,7 +96,8 @@ fn crash_everywhere(
             );
         }
         // Restart: the same package converges.
-        apply(zip, &mut storage).unwrap();
+        let report = apply(zip, &mut storage).unwrap();
+        rerun(&after, &report);
         assert_eq!(
             storage.files(),
             new,
@@ -128,7 +129,16 @@ fn master_package_survives_a_crash_after_any_operation() {
             assert_eq!(new.get(key), Some(data), "{key} did not land");
         }
     };
-    let ops = crash_everywhere(&zip, &tree_storage("worker_tree"), on_worker, landed);
+    let no_agents = |_: &BTreeMap<InstallPath, Vec<u8>>, report: &ApplyReport| {
+        assert_eq!(report.agents, AgentCleanup::default());
+    };
+    let ops = crash_everywhere(
+        &zip,
+        &tree_storage("worker_tree"),
+        on_worker,
+        landed,
+        no_agents,
+    );
     assert!(ops > 20, "only {ops} operations");
 }
 
@@ -170,6 +180,55 @@ fn worker_package_survives_a_crash_after_any_operation() {
             );
         }
     };
-    let ops = crash_everywhere(&zip, &tree_storage("master_tree"), on_master, landed);
+    let ops = crash_everywhere(
+        &zip,
+        &tree_storage("master_tree"),
+        on_master,
+        landed,
+        |_, _| {},
+    );
     assert!(ops >= 6, "only {ops} operations");
+}
+
+#[test]
+fn client_keys_package_removes_agent_files_first_and_survives_a_crash_after_any_operation() {
+    let zip = keys_package(NEW_KEYS, "shared");
+    let initial = agents_tree(OLD_KEYS, AGENT_FILES);
+    let keys = p("/etc/client.keys");
+    let gone = |files: &BTreeMap<InstallPath, Vec<u8>>, path: &str| {
+        !files.keys().any(|f| f.starts_with(&p(path)))
+    };
+    let landed = |report: &ApplyReport, new: &BTreeMap<InstallPath, Vec<u8>>| {
+        assert_eq!(new.get(&keys).map(Vec::as_slice), Some(NEW_KEYS));
+        let removed: Vec<&str> = report.agents.removed.iter().map(|r| r.as_str()).collect();
+        assert_eq!(removed, REMOVED);
+        assert!(REMOVED.iter().all(|r| gone(new, r)));
+    };
+    // Files of the removed agents still there.
+    let left = |files: &BTreeMap<InstallPath, Vec<u8>>| -> Vec<&str> {
+        REMOVED
+            .iter()
+            .copied()
+            .filter(|r| !gone(files, r))
+            .collect()
+    };
+    let rerun = |crashed: &BTreeMap<InstallPath, Vec<u8>>, report: &ApplyReport| {
+        let ids: Vec<&str> = report.agents.agents.iter().map(|a| a.id.as_str()).collect();
+        if crashed.get(&keys).map(Vec::as_slice) == Some(NEW_KEYS) {
+            // The new client.keys landed, so every removal before it did.
+            let left = left(crashed);
+            assert!(left.is_empty(), "client.keys replaced, {left:?} left");
+            assert!(ids.is_empty(), "{ids:?}");
+        } else {
+            // Still the old one: the same agents, and the files the crash left are removed now.
+            assert_eq!(crashed.get(&keys).map(Vec::as_slice), Some(OLD_KEYS));
+            assert_eq!(ids, ["002", "004"]);
+            let removed: Vec<&str> = report.agents.removed.iter().map(|r| r.as_str()).collect();
+            assert_eq!(removed, left(crashed));
+        }
+    };
+    let ops = crash_everywhere(&zip, &initial, on_worker, landed, rerun);
+    // Reading both client.keys, listing agent-info, a stat and a removal per target, then the
+    // write of the new client.keys.
+    assert!(ops > 2 * REMOVED.len() as u64, "only {ops} operations");
 }
