@@ -128,3 +128,98 @@ fn recorded_package_applies_on_a_real_tree() {
             .1
     );
 }
+
+/// A master package whose only file is `etc/client.keys` = `keys` (differing on the worker).
+fn keys_package(keys: &[u8]) -> Vec<u8> {
+    let t = wazuh_cluster_sync::integrity::storage::Timestamp::from_secs(1_562_000_000);
+    let key = wazuh_cluster_sync::integrity::path::InstallPath::new("/etc/client.keys").unwrap();
+    let control = br#"{"missing": {}, "shared": {"/etc/client.keys": {"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/etc/", "merged": false, "md5": "00000000000000000000000000000000"}}, "extra": {}, "extra_valid": {}}"#;
+    let mut builder = wazuh_cluster_sync::integrity::package::PackageBuilder::new(
+        std::io::Cursor::new(Vec::new()),
+    );
+    builder.add_member(&key, t, 0o640, keys).unwrap();
+    builder.finish(control, t).unwrap().into_inner()
+}
+
+/// A removed agent's files on a real tree: its `queue/diff/<name>` directory goes with
+/// everything below it; where a file or that directory is a symlink out of the install root, the
+/// link goes and what it points to stays.
+#[test]
+fn removed_agent_files_go_on_disk_and_symlinks_out_are_not_followed() {
+    let base =
+        TempRoot(std::env::temp_dir().join(format!("wazuh-agents-disk-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&base.0);
+    let root = base.0.join("ossec");
+    let outside = base.0.join("outside");
+    for dir in [
+        "etc",
+        "queue/diff/web/local",
+        "queue/diff",
+        "queue/rids",
+        "queue/agent-groups",
+        "var/db/agents",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "keep me").unwrap();
+    let files = [
+        (
+            "etc/client.keys",
+            "001 db any k1\n002 web any k2\n003 mail any k3\n",
+        ),
+        ("queue/diff/web/local/last-entry", "diff"),
+        ("queue/agent-groups/002", "default"),
+        ("var/db/agents/web-002.db", "db"),
+        ("queue/rids/001", "1"),
+    ];
+    for (path, data) in files {
+        std::fs::write(root.join(path), data).unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, root.join("queue/diff/mail")).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), root.join("queue/rids/003")).unwrap();
+
+    let mut storage = FsStorage::new(&root).unwrap();
+    let new_keys = b"001 db any k1\n";
+    let mut reader = PackageReader::open(
+        std::io::Cursor::new(keys_package(new_keys)),
+        PackageLimits::default(),
+    )
+    .unwrap();
+    let report = apply_master_package(
+        &mut reader,
+        &mut storage,
+        &ClusterItems::defaults_3_9(),
+        "worker1",
+        &ApplyLimits::default(),
+    )
+    .unwrap();
+    let removed: Vec<&str> = report.agents.removed.iter().map(|p| p.as_str()).collect();
+    assert_eq!(
+        removed,
+        [
+            "/queue/agent-groups/002",
+            "/queue/diff/mail",
+            "/queue/diff/web",
+            "/queue/rids/003",
+            "/var/db/agents/web-002.db",
+        ]
+    );
+    assert_eq!(
+        std::fs::read(root.join("etc/client.keys")).unwrap(),
+        new_keys
+    );
+    for gone in [
+        "queue/diff/web",
+        "queue/diff/mail",
+        "queue/rids/003",
+        "queue/agent-groups/002",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(root.join(gone)).is_err(),
+            "{gone}"
+        );
+    }
+    assert_eq!(std::fs::read(root.join("queue/rids/001")).unwrap(), b"1");
+    assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"keep me");
+}
