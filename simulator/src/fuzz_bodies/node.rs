@@ -899,6 +899,13 @@ impl Harness {
                 self.bound
             );
             self.reached.max_queued = self.reached.max_queued.max(queued);
+            if queued >= self.config.limits.max_queued_output {
+                assert!(
+                    !self.node.wants_input(p.id),
+                    "{:?} over the limit still read",
+                    p.id
+                );
+            }
         }
         assert_eq!(self.node.effects_in_flight(), self.effects.len());
         assert!(
@@ -908,6 +915,34 @@ impl Harness {
             self.opened
         );
         self.check_files();
+    }
+
+    /// Every peer hangs up and every effect runs: no staged write may be left open (a closed
+    /// connection's clean-up aborts them).
+    fn teardown(&mut self) {
+        while let Some(p) = self.peers.pop() {
+            self.closed.insert(p.id);
+            self.node.handle_closed(self.now, p.id);
+            self.drain();
+        }
+        // Clean-up jobs run one after another; each effect may queue at most one more.
+        for _ in 0..1024 {
+            if self.effects.is_empty() {
+                break;
+            }
+            self.run_effect(0);
+        }
+        self.check();
+        assert!(
+            self.effects.is_empty(),
+            "effects keep coming after every peer left"
+        );
+        assert_eq!(
+            self.exec.open_writes(),
+            0,
+            "staged writes left after every peer left"
+        );
+        assert_eq!(self.exec.storage().staged_writes(), 0);
     }
 
     fn check_files(&mut self) {
@@ -1052,6 +1087,7 @@ pub fn run_reached(data: &[u8]) -> Reached {
         let op = Op::from_byte(input.byte());
         h.step(op, &mut input);
     }
+    h.teardown();
     h.reached
 }
 
