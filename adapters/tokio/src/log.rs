@@ -141,6 +141,17 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Lock released ({cause:?})"),
             Level::DEBUG,
         ),
+        // Upstream's worker logs this in its integrity task before writing the new client.keys.
+        NodeEvent::AgentsRemoved { agents, files } => line(
+            Some("Master".to_owned()),
+            "Integrity",
+            format!(
+                "Removing files from {} agents ({}): {files} removed",
+                agents.len(),
+                agents.join(", ")
+            ),
+            Level::INFO,
+        ),
         NodeEvent::IntegrityRecalculated { files, hashed } => line(
             None,
             "Integrity",
@@ -176,5 +187,27 @@ pub(crate) fn log_event(node_type: NodeType, event: &NodeEvent) {
         tracing::Level::WARN => tracing::warn!(task, "{message}"),
         tracing::Level::INFO => tracing::info!(task, "{message}"),
         _ => tracing::debug!(task, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_agents_are_logged_as_upstreams_worker_does_with_the_ids() {
+        let event = NodeEvent::AgentsRemoved {
+            agents: vec!["009".to_owned(), "012".to_owned()],
+            files: 5,
+        };
+        assert_eq!(
+            event_line(NodeType::Worker, &event),
+            EventLine {
+                peer: Some("Master".to_owned()),
+                task: "Integrity",
+                message: "Removing files from 2 agents (009, 012): 5 removed".to_owned(),
+                level: tracing::Level::INFO,
+            }
+        );
     }
 }

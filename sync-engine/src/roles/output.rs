@@ -260,6 +260,14 @@ pub enum NodeEvent {
         /// How.
         cause: LockRelease,
     },
+    /// Worker: the master's new `etc/client.keys` dropped these agents (ids), and their files
+    /// were removed before it was written (3.9.5's `_check_removed_agents`).
+    AgentsRemoved {
+        /// The dropped agents' ids, in client.keys order.
+        agents: Vec<String>,
+        /// Files and directories removed for them.
+        files: usize,
+    },
     /// Master: its own integrity metadata was recalculated.
     IntegrityRecalculated {
         /// Files in the document.

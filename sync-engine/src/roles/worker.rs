@@ -764,8 +764,14 @@ impl Node {
             Ok(EffectOutput::MasterApplied {
                 counts,
                 extra_valid,
-                ..
+                report,
             }) => {
+                if !report.agents.agents.is_empty() {
+                    self.event(NodeEvent::AgentsRemoved {
+                        agents: report.agents.agents.iter().map(|a| a.id.clone()).collect(),
+                        files: report.agents.removed.len(),
+                    });
+                }
                 self.integrity_answered(now, Ok(counts));
                 if !extra_valid.is_empty() && self.round_idle(SyncKind::ExtraValid) == Some(true) {
                     self.start_round(now, SyncKind::ExtraValid, extra_valid);

@@ -249,3 +249,47 @@ fn a_dial_never_answered_is_abandoned_and_retried() {
         [20, 50].map(|s| (Duration::from_secs(s), lost.clone()))
     );
 }
+
+/// 3.9.5's removed-agent clean-up, seen from the node: the worker's own client.keys knows agent
+/// 009, the master's does not; when the master's file arrives, 009's files go first and the
+/// worker reports which agents and how many files (the log's "Removing files from 1 agents").
+#[test]
+fn a_client_keys_that_drops_an_agent_removes_its_files_and_says_so() {
+    let t0 = origin();
+    let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
+    let old = FileAttrs {
+        mode: 0o640,
+        mtime: Some(Timestamp::from_secs(UNIX0 as i64 - 100)),
+    };
+    let worker = c.storage_mut(w);
+    for dir in ["/etc", "/queue/rids", "/queue/agent-info"] {
+        worker.create_dir_all(&p(dir), 0o770).unwrap();
+    }
+    for (path, data) in [
+        (
+            "/etc/client.keys",
+            &b"001 agent-one any k1\n002 agent-two any k2\n009 gone any k9\n"[..],
+        ),
+        ("/queue/rids/009", b"9\n"),
+        ("/queue/rids/001", b"1\n"),
+    ] {
+        worker.write_atomic(&p(path), data, &old).unwrap();
+    }
+    c.run_for(Duration::from_secs(10));
+
+    files_equal(&c, m, w, &FILES);
+    assert!(c.storage(w).stat(&p("/queue/rids/009")).unwrap().is_none());
+    assert!(c.storage(w).stat(&p("/queue/rids/001")).unwrap().is_some());
+    let removed: Vec<NodeEvent> = c
+        .events_of(w)
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::AgentsRemoved { .. }))
+        .collect();
+    assert_eq!(
+        removed,
+        [NodeEvent::AgentsRemoved {
+            agents: vec!["009".to_owned()],
+            files: 1
+        }]
+    );
+}
