@@ -245,8 +245,8 @@ fn node_refuses_an_ossec_conf_without_a_key_unless_told_so() {
 
 /// `--owner`: a user that does not exist stops the start naming the option. As root (this
 /// machine), a worker given `--owner 54321:54322` hands the files it receives and the
-/// directories it creates to those ids (what the ossec-run daemons beside it need); not as root
-/// (CI), nothing is given away and the log says why.
+/// directories it creates, and its local socket, to those ids (what the ossec-run daemons and
+/// tools beside it need); not as root (CI), nothing is given away and the log says why.
 #[test]
 fn node_gives_what_it_writes_to_the_owner() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,6 +292,8 @@ fn node_gives_what_it_writes_to_the_owner() {
         ("etc/client.keys", 0o640),
         ("etc/rules", 0o770),
         ("etc/rules/local_rules.xml", 0o660),
+        // The local socket too: upstream's belongs to the user its daemon runs as.
+        ("queue/cluster/c-internal.sock", 0o660),
     ] {
         assert_eq!(owner_mode(path), (uid, gid, mode), "{path}");
     }

@@ -274,10 +274,12 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     };
     let local_addr = listener.as_ref().map(|(_, a)| *a);
     let local = match &local_socket {
-        Some(path) => Some(bind_local(path).map_err(|e| StartError::LocalSocket {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?),
+        Some(path) => Some(
+            bind_local(path, owner).map_err(|e| StartError::LocalSocket {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        ),
         None => None,
     };
     let name = config.node_name.clone();
@@ -455,8 +457,13 @@ impl RunningNode {
 }
 
 /// Binds the local socket: parent directory created, a stale socket file from a previous run
-/// removed (anything else at the path is left alone and the bind fails), mode 0660 as upstream.
-fn bind_local(path: &Path) -> std::io::Result<UnixListener> {
+/// removed (anything else at the path is left alone and the bind fails), mode 0660 as upstream,
+/// and given to `owner` (upstream's socket belongs to the ossec user its daemon runs as, so the
+/// ossec-run tools in the group can connect).
+fn bind_local(
+    path: &Path,
+    owner: Option<wazuh_cluster_fs::Owner>,
+) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -467,6 +474,9 @@ fn bind_local(path: &Path) -> std::io::Result<UnixListener> {
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
 }
