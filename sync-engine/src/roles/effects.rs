@@ -47,8 +47,10 @@ use crate::integrity::storage::{
 /// Permission bits of package files and merged files the node writes (upstream: umask 0o007).
 pub const PACKAGE_MODE: u32 = 0o660;
 
-/// Largest `client.keys` read to learn the known agents.
-pub const MAX_CLIENT_KEYS: u64 = 64 << 20;
+/// Largest `client.keys` read to learn the known agents (the same bound as the removed-agent
+/// comparison's).
+pub use crate::integrity::agents::MAX_CLIENT_KEYS;
+use crate::integrity::agents::client_keys_path;
 
 /// A disk job. See the [module documentation](self).
 #[non_exhaustive]
@@ -632,14 +634,4 @@ impl<S: Storage> EffectExecutor<S> {
             report,
         })
     }
-}
-
-fn client_keys_path() -> Result<InstallPath, EffectError> {
-    InstallPath::new("/etc/client.keys").map_err(|e| {
-        EffectError::Storage(StorageError::new(
-            StorageErrorKind::Io,
-            "/etc/client.keys",
-            e.to_string(),
-        ))
-    })
 }
