@@ -53,12 +53,38 @@ fn install(dir: &Path, name: &str, node_type: &str, port: u16, extra: &[SampleFi
     root
 }
 
-fn spawn_node(root: &Path) -> Child {
+/// A node process that is killed if the test ends without stopping it (a failed assertion would
+/// otherwise leave daemons running after the test binary, holding their ports).
+struct NodeProcess(Child);
+
+impl std::ops::Deref for NodeProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for NodeProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_node(root: &Path) -> NodeProcess {
     spawn_node_with(root, &[])
 }
 
-fn spawn_node_with(root: &Path, args: &[&str]) -> Child {
-    bin()
+fn spawn_node_with(root: &Path, args: &[&str]) -> NodeProcess {
+    let child = bin()
         .args(["node", "--wazuh-path"])
         .arg(root)
         .arg("--cluster-json")
@@ -67,7 +93,8 @@ fn spawn_node_with(root: &Path, args: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    NodeProcess(child)
 }
 
 fn sigterm(child: &Child) {
@@ -79,7 +106,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Waits for `child` to exit (at most 20 s) and returns its status and standard error.
-fn finish(mut child: Child) -> (Option<i32>, String) {
+fn finish(mut child: NodeProcess) -> (Option<i32>, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
