@@ -1082,6 +1082,13 @@ impl Node {
             in_flight: p.disk.in_flight,
             ..DiskQueue::default()
         };
+        // Aborts already queued still run: a transfer that failed while its `BeginFile` was
+        // queued or in flight is `Failed`, and only its queued abort closes that staged write.
+        for (effect, _) in p.disk.jobs.drain(..) {
+            if let Effect::AbortFile { .. } = effect {
+                cleanup.jobs.push_back((effect, Step::Quiet));
+            }
+        }
         for f in p.incoming.values() {
             if let (Some(target), IncomingState::Receiving | IncomingState::Committing) =
                 (&f.target, f.state)
