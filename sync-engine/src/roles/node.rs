@@ -17,7 +17,7 @@
 //! buffered without bound. Keepalives and replies to input already read still go out, so the
 //! overshoot is bounded by what one read can ask for.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -1082,24 +1082,45 @@ impl Node {
             in_flight: p.disk.in_flight,
             ..DiskQueue::default()
         };
-        // Aborts already queued still run: a transfer that failed while its `BeginFile` was
-        // queued or in flight is `Failed`, and only its queued abort closes that staged write.
+        // Every file this link may hold a staged write for is aborted: the `incoming` table
+        // alone misses some (a transfer that failed while its `BeginFile` was queued or in
+        // flight is `Failed`; a path sent again while its first copy was committing lost its
+        // entry when that copy was processed), so the queued file jobs and a `BeginFile` in
+        // flight name theirs too. Aborting a path with nothing open fails, harmlessly.
+        let mut aborts = BTreeSet::new();
+        if let Some(Job::Peer {
+            step: Step::File {
+                wire,
+                commit: false,
+            },
+            ..
+        }) = p.disk.in_flight.and_then(|id| self.effects.get(&id))
+            && let Some(path) = std::str::from_utf8(wire)
+                .ok()
+                .and_then(|text| InstallPath::new(text).ok())
+        {
+            aborts.insert(path);
+        }
         for (effect, _) in p.disk.jobs.drain(..) {
-            if let Effect::AbortFile { .. } = effect {
-                cleanup.jobs.push_back((effect, Step::Quiet));
+            if let Effect::BeginFile { path }
+            | Effect::AppendFile { path, .. }
+            | Effect::CommitFile { path }
+            | Effect::AbortFile { path } = effect
+            {
+                aborts.insert(path);
             }
         }
         for f in p.incoming.values() {
             if let (Some(target), IncomingState::Receiving | IncomingState::Committing) =
                 (&f.target, f.state)
             {
-                cleanup.jobs.push_back((
-                    Effect::AbortFile {
-                        path: target.clone(),
-                    },
-                    Step::Quiet,
-                ));
+                aborts.insert(target.clone());
             }
+        }
+        for path in aborts {
+            cleanup
+                .jobs
+                .push_back((Effect::AbortFile { path }, Step::Quiet));
         }
         // Packages of rounds this link was running (built, being built, or on their way).
         let mut packages: Vec<InstallPath> = p.sending.values().map(|s| s.path.clone()).collect();
