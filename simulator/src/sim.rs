@@ -834,6 +834,11 @@ impl Sim {
         self.trace.hash()
     }
 
+    /// The hash of the bytes delivered so far (see [`Trace::wire_hash`](crate::trace::Trace::wire_hash)).
+    pub fn wire_hash(&self) -> u64 {
+        self.trace.wire_hash()
+    }
+
     /// Records folded into the trace so far.
     pub fn trace_records(&self) -> u64 {
         self.trace.records()

@@ -7,8 +7,9 @@ use wazuh_cluster_sim::fixtures::{cluster, recorded_intervals};
 use wazuh_cluster_sim::net::{LinkParams, Pieces};
 use wazuh_cluster_sim::sim::SimConfig;
 
-/// Runs 1 master + 2 workers for 30 s of virtual time; returns (trace hash, records, converged).
-fn run(seed: u64, pieces: Pieces) -> (u64, u64, bool) {
+/// Runs 1 master + 2 workers for 30 s of virtual time; returns (trace hash, records, converged,
+/// wire hash).
+fn run(seed: u64, pieces: Pieces) -> (u64, u64, bool, u64) {
     let link = LinkParams {
         latency: Duration::from_micros(700),
         bandwidth: Some(50 << 20),
@@ -30,6 +31,7 @@ fn run(seed: u64, pieces: Pieces) -> (u64, u64, bool) {
         c.sim.trace_hash(),
         c.sim.trace_records(),
         c.integrity_converged(),
+        c.sim.wire_hash(),
     )
 }
 
@@ -44,6 +46,25 @@ fn same_seed_same_trace_hash_other_seed_other_hash() {
     assert_ne!(a.0, other.0);
     assert!(other.2);
 }
+
+/// The bytes that cross the wire in two fixed runs, pinned: a change of the node's inside (names,
+/// error types, module shape) must not change a byte, a time or a destination of what it sends.
+/// When the wire changes on purpose, put the new values here and say why in the commit.
+#[test]
+fn the_bytes_on_the_wire_of_two_fixed_runs_are_pinned() {
+    let whole = run(7, Pieces::Whole);
+    let pieces = run(11, Pieces::Random { max: 17 });
+    assert_eq!(
+        (whole.3, pieces.3),
+        (WIRE_SEED_7_WHOLE, WIRE_SEED_11_PIECES),
+        "wire hashes {:#018x} / {:#018x}",
+        whole.3,
+        pieces.3
+    );
+}
+
+const WIRE_SEED_7_WHOLE: u64 = 0x8788_bf05_9473_bf08;
+const WIRE_SEED_11_PIECES: u64 = 0x6c66_eb76_0320_1d01;
 
 #[test]
 fn writes_cut_into_random_pieces_are_deterministic_and_still_converge() {
