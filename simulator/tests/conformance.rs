@@ -195,7 +195,7 @@ fn get_health_after_the_session_has_the_recorded_shape() {
         .iter()
         .find(|f| f.by == Role::Master && f.payload.starts_with(b"{\"n_connected_nodes\""))
         .unwrap();
-    let ours = c.sim.node(c.master).health(c.sim.instant(), None);
+    let ours = c.sim.node(c.master).health(None);
     // The simulator's nodes are addressed by name; the recorded ones were on loopback.
     let ours_on_loopback = ours
         .replace("\"ip\": \"worker1\"", "\"ip\": \"127.0.0.1\"")

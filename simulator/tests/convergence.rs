@@ -317,8 +317,7 @@ fn extra_valid_agent_groups_and_fresh_agent_info_flow_back_to_the_master() {
 
     // get_health: both workers connected, locks free, worker1's integrity round with its counts
     // and its dates equal to the virtual instants of the master's events, on the node's clock.
-    let health: serde_json::Value =
-        serde_json::from_str(&c.sim.node(m).health(c.sim.instant(), None)).unwrap();
+    let health: serde_json::Value = serde_json::from_str(&c.sim.node(m).health(None)).unwrap();
     assert_eq!(health["n_connected_nodes"], 2);
     let w1 = &health["nodes"]["worker1"]["status"];
     assert_eq!(

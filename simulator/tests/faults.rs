@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
 use wazuh_cluster_sim::clock::VirtualTime;
 use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
 use wazuh_cluster_sim::fixtures::{OLD, cluster, master_tree, recorded_intervals};
@@ -13,7 +14,9 @@ use wazuh_cluster_sim::tree::{TreeFile, storage_from};
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Storage;
-use wazuh_cluster_sync::roles::{CloseReason, LockRelease, NodeConfig, NodeEvent, SyncKind};
+use wazuh_cluster_sync::roles::{
+    CloseReason, LockRelease, NodeConfig, NodeEvent, SyncError, SyncKind,
+};
 
 fn path(p: &str) -> InstallPath {
     InstallPath::new(p).unwrap()
@@ -127,14 +130,17 @@ fn keepalive_loss_drops_the_worker_after_120_s_and_it_rejoins_and_converges() {
             NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::ConnectedToMaster { .. }
         )
     });
+    let keepalive = ConnectionError::Peer(PeerError::KeepaliveFailed { attempts: 2 });
+    assert_eq!(
+        keepalive.to_string(),
+        "peer error: 2 keepalives in a row failed"
+    );
     assert_eq!(
         worker_side[0],
         (
             last_answer.plus(Duration::from_secs(160)),
             NodeEvent::DisconnectedFromMaster {
-                reason: CloseReason::Connection(Some(
-                    "peer error: 2 keepalives in a row failed".into()
-                ))
+                reason: CloseReason::Connection(Some(keepalive))
             }
         )
     );
@@ -202,7 +208,7 @@ fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_
                 NodeEvent::SyncFailed {
                     kind: SyncKind::Integrity,
                     worker: "worker1".into(),
-                    error: "timeout receiving the worker's file".into()
+                    error: SyncError::WorkerFileTimeout
                 }
             ),
         ]
@@ -391,7 +397,7 @@ fn a_reset_in_the_middle_of_a_round_frees_the_lock_and_the_worker_comes_back() {
             NodeEvent::SyncFailed {
                 kind: SyncKind::Integrity,
                 worker: "worker1".into(),
-                error: "connection lost".into()
+                error: SyncError::ConnectionLost
             },
             NodeEvent::WorkerLeft {
                 name: "worker1".into(),
@@ -409,7 +415,7 @@ fn a_reset_in_the_middle_of_a_round_frees_the_lock_and_the_worker_comes_back() {
             NodeEvent::SyncFailed {
                 kind: SyncKind::Integrity,
                 worker: "worker1".into(),
-                error: "connection lost".into()
+                error: SyncError::ConnectionLost
             },
             NodeEvent::DisconnectedFromMaster {
                 reason: CloseReason::Lost

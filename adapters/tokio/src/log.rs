@@ -3,7 +3,7 @@
 //! span, the task tag in a `task` field, as the CLI's logger expects (adapters/cli/src/logging.rs).
 
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
-use wazuh_cluster_sync::roles::{CloseReason, HandshakeFailure, NodeEvent, NodeType, SyncKind};
+use wazuh_cluster_sync::roles::{HandshakeFailure, NodeEvent, NodeType, SyncKind};
 
 /// Upstream's tag of a synchronisation in its log lines.
 fn tag(kind: SyncKind) -> &'static str {
@@ -11,19 +11,6 @@ fn tag(kind: SyncKind) -> &'static str {
         SyncKind::Integrity => "Integrity",
         SyncKind::ExtraValid => "Extra valid",
         SyncKind::AgentInfo => "Agent info",
-    }
-}
-
-fn reason(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::HelloRefused(text) => format!("hello refused: {text}"),
-        CloseReason::KeepaliveTimeout => "no keepalive in time".to_owned(),
-        CloseReason::Replaced => "replaced by a new connection".to_owned(),
-        CloseReason::Connection(Some(text)) => text.clone(),
-        CloseReason::Connection(None) => "connection closed".to_owned(),
-        CloseReason::Lost => "connection lost".to_owned(),
-        CloseReason::Overloaded => "peer overloaded our buffers".to_owned(),
-        other => format!("{other:?}"),
     }
 }
 
@@ -65,7 +52,7 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
         NodeEvent::WorkerLeft { name, reason: r } => line(
             Some(format!("Worker {name}")),
             "Main",
-            format!("Disconnected: {}", reason(r)),
+            format!("Disconnected: {r}"),
             Level::INFO,
         ),
         NodeEvent::HelloRefused { peer, reply } => line(
@@ -95,7 +82,7 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
         NodeEvent::DisconnectedFromMaster { reason: r } => line(
             Some("Master".to_owned()),
             "Main",
-            format!("Disconnected: {}", reason(r)),
+            format!("Disconnected: {r}"),
             Level::WARN,
         ),
         NodeEvent::SyncStarted { kind, worker } => line(
@@ -158,10 +145,10 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Recalculated: {files} files, {hashed} hashed"),
             Level::DEBUG,
         ),
-        NodeEvent::Error { peer, message } => {
+        NodeEvent::Error { peer, error } => {
             let message = match peer {
-                Some(peer) => format!("{peer}: {message}"),
-                None => message.clone(),
+                Some(peer) => format!("{peer}: {error}"),
+                None => error.to_string(),
             };
             line(None, "Main", message, Level::WARN)
         }

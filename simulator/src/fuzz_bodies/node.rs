@@ -256,6 +256,9 @@ pub struct Reached {
     pub closes: usize,
     /// Most unwritten output seen for one peer.
     pub max_queued: usize,
+    /// Most staged writes seen open at a check with nothing in flight (where the node's view of
+    /// them is compared with the executor's).
+    pub max_open_files: usize,
     /// Files (paths) whose content differs from the initial tree at the end.
     pub changed: BTreeSet<String>,
 }
@@ -908,6 +911,17 @@ impl Harness {
             }
         }
         assert_eq!(self.node.effects_in_flight(), self.effects.len());
+        if self.effects.is_empty() {
+            // With nothing in flight (so every closed link's clean-up has run), the transfers'
+            // owner knows exactly the staged writes the executor holds.
+            let open = self.node.open_incoming_files();
+            assert_eq!(
+                open,
+                self.exec.open_files(),
+                "staged writes: the node's view against the executor's"
+            );
+            self.reached.max_open_files = self.reached.max_open_files.max(open.len());
+        }
         assert!(
             self.effects.len() as u64 <= self.opened + 1,
             "{} effects in flight for {} connections",
@@ -1239,11 +1253,27 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         .effects()
         .jump()
         .effects();
+    // A file opened and half sent, its staged write open at rest, then the link closes.
+    let open_file = Program::new(4)
+        .connect(0)
+        .hello(0, 0)
+        .sealed(0, Cmd::RawFile(0), 0, b"/queue/cluster/worker1/half.zip")
+        .effects()
+        .sealed(
+            0,
+            Cmd::RawFile(1),
+            0,
+            b"/queue/cluster/worker1/half.zip PK\x03\x04",
+        )
+        .effects()
+        .written(0)
+        .close(0);
     vec![
         ("integrity_round", integrity.into_bytes()),
         ("agents_round", agents.into_bytes()),
         ("flood_unread", flood.into_bytes()),
         ("garbage_and_refusals", garbage.into_bytes()),
+        ("open_file_closed", open_file.into_bytes()),
     ]
 }
 
@@ -1271,6 +1301,16 @@ mod tests {
             let committed = std::fs::read(&path).expect("committed seed");
             assert!(committed == bytes, "{name} differs from the generator");
         }
+    }
+
+    #[test]
+    fn open_file_seed_checks_an_open_staged_write_at_rest_then_closes() {
+        let r = reached("open_file_closed");
+        assert_eq!((r.joined, r.closes), (1, 0), "{r:?}");
+        // The node's view of the open staged write was compared with the executor's; the
+        // close's clean-up aborted it (the teardown checks nothing is left).
+        assert_eq!(r.max_open_files, 1, "{r:?}");
+        assert!(r.changed.is_empty(), "{r:?}");
     }
 
     #[test]

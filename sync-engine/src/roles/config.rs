@@ -1,7 +1,7 @@
 //! What a node is told at start: who it is, which cluster it joins, its cluster.json, and the
 //! bounds that keep a hostile or slow peer from growing its memory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wazuh_cluster_protocol::connection::{ConnectionConfig, WallClock};
 use wazuh_cluster_protocol::key::ClusterKey;
@@ -12,6 +12,7 @@ use crate::integrity::items::ClusterItems;
 pub use crate::integrity::items::NodeType;
 use crate::integrity::merged::MergedLimits;
 use crate::integrity::package::PackageLimits;
+use crate::integrity::storage::Timestamp;
 
 /// Longest node name accepted (ours: names become directory names).
 pub const MAX_NODE_NAME_LEN: usize = 64;
@@ -127,9 +128,29 @@ impl NodeConfig {
     }
 }
 
+/// The wall-clock time at `now` from an anchor (sub-second precision, unlike
+/// [`WallClock::unix_secs_at`]). Public so that an adapter dates its effects exactly as the node
+/// dates its own (one conversion, not two that could disagree).
+pub fn unix_time_at(clock: &WallClock, now: Instant) -> Timestamp {
+    let base = Duration::from_secs(clock.unix_secs);
+    let at = if now >= clock.instant {
+        base + (now - clock.instant)
+    } else {
+        base.saturating_sub(clock.instant - now)
+    };
+    Timestamp {
+        secs: i64::try_from(at.as_secs()).unwrap_or(i64::MAX),
+        nanos: at.subsec_nanos(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::valid_node_name;
+    use std::time::Duration;
+
+    use super::{unix_time_at, valid_node_name};
+    use crate::integrity::storage::Timestamp;
+    use wazuh_cluster_protocol::connection::WallClock;
 
     #[test]
     fn node_name_rule() {
@@ -148,6 +169,40 @@ mod tests {
             &"x".repeat(65),
         ] {
             assert!(!valid_node_name(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tests need an arbitrary origin instant"
+    )]
+    fn origin() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    #[test]
+    fn wall_time_keeps_sub_second_precision_on_both_sides_of_the_anchor() {
+        let t0 = origin() + Duration::from_secs(10);
+        // (anchor's Unix seconds, milliseconds from the anchor, expected time)
+        let cases: [(u64, i64, i64, u32); 3] = [
+            (1_795_682_923, 406_941, 1_795_683_329, 941_000_000),
+            (1_795_682_923, -1_500, 1_795_682_921, 500_000_000),
+            // The tokio adapter's case (it dates its effects with this function).
+            (1_800_000_000, 2_500, 1_800_000_002, 500_000_000),
+        ];
+        for (anchor, offset_ms, secs, nanos) in cases {
+            let clock = WallClock::new(t0, anchor);
+            let offset = Duration::from_millis(offset_ms.unsigned_abs());
+            let at = if offset_ms >= 0 {
+                t0 + offset
+            } else {
+                t0 - offset
+            };
+            assert_eq!(
+                unix_time_at(&clock, at),
+                Timestamp { secs, nanos },
+                "{offset_ms} ms from {anchor}"
+            );
         }
     }
 }

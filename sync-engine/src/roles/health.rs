@@ -5,66 +5,59 @@
 //! Written by hand rather than through `serde_json::Value`, whose maps sort their keys: the order
 //! is part of the bytes an upstream `cluster_control` prints.
 //!
+//! The master builds a [`ClusterSnapshot`] of itself and its workers; this module only formats
+//! it, so the documents read nothing of the node's inside.
+//!
 //! Differences: dates are UTC (upstream prints the master's local time); `n_active_agents`
 //! counts the agents whose agent-info the master took from that node (upstream asks its agent
 //! database for agents in status `Active`), so the master itself reports 0.
 
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::master::WorkerInfo;
-use super::node::{Node, Role, Session};
-use super::output::SyncKind;
+use super::sync_kind::{PerKind, SyncKind};
 use crate::integrity::compare::SyncCounts;
 use crate::integrity::metadata::format_mod_time;
 use crate::integrity::storage::Timestamp;
 
 /// A date as upstream's health shows it: `str(datetime)`, `YYYY-MM-DD HH:MM:SS[.ffffff]`.
-pub(super) fn date(t: Timestamp) -> String {
+pub(crate) fn date(t: Timestamp) -> String {
     format_mod_time(t)
 }
 
 /// Start and end of the last synchronisation of one kind (`None` prints `n/a`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Dates {
-    pub(super) start: Option<String>,
-    pub(super) end: Option<String>,
+pub(crate) struct Dates {
+    start: Option<String>,
+    end: Option<String>,
 }
 
 /// What `get_health` reports of one worker's synchronisations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct WorkerHealth {
-    pub(super) integrity: Dates,
+pub(crate) struct WorkerHealth {
+    /// Last round of each kind.
+    dates: PerKind<Dates>,
     /// Counts of the last comparison; `compared` switches to upstream's post-comparison key order.
-    pub(super) integrity_counts: SyncCounts,
-    pub(super) compared: bool,
-    pub(super) agent_info: Dates,
-    pub(super) total_agent_info: Option<usize>,
-    pub(super) extra_valid: Dates,
-    pub(super) total_extra_valid: Option<usize>,
+    integrity_counts: SyncCounts,
+    compared: bool,
+    total_agent_info: Option<usize>,
+    total_extra_valid: Option<usize>,
 }
 
 impl WorkerHealth {
-    fn dates(&mut self, kind: SyncKind) -> &mut Dates {
-        match kind {
-            SyncKind::Integrity => &mut self.integrity,
-            SyncKind::ExtraValid => &mut self.extra_valid,
-            SyncKind::AgentInfo => &mut self.agent_info,
-        }
+    /// A round of `kind` started at `date`.
+    pub(crate) fn started(&mut self, kind: SyncKind, date: String) {
+        self.dates.get_mut(kind).start = Some(date);
     }
 
-    pub(super) fn started(&mut self, kind: SyncKind, date: String) {
-        self.dates(kind).start = Some(date);
-    }
-
-    pub(super) fn ended(&mut self, kind: SyncKind, date: String) {
-        self.dates(kind).end = Some(date);
+    /// A round of `kind` ended at `date`.
+    pub(crate) fn ended(&mut self, kind: SyncKind, date: String) {
+        self.dates.get_mut(kind).end = Some(date);
     }
 
     /// A worker package was applied; 3.9.5 then reports the number of agents it knows.
-    pub(super) fn applied(&mut self, kind: SyncKind, known_agents: usize) {
+    pub(crate) fn applied(&mut self, kind: SyncKind, known_agents: usize) {
         match kind {
             SyncKind::AgentInfo => self.total_agent_info = Some(known_agents),
             SyncKind::ExtraValid => self.total_extra_valid = Some(known_agents),
@@ -72,7 +65,8 @@ impl WorkerHealth {
         }
     }
 
-    pub(super) fn set_counts(&mut self, counts: SyncCounts) {
+    /// The counts of the last integrity comparison.
+    pub(crate) fn set_counts(&mut self, counts: SyncCounts) {
         self.integrity_counts = counts;
         self.compared = true;
     }
@@ -88,21 +82,17 @@ fn push_date(out: &mut String, d: &Option<String>) {
     push_str(out, d.as_deref().unwrap_or("n/a"));
 }
 
-fn host_of(addr: &str) -> &str {
-    let host = match addr.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => host,
-        _ => addr,
-    };
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 /// One row of `get_nodes`: name, type, version, ip.
-#[derive(Debug, Clone)]
-struct NodeRow {
-    name: String,
-    node_type: String,
-    version: String,
-    ip: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeRow {
+    /// Its name.
+    pub(crate) name: String,
+    /// `master` or what the worker's `hello` said.
+    pub(crate) node_type: String,
+    /// Its version.
+    pub(crate) version: String,
+    /// Its address (the master's configured one; a worker's connection host).
+    pub(crate) ip: String,
 }
 
 impl NodeRow {
@@ -119,46 +109,47 @@ impl NodeRow {
 
 const NODE_FIELDS: [&str; 4] = ["name", "type", "version", "ip"];
 
-/// Registered workers with their connection address, in registration order.
-fn workers(node: &Node) -> Vec<(&WorkerInfo, &str, Option<Instant>)> {
-    let mut out: Vec<(&WorkerInfo, &str, Option<Instant>)> = node
-        .peers
-        .values()
-        .filter_map(|p| match &p.session {
-            Session::Master(m) => m
-                .worker
-                .as_deref()
-                .map(|w| (w, p.addr.as_str(), p.conn.last_keepalive())),
-            Session::Worker | Session::Local => None,
-        })
-        .collect();
-    out.sort_by_key(|(w, _, _)| w.join_seq);
-    out
+/// What `get_health` shows of one registered worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerStatus {
+    /// Its `get_nodes` row.
+    pub(crate) row: NodeRow,
+    /// Agents reporting to it.
+    pub(crate) active_agents: usize,
+    /// Whether each kind's lock is free.
+    pub(crate) locks_free: PerKind<bool>,
+    /// Its rounds.
+    pub(crate) health: WorkerHealth,
+    /// Its last keepalive (or its registration), as a date.
+    pub(crate) last_keepalive: String,
 }
 
-fn rows(node: &Node) -> Vec<NodeRow> {
-    let mut rows = vec![NodeRow {
-        name: node.config.node_name.clone(),
-        node_type: "master".to_owned(),
-        version: node.config.version.clone(),
-        ip: node.config.address.clone(),
-    }];
-    for (w, addr, _) in workers(node) {
-        rows.push(NodeRow {
-            name: w.name.clone(),
-            node_type: w.node_type.clone(),
-            version: w.version.clone(),
-            ip: host_of(addr).to_owned(),
-        });
-    }
-    rows
+/// The master and its registered workers (in registration order), as the documents show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterSnapshot {
+    /// The master's row.
+    pub(crate) master: NodeRow,
+    /// Agents reporting to the master itself.
+    pub(crate) master_active_agents: usize,
+    /// The workers.
+    pub(crate) workers: Vec<WorkerStatus>,
 }
 
-fn active_agents(node: &Node, name: &str) -> usize {
-    match &node.role {
-        Role::Master(m) => m.routes.values().filter(|w| *w == name).count(),
-        Role::Worker(_) => 0,
+impl ClusterSnapshot {
+    fn rows(&self) -> Vec<NodeRow> {
+        std::iter::once(self.master.clone())
+            .chain(self.workers.iter().map(|w| w.row.clone()))
+            .collect()
     }
+}
+
+/// The host part of `host:port` (`[v6]:port` too).
+pub(crate) fn host_of(addr: &str) -> &str {
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => addr,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 fn push_info(out: &mut String, row: &NodeRow, active: usize) {
@@ -179,11 +170,12 @@ fn push_bool(out: &mut String, b: bool) {
 
 /// One kind's lock and last round: `"<free_key>": <free>, "<last_key>": {"date_start_master": …,
 /// "date_end_master": …` — the round's object is left open for the totals that follow.
-fn push_round(out: &mut String, w: &WorkerInfo, kind: SyncKind, keys: [&str; 2], dates: &Dates) {
+fn push_round(out: &mut String, w: &WorkerStatus, kind: SyncKind, keys: [&str; 2]) {
     let [free_key, last_key] = keys;
+    let dates = w.health.dates.get(kind);
     push_str(out, free_key);
     out.push_str(": ");
-    push_bool(out, w.locks[kind.index()].is_none());
+    push_bool(out, *w.locks_free.get(kind));
     out.push_str(", ");
     push_str(out, last_key);
     out.push_str(": {\"date_start_master\": ");
@@ -192,12 +184,12 @@ fn push_round(out: &mut String, w: &WorkerInfo, kind: SyncKind, keys: [&str; 2],
     push_date(out, &dates.end);
 }
 
-fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Option<Instant>) {
+fn push_status(out: &mut String, w: &WorkerStatus) {
     let h = &w.health;
     let c = h.integrity_counts;
     out.push('{');
     let integrity = ["sync_integrity_free", "last_sync_integrity"];
-    push_round(out, w, SyncKind::Integrity, integrity, &h.integrity);
+    push_round(out, w, SyncKind::Integrity, integrity);
     if h.compared {
         let _ = write!(
             out,
@@ -216,21 +208,19 @@ fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Op
         (
             SyncKind::AgentInfo,
             ["sync_agentinfo_free", "last_sync_agentinfo"],
-            &h.agent_info,
             ["total_agentinfo", "total_agent_info"],
             h.total_agent_info,
         ),
         (
             SyncKind::ExtraValid,
             ["sync_extravalid_free", "last_sync_agentgroups"],
-            &h.extra_valid,
             ["total_agentgroups", "total_extra_valid"],
             h.total_extra_valid,
         ),
     ];
-    for (kind, keys, dates, [placeholder_key, known_key], known) in agent_rounds {
+    for (kind, keys, [placeholder_key, known_key], known) in agent_rounds {
         out.push_str(", ");
-        push_round(out, w, kind, keys, dates);
+        push_round(out, w, kind, keys);
         // Upstream's `0` placeholder, then, once a package of the kind was applied, the agents
         // the master knows.
         out.push_str(", ");
@@ -244,52 +234,50 @@ fn push_status(out: &mut String, node: &Node, w: &WorkerInfo, last_keepalive: Op
         out.push('}');
     }
     out.push_str(", \"last_keep_alive\": ");
-    let last = last_keepalive.unwrap_or(w.joined).max(w.joined);
-    push_str(out, &date(node.unix_time(last)));
+    push_str(out, &w.last_keepalive);
     out.push('}');
 }
 
 /// `get_health(filter)`: workers (in registration order) that `filter` names (all when `None`
 /// or empty), then the master when `filter` is `None` or names it.
-pub(super) fn health_json(node: &Node, _now: Instant, filter: Option<&[String]>) -> String {
+pub(crate) fn health_json(snapshot: &ClusterSnapshot, filter: Option<&[String]>) -> String {
     let wanted = |name: &str| filter.is_none_or(|f| f.is_empty() || f.iter().any(|n| n == name));
-    let rows = rows(node);
-    let selected: Vec<(&WorkerInfo, &str, Option<Instant>)> = workers(node)
-        .into_iter()
-        .filter(|(w, _, _)| wanted(&w.name))
+    let selected: Vec<&WorkerStatus> = snapshot
+        .workers
+        .iter()
+        .filter(|w| wanted(&w.row.name))
         .collect();
     let mut out = format!("{{\"n_connected_nodes\": {}, \"nodes\": {{", selected.len());
     let mut first = true;
-    for (w, addr, last) in &selected {
+    for w in &selected {
         if !first {
             out.push_str(", ");
         }
         first = false;
-        push_str(&mut out, &w.name);
+        push_str(&mut out, &w.row.name);
         out.push_str(": {\"info\": ");
-        let row = NodeRow {
-            name: w.name.clone(),
-            node_type: w.node_type.clone(),
-            version: w.version.clone(),
-            ip: host_of(addr).to_owned(),
-        };
-        push_info(&mut out, &row, active_agents(node, &w.name));
+        push_info(&mut out, &w.row, w.active_agents);
         out.push_str(", \"status\": ");
-        push_status(&mut out, node, w, *last);
+        push_status(&mut out, w);
         out.push('}');
     }
-    let master_wanted = filter.is_none_or(|f| f.contains(&node.config.node_name));
-    if master_wanted && let Some(master) = rows.first() {
+    let master = &snapshot.master;
+    if filter.is_none_or(|f| f.contains(&master.name)) {
         if !first {
             out.push_str(", ");
         }
         push_str(&mut out, &master.name);
         out.push_str(": {\"info\": ");
-        push_info(&mut out, master, active_agents(node, &master.name));
+        push_info(&mut out, master, snapshot.master_active_agents);
         out.push('}');
     }
     out.push_str("}}");
     out
+}
+
+/// `get_health` payload: JSON `null` or a list of names (anything else reads as `null`).
+pub(crate) fn health_filter(payload: &[u8]) -> Option<Vec<String>> {
+    serde_json::from_slice(payload).ok().flatten()
 }
 
 /// `get_nodes` arguments (3.9.5 `get_connected_nodes` keyword arguments).
@@ -334,9 +322,9 @@ struct Select {
 /// `get_nodes(arguments)`: `{"totalItems": n, "items": [...]}` with the master first. `Err` is the
 /// `err` payload for arguments upstream refuses: `WazuhException <code> <message>` with 3.9's
 /// messages for 1403, 1724, 1728 and 1730 (the text after `: ` is ours).
-pub(super) fn nodes_json(node: &Node, payload: &[u8]) -> Result<String, String> {
+pub(crate) fn nodes_json(snapshot: &ClusterSnapshot, payload: &[u8]) -> Result<String, String> {
     let args: NodesArgs = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    let mut rows = rows(node);
+    let mut rows = snapshot.rows();
     match args.filter_type.as_deref() {
         None | Some("all") => {}
         Some(t @ ("master" | "worker")) => rows.retain(|r| r.node_type == t),

@@ -134,19 +134,29 @@
 
 pub mod config;
 pub mod effects;
+pub mod error;
+pub mod events;
 pub mod health;
-pub mod master;
+pub mod ids;
+mod master;
 pub mod node;
 pub mod output;
-pub mod worker;
+mod shell;
+pub mod sync_kind;
+pub mod texts;
+mod worker;
 
-pub use config::{MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, valid_node_name};
+pub use config::{
+    MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, unix_time_at, valid_node_name,
+};
 pub use effects::{
-    Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, MAX_CLIENT_KEYS, PACKAGE_MODE,
+    Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, IncomingFileId,
+    MAX_CLIENT_KEYS, PACKAGE_MODE,
 };
-pub use master::{hello_text, sync_text};
-pub use node::{Node, unix_time_at};
-pub use output::{
-    CloseReason, EffectId, HandshakeFailure, LockRelease, NodeEvent, Origin, Output, PeerId,
-    SyncKind,
-};
+pub use error::{NodeError, SendFailure, SyncError, SyncStep};
+pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
+pub use ids::{EffectId, PeerId};
+pub use node::Node;
+pub use output::{Origin, Output};
+pub use sync_kind::SyncKind;
+pub use texts::{hello_text, local_text, sync_text};

@@ -33,7 +33,7 @@ fn a_worker_forwards_get_nodes_and_get_health_to_its_master() {
     let t0 = origin();
     let (mut c, m, w) = Cluster::pair(t0, master_storage(unix0()));
     c.run_for(Duration::from_secs(1));
-    assert!(c.members[w].node.master_peer().is_some());
+    assert!(c.members[w].node.master_link().is_some());
 
     // The master's own answer, through its local socket.
     let on_master = c.local_connect(m, 900);
@@ -116,7 +116,7 @@ fn a_worker_forwards_get_nodes_and_get_health_to_its_master() {
     assert_eq!(events.len(), 2);
     // The local client is still open, and the master link too.
     assert!(c.members[w].node.peers().any(|p| p == PeerId(901)));
-    assert!(c.members[w].node.master_peer().is_some());
+    assert!(c.members[w].node.master_link().is_some());
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_worker_without_its_master_answers_3023_and_refuses_other_commands() {
     cfg.master_addr = "10.9.9.9:1516".to_owned();
     let w = c.add_worker(cfg, 2, "10.0.0.2");
     c.run_for(Duration::from_secs(1));
-    assert_eq!(c.members[w].node.master_peer(), None);
+    assert_eq!(c.members[w].node.master_link(), None);
 
     let local = c.local_connect(w, 900);
     let not_connected = Some((

@@ -154,11 +154,11 @@ fn two_workers_converge_and_are_listed_in_registration_order() {
     }
     let node = &c.members[m].node;
     assert_eq!(node.workers(), ["worker1", "worker2"]);
-    let health: serde_json::Value = serde_json::from_str(&node.health(c.now, None)).unwrap();
+    let health: serde_json::Value = serde_json::from_str(&node.health(None)).unwrap();
     assert_eq!(health["n_connected_nodes"], 2);
     let order: Vec<&String> = health["nodes"].as_object().unwrap().keys().collect();
     // serde_json's map sorts keys: check the text order instead.
-    let text = node.health(c.now, None);
+    let text = node.health(None);
     let at = |name: &str| text.find(&format!("\"{name}\": {{\"info\"")).unwrap();
     assert!(
         at("worker1") < at("worker2") && at("worker2") < at("master01"),
@@ -203,8 +203,6 @@ fn agent_info_newer_wins_and_routes_to_its_worker() {
     assert_eq!(c.storage(m).read(&info, 100).unwrap(), b"new status\n");
     let routes: Vec<(String, String)> = c.members[m].node.agent_routes().into_iter().collect();
     assert_eq!(routes, [("agent-one".to_owned(), "worker2".to_owned())]);
-    let health = c.members[m]
-        .node
-        .health(c.now, Some(&["worker2".to_owned()]));
+    let health = c.members[m].node.health(Some(&["worker2".to_owned()]));
     assert!(health.contains("\"n_active_agents\": 1"), "{health}");
 }

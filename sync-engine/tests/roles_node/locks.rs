@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::support::*;
 use bytes::Bytes;
 use wazuh_cluster_sync::roles::{
-    CloseReason, LockRelease, NodeEvent, NodeType, SyncKind, sync_text,
+    CloseReason, LockRelease, NodeEvent, NodeType, SyncError, SyncKind, sync_text,
 };
 
 fn master_with_task() -> (RawMaster, wazuh_cluster_sync::roles::PeerId, String) {
@@ -25,7 +25,9 @@ fn master_with_task() -> (RawMaster, wazuh_cluster_sync::roles::PeerId, String) 
     (m, peer, String::from_utf8(task.to_vec()).unwrap())
 }
 
-fn released(cause: LockRelease, error: &str) -> Vec<NodeEvent> {
+/// The events of a released integrity lock; `text` is how `error` reads in the log.
+fn released(cause: LockRelease, error: SyncError, text: &str) -> Vec<NodeEvent> {
+    assert_eq!(error.to_string(), text);
     vec![
         NodeEvent::LockReleased {
             worker: "worker1".into(),
@@ -35,7 +37,7 @@ fn released(cause: LockRelease, error: &str) -> Vec<NodeEvent> {
         NodeEvent::SyncFailed {
             kind: SyncKind::Integrity,
             worker: "worker1".into(),
-            error: error.into(),
+            error,
         },
     ]
 }
@@ -47,10 +49,10 @@ fn assert_round_fails(
     peer: wazuh_cluster_sync::roles::PeerId,
     (command, payload): (&str, &[u8]),
     reply: (String, Bytes),
-    error: &str,
+    (error, text): (SyncError, &str),
 ) {
     assert_eq!(m.ask(peer, command, payload), reply, "{command}");
-    assert_eq!(m.take_events(), released(LockRelease::Failed, error));
+    assert_eq!(m.take_events(), released(LockRelease::Failed, error, text));
 }
 
 #[test]
@@ -80,7 +82,12 @@ fn end_with_bad_payloads_answers_upstream_texts() {
         peer,
         ("sync_i_w_m_e", end.as_bytes()),
         ok(sync_text::FILE_RECEIVED),
-        "file \"/queue/cluster/worker1/never.zip\" was not received",
+        (
+            SyncError::FileNotReceived {
+                file: "/queue/cluster/worker1/never.zip".into(),
+            },
+            "file \"/queue/cluster/worker1/never.zip\" was not received",
+        ),
     );
     assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
 }
@@ -93,7 +100,10 @@ fn worker_error_report_releases_the_lock() {
         peer,
         ("sync_i_w_m_r", b"boom"),
         ok(sync_text::ERROR_RECEIVED),
-        "worker reported: boom",
+        (
+            SyncError::WorkerReported("boom".into()),
+            "worker reported: boom",
+        ),
     );
     assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
 }
@@ -107,7 +117,10 @@ fn task_end_error_releases_the_lock() {
         peer,
         ("sync_i_w_m_e", end.as_bytes()),
         ok(sync_text::FILE_RECEIVED),
-        "worker files weren't correctly received",
+        (
+            SyncError::WorkerCouldNotSend,
+            "worker files weren't correctly received",
+        ),
     );
     assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
 }
@@ -118,7 +131,11 @@ fn connection_loss_releases_the_lock() {
     let now = m.now;
     m.node.handle_closed(now, peer);
     m.pump();
-    let mut expected = released(LockRelease::ConnectionLost, "connection lost");
+    let mut expected = released(
+        LockRelease::ConnectionLost,
+        SyncError::ConnectionLost,
+        "connection lost",
+    );
     expected.push(NodeEvent::WorkerLeft {
         name: "worker1".into(),
         reason: CloseReason::Lost,
@@ -140,7 +157,11 @@ fn missing_file_releases_the_lock_at_timeout_receiving_file() {
     m.advance(Duration::from_secs(1));
     assert_eq!(
         m.take_events(),
-        released(LockRelease::TimedOut, "timeout receiving the worker's file")
+        released(
+            LockRelease::TimedOut,
+            SyncError::WorkerFileTimeout,
+            "timeout receiving the worker's file"
+        )
     );
     assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
     // The late end names a task that no longer exists.
@@ -238,6 +259,9 @@ fn worker_refusing_sync_m_c_releases_the_lock_and_removes_the_package() {
         m.take_events(),
         released(
             LockRelease::Failed,
+            SyncError::PeerRefused(
+                "Error processing request: unknown command 'b'sync_m_c''".into()
+            ),
             "Error processing request: unknown command 'b'sync_m_c''"
         )
     );

@@ -8,7 +8,7 @@ use super::support::*;
 use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
-use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, SyncKind};
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, NodeType, SyncError, SyncKind};
 
 fn files_equal(c: &Cluster, m: usize, w: usize, paths: &[&str]) {
     for path in paths {
@@ -65,7 +65,11 @@ fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
     c.run_for(Duration::from_secs(200));
 
     let events = c.timed_events_of(w);
-    let timeout = "Error asking for permission: Error sending request: timeout expired.".to_owned();
+    let timeout = SyncError::PermissionError("Error sending request: timeout expired.".to_owned());
+    assert_eq!(
+        timeout.to_string(),
+        "Error asking for permission: Error sending request: timeout expired."
+    );
     // Round at 9 s: `_p` times out 20 s later; the next round starts 9 s after that.
     let failed: Vec<(Duration, NodeEvent)> = events
         .iter()
@@ -94,7 +98,7 @@ fn keepalive_loss_closes_reconnects_and_the_failed_round_is_retried() {
         ]
     );
     // Keepalives at 60 and 140 (60 s after the first one's failure at 80) both fail: closed at 160.
-    let keepalive = ConnectionError::from(PeerError::KeepaliveFailed { attempts: 2 }).to_string();
+    let keepalive = ConnectionError::from(PeerError::KeepaliveFailed { attempts: 2 });
     let lost = events
         .iter()
         .find(|(_, e)| matches!(e, NodeEvent::DisconnectedFromMaster { .. }))
@@ -229,7 +233,7 @@ fn failed_dials_are_retried_every_connection_retry() {
         c.timed_events_of(w),
         [0, 10, 20].map(|s| (Duration::from_secs(s), lost.clone()))
     );
-    assert_eq!(c.members[w].node.master_peer(), None);
+    assert_eq!(c.members[w].node.master_link(), None);
 }
 
 /// A dial the adapter never answers is given up after `timeout_cluster_request` (20 s) and

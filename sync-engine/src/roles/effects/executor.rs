@@ -1,21 +1,4 @@
-//! Disk work as values: the [`Effect`]s a [`Node`](super::Node) asks for, and the one place that
-//! runs them against a [`Storage`], the [`EffectExecutor`].
-//!
-//! Why: the node must never block on a disk (upstream's daemon did, and its keepalives starved
-//! behind a big sync), and the adapters (tokio, mio, the simulator) must hold no protocol logic.
-//! So every effect is a coarse job — "scan the integrity items", "build the package for this
-//! plan", "apply the package at this path", "read this chunk" — that an adapter hands to
-//! [`EffectExecutor::execute`], on its own thread or pool if it likes, and answers with
-//! [`Node::handle_effect_done`](super::Node::handle_effect_done).
-//!
-//! Ordering contract: the effects of one connection are handed out one at a time (the next after
-//! the previous one's result), so no two effects in flight write the same file, and an adapter
-//! may run the effects it holds in any order. `execute` takes `&mut self`: effects of different
-//! connections run one after the other on the executor (an adapter wanting parallel hashing can
-//! split a scan with the scanner's plan/hash/finish steps).
-//!
-//! Bounds: packages are read back with `max_package_file`, peer documents with the package and
-//! apply limits of [`NodeLimits`]; a chunk read never exceeds the `len` asked.
+//! The one place that runs [`Effect`]s against a [`Storage`]: the [`EffectExecutor`].
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -23,26 +6,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::config::{NodeConfig, NodeLimits, NodeType};
-use super::output::SyncKind;
-use crate::integrity::apply::{
-    ApplyError, ApplyReport, DIR_MODE, KnownAgents, apply_master_package, apply_worker_package,
-};
-use crate::integrity::compare::{SyncCounts, SyncPlan};
+use super::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
+use crate::integrity::agents::client_keys_path;
+use crate::integrity::apply::{DIR_MODE, KnownAgents, apply_master_package, apply_worker_package};
+use crate::integrity::compare::SyncPlan;
 use crate::integrity::items::ClusterItems;
-use crate::integrity::merged::{MergedError, merge_dir, merge_from_storage, min_mtime, unmerge};
+use crate::integrity::merged::{merge_dir, merge_from_storage, min_mtime, unmerge};
 use crate::integrity::metadata::scan::ScanRequest;
 use crate::integrity::metadata::{
-    FileMetadata, IntegrityMetadata, MergeType, MetadataError, MetadataScanner, ScanError,
-    ScanStats,
+    FileMetadata, IntegrityMetadata, MergeType, MetadataScanner, ScanError,
 };
-use crate::integrity::package::{
-    PackageBuilder, PackageError, PackageReader, build_master_package,
-};
+use crate::integrity::package::{PackageBuilder, PackageReader, build_master_package};
 use crate::integrity::path::InstallPath;
-use crate::integrity::storage::{
-    FileAttrs, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
-};
+use crate::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp, WriteId};
+use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
+use crate::roles::sync_kind::SyncKind;
 
 /// Permission bits of package files and merged files the node writes (upstream: umask 0o007).
 pub const PACKAGE_MODE: u32 = 0o660;
@@ -50,185 +28,6 @@ pub const PACKAGE_MODE: u32 = 0o660;
 /// Largest `client.keys` read to learn the known agents (the same bound as the removed-agent
 /// comparison's).
 pub use crate::integrity::agents::MAX_CLIENT_KEYS;
-use crate::integrity::agents::client_keys_path;
-
-/// A disk job. See the [module documentation](self).
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Master: recalculate its integrity metadata (master-owned items), incrementally: only files
-    /// whose size or mtime changed since the last scan are hashed. → [`EffectOutput::Scanned`].
-    ScanIntegrity,
-    /// Worker: build its package for `kind` at `path` (3.9.5 `compress_files`): integrity → only
-    /// `cluster_control.json` with the metadata of the master-owned items; extra-valid → the
-    /// `extra_valid` files merged into `/queue/cluster/<node>/agent-groups.merged`; agent-info →
-    /// the recent `/queue/agent-info/` files merged into `agent-info.merged`.
-    /// → [`EffectOutput::PackageBuilt`] or [`EffectOutput::NothingToSend`].
-    BuildWorkerPackage {
-        /// Which synchronisation.
-        kind: SyncKind,
-        /// Where to write the package.
-        path: InstallPath,
-        /// Extra-valid only: the files the master asked back.
-        extra_valid: Vec<InstallPath>,
-    },
-    /// Master: read the worker's integrity metadata (`cluster_control.json`) from the package
-    /// received at `path`, then delete the package. → [`EffectOutput::WorkerMetadata`].
-    ReadWorkerIntegrity {
-        /// The received package.
-        path: InstallPath,
-    },
-    /// Master: build the package of `plan` (missing and shared files + `cluster_control.json`)
-    /// at `path`. → [`EffectOutput::PackageBuilt`].
-    BuildMasterPackage {
-        /// Where to write it.
-        path: InstallPath,
-        /// The comparison with this worker.
-        plan: Box<SyncPlan>,
-    },
-    /// Worker: apply the master's package received at `path`, then delete it.
-    /// → [`EffectOutput::MasterApplied`].
-    ApplyMasterPackage {
-        /// The received package.
-        path: InstallPath,
-    },
-    /// Master: apply a worker's agent-groups or agent-info package received at `path` (newer
-    /// wins, known agents only), then delete it. → [`EffectOutput::WorkerApplied`].
-    ApplyWorkerPackage {
-        /// Extra-valid or agent-info.
-        kind: SyncKind,
-        /// The worker that sent it.
-        worker: String,
-        /// The received package.
-        path: InstallPath,
-    },
-    /// Read up to `len` bytes of `path` from `offset`. → [`EffectOutput::Chunk`] (empty at the
-    /// end of the file).
-    ReadChunk {
-        /// The file.
-        path: InstallPath,
-        /// Where to start.
-        offset: u64,
-        /// Most bytes wanted.
-        len: usize,
-    },
-    /// Start receiving a file from a peer: a staged write of `path` (parent created if needed).
-    BeginFile {
-        /// The target.
-        path: InstallPath,
-    },
-    /// Append received bytes to the staged write of `path`.
-    AppendFile {
-        /// The target.
-        path: InstallPath,
-        /// The bytes.
-        data: Bytes,
-    },
-    /// The file is complete and its checksum matched: put it in place.
-    CommitFile {
-        /// The target.
-        path: InstallPath,
-    },
-    /// Drop the staged write of `path` (transfer failed or connection lost).
-    AbortFile {
-        /// The target.
-        path: InstallPath,
-    },
-    /// Remove a file (a package sent or no longer needed); absent is fine.
-    RemoveFile {
-        /// The file.
-        path: InstallPath,
-    },
-    /// Create a directory and its parents (`queue/cluster/<name>/`, mode 0o770).
-    CreateDir {
-        /// The directory.
-        path: InstallPath,
-    },
-}
-
-/// What a successful effect produced.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EffectOutput {
-    /// Nothing to report (file steps, removals, directories).
-    Done,
-    /// [`Effect::ScanIntegrity`]: the master's metadata.
-    Scanned {
-        /// The document (shared with the scanner's cache: an unchanged rescan costs no copy).
-        metadata: Arc<IntegrityMetadata>,
-        /// What the scan cost.
-        stats: ScanStats,
-    },
-    /// A package was written.
-    PackageBuilt {
-        /// File members (0 for the worker's integrity package, which carries only metadata).
-        members: usize,
-        /// Integrity: entries of its `cluster_control.json`; worker extra-valid / agent-info:
-        /// merged parts (agents) sent; master package: entries of the plan.
-        entries: usize,
-        /// Its size in bytes.
-        size: u64,
-    },
-    /// A worker package would be empty (no recent agent-info, no extra-valid file left): upstream
-    /// sends nothing then.
-    NothingToSend,
-    /// [`Effect::ReadWorkerIntegrity`]: the worker's metadata.
-    WorkerMetadata(IntegrityMetadata),
-    /// [`Effect::ApplyMasterPackage`].
-    MasterApplied {
-        /// What was written and removed.
-        report: ApplyReport,
-        /// Sizes of the package's four groups.
-        counts: SyncCounts,
-        /// Files the master asked back (start the extra-valid flow when not empty).
-        extra_valid: Vec<InstallPath>,
-    },
-    /// [`Effect::ApplyWorkerPackage`].
-    WorkerApplied {
-        /// What was written.
-        report: ApplyReport,
-        /// Parts (agents) in the package.
-        parts: usize,
-        /// Agent-info only: the agents whose status was taken (part names, `<name>-<ip>`), i.e.
-        /// the agents that now report to this worker.
-        agents: Vec<String>,
-        /// Agents the master knows, counting the manager itself (3.9.5 `len(agent_ids)`, what
-        /// `get_health` reports as `total_agent_info` / `total_extra_valid`).
-        known_agents: usize,
-    },
-    /// [`Effect::ReadChunk`]: the bytes read.
-    Chunk(Bytes),
-}
-
-/// Why an effect failed.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EffectError {
-    /// A storage operation failed.
-    #[error("storage: {0}")]
-    Storage(#[from] StorageError),
-    /// The integrity scan failed.
-    #[error("scan: {0}")]
-    Scan(#[from] ScanError),
-    /// A package could not be built or read.
-    #[error("package: {0}")]
-    Package(#[from] PackageError),
-    /// A package was refused or could not be written while applying.
-    #[error("apply: {0}")]
-    Apply(#[from] ApplyError),
-    /// A merged file could not be built or split.
-    #[error("merged file: {0}")]
-    Merged(#[from] MergedError),
-    /// A peer's metadata document was refused.
-    #[error("metadata: {0}")]
-    Metadata(#[from] MetadataError),
-    /// [`Effect::AppendFile`] / [`Effect::CommitFile`] without a [`Effect::BeginFile`].
-    #[error("no staged write open for {0}")]
-    NoOpenWrite(String),
-}
-
-/// The result handed back to [`Node::handle_effect_done`](super::Node::handle_effect_done).
-pub type EffectResult = Result<EffectOutput, EffectError>;
 
 /// Runs [`Effect`]s against a [`Storage`]; keeps the incremental scanner caches and the staged
 /// writes of files being received.
@@ -242,7 +41,8 @@ pub struct EffectExecutor<S: Storage> {
     scanner: MetadataScanner,
     /// Separate cache for the worker-type scan (agent-info): a scan replaces its scanner's cache.
     worker_scanner: MetadataScanner,
-    open_writes: BTreeMap<InstallPath, WriteId>,
+    /// The storage's staged write of each file being received.
+    open_writes: BTreeMap<IncomingFileId, WriteId>,
 }
 
 impl<S: Storage> EffectExecutor<S> {
@@ -277,6 +77,12 @@ impl<S: Storage> EffectExecutor<S> {
     /// Staged writes currently open (files being received).
     pub fn open_writes(&self) -> usize {
         self.open_writes.len()
+    }
+
+    /// The files whose staged write is open, in id order (to check them against what the node
+    /// believes is open: [`Node::open_incoming_files`](crate::roles::Node::open_incoming_files)).
+    pub fn open_files(&self) -> Vec<IncomingFileId> {
+        self.open_writes.keys().copied().collect()
     }
 
     /// Runs one effect. `now_unix` is the wall-clock time used for scans (racy window, the
@@ -350,31 +156,32 @@ impl<S: Storage> EffectExecutor<S> {
                 buf.truncate(filled);
                 Ok(EffectOutput::Chunk(Bytes::from(buf)))
             }
-            Effect::BeginFile { path } => {
-                if let Some(old) = self.open_writes.remove(path) {
-                    let _ = self.storage.abort_write(old);
-                }
+            Effect::BeginFile { path, file } => {
                 if let Some(parent) = path.parent()
                     && self.storage.stat(&parent)?.is_none()
                 {
                     self.storage.create_dir_all(&parent, DIR_MODE)?;
                 }
                 let id = self.storage.begin_write(path)?;
-                self.open_writes.insert(path.clone(), id);
+                if let Some(stale) = self.open_writes.insert(*file, id) {
+                    // Ids are never reused: a second begin of one file is the node's bug; the
+                    // older staged write is not left behind.
+                    let _ = self.storage.abort_write(stale);
+                }
                 Ok(EffectOutput::Done)
             }
-            Effect::AppendFile { path, data } => {
-                let id = self.open_write(path)?;
+            Effect::AppendFile { file, data } => {
+                let id = self.open_write(*file)?;
                 if let Err(e) = self.storage.append(id, data) {
-                    self.open_writes.remove(path);
+                    self.open_writes.remove(file);
                     let _ = self.storage.abort_write(id);
                     return Err(e.into());
                 }
                 Ok(EffectOutput::Done)
             }
-            Effect::CommitFile { path } => {
-                let id = self.open_write(path)?;
-                self.open_writes.remove(path);
+            Effect::CommitFile { file } => {
+                let id = self.open_write(*file)?;
+                self.open_writes.remove(file);
                 let attrs = FileAttrs {
                     mode: PACKAGE_MODE,
                     mtime: None,
@@ -384,8 +191,8 @@ impl<S: Storage> EffectExecutor<S> {
                 self.storage.commit_write(id, &attrs)?;
                 Ok(EffectOutput::Done)
             }
-            Effect::AbortFile { path } => {
-                if let Some(id) = self.open_writes.remove(path) {
+            Effect::AbortFile { file } => {
+                if let Some(id) = self.open_writes.remove(file) {
                     self.storage.abort_write(id)?;
                 }
                 Ok(EffectOutput::Done)
@@ -403,11 +210,11 @@ impl<S: Storage> EffectExecutor<S> {
         }
     }
 
-    fn open_write(&self, path: &InstallPath) -> Result<WriteId, EffectError> {
+    fn open_write(&self, file: IncomingFileId) -> Result<WriteId, EffectError> {
         self.open_writes
-            .get(path)
+            .get(&file)
             .copied()
-            .ok_or_else(|| EffectError::NoOpenWrite(path.as_str().to_owned()))
+            .ok_or(EffectError::NoOpenWrite(file))
     }
 
     /// Removes a file whose removal failing changes nothing for the caller (a consumed package):

@@ -1,0 +1,985 @@
+//! The shell of a node: everything a role needs and no role owns. It holds the open connections
+//! (a protocol [`Connection`] each, with its disk queue and its [`Transfers`]), the effects in
+//! flight, the output queue, the random streams and the limits, and offers the roles a narrow
+//! interface: send a request or a reply, send a file, queue disk work, emit an event, close a
+//! peer. What comes back from the peers and the adapter reaches the role as one [`Input`] at a
+//! time, through [`Node`](super::Node)'s single dispatch point.
+//!
+//! ```text
+//!            Node ── dispatch(Input) ──► role (master | worker): sessions, rounds, locks
+//!             │                            │ narrow calls: request, reply, send_file,
+//!             ▼                            ▼ queue_job, event, close_peer, ...
+//!           Shell: peers {Connection, DiskQueue, Transfers}, effects in flight, outputs, rng
+//! ```
+//!
+//! Transmits leave a connection as soon as a command produced them, so a role never drains a
+//! connection itself; connection events are pulled one at a time by [`Shell::poll_peer`], which
+//! keeps file transfers to itself and returns what a role must decide.
+//!
+//! # Backpressure, end to end
+//!
+//! A peer's output counts as queued from the moment the node yields it as a transmit until the
+//! adapter reports it written with [`Node::handle_written`](super::Node::handle_written) (the
+//! kernel took it), so what the node holds for a peer includes what the adapter still buffers for
+//! it. While that is at least [`NodeLimits::max_queued_output`](super::NodeLimits), file chunks
+//! for the peer are not read and [`Shell::wants_input`] is false: a peer that does not read what
+//! we send is paused (its requests, which would each add a reply, wait in its kernel buffers),
+//! never buffered without bound. Keepalives and replies to input already read still go out, so
+//! the overshoot is bounded by what one read can ask for.
+
+mod disk;
+mod peer;
+mod transfers;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::{
+    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId,
+};
+use wazuh_cluster_protocol::frame::Command;
+use wazuh_cluster_protocol::rng::Rng;
+
+pub(crate) use disk::JobId;
+use disk::{AfterDisk, DiskQueue};
+use peer::Peer;
+pub(crate) use transfers::Ended;
+use transfers::{FileStep, NextChunk, SentFile, Transfers};
+
+use super::config::NodeConfig;
+use super::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
+use super::error::{NodeError, SendFailure};
+use super::events::{CloseReason, NodeEvent};
+use super::ids::{EffectId, PeerId};
+use super::output::{Origin, Output};
+use super::texts::sync_text;
+use crate::integrity::path::InstallPath;
+use crate::integrity::storage::Timestamp;
+
+/// Rng stream labels (see [`Rng::fork`]): one per use so adding one never shifts another.
+const STREAM_TASK_IDS: u64 = 1;
+const STREAM_PACKAGE_NAMES: u64 = 2;
+const STREAM_CONNECTIONS: u64 = 1 << 32;
+
+/// Which socket a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// A cluster link over TCP: the cluster key, `hello` first.
+    Cluster,
+    /// The local Unix socket: the operator's own, no key, no `hello` (upstream's local server).
+    Local,
+}
+
+/// The commands a role answers itself, per kind of link (the connection answers the rest).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claims {
+    /// On cluster links.
+    pub(crate) cluster: &'static [&'static str],
+    /// On the local socket.
+    pub(crate) local: &'static [&'static str],
+}
+
+/// What reaches a role: one value per thing a peer, the disk or the adapter did that the role
+/// must decide about. See [`Node`](super::Node)'s dispatch.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// The adapter accepted or established a connection.
+    Connected {
+        peer: PeerId,
+        addr: String,
+        origin: Origin,
+    },
+    /// A dial the node asked for failed (or was never answered).
+    DialFailed { peer: PeerId },
+    /// A request the role claimed.
+    Request {
+        peer: PeerId,
+        counter: u32,
+        command: Command,
+        payload: Bytes,
+    },
+    /// The answer to a request of the role's: upstream's value (`process_response`), or its
+    /// timeout text when none came.
+    Answer {
+        peer: PeerId,
+        counter: u32,
+        value: Vec<u8>,
+    },
+    /// A file the peer sent finished its commit (`committed`: it is on disk).
+    FileCommitted {
+        peer: PeerId,
+        file: IncomingFileId,
+        committed: bool,
+    },
+    /// A file the role sent ended (`failure`: it did not arrive).
+    FileSent {
+        peer: PeerId,
+        transfer: TransferId,
+        path: InstallPath,
+        failure: Option<SendFailure>,
+    },
+    /// A disk job the role queued for a peer returned.
+    DiskDone {
+        peer: PeerId,
+        job: JobId,
+        result: EffectResult,
+    },
+    /// A disk job of the node (not of a peer) returned.
+    NodeDiskDone { job: JobId, result: EffectResult },
+    /// The connection is gone or must go (`tell_adapter`: the adapter does not know yet).
+    Closed {
+        peer: PeerId,
+        reason: CloseReason,
+        tell_adapter: bool,
+    },
+    /// Time passed: whatever is due at `now`.
+    Timeout,
+}
+
+impl Input {
+    /// The connection the input is about, if any.
+    pub(crate) fn peer(&self) -> Option<PeerId> {
+        match self {
+            Input::Connected { peer, .. }
+            | Input::DialFailed { peer }
+            | Input::Request { peer, .. }
+            | Input::Answer { peer, .. }
+            | Input::FileCommitted { peer, .. }
+            | Input::FileSent { peer, .. }
+            | Input::DiskDone { peer, .. }
+            | Input::Closed { peer, .. } => Some(*peer),
+            Input::NodeDiskDone { .. } | Input::Timeout => None,
+        }
+    }
+}
+
+/// Who waits for an effect in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InFlight {
+    /// An effect of one connection's queue (`seq` tells a reused id apart).
+    Peer {
+        peer: PeerId,
+        seq: u64,
+        then: AfterDisk,
+    },
+    /// A role's job of the node itself.
+    Node(JobId),
+}
+
+/// The shell. See the [module documentation](self).
+#[derive(Debug)]
+pub(crate) struct Shell {
+    config: NodeConfig,
+    cluster_link: ConnectionConfig,
+    local_link: ConnectionConfig,
+    rng: Rng,
+    task_rng: Rng,
+    name_rng: Rng,
+    peers: BTreeMap<PeerId, Peer>,
+    /// Disk queues of closed connections that still have work: their effect in flight, then
+    /// their clean-up (abort staged writes, remove packages).
+    orphans: BTreeMap<(PeerId, u64), DiskQueue>,
+    /// Per peer: the only directory it may send files into (set by the role).
+    inboxes: BTreeMap<PeerId, InstallPath>,
+    outputs: VecDeque<Output>,
+    effects: BTreeMap<EffectId, InFlight>,
+    next_effect: u64,
+    next_seq: u64,
+    next_outgoing: u64,
+    next_file: u64,
+    next_job: u64,
+}
+
+impl Shell {
+    /// A shell for `config`, seeded with `seed`; `claims` are the role's commands.
+    pub(crate) fn new(config: NodeConfig, seed: u64, claims: Claims) -> Shell {
+        let rng = Rng::from_seed(seed);
+        let intervals = config.items.intervals;
+        let mut base = config.connection.clone();
+        base.keep_alive = intervals.worker.keep_alive;
+        base.max_failed_keepalive_attempts = intervals.worker.max_failed_keepalive_attempts;
+        base.request_timeout = intervals.communication.timeout_cluster_request;
+        let profile = base.profile;
+        let commands = |names: &[&str]| -> std::collections::BTreeSet<Command> {
+            names
+                .iter()
+                .filter_map(|c| Command::new(profile, c.as_bytes()).ok())
+                .collect()
+        };
+        let cluster_link = base.clone().claim(commands(claims.cluster));
+        let mut local_link = base;
+        local_link.key = None;
+        local_link.require_hello = false;
+        local_link.claimed_commands = commands(claims.local);
+        Shell {
+            task_rng: rng.fork(STREAM_TASK_IDS),
+            name_rng: rng.fork(STREAM_PACKAGE_NAMES),
+            rng,
+            config,
+            cluster_link,
+            local_link,
+            peers: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            inboxes: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            effects: BTreeMap::new(),
+            next_effect: 0,
+            next_seq: 0,
+            next_outgoing: PeerId::OUTGOING,
+            next_file: 0,
+            next_job: 0,
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // What every part reads
+
+    /// The node's configuration.
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Wall-clock time at `now`, from the configured anchor.
+    pub(crate) fn unix_time(&self, now: Instant) -> Timestamp {
+        super::config::unix_time_at(&self.cluster_link.wall_clock, now)
+    }
+
+    /// Open connections.
+    pub(crate) fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The protocol connection of `peer`.
+    pub(crate) fn connection(&self, peer: PeerId) -> Option<&Connection> {
+        self.peers.get(&peer).map(|p| &p.conn)
+    }
+
+    /// The remote address of `peer` as the adapter reported it.
+    pub(crate) fn addr(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).map(|p| p.addr.as_str())
+    }
+
+    /// The sequence number of `peer`'s connection (tells a reused id apart).
+    pub(crate) fn seq(&self, peer: PeerId) -> Option<u64> {
+        self.peers.get(&peer).map(|p| p.seq)
+    }
+
+    /// Whether `peer` is the connection numbered `seq`.
+    pub(crate) fn is_live(&self, peer: PeerId, seq: u64) -> bool {
+        self.seq(peer) == Some(seq)
+    }
+
+    /// When `peer` last sent a keepalive.
+    pub(crate) fn last_keepalive(&self, peer: PeerId) -> Option<Instant> {
+        self.peers.get(&peer)?.conn.last_keepalive()
+    }
+
+    /// Whether `peer`'s link must pass `hello` before anything else (cluster links).
+    pub(crate) fn requires_hello(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.conn.config().require_hello)
+    }
+
+    /// See [`Node::wants_input`](super::Node::wants_input).
+    pub(crate) fn wants_input(&self, peer: PeerId) -> bool {
+        let limits = &self.config.limits;
+        self.peers.get(&peer).is_some_and(|p| {
+            p.disk.pending_bytes() < limits.max_pending_disk_bytes
+                && p.queued < limits.max_queued_output
+        })
+    }
+
+    /// Whether `peer` holds more unwritten input than allowed (it must be closed).
+    pub(crate) fn overloaded(&self, peer: PeerId) -> bool {
+        let limit = self.config.limits.max_pending_disk_bytes.saturating_mul(2);
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.disk.pending_bytes() > limit)
+    }
+
+    /// Bytes yielded for `peer` and not yet reported written.
+    pub(crate) fn queued_output(&self, peer: PeerId) -> usize {
+        self.peers.get(&peer).map_or(0, |p| p.queued)
+    }
+
+    /// Effects handed out and not yet answered.
+    pub(crate) fn effects_in_flight(&self) -> usize {
+        self.effects.len()
+    }
+
+    /// Incoming files whose staged write is open, as the effects that returned tell, on every
+    /// open link.
+    pub(crate) fn open_incoming_files(&self) -> Vec<IncomingFileId> {
+        let mut files: Vec<IncomingFileId> = self
+            .peers
+            .values()
+            .flat_map(|p| p.transfers.open_files())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The next output for the adapter.
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest timeout of the connections.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter_map(|p| p.conn.poll_timeout())
+            .min()
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // The roles' interface
+
+    /// Takes connection `peer` from `addr` into the node.
+    pub(crate) fn add_peer(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: &str,
+        side: Side,
+        link: Link,
+    ) {
+        let config = match link {
+            Link::Cluster => self.cluster_link.clone(),
+            Link::Local => self.local_link.clone(),
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let conn = Connection::new(config, side, self.rng.fork(STREAM_CONNECTIONS + seq), now);
+        self.peers.insert(
+            peer,
+            Peer {
+                conn,
+                seq,
+                addr: addr.to_owned(),
+                queued: 0,
+                disk: DiskQueue::default(),
+                transfers: Transfers::default(),
+            },
+        );
+    }
+
+    /// Tells the adapter to drop a connection the node does not take.
+    pub(crate) fn refuse(&mut self, peer: PeerId) {
+        self.outputs.push_back(Output::Close { peer });
+    }
+
+    /// Asks the adapter to dial `addr`; the connection's id.
+    pub(crate) fn connect(&mut self, addr: &str) -> PeerId {
+        let peer = PeerId(self.next_outgoing);
+        self.next_outgoing = self.next_outgoing.wrapping_add(1).max(PeerId::OUTGOING);
+        self.outputs.push_back(Output::Connect {
+            peer,
+            addr: addr.to_owned(),
+        });
+        peer
+    }
+
+    /// The peer passed `hello`: the common layer accepts its other commands.
+    pub(crate) fn authenticate(&mut self, now: Instant, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.conn.set_authenticated(now);
+        }
+        self.flush(peer);
+    }
+
+    /// The one directory `peer` may send files into: a `new_file` for any other path is refused
+    /// (upstream writes wherever the path points).
+    pub(crate) fn set_inbox(&mut self, peer: PeerId, dir: InstallPath) {
+        if self.peers.contains_key(&peer) {
+            self.inboxes.insert(peer, dir);
+        }
+    }
+
+    /// Emits an event for the operator.
+    pub(crate) fn event(&mut self, event: NodeEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Reports an error that is not a synchronisation's.
+    pub(crate) fn error(&mut self, peer: Option<PeerId>, error: NodeError) {
+        self.event(NodeEvent::Error { peer, error });
+    }
+
+    /// Sends a request on `peer`'s link; its counter (the role keeps what the answer continues
+    /// under it), or `None` when it could not be sent (reported as an error event).
+    pub(crate) fn request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        command: &str,
+        payload: &[u8],
+    ) -> Option<u32> {
+        let profile = self.cluster_link.profile;
+        let p = self.peers.get_mut(&peer)?;
+        let command = Command::new(profile, command.as_bytes()).ok()?;
+        let sent = p.conn.send_request(now, command, payload);
+        self.flush(peer);
+        match sent {
+            Ok(counter) => Some(counter),
+            Err(error) => {
+                let command = command.to_string();
+                self.error(Some(peer), NodeError::Request { command, error });
+                None
+            }
+        }
+    }
+
+    /// Answers the peer's request `counter` with `ok` or `err` and `payload`.
+    pub(crate) fn reply(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        ok: bool,
+        payload: &[u8],
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let command = if ok { Command::OK } else { Command::ERR };
+        // Replies fail only on a closed connection, which its pump reports.
+        let _ = p.conn.reply(now, counter, command, payload);
+        self.flush(peer);
+    }
+
+    /// Answers the peer's request with upstream's `unknown command` (a claimed command the role
+    /// does not serve on this link or at this point).
+    pub(crate) fn reply_unknown(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        command: &Command,
+    ) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let _ = p.conn.reply_unknown_command(now, counter, command);
+        }
+        self.flush(peer);
+    }
+
+    /// Starts sending `path` (`size` bytes) to `peer`; chunks are read as the connection asks.
+    /// `None` when it could not start (reported as an error event).
+    pub(crate) fn send_file(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        path: &InstallPath,
+        size: u64,
+    ) -> Option<TransferId> {
+        let p = self.peers.get_mut(&peer)?;
+        let started = p.conn.send_file(now, path.as_str().as_bytes());
+        if let Ok(transfer) = started {
+            p.transfers.send(transfer, path.clone(), size);
+        }
+        self.flush(peer);
+        match started {
+            Ok(transfer) => Some(transfer),
+            Err(error) => {
+                let path = path.as_str().to_owned();
+                self.error(Some(peer), NodeError::SendFile { path, error });
+                None
+            }
+        }
+    }
+
+    /// Upstream's `end_receiving_file` for `<task> <file>`: replies `err` `Task name not received
+    /// correctly` without a space, `err` `Task name doesnt exist` when `known(task)` is false,
+    /// else `ok` `File correctly received`, and says where the named file is.
+    pub(crate) fn end_receiving_file(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        counter: u32,
+        payload: &Bytes,
+        known: impl FnOnce(&[u8]) -> bool,
+    ) -> Option<Ended> {
+        let Some(at) = payload.iter().position(|&b| b == b' ') else {
+            let text = sync_text::TASK_NOT_RECEIVED.as_bytes();
+            self.reply(now, peer, counter, false, text);
+            return None;
+        };
+        let (task, file) = (&payload[..at], payload.slice(at + 1..));
+        if !known(task) {
+            let text = sync_text::TASK_UNKNOWN.as_bytes();
+            self.reply(now, peer, counter, false, text);
+            return None;
+        }
+        let text = sync_text::FILE_RECEIVED.as_bytes();
+        self.reply(now, peer, counter, true, text);
+        if file == sync_text::NO_FILE.as_bytes() {
+            return Some(Ended::NoFile);
+        }
+        Some(match self.peers.get(&peer) {
+            Some(p) => p.transfers.ended(file),
+            None => Ended::Missing(file),
+        })
+    }
+
+    /// Takes a committed file from `peer` (the role's effect reads and deletes it).
+    pub(crate) fn take_received(
+        &mut self,
+        peer: PeerId,
+        file: IncomingFileId,
+    ) -> Option<InstallPath> {
+        self.peers.get_mut(&peer)?.transfers.take(file)
+    }
+
+    /// Queues a disk job for `peer`, run after its earlier ones; its result comes back as
+    /// [`Input::DiskDone`] with the returned id.
+    pub(crate) fn queue_job(&mut self, peer: PeerId, effect: Effect) -> JobId {
+        let job = self.new_job();
+        self.queue_disk(peer, effect, AfterDisk::Role(job));
+        job
+    }
+
+    /// Queues a disk job for `peer` whose result nothing waits for (a removal, a directory); a
+    /// failure is reported as an error event.
+    pub(crate) fn queue_quiet(&mut self, peer: PeerId, effect: Effect) {
+        self.queue_disk(peer, effect, AfterDisk::Report);
+    }
+
+    /// Runs a disk job of the node itself (not tied to a peer); its result comes back as
+    /// [`Input::NodeDiskDone`].
+    pub(crate) fn run_node_job(&mut self, effect: Effect) -> JobId {
+        let job = self.new_job();
+        self.emit_effect(effect, InFlight::Node(job));
+        job
+    }
+
+    /// A task id as upstream draws it: decimal `random.randint(0, 2**32)`.
+    pub(crate) fn new_task_id(&mut self) -> String {
+        self.task_rng.below((1u64 << 32) + 1).to_string()
+    }
+
+    /// `/queue/cluster/<worker>/<worker>-<time>-<digits>.zip`.
+    pub(crate) fn package_path(&mut self, now: Instant, worker: &str) -> Option<InstallPath> {
+        let digits = self.name_rng.below(10_000_000_000_000_000);
+        let time = self.unix_time(now);
+        crate::integrity::package::package_file_name(worker, time, digits).ok()
+    }
+
+    /// Forgets connection `peer`: its pending requests are dropped, the staged writes of its
+    /// incoming files aborted, and the files it was sending plus `packages` (the role's files of
+    /// that link) removed once its effect in flight returned. `tell_adapter`: emit
+    /// [`Output::Close`] (the adapter did not report the close itself). False for an unknown peer.
+    pub(crate) fn close_peer(
+        &mut self,
+        peer: PeerId,
+        tell_adapter: bool,
+        mut packages: Vec<InstallPath>,
+    ) -> bool {
+        let Some(mut p) = self.peers.remove(&peer) else {
+            return false;
+        };
+        self.inboxes.remove(&peer);
+        p.conn.close();
+        // What the close produced (aborted requests, failed transfers): nothing continues.
+        while p.conn.poll_event().is_some() {}
+        while let Some(bytes) = p.conn.poll_transmit() {
+            self.outputs.push_back(Output::Transmit { peer, bytes });
+        }
+        let (aborts, sending) = p.transfers.close();
+        let mut cleanup = p.disk.into_cleanup();
+        for effect in aborts {
+            cleanup.push(effect, AfterDisk::Report);
+        }
+        packages.extend(sending);
+        packages.sort();
+        packages.dedup();
+        for path in packages {
+            cleanup.push(Effect::RemoveFile { path }, AfterDisk::Report);
+        }
+        let key = (peer, p.seq);
+        self.orphans.insert(key, cleanup);
+        self.run_orphan(key);
+        if tell_adapter {
+            self.outputs.push_back(Output::Close { peer });
+        }
+        true
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // The node's side: inputs from the adapter
+
+    /// Bytes read from `peer`.
+    pub(crate) fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.conn.handle_input(now, bytes);
+        }
+    }
+
+    /// Timers of `peer`'s connection.
+    pub(crate) fn handle_peer_timeout(&mut self, now: Instant, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.conn.handle_timeout(now);
+        }
+    }
+
+    /// `bytes` of `peer`'s transmits were written: file chunks held back are read again.
+    pub(crate) fn handle_written(&mut self, now: Instant, peer: PeerId, bytes: usize) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.queued = p.queued.saturating_sub(bytes);
+            self.resume_sends(now, peer);
+        }
+    }
+
+    /// Effect `id` returned: what the role must hear of it, if anything.
+    pub(crate) fn handle_effect_done(
+        &mut self,
+        now: Instant,
+        id: EffectId,
+        result: EffectResult,
+    ) -> Option<Input> {
+        match self.effects.remove(&id)? {
+            InFlight::Node(job) => Some(Input::NodeDiskDone { job, result }),
+            InFlight::Peer { peer, seq, then } => {
+                if !self.is_live(peer, seq) {
+                    self.orphan_done((peer, seq));
+                    return None;
+                }
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.disk.finished();
+                }
+                let input = self.disk_done(now, peer, then, result);
+                self.run_disk(peer);
+                input
+            }
+        }
+    }
+
+    /// The next thing from `peer`'s connection a role must decide about; file transfers are
+    /// handled here on the way. `None` when the connection has nothing more (or is gone).
+    pub(crate) fn poll_peer(&mut self, now: Instant, peer: PeerId) -> Option<Input> {
+        loop {
+            self.flush(peer);
+            let event = self.peers.get_mut(&peer)?.conn.poll_event()?;
+            if let Some(input) = self.on_event(now, peer, event) {
+                return Some(input);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internals
+
+    /// Moves `peer`'s transmits into the output queue.
+    fn flush(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        while let Some(bytes) = p.conn.poll_transmit() {
+            p.queued += bytes.len();
+            self.outputs.push_back(Output::Transmit { peer, bytes });
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, peer: PeerId, event: Event) -> Option<Input> {
+        match event {
+            Event::Request {
+                counter,
+                command,
+                payload,
+            } => Some(Input::Request {
+                peer,
+                counter,
+                command,
+                payload,
+            }),
+            Event::Response { counter, reply, .. } => Some(Input::Answer {
+                peer,
+                counter,
+                value: reply.upstream_value(),
+            }),
+            // A timeout or abort reads as upstream's timeout text.
+            Event::TimedOut { counter, .. } | Event::Aborted { counter, .. } => {
+                Some(Input::Answer {
+                    peer,
+                    counter,
+                    value: wazuh_cluster_protocol::message::text::TIMEOUT.to_vec(),
+                })
+            }
+            Event::FileOpened { path } => {
+                self.file_opened(peer, path);
+                None
+            }
+            Event::FileChunk { path, data } => {
+                let append = self.peers.get(&peer)?.transfers.chunk(&path, data);
+                if let Some((file, effect)) = append {
+                    self.queue_disk(peer, effect, AfterDisk::Incoming(file, FileStep::Append));
+                }
+                None
+            }
+            Event::FileReceived { path, .. } => {
+                let commit = self.peers.get_mut(&peer)?.transfers.received(&path);
+                if let Some((file, effect)) = commit {
+                    self.queue_disk(peer, effect, AfterDisk::Incoming(file, FileStep::Commit));
+                }
+                None
+            }
+            Event::FileFailed { path, .. } => {
+                let abort = self.peers.get_mut(&peer)?.transfers.failed(&path);
+                if let Some((file, effect)) = abort {
+                    self.queue_disk(peer, effect, AfterDisk::Incoming(file, FileStep::Abort));
+                }
+                None
+            }
+            Event::FileChunkWanted { transfer, max_len } => {
+                self.peers
+                    .get_mut(&peer)?
+                    .transfers
+                    .wanted(transfer, max_len);
+                self.resume_sends(now, peer);
+                None
+            }
+            Event::FileSent { transfer, .. } => self.file_sent(peer, transfer, None),
+            Event::TransferFailed { transfer, failure } => {
+                self.file_sent(peer, transfer, Some(send_failure(&failure)))
+            }
+            Event::Violation(error) => {
+                self.error(Some(peer), NodeError::Peer(error));
+                None
+            }
+            Event::Closed { error } => Some(Input::Closed {
+                peer,
+                reason: CloseReason::Connection(error),
+                tell_adapter: true,
+            }),
+            _ => None,
+        }
+    }
+
+    fn file_sent(
+        &mut self,
+        peer: PeerId,
+        transfer: TransferId,
+        failure: Option<SendFailure>,
+    ) -> Option<Input> {
+        let SentFile { path, failure } = self
+            .peers
+            .get_mut(&peer)?
+            .transfers
+            .sent(transfer, failure)?;
+        Some(Input::FileSent {
+            peer,
+            transfer,
+            path,
+            failure,
+        })
+    }
+
+    /// A peer opens a file: only a file directly inside its inbox is written.
+    fn file_opened(&mut self, peer: PeerId, wire: Bytes) {
+        let target = self.inboxes.get(&peer).and_then(|inbox| {
+            let path = InstallPath::new(std::str::from_utf8(&wire).ok()?).ok()?;
+            (path.parent().as_ref() == Some(inbox)).then_some(path)
+        });
+        let keep = self.cluster_link.max_incoming_files * 4;
+        let file = IncomingFileId(self.next_file);
+        self.next_file += 1;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let refused = target.is_none();
+        let effects = p.transfers.open(file, wire.clone(), target, keep);
+        for (file, step, effect) in effects {
+            self.queue_disk(peer, effect, AfterDisk::Incoming(file, step));
+        }
+        if refused {
+            let path = String::from_utf8_lossy(&wire).into_owned();
+            self.error(Some(peer), NodeError::RefusedFilePath { path });
+        }
+    }
+
+    /// Produces chunk reads for transfers that asked for one, while the peer's queue has room
+    /// (so a big package never pushes keepalives and replies behind megabytes of chunks).
+    fn resume_sends(&mut self, now: Instant, peer: PeerId) {
+        let limit = self.config.limits.max_queued_output;
+        let read_chunk = self.config.limits.read_chunk.max(1);
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.queued >= limit {
+            return;
+        }
+        for (transfer, next) in p.transfers.next_chunks(read_chunk) {
+            match next {
+                NextChunk::Read(effect) => {
+                    self.queue_disk(peer, effect, AfterDisk::Chunk(transfer))
+                }
+                NextChunk::Finish => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        // Fails only on a closed connection, which its pump reports.
+                        let _ = p.conn.finish_file(now, transfer);
+                    }
+                }
+            }
+        }
+        self.flush(peer);
+    }
+
+    /// The continuation of a returned effect of a live peer.
+    fn disk_done(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        then: AfterDisk,
+        result: EffectResult,
+    ) -> Option<Input> {
+        match then {
+            AfterDisk::Role(job) => Some(Input::DiskDone { peer, job, result }),
+            AfterDisk::Report => {
+                if let Err(error) = result {
+                    self.error(Some(peer), NodeError::Disk(error));
+                }
+                None
+            }
+            AfterDisk::Incoming(file, step) => {
+                let ok = result.is_ok();
+                if let Err(error) = result {
+                    self.error(Some(peer), NodeError::Disk(error));
+                }
+                let committed = self
+                    .peers
+                    .get_mut(&peer)?
+                    .transfers
+                    .step_done(file, step, ok)?;
+                Some(Input::FileCommitted {
+                    peer,
+                    file,
+                    committed,
+                })
+            }
+            AfterDisk::Chunk(transfer) => {
+                self.chunk_read(now, peer, transfer, result);
+                None
+            }
+        }
+    }
+
+    fn chunk_read(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        transfer: TransferId,
+        result: EffectResult,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let data = match result {
+            Ok(EffectOutput::Chunk(data)) if !data.is_empty() => data,
+            other => {
+                // The file ended early or cannot be read: end the transfer now (the connection
+                // offers no cancel) and report it failed when the peer confirms.
+                let failure = match other {
+                    Err(error) => SendFailure::Read(error),
+                    Ok(_) => SendFailure::ShortFile,
+                };
+                if p.transfers.chunk_read(transfer, Err(failure)).is_some() {
+                    let _ = p.conn.finish_file(now, transfer);
+                }
+                self.flush(peer);
+                return;
+            }
+        };
+        if p.transfers.chunk_read(transfer, Ok(data.len())).is_none() {
+            return;
+        }
+        let sent = p.conn.file_chunk(now, transfer, &data);
+        self.flush(peer);
+        if let Err(error) = sent {
+            self.error(Some(peer), NodeError::Chunk(error));
+        }
+    }
+
+    fn new_job(&mut self) -> JobId {
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        job
+    }
+
+    fn emit_effect(&mut self, effect: Effect, owner: InFlight) -> EffectId {
+        let id = EffectId(self.next_effect);
+        self.next_effect += 1;
+        self.effects.insert(id, owner);
+        self.outputs.push_back(Output::Effect { id, effect });
+        id
+    }
+
+    /// Queues a disk job of `peer` (run when the previous one returns).
+    fn queue_disk(&mut self, peer: PeerId, effect: Effect, then: AfterDisk) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.disk.push(effect, then);
+        self.run_disk(peer);
+    }
+
+    fn run_disk(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some((effect, then)) = p.disk.next() else {
+            return;
+        };
+        let seq = p.seq;
+        let id = self.emit_effect(effect, InFlight::Peer { peer, seq, then });
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.disk.started(id);
+        }
+    }
+
+    /// The effect in flight of a closed link's queue returned: run its next clean-up job.
+    fn orphan_done(&mut self, key: (PeerId, u64)) {
+        if let Some(queue) = self.orphans.get_mut(&key) {
+            queue.finished();
+        }
+        self.run_orphan(key);
+    }
+
+    /// Hands out the next clean-up job of a closed link; forgets the queue once it is done.
+    fn run_orphan(&mut self, key: (PeerId, u64)) {
+        let Some(queue) = self.orphans.get_mut(&key) else {
+            return;
+        };
+        if queue.busy() {
+            return;
+        }
+        let Some((effect, then)) = queue.next() else {
+            self.orphans.remove(&key);
+            return;
+        };
+        let (peer, seq) = key;
+        let id = self.emit_effect(effect, InFlight::Peer { peer, seq, then });
+        if let Some(queue) = self.orphans.get_mut(&key) {
+            queue.started(id);
+        }
+    }
+}
+
+/// `/queue/cluster/<name>`: the directory of node `name`'s files on both ends of its link (its
+/// packages, its merged files), and so the inbox of its link.
+pub(crate) fn cluster_dir(name: &str) -> Option<InstallPath> {
+    InstallPath::new("/queue/cluster")
+        .and_then(|q| q.join(name))
+        .ok()
+}
+
+/// Upstream's result of a failed `send_file`, from the connection's reason.
+fn send_failure(failure: &TransferFailure) -> SendFailure {
+    match failure {
+        TransferFailure::TimedOut { .. } => SendFailure::TimedOut,
+        TransferFailure::Refused(reply) => {
+            SendFailure::Refused(String::from_utf8_lossy(&reply.upstream_value()).into_owned())
+        }
+        _ => SendFailure::Closed,
+    }
+}

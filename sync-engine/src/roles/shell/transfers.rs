@@ -1,0 +1,550 @@
+//! The one owner of a link's file transfers: every file the peer sends us and every file we send
+//! it, each tracked by its own id from its first frame to its last effect.
+//!
+//! Why ids and not paths: the protocol core names incoming files by the path the peer sent, but
+//! the same path can be sent again while its first copy is still being committed (upstream's
+//! workers do it after a failed round), and each copy has its own staged write. So every
+//! `new_file` opens a new [`IncomingFileId`], the path only finds the copy that is receiving now,
+//! and the owner knows, for every copy, whether its staged write is open. When the link closes,
+//! [`Transfers::close`] hands back one abort per copy that may still hold a staged write: the
+//! close-time clean-up is that one call.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::TransferId;
+
+use crate::integrity::path::InstallPath;
+use crate::roles::effects::{Effect, IncomingFileId};
+use crate::roles::error::SendFailure;
+
+/// Where an incoming file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IncomingState {
+    /// Chunks are arriving.
+    Receiving,
+    /// `file_end` matched; the commit is queued or running.
+    Committing,
+    /// On disk, complete, not yet taken by a role.
+    Committed,
+    /// Refused, failed on the way or on disk: nothing to take.
+    Failed,
+}
+
+/// Whether an incoming file's staged write is open, as far as the effects that returned tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StagedWrite {
+    /// Its `BeginFile` has not returned (or there is none: a refused path).
+    NotBegun,
+    /// Begun and neither committed nor aborted.
+    Open,
+    /// Committed or aborted (or a step failed and the executor dropped it).
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IncomingFile {
+    /// The path as the peer sent it.
+    wire: Bytes,
+    /// Where it is written; `None` when the peer's path was refused (its bytes are dropped).
+    target: Option<InstallPath>,
+    state: IncomingState,
+    write: StagedWrite,
+}
+
+/// A disk step of an incoming file, as its effect's continuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileStep {
+    /// `BeginFile`.
+    Begin,
+    /// `AppendFile`.
+    Append,
+    /// `CommitFile`.
+    Commit,
+    /// `AbortFile`.
+    Abort,
+}
+
+/// What a `<task> <file>` end message names, once the task is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// `<task> Error`: the sender could not send its file.
+    NoFile,
+    /// The file is on disk: take it with [`Transfers::take`].
+    Ready(IncomingFileId),
+    /// Its commit is still queued or running: wait for its commit input.
+    Committing(IncomingFileId),
+    /// No such file was received (or it failed); the path as the peer named it.
+    Missing(Bytes),
+}
+
+/// A file we send to the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OutgoingFile {
+    path: InstallPath,
+    size: u64,
+    offset: u64,
+    /// The connection asked for the next chunk (largest length): waiting for room or a read.
+    wanted: Option<usize>,
+    /// A chunk read is queued or running.
+    reading: bool,
+    /// Reading failed: the transfer is ended early and reported as failed when it completes.
+    failed: Option<SendFailure>,
+}
+
+/// What to do for an outgoing file that asked for its next chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NextChunk {
+    /// Read this chunk from disk.
+    Read(Effect),
+    /// The whole file went out: end the transfer.
+    Finish,
+}
+
+/// A finished outgoing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SentFile {
+    /// The file.
+    pub(crate) path: InstallPath,
+    /// `None`: the peer confirmed it.
+    pub(crate) failure: Option<SendFailure>,
+}
+
+/// The transfers of one link. See the [module documentation](self).
+#[derive(Debug, Default)]
+pub(crate) struct Transfers {
+    incoming: BTreeMap<IncomingFileId, IncomingFile>,
+    /// The copy of each path that is receiving now (the protocol names chunks by path).
+    receiving: BTreeMap<Bytes, IncomingFileId>,
+    outgoing: BTreeMap<TransferId, OutgoingFile>,
+}
+
+impl Transfers {
+    /// The peer opened `wire` as transfer `id`, to be written at `target` (`None`: refused).
+    /// Returns the effects to queue, in order: the abort of an older copy of the same path that
+    /// was still receiving (reopening a path restarts it), then the new copy's `BeginFile`.
+    ///
+    /// `keep` bounds the table: past it, finished copies whose staged write is closed are forgotten.
+    pub(crate) fn open(
+        &mut self,
+        id: IncomingFileId,
+        wire: Bytes,
+        target: Option<InstallPath>,
+        keep: usize,
+    ) -> Vec<(IncomingFileId, FileStep, Effect)> {
+        let mut effects = Vec::new();
+        if let Some(old) = self.receiving.remove(&wire)
+            && let Some(abort) = self.fail(old)
+        {
+            effects.push((old, FileStep::Abort, abort));
+        }
+        let state = match &target {
+            Some(path) => {
+                self.receiving.insert(wire.clone(), id);
+                effects.push((
+                    id,
+                    FileStep::Begin,
+                    Effect::BeginFile {
+                        path: path.clone(),
+                        file: id,
+                    },
+                ));
+                IncomingState::Receiving
+            }
+            // Refused: remembered (so its `_e` fails) but not receiving.
+            None => IncomingState::Failed,
+        };
+        self.incoming.insert(
+            id,
+            IncomingFile {
+                wire,
+                target,
+                state,
+                write: StagedWrite::NotBegun,
+            },
+        );
+        if self.incoming.len() > keep {
+            // Forget finished copies whose staged write is closed (or was never asked for);
+            // a copy whose begin may still run is kept so that a close aborts it.
+            self.incoming.retain(|_, f| {
+                let finished = matches!(f.state, IncomingState::Committed | IncomingState::Failed);
+                let nothing_open = f.write == StagedWrite::Closed
+                    || (f.write == StagedWrite::NotBegun && f.target.is_none());
+                !(finished && nothing_open)
+            });
+        }
+        effects
+    }
+
+    /// A chunk of `wire`: the append to queue, if that path is receiving into a file.
+    pub(crate) fn chunk(&self, wire: &Bytes, data: Bytes) -> Option<(IncomingFileId, Effect)> {
+        let id = *self.receiving.get(wire)?;
+        Some((id, Effect::AppendFile { file: id, data }))
+    }
+
+    /// `wire` arrived whole with a matching checksum: the commit to queue.
+    pub(crate) fn received(&mut self, wire: &Bytes) -> Option<(IncomingFileId, Effect)> {
+        let id = self.receiving.remove(wire)?;
+        let file = self.incoming.get_mut(&id)?;
+        file.state = IncomingState::Committing;
+        Some((id, Effect::CommitFile { file: id }))
+    }
+
+    /// `wire` failed on the way (checksum, size, connection): the abort to queue, if it had a
+    /// staged write.
+    pub(crate) fn failed(&mut self, wire: &Bytes) -> Option<(IncomingFileId, Effect)> {
+        let id = self.receiving.remove(wire)?;
+        self.fail(id).map(|abort| (id, abort))
+    }
+
+    fn fail(&mut self, id: IncomingFileId) -> Option<Effect> {
+        let file = self.incoming.get_mut(&id)?;
+        file.state = IncomingState::Failed;
+        file.target.as_ref()?;
+        Some(Effect::AbortFile { file: id })
+    }
+
+    /// A disk step of file `id` returned. Returns `Some(committed)` when it was the commit (the
+    /// role waiting for the file hears of it either way).
+    pub(crate) fn step_done(
+        &mut self,
+        id: IncomingFileId,
+        step: FileStep,
+        ok: bool,
+    ) -> Option<bool> {
+        let file = self.incoming.get_mut(&id)?;
+        match (step, ok) {
+            (FileStep::Begin, true) => file.write = StagedWrite::Open,
+            (FileStep::Append, true) => {}
+            (FileStep::Commit, true) => {
+                file.write = StagedWrite::Closed;
+                if file.state == IncomingState::Committing {
+                    file.state = IncomingState::Committed;
+                }
+            }
+            (FileStep::Abort, _) => file.write = StagedWrite::Closed,
+            // A failed begin opened nothing; a failed append or commit dropped the staged write.
+            (FileStep::Begin | FileStep::Append | FileStep::Commit, false) => {
+                file.write = StagedWrite::Closed;
+                file.state = IncomingState::Failed;
+                if self.receiving.get(&file.wire) == Some(&id) {
+                    self.receiving.remove(&file.wire);
+                }
+            }
+        }
+        (step == FileStep::Commit).then(|| file.state == IncomingState::Committed)
+    }
+
+    /// Upstream's lookup for `<task> <file>`: the newest copy of `wire`.
+    pub(crate) fn ended(&self, wire: Bytes) -> Ended {
+        let newest = self
+            .incoming
+            .iter()
+            .rev()
+            .find(|(_, f)| f.wire == wire)
+            .map(|(id, f)| (*id, f.state));
+        match newest {
+            Some((id, IncomingState::Committed)) => Ended::Ready(id),
+            Some((id, IncomingState::Committing)) => Ended::Committing(id),
+            _ => Ended::Missing(wire),
+        }
+    }
+
+    /// Hands a committed file over to its consumer (the effect that reads it deletes it).
+    pub(crate) fn take(&mut self, id: IncomingFileId) -> Option<InstallPath> {
+        let file = self.incoming.get(&id)?;
+        if file.state != IncomingState::Committed {
+            return None;
+        }
+        self.incoming.remove(&id).and_then(|f| f.target)
+    }
+
+    /// The files whose staged write is open, as far as returned effects tell.
+    pub(crate) fn open_files(&self) -> impl Iterator<Item = IncomingFileId> + '_ {
+        self.incoming
+            .iter()
+            .filter(|(_, f)| f.write == StagedWrite::Open)
+            .map(|(id, _)| *id)
+    }
+
+    /// Starts tracking an outgoing file.
+    pub(crate) fn send(&mut self, transfer: TransferId, path: InstallPath, size: u64) {
+        self.outgoing.insert(
+            transfer,
+            OutgoingFile {
+                path,
+                size,
+                offset: 0,
+                wanted: None,
+                reading: false,
+                failed: None,
+            },
+        );
+    }
+
+    /// The connection asks for the next chunk of `transfer` (at most `max_len` bytes).
+    pub(crate) fn wanted(&mut self, transfer: TransferId, max_len: usize) {
+        if let Some(file) = self.outgoing.get_mut(&transfer) {
+            file.wanted = Some(max_len);
+        }
+    }
+
+    /// For every outgoing file that asked for a chunk and has no read running: read the next
+    /// chunk (at most `read_chunk` bytes), or finish it at its end.
+    pub(crate) fn next_chunks(&mut self, read_chunk: usize) -> Vec<(TransferId, NextChunk)> {
+        let mut next = Vec::new();
+        for (transfer, file) in &mut self.outgoing {
+            let Some(max_len) = file.wanted else { continue };
+            if file.reading {
+                continue;
+            }
+            if file.offset >= file.size {
+                file.wanted = None;
+                next.push((*transfer, NextChunk::Finish));
+                continue;
+            }
+            file.reading = true;
+            let left = usize::try_from(file.size - file.offset).unwrap_or(usize::MAX);
+            let len = max_len.min(read_chunk).min(left);
+            let effect = Effect::ReadChunk {
+                path: file.path.clone(),
+                offset: file.offset,
+                len,
+            };
+            next.push((*transfer, NextChunk::Read(effect)));
+        }
+        next
+    }
+
+    /// A chunk read of `transfer` returned `data` (`Err`: why the file cannot be sent on). On
+    /// `Ok` the chunk is accounted as sent; on `Err` the transfer must be finished early.
+    pub(crate) fn chunk_read(
+        &mut self,
+        transfer: TransferId,
+        data: Result<usize, SendFailure>,
+    ) -> Option<()> {
+        let file = self.outgoing.get_mut(&transfer)?;
+        file.reading = false;
+        file.wanted = None;
+        match data {
+            Ok(len) => file.offset += len as u64,
+            Err(failure) => file.failed = Some(failure),
+        }
+        Some(())
+    }
+
+    /// `transfer` ended (`failure`: as the connection reports it); `None` for an unknown one.
+    /// A read failure recorded earlier wins over the connection's success.
+    pub(crate) fn sent(
+        &mut self,
+        transfer: TransferId,
+        failure: Option<SendFailure>,
+    ) -> Option<SentFile> {
+        let file = self.outgoing.remove(&transfer)?;
+        Some(SentFile {
+            path: file.path,
+            failure: file.failed.or(failure),
+        })
+    }
+
+    /// The link closed: one abort per incoming file that may still hold a staged write (a
+    /// `BeginFile` not yet returned included: an abort of a file with nothing open is no
+    /// error), and the outgoing files being sent.
+    pub(crate) fn close(self) -> (Vec<Effect>, Vec<InstallPath>) {
+        let aborts = self
+            .incoming
+            .into_iter()
+            .filter(|(_, f)| f.target.is_some() && f.write != StagedWrite::Closed)
+            .map(|(file, _)| Effect::AbortFile { file })
+            .collect();
+        let sending = self.outgoing.into_values().map(|f| f.path).collect();
+        (aborts, sending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(text: &str) -> InstallPath {
+        InstallPath::new(text).unwrap()
+    }
+
+    const KEEP: usize = 64;
+
+    #[test]
+    fn a_path_sent_again_while_its_first_copy_commits_is_a_second_file() {
+        let mut t = Transfers::default();
+        let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
+        let (first, second) = (IncomingFileId(1), IncomingFileId(2));
+        t.open(
+            first,
+            wire.clone(),
+            Some(path("/queue/cluster/w1/a.zip")),
+            KEEP,
+        );
+        t.step_done(first, FileStep::Begin, true);
+        assert_eq!(t.received(&wire).map(|(id, _)| id), Some(first));
+        // The same path again while the first commit is queued.
+        let effects = t.open(
+            second,
+            wire.clone(),
+            Some(path("/queue/cluster/w1/a.zip")),
+            KEEP,
+        );
+        assert_eq!(
+            effects
+                .iter()
+                .map(|(id, step, _)| (*id, *step))
+                .collect::<Vec<_>>(),
+            [(second, FileStep::Begin)],
+            "the committing copy is not aborted"
+        );
+        assert_eq!(t.ended(wire.clone()), Ended::Missing(wire.clone()));
+        assert_eq!(t.step_done(first, FileStep::Commit, true), Some(true));
+        // `_e` finds the newest copy, which is still receiving.
+        assert_eq!(t.ended(wire.clone()), Ended::Missing(wire.clone()));
+        t.step_done(second, FileStep::Begin, true);
+        assert_eq!(t.open_files().collect::<Vec<_>>(), [second]);
+        // Closing now aborts the second copy only: the first is committed.
+        let (aborts, _) = t.close();
+        assert_eq!(aborts, [Effect::AbortFile { file: second }]);
+    }
+
+    #[test]
+    fn reopening_a_receiving_path_aborts_the_older_copy_first() {
+        let mut t = Transfers::default();
+        let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
+        t.open(
+            IncomingFileId(1),
+            wire.clone(),
+            Some(path("/queue/cluster/w1/a.zip")),
+            KEEP,
+        );
+        let effects = t.open(
+            IncomingFileId(2),
+            wire.clone(),
+            Some(path("/queue/cluster/w1/a.zip")),
+            KEEP,
+        );
+        assert_eq!(
+            effects.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>(),
+            [
+                Effect::AbortFile {
+                    file: IncomingFileId(1)
+                },
+                Effect::BeginFile {
+                    path: path("/queue/cluster/w1/a.zip"),
+                    file: IncomingFileId(2)
+                }
+            ]
+        );
+        assert_eq!(
+            t.chunk(&wire, Bytes::from_static(b"x")).map(|(id, _)| id),
+            Some(IncomingFileId(2))
+        );
+    }
+
+    #[test]
+    fn a_refused_path_gets_no_staged_write_and_its_end_is_missing() {
+        let mut t = Transfers::default();
+        let wire = Bytes::from_static(b"/etc/passwd");
+        assert!(
+            t.open(IncomingFileId(1), wire.clone(), None, KEEP)
+                .is_empty()
+        );
+        assert_eq!(t.chunk(&wire, Bytes::from_static(b"x")), None);
+        assert_eq!(t.received(&wire), None);
+        assert_eq!(t.ended(wire.clone()), Ended::Missing(wire));
+        assert!(t.close().0.is_empty());
+    }
+
+    #[test]
+    fn a_file_that_fails_while_its_begin_is_queued_is_still_aborted_at_close() {
+        let mut t = Transfers::default();
+        let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
+        t.open(
+            IncomingFileId(7),
+            wire.clone(),
+            Some(path("/queue/cluster/w1/a.zip")),
+            KEEP,
+        );
+        // The checksum fails before the begin returned: an abort is queued...
+        assert!(t.failed(&wire).is_some());
+        // ...but the queue is dropped with the link: the close hands the abort back again.
+        let (aborts, _) = t.close();
+        assert_eq!(
+            aborts,
+            [Effect::AbortFile {
+                file: IncomingFileId(7)
+            }]
+        );
+    }
+
+    #[test]
+    fn the_table_forgets_only_finished_files_with_closed_writes() {
+        let mut t = Transfers::default();
+        for n in 0..10 {
+            let wire = Bytes::from(format!("/queue/cluster/w1/{n}.zip"));
+            let id = IncomingFileId(n);
+            t.open(
+                id,
+                wire.clone(),
+                Some(path(&format!("/queue/cluster/w1/{n}.zip"))),
+                4,
+            );
+            t.step_done(id, FileStep::Begin, true);
+            if n % 2 == 0 {
+                t.received(&wire);
+                t.step_done(id, FileStep::Commit, true);
+            }
+        }
+        // Committed copies beyond the bound are forgotten; open ones are all kept.
+        assert_eq!(t.open_files().count(), 5);
+        assert!(t.incoming.len() <= 5 + 1);
+    }
+
+    #[test]
+    fn an_outgoing_file_is_read_chunk_by_chunk_then_finished() {
+        let mut t = Transfers::default();
+        let transfer = TransferId(3);
+        t.send(transfer, path("/queue/cluster/w1/p.zip"), 10);
+        assert!(t.next_chunks(4).is_empty(), "nothing asked yet");
+        t.wanted(transfer, 100);
+        let reads = t.next_chunks(4);
+        assert_eq!(
+            reads,
+            [(
+                transfer,
+                NextChunk::Read(Effect::ReadChunk {
+                    path: path("/queue/cluster/w1/p.zip"),
+                    offset: 0,
+                    len: 4
+                })
+            )]
+        );
+        t.wanted(transfer, 100);
+        assert!(t.next_chunks(4).is_empty(), "one read at a time");
+        t.chunk_read(transfer, Ok(10));
+        t.wanted(transfer, 100);
+        assert_eq!(t.next_chunks(4), [(transfer, NextChunk::Finish)]);
+        assert_eq!(
+            t.sent(transfer, None),
+            Some(SentFile {
+                path: path("/queue/cluster/w1/p.zip"),
+                failure: None
+            })
+        );
+    }
+
+    #[test]
+    fn a_read_failure_wins_over_the_peers_confirmation() {
+        let mut t = Transfers::default();
+        t.send(TransferId(1), path("/queue/cluster/w1/p.zip"), 10);
+        t.chunk_read(TransferId(1), Err(SendFailure::ShortFile));
+        assert_eq!(
+            t.sent(TransferId(1), None).and_then(|s| s.failure),
+            Some(SendFailure::ShortFile)
+        );
+    }
+}
