@@ -181,7 +181,8 @@ pub enum ApiError {
     /// A frame could not be built (command too long, ...).
     #[error("cannot build frame: {0}")]
     Frame(FrameError),
-    /// A file path is empty, contains a space, or leaves no room for data in a chunk.
+    /// A file path is empty, contains a space, or leaves no room for data in a chunk or for the
+    /// checksum in `file_end`.
     #[error("bad file path for send_file: {reason}")]
     BadPath {
         /// What is wrong.

@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, PeerError};
 use crate::message::{key_error_text, text};
 
+/// Length of the SHA-256 digest `file_end` carries after the path and a space.
+const DIGEST_LEN: usize = 32;
+
 /// Where an outgoing file transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendStep {
@@ -41,8 +44,9 @@ pub(crate) struct OutgoingFile {
 }
 
 impl OutgoingFile {
-    /// Validates the path (non-empty, no space: the receiver splits on the first one) and the
-    /// room left for data in a chunk.
+    /// Validates the path (non-empty, no space: the receiver splits on the first one), the room
+    /// left for data in a chunk, and the room for `file_end <path> <digest>`: checked here, so
+    /// that a transfer that could never end is refused before it starts rather than at its end.
     pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, ApiError> {
         if path.is_empty() {
             return Err(ApiError::BadPath {
@@ -58,6 +62,11 @@ impl OutgoingFile {
         if chunk_max == 0 {
             return Err(ApiError::BadPath {
                 reason: "path leaves no room for data in a chunk",
+            });
+        }
+        if path.len() + 1 + DIGEST_LEN > request_chunk {
+            return Err(ApiError::BadPath {
+                reason: "path leaves no room for the checksum in file_end",
             });
         }
         Ok(OutgoingFile {
@@ -76,7 +85,7 @@ impl OutgoingFile {
     }
 
     /// The SHA-256 of everything sent, for `file_end`.
-    pub(crate) fn digest(&self) -> [u8; 32] {
+    pub(crate) fn digest(&self) -> [u8; DIGEST_LEN] {
         self.hasher.clone().finalize().into()
     }
 }
@@ -221,6 +230,14 @@ mod tests {
             OutgoingFile::new(b"abc", 4).unwrap_err(),
             ApiError::BadPath {
                 reason: "path leaves no room for data in a chunk"
+            }
+        );
+        // 400 - 1 - 32: the longest path whose `file_end` payload fits request_chunk exactly.
+        assert!(OutgoingFile::new(&[b'p'; 367], 400).is_ok());
+        assert_eq!(
+            OutgoingFile::new(&[b'p'; 368], 400).unwrap_err(),
+            ApiError::BadPath {
+                reason: "path leaves no room for the checksum in file_end"
             }
         );
     }
