@@ -1,16 +1,19 @@
 //! Bounds a hostile or buggy peer (or caller) hits: the aggregate size of the long strings held,
-//! the output queue, and replies to requests that were never received. Each test drives two cores
+//! the output queue, replies to requests that were never received, and a string id with no room
+//! for data. Each test drives two cores
 //! in memory and asserts the exact wire answer, event and error value.
 
 pub mod support;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use support::{Delivery, Pair, VECTOR_KEY, config, origin};
 use wazuh_cluster_protocol::connection::{
     ApiError, Connection, ConnectionError, Event, PeerError, Side, TransferFailure, TransferId,
 };
 use wazuh_cluster_protocol::fernet::token_len;
-use wazuh_cluster_protocol::frame::{Command, HEADER_LEN};
+use wazuh_cluster_protocol::frame::{
+    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, HEADER_LEN, encode_frame,
+};
 use wazuh_cluster_protocol::message::{Reply, text};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
@@ -316,4 +319,64 @@ fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
     assert_eq!(pair.server.unanswered_requests(), 2);
     pair.server.close();
     assert_eq!(pair.server.unanswered_requests(), 0);
+}
+
+/// A client (plaintext, `request_chunk` 100) that sent a 10-byte string, and the peer's answer
+/// to its `new_str` with `id` as the string id: what the client then transmits and reports.
+fn client_after_string_id(id: &[u8]) -> (Vec<Frame>, Vec<Event>) {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.request_chunk = 100;
+    let mut client = Connection::new(cfg, Side::Client, Rng::from_seed(5), t0);
+    let transfer = client.send_string(t0, Bytes::from(vec![b's'; 10])).unwrap();
+    assert_eq!(transfer, TransferId(0));
+    let _new_str = client.poll_transmit();
+    let mut answer = BytesMut::new();
+    encode_frame(
+        Profile::V3_9,
+        client.counter(),
+        &Command::OK,
+        id,
+        &mut answer,
+    )
+    .unwrap();
+    client.handle_input(t0, &answer);
+    let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
+    let mut sent = Vec::new();
+    while let Some(bytes) = client.poll_transmit() {
+        let mut input = &bytes[..];
+        while let Some(frame) = decoder.decode_slice(&mut input).unwrap() {
+            sent.push(frame);
+        }
+    }
+    (sent, std::iter::from_fn(|| client.poll_event()).collect())
+}
+
+#[test]
+fn a_string_id_that_leaves_no_room_for_data_is_a_peer_fault() {
+    // 98 bytes: `str_upd <id> <1 byte>` fills request_chunk exactly, one byte per chunk.
+    let (sent, events) = client_after_string_id(&[b'7'; 98]);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].command, Command::STR_UPD);
+    assert_eq!(sent[0].payload, [&[b'7'; 98][..], b" s"].concat());
+    assert_eq!(events, vec![]);
+
+    // 99 bytes: no room for data. The link closes, blaming the peer (it used to be a "bug").
+    let (sent, events) = client_after_string_id(&[b'7'; 99]);
+    assert_eq!(sent, vec![]);
+    assert_eq!(
+        events,
+        vec![
+            Event::TransferFailed {
+                transfer: TransferId(0),
+                failure: TransferFailure::Closed,
+            },
+            Event::Closed {
+                error: Some(ConnectionError::Peer(PeerError::StringIdTooLong {
+                    len: 99,
+                    limit: 98
+                })),
+            },
+        ]
+    );
 }

@@ -129,6 +129,15 @@ pub enum PeerError {
         /// The bound.
         limit: usize,
     },
+    /// The peer answered our `new_str` with a string id so long that `str_upd <id> <chunk>` has
+    /// no room for data within `request_chunk` (upstream's ids are decimal `u32`s).
+    #[error("string id of {len} bytes leaves no room for data in str_upd (longest {limit})")]
+    StringIdTooLong {
+        /// Length of the id.
+        len: usize,
+        /// The longest id that leaves room for one byte of data.
+        limit: usize,
+    },
 }
 
 /// How the caller misused the API.

@@ -107,6 +107,14 @@ impl Connection {
         let id = string.id.clone().unwrap_or_default();
         match string.next_chunk(request_chunk) {
             Some(chunk) => {
+                // The id comes from the peer: one that leaves no room for data would make every
+                // `str_upd` exceed `request_chunk` (a peer fault, not ours).
+                let limit = request_chunk.saturating_sub(2);
+                if id.len() > limit {
+                    let len = id.len();
+                    let error = PeerError::StringIdTooLong { len, limit };
+                    return self.close_with(Some(error.into()));
+                }
                 let sent = self.request(
                     now,
                     Command::STR_UPD,
