@@ -8,7 +8,8 @@ pub mod support;
 use bytes::{Bytes, BytesMut};
 use support::{Delivery, Pair, VECTOR_KEY, config, origin};
 use wazuh_cluster_protocol::connection::{
-    ApiError, Connection, ConnectionError, Event, PeerError, Side, TransferFailure, TransferId,
+    Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
+    SendFileError, SendStringError, Side, TransferFailure, TransferId,
 };
 use wazuh_cluster_protocol::fernet::token_len;
 use wazuh_cluster_protocol::frame::{
@@ -33,14 +34,6 @@ fn pair_with_queue_bounds(key: &str, client_queue: usize, server_queue: usize) -
     let client = Connection::new(client_config, Side::Client, root.fork(1), now);
     let server = Connection::new(server_config, Side::Server, root.fork(2), now);
     Pair::from_cores(client, server, now, Delivery::Whole, root.fork(3))
-}
-
-fn queue_full(queued: usize, frame: usize, limit: usize) -> ConnectionError {
-    ConnectionError::Api(ApiError::TransmitQueueFull {
-        queued,
-        frame,
-        limit,
-    })
 }
 
 /// A pair whose server holds at most `strings_total` declared string bytes.
@@ -161,7 +154,11 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(client.queued_transmit_bytes(), HEADER_LEN + 50);
     assert_eq!(
         client.send_request(now, dapi(), &[b'y'; 50]),
-        Err(queue_full(70, 70, 100))
+        Err(RequestError::TransmitQueueFull {
+            queued: 70,
+            frame: 70,
+            limit: 100
+        })
     );
     assert_eq!(
         client.pending_requests(),
@@ -173,11 +170,19 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(client.queued_transmit_bytes(), 100);
     assert_eq!(
         client.send_string(now, Bytes::from_static(b"s")),
-        Err(queue_full(100, HEADER_LEN + 1, 100))
+        Err(SendStringError::TransmitQueueFull {
+            queued: 100,
+            frame: HEADER_LEN + 1,
+            limit: 100
+        })
     );
     assert_eq!(
         client.send_file(now, b"/f"),
-        Err(queue_full(100, HEADER_LEN + 2, 100))
+        Err(SendFileError::TransmitQueueFull {
+            queued: 100,
+            frame: HEADER_LEN + 2,
+            limit: 100
+        })
     );
     // Draining makes room again.
     assert_eq!(client.poll_transmit().map(|b| b.len()), Some(100));
@@ -198,7 +203,11 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(server.queued_transmit_bytes(), 70);
     assert_eq!(
         server.send_request(now, dapi(), b""),
-        Err(queue_full(70, HEADER_LEN, 10))
+        Err(RequestError::TransmitQueueFull {
+            queued: 70,
+            frame: HEADER_LEN,
+            limit: 10
+        })
     );
 }
 
@@ -228,11 +237,11 @@ fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() 
     let chunk = [b'c'; 300];
     assert_eq!(
         pair.client.file_chunk(now, transfer, &chunk),
-        Err(queue_full(
-            frame,
-            HEADER_LEN + token_len(310),
-            frame + HEADER_LEN + token_len(11)
-        ))
+        Err(FileChunkError::TransmitQueueFull {
+            queued: frame,
+            frame: HEADER_LEN + token_len(310),
+            limit: frame + HEADER_LEN + token_len(11)
+        })
     );
     // Drain, retry: the transfer was still waiting for this chunk.
     let _ = pair.client.poll_transmit();
@@ -288,16 +297,14 @@ fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
     for counter in [never, sent[2]] {
         assert_eq!(
             pair.server.reply(now, counter, Command::OK, b"x"),
-            Err(ConnectionError::Api(ApiError::NotAwaitingReply { counter }))
+            Err(ReplyError::NotAwaitingReply { counter })
         );
     }
     // Each request is answered once.
     pair.server.reply(now, sent[0], Command::OK, b"a").unwrap();
     assert_eq!(
         pair.server.reply(now, sent[0], Command::OK, b"again"),
-        Err(ConnectionError::Api(ApiError::NotAwaitingReply {
-            counter: sent[0]
-        }))
+        Err(ReplyError::NotAwaitingReply { counter: sent[0] })
     );
     assert_eq!(pair.server.unanswered_requests(), 1);
     pair.drive();

@@ -1,24 +1,27 @@
 //! Errors of the connection core, split the rustls way: the peer broke the protocol
-//! ([`PeerError`]), the caller misused the API ([`ApiError`]), or a bug ([`ConnectionError::Bug`]).
+//! ([`PeerError`]), the caller misused the API (one error type per command, quinn-proto style:
+//! [`RequestError`], [`ReplyError`], [`SendFileError`], [`FileChunkError`], [`SendStringError`]),
+//! or a bug ([`ConnectionError::Bug`]).
 //!
 //! Why the split: the layer above reacts differently to each (disconnect and log the peer, fix the
-//! caller, report a bug), and tests assert exact variants.
+//! caller, report a bug), and tests assert exact variants. Why one type per command: each holds
+//! exactly the refusals that command can produce, so a caller matches on what can happen to it and
+//! nothing else. Why [`ConnectionError`] has no API variant: commands never close the connection,
+//! so it only says why a connection closed.
 
 use bytes::Bytes;
 
 use crate::fernet::FernetError;
 use crate::frame::FrameError;
 
-/// Any error of a [`Connection`](super::Connection).
+/// Why a [`Connection`](super::Connection) closed on its own (reported once, in
+/// [`Event::Closed`](super::Event::Closed)).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionError {
     /// The peer broke the protocol or a bound.
     #[error("peer error: {0}")]
     Peer(#[from] PeerError),
-    /// The caller used the API wrongly.
-    #[error("API misuse: {0}")]
-    Api(#[from] ApiError),
     /// A broken internal invariant (please report).
     #[error("internal error (bug): {0}")]
     Bug(String),
@@ -140,30 +143,24 @@ pub enum PeerError {
     },
 }
 
-/// How the caller misused the API.
+/// Why [`Connection::send_request`](super::Connection::send_request) refused a request.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiError {
+pub enum RequestError {
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
-    /// `max_pending_requests` requests are already awaiting a reply.
-    #[error("too many pending requests (limit {limit})")]
-    TooManyPendingRequests {
-        /// The bound.
-        limit: usize,
-    },
-    /// `max_outgoing_transfers` transfers are already running.
-    #[error("too many outgoing transfers (limit {limit})")]
-    TooManyTransfers {
-        /// The bound.
-        limit: usize,
-    },
-    /// A request payload is longer than `request_chunk` (upstream refuses these too).
+    /// The payload is longer than `request_chunk` (upstream refuses these too).
     #[error("request payload of {len} bytes exceeds request_chunk ({limit} bytes)")]
     PayloadTooLarge {
         /// Payload length.
         len: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
         /// The bound.
         limit: usize,
     },
@@ -180,30 +177,90 @@ pub enum ApiError {
         /// The bound.
         limit: usize,
     },
-    /// [`reply`](super::Connection::reply) with a counter that is not one of a request of the peer
-    /// surfaced as [`Event::Request`](super::Event::Request) and not answered yet.
+    /// The frame could not be built (the command is longer than the connection's profile allows,
+    /// ...).
+    #[error("cannot build frame: {0}")]
+    Frame(FrameError),
+}
+
+/// Why [`Connection::reply`](super::Connection::reply) or
+/// [`Connection::reply_unknown_command`](super::Connection::reply_unknown_command) refused a reply.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The counter is not one of a request of the peer surfaced as
+    /// [`Event::Request`](super::Event::Request) and not answered yet.
     #[error("counter {counter} is not a request of the peer awaiting a reply")]
     NotAwaitingReply {
         /// The counter given.
         counter: u32,
     },
-    /// A frame could not be built (command too long, ...).
+    /// The frame could not be built (the command is longer than the connection's profile allows,
+    /// a payload beyond a frame's 32-bit length, ...).
     #[error("cannot build frame: {0}")]
     Frame(FrameError),
-    /// A file path is empty, contains a space, or leaves no room for data in a chunk or for the
+}
+
+/// Why [`Connection::send_file`](super::Connection::send_file) refused to start a transfer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendFileError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// `max_outgoing_transfers` transfers are already running.
+    #[error("too many outgoing transfers (limit {limit})")]
+    TooManyTransfers {
+        /// The bound.
+        limit: usize,
+    },
+    /// The `new_file` frame would take the output queue beyond `max_queued_transmit`: drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// The path is empty, contains a space, or leaves no room for data in a chunk or for the
     /// checksum in `file_end`.
     #[error("bad file path for send_file: {reason}")]
     BadPath {
         /// What is wrong.
         reason: &'static str,
     },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// Why [`Connection::file_chunk`](super::Connection::file_chunk) or
+/// [`Connection::finish_file`](super::Connection::finish_file) (the answers to
+/// [`Event::FileChunkWanted`](super::Event::FileChunkWanted)) was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileChunkError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
     /// No outgoing transfer has this id (finished, failed, or never started).
     #[error("unknown transfer {0}")]
     UnknownTransfer(u64),
-    /// A file chunk was given while the transfer was not asking for one.
+    /// The transfer is not asking for a chunk (its previous step is not acknowledged yet).
     #[error("transfer {0} is not waiting for a chunk")]
     NotWaitingForChunk(u64),
-    /// A file chunk is empty or longer than the transfer asked for.
+    /// The chunk is empty or longer than the transfer asked for (`file_chunk` only).
     #[error("chunk of {len} bytes for transfer {transfer}: must be 1..={max} bytes")]
     BadChunkLen {
         /// Transfer id.
@@ -213,4 +270,94 @@ pub enum ApiError {
         /// Largest accepted.
         max: usize,
     },
+    /// The `file_upd` / `file_end` frame would take the output queue beyond
+    /// `max_queued_transmit`: the transfer still wants this step; drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
 }
+
+/// Why [`Connection::send_string`](super::Connection::send_string) refused to start a transfer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendStringError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// `max_outgoing_transfers` transfers are already running.
+    #[error("too many outgoing transfers (limit {limit})")]
+    TooManyTransfers {
+        /// The bound.
+        limit: usize,
+    },
+    /// The `new_str` frame would take the output queue beyond `max_queued_transmit`: drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// The output queue has no room for a request frame of ours: the check every sending command
+/// shares, turned into each command's `TransmitQueueFull` by `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransmitQueueFull {
+    pub(crate) queued: usize,
+    pub(crate) frame: usize,
+    pub(crate) limit: usize,
+}
+
+/// The table of our requests awaiting a reply is full: the check every sending command shares,
+/// turned into each command's `TooManyPendingRequests` by `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingTableFull {
+    pub(crate) limit: usize,
+}
+
+/// `From` the shared checks into the error of each command that sends a request of ours (the
+/// variants have the same names and fields in each).
+macro_rules! from_shared_send_checks {
+    ($($error:ident),+ $(,)?) => {$(
+        impl From<TransmitQueueFull> for $error {
+            fn from(full: TransmitQueueFull) -> Self {
+                let TransmitQueueFull { queued, frame, limit } = full;
+                $error::TransmitQueueFull { queued, frame, limit }
+            }
+        }
+        impl From<PendingTableFull> for $error {
+            fn from(full: PendingTableFull) -> Self {
+                $error::TooManyPendingRequests { limit: full.limit }
+            }
+        }
+    )+};
+}
+
+from_shared_send_checks!(RequestError, SendFileError, FileChunkError, SendStringError);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, PeerError};
+use super::error::{PeerError, SendFileError};
 use crate::message::{key_error_text, text};
 
 /// Length of the SHA-256 digest `file_end` carries after the path and a space.
@@ -47,25 +47,25 @@ impl OutgoingFile {
     /// Validates the path (non-empty, no space: the receiver splits on the first one), the room
     /// left for data in a chunk, and the room for `file_end <path> <digest>`: checked here, so
     /// that a transfer that could never end is refused before it starts rather than at its end.
-    pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, ApiError> {
+    pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, SendFileError> {
         if path.is_empty() {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "empty path",
             });
         }
         if path.contains(&b' ') {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "path contains a space",
             });
         }
         let chunk_max = request_chunk.saturating_sub(path.len() + 1);
         if chunk_max == 0 {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "path leaves no room for data in a chunk",
             });
         }
         if path.len() + 1 + DIGEST_LEN > request_chunk {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "path leaves no room for the checksum in file_end",
             });
         }
@@ -222,13 +222,13 @@ mod tests {
         assert_eq!(file.chunk_max, 365);
         assert_eq!(
             OutgoingFile::new(b"a b", 400).unwrap_err(),
-            ApiError::BadPath {
+            SendFileError::BadPath {
                 reason: "path contains a space"
             }
         );
         assert_eq!(
             OutgoingFile::new(b"abc", 4).unwrap_err(),
-            ApiError::BadPath {
+            SendFileError::BadPath {
                 reason: "path leaves no room for data in a chunk"
             }
         );
@@ -236,7 +236,7 @@ mod tests {
         assert!(OutgoingFile::new(&[b'p'; 367], 400).is_ok());
         assert_eq!(
             OutgoingFile::new(&[b'p'; 368], 400).unwrap_err(),
-            ApiError::BadPath {
+            SendFileError::BadPath {
                 reason: "path leaves no room for the checksum in file_end"
             }
         );

@@ -115,17 +115,13 @@ impl Connection {
                     let error = PeerError::StringIdTooLong { len, limit };
                     return self.close_with(Some(error.into()));
                 }
-                let sent = self.request(
+                // The pending table has room: this reply just took the transfer's entry out.
+                self.core_request(
                     now,
                     Command::STR_UPD,
                     &[&id, b" ", &chunk],
                     Owner::Str(transfer.0),
                 );
-                if let Err(error) = sent {
-                    self.close_with(Some(ConnectionError::Bug(format!(
-                        "{transfer}: cannot send the next chunk: {error}"
-                    ))));
-                }
             }
             None => {
                 self.outgoing_strings.remove(&transfer);
