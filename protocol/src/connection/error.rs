@@ -22,9 +22,10 @@ pub enum ConnectionError {
     /// The peer broke the protocol or a bound.
     #[error("peer error: {0}")]
     Peer(#[from] PeerError),
-    /// A broken internal invariant (please report).
+    /// A broken internal invariant, named by a fixed text (please report). Fixed, so that
+    /// reporting a bug never allocates.
     #[error("internal error (bug): {0}")]
-    Bug(String),
+    Bug(&'static str),
 }
 
 /// What the peer did wrong. Bounds exceeded by peer input land here.

@@ -759,15 +759,13 @@ impl Connection {
         parts: &[&[u8]],
         owner: Owner,
     ) -> Option<u32> {
-        match self.request(now, command, parts, owner) {
-            Ok(counter) => Some(counter),
-            Err(error) => {
-                self.close_with(Some(ConnectionError::Bug(format!(
-                    "cannot build the core's own request {command}: {error}"
-                ))));
-                None
-            }
+        let counter = self.request(now, command, parts, owner).ok();
+        if counter.is_none() {
+            self.close_with(Some(ConnectionError::Bug(
+                "a request frame the core builds (fixed command, bounded payload) failed to encode",
+            )));
         }
+        counter
     }
 
     /// Appends one frame to the output: the payload parts concatenated, sealed when a key is set.
@@ -808,10 +806,13 @@ impl Connection {
 
     /// Replies from the core itself; building these frames cannot fail (fixed, short commands).
     fn answer(&mut self, now: Instant, counter: u32, command: Command, payload: &[u8]) {
-        if let Err(error) = self.queue_frame(now, counter, &command, &[payload]) {
-            self.close_with(Some(ConnectionError::Bug(format!(
-                "cannot build the core's own reply {command}: {error}"
-            ))));
+        if self
+            .queue_frame(now, counter, &command, &[payload])
+            .is_err()
+        {
+            self.close_with(Some(ConnectionError::Bug(
+                "a reply frame the core builds (fixed command, bounded payload) failed to encode",
+            )));
         }
     }
 

@@ -78,9 +78,9 @@ impl Connection {
                 self.events.push_back(Event::FileSent { transfer, size });
             }
             SendStep::WantChunk => {
-                self.close_with(Some(ConnectionError::Bug(format!(
-                    "{transfer} got a reply while waiting for a chunk"
-                ))));
+                self.close_with(Some(ConnectionError::Bug(
+                    "an outgoing file got a reply while no step of it was awaiting one",
+                )));
             }
         }
     }
