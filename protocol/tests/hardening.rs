@@ -1,9 +1,11 @@
 //! Bounds a hostile or buggy peer (or caller) hits: the aggregate size of the long strings held,
-//! the output queue, replies to requests that were never received, and a string id with no room
-//! for data. Each test drives two cores
+//! the output queue, replies to requests that were never received, a string id with no room for
+//! data, and the one table of `err` texts every refused request is answered from. Each test drives two cores
 //! in memory and asserts the exact wire answer, event and error value.
 
 pub mod support;
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use support::{Delivery, Pair, VECTOR_KEY, config, origin};
@@ -11,9 +13,9 @@ use wazuh_cluster_protocol::connection::{
     Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
     SendFileError, SendStringError, Side, TransferFailure, TransferId,
 };
-use wazuh_cluster_protocol::fernet::token_len;
+use wazuh_cluster_protocol::fernet::{FernetError, token_len};
 use wazuh_cluster_protocol::frame::{
-    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, HEADER_LEN, encode_frame,
+    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, FrameError, HEADER_LEN, encode_frame,
 };
 use wazuh_cluster_protocol::message::{Reply, text};
 use wazuh_cluster_protocol::profile::Profile;
@@ -328,6 +330,29 @@ fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
     assert_eq!(pair.server.unanswered_requests(), 0);
 }
 
+/// Feeds `conn` one plaintext frame as the peer would send it; returns what `conn` transmitted
+/// then (decoded) and reported.
+fn feed(
+    conn: &mut Connection,
+    counter: u32,
+    command: &[u8],
+    payload: &[u8],
+) -> (Vec<Frame>, Vec<Event>) {
+    let command = Command::new(Profile::V3_9, command).unwrap();
+    let mut input = BytesMut::new();
+    encode_frame(Profile::V3_9, counter, &command, payload, &mut input).unwrap();
+    conn.handle_input(origin(), &input);
+    let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
+    let mut sent = Vec::new();
+    while let Some(bytes) = conn.poll_transmit() {
+        let mut bytes = &bytes[..];
+        while let Some(frame) = decoder.decode_slice(&mut bytes).unwrap() {
+            sent.push(frame);
+        }
+    }
+    (sent, std::iter::from_fn(|| conn.poll_event()).collect())
+}
+
 /// A client (plaintext, `request_chunk` 100) that sent a 10-byte string, and the peer's answer
 /// to its `new_str` with `id` as the string id: what the client then transmits and reports.
 fn client_after_string_id(id: &[u8]) -> (Vec<Frame>, Vec<Event>) {
@@ -338,25 +363,8 @@ fn client_after_string_id(id: &[u8]) -> (Vec<Frame>, Vec<Event>) {
     let transfer = client.send_string(t0, Bytes::from(vec![b's'; 10])).unwrap();
     assert_eq!(transfer, TransferId(0));
     let _new_str = client.poll_transmit();
-    let mut answer = BytesMut::new();
-    encode_frame(
-        Profile::V3_9,
-        client.counter(),
-        &Command::OK,
-        id,
-        &mut answer,
-    )
-    .unwrap();
-    client.handle_input(t0, &answer);
-    let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
-    let mut sent = Vec::new();
-    while let Some(bytes) = client.poll_transmit() {
-        let mut input = &bytes[..];
-        while let Some(frame) = decoder.decode_slice(&mut input).unwrap() {
-            sent.push(frame);
-        }
-    }
-    (sent, std::iter::from_fn(|| client.poll_event()).collect())
+    let counter = client.counter();
+    feed(&mut client, counter, b"ok", id)
 }
 
 #[test]
@@ -386,4 +394,179 @@ fn a_string_id_that_leaves_no_room_for_data_is_a_peer_fault() {
             },
         ]
     );
+}
+
+/// The peer-error → reply-text table, against the bytes the wire tests and upstream pin (written
+/// out here, not taken from `message::text`, so that a changed constant fails this test).
+#[test]
+fn every_peer_error_maps_to_its_pinned_reply_text_or_to_none_when_it_closes_the_link() {
+    let path = Bytes::from_static(b"/a");
+    let answered: [(PeerError, &[u8]); 9] = [
+        (
+            PeerError::BeforeHello { command: dapi() },
+            b"Command not allowed before hello",
+        ),
+        (
+            PeerError::TooManyUnansweredRequests { limit: 1 },
+            b"Too many requests awaiting a reply",
+        ),
+        (
+            PeerError::BadFilePath { len: 13, limit: 8 },
+            b"bad file path of 13 bytes (limit 8)",
+        ),
+        (
+            PeerError::TooManyFiles { limit: 1 },
+            b"Too many concurrent transfers",
+        ),
+        (
+            PeerError::FileTooLarge {
+                path: path.clone(),
+                limit: 4,
+            },
+            b"File exceeds maximum allowed size",
+        ),
+        (
+            // Upstream 3.9.5's own text.
+            PeerError::ChecksumMismatch { path },
+            b"File wasn't correctly received. Checksums aren't equal.",
+        ),
+        (
+            PeerError::StringTooLarge {
+                declared: 11,
+                limit: 10,
+            },
+            b"Requested size exceeds maximum allowed limit",
+        ),
+        (
+            PeerError::StringsTotalTooLarge {
+                declared: 6,
+                reserved: 10,
+                limit: 15,
+            },
+            b"Strings in flight exceed the allowed total size",
+        ),
+        (
+            PeerError::TooManyStrings { limit: 2 },
+            b"Too many concurrent transfers",
+        ),
+    ];
+    for (error, text) in answered {
+        assert_eq!(error.reply_text().as_deref(), Some(text), "{error:?}");
+    }
+    let closing = [
+        PeerError::Frame(FrameError::PayloadTooLarge {
+            declared: 9,
+            max: 8,
+            offset: 0,
+        }),
+        PeerError::DecryptBeforeHello(FernetError::BadVersion),
+        PeerError::TooManyDecryptFailures { count: 3 },
+        PeerError::KeepaliveFailed { attempts: 2 },
+        PeerError::PayloadTimeout {
+            timeout: Duration::from_secs(30),
+        },
+        PeerError::HelloTimeout {
+            timeout: Duration::from_secs(30),
+        },
+        PeerError::StringIdTooLong { len: 99, limit: 98 },
+    ];
+    for error in closing {
+        assert_eq!(error.reply_text(), None, "{error:?}");
+    }
+}
+
+/// `server` gets one request it must refuse: it answers exactly one `err` frame and reports
+/// exactly one fault, whose [`PeerError::reply_text`] is the `err` payload. Returns the fault.
+fn refused(server: &mut Connection, counter: u32, command: &[u8], payload: &[u8]) -> PeerError {
+    let (sent, events) = feed(server, counter, command, payload);
+    let [reply] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!((reply.counter, &reply.command), (counter, &Command::ERR));
+    let error = match &events[..] {
+        [Event::Violation(error)] => error,
+        [
+            Event::FileFailed {
+                error: Some(error), ..
+            },
+        ] => error,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(error.reply_text().as_deref(), Some(&reply.payload[..]));
+    error.clone()
+}
+
+/// Every refusal the receiving side makes, on the wire: each answers the table's text for the
+/// fault it reports (so no call site picks its own text).
+#[test]
+fn every_refused_request_is_answered_with_the_reply_text_of_the_fault_it_reports() {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.require_hello = true;
+    cfg.max_unanswered_requests = 1;
+    cfg.max_file_path_len = 8;
+    cfg.max_incoming_files = 1;
+    cfg.max_file_size = 4;
+    cfg.max_string_size = 10;
+    cfg.max_incoming_strings = 2;
+    cfg.max_incoming_strings_bytes = 15;
+    let server = &mut Connection::new(cfg, Side::Server, Rng::from_seed(3), t0);
+    let path = Bytes::from_static(b"/a");
+    let accepted = |(sent, _): (Vec<Frame>, Vec<Event>)| {
+        assert!(sent.iter().all(|frame| frame.command != Command::ERR));
+    };
+
+    assert_eq!(
+        refused(server, 1, b"dapi", b"x"),
+        PeerError::BeforeHello { command: dapi() }
+    );
+    server.set_authenticated(t0);
+    accepted(feed(server, 2, b"dapi", b"x"));
+    assert_eq!(
+        refused(server, 3, b"dapi", b"y"),
+        PeerError::TooManyUnansweredRequests { limit: 1 }
+    );
+    assert_eq!(
+        refused(server, 4, b"new_file", b"/toolong/path"),
+        PeerError::BadFilePath { len: 13, limit: 8 }
+    );
+    accepted(feed(server, 5, b"new_file", &path));
+    assert_eq!(
+        refused(server, 6, b"new_file", b"/b"),
+        PeerError::TooManyFiles { limit: 1 }
+    );
+    assert_eq!(
+        refused(server, 7, b"file_upd", b"/a 12345"),
+        PeerError::FileTooLarge {
+            path: path.clone(),
+            limit: 4
+        }
+    );
+    accepted(feed(server, 8, b"new_file", &path));
+    assert_eq!(
+        refused(server, 9, b"file_end", b"/a not-the-sha256"),
+        PeerError::ChecksumMismatch { path }
+    );
+    assert_eq!(
+        refused(server, 10, b"new_str", b"11"),
+        PeerError::StringTooLarge {
+            declared: 11,
+            limit: 10
+        }
+    );
+    accepted(feed(server, 11, b"new_str", b"10"));
+    assert_eq!(
+        refused(server, 12, b"new_str", b"6"),
+        PeerError::StringsTotalTooLarge {
+            declared: 6,
+            reserved: 10,
+            limit: 15
+        }
+    );
+    accepted(feed(server, 13, b"new_str", b"5"));
+    assert_eq!(
+        refused(server, 14, b"new_str", b"1"),
+        PeerError::TooManyStrings { limit: 2 }
+    );
+    assert!(!server.is_closed(), "no refusal closes the link");
 }

@@ -9,10 +9,13 @@
 //! nothing else. Why [`ConnectionError`] has no API variant: commands never close the connection,
 //! so it only says why a connection closed.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::fernet::FernetError;
 use crate::frame::FrameError;
+use crate::message::text;
 
 /// Why a [`Connection`](super::Connection) closed on its own (reported once, in
 /// [`Event::Closed`](super::Event::Closed)).
@@ -144,6 +147,41 @@ pub enum PeerError {
     },
 }
 
+impl PeerError {
+    /// The `err` text the peer gets when one of its requests is refused for this error: the one
+    /// table from peer errors to reply texts, so each refusal answers the same bytes wherever it
+    /// is detected. `None` for the errors that close the link without answering anything (a bad
+    /// frame, decryption failures, timeouts, failed keepalives, the peer's id for a string of ours
+    /// with no room for data).
+    ///
+    /// Every text is fixed except [`PeerError::BadFilePath`]'s, which is the error's own
+    /// `Display` text (it names the length and the bound), hence the `Cow`.
+    pub fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
+        let fixed: &'static [u8] = match self {
+            PeerError::Frame(_)
+            | PeerError::DecryptBeforeHello(_)
+            | PeerError::TooManyDecryptFailures { .. }
+            | PeerError::KeepaliveFailed { .. }
+            | PeerError::PayloadTimeout { .. }
+            | PeerError::HelloTimeout { .. }
+            | PeerError::StringIdTooLong { .. } => return None,
+            PeerError::BadFilePath { .. } => {
+                return Some(Cow::Owned(self.to_string().into_bytes()));
+            }
+            PeerError::BeforeHello { .. } => text::BEFORE_HELLO,
+            PeerError::ChecksumMismatch { .. } => text::FILE_CHECKSUM_MISMATCH,
+            PeerError::FileTooLarge { .. } => text::FILE_TOO_LARGE,
+            PeerError::TooManyFiles { .. } | PeerError::TooManyStrings { .. } => {
+                text::TOO_MANY_TRANSFERS
+            }
+            PeerError::StringTooLarge { .. } => text::STRING_TOO_LARGE,
+            PeerError::StringsTotalTooLarge { .. } => text::STRINGS_TOTAL_TOO_LARGE,
+            PeerError::TooManyUnansweredRequests { .. } => text::TOO_MANY_REQUESTS,
+        };
+        Some(Cow::Borrowed(fixed))
+    }
+}
+
 /// Why [`Connection::send_request`](super::Connection::send_request) refused a request.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,8 +216,9 @@ pub enum RequestError {
         /// The bound.
         limit: usize,
     },
-    /// The frame could not be built (the command is longer than the connection's profile allows,
-    /// ...).
+    /// The frame could not be built: a command longer than this connection's profile allows
+    /// (one built for another profile), or a payload beyond a frame's 32-bit length field (only
+    /// with a `request_chunk` configured that large).
     #[error("cannot build frame: {0}")]
     Frame(FrameError),
 }
@@ -199,8 +238,8 @@ pub enum ReplyError {
         /// The counter given.
         counter: u32,
     },
-    /// The frame could not be built (the command is longer than the connection's profile allows,
-    /// a payload beyond a frame's 32-bit length, ...).
+    /// The frame could not be built: a command longer than this connection's profile allows
+    /// (one built for another profile), or a payload beyond a frame's 32-bit length field.
     #[error("cannot build frame: {0}")]
     Frame(FrameError),
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::error::{PeerError, SendFileError};
-use crate::message::{key_error_text, text};
+use super::receive::Refusal;
 
 /// Length of the SHA-256 digest `file_end` carries after the path and a space.
 const DIGEST_LEN: usize = 32;
@@ -90,23 +90,6 @@ impl OutgoingFile {
     }
 }
 
-/// A refused `new_file`, `file_upd` or `file_end`: the `err` text to reply, and the peer's fault
-/// to report when it is one (an unknown path is only upstream's `KeyError` text).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) text: Vec<u8>,
-    pub(crate) error: Option<PeerError>,
-}
-
-impl Refusal {
-    fn new(text: &[u8], error: Option<PeerError>) -> Self {
-        Refusal {
-            text: text.to_vec(),
-            error,
-        }
-    }
-}
-
 /// A file being received: running hash and size.
 #[derive(Debug, Clone)]
 struct IncomingFile {
@@ -147,17 +130,15 @@ impl IncomingFiles {
     /// `new_file <path>`. Upstream reopens (truncates) a path that is already open; so do we.
     pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), Refusal> {
         if path.is_empty() || path.len() > self.max_path_len {
-            let error = PeerError::BadFilePath {
+            return Err(Refusal::Peer(PeerError::BadFilePath {
                 len: path.len(),
                 limit: self.max_path_len,
-            };
-            return Err(Refusal::new(error.to_string().as_bytes(), Some(error)));
+            }));
         }
         if !self.files.contains_key(path) && self.files.len() >= self.max_files {
-            let error = PeerError::TooManyFiles {
+            return Err(Refusal::Peer(PeerError::TooManyFiles {
                 limit: self.max_files,
-            };
-            return Err(Refusal::new(text::TOO_MANY_TRANSFERS, Some(error)));
+            }));
         }
         self.files.insert(
             path.clone(),
@@ -172,17 +153,15 @@ impl IncomingFiles {
     /// `file_upd <path> <chunk>`.
     pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> Result<(), Refusal> {
         let Some(file) = self.files.get_mut(path) else {
-            // Upstream: KeyError on the path → `str(e)` = repr of the bytes.
-            return Err(Refusal::new(&key_error_text(path), None));
+            return Err(Refusal::UnknownKey(path.clone()));
         };
         let size = file.size + chunk.len() as u64;
         if size > self.max_size {
             self.files.remove(path);
-            let error = PeerError::FileTooLarge {
+            return Err(Refusal::Peer(PeerError::FileTooLarge {
                 path: path.clone(),
                 limit: self.max_size,
-            };
-            return Err(Refusal::new(text::FILE_TOO_LARGE, Some(error)));
+            }));
         }
         file.size = size;
         file.hasher.update(chunk);
@@ -192,7 +171,7 @@ impl IncomingFiles {
     /// `file_end <path> <digest>`: closes the transfer and compares the digests.
     pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, Refusal> {
         let Some(file) = self.files.remove(path) else {
-            return Err(Refusal::new(&key_error_text(path), None));
+            return Err(Refusal::UnknownKey(path.clone()));
         };
         let sha256: [u8; 32] = file.hasher.finalize().into();
         if digest == sha256 {
@@ -201,8 +180,9 @@ impl IncomingFiles {
                 sha256,
             })
         } else {
-            let error = PeerError::ChecksumMismatch { path: path.clone() };
-            Err(Refusal::new(text::FILE_CHECKSUM_MISMATCH, Some(error)))
+            Err(Refusal::Peer(PeerError::ChecksumMismatch {
+                path: path.clone(),
+            }))
         }
     }
 
@@ -249,17 +229,16 @@ mod tests {
         let b = Bytes::from_static(b"/b");
         files.open(&a).unwrap();
         assert_eq!(
-            files.open(&b).unwrap_err().error,
-            Some(PeerError::TooManyFiles { limit: 1 })
+            files.open(&b),
+            Err(Refusal::Peer(PeerError::TooManyFiles { limit: 1 }))
         );
         assert_eq!(
-            files
-                .open(&Bytes::from_static(b"/toolong/path"))
-                .unwrap_err()
-                .error,
-            Some(PeerError::BadFilePath { len: 13, limit: 8 })
+            files.open(&Bytes::from_static(b"/toolong/path")),
+            Err(Refusal::Peer(PeerError::BadFilePath { len: 13, limit: 8 }))
         );
-        assert_eq!(files.update(&b, b"x"), Err(Refusal::new(b"b'/b'", None)));
+        let unknown = files.update(&b, b"x").unwrap_err();
+        assert_eq!(unknown, Refusal::UnknownKey(b.clone()));
+        assert_eq!(unknown.reply_text(), Some(b"b'/b'".to_vec().into()));
         assert_eq!(files.update(&a, b"hello"), Ok(()));
         let digest: [u8; 32] = Sha256::digest(b"hello").into();
         assert_eq!(
@@ -272,22 +251,18 @@ mod tests {
         files.open(&a).unwrap();
         assert_eq!(
             files.update(&a, b"01234567890"),
-            Err(Refusal::new(
-                text::FILE_TOO_LARGE,
-                Some(PeerError::FileTooLarge {
-                    path: a.clone(),
-                    limit: 10
-                })
-            ))
+            Err(Refusal::Peer(PeerError::FileTooLarge {
+                path: a.clone(),
+                limit: 10
+            }))
         );
         assert_eq!(files.len(), 0);
         files.open(&a).unwrap();
         assert_eq!(
             files.end(&a, b"short"),
-            Err(Refusal::new(
-                text::FILE_CHECKSUM_MISMATCH,
-                Some(PeerError::ChecksumMismatch { path: a.clone() })
-            ))
+            Err(Refusal::Peer(PeerError::ChecksumMismatch {
+                path: a.clone()
+            }))
         );
     }
 }

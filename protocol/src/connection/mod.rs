@@ -350,7 +350,8 @@ impl Connection {
     /// [`PayloadTooLarge`](RequestError::PayloadTooLarge) (above `request_chunk`, as upstream),
     /// [`TooManyPendingRequests`](RequestError::TooManyPendingRequests),
     /// [`TransmitQueueFull`](RequestError::TransmitQueueFull),
-    /// [`Frame`](RequestError::Frame) (a command longer than this connection's profile allows).
+    /// [`Frame`](RequestError::Frame) (a command built for another profile, a payload beyond a
+    /// frame's length field).
     pub fn send_request(
         &mut self,
         now: Instant,
@@ -378,8 +379,8 @@ impl Connection {
     /// # Errors
     /// Every [`ReplyError`]: [`Closed`](ReplyError::Closed),
     /// [`NotAwaitingReply`](ReplyError::NotAwaitingReply) (the counter is not one of an
-    /// unanswered [`Event::Request`]), [`Frame`](ReplyError::Frame) (a command longer than this
-    /// connection's profile allows, a payload beyond a frame's 32-bit length).
+    /// unanswered [`Event::Request`]), [`Frame`](ReplyError::Frame) (a command built for another
+    /// profile, a payload beyond a frame's length field).
     pub fn reply(
         &mut self,
         now: Instant,
