@@ -6,8 +6,8 @@
 //! Why the split: the layer above reacts differently to each (disconnect and log the peer, fix the
 //! caller, report a bug), and tests assert exact variants. Why one type per command: each holds
 //! exactly the refusals that command can produce, so a caller matches on what can happen to it and
-//! nothing else. Why [`ConnectionError`] has no API variant: commands never close the connection,
-//! so it only says why a connection closed.
+//! nothing else. Why [`ConnectionError`] has no API variant: a misuse is refused and leaves the
+//! connection as it was, so `ConnectionError` only says why a connection closed.
 
 use std::borrow::Cow;
 

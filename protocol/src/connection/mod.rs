@@ -110,9 +110,10 @@
 //! Peer input never panics and never makes the core hold more than the configured bounds. A fatal
 //! peer error closes the connection and is reported once, in [`Event::Closed`]; non-fatal ones
 //! (a refused transfer) are answered on the wire as upstream would and reported as
-//! [`Event::Violation`] or [`Event::FileFailed`]. Commands never close the connection: each
-//! returns its own error type holding exactly the misuses it can report ([`RequestError`],
-//! [`ReplyError`], [`SendFileError`], [`FileChunkError`], [`SendStringError`]).
+//! [`Event::Violation`] or [`Event::FileFailed`]. A misused command is refused and leaves the
+//! connection as it was: each command returns its own error type holding exactly the misuses it
+//! can report ([`RequestError`], [`ReplyError`], [`SendFileError`], [`FileChunkError`],
+//! [`SendStringError`]). A bug closes the connection with [`ConnectionError::Bug`].
 
 mod config;
 mod error;
