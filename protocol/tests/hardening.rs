@@ -1,16 +1,22 @@
 //! Bounds a hostile or buggy peer (or caller) hits: the aggregate size of the long strings held,
-//! the output queue, and replies to requests that were never received. Each test drives two cores
+//! the output queue, replies to requests that were never received, a string id with no room for
+//! data, and the one table of `err` texts every refused request is answered from. Each test drives two cores
 //! in memory and asserts the exact wire answer, event and error value.
 
 pub mod support;
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use support::{Delivery, Pair, VECTOR_KEY, config, origin};
 use wazuh_cluster_protocol::connection::{
-    ApiError, Connection, ConnectionError, Event, PeerError, Side, TransferFailure, TransferId,
+    Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
+    SendFileError, SendStringError, Side, TransferFailure, TransferId,
 };
-use wazuh_cluster_protocol::fernet::token_len;
-use wazuh_cluster_protocol::frame::{Command, HEADER_LEN};
+use wazuh_cluster_protocol::fernet::{FernetError, token_len};
+use wazuh_cluster_protocol::frame::{
+    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, FrameError, HEADER_LEN, encode_frame,
+};
 use wazuh_cluster_protocol::message::{Reply, text};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
@@ -30,14 +36,6 @@ fn pair_with_queue_bounds(key: &str, client_queue: usize, server_queue: usize) -
     let client = Connection::new(client_config, Side::Client, root.fork(1), now);
     let server = Connection::new(server_config, Side::Server, root.fork(2), now);
     Pair::from_cores(client, server, now, Delivery::Whole, root.fork(3))
-}
-
-fn queue_full(queued: usize, frame: usize, limit: usize) -> ConnectionError {
-    ConnectionError::Api(ApiError::TransmitQueueFull {
-        queued,
-        frame,
-        limit,
-    })
 }
 
 /// A pair whose server holds at most `strings_total` declared string bytes.
@@ -158,7 +156,11 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(client.queued_transmit_bytes(), HEADER_LEN + 50);
     assert_eq!(
         client.send_request(now, dapi(), &[b'y'; 50]),
-        Err(queue_full(70, 70, 100))
+        Err(RequestError::TransmitQueueFull {
+            queued: 70,
+            frame: 70,
+            limit: 100
+        })
     );
     assert_eq!(
         client.pending_requests(),
@@ -170,11 +172,19 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(client.queued_transmit_bytes(), 100);
     assert_eq!(
         client.send_string(now, Bytes::from_static(b"s")),
-        Err(queue_full(100, HEADER_LEN + 1, 100))
+        Err(SendStringError::TransmitQueueFull {
+            queued: 100,
+            frame: HEADER_LEN + 1,
+            limit: 100
+        })
     );
     assert_eq!(
         client.send_file(now, b"/f"),
-        Err(queue_full(100, HEADER_LEN + 2, 100))
+        Err(SendFileError::TransmitQueueFull {
+            queued: 100,
+            frame: HEADER_LEN + 2,
+            limit: 100
+        })
     );
     // Draining makes room again.
     assert_eq!(client.poll_transmit().map(|b| b.len()), Some(100));
@@ -195,7 +205,11 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
     assert_eq!(server.queued_transmit_bytes(), 70);
     assert_eq!(
         server.send_request(now, dapi(), b""),
-        Err(queue_full(70, HEADER_LEN, 10))
+        Err(RequestError::TransmitQueueFull {
+            queued: 70,
+            frame: HEADER_LEN,
+            limit: 10
+        })
     );
 }
 
@@ -225,11 +239,11 @@ fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() 
     let chunk = [b'c'; 300];
     assert_eq!(
         pair.client.file_chunk(now, transfer, &chunk),
-        Err(queue_full(
-            frame,
-            HEADER_LEN + token_len(310),
-            frame + HEADER_LEN + token_len(11)
-        ))
+        Err(FileChunkError::TransmitQueueFull {
+            queued: frame,
+            frame: HEADER_LEN + token_len(310),
+            limit: frame + HEADER_LEN + token_len(11)
+        })
     );
     // Drain, retry: the transfer was still waiting for this chunk.
     let _ = pair.client.poll_transmit();
@@ -285,16 +299,14 @@ fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
     for counter in [never, sent[2]] {
         assert_eq!(
             pair.server.reply(now, counter, Command::OK, b"x"),
-            Err(ConnectionError::Api(ApiError::NotAwaitingReply { counter }))
+            Err(ReplyError::NotAwaitingReply { counter })
         );
     }
     // Each request is answered once.
     pair.server.reply(now, sent[0], Command::OK, b"a").unwrap();
     assert_eq!(
         pair.server.reply(now, sent[0], Command::OK, b"again"),
-        Err(ConnectionError::Api(ApiError::NotAwaitingReply {
-            counter: sent[0]
-        }))
+        Err(ReplyError::NotAwaitingReply { counter: sent[0] })
     );
     assert_eq!(pair.server.unanswered_requests(), 1);
     pair.drive();
@@ -316,4 +328,245 @@ fn replies_only_answer_unanswered_requests_of_the_peer_and_those_are_bounded() {
     assert_eq!(pair.server.unanswered_requests(), 2);
     pair.server.close();
     assert_eq!(pair.server.unanswered_requests(), 0);
+}
+
+/// Feeds `conn` one plaintext frame as the peer would send it; returns what `conn` transmitted
+/// then (decoded) and reported.
+fn feed(
+    conn: &mut Connection,
+    counter: u32,
+    command: &[u8],
+    payload: &[u8],
+) -> (Vec<Frame>, Vec<Event>) {
+    let command = Command::new(Profile::V3_9, command).unwrap();
+    let mut input = BytesMut::new();
+    encode_frame(Profile::V3_9, counter, &command, payload, &mut input).unwrap();
+    conn.handle_input(origin(), &input);
+    let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
+    let mut sent = Vec::new();
+    while let Some(bytes) = conn.poll_transmit() {
+        let mut bytes = &bytes[..];
+        while let Some(frame) = decoder.decode_slice(&mut bytes).unwrap() {
+            sent.push(frame);
+        }
+    }
+    (sent, std::iter::from_fn(|| conn.poll_event()).collect())
+}
+
+/// A client (plaintext, `request_chunk` 100) that sent a 10-byte string, and the peer's answer
+/// to its `new_str` with `id` as the string id: what the client then transmits and reports.
+fn client_after_string_id(id: &[u8]) -> (Vec<Frame>, Vec<Event>) {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.request_chunk = 100;
+    let mut client = Connection::new(cfg, Side::Client, Rng::from_seed(5), t0);
+    let transfer = client.send_string(t0, Bytes::from(vec![b's'; 10])).unwrap();
+    assert_eq!(transfer, TransferId(0));
+    let _new_str = client.poll_transmit();
+    let counter = client.counter();
+    feed(&mut client, counter, b"ok", id)
+}
+
+#[test]
+fn a_string_id_that_leaves_no_room_for_data_is_a_peer_fault() {
+    // 98 bytes: `str_upd <id> <1 byte>` fills request_chunk exactly, one byte per chunk.
+    let (sent, events) = client_after_string_id(&[b'7'; 98]);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].command, Command::STR_UPD);
+    assert_eq!(sent[0].payload, [&[b'7'; 98][..], b" s"].concat());
+    assert_eq!(events, vec![]);
+
+    // 99 bytes: no room for data. The link closes, blaming the peer (it used to be a "bug").
+    let (sent, events) = client_after_string_id(&[b'7'; 99]);
+    assert_eq!(sent, vec![]);
+    assert_eq!(
+        events,
+        vec![
+            Event::TransferFailed {
+                transfer: TransferId(0),
+                failure: TransferFailure::Closed,
+            },
+            Event::Closed {
+                error: Some(ConnectionError::Peer(PeerError::StringIdTooLong {
+                    len: 99,
+                    limit: 98
+                })),
+            },
+        ]
+    );
+}
+
+/// The peer-error → reply-text table, against the bytes the wire tests and upstream pin (written
+/// out here, not taken from `message::text`, so that a changed constant fails this test).
+#[test]
+fn every_peer_error_maps_to_its_pinned_reply_text_or_to_none_when_it_closes_the_link() {
+    let path = Bytes::from_static(b"/a");
+    let answered: [(PeerError, &[u8]); 9] = [
+        (
+            PeerError::BeforeHello { command: dapi() },
+            b"Command not allowed before hello",
+        ),
+        (
+            PeerError::TooManyUnansweredRequests { limit: 1 },
+            b"Too many requests awaiting a reply",
+        ),
+        (
+            PeerError::BadFilePath { len: 13, limit: 8 },
+            b"bad file path of 13 bytes (limit 8)",
+        ),
+        (
+            PeerError::TooManyFiles { limit: 1 },
+            b"Too many concurrent transfers",
+        ),
+        (
+            PeerError::FileTooLarge {
+                path: path.clone(),
+                limit: 4,
+            },
+            b"File exceeds maximum allowed size",
+        ),
+        (
+            // Upstream 3.9.5's own text.
+            PeerError::ChecksumMismatch { path },
+            b"File wasn't correctly received. Checksums aren't equal.",
+        ),
+        (
+            PeerError::StringTooLarge {
+                declared: 11,
+                limit: 10,
+            },
+            b"Requested size exceeds maximum allowed limit",
+        ),
+        (
+            PeerError::StringsTotalTooLarge {
+                declared: 6,
+                reserved: 10,
+                limit: 15,
+            },
+            b"Strings in flight exceed the allowed total size",
+        ),
+        (
+            PeerError::TooManyStrings { limit: 2 },
+            b"Too many concurrent transfers",
+        ),
+    ];
+    for (error, text) in answered {
+        assert_eq!(error.reply_text().as_deref(), Some(text), "{error:?}");
+    }
+    let closing = [
+        PeerError::Frame(FrameError::PayloadTooLarge {
+            declared: 9,
+            max: 8,
+            offset: 0,
+        }),
+        PeerError::DecryptBeforeHello(FernetError::BadVersion),
+        PeerError::TooManyDecryptFailures { count: 3 },
+        PeerError::KeepaliveFailed { attempts: 2 },
+        PeerError::PayloadTimeout {
+            timeout: Duration::from_secs(30),
+        },
+        PeerError::HelloTimeout {
+            timeout: Duration::from_secs(30),
+        },
+        PeerError::StringIdTooLong { len: 99, limit: 98 },
+    ];
+    for error in closing {
+        assert_eq!(error.reply_text(), None, "{error:?}");
+    }
+}
+
+/// `server` gets one request it must refuse: it answers exactly one `err` frame and reports
+/// exactly one fault, whose [`PeerError::reply_text`] is the `err` payload. Returns the fault.
+fn refused(server: &mut Connection, counter: u32, command: &[u8], payload: &[u8]) -> PeerError {
+    let (sent, events) = feed(server, counter, command, payload);
+    let [reply] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!((reply.counter, &reply.command), (counter, &Command::ERR));
+    let error = match &events[..] {
+        [Event::Violation(error)] => error,
+        [
+            Event::FileFailed {
+                error: Some(error), ..
+            },
+        ] => error,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(error.reply_text().as_deref(), Some(&reply.payload[..]));
+    error.clone()
+}
+
+/// Every refusal the receiving side makes, on the wire: each answers the table's text for the
+/// fault it reports (so no call site picks its own text).
+#[test]
+fn every_refused_request_is_answered_with_the_reply_text_of_the_fault_it_reports() {
+    let t0 = origin();
+    let mut cfg = config("", t0);
+    cfg.require_hello = true;
+    cfg.max_unanswered_requests = 1;
+    cfg.max_file_path_len = 8;
+    cfg.max_incoming_files = 1;
+    cfg.max_file_size = 4;
+    cfg.max_string_size = 10;
+    cfg.max_incoming_strings = 2;
+    cfg.max_incoming_strings_bytes = 15;
+    let server = &mut Connection::new(cfg, Side::Server, Rng::from_seed(3), t0);
+    let path = Bytes::from_static(b"/a");
+    let accepted = |(sent, _): (Vec<Frame>, Vec<Event>)| {
+        assert!(sent.iter().all(|frame| frame.command != Command::ERR));
+    };
+
+    assert_eq!(
+        refused(server, 1, b"dapi", b"x"),
+        PeerError::BeforeHello { command: dapi() }
+    );
+    server.set_authenticated(t0);
+    accepted(feed(server, 2, b"dapi", b"x"));
+    assert_eq!(
+        refused(server, 3, b"dapi", b"y"),
+        PeerError::TooManyUnansweredRequests { limit: 1 }
+    );
+    assert_eq!(
+        refused(server, 4, b"new_file", b"/toolong/path"),
+        PeerError::BadFilePath { len: 13, limit: 8 }
+    );
+    accepted(feed(server, 5, b"new_file", &path));
+    assert_eq!(
+        refused(server, 6, b"new_file", b"/b"),
+        PeerError::TooManyFiles { limit: 1 }
+    );
+    assert_eq!(
+        refused(server, 7, b"file_upd", b"/a 12345"),
+        PeerError::FileTooLarge {
+            path: path.clone(),
+            limit: 4
+        }
+    );
+    accepted(feed(server, 8, b"new_file", &path));
+    assert_eq!(
+        refused(server, 9, b"file_end", b"/a not-the-sha256"),
+        PeerError::ChecksumMismatch { path }
+    );
+    assert_eq!(
+        refused(server, 10, b"new_str", b"11"),
+        PeerError::StringTooLarge {
+            declared: 11,
+            limit: 10
+        }
+    );
+    accepted(feed(server, 11, b"new_str", b"10"));
+    assert_eq!(
+        refused(server, 12, b"new_str", b"6"),
+        PeerError::StringsTotalTooLarge {
+            declared: 6,
+            reserved: 10,
+            limit: 15
+        }
+    );
+    accepted(feed(server, 13, b"new_str", b"5"));
+    assert_eq!(
+        refused(server, 14, b"new_str", b"1"),
+        PeerError::TooManyStrings { limit: 2 }
+    );
+    assert!(!server.is_closed(), "no refusal closes the link");
 }

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use support::{Delivery, Pair, VECTOR_KEY, config, origin, random_bytes, secs};
 use wazuh_cluster_protocol::connection::{
-    ApiError, Connection, ConnectionError, Event, PeerError, Side, TransferFailure, TransferId,
+    Connection, Event, FileChunkError, PeerError, RequestError, SendStringError, Side,
+    TransferFailure, TransferId,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
@@ -306,37 +307,33 @@ fn bounds_on_the_api_side_are_typed_errors() {
     let mut conn = Connection::new(cfg, Side::Client, Rng::from_seed(1), t0);
     assert_eq!(
         conn.send_request(t0, Command::ECHO, &[0; 101]),
-        Err(ConnectionError::Api(ApiError::PayloadTooLarge {
+        Err(RequestError::PayloadTooLarge {
             len: 101,
             limit: 100
-        }))
+        })
     );
     let transfer = conn.send_file(t0, b"/f").unwrap();
     assert_eq!(
         conn.send_string(t0, Bytes::new()),
-        Err(ConnectionError::Api(ApiError::TooManyTransfers {
-            limit: 1
-        }))
+        Err(SendStringError::TooManyTransfers { limit: 1 })
     );
     assert_eq!(
         conn.file_chunk(t0, transfer, b"x"),
-        Err(ConnectionError::Api(ApiError::NotWaitingForChunk(0)))
+        Err(FileChunkError::NotWaitingForChunk(0))
     );
     assert_eq!(
         conn.file_chunk(t0, TransferId(9), b"x"),
-        Err(ConnectionError::Api(ApiError::UnknownTransfer(9)))
+        Err(FileChunkError::UnknownTransfer(9))
     );
     conn.send_request(t0, Command::ECHO, b"").unwrap();
     assert_eq!(
         conn.send_request(t0, Command::ECHO, b""),
-        Err(ConnectionError::Api(ApiError::TooManyPendingRequests {
-            limit: 2
-        }))
+        Err(RequestError::TooManyPendingRequests { limit: 2 })
     );
     conn.close();
     assert_eq!(
         conn.send_request(t0, Command::ECHO, b""),
-        Err(ConnectionError::Api(ApiError::Closed))
+        Err(RequestError::Closed)
     );
     let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
     assert_eq!(
@@ -370,12 +367,11 @@ fn file_chunk_length_is_checked() {
     );
     assert_eq!(
         pair.client.file_chunk(pair.now, transfer, b""),
-        Err(ApiError::BadChunkLen {
+        Err(FileChunkError::BadChunkLen {
             transfer: 0,
             len: 0,
             max
-        }
-        .into())
+        })
     );
     // An empty file: new_file then file_end straight away, as upstream.
     pair.client.finish_file(pair.now, transfer).unwrap();

@@ -23,9 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Args};
 use serde_json::Value;
-use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, ConnectionError, Event, Side, WallClock,
-};
+use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
@@ -668,7 +666,8 @@ fn io_error(context: &str, error: &std::io::Error) -> ControlError {
     }
 }
 
-fn protocol_error(error: ConnectionError) -> ControlError {
+/// A command of the protocol core refused (`send_request` or `reply`: each has its own error).
+fn protocol_error(error: impl std::error::Error) -> ControlError {
     ControlError::BadAnswer {
         message: error.to_string(),
     }

@@ -98,8 +98,9 @@ pub struct ConnectionConfig {
     /// Most bytes waiting in the output queue (not yet taken by
     /// [`poll_transmit`](super::Connection::poll_transmit)) for a new request of the layer above
     /// to be accepted (64 MiB). A request frame that would take the queue beyond it is refused
-    /// with [`ApiError::TransmitQueueFull`](super::ApiError::TransmitQueueFull); replies and the
-    /// core's own frames are never refused (they are bounded by the input that caused them).
+    /// with the command's `TransmitQueueFull` error (e.g.
+    /// [`RequestError::TransmitQueueFull`](super::RequestError::TransmitQueueFull)); replies and
+    /// the core's own frames are never refused (they are bounded by the input that caused them).
     pub max_queued_transmit: usize,
     /// Most claimed requests of the peer surfaced as [`Event::Request`](super::Event::Request) and
     /// not yet answered with [`reply`](super::Connection::reply) (1024). Beyond it, a claimed

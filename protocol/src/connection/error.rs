@@ -1,27 +1,34 @@
 //! Errors of the connection core, split the rustls way: the peer broke the protocol
-//! ([`PeerError`]), the caller misused the API ([`ApiError`]), or a bug ([`ConnectionError::Bug`]).
+//! ([`PeerError`]), the caller misused the API (one error type per command, quinn-proto style:
+//! [`RequestError`], [`ReplyError`], [`SendFileError`], [`FileChunkError`], [`SendStringError`]),
+//! or a bug ([`ConnectionError::Bug`]).
 //!
 //! Why the split: the layer above reacts differently to each (disconnect and log the peer, fix the
-//! caller, report a bug), and tests assert exact variants.
+//! caller, report a bug), and tests assert exact variants. Why one type per command: each holds
+//! exactly the refusals that command can produce, so a caller matches on what can happen to it and
+//! nothing else. Why [`ConnectionError`] has no API variant: a misuse is refused and leaves the
+//! connection as it was, so `ConnectionError` only says why a connection closed.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 
 use crate::fernet::FernetError;
 use crate::frame::FrameError;
+use crate::message::text;
 
-/// Any error of a [`Connection`](super::Connection).
+/// Why a [`Connection`](super::Connection) closed on its own (reported once, in
+/// [`Event::Closed`](super::Event::Closed)).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionError {
     /// The peer broke the protocol or a bound.
     #[error("peer error: {0}")]
     Peer(#[from] PeerError),
-    /// The caller used the API wrongly.
-    #[error("API misuse: {0}")]
-    Api(#[from] ApiError),
-    /// A broken internal invariant (please report).
+    /// A broken internal invariant, named by a fixed text (please report). Fixed, so that
+    /// reporting a bug never allocates.
     #[error("internal error (bug): {0}")]
-    Bug(String),
+    Bug(&'static str),
 }
 
 /// What the peer did wrong. Bounds exceeded by peer input land here.
@@ -129,32 +136,70 @@ pub enum PeerError {
         /// The bound.
         limit: usize,
     },
+    /// The peer answered our `new_str` with a string id so long that `str_upd <id> <chunk>` has
+    /// no room for data within `request_chunk` (upstream's ids are decimal `u32`s).
+    #[error("string id of {len} bytes leaves no room for data in str_upd (longest {limit})")]
+    StringIdTooLong {
+        /// Length of the id.
+        len: usize,
+        /// The longest id that leaves room for one byte of data.
+        limit: usize,
+    },
 }
 
-/// How the caller misused the API.
+impl PeerError {
+    /// The `err` text the peer gets when one of its requests is refused for this error: the one
+    /// table from peer errors to reply texts, so each refusal answers the same bytes wherever it
+    /// is detected. `None` for the errors that close the link without answering anything (a bad
+    /// frame, decryption failures, timeouts, failed keepalives, the peer's id for a string of ours
+    /// with no room for data).
+    ///
+    /// Every text is fixed except [`PeerError::BadFilePath`]'s, which is the error's own
+    /// `Display` text (it names the length and the bound), hence the `Cow`.
+    pub fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
+        let fixed: &'static [u8] = match self {
+            PeerError::Frame(_)
+            | PeerError::DecryptBeforeHello(_)
+            | PeerError::TooManyDecryptFailures { .. }
+            | PeerError::KeepaliveFailed { .. }
+            | PeerError::PayloadTimeout { .. }
+            | PeerError::HelloTimeout { .. }
+            | PeerError::StringIdTooLong { .. } => return None,
+            PeerError::BadFilePath { .. } => {
+                return Some(Cow::Owned(self.to_string().into_bytes()));
+            }
+            PeerError::BeforeHello { .. } => text::BEFORE_HELLO,
+            PeerError::ChecksumMismatch { .. } => text::FILE_CHECKSUM_MISMATCH,
+            PeerError::FileTooLarge { .. } => text::FILE_TOO_LARGE,
+            PeerError::TooManyFiles { .. } | PeerError::TooManyStrings { .. } => {
+                text::TOO_MANY_TRANSFERS
+            }
+            PeerError::StringTooLarge { .. } => text::STRING_TOO_LARGE,
+            PeerError::StringsTotalTooLarge { .. } => text::STRINGS_TOTAL_TOO_LARGE,
+            PeerError::TooManyUnansweredRequests { .. } => text::TOO_MANY_REQUESTS,
+        };
+        Some(Cow::Borrowed(fixed))
+    }
+}
+
+/// Why [`Connection::send_request`](super::Connection::send_request) refused a request.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiError {
+pub enum RequestError {
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
-    /// `max_pending_requests` requests are already awaiting a reply.
-    #[error("too many pending requests (limit {limit})")]
-    TooManyPendingRequests {
-        /// The bound.
-        limit: usize,
-    },
-    /// `max_outgoing_transfers` transfers are already running.
-    #[error("too many outgoing transfers (limit {limit})")]
-    TooManyTransfers {
-        /// The bound.
-        limit: usize,
-    },
-    /// A request payload is longer than `request_chunk` (upstream refuses these too).
+    /// The payload is longer than `request_chunk` (upstream refuses these too).
     #[error("request payload of {len} bytes exceeds request_chunk ({limit} bytes)")]
     PayloadTooLarge {
         /// Payload length.
         len: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
         /// The bound.
         limit: usize,
     },
@@ -171,29 +216,91 @@ pub enum ApiError {
         /// The bound.
         limit: usize,
     },
-    /// [`reply`](super::Connection::reply) with a counter that is not one of a request of the peer
-    /// surfaced as [`Event::Request`](super::Event::Request) and not answered yet.
+    /// The frame could not be built: a command longer than this connection's profile allows
+    /// (one built for another profile), or a payload beyond a frame's 32-bit length field (only
+    /// with a `request_chunk` configured that large).
+    #[error("cannot build frame: {0}")]
+    Frame(FrameError),
+}
+
+/// Why [`Connection::reply`](super::Connection::reply) or
+/// [`Connection::reply_unknown_command`](super::Connection::reply_unknown_command) refused a reply.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The counter is not one of a request of the peer surfaced as
+    /// [`Event::Request`](super::Event::Request) and not answered yet.
     #[error("counter {counter} is not a request of the peer awaiting a reply")]
     NotAwaitingReply {
         /// The counter given.
         counter: u32,
     },
-    /// A frame could not be built (command too long, ...).
+    /// The frame could not be built: a command longer than this connection's profile allows
+    /// (one built for another profile), or a payload beyond a frame's 32-bit length field.
     #[error("cannot build frame: {0}")]
     Frame(FrameError),
-    /// A file path is empty, contains a space, or leaves no room for data in a chunk.
+}
+
+/// Why [`Connection::send_file`](super::Connection::send_file) refused to start a transfer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendFileError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// `max_outgoing_transfers` transfers are already running.
+    #[error("too many outgoing transfers (limit {limit})")]
+    TooManyTransfers {
+        /// The bound.
+        limit: usize,
+    },
+    /// The `new_file` frame would take the output queue beyond `max_queued_transmit`: drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// The path is empty, contains a space, or leaves no room for data in a chunk or for the
+    /// checksum in `file_end`.
     #[error("bad file path for send_file: {reason}")]
     BadPath {
         /// What is wrong.
         reason: &'static str,
     },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// Why [`Connection::file_chunk`](super::Connection::file_chunk) or
+/// [`Connection::finish_file`](super::Connection::finish_file) (the answers to
+/// [`Event::FileChunkWanted`](super::Event::FileChunkWanted)) was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileChunkError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
     /// No outgoing transfer has this id (finished, failed, or never started).
     #[error("unknown transfer {0}")]
     UnknownTransfer(u64),
-    /// A file chunk was given while the transfer was not asking for one.
+    /// The transfer is not asking for a chunk (its previous step is not acknowledged yet).
     #[error("transfer {0} is not waiting for a chunk")]
     NotWaitingForChunk(u64),
-    /// A file chunk is empty or longer than the transfer asked for.
+    /// The chunk is empty or longer than the transfer asked for (`file_chunk` only).
     #[error("chunk of {len} bytes for transfer {transfer}: must be 1..={max} bytes")]
     BadChunkLen {
         /// Transfer id.
@@ -203,4 +310,94 @@ pub enum ApiError {
         /// Largest accepted.
         max: usize,
     },
+    /// The `file_upd` / `file_end` frame would take the output queue beyond
+    /// `max_queued_transmit`: the transfer still wants this step; drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
 }
+
+/// Why [`Connection::send_string`](super::Connection::send_string) refused to start a transfer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendStringError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// `max_outgoing_transfers` transfers are already running.
+    #[error("too many outgoing transfers (limit {limit})")]
+    TooManyTransfers {
+        /// The bound.
+        limit: usize,
+    },
+    /// The `new_str` frame would take the output queue beyond `max_queued_transmit`: drain
+    /// [`poll_transmit`](super::Connection::poll_transmit) and try again.
+    #[error(
+        "output queue full: {queued} bytes queued + a frame of {frame} bytes exceed the limit of {limit} bytes"
+    )]
+    TransmitQueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// Size of the refused frame.
+        frame: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// `max_pending_requests` requests are already awaiting a reply.
+    #[error("too many pending requests (limit {limit})")]
+    TooManyPendingRequests {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// The output queue has no room for a request frame of ours: the check every sending command
+/// shares, turned into each command's `TransmitQueueFull` by `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransmitQueueFull {
+    pub(crate) queued: usize,
+    pub(crate) frame: usize,
+    pub(crate) limit: usize,
+}
+
+/// The table of our requests awaiting a reply is full: the check every sending command shares,
+/// turned into each command's `TooManyPendingRequests` by `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingTableFull {
+    pub(crate) limit: usize,
+}
+
+/// `From` the shared checks into the error of each command that sends a request of ours (the
+/// variants have the same names and fields in each).
+macro_rules! from_shared_send_checks {
+    ($($error:ident),+ $(,)?) => {$(
+        impl From<TransmitQueueFull> for $error {
+            fn from(full: TransmitQueueFull) -> Self {
+                let TransmitQueueFull { queued, frame, limit } = full;
+                $error::TransmitQueueFull { queued, frame, limit }
+            }
+        }
+        impl From<PendingTableFull> for $error {
+            fn from(full: PendingTableFull) -> Self {
+                $error::TooManyPendingRequests { limit: full.limit }
+            }
+        }
+    )+};
+}
+
+from_shared_send_checks!(RequestError, SendFileError, FileChunkError, SendStringError);

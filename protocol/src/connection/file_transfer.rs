@@ -12,8 +12,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, PeerError};
-use crate::message::{key_error_text, text};
+use super::error::{PeerError, SendFileError};
+use super::receive::Refusal;
+
+/// Length of the SHA-256 digest `file_end` carries after the path and a space.
+const DIGEST_LEN: usize = 32;
 
 /// Where an outgoing file transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,23 +44,29 @@ pub(crate) struct OutgoingFile {
 }
 
 impl OutgoingFile {
-    /// Validates the path (non-empty, no space: the receiver splits on the first one) and the
-    /// room left for data in a chunk.
-    pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, ApiError> {
+    /// Validates the path (non-empty, no space: the receiver splits on the first one), the room
+    /// left for data in a chunk, and the room for `file_end <path> <digest>`: checked here, so
+    /// that a transfer that could never end is refused before it starts rather than at its end.
+    pub(crate) fn new(path: &[u8], request_chunk: usize) -> Result<OutgoingFile, SendFileError> {
         if path.is_empty() {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "empty path",
             });
         }
         if path.contains(&b' ') {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "path contains a space",
             });
         }
         let chunk_max = request_chunk.saturating_sub(path.len() + 1);
         if chunk_max == 0 {
-            return Err(ApiError::BadPath {
+            return Err(SendFileError::BadPath {
                 reason: "path leaves no room for data in a chunk",
+            });
+        }
+        if path.len() + 1 + DIGEST_LEN > request_chunk {
+            return Err(SendFileError::BadPath {
+                reason: "path leaves no room for the checksum in file_end",
             });
         }
         Ok(OutgoingFile {
@@ -76,25 +85,8 @@ impl OutgoingFile {
     }
 
     /// The SHA-256 of everything sent, for `file_end`.
-    pub(crate) fn digest(&self) -> [u8; 32] {
+    pub(crate) fn digest(&self) -> [u8; DIGEST_LEN] {
         self.hasher.clone().finalize().into()
-    }
-}
-
-/// A refused `new_file`, `file_upd` or `file_end`: the `err` text to reply, and the peer's fault
-/// to report when it is one (an unknown path is only upstream's `KeyError` text).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) text: Vec<u8>,
-    pub(crate) error: Option<PeerError>,
-}
-
-impl Refusal {
-    fn new(text: &[u8], error: Option<PeerError>) -> Self {
-        Refusal {
-            text: text.to_vec(),
-            error,
-        }
     }
 }
 
@@ -138,17 +130,15 @@ impl IncomingFiles {
     /// `new_file <path>`. Upstream reopens (truncates) a path that is already open; so do we.
     pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), Refusal> {
         if path.is_empty() || path.len() > self.max_path_len {
-            let error = PeerError::BadFilePath {
+            return Err(Refusal::Peer(PeerError::BadFilePath {
                 len: path.len(),
                 limit: self.max_path_len,
-            };
-            return Err(Refusal::new(error.to_string().as_bytes(), Some(error)));
+            }));
         }
         if !self.files.contains_key(path) && self.files.len() >= self.max_files {
-            let error = PeerError::TooManyFiles {
+            return Err(Refusal::Peer(PeerError::TooManyFiles {
                 limit: self.max_files,
-            };
-            return Err(Refusal::new(text::TOO_MANY_TRANSFERS, Some(error)));
+            }));
         }
         self.files.insert(
             path.clone(),
@@ -163,17 +153,15 @@ impl IncomingFiles {
     /// `file_upd <path> <chunk>`.
     pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> Result<(), Refusal> {
         let Some(file) = self.files.get_mut(path) else {
-            // Upstream: KeyError on the path → `str(e)` = repr of the bytes.
-            return Err(Refusal::new(&key_error_text(path), None));
+            return Err(Refusal::UnknownKey(path.clone()));
         };
         let size = file.size + chunk.len() as u64;
         if size > self.max_size {
             self.files.remove(path);
-            let error = PeerError::FileTooLarge {
+            return Err(Refusal::Peer(PeerError::FileTooLarge {
                 path: path.clone(),
                 limit: self.max_size,
-            };
-            return Err(Refusal::new(text::FILE_TOO_LARGE, Some(error)));
+            }));
         }
         file.size = size;
         file.hasher.update(chunk);
@@ -183,7 +171,7 @@ impl IncomingFiles {
     /// `file_end <path> <digest>`: closes the transfer and compares the digests.
     pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, Refusal> {
         let Some(file) = self.files.remove(path) else {
-            return Err(Refusal::new(&key_error_text(path), None));
+            return Err(Refusal::UnknownKey(path.clone()));
         };
         let sha256: [u8; 32] = file.hasher.finalize().into();
         if digest == sha256 {
@@ -192,8 +180,9 @@ impl IncomingFiles {
                 sha256,
             })
         } else {
-            let error = PeerError::ChecksumMismatch { path: path.clone() };
-            Err(Refusal::new(text::FILE_CHECKSUM_MISMATCH, Some(error)))
+            Err(Refusal::Peer(PeerError::ChecksumMismatch {
+                path: path.clone(),
+            }))
         }
     }
 
@@ -213,14 +202,22 @@ mod tests {
         assert_eq!(file.chunk_max, 365);
         assert_eq!(
             OutgoingFile::new(b"a b", 400).unwrap_err(),
-            ApiError::BadPath {
+            SendFileError::BadPath {
                 reason: "path contains a space"
             }
         );
         assert_eq!(
             OutgoingFile::new(b"abc", 4).unwrap_err(),
-            ApiError::BadPath {
+            SendFileError::BadPath {
                 reason: "path leaves no room for data in a chunk"
+            }
+        );
+        // 400 - 1 - 32: the longest path whose `file_end` payload fits request_chunk exactly.
+        assert!(OutgoingFile::new(&[b'p'; 367], 400).is_ok());
+        assert_eq!(
+            OutgoingFile::new(&[b'p'; 368], 400).unwrap_err(),
+            SendFileError::BadPath {
+                reason: "path leaves no room for the checksum in file_end"
             }
         );
     }
@@ -232,17 +229,16 @@ mod tests {
         let b = Bytes::from_static(b"/b");
         files.open(&a).unwrap();
         assert_eq!(
-            files.open(&b).unwrap_err().error,
-            Some(PeerError::TooManyFiles { limit: 1 })
+            files.open(&b),
+            Err(Refusal::Peer(PeerError::TooManyFiles { limit: 1 }))
         );
         assert_eq!(
-            files
-                .open(&Bytes::from_static(b"/toolong/path"))
-                .unwrap_err()
-                .error,
-            Some(PeerError::BadFilePath { len: 13, limit: 8 })
+            files.open(&Bytes::from_static(b"/toolong/path")),
+            Err(Refusal::Peer(PeerError::BadFilePath { len: 13, limit: 8 }))
         );
-        assert_eq!(files.update(&b, b"x"), Err(Refusal::new(b"b'/b'", None)));
+        let unknown = files.update(&b, b"x").unwrap_err();
+        assert_eq!(unknown, Refusal::UnknownKey(b.clone()));
+        assert_eq!(unknown.reply_text(), Some(b"b'/b'".to_vec().into()));
         assert_eq!(files.update(&a, b"hello"), Ok(()));
         let digest: [u8; 32] = Sha256::digest(b"hello").into();
         assert_eq!(
@@ -255,22 +251,18 @@ mod tests {
         files.open(&a).unwrap();
         assert_eq!(
             files.update(&a, b"01234567890"),
-            Err(Refusal::new(
-                text::FILE_TOO_LARGE,
-                Some(PeerError::FileTooLarge {
-                    path: a.clone(),
-                    limit: 10
-                })
-            ))
+            Err(Refusal::Peer(PeerError::FileTooLarge {
+                path: a.clone(),
+                limit: 10
+            }))
         );
         assert_eq!(files.len(), 0);
         files.open(&a).unwrap();
         assert_eq!(
             files.end(&a, b"short"),
-            Err(Refusal::new(
-                text::FILE_CHECKSUM_MISMATCH,
-                Some(PeerError::ChecksumMismatch { path: a.clone() })
-            ))
+            Err(Refusal::Peer(PeerError::ChecksumMismatch {
+                path: a.clone()
+            }))
         );
     }
 }

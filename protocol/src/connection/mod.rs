@@ -31,10 +31,11 @@
 //! command, and write what it returns in order. [`Connection::queued_transmit_bytes`] tells how
 //! much is waiting: the layer above applies its per-peer backpressure on it (and on what it holds
 //! itself for a slow socket). As a hard bound, requests of the layer above (`send_request`,
-//! `send_file`, `file_chunk`, `finish_file`, `send_string`) are refused with
-//! [`ApiError::TransmitQueueFull`] when their frame would take the queue beyond
-//! [`ConnectionConfig::max_queued_transmit`]; replies and the core's own frames are not (they are
-//! owed to the peer and bounded by the input that caused them).
+//! `send_file`, `file_chunk`, `finish_file`, `send_string`) are refused with the
+//! `TransmitQueueFull` variant of their error (e.g. [`RequestError::TransmitQueueFull`]) when
+//! their frame would take the queue beyond [`ConnectionConfig::max_queued_transmit`]; replies and
+//! the core's own frames are not (they are owed to the peer and bounded by the input that caused
+//! them).
 //!
 //! Every input and command takes `now`; the core never reads a clock. The Fernet timestamp is the
 //! Unix time of `now` derived from [`WallClock`]; IVs, the initial counter and string ids come from
@@ -109,7 +110,10 @@
 //! Peer input never panics and never makes the core hold more than the configured bounds. A fatal
 //! peer error closes the connection and is reported once, in [`Event::Closed`]; non-fatal ones
 //! (a refused transfer) are answered on the wire as upstream would and reported as
-//! [`Event::Violation`] or [`Event::FileFailed`]. Commands return [`ApiError`]s for misuse.
+//! [`Event::Violation`] or [`Event::FileFailed`]. A misused command is refused and leaves the
+//! connection as it was: each command returns its own error type holding exactly the misuses it
+//! can report ([`RequestError`], [`ReplyError`], [`SendFileError`], [`FileChunkError`],
+//! [`SendStringError`]). A bug closes the connection with [`ConnectionError::Bug`].
 
 mod config;
 mod error;
@@ -123,16 +127,20 @@ mod string_transfer;
 mod unanswered;
 
 pub use config::{ConnectionConfig, DEFAULT_REQUEST_CHUNK, WallClock};
-pub use error::{ApiError, ConnectionError, PeerError};
+pub use error::{
+    ConnectionError, FileChunkError, PeerError, ReplyError, RequestError, SendFileError,
+    SendStringError,
+};
 pub use event::{Event, TransferFailure, TransferId};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use error::TransmitQueueFull;
 
 use crate::fernet::{Fernet, token_len};
-use crate::frame::{Command, FrameDecoder, HEADER_LEN, encode_header};
+use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
 use file_transfer::{IncomingFiles, OutgoingFile, SendStep};
@@ -339,17 +347,30 @@ impl Connection {
     /// Returns the request's counter.
     ///
     /// # Errors
-    /// [`ApiError::Closed`], [`ApiError::PayloadTooLarge`] (above `request_chunk`, as upstream),
-    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`],
-    /// [`ApiError::Frame`].
+    /// Every [`RequestError`]: [`Closed`](RequestError::Closed),
+    /// [`PayloadTooLarge`](RequestError::PayloadTooLarge) (above `request_chunk`, as upstream),
+    /// [`TooManyPendingRequests`](RequestError::TooManyPendingRequests),
+    /// [`TransmitQueueFull`](RequestError::TransmitQueueFull),
+    /// [`Frame`](RequestError::Frame) (a command built for another profile, a payload beyond a
+    /// frame's length field).
     pub fn send_request(
         &mut self,
         now: Instant,
         command: Command,
         payload: &[u8],
-    ) -> Result<u32, ConnectionError> {
+    ) -> Result<u32, RequestError> {
         self.check_transmit_room(payload.len())?;
+        if self.closed {
+            return Err(RequestError::Closed);
+        }
+        let limit = self.config.request_chunk;
+        if payload.len() > limit {
+            let len = payload.len();
+            return Err(RequestError::PayloadTooLarge { len, limit });
+        }
+        self.pending.check_room()?;
         self.request(now, command, &[payload], Owner::User)
+            .map_err(RequestError::Frame)
     }
 
     /// Answers a request of the peer ([`Event::Request`]) with the same counter, once. Replies are
@@ -357,22 +378,25 @@ impl Connection {
     /// [`ConnectionConfig::max_unanswered_requests`].
     ///
     /// # Errors
-    /// [`ApiError::Closed`], [`ApiError::NotAwaitingReply`] (the counter is not one of an
-    /// unanswered [`Event::Request`]), [`ApiError::Frame`].
+    /// Every [`ReplyError`]: [`Closed`](ReplyError::Closed),
+    /// [`NotAwaitingReply`](ReplyError::NotAwaitingReply) (the counter is not one of an
+    /// unanswered [`Event::Request`]), [`Frame`](ReplyError::Frame) (a command built for another
+    /// profile, a payload beyond a frame's length field).
     pub fn reply(
         &mut self,
         now: Instant,
         counter: u32,
         command: Command,
         payload: &[u8],
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), ReplyError> {
         if self.closed {
-            return Err(ApiError::Closed.into());
+            return Err(ReplyError::Closed);
         }
         if !self.unanswered.contains(counter) {
-            return Err(ApiError::NotAwaitingReply { counter }.into());
+            return Err(ReplyError::NotAwaitingReply { counter });
         }
-        self.queue_frame(now, counter, &command, &[payload])?;
+        self.queue_frame(now, counter, &command, &[payload])
+            .map_err(ReplyError::Frame)?;
         self.unanswered.remove(counter);
         Ok(())
     }
@@ -381,13 +405,14 @@ impl Connection {
     /// layer above does not handle after all.
     ///
     /// # Errors
-    /// As [`Connection::reply`].
+    /// [`ReplyError::Closed`], [`ReplyError::NotAwaitingReply`]; never
+    /// [`ReplyError::Frame`] (`err` and the text always fit a frame).
     pub fn reply_unknown_command(
         &mut self,
         now: Instant,
         counter: u32,
         command: &Command,
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), ReplyError> {
         let text = unknown_command_text(command.as_bytes());
         self.reply(now, counter, Command::ERR, &text)
     }
@@ -397,14 +422,21 @@ impl Connection {
     /// `/`).
     ///
     /// # Errors
-    /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`], [`ApiError::BadPath`],
-    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`].
-    pub fn send_file(&mut self, now: Instant, path: &[u8]) -> Result<TransferId, ConnectionError> {
-        self.check_transfer_room()?;
+    /// Every [`SendFileError`]: [`Closed`](SendFileError::Closed),
+    /// [`TooManyTransfers`](SendFileError::TooManyTransfers),
+    /// [`TransmitQueueFull`](SendFileError::TransmitQueueFull),
+    /// [`BadPath`](SendFileError::BadPath),
+    /// [`TooManyPendingRequests`](SendFileError::TooManyPendingRequests).
+    pub fn send_file(&mut self, now: Instant, path: &[u8]) -> Result<TransferId, SendFileError> {
+        self.check_transfer_room(SendFileError::Closed, |limit| {
+            SendFileError::TooManyTransfers { limit }
+        })?;
         self.check_transmit_room(path.len())?;
         let file = OutgoingFile::new(path, self.config.request_chunk)?;
+        self.pending.check_room()?;
         let id = TransferId(self.next_transfer);
-        self.request(now, Command::NEW_FILE, &[path], Owner::File(id.0))?;
+        self.core_request(now, Command::NEW_FILE, &[path], Owner::File(id.0))
+            .ok_or(SendFileError::Closed)?;
         self.next_transfer += 1;
         self.outgoing_files.insert(id, file);
         Ok(id)
@@ -413,32 +445,37 @@ impl Connection {
     /// Sends the next chunk of a file (1 to `max_len` bytes, after [`Event::FileChunkWanted`]).
     ///
     /// # Errors
-    /// [`ApiError::UnknownTransfer`], [`ApiError::NotWaitingForChunk`],
-    /// [`ApiError::BadChunkLen`], [`ApiError::TooManyPendingRequests`], [`ApiError::Closed`],
-    /// [`ApiError::TransmitQueueFull`] (the transfer still wants this chunk: retry after draining).
+    /// Every [`FileChunkError`]: [`Closed`](FileChunkError::Closed),
+    /// [`UnknownTransfer`](FileChunkError::UnknownTransfer),
+    /// [`NotWaitingForChunk`](FileChunkError::NotWaitingForChunk),
+    /// [`BadChunkLen`](FileChunkError::BadChunkLen),
+    /// [`TransmitQueueFull`](FileChunkError::TransmitQueueFull) (the transfer still wants this
+    /// chunk: retry after draining),
+    /// [`TooManyPendingRequests`](FileChunkError::TooManyPendingRequests).
     pub fn file_chunk(
         &mut self,
         now: Instant,
         transfer: TransferId,
         data: &[u8],
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), FileChunkError> {
         let file = self.file_wanting_chunk(transfer)?;
         if data.is_empty() || data.len() > file.chunk_max {
-            return Err(ApiError::BadChunkLen {
+            return Err(FileChunkError::BadChunkLen {
                 transfer: transfer.0,
                 len: data.len(),
                 max: file.chunk_max,
-            }
-            .into());
+            });
         }
         let path = file.path.clone();
         self.check_transmit_room(path.len() + 1 + data.len())?;
-        self.request(
+        self.pending.check_room()?;
+        self.core_request(
             now,
             Command::FILE_UPD,
             &[&path, b" ", data],
             Owner::File(transfer.0),
-        )?;
+        )
+        .ok_or(FileChunkError::Closed)?;
         if let Some(file) = self.outgoing_files.get_mut(&transfer) {
             file.account(data);
             file.step = SendStep::Updating;
@@ -449,21 +486,23 @@ impl Connection {
     /// Ends a file transfer: `file_end <path> <sha256 of the chunks sent>`.
     ///
     /// # Errors
-    /// As [`Connection::file_chunk`].
+    /// As [`Connection::file_chunk`], except [`FileChunkError::BadChunkLen`] (no data).
     pub fn finish_file(
         &mut self,
         now: Instant,
         transfer: TransferId,
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), FileChunkError> {
         let file = self.file_wanting_chunk(transfer)?;
         let (path, digest) = (file.path.clone(), file.digest());
         self.check_transmit_room(path.len() + 1 + digest.len())?;
-        self.request(
+        self.pending.check_room()?;
+        self.core_request(
             now,
             Command::FILE_END,
             &[&path, b" ", &digest],
             Owner::File(transfer.0),
-        )?;
+        )
+        .ok_or(FileChunkError::Closed)?;
         if let Some(file) = self.outgoing_files.get_mut(&transfer) {
             file.step = SendStep::Ending;
         }
@@ -474,20 +513,26 @@ impl Connection {
     /// after the previous reply. Ends with [`Event::StringSent`] or [`Event::TransferFailed`].
     ///
     /// # Errors
-    /// [`ApiError::Closed`], [`ApiError::TooManyTransfers`],
-    /// [`ApiError::TooManyPendingRequests`], [`ApiError::TransmitQueueFull`] (checked for the
-    /// `new_str` frame; each later chunk goes out when the previous one is acknowledged, so a
-    /// string adds at most one chunk to the queue at a time).
+    /// Every [`SendStringError`]: [`Closed`](SendStringError::Closed),
+    /// [`TooManyTransfers`](SendStringError::TooManyTransfers),
+    /// [`TransmitQueueFull`](SendStringError::TransmitQueueFull) (checked for the `new_str`
+    /// frame; each later chunk goes out when the previous one is acknowledged, so a string adds at
+    /// most one chunk to the queue at a time),
+    /// [`TooManyPendingRequests`](SendStringError::TooManyPendingRequests).
     pub fn send_string(
         &mut self,
         now: Instant,
         data: Bytes,
-    ) -> Result<TransferId, ConnectionError> {
-        self.check_transfer_room()?;
+    ) -> Result<TransferId, SendStringError> {
+        self.check_transfer_room(SendStringError::Closed, |limit| {
+            SendStringError::TooManyTransfers { limit }
+        })?;
         let id = TransferId(self.next_transfer);
         let len = data.len().to_string();
         self.check_transmit_room(len.len())?;
-        self.request(now, Command::NEW_STR, &[len.as_bytes()], Owner::Str(id.0))?;
+        self.pending.check_room()?;
+        self.core_request(now, Command::NEW_STR, &[len.as_bytes()], Owner::Str(id.0))
+            .ok_or(SendStringError::Closed)?;
         self.next_transfer += 1;
         self.outgoing_strings.insert(id, OutgoingString::new(data));
         Ok(id)
@@ -562,8 +607,9 @@ impl Connection {
             self.on_timeout(now, counter, pending);
         }
         if !self.closed && self.keepalive.take_due(now) {
-            let sent = self.request(now, Command::ECHO_C, &[text::KEEPALIVE], Owner::Keepalive);
-            if sent.is_err() {
+            if self.pending.check_room().is_ok() {
+                self.core_request(now, Command::ECHO_C, &[text::KEEPALIVE], Owner::Keepalive);
+            } else {
                 // Could not even send (table full): counts as a failed keepalive.
                 self.keepalive_outcome(now, false);
             }
@@ -625,20 +671,26 @@ impl Connection {
     // ----------------------------------------------------------------------------------------
     // Internals: sending
 
-    fn check_transfer_room(&self) -> Result<(), ConnectionError> {
+    /// Refuses a new outgoing transfer on a closed connection (`closed`) or beyond
+    /// `max_outgoing_transfers` (`too_many(limit)`), in the error of the command asking.
+    fn check_transfer_room<E>(
+        &self,
+        closed: E,
+        too_many: impl FnOnce(usize) -> E,
+    ) -> Result<(), E> {
         if self.closed {
-            return Err(ApiError::Closed.into());
+            return Err(closed);
         }
         let limit = self.config.max_outgoing_transfers;
         if self.outgoing_files.len() + self.outgoing_strings.len() >= limit {
-            return Err(ApiError::TooManyTransfers { limit }.into());
+            return Err(too_many(limit));
         }
         Ok(())
     }
 
     /// Refuses a request of the layer above whose frame would take the output queue beyond
     /// `max_queued_transmit`.
-    fn check_transmit_room(&self, payload_len: usize) -> Result<(), ApiError> {
+    fn check_transmit_room(&self, payload_len: usize) -> Result<(), TransmitQueueFull> {
         let body = match self.fernet {
             Some(_) => token_len(payload_len),
             None => payload_len,
@@ -647,7 +699,7 @@ impl Connection {
         let queued = self.out.len();
         let limit = self.config.max_queued_transmit;
         if queued.saturating_add(frame) > limit {
-            return Err(ApiError::TransmitQueueFull {
+            return Err(TransmitQueueFull {
                 queued,
                 frame,
                 limit,
@@ -656,40 +708,30 @@ impl Connection {
         Ok(())
     }
 
-    fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, ConnectionError> {
+    fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
         if self.closed {
-            return Err(ApiError::Closed.into());
+            return Err(FileChunkError::Closed);
         }
         let file = self
             .outgoing_files
             .get(&transfer)
-            .ok_or(ApiError::UnknownTransfer(transfer.0))?;
+            .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
         if file.step != SendStep::WantChunk {
-            return Err(ApiError::NotWaitingForChunk(transfer.0).into());
+            return Err(FileChunkError::NotWaitingForChunk(transfer.0));
         }
         Ok(file)
     }
 
-    /// Sends a request with the next counter and records who waits for it.
+    /// Sends a request with the next counter and records who waits for it. The caller checked
+    /// that the connection is open and that the pending table has room (each command refuses
+    /// those in its own error type).
     fn request(
         &mut self,
         now: Instant,
         command: Command,
         parts: &[&[u8]],
         owner: Owner,
-    ) -> Result<u32, ConnectionError> {
-        if self.closed {
-            return Err(ApiError::Closed.into());
-        }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > self.config.request_chunk {
-            return Err(ApiError::PayloadTooLarge {
-                len,
-                limit: self.config.request_chunk,
-            }
-            .into());
-        }
-        self.pending.check_room()?;
+    ) -> Result<u32, FrameError> {
         let counter = self.counter.wrapping_add(1);
         self.queue_frame(now, counter, &command, parts)?;
         self.counter = counter;
@@ -705,6 +747,29 @@ impl Connection {
         Ok(counter)
     }
 
+    /// [`request`](Self::request) for a frame the core builds around checked data (`new_file`,
+    /// `file_upd`, `file_end`, `new_str`, `str_upd`, `echo-c`): its commands are short and valid
+    /// and its payloads short or bounded by `request_chunk` (paths by `send_file`, chunks by the
+    /// transfer's `chunk_max`, string ids by [`PeerError::StringIdTooLong`]), so building the
+    /// frame cannot fail. If it does,
+    /// that bug closes the link (reported in [`Event::Closed`]) and `None` is returned, which the
+    /// command asking reports as its `Closed` error.
+    fn core_request(
+        &mut self,
+        now: Instant,
+        command: Command,
+        parts: &[&[u8]],
+        owner: Owner,
+    ) -> Option<u32> {
+        let counter = self.request(now, command, parts, owner).ok();
+        if counter.is_none() {
+            self.close_with(Some(ConnectionError::Bug(
+                "a request frame the core builds (fixed command, bounded payload) failed to encode",
+            )));
+        }
+        counter
+    }
+
     /// Appends one frame to the output: the payload parts concatenated, sealed when a key is set.
     fn queue_frame(
         &mut self,
@@ -712,21 +777,19 @@ impl Connection {
         counter: u32,
         command: &Command,
         parts: &[&[u8]],
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), FrameError> {
         let profile = self.config.profile;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         match &self.fernet {
             None => {
-                encode_header(profile, counter, command, len, &mut self.out)
-                    .map_err(ApiError::Frame)?;
+                encode_header(profile, counter, command, len, &mut self.out)?;
                 self.out.reserve(len);
                 for part in parts {
                     self.out.extend_from_slice(part);
                 }
             }
             Some(fernet) => {
-                encode_header(profile, counter, command, token_len(len), &mut self.out)
-                    .map_err(ApiError::Frame)?;
+                encode_header(profile, counter, command, token_len(len), &mut self.out)?;
                 let joined;
                 let plaintext: &[u8] = match parts {
                     [one] => one,
@@ -745,10 +808,13 @@ impl Connection {
 
     /// Replies from the core itself; building these frames cannot fail (fixed, short commands).
     fn answer(&mut self, now: Instant, counter: u32, command: Command, payload: &[u8]) {
-        if let Err(error) = self.queue_frame(now, counter, &command, &[payload]) {
-            self.close_with(Some(ConnectionError::Bug(format!(
-                "cannot build the core's own reply {command}: {error}"
-            ))));
+        if self
+            .queue_frame(now, counter, &command, &[payload])
+            .is_err()
+        {
+            self.close_with(Some(ConnectionError::Bug(
+                "a reply frame the core builds (fixed command, bounded payload) failed to encode",
+            )));
         }
     }
 

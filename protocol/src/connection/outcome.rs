@@ -78,9 +78,9 @@ impl Connection {
                 self.events.push_back(Event::FileSent { transfer, size });
             }
             SendStep::WantChunk => {
-                self.close_with(Some(ConnectionError::Bug(format!(
-                    "{transfer} got a reply while waiting for a chunk"
-                ))));
+                self.close_with(Some(ConnectionError::Bug(
+                    "an outgoing file got a reply while no step of it was awaiting one",
+                )));
             }
         }
     }
@@ -107,17 +107,21 @@ impl Connection {
         let id = string.id.clone().unwrap_or_default();
         match string.next_chunk(request_chunk) {
             Some(chunk) => {
-                let sent = self.request(
+                // The id comes from the peer: one that leaves no room for data would make every
+                // `str_upd` exceed `request_chunk` (a peer fault, not ours).
+                let limit = request_chunk.saturating_sub(2);
+                if id.len() > limit {
+                    let len = id.len();
+                    let error = PeerError::StringIdTooLong { len, limit };
+                    return self.close_with(Some(error.into()));
+                }
+                // The pending table has room: this reply just took the transfer's entry out.
+                self.core_request(
                     now,
                     Command::STR_UPD,
                     &[&id, b" ", &chunk],
                     Owner::Str(transfer.0),
                 );
-                if let Err(error) = sent {
-                    self.close_with(Some(ConnectionError::Bug(format!(
-                        "{transfer}: cannot send the next chunk: {error}"
-                    ))));
-                }
             }
             None => {
                 self.outgoing_strings.remove(&transfer);

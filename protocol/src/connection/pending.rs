@@ -2,7 +2,7 @@
 //!
 //! Why it is more than a map: upstream 3.9.5 never removes an entry (its `box` grows forever, and a
 //! peer request that reuses an old counter is taken for a response). Here the table is bounded
-//! (inserting into a full table is an API error), every entry leaves it exactly once (reply,
+//! (a command refuses a request when the table is full), every entry leaves it exactly once (reply,
 //! timeout or close), and the counter of a timed-out request is remembered for a while as a
 //! tombstone so that its late reply is dropped and counted rather than taken for a request of the
 //! peer. Tombstones are bounded too (same limit, oldest forgotten first).
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::Command;
 
-use super::error::ApiError;
+use super::error::PendingTableFull;
 
 /// Who waits for a reply: the layer above, or a sub-protocol of the connection itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +63,9 @@ impl PendingTable {
     }
 
     /// Checks there is room for one more entry (before anything is sent).
-    pub(crate) fn check_room(&self) -> Result<(), ApiError> {
+    pub(crate) fn check_room(&self) -> Result<(), PendingTableFull> {
         if self.entries.len() >= self.limit {
-            Err(ApiError::TooManyPendingRequests { limit: self.limit })
+            Err(PendingTableFull { limit: self.limit })
         } else {
             Ok(())
         }
@@ -196,10 +196,7 @@ mod tests {
         let mut table = PendingTable::new(2);
         table.insert(7, entry(t0 + Duration::from_secs(20)));
         table.insert(9, entry(t0 + Duration::from_secs(10)));
-        assert_eq!(
-            table.check_room(),
-            Err(ApiError::TooManyPendingRequests { limit: 2 })
-        );
+        assert_eq!(table.check_room(), Err(PendingTableFull { limit: 2 }));
         assert_eq!(table.next_deadline(), Some(t0 + Duration::from_secs(10)));
         let just_before = t0 + Duration::from_secs(10) - Duration::from_nanos(1);
         assert_eq!(table.pop_expired(just_before, window), None);

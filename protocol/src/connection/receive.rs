@@ -4,18 +4,39 @@
 //! Why a room of its own: this is where peer input turns into actions, so every bound and every
 //! upstream text applies here; the public surface stays in `mod.rs`.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::error::PeerError;
+use super::error::{ConnectionError, PeerError};
 use super::event::Event;
-use super::file_transfer::Refusal;
 use super::string_transfer::StrOutcome;
 use super::{Connection, Side};
 use crate::fernet::FernetError;
 use crate::frame::{Command, Frame};
-use crate::message::{CommonRequest, Reply, cmd, text, unknown_command_text};
+use crate::message::{CommonRequest, Reply, cmd, key_error_text, text, unknown_command_text};
+
+/// A refused request of the peer: why, which decides the `err` text it is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The peer broke a bound: reported, and answered with [`PeerError::reply_text`].
+    Peer(PeerError),
+    /// A `file_upd`, `file_end` or `str_upd` names a file or string that is not open. Answered
+    /// with upstream's `KeyError` text (the repr of the key) and not reported: upstream answers
+    /// it the same way, and it is what a chunk of a transfer refused a moment ago gets.
+    UnknownKey(Bytes),
+}
+
+impl Refusal {
+    /// The `err` payload: `None` only for a peer error that closes the link (never refused).
+    pub(crate) fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
+        match self {
+            Refusal::Peer(error) => error.reply_text(),
+            Refusal::UnknownKey(key) => Some(Cow::Owned(key_error_text(key))),
+        }
+    }
+}
 
 impl Connection {
     pub(super) fn on_frame(&mut self, now: Instant, frame: Frame) {
@@ -70,18 +91,14 @@ impl Connection {
     fn on_request(&mut self, now: Instant, counter: u32, command: Command, payload: Bytes) {
         let allowed_before_hello = command == Command::HELLO || command == Command::ECHO_C;
         if self.config.require_hello && !self.authenticated && !allowed_before_hello {
-            self.events
-                .push_back(Event::Violation(PeerError::BeforeHello { command }));
-            return self.answer(now, counter, Command::ERR, text::BEFORE_HELLO);
+            let refusal = Refusal::Peer(PeerError::BeforeHello { command });
+            return self.refuse(now, counter, refusal, Event::Violation);
         }
         if self.config.claimed_commands.contains(&command) {
             if !self.unanswered.add(counter) {
                 let limit = self.config.max_unanswered_requests;
-                self.events
-                    .push_back(Event::Violation(PeerError::TooManyUnansweredRequests {
-                        limit,
-                    }));
-                return self.answer(now, counter, Command::ERR, text::TOO_MANY_REQUESTS);
+                let refusal = Refusal::Peer(PeerError::TooManyUnansweredRequests { limit });
+                return self.refuse(now, counter, refusal, Event::Violation);
             }
             self.events.push_back(Event::Request {
                 counter,
@@ -117,11 +134,8 @@ impl Connection {
                     self.events.push_back(Event::FileOpened { path });
                     self.answer(now, counter, Command::OK_NEW_FILE, text::READY_NEW_FILE);
                 }
-                Err(refusal) => {
-                    // No file was opened: report the fault without a path to clean up.
-                    self.events.extend(refusal.error.map(Event::Violation));
-                    self.answer(now, counter, Command::ERR, &refusal.text);
-                }
+                // No file was opened: report the fault without a path to clean up.
+                Err(refusal) => self.refuse(now, counter, refusal, Event::Violation),
             },
             CommonRequest::FileUpd { path, chunk } => {
                 match self.incoming_files.update(&path, &chunk) {
@@ -164,16 +178,33 @@ impl Connection {
         }
     }
 
+    /// Answers a refused request `err` with the refusal's text; a fault of the peer is reported
+    /// as `report(error)`.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        counter: u32,
+        refusal: Refusal,
+        report: impl FnOnce(PeerError) -> Event,
+    ) {
+        let Some(text) = refusal.reply_text() else {
+            return self.close_with(Some(ConnectionError::Bug(
+                "a request was refused for a peer error that has no reply text",
+            )));
+        };
+        if let Refusal::Peer(error) = refusal {
+            self.events.push_back(report(error));
+        }
+        self.answer(now, counter, Command::ERR, &text);
+    }
+
     /// A `file_upd`/`file_end` refused: the transfer (if any) is dropped; the layer above is told
     /// to discard the file when the peer is at fault.
     fn refuse_file(&mut self, now: Instant, counter: u32, path: Bytes, refusal: Refusal) {
-        if let Some(error) = refusal.error {
-            self.events.push_back(Event::FileFailed {
-                path,
-                error: Some(error),
-            });
-        }
-        self.answer(now, counter, Command::ERR, &refusal.text);
+        self.refuse(now, counter, refusal, |error| Event::FileFailed {
+            path,
+            error: Some(error),
+        });
     }
 
     fn on_str_outcome(&mut self, now: Instant, counter: u32, outcome: StrOutcome) {
@@ -184,12 +215,7 @@ impl Connection {
                     self.events.push_back(Event::StringComplete { id });
                 }
             }
-            StrOutcome::Refused(text, error) => {
-                if let Some(error) = error {
-                    self.events.push_back(Event::Violation(error));
-                }
-                self.answer(now, counter, Command::ERR, &text);
-            }
+            StrOutcome::Refused(refusal) => self.refuse(now, counter, refusal, Event::Violation),
         }
     }
 }

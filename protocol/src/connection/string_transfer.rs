@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::error::PeerError;
-use crate::message::{key_error_text, parse_decimal, text};
+use super::receive::Refusal;
+use crate::message::{parse_decimal, text};
 use crate::rng::Rng;
 
 /// An outgoing long string: the data (shared, not copied), how far it went, and its id once the
@@ -64,8 +65,8 @@ struct IncomingString {
 pub(crate) enum StrOutcome {
     /// Reply `ok` with this payload; `Some(id)` when the string just became complete.
     Ok(Vec<u8>, Option<u32>),
-    /// Reply `err` with this text (and report the error, if any).
-    Refused(Vec<u8>, Option<PeerError>),
+    /// Reply `err` (and report the peer's fault, if it is one).
+    Refused(Refusal),
 }
 
 /// The strings the peer is sending us, by id.
@@ -101,27 +102,24 @@ impl IncomingStrings {
     /// `new_str <total>`: a fresh id (never one of a live string) and an empty buffer.
     pub(crate) fn open(&mut self, total: u64, now: Instant, rng: &mut Rng) -> StrOutcome {
         if total > self.max_size {
-            let error = PeerError::StringTooLarge {
+            return StrOutcome::Refused(Refusal::Peer(PeerError::StringTooLarge {
                 declared: total,
                 limit: self.max_size,
-            };
-            return StrOutcome::Refused(text::STRING_TOO_LARGE.to_vec(), Some(error));
+            }));
         }
         if self.strings.len() >= self.max_strings {
-            let error = PeerError::TooManyStrings {
+            return StrOutcome::Refused(Refusal::Peer(PeerError::TooManyStrings {
                 limit: self.max_strings,
-            };
-            return StrOutcome::Refused(text::TOO_MANY_TRANSFERS.to_vec(), Some(error));
+            }));
         }
         // `total <= max_size` and `reserved <= max_total`: neither sum can overflow a u64 for any
         // bound that fits in memory, but saturate anyway so a huge configuration cannot wrap.
         if self.reserved.saturating_add(total) > self.max_total {
-            let error = PeerError::StringsTotalTooLarge {
+            return StrOutcome::Refused(Refusal::Peer(PeerError::StringsTotalTooLarge {
                 declared: total,
                 reserved: self.reserved,
                 limit: self.max_total,
-            };
-            return StrOutcome::Refused(text::STRINGS_TOTAL_TOO_LARGE.to_vec(), Some(error));
+            }));
         }
         let id = loop {
             let candidate = rng.next_u32();
@@ -150,7 +148,7 @@ impl IncomingStrings {
     pub(crate) fn update(&mut self, id: &[u8], chunk: &[u8], now: Instant) -> StrOutcome {
         let expires = now + self.timeout;
         let Some((key, string)) = self.lookup(id) else {
-            return StrOutcome::Refused(key_error_text(id), None);
+            return StrOutcome::Refused(Refusal::UnknownKey(Bytes::copy_from_slice(id)));
         };
         let was_complete = string.data.len() == string.total;
         let room = string.total - string.data.len();
@@ -246,28 +244,27 @@ mod tests {
         let mut strings = IncomingStrings::new(1, 10, 100, Duration::from_secs(3));
         assert_eq!(
             strings.open(11, t0, &mut rng),
-            StrOutcome::Refused(
-                text::STRING_TOO_LARGE.to_vec(),
-                Some(PeerError::StringTooLarge {
-                    declared: 11,
-                    limit: 10
-                })
-            )
+            StrOutcome::Refused(Refusal::Peer(PeerError::StringTooLarge {
+                declared: 11,
+                limit: 10
+            }))
         );
         let StrOutcome::Ok(id, None) = strings.open(4, t0, &mut rng) else {
             panic!()
         };
         assert_eq!(
             strings.open(1, t0, &mut rng),
-            StrOutcome::Refused(
-                text::TOO_MANY_TRANSFERS.to_vec(),
-                Some(PeerError::TooManyStrings { limit: 1 })
-            )
+            StrOutcome::Refused(Refusal::Peer(PeerError::TooManyStrings { limit: 1 }))
         );
         let key: u32 = String::from_utf8(id.clone()).unwrap().parse().unwrap();
+        let unknown = [b"0", &id[..]].concat();
+        let StrOutcome::Refused(refusal) = strings.update(&unknown, b"ab", t0) else {
+            panic!("an unknown id is refused")
+        };
+        assert_eq!(refusal, Refusal::UnknownKey(Bytes::from(unknown)));
         assert_eq!(
-            strings.update(&[b"0", &id[..]].concat(), b"ab", t0),
-            StrOutcome::Refused([b"b'0", &id[..], b"'"].concat(), None)
+            refusal.reply_text(),
+            Some([b"b'0", &id[..], b"'"].concat().into())
         );
         assert_eq!(
             strings.update(&id, b"ab", t0),
@@ -316,14 +313,11 @@ mod tests {
         assert_eq!(strings.reserved(), 10);
         assert_eq!(
             strings.open(6, t0, &mut rng),
-            StrOutcome::Refused(
-                text::STRINGS_TOTAL_TOO_LARGE.to_vec(),
-                Some(PeerError::StringsTotalTooLarge {
-                    declared: 6,
-                    reserved: 10,
-                    limit: 15
-                })
-            )
+            StrOutcome::Refused(Refusal::Peer(PeerError::StringsTotalTooLarge {
+                declared: 6,
+                reserved: 10,
+                limit: 15
+            }))
         );
         let StrOutcome::Ok(id, None) = strings.open(5, t0, &mut rng) else {
             panic!()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use wazuh_cluster_protocol::connection::{
-    ApiError, Connection, ConnectionConfig, ConnectionError, Event, Side, TransferId, WallClock,
+    Connection, ConnectionConfig, Event, FileChunkError, ReplyError, Side, TransferId, WallClock,
 };
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::frame::{Command, FrameDecoder, encode_frame};
@@ -190,7 +190,7 @@ impl Harness {
             self.conn.file_chunk(self.now, transfer, &vec![b'f'; len])
         };
         match result {
-            Ok(()) | Err(ConnectionError::Api(ApiError::TransmitQueueFull { .. })) => {}
+            Ok(()) | Err(FileChunkError::TransmitQueueFull { .. }) => {}
             Err(error) => panic!("feeding {transfer}: {error}"),
         }
     }
@@ -305,7 +305,7 @@ impl Harness {
                             let again = self.conn.reply(self.now, counter, Command::OK, b"again");
                             assert_eq!(
                                 again,
-                                Err(ApiError::NotAwaitingReply { counter }.into()),
+                                Err(ReplyError::NotAwaitingReply { counter }),
                                 "second reply to {counter}"
                             );
                         }
