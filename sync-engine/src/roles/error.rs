@@ -6,7 +6,7 @@
 //! where upstream has one. Texts received from a peer are kept as the peer sent them (lossy UTF-8):
 //! they are data, not our errors.
 
-use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
+use wazuh_cluster_protocol::connection::{FileChunkError, PeerError, RequestError, SendFileError};
 
 use super::effects::{EffectError, EffectOutput};
 use crate::integrity::compare::CompareError;
@@ -181,7 +181,7 @@ pub enum NodeError {
         /// The command.
         command: String,
         /// Why.
-        error: ConnectionError,
+        error: RequestError,
     },
     /// A file of ours could not be put on the link.
     #[error("cannot send {path}: {error}")]
@@ -189,11 +189,11 @@ pub enum NodeError {
         /// The file.
         path: String,
         /// Why.
-        error: ConnectionError,
+        error: SendFileError,
     },
     /// A chunk of a file we send could not be put on the link.
     #[error("sending a chunk: {0}")]
-    Chunk(ConnectionError),
+    Chunk(FileChunkError),
     /// The peer sent a file to a path it may not write (it is dropped).
     #[error("refused file path {path:?}")]
     RefusedFilePath {

@@ -445,7 +445,8 @@ impl Shell {
             return;
         };
         let command = if ok { Command::OK } else { Command::ERR };
-        // Replies fail only on a closed connection, which its pump reports.
+        // A reply fails only on a closed connection (which its pump reports) or for a counter
+        // that awaits none: every role answers a request of the peer once.
         let _ = p.conn.reply(now, counter, command, payload);
         self.flush(peer);
     }
