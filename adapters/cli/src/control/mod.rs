@@ -22,7 +22,7 @@ mod format;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wazuh_cluster_sync::config::{ClusterSection, ConfigError, KeyPolicy, parse_ossec_conf};
+use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
 pub use args::ControlArgs;
 pub use client::{ClientError, GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD, request};
@@ -59,7 +59,7 @@ pub enum ControlError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        error: ConfigError,
+        error: OssecConfError,
     },
     /// The ossec.conf read for the cluster name disables the cluster (upstream: "The cluster is
     /// disabled").
