@@ -34,28 +34,29 @@ use crate::clock::VirtualTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkId(pub u32);
 
-/// One end of a link.
+/// Which end of a simulated link: the node that dialled or the one that accepted. (Not the
+/// protocol's `connection::Side`, the client or server role of a connection core.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
+pub enum LinkEnd {
     /// The end that connected.
     Dialer,
     /// The end that accepted.
     Acceptor,
 }
 
-impl Side {
+impl LinkEnd {
     /// The other end.
-    pub fn other(self) -> Side {
+    pub fn other(self) -> LinkEnd {
         match self {
-            Side::Dialer => Side::Acceptor,
-            Side::Acceptor => Side::Dialer,
+            LinkEnd::Dialer => LinkEnd::Acceptor,
+            LinkEnd::Acceptor => LinkEnd::Dialer,
         }
     }
 
     fn index(self) -> usize {
         match self {
-            Side::Dialer => 0,
-            Side::Acceptor => 1,
+            LinkEnd::Dialer => 0,
+            LinkEnd::Acceptor => 1,
         }
     }
 }
@@ -106,7 +107,7 @@ pub enum Arrival {
         /// Link.
         link: LinkId,
         /// Writing end.
-        from: Side,
+        from: LinkEnd,
         /// Bytes of the write.
         len: usize,
     },
@@ -117,7 +118,7 @@ pub enum Arrival {
         /// Link.
         link: LinkId,
         /// Receiving end.
-        to: Side,
+        to: LinkEnd,
         /// The piece.
         bytes: Bytes,
     },
@@ -128,7 +129,7 @@ pub enum Arrival {
         /// Link.
         link: LinkId,
         /// End being told.
-        to: Side,
+        to: LinkEnd,
     },
 }
 
@@ -230,18 +231,18 @@ impl Network {
             .map_or(Duration::ZERO, |l| l.params.latency)
     }
 
-    /// The node at `side` of `link`.
-    pub fn node(&self, link: LinkId, side: Side) -> Option<usize> {
-        self.links.get(&link).map(|l| l.nodes[side.index()])
+    /// The node at `end` of `link`.
+    pub fn node(&self, link: LinkId, end: LinkEnd) -> Option<usize> {
+        self.links.get(&link).map(|l| l.nodes[end.index()])
     }
 
-    /// True while `side` of `link` is open (its node has not closed it or been told it closed).
-    pub fn accepts(&self, link: LinkId, side: Side) -> bool {
-        self.links.get(&link).is_some_and(|l| l.open[side.index()])
+    /// True while `end` of `link` is open (its node has not closed it or been told it closed).
+    pub fn accepts(&self, link: LinkId, end: LinkEnd) -> bool {
+        self.links.get(&link).is_some_and(|l| l.open[end.index()])
     }
 
     /// Bytes written by `from` into `link` so far.
-    pub fn bytes_sent(&self, link: LinkId, from: Side) -> u64 {
+    pub fn bytes_sent(&self, link: LinkId, from: LinkEnd) -> u64 {
         self.links
             .get(&link)
             .map_or(0, |l| l.pipes[from.index()].bytes_sent)
@@ -262,7 +263,7 @@ impl Network {
         &mut self,
         now: VirtualTime,
         link: LinkId,
-        from: Side,
+        from: LinkEnd,
         bytes: Bytes,
     ) -> Vec<Arrival> {
         let Some(l) = self.links.get_mut(&link) else {
@@ -286,7 +287,7 @@ impl Network {
         l: &mut Link,
         now: VirtualTime,
         link: LinkId,
-        from: Side,
+        from: LinkEnd,
         mut bytes: Bytes,
     ) -> Vec<Arrival> {
         let params = l.params;
@@ -324,7 +325,7 @@ impl Network {
 
     /// `by` closes its end at `now` (graceful: the FIN follows the bytes already written). Returns
     /// the arrival of the close at the other end, if that end is still open.
-    pub fn close(&mut self, now: VirtualTime, link: LinkId, by: Side) -> Vec<Arrival> {
+    pub fn close(&mut self, now: VirtualTime, link: LinkId, by: LinkEnd) -> Vec<Arrival> {
         let Some(l) = self.links.get_mut(&link) else {
             return Vec::new();
         };
@@ -347,10 +348,10 @@ impl Network {
         }]
     }
 
-    /// Marks `side` as told that the link closed (it may no longer receive).
-    pub fn mark_closed(&mut self, link: LinkId, side: Side) {
+    /// Marks `end` as told that the link closed (it may no longer receive).
+    pub fn mark_closed(&mut self, link: LinkId, end: LinkEnd) {
         if let Some(l) = self.links.get_mut(&link) {
-            l.open[side.index()] = false;
+            l.open[end.index()] = false;
         }
     }
 
@@ -361,12 +362,12 @@ impl Network {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for side in [Side::Dialer, Side::Acceptor] {
-            if l.open[side.index()] {
+        for end in [LinkEnd::Dialer, LinkEnd::Acceptor] {
+            if l.open[end.index()] {
                 out.push(Arrival::Closed {
                     at: now,
                     link,
-                    to: side,
+                    to: end,
                 });
             }
         }
@@ -391,7 +392,7 @@ impl Network {
 
     /// Stops delivery of what `from` writes into `link` (one direction only); the other
     /// direction keeps flowing.
-    pub fn stall_direction(&mut self, link: LinkId, from: Side) {
+    pub fn stall_direction(&mut self, link: LinkId, from: LinkEnd) {
         if let Some(l) = self.links.get_mut(&link) {
             l.pipes[from.index()].stalled = true;
         }
@@ -403,7 +404,7 @@ impl Network {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for from in [Side::Dialer, Side::Acceptor] {
+        for from in [LinkEnd::Dialer, LinkEnd::Acceptor] {
             let pipe = &mut l.pipes[from.index()];
             pipe.stalled = false;
             let held = std::mem::take(&mut pipe.held);
@@ -482,17 +483,22 @@ mod tests {
         let first = n.send(
             VirtualTime::ZERO,
             l,
-            Side::Dialer,
+            LinkEnd::Dialer,
             Bytes::from(vec![1u8; 500]),
         );
-        let second = n.send(VirtualTime::ZERO, l, Side::Dialer, Bytes::from_static(b"k"));
+        let second = n.send(
+            VirtualTime::ZERO,
+            l,
+            LinkEnd::Dialer,
+            Bytes::from_static(b"k"),
+        );
         // Taken from the writer at once, whatever the bandwidth (an unbounded send buffer).
         assert_eq!(
             first[0],
             Arrival::Taken {
                 at: VirtualTime::ZERO,
                 link: l,
-                from: Side::Dialer,
+                from: LinkEnd::Dialer,
                 len: 500
             }
         );
@@ -503,11 +509,11 @@ mod tests {
         let back = n.send(
             VirtualTime::ZERO,
             l,
-            Side::Acceptor,
+            LinkEnd::Acceptor,
             Bytes::from_static(b"r"),
         );
         assert_eq!(data(&back)[0].0, VirtualTime::from_millis(11));
-        assert_eq!(n.bytes_sent(l, Side::Dialer), 501);
+        assert_eq!(n.bytes_sent(l, LinkEnd::Dialer), 501);
     }
 
     #[test]
@@ -521,7 +527,7 @@ mod tests {
         let arrivals = n.send(
             VirtualTime::ZERO,
             l,
-            Side::Dialer,
+            LinkEnd::Dialer,
             Bytes::from(payload.clone()),
         );
         let pieces = data(&arrivals);
@@ -540,12 +546,12 @@ mod tests {
             n.send(
                 VirtualTime::ZERO,
                 l,
-                Side::Dialer,
+                LinkEnd::Dialer,
                 Bytes::from_static(b"ab")
             )
             .is_empty()
         );
-        assert!(n.close(VirtualTime::ZERO, l, Side::Dialer).is_empty());
+        assert!(n.close(VirtualTime::ZERO, l, LinkEnd::Dialer).is_empty());
         let out = n.unstall(VirtualTime::from_secs(5), l);
         assert_eq!(
             out,
@@ -553,24 +559,24 @@ mod tests {
                 Arrival::Taken {
                     at: VirtualTime::from_secs(5),
                     link: l,
-                    from: Side::Dialer,
+                    from: LinkEnd::Dialer,
                     len: 2,
                 },
                 Arrival::Data {
                     at: VirtualTime::from_millis(5001),
                     link: l,
-                    to: Side::Acceptor,
+                    to: LinkEnd::Acceptor,
                     bytes: Bytes::from_static(b"ab"),
                 },
                 Arrival::Closed {
                     at: VirtualTime::from_millis(5001),
                     link: l,
-                    to: Side::Acceptor,
+                    to: LinkEnd::Acceptor,
                 },
             ]
         );
-        assert!(!n.accepts(l, Side::Dialer));
-        assert!(n.accepts(l, Side::Acceptor));
+        assert!(!n.accepts(l, LinkEnd::Dialer));
+        assert!(n.accepts(l, LinkEnd::Acceptor));
     }
 
     #[test]
@@ -587,16 +593,16 @@ mod tests {
                 Arrival::Closed {
                     at: VirtualTime::from_secs(3),
                     link: l,
-                    to: Side::Dialer
+                    to: LinkEnd::Dialer
                 },
                 Arrival::Closed {
                     at: VirtualTime::from_secs(3),
                     link: l,
-                    to: Side::Acceptor
+                    to: LinkEnd::Acceptor
                 },
             ]
         );
-        assert!(!n.accepts(l, Side::Dialer) && !n.accepts(l, Side::Acceptor));
+        assert!(!n.accepts(l, LinkEnd::Dialer) && !n.accepts(l, LinkEnd::Acceptor));
         assert!(n.heal(VirtualTime::from_secs(4), 0, 1).is_empty());
         assert!(n.connect(0, 1).is_some());
     }

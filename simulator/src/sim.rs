@@ -27,7 +27,7 @@ use wazuh_cluster_sync::roles::{
 };
 
 use crate::clock::{Clock, EventQueue, VirtualTime};
-use crate::net::{Arrival, LinkId, LinkParams, Network, Side};
+use crate::net::{Arrival, LinkEnd, LinkId, LinkParams, Network};
 use crate::tap::{Tap, TapFrame};
 use crate::trace::{Trace, TraceKind};
 
@@ -135,12 +135,12 @@ enum Ev {
     Timer(NodeIdx),
     Data {
         link: LinkId,
-        to: Side,
+        to: LinkEnd,
         bytes: Bytes,
     },
     Closed {
         link: LinkId,
-        to: Side,
+        to: LinkEnd,
     },
     Accept {
         link: LinkId,
@@ -164,7 +164,7 @@ struct SimNode {
     node: Node,
     exec: EffectExecutor<MemoryStorage>,
     /// Open connections of this node: its peer id → the link end.
-    peers: BTreeMap<PeerId, (LinkId, Side)>,
+    peers: BTreeMap<PeerId, (LinkId, LinkEnd)>,
     /// Bytes that arrived while the node did not want input from that peer.
     parked: BTreeMap<PeerId, VecDeque<Bytes>>,
     next_incoming: u64,
@@ -199,7 +199,7 @@ pub struct Sim {
     /// Listening addresses (`host:port`) → node.
     listeners: BTreeMap<String, NodeIdx>,
     /// Link end → (node, its peer id).
-    ends: BTreeMap<(LinkId, Side), (NodeIdx, PeerId)>,
+    ends: BTreeMap<(LinkId, LinkEnd), (NodeIdx, PeerId)>,
     rng: Rng,
     trace: Trace,
     tap: Option<Tap>,
@@ -487,18 +487,18 @@ impl Sim {
             }
             Ev::Accept { link } => {
                 let (Some(m), Some(d)) = (
-                    self.net.node(link, Side::Acceptor),
-                    self.net.node(link, Side::Dialer),
+                    self.net.node(link, LinkEnd::Acceptor),
+                    self.net.node(link, LinkEnd::Dialer),
                 ) else {
                     return;
                 };
-                if !self.net.accepts(link, Side::Acceptor) {
+                if !self.net.accepts(link, LinkEnd::Acceptor) {
                     return;
                 }
                 let peer = PeerId(self.nodes[m].next_incoming);
                 self.nodes[m].next_incoming += 1;
-                self.nodes[m].peers.insert(peer, (link, Side::Acceptor));
-                self.ends.insert((link, Side::Acceptor), (m, peer));
+                self.nodes[m].peers.insert(peer, (link, LinkEnd::Acceptor));
+                self.ends.insert((link, LinkEnd::Acceptor), (m, peer));
                 let remote = format!(
                     "{}:{}",
                     self.nodes[d].node.config().address,
@@ -512,14 +512,15 @@ impl Sim {
                 self.after_step(m);
             }
             Ev::Connected { link } => {
-                let Some(&(n, peer)) = self.ends.get(&(link, Side::Dialer)) else {
+                let Some(&(n, peer)) = self.ends.get(&(link, LinkEnd::Dialer)) else {
                     return;
                 };
-                if !self.nodes[n].peers.contains_key(&peer) || !self.net.accepts(link, Side::Dialer)
+                if !self.nodes[n].peers.contains_key(&peer)
+                    || !self.net.accepts(link, LinkEnd::Dialer)
                 {
                     return;
                 }
-                let Some(m) = self.net.node(link, Side::Acceptor) else {
+                let Some(m) = self.net.node(link, LinkEnd::Acceptor) else {
                     return;
                 };
                 let remote = Self::master_addr(&self.nodes[m].node.config().address);
@@ -563,7 +564,7 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, link: LinkId, to: Side, bytes: Bytes) {
+    fn deliver(&mut self, link: LinkId, to: LinkEnd, bytes: Bytes) {
         if !self.net.accepts(link, to) {
             return;
         }
@@ -633,8 +634,8 @@ impl Sim {
         let now = self.clock.now();
         match out {
             Output::Transmit { peer, bytes } => {
-                if let Some(&(link, side)) = self.nodes[n].peers.get(&peer) {
-                    let arrivals = self.net.send(now, link, side, bytes);
+                if let Some(&(link, end)) = self.nodes[n].peers.get(&peer) {
+                    let arrivals = self.net.send(now, link, end, bytes);
                     // Only node `n` writes here, and its caller is draining it.
                     self.schedule(arrivals);
                 }
@@ -657,14 +658,14 @@ impl Sim {
                 let target = self.listeners.get(&addr).copied();
                 match target.and_then(|m| self.net.connect(n, m)) {
                     Some(link) => {
-                        self.nodes[n].peers.insert(peer, (link, Side::Dialer));
-                        self.ends.insert((link, Side::Dialer), (n, peer));
+                        self.nodes[n].peers.insert(peer, (link, LinkEnd::Dialer));
+                        self.ends.insert((link, LinkEnd::Dialer), (n, peer));
                         let l = self.net.latency(link);
                         self.queue.push(now.plus(l), Ev::Accept { link });
                         self.queue.push(now.plus(l * 2), Ev::Connected { link });
                     }
                     None => {
-                        self.nodes[n].peers.insert(peer, (NO_LINK, Side::Dialer));
+                        self.nodes[n].peers.insert(peer, (NO_LINK, LinkEnd::Dialer));
                         self.queue
                             .push(now.plus(latency), Ev::Refused { node: n, peer });
                     }
@@ -673,8 +674,8 @@ impl Sim {
             Output::Close { peer } => {
                 self.trace.record(now, TraceKind::Close, n, peer.0, &[]);
                 self.nodes[n].parked.remove(&peer);
-                if let Some((link, side)) = self.nodes[n].peers.remove(&peer) {
-                    let arrivals = self.net.close(now, link, side);
+                if let Some((link, end)) = self.nodes[n].peers.remove(&peer) {
+                    let arrivals = self.net.close(now, link, end);
                     // A close takes no write.
                     self.schedule(arrivals);
                 }
@@ -701,8 +702,8 @@ impl Sim {
             .into_iter()
             .filter(|l| {
                 let ends = (
-                    self.net.node(*l, Side::Dialer),
-                    self.net.node(*l, Side::Acceptor),
+                    self.net.node(*l, LinkEnd::Dialer),
+                    self.net.node(*l, LinkEnd::Acceptor),
                 );
                 ends == (Some(a), Some(b)) || ends == (Some(b), Some(a))
             })
@@ -715,7 +716,7 @@ impl Sim {
     }
 
     /// Holds what `from` writes into `link` until [`Sim::unstall`]; the other direction flows.
-    pub fn stall_direction(&mut self, link: LinkId, from: Side) {
+    pub fn stall_direction(&mut self, link: LinkId, from: LinkEnd) {
         self.net.stall_direction(link, from);
     }
 
@@ -850,7 +851,7 @@ impl Sim {
     }
 
     /// Bytes written into `link` by its `from` end.
-    pub fn bytes_sent(&self, link: LinkId, from: Side) -> u64 {
+    pub fn bytes_sent(&self, link: LinkId, from: LinkEnd) -> u64 {
         self.net.bytes_sent(link, from)
     }
 
@@ -882,16 +883,19 @@ mod tests {
         let (m, w) = (c.master, c.workers[0]);
         c.run_until_converged(VirtualTime::from_secs(60)).unwrap();
         let link = c.sim.links_between(m, w)[0];
-        let (_, peer) = c.sim.ends[&(link, Side::Acceptor)];
+        let (_, peer) = c.sim.ends[&(link, LinkEnd::Acceptor)];
         // Every write was taken at once: nothing is queued.
         assert_eq!(c.sim.node(m).queued_output(peer), 0);
         assert!(c.sim.node(m).wants_input(peer));
 
         // What the master writes to the worker is held from now on.
-        c.sim.stall_direction(link, Side::Acceptor);
-        let (sent, parked) = (c.sim.bytes_sent(link, Side::Acceptor), c.sim.stats().parked);
+        c.sim.stall_direction(link, LinkEnd::Acceptor);
+        let (sent, parked) = (
+            c.sim.bytes_sent(link, LinkEnd::Acceptor),
+            c.sim.stats().parked,
+        );
         c.sim.run_for(Duration::from_secs(8)).unwrap();
-        let held = c.sim.bytes_sent(link, Side::Acceptor) - sent;
+        let held = c.sim.bytes_sent(link, LinkEnd::Acceptor) - sent;
         // The worker's keepalive and rounds went on, the master answered the first of them and
         // stopped reading: what it wrote is exactly what it counts as queued.
         assert!(held > 0);

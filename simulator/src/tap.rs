@@ -15,7 +15,7 @@ use wazuh_cluster_protocol::frame::{DEFAULT_MAX_PAYLOAD, FrameDecoder, HEADER_LE
 use wazuh_cluster_protocol::profile::Profile;
 
 use crate::clock::VirtualTime;
-use crate::net::{LinkId, Side};
+use crate::net::{LinkEnd, LinkId};
 
 /// How many plaintext bytes of each frame the tap keeps (the recording kept 4096 too).
 pub const PREVIEW_LEN: usize = 4096;
@@ -119,7 +119,7 @@ struct Direction {
 #[derive(Debug)]
 pub struct Tap {
     fernet: Option<Fernet>,
-    directions: BTreeMap<(LinkId, Side), Direction>,
+    directions: BTreeMap<(LinkId, LinkEnd), Direction>,
     frames: Vec<TapFrame>,
 }
 
@@ -138,7 +138,7 @@ impl Tap {
         &mut self,
         at: VirtualTime,
         link: LinkId,
-        to: Side,
+        to: LinkEnd,
         names: (&str, &str),
         bytes: &[u8],
     ) {
@@ -211,7 +211,7 @@ mod tests {
                 tap.feed(
                     VirtualTime::ZERO,
                     LinkId(0),
-                    Side::Acceptor,
+                    LinkEnd::Acceptor,
                     ("w", "m"),
                     chunk,
                 );

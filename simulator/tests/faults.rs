@@ -7,7 +7,7 @@ use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
 use wazuh_cluster_sim::clock::VirtualTime;
 use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
 use wazuh_cluster_sim::fixtures::{OLD, cluster, master_tree, recorded_intervals};
-use wazuh_cluster_sim::net::{LinkParams, Pieces, Side};
+use wazuh_cluster_sim::net::{LinkEnd, LinkParams, Pieces};
 use wazuh_cluster_sim::sim::{Sim, SimConfig};
 use wazuh_cluster_sim::tap::TapFrame;
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
@@ -175,7 +175,7 @@ fn the_integrity_lock_is_freed_after_timeout_receiving_file_when_the_file_never_
     let (m, w1) = (c.master, c.workers[0]);
     let task_at = frames(&c.sim, "worker1", "sync_i_w_m").next().unwrap().at;
     let link = c.sim.links_between(m, w1)[0];
-    c.sim.stall_direction(link, Side::Dialer);
+    c.sim.stall_direction(link, LinkEnd::Dialer);
     assert_eq!(
         c.sim.node(m).lock_free("worker1", SyncKind::Integrity),
         Some(false)

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use wazuh_cluster_sync::integrity::items::{
-    CLUSTER_JSON_3_9_5, ClusterItems, ConfigError, FileSelection, ItemSource, NodeType,
-    parse_python_int,
+use wazuh_cluster_sync::config::cluster_json::{
+    CLUSTER_JSON_3_9_5, ClusterJsonError, parse_python_int,
 };
+use wazuh_cluster_sync::integrity::items::{ClusterItems, FileSelection, ItemSource, NodeType};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 
 fn p(s: &str) -> InstallPath {
@@ -255,11 +255,11 @@ fn bad_config_errors_name_the_key() {
     );
     assert!(matches!(
         ClusterItems::from_json_3_9(b"{"),
-        Err(ConfigError::Json(_))
+        Err(ClusterJsonError::Json(_))
     ));
     assert_eq!(
         ClusterItems::from_json_3_9(br#"{"x": 1}"#),
-        Err(ConfigError::UnknownKey { key: "x".into() })
+        Err(ClusterJsonError::UnknownKey { key: "x".into() })
     );
 }
 

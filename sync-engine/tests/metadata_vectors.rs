@@ -475,6 +475,42 @@ fn worker_agent_info_status_has_no_md5_and_respects_the_age_filter() {
     assert_eq!(out.stats.skipped_old, 1);
 }
 
+/// 3.9.5's `walk_dir` sets `merge_name` to `dirname + '/' + entry`, `dirname` being the string
+/// it was called with: the item key itself (`/etc/lists/`, trailing `/` included) for the files
+/// directly in the item's folder, `os.path.join(dirname, entry)` for a subfolder's. So a merged
+/// file directly in an item folder gets a double slash and one in a subfolder does not (the
+/// worker's agent-info walk starts at `/queue/cluster/<node>`, without the slash: see
+/// `worker_agent_info_status_has_no_md5_and_respects_the_age_filter`).
+#[test]
+fn merge_name_is_walk_dirs_concatenation() {
+    let items = ClusterItems::defaults_3_9();
+    let mut storage = MemoryStorage::new();
+    let old = Timestamp::from_secs(1_562_000_000);
+    add(&mut storage, "/etc/lists/extra.merged", b"a", old);
+    add(&mut storage, "/etc/lists/amazon/deep.merged", b"b", old);
+    let metadata = master_scan(&storage, &items);
+    let names: Vec<(&str, Option<&str>)> = metadata
+        .0
+        .iter()
+        .map(|(path, meta)| (path.as_str(), meta.merge_name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "/etc/lists/amazon/deep.merged",
+                Some("/etc/lists/amazon/deep.merged")
+            ),
+            ("/etc/lists/extra.merged", Some("/etc/lists//extra.merged")),
+        ]
+    );
+    assert!(
+        metadata
+            .to_upstream_json()
+            .contains(r#""merge_name": "/etc/lists//extra.merged""#)
+    );
+}
+
 fn hex_md5(data: &[u8]) -> String {
     use md5::Digest as _;
     md5::Md5::digest(data)

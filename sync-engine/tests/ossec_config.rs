@@ -11,7 +11,7 @@ use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::KeyError;
 use wazuh_cluster_sync::config::{
-    ClusterConfig, ClusterSection, ConfigError, ConfigWarning, Disabled, KeyPolicy, NodeType,
+    ClusterConfig, ClusterSection, ConfigWarning, Disabled, KeyPolicy, NodeType, OssecConfError,
     parse_ossec_conf,
 };
 
@@ -41,7 +41,7 @@ fn enabled(text: &str) -> ClusterConfig {
     parse_enabled(text.as_bytes(), text)
 }
 
-fn error(text: &str) -> ConfigError {
+fn error(text: &str) -> OssecConfError {
     match parse_ossec_conf(text.as_bytes(), KeyPolicy::Required) {
         Err(error) => error,
         Ok(other) => panic!("expected an error, got {other:?}"),
@@ -238,7 +238,7 @@ fn missing_options_take_upstream_defaults() {
     // upstream's [NODE_IP], which upstream's own check then refuses: so does ours.
     assert_eq!(
         error(&cluster(&format!("<key>{KEY}</key>"))),
-        ConfigError::ReservedNodes {
+        OssecConfError::ReservedNodes {
             values: vec!["NODE_IP".to_owned()]
         }
     );
@@ -267,13 +267,13 @@ fn legacy_client_node_type_is_a_worker() {
 #[test]
 fn key_errors_are_upstreams() {
     let empty = error(&worker_with("").replace(KEY, ""));
-    assert_eq!(empty, ConfigError::Key(KeyError::Empty));
+    assert_eq!(empty, OssecConfError::Key(KeyError::Empty));
     assert_eq!(empty.to_string(), "cluster setting 'key': Unspecified key");
 
     let short = error(&worker_with("").replace(KEY, "abc"));
     assert_eq!(
         short,
-        ConfigError::Key(KeyError::Invalid {
+        OssecConfError::Key(KeyError::Invalid {
             chars: 3,
             bad_position: None
         })
@@ -286,7 +286,7 @@ fn key_errors_are_upstreams() {
     let dash = error(&worker_with("").replace(KEY, "wazuh395interopkey0123456789abc-"));
     assert_eq!(
         dash,
-        ConfigError::Key(KeyError::Invalid {
+        OssecConfError::Key(KeyError::Invalid {
             chars: 32,
             bad_position: Some(31)
         })
@@ -308,7 +308,7 @@ fn an_empty_key_is_plaintext_only_when_allowed() {
     let text = worker_with("").replace(KEY, "short");
     assert_eq!(
         parse_ossec_conf(text.as_bytes(), KeyPolicy::AllowMissing).unwrap_err(),
-        ConfigError::Key(KeyError::Invalid {
+        OssecConfError::Key(KeyError::Invalid {
             chars: 5,
             bad_position: None
         })
@@ -320,7 +320,7 @@ fn node_type_errors() {
     let bad = error(&worker_with("").replace(">worker<", ">slave<"));
     assert_eq!(
         bad,
-        ConfigError::NodeType {
+        OssecConfError::NodeType {
             value: "slave".to_owned()
         }
     );
@@ -331,7 +331,7 @@ fn node_type_errors() {
     // Case matters to upstream: "Worker" is not a node type.
     assert_eq!(
         error(&worker_with("").replace(">worker<", ">Worker<")),
-        ConfigError::NodeType {
+        OssecConfError::NodeType {
             value: "Worker".to_owned()
         }
     );
@@ -342,43 +342,43 @@ fn port_errors() {
     for (port, expected) in [
         (
             "15a",
-            ConfigError::PortNotInteger {
+            OssecConfError::PortNotInteger {
                 value: "15a".to_owned(),
             },
         ),
         (
             "-1516",
-            ConfigError::PortNotInteger {
+            OssecConfError::PortNotInteger {
                 value: "-1516".to_owned(),
             },
         ),
         (
             "",
-            ConfigError::PortNotInteger {
+            OssecConfError::PortNotInteger {
                 value: String::new(),
             },
         ),
         (
             "1024",
-            ConfigError::PortOutOfRange {
+            OssecConfError::PortOutOfRange {
                 value: "1024".to_owned(),
             },
         ),
         (
             "65535",
-            ConfigError::PortOutOfRange {
+            OssecConfError::PortOutOfRange {
                 value: "65535".to_owned(),
             },
         ),
         (
             "0",
-            ConfigError::PortOutOfRange {
+            OssecConfError::PortOutOfRange {
                 value: "0".to_owned(),
             },
         ),
         (
             "99999999999999999999999",
-            ConfigError::PortOutOfRange {
+            OssecConfError::PortOutOfRange {
                 value: "99999999999999999999999".to_owned(),
             },
         ),
@@ -407,7 +407,7 @@ fn nodes_errors() {
     let placeholder = error(&worker_with("").replace("10.0.0.1", "NODE_IP"));
     assert_eq!(
         placeholder,
-        ConfigError::ReservedNodes {
+        OssecConfError::ReservedNodes {
             values: vec!["NODE_IP".to_owned()]
         }
     );
@@ -424,13 +424,13 @@ fn nodes_errors() {
         "cluster setting 'nodes': Invalid elements in node fields: 0.0.0.0, localhost."
     );
     let none = error(&worker_with("").replace("<nodes><node>10.0.0.1</node></nodes>", "<nodes/>"));
-    assert_eq!(none, ConfigError::NoMasterNode);
+    assert_eq!(none, OssecConfError::NoMasterNode);
     assert_eq!(
         none.to_string(),
         "cluster setting 'nodes': a worker needs the master's address in <nodes><node>"
     );
     let empty = error(&worker_with("").replace("10.0.0.1", " "));
-    assert_eq!(empty, ConfigError::EmptyNode);
+    assert_eq!(empty, OssecConfError::EmptyNode);
     // A master may leave its list empty: it dials nobody.
     let master = enabled(&cluster(&format!("<key>{KEY}</key><nodes></nodes>")));
     assert_eq!(master.master_address(), None);
@@ -450,7 +450,7 @@ fn node_name_errors() {
         let text = worker_with("").replace("worker-1", bad);
         assert_eq!(
             error(&text),
-            ConfigError::NodeName {
+            OssecConfError::NodeName {
                 value: bad.to_owned()
             },
             "{bad:?}"
@@ -459,7 +459,7 @@ fn node_name_errors() {
     let long = "n".repeat(65);
     assert_eq!(
         error(&worker_with("").replace("worker-1", &long)),
-        ConfigError::NodeName { value: long }
+        OssecConfError::NodeName { value: long }
     );
     assert_eq!(
         error(&worker_with("").replace("worker-1", "a b")).to_string(),
@@ -482,7 +482,7 @@ fn cluster_name_errors() {
     for bad in ["", "my cluster", "tab\there"] {
         assert_eq!(
             error(&worker_with(&format!("<name>{bad}</name>"))),
-            ConfigError::ClusterName {
+            OssecConfError::ClusterName {
                 value: bad.trim().to_owned()
             },
             "{bad:?}"
@@ -500,7 +500,7 @@ fn yes_no_errors() {
     let disabled = error(&worker_with("<disabled>maybe</disabled>"));
     assert_eq!(
         disabled,
-        ConfigError::YesNo {
+        OssecConfError::YesNo {
             setting: "disabled",
             value: "maybe".to_owned()
         }
@@ -512,7 +512,7 @@ fn yes_no_errors() {
     );
     assert_eq!(
         error(&worker_with("<hidden>true</hidden>")),
-        ConfigError::YesNo {
+        OssecConfError::YesNo {
             setting: "hidden",
             value: "true".to_owned()
         }
@@ -522,21 +522,21 @@ fn yes_no_errors() {
 #[test]
 fn malformed_files_are_refused_with_the_line() {
     let mismatched = "<ossec_config>\n<cluster>\n<name>wazuh</nam>\n</cluster>\n</ossec_config>";
-    let ConfigError::NotWellFormed { line, .. } = error(mismatched) else {
+    let OssecConfError::NotWellFormed { line, .. } = error(mismatched) else {
         panic!("mismatched end tag");
     };
     assert_eq!(line, 3);
     let unclosed = "<ossec_config>\n<cluster>\n<name>wazuh</name>\n";
     assert_eq!(
         error(unclosed),
-        ConfigError::NotWellFormed {
+        OssecConfError::NotWellFormed {
             line: 4,
             message: "2 element(s) not closed".to_owned()
         }
     );
     assert_eq!(
         parse_ossec_conf(b"<ossec_config>\xff</ossec_config>", KeyPolicy::Required).unwrap_err(),
-        ConfigError::NotUtf8 { valid_up_to: 14 }
+        OssecConfError::NotUtf8 { valid_up_to: 14 }
     );
 }
 
@@ -583,17 +583,17 @@ fn configurations_built_in_code_follow_the_same_rules() {
     assert!(!worker.hidden);
     assert_eq!(
         ClusterConfig::new("w", NodeType::Worker, None, vec![]).unwrap_err(),
-        ConfigError::NoMasterNode
+        OssecConfError::NoMasterNode
     );
     assert_eq!(
         ClusterConfig::new("two words", NodeType::Master, None, vec![]).unwrap_err(),
-        ConfigError::NodeName {
+        OssecConfError::NodeName {
             value: "two words".to_owned()
         }
     );
     assert_eq!(
         ClusterConfig::new("m", NodeType::Master, None, vec!["NODE_IP".to_owned()]).unwrap_err(),
-        ConfigError::ReservedNodes {
+        OssecConfError::ReservedNodes {
             values: vec!["NODE_IP".to_owned()]
         }
     );
@@ -626,7 +626,7 @@ proptest! {
                 prop_assert!(port > 1024 && port < 65535);
                 prop_assert_eq!(u32::from(config.port), port);
             }
-            Err(ConfigError::PortOutOfRange { .. }) => prop_assert!(port <= 1024 || port >= 65535),
+            Err(OssecConfError::PortOutOfRange { .. }) => prop_assert!(port <= 1024 || port >= 65535),
             other => prop_assert!(false, "unexpected {:?}", other),
         }
     }

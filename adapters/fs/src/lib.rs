@@ -22,6 +22,9 @@
 //! * there is no check-then-use window for symlinks: the check *is* the open, so a component
 //!   swapped for a symlink between two operations makes the second one fail instead of escaping.
 //!
+//! The walk itself is one room (`confine.rs`), which also refuses any component that is not one
+//! plain name (`..`, an absolute or empty name) before a system call sees it.
+//!
 //! What this does not defend against: a process that can write inside the install tree *and*
 //! outside it moving (renaming) a directory out of the root while an operation holds its
 //! descriptor; such a process already has the daemon's privileges over both places.
@@ -68,12 +71,14 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
+mod confine;
+mod errno;
 pub mod owner;
 
 pub use owner::Owner;
@@ -83,6 +88,9 @@ use wazuh_cluster_sync::integrity::storage::{
     DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
     WriteId,
 };
+
+use crate::confine::{ConfinedRoot, dir_flags, open_child_dir};
+use crate::errno::{error, io_error};
 
 /// Suffix of staged files (excluded from every integrity walk).
 pub const STAGED_SUFFIX: &str = ".tmp";
@@ -109,35 +117,12 @@ fn is_staged_name(name: &str) -> bool {
     }
 }
 
-/// Flags for walking directories: never follow, never inherit.
-fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-}
-
 fn kind_of(file_type: FileType) -> EntryKind {
     match file_type {
         FileType::RegularFile => EntryKind::File,
         FileType::Directory => EntryKind::Dir,
         FileType::Symlink => EntryKind::Symlink,
         _ => EntryKind::Other,
-    }
-}
-
-fn error(errno: Errno, path: &InstallPath, what: &str) -> StorageError {
-    let kind = match errno {
-        Errno::NOENT => StorageErrorKind::NotFound,
-        Errno::ACCESS | Errno::PERM | Errno::ROFS => StorageErrorKind::PermissionDenied,
-        Errno::LOOP => StorageErrorKind::OutsideRoot,
-        Errno::NOTDIR | Errno::ISDIR | Errno::NOTEMPTY => StorageErrorKind::WrongKind,
-        _ => StorageErrorKind::Io,
-    };
-    StorageError::new(kind, path, format!("{what}: {errno}"))
-}
-
-fn io_error(e: &std::io::Error, path: &InstallPath, what: &str) -> StorageError {
-    match e.raw_os_error() {
-        Some(code) => error(Errno::from_raw_os_error(code), path, what),
-        None => StorageError::new(StorageErrorKind::Io, path, format!("{what}: {e}")),
     }
 }
 
@@ -184,17 +169,13 @@ struct OpenRead {
 /// The real storage, confined to one install root. See the crate docs.
 #[derive(Debug)]
 pub struct FsStorage {
-    root: OwnedFd,
-    root_path: PathBuf,
+    /// The install root and the walk that confines every path to it.
+    root: ConfinedRoot,
     staged: BTreeMap<u64, Staged>,
     /// Deferred commits (attributes set, writeback started), in commit order.
     deferred: Vec<Staged>,
     next_write: u64,
     last_read: RefCell<Option<OpenRead>>,
-    /// The directory last listed or used, kept open so that the `stat`s and reads of its entries
-    /// that follow (what every walk and every hashing pass does) skip the component walk.
-    /// Dropped by every operation that changes directories.
-    last_dir: RefCell<Option<(InstallPath, Rc<OwnedFd>)>>,
     /// Given to committed files and created directories (see the crate docs); `None` leaves
     /// them this process's.
     owner: Option<Owner>,
@@ -204,26 +185,13 @@ impl FsStorage {
     /// Opens `install_root` (which must be a directory; the operator's path is followed, symlinks
     /// included, once, here). Everything afterwards happens inside it.
     pub fn new(install_root: impl AsRef<Path>) -> Result<FsStorage, StorageError> {
-        let root_path = install_root.as_ref().to_path_buf();
-        let root = rustix::fs::openat(
-            rustix::fs::CWD,
-            &root_path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| {
-            let mut err = error(e, &InstallPath::root(), "opening the install root");
-            err.message = format!("{} ({})", err.message, root_path.display());
-            err
-        })?;
+        let root = ConfinedRoot::open(install_root.as_ref())?;
         Ok(FsStorage {
             root,
-            root_path,
             staged: BTreeMap::new(),
             deferred: Vec::new(),
             next_write: 1,
             last_read: RefCell::new(None),
-            last_dir: RefCell::new(None),
             owner: None,
         })
     }
@@ -242,87 +210,13 @@ impl FsStorage {
 
     /// The install root as given to [`FsStorage::new`] (for messages).
     pub fn root_path(&self) -> &Path {
-        &self.root_path
-    }
-
-    /// Opens directory `dir`, refusing any symlink on the way (`OutsideRoot`).
-    fn open_dir(&self, dir: &InstallPath) -> Result<OwnedFd, StorageError> {
-        let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
-            .map_err(|e| error(e, dir, "opening the install root"))?;
-        for component in dir.components() {
-            current = self.open_child_dir(&current, component, dir)?;
-        }
-        Ok(current)
-    }
-
-    /// Opens directory `name` inside `parent`; a symlink there is `OutsideRoot`, anything else
-    /// that is not a directory `WrongKind`.
-    fn open_child_dir(
-        &self,
-        parent: &OwnedFd,
-        name: &str,
-        path: &InstallPath,
-    ) -> Result<OwnedFd, StorageError> {
-        match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
-            Ok(fd) => Ok(fd),
-            Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
-                let symlink = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
-                if symlink {
-                    Err(StorageError::new(
-                        StorageErrorKind::OutsideRoot,
-                        path,
-                        format!("component {name:?} is a symlink; symlinks are never followed"),
-                    ))
-                } else {
-                    Err(error(
-                        e,
-                        path,
-                        &format!("component {name:?} is not a directory"),
-                    ))
-                }
-            }
-            Err(e) => Err(error(
-                e,
-                path,
-                &format!("opening directory component {name:?}"),
-            )),
-        }
-    }
-
-    /// The parent directory of `path`, opened, and the final name.
-    fn open_parent<'p>(
-        &self,
-        path: &'p InstallPath,
-    ) -> Result<(Rc<OwnedFd>, &'p str), StorageError> {
-        match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => {
-                let cached = self
-                    .last_dir
-                    .borrow()
-                    .as_ref()
-                    .and_then(|(dir, fd)| (dir == &parent).then(|| Rc::clone(fd)));
-                match cached {
-                    Some(fd) => Ok((fd, name)),
-                    None => {
-                        let fd = Rc::new(self.open_dir(&parent)?);
-                        *self.last_dir.borrow_mut() = Some((parent, Rc::clone(&fd)));
-                        Ok((fd, name))
-                    }
-                }
-            }
-            _ => Err(StorageError::new(
-                StorageErrorKind::WrongKind,
-                path,
-                "the install root is a directory",
-            )),
-        }
+        self.root.path()
     }
 
     /// Opens regular file `path` for reading without following a final symlink and without
     /// blocking on a FIFO.
     fn open_file(&self, path: &InstallPath, write: bool) -> Result<OwnedFd, StorageError> {
-        let (dir, name) = self.open_parent(path)?;
+        let (dir, name) = self.root.open_parent(path)?;
         let access = if write {
             OFlags::WRONLY
         } else {
@@ -388,7 +282,7 @@ impl FsStorage {
 
     fn forget_read(&self) {
         self.last_read.borrow_mut().take();
-        self.last_dir.borrow_mut().take();
+        self.root.forget_dir();
     }
 
     /// Removes the staged files (`.<name>.<pid>.<n>.tmp`) that a crash or an interrupted
@@ -404,7 +298,7 @@ impl FsStorage {
         recursive: bool,
     ) -> Result<usize, StorageError> {
         self.forget_read();
-        let fd = match self.open_dir(dir) {
+        let fd = match self.root.open_dir(dir) {
             Ok(fd) => fd,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
@@ -426,7 +320,7 @@ impl FsStorage {
                 } else if kind == EntryKind::Dir && recursive {
                     // A name that cannot be an install path component holds nothing of ours.
                     if let Ok(child) = path.join(&name) {
-                        let child_fd = self.open_child_dir(&fd, &name, &child)?;
+                        let child_fd = open_child_dir(&fd, &name, &child)?;
                         stack.push((child, child_fd));
                     }
                 } else if kind == EntryKind::File
@@ -517,7 +411,7 @@ impl FsStorage {
             }
             Err(Errno::EXIST | Errno::NOTEMPTY) => {
                 remove_temp();
-                self.open_child_dir(parent, name, path)
+                open_child_dir(parent, name, path)
             }
             Err(e) => {
                 remove_temp();
@@ -603,8 +497,7 @@ impl Storage for FsStorage {
     fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError> {
         // Always a fresh walk (a listing must see the directory now at `dir`); its descriptor then
         // serves the entries' stats and reads.
-        let fd = Rc::new(self.open_dir(dir)?);
-        *self.last_dir.borrow_mut() = Some((dir.clone(), Rc::clone(&fd)));
+        let fd = self.root.open_listed_dir(dir)?;
         Ok(Self::read_names(&fd, dir)?
             .into_iter()
             .map(|(name, kind)| DirEntry { name, kind })
@@ -615,8 +508,7 @@ impl Storage for FsStorage {
         &self,
         dir: &InstallPath,
     ) -> Result<Vec<(DirEntry, Option<FileStat>)>, StorageError> {
-        let fd = Rc::new(self.open_dir(dir)?);
-        *self.last_dir.borrow_mut() = Some((dir.clone(), Rc::clone(&fd)));
+        let fd = self.root.open_listed_dir(dir)?;
         let names = Self::read_names(&fd, dir)?;
         let mut out = Vec::with_capacity(names.len());
         for (name, kind) in names {
@@ -632,9 +524,9 @@ impl Storage for FsStorage {
 
     fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
         let st = if path.is_root() {
-            rustix::fs::fstat(&self.root).map_err(|e| error(e, path, "stat"))?
+            rustix::fs::fstat(self.root.fd()).map_err(|e| error(e, path, "stat"))?
         } else {
-            let (dir, name) = match self.open_parent(path) {
+            let (dir, name) = match self.root.open_parent(path) {
                 Ok(found) => found,
                 Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
@@ -691,7 +583,7 @@ impl Storage for FsStorage {
     }
 
     fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {
-        let (dir, name) = self.open_parent(path)?;
+        let (dir, name) = self.root.open_parent(path)?;
         if let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             && FileType::from_raw_mode(st.st_mode) == FileType::Directory
         {
@@ -832,7 +724,7 @@ impl Storage for FsStorage {
 
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
         self.forget_read();
-        let (dir, name) = match self.open_parent(path) {
+        let (dir, name) = match self.root.open_parent(path) {
             Ok(found) => found,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
@@ -860,10 +752,9 @@ impl Storage for FsStorage {
 
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
         self.forget_read();
-        let mut current = rustix::fs::openat(&self.root, c".", dir_flags(), Mode::empty())
-            .map_err(|e| error(e, path, "opening the install root"))?;
+        let mut current = self.root.open_root_dir(path)?;
         for component in path.components() {
-            current = match self.open_child_dir(&current, component, path) {
+            current = match open_child_dir(&current, component, path) {
                 Ok(fd) => fd,
                 Err(e) if e.kind == StorageErrorKind::NotFound => {
                     self.make_dir(&current, component, path, mode)?
@@ -883,12 +774,12 @@ impl Storage for FsStorage {
                 "refusing to remove the install root",
             ));
         }
-        let (parent, name) = match self.open_parent(path) {
+        let (parent, name) = match self.root.open_parent(path) {
             Ok(found) => found,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let fd = match self.open_child_dir(&parent, name, path) {
+        let fd = match open_child_dir(&parent, name, path) {
             Ok(fd) => fd,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
@@ -905,7 +796,7 @@ impl Storage for FsStorage {
             Ok(fd) => fd,
             Err(e) if e.kind == StorageErrorKind::WrongKind => {
                 // Directories take attributes too (the in-memory storage allows it).
-                self.open_dir(path)?
+                self.root.open_dir(path)?
             }
             Err(e) => return Err(e),
         };

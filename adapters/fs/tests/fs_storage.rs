@@ -342,17 +342,6 @@ fn a_read_at_the_end_seen_answers_without_rereading() {
     assert_eq!(storage.read_at(&path, 8, &mut small).unwrap(), 0);
 }
 
-#[test]
-fn missing_root_is_a_clear_error() {
-    let err = FsStorage::new("/nonexistent/wazuh/root").unwrap_err();
-    assert_eq!(err.kind, StorageErrorKind::NotFound);
-    assert!(
-        err.message.contains("/nonexistent/wazuh/root"),
-        "{}",
-        err.message
-    );
-}
-
 /// Owner, mode and the absence of staged names, as the kernel reports them.
 fn owner_mode(root: &Path, path: &str) -> (u32, u32, u32) {
     let meta = std::fs::symlink_metadata(root.join(path)).unwrap();

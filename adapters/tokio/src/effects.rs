@@ -25,8 +25,8 @@ use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::StorageError;
 use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectId, NodeConfig, NodeType};
 
+use crate::messages::Msg;
 use crate::os::unix_time_at;
-use crate::run::Msg;
 
 /// The directories where this node stages writes, each with whether to look below it: the
 /// integrity items' directories (applies write there; below them for recursive items) and

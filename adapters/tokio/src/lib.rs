@@ -41,16 +41,19 @@
 
 mod effects;
 mod io;
+mod limits;
 mod log;
+mod messages;
 mod os;
 mod run;
+mod slots;
 pub mod trees;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -58,50 +61,15 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 
+pub use limits::AdapterLimits;
 pub use log::{EventLine, event_line};
 pub use os::{os_seed, shutdown_signal, unix_time_at, wall_clock_now};
 pub use run::RunStats;
 
-use crate::io::{AddressCounts, listen_local, listen_tcp};
-use crate::run::{Msg, Runner};
-
-/// Bounds the adapter keeps (the node keeps its own, in [`NodeConfig::limits`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdapterLimits {
-    /// Most TCP connections open at once from one source address (10; `demo` raises it, its
-    /// workers all come from 127.0.0.1).
-    pub max_connections_per_ip: usize,
-    /// Bytes asked of the socket per read.
-    pub read_buffer: usize,
-    /// Bytes queued for one peer and not yet written past which the peer is closed (it does not
-    /// read). The protocol paces files chunk by chunk, so a reading peer stays far below it.
-    pub max_write_backlog: usize,
-    /// How long a dial may take before it counts as failed (the node then retries after its
-    /// `connection_retry`).
-    pub dial_timeout: Duration,
-    /// How long a closing connection may take to flush, and a stopping node's effect thread to
-    /// finish its effect in flight, before they are cut.
-    pub shutdown_grace: Duration,
-    /// Most local clients connected at once on the Unix socket.
-    pub max_local_clients: usize,
-    /// Messages from the readers waiting for the node task (all peers together): when full,
-    /// readers wait, which is the second line of backpressure.
-    pub input_queue: usize,
-}
-
-impl Default for AdapterLimits {
-    fn default() -> Self {
-        AdapterLimits {
-            max_connections_per_ip: 10,
-            read_buffer: 64 << 10,
-            max_write_backlog: 64 << 20,
-            dial_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
-            input_queue: 256,
-            max_local_clients: 64,
-        }
-    }
-}
+use crate::io::{listen_local, listen_tcp};
+use crate::messages::{Inspection, Msg};
+use crate::run::Runner;
+use crate::slots::AddressCounts;
 
 /// Everything needed to run one node.
 #[derive(Debug, Clone)]
@@ -219,23 +187,6 @@ pub struct RunningNode {
     done: watch::Receiver<bool>,
     counts: AddressCounts,
     task: JoinHandle<RunStats>,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self {
-            Msg::Data(..) => "Data",
-            Msg::Eof(..) => "Eof",
-            Msg::Written(..) => "Written",
-            Msg::WriteFailed(..) => "WriteFailed",
-            Msg::Accepted(..) => "Accepted",
-            Msg::AcceptedLocal(..) => "AcceptedLocal",
-            Msg::Dialed(..) => "Dialed",
-            Msg::EffectDone(..) => "EffectDone",
-            Msg::Inspect(..) => "Inspect",
-        };
-        f.write_str(kind)
-    }
 }
 
 /// Events kept for a subscriber that reads late; older ones are dropped (`Lagged`).
@@ -410,7 +361,7 @@ impl RunningNode {
         F: FnOnce(&Node, Instant) -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: run::Inspection = Box::new(move |node, now| {
+        let job: Inspection = Box::new(move |node, now| {
             let _ = tx.send(f(node, now));
         });
         self.ctl.send(Msg::Inspect(job)).ok()?;

@@ -12,46 +12,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use wazuh_cluster_sync::roles::{
-    Effect, EffectId, EffectResult, Node, NodeEvent, Origin, Output, PeerId,
-};
+use wazuh_cluster_sync::roles::{Effect, EffectId, Node, NodeEvent, Origin, Output, PeerId};
 
-use crate::AdapterLimits;
-use crate::io::{AddressSlot, PeerIo, Slot, dial};
+use crate::io::{PeerIo, dial};
+use crate::limits::AdapterLimits;
 use crate::log::log_event;
+use crate::messages::Msg;
+use crate::slots::Slot;
 
 /// The address a local client is reported with.
 const LOCAL_ADDR: &str = "local";
-
-/// A closure run on the node task with the node and the current time.
-pub(crate) type Inspection = Box<dyn FnOnce(&Node, Instant) + Send>;
-
-/// Everything that reaches the node task.
-pub(crate) enum Msg {
-    /// Bytes read from a peer.
-    Data(PeerId, Bytes),
-    /// The peer's reader saw the end of the stream or an error.
-    Eof(PeerId),
-    /// The peer's writer flushed this many bytes to its socket.
-    Written(PeerId, usize),
-    /// Writing to the peer failed.
-    WriteFailed(PeerId),
-    /// The listener accepted a TCP connection (remote `ip:port`, its per-address slot).
-    Accepted(TcpStream, String, AddressSlot),
-    /// The local socket accepted a client (its permit).
-    AcceptedLocal(UnixStream, tokio::sync::OwnedSemaphorePermit),
-    /// An outgoing connection the node asked for is open, or failed (the reason).
-    Dialed(PeerId, Result<TcpStream, String>),
-    /// The effect thread ran an effect.
-    EffectDone(EffectId, EffectResult),
-    /// Run this on the node (getters: workers, health, metadata).
-    Inspect(Inspection),
-}
 
 /// Counters of a node's run, returned when it stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

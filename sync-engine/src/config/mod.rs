@@ -1,4 +1,6 @@
-//! The `<cluster>` block of an ossec.conf, read and validated as upstream does, without I/O.
+//! The configuration files a node reads, read and validated as upstream does, without I/O: the
+//! `<cluster>` block of an ossec.conf (this module, errors [`OssecConfError`]) and cluster.json
+//! ([`cluster_json`], errors [`cluster_json::ClusterJsonError`]).
 //!
 //! Why here and not in an adapter: an operator's node is configured by the stock ossec.conf of its
 //! install tree, the same file a real 3.9.5 node reads, and a wrong value must be refused with the
@@ -25,6 +27,7 @@
 //! earlier list (upstream nests it and then crashes), and `$HOSTNAME`-style node names are refused
 //! by the node-name rule rather than expanded.
 
+pub mod cluster_json;
 mod xml;
 
 use std::fmt;
@@ -91,16 +94,16 @@ impl ClusterConfig {
     /// node's name, role, key and `nodes`, checked with the same rules as a file.
     ///
     /// # Errors
-    /// [`ConfigError::NodeName`], [`ConfigError::ReservedNodes`], [`ConfigError::EmptyNode`],
-    /// [`ConfigError::NoMasterNode`].
+    /// [`OssecConfError::NodeName`], [`OssecConfError::ReservedNodes`], [`OssecConfError::EmptyNode`],
+    /// [`OssecConfError::NoMasterNode`].
     pub fn new(
         node_name: &str,
         node_type: NodeType,
         key: Option<ClusterKey>,
         nodes: Vec<String>,
-    ) -> Result<ClusterConfig, ConfigError> {
+    ) -> Result<ClusterConfig, OssecConfError> {
         if !valid_node_name(node_name.as_bytes()) {
-            return Err(ConfigError::NodeName {
+            return Err(OssecConfError::NodeName {
                 value: node_name.to_owned(),
             });
         }
@@ -192,11 +195,11 @@ pub enum ConfigWarning {
     },
 }
 
-/// Why a cluster configuration is refused. Each message names the setting (upstream's wording
+/// Why the `<cluster>` block of an ossec.conf is refused. Each message names the setting (upstream's wording
 /// where upstream has one). The key itself never appears.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum OssecConfError {
     /// The file is not UTF-8.
     #[error("ossec.conf is not valid UTF-8 (first bad byte at offset {valid_up_to})")]
     NotUtf8 {
@@ -280,9 +283,9 @@ pub enum ConfigError {
 /// Reads the `<cluster>` block of an ossec.conf (its bytes) and validates it.
 ///
 /// # Errors
-/// Any [`ConfigError`]; a disabled cluster is `Ok(ClusterSection::Disabled(_))`.
-pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSection, ConfigError> {
-    let text = std::str::from_utf8(bytes).map_err(|error| ConfigError::NotUtf8 {
+/// Any [`OssecConfError`]; a disabled cluster is `Ok(ClusterSection::Disabled(_))`.
+pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSection, OssecConfError> {
+    let text = std::str::from_utf8(bytes).map_err(|error| OssecConfError::NotUtf8 {
         valid_up_to: error.valid_up_to(),
     })?;
     let raw = xml::read_cluster(text)?;
@@ -297,7 +300,7 @@ pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSectio
 
     let key = match (option("key").unwrap_or(""), policy) {
         ("", KeyPolicy::AllowMissing) => None,
-        (key, _) => Some(ClusterKey::new(key).map_err(ConfigError::Key)?),
+        (key, _) => Some(ClusterKey::new(key).map_err(OssecConfError::Key)?),
     };
     let node_type = match option("node_type").unwrap_or("master") {
         "master" => NodeType::Master,
@@ -307,7 +310,7 @@ pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSectio
             NodeType::Worker
         }
         other => {
-            return Err(ConfigError::NodeType {
+            return Err(OssecConfError::NodeType {
                 value: other.to_owned(),
             });
         }
@@ -325,13 +328,13 @@ pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSectio
     }
     let node_name = option("node_name").unwrap_or(DEFAULT_NODE_NAME);
     if !valid_node_name(node_name.as_bytes()) {
-        return Err(ConfigError::NodeName {
+        return Err(OssecConfError::NodeName {
             value: node_name.to_owned(),
         });
     }
     let name = option("name").unwrap_or(DEFAULT_NAME);
     if !valid_cluster_name(name) {
-        return Err(ConfigError::ClusterName {
+        return Err(OssecConfError::ClusterName {
             value: name.to_owned(),
         });
     }
@@ -349,11 +352,11 @@ pub fn parse_ossec_conf(bytes: &[u8], policy: KeyPolicy) -> Result<ClusterSectio
     }))
 }
 
-fn yes_no(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
+fn yes_no(setting: &'static str, value: &str) -> Result<bool, OssecConfError> {
     match value {
         "yes" => Ok(true),
         "no" => Ok(false),
-        other => Err(ConfigError::YesNo {
+        other => Err(OssecConfError::YesNo {
             setting,
             value: other.to_owned(),
         }),
@@ -361,12 +364,12 @@ fn yes_no(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
 }
 
 /// Upstream: `isdigit()` then `int()`, then `1024 < port < 65535`.
-fn parse_port(value: Option<&str>) -> Result<u16, ConfigError> {
+fn parse_port(value: Option<&str>) -> Result<u16, OssecConfError> {
     let Some(value) = value else {
         return Ok(DEFAULT_PORT);
     };
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ConfigError::PortNotInteger {
+        return Err(OssecConfError::PortNotInteger {
             value: value.to_owned(),
         });
     }
@@ -381,26 +384,26 @@ fn parse_port(value: Option<&str>) -> Result<u16, ConfigError> {
     let port = u16::try_from(port)
         .ok()
         .filter(|port| *port > 1024 && *port < 65535)
-        .ok_or_else(|| ConfigError::PortOutOfRange {
+        .ok_or_else(|| OssecConfError::PortOutOfRange {
             value: value.to_owned(),
         })?;
     Ok(port)
 }
 
-fn check_nodes(nodes: &[String], node_type: NodeType) -> Result<(), ConfigError> {
+fn check_nodes(nodes: &[String], node_type: NodeType) -> Result<(), OssecConfError> {
     let reserved: Vec<String> = RESERVED_NODES
         .iter()
         .filter(|reserved| nodes.iter().any(|node| node == *reserved))
         .map(|reserved| (*reserved).to_owned())
         .collect();
     if !reserved.is_empty() {
-        return Err(ConfigError::ReservedNodes { values: reserved });
+        return Err(OssecConfError::ReservedNodes { values: reserved });
     }
     if nodes.iter().any(String::is_empty) {
-        return Err(ConfigError::EmptyNode);
+        return Err(OssecConfError::EmptyNode);
     }
     if node_type == NodeType::Worker && nodes.is_empty() {
-        return Err(ConfigError::NoMasterNode);
+        return Err(OssecConfError::NoMasterNode);
     }
     Ok(())
 }

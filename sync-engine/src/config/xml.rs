@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::reader::Reader;
 
-use super::ConfigError;
+use super::OssecConfError;
 
 /// The options of the merged `<cluster>` sections, as text, before any validation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +44,7 @@ enum Frame {
 }
 
 /// Extracts the merged `<cluster>` options from the text of an ossec.conf.
-pub(crate) fn read_cluster(text: &str) -> Result<RawCluster, ConfigError> {
+pub(crate) fn read_cluster(text: &str) -> Result<RawCluster, OssecConfError> {
     let mut reader = Reader::from_str(text);
     // Upstream escapes a stray `&` before parsing; a comment with `--` is accepted as is
     // (`check_comments` is off by default), and the end tag names must match (as ElementTree).
@@ -172,14 +172,14 @@ fn lower_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_lowercase()
 }
 
-fn not_well_formed(text: &str, position: u64, message: &str) -> ConfigError {
+fn not_well_formed(text: &str, position: u64, message: &str) -> OssecConfError {
     let end = usize::try_from(position).map_or(text.len(), |p| p.min(text.len()));
     let line = text.as_bytes()[..end]
         .iter()
         .filter(|&&b| b == b'\n')
         .count()
         + 1;
-    ConfigError::NotWellFormed {
+    OssecConfError::NotWellFormed {
         line,
         message: message.to_owned(),
     }

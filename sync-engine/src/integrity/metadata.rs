@@ -70,7 +70,8 @@ pub struct FileMetadata {
     /// Merged files only: what they merge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_type: Option<MergeType>,
-    /// Merged files only: `dirname + "/" + name`.
+    /// Merged files only: `dirname + "/" + name`, with `dirname` as upstream's `walk_dir` got it
+    /// (an item key keeps its trailing `/`: `/etc/lists//x.merged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_name: Option<String>,
     /// Only on the comparison's `agent-groups-shared.merged` entry (3.9.5 spells it with a hyphen).

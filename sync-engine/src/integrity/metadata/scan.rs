@@ -159,6 +159,9 @@ pub struct ScanPlan {
     files: Vec<PlannedFile>,
     /// Every directory listed, in walk order.
     dirs: Vec<InstallPath>,
+    /// Upstream's `dirname` for the top directory of each item walk, by index into `dirs` (below
+    /// the top it is the directory's path): what `merge_name` is built from.
+    top_dirnames: BTreeMap<usize, String>,
     item_keys: Vec<String>,
     jobs: Vec<HashJob>,
     stats: ScanStats,
@@ -318,28 +321,35 @@ impl MetadataScanner {
             stats: ScanStats::default(),
             failures: Vec::new(),
             dirs: Vec::new(),
+            top_dirnames: BTreeMap::new(),
             files: Vec::new(),
             jobs: Vec::new(),
             matched: 0,
             unchanged: true,
         };
         for (index, item) in selected.iter().enumerate() {
-            let dir = if request.node_type == NodeType::Worker
+            // Where upstream's `get_files_status` starts `walk_dir`, spelled as it passes it:
+            // `path.dirname(merged_path)` (no trailing `/`) for the worker's agent-info, else the
+            // item key itself (`/etc/shared/`).
+            let (dir, dirname) = if request.node_type == NodeType::Worker
                 && item.files.selects("agent-info.merged")
                 && matches!(item.files, FileSelection::Names(_))
             {
-                InstallPath::new("/queue/cluster")
+                let dir = InstallPath::new("/queue/cluster")
                     .and_then(|q| q.join(request.node_name))
-                    .map_err(|e| ScanError::BadNodeName(e.to_string()))?
+                    .map_err(|e| ScanError::BadNodeName(e.to_string()))?;
+                let dirname = dir.as_str().to_owned();
+                (dir, dirname)
             } else {
-                item.key.dir().clone()
+                (item.key.dir().clone(), item.key.as_str().to_owned())
             };
-            walk.walk_item(item, index, &dir)?;
+            walk.walk_item(item, index, &dir, dirname)?;
         }
         let unchanged = walk.unchanged && walk.matched == self.known_files;
         let Walk {
             files,
             dirs,
+            top_dirnames,
             jobs,
             stats,
             failures,
@@ -348,6 +358,7 @@ impl MetadataScanner {
         Ok(ScanPlan {
             files,
             dirs,
+            top_dirnames,
             item_keys,
             jobs,
             stats,
@@ -367,6 +378,7 @@ impl MetadataScanner {
         let ScanPlan {
             files,
             dirs,
+            top_dirnames,
             item_keys,
             jobs,
             mut stats,
@@ -422,15 +434,12 @@ impl MetadataScanner {
                 },
             };
             let item_key = &item_keys[file.item];
+            let dirname = top_dirnames
+                .get(&file.dir)
+                .map_or(dirs[file.dir].as_str(), String::as_str);
             entries.push((
                 path,
-                entry_for(
-                    &dirs[file.dir],
-                    &file.name,
-                    file.stat.mtime,
-                    item_key,
-                    digest,
-                ),
+                entry_for(dirname, &file.name, file.stat.mtime, item_key, digest),
             ));
             // Files arrive grouped by directory (one listing each): group the memory the same way.
             if current.as_ref().is_none_or(|(dir, _)| *dir != file.dir) {
@@ -481,9 +490,9 @@ impl MetadataScanner {
     }
 }
 
-/// The `walk_dir` metadata dict of file `name` in `dir`.
+/// The `walk_dir` metadata dict of file `name` found in the directory upstream calls `dirname`.
 fn entry_for(
-    dir: &InstallPath,
+    dirname: &str,
     name: &str,
     mtime: Timestamp,
     item_key: &str,
@@ -497,8 +506,9 @@ fn entry_for(
     if name.contains(".merged") {
         meta.merged = true;
         meta.merge_type = Some(MergeType::from_file_name(name));
-        // `dirname + '/' + entry`, where dirname is the walked directory (with its leading '/').
-        meta.merge_name = Some(format!("{}/{name}", dir.as_str().trim_end_matches('/')));
+        // `dirname + '/' + entry`, a plain concatenation: an item key's trailing '/' stays, so a
+        // merged file directly in an item folder is `/etc/lists//x.merged`, as upstream sends it.
+        meta.merge_name = Some(format!("{dirname}/{name}"));
     }
     meta
 }
@@ -514,6 +524,10 @@ struct Walk<'a, S: ?Sized> {
     stats: ScanStats,
     failures: Vec<(InstallPath, StorageError)>,
     dirs: Vec<InstallPath>,
+    /// Upstream's `dirname` for the top directory of each item walk, by index into `dirs`: the
+    /// string `walk_dir` was first called with. Below the top, `walk_dir` recurses with
+    /// `os.path.join(dirname, entry)`, which is the directory's path itself.
+    top_dirnames: BTreeMap<usize, String>,
     files: Vec<PlannedFile>,
     jobs: Vec<HashJob>,
     /// Files that matched the previous scan exactly.
@@ -528,9 +542,13 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
         item: &IntegrityItem,
         index: usize,
         root: &InstallPath,
+        root_dirname: String,
     ) -> Result<(), ScanError> {
         let mut stack = vec![root.clone()];
+        // The first directory popped is the root.
+        let mut top_dirname = Some(root_dirname);
         while let Some(dir) = stack.pop() {
+            let dirname = top_dirname.take();
             let entries = match self.storage.list_dir_stat(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind == StorageErrorKind::Crashed => return Err(ScanError::Storage(e)),
@@ -544,6 +562,9 @@ impl<S: Storage + ?Sized> Walk<'_, S> {
             };
             self.stats.dirs_listed += 1;
             let dir_index = self.dirs.len();
+            if let Some(dirname) = dirname {
+                self.top_dirnames.insert(dir_index, dirname);
+            }
             // What the previous scan saw here, merged by name with this listing (both sorted).
             let mut known = self
                 .known

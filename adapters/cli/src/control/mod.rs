@@ -1,0 +1,171 @@
+//! `wazuh-cluster control -l | -i [more]`: upstream's `cluster_control`, same output.
+//!
+//! Operators' scripts parse what `cluster_control -l` and `-i` print, so the text is upstream
+//! 3.9.5's character for character (PROTOCOL.md §14.3). Three rooms, one job each:
+//!
+//! ```text
+//!   args.rs ── ControlArgs: which report, which socket, where the cluster name comes from
+//!      │
+//!   run() ──► client.rs ── one request over the node's local socket ──► JSON document
+//!      │                   (get_nodes / get_health / get_config, as upstream sends them)
+//!      └────► format.rs ── the document as upstream prints it (pure)
+//! ```
+//!
+//! The cluster name printed by `-i` comes, like upstream, from the local ossec.conf
+//! (`--wazuh-path`), read here; with `--socket` alone it is asked from the node with
+//! `get_config`.
+
+mod args;
+mod client;
+mod format;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
+
+pub use args::ControlArgs;
+pub use client::{ClientError, GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD, request};
+pub use format::{FormatError, format_health, format_nodes};
+
+use args::{ClusterNameSource, Report};
+use client::{GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
+use format::text_at;
+
+/// Exit status of every failure (upstream `cluster_control` exits 1).
+const EXIT_FAILURE: u8 = 1;
+
+/// Why `control` could not print its answer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The node could not be asked, or did not answer with a document.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The document cannot be printed as upstream prints it.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The ossec.conf read for the cluster name cannot be read.
+    #[error("cannot read {}: {message}", .path.display())]
+    ReadOssecConf {
+        /// The file.
+        path: PathBuf,
+        /// The system's words.
+        message: String,
+    },
+    /// The ossec.conf read for the cluster name is invalid.
+    #[error("{}: {error}", .path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        error: OssecConfError,
+    },
+    /// The ossec.conf read for the cluster name disables the cluster (upstream: "The cluster is
+    /// disabled").
+    #[error("{}: {reason}", .path.display())]
+    ClusterDisabled {
+        /// The file.
+        path: PathBuf,
+        /// Which way it is disabled.
+        reason: String,
+    },
+}
+
+/// Runs `control` and returns the process exit status.
+pub fn run(args: ControlArgs) -> ExitCode {
+    match output(&args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("wazuh-cluster control: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// What `control` prints for `args`.
+fn output(args: &ControlArgs) -> Result<String, ControlError> {
+    let socket = args.socket();
+    let timeout = args.timeout();
+    match args.report() {
+        Report::Nodes => {
+            let nodes = request_json(&socket, GET_NODES, GET_NODES_PAYLOAD, timeout)?;
+            Ok(format_nodes(&nodes)?)
+        }
+        Report::Health { more } => {
+            let name = match args.cluster_name_source() {
+                ClusterNameSource::Node => {
+                    let config = request_json(&socket, GET_CONFIG, b"", timeout)?;
+                    text_at(&config, &["name"])?
+                }
+                ClusterNameSource::OssecConf(path) => cluster_name_from_ossec_conf(&path)?,
+            };
+            let health = request_json(&socket, GET_HEALTH, GET_HEALTH_PAYLOAD, timeout)?;
+            Ok(format_health(&name, &health, more)?)
+        }
+    }
+}
+
+/// The cluster name in the ossec.conf at `path`.
+fn cluster_name_from_ossec_conf(path: &Path) -> Result<String, ControlError> {
+    let bytes = std::fs::read(path).map_err(|error| ControlError::ReadOssecConf {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })?;
+    match parse_ossec_conf(&bytes, KeyPolicy::AllowMissing) {
+        Ok(ClusterSection::Enabled(config)) => Ok(config.name),
+        Ok(ClusterSection::Disabled(why)) => Err(ControlError::ClusterDisabled {
+            path: path.to_owned(),
+            reason: why.to_string(),
+        }),
+        Err(error) => Err(ControlError::Config {
+            path: path.to_owned(),
+            error,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cluster_name_from_ossec_conf` of a file holding `text`.
+    fn name_in(text: &str) -> Result<String, ControlError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ossec.conf");
+        std::fs::write(&path, text).unwrap();
+        cluster_name_from_ossec_conf(&path)
+    }
+
+    #[test]
+    fn the_cluster_name_comes_from_the_cluster_block() {
+        let conf = "<ossec_config><cluster><name>prod</name><node_type>master</node_type>\
+                    <nodes><node>10.0.0.1</node></nodes></cluster></ossec_config>";
+        assert_eq!(name_in(conf).unwrap(), "prod");
+    }
+
+    #[test]
+    fn an_ossec_conf_without_a_usable_cluster_is_an_error_naming_the_file() {
+        let disabled =
+            name_in("<ossec_config><cluster><disabled>yes</disabled></cluster></ossec_config>");
+        assert!(
+            matches!(disabled, Err(ControlError::ClusterDisabled { .. })),
+            "{disabled:?}"
+        );
+        let invalid =
+            name_in("<ossec_config><cluster><node_type>boss</node_type></cluster></ossec_config>");
+        assert!(
+            matches!(invalid, Err(ControlError::Config { .. })),
+            "{invalid:?}"
+        );
+        let missing = cluster_name_from_ossec_conf(Path::new("/nonexistent/etc/ossec.conf"));
+        let message = missing.unwrap_err().to_string();
+        assert!(
+            message.starts_with("cannot read /nonexistent/etc/ossec.conf: "),
+            "{message}"
+        );
+    }
+}
