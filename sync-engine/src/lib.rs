@@ -23,4 +23,5 @@
 
 pub mod config;
 pub mod integrity;
+mod pyjson;
 pub mod roles;

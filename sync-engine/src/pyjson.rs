@@ -1,5 +1,6 @@
 //! Writing JSON the way Python's `json.dumps` does with its defaults, so that documents we send
-//! (`cluster_control.json`) are byte-identical to upstream's for the same key order.
+//! (`cluster_control.json`, integrity metadata) are byte-identical to upstream's for the same key
+//! order. Crate-wide: the integrity documents and the DAPI JSON share it.
 //!
 //! Defaults that matter: `", "` and `": "` separators, `ensure_ascii=True` (every non-ASCII
 //! character as `\uXXXX`, lowercase hex, surrogate pairs above U+FFFF), the short escapes
