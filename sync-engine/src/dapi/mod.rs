@@ -1,0 +1,19 @@
+//! Distributed API (DAPI) pieces of profile 3.9 (PROTOCOL.md §13, §15): pure values and
+//! functions, no state, no I/O, for the node's DAPI part to compose.
+//!
+//! ```text
+//!   API process ──local socket──► node ──TCP──► master / worker ──► node that owns the data
+//!        (request JSON)             │
+//!                                   ▼
+//!   dapi/ (this module)   json: bounded Python-compatible JSON values
+//! ```
+//!
+//! ```
+//! use wazuh_cluster_sync::dapi::json::{JsonLimits, JsonValue};
+//!
+//! let request = br#"{"function": "/agents", "arguments": {}, "from_cluster": false}"#;
+//! let value = JsonValue::parse(request, &JsonLimits::default()).unwrap();
+//! assert_eq!(value.to_python_json().as_bytes(), request);
+//! ```
+
+pub mod json;
