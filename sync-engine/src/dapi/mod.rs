@@ -6,6 +6,8 @@
 //!        (request JSON)             │
 //!                                   ▼
 //!   dapi/ (this module)   json: bounded Python-compatible JSON values
+//!                         merge: several nodes' answers into one (`merge_results`, `print_json`)
+//!                         error: the error answers, with upstream's codes and texts
 //! ```
 //!
 //! ```
@@ -16,4 +18,6 @@
 //! assert_eq!(value.to_python_json().as_bytes(), request);
 //! ```
 
+pub mod error;
 pub mod json;
+pub mod merge;
