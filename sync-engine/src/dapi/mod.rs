@@ -8,6 +8,7 @@
 //!   dapi/ (this module)   json: bounded Python-compatible JSON values
 //!                         merge: several nodes' answers into one (`merge_results`, `print_json`)
 //!                         error: the error answers, with upstream's codes and texts
+//!                         routes: the 118 routes and their request types
 //! ```
 //!
 //! ```
@@ -21,3 +22,4 @@
 pub mod error;
 pub mod json;
 pub mod merge;
+pub mod routes;
