@@ -8,6 +8,7 @@
 //!   dapi/ (this module)   json: bounded Python-compatible JSON values
 //!                         merge: several nodes' answers into one (`merge_results`, `print_json`)
 //!                         error: the error answers, with upstream's codes and texts
+//!                         names: `*` name chains, `dapi*` payloads
 //!                         request: the request JSON, typed, bounded, re-encoded byte for byte
 //!                         routes: the 118 routes and their request types
 //! ```
@@ -23,5 +24,6 @@
 pub mod error;
 pub mod json;
 pub mod merge;
+pub mod names;
 pub mod request;
 pub mod routes;
