@@ -7,14 +7,26 @@
 //! * every recorded answer (`str_upd` strings, `control_res`, the API's results) read and written
 //!   back byte for byte, and the `print_json` ones rebuilt from their parts;
 //! * the requests the API put on the local socket are its `api_request_json` after upstream's
-//!   `distribute_function` filled `wait_for_complete`.
+//!   `distribute_function` filled `wait_for_complete`;
+//! * each recorded hop was routed as our decision says, and the requests the master forwarded
+//!   (`dapi_forward` from its API, `dapi <id>` to the worker) are exactly our solver plans, with
+//!   the agent table taken from the recorded `/agents` answer.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use wazuh_cluster_sync::dapi::json::{JsonLimits, JsonValue};
 use wazuh_cluster_sync::dapi::merge::{data_answer, error_answer};
-use wazuh_cluster_sync::dapi::names::{Channel, DapiCall, DapiForward, DapiResult};
+use wazuh_cluster_sync::dapi::names::{
+    ChainName, Channel, DapiCall, DapiForward, DapiResult, ForwardTarget,
+};
 use wazuh_cluster_sync::dapi::request::{DapiLimits, DapiRequest};
 use wazuh_cluster_sync::dapi::routes::ROUTES;
+use wazuh_cluster_sync::dapi::routing::{
+    Destination, NodeContext, SolverTarget, WorkerLocalDapi, plan_solvers, route_request,
+    worker_local_dapi,
+};
+use wazuh_cluster_sync::integrity::items::NodeType;
 
 #[test]
 fn route_table_matches_upstream_entry_by_entry() {
@@ -233,4 +245,130 @@ fn api_requests_reach_the_worker_socket_with_wait_for_complete_filled() {
         request.fill_wait_for_complete();
         assert_eq!(request.to_python_json().as_bytes(), &sent[..], "{title}");
     }
+}
+
+const MASTER: &str = "master01";
+
+/// `agent id → node name` as the recorded `/agents` answer lists them.
+fn recorded_agent_table() -> BTreeMap<String, String> {
+    let calls = wazuh_cluster_vectors::json("v3.9/dapi_via_master.json");
+    let result = calls["calls"][0]["result"]
+        .as_str()
+        .expect("/agents result");
+    let answer: Value = serde_json::from_str(result).expect("result is JSON");
+    answer["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|agent| {
+            let field = |name: &str| agent[name].as_str().expect("agent field").to_owned();
+            (field("id"), field("node_name"))
+        })
+        .collect()
+}
+
+/// The recorded payloads of `cmd` that `role` saw going `dir` (`SEND` / `RECV`) on connections
+/// whose name starts with `conn`.
+fn session_payloads(role: &str, conn: &str, dir: &str, cmd: &str) -> Vec<Vec<u8>> {
+    wazuh_cluster_vectors::json("v3.9/dapi_frames.json")["frames"][role]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .filter(|f| f["cmd"] == cmd && f["dir"] == dir)
+        .filter(|f| f["conn"].as_str().is_some_and(|c| c.starts_with(conn)))
+        .map(|f| latin1(f["preview"].as_str().expect("preview")))
+        .collect()
+}
+
+fn parse(json: &[u8]) -> DapiRequest {
+    DapiRequest::parse(json, &DapiLimits::default()).expect("recorded request")
+}
+
+#[test]
+fn recorded_hops_follow_our_routing_and_plans() {
+    let agents = recorded_agent_table();
+    assert_eq!(agents.get("001").map(String::as_str), Some("worker1"));
+    let master = NodeContext::new(NodeType::Master, MASTER);
+    let worker = NodeContext::new(NodeType::Worker, "worker1");
+
+    // Worker's API: `/agents` (local_master) and `/syscollector/:agent_id/os`
+    // (distributed_master) go to the master as `dapi`; the cluster control routes as
+    // `dapi_cluster`.
+    for (title, api_request) in api_requests("v3.9/dapi_via_worker.json") {
+        let mut request = parse(api_request.to_python_json().as_bytes());
+        if worker_local_dapi(request.function()) == WorkerLocalDapi::ClusterControl {
+            continue;
+        }
+        assert_eq!(
+            route_request(&mut request, &worker),
+            Ok(Destination::ForwardToMaster),
+            "{title}"
+        );
+    }
+    let control = session_payloads("worker", "WorkerHandler", "SEND", "dapi_cluster");
+    for payload in &control {
+        let function = parse(payload).function().to_owned();
+        assert_eq!(
+            worker_local_dapi(&function),
+            WorkerLocalDapi::ClusterControl
+        );
+    }
+    assert_eq!(control.len(), 2, "/cluster/nodes and /cluster/healthcheck");
+
+    // The master receives them from worker1 (`dapi <LC> <json>`, from_cluster false): `/agents`
+    // runs there, `/syscollector` is placed on worker1 and sent to it as `dapi <id> <json>`, where
+    // it is already placed and runs.
+    let sent_to_worker = session_payloads("master", "MasterHandler", "SEND", "dapi");
+    let mut placed = 0;
+    for payload in session_payloads("master", "MasterHandler", "RECV", "dapi") {
+        let call = DapiCall::parse(&payload, Channel::Link).expect("dapi from worker1");
+        let mut request = parse(call.request_json);
+        match route_request(&mut request, &master).expect("known route") {
+            Destination::ExecuteHere => assert_eq!(request.function(), "/agents"),
+            Destination::ChooseSolverNodes => {
+                let plan = plan_solvers(&request, MASTER, &agents).expect("plan");
+                let [entry] = plan.entries() else {
+                    panic!("one agent, one node")
+                };
+                assert_eq!(entry.target, SolverTarget::Worker("worker1".into()));
+                let json = entry.request.to_python_json();
+                assert!(
+                    sent_to_worker.iter().any(|sent| {
+                        DapiCall::parse(sent, Channel::Link)
+                            .is_ok_and(|c| c.request_json == json.as_bytes())
+                    }),
+                    "the master sent {json}"
+                );
+                let mut on_worker = parse(json.as_bytes());
+                assert_eq!(
+                    route_request(&mut on_worker, &worker),
+                    Ok(Destination::ExecuteHere)
+                );
+                placed += 1;
+            }
+            Destination::ForwardToMaster => panic!("the master does not forward to itself"),
+        }
+    }
+    assert_eq!(placed, 1);
+
+    // The master's API, `/syscollector/:agent_id/os`: placed on worker1 and handed to the
+    // master's local server as `dapi_forward worker1 <json>`.
+    let (title, api_request) = &api_requests("v3.9/dapi_via_master.json")[1];
+    let mut request = parse(api_request.to_python_json().as_bytes());
+    assert_eq!(
+        route_request(&mut request, &master),
+        Ok(Destination::ChooseSolverNodes),
+        "{title}"
+    );
+    let plan = plan_solvers(&request, MASTER, &agents).expect("plan");
+    let [entry] = plan.entries() else {
+        panic!("one agent, one node")
+    };
+    let json = entry.request.to_python_json();
+    let forward = DapiForward {
+        target: ForwardTarget::Node(ChainName::new(b"worker1").expect("name")),
+        request_json: json.as_bytes(),
+    };
+    let recorded = session_payloads("master", "LocalServerHandlerMaster", "RECV", "dapi_forward");
+    assert_eq!(recorded, [forward.to_payload()]);
 }

@@ -37,6 +37,15 @@ pub enum DapiError {
     /// exception that stopped the request).
     #[error("{0}")]
     Internal(String),
+    /// 1000: an argument the master reads to place a request (`agent_id`, `node_id`) has a type
+    /// the API never sends. Ours: upstream would go on with it and fail somewhere later.
+    #[error("argument '{argument}' must be {expected}")]
+    BadArgument {
+        /// The argument.
+        argument: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// 1402: merging sorted the items with an order other than `asc` / `desc`.
     #[error("Invalid order. Order must be 'asc' or 'desc'")]
     InvalidSortOrder,
@@ -94,7 +103,9 @@ impl DapiError {
     /// Upstream's error code.
     pub fn code(&self) -> u16 {
         match self {
-            DapiError::UnknownFunction(_) | DapiError::Internal(_) => 1000,
+            DapiError::UnknownFunction(_)
+            | DapiError::Internal(_)
+            | DapiError::BadArgument { .. } => 1000,
             DapiError::InvalidSortOrder => 1402,
             DapiError::InvalidSortField { .. } => 1403,
             DapiError::SortFieldRequired => 1404,
@@ -244,6 +255,15 @@ mod tests {
                 1000,
                 "coroutine raised StopIteration",
                 r#"{"message": "coroutine raised StopIteration", "error": 1000}"#,
+            ),
+            (
+                DapiError::BadArgument {
+                    argument: "agent_id",
+                    expected: "a string or a list of strings",
+                },
+                1000,
+                "argument 'agent_id' must be a string or a list of strings",
+                r#"{"message": "argument 'agent_id' must be a string or a list of strings", "error": 1000}"#,
             ),
             (
                 DapiError::InvalidSortOrder,

@@ -258,8 +258,11 @@ pub struct JsonObject {
 
 impl JsonObject {
     /// An empty object.
-    pub fn new() -> Self {
-        JsonObject::default()
+    pub const fn new() -> Self {
+        JsonObject {
+            entries: Vec::new(),
+            index: None,
+        }
     }
 
     /// Number of keys.

@@ -11,6 +11,7 @@
 //!                         names: `*` name chains, `dapi*` payloads
 //!                         request: the request JSON, typed, bounded, re-encoded byte for byte
 //!                         routes: the 118 routes and their request types
+//!                         routing: run here / send to the master / place on the solver nodes
 //! ```
 //!
 //! ```
@@ -27,3 +28,4 @@ pub mod merge;
 pub mod names;
 pub mod request;
 pub mod routes;
+pub mod routing;

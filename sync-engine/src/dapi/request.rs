@@ -265,6 +265,12 @@ impl DapiRequest {
         self.from_cluster = from_cluster;
     }
 
+    /// The arguments, for the routing code's rewrites (`agent_id`, `node_id`); it leaves
+    /// `wait_for_complete` alone, so that key stays a bool.
+    pub(super) fn arguments_mut(&mut self) -> &mut JsonObject {
+        &mut self.arguments
+    }
+
     /// The request as upstream's `json.dumps` writes the same dict.
     pub fn to_python_json(&self) -> String {
         let mut out = String::new();
