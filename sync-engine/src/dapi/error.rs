@@ -240,7 +240,7 @@ mod tests {
 
     /// Every variant: code, message, answer and `err` payload as python3.7 computes them from
     /// upstream 3.9.5 `exception.py` (`WazuhException(code, extra)`), `print_json` and the
-    /// literal dicts of `master.py` / `local_server.py`.
+    /// literal dicts of `master.py` / `local_server.py` — except `BadArgument`, whose text is ours.
     #[test]
     fn codes_texts_and_answers_match_upstream() {
         let cases: Vec<(DapiError, u16, &str, &str)> = vec![
