@@ -656,6 +656,8 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn parse(text: &str) -> Result<JsonValue, JsonError> {
@@ -815,5 +817,40 @@ mod tests {
         assert!(object.is_empty());
         object.insert("x", JsonValue::Bool(true));
         assert_eq!(object.to_python_json(), r#"{"x": true}"#);
+    }
+
+    /// Values of every kind (no NaN: it is not equal to itself), keys repeated on purpose.
+    fn json_value() -> impl Strategy<Value = JsonValue> {
+        let leaf = prop_oneof![
+            Just(JsonValue::Null),
+            any::<bool>().prop_map(JsonValue::Bool),
+            any::<i64>().prop_map(JsonValue::Int),
+            any::<f64>()
+                .prop_filter("NaN != NaN", |x| !x.is_nan())
+                .prop_map(JsonValue::Float),
+            any::<String>().prop_map(JsonValue::Str),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(JsonValue::Array),
+                prop::collection::vec(("[a-c]{0,2}", inner), 0..6)
+                    .prop_map(|entries| JsonValue::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// What we write reads back as the same value (floats included: repr round-trips).
+        #[test]
+        fn written_values_read_back(value in json_value()) {
+            let text = value.to_python_json();
+            prop_assert_eq!(parse(&text), Ok(value));
+        }
+
+        /// Text made of JSON's own characters: a value or a typed error, never a panic.
+        #[test]
+        fn json_like_text_never_panics(text in r#"[\[\]{}",:0-9a-eEINfnrtu\\. +-]{0,64}"#) {
+            let _ = parse(&text);
+        }
     }
 }
