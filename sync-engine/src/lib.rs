@@ -22,5 +22,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod dapi;
 pub mod integrity;
+mod pyjson;
 pub mod roles;

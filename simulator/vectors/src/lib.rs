@@ -1,36 +1,66 @@
-//! Test-only access to the golden data recorded from the real upstream Wazuh cluster.
+//! Test-only access to the golden data recorded from the real upstream Wazuh cluster, and to the
+//! data files of the protocol reference.
 //!
 //! ```text
 //!   protocol/tests ─┐
 //! sync-engine/tests ├─► wazuh-cluster-vectors ─► ../shared/vectors/ (read-only, never copied)
-//!   adapters/tests ─┘
+//!   adapters/tests ─┘                         └► ../shared/spec/    (read-only, never copied)
 //! ```
 //!
-//! The vectors live outside the repository, in `../shared/vectors` relative to the workspace root
-//! (override with `WAZUH_VECTORS_DIR`). Every loader panics with a message that says where it looked
-//! when the folder is missing, so a test run on a machine without the vectors fails loudly instead of
-//! passing vacuously.
+//! Both live outside the repository, in `../shared/vectors` and `../shared/spec` relative to the
+//! workspace root (override with `WAZUH_VECTORS_DIR` / `WAZUH_SPEC_DIR`). Every loader panics with
+//! a message that says where it looked when the folder is missing, so a test run on a machine
+//! without them fails loudly instead of passing vacuously.
 //!
 //! ```no_run
 //! let frames = wazuh_cluster_vectors::json("v3.9/frames.json");
 //! assert!(frames["plaintext_frames"].is_array());
+//! let routes = wazuh_cluster_vectors::spec_json("v3.9/dapi_routes.json");
+//! assert!(routes["routes"].is_array());
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Directory holding the golden vectors (`fernet-spec/`, `v3.9/`, ...).
 ///
 /// # Panics
 /// When the folder does not exist: tests must not pass without the recorded data.
 pub fn dir() -> PathBuf {
-    let dir = match std::env::var_os("WAZUH_VECTORS_DIR") {
+    shared_dir(
+        "WAZUH_VECTORS_DIR",
+        "vectors",
+        "README.md",
+        "golden vectors",
+        "these tests check our bytes against recordings of real Wazuh nodes",
+    )
+}
+
+/// Directory holding the protocol reference (`PROTOCOL.md`) and its data files (`v3.9/...`).
+///
+/// # Panics
+/// When the folder does not exist: tests must not pass without the reference data.
+pub fn spec_dir() -> PathBuf {
+    shared_dir(
+        "WAZUH_SPEC_DIR",
+        "spec",
+        "PROTOCOL.md",
+        "protocol reference",
+        "these tests check our tables against facts extracted from upstream",
+    )
+}
+
+/// `../shared/<name>` beside the repository (or `$<env_var>`), checked by one file it must hold.
+fn shared_dir(env_var: &str, name: &str, marker: &str, what: &str, why: &str) -> PathBuf {
+    let dir = match std::env::var_os(env_var) {
         Some(custom) => PathBuf::from(custom),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared")
+            .join(name),
     };
     assert!(
-        dir.join("README.md").is_file(),
-        "golden vectors not found at {} (expected ../shared/vectors beside the repository, \
-         or set WAZUH_VECTORS_DIR): these tests check our bytes against recordings of real Wazuh nodes",
+        dir.join(marker).is_file(),
+        "{what} not found at {} (expected ../shared/{name} beside the repository, \
+         or set {env_var}): {why}",
         dir.display()
     );
     dir
@@ -46,8 +76,7 @@ pub fn path(relative: &str) -> PathBuf {
 /// # Panics
 /// When the file is missing or unreadable.
 pub fn read(relative: &str) -> Vec<u8> {
-    let path = path(relative);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read vector {}: {e}", path.display()))
+    read_file(&path(relative))
 }
 
 /// One vector file parsed as JSON.
@@ -55,8 +84,24 @@ pub fn read(relative: &str) -> Vec<u8> {
 /// # Panics
 /// When the file is missing or is not JSON.
 pub fn json(relative: &str) -> serde_json::Value {
-    serde_json::from_slice(&read(relative))
-        .unwrap_or_else(|e| panic!("vector {relative} is not valid JSON: {e}"))
+    parse_json(&read(relative), relative)
+}
+
+/// One data file of the protocol reference parsed as JSON, e.g.
+/// `spec_json("v3.9/dapi_routes.json")`.
+///
+/// # Panics
+/// When the file is missing or is not JSON.
+pub fn spec_json(relative: &str) -> serde_json::Value {
+    parse_json(&read_file(&spec_dir().join(relative)), relative)
+}
+
+fn read_file(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn parse_json(bytes: &[u8], relative: &str) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{relative} is not valid JSON: {e}"))
 }
 
 /// Each line of a `.jsonl` vector file parsed as JSON.

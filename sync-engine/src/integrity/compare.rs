@@ -36,10 +36,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::items::{ClusterItems, NodeType};
-use super::metadata::{
-    FileMetadata, IntegrityMetadata, MergeType, MetadataError, pyjson, write_entries,
-};
+use super::metadata::{FileMetadata, IntegrityMetadata, MergeType, MetadataError, write_entries};
 use super::path::InstallPath;
+use crate::pyjson;
 
 /// The directory whose changed files are merged into `agent-groups-shared.merged`.
 pub const AGENT_GROUPS_DIR: &str = "/queue/agent-groups";

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::path::InstallPath;
 use super::storage::Timestamp;
+use crate::pyjson;
 
-pub(crate) mod pyjson;
 pub mod scan;
 
 pub use scan::{MetadataScanner, ScanError, ScanOutput, ScanPlan, ScanStats, hash_file};
