@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 
-use wazuh_cluster_sync::integrity::items::NodeType as ItemsSide;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
@@ -127,13 +126,13 @@ impl Cluster {
     /// Files of node `n` owned by the master's integrity items (what workers must mirror).
     pub fn master_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileState> {
         let items = &self.sim.node(n).config().items;
-        owned_files(self.sim.storage(n), items, ItemsSide::Master)
+        owned_files(self.sim.storage(n), items, NodeType::Master)
     }
 
     /// Files of node `n` owned by workers' items (agent-info).
     pub fn worker_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileState> {
         let items = &self.sim.node(n).config().items;
-        owned_files(self.sim.storage(n), items, ItemsSide::Worker)
+        owned_files(self.sim.storage(n), items, NodeType::Worker)
     }
 
     /// Paths whose content differs between the master and worker `w` among master-owned files

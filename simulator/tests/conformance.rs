@@ -16,7 +16,7 @@ use wazuh_cluster_sim::recording::{
 };
 use wazuh_cluster_sim::sim::SimConfig;
 use wazuh_cluster_sim::tree::{owned_stats, storage_from};
-use wazuh_cluster_sync::integrity::items::NodeType as Side;
+use wazuh_cluster_sync::integrity::items::NodeType;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 
@@ -133,11 +133,11 @@ fn the_end_state_on_disk_is_the_recorded_one() {
 
     // 12 master-owned files on each side, none missing, extra or different.
     assert_eq!(
-        owned_stats(master, items, Side::Master).len(),
+        owned_stats(master, items, NodeType::Master).len(),
         check.master_files
     );
     assert_eq!(
-        owned_stats(worker, items, Side::Master).len(),
+        owned_stats(worker, items, NodeType::Master).len(),
         check.worker_files
     );
     assert!(check.equal);

@@ -9,8 +9,11 @@
 //!   wazuh-cluster-sync (this crate)
 //!     integrity/  items (cluster.json) → metadata (scan) → compare (SyncPlan) → package (ZIP)
 //!                 → merged (agent-info / agent-groups) → apply (plans executed on a Storage)
-//!     roles/      Node: master (hello, locks, compare, get_health) / worker (rounds, apply),
+//!     roles/      Node = Shell (connections, transfers, disk queues, outputs) + a role:
+//!                 master (hello, locks, compare, get_health) / worker (rounds, apply);
 //!                 effects (disk jobs as values) run by EffectExecutor on a Storage
+//!     dapi/       distributed API requests: typed and bounded, routed, merged
+//!     config/     ossec.conf <cluster> block, cluster.json
 //!            │
 //!            ▼
 //!   wazuh-cluster-protocol (frames, Fernet, connection core)

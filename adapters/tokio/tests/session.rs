@@ -13,7 +13,7 @@
 //! master: recalculation 1 s) and the scripted worker's recorded send times are divided by
 //! [`SPEED`], so the 24 s recording plays in about 6 s.
 //!
-//! Skipped, because our nodes do not serve DAPI yet (a later issue): every DAPI frame and the
+//! Skipped, because this replay checks the synchronisation flows only: every DAPI frame and the
 //! string transfers it uses, i.e. of the 122 frames of each direction, 18 —
 //! worker → master: `dapi` ×2 (`/agents`, `/syscollector/:agent_id/os` from the worker's local
 //! clients), `dapi_cluster` ×2 (`/cluster/nodes`, `/cluster/healthcheck`), `new_str`, `str_upd`,
@@ -45,7 +45,6 @@ use wazuh_cluster_sim::recording::{
 };
 use wazuh_cluster_sim::tap::literal_command;
 use wazuh_cluster_sim::tree::owned_stats;
-use wazuh_cluster_sync::integrity::items::NodeType as Side;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
@@ -496,7 +495,7 @@ async fn a_scripted_upstream_master_replays_the_whole_session_to_our_worker() {
     );
     let disk = FsStorage::new(&wroot).unwrap();
     assert_eq!(
-        owned_stats(&disk, &items, Side::Master).len(),
+        owned_stats(&disk, &items, NodeType::Master).len(),
         check.worker_files
     );
     assert_eq!(
@@ -564,7 +563,7 @@ async fn a_scripted_upstream_worker_replays_the_whole_session_to_our_master() {
     // (no ghost), agent-groups.
     let disk = FsStorage::new(&mroot).unwrap();
     assert_eq!(
-        owned_stats(&disk, &items, Side::Master).len(),
+        owned_stats(&disk, &items, NodeType::Master).len(),
         check.master_files
     );
     assert_eq!(

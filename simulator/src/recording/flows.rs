@@ -23,7 +23,7 @@ pub enum Flow {
     /// `control_res`.
     Control,
     /// DAPI (`dapi`, `dapi_res`, `dapi_err`, `dapi_cluster`, `dapi_forward`) and the string
-    /// transfers it uses (`new_str`, `str_upd`): a later issue, never compared.
+    /// transfers it uses (`new_str`, `str_upd`): not compared by the sync replays.
     Dapi,
     /// Anything else (a command the recording does not have).
     Other,

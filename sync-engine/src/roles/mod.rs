@@ -2,18 +2,44 @@
 //!
 //! ```text
 //!   adapter (tokio / mio / simulator)
-//!     socket bytes ──handle_input──►┌──────────── Node ────────────┐──poll_output──► Transmit / Connect / Close
-//!     timer ────────handle_timeout─►│ peers: Connection + session   │                Effect ──► EffectExecutor<S>
-//!     effect done ─handle_effect_done►│ master: hello, locks, compare │                Event (operator)
-//!     accept/close ─handle_connected►│ worker: rounds, apply         │──poll_timeout──► one timer
-//!                    handle_closed   │                               │
-//!     bytes written ─handle_written─►└───────────────────────────────┘──wants_input──► read or pause
+//!     socket bytes ──handle_input──────►┌─────────────────── Node ───────────────────┐──poll_output──► Transmit / Connect / Close
+//!     timer ────────handle_timeout─────►│ Shell: peers {Connection, DiskQueue,        │                Effect ──► EffectExecutor<S>
+//!     effect done ─handle_effect_done──►│        Transfers}, effects in flight,       │                Event (operator)
+//!     accept/close ─handle_connected───►│        outputs, rng, limits                 │──poll_timeout──► one timer
+//!                   handle_closed       │   │ one Input at a time                     │
+//!     bytes written ─handle_written────►│   ▼ Role::handle (the one dispatch point)   │──wants_input──► read or pause
+//!                                       │ master: sessions, hello, locks, compare     │
+//!                                       │ worker: link, rounds, receive, local        │
+//!                                       └─────────────────────────────────────────────┘
 //! ```
 //!
 //! The node touches no socket, clock or disk. It runs every periodic task of the design
 //! document's workflow on the `now` it is given, and asks for disk work as [`Effect`]s, which the
 //! adapter runs with an [`EffectExecutor`] over its [`Storage`](crate::integrity::storage::Storage)
 //! and answers with [`Node::handle_effect_done`]. Keepalives never wait for disk work.
+//!
+//! # Where to start
+//!
+//! * [`Node`] (`node.rs`): the public face — inputs, outputs, getters — and `Role::handle`, the
+//!   single place where an input reaches the role that decides about it.
+//! * `shell/`: what every role needs and none owns. `mod.rs` holds the connections and offers
+//!   the roles their narrow interface (`request`, `reply`, `send_file`, `queue_job`, `event`,
+//!   `close_peer`, ...); `transfers.rs` is the one owner of every file a link sends or receives,
+//!   by id; `disk.rs` keeps one link's effects in order.
+//! * `master/`: the master's sessions (`session.rs`: a [`PeerId`] is a `RemoteWorker` or a local
+//!   client), `hello.rs`, the synchronisations (`sync.rs`) and its scan and keepalive timers
+//!   (`mod.rs`).
+//! * `worker/`: the link to the master (`mod.rs`), its rounds (`rounds.rs`), the master's package
+//!   (`receive.rs`) and the local socket (`local.rs`).
+//! * The vocabulary both sides share: [`output`] (what the adapter is asked), [`events`] (what
+//!   the operator is told), [`error`] (typed errors: [`SyncError`], [`NodeError`]),
+//!   [`effects`] (disk jobs and their executor), `health` (`get_health` / `get_nodes` from a
+//!   snapshot), [`texts`] (upstream's wire texts), [`sync_kind`], [`ids`], [`config`].
+//!
+//! Imports form a one-way tree: `node` → `master` | `worker` → `shell` → the shared vocabulary;
+//! neither role imports the other, and no module reads another's fields. A new part of the
+//! node sits beside the role: it gets its own state and the same `&mut Shell`, and `Node`
+//! routes the inputs that are its own to it.
 //!
 //! # Run loop
 //!
@@ -103,7 +129,7 @@
 //! # }
 //! ```
 //!
-//! # Choices that differ from the issue's sketch or from upstream
+//! # Choices that differ from upstream
 //!
 //! * `Node::new(config, seed, now)` takes no storage view: every disk read is an [`Effect`], so
 //!   the node never blocks and keepalives never wait behind disk work.
@@ -136,7 +162,7 @@ pub mod config;
 pub mod effects;
 pub mod error;
 pub mod events;
-pub mod health;
+mod health;
 pub mod ids;
 mod master;
 pub mod node;

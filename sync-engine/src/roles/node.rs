@@ -1,8 +1,8 @@
 //! The [`Node`]: one master or worker, as a time-driven state machine.
 //!
-//! It is a [`Shell`] (connections, disk queues, transfers, outputs) and a role (master or
+//! It is a `Shell` (connections, disk queues, transfers, outputs) and a role (master or
 //! worker). Every input the adapter gives goes into the shell first; what the shell cannot settle
-//! alone reaches the role as one [`Input`] through [`Role::handle`], the node's single dispatch
+//! alone reaches the role as one `Input` through `Role::handle`, the node's single dispatch
 //! point.
 
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@
 //! split a scan with the scanner's plan/hash/finish steps).
 //!
 //! Bounds: packages are read back with `max_package_file`, peer documents with the package and
-//! apply limits of [`NodeLimits`]; a chunk read never exceeds the `len` asked.
+//! apply limits of [`NodeLimits`](super::NodeLimits); a chunk read never exceeds the `len` asked.
 
 use std::sync::Arc;
 
