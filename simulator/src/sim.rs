@@ -21,9 +21,11 @@ use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_sync::dapi::ApiCall;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::roles::{
-    Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
+    ApiCallId, Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin,
+    Output, PeerId,
 };
 
 use crate::clock::{Clock, EventQueue, VirtualTime};
@@ -156,6 +158,11 @@ enum Ev {
         node: NodeIdx,
         id: EffectId,
         effect: Effect,
+    },
+    ApiCall {
+        node: NodeIdx,
+        id: ApiCallId,
+        call: ApiCall,
     },
 }
 
@@ -561,6 +568,15 @@ impl Sim {
                     .handle_effect_done(instant, id, result);
                 self.after_step(node);
             }
+            Ev::ApiCall { node, id, call } => {
+                let sn = &mut self.nodes[node];
+                let unix = sn.node.unix_time(instant);
+                let answer = sn.exec.run_api_call(&call, unix);
+                self.trace
+                    .record(now, TraceKind::ApiCall, node, id.0, answer.as_bytes());
+                self.nodes[node].node.handle_api_done(instant, id, answer);
+                self.after_step(node);
+            }
         }
     }
 
@@ -679,6 +695,10 @@ impl Sim {
                     // A close takes no write.
                     self.schedule(arrivals);
                 }
+            }
+            Output::ApiCall { id, call } => {
+                let at = now.plus(self.config.effect_latency);
+                self.queue.push(at, Ev::ApiCall { node: n, id, call });
             }
             Output::Event(event) => {
                 self.trace

@@ -68,6 +68,8 @@ pub enum TraceKind {
     Event,
     /// A node's timer fired.
     Timeout,
+    /// A distributed API call was run.
+    ApiCall,
 }
 
 /// The running trace of a run: a hash and a count of records.

@@ -294,6 +294,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         stats: RunStats::default(),
         closing: Vec::new(),
         broken: false,
+        install_root: install_root.clone(),
     };
     let span = tracing::info_span!("node", name = %name, tag);
     let task = tokio::spawn(

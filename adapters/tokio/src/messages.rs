@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::net::{TcpStream, UnixStream};
-use wazuh_cluster_sync::roles::{EffectId, EffectResult, Node, PeerId};
+use wazuh_cluster_sync::roles::{ApiCallId, EffectId, EffectResult, Node, PeerId};
 
 use crate::slots::AddressSlot;
 
@@ -40,6 +40,8 @@ pub(crate) enum Msg {
     Dialed(PeerId, Result<TcpStream, String>),
     /// The effect thread ran an effect.
     EffectDone(EffectId, EffectResult),
+    /// A distributed API call ran; its answer.
+    ApiDone(ApiCallId, String),
     /// Run this on the node (getters: workers, health, metadata).
     Inspect(Inspection),
 }
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Msg {
             Msg::AcceptedLocal(..) => "AcceptedLocal",
             Msg::Dialed(..) => "Dialed",
             Msg::EffectDone(..) => "EffectDone",
+            Msg::ApiDone(..) => "ApiDone",
             Msg::Inspect(..) => "Inspect",
         };
         f.write_str(kind)

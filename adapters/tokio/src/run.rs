@@ -15,12 +15,16 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_sync::dapi::BuiltinExecutor;
+use wazuh_cluster_sync::dapi::merge::error_answer;
 use wazuh_cluster_sync::roles::{Effect, EffectId, Node, NodeEvent, Origin, Output, PeerId};
 
 use crate::io::{PeerIo, dial};
 use crate::limits::AdapterLimits;
 use crate::log::log_event;
 use crate::messages::Msg;
+use crate::os::unix_time_at;
 use crate::slots::Slot;
 
 /// The address a local client is reported with.
@@ -60,6 +64,8 @@ pub(crate) struct Runner {
     pub(crate) closing: Vec<JoinHandle<()>>,
     /// The effect thread is gone: the node cannot go on.
     pub(crate) broken: bool,
+    /// The install root, which distributed API calls read.
+    pub(crate) install_root: std::path::PathBuf,
 }
 
 impl Runner {
@@ -160,6 +166,7 @@ impl Runner {
                 self.stats.effects += 1;
                 self.node.handle_effect_done(now, id, result);
             }
+            Msg::ApiDone(id, answer) => self.node.handle_api_done(now, id, answer),
             Msg::Inspect(f) => f(&self.node, now),
         }
     }
@@ -267,6 +274,23 @@ impl Runner {
             Output::Close { peer } => {
                 self.dialing.remove(&peer);
                 self.close_peer(peer, false);
+            }
+            Output::ApiCall { id, call } => {
+                // On the blocking pool, over a storage of its own: a slow call holds up neither
+                // the node nor its disk effects (the node bounds how many run at once).
+                let root = self.install_root.clone();
+                let clock = self.node.config().connection.wall_clock;
+                let done = self.ctl_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let answer = match FsStorage::new(&root) {
+                        Ok(storage) => {
+                            let now = unix_time_at(&clock, Instant::now());
+                            BuiltinExecutor.run(&storage, &call, now)
+                        }
+                        Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
+                    };
+                    let _ = done.send(Msg::ApiDone(id, answer));
+                });
             }
             Output::Event(event) => {
                 log_event(self.node.node_type(), &event);

@@ -480,6 +480,11 @@ impl Harness {
                     self.peers.retain(|p| p.id != peer);
                 }
                 Output::Event(event) => self.event(&event),
+                Output::ApiCall { id, call } => {
+                    let unix = self.node.unix_time(self.now);
+                    let answer = self.exec.run_api_call(&call, unix);
+                    self.node.handle_api_done(self.now, id, answer);
+                }
                 Output::Connect { peer, addr } => panic!("a master dialled {addr} as {peer:?}"),
             }
         }

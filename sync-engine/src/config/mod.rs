@@ -37,7 +37,7 @@ use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
 
 /// The role of a node: the crate's one type for it (also the scan side of `integrity`).
 pub use crate::roles::NodeType;
-use crate::roles::{NodeConfig, valid_node_name};
+use crate::roles::{ClusterSettings, NodeConfig, valid_node_name};
 
 /// Upstream's default cluster name.
 pub const DEFAULT_NAME: &str = "wazuh";
@@ -136,6 +136,12 @@ impl ClusterConfig {
         let master = self.master_address().unwrap_or(&self.bind_addr);
         config.address = master.to_owned();
         config.master_addr = host_port(master, self.port);
+        config.settings = ClusterSettings {
+            port: self.port,
+            bind_addr: self.bind_addr.clone(),
+            nodes: self.nodes.clone(),
+            hidden: self.hidden,
+        };
         config
     }
 

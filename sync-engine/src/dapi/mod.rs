@@ -63,6 +63,8 @@
 //! assert_eq!(answer_to.result("7".parse().unwrap()).to_payload(), b"346023 7");
 //! ```
 
+pub mod builtin;
+pub mod call;
 pub mod error;
 pub mod json;
 pub mod merge;
@@ -71,6 +73,8 @@ pub mod request;
 pub mod routes;
 pub mod routing;
 
+pub use builtin::BuiltinExecutor;
+pub use call::ApiCall;
 pub use error::DapiError;
 pub use json::{JsonLimits, JsonObject, JsonValue};
 pub use request::{DapiLimits, DapiRequest, RequestError};

@@ -7,6 +7,7 @@ use wazuh_cluster_protocol::connection::{ConnectionConfig, WallClock};
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 
+use crate::dapi::DapiLimits;
 use crate::integrity::apply::ApplyLimits;
 use crate::integrity::items::ClusterItems;
 pub use crate::integrity::items::NodeType;
@@ -56,6 +57,59 @@ pub struct NodeLimits {
     pub max_package_file: u64,
     /// Bytes asked per chunk-read effect when sending a file (at most the connection's chunk).
     pub read_chunk: usize,
+    /// Bounds of the distributed API part.
+    pub api: ApiLimits,
+}
+
+/// Bounds of the distributed API part of a node: what a flood of requests can make it hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Size and depth of request and answer documents.
+    pub json: DapiLimits,
+    /// Requests answered at once by this node (from its local clients and its peers); one more is
+    /// answered at once with an error.
+    pub max_requests: usize,
+    /// Calls handed to the adapter's executor at once; the others wait their turn.
+    pub max_calls: usize,
+    /// Requests of one peer or local client answered at once (so no peer takes all).
+    pub max_requests_per_peer: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            json: DapiLimits::default(),
+            max_requests: 1024,
+            max_calls: 16,
+            max_requests_per_peer: 256,
+        }
+    }
+}
+
+/// The parts of the `<cluster>` block a node reports but does not act on itself (it answers them
+/// to `get_config` and `/cluster/config`; the adapter binds and dials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `<port>`.
+    pub port: u16,
+    /// `<bind_addr>`.
+    pub bind_addr: String,
+    /// `<nodes>`.
+    pub nodes: Vec<String>,
+    /// `<hidden>`.
+    pub hidden: bool,
+}
+
+impl Default for ClusterSettings {
+    /// Upstream's defaults (3.9.5 `read_cluster_config`).
+    fn default() -> Self {
+        ClusterSettings {
+            port: 1516,
+            bind_addr: "0.0.0.0".to_owned(),
+            nodes: vec!["NODE_IP".to_owned()],
+            hidden: false,
+        }
+    }
 }
 
 impl Default for NodeLimits {
@@ -70,6 +124,7 @@ impl Default for NodeLimits {
             merged: MergedLimits::default(),
             max_package_file: 1 << 30,
             read_chunk: wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK,
+            api: ApiLimits::default(),
         }
     }
 }
@@ -97,6 +152,8 @@ pub struct NodeConfig {
     pub items: ClusterItems,
     /// Bounds.
     pub limits: NodeLimits,
+    /// What `get_config` reports of the `<cluster>` block besides the fields above.
+    pub settings: ClusterSettings,
 }
 
 impl NodeConfig {
@@ -119,6 +176,7 @@ impl NodeConfig {
             connection: ConnectionConfig::new(profile, key, wall_clock),
             items: ClusterItems::defaults_3_9(),
             limits: NodeLimits::default(),
+            settings: ClusterSettings::default(),
         }
     }
 

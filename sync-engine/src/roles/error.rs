@@ -6,7 +6,9 @@
 //! where upstream has one. Texts received from a peer are kept as the peer sent them (lossy UTF-8):
 //! they are data, not our errors.
 
-use wazuh_cluster_protocol::connection::{FileChunkError, PeerError, RequestError, SendFileError};
+use wazuh_cluster_protocol::connection::{
+    FileChunkError, PeerError, RequestError, SendFileError, SendStringError,
+};
 
 use super::effects::{EffectError, EffectOutput};
 use crate::integrity::compare::CompareError;
@@ -191,6 +193,9 @@ pub enum NodeError {
         /// Why.
         error: SendFileError,
     },
+    /// A long string of ours could not be put on the link.
+    #[error("cannot send a string: {0}")]
+    SendString(SendStringError),
     /// A chunk of a file we send could not be put on the link.
     #[error("sending a chunk: {0}")]
     Chunk(FileChunkError),

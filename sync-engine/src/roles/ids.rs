@@ -1,4 +1,5 @@
-//! The ids a node and its adapter share: connections ([`PeerId`]) and disk jobs ([`EffectId`]).
+//! The ids a node and its adapter share: connections ([`PeerId`]), disk jobs ([`EffectId`]) and
+//! distributed API calls ([`ApiCallId`]).
 
 /// One connection of a node, as the adapter and the node both name it.
 ///
@@ -22,3 +23,8 @@ impl core::fmt::Display for PeerId {
 /// Identifies one [`Effect`](super::Effect); the adapter hands it back with the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EffectId(pub u64);
+
+/// Identifies one distributed API call the node asked the adapter to run
+/// ([`Output::ApiCall`](super::Output::ApiCall)); the adapter hands it back with the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiCallId(pub u64);

@@ -97,6 +97,11 @@
 //!                 let result = executor.execute(&effect, wall);
 //!                 node.handle_effect_done(now, id, result);
 //!             }
+//!             Output::ApiCall { id, call } => {
+//!                 let now = Instant::now();
+//!                 let answer = executor.run_api_call(&call, node.unix_time(now));
+//!                 node.handle_api_done(now, id, answer);
+//!             }
 //!             Output::Close { .. } => socket = None,
 //!             Output::Event(event) => eprintln!("{event:?}"),
 //!         }
@@ -158,6 +163,7 @@
 //! names), each from its own derived stream; every map is ordered. The same seed and the same
 //! inputs give the same outputs, byte for byte — what the simulator's trace hash checks.
 
+mod api;
 pub mod config;
 pub mod effects;
 pub mod error;
@@ -173,7 +179,8 @@ pub mod texts;
 mod worker;
 
 pub use config::{
-    MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, unix_time_at, valid_node_name,
+    ApiLimits, ClusterSettings, MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, unix_time_at,
+    valid_node_name,
 };
 pub use effects::{
     Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, IncomingFileId,
@@ -181,8 +188,8 @@ pub use effects::{
 };
 pub use error::{NodeError, SendFailure, SyncError, SyncStep};
 pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
-pub use ids::{EffectId, PeerId};
+pub use ids::{ApiCallId, EffectId, PeerId};
 pub use node::Node;
 pub use output::{Origin, Output};
 pub use sync_kind::SyncKind;
-pub use texts::{hello_text, local_text, sync_text};
+pub use texts::{dapi_text, hello_text, local_text, sync_text};

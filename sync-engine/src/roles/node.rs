@@ -10,15 +10,17 @@ use std::time::Instant;
 
 use wazuh_cluster_protocol::connection::Connection;
 
+use super::api::{self, ClusterView, DistributedApi};
 use super::config::{NodeConfig, NodeType, valid_node_name};
 use super::effects::{EffectResult, IncomingFileId};
 use super::error::NodeError;
 use super::events::CloseReason;
+use super::health::ClusterSnapshot;
 use super::health::health_json;
-use super::ids::{EffectId, PeerId};
+use super::ids::{ApiCallId, EffectId, PeerId};
 use super::master::{self, MasterRole};
 use super::output::{Origin, Output};
-use super::shell::{Input, Shell};
+use super::shell::{Claims, Input, STREAM_API, Shell};
 use super::sync_kind::SyncKind;
 use super::worker::{self, WorkerRole};
 use crate::integrity::metadata::IntegrityMetadata;
@@ -62,11 +64,47 @@ impl Role {
     }
 }
 
+/// What the distributed API part reads of the role.
+struct RoleView<'a>(&'a Role);
+
+impl ClusterView for RoleView<'_> {
+    fn worker_links(&self) -> Vec<(String, PeerId)> {
+        self.0
+            .master()
+            .map(|m| {
+                m.worker_links()
+                    .map(|(name, peer)| (name.to_owned(), peer))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn master_link(&self) -> Option<PeerId> {
+        self.0.worker()?.master_link()
+    }
+
+    fn agent_nodes(&self) -> BTreeMap<String, String> {
+        self.0
+            .master()
+            .map(MasterRole::agent_nodes)
+            .unwrap_or_default()
+    }
+
+    fn snapshot(&self, shell: &Shell) -> Option<ClusterSnapshot> {
+        Some(self.0.master()?.snapshot(shell))
+    }
+
+    fn peer_name(&self, peer: PeerId) -> Option<String> {
+        self.0.master()?.worker_name(peer)
+    }
+}
+
 /// A master or worker node. See the [module documentation](super) for the run loop.
 #[derive(Debug)]
 pub struct Node {
     shell: Shell,
     role: Role,
+    api: DistributedApi,
 }
 
 impl Node {
@@ -76,11 +114,13 @@ impl Node {
     /// A master asks for its first integrity scan at once; a worker dials its master at once.
     pub fn new(config: NodeConfig, seed: u64, now: Instant) -> Node {
         let node_type = config.node_type;
-        let claims = match node_type {
+        let role_claims = match node_type {
             NodeType::Master => master::CLAIMS,
             NodeType::Worker => worker::CLAIMS,
         };
-        let mut shell = Shell::new(config, seed, claims);
+        let (cluster, local) = api::claims(node_type);
+        let api_claims = Claims { cluster, local };
+        let mut shell = Shell::new(config, seed, &[role_claims, api_claims]);
         let name = &shell.config().node_name;
         if !valid_node_name(name.as_bytes()) {
             // Packages and `queue/cluster/<name>/` could not be named: no round would start.
@@ -91,7 +131,8 @@ impl Node {
             NodeType::Master => Role::Master(MasterRole::new(&mut shell, now)),
             NodeType::Worker => Role::Worker(WorkerRole::new(&mut shell, now)),
         };
-        Node { shell, role }
+        let api = DistributedApi::new(shell.fork_rng(STREAM_API));
+        Node { shell, role, api }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -188,6 +229,11 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Distributed API requests this node is answering.
+    pub fn api_requests_in_progress(&self) -> usize {
+        self.api.requests_in_progress()
+    }
+
     /// Worker: the connection to the master once its `hello` was accepted.
     pub fn master_link(&self) -> Option<PeerId> {
         self.role.worker()?.master_link()
@@ -267,6 +313,14 @@ impl Node {
         }
     }
 
+    /// The adapter ran distributed API call `id` ([`Output::ApiCall`]): `answer` is the JSON
+    /// answer in 3.9.5's `print_json` shape (`{"data": …, "error": 0}` or `{"message": …,
+    /// "error": code}`; anything else is answered as error 1000). Unknown or expired ids are
+    /// ignored.
+    pub fn handle_api_done(&mut self, now: Instant, id: ApiCallId, answer: String) {
+        self.dispatch(now, Input::ApiDone { call: id, answer });
+    }
+
     /// `bytes` more of `peer`'s transmits were written to its socket (the kernel took them).
     ///
     /// The contract: every byte of every [`Output::Transmit`] is reported, in any number of
@@ -299,14 +353,50 @@ impl Node {
             .next_timeout()
             .into_iter()
             .chain(self.role.next_timeout())
+            .chain(self.api.next_timeout())
             .min()
     }
 
     // ----------------------------------------------------------------------------------------
     // Internals
 
+    /// The one place where an input goes to the part that decides about it: the distributed API
+    /// part for its commands, strings and calls; the role for the rest. Every part hears of the
+    /// connections that closed meanwhile.
     fn dispatch(&mut self, now: Instant, input: Input) {
-        self.role.handle(&mut self.shell, now, input);
+        let for_api = match &input {
+            Input::Request { command, .. } => api::is_api_command(command),
+            Input::Answer { peer, counter, .. } => self.api.awaits(*peer, *counter),
+            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => true,
+            _ => false,
+        };
+        let view = RoleView(&self.role);
+        if for_api {
+            self.api.handle(&mut self.shell, &view, now, input);
+        } else {
+            let local = match &input {
+                Input::Connected {
+                    peer,
+                    origin: Origin::Local,
+                    ..
+                } => Some(*peer),
+                _ => None,
+            };
+            let timeout = matches!(input, Input::Timeout);
+            self.role.handle(&mut self.shell, now, input);
+            let view = RoleView(&self.role);
+            if let Some(peer) = local.filter(|p| self.shell.connection(*p).is_some()) {
+                self.api.local_client(peer);
+            }
+            if timeout {
+                self.api.handle(&mut self.shell, &view, now, Input::Timeout);
+            }
+        }
+        let closed = self.shell.take_closed();
+        if !closed.is_empty() {
+            let view = RoleView(&self.role);
+            self.api.peers_closed(&mut self.shell, &view, now, &closed);
+        }
     }
 
     /// Hands the role everything `peer`'s connection has for it.

@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use super::effects::Effect;
 use super::events::NodeEvent;
-use super::ids::{EffectId, PeerId};
+use super::ids::{ApiCallId, EffectId, PeerId};
+use crate::dapi::ApiCall;
 
 /// Who opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,16 @@ pub enum Output {
     Close {
         /// The connection.
         peer: PeerId,
+    },
+    /// Run this distributed API call (a framework function of the install) and answer with
+    /// [`Node::handle_api_done`](super::Node::handle_api_done). The node gives up after
+    /// [`ApiCall::timeout`] (answering the request with upstream's 3021) and ignores a late
+    /// answer.
+    ApiCall {
+        /// Hand it back with the answer.
+        id: ApiCallId,
+        /// The call.
+        call: ApiCall,
     },
     /// For the operator.
     Event(NodeEvent),

@@ -51,6 +51,27 @@ pub mod local_text {
     pub const NOT_CONNECTED: &str = "WazuhException 3023 Worker node is not connected to master";
 }
 
+/// Texts of the distributed API commands (3.9.5 `master.py`, `worker.py`, `local_server.py`,
+/// `local_client.py`).
+pub mod dapi_text {
+    /// `ok` reply to a `dapi` request taken in.
+    pub const ADDED: &str = "Added request to API requests queue";
+    /// Master's `ok` reply to `dapi_forward` to one worker.
+    pub const FORWARDED_TO_WORKER: &str = "Request forwarded to worker node";
+    /// Master's `ok` reply to `dapi_forward` to every worker.
+    pub const FORWARDED_TO_ALL: &str = "Request forwarded to all worker nodes";
+    /// Master's `ok` reply to `dapi_forward` to every worker when none is connected.
+    pub const NO_WORKERS: &str = "There are no connected worker nodes";
+    /// `ok` reply to a `dapi_res` passed on to a local client.
+    pub const RESPONSE_FORWARDED: &str = "Response forwarded to worker";
+    /// Master's `ok` reply to a `dapi_res` that answers one of its forwarded requests.
+    pub const FORWARDED_RESPONSE: &str = "Forwarded response";
+    /// `err` reply to a `dapi_res` / `dapi_err` for nobody waiting.
+    pub const CANNOT_FORWARD: &str = "Could not forward request, connection is not available";
+    /// `ok` reply to a `dapi_err` passed on.
+    pub const ERROR_FORWARDED: &str = "DAPI error forwarded to worker";
+}
+
 /// Whether a reply value is upstream's failure: 3.9.5 turns every `err` reply (and a timeout)
 /// into a value starting with `Error`, and its callers test exactly that prefix.
 pub(crate) fn is_error_value(value: &[u8]) -> bool {

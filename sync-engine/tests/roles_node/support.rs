@@ -263,6 +263,11 @@ impl Cluster {
                 self.events.push((m, event));
                 self.event_times.push(now - self.t0);
             }
+            Output::ApiCall { id, call } => {
+                let unix = self.members[m].node.unix_time(now);
+                let answer = self.members[m].exec.run_api_call(&call, unix);
+                self.members[m].node.handle_api_done(now, id, answer);
+            }
         }
     }
 
@@ -577,6 +582,11 @@ impl RawMaster {
                         self.closed.push(peer);
                     }
                     Output::Event(e) => self.events.push(e),
+                    Output::ApiCall { id, call } => {
+                        let unix = self.node.unix_time(self.now);
+                        let answer = self.exec.run_api_call(&call, unix);
+                        self.node.handle_api_done(self.now, id, answer);
+                    }
                     Output::Connect { .. } => panic!("a master does not dial"),
                 }
             }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
-use crate::integrity::agents::client_keys_path;
+use crate::dapi::{ApiCall, BuiltinExecutor};
+use crate::integrity::agents::{KeysFile, client_keys_path, parse_client_keys};
 use crate::integrity::apply::{DIR_MODE, KnownAgents, apply_master_package, apply_worker_package};
 use crate::integrity::compare::SyncPlan;
 use crate::integrity::items::ClusterItems;
@@ -201,6 +202,17 @@ impl<S: Storage> EffectExecutor<S> {
                 self.storage.remove_file(path)?;
                 Ok(EffectOutput::Done)
             }
+            Effect::ReadClientKeys => {
+                let text = match self.storage.read(&client_keys_path()?, MAX_CLIENT_KEYS) {
+                    Ok(text) => text,
+                    Err(e) if e.kind == StorageErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(EffectOutput::ClientKeys(parse_client_keys(
+                    &text,
+                    KeysFile::Installed,
+                )?))
+            }
             Effect::CreateDir { path } => {
                 if self.storage.stat(path)?.is_none() {
                     self.storage.create_dir_all(path, DIR_MODE)?;
@@ -208,6 +220,13 @@ impl<S: Storage> EffectExecutor<S> {
                 Ok(EffectOutput::Done)
             }
         }
+    }
+
+    /// Runs a distributed API call ([`Output::ApiCall`](crate::roles::Output::ApiCall)) with the
+    /// executor built into the node, over the same storage; the answer for
+    /// [`Node::handle_api_done`](crate::roles::Node::handle_api_done).
+    pub fn run_api_call(&mut self, call: &ApiCall, now_unix: Timestamp) -> String {
+        BuiltinExecutor.run(&self.storage, call, now_unix)
     }
 
     fn open_write(&self, file: IncomingFileId) -> Result<WriteId, EffectError> {

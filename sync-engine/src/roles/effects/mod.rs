@@ -17,11 +17,13 @@
 //! Bounds: packages are read back with `max_package_file`, peer documents with the package and
 //! apply limits of [`NodeLimits`](super::NodeLimits); a chunk read never exceeds the `len` asked.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::sync_kind::SyncKind;
+use crate::integrity::agents::{AgentWarning, KeysAgent};
 use crate::integrity::apply::{ApplyError, ApplyReport};
 use crate::integrity::compare::{SyncCounts, SyncPlan};
 use crate::integrity::merged::MergedError;
@@ -143,6 +145,9 @@ pub enum Effect {
         /// The directory.
         path: InstallPath,
     },
+    /// Master: read the registered agents from `etc/client.keys` (absent: none), to place
+    /// distributed API requests by agent. → [`EffectOutput::ClientKeys`].
+    ReadClientKeys,
 }
 
 /// What a successful effect produced.
@@ -197,6 +202,8 @@ pub enum EffectOutput {
     },
     /// [`Effect::ReadChunk`]: the bytes read.
     Chunk(Bytes),
+    /// [`Effect::ReadClientKeys`]: the registered agents by id.
+    ClientKeys(BTreeMap<String, KeysAgent>),
 }
 
 /// Why an effect failed.
@@ -221,6 +228,9 @@ pub enum EffectError {
     /// A peer's metadata document was refused.
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
+    /// `client.keys` could not be read as 3.9.5 reads it.
+    #[error("client.keys: {0}")]
+    ClientKeys(#[from] AgentWarning),
     /// [`Effect::AppendFile`] / [`Effect::CommitFile`] without a [`Effect::BeginFile`].
     #[error("no staged write open for {0}")]
     NoOpenWrite(IncomingFileId),
@@ -238,6 +248,7 @@ impl EffectOutput {
             EffectOutput::MasterApplied { .. } => "MasterApplied",
             EffectOutput::WorkerApplied { .. } => "WorkerApplied",
             EffectOutput::Chunk(_) => "Chunk",
+            EffectOutput::ClientKeys(_) => "ClientKeys",
         }
     }
 }

@@ -40,6 +40,7 @@ use super::output::Origin;
 use super::shell::{Claims, Input, JobId, Link, Shell};
 use super::sync_kind::{PerKind, SyncKind};
 use super::texts::is_error_value;
+use crate::integrity::agents::client_keys_path;
 use crate::integrity::metadata::IntegrityMetadata;
 
 /// Commands the master answers itself: on worker links, and on its local socket.
@@ -75,6 +76,17 @@ struct Scan {
     next: Option<Instant>,
 }
 
+/// The registered agents, read from the master's `client.keys` whenever its digest changes.
+#[derive(Debug, Default)]
+struct Agents {
+    /// Agent id → name.
+    names: BTreeMap<String, String>,
+    /// The digest of the `client.keys` they were read from.
+    digest: Option<String>,
+    /// The read running.
+    reading: Option<JobId>,
+}
+
 /// The master role. See the [module documentation](self).
 #[derive(Debug)]
 pub(crate) struct MasterRole {
@@ -84,6 +96,7 @@ pub(crate) struct MasterRole {
     join_seq: u64,
     /// Agent name → the worker it reports to (from applied agent-info).
     routes: BTreeMap<String, String>,
+    agents: Agents,
     scan: Scan,
     next_keepalive_check: Instant,
 }
@@ -97,6 +110,7 @@ impl MasterRole {
             registry: BTreeMap::new(),
             join_seq: 0,
             routes: BTreeMap::new(),
+            agents: Agents::default(),
             scan: Scan {
                 metadata: None,
                 running: None,
@@ -147,6 +161,8 @@ impl MasterRole {
             Input::NodeDiskDone { job, result } => {
                 if self.scan.running == Some(job) {
                     self.scan_done(shell, now, result);
+                } else if self.agents.reading == Some(job) {
+                    self.client_keys_read(shell, result);
                 }
             }
             Input::Closed {
@@ -155,6 +171,8 @@ impl MasterRole {
                 tell_adapter,
             } => self.close(shell, now, peer, reason, tell_adapter),
             Input::Timeout => self.timeout(shell, now),
+            // Strings and calls are the distributed API part's: the node routes them there.
+            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => {}
         }
     }
 
@@ -198,6 +216,31 @@ impl MasterRole {
     /// The latest integrity metadata.
     pub(crate) fn metadata(&self) -> Option<&IntegrityMetadata> {
         self.scan.metadata.as_deref()
+    }
+
+    /// Registered agent id → the node it reports to (`unknown` when no worker sent its
+    /// agent-info: 3.9.5's default `node_name`), as the master places agent requests.
+    pub(crate) fn agent_nodes(&self) -> BTreeMap<String, String> {
+        self.agents
+            .names
+            .iter()
+            .map(|(id, name)| {
+                let node = self.routes.get(name).map_or("unknown", String::as_str);
+                (id.clone(), node.to_owned())
+            })
+            .collect()
+    }
+
+    /// The registered name of the worker on `peer`.
+    pub(crate) fn worker_name(&self, peer: PeerId) -> Option<String> {
+        self.registration(peer).map(|r| r.name.clone())
+    }
+
+    /// The registered workers and their connections, by name.
+    pub(crate) fn worker_links(&self) -> impl Iterator<Item = (&str, PeerId)> {
+        self.registry
+            .iter()
+            .map(|(name, peer)| (name.as_str(), *peer))
     }
 
     /// The master and its workers as `get_nodes` and `get_health` show them.
@@ -415,7 +458,14 @@ impl MasterRole {
         match result {
             Ok(EffectOutput::Scanned { metadata, stats }) => {
                 let files = metadata.len();
+                let keys_digest = client_keys_path()
+                    .ok()
+                    .and_then(|path| metadata.0.get(&path)?.md5.clone());
                 self.scan.metadata = Some(metadata);
+                if keys_digest != self.agents.digest && self.agents.reading.is_none() {
+                    self.agents.digest = keys_digest;
+                    self.agents.reading = Some(shell.run_node_job(Effect::ReadClientKeys));
+                }
                 shell.event(NodeEvent::IntegrityRecalculated {
                     files,
                     hashed: stats.files_hashed,
@@ -432,6 +482,27 @@ impl MasterRole {
                 },
             ),
             Err(error) => shell.error(None, NodeError::Scan(error)),
+        }
+    }
+
+    fn client_keys_read(&mut self, shell: &mut Shell, result: EffectResult) {
+        self.agents.reading = None;
+        match result {
+            Ok(EffectOutput::ClientKeys(agents)) => {
+                self.agents.names = agents.into_values().map(|a| (a.id, a.name)).collect();
+            }
+            Ok(other) => shell.error(
+                None,
+                NodeError::UnexpectedOutput {
+                    effect: "client.keys read",
+                    output: other.kind(),
+                },
+            ),
+            Err(error) => {
+                // Read again after the next scan.
+                self.agents.digest = None;
+                shell.error(None, NodeError::Disk(error));
+            }
         }
     }
 

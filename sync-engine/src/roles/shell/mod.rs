@@ -31,7 +31,7 @@ mod disk;
 mod peer;
 mod transfers;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -51,15 +51,18 @@ use super::config::NodeConfig;
 use super::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
 use super::error::{NodeError, SendFailure};
 use super::events::{CloseReason, NodeEvent};
-use super::ids::{EffectId, PeerId};
+use super::ids::{ApiCallId, EffectId, PeerId};
 use super::output::{Origin, Output};
 use super::texts::sync_text;
+use crate::dapi::ApiCall;
 use crate::integrity::path::InstallPath;
 use crate::integrity::storage::Timestamp;
 
 /// Rng stream labels (see [`Rng::fork`]): one per use so adding one never shifts another.
 const STREAM_TASK_IDS: u64 = 1;
 const STREAM_PACKAGE_NAMES: u64 = 2;
+/// The distributed API part's draws (local client names).
+pub(crate) const STREAM_API: u64 = 3;
 const STREAM_CONNECTIONS: u64 = 1 << 32;
 
 /// Which socket a connection came through.
@@ -119,6 +122,20 @@ pub(crate) enum Input {
         path: InstallPath,
         failure: Option<SendFailure>,
     },
+    /// A long string of ours reached the peer, which named it `id`.
+    StringSent {
+        peer: PeerId,
+        transfer: TransferId,
+        id: Bytes,
+    },
+    /// A long string of ours did not reach the peer.
+    StringFailed {
+        peer: PeerId,
+        transfer: TransferId,
+        failure: SendFailure,
+    },
+    /// The adapter ran a distributed API call.
+    ApiDone { call: ApiCallId, answer: String },
     /// A disk job the role queued for a peer returned.
     DiskDone {
         peer: PeerId,
@@ -147,9 +164,11 @@ impl Input {
             | Input::Answer { peer, .. }
             | Input::FileCommitted { peer, .. }
             | Input::FileSent { peer, .. }
+            | Input::StringSent { peer, .. }
+            | Input::StringFailed { peer, .. }
             | Input::DiskDone { peer, .. }
             | Input::Closed { peer, .. } => Some(*peer),
-            Input::NodeDiskDone { .. } | Input::Timeout => None,
+            Input::NodeDiskDone { .. } | Input::ApiDone { .. } | Input::Timeout => None,
         }
     }
 }
@@ -180,6 +199,8 @@ pub(crate) struct Shell {
     /// Disk queues of closed connections that still have work: their effect in flight, then
     /// their clean-up (abort staged writes, remove packages).
     orphans: BTreeMap<(PeerId, u64), DiskQueue>,
+    /// Connections closed since the node last asked ([`Shell::take_closed`]).
+    closed: Vec<PeerId>,
     /// Per peer: the only directory it may send files into (set by the role).
     inboxes: BTreeMap<PeerId, InstallPath>,
     outputs: VecDeque<Output>,
@@ -192,8 +213,8 @@ pub(crate) struct Shell {
 }
 
 impl Shell {
-    /// A shell for `config`, seeded with `seed`; `claims` are the role's commands.
-    pub(crate) fn new(config: NodeConfig, seed: u64, claims: Claims) -> Shell {
+    /// A shell for `config`, seeded with `seed`; `claims` are the commands of the node's parts.
+    pub(crate) fn new(config: NodeConfig, seed: u64, claims: &[Claims]) -> Shell {
         let rng = Rng::from_seed(seed);
         let intervals = config.items.intervals;
         let mut base = config.connection.clone();
@@ -201,17 +222,18 @@ impl Shell {
         base.max_failed_keepalive_attempts = intervals.worker.max_failed_keepalive_attempts;
         base.request_timeout = intervals.communication.timeout_cluster_request;
         let profile = base.profile;
-        let commands = |names: &[&str]| -> std::collections::BTreeSet<Command> {
-            names
+        let commands = |names: fn(&Claims) -> &'static [&'static str]| -> BTreeSet<Command> {
+            claims
                 .iter()
+                .flat_map(names)
                 .filter_map(|c| Command::new(profile, c.as_bytes()).ok())
                 .collect()
         };
-        let cluster_link = base.clone().claim(commands(claims.cluster));
+        let cluster_link = base.clone().claim(commands(|c| c.cluster));
         let mut local_link = base;
         local_link.key = None;
         local_link.require_hello = false;
-        local_link.claimed_commands = commands(claims.local);
+        local_link.claimed_commands = commands(|c| c.local);
         Shell {
             task_rng: rng.fork(STREAM_TASK_IDS),
             name_rng: rng.fork(STREAM_PACKAGE_NAMES),
@@ -221,6 +243,7 @@ impl Shell {
             local_link,
             peers: BTreeMap::new(),
             orphans: BTreeMap::new(),
+            closed: Vec::new(),
             inboxes: BTreeMap::new(),
             outputs: VecDeque::new(),
             effects: BTreeMap::new(),
@@ -243,6 +266,11 @@ impl Shell {
     /// Wall-clock time at `now`, from the configured anchor.
     pub(crate) fn unix_time(&self, now: Instant) -> Timestamp {
         super::config::unix_time_at(&self.cluster_link.wall_clock, now)
+    }
+
+    /// A random stream of its own for a part of the node (`label`: one per use).
+    pub(crate) fn fork_rng(&self, label: u64) -> Rng {
+        self.rng.fork(label)
     }
 
     /// Open connections.
@@ -403,6 +431,12 @@ impl Shell {
         self.outputs.push_back(Output::Event(event));
     }
 
+    /// Asks the adapter to run a distributed API call; its answer comes back as
+    /// [`Input::ApiDone`].
+    pub(crate) fn run_api_call(&mut self, id: ApiCallId, call: ApiCall) {
+        self.outputs.push_back(Output::ApiCall { id, call });
+    }
+
     /// Reports an error that is not a synchronisation's.
     pub(crate) fn error(&mut self, peer: Option<PeerId>, error: NodeError) {
         self.event(NodeEvent::Error { peer, error });
@@ -489,6 +523,41 @@ impl Shell {
                 None
             }
         }
+    }
+
+    /// Sends a long string to `peer` (`new_str`, `str_upd` …); [`Input::StringSent`] gives the
+    /// id the peer named it, or [`Input::StringFailed`]. `None` when it could not start (reported
+    /// as an error event).
+    pub(crate) fn send_string(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        data: Bytes,
+    ) -> Option<TransferId> {
+        let p = self.peers.get_mut(&peer)?;
+        let started = p.conn.send_string(now, data);
+        if let Ok(transfer) = started {
+            p.transfers.send_string(transfer);
+        }
+        self.flush(peer);
+        match started {
+            Ok(transfer) => Some(transfer),
+            Err(error) => {
+                self.error(Some(peer), NodeError::SendString(error));
+                None
+            }
+        }
+    }
+
+    /// Claims a complete long string `id` the peer sent (`None`: unknown, incomplete, expired or
+    /// already claimed).
+    pub(crate) fn take_string(&mut self, peer: PeerId, id: u32) -> Option<Bytes> {
+        self.peers.get_mut(&peer)?.conn.take_string(id)
+    }
+
+    /// The connections closed since the last call (by any part, the adapter or the peer).
+    pub(crate) fn take_closed(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.closed)
     }
 
     /// Upstream's `end_receiving_file` for `<task> <file>`: replies `err` `Task name not received
@@ -581,6 +650,7 @@ impl Shell {
             return false;
         };
         self.inboxes.remove(&peer);
+        self.closed.push(peer);
         p.conn.close();
         // What the close produced (aborted requests, failed transfers): nothing continues.
         while p.conn.poll_event().is_some() {}
@@ -741,8 +811,20 @@ impl Shell {
                 None
             }
             Event::FileSent { transfer, .. } => self.file_sent(peer, transfer, None),
+            Event::StringSent { transfer, id } => {
+                let ours = self.peers.get_mut(&peer)?.transfers.string_ended(transfer);
+                ours.then_some(Input::StringSent { peer, transfer, id })
+            }
             Event::TransferFailed { transfer, failure } => {
-                self.file_sent(peer, transfer, Some(send_failure(&failure)))
+                let failure = send_failure(&failure);
+                if self.peers.get_mut(&peer)?.transfers.string_ended(transfer) {
+                    return Some(Input::StringFailed {
+                        peer,
+                        transfer,
+                        failure,
+                    });
+                }
+                self.file_sent(peer, transfer, Some(failure))
             }
             Event::Violation(error) => {
                 self.error(Some(peer), NodeError::Peer(error));

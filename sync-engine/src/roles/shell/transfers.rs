@@ -9,7 +9,7 @@
 //! [`Transfers::close`] hands back one abort per copy that may still hold a staged write: the
 //! close-time clean-up is that one call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::TransferId;
@@ -117,6 +117,8 @@ pub(crate) struct Transfers {
     /// The copy of each path that is receiving now (the protocol names chunks by path).
     receiving: BTreeMap<Bytes, IncomingFileId>,
     outgoing: BTreeMap<TransferId, OutgoingFile>,
+    /// Long strings we send, until delivered or failed.
+    strings: BTreeSet<TransferId>,
 }
 
 impl Transfers {
@@ -345,6 +347,16 @@ impl Transfers {
             path: file.path,
             failure: file.failed.or(failure),
         })
+    }
+
+    /// Starts tracking an outgoing long string.
+    pub(crate) fn send_string(&mut self, transfer: TransferId) {
+        self.strings.insert(transfer);
+    }
+
+    /// Whether `transfer` was a string of ours, forgetting it.
+    pub(crate) fn string_ended(&mut self, transfer: TransferId) -> bool {
+        self.strings.remove(&transfer)
     }
 
     /// The link closed: one abort per incoming file that may still hold a staged write (a

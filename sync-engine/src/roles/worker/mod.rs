@@ -182,6 +182,8 @@ impl WorkerRole {
                 tell_adapter,
             } => self.close(shell, now, peer, reason, tell_adapter),
             Input::Timeout => self.timeout(shell, now),
+            // Strings and calls are the distributed API part's: the node routes them there.
+            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => {}
         }
     }
 
