@@ -8,6 +8,8 @@ mod support;
 mod backpressure;
 #[path = "roles_node/control.rs"]
 mod control;
+#[path = "roles_node/dapi.rs"]
+mod dapi;
 #[path = "roles_node/flow.rs"]
 mod flow;
 #[path = "roles_node/hello.rs"]

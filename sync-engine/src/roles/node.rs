@@ -93,10 +93,6 @@ impl ClusterView for RoleView<'_> {
     fn snapshot(&self, shell: &Shell) -> Option<ClusterSnapshot> {
         Some(self.0.master()?.snapshot(shell))
     }
-
-    fn peer_name(&self, peer: PeerId) -> Option<String> {
-        self.0.master()?.worker_name(peer)
-    }
 }
 
 /// A master or worker node. See the [module documentation](super) for the run loop.
@@ -394,8 +390,7 @@ impl Node {
         }
         let closed = self.shell.take_closed();
         if !closed.is_empty() {
-            let view = RoleView(&self.role);
-            self.api.peers_closed(&mut self.shell, &view, now, &closed);
+            self.api.peers_closed(&mut self.shell, now, &closed);
         }
     }
 

@@ -100,6 +100,14 @@ pub struct Cluster {
     fernet: Fernet,
     /// Plaintext local-socket clients (`control`), by the node end they talk to.
     pub locals: BTreeMap<End, wazuh_cluster_protocol::connection::Connection>,
+    /// Members whose distributed API calls are held (an executor that hangs) instead of run.
+    pub hold_calls: Vec<usize>,
+    /// The calls held: (member, id, call).
+    pub held_calls: Vec<(
+        usize,
+        wazuh_cluster_sync::roles::ApiCallId,
+        wazuh_cluster_sync::dapi::ApiCall,
+    )>,
 }
 
 impl Cluster {
@@ -118,6 +126,8 @@ impl Cluster {
             ignore_connects: false,
             fernet: Fernet::new(&ClusterKey::new(KEY).unwrap()),
             locals: BTreeMap::new(),
+            hold_calls: Vec::new(),
+            held_calls: Vec::new(),
         }
     }
 
@@ -263,6 +273,9 @@ impl Cluster {
                 self.events.push((m, event));
                 self.event_times.push(now - self.t0);
             }
+            Output::ApiCall { id, call } if self.hold_calls.contains(&m) => {
+                self.held_calls.push((m, id, call));
+            }
             Output::ApiCall { id, call } => {
                 let unix = self.members[m].node.unix_time(now);
                 let answer = self.members[m].exec.run_api_call(&call, unix);
@@ -340,9 +353,12 @@ impl Cluster {
         let mut config =
             ConnectionConfig::new(Profile::V3_9, None, WallClock::new(self.now, UNIX0));
         config.require_hello = false;
-        // What `control` claims: the later answer of a worker, or an error.
+        // What upstream's local client claims: the later answers (a worker's control_res, a
+        // distributed API answer or failure), or an error.
         config.claimed_commands = [
             wazuh_cluster_protocol::frame::Command::from_static(b"control_res"),
+            wazuh_cluster_protocol::frame::Command::from_static(b"dapi_res"),
+            wazuh_cluster_protocol::frame::Command::from_static(b"dapi_err"),
             wazuh_cluster_protocol::frame::Command::ERR,
         ]
         .into();

@@ -24,8 +24,6 @@ pub(crate) trait ClusterView {
     fn agent_nodes(&self) -> BTreeMap<String, String>;
     /// Master: the master and its workers as `get_nodes` / `get_health` show them.
     fn snapshot(&self, shell: &Shell) -> Option<ClusterSnapshot>;
-    /// Master: the worker name of a connection.
-    fn peer_name(&self, peer: PeerId) -> Option<String>;
 }
 
 /// The cluster configuration as 3.9.5's `read_cluster_config` gives it (`get_config`,

@@ -247,22 +247,15 @@ impl DistributedApi {
 
     /// Connections that closed: their local names, the requests they asked and the answers
     /// waiting on them go; parts waiting on them fail at once.
-    pub(crate) fn peers_closed(
-        &mut self,
-        shell: &mut Shell,
-        view: &dyn ClusterView,
-        now: Instant,
-        peers: &[PeerId],
-    ) {
+    pub(crate) fn peers_closed(&mut self, shell: &mut Shell, now: Instant, peers: &[PeerId]) {
         for &peer in peers {
             self.clients.forget(peer);
             self.local_peers.remove(&peer);
             self.asked.retain(|(p, _), _| *p != peer);
             self.strings.retain(|(p, _), _| *p != peer);
             self.forget_tasks_of(peer);
-            for part in self.parts_waiting_on(peer) {
-                let answer = task::lost_answer(view.peer_name(peer).as_deref());
-                self.part_done(shell, now, part, answer);
+            for (part, name) in self.parts_waiting_on(peer) {
+                self.part_done(shell, now, part, task::lost_answer(&name));
             }
         }
     }

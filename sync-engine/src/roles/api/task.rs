@@ -2,7 +2,7 @@
 //! the answer once every part is done — merged as 3.9.5's `merge_results` does when several nodes
 //! answered — sent back as a long string then `dapi_res`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -64,7 +64,8 @@ enum Part {
     /// answer counts, as upstream's).
     Forwarded {
         id: String,
-        peers: BTreeSet<PeerId>,
+        /// The workers it went to, by connection: their names for the error if they leave.
+        peers: BTreeMap<PeerId, String>,
         deadline: Option<Instant>,
     },
     /// Answered.
@@ -99,7 +100,7 @@ enum Plan {
     Call(ApiCall),
     Forward {
         request: DapiRequest,
-        peers: Vec<PeerId>,
+        peers: Vec<(String, PeerId)>,
     },
 }
 
@@ -120,8 +121,7 @@ pub(super) fn checked_answer(answer: &str, limits: &crate::dapi::DapiLimits) -> 
 }
 
 /// The answer of a part whose node closed its connection before answering.
-pub(super) fn lost_answer(node: Option<&str>) -> String {
-    let node = node.unwrap_or("the node");
+pub(super) fn lost_answer(node: &str) -> String {
     DapiError::PeerError(format!("Error sending request: connection to {node} lost")).answer_json()
 }
 
@@ -225,9 +225,9 @@ impl DistributedApi {
                     .map(|entry| match &entry.target {
                         SolverTarget::Local => self.local(shell, view, &entry.request),
                         SolverTarget::Worker(name) => match links.iter().find(|(n, _)| n == name) {
-                            Some((_, peer)) => Plan::Forward {
+                            Some(link) => Plan::Forward {
                                 request: entry.request.clone(),
-                                peers: vec![*peer],
+                                peers: vec![link.clone()],
                             },
                             None => {
                                 Plan::Answer(DapiError::UnknownNode(name.clone()).answer_json())
@@ -238,7 +238,7 @@ impl DistributedApi {
                         }
                         SolverTarget::AllWorkers => Plan::Forward {
                             request: entry.request.clone(),
-                            peers: links.iter().map(|(_, peer)| *peer).collect(),
+                            peers: links.clone(),
                         },
                     })
                     .collect();
@@ -274,7 +274,7 @@ impl DistributedApi {
         now: Instant,
         part: PartRef,
         request: &DapiRequest,
-        peers: &[PeerId],
+        peers: &[(String, PeerId)],
     ) -> Part {
         let id = self.forward_id();
         let payload = DapiCall {
@@ -282,13 +282,14 @@ impl DistributedApi {
             request_json: request.to_python_json().as_bytes(),
         }
         .to_payload();
-        let sent: BTreeSet<PeerId> = peers
+        let sent: BTreeMap<PeerId, String> = peers
             .iter()
-            .copied()
-            .filter(|peer| self.ask(shell, now, *peer, "dapi", &payload, Asked::Forward(part)))
+            .filter(|(_, peer)| self.ask(shell, now, *peer, "dapi", &payload, Asked::Forward(part)))
+            .map(|(name, peer)| (*peer, name.clone()))
             .collect();
         if sent.is_empty() {
-            return Part::Done(lost_answer(None));
+            let names: Vec<&str> = peers.iter().map(|(name, _)| name.as_str()).collect();
+            return Part::Done(lost_answer(&names.join(", ")));
         }
         self.forwards.insert(id.clone(), part);
         let timeout = shell
@@ -466,16 +467,16 @@ impl DistributedApi {
     }
 
     /// Forwarded parts that were waiting only on `peer`, which is gone (it is dropped from the
-    /// others).
-    pub(super) fn parts_waiting_on(&mut self, peer: PeerId) -> Vec<PartRef> {
+    /// others), with the name of the worker it was.
+    pub(super) fn parts_waiting_on(&mut self, peer: PeerId) -> Vec<(PartRef, String)> {
         let mut lost = Vec::new();
         for (task, t) in &mut self.tasks {
             for (index, part) in t.parts.iter_mut().enumerate() {
                 if let Part::Forwarded { peers, .. } = part
-                    && peers.remove(&peer)
+                    && let Some(name) = peers.remove(&peer)
                     && peers.is_empty()
                 {
-                    lost.push((*task, index));
+                    lost.push(((*task, index), name));
                 }
             }
         }

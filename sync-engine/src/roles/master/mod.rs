@@ -231,11 +231,6 @@ impl MasterRole {
             .collect()
     }
 
-    /// The registered name of the worker on `peer`.
-    pub(crate) fn worker_name(&self, peer: PeerId) -> Option<String> {
-        self.registration(peer).map(|r| r.name.clone())
-    }
-
     /// The registered workers and their connections, by name.
     pub(crate) fn worker_links(&self) -> impl Iterator<Item = (&str, PeerId)> {
         self.registry
