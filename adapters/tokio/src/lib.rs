@@ -39,6 +39,7 @@
 //! master and hands the answer back as a `control_res` request. [`RunningNode::inspect`] gives
 //! in-process access to the node's getters besides.
 
+mod api_exec;
 mod effects;
 mod io;
 mod limits;
@@ -61,6 +62,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 
+pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
 pub use limits::AdapterLimits;
 pub use log::{EventLine, event_line};
 pub use os::{os_seed, shutdown_signal, unix_time_at, wall_clock_now};
@@ -93,6 +95,8 @@ pub struct NodeSpec {
     /// `ossec:ossec`); `None`: this process's. See
     /// [`FsStorage::set_owner`](wazuh_cluster_fs::FsStorage::set_owner).
     pub owner: Option<wazuh_cluster_fs::Owner>,
+    /// Where the node's distributed API calls run (built in by default).
+    pub api_executor: ApiExecutor,
 }
 
 impl NodeSpec {
@@ -113,6 +117,7 @@ impl NodeSpec {
             limits: AdapterLimits::default(),
             seed: None,
             owner: None,
+            api_executor: ApiExecutor::Builtin,
         }
     }
 }
@@ -206,6 +211,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         limits,
         seed,
         owner,
+        api_executor,
     } = spec;
     let seed = match seed {
         Some(seed) => seed,
@@ -295,6 +301,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         closing: Vec::new(),
         broken: false,
         install_root: install_root.clone(),
+        api_executor,
     };
     let span = tracing::info_span!("node", name = %name, tag);
     let task = tokio::spawn(

@@ -15,16 +15,13 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use wazuh_cluster_fs::FsStorage;
-use wazuh_cluster_sync::dapi::BuiltinExecutor;
-use wazuh_cluster_sync::dapi::merge::error_answer;
 use wazuh_cluster_sync::roles::{Effect, EffectId, Node, NodeEvent, Origin, Output, PeerId};
 
+use crate::api_exec::{self, ApiExecutor};
 use crate::io::{PeerIo, dial};
 use crate::limits::AdapterLimits;
 use crate::log::log_event;
 use crate::messages::Msg;
-use crate::os::unix_time_at;
 use crate::slots::Slot;
 
 /// The address a local client is reported with.
@@ -66,6 +63,8 @@ pub(crate) struct Runner {
     pub(crate) broken: bool,
     /// The install root, which distributed API calls read.
     pub(crate) install_root: std::path::PathBuf,
+    /// Where distributed API calls run.
+    pub(crate) api_executor: ApiExecutor,
 }
 
 impl Runner {
@@ -276,19 +275,15 @@ impl Runner {
                 self.close_peer(peer, false);
             }
             Output::ApiCall { id, call } => {
-                // On the blocking pool, over a storage of its own: a slow call holds up neither
-                // the node nor its disk effects (the node bounds how many run at once).
+                // Off the node task: a slow call holds up neither the node nor its disk effects
+                // (the node bounds how many run at once).
+                let executor = self.api_executor.clone();
                 let root = self.install_root.clone();
                 let clock = self.node.config().connection.wall_clock;
+                let limits = self.node.config().limits.api.json.answer;
                 let done = self.ctl_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let answer = match FsStorage::new(&root) {
-                        Ok(storage) => {
-                            let now = unix_time_at(&clock, Instant::now());
-                            BuiltinExecutor.run(&storage, &call, now)
-                        }
-                        Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
-                    };
+                tokio::spawn(async move {
+                    let answer = api_exec::run(executor, root, clock, call, limits).await;
                     let _ = done.send(Msg::ApiDone(id, answer));
                 });
             }

@@ -521,3 +521,23 @@ fn requests_beyond_the_bound_are_answered_with_an_error_at_once() {
     );
     assert_eq!(c.members[m].node.api_requests_in_progress(), limit);
 }
+
+#[test]
+fn a_local_any_request_on_a_worker_is_answered_by_the_worker_itself() {
+    let t0 = origin();
+    let (mut c, _m, w) = Cluster::pair(t0, master_storage(unix0()));
+    c.run_for(Duration::from_secs(1));
+    let client = c.local_connect(w, 900);
+    let frames_before = c.frames.len();
+    let got = ask_local(&mut c, client, "dapi", NODE);
+    assert_eq!(
+        got,
+        ClientView {
+            reply: ok_reply(dapi_text::ADDED),
+            later: dapi_res(
+                r#"{"data": {"node": "worker1", "cluster": "wazuh", "type": "worker"}, "error": 0}"#
+            ),
+        }
+    );
+    assert_eq!(c.frames.len(), frames_before, "nothing went to the master");
+}

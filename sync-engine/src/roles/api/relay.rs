@@ -11,7 +11,7 @@ use super::task::{ReplyTo, checked_answer, link_call, with_prefix};
 use super::{Asked, Delivery, DistributedApi};
 use crate::dapi::names::{Channel, DapiFailure, DapiForward, DapiResult, ForwardTarget};
 use crate::dapi::routing::{WorkerLocalDapi, worker_local_dapi};
-use crate::dapi::{DapiError, DapiRequest};
+use crate::dapi::{DapiError, DapiRequest, RequestType, Route};
 use crate::roles::ids::PeerId;
 use crate::roles::shell::Shell;
 use crate::roles::texts::{dapi_text, is_error_value, local_text};
@@ -19,9 +19,11 @@ use crate::roles::texts::{dapi_text, is_error_value, local_text};
 pub(super) use dapi_text::ADDED;
 
 impl DistributedApi {
-    /// A worker's local client sends `dapi <json>`: the three cluster-information routes go to
-    /// the master as `dapi_cluster` (answered inline, passed on as `control_res`), the rest as
-    /// `dapi <client name> <json>` (answered later with a string and `dapi_res`).
+    /// A worker's local client sends `dapi <json>`: a request that runs anywhere (`local_any`) is
+    /// answered by this worker itself (upstream's API ran those in its own process and never
+    /// sent them); the three cluster-information routes go to the master as `dapi_cluster`
+    /// (answered inline, passed on as `control_res`); the rest as `dapi <client name> <json>`
+    /// (answered later with a string and `dapi_res`).
     pub(super) fn client_request(
         &mut self,
         shell: &mut Shell,
@@ -32,13 +34,19 @@ impl DistributedApi {
         payload: &Bytes,
     ) {
         let limits = &shell.config().limits.api.json;
-        let function = match DapiRequest::parse(payload, limits) {
-            Ok(request) => request.function().to_owned(),
+        let request = match DapiRequest::parse(payload, limits) {
+            Ok(request) => request,
             Err(e) => {
                 let text = DapiError::from(e).err_payload();
                 return shell.reply(now, client, counter, false, text.as_bytes());
             }
         };
+        let function = request.function().to_owned();
+        if Route::find(&function).is_some_and(|r| r.request_type == RequestType::LocalAny) {
+            shell.reply(now, client, counter, true, dapi_text::ADDED.as_bytes());
+            let reply = ReplyTo::client(shell, client);
+            return self.start_task(shell, view, now, reply, payload);
+        }
         let (Some(master), Some(seq)) = (view.master_link(), shell.seq(client)) else {
             let text = local_text::NOT_CONNECTED.as_bytes();
             return shell.reply(now, client, counter, false, text);

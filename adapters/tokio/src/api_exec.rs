@@ -1,0 +1,229 @@
+//! Where a node's distributed API calls run: the executor built into the node, over its own
+//! storage of the install (`dapi::BuiltinExecutor`), or an external program — typically a
+//! small script that calls the install's own Wazuh framework — run once per call with the
+//! request on standard input and the answer taken from standard output.
+//!
+//! ```text
+//!   node ── Output::ApiCall ──► run(call) ──┬─ built-in: FsStorage + BuiltinExecutor (blocking pool)
+//!                                           └─ program: stdin ← request JSON, stdout → answer JSON
+//!        ◄── handle_api_done ──────────────┘   (time-limited, stderr logged, bounded output)
+//! ```
+//!
+//! The node bounds how many calls run at once (`ApiLimits::max_calls`) and answers 3021 when a
+//! call outlives its `timeout`; the program is killed then (and at the latest after
+//! [`MAX_PROGRAM_TIME`] for a `wait_for_complete` call).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_protocol::connection::WallClock;
+use wazuh_cluster_sync::dapi::merge::error_answer;
+use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, JsonLimits, JsonValue};
+
+use crate::os::unix_time_at;
+
+/// The longest a program may run, even for a `wait_for_complete` call.
+pub const MAX_PROGRAM_TIME: Duration = Duration::from_secs(600);
+
+/// Most bytes of a program's standard error kept for the log.
+const MAX_STDERR_LOGGED: usize = 4096;
+
+/// How a node runs its distributed API calls.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ApiExecutor {
+    /// The node's built-in functions over the install root (the others answer an error that
+    /// names the route).
+    #[default]
+    Builtin,
+    /// This program, run once per call (`node --api-exec PROGRAM`).
+    Program(PathBuf),
+}
+
+/// Runs `call` with `executor` for a node over `install_root`; the answer for
+/// `Node::handle_api_done`. `limits` bound a program's answer.
+pub(crate) async fn run(
+    executor: ApiExecutor,
+    install_root: PathBuf,
+    clock: WallClock,
+    call: ApiCall,
+    limits: JsonLimits,
+) -> String {
+    match executor {
+        ApiExecutor::Builtin => {
+            let ran = tokio::task::spawn_blocking(move || match FsStorage::new(&install_root) {
+                Ok(storage) => {
+                    BuiltinExecutor.run(&storage, &call, unix_time_at(&clock, Instant::now()))
+                }
+                Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
+            })
+            .await;
+            ran.unwrap_or_else(|e| error_answer(&format!("the API call failed: {e}"), 1000))
+        }
+        ApiExecutor::Program(program) => run_program(&program, &call, &limits).await,
+    }
+}
+
+/// Runs `program` with `call.request` on its standard input; its standard output must be one
+/// JSON object (the answer), within `limits`.
+pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &JsonLimits) -> String {
+    let failed = |why: String| {
+        tracing::warn!(
+            "API executor {} for {}: {why}",
+            program.display(),
+            call.function
+        );
+        error_answer(&format!("API executor for {}: {why}", call.function), 1000)
+    };
+    let mut child = match Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return failed(format!("cannot start it: {e}")),
+    };
+    let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return failed("its standard streams are not open".to_owned());
+    };
+    let request = call.request.clone().into_bytes();
+    let limit = limits.max_bytes as u64;
+    let exchange = async {
+        // A program that does not read its input must not block us: write while reading.
+        let write = async move {
+            let _ = stdin.write_all(&request).await;
+            drop(stdin);
+        };
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut stdout = stdout.take(limit + 1);
+        let mut stderr = stderr.take(MAX_STDERR_LOGGED as u64);
+        let read_out = stdout.read_to_end(&mut out);
+        let read_err = stderr.read_to_end(&mut err);
+        let (_, out_read, _) = tokio::join!(write, read_out, read_err);
+        let status = child.wait().await;
+        (out_read.map(|_| out), err, status)
+    };
+    let time = call
+        .timeout
+        .unwrap_or(MAX_PROGRAM_TIME)
+        .min(MAX_PROGRAM_TIME);
+    // Dropping the exchange on timeout drops the child, which kills it (`kill_on_drop`).
+    let Ok((out, err, status)) = tokio::time::timeout(time, exchange).await else {
+        return failed(format!("no answer within {time:?} (killed)"));
+    };
+    if !err.is_empty() {
+        tracing::warn!(
+            "API executor {} for {}: {}",
+            program.display(),
+            call.function,
+            String::from_utf8_lossy(&err).trim_end()
+        );
+    }
+    let out = match out {
+        Ok(out) if out.len() as u64 > limit => {
+            return failed(format!("its answer exceeds {limit} bytes"));
+        }
+        Ok(out) => out,
+        Err(e) => return failed(format!("reading its answer: {e}")),
+    };
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => return failed(format!("it exited with {status}")),
+        Err(e) => return failed(format!("waiting for it: {e}")),
+    }
+    match JsonValue::parse(&out, limits) {
+        Ok(JsonValue::Object(_)) => String::from_utf8_lossy(&out).trim_end().to_owned(),
+        Ok(_) => failed("its answer is not a JSON object".to_owned()),
+        Err(e) => failed(format!("its answer is not JSON: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn call(timeout: Option<Duration>) -> ApiCall {
+        ApiCall {
+            function: "/agents".to_owned(),
+            framework_function: "Agent.get_agents_overview",
+            arguments: "{}".to_owned(),
+            request: r#"{"function": "/agents", "arguments": {}, "from_cluster": false}"#
+                .to_owned(),
+            timeout,
+            agent_nodes: BTreeMap::new(),
+        }
+    }
+
+    fn script(dir: &tempfile::TempDir, body: &str) -> PathBuf {
+        let path = dir.path().join("exec.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_program_gets_the_request_and_its_answer_is_passed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        // Echoes the function it was asked for, read from its standard input.
+        let program = script(
+            &dir,
+            r#"read request; f=$(echo "$request" | sed 's/.*"function": "\([^"]*\)".*/\1/'); echo "{\"data\": \"$f\", \"error\": 0}""#,
+        );
+        let answer = run_program(&program, &call(None), &JsonLimits::default()).await;
+        assert_eq!(answer, r#"{"data": "/agents", "error": 0}"#);
+    }
+
+    #[tokio::test]
+    async fn garbage_a_failure_or_a_hang_become_error_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = JsonLimits::default();
+        let cases = [
+            ("echo 'not json'", "its answer is not JSON"),
+            ("echo '[1, 2]'", "its answer is not a JSON object"),
+            (
+                "echo '{}'; echo oops >&2; exit 3",
+                "it exited with exit status: 3",
+            ),
+            ("sleep 5", "no answer within 200ms (killed)"),
+        ];
+        for (body, why) in cases {
+            let program = script(&dir, body);
+            let answer =
+                run_program(&program, &call(Some(Duration::from_millis(200))), &limits).await;
+            assert!(
+                answer.starts_with(&format!(r#"{{"message": "API executor for /agents: {why}"#)),
+                "{body}: {answer}"
+            );
+            assert!(answer.ends_with(r#", "error": 1000}"#), "{answer}");
+        }
+        let missing = dir.path().join("nowhere");
+        let answer = run_program(&missing, &call(None), &limits).await;
+        assert!(answer.contains("cannot start it"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(
+            &dir,
+            r#"printf '{"data": "'; head -c 5000 /dev/zero | tr '\0' x; printf '", "error": 0}'"#,
+        );
+        let limits = JsonLimits {
+            max_bytes: 1000,
+            ..JsonLimits::default()
+        };
+        let answer = run_program(&program, &call(None), &limits).await;
+        assert!(answer.contains("its answer exceeds 1000 bytes"), "{answer}");
+    }
+}
