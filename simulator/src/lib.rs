@@ -38,6 +38,7 @@ pub mod clock;
 pub mod cluster;
 pub mod fixtures;
 pub mod fuzz_bodies;
+pub mod local;
 pub mod net;
 pub mod recording;
 pub mod sim;

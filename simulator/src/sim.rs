@@ -29,6 +29,7 @@ use wazuh_cluster_sync::roles::{
 };
 
 use crate::clock::{Clock, EventQueue, VirtualTime};
+use crate::local::{LocalClient, LocalClientId};
 use crate::net::{Arrival, LinkEnd, LinkId, LinkParams, Network};
 use crate::tap::{Tap, TapFrame};
 use crate::trace::{Trace, TraceKind};
@@ -164,6 +165,11 @@ enum Ev {
         id: ApiCallId,
         call: ApiCall,
     },
+    /// Bytes from a node to one of its local clients (a Unix socket: no latency, no loss).
+    LocalData {
+        client: LocalClientId,
+        bytes: Bytes,
+    },
 }
 
 struct SimNode {
@@ -213,6 +219,9 @@ pub struct Sim {
     events: Vec<SimEvent>,
     stats: SimStats,
     livelock: Option<RunError>,
+    /// Local clients, and which is whose (node, its peer id).
+    locals: Vec<LocalClient>,
+    local_ends: BTreeMap<(NodeIdx, PeerId), LocalClientId>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -251,6 +260,8 @@ impl Sim {
             events: Vec::new(),
             stats: SimStats::default(),
             livelock: None,
+            locals: Vec::new(),
+            local_ends: BTreeMap::new(),
             key,
             config,
         })
@@ -568,6 +579,14 @@ impl Sim {
                     .handle_effect_done(instant, id, result);
                 self.after_step(node);
             }
+            Ev::LocalData { client, bytes } => {
+                let c = &mut self.locals[client.0];
+                if c.is_closed() {
+                    return;
+                }
+                c.handle_input(instant, &bytes);
+                self.flush_local(client);
+            }
             Ev::ApiCall { node, id, call } => {
                 let sn = &mut self.nodes[node];
                 let unix = sn.node.unix_time(instant);
@@ -650,7 +669,12 @@ impl Sim {
         let now = self.clock.now();
         match out {
             Output::Transmit { peer, bytes } => {
-                if let Some(&(link, end)) = self.nodes[n].peers.get(&peer) {
+                if let Some(&client) = self.local_ends.get(&(n, peer)) {
+                    self.nodes[n]
+                        .node
+                        .handle_written(self.clock.instant(), peer, bytes.len());
+                    self.queue.push(now, Ev::LocalData { client, bytes });
+                } else if let Some(&(link, end)) = self.nodes[n].peers.get(&peer) {
                     let arrivals = self.net.send(now, link, end, bytes);
                     // Only node `n` writes here, and its caller is draining it.
                     self.schedule(arrivals);
@@ -689,6 +713,9 @@ impl Sim {
             }
             Output::Close { peer } => {
                 self.trace.record(now, TraceKind::Close, n, peer.0, &[]);
+                if let Some(client) = self.local_ends.remove(&(n, peer)) {
+                    self.locals[client.0].close();
+                }
                 self.nodes[n].parked.remove(&peer);
                 if let Some((link, end)) = self.nodes[n].peers.remove(&peer) {
                     let arrivals = self.net.close(now, link, end);
@@ -710,6 +737,65 @@ impl Sim {
                 });
             }
         }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Local clients
+
+    /// Connects a local client (plaintext, no `hello`: `cluster_control`, the API) to node
+    /// `n`'s Unix socket.
+    pub fn connect_local(&mut self, n: NodeIdx) -> LocalClientId {
+        let id = LocalClientId(self.locals.len());
+        let sn = &mut self.nodes[n];
+        let peer = PeerId(sn.next_incoming);
+        sn.next_incoming += 1;
+        let seed = self.rng.fork(0x1_0000 + id.0 as u64).next_u64();
+        let instant = self.clock.instant();
+        let unix = self.config.unix_start;
+        self.locals
+            .push(LocalClient::new(n, peer, seed, instant, unix));
+        self.local_ends.insert((n, peer), id);
+        let now = self.clock.now();
+        self.trace
+            .record(now, TraceKind::Connected, n, peer.0, b"local");
+        self.nodes[n].node.handle_connected(
+            instant,
+            peer,
+            &format!("local-{}", id.0),
+            Origin::Local,
+        );
+        self.after_step(n);
+        id
+    }
+
+    /// Local client `client` sends `command payload` to its node; `false` when its connection
+    /// refused the request (closed, too many pending).
+    pub fn local_send(&mut self, client: LocalClientId, command: &str, payload: &[u8]) -> bool {
+        let instant = self.clock.instant();
+        let sent = self.locals[client.0].send(instant, command, payload);
+        self.flush_local(client);
+        sent
+    }
+
+    /// Local client `client`.
+    pub fn local(&self, client: LocalClientId) -> &LocalClient {
+        &self.locals[client.0]
+    }
+
+    /// Hands what local client `client` wrote to its node.
+    fn flush_local(&mut self, client: LocalClientId) {
+        let instant = self.clock.instant();
+        let now = self.clock.now();
+        let (n, peer) = (self.locals[client.0].node, self.locals[client.0].peer);
+        while let Some(bytes) = self.locals[client.0].poll_transmit() {
+            if !self.local_ends.contains_key(&(n, peer)) {
+                continue;
+            }
+            self.trace
+                .record(now, TraceKind::Deliver, n, peer.0, &bytes);
+            self.nodes[n].node.handle_input(instant, peer, &bytes);
+        }
+        self.after_step(n);
     }
 
     // ------------------------------------------------------------------------------------------
