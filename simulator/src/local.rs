@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
-use wazuh_cluster_protocol::frame::Command;
+use wazuh_cluster_protocol::frame::{Command, FrameDecoder};
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
@@ -40,6 +40,17 @@ pub enum LocalReceived {
     },
 }
 
+/// One frame on a local client's socket, decoded (the socket is plaintext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketFrame {
+    /// Written by the client (else by the node).
+    pub from_client: bool,
+    /// The command as the receiver reads it.
+    pub command: String,
+    /// The payload.
+    pub payload: Bytes,
+}
+
 /// A local client: see the [module documentation](self).
 #[derive(Debug)]
 pub struct LocalClient {
@@ -47,6 +58,9 @@ pub struct LocalClient {
     pub(crate) peer: PeerId,
     conn: Connection,
     received: Vec<LocalReceived>,
+    /// Every frame both ways, and the decoders that cut them (node → client, client → node).
+    frames: Vec<SocketFrame>,
+    decoders: [FrameDecoder; 2],
     closed: bool,
 }
 
@@ -64,7 +78,25 @@ impl LocalClient {
             peer,
             conn: Connection::new(config, Side::Client, Rng::from_seed(seed), now),
             received: Vec::new(),
+            frames: Vec::new(),
+            decoders: [0, 1].map(|_| FrameDecoder::new(Profile::V3_9, u32::MAX)),
             closed: false,
+        }
+    }
+
+    /// Every frame on the socket so far, both ways, in order.
+    pub fn frames(&self) -> &[SocketFrame] {
+        &self.frames
+    }
+
+    fn log(&mut self, from_client: bool, mut bytes: &[u8]) {
+        let decoder = &mut self.decoders[usize::from(from_client)];
+        while let Ok(Some(frame)) = decoder.decode_slice(&mut bytes) {
+            self.frames.push(SocketFrame {
+                from_client,
+                command: frame.command.to_string(),
+                payload: frame.payload,
+            });
         }
     }
 
@@ -95,6 +127,7 @@ impl LocalClient {
 
     /// Bytes from the node.
     pub(crate) fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.log(false, bytes);
         self.conn.handle_input(now, bytes);
         while let Some(event) = self.conn.poll_event() {
             self.on_event(now, event);
@@ -109,7 +142,9 @@ impl LocalClient {
 
     /// What the client writes to the node.
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.conn.poll_transmit()
+        let bytes = self.conn.poll_transmit()?;
+        self.log(true, &bytes);
+        Some(bytes)
     }
 
     fn on_event(&mut self, now: Instant, event: Event) {

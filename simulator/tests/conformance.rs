@@ -2,9 +2,8 @@
 //! our worker, started from the same two install trees with the recording's shortened intervals,
 //! exchange the same commands in the same order, with the same reply command fields and payloads
 //! of the same shape, as the real nodes did, flow by flow (integrity, extra-valid, agent-info,
-//! keepalive; DAPI frames belong to a later issue and are left out, and the control calls come
-//! from local clients the simulator does not have); and the end state on disk is the one
-//! check.json recorded. How the recording is read and what "same shape" means is
+//! keepalive; the DAPI frames and the local clients' calls are `dapi_conformance.rs`'s); and the
+//! end state on disk is the one check.json recorded. How the recording is read and what "same shape" means is
 //! `wazuh_cluster_sim::recording`, shared with the tokio adapter's replay over real sockets.
 
 use std::time::Duration;

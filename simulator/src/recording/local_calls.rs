@@ -39,11 +39,26 @@ fn latin1(text: &str, file: &str) -> Result<Vec<u8>, RecordingError> {
 }
 
 /// The `get_nodes` / `get_health` calls made to `role`'s local socket (the recording's
-/// `control.*` calls; the `dapi` ones are DAPI's), timed from `role`'s frame log.
+/// `control.*` calls), timed from `role`'s frame log.
 ///
 /// # Errors
 /// A malformed vector, or a call the frame log does not show.
 pub fn local_control_calls(role: Role) -> Result<Vec<LocalCall>, RecordingError> {
+    local_calls(role, "control.")
+}
+
+/// The distributed API calls made to `role`'s local socket (the recording's `dapi …` calls that
+/// reached the socket: the API ran the others in its own process), timed as
+/// [`local_control_calls`].
+///
+/// # Errors
+/// As [`local_control_calls`].
+pub fn local_dapi_calls(role: Role) -> Result<Vec<LocalCall>, RecordingError> {
+    local_calls(role, "dapi ")
+}
+
+/// The recorded calls whose title starts with `prefix` and that put frames on the socket.
+fn local_calls(role: Role, prefix: &str) -> Result<Vec<LocalCall>, RecordingError> {
     let file = match role {
         Role::Master => "v3.9/dapi_via_master.json",
         Role::Worker => "v3.9/dapi_via_worker.json",
@@ -66,7 +81,7 @@ pub fn local_control_calls(role: Role) -> Result<Vec<LocalCall>, RecordingError>
     let mut out = Vec::new();
     for call in array(&doc, "calls", file)? {
         let title = str_field(call, "title", file)?;
-        if !title.starts_with("control.") {
+        if !title.starts_with(prefix) {
             continue;
         }
         let mut frames = Vec::new();
@@ -79,9 +94,9 @@ pub fn local_control_calls(role: Role) -> Result<Vec<LocalCall>, RecordingError>
                 payload: latin1(str_field(f, "payload", file)?, file)?,
             });
         }
-        let first = frames
-            .first()
-            .ok_or_else(|| bad(file, format!("{title}: no frames")))?;
+        let Some(first) = frames.first() else {
+            continue;
+        };
         let t = received
             .get(&u64::from(first.counter))
             .ok_or_else(|| bad(log, format!("{title}: not in the log")))?;
@@ -126,5 +141,35 @@ mod tests {
         );
         assert_eq!(calls[0].frames[1].payload, b"Sent request to master node");
         assert!(calls[0].at > Duration::from_secs(7) && calls[0].at < calls[1].at);
+    }
+
+    #[test]
+    fn local_dapi_calls_of_both_nodes() {
+        let titles = |role| -> Vec<String> {
+            local_dapi_calls(role)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.title)
+                .collect()
+        };
+        assert_eq!(
+            titles(Role::Worker),
+            [
+                "dapi /agents (local_master)",
+                "dapi /syscollector/:agent_id/os (distributed_master)",
+                "dapi /cluster/nodes",
+                "dapi /cluster/healthcheck"
+            ]
+        );
+        // The master's API ran `/agents` itself; for the cluster routes it asked the socket
+        // `get_nodes` / `get_health`, and it forwarded the agent request.
+        assert_eq!(
+            titles(Role::Master),
+            [
+                "dapi /syscollector/:agent_id/os (distributed_master)",
+                "dapi /cluster/nodes",
+                "dapi /cluster/healthcheck"
+            ]
+        );
     }
 }

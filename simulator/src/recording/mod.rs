@@ -40,7 +40,7 @@ pub use flows::{
     rounds, shape,
 };
 pub use link::{LinkFrame, is_reply, link_of_tap, recorded_link, recorded_stream};
-pub use local_calls::{LocalCall, LocalFrame, local_control_calls};
+pub use local_calls::{LocalCall, LocalFrame, local_control_calls, local_dapi_calls};
 pub use packages::{PackageSummary, package_summary, packages};
 pub use script::{Replies, Reply, Trigger, Turn, ends_round, script};
 pub use trees::{
