@@ -777,6 +777,19 @@ impl Sim {
         sent
     }
 
+    /// Local client `client` hangs up (its node is told the connection closed).
+    pub fn close_local(&mut self, client: LocalClientId) {
+        let (n, peer) = (self.locals[client.0].node, self.locals[client.0].peer);
+        self.locals[client.0].close();
+        if self.local_ends.remove(&(n, peer)).is_some() {
+            let now = self.clock.now();
+            self.trace
+                .record(now, TraceKind::Closed, n, peer.0, b"local");
+            self.nodes[n].node.handle_closed(self.clock.instant(), peer);
+            self.after_step(n);
+        }
+    }
+
     /// Local client `client`.
     pub fn local(&self, client: LocalClientId) -> &LocalClient {
         &self.locals[client.0]
