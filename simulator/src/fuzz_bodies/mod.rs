@@ -22,6 +22,7 @@
 )]
 
 pub mod connection;
+pub mod dapi;
 pub mod frame;
 pub mod merged;
 pub mod metadata;
@@ -40,6 +41,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("merged_parse", merged::run),
     ("metadata_parse", metadata::run),
     ("node_session", node::run),
+    ("dapi_request", dapi::run),
 ];
 
 /// Reads bytes off the front of a fuzz input; past the end every read gives zeros / empty, so a
