@@ -541,3 +541,95 @@ fn a_local_any_request_on_a_worker_is_answered_by_the_worker_itself() {
     );
     assert_eq!(c.frames.len(), frames_before, "nothing went to the master");
 }
+
+/// The requests client `peer` of `raw` got (command, payload), answering each `ok`.
+fn requests_to(
+    raw: &mut RawMaster,
+    peer: wazuh_cluster_sync::roles::PeerId,
+) -> Vec<(String, String)> {
+    let now = raw.now;
+    let client = raw.clients.get_mut(&peer).unwrap();
+    let mut got = Vec::new();
+    while let Some(event) = client.poll_event() {
+        if let Event::Request {
+            counter,
+            command,
+            payload,
+        } = event
+        {
+            client.reply(now, counter, Command::OK, b"ok").unwrap();
+            let text = match command.name() {
+                b"dapi_res" => {
+                    let id: u32 = std::str::from_utf8(&payload).unwrap().parse().unwrap();
+                    String::from_utf8(client.take_string(id).unwrap_or_default().to_vec()).unwrap()
+                }
+                _ => String::from_utf8_lossy(&payload).into_owned(),
+            };
+            got.push((String::from_utf8_lossy(command.name()).into_owned(), text));
+        }
+    }
+    raw.pump();
+    got
+}
+
+#[test]
+fn hostile_links_get_exact_refusals_and_clients_exact_errors() {
+    let mut raw = RawMaster::master01();
+    let worker = raw.join(1, "worker1", "10.0.0.2:40001");
+    // A `*` in a chain name: no name the master could answer to.
+    assert_eq!(
+        raw.ask(
+            worker,
+            "dapi",
+            br#"12*34 {"function": "/cluster/node", "arguments": {}, "from_cluster": false}"#
+        ),
+        err("WazuhException 1000 a dapi request on a link starts with a name")
+    );
+    // A dapi_res / dapi_err for an id never issued, or without a name.
+    for (command, payload) in [
+        ("dapi_res", &b"1048999 7"[..]),
+        ("dapi_err", b"1048999 boom"),
+        ("dapi_res", b"nospace"),
+    ] {
+        assert_eq!(
+            raw.ask(worker, command, payload),
+            err(dapi_text::CANNOT_FORWARD)
+        );
+    }
+    // A local client's request forwarded to worker1, answered with a string id that never
+    // arrived: the client gets the error, at once.
+    let client = raw.connect_local(900);
+    let forward =
+        br#"worker1 {"function": "/cluster/node", "arguments": {}, "from_cluster": true}"#;
+    assert_eq!(
+        raw.ask(client, "dapi_forward", forward),
+        ok(dapi_text::FORWARDED_TO_WORKER)
+    );
+    let to_worker = requests_to(&mut raw, worker);
+    assert_eq!(to_worker.len(), 1);
+    let (command, payload) = &to_worker[0];
+    assert_eq!(command, "dapi");
+    let (name, json) = payload.split_once(' ').unwrap();
+    assert_eq!(json.as_bytes(), &forward[8..]);
+    assert_eq!(
+        raw.ask(worker, "dapi_res", format!("{name} 424242").as_bytes()),
+        ok(dapi_text::RESPONSE_FORWARDED)
+    );
+    assert_eq!(
+        requests_to(&mut raw, client),
+        [(
+            "dapi_res".to_owned(),
+            r#"{"error": 3009, "message": "Error receiving string: ID 424242 not found."}"#
+                .to_owned()
+        )]
+    );
+    // A dapi_err for the client's name is passed on as is.
+    assert_eq!(
+        raw.ask(worker, "dapi_err", format!("{name} it broke").as_bytes()),
+        ok(dapi_text::ERROR_FORWARDED)
+    );
+    assert_eq!(
+        requests_to(&mut raw, client),
+        [("dapi_err".to_owned(), "it broke".to_owned())]
+    );
+}

@@ -557,12 +557,43 @@ impl RawMaster {
             ConnectionConfig::new(Profile::V3_9, Some(key), WallClock::new(self.now, UNIX0));
         // Tests send keepalives themselves (`echo-c`), so silence can be tested.
         config.keep_alive = Duration::from_secs(1_000_000);
+        // The distributed API requests a master sends; the sync commands stay unclaimed (the
+        // connection answers them as unknown unless a test answers them itself).
+        config.claimed_commands = ["dapi", "dapi_res", "dapi_err"]
+            .iter()
+            .map(|c| {
+                wazuh_cluster_protocol::frame::Command::new(Profile::V3_9, c.as_bytes()).unwrap()
+            })
+            .collect();
         let mut conn = Connection::new(config, Side::Client, Rng::from_seed(peer.0), self.now);
         // The raw client plays a worker: let it receive master requests without a hello gate.
         conn.set_authenticated(self.now);
         self.clients.insert(peer, conn);
         self.node
             .handle_connected(self.now, peer, addr, Origin::Incoming);
+        self.pump();
+        peer
+    }
+
+    /// A local-socket client (plaintext, no hello) as peer `peer`, claiming the later answers a
+    /// node sends it.
+    pub fn connect_local(&mut self, peer: u64) -> PeerId {
+        use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Side};
+        use wazuh_cluster_protocol::rng::Rng;
+        let peer = PeerId(peer);
+        let mut config =
+            ConnectionConfig::new(Profile::V3_9, None, WallClock::new(self.now, UNIX0));
+        config.require_hello = false;
+        config.claimed_commands = ["dapi_res", "dapi_err", "control_res", "err"]
+            .iter()
+            .map(|c| {
+                wazuh_cluster_protocol::frame::Command::new(Profile::V3_9, c.as_bytes()).unwrap()
+            })
+            .collect();
+        let conn = Connection::new(config, Side::Client, Rng::from_seed(peer.0), self.now);
+        self.clients.insert(peer, conn);
+        self.node
+            .handle_connected(self.now, peer, &format!("local-{}", peer.0), Origin::Local);
         self.pump();
         peer
     }
