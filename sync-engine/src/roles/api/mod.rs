@@ -211,7 +211,7 @@ impl DistributedApi {
                 value,
             } => {
                 if let Some(asked) = self.asked.remove(&(peer, counter)) {
-                    self.answered(shell, view, now, asked, value);
+                    self.answered(shell, now, asked, value);
                 }
             }
             Input::StringSent { peer, transfer, id } => {
@@ -317,8 +317,8 @@ impl DistributedApi {
                 self.forward_for_client(shell, view, now, peer, counter, &payload)
             }
             (b"dapi", false, _) => self.link_request(shell, view, now, peer, counter, &payload),
-            (b"dapi_res", false, _) => self.link_result(shell, view, now, peer, counter, &payload),
-            (b"dapi_err", false, _) => self.link_failure(shell, view, now, peer, counter, &payload),
+            (b"dapi_res", false, _) => self.link_result(shell, now, peer, counter, &payload),
+            (b"dapi_err", false, _) => self.link_failure(shell, now, peer, counter, &payload),
             (b"dapi_cluster", false, true) => {
                 let (ok, answer) = cluster::dapi_cluster(shell, view, &payload);
                 shell.reply(now, peer, counter, ok, answer.as_bytes());

@@ -145,7 +145,6 @@ impl DistributedApi {
     pub(super) fn link_result(
         &mut self,
         shell: &mut Shell,
-        _view: &dyn ClusterView,
         now: Instant,
         peer: PeerId,
         counter: u32,
@@ -206,7 +205,6 @@ impl DistributedApi {
     pub(super) fn link_failure(
         &mut self,
         shell: &mut Shell,
-        _view: &dyn ClusterView,
         now: Instant,
         peer: PeerId,
         counter: u32,
@@ -257,7 +255,6 @@ impl DistributedApi {
     pub(super) fn answered(
         &mut self,
         shell: &mut Shell,
-        _view: &dyn ClusterView,
         now: Instant,
         asked: Asked,
         value: Vec<u8>,
