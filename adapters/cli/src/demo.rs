@@ -596,7 +596,7 @@ async fn ask(
 ) -> Result<serde_json::Value, String> {
     let socket = socket.to_path_buf();
     let answer = tokio::task::spawn_blocking(move || {
-        crate::control::request(
+        crate::local_client::request(
             &socket,
             Command::from_static(command),
             payload,

@@ -7,6 +7,7 @@
 mod control;
 mod demo;
 mod integrity;
+mod local_client;
 mod logging;
 mod node;
 mod wire;

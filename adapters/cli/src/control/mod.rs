@@ -6,8 +6,8 @@
 //! ```text
 //!   args.rs ── ControlArgs: which report, which socket, where the cluster name comes from
 //!      │
-//!   run() ──► client.rs ── one request over the node's local socket ──► JSON document
-//!      │                   (get_nodes / get_health / get_config, as upstream sends them)
+//!   run() ──► requests.rs ── the payloads, as upstream's control.py builds them
+//!      │  ──► local_client ── one request over the node's local socket ──► JSON document
 //!      └────► format.rs ── the document as upstream prints it (pure)
 //! ```
 //!
@@ -16,8 +16,8 @@
 //! `get_config`.
 
 mod args;
-mod client;
 mod format;
+mod requests;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,11 +25,11 @@ use std::process::ExitCode;
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
 pub use args::ControlArgs;
-pub use client::{ClientError, GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD, request};
 pub use format::{FormatError, format_health, format_nodes};
+pub use requests::{GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD};
 
+use crate::local_client::{ClientError, GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
 use args::{ClusterNameSource, Report};
-use client::{GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
 use format::text_at;
 
 /// Exit status of every failure (upstream `cluster_control` exits 1).

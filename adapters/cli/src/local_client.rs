@@ -1,7 +1,6 @@
-//! The local-socket client of `control`: one request to a node over
-//! `<wazuh-path>/queue/cluster/c-internal.sock` (plaintext, the 20-byte framing, no `hello`,
-//! PROTOCOL.md §15) through the protocol crate's [`Connection`], with the exact request payloads
-//! upstream's `cluster_control` sends (recorded in the DAPI vectors).
+//! The local-socket client (upstream's `local_client.py`), shared by `control` and `demo`: one
+//! request to a node over `<wazuh-path>/queue/cluster/c-internal.sock` (plaintext, the 20-byte
+//! framing, no `hello`, PROTOCOL.md §15) through the protocol crate's [`Connection`].
 //!
 //! On a master the answer is the reply itself; on a worker the reply is `ok` `Sent request to
 //! master node` and the document arrives later as a `control_res` request, which is acknowledged
@@ -19,15 +18,10 @@ use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
 
-/// Upstream 3.9.5 `control.get_nodes()` request payload (kwargs of `get_connected_nodes`),
-/// byte for byte as recorded in `dapi_via_master.json` / `dapi_via_worker.json`.
-pub const GET_NODES_PAYLOAD: &[u8] = br#"{"filter_node": null, "offset": 0, "limit": 500, "sort": null, "search": null, "select": null, "filter_type": "all"}"#;
-/// Upstream 3.9.5 `control.get_health()` request payload (no node filter).
-pub const GET_HEALTH_PAYLOAD: &[u8] = b"null";
 /// The commands `control` sends (checked at compile time).
-pub(super) const GET_NODES: Command = Command::from_static(b"get_nodes");
-pub(super) const GET_HEALTH: Command = Command::from_static(b"get_health");
-pub(super) const GET_CONFIG: Command = Command::from_static(b"get_config");
+pub const GET_NODES: Command = Command::from_static(b"get_nodes");
+pub const GET_HEALTH: Command = Command::from_static(b"get_health");
+pub const GET_CONFIG: Command = Command::from_static(b"get_config");
 /// The request carrying a worker's forwarded answer.
 const CONTROL_RES: Command = Command::from_static(b"control_res");
 /// A worker's reply when it forwards the request to its master.
@@ -85,7 +79,7 @@ pub enum ClientError {
 }
 
 /// Sends `command` with `payload` to the node at `socket` and parses its answer as JSON.
-pub(super) fn request_json(
+pub fn request_json(
     socket: &Path,
     command: Command,
     payload: &[u8],
@@ -317,17 +311,15 @@ mod tests {
         answer
     }
 
+    /// A `get_nodes` payload (what it says does not matter to the client).
+    const NODES_PAYLOAD: &[u8] = br#"{"filter_node": null}"#;
+
     /// `get_nodes` asked of a node that serves it with `node`.
     fn ask(
         node: impl FnOnce(&mut NodeEnd, Frame) + Send + 'static,
     ) -> Result<Vec<u8>, ClientError> {
         with_node(node, |socket| {
-            request(
-                socket,
-                GET_NODES,
-                GET_NODES_PAYLOAD,
-                Duration::from_secs(10),
-            )
+            request(socket, GET_NODES, NODES_PAYLOAD, Duration::from_secs(10))
         })
     }
 
@@ -335,7 +327,7 @@ mod tests {
     fn a_master_answers_in_its_reply() {
         let answer = ask(|node, request| {
             assert_eq!(request.command, GET_NODES);
-            assert_eq!(&request.payload[..], GET_NODES_PAYLOAD);
+            assert_eq!(&request.payload[..], NODES_PAYLOAD);
             node.send(request.counter, b"ok", br#"{"items": []}"#);
         });
         assert_eq!(answer.unwrap(), br#"{"items": []}"#);
@@ -389,12 +381,7 @@ mod tests {
     fn no_socket_says_which_path() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("none.sock");
-        let answer = request(
-            &socket,
-            GET_HEALTH,
-            GET_HEALTH_PAYLOAD,
-            Duration::from_secs(1),
-        );
+        let answer = request(&socket, GET_HEALTH, b"null", Duration::from_secs(1));
         assert!(
             matches!(&answer, Err(ClientError::NoSocket { path, .. }) if *path == socket),
             "{answer:?}"
@@ -405,44 +392,11 @@ mod tests {
     fn an_answer_that_is_not_json_is_a_bad_answer() {
         let answer = with_node(
             |node, request| node.send(request.counter, b"ok", b"not json"),
-            |socket| {
-                request_json(
-                    socket,
-                    GET_NODES,
-                    GET_NODES_PAYLOAD,
-                    Duration::from_secs(10),
-                )
-            },
+            |socket| request_json(socket, GET_NODES, NODES_PAYLOAD, Duration::from_secs(10)),
         );
         assert!(
             matches!(answer, Err(ClientError::BadAnswer { .. })),
             "{answer:?}"
         );
-    }
-
-    #[test]
-    fn request_payloads_are_the_recorded_ones() {
-        for file in ["v3.9/dapi_via_master.json", "v3.9/dapi_via_worker.json"] {
-            let doc = wazuh_cluster_vectors::json(file);
-            let first_frame = |title: &str| {
-                let call = doc["calls"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|call| call["title"] == title)
-                    .unwrap();
-                let frame = &call["local_frames"][0];
-                (
-                    frame["cmd"].as_str().unwrap().to_owned(),
-                    frame["payload"].as_str().unwrap().to_owned(),
-                )
-            };
-            let (command, payload) = first_frame("control.get_nodes()");
-            assert_eq!(command, "get_nodes");
-            assert_eq!(payload.as_bytes(), GET_NODES_PAYLOAD);
-            let (command, payload) = first_frame("control.get_health()");
-            assert_eq!(command, "get_health");
-            assert_eq!(payload.as_bytes(), GET_HEALTH_PAYLOAD);
-        }
     }
 }
