@@ -600,7 +600,7 @@ async fn ask(
             &socket,
             Command::from_static(command),
             payload,
-            STEP_TIMEOUT,
+            Some(STEP_TIMEOUT),
         )
     })
     .await

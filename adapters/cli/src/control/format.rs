@@ -38,7 +38,7 @@ fn at<'a>(doc: &'a Value, path: &[&str]) -> Result<&'a Value, FormatError> {
 }
 
 /// Python's `str(value)` for what a JSON document holds (`"{}".format(value)`).
-fn py_str(value: &Value) -> String {
+pub(super) fn py_str(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Bool(true) => "True".to_owned(),

@@ -21,6 +21,10 @@ mod requests;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+use wazuh_cluster_protocol::frame::Command;
 
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
@@ -30,7 +34,7 @@ pub use requests::{GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD};
 
 use crate::local_client::{ClientError, GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
 use args::{ClusterNameSource, Report};
-use format::text_at;
+use format::{py_str, text_at};
 
 /// Exit status of every failure (upstream `cluster_control` exits 1).
 const EXIT_FAILURE: u8 = 1;
@@ -42,6 +46,14 @@ pub enum ControlError {
     /// The node could not be asked, or did not answer with a document.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The node answered with an error document (`{"error": code, "message": ...}`, code > 0).
+    #[error("Error: {message}")]
+    Answer {
+        /// The document's `error`.
+        code: i64,
+        /// Its `message`.
+        message: String,
+    },
     /// The document cannot be printed as upstream prints it.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -89,23 +101,40 @@ pub fn run(args: ControlArgs) -> ExitCode {
 /// What `control` prints for `args`.
 fn output(args: &ControlArgs) -> Result<String, ControlError> {
     let socket = args.socket();
-    let timeout = args.timeout();
+    let ask = |command, payload: &[u8]| ask(&socket, command, payload, args.timeout());
     match args.report() {
         Report::Nodes => {
-            let nodes = request_json(&socket, GET_NODES, GET_NODES_PAYLOAD, timeout)?;
+            let nodes = ask(GET_NODES, GET_NODES_PAYLOAD)?;
             Ok(format_nodes(&nodes)?)
         }
         Report::Health { more } => {
             let name = match args.cluster_name_source() {
-                ClusterNameSource::Node => {
-                    let config = request_json(&socket, GET_CONFIG, b"", timeout)?;
-                    text_at(&config, &["name"])?
-                }
+                ClusterNameSource::Node => text_at(&ask(GET_CONFIG, b"")?, &["name"])?,
                 ClusterNameSource::OssecConf(path) => cluster_name_from_ossec_conf(&path)?,
             };
-            let health = request_json(&socket, GET_HEALTH, GET_HEALTH_PAYLOAD, timeout)?;
+            let health = ask(GET_HEALTH, GET_HEALTH_PAYLOAD)?;
             Ok(format_health(&name, &health, more)?)
         }
+    }
+}
+
+/// The node's answer to `command` `payload`, refused when it is an error document, as
+/// upstream's `control.py` refuses it (`if 'error' in result and result['error'] > 0: raise
+/// Exception(result['message'])`); 3.9.5's `get_health` skips that check and fails on the
+/// missing fields instead, which says less.
+fn ask(
+    socket: &Path,
+    command: Command,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Value, ControlError> {
+    let answer = request_json(socket, command, payload, Some(timeout))?;
+    match answer.get("error").and_then(Value::as_i64) {
+        Some(code) if code > 0 => Err(ControlError::Answer {
+            code,
+            message: answer.get("message").map_or_else(String::new, py_str),
+        }),
+        _ => Ok(answer),
     }
 }
 
