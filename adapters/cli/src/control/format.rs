@@ -67,59 +67,77 @@ fn cell(item: &Value, key: &str, index: usize) -> Result<String, FormatError> {
     }
 }
 
-/// `cluster_control -l`: what upstream prints for a `get_nodes` document.
-///
-/// Upstream (`print_nodes` and `__print_table` of `cluster_control`):
+/// Upstream's table (`__print_table(data, headers, show_header=True)` of `cluster_control`):
 /// ```text
-/// headers = ["Name", "Type", "Version", "Address"]
-/// data = map(lambda x: list(x.values()), result['items'])
 /// table = list(itertools.chain([tuple(map(lambda x: x.upper(), headers))], data))
-/// return list(map(lambda x: max(map(lambda y: len(y)+2, x)), map(list, zip(*l))))
-/// table_str = '\n'.join([''.join(["{}{}".format(col, " "*(max_size - len(col))) ...
+/// sizes = list(map(lambda x: max(map(lambda y: len(y)+2, x)), map(list, zip(*table))))
+/// table_str = '\n'.join([''.join(["{}{}".format(col, " "*(max_size - len(col)))
+///                                  for col, max_size in zip(row, sizes)]) for row in table])
 /// print(table_str)
 /// ```
-/// Every column (the last one too) is padded to its longest cell + 2, widths counted in
-/// characters as Python's `len`. Upstream takes each item's values in the node's key order
-/// (`name`, `type`, `version`, `ip`); we take them by name, which is the same on a 3.9.5 answer
-/// and does not depend on key order.
-///
-/// # Errors
-/// [`FormatError`] when `items` or a cell is missing or not a string.
-pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
-    let items = at(doc, &["items"])?
-        .as_array()
-        .ok_or_else(|| FormatError::Shape {
-            path: "items".to_owned(),
-            found: doc["items"].to_string(),
-        })?;
-    let mut rows = vec![["NAME", "TYPE", "VERSION", "ADDRESS"].map(str::to_owned)];
-    for (index, item) in items.iter().enumerate() {
-        rows.push([
-            cell(item, "name", index)?,
-            cell(item, "type", index)?,
-            cell(item, "version", index)?,
-            cell(item, "ip", index)?,
-        ]);
-    }
-    let mut widths = [0usize; 4];
-    for row in &rows {
+/// The headers upper-cased, then the rows; every column (the last one too) padded to its
+/// longest cell + 2, widths counted in characters as Python's `len`; a newline after each row.
+fn format_table<const COLUMNS: usize>(
+    headers: [&str; COLUMNS],
+    rows: &[[String; COLUMNS]],
+) -> String {
+    let headers = headers.map(str::to_uppercase);
+    let mut widths = [0usize; COLUMNS];
+    for row in std::iter::once(&headers).chain(rows) {
         for (width, text) in widths.iter_mut().zip(row) {
             *width = (*width).max(text.chars().count() + 2);
         }
     }
     let mut out = String::new();
-    for (index, row) in rows.iter().enumerate() {
-        if index > 0 {
-            out.push('\n');
-        }
+    for row in std::iter::once(&headers).chain(rows) {
         for (width, text) in widths.iter().zip(row) {
             out.push_str(text);
             out.extend(std::iter::repeat_n(' ', width - text.chars().count()));
         }
+        // Rows are joined with newlines and print() ends the last one.
+        out.push('\n');
     }
-    // print() ends the table with a newline.
-    out.push('\n');
-    Ok(out)
+    out
+}
+
+/// The array at `path` in `doc` (the items of a table).
+fn array_at<'a>(doc: &'a Value, path: &[&str]) -> Result<&'a [Value], FormatError> {
+    let items = at(doc, path)?;
+    items
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| FormatError::Shape {
+            path: path.join("."),
+            found: items.to_string(),
+        })
+}
+
+/// `cluster_control -l`: what upstream prints for a `get_nodes` document.
+///
+/// Upstream (`print_nodes` of `cluster_control`), then [`format_table`]:
+/// ```text
+/// headers = ["Name", "Type", "Version", "Address"]
+/// data = map(lambda x: list(x.values()), result['items'])
+/// ```
+/// Upstream takes each item's values in the node's key order (`name`, `type`, `version`, `ip`);
+/// we take them by name, which is the same on a 3.9.5 answer and does not depend on key order.
+///
+/// # Errors
+/// [`FormatError`] when `items` or a cell is missing or not a string.
+pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
+    let rows = array_at(doc, &["items"])?
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            Ok([
+                cell(item, "name", index)?,
+                cell(item, "type", index)?,
+                cell(item, "version", index)?,
+                cell(item, "ip", index)?,
+            ])
+        })
+        .collect::<Result<Vec<_>, FormatError>>()?;
+    Ok(format_table(["Name", "Type", "Version", "Address"], &rows))
 }
 
 /// `cluster_control -i [more]`: what upstream 3.9.5 prints for a `get_health` document.
