@@ -179,11 +179,8 @@ pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
 /// if more:
 ///     print(msg2)
 /// ```
-/// The 3.9.5 script itself was not found in the public code searched; this is the body of
-/// `print_healthcheck` of the 3.x scripts, which 3.9's asyncio rewrite kept (the 4.0 script
-/// still has it, with agent-info renamed to "Number of synchronized chunks" and its permission
-/// line dropped when agent-info moved to wazuh-db). The 2019 `cluster_control` reference page
-/// (wazuh-documentation) shows the same 3.x `-i more` blocks, agent-info lines included.
+/// Checked against the v3.9.5 tag's `framework/scripts/cluster_control.py` (`print_health`):
+/// the same lines.
 ///
 /// Nodes are sorted by name (Python's `sorted` on `str` = code point order = Rust's `str` order).
 ///
