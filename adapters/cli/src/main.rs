@@ -33,7 +33,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run one node configured by the <cluster> block of DIR/etc/ossec.conf.
     Node(node::NodeArgs),
-    /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i, -i more).
+    /// Ask a running node about the cluster, as upstream's cluster_control (-a, -l, -i, -i more;
+    /// -fn NAME..., -fs STATUS...).
     Control(control::ControlArgs),
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
     Wire(wire::WireArgs),
@@ -42,7 +43,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Upstream's cluster_control spells -fn and -fs with one dash, which clap cannot declare.
+    let cli = Cli::parse_from(control::upstream_spellings(std::env::args_os()));
     logging::init(&cli.log);
     match cli.command {
         Command::Demo(args) => demo::run(args),

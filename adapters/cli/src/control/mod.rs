@@ -1,11 +1,18 @@
-//! `wazuh-cluster control -l | -i [more]`: upstream's `cluster_control`, same output.
+//! `wazuh-cluster control -a | -l | -i [more] [-fn NAME...] [-fs STATUS...]`: upstream's
+//! `cluster_control`, same requests, same output.
 //!
-//! Operators' scripts parse what `cluster_control -l` and `-i` print, so the text is upstream
-//! 3.9.5's character for character (PROTOCOL.md §14.3). Three rooms, one job each:
+//! ```sh
+//! wazuh-cluster control -a -fn worker1 -fs Active   # worker1's active agents
+//! wazuh-cluster control -l                          # the nodes
+//! wazuh-cluster control -i more -fn worker1         # worker1's health, in detail
+//! ```
+//!
+//! Operators' scripts parse what `cluster_control` prints, so the text is upstream 3.9.5's
+//! character for character (PROTOCOL.md §14.3). Four rooms, one job each:
 //!
 //! ```text
-//!   args.rs ── ControlArgs: which report, which socket, where the cluster name comes from
-//!      │
+//!   args.rs ── ControlArgs: which report and filters, which socket, where the cluster name
+//!      │       comes from (upstream's -fn / -fs spellings included)
 //!   run() ──► requests.rs ── the payloads, as upstream's control.py builds them
 //!      │  ──► local_client ── one request over the node's local socket ──► JSON document
 //!      └────► format.rs ── the document as upstream prints it (pure)
@@ -28,11 +35,11 @@ use wazuh_cluster_protocol::frame::Command;
 
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
-pub use args::ControlArgs;
-pub use format::{FormatError, format_health, format_nodes};
-pub use requests::{GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD};
+pub use args::{ControlArgs, WrongArguments, upstream_spellings};
+pub use format::{FormatError, format_agents, format_health, format_nodes};
+pub use requests::{get_agents_request, get_health_payload, get_nodes_payload};
 
-use crate::local_client::{ClientError, GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
+use crate::local_client::{ClientError, DAPI, GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
 use args::{ClusterNameSource, Report};
 use format::{py_str, text_at};
 
@@ -43,6 +50,9 @@ const EXIT_FAILURE: u8 = 1;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    /// The arguments ask for something upstream refuses.
+    #[error(transparent)]
+    WrongArguments(#[from] WrongArguments),
     /// The node could not be asked, or did not answer with a document.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -102,17 +112,31 @@ pub fn run(args: ControlArgs) -> ExitCode {
 fn output(args: &ControlArgs) -> Result<String, ControlError> {
     let socket = args.socket();
     let ask = |command, payload: &[u8]| ask(&socket, command, payload, args.timeout());
-    match args.report() {
-        Report::Nodes => {
-            let nodes = ask(GET_NODES, GET_NODES_PAYLOAD)?;
+    match args.report()? {
+        Report::Agents {
+            filter_node,
+            filter_status,
+        } => {
+            let agents = ask(
+                DAPI,
+                get_agents_request(&filter_status, &filter_node).as_bytes(),
+            )?;
+            Ok(format_agents(&agents)?)
+        }
+        Report::Nodes { filter_node } => {
+            let nodes = ask(
+                GET_NODES,
+                get_nodes_payload(filter_node.as_deref()).as_bytes(),
+            )?;
             Ok(format_nodes(&nodes)?)
         }
-        Report::Health { more } => {
+        Report::Health { more, filter_node } => {
             let name = match args.cluster_name_source() {
                 ClusterNameSource::Node => text_at(&ask(GET_CONFIG, b"")?, &["name"])?,
                 ClusterNameSource::OssecConf(path) => cluster_name_from_ossec_conf(&path)?,
             };
-            let health = ask(GET_HEALTH, GET_HEALTH_PAYLOAD)?;
+            let payload = get_health_payload(filter_node.as_deref());
+            let health = ask(GET_HEALTH, payload.as_bytes())?;
             Ok(format_health(&name, &health, more)?)
         }
     }
