@@ -29,6 +29,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clap::Args;
 use serde_json::Value;
 use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
 use wazuh_cluster_protocol::frame::Command;
@@ -36,6 +37,9 @@ use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::dapi::{JsonObject, JsonValue};
+
+/// The local socket under an install root.
+const SOCKET_RELATIVE_PATH: &str = "queue/cluster/c-internal.sock";
 
 /// `get_nodes <kwargs>`: the cluster's nodes.
 pub const GET_NODES: Command = Command::from_static(b"get_nodes");
@@ -70,6 +74,30 @@ const ERROR_PROCESSING: &str = "Error processing request: ";
 /// Upstream's code for "Error executing distributed API request": the error of every document
 /// the client makes of a failure text.
 const DAPI_FAILED: i64 = 3009;
+
+/// Which node to ask: the command-line options of every command that talks to a node's local
+/// socket.
+#[derive(Debug, Clone, Args)]
+pub struct NodeSocketArgs {
+    /// Install root of the node to ask: its socket is DIR/queue/cluster/c-internal.sock
+    /// (control -i also reads the cluster name from DIR/etc/ossec.conf).
+    #[arg(long, value_name = "DIR", default_value = "/var/ossec")]
+    pub wazuh_path: PathBuf,
+
+    /// The node's local socket, instead of the one under --wazuh-path (control -i then asks the
+    /// node for the cluster name).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl NodeSocketArgs {
+    /// The node's local socket: `--socket`, else the one under `--wazuh-path`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.wazuh_path.join(SOCKET_RELATIVE_PATH))
+    }
+}
 
 /// Why a node's answer could not be had over its local socket.
 #[non_exhaustive]
@@ -118,6 +146,26 @@ pub enum ClientError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl ClientError {
+    /// The answer upstream's local client makes of the node's refusal
+    /// (`process_error_from_peer`): `WazuhException <code> <message>` is `{"error": code,
+    /// "message": message}`, any other text `{"error": 3009, "message": text}`. `None` for the
+    /// other errors, where the node gave no answer.
+    pub fn refusal_document(&self) -> Option<Vec<u8>> {
+        let ClientError::Node { message } = self else {
+            return None;
+        };
+        let coded = message
+            .strip_prefix("WazuhException ")
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(code, text)| Some((code.parse().ok()?, text)));
+        Some(match coded {
+            Some((code, text)) => error_document(code, text),
+            None => error_document(DAPI_FAILED, message),
+        })
+    }
 }
 
 /// Sends `command` with `payload` to the node at `socket` and parses its answer as JSON.
@@ -642,12 +690,27 @@ mod tests {
             let text = b"WazuhException 3022 Unknown node ID: worker9";
             node.send(request.counter, b"err", text);
         });
+        let refusal = answer.unwrap_err();
         assert_eq!(
-            answer,
-            Err(ClientError::Node {
+            refusal,
+            ClientError::Node {
                 message: "WazuhException 3022 Unknown node ID: worker9".to_owned()
-            })
+            }
         );
+        // As upstream's local client makes it an answer.
+        assert_eq!(
+            String::from_utf8(refusal.refusal_document().unwrap()).unwrap(),
+            r#"{"error": 3022, "message": "Unknown node ID: worker9"}"#
+        );
+        let other = ClientError::Node {
+            message: "Command not allowed before hello".to_owned(),
+        };
+        assert_eq!(
+            String::from_utf8(other.refusal_document().unwrap()).unwrap(),
+            r#"{"error": 3009, "message": "Command not allowed before hello"}"#
+        );
+        let no_answer = ClientError::Closed { reason: None };
+        assert_eq!(no_answer.refusal_document(), None);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `wazuh-cluster`: the operator's command (demo, node, control, wire, integrity).
+//! `wazuh-cluster`: the operator's command (demo, node, api, control, wire, integrity).
 //!
 //! Each subcommand group lives in its own module (`wire.rs`, ...) exposing an `Args` type for clap
 //! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
 //! new group is one enum variant and one match arm here.
 
+mod api;
 mod control;
 mod demo;
 mod integrity;
@@ -33,6 +34,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run one node configured by the <cluster> block of DIR/etc/ossec.conf.
     Node(node::NodeArgs),
+    /// Send one distributed API request (as 3.9.5's API did) to a node and print its answer.
+    Api(api::ApiArgs),
     /// Ask a running node about the cluster, as upstream's cluster_control (-a, -l, -i, -i more;
     /// -fn NAME..., -fs STATUS...).
     Control(control::ControlArgs),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => node::run(args),
+        Command::Api(args) => api::run(args),
         Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),
         Command::Integrity(args) => integrity::run(args),

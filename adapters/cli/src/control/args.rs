@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
-/// The local socket under an install root.
-const SOCKET_RELATIVE_PATH: &str = "queue/cluster/c-internal.sock";
+use crate::local_client::NodeSocketArgs;
+
 /// The ossec.conf under an install root.
 const OSSEC_CONF_RELATIVE_PATH: &str = "etc/ossec.conf";
 
@@ -52,15 +52,8 @@ pub struct ControlArgs {
     #[arg(long = "filter-agent-status", value_name = "STATUS", num_args = 0..)]
     filter_agent_status: Option<Vec<String>>,
 
-    /// Install root of the node to ask: its socket is DIR/queue/cluster/c-internal.sock and the
-    /// cluster name shown by -i is read from DIR/etc/ossec.conf.
-    #[arg(long, value_name = "DIR", default_value = "/var/ossec")]
-    wazuh_path: PathBuf,
-
-    /// The node's local socket, instead of the one under --wazuh-path (the cluster name is then
-    /// asked from the node).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeSocketArgs,
 
     /// Seconds to wait for the node's answer (a worker forwards the question to its master).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -162,9 +155,7 @@ impl ControlArgs {
 
     /// The node's local socket: `--socket`, else the one under `--wazuh-path`.
     pub fn socket(&self) -> PathBuf {
-        self.socket
-            .clone()
-            .unwrap_or_else(|| self.wazuh_path.join(SOCKET_RELATIVE_PATH))
+        self.node.socket_path()
     }
 
     /// How long to wait for the node's answer.
@@ -174,9 +165,11 @@ impl ControlArgs {
 
     /// Where `-i` takes the cluster name from.
     pub fn cluster_name_source(&self) -> ClusterNameSource {
-        match self.socket {
+        match self.node.socket {
             Some(_) => ClusterNameSource::Node,
-            None => ClusterNameSource::OssecConf(self.wazuh_path.join(OSSEC_CONF_RELATIVE_PATH)),
+            None => {
+                ClusterNameSource::OssecConf(self.node.wazuh_path.join(OSSEC_CONF_RELATIVE_PATH))
+            }
         }
     }
 }
