@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Operators' scripts parse what `cluster_control` prints, so the text is upstream 3.9.5's
-//! character for character (PROTOCOL.md §14.3). Four rooms, one job each:
+//! character for character (PROTOCOL.md §14.3). Three rooms, one job each, and the command's
+//! shared local-socket client:
 //!
 //! ```text
 //!   args.rs ── ControlArgs: which report and filters, which socket, where the cluster name
@@ -32,7 +33,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wazuh_cluster_protocol::frame::Command;
-
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
 pub use args::{ControlArgs, WrongArguments, upstream_spellings};
