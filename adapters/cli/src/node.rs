@@ -203,11 +203,9 @@ pub fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let api_executor = match decide_api_executor(args.api_exec.as_deref()) {
-        Ok((executor, line)) => {
-            tracing::info!("{line}");
-            executor
-        }
+    // Both choices are checked before either is logged: a refused start says only why.
+    let (api_executor, api_executor_line) = match decide_api_executor(args.api_exec.as_deref()) {
+        Ok(decided) => decided,
         Err(message) => {
             eprintln!("wazuh-cluster: {message}");
             return ExitCode::from(EXIT_FAILURE);
@@ -223,6 +221,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    tracing::info!("{api_executor_line}");
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
