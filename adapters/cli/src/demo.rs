@@ -27,7 +27,8 @@ use wazuh_cluster_tokio::{
     NodeSpec, RunningNode, os_seed, shutdown_signal, start, unix_time_at, wall_clock_now,
 };
 
-use crate::control::{GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD, format_health, format_nodes};
+use crate::control::{format_health, format_nodes, get_health_payload, get_nodes_payload};
+use crate::local_client::{GET_HEALTH, GET_NODES};
 use crate::node::{node_spec, read_cluster_config};
 
 /// Longest the demo waits for one step.
@@ -539,10 +540,10 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
             "\n[5] wazuh-cluster control -l (through {}):",
             socket.display()
         );
-        let nodes = ask(socket, b"get_nodes", GET_NODES_PAYLOAD).await?;
+        let nodes = ask(socket, GET_NODES, get_nodes_payload(None)).await?;
         print!("{}", format_nodes(&nodes).map_err(|e| e.to_string())?);
         println!("\n    wazuh-cluster control -i:");
-        let health = ask(socket, b"get_health", GET_HEALTH_PAYLOAD).await?;
+        let health = ask(socket, GET_HEALTH, get_health_payload(None)).await?;
         print!(
             "{}",
             format_health(CLUSTER_NAME, &health, false).map_err(|e| e.to_string())?
@@ -591,17 +592,12 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
 /// One `control` request over the node's Unix socket (the client is blocking: off the runtime).
 async fn ask(
     socket: &Path,
-    command: &'static [u8],
-    payload: &'static [u8],
+    command: Command,
+    payload: String,
 ) -> Result<serde_json::Value, String> {
     let socket = socket.to_path_buf();
     let answer = tokio::task::spawn_blocking(move || {
-        crate::control::request(
-            &socket,
-            Command::from_static(command),
-            payload,
-            STEP_TIMEOUT,
-        )
+        crate::local_client::request(&socket, command, payload.as_bytes(), Some(STEP_TIMEOUT))
     })
     .await
     .map_err(|e| e.to_string())?

@@ -1,12 +1,14 @@
-//! `wazuh-cluster`: the operator's command (demo, node, control, wire, integrity).
+//! `wazuh-cluster`: the operator's command (demo, node, api, control, wire, integrity).
 //!
 //! Each subcommand group lives in its own module (`wire.rs`, ...) exposing an `Args` type for clap
 //! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
 //! new group is one enum variant and one match arm here.
 
+mod api;
 mod control;
 mod demo;
 mod integrity;
+mod local_client;
 mod logging;
 mod node;
 mod wire;
@@ -32,7 +34,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run one node configured by the <cluster> block of DIR/etc/ossec.conf.
     Node(node::NodeArgs),
-    /// Ask a running node about the cluster, as upstream's cluster_control (-l, -i, -i more).
+    /// Send one distributed API request (as 3.9.5's API did) to a node and print its answer.
+    Api(api::ApiArgs),
+    /// Ask a running node about the cluster, as upstream's cluster_control (-a, -l, -i, -i more;
+    /// -fn NAME..., -fs STATUS...).
     Control(control::ControlArgs),
     /// Inspect cluster protocol bytes (frames, Fernet payloads).
     Wire(wire::WireArgs),
@@ -41,11 +46,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Upstream's cluster_control spells -fn and -fs with one dash, which clap cannot declare.
+    let cli = Cli::parse_from(control::upstream_spellings(std::env::args_os()));
     logging::init(&cli.log);
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => node::run(args),
+        Command::Api(args) => api::run(args),
         Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),
         Command::Integrity(args) => integrity::run(args),

@@ -14,7 +14,14 @@
 //! `--owner USER[:GROUP]`, or by default, when root and the user exists, `ossec` (group `ossec`,
 //! else its login group). Not root, or no such user: nothing is given away. The decision is
 //! logged once at start-up; a named owner that does not exist stops the start naming `--owner`.
+//!
+//! Distributed API calls the node answers itself run with its built-in executor, or with
+//! `--api-exec PROGRAM` (e.g. `contrib/wazuh-api-exec.py`, which calls the install's own 3.9.5
+//! framework): run once per call, the request JSON on its standard input, one JSON answer on its
+//! standard output. The program must exist and be executable when the node starts; the choice is
+//! logged once at start-up.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,7 +34,9 @@ use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, KeyPolicy, NodeType, parse_ossec_conf,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
-use wazuh_cluster_tokio::{AdapterLimits, NodeSpec, shutdown_signal, start, wall_clock_now};
+use wazuh_cluster_tokio::{
+    AdapterLimits, ApiExecutor, NodeSpec, shutdown_signal, start, wall_clock_now,
+};
 
 /// The ossec.conf under an install root.
 const OSSEC_CONF: &str = "etc/ossec.conf";
@@ -59,6 +68,41 @@ pub struct NodeArgs {
     /// `ossec` when they exist, as upstream; otherwise files keep this process's owner.
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
+    /// Run the distributed API calls this node answers with PROGRAM (one run per call: the
+    /// request JSON on its stdin, one JSON answer on its stdout), e.g.
+    /// adapters/cli/contrib/wazuh-api-exec.py on a 3.9.5 install. Default: the built-in executor.
+    #[arg(long, value_name = "PROGRAM")]
+    pub api_exec: Option<PathBuf>,
+}
+
+/// The executor of the node's API calls and the start-up line saying which: `--api-exec`'s
+/// program, which must be an executable file (resolved to an absolute path, so that neither
+/// `PATH` nor a later change of directory picks another), or the built-in one.
+pub fn decide_api_executor(program: Option<&Path>) -> Result<(ApiExecutor, String), String> {
+    let Some(program) = program else {
+        return Ok((
+            ApiExecutor::Builtin,
+            "Distributed API calls run with the built-in executor (--api-exec runs them with a \
+             program)"
+                .to_owned(),
+        ));
+    };
+    let refused = |why: &str| format!("--api-exec {}: {why}", program.display());
+    let path = std::fs::canonicalize(program).map_err(|e| refused(&e.to_string()))?;
+    let metadata = std::fs::metadata(&path).map_err(|e| refused(&e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(refused("not a file"));
+    }
+    if metadata.permissions().mode() & 0o111 == 0 {
+        return Err(refused(
+            "not executable (chmod +x, and a #! line for a script)",
+        ));
+    }
+    let line = format!(
+        "Distributed API calls run with {} (--api-exec)",
+        path.display()
+    );
+    Ok((ApiExecutor::Program(path), line))
 }
 
 /// The owner `node` gives what it writes, and the start-up line saying why; `spec` is
@@ -159,6 +203,14 @@ pub fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    // Both choices are checked before either is logged: a refused start says only why.
+    let (api_executor, api_executor_line) = match decide_api_executor(args.api_exec.as_deref()) {
+        Ok(decided) => decided,
+        Err(message) => {
+            eprintln!("wazuh-cluster: {message}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let owner = match system_owner(args.owner.as_deref()) {
         Ok((owner, line)) => {
             tracing::info!("{line}");
@@ -169,6 +221,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    tracing::info!("{api_executor_line}");
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -178,6 +231,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
     let mut spec = node_spec(&config, &args.wazuh_path);
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
     spec.owner = owner;
+    spec.api_executor = api_executor;
     if let Some(path) = &args.cluster_json {
         let items = std::fs::read(path)
             .map_err(|e| e.to_string())
@@ -244,6 +298,48 @@ fn node_config_master(config: &ClusterConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_executor_is_an_executable_file_or_the_built_in_one() {
+        assert_eq!(decide_api_executor(None).unwrap().0, ApiExecutor::Builtin);
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("api-exec");
+        std::fs::write(&program, "#!/bin/sh\necho '{}'\n").unwrap();
+        let refused = decide_api_executor(Some(&program)).unwrap_err();
+        assert_eq!(
+            refused,
+            format!(
+                "--api-exec {}: not executable (chmod +x, and a #! line for a script)",
+                program.display()
+            )
+        );
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o750)).unwrap();
+        // A relative spelling is resolved once, at start-up.
+        let spelled = dir.path().join(".").join("api-exec");
+        let real = std::fs::canonicalize(&program).unwrap();
+        assert_eq!(
+            decide_api_executor(Some(&spelled)).unwrap(),
+            (
+                ApiExecutor::Program(real.clone()),
+                format!(
+                    "Distributed API calls run with {} (--api-exec)",
+                    real.display()
+                )
+            )
+        );
+        assert_eq!(
+            decide_api_executor(Some(dir.path())).unwrap_err(),
+            format!("--api-exec {}: not a file", dir.path().display())
+        );
+        let missing = dir.path().join("nope");
+        assert_eq!(
+            decide_api_executor(Some(&missing)).unwrap_err(),
+            format!(
+                "--api-exec {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+    }
 
     const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nossec:x:1001:1002::/var/ossec:/sbin/nologin\n";
     const GROUP: &str = "root:x:0:\nossec:x:1003:\n";

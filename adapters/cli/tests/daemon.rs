@@ -1,6 +1,7 @@
 //! The `wazuh-cluster` binary as operators run it: `node` processes configured by their
 //! ossec.conf forming a cluster over loopback, `control -l` through the master's and a worker's
-//! Unix socket, SIGTERM stopping them cleanly; and `demo` from start to its verdict.
+//! Unix socket, API calls run by an `--api-exec` program and asked with `control -a` and `api`,
+//! SIGTERM stopping them cleanly; and `demo` from start to its verdict.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -252,6 +253,130 @@ fn a_worker_killed_with_sigkill_and_restarted_rejoins_and_converges() {
         let (code, stderr) = finish(node);
         assert_eq!(code, Some(0), "{stderr}");
     }
+}
+
+/// Runs the binary with `args` and the node's socket under `root`; answers its exit status and
+/// stdout (stderr in the failure message).
+fn run_against(root: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = bin()
+        .args(args)
+        .arg("--wazuh-path")
+        .arg(root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), stdout)
+}
+
+/// `node --api-exec`: the master runs its API calls with the program (request on stdin, answer
+/// on stdout); `control -a` and `api` get its answer through the master's socket and through a
+/// worker's (which sends the request to the master and passes the answer on). A program that
+/// is not executable stops the start.
+#[test]
+fn node_runs_api_calls_with_the_api_exec_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = install(dir.path(), "master01", "master", port, &[]);
+    let w1 = install(dir.path(), "worker1", "worker", port, &[]);
+    let requests = dir.path().join("requests.log");
+    let program = dir.path().join("api-exec.sh");
+    let answer = r#"{"data": {"items": [{"id": "001", "name": "web-01", "ip": "10.0.0.5", "status": "Active", "version": "Wazuh v3.9.5", "node_name": "worker1"}, {"id": "002", "name": "db-01", "ip": "any", "status": "Never connected", "node_name": "worker1"}], "totalItems": 2}, "error": 0}"#;
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\ncat >> '{}'\necho >> '{}'\nprintf '%s' '{answer}'\n",
+            requests.display(),
+            requests.display()
+        ),
+    )
+    .unwrap();
+
+    let refused = bin()
+        .args(["node", "--api-exec"])
+        .arg(&program)
+        .arg("--wazuh-path")
+        .arg(&master)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(refused.stderr).unwrap(),
+        format!(
+            "wazuh-cluster: --api-exec {}: not executable (chmod +x, and a #! line for a \
+             script)\n",
+            program.display()
+        )
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let program_arg = program.to_str().unwrap();
+    let nodes = [
+        spawn_node_with(&master, &["--api-exec", program_arg]),
+        spawn_node(&w1),
+    ];
+    // The worker is in once the master lists it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8(control_list(&master).stdout)
+        .unwrap()
+        .contains("worker1")
+    {
+        assert!(Instant::now() < deadline, "worker1 never joined");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let table = "ID   NAME    IP        STATUS           VERSION       NODE NAME  \n\
+                 001  web-01  10.0.0.5  Active           Wazuh v3.9.5  worker1    \n\
+                 002  db-01   any       Never connected  unknown       worker1    \n";
+    for root in [&master, &w1] {
+        let (code, stdout) =
+            run_against(root, &["control", "-a", "-fs", "Active", "Never connected"]);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (Some(0), table),
+            "through {}",
+            root.display()
+        );
+    }
+    let (code, stdout) = run_against(&w1, &["api", "/agents", r#"{"limit": 2}"#]);
+    assert_eq!((code, stdout), (Some(0), format!("{answer}\n")));
+
+    // Every call ran on the master, with the request as the node placed it.
+    let log = std::fs::read_to_string(&requests).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    for line in &lines[..2] {
+        assert!(
+            line.contains(r#""filters": {"status": "Active,Never connected", "node_name": "all"}"#),
+            "{line}"
+        );
+    }
+    assert!(lines[2].contains(r#""limit": 2"#), "{}", lines[2]);
+
+    let stderrs: Vec<String> = nodes
+        .into_iter()
+        .map(|node| {
+            sigterm(&node);
+            let (code, stderr) = finish(node);
+            assert_eq!(code, Some(0), "{stderr}");
+            stderr
+        })
+        .collect();
+    let line = format!(
+        "Distributed API calls run with {} (--api-exec)",
+        std::fs::canonicalize(&program).unwrap().display()
+    );
+    assert_eq!(stderrs[0].matches(&line).count(), 1, "{}", stderrs[0]);
+    assert!(
+        stderrs[1].contains("Distributed API calls run with the built-in executor"),
+        "{}",
+        stderrs[1]
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn at<'a>(doc: &'a Value, path: &[&str]) -> Result<&'a Value, FormatError> {
 }
 
 /// Python's `str(value)` for what a JSON document holds (`"{}".format(value)`).
-fn py_str(value: &Value) -> String {
+pub(super) fn py_str(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Bool(true) => "True".to_owned(),
@@ -53,73 +53,116 @@ pub(super) fn text_at(doc: &Value, path: &[&str]) -> Result<String, FormatError>
     at(doc, path).map(py_str)
 }
 
-/// A table cell: upstream measures `len(y)` of each cell, so cells must be strings.
-fn cell(item: &Value, key: &str, index: usize) -> Result<String, FormatError> {
-    match item.get(key) {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(other) => Err(FormatError::Shape {
-            path: format!("items.{index}.{key}"),
-            found: other.to_string(),
-        }),
-        None => Err(FormatError::Missing {
-            path: format!("items.{index}.{key}"),
-        }),
-    }
-}
-
-/// `cluster_control -l`: what upstream prints for a `get_nodes` document.
-///
-/// Upstream (`print_nodes` and `__print_table` of `cluster_control`):
+/// Upstream's table (`__print_table(data, headers, show_header=True)` of `cluster_control`):
 /// ```text
-/// headers = ["Name", "Type", "Version", "Address"]
-/// data = map(lambda x: list(x.values()), result['items'])
 /// table = list(itertools.chain([tuple(map(lambda x: x.upper(), headers))], data))
-/// return list(map(lambda x: max(map(lambda y: len(y)+2, x)), map(list, zip(*l))))
-/// table_str = '\n'.join([''.join(["{}{}".format(col, " "*(max_size - len(col))) ...
+/// sizes = list(map(lambda x: max(map(lambda y: len(y)+2, x)), map(list, zip(*table))))
+/// table_str = '\n'.join([''.join(["{}{}".format(col, " "*(max_size - len(col)))
+///                                  for col, max_size in zip(row, sizes)]) for row in table])
 /// print(table_str)
 /// ```
-/// Every column (the last one too) is padded to its longest cell + 2, widths counted in
-/// characters as Python's `len`. Upstream takes each item's values in the node's key order
-/// (`name`, `type`, `version`, `ip`); we take them by name, which is the same on a 3.9.5 answer
-/// and does not depend on key order.
-///
-/// # Errors
-/// [`FormatError`] when `items` or a cell is missing or not a string.
-pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
-    let items = at(doc, &["items"])?
-        .as_array()
-        .ok_or_else(|| FormatError::Shape {
-            path: "items".to_owned(),
-            found: doc["items"].to_string(),
-        })?;
-    let mut rows = vec![["NAME", "TYPE", "VERSION", "ADDRESS"].map(str::to_owned)];
-    for (index, item) in items.iter().enumerate() {
-        rows.push([
-            cell(item, "name", index)?,
-            cell(item, "type", index)?,
-            cell(item, "version", index)?,
-            cell(item, "ip", index)?,
-        ]);
-    }
-    let mut widths = [0usize; 4];
-    for row in &rows {
+/// The headers upper-cased, then the rows; every column (the last one too) padded to its
+/// longest cell + 2, widths counted in characters as Python's `len`; a newline after each row.
+fn format_table<const COLUMNS: usize>(
+    headers: [&str; COLUMNS],
+    rows: &[[String; COLUMNS]],
+) -> String {
+    let headers = headers.map(str::to_uppercase);
+    let mut widths = [0usize; COLUMNS];
+    for row in std::iter::once(&headers).chain(rows) {
         for (width, text) in widths.iter_mut().zip(row) {
             *width = (*width).max(text.chars().count() + 2);
         }
     }
     let mut out = String::new();
-    for (index, row) in rows.iter().enumerate() {
-        if index > 0 {
-            out.push('\n');
-        }
+    for row in std::iter::once(&headers).chain(rows) {
         for (width, text) in widths.iter().zip(row) {
             out.push_str(text);
             out.extend(std::iter::repeat_n(' ', width - text.chars().count()));
         }
+        // Rows are joined with newlines and print() ends the last one.
+        out.push('\n');
     }
-    // print() ends the table with a newline.
-    out.push('\n');
-    Ok(out)
+    out
+}
+
+/// The rows of a table: for each item of the array at `path` in `doc`, the values of `keys`.
+/// Upstream measures `len(y)` of each cell, so a cell must be a string; an absent key is
+/// `absent` (upstream's `get_agents` fills its fields with `unknown`) or an error (`None`).
+fn rows_at<const COLUMNS: usize>(
+    doc: &Value,
+    path: &[&str],
+    keys: [&str; COLUMNS],
+    absent: Option<&str>,
+) -> Result<Vec<[String; COLUMNS]>, FormatError> {
+    let items = at(doc, path)?;
+    let items = items.as_array().ok_or_else(|| FormatError::Shape {
+        path: path.join("."),
+        found: items.to_string(),
+    })?;
+    let cell_path = |index: usize, key: &str| format!("{}.{index}.{key}", path.join("."));
+    let mut rows = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let mut row: [String; COLUMNS] = std::array::from_fn(|_| String::new());
+        for (cell, key) in row.iter_mut().zip(keys) {
+            *cell = match (item.get(key), absent) {
+                (Some(Value::String(text)), _) => text.clone(),
+                (Some(other), _) => {
+                    return Err(FormatError::Shape {
+                        path: cell_path(index, key),
+                        found: other.to_string(),
+                    });
+                }
+                (None, Some(absent)) => absent.to_owned(),
+                (None, None) => {
+                    return Err(FormatError::Missing {
+                        path: cell_path(index, key),
+                    });
+                }
+            };
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// `cluster_control -l`: what upstream prints for a `get_nodes` document.
+///
+/// Upstream (`print_nodes` of `cluster_control`), then [`format_table`]:
+/// ```text
+/// headers = ["Name", "Type", "Version", "Address"]
+/// data = map(lambda x: list(x.values()), result['items'])
+/// ```
+/// Upstream takes each item's values in the node's key order (`name`, `type`, `version`, `ip`);
+/// we take them by name, which is the same on a 3.9.5 answer and does not depend on key order.
+///
+/// # Errors
+/// [`FormatError`] when `items` or a cell is missing or not a string.
+pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
+    let rows = rows_at(doc, &["items"], ["name", "type", "version", "ip"], None)?;
+    Ok(format_table(["Name", "Type", "Version", "Address"], &rows))
+}
+
+/// `cluster_control -a`: what upstream prints for the answer to `control.get_agents`'s `dapi`
+/// request (`{"data": {"items": [...], ...}, "error": 0}`).
+///
+/// Upstream (`get_agents` of `control.py`, `print_agents` of `cluster_control`), then
+/// [`format_table`]:
+/// ```text
+/// filled_result = [{**r, **{key: 'unknown' for key in select_fields - r.keys()}} for r in result['data']['items']]
+/// headers = {'id': 'ID', 'name': 'Name', 'ip': 'IP', 'status': 'Status', 'version': 'Version',
+///            'node_name': 'Node name'}
+/// data = map(operator.itemgetter(*headers.keys()), result['data']['items'])
+/// ```
+/// An agent that never connected has no `version` (or `ip`, ...): `unknown` there.
+///
+/// # Errors
+/// [`FormatError`] when `data.items` is missing or a cell is not a string.
+pub fn format_agents(doc: &Value) -> Result<String, FormatError> {
+    let keys = ["id", "name", "ip", "status", "version", "node_name"];
+    let rows = rows_at(doc, &["data", "items"], keys, Some("unknown"))?;
+    let headers = ["ID", "Name", "IP", "Status", "Version", "Node name"];
+    Ok(format_table(headers, &rows))
 }
 
 /// `cluster_control -i [more]`: what upstream 3.9.5 prints for a `get_health` document.
@@ -161,11 +204,8 @@ pub fn format_nodes(doc: &Value) -> Result<String, FormatError> {
 /// if more:
 ///     print(msg2)
 /// ```
-/// The 3.9.5 script itself was not found in the public code searched; this is the body of
-/// `print_healthcheck` of the 3.x scripts, which 3.9's asyncio rewrite kept (the 4.0 script
-/// still has it, with agent-info renamed to "Number of synchronized chunks" and its permission
-/// line dropped when agent-info moved to wazuh-db). The 2019 `cluster_control` reference page
-/// (wazuh-documentation) shows the same 3.x `-i more` blocks, agent-info lines included.
+/// Checked against the v3.9.5 tag's `framework/scripts/cluster_control.py` (`print_health`):
+/// the same lines.
 ///
 /// Nodes are sorted by name (Python's `sorted` on `str` = code point order = Rust's `str` order).
 ///
@@ -385,6 +425,62 @@ mod tests {
             Err(FormatError::Shape {
                 path: "items.0.name".to_owned(),
                 found: "7".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn list_agents_prints_upstreams_table_with_unknown_for_absent_fields() {
+        // What a 3.9.5 master answered to /agents selecting id, name and node_name.
+        let recorded = wazuh_cluster_vectors::json("v3.9/dapi_via_master.json");
+        let call = recorded["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|call| call["title"] == "dapi /agents (local_master)")
+            .unwrap();
+        let answer: Value = serde_json::from_str(call["result"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            format_agents(&answer).unwrap(),
+            "ID   NAME         IP       STATUS   VERSION  NODE NAME  \n\
+             000  localhost    unknown  unknown  unknown  unknown    \n\
+             001  agent-one    unknown  unknown  unknown  worker1    \n\
+             002  agent-two    unknown  unknown  unknown  worker1    \n\
+             003  agent-three  unknown  unknown  unknown  master01   \n\
+             004  agent-four   unknown  unknown  unknown  worker1    \n"
+        );
+        let agents = serde_json::json!({"data": {"totalItems": 2, "items": [
+            {"id": "000", "name": "master01", "ip": "127.0.0.1", "status": "Active",
+             "version": "Wazuh v3.9.5", "node_name": "master01", "dateAdd": "2019-08-01"},
+            {"node_name": "worker1", "status": "Never connected", "ip": "any", "name": "web-01",
+             "id": "001"},
+        ]}, "error": 0});
+        assert_eq!(
+            format_agents(&agents).unwrap(),
+            "ID   NAME      IP         STATUS           VERSION       NODE NAME  \n\
+             000  master01  127.0.0.1  Active           Wazuh v3.9.5  master01   \n\
+             001  web-01    any        Never connected  unknown       worker1    \n"
+        );
+        let none = serde_json::json!({"data": {"totalItems": 0, "items": []}, "error": 0});
+        assert_eq!(
+            format_agents(&none).unwrap(),
+            "ID  NAME  IP  STATUS  VERSION  NODE NAME  \n"
+        );
+    }
+
+    #[test]
+    fn list_agents_refuses_what_upstream_cannot_print() {
+        assert_eq!(
+            format_agents(&serde_json::json!({"items": []})),
+            Err(FormatError::Missing {
+                path: "data".to_owned()
+            })
+        );
+        assert_eq!(
+            format_agents(&serde_json::json!({"data": {"items": [{"id": "001", "ip": null}]}})),
+            Err(FormatError::Shape {
+                path: "data.items.0.ip".to_owned(),
+                found: "null".to_owned()
             })
         );
     }

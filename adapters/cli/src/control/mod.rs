@@ -1,13 +1,21 @@
-//! `wazuh-cluster control -l | -i [more]`: upstream's `cluster_control`, same output.
+//! `wazuh-cluster control -a | -l | -i [more] [-fn NAME...] [-fs STATUS...]`: upstream's
+//! `cluster_control`, same requests, same output.
 //!
-//! Operators' scripts parse what `cluster_control -l` and `-i` print, so the text is upstream
-//! 3.9.5's character for character (PROTOCOL.md §14.3). Three rooms, one job each:
+//! ```sh
+//! wazuh-cluster control -a -fn worker1 -fs Active   # worker1's active agents
+//! wazuh-cluster control -l                          # the nodes
+//! wazuh-cluster control -i more -fn worker1         # worker1's health, in detail
+//! ```
+//!
+//! Operators' scripts parse what `cluster_control` prints, so the text is upstream 3.9.5's
+//! character for character (PROTOCOL.md §14.3). Three rooms, one job each, and the command's
+//! shared local-socket client:
 //!
 //! ```text
-//!   args.rs ── ControlArgs: which report, which socket, where the cluster name comes from
-//!      │
-//!   run() ──► client.rs ── one request over the node's local socket ──► JSON document
-//!      │                   (get_nodes / get_health / get_config, as upstream sends them)
+//!   args.rs ── ControlArgs: which report and filters, which socket, where the cluster name
+//!      │       comes from (upstream's -fn / -fs spellings included)
+//!   run() ──► requests.rs ── the payloads, as upstream's control.py builds them
+//!      │  ──► local_client ── one request over the node's local socket ──► JSON document
 //!      └────► format.rs ── the document as upstream prints it (pure)
 //! ```
 //!
@@ -16,21 +24,24 @@
 //! `get_config`.
 
 mod args;
-mod client;
 mod format;
+mod requests;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use serde_json::Value;
+use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy, OssecConfError, parse_ossec_conf};
 
-pub use args::ControlArgs;
-pub use client::{ClientError, GET_HEALTH_PAYLOAD, GET_NODES_PAYLOAD, request};
-pub use format::{FormatError, format_health, format_nodes};
+pub use args::{ControlArgs, WrongArguments, upstream_spellings};
+pub use format::{FormatError, format_agents, format_health, format_nodes};
+pub use requests::{get_agents_request, get_health_payload, get_nodes_payload};
 
+use crate::local_client::{ClientError, DAPI, GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
 use args::{ClusterNameSource, Report};
-use client::{GET_CONFIG, GET_HEALTH, GET_NODES, request_json};
-use format::text_at;
+use format::{py_str, text_at};
 
 /// Exit status of every failure (upstream `cluster_control` exits 1).
 const EXIT_FAILURE: u8 = 1;
@@ -39,9 +50,20 @@ const EXIT_FAILURE: u8 = 1;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    /// The arguments ask for something upstream refuses.
+    #[error(transparent)]
+    WrongArguments(#[from] WrongArguments),
     /// The node could not be asked, or did not answer with a document.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The node answered with an error document (`{"error": code, "message": ...}`, code > 0).
+    #[error("Error: {message}")]
+    Answer {
+        /// The document's `error`.
+        code: i64,
+        /// Its `message`.
+        message: String,
+    },
     /// The document cannot be printed as upstream prints it.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -89,23 +111,54 @@ pub fn run(args: ControlArgs) -> ExitCode {
 /// What `control` prints for `args`.
 fn output(args: &ControlArgs) -> Result<String, ControlError> {
     let socket = args.socket();
-    let timeout = args.timeout();
-    match args.report() {
-        Report::Nodes => {
-            let nodes = request_json(&socket, GET_NODES, GET_NODES_PAYLOAD, timeout)?;
+    let ask = |command, payload: &[u8]| ask(&socket, command, payload, args.timeout());
+    match args.report()? {
+        Report::Agents {
+            filter_node,
+            filter_status,
+        } => {
+            let agents = ask(
+                DAPI,
+                get_agents_request(&filter_status, &filter_node).as_bytes(),
+            )?;
+            Ok(format_agents(&agents)?)
+        }
+        Report::Nodes { filter_node } => {
+            let nodes = ask(
+                GET_NODES,
+                get_nodes_payload(filter_node.as_deref()).as_bytes(),
+            )?;
             Ok(format_nodes(&nodes)?)
         }
-        Report::Health { more } => {
+        Report::Health { more, filter_node } => {
             let name = match args.cluster_name_source() {
-                ClusterNameSource::Node => {
-                    let config = request_json(&socket, GET_CONFIG, b"", timeout)?;
-                    text_at(&config, &["name"])?
-                }
+                ClusterNameSource::Node => text_at(&ask(GET_CONFIG, b"")?, &["name"])?,
                 ClusterNameSource::OssecConf(path) => cluster_name_from_ossec_conf(&path)?,
             };
-            let health = request_json(&socket, GET_HEALTH, GET_HEALTH_PAYLOAD, timeout)?;
+            let payload = get_health_payload(filter_node.as_deref());
+            let health = ask(GET_HEALTH, payload.as_bytes())?;
             Ok(format_health(&name, &health, more)?)
         }
+    }
+}
+
+/// The node's answer to `command` `payload`, refused when it is an error document, as
+/// upstream's `control.py` refuses it (`if 'error' in result and result['error'] > 0: raise
+/// Exception(result['message'])`); 3.9.5's `get_health` skips that check and fails on the
+/// missing fields instead, which says less.
+fn ask(
+    socket: &Path,
+    command: Command,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Value, ControlError> {
+    let answer = request_json(socket, command, payload, Some(timeout))?;
+    match answer.get("error").and_then(Value::as_i64) {
+        Some(code) if code > 0 => Err(ControlError::Answer {
+            code,
+            message: answer.get("message").map_or_else(String::new, py_str),
+        }),
+        _ => Ok(answer),
     }
 }
 

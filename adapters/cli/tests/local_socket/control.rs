@@ -1,60 +1,13 @@
-//! `wazuh-cluster control` run as a process against a fake node: a thread serving a Unix socket
-//! that replays, frame by frame, what the real 3.9.5 local servers answered to upstream's
-//! `cluster_control` (`dapi_via_master.json`, `dapi_via_worker.json`), and checks that our client
-//! sends what upstream's sent.
+//! `wazuh-cluster control` against the fake node replaying what the real 3.9.5 local servers
+//! answered to upstream's `cluster_control` (`dapi_via_master.json`, `dapi_via_worker.json`):
+//! the text printed, and that our client sends what upstream's sent.
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::path::Path;
 
 use base64::Engine as _;
-use bytes::BytesMut;
 use serde_json::Value;
-use wazuh_cluster_protocol::frame::{self, DEFAULT_MAX_PAYLOAD, FrameDecoder};
-use wazuh_cluster_protocol::profile::Profile;
 
-/// One frame as the fake node saw or sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    counter: u32,
-    command: String,
-    payload: String,
-}
-
-/// A scratch install root unique to this test (`etc/`, `queue/cluster/`), removed on drop.
-struct Root(PathBuf);
-
-impl std::ops::Deref for Root {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn install_root(name: &str) -> Root {
-    let root = std::env::temp_dir().join(format!(
-        "wazuh-cluster-control-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("queue/cluster")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    Root(root)
-}
-
-fn socket_of(root: &Path) -> PathBuf {
-    root.join("queue/cluster/c-internal.sock")
-}
+use crate::fake_node::*;
 
 /// Writes the recorded `tree`'s ossec.conf (session trees) into `root`.
 fn install_recorded_ossec_conf(root: &Path, tree: &str) {
@@ -69,147 +22,6 @@ fn install_recorded_ossec_conf(root: &Path, tree: &str) {
         .decode(entry["content_b64"].as_str().unwrap())
         .unwrap();
     std::fs::write(root.join("etc/ossec.conf"), bytes).unwrap();
-}
-
-/// The recorded local-socket frames of the call `title` in `file`.
-fn recorded_frames(file: &str, title: &str) -> Vec<Value> {
-    let doc = wazuh_cluster_vectors::json(file);
-    doc["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|call| call["title"] == title)
-        .unwrap_or_else(|| panic!("{file}: no call {title}"))["local_frames"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn read_frame(stream: &mut UnixStream, decoder: &mut FrameDecoder) -> Option<Seen> {
-    let mut buffer = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buffer).ok()?;
-        if n == 0 {
-            return None;
-        }
-        let mut input = &buffer[..n];
-        if let Some(frame) = decoder.decode_slice(&mut input).unwrap() {
-            assert!(input.is_empty(), "one frame at a time from the client");
-            return Some(Seen {
-                counter: frame.counter,
-                command: frame.command.to_string(),
-                payload: String::from_utf8(frame.payload.to_vec()).unwrap(),
-            });
-        }
-    }
-}
-
-fn write_frame(stream: &mut UnixStream, counter: u32, command: &str, payload: &str) {
-    let command = frame::Command::new(Profile::V3_9, command.as_bytes()).unwrap();
-    let mut out = BytesMut::new();
-    frame::encode_frame(
-        Profile::V3_9,
-        counter,
-        &command,
-        payload.as_bytes(),
-        &mut out,
-    )
-    .unwrap();
-    stream.write_all(&out).unwrap();
-}
-
-/// How the fake node answers one connection.
-enum Script {
-    /// Replay the recorded frames of a call: the client's frames are read and returned, the
-    /// node's are sent (replies under the client's counter, requests under the recorded one).
-    Replay(Vec<Value>),
-    /// Answer the request with `command` `payload`.
-    Answer(&'static str, String),
-    /// Read the request, then close without answering.
-    Hang,
-}
-
-/// Serves one connection per script on `socket`, in order; returns every client frame seen.
-fn fake_node(socket: &Path, scripts: Vec<Script>) -> JoinHandle<Vec<Seen>> {
-    let listener = UnixListener::bind(socket).unwrap();
-    let (ready, started) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        ready.send(()).unwrap();
-        let mut seen = Vec::new();
-        for script in scripts {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut decoder = FrameDecoder::new(Profile::V3_9, DEFAULT_MAX_PAYLOAD);
-            let request = read_frame(&mut stream, &mut decoder).expect("a request");
-            let client_counter = request.counter;
-            seen.push(request);
-            match script {
-                Script::Replay(frames) => {
-                    for frame in frames.iter().skip(1) {
-                        let text = |key: &str| frame[key].as_str().unwrap().to_owned();
-                        if text("dir") == "local_server->client" {
-                            let counter = if frame["kind"] == "RESP" {
-                                client_counter
-                            } else {
-                                u32::try_from(frame["counter"].as_u64().unwrap()).unwrap()
-                            };
-                            write_frame(&mut stream, counter, &text("cmd"), &text("payload"));
-                        } else {
-                            seen.push(read_frame(&mut stream, &mut decoder).expect("a reply"));
-                        }
-                    }
-                }
-                Script::Answer(command, payload) => {
-                    write_frame(&mut stream, client_counter, command, &payload);
-                }
-                Script::Hang => {}
-            }
-        }
-        seen
-    });
-    started.recv().unwrap();
-    handle
-}
-
-fn wazuh_cluster(args: &[&str]) -> Output {
-    wazuh_cluster_with_log(args, None)
-}
-
-/// Runs the binary with `RUST_LOG` set to `rust_log`, or removed.
-fn wazuh_cluster_with_log(args: &[&str], rust_log: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"));
-    command.args(args).env_remove("RUST_LOG");
-    if let Some(filter) = rust_log {
-        command.env("RUST_LOG", filter);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// The client frames the recording shows for a call, to compare with what ours sent.
-fn recorded_client_frames(frames: &[Value]) -> Vec<(String, String)> {
-    frames
-        .iter()
-        .filter(|frame| frame["dir"] == "client->local_server")
-        .map(|frame| {
-            (
-                frame["cmd"].as_str().unwrap().to_owned(),
-                frame["payload"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn commands_and_payloads(seen: &[Seen]) -> Vec<(String, String)> {
-    seen.iter()
-        .map(|frame| (frame.command.clone(), frame.payload.clone()))
-        .collect()
 }
 
 const NODES_TABLE: &str = "NAME      TYPE    VERSION  ADDRESS    \n\
@@ -328,6 +140,191 @@ fn health_more_from_a_master_with_the_name_asked_from_the_node() {
     assert_eq!(
         commands_and_payloads(&seen[1..]),
         recorded_client_frames(&frames)
+    );
+}
+
+#[test]
+fn list_agents_through_a_worker_sends_control_pys_request_and_prints_the_table() {
+    let root = install_root("a-worker");
+    // A real 3.9.5 worker's local server answering /agents (its answer selects fewer fields
+    // than -a asks for: the others are printed `unknown`, as upstream fills them).
+    let frames = recorded_frames("v3.9/dapi_via_worker.json", "dapi /agents (local_master)");
+    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames.clone())]);
+    let output = wazuh_cluster(&[
+        "control",
+        "-a",
+        "-fn",
+        "worker1",
+        "master01",
+        "-fs",
+        "Active",
+        "Never connected",
+        "--wazuh-path",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "ID   NAME         IP       STATUS   VERSION  NODE NAME  \n\
+         000  localhost    unknown  unknown  unknown  unknown    \n\
+         001  agent-one    unknown  unknown  unknown  worker1    \n\
+         002  agent-two    unknown  unknown  unknown  worker1    \n\
+         003  agent-three  unknown  unknown  unknown  master01   \n\
+         004  agent-four   unknown  unknown  unknown  worker1    \n"
+    );
+    let seen = node.join().unwrap();
+    assert_eq!(
+        (seen[0].command.as_str(), seen[0].payload.as_str()),
+        (
+            "dapi",
+            r#"{"function": "/agents", "from_cluster": false, "arguments": {"filters": {"status": "Active,Never connected", "node_name": "worker1,master01"}, "limit": null, "wait_for_complete": false, "select": {"fields": ["id", "ip", "name", "status", "node_name", "version"]}}}"#
+        )
+    );
+    // Then the string's id, its chunk and the dapi_res acknowledged as upstream's client did.
+    assert_eq!(
+        commands_and_payloads(&seen[1..]),
+        recorded_client_frames(&frames)[1..]
+    );
+}
+
+#[test]
+fn list_agents_from_a_master_prints_every_field_it_answers() {
+    let root = install_root("a-master");
+    let answer = r#"{"data": {"items": [{"id": "000", "name": "master01", "ip": "127.0.0.1", "status": "Active", "version": "Wazuh v3.9.5", "node_name": "master01"}, {"id": "001", "name": "web-01", "ip": "any", "status": "Never connected", "node_name": "worker1"}], "totalItems": 2}, "error": 0}"#;
+    let frames = string_answer_frames("dapi", "", "Added request to API requests queue", answer);
+    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames)]);
+    let output = wazuh_cluster(&["control", "-a", "--wazuh-path", root.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "ID   NAME      IP         STATUS           VERSION       NODE NAME  \n\
+         000  master01  127.0.0.1  Active           Wazuh v3.9.5  master01   \n\
+         001  web-01    any        Never connected  unknown       worker1    \n"
+    );
+    let seen = node.join().unwrap();
+    assert!(
+        seen[0]
+            .payload
+            .contains(r#""filters": {"status": "all", "node_name": "all"}"#),
+        "{}",
+        seen[0].payload
+    );
+}
+
+#[test]
+fn list_agents_fails_with_the_message_of_an_error_answer() {
+    let root = install_root("a-error");
+    let answer = r#"{"message": "Could not connect to wdb socket", "error": 2005}"#;
+    let frames = string_answer_frames("dapi", "", "Added request to API requests queue", answer);
+    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames)]);
+    let output = wazuh_cluster(&["control", "-a", "--wazuh-path", root.to_str().unwrap()]);
+    node.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "wazuh-cluster control: Error: Could not connect to wdb socket\n"
+    );
+}
+
+#[test]
+fn agent_states_without_list_agents_are_wrong_arguments() {
+    let root = install_root("fs-alone");
+    let output = wazuh_cluster(&[
+        "control",
+        "-l",
+        "-fs",
+        "Active",
+        "--wazuh-path",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "wazuh-cluster control: Wrong arguments: -fs/--filter-agent-status goes with \
+         -a/--list-agents only\n"
+    );
+}
+
+#[test]
+fn list_nodes_sends_the_node_filter_in_get_nodes() {
+    let root = install_root("l-fn");
+    let nodes = r#"{"totalItems": 1, "items": [{"name": "worker1", "type": "worker", "version": "3.9.5", "ip": "127.0.0.1"}]}"#;
+    let node = fake_node(
+        &socket_of(&root),
+        vec![Script::Answer("ok", nodes.to_owned())],
+    );
+    let output = wazuh_cluster(&[
+        "control",
+        "-l",
+        "-fn",
+        "worker1",
+        "--wazuh-path",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "NAME     TYPE    VERSION  ADDRESS    \nworker1  worker  3.9.5    127.0.0.1  \n"
+    );
+    let seen = node.join().unwrap();
+    assert_eq!(
+        seen[0].payload,
+        r#"{"filter_node": ["worker1"], "offset": 0, "limit": 500, "sort": null, "search": null, "select": null, "filter_type": "all"}"#
+    );
+}
+
+#[test]
+fn health_of_one_node_sends_upstreams_filter_and_prints_only_it() {
+    let root = install_root("i-fn");
+    install_recorded_ossec_conf(&root, "master_tree");
+    let call = (
+        "v3.9/dapi_via_master.json",
+        "control.get_health(filter_node=[\"worker1\"])",
+    );
+    let args = [
+        "control",
+        "-i",
+        "-fn",
+        "worker1",
+        "--wazuh-path",
+        root.to_str().unwrap(),
+    ];
+    let (stdout, _, _) = replay_call(&root, call, &args);
+    assert_eq!(
+        stdout,
+        "Cluster name: wazuh\n\
+         \n\
+         Last completed synchronization for connected nodes (1):\n    \
+         worker1 (127.0.0.1): Integrity: 2026-11-26 08:48:49.479029 | Agents-info: 2026-11-26 \
+         08:48:48.446403 | Agent-groups: 2026-11-26 08:48:43.473357 | Last keep alive: 2026-11-26 \
+         08:48:48.424182.\n\
+         \n"
+    );
+}
+
+#[test]
+fn a_workers_error_text_in_control_res_is_refused_and_printed() {
+    let root = install_root("l-error");
+    let error = "Error sending request: timeout expired.";
+    let frames = vec![
+        serde_json::json!({"dir": "client->local_server", "counter": 1, "cmd": "get_nodes", "payload": ""}),
+        serde_json::json!({"dir": "local_server->client", "counter": 1, "cmd": "ok", "kind": "RESP", "payload": "Sent request to master node"}),
+        serde_json::json!({"dir": "local_server->client", "counter": 9, "cmd": "control_res", "kind": "REQ", "payload": error}),
+        serde_json::json!({"dir": "client->local_server", "counter": 9, "cmd": "err", "payload": ""}),
+    ];
+    let node = fake_node(&socket_of(&root), vec![Script::Replay(frames)]);
+    let output = wazuh_cluster(&["control", "-l", "--wazuh-path", root.to_str().unwrap()]);
+    let seen = node.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("wazuh-cluster control: Error: {error}\n")
+    );
+    // Refused as upstream's local client refuses it.
+    assert_eq!(
+        (seen[1].command.as_str(), seen[1].payload.as_str()),
+        ("err", format!("Error processing request: {error}").as_str())
     );
 }
 
