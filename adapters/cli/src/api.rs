@@ -247,7 +247,7 @@ mod tests {
         let flag = parse(&["/agents", r#"{"wait_for_complete": "yes"}"#]).unwrap();
         assert_eq!(
             flag.request().unwrap_err().to_string(),
-            "DAPI request field 'wait_for_complete' is a str, expected a bool"
+            "DAPI request field 'wait_for_complete' is of type str, expected a bool"
         );
     }
 

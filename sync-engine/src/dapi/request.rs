@@ -79,7 +79,7 @@ pub enum RequestError {
     #[error("DAPI request lacks '{0}'")]
     MissingField(&'static str),
     /// A known key holds a value of the wrong type.
-    #[error("DAPI request field '{field}' is a {found}, expected {expected}")]
+    #[error("DAPI request field '{field}' is of type {found}, expected {expected}")]
     WrongType {
         /// The key (`function`, `arguments`, `from_cluster`, `ossec_path`, `wait_for_complete`).
         field: &'static str,
