@@ -369,16 +369,7 @@ impl MasterRole {
                 }
             }
             None => {
-                let end = format!("{text} {}", sync_text::NO_FILE);
-                self.ask(
-                    shell,
-                    now,
-                    peer,
-                    "sync_m_c_e",
-                    end.as_bytes(),
-                    MasterRequest::PackageEnd,
-                );
-                shell.queue_quiet(peer, Effect::RemoveFile { path });
+                self.end_package(shell, now, peer, &text, path, false);
                 self.fail(shell, peer, SyncKind::Integrity, SyncError::CannotSend);
             }
         }
@@ -409,9 +400,28 @@ impl MasterRole {
         let Some((task, counts)) = sending else {
             return shell.queue_quiet(peer, Effect::RemoveFile { path });
         };
-        let end = match &failure {
-            None => format!("{task} {path}"),
-            Some(_) => format!("{task} {}", sync_text::NO_FILE),
+        self.end_package(shell, now, peer, &task, path, failure.is_none());
+        match failure {
+            None => self.finish(shell, now, peer, SyncKind::Integrity, counts),
+            Some(failure) => self.fail(shell, peer, SyncKind::Integrity, SyncError::Send(failure)),
+        }
+    }
+
+    /// `sync_m_c_e <task> <path>` (`<task> Error` when the package did not go), then the package
+    /// is removed.
+    fn end_package(
+        &mut self,
+        shell: &mut Shell,
+        now: Instant,
+        peer: PeerId,
+        task: &str,
+        path: InstallPath,
+        sent: bool,
+    ) {
+        let end = if sent {
+            format!("{task} {path}")
+        } else {
+            format!("{task} {}", sync_text::NO_FILE)
         };
         self.ask(
             shell,
@@ -422,10 +432,6 @@ impl MasterRole {
             MasterRequest::PackageEnd,
         );
         shell.queue_quiet(peer, Effect::RemoveFile { path });
-        match failure {
-            None => self.finish(shell, now, peer, SyncKind::Integrity, counts),
-            Some(failure) => self.fail(shell, peer, SyncKind::Integrity, SyncError::Send(failure)),
-        }
     }
 
     fn applied(
