@@ -16,6 +16,7 @@ use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Si
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 const FILE_LEN: usize = 20 << 20;
 const READ: usize = 64 * 1024;
@@ -92,10 +93,7 @@ fn file_transfer(c: &mut Criterion) {
     let mut group = c.benchmark_group("connection/send_file_20MiB");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(FILE_LEN as u64));
-    for (name, key) in [
-        ("plaintext", None),
-        ("fernet", Some("wazuh395interopkey0123456789abcd")),
-    ] {
+    for (name, key) in [("plaintext", None), ("fernet", Some(CLUSTER_KEY))] {
         group.bench_with_input(BenchmarkId::new(name, "64KiB_reads"), &key, |b, key| {
             b.iter(|| assert_eq!(send_file(*key, black_box(&file), READ), FILE_LEN as u64));
         });

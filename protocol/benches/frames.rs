@@ -22,6 +22,7 @@ use wazuh_cluster_protocol::frame::{
 };
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 const P: Profile = Profile::V3_9;
 const SIZES: [(usize, &str); 3] = [
@@ -39,7 +40,7 @@ fn payload(len: usize) -> Vec<u8> {
 }
 
 fn fernet() -> Fernet {
-    Fernet::new(&ClusterKey::new("wazuh395interopkey0123456789abcd").unwrap())
+    Fernet::new(&ClusterKey::new(CLUSTER_KEY).unwrap())
 }
 
 /// Seals `plain` into a frame appended to `out`: header, then the token written in place.

@@ -7,7 +7,7 @@ pub mod support;
 
 use bytes::Bytes;
 use serde_json::Value;
-use support::{ORIGIN_UNIX, VECTOR_KEY, config, origin, wire};
+use support::{ORIGIN_UNIX, config, origin, wire};
 use wazuh_cluster_protocol::connection::{Connection, Event, PeerError, Side};
 use wazuh_cluster_protocol::fernet::{Fernet, FernetError};
 use wazuh_cluster_protocol::frame::Command;
@@ -15,6 +15,7 @@ use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn frames() -> Value {
     wazuh_cluster_vectors::json("v3.9/frames.json")
@@ -133,13 +134,13 @@ fn echo_with_key_is_answered_with_a_sealed_ok() {
     let exchange = &frames()["real_request_reply_exchanges"][18];
     assert_eq!(exchange["title"], "echo with key");
     let recorded = wire(&exchange["replies"][0]["wire_hex"]);
-    let mut conn = server(VECTOR_KEY);
+    let mut conn = server(CLUSTER_KEY);
     conn.handle_input(origin(), &wire(&exchange["request"]["wire_hex"]));
     let ours = drain(&mut conn);
     // Same header (counter 118, `ok ---------`, 100-byte token); the tokens differ only by IV and
     // timestamp, and both open to the same plaintext.
     assert_eq!(hex::encode(&ours[..20]), hex::encode(&recorded[..20]));
-    let f = fernet(VECTOR_KEY);
+    let f = fernet(CLUSTER_KEY);
     assert_eq!(f.decrypt(&ours[20..]).unwrap(), b"hello");
     assert_eq!(f.decrypt(&recorded[20..]).unwrap(), b"hello");
     assert_eq!(
@@ -200,7 +201,7 @@ fn decrypt_failure_resolves_a_pending_request_as_an_error_reply() {
     // becomes upstream's text, delivered as the response; the payload is never looked at.
     let vector = &frames()["wrong_key"];
     let t0 = origin();
-    let mut conn = Connection::new(config(VECTOR_KEY, t0), Side::Client, Rng::from_seed(3), t0);
+    let mut conn = Connection::new(config(CLUSTER_KEY, t0), Side::Client, Rng::from_seed(3), t0);
     conn.set_authenticated(t0);
     conn.set_counter(199);
     let counter = conn.send_request(t0, Command::ECHO, b"hello").unwrap();
@@ -232,7 +233,7 @@ fn recorded_fernet_frames_are_opened_and_dispatched() {
         match command {
             "echo-c" => {
                 assert_eq!(&out[8..20], b"ok-m  ------");
-                assert_eq!(fernet(VECTOR_KEY).decrypt(&out[20..]).unwrap(), plaintext);
+                assert_eq!(fernet(CLUSTER_KEY).decrypt(&out[20..]).unwrap(), plaintext);
             }
             "hello" | "sync_i_w_m_p" => {
                 assert_eq!(out, b"");
@@ -251,7 +252,7 @@ fn recorded_fernet_frames_are_opened_and_dispatched() {
                 assert_eq!(&out[8..20], b"err --------", "{other}");
                 let name = other.trim_end();
                 assert_eq!(
-                    fernet(VECTOR_KEY).decrypt(&out[20..]).unwrap(),
+                    fernet(CLUSTER_KEY).decrypt(&out[20..]).unwrap(),
                     format!("unknown command 'b'{name}''").into_bytes()
                 );
             }
@@ -306,7 +307,7 @@ struct Recorded {
 
 fn recorded_stream(file: &str) -> Vec<Recorded> {
     let bin = wazuh_cluster_vectors::read(&format!("v3.9/session/raw/{file}"));
-    let f = fernet(VECTOR_KEY);
+    let f = fernet(CLUSTER_KEY);
     let mut frames = Vec::new();
     let mut at = 0;
     while at < bin.len() {
@@ -445,10 +446,10 @@ fn replay(side: Side, log: &str, handler: &str, incoming: &str, outgoing: &str) 
         .collect();
     let incoming = recorded_stream(incoming);
     let outgoing = recorded_stream(outgoing);
-    let f = fernet(VECTOR_KEY);
+    let f = fernet(CLUSTER_KEY);
     let t0 = origin();
     let mut conn = Connection::new(
-        config(VECTOR_KEY, t0).claim(claims),
+        config(CLUSTER_KEY, t0).claim(claims),
         side,
         Rng::from_seed(9),
         t0,

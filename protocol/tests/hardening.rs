@@ -8,7 +8,7 @@ pub mod support;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use support::{Delivery, Pair, VECTOR_KEY, config, origin};
+use support::{Delivery, Pair, config, origin};
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
     SendFileError, SendStringError, Side, TransferFailure, TransferId,
@@ -20,6 +20,7 @@ use wazuh_cluster_protocol::frame::{
 use wazuh_cluster_protocol::message::{Reply, text};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn dapi() -> Command {
     Command::new(Profile::V3_9, b"dapi").unwrap()
@@ -42,8 +43,8 @@ fn pair_with_queue_bounds(key: &str, client_queue: usize, server_queue: usize) -
 fn pair_with_string_total(strings_total: u64) -> Pair {
     let now = origin();
     let root = Rng::from_seed(41);
-    let client = Connection::new(config(VECTOR_KEY, now), Side::Client, root.fork(1), now);
-    let mut server_config = config(VECTOR_KEY, now);
+    let client = Connection::new(config(CLUSTER_KEY, now), Side::Client, root.fork(1), now);
+    let mut server_config = config(CLUSTER_KEY, now);
     server_config.max_incoming_strings_bytes = strings_total;
     let server = Connection::new(server_config, Side::Server, root.fork(2), now);
     Pair::from_cores(client, server, now, Delivery::Whole, root.fork(3))
@@ -216,7 +217,7 @@ fn requests_are_refused_when_their_frame_would_overfill_the_output_queue() {
 #[test]
 fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() {
     let frame = HEADER_LEN + token_len(300);
-    let mut pair = pair_with_queue_bounds(VECTOR_KEY, frame + HEADER_LEN + token_len(11), 1 << 20);
+    let mut pair = pair_with_queue_bounds(CLUSTER_KEY, frame + HEADER_LEN + token_len(11), 1 << 20);
     let now = pair.now;
     pair.client.send_request(now, dapi(), &[b'x'; 300]).unwrap();
     assert_eq!(pair.client.queued_transmit_bytes(), frame);
@@ -229,7 +230,7 @@ fn the_queue_bound_counts_the_sealed_frame_and_a_refused_chunk_can_be_retried() 
     pair.drive();
     let wanted = Event::FileChunkWanted {
         transfer,
-        max_len: support::config(VECTOR_KEY, now).request_chunk - 10,
+        max_len: support::config(CLUSTER_KEY, now).request_chunk - 10,
     };
     assert!(pair.client_events.contains(&wanted));
     // Fill the queue with our own request, then the chunk does not fit.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use support::{Delivery, Pair, VECTOR_KEY, config, origin, random_bytes, secs};
+use support::{Delivery, Pair, config, origin, random_bytes, secs};
 use wazuh_cluster_protocol::connection::{
     Connection, Event, FileChunkError, PeerError, RequestError, SendStringError, Side,
     TransferFailure, TransferId,
@@ -17,6 +17,7 @@ use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 const MIB: usize = 1 << 20;
 
@@ -27,7 +28,7 @@ fn cmd(name: &[u8]) -> Command {
 /// Sends a 20 MiB file then a 20 MiB string from the client, with the cluster key, and checks the
 /// server got both exactly.
 fn big_exchange(delivery: Delivery) {
-    let mut pair = Pair::new(VECTOR_KEY, 11, delivery);
+    let mut pair = Pair::new(CLUSTER_KEY, 11, delivery);
     let file = random_bytes(1, 20 * MIB);
     let string = random_bytes(2, 20 * MIB);
     let path = b"/queue/cluster/worker1/worker1-1700000000.123-abc.zip";
@@ -95,7 +96,7 @@ fn twenty_mib_file_and_string_with_fernet_random_split() {
 
 #[test]
 fn request_times_out_exactly_at_its_deadline_and_the_late_reply_is_dropped() {
-    let mut pair = Pair::new(VECTOR_KEY, 3, Delivery::Whole);
+    let mut pair = Pair::new(CLUSTER_KEY, 3, Delivery::Whole);
     pair.server_auto_reply = false;
     let t0 = pair.now;
     let counter = pair.client.send_request(t0, cmd(b"dapi"), b"{}").unwrap();
@@ -185,7 +186,7 @@ fn replies_resolve_requests_with_typed_values() {
 
 #[test]
 fn keepalive_failure_closes_the_link_after_exactly_two_failures() {
-    let mut pair = Pair::new(VECTOR_KEY, 5, Delivery::Whole);
+    let mut pair = Pair::new(CLUSTER_KEY, 5, Delivery::Whole);
     let t0 = pair.now;
     pair.client.set_authenticated(t0);
     assert_eq!(pair.client.poll_timeout(), Some(t0 + secs(60)));
@@ -490,10 +491,10 @@ fn an_unclaimed_string_expires_at_its_deadline() {
 /// and transmitted replies do not depend on how the stream was cut.
 fn small_exchange(delivery: Delivery, seed: u64) -> (Vec<Event>, Vec<Event>) {
     let t0 = origin();
-    let mut client_cfg = config(VECTOR_KEY, t0);
+    let mut client_cfg = config(CLUSTER_KEY, t0);
     client_cfg.request_chunk = 64;
     let client = Connection::new(client_cfg, Side::Client, Rng::from_seed(1), t0);
-    let server = Connection::new(config(VECTOR_KEY, t0), Side::Server, Rng::from_seed(2), t0);
+    let server = Connection::new(config(CLUSTER_KEY, t0), Side::Server, Rng::from_seed(2), t0);
     let mut pair = Pair::from_cores(client, server, t0, delivery, Rng::from_seed(seed));
     pair.client_send_file(b"/q/f", random_bytes(seed, 300));
     pair.client
@@ -521,7 +522,7 @@ proptest! {
         authenticated in any::<bool>(),
     ) {
         let t0 = origin();
-        let key = if keyed { VECTOR_KEY } else { "" };
+        let key = if keyed { CLUSTER_KEY } else { "" };
         let mut conn = Connection::new(config(key, t0), Side::Server, Rng::from_seed(1), t0);
         if authenticated {
             conn.set_authenticated(t0);

@@ -2,8 +2,6 @@
 //! real 3.9.5 nodes ran with, stock and hand-edited layouts are read as they are, and every
 //! refusal is the exact error naming its setting.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use std::time::Instant;
 
@@ -14,19 +12,11 @@ use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, ConfigWarning, Disabled, KeyPolicy, NodeType, OssecConfError,
     parse_ossec_conf,
 };
+use wazuh_cluster_vectors::{CLUSTER_KEY, INTEGRITY_TREES, SESSION_TREES, recorded_file};
 
 /// The `etc/ossec.conf` of `tree` in a recorded trees file.
 fn recorded_ossec_conf(file: &str, tree: &str) -> Vec<u8> {
-    let trees = wazuh_cluster_vectors::json(file);
-    let entry = trees[tree]
-        .as_array()
-        .expect("tree is a list")
-        .iter()
-        .find(|entry| entry["path"] == "etc/ossec.conf")
-        .expect("tree has etc/ossec.conf");
-    STANDARD
-        .decode(entry["content_b64"].as_str().expect("content_b64"))
-        .expect("base64")
+    recorded_file(file, tree, "etc/ossec.conf")
 }
 
 /// The configuration an ossec.conf (`what`, for the failure message) enables, key required.
@@ -53,12 +43,10 @@ fn cluster(inner: &str) -> String {
     format!("<ossec_config>\n  <cluster>\n{inner}\n  </cluster>\n</ossec_config>\n")
 }
 
-const KEY: &str = "wazuh395interopkey0123456789abcd";
-
 /// A valid worker block with one line replaced/added by the caller.
 fn worker_with(extra: &str) -> String {
     cluster(&format!(
-        "<node_name>worker-1</node_name><node_type>worker</node_type><key>{KEY}</key>\
+        "<node_name>worker-1</node_name><node_type>worker</node_type><key>{CLUSTER_KEY}</key>\
          <nodes><node>10.0.0.1</node></nodes>{extra}"
     ))
 }
@@ -78,7 +66,7 @@ fn assert_recorded_hello_matches(config: &ClusterConfig) {
 
 #[test]
 fn recorded_trees_parse_to_the_values_the_real_nodes_ran_with() {
-    for file in ["v3.9/session/trees.json", "v3.9/integrity_trees.json"] {
+    for file in [SESSION_TREES, INTEGRITY_TREES] {
         let master = parse_enabled(
             &recorded_ossec_conf(file, "master_tree"),
             &format!("{file} master_tree"),
@@ -197,10 +185,7 @@ fn several_roots_comments_and_overrides_are_read_as_upstream_merges_them() {
 #[test]
 fn a_byte_order_mark_and_a_doctype_are_accepted() {
     let mut bytes = "\u{feff}<!DOCTYPE ossec_config>\n".as_bytes().to_vec();
-    bytes.extend(recorded_ossec_conf(
-        "v3.9/session/trees.json",
-        "worker_tree",
-    ));
+    bytes.extend(recorded_ossec_conf(SESSION_TREES, "worker_tree"));
     let config = parse_enabled(&bytes, "BOM-prefixed file");
     assert_eq!(config.node_name, "worker1");
 }
@@ -237,13 +222,13 @@ fn missing_options_take_upstream_defaults() {
     // Only the key: master, wazuh, node01, 1516, 0.0.0.0, hidden no. The default node list is
     // upstream's [NODE_IP], which upstream's own check then refuses: so does ours.
     assert_eq!(
-        error(&cluster(&format!("<key>{KEY}</key>"))),
+        error(&cluster(&format!("<key>{CLUSTER_KEY}</key>"))),
         OssecConfError::ReservedNodes {
             values: vec!["NODE_IP".to_owned()]
         }
     );
     let config = enabled(&cluster(&format!(
-        "<key>{KEY}</key><nodes><node>192.168.0.1</node></nodes>"
+        "<key>{CLUSTER_KEY}</key><nodes><node>192.168.0.1</node></nodes>"
     )));
     assert_eq!(config.name, "wazuh");
     assert_eq!(config.node_name, "node01");
@@ -257,7 +242,7 @@ fn missing_options_take_upstream_defaults() {
 #[test]
 fn legacy_client_node_type_is_a_worker() {
     let config = enabled(&cluster(&format!(
-        "<node_name>w1</node_name><node_type>client</node_type><key>{KEY}</key>\
+        "<node_name>w1</node_name><node_type>client</node_type><key>{CLUSTER_KEY}</key>\
          <nodes><node>10.0.0.1</node></nodes>"
     )));
     assert_eq!(config.node_type, NodeType::Worker);
@@ -266,11 +251,11 @@ fn legacy_client_node_type_is_a_worker() {
 
 #[test]
 fn key_errors_are_upstreams() {
-    let empty = error(&worker_with("").replace(KEY, ""));
+    let empty = error(&worker_with("").replace(CLUSTER_KEY, ""));
     assert_eq!(empty, OssecConfError::Key(KeyError::Empty));
     assert_eq!(empty.to_string(), "cluster setting 'key': Unspecified key");
 
-    let short = error(&worker_with("").replace(KEY, "abc"));
+    let short = error(&worker_with("").replace(CLUSTER_KEY, "abc"));
     assert_eq!(
         short,
         OssecConfError::Key(KeyError::Invalid {
@@ -283,7 +268,7 @@ fn key_errors_are_upstreams() {
         "cluster setting 'key': Key must be 32 characters long and only have alphanumeric \
          characters (got 3 characters)"
     );
-    let dash = error(&worker_with("").replace(KEY, "wazuh395interopkey0123456789abc-"));
+    let dash = error(&worker_with("").replace(CLUSTER_KEY, "wazuh395interopkey0123456789abc-"));
     assert_eq!(
         dash,
         OssecConfError::Key(KeyError::Invalid {
@@ -297,7 +282,7 @@ fn key_errors_are_upstreams() {
 
 #[test]
 fn an_empty_key_is_plaintext_only_when_allowed() {
-    let text = worker_with("").replace(KEY, "");
+    let text = worker_with("").replace(CLUSTER_KEY, "");
     let Ok(ClusterSection::Enabled(config)) =
         parse_ossec_conf(text.as_bytes(), KeyPolicy::AllowMissing)
     else {
@@ -305,7 +290,7 @@ fn an_empty_key_is_plaintext_only_when_allowed() {
     };
     assert!(config.key.is_none());
     // A wrong non-empty key is still refused.
-    let text = worker_with("").replace(KEY, "short");
+    let text = worker_with("").replace(CLUSTER_KEY, "short");
     assert_eq!(
         parse_ossec_conf(text.as_bytes(), KeyPolicy::AllowMissing).unwrap_err(),
         OssecConfError::Key(KeyError::Invalid {
@@ -432,7 +417,9 @@ fn nodes_errors() {
     let empty = error(&worker_with("").replace("10.0.0.1", " "));
     assert_eq!(empty, OssecConfError::EmptyNode);
     // A master may leave its list empty: it dials nobody.
-    let master = enabled(&cluster(&format!("<key>{KEY}</key><nodes></nodes>")));
+    let master = enabled(&cluster(&format!(
+        "<key>{CLUSTER_KEY}</key><nodes></nodes>"
+    )));
     assert_eq!(master.master_address(), None);
 }
 

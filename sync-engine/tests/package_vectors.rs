@@ -4,26 +4,17 @@
 use std::io::{Cursor, Write};
 use std::process::{Command, Stdio};
 
-use base64::Engine as _;
 use serde_json::Value;
 use wazuh_cluster_sync::integrity::package::{
     CONTROL_MEMBER, PackageBuilder, PackageLimits, PackageReader,
 };
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_vectors::{INTEGRITY_TREES, recorded_file};
 
 /// Content of `path` (relative, no leading `/`) in one of the recorded trees.
 fn tree_file(tree: &str, path: &str) -> Vec<u8> {
-    let trees = wazuh_cluster_vectors::json("v3.9/integrity_trees.json");
-    let entry = trees[tree]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == path)
-        .unwrap_or_else(|| panic!("{path} not in {tree}"));
-    base64::engine::general_purpose::STANDARD
-        .decode(entry["content_b64"].as_str().unwrap())
-        .unwrap()
+    recorded_file(INTEGRITY_TREES, tree, path)
 }
 
 fn recorded_member_names(which: &str) -> Vec<String> {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine as _;
 use serde_json::Value;
+use wazuh_cluster_vectors::{INTEGRITY_TREES, recorded_tree};
 
 fn wazuh_cluster(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
@@ -56,15 +56,11 @@ impl Drop for Scratch {
 
 /// Writes `tree` of `integrity_trees.json` under `root` with the recorded mtimes.
 fn write_tree(root: &Path, tree: &str) {
-    let trees = wazuh_cluster_vectors::json("v3.9/integrity_trees.json");
-    for entry in trees[tree].as_array().unwrap() {
-        let path = root.join(entry["path"].as_str().unwrap());
+    for file in recorded_tree(INTEGRITY_TREES, tree) {
+        let path = root.join(&file.path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(entry["content_b64"].as_str().unwrap())
-            .unwrap();
-        std::fs::write(&path, data).unwrap();
-        let mtime = UNIX_EPOCH + Duration::from_secs_f64(entry["mtime"].as_f64().unwrap());
+        std::fs::write(&path, file.data).unwrap();
+        let mtime = UNIX_EPOCH + Duration::from_secs_f64(file.mtime);
         std::fs::File::options()
             .write(true)
             .open(&path)

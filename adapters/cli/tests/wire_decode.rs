@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const KEY: &str = "wazuh395interopkey0123456789abcd";
+use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn wazuh_cluster(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
@@ -36,7 +36,13 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn decodes_the_worker_to_master_session_stream() {
-    let output = wazuh_cluster(&["wire", "decode", "--key", KEY, &session("conn1_w2m.bin")]);
+    let output = wazuh_cluster(&[
+        "wire",
+        "decode",
+        "--key",
+        CLUSTER_KEY,
+        &session("conn1_w2m.bin"),
+    ]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let lines = stdout_lines(&output);
     assert_eq!(
@@ -79,7 +85,13 @@ fn truncated_stream_prints_an_error_object_and_exits_1() {
     let stream = wazuh_cluster_vectors::read("v3.9/session/raw/conn1_w2m.bin");
     // The 140-byte hello frame, then 10 bytes of the next header.
     let path = scratch("truncated.bin", &stream[..150]);
-    let output = wazuh_cluster(&["wire", "decode", "--key", KEY, path.to_str().unwrap()]);
+    let output = wazuh_cluster(&[
+        "wire",
+        "decode",
+        "--key",
+        CLUSTER_KEY,
+        path.to_str().unwrap(),
+    ]);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(output.status.code(), Some(1));
     let lines = stdout_lines(&output);
@@ -100,7 +112,7 @@ fn oversized_length_and_wrong_key_are_error_objects() {
         "--max-payload",
         "110",
         "--key",
-        KEY,
+        CLUSTER_KEY,
         &session("conn1_w2m.bin"),
     ]);
     assert_eq!(output.status.code(), Some(1));

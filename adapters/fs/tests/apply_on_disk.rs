@@ -4,12 +4,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{ApplyLimits, ApplyReport, apply_master_package};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
+use wazuh_cluster_vectors::{INTEGRITY_TREES, recorded_file, recorded_tree};
 
 struct TempRoot(PathBuf);
 
@@ -17,21 +17,6 @@ impl Drop for TempRoot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn tree(name: &str) -> Vec<(String, Vec<u8>)> {
-    let trees = wazuh_cluster_vectors::json("v3.9/integrity_trees.json");
-    trees[name]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(e["content_b64"].as_str().unwrap())
-                .unwrap();
-            (e["path"].as_str().unwrap().to_owned(), data)
-        })
-        .collect()
 }
 
 fn all_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
@@ -57,10 +42,10 @@ fn recorded_package_applies_on_a_real_tree() {
     let root =
         TempRoot(std::env::temp_dir().join(format!("wazuh-apply-disk-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&root.0);
-    for (path, data) in tree("worker_tree") {
-        let full = root.0.join(&path);
+    for file in recorded_tree(INTEGRITY_TREES, "worker_tree") {
+        let full = root.0.join(&file.path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, data).unwrap();
+        std::fs::write(full, file.data).unwrap();
     }
     let mut storage = FsStorage::new(&root.0).unwrap();
     let file = std::fs::File::open(wazuh_cluster_vectors::path(
@@ -87,7 +72,6 @@ fn recorded_package_applies_on_a_real_tree() {
         }
     );
 
-    let master = tree("master_tree");
     for path in [
         "etc/client.keys",
         "etc/shared/default/merged.mg",
@@ -98,8 +82,8 @@ fn recorded_package_applies_on_a_real_tree() {
         "var/multigroups/e4f9f5fa/merged.mg",
         "queue/agent-groups/002",
     ] {
-        let want = &master.iter().find(|(p, _)| p == path).unwrap().1;
-        assert_eq!(&std::fs::read(root.0.join(path)).unwrap(), want, "{path}");
+        let want = recorded_file(INTEGRITY_TREES, "master_tree", path);
+        assert_eq!(std::fs::read(root.0.join(path)).unwrap(), want, "{path}");
     }
     let mode = |p: &str| {
         std::fs::metadata(root.0.join(p))
@@ -121,11 +105,7 @@ fn recorded_package_applies_on_a_real_tree() {
     );
     assert_eq!(
         std::fs::read(root.0.join("etc/ossec.conf")).unwrap(),
-        tree("worker_tree")
-            .iter()
-            .find(|(p, _)| p == "etc/ossec.conf")
-            .unwrap()
-            .1
+        recorded_file(INTEGRITY_TREES, "worker_tree", "etc/ossec.conf")
     );
 }
 

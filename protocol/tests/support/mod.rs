@@ -14,9 +14,6 @@ use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
 
-/// The key of the recorded upstream session and Fernet vectors.
-pub const VECTOR_KEY: &str = "wazuh395interopkey0123456789abcd";
-
 /// Unix time the tests pretend `origin()` is (2026-01-01T00:00:00Z).
 pub const ORIGIN_UNIX: u64 = 1_767_225_600;
 

@@ -26,7 +26,7 @@ use wazuh_cluster_protocol::rng::Rng;
 use super::Input;
 
 /// The key of the recorded vectors, so that recorded sealed frames in the seeds open.
-const KEY: &str = "wazuh395interopkey0123456789abcd";
+use wazuh_cluster_vectors::CLUSTER_KEY as KEY;
 /// Unix time at the origin instant (2026-01-01T00:00:00Z).
 const ORIGIN_UNIX: u64 = 1_767_225_600;
 

@@ -60,7 +60,7 @@ use crate::fixtures;
 use crate::tree::{TreeFile, storage_from};
 
 /// The key of the recorded vectors.
-const KEY: &str = "wazuh395interopkey0123456789abcd";
+use wazuh_cluster_vectors::CLUSTER_KEY as KEY;
 /// The master's name.
 const MASTER: &str = "master01";
 /// Bytes an adapter reads from a socket per `handle_input` (then it asks `wants_input` again).

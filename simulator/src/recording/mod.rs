@@ -52,7 +52,7 @@ use crate::fixtures::recorded_intervals;
 use fields::bad;
 
 /// The recording's cluster key (README: 32 ASCII characters).
-pub const KEY: &str = "wazuh395interopkey0123456789abcd";
+pub use wazuh_cluster_vectors::CLUSTER_KEY as KEY;
 /// The recorded master's node name.
 pub const MASTER_NAME: &str = "master01";
 /// The recorded worker's node name.

@@ -18,8 +18,28 @@
 //! let routes = wazuh_cluster_vectors::spec_json("v3.9/dapi_routes.json");
 //! assert!(routes["routes"].is_array());
 //! ```
+//!
+//! Besides the loaders, it holds what the vectors say that code outside the tests needs too: the
+//! cluster key they were recorded under ([`CLUSTER_KEY`]), used by the simulator's recording module
+//! and fuzz bodies, which are library code and so cannot use a dev-only helper crate; and the
+//! decoding of the recorded install trees ([`recorded_tree`]), whose files the engine, the disk
+//! adapter and the command tests all need.
 
 use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+/// The cluster key of the recorded upstream nodes: every Fernet vector of `v3.9/frames.json` and
+/// the live session of `v3.9/session/` (its README) were made with it.
+pub const CLUSTER_KEY: &str = "wazuh395interopkey0123456789abcd";
+
+/// The recorded install trees of the standalone integrity recordings (`master_tree`,
+/// `worker_tree`), for [`recorded_tree`].
+pub const INTEGRITY_TREES: &str = "v3.9/integrity_trees.json";
+
+/// The install trees the live session's nodes started from (`master_tree`, `worker_tree`), for
+/// [`recorded_tree`].
+pub const SESSION_TREES: &str = "v3.9/session/trees.json";
 
 /// Directory holding the golden vectors (`fernet-spec/`, `v3.9/`, ...).
 ///
@@ -125,4 +145,60 @@ pub fn jsonl(relative: &str) -> Vec<serde_json::Value> {
 /// When the string is not hex: the vector itself would be corrupt.
 pub fn unhex(text: &str) -> Vec<u8> {
     hex::decode(text).unwrap_or_else(|e| panic!("vector holds bad hex {text:?}: {e}"))
+}
+
+/// One file of a recorded install tree, as the recording has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedFile {
+    /// Path below the install root, without a leading `/` (`etc/client.keys`).
+    pub path: String,
+    /// Content.
+    pub data: Vec<u8>,
+    /// Modification time: Unix seconds as the Python float upstream's `os.stat` gave.
+    pub mtime: f64,
+}
+
+/// The files of `tree` (`master_tree` or `worker_tree`) in the trees vector `file`
+/// ([`INTEGRITY_TREES`] or [`SESSION_TREES`]), in recorded order.
+///
+/// # Panics
+/// When the file or the tree is missing or an entry is malformed.
+pub fn recorded_tree(file: &str, tree: &str) -> Vec<RecordedFile> {
+    let trees = json(file);
+    let entries = trees[tree]
+        .as_array()
+        .unwrap_or_else(|| panic!("vector {file} has no tree {tree}"));
+    entries
+        .iter()
+        .map(|entry| {
+            let field = |name: &str| {
+                entry[name]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("vector {file}: {tree} entry without {name}"))
+            };
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(field("content_b64"))
+                .unwrap_or_else(|e| panic!("vector {file}: {tree} entry with bad base64: {e}"));
+            let mtime = entry["mtime"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("vector {file}: {tree} entry without mtime"));
+            RecordedFile {
+                path: field("path").to_owned(),
+                data,
+                mtime,
+            }
+        })
+        .collect()
+}
+
+/// The content of `path` (no leading `/`) in `tree` of the trees vector `file`.
+///
+/// # Panics
+/// When the tree has no such file (see [`recorded_tree`]).
+pub fn recorded_file(file: &str, tree: &str, path: &str) -> Vec<u8> {
+    recorded_tree(file, tree)
+        .into_iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("vector {file}: {path} not in {tree}"))
+        .data
 }

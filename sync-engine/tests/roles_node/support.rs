@@ -26,7 +26,7 @@ use wazuh_cluster_sync::roles::{
 /// Unix time of the virtual origin.
 pub const UNIX0: u64 = 1_795_682_920;
 
-pub const KEY: &str = "wazuh395interopkey0123456789abcd";
+pub use wazuh_cluster_vectors::CLUSTER_KEY as KEY;
 
 #[expect(
     clippy::disallowed_methods,

@@ -4,23 +4,14 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use serde_json::Value;
+use wazuh_cluster_vectors::{SESSION_TREES, recorded_file};
 
 use crate::fake_node::*;
 
 /// Writes the recorded `tree`'s ossec.conf (session trees) into `root`.
 fn install_recorded_ossec_conf(root: &Path, tree: &str) {
-    let trees = wazuh_cluster_vectors::json("v3.9/session/trees.json");
-    let entry = trees[tree]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|entry| entry["path"] == "etc/ossec.conf")
-        .unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(entry["content_b64"].as_str().unwrap())
-        .unwrap();
+    let bytes = recorded_file(SESSION_TREES, tree, "etc/ossec.conf");
     std::fs::write(root.join("etc/ossec.conf"), bytes).unwrap();
 }
 
