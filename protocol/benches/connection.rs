@@ -16,18 +16,11 @@ use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Si
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 use wazuh_cluster_vectors::CLUSTER_KEY;
 
 const FILE_LEN: usize = 20 << 20;
 const READ: usize = 64 * 1024;
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "benchmarks need an origin instant"
-)]
-fn origin() -> Instant {
-    Instant::now()
-}
 
 fn cores(key: Option<&str>, t0: Instant) -> (Connection, Connection) {
     let config = || {

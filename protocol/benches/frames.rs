@@ -20,9 +20,8 @@ use wazuh_cluster_protocol::fernet::{Fernet, token_len};
 use wazuh_cluster_protocol::frame::{
     Command, FrameDecoder, HEADER_LEN, encode_frame, encode_header,
 };
-use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
-use wazuh_cluster_vectors::CLUSTER_KEY;
+use wazuh_cluster_testkit::cluster_fernet;
 
 const P: Profile = Profile::V3_9;
 const SIZES: [(usize, &str); 3] = [
@@ -37,10 +36,6 @@ const READ: usize = 64 * 1024;
 
 fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-fn fernet() -> Fernet {
-    Fernet::new(&ClusterKey::new(CLUSTER_KEY).unwrap())
 }
 
 /// Seals `plain` into a frame appended to `out`: header, then the token written in place.
@@ -104,7 +99,7 @@ fn plaintext(c: &mut Criterion<ThreadCpuTime>) {
 }
 
 fn sealed(c: &mut Criterion<ThreadCpuTime>) {
-    let fernet = fernet();
+    let fernet = cluster_fernet();
     let mut group = c.benchmark_group("fernet");
     for (len, name) in SIZES {
         let plain = payload(len);

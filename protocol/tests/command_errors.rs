@@ -5,7 +5,7 @@
 pub mod support;
 
 use bytes::Bytes;
-use support::{Delivery, Pair, config, origin};
+use support::{Delivery, Pair, config};
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionConfig, Event, FileChunkError, ReplyError, RequestError, SendFileError,
     SendStringError, Side, TransferId,
@@ -13,6 +13,7 @@ use wazuh_cluster_protocol::connection::{
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 
 fn dapi() -> Command {
     Command::new(Profile::V3_9, b"dapi").unwrap()

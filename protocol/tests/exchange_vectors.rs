@@ -7,7 +7,7 @@ pub mod support;
 
 use bytes::Bytes;
 use serde_json::Value;
-use support::{ORIGIN_UNIX, config, origin, wire};
+use support::{ORIGIN_UNIX, config, wire};
 use wazuh_cluster_protocol::connection::{Connection, Event, PeerError, Side};
 use wazuh_cluster_protocol::fernet::{Fernet, FernetError};
 use wazuh_cluster_protocol::frame::Command;
@@ -15,6 +15,7 @@ use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn frames() -> Value {

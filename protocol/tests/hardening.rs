@@ -8,7 +8,7 @@ pub mod support;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use support::{Delivery, Pair, config, origin};
+use support::{Delivery, Pair, config};
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
     SendFileError, SendStringError, Side, TransferFailure, TransferId,
@@ -20,6 +20,7 @@ use wazuh_cluster_protocol::frame::{
 use wazuh_cluster_protocol::message::{Reply, text};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn dapi() -> Command {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use support::{Delivery, Pair, config, origin, random_bytes, secs};
+use support::{Delivery, Pair, config, random_bytes, secs};
 use wazuh_cluster_protocol::connection::{
     Connection, Event, FileChunkError, PeerError, RequestError, SendStringError, Side,
     TransferFailure, TransferId,
@@ -17,6 +17,7 @@ use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 use wazuh_cluster_vectors::CLUSTER_KEY;
 
 const MIB: usize = 1 << 20;

@@ -7,11 +7,12 @@ pub mod support;
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use support::{Delivery, Pair, Who, config, origin, secs};
+use support::{Delivery, Pair, Who, config, secs};
 use wazuh_cluster_protocol::connection::{Connection, Event, Side};
 use wazuh_cluster_protocol::frame::{Command, DEFAULT_MAX_PAYLOAD, FrameDecoder};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 
 /// A readable dump: one header line per frame, then the payload as hex + ASCII, 16 bytes a line.
 fn dump(log: &[(Who, Bytes)]) -> String {

@@ -7,9 +7,10 @@ pub mod support;
 
 use bytes::Bytes;
 use serde_json::Value;
-use support::{config, origin, wire};
+use support::{config, wire};
 use wazuh_cluster_protocol::connection::{Connection, Event, Side, TransferId};
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 
 fn transfer() -> Value {
     wazuh_cluster_vectors::json("v3.9/transfer.json")

@@ -3,7 +3,6 @@
 //! refusal is the exact error naming its setting.
 
 use proptest::prelude::*;
-use std::time::Instant;
 
 use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::fernet::Fernet;
@@ -12,6 +11,7 @@ use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, ConfigWarning, Disabled, KeyPolicy, NodeType, OssecConfError,
     parse_ossec_conf,
 };
+use wazuh_cluster_testkit::origin;
 use wazuh_cluster_vectors::{CLUSTER_KEY, INTEGRITY_TREES, SESSION_TREES, recorded_file};
 
 /// The `etc/ossec.conf` of `tree` in a recorded trees file.
@@ -527,12 +527,8 @@ fn malformed_files_are_refused_with_the_line() {
     );
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need an arbitrary origin instant"
-)]
 fn wall_clock() -> WallClock {
-    WallClock::new(Instant::now(), 1_795_687_200)
+    WallClock::new(origin(), 1_795_687_200)
 }
 
 #[test]

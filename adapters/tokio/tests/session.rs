@@ -38,7 +38,6 @@ use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::frame::{
     Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, HEADER_LEN, encode_frame,
 };
-use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sim::recording::{
     self, Flow, LinkFrame, LocalCall, MASTER_NAME, Replies, Role, Turn, WORKER_NAME,
@@ -47,6 +46,7 @@ use wazuh_cluster_sim::tap::literal_command;
 use wazuh_cluster_sim::tree::owned_stats;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
+use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
 use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
 use wazuh_cluster_tokio::{NodeSpec, start, wall_clock_now};
 
@@ -66,13 +66,8 @@ const COMPARED: [Flow; 6] = [
     Flow::Control,
 ];
 
-fn fernet() -> Fernet {
-    recording::fernet().unwrap()
-}
-
 fn node_config(node_type: NodeType, name: &str) -> NodeConfig {
-    let key = ClusterKey::new(recording::KEY).unwrap();
-    let mut config = NodeConfig::new(node_type, name, Some(key), wall_clock_now());
+    let mut config = NodeConfig::new(node_type, name, Some(cluster_key()), wall_clock_now());
     recording::recorded_intervals_divided(&mut config, SPEED);
     config
 }
@@ -162,8 +157,8 @@ async fn our_master_answers_the_recorded_workers_hello_as_upstream_did() {
     assert_eq!(counter, hello.counter);
     assert_eq!(literal.as_bytes(), answer.command.as_bytes());
     assert_eq!(
-        fernet().decrypt(&token).unwrap(),
-        fernet().decrypt(&answer.payload).unwrap()
+        cluster_fernet().decrypt(&token).unwrap(),
+        cluster_fernet().decrypt(&answer.payload).unwrap()
     );
     master.stop().await.unwrap();
 }
@@ -190,7 +185,7 @@ async fn our_worker_says_hello_as_the_recorded_worker_did() {
         (literal.as_str(), hello.literal.as_str()),
         ("hello", "hello")
     );
-    assert_eq!(fernet().decrypt(&token).unwrap(), hello.payload);
+    assert_eq!(cluster_fernet().decrypt(&token).unwrap(), hello.payload);
     drop(stream);
     tokio::time::sleep(Duration::from_millis(10)).await;
     worker.stop().await.unwrap();
@@ -214,7 +209,7 @@ impl Scripted {
     fn new(role: Role, stream: TcpStream, recorded: &[LinkFrame]) -> Scripted {
         let (mut reader, writer) = stream.into_split();
         let (tx, incoming) = mpsc::unbounded_channel();
-        let fernet = fernet();
+        let fernet = cluster_fernet();
         let opener = fernet.clone();
         tokio::spawn(async move {
             while let Ok((counter, literal, token)) = read_frame(&mut reader).await {

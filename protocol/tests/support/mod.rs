@@ -1,4 +1,4 @@
-//! Shared helpers of the connection tests: an origin instant, configs, and an in-memory pair of
+//! Shared helpers of the connection tests: configs, and an in-memory pair of
 //! cores (quinn's `Pair`): both sides' output is moved to the other side's input in a chosen
 //! split, time jumps to the next `poll_timeout`, and tests can drop or hold bytes to inject faults.
 
@@ -13,18 +13,10 @@ use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_testkit::origin;
 
 /// Unix time the tests pretend `origin()` is (2026-01-01T00:00:00Z).
 pub const ORIGIN_UNIX: u64 = 1_767_225_600;
-
-/// An arbitrary origin instant: the cores never read the clock, tests need one `Instant`.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need an arbitrary origin instant"
-)]
-pub fn origin() -> Instant {
-    Instant::now()
-}
 
 /// A profile-3.9 config with upstream defaults, `key` ("" = plaintext), the commands a master or
 /// worker `Node` would claim (hello, sync permission, dapi...), and no hello gate.

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::frame::{Frame, FrameDecoder};
-use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
@@ -22,19 +21,13 @@ use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{
     EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
 };
+use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
 
 /// Unix time of the virtual origin.
 pub const UNIX0: u64 = 1_795_682_920;
 
+pub use wazuh_cluster_testkit::origin;
 pub use wazuh_cluster_vectors::CLUSTER_KEY as KEY;
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests need an arbitrary origin instant"
-)]
-pub fn origin() -> Instant {
-    Instant::now()
-}
 
 /// [`UNIX0`] as a timestamp: the wall time of the virtual origin.
 pub fn unix0() -> Timestamp {
@@ -56,7 +49,7 @@ pub fn p(text: &str) -> InstallPath {
 }
 
 pub fn config(node_type: NodeType, name: &str, t0: Instant) -> NodeConfig {
-    let key = ClusterKey::new(KEY).unwrap();
+    let key = cluster_key();
     let mut config = NodeConfig::new(node_type, name, Some(key), WallClock::new(t0, UNIX0));
     config.master_addr = "10.0.0.1:1516".to_owned();
     config.address = "10.0.0.1".to_owned();
@@ -124,7 +117,7 @@ impl Cluster {
             next_incoming: 1,
             cut: Vec::new(),
             ignore_connects: false,
-            fernet: Fernet::new(&ClusterKey::new(KEY).unwrap()),
+            fernet: cluster_fernet(),
             locals: BTreeMap::new(),
             hold_calls: Vec::new(),
             held_calls: Vec::new(),
@@ -552,7 +545,7 @@ impl RawMaster {
         use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Side};
         use wazuh_cluster_protocol::rng::Rng;
         let peer = PeerId(peer);
-        let key = ClusterKey::new(KEY).unwrap();
+        let key = cluster_key();
         let mut config =
             ConnectionConfig::new(Profile::V3_9, Some(key), WallClock::new(self.now, UNIX0));
         // Tests send keepalives themselves (`echo-c`), so silence can be tested.

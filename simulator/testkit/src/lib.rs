@@ -1,0 +1,55 @@
+//! The helpers the workspace's tests share: one definition of each, instead of a copy per test
+//! file.
+//!
+//! ```text
+//!  protocol/tests, benches ──┐                           ┌─► wazuh-cluster-protocol
+//!  sync-engine/tests ────────┼─► wazuh-cluster-testkit ──┤
+//!  adapters/tokio/tests ─────┘   (dev-dependency only)   └─► wazuh-cluster-vectors (golden data)
+//! ```
+//!
+//! What is here is what several crates' tests repeated with the same values: the arbitrary
+//! origin instant a sans-IO core needs ([`origin`]) and the recorded cluster key as a key and a
+//! Fernet ([`cluster_key`], [`cluster_fernet`]). Helpers that only look alike (node
+//! configurations with different addresses, intervals or limits; the in-memory pumps, each shaped
+//! by what its tests inject) stay beside their tests.
+//!
+//! ```
+//! use std::time::Duration;
+//! use wazuh_cluster_testkit::{cluster_fernet, origin};
+//!
+//! let t0 = origin(); // virtual time starts here and moves only when the test says so
+//! let deadline = t0 + Duration::from_secs(30);
+//! assert!(deadline > t0);
+//!
+//! let token = cluster_fernet().encrypt(b"hello", [7; 16], 1_767_225_600);
+//! assert_eq!(cluster_fernet().decrypt(&token).unwrap(), b"hello");
+//! ```
+//!
+//! Why a crate: integration tests are separate crates, so a helper module can only be shared
+//! within one of them; this one is shared by all. It depends on the crates under test, so it can
+//! serve their integration tests, benches and examples, which link the same library, but not
+//! their unit tests (`#[cfg(test)]` inside `src/`), which would see a second copy of every type.
+//! The recorded key itself lives in `wazuh-cluster-vectors`, which the simulator's library code
+//! uses too.
+
+use std::time::Instant;
+
+use wazuh_cluster_protocol::fernet::Fernet;
+use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_vectors::CLUSTER_KEY;
+
+/// An arbitrary origin instant for a test's virtual time: the sans-IO cores never read the clock
+/// (their crates forbid `Instant::now`), but a test needs one `Instant` to start from.
+pub fn origin() -> Instant {
+    Instant::now()
+}
+
+/// [`CLUSTER_KEY`], the key the golden vectors were recorded under, as a [`ClusterKey`].
+pub fn cluster_key() -> ClusterKey {
+    ClusterKey::new(CLUSTER_KEY).expect("the recorded cluster key is a valid key")
+}
+
+/// The Fernet of [`cluster_key`]: opens and seals what the recorded nodes exchanged.
+pub fn cluster_fernet() -> Fernet {
+    Fernet::new(&cluster_key())
+}
