@@ -12,10 +12,7 @@ use wazuh_cluster_sync::integrity::metadata::format_mod_time;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
-
-fn path(p: &str) -> InstallPath {
-    InstallPath::new(p).unwrap()
-}
+use wazuh_cluster_testkit::install_path as path;
 
 fn counts(missing: usize, extra: usize, extra_valid: usize, shared: usize) -> SyncCounts {
     SyncCounts {

@@ -17,10 +17,7 @@ use wazuh_cluster_sync::integrity::storage::Storage;
 use wazuh_cluster_sync::roles::{
     CloseReason, LockRelease, NodeConfig, NodeEvent, SyncError, SyncKind,
 };
-
-fn path(p: &str) -> InstallPath {
-    InstallPath::new(p).unwrap()
-}
+use wazuh_cluster_testkit::install_path as path;
 
 fn frames<'a>(
     sim: &'a Sim,

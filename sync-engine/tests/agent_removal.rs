@@ -8,12 +8,13 @@ mod agents_support;
 use std::collections::BTreeMap;
 
 use agents_support::{
-    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker, p,
+    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker,
 };
 use wazuh_cluster_sync::integrity::agents::{AgentWarning, KeysAgent, KeysFile};
 use wazuh_cluster_sync::integrity::memory::SnapshotEntry;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Storage;
+use wazuh_cluster_testkit::install_path as p;
 
 fn agent(id: &str, name: &str, ip: &str) -> KeysAgent {
     KeysAgent {

@@ -24,15 +24,12 @@ use wazuh_cluster_sync::integrity::package::{
 };
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
+use wazuh_cluster_testkit::install_path as p;
 
 const NOW: Timestamp = Timestamp {
     secs: 1_800_000_000,
     nanos: 0,
 };
-
-fn p(text: &str) -> InstallPath {
-    InstallPath::new(text).unwrap()
-}
 
 fn scan(storage: &MemoryStorage, items: &ClusterItems, node: &str) -> IntegrityMetadata {
     let request = ScanRequest {

@@ -14,10 +14,7 @@ use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::merged::{MergedLimits, merge_from_storage};
 use wazuh_cluster_sync::integrity::metadata::{FileMetadata, IntegrityMetadata};
 use wazuh_cluster_sync::integrity::path::InstallPath;
-
-fn p(s: &str) -> InstallPath {
-    InstallPath::new(s).unwrap()
-}
+use wazuh_cluster_testkit::install_path as p;
 
 fn metadata(value: &Value) -> IntegrityMetadata {
     IntegrityMetadata::from_json(value.to_string().as_bytes(), 1_000_000).unwrap()

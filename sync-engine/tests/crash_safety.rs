@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use agents_support::{
-    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker, p,
+    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker,
 };
 use apply_support::tree_storage;
 use wazuh_cluster_sync::integrity::agents::AgentCleanup;
@@ -30,6 +30,7 @@ use wazuh_cluster_sync::integrity::merged::{MergedLimits, merge_from_storage};
 use wazuh_cluster_sync::integrity::package::{PackageBuilder, PackageLimits, PackageReader};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{StorageErrorKind, Timestamp};
+use wazuh_cluster_testkit::install_path as p;
 
 type Apply = fn(&[u8], &mut MemoryStorage) -> Result<ApplyReport, ApplyError>;
 

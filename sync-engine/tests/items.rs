@@ -7,11 +7,7 @@ use wazuh_cluster_sync::config::cluster_json::{
     CLUSTER_JSON_3_9_5, ClusterJsonError, parse_python_int,
 };
 use wazuh_cluster_sync::integrity::items::{ClusterItems, FileSelection, ItemSource, NodeType};
-use wazuh_cluster_sync::integrity::path::InstallPath;
-
-fn p(s: &str) -> InstallPath {
-    InstallPath::new(s).unwrap()
-}
+use wazuh_cluster_testkit::install_path as p;
 
 #[test]
 fn defaults_are_the_3_9_5_values() {

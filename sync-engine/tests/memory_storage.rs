@@ -8,10 +8,7 @@ use wazuh_cluster_sync::integrity::storage::{
     DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
     WriteId,
 };
-
-fn p(s: &str) -> InstallPath {
-    InstallPath::new(s).unwrap()
-}
+use wazuh_cluster_testkit::install_path as p;
 
 const T1: Timestamp = Timestamp {
     secs: 1_562_000_000,

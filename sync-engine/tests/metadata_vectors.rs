@@ -15,6 +15,7 @@ use wazuh_cluster_sync::integrity::metadata::{
 };
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
+use wazuh_cluster_testkit::install_path as p;
 
 /// Recording time of the vectors (the trees' config files carry it); far after 1562000000.
 const NOW: Timestamp = Timestamp {
@@ -63,10 +64,6 @@ fn hashed(
 
 fn as_value(metadata: &IntegrityMetadata) -> Value {
     serde_json::from_str(&metadata.to_upstream_json()).unwrap()
-}
-
-fn p(s: &str) -> InstallPath {
-    InstallPath::new(s).unwrap()
 }
 
 #[test]

@@ -182,6 +182,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use wazuh_cluster_testkit::install_path as p;
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct Scratch(PathBuf);
@@ -202,10 +203,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
-    }
-
-    fn p(text: &str) -> InstallPath {
-        InstallPath::new(text).unwrap()
     }
 
     /// An install root holding `etc/shared/default/merged.mg`, and the walk over it.

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use wazuh_cluster_fs::{FsStorage, Owner};
-use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::contract::{
     deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
 use wazuh_cluster_sync::integrity::storage::{
     FileAttrs, Storage, StorageError, StorageErrorKind, Timestamp,
 };
+use wazuh_cluster_testkit::install_path as p;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempRoot(PathBuf);
@@ -36,10 +36,6 @@ impl Drop for TempRoot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn p(text: &str) -> InstallPath {
-    InstallPath::new(text).unwrap()
 }
 
 #[test]

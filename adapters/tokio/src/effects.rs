@@ -119,10 +119,7 @@ pub(crate) fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(text: &str) -> InstallPath {
-        InstallPath::new(text).unwrap()
-    }
+    use wazuh_cluster_testkit::install_path as p;
 
     #[test]
     fn staging_dirs_are_the_items_and_queue_cluster_once_each() {

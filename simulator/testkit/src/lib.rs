@@ -3,15 +3,18 @@
 //!
 //! ```text
 //!  protocol/tests, benches ──┐                           ┌─► wazuh-cluster-protocol
-//!  sync-engine/tests ────────┼─► wazuh-cluster-testkit ──┤
-//!  adapters/tokio/tests ─────┘   (dev-dependency only)   └─► wazuh-cluster-vectors (golden data)
+//!  sync-engine/tests ────────┤                           │
+//!  adapters/*/tests, src ────┼─► wazuh-cluster-testkit ──┼─► wazuh-cluster-vectors (golden data)
+//!  simulator/tests ──────────┘   (dev-dependency only)   │
+//!                                                        └─► wazuh-cluster-sync (feature `sync`)
 //! ```
 //!
 //! What is here is what several crates' tests repeated with the same values: the arbitrary
-//! origin instant a sans-IO core needs ([`origin`]) and the recorded cluster key as a key and a
-//! Fernet ([`cluster_key`], [`cluster_fernet`]). Helpers that only look alike (node
-//! configurations with different addresses, intervals or limits; the in-memory pumps, each shaped
-//! by what its tests inject) stay beside their tests.
+//! origin instant a sans-IO core needs ([`origin`]), the recorded cluster key as a key and a
+//! Fernet ([`cluster_key`], [`cluster_fernet`]), and an install path from a literal
+//! (`install_path`, with the `sync` feature). Helpers that only look alike (node configurations
+//! with different addresses, intervals or limits; the in-memory pumps, each shaped by what its
+//! tests inject) stay beside their tests.
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,6 +34,10 @@
 //! their unit tests (`#[cfg(test)]` inside `src/`), which would see a second copy of every type.
 //! The recorded key itself lives in `wazuh-cluster-vectors`, which the simulator's library code
 //! uses too.
+//!
+//! The helpers over the engine's types sit behind the `sync` feature, which the engine's and the
+//! adapters' tests turn on: the protocol's tests leave it off and so do not wait for the engine to
+//! build.
 
 use std::time::Instant;
 
@@ -52,4 +59,14 @@ pub fn cluster_key() -> ClusterKey {
 /// The Fernet of [`cluster_key`]: opens and seals what the recorded nodes exchanged.
 pub fn cluster_fernet() -> Fernet {
     Fernet::new(&cluster_key())
+}
+
+/// `text` as an install path (`/etc/client.keys`).
+///
+/// # Panics
+/// When `text` is not a valid install path: a test literal would be wrong.
+#[cfg(feature = "sync")]
+pub fn install_path(text: &str) -> wazuh_cluster_sync::integrity::path::InstallPath {
+    wazuh_cluster_sync::integrity::path::InstallPath::new(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not an install path: {e}"))
 }

@@ -10,8 +10,8 @@ use wazuh_cluster_sync::integrity::apply::{
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::package::{PackageBuilder, PackageLimits, PackageReader};
-use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_testkit::install_path as p;
 
 pub const T: Timestamp = Timestamp::from_secs(1_562_000_000);
 
@@ -27,10 +27,6 @@ pub const NEW_KEYS: &[u8] = b"001 web-01 any 1111\n\
 002 !db-01 10.0.0.2 2222\n\
 003 !old-disabled 10.0.0.3 3333\n\
 006 new any 6666\n";
-
-pub fn p(text: &str) -> InstallPath {
-    InstallPath::new(text).unwrap()
-}
 
 /// Files of the worker tree besides `etc/client.keys`.
 pub const AGENT_FILES: &[&str] = &[

@@ -16,11 +16,11 @@ use wazuh_cluster_protocol::frame::{Frame, FrameDecoder};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
-use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{
     EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
 };
+pub use wazuh_cluster_testkit::install_path as p;
 use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
 
 /// Unix time of the virtual origin.
@@ -42,10 +42,6 @@ pub fn ok(text: &str) -> (String, Bytes) {
 /// A reply `err` carrying `text`, as [`RawMaster::ask`] returns it.
 pub fn err(text: &str) -> (String, Bytes) {
     ("err".to_owned(), Bytes::copy_from_slice(text.as_bytes()))
-}
-
-pub fn p(text: &str) -> InstallPath {
-    InstallPath::new(text).unwrap()
 }
 
 pub fn config(node_type: NodeType, name: &str, t0: Instant) -> NodeConfig {
