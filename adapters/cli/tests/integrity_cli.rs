@@ -1,11 +1,12 @@
 //! `wazuh-cluster integrity scan|compare` run as a process on trees and documents from the
 //! upstream 3.9.5 recordings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
+use wazuh_cluster_testkit::ScratchDir;
 use wazuh_cluster_vectors::{INTEGRITY_TREES, recorded_tree};
 
 fn wazuh_cluster(args: &[&str]) -> Output {
@@ -27,33 +28,6 @@ fn stdout_json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
-/// A scratch directory unique to this test, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "wazuh-cluster-integrity-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Writes `tree` of `integrity_trees.json` under `root` with the recorded mtimes.
 fn write_tree(root: &Path, tree: &str) {
     for file in recorded_tree(INTEGRITY_TREES, tree) {
@@ -72,15 +46,15 @@ fn write_tree(root: &Path, tree: &str) {
 
 #[test]
 fn scan_of_the_recorded_master_tree_matches_upstream() {
-    let scratch = Scratch::new("scan");
-    write_tree(&scratch.0, "master_tree");
+    let scratch = ScratchDir::new("integrity-scan");
+    write_tree(&scratch, "master_tree");
     // A symlink inside an item is skipped, never followed.
-    std::os::unix::fs::symlink("/etc/passwd", scratch.0.join("etc/rules/passwd.xml")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", scratch.join("etc/rules/passwd.xml")).unwrap();
     let output = wazuh_cluster(&[
         "integrity",
         "scan",
         "--wazuh-path",
-        scratch.0.to_str().unwrap(),
+        scratch.to_str().unwrap(),
     ]);
     let recorded = wazuh_cluster_vectors::json("v3.9/integrity.json");
     assert_eq!(stdout_json(&output), recorded["master_files_status"]);
@@ -90,7 +64,7 @@ fn scan_of_the_recorded_master_tree_matches_upstream() {
 
 #[test]
 fn compare_of_the_recorded_documents_matches_upstream() {
-    let scratch = Scratch::new("compare");
+    let scratch = ScratchDir::new("integrity-compare");
     let recorded = wazuh_cluster_vectors::json("v3.9/integrity.json");
     let master = scratch.file(
         "master.json",
@@ -105,8 +79,8 @@ fn compare_of_the_recorded_documents_matches_upstream() {
     let output = wazuh_cluster(&[
         "integrity",
         "compare",
-        &master,
-        &worker,
+        master.to_str().unwrap(),
+        worker.to_str().unwrap(),
         "--worker",
         "worker1",
     ]);
@@ -118,10 +92,11 @@ fn compare_of_the_recorded_documents_matches_upstream() {
 
 #[test]
 fn errors_are_clear_and_have_exit_codes() {
-    let scratch = Scratch::new("errors");
-    let missing = scratch.0.join("absent.json").display().to_string();
+    let scratch = ScratchDir::new("integrity-errors");
+    let missing = scratch.join("absent.json");
     let good = scratch.file("good.json", b"{}");
-    let compare = |master: &str, worker: &str, name: &str, code: i32| {
+    let compare = |master: &Path, worker: &Path, name: &str, code: i32| {
+        let (master, worker) = (master.to_str().unwrap(), worker.to_str().unwrap());
         fails(
             &["integrity", "compare", master, worker, "--worker", name],
             code,
@@ -142,7 +117,7 @@ fn errors_are_clear_and_have_exit_codes() {
 
     compare(&good, &good, "../w", 2);
 
-    let root = scratch.0.display().to_string();
+    let root = scratch.display().to_string();
     let stderr = fails(
         &[
             "integrity",
@@ -156,18 +131,26 @@ fn errors_are_clear_and_have_exit_codes() {
     );
     assert!(stderr.contains("boss"), "{stderr}");
 
-    let stderr = fails(&["integrity", "scan", "--wazuh-path", &missing], 2);
+    let stderr = fails(
+        &[
+            "integrity",
+            "scan",
+            "--wazuh-path",
+            missing.to_str().unwrap(),
+        ],
+        2,
+    );
     assert!(stderr.contains("absent.json"), "{stderr}");
 }
 
 #[test]
 fn scan_of_an_empty_tree_is_an_empty_document() {
-    let scratch = Scratch::new("empty");
+    let scratch = ScratchDir::new("integrity-empty");
     let output = wazuh_cluster(&[
         "integrity",
         "scan",
         "--wazuh-path",
-        scratch.0.to_str().unwrap(),
+        scratch.to_str().unwrap(),
     ]);
     assert_eq!(output.stdout, b"{}\n");
 }

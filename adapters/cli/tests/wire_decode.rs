@@ -1,8 +1,8 @@
 //! `wazuh-cluster wire decode` run as a process on the recorded live session (upstream 3.9.5).
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use wazuh_cluster_testkit::ScratchDir;
 use wazuh_cluster_vectors::CLUSTER_KEY;
 
 fn wazuh_cluster(args: &[&str]) -> Output {
@@ -25,13 +25,6 @@ fn session(file: &str) -> String {
     wazuh_cluster_vectors::path(&format!("v3.9/session/raw/{file}"))
         .display()
         .to_string()
-}
-
-/// A scratch file unique to this test process.
-fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("wazuh-cluster-{}-{name}", std::process::id()));
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 #[test]
@@ -84,7 +77,8 @@ fn without_a_key_payloads_are_shown_as_on_the_wire_and_files_are_named() {
 fn truncated_stream_prints_an_error_object_and_exits_1() {
     let stream = wazuh_cluster_vectors::read("v3.9/session/raw/conn1_w2m.bin");
     // The 140-byte hello frame, then 10 bytes of the next header.
-    let path = scratch("truncated.bin", &stream[..150]);
+    let scratch = ScratchDir::new("wire-decode");
+    let path = scratch.file("truncated.bin", &stream[..150]);
     let output = wazuh_cluster(&[
         "wire",
         "decode",
@@ -124,7 +118,8 @@ fn oversized_length_and_wrong_key_are_error_objects() {
     );
 
     let other_key = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
-    let path = scratch("hello.bin", &stream[..140]);
+    let scratch = ScratchDir::new("wire-decode");
+    let path = scratch.file("hello.bin", &stream[..140]);
     let output = wazuh_cluster(&["wire", "decode", "--key", other_key, path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(output.status.code(), Some(1));

@@ -179,38 +179,16 @@ fn is_plain_component(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
     use super::*;
+    use wazuh_cluster_testkit::ScratchDir;
     use wazuh_cluster_testkit::install_path as p;
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new() -> Scratch {
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let name = format!("wazuh-fs-confine-{}-{n}", std::process::id());
-            let dir = std::env::temp_dir().join(name);
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// An install root holding `etc/shared/default/merged.mg`, and the walk over it.
-    fn install() -> (Scratch, ConfinedRoot) {
-        let scratch = Scratch::new();
-        std::fs::create_dir_all(scratch.0.join("etc/shared/default")).unwrap();
-        std::fs::write(scratch.0.join("etc/shared/default/merged.mg"), b"mg").unwrap();
-        let root = ConfinedRoot::open(&scratch.0).unwrap();
+    fn install() -> (ScratchDir, ConfinedRoot) {
+        let scratch = ScratchDir::new("fs-confine");
+        std::fs::create_dir_all(scratch.path().join("etc/shared/default")).unwrap();
+        std::fs::write(scratch.path().join("etc/shared/default/merged.mg"), b"mg").unwrap();
+        let root = ConfinedRoot::open(scratch.path()).unwrap();
         (scratch, root)
     }
 
@@ -253,9 +231,9 @@ mod tests {
     #[test]
     fn a_symlink_component_is_outside_the_root_even_to_a_directory_inside() {
         let (scratch, root) = install();
-        let outside = Scratch::new();
-        std::os::unix::fs::symlink(&outside.0, scratch.0.join("etc/out")).unwrap();
-        std::os::unix::fs::symlink("shared", scratch.0.join("etc/inside")).unwrap();
+        let outside = ScratchDir::new("fs-confine");
+        std::os::unix::fs::symlink(outside.path(), scratch.path().join("etc/out")).unwrap();
+        std::os::unix::fs::symlink("shared", scratch.path().join("etc/inside")).unwrap();
         for dir in ["/etc/out", "/etc/out/x", "/etc/inside/default"] {
             let err = root.open_dir(&p(dir)).unwrap_err();
             assert_eq!(err.kind, StorageErrorKind::OutsideRoot, "{dir}: {err}");

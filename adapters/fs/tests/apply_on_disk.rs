@@ -2,22 +2,15 @@
 //! worker tree written to a real directory, the package streamed from a file.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{ApplyLimits, ApplyReport, apply_master_package};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
+use wazuh_cluster_testkit::ScratchDir;
 use wazuh_cluster_vectors::{INTEGRITY_TREES, recorded_file, recorded_tree};
-
-struct TempRoot(PathBuf);
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn all_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -39,15 +32,13 @@ fn all_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
 
 #[test]
 fn recorded_package_applies_on_a_real_tree() {
-    let root =
-        TempRoot(std::env::temp_dir().join(format!("wazuh-apply-disk-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&root.0);
+    let root = ScratchDir::new("apply-disk");
     for file in recorded_tree(INTEGRITY_TREES, "worker_tree") {
-        let full = root.0.join(&file.path);
+        let full = root.path().join(&file.path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, file.data).unwrap();
     }
-    let mut storage = FsStorage::new(&root.0).unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
     let file = std::fs::File::open(wazuh_cluster_vectors::path(
         "v3.9/integrity_master_to_worker.zip",
     ))
@@ -83,10 +74,14 @@ fn recorded_package_applies_on_a_real_tree() {
         "queue/agent-groups/002",
     ] {
         let want = recorded_file(INTEGRITY_TREES, "master_tree", path);
-        assert_eq!(std::fs::read(root.0.join(path)).unwrap(), want, "{path}");
+        assert_eq!(
+            std::fs::read(root.path().join(path)).unwrap(),
+            want,
+            "{path}"
+        );
     }
     let mode = |p: &str| {
-        std::fs::metadata(root.0.join(p))
+        std::fs::metadata(root.path().join(p))
             .unwrap()
             .permissions()
             .mode()
@@ -95,16 +90,16 @@ fn recorded_package_applies_on_a_real_tree() {
     assert_eq!(mode("etc/client.keys"), 0o640);
     assert_eq!(mode("etc/rules/local_rules.xml"), 0o660);
     assert_eq!(mode("var/multigroups/e4f9f5fa"), 0o770);
-    assert!(!root.0.join("etc/shared/oldgroup").exists());
-    assert!(!root.0.join("etc/rules/worker_only_rules.xml").exists());
+    assert!(!root.path().join("etc/shared/oldgroup").exists());
+    assert!(!root.path().join("etc/rules/worker_only_rules.xml").exists());
     let mut files = Vec::new();
-    all_files(&root.0, &root.0, &mut files);
+    all_files(root.path(), root.path(), &mut files);
     assert!(
         files.iter().all(|f| !f.ends_with(".tmp")),
         "staged files left: {files:?}"
     );
     assert_eq!(
-        std::fs::read(root.0.join("etc/ossec.conf")).unwrap(),
+        std::fs::read(root.path().join("etc/ossec.conf")).unwrap(),
         recorded_file(INTEGRITY_TREES, "worker_tree", "etc/ossec.conf")
     );
 }
@@ -126,11 +121,9 @@ fn keys_package(keys: &[u8]) -> Vec<u8> {
 /// link goes and what it points to stays.
 #[test]
 fn removed_agent_files_go_on_disk_and_symlinks_out_are_not_followed() {
-    let base =
-        TempRoot(std::env::temp_dir().join(format!("wazuh-agents-disk-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&base.0);
-    let root = base.0.join("ossec");
-    let outside = base.0.join("outside");
+    let base = ScratchDir::new("agents-disk");
+    let root = base.path().join("ossec");
+    let outside = base.path().join("outside");
     for dir in [
         "etc",
         "queue/diff/web/local",

@@ -2,8 +2,7 @@
 //! permissions and times as the kernel reports them.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use wazuh_cluster_fs::{FsStorage, Owner};
 use wazuh_cluster_sync::integrity::storage::contract::{
@@ -12,37 +11,14 @@ use wazuh_cluster_sync::integrity::storage::contract::{
 use wazuh_cluster_sync::integrity::storage::{
     FileAttrs, Storage, StorageError, StorageErrorKind, Timestamp,
 };
+use wazuh_cluster_testkit::ScratchDir;
 use wazuh_cluster_testkit::install_path as p;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new() -> TempRoot {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("wazuh-fs-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempRoot(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn fs_storage_keeps_the_storage_contract() {
     let roots = std::cell::RefCell::new(Vec::new());
     storage_contract_suite(|| {
-        let root = TempRoot::new();
+        let root = ScratchDir::new("fs-storage");
         let storage = FsStorage::new(root.path()).unwrap();
         roots.borrow_mut().push(root);
         storage
@@ -51,16 +27,16 @@ fn fs_storage_keeps_the_storage_contract() {
 
 #[test]
 fn fs_storage_fails_a_deferred_commit_that_cannot_land() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     deferred_failure_suite(|| FsStorage::new(root.path()).unwrap());
 }
 
 #[test]
 fn fs_storage_never_follows_symlinks() {
-    let outside = TempRoot::new();
+    let outside = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(outside.path().join("default")).unwrap();
     std::fs::write(outside.path().join("secret"), b"outside").unwrap();
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     let base = root.path().to_path_buf();
     symlink_contract_suite(
         || FsStorage::new(&base).unwrap(),
@@ -89,8 +65,8 @@ fn fs_storage_never_follows_symlinks() {
 #[test]
 fn member_written_through_a_symlinked_item_directory_is_refused() {
     // etc/shared -> /tmp/elsewhere, then a package member etc/shared/default/merged.mg.
-    let elsewhere = TempRoot::new();
-    let root = TempRoot::new();
+    let elsewhere = ScratchDir::new("fs-storage");
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc")).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), root.path().join("etc/shared")).unwrap();
     let mut storage = FsStorage::new(root.path()).unwrap();
@@ -138,7 +114,7 @@ fn member_written_through_a_symlinked_item_directory_is_refused() {
 
 #[test]
 fn permissions_and_times_reach_the_disk() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     let mut storage = FsStorage::new(root.path()).unwrap();
     storage
         .create_dir_all(&p("/etc/lists/amazon"), 0o770)
@@ -184,7 +160,7 @@ fn permissions_and_times_reach_the_disk() {
 
 #[test]
 fn special_files_are_reported_and_never_opened_for_reading() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc/rules")).unwrap();
     let fifo = root.path().join("etc/rules/fifo");
     let status = std::process::Command::new("mkfifo")
@@ -221,7 +197,7 @@ fn names_in(root: &Path, dir: &str) -> Vec<String> {
 
 #[test]
 fn stale_staged_files_are_cleaned() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc/shared/default")).unwrap();
     for (name, data) in [
         ("etc/.client.keys.999.1.tmp", "half"),
@@ -273,7 +249,7 @@ fn stale_staged_files_are_cleaned() {
 /// (so at most that many staged files are open), and the final sync lands the rest.
 #[test]
 fn deferred_commits_are_synced_in_bounded_batches() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc/lists")).unwrap();
     let mut storage = FsStorage::new(root.path()).unwrap();
     let total = wazuh_cluster_fs::MAX_DEFERRED + 44;
@@ -314,7 +290,7 @@ fn deferred_commits_are_synced_in_bounded_batches() {
 #[test]
 fn a_read_at_the_end_seen_answers_without_rereading() {
     use std::io::Write;
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc")).unwrap();
     let file = root.path().join("etc/client.keys");
     std::fs::write(&file, b"12345").unwrap();
@@ -354,7 +330,7 @@ fn attrs(mode: u32) -> FileAttrs {
 /// typed error and nothing is left behind, neither the target nor a staged name.
 #[test]
 fn written_files_and_created_directories_get_the_owner() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("queue")).unwrap();
     std::fs::write(root.path().join("queue/old"), "old").unwrap();
     let euid = wazuh_cluster_fs::owner::effective_uid();
@@ -425,7 +401,7 @@ fn written_files_and_created_directories_get_the_owner() {
 /// Without an owner nothing is given away: files and directories belong to this process.
 #[test]
 fn without_an_owner_what_is_written_keeps_the_process_owner() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     let mut storage = FsStorage::new(root.path()).unwrap();
     assert_eq!(storage.owner(), None);
     storage.create_dir_all(&p("/etc/shared"), 0o770).unwrap();
@@ -446,7 +422,7 @@ fn without_an_owner_what_is_written_keeps_the_process_owner() {
 /// unlike a look-alike or one that holds something (not ours).
 #[test]
 fn stale_staged_directories_are_cleaned() {
-    let root = TempRoot::new();
+    let root = ScratchDir::new("fs-storage");
     for dir in [
         "etc/.shared.77.5.tmp",
         "etc/.kept.77.6.tmp",

@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use serde_json::{Value, json};
 use wazuh_cluster_protocol::frame::{self, DEFAULT_MAX_PAYLOAD, FrameDecoder};
 use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_testkit::ScratchDir;
 
 /// One frame the client sent, as the fake node saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,33 +24,12 @@ pub struct Seen {
     pub payload: String,
 }
 
-/// A scratch install root unique to this test (`etc/`, `queue/cluster/`), removed on drop.
-pub struct Root(PathBuf);
-
-impl std::ops::Deref for Root {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh install root for the test `name`.
-pub fn install_root(name: &str) -> Root {
-    let root = std::env::temp_dir().join(format!(
-        "wazuh-cluster-local-socket-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&root);
+/// A fresh install root for the test `name` (`etc/`, `queue/cluster/`), removed on drop.
+pub fn install_root(name: &str) -> ScratchDir {
+    let root = ScratchDir::new(&format!("local-socket-{name}"));
     std::fs::create_dir_all(root.join("queue/cluster")).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    Root(root)
+    root
 }
 
 /// The local socket under `root`.
