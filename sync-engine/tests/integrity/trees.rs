@@ -1,5 +1,5 @@
 //! Loads the recorded install trees of `vectors/v3.9/integrity_trees.json` into a
-//! `MemoryStorage` (shared by the metadata and compare tests).
+//! `MemoryStorage` (shared by the metadata, compare, apply, crash and hostile-package tests).
 
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::metadata::timestamp_from_py_float;

@@ -3,12 +3,10 @@
 //! that stays or was already disabled, nothing outside the agents' directories whatever the names
 //! say.
 
-mod agents_support;
-
 use std::collections::BTreeMap;
 
-use agents_support::{
-    AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker,
+use crate::agents_support::{
+    self, AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker,
 };
 use wazuh_cluster_sync::integrity::agents::{AgentWarning, KeysAgent, KeysFile};
 use wazuh_cluster_sync::integrity::memory::SnapshotEntry;

@@ -1,11 +1,9 @@
 //! The metadata document against what real 3.9.5 nodes computed (vectors/v3.9/integrity.json),
 //! the byte-exact `json.dumps` form, `mod_time` formatting and the incremental scanner.
 
-mod recorded_zip;
-mod trees;
-
+use crate::recorded_zip::zip_member;
+use crate::trees;
 use proptest::prelude::*;
-use recorded_zip::zip_member;
 use serde_json::Value;
 use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;

@@ -1,10 +1,8 @@
 //! Hostile packages are refused as a whole, with the exact error, and nothing is written.
 
-mod apply_support;
-
 use std::io::{Cursor, Write};
 
-use apply_support::tree_storage;
+use crate::trees::load as tree_storage;
 use wazuh_cluster_sync::integrity::apply::{
     ApplyError, ApplyLimits, ApplyReport, KnownAgents, PathRefusal, SkipReason,
     apply_master_package, apply_worker_package,

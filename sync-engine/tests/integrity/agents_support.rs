@@ -1,4 +1,4 @@
-//! Shared set-up for the removed-agents tests: a worker tree with the files 3.9.5's
+//! Shared set-up for the removed-agents and crash tests: a worker tree with the files 3.9.5's
 //! `remove_bulk_agents` looks for, of agents that go, stay or were already disabled, and a master
 //! package carrying a new `etc/client.keys`.
 

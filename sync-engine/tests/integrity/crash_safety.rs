@@ -10,16 +10,13 @@
 //! written: a crash in between leaves the old `client.keys`, so the re-run finds the same agents
 //! again and removes what is left of their files; after the new one is in place, nothing.
 
-mod agents_support;
-mod apply_support;
-
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use agents_support::{
+use crate::agents_support::{
     AGENT_FILES, NEW_KEYS, OLD_KEYS, REMOVED, agents_tree, keys_package, on_worker,
 };
-use apply_support::tree_storage;
+use crate::trees::load as tree_storage;
 use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{
     ApplyError, ApplyLimits, ApplyReport, KnownAgents, apply_worker_package,

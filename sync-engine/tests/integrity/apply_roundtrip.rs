@@ -1,11 +1,9 @@
 //! Scan → compare → package → read → apply, on the recorded trees and on random ones.
 
-mod apply_support;
-
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use apply_support::tree_storage;
+use crate::trees::load as tree_storage;
 use proptest::prelude::*;
 use wazuh_cluster_sync::integrity::agents::AgentCleanup;
 use wazuh_cluster_sync::integrity::apply::{

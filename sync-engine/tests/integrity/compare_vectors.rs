@@ -1,13 +1,11 @@
 //! `SyncPlan::compare` against the real 3.9.5 `compare_files` (vectors/v3.9/integrity.json,
 //! compare_files_synthetic.json and the master→worker package), plus our refusal rules.
 
-mod recorded_zip;
-mod trees;
-
 use std::collections::BTreeMap;
 
+use crate::recorded_zip::zip_member;
+use crate::trees;
 use proptest::prelude::*;
-use recorded_zip::zip_member;
 use serde_json::Value;
 use wazuh_cluster_sync::integrity::compare::{Rejection, SyncCounts, SyncPlan};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
