@@ -2,10 +2,8 @@
 //! reaches (a closed connection, a full pending table, a refused path, `finish_file` at the wrong
 //! moment), and the Display texts the former single `ApiError` had, which callers log.
 
-pub mod support;
-
+use crate::support::{Delivery, Pair, config};
 use bytes::Bytes;
-use support::{Delivery, Pair, config};
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionConfig, Event, FileChunkError, ReplyError, RequestError, SendFileError,
     SendStringError, Side, TransferId,

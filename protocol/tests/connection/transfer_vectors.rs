@@ -3,11 +3,9 @@
 //! emit the recorded sender frames byte for byte; our receiver must answer the recorded sender
 //! frames with the recorded replies (the string id aside, which is random upstream).
 
-pub mod support;
-
+use crate::support::{config, wire};
 use bytes::Bytes;
 use serde_json::Value;
-use support::{config, wire};
 use wazuh_cluster_protocol::connection::{Connection, Event, Side, TransferId};
 use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_testkit::origin;

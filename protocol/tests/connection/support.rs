@@ -1,6 +1,6 @@
-//! Shared helpers of the connection tests: configs, and an in-memory pair of
-//! cores (quinn's `Pair`): both sides' output is moved to the other side's input in a chosen
-//! split, time jumps to the next `poll_timeout`, and tests can drop or hold bytes to inject faults.
+//! Shared helpers of the connection tests: configs, and an in-memory pair of cores (quinn's
+//! `Pair`): both sides' output is moved to the other side's input in a chosen split, time jumps to
+//! the next `poll_timeout`, and tests can drop or hold bytes to inject faults.
 
 use std::time::{Duration, Instant};
 
@@ -286,14 +286,6 @@ impl Pair {
             offset: 0,
         });
         transfer
-    }
-
-    /// Events seen so far by one side.
-    pub fn events(&self, who: Who) -> &[Event] {
-        match who {
-            Who::Client => &self.client_events,
-            Who::Server => &self.server_events,
-        }
     }
 }
 

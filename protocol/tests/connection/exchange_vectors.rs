@@ -3,11 +3,9 @@
 //! vectors/v3.9/frames.json) with the same bytes as the real 3.9.5 master, and surfaces the others
 //! to the layer above.
 
-pub mod support;
-
+use crate::support::{self, ORIGIN_UNIX, config, wire};
 use bytes::Bytes;
 use serde_json::Value;
-use support::{ORIGIN_UNIX, config, wire};
 use wazuh_cluster_protocol::connection::{Connection, Event, PeerError, Side};
 use wazuh_cluster_protocol::fernet::{Fernet, FernetError};
 use wazuh_cluster_protocol::frame::Command;

@@ -1,14 +1,12 @@
 //! Two connection cores wired in memory (quinn's `Pair`): bytes move in a chosen split, time jumps
 //! to the next `poll_timeout`, and the tests assert exact events, instants and counters.
 
-pub mod support;
-
 use std::time::Duration;
 
+use crate::support::{Delivery, Pair, config, random_bytes, secs};
 use bytes::Bytes;
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use support::{Delivery, Pair, config, random_bytes, secs};
 use wazuh_cluster_protocol::connection::{
     Connection, Event, FileChunkError, PeerError, RequestError, SendStringError, Side,
     TransferFailure, TransferId,

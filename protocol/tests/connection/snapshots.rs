@@ -2,12 +2,10 @@
 //! hello, keepalive (`echo-c` / `ok-m `), a file (4 chunks at request_chunk 400) and a long string.
 //! Any change to the bytes we put on the wire shows up in review as a snapshot diff.
 
-pub mod support;
-
 use std::fmt::Write as _;
 
+use crate::support::{Delivery, Pair, Who, config, secs};
 use bytes::Bytes;
-use support::{Delivery, Pair, Who, config, secs};
 use wazuh_cluster_protocol::connection::{Connection, Event, Side};
 use wazuh_cluster_protocol::frame::{Command, DEFAULT_MAX_PAYLOAD, FrameDecoder};
 use wazuh_cluster_protocol::profile::Profile;

@@ -3,12 +3,10 @@
 //! data, and the one table of `err` texts every refused request is answered from. Each test drives two cores
 //! in memory and asserts the exact wire answer, event and error value.
 
-pub mod support;
-
 use std::time::Duration;
 
+use crate::support::{self, Delivery, Pair, config};
 use bytes::{Bytes, BytesMut};
-use support::{Delivery, Pair, config};
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionError, Event, FileChunkError, PeerError, ReplyError, RequestError,
     SendFileError, SendStringError, Side, TransferFailure, TransferId,
