@@ -1,14 +1,12 @@
 //! Real nodes over real loopback TCP and real install trees: convergence, refusals, restarts.
 
-mod support;
-
 use std::time::Duration;
 
 use wazuh_cluster_sim::fixtures::MASTER_OWNED;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
 
-use support::*;
+use crate::support::*;
 
 fn is_integrity_done(e: &NodeEvent) -> bool {
     matches!(

@@ -4,8 +4,6 @@
 //! meanwhile; once the flooder reads, every reply comes, in order. And a connection that ends
 //! before `hello` is logged with its address and why.
 
-mod support;
-
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -20,7 +18,7 @@ use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::roles::{HandshakeFailure, NodeEvent, NodeType, PeerId};
 use wazuh_cluster_tokio::{EventLine, RunningNode, event_line};
 
-use support::*;
+use crate::support::*;
 
 /// The master's bound of unwritten output per peer in these tests.
 const MAX_QUEUED: usize = 64 << 10;

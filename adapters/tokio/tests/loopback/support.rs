@@ -1,8 +1,6 @@
 //! Shared pieces of the real-socket tests: trees on disk from the simulator's sample cluster,
 //! fast intervals, starting nodes on loopback, waiting for events.
 
-#![allow(missing_docs)]
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Socket-level bounds over real loopback TCP: connections per source address, the deadline of a
 //! declared payload, refused workers.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -13,7 +11,7 @@ use wazuh_cluster_protocol::frame::{Command, encode_header};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, hello_text};
 
-use support::*;
+use crate::support::*;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -1,0 +1,13 @@
+//! Real nodes on loopback: TCP and the Unix socket, real install trees, real time. Convergence,
+//! refusals and restarts; output backpressure; socket-level bounds; and the recorded upstream
+//! session replayed against our nodes over real sockets.
+//!
+//! One test binary with a module per former test file: each binary links tokio, the engine and
+//! the simulator's fixtures, so fewer binaries make a cold `cargo test` faster.
+
+mod support;
+
+mod backpressure;
+mod cluster;
+mod limits;
+mod session;
