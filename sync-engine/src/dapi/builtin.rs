@@ -11,6 +11,7 @@
 //! | `Agent.get_agent_by_name` | `/agents/name/:agent_name` | `agents::get_agent_by_name` |
 //! | `Agent.get_agents_summary` | `/agents/summary` | `agents::summary` |
 //! | `manager.status` | `/manager/status`, `/cluster/:node_id/status` | `manager_status` |
+//! | `manager.get_info` | `/manager/info`, `/cluster/:node_id/info` | `manager_info` |
 //!
 //! The agent functions read the install's files (`etc/client.keys`, `queue/agent-info`, ...);
 //! they do not read the agent database `var/db/global.db` yet (see `agents` for what that
@@ -62,6 +63,7 @@ mod failure;
 #[cfg(test)]
 mod hostile_arguments;
 mod install;
+mod manager_info;
 mod manager_status;
 mod python;
 #[cfg(test)]
@@ -92,6 +94,7 @@ enum BuiltinFunction {
     AgentByName,
     AgentsSummary,
     ManagerStatus,
+    ManagerInfo,
 }
 
 impl BuiltinFunction {
@@ -103,6 +106,7 @@ impl BuiltinFunction {
             "Agent.get_agent_by_name" => BuiltinFunction::AgentByName,
             "Agent.get_agents_summary" => BuiltinFunction::AgentsSummary,
             "manager.status" => BuiltinFunction::ManagerStatus,
+            "manager.get_info" => BuiltinFunction::ManagerInfo,
             _ => return None,
         })
     }
@@ -178,5 +182,6 @@ fn run_function<S: Storage + ?Sized>(
             python::bind::<0>("status", &[], arguments)?;
             manager_status::status(install)
         }
+        BuiltinFunction::ManagerInfo => manager_info::get_info(install, arguments),
     }
 }

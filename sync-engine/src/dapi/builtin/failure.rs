@@ -12,13 +12,15 @@ use crate::dapi::merge::{MergeError, error_answer};
 
 /// The texts of the `WazuhException` codes the built-in functions raise (3.9.5
 /// `exception.py` `WazuhException.ERRORS`).
-const ERRORS: [(u16, &str); 15] = [
+const ERRORS: [(u16, &str); 19] = [
+    (1005, "Error reading file"),
     (1017, "Wazuh is restarting"),
     (1018, "Wazuh is stopped. Start Wazuh before using the API."),
     (
         1019,
         "There is a failed process. Review that before using the API.",
     ),
+    (1101, "Requested component does not exist"),
     (1403, "Sort field invalid"),
     (1405, "Specified limit exceeds maximum allowed (1000)"),
     (1406, "0 is not a valid limit"),
@@ -37,6 +39,8 @@ const ERRORS: [(u16, &str); 15] = [
         1729,
         "Agent status not valid. Valid statuses are Active, Disconnected, Pending and Never Connected.",
     ),
+    (3004, "Error in cluster configuration"),
+    (3006, "Error reading cluster configuration"),
 ];
 
 /// A failed built-in function: the code and text of the answer. See the

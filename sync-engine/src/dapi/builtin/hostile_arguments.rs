@@ -11,7 +11,7 @@ use crate::dapi::json::{JsonLimits, JsonValue};
 use crate::integrity::memory::MemoryStorage;
 
 /// Each function's route, name and parameters.
-const FUNCTIONS: [(&str, &str, &[&str]); 5] = [
+const FUNCTIONS: [(&str, &str, &[&str]); 6] = [
     (
         "/agents",
         "Agent.get_agents_overview",
@@ -31,6 +31,7 @@ const FUNCTIONS: [(&str, &str, &[&str]); 5] = [
     ),
     ("/agents/summary", "Agent.get_agents_summary", &[]),
     ("/manager/status", "manager.status", &[]),
+    ("/manager/info", "manager.get_info", &[]),
 ];
 
 /// Values of every JSON type, and the shapes upstream's arguments take, broken.

@@ -131,6 +131,11 @@ impl<'s, S: Storage + ?Sized> Install<'s, S> {
             .and_then(|bytes| OssecInit::parse(&bytes)))
     }
 
+    /// The install directory upstream would name (see the module docs).
+    pub(super) fn directory(&self) -> &str {
+        &self.directory
+    }
+
     /// `relative` as upstream names it: under [`Install::directory`].
     pub(super) fn absolute(&self, relative: &str) -> String {
         format!("{}/{relative}", self.directory.trim_end_matches('/'))
@@ -226,6 +231,14 @@ impl<'s, S: Storage + ?Sized> Install<'s, S> {
             None => FunctionError::python(error.to_string()),
         }
     }
+
+    /// [`Install::os_error`] for a file found missing.
+    pub(super) fn not_found(&self, relative: &str) -> FunctionError {
+        self.os_error(
+            relative,
+            &StorageError::new(StorageErrorKind::NotFound, relative, "not found"),
+        )
+    }
 }
 
 /// `/<relative>` as an install path.
@@ -268,9 +281,8 @@ mod tests {
             0,
         );
         let install = Install::new(&storage);
-        let missing = StorageError::new(StorageErrorKind::NotFound, "logs/ossec.log", "gone");
         assert_eq!(
-            install.os_error("logs/ossec.log", &missing).message,
+            install.not_found("logs/ossec.log").message,
             "[Errno 2] No such file or directory: '/opt/wazuh/logs/ossec.log'"
         );
         assert_eq!(install.read_prefix("logs/ossec.log", 10), Ok(None));
