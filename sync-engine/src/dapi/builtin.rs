@@ -12,6 +12,8 @@
 //! | `Agent.get_agents_summary` | `/agents/summary` | `agents::summary` |
 //! | `manager.status` | `/manager/status`, `/cluster/:node_id/status` | `manager_status` |
 //! | `manager.get_info` | `/manager/info`, `/cluster/:node_id/info` | `manager_info` |
+//! | `manager.ossec_log` | `/manager/logs`, `/cluster/:node_id/logs` | `logs::ossec_log` |
+//! | `manager.ossec_log_summary` | `/manager/logs/summary`, `/cluster/:node_id/logs/summary` | `logs::summary` |
 //!
 //! The agent functions read the install's files (`etc/client.keys`, `queue/agent-info`, ...);
 //! they do not read the agent database `var/db/global.db` yet (see `agents` for what that
@@ -63,6 +65,7 @@ mod failure;
 #[cfg(test)]
 mod hostile_arguments;
 mod install;
+mod logs;
 mod manager_info;
 mod manager_status;
 mod python;
@@ -95,6 +98,8 @@ enum BuiltinFunction {
     AgentsSummary,
     ManagerStatus,
     ManagerInfo,
+    OssecLog,
+    OssecLogSummary,
 }
 
 impl BuiltinFunction {
@@ -107,6 +112,8 @@ impl BuiltinFunction {
             "Agent.get_agents_summary" => BuiltinFunction::AgentsSummary,
             "manager.status" => BuiltinFunction::ManagerStatus,
             "manager.get_info" => BuiltinFunction::ManagerInfo,
+            "manager.ossec_log" => BuiltinFunction::OssecLog,
+            "manager.ossec_log_summary" => BuiltinFunction::OssecLogSummary,
             _ => return None,
         })
     }
@@ -183,5 +190,9 @@ fn run_function<S: Storage + ?Sized>(
             manager_status::status(install)
         }
         BuiltinFunction::ManagerInfo => manager_info::get_info(install, arguments),
+        BuiltinFunction::OssecLog => logs::ossec_log::ossec_log(install, arguments, now),
+        BuiltinFunction::OssecLogSummary => {
+            logs::summary::ossec_log_summary(install, arguments, now)
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::dapi::merge::{MergeError, error_answer};
 
 /// The texts of the `WazuhException` codes the built-in functions raise (3.9.5
 /// `exception.py` `WazuhException.ERRORS`).
-const ERRORS: [(u16, &str); 19] = [
+const ERRORS: [(u16, &str); 21] = [
     (1005, "Error reading file"),
     (1017, "Wazuh is restarting"),
     (1018, "Wazuh is stopped. Start Wazuh before using the API."),
@@ -21,6 +21,8 @@ const ERRORS: [(u16, &str); 19] = [
         "There is a failed process. Review that before using the API.",
     ),
     (1101, "Requested component does not exist"),
+    (1400, "Invalid offset"),
+    (1401, "Invalid limit"),
     (1403, "Sort field invalid"),
     (1405, "Specified limit exceeds maximum allowed (1000)"),
     (1406, "0 is not a valid limit"),

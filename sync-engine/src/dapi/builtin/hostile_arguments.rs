@@ -11,7 +11,7 @@ use crate::dapi::json::{JsonLimits, JsonValue};
 use crate::integrity::memory::MemoryStorage;
 
 /// Each function's route, name and parameters.
-const FUNCTIONS: [(&str, &str, &[&str]); 6] = [
+const FUNCTIONS: [(&str, &str, &[&str]); 8] = [
     (
         "/agents",
         "Agent.get_agents_overview",
@@ -32,6 +32,18 @@ const FUNCTIONS: [(&str, &str, &[&str]); 6] = [
     ("/agents/summary", "Agent.get_agents_summary", &[]),
     ("/manager/status", "manager.status", &[]),
     ("/manager/info", "manager.get_info", &[]),
+    (
+        "/manager/logs",
+        "manager.ossec_log",
+        &[
+            "type_log", "category", "months", "offset", "limit", "sort", "search",
+        ],
+    ),
+    (
+        "/manager/logs/summary",
+        "manager.ossec_log_summary",
+        &["months"],
+    ),
 ];
 
 /// Values of every JSON type, and the shapes upstream's arguments take, broken.

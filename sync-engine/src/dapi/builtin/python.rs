@@ -6,6 +6,7 @@
 //! ```text
 //! ossec_log(limit=1, colour="red")  →  "ossec_log() got an unexpected keyword argument 'colour'"
 //! str(["001"])                      →  "['001']"
+//! int("12x")                        →  "invalid literal for int() with base 10: '12x'"
 //! ```
 
 use super::failure::{FunctionError, FunctionResult};
@@ -166,6 +167,67 @@ pub(super) fn unorderable(op: &str, left: &JsonValue, right: &str) -> FunctionEr
     ))
 }
 
+/// Python's `int(value)` (`int` is unbounded; beyond `i128` the value saturates, which changes
+/// no slice or comparison the functions make).
+pub(super) fn int_of(value: &JsonValue) -> FunctionResult<i128> {
+    match value {
+        JsonValue::Int(i) => Ok(i128::from(*i)),
+        JsonValue::Bool(b) => Ok(i128::from(*b)),
+        JsonValue::Float(x) if x.is_nan() => {
+            Err(FunctionError::python("cannot convert float NaN to integer"))
+        }
+        JsonValue::Float(x) if x.is_infinite() => Err(FunctionError::python(
+            "cannot convert float infinity to integer",
+        )),
+        // Truncation toward zero; `as` saturates beyond i128.
+        JsonValue::Float(x) => Ok(x.trunc() as i128),
+        JsonValue::Str(s) => parse_int_literal(s).ok_or_else(|| {
+            FunctionError::python(format!(
+                "invalid literal for int() with base 10: {}",
+                python_repr(s)
+            ))
+        }),
+        other => Err(FunctionError::python(format!(
+            "int() argument must be a string, a bytes-like object or a number, not '{}'",
+            other.python_type_name()
+        ))),
+    }
+}
+
+/// `int(text)`: surrounding whitespace, an optional sign, ASCII digits with single `_` between
+/// them.
+fn parse_int_literal(text: &str) -> Option<i128> {
+    let text = text.trim_matches(is_python_space);
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    let mut magnitude: i128 = 0;
+    for byte in digits.bytes().filter(|b| *b != b'_') {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude
+            .saturating_mul(10)
+            .saturating_add(i128::from(byte - b'0'));
+    }
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Python's `str.isspace` for one character (what `\s` and `strip()` take as whitespace): the
+/// Unicode white space, plus the four information separators U+001C..U+001F.
+pub(super) fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +283,28 @@ mod tests {
             r#"[None, True, 1, 1.5, nan, -inf, "it's", {'a': []}]"#
         );
         assert_eq!(str_of(&JsonValue::from("plain")), "plain");
+    }
+
+    #[test]
+    fn int_conversions_follow_python() {
+        assert_eq!(int_of(&JsonValue::from(" -1_000 ")), Ok(-1000));
+        assert_eq!(int_of(&JsonValue::Float(-2.7)), Ok(-2));
+        assert_eq!(int_of(&JsonValue::Bool(true)), Ok(1));
+        for (value, message) in [
+            (
+                JsonValue::from("1__0"),
+                "invalid literal for int() with base 10: '1__0'",
+            ),
+            (
+                JsonValue::Null,
+                "int() argument must be a string, a bytes-like object or a number, not 'NoneType'",
+            ),
+            (
+                JsonValue::Float(f64::INFINITY),
+                "cannot convert float infinity to integer",
+            ),
+        ] {
+            assert_eq!(int_of(&value).unwrap_err().message, message);
+        }
     }
 }

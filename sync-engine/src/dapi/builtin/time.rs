@@ -61,6 +61,17 @@ impl DateTime {
             + i64::from(self.second)
     }
 
+    /// The first day of this time's month, at 00:00:00.
+    pub(super) fn first_of_month(self) -> DateTime {
+        DateTime {
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            ..self
+        }
+    }
+
     /// Reads `YYYY-MM-DD HH:MM:SS` as SQLite's date functions read such a text (also
     /// `YYYY-MM-DD` and `YYYY-MM-DD HH:MM`, and `T` for the space); `None` for anything else.
     pub(super) fn parse_sqlite(text: &str) -> Option<DateTime> {
@@ -118,6 +129,16 @@ impl fmt::Display for DateTime {
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
         )
+    }
+}
+
+/// Days in `month` of `year`.
+pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
     }
 }
 
@@ -188,5 +209,7 @@ mod tests {
         ] {
             assert_eq!(DateTime::parse_sqlite(bad), None, "{bad}");
         }
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
     }
 }
