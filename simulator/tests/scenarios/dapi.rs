@@ -9,6 +9,8 @@ use wazuh_cluster_sim::fixtures::{OLD, master_tree, recorded_intervals};
 use wazuh_cluster_sim::local::LocalClientId;
 use wazuh_cluster_sim::sim::{NodeIdx, SimConfig};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 
 const START: u64 = 1_800_000_000;
@@ -81,6 +83,42 @@ fn answer_of(c: &Cluster, client: LocalClientId) -> String {
     String::from_utf8(text.to_vec()).unwrap()
 }
 
+/// Writes what a running 3.9.5 worker install has for `manager.get_info`: the basic daemons'
+/// pid files, `ossec-init.conf`, `ruleset/VERSION` and an `ossec.conf` naming `node_name`.
+fn running_install(storage: &mut MemoryStorage, node_name: &str) {
+    let ossec_conf = format!(
+        "<ossec_config>\n  <cluster>\n    <name>wazuh</name>\n    <node_name>{node_name}</node_name>\n    <node_type>worker</node_type>\n    <key>c98b62a9b6169ac5f67dae55ae4a9088</key>\n    <nodes><node>master01</node></nodes>\n    <disabled>no</disabled>\n  </cluster>\n</ossec_config>\n"
+    );
+    let mut files = vec![
+        (
+            "/etc/ossec-init.conf".to_owned(),
+            "DIRECTORY=\"/var/ossec\"\nNAME=\"Wazuh\"\nVERSION=\"v3.9.5\"\nDATE=\"Wed Aug  7 11:26:46 UTC 2019\"\nTYPE=\"server\"\n".to_owned(),
+        ),
+        ("/ruleset/VERSION".to_owned(), "RULESET_VERSION=\"3956\"\n".to_owned()),
+        ("/etc/ossec.conf".to_owned(), ossec_conf),
+    ];
+    for daemon in [
+        "wazuh-modulesd",
+        "ossec-remoted",
+        "ossec-analysisd",
+        "ossec-execd",
+        "wazuh-db",
+        "wazuh-clusterd",
+    ] {
+        files.push((format!("/var/run/{daemon}-1.pid"), "1\n".to_owned()));
+    }
+    for (path, body) in files {
+        storage
+            .add_file(
+                &InstallPath::new(&path).unwrap(),
+                body.into_bytes(),
+                Timestamp::from_secs(START as i64 - 60),
+                0o640,
+            )
+            .unwrap();
+    }
+}
+
 fn not_served(route: &str, function: &str) -> String {
     format!(
         r#"{{"message": "{route} ({function}) is not served by this node: run it with an API executor (node --api-exec)", "error": 1000}}"#
@@ -147,6 +185,10 @@ fn a_list_of_agents_on_two_workers_is_split_between_them() {
 fn node_id_and_fw_all_nodes_requests_go_where_they_name() {
     let mut c = cluster(3);
     let master = c.master;
+    // Only worker3's install is up and names itself: the answer shows who solved the request
+    // (the master and the other workers answer 1018, their daemons stopped).
+    let worker3 = c.workers[2];
+    running_install(c.sim.storage_mut(worker3), "worker3");
     let (answer, forwarded) = ask(
         &mut c,
         master,
@@ -159,10 +201,13 @@ fn node_id_and_fw_all_nodes_requests_go_where_they_name() {
             r#"{"function": "/cluster/:node_id/info", "arguments": {"wait_for_complete": false}, "from_cluster": true}"#.to_owned()
         )]
     );
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["error"], 0, "{answer}");
     assert_eq!(
-        answer,
-        not_served("/cluster/:node_id/info", "manager.get_info")
+        answer["data"]["cluster"]["node_name"], "worker3",
+        "{answer}"
     );
+    assert_eq!(answer["data"]["cluster"]["node_type"], "worker", "{answer}");
     // A cluster route with neither: every worker (fw_all_nodes) and the master itself.
     let (_, forwarded) = ask(
         &mut c,

@@ -28,7 +28,7 @@
 //! by the node-name rule rather than expanded.
 
 pub mod cluster_json;
-mod xml;
+pub(crate) mod xml;
 
 use std::fmt;
 

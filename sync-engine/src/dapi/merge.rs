@@ -361,7 +361,7 @@ fn select_items(
 }
 
 /// Upstream `utils.sort_array(array, sort_by, order)` without `allowed_sort_fields`.
-fn sort_array(
+pub(crate) fn sort_array(
     items: Vec<JsonValue>,
     sort_by: &JsonValue,
     order: &JsonValue,
@@ -504,7 +504,7 @@ fn slice_bounds(offset: &JsonValue, limit: &JsonValue) -> Result<(i128, i128), M
 }
 
 /// Python `list[start:stop]` with integer bounds.
-fn python_slice(mut items: Vec<JsonValue>, start: i128, stop: i128) -> Vec<JsonValue> {
+pub(crate) fn python_slice(mut items: Vec<JsonValue>, start: i128, stop: i128) -> Vec<JsonValue> {
     let len = i128::try_from(items.len()).unwrap_or(i128::MAX);
     let clamp = |i: i128| {
         let i = if i < 0 { i + len } else { i };
@@ -741,7 +741,7 @@ fn compare_int_float(i: i64, x: f64) -> Option<Ordering> {
 }
 
 /// Python truthiness.
-fn truthy(value: &JsonValue) -> bool {
+pub(crate) fn truthy(value: &JsonValue) -> bool {
     match value {
         JsonValue::Null => false,
         JsonValue::Bool(b) => *b,
@@ -754,7 +754,7 @@ fn truthy(value: &JsonValue) -> bool {
 }
 
 /// `for x in value`: list elements, string characters, dict keys.
-fn iterate(value: &JsonValue) -> Result<Vec<JsonValue>, MergeError> {
+pub(crate) fn iterate(value: &JsonValue) -> Result<Vec<JsonValue>, MergeError> {
     match value {
         JsonValue::Array(elements) => Ok(elements.clone()),
         JsonValue::Str(s) => Ok(s.chars().map(|c| JsonValue::Str(c.to_string())).collect()),
@@ -764,7 +764,7 @@ fn iterate(value: &JsonValue) -> Result<Vec<JsonValue>, MergeError> {
 }
 
 /// `key in container`.
-fn contains(container: &JsonValue, key: &str) -> Result<bool, MergeError> {
+pub(crate) fn contains(container: &JsonValue, key: &str) -> Result<bool, MergeError> {
     match container {
         JsonValue::Object(object) => Ok(object.contains_key(key)),
         JsonValue::Array(elements) => Ok(elements.iter().any(|e| e.as_str() == Some(key))),
@@ -774,7 +774,7 @@ fn contains(container: &JsonValue, key: &str) -> Result<bool, MergeError> {
 }
 
 /// `container[key]`, read.
-fn get<'v>(container: &'v JsonValue, key: &str) -> Result<&'v JsonValue, MergeError> {
+pub(crate) fn get<'v>(container: &'v JsonValue, key: &str) -> Result<&'v JsonValue, MergeError> {
     match container {
         JsonValue::Object(object) => object
             .get(key)
@@ -813,7 +813,7 @@ fn set(container: &mut JsonValue, key: String, value: JsonValue) -> Result<(), M
     }
 }
 
-fn no_attribute(value: &JsonValue, attribute: &str) -> MergeError {
+pub(crate) fn no_attribute(value: &JsonValue, attribute: &str) -> MergeError {
     MergeError::NoAttribute {
         type_name: value.python_type_name(),
         attribute: attribute.to_owned(),
