@@ -381,7 +381,8 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
 
     let mut specs = Vec::new();
     for path in std::iter::once(&master_root).chain(&worker_roots) {
-        let config = read_cluster_config(path, None, KeyPolicy::Required)?
+        let config = read_cluster_config(path, None, KeyPolicy::Required)
+            .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: cluster disabled", path.display()))?;
         let mut spec = node_spec(&config, path);
         demo_intervals(&mut spec.config);

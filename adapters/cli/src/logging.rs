@@ -61,6 +61,8 @@ pub const TASK_SPAN: &str = "task";
 pub const DEFAULT_TASK: &str = "Main";
 /// Program slot outside any node span.
 pub const PROGRAM: &str = "wazuh-cluster";
+/// Peer tag of upstream's daemon outside any node span.
+pub const DAEMON_DEFAULT_TAG: &str = "Cluster";
 
 /// `-v` / `-q` (global: they may follow any subcommand).
 #[derive(Debug, Clone, Copy, Default, Args)]
@@ -95,6 +97,15 @@ impl LogArgs {
 /// Installs the global subscriber: `RUST_LOG` if set (and valid), else the flags' level; lines
 /// on standard error. A second call (or an invalid `RUST_LOG`) is reported and otherwise ignored.
 pub fn init(args: &LogArgs) {
+    install(
+        args.directive(),
+        UpstreamLayer::new(Box::new(std::io::stderr()), SystemTime::now),
+    );
+}
+
+/// Installs the global subscriber printing with `layer`: `RUST_LOG` if set (and valid), else
+/// `directive`. A second call (or an invalid `RUST_LOG`) is reported and otherwise ignored.
+pub fn install(directive: &str, layer: UpstreamLayer) {
     let rust_log = std::env::var("RUST_LOG")
         .ok()
         .filter(|value| !value.is_empty());
@@ -102,11 +113,10 @@ pub fn init(args: &LogArgs) {
         Some(Ok(filter)) => filter,
         Some(Err(error)) => {
             eprintln!("wazuh-cluster: ignoring RUST_LOG ({error})");
-            EnvFilter::new(args.directive())
+            EnvFilter::new(directive)
         }
-        None => EnvFilter::new(args.directive()),
+        None => EnvFilter::new(directive),
     };
-    let layer = UpstreamLayer::new(Box::new(std::io::stderr()), SystemTime::now);
     if let Err(error) = tracing_subscriber::registry()
         .with(filter)
         .with(layer)
@@ -189,20 +199,49 @@ fn level_name(level: &Level) -> &'static str {
     }
 }
 
+/// A day of the calendar (UTC), as log rotation names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CivilDate {
+    /// Year.
+    pub year: i64,
+    /// Month, 1 to 12.
+    pub month: u32,
+    /// Day of the month, 1 to 31.
+    pub day: u32,
+}
+
+impl CivilDate {
+    /// The UTC day of a Unix time in seconds.
+    pub fn of_unix(unix_secs: u64) -> CivilDate {
+        let days = unix_secs / 86_400;
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian).
+        let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        // Both are in range by construction (1..=31, 1..=12).
+        CivilDate {
+            year,
+            month: u32::try_from(month).unwrap_or(1),
+            day: u32::try_from(day).unwrap_or(1),
+        }
+    }
+
+    /// The UTC day of a system time (the epoch for times before it).
+    pub fn of(time: SystemTime) -> CivilDate {
+        CivilDate::of_unix(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    }
+}
+
 /// `YYYY/MM/DD HH:MM:SS` (UTC) of a Unix time in seconds (upstream's `%Y/%m/%d %H:%M:%S`).
 pub fn format_utc(unix_secs: u64) -> String {
-    let days = unix_secs / 86_400;
+    let CivilDate { year, month, day } = CivilDate::of_unix(unix_secs);
     let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian).
-    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}",
         secs / 3_600,
@@ -215,6 +254,10 @@ pub fn format_utc(unix_secs: u64) -> String {
 pub struct UpstreamLayer {
     out: Mutex<Box<dyn Write + Send>>,
     clock: fn() -> SystemTime,
+    /// The program slot for every line (`wazuh-clusterd`), or `None` for the node's name.
+    program: Option<&'static str>,
+    /// The peer tag outside any node or peer span.
+    default_tag: &'static str,
 }
 
 impl UpstreamLayer {
@@ -223,6 +266,23 @@ impl UpstreamLayer {
         UpstreamLayer {
             out: Mutex::new(out),
             clock,
+            program: None,
+            default_tag: DEFAULT_TASK,
+        }
+    }
+
+    /// As [`UpstreamLayer::new`], with upstream's daemon's exact shape: `program` in the program
+    /// slot of every line (as `wazuh-clusterd.py` prints `wazuh-clusterd`, whatever the node) and
+    /// its default tag `Cluster` outside any node (its `ClusterFilter(tag='Cluster')`).
+    pub fn for_daemon(
+        out: Box<dyn Write + Send>,
+        clock: fn() -> SystemTime,
+        program: &'static str,
+    ) -> UpstreamLayer {
+        UpstreamLayer {
+            program: Some(program),
+            default_tag: DAEMON_DEFAULT_TAG,
+            ..UpstreamLayer::new(out, clock)
         }
     }
 
@@ -286,8 +346,8 @@ where
         let task = text.task.clone().or(task);
         let line = self.line(
             event.metadata().level(),
-            node.as_deref().unwrap_or(PROGRAM),
-            tag.as_deref().unwrap_or(DEFAULT_TASK),
+            self.program.or(node.as_deref()).unwrap_or(PROGRAM),
+            tag.as_deref().unwrap_or(self.default_tag),
             task.as_deref().unwrap_or(DEFAULT_TASK),
             &text,
         );
@@ -399,6 +459,26 @@ mod tests {
             text,
             "2026/11/26 10:00:00 worker-1: INFO: [Master] [Main] Successfully connected\n\
              2026/11/26 10:00:00 worker-2: INFO: [Worker] [Main] Starting\n"
+        );
+    }
+
+    #[test]
+    fn the_daemon_shape_names_the_program_and_cluster_outside_nodes() {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(UpstreamLayer::for_daemon(
+            Box::new(out.clone()),
+            fixed_clock,
+            "wazuh-clusterd",
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            info!("Starting");
+            info_span!("node", name = "master01", tag = "Master")
+                .in_scope(|| info!("Serving on 0.0.0.0:1516"));
+        });
+        assert_eq!(
+            out.text(),
+            "2026/11/26 10:00:00 wazuh-clusterd: INFO: [Cluster] [Main] Starting\n\
+             2026/11/26 10:00:00 wazuh-clusterd: INFO: [Master] [Main] Serving on 0.0.0.0:1516\n"
         );
     }
 

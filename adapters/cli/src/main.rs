@@ -5,6 +5,7 @@
 //! new group is one enum variant and one match arm here.
 
 mod api;
+mod clusterd;
 mod control;
 mod demo;
 mod integrity;
@@ -43,12 +44,26 @@ enum Command {
     Wire(wire::WireArgs),
     /// Integrity metadata of an install tree, and the comparison of two metadata documents.
     Integrity(integrity::IntegrityArgs),
+    /// Upstream 3.9.5's cluster daemon, drop-in (also run by the name `wazuh-clusterd`):
+    /// -f, -d, -V, -r, -t, -c FILE; pid file, logs/cluster.log, background start.
+    Clusterd(clusterd::ClusterdArgs),
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Installed as <root>/bin/wazuh-clusterd, the binary is upstream's daemon, flags and all.
+    if argv
+        .first()
+        .is_some_and(|argv0| clusterd::runs_as_clusterd(argv0))
+    {
+        return clusterd::main_by_name(argv);
+    }
     // Upstream's cluster_control spells -fn and -fs with one dash, which clap cannot declare.
-    let cli = Cli::parse_from(control::upstream_spellings(std::env::args_os()));
-    logging::init(&cli.log);
+    let cli = Cli::parse_from(control::upstream_spellings(argv.iter().cloned()));
+    // The daemon sets up its own logging (logs/cluster.log).
+    if !matches!(cli.command, Command::Clusterd(_)) {
+        logging::init(&cli.log);
+    }
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => node::run(args),
@@ -56,6 +71,7 @@ fn main() -> ExitCode {
         Command::Control(args) => control::run(args),
         Command::Wire(args) => wire::run(args),
         Command::Integrity(args) => integrity::run(args),
+        Command::Clusterd(args) => clusterd::run(args, &argv),
     }
 }
 

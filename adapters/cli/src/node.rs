@@ -31,7 +31,7 @@ use wazuh_cluster_fs::owner::{
     read_accounts,
 };
 use wazuh_cluster_sync::config::{
-    ClusterConfig, ClusterSection, KeyPolicy, NodeType, parse_ossec_conf,
+    ClusterConfig, ClusterSection, KeyPolicy, NodeType, OssecConfError, parse_ossec_conf,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_tokio::{
@@ -143,7 +143,7 @@ pub fn decide_owner(
 
 /// [`decide_owner`] with this process's effective uid and the system's accounts files. A file
 /// that cannot be read fails only a named owner; the default then finds no such user.
-fn system_owner(spec: Option<&str>) -> Result<(Option<Owner>, String), String> {
+pub fn system_owner(spec: Option<&str>) -> Result<(Option<Owner>, String), String> {
     let read = |path: &str| match read_accounts(Path::new(path)) {
         Ok(text) => Ok(text),
         Err(e) if spec.is_some() => Err(format!("--owner: {e}")),
@@ -157,16 +157,44 @@ fn system_owner(spec: Option<&str>) -> Result<(Option<Owner>, String), String> {
     )
 }
 
+/// Why the configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigReadError {
+    /// The file cannot be read.
+    #[error("reading {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Its `<cluster>` block is refused (the reason names the setting).
+    #[error("{path}: {error}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        error: OssecConfError,
+    },
+}
+
 /// Reads and validates `file` (`DIR/etc/ossec.conf` by default). `Ok(None)`: the cluster is
 /// disabled (the reason is printed).
 pub fn read_cluster_config(
     wazuh_path: &Path,
     file: Option<&Path>,
     policy: KeyPolicy,
-) -> Result<Option<ClusterConfig>, String> {
+) -> Result<Option<ClusterConfig>, ConfigReadError> {
     let path = file.map_or_else(|| wazuh_path.join(OSSEC_CONF), Path::to_path_buf);
-    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    match parse_ossec_conf(&bytes, policy).map_err(|e| format!("{}: {e}", path.display()))? {
+    let shown = || path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|error| ConfigReadError::Read {
+        path: shown(),
+        error,
+    })?;
+    match parse_ossec_conf(&bytes, policy).map_err(|error| ConfigReadError::Invalid {
+        path: shown(),
+        error,
+    })? {
         ClusterSection::Enabled(config) => Ok(Some(config)),
         ClusterSection::Disabled(why) => {
             eprintln!(
@@ -190,6 +218,24 @@ pub fn node_spec(config: &ClusterConfig, wazuh_path: &Path) -> NodeSpec {
 
 /// Runs `node`.
 pub fn run(args: NodeArgs) -> ExitCode {
+    run_until_stopped(
+        args,
+        &|message| eprintln!("wazuh-cluster: {message}"),
+        || Ok(()),
+    )
+}
+
+/// Runs the node `args` describe until SIGINT/SIGTERM or until it stops on its own.
+///
+/// `fail` reports why the node cannot start or stopped badly (the exit status is then 1).
+/// `when_up` runs once the node is up, its port and local socket open, on the runtime's thread:
+/// what it returns (e.g. the pid file, removed when dropped) is kept until the node has stopped,
+/// on every path; an `Err` stops the node at once, reported through `fail`.
+pub fn run_until_stopped<T>(
+    args: NodeArgs,
+    fail: &dyn Fn(&str),
+    when_up: impl FnOnce() -> Result<T, String>,
+) -> ExitCode {
     let policy = if args.insecure_no_key {
         KeyPolicy::AllowMissing
     } else {
@@ -198,8 +244,8 @@ pub fn run(args: NodeArgs) -> ExitCode {
     let config = match read_cluster_config(&args.wazuh_path, args.config.as_deref(), policy) {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("wazuh-cluster: {message}");
+        Err(error) => {
+            fail(&error.to_string());
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -207,7 +253,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
     let (api_executor, api_executor_line) = match decide_api_executor(args.api_exec.as_deref()) {
         Ok(decided) => decided,
         Err(message) => {
-            eprintln!("wazuh-cluster: {message}");
+            fail(&message);
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -217,7 +263,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
             owner
         }
         Err(message) => {
-            eprintln!("wazuh-cluster: {message}");
+            fail(&message);
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -239,7 +285,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         match items {
             Ok(items) => spec.config.items = items,
             Err(message) => {
-                eprintln!("wazuh-cluster: {}: {message}", path.display());
+                fail(&format!("{}: {message}", path.display()));
                 return ExitCode::from(EXIT_FAILURE);
             }
         }
@@ -250,7 +296,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("wazuh-cluster: cannot start the runtime: {e}");
+            fail(&format!("cannot start the runtime: {e}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -258,7 +304,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         let mut node = match start(spec).await {
             Ok(node) => node,
             Err(e) => {
-                eprintln!("wazuh-cluster: {e}");
+                fail(&e.to_string());
                 return ExitCode::from(EXIT_FAILURE);
             }
         };
@@ -270,6 +316,14 @@ pub fn run(args: NodeArgs) -> ExitCode {
                 node_config_master(&config)
             ),
         }
+        let _kept_until_stopped = match when_up() {
+            Ok(kept) => kept,
+            Err(message) => {
+                fail(&message);
+                let _ = node.stop().await;
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
         tokio::select! {
             signal = shutdown_signal() => match signal {
                 Ok(signal) => tracing::info!("{signal} received: stopping"),
@@ -284,7 +338,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         match node.stop().await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("wazuh-cluster: {e}");
+                fail(&e.to_string());
                 ExitCode::from(EXIT_FAILURE)
             }
         }
