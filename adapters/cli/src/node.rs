@@ -35,7 +35,7 @@ use wazuh_cluster_sync::config::{
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_tokio::{
-    AdapterLimits, ApiExecutor, NodeSpec, shutdown_signal, start, wall_clock_now,
+    AdapterLimits, ApiExecutor, NodeSpec, ShutdownSignals, start, wall_clock_now,
 };
 
 /// The ossec.conf under an install root.
@@ -301,6 +301,14 @@ pub fn run_until_stopped<T>(
         }
     };
     runtime.block_on(async move {
+        // Caught from now on: a SIGTERM sent the moment the pid file appears is a graceful stop.
+        let mut signals = match ShutdownSignals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                fail(&format!("cannot catch SIGINT and SIGTERM: {e}"));
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
         let mut node = match start(spec).await {
             Ok(node) => node,
             Err(e) => {
@@ -325,10 +333,7 @@ pub fn run_until_stopped<T>(
             }
         };
         tokio::select! {
-            signal = shutdown_signal() => match signal {
-                Ok(signal) => tracing::info!("{signal} received: stopping"),
-                Err(e) => tracing::error!("cannot wait for signals ({e}): stopping"),
-            },
+            signal = signals.recv() => tracing::info!("{signal} received: stopping"),
             () = node.stopped() => {
                 tracing::error!("the node stopped on its own");
                 let _ = node.wait().await;

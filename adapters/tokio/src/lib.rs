@@ -65,7 +65,7 @@ use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
 pub use limits::AdapterLimits;
 pub use log::{EventLine, event_line};
-pub use os::{os_seed, shutdown_signal, unix_time_at, wall_clock_now};
+pub use os::{ShutdownSignals, os_seed, shutdown_signal, unix_time_at, wall_clock_now};
 pub use run::RunStats;
 
 use crate::io::{listen_local, listen_tcp};

@@ -95,6 +95,11 @@ pub struct ClusterdArgs {
     /// --help`). Default: the built-in executor.
     #[arg(long, value_name = "PROGRAM")]
     pub api_exec: Option<PathBuf>,
+    /// The install's user and group, if not ossec (names from /etc/passwd and /etc/group, or
+    /// numbers): started as root, the daemon becomes it (unless -r) and gives it its log, pid
+    /// file, socket and the files it writes.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub owner: Option<String>,
     /// Set by the starting command on the daemon it runs in the background.
     #[arg(long = "detached-child", hide = true)]
     pub detached_child: bool,
@@ -133,7 +138,14 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
     let debug_option = install::debug_option(&root);
     let level = install::debug_level(&debug_option, args.debug);
     // Upstream gives cluster.log to ossec even with -r; files of the node are decided alike.
-    let install_user = node::system_owner(None).ok().and_then(|(owner, _)| owner);
+    // Only root can give files away, so a user named when not root is nobody's business here.
+    let install_user = match node::system_owner(args.owner.as_deref()) {
+        Ok((owner, _)) => owner.filter(|_| effective_uid() == 0),
+        Err(message) => {
+            eprintln!("{PROGRAM}: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let echo_to_stderr = !args.detached_child;
     logging::install(
         level_directive(level),
@@ -212,14 +224,14 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         cluster_json,
         insecure_no_key: false,
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
-        owner: None,
+        owner: args.owner.clone(),
         api_exec,
     };
     node::run_until_stopped(node_args, &fail, || {
         match plan {
             PrivilegePlan::DropTo(owner) => {
                 privileges::drop_to(owner)?;
-                tracing::info!("Running as the install's user ossec ({owner})");
+                tracing::info!("Running as the install's user ({owner})");
             }
             PrivilegePlan::Stay(why) => tracing::info!("Keeping this process's user: {why}"),
         }

@@ -31,8 +31,8 @@ pub fn plan(euid: u32, run_as_root: bool, user: Option<Owner>) -> Result<Privile
     match user {
         Some(owner) => Ok(PrivilegePlan::DropTo(owner)),
         None => Err(
-            "cannot drop privileges: user ossec does not exist (create it, or run with -r to stay \
-             root)"
+            "cannot drop privileges: user ossec does not exist (create it, name another with \
+             --owner, or run with -r to stay root)"
                 .to_owned(),
         ),
     }
@@ -87,8 +87,8 @@ mod tests {
         assert_eq!(
             plan(0, false, None),
             Err(
-                "cannot drop privileges: user ossec does not exist (create it, or run with -r \
-                 to stay root)"
+                "cannot drop privileges: user ossec does not exist (create it, name another \
+                 with --owner, or run with -r to stay root)"
                     .to_owned()
             )
         );

@@ -1,5 +1,5 @@
 //! Programs run as processes: the `wazuh-cluster` command's `node` daemons converging, restarting
-//! and stopping, its `integrity` and `wire decode` on the upstream recordings, and the
+//! and stopping, `wazuh-clusterd` as upstream's tools run it, its `integrity` and `wire decode` on the upstream recordings, and the
 //! `--api-exec` program of `contrib/`. (The commands that talk to a node's local socket have their
 //! own binary, `local_socket`, around its fake node.)
 //!
@@ -7,6 +7,7 @@
 //! binaries make a cold `cargo test` faster.
 
 mod api_exec_script;
+mod clusterd;
 mod daemon;
 mod integrity_cli;
 mod wire_decode;
