@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 const KEY: &str = "daemontestclusterkey0123456789ab";
@@ -19,9 +20,21 @@ https://www.gnu.org/licenses/gpl.html\n\n";
 const DROP_UID: u32 = 54_321;
 const DROP_GID: u32 = 54_322;
 
+/// A port for a master, below Linux's ephemeral range (32768 and up): a port the kernel hands
+/// out for `bind(0)` or an outgoing connection elsewhere (another test, another program) cannot
+/// take it between a daemon's stop and its restart. Each call moves on, so tests running side by
+/// side in this process do not share one; a port in use is skipped.
 fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + std::process::id() % 1_000 * 10;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(offset < 2_000, "no free port below the ephemeral range");
+        let port = u16::try_from(base + offset).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn ossec_conf(port: u16, key: &str, node_type: &str) -> String {
