@@ -1,0 +1,117 @@
+#!/bin/bash
+# Checks our wazuh-clusterd against upstream 3.9.5's own tools, on this machine, without touching it:
+# a temporary manager tree whose bin/wazuh-clusterd is our binary, started by upstream's
+# ossec-control (src/init/ossec-server.sh), then upstream's cluster_control -l / -i and the API's
+# status check (framework/wazuh/cluster/utils.py get_cluster_status), a real upstream worker
+# (framework/scripts/wazuh-clusterd.py) joining, and ossec-control stop removing the pid file.
+#
+#   sudo adapters/cli/contrib/check-clusterd-with-upstream.sh target/debug/wazuh-cluster UPSTREAM_GIT_DIR
+#
+# UPSTREAM_GIT_DIR: a clone (bare or not) of github.com/wazuh/wazuh holding the tag v3.9.5.
+# Needs root (for unshare -m), python3 with `cryptography`, a free port 21519. Everything runs in a
+# private mount namespace: its /etc is a copy with an `ossec` account and /etc/ossec-init.conf
+# added, its /var a tmpfs holding only /var/ossec (upstream's framework reads that path whatever
+# ossec-init.conf says). Upstream's other daemons are stubs that exit 0. uvloop, which upstream's
+# worker only uses as its event-loop policy, is replaced by asyncio's default loop.
+# Exit 0 when every check passed; each check prints "ok: ..." or "FAILED: ...".
+set -u
+if [ "$#" -ne 2 ] || [ "$(id -u)" != 0 ]; then
+    echo "usage (as root): $0 PATH_TO_wazuh-cluster UPSTREAM_GIT_DIR" >&2
+    exit 2
+fi
+OURS=$(readlink -f "$1")
+UPSTREAM=$2
+WORK=$(mktemp -d /tmp/clusterd-upstream-check.XXXXXX)
+chmod 755 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+
+# Two install trees from upstream's sources: the master (ours as bin/wazuh-clusterd) and a worker.
+for node in master worker; do
+    mkdir -p "$WORK/$node"
+    git --git-dir="$UPSTREAM/.git" rev-parse v3.9.5 >/dev/null 2>&1 && gd="$UPSTREAM/.git" || gd="$UPSTREAM"
+    # (A mirror may lack blobs elsewhere in the tree; only these two paths are needed.)
+    git --git-dir="$gd" archive v3.9.5 framework src/init/ossec-server.sh 2>/dev/null | tar -x -C "$WORK/$node"
+    root=$WORK/$node
+    [ -f "$root/framework/scripts/cluster_control.py" ] || { echo "no v3.9.5 framework in $UPSTREAM" >&2; exit 2; }
+    mkdir -p "$root"/{bin,etc/shared/default,var/run,var/db,logs/cluster,queue/cluster,queue/agent-info,queue/agent-groups,tmp,ruleset}
+    printf 'RULESET_VERSION="v3.9.5"\n' >"$root/ruleset/VERSION"
+    touch "$root/etc/client.keys"
+    cat >"$root/etc/ossec.conf" <<EOF
+<ossec_config>
+  <cluster>
+    <name>wazuh</name>
+    <node_name>${node}01</node_name>
+    <node_type>$node</node_type>
+    <key>checkclusterdkey0123456789abcdef</key>
+    <port>21519</port>
+    <bind_addr>127.0.0.1</bind_addr>
+    <nodes><node>127.0.0.1</node></nodes>
+    <hidden>no</hidden>
+    <disabled>no</disabled>
+  </cluster>
+</ossec_config>
+EOF
+done
+M=$WORK/master
+mv "$M/src/init/ossec-server.sh" "$M/bin/ossec-control"
+cp "$OURS" "$M/bin/wazuh-clusterd"
+for d in wazuh-modulesd ossec-monitord ossec-logcollector ossec-remoted ossec-syscheckd ossec-analysisd \
+    ossec-maild ossec-execd wazuh-db ossec-authd ossec-agentlessd ossec-integratord ossec-dbd ossec-csyslogd; do
+    printf '#!/bin/sh\nexit 0\n' >"$M/bin/$d"
+    chmod 755 "$M/bin/$d"
+done
+mkdir -p "$M/etc/rules"
+echo '<group name="local"/>' >"$M/etc/rules/local_rules.xml"
+echo '#default' >"$M/etc/shared/default/merged.mg"
+mkdir -p "$WORK/shim"
+printf 'import asyncio\nEventLoopPolicy = asyncio.DefaultEventLoopPolicy\n' >"$WORK/shim/uvloop.py"
+cp -a /etc "$WORK/etc" 2>/dev/null
+grep -q '^ossec:' "$WORK/etc/passwd" || echo 'ossec:x:54331:54331::/var/ossec:/sbin/nologin' >>"$WORK/etc/passwd"
+grep -q '^ossec:' "$WORK/etc/group" || echo 'ossec:x:54331:' >>"$WORK/etc/group"
+printf 'DIRECTORY="/var/ossec"\nNAME="Wazuh"\nVERSION="v3.9.5"\nREVISION="3937"\nTYPE="server"\n' >"$WORK/etc/ossec-init.conf"
+
+cat >"$WORK/inside.sh" <<'EOF'
+WORK=$1
+mount --bind "$WORK/etc" /etc && mount -t tmpfs none /var && mkdir /var/ossec &&
+    mount --bind "$WORK/master" /var/ossec || exit 1
+R=/var/ossec
+chown root:ossec $R/var/run $R/etc && chmod 770 $R/var/run $R/etc
+chown -R ossec:ossec $R/logs $R/queue $R/etc/shared $R/etc/rules $R/etc/client.keys
+export PYTHONPATH=$R/framework:$WORK/shim
+PY="python3 -W ignore"
+failed=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAILED: $1"; failed=1; fi; }
+
+$R/bin/ossec-control start >$WORK/start.txt 2>&1
+check "ossec-control start runs bin/wazuh-clusterd" "grep -q 'Started wazuh-clusterd' $WORK/start.txt"
+pid=$(cat $R/var/run/wazuh-clusterd-*.pid 2>/dev/null)
+check "pid file var/run/wazuh-clusterd-$pid.pid names the daemon" "[ -n '$pid' ] && kill -0 $pid"
+check "ossec-control status: running" "$R/bin/ossec-control status | grep -q 'wazuh-clusterd is running'"
+check "the daemon runs as ossec" "grep -q \"^Uid:.$(id -u ossec)\" /proc/$pid/status"
+check "logs/cluster.log is ossec's, 0660" "[ \"\$(stat -c %U:%a $R/logs/cluster.log)\" = ossec:660 ]"
+check "API status check: running" "$PY -c \"
+from wazuh import Wazuh; Wazuh(get_init=True)
+from wazuh.cluster.utils import get_cluster_status
+assert get_cluster_status() == {'enabled': 'yes', 'running': 'yes'}, get_cluster_status()\""
+# Upstream's own worker in a nested namespace whose /var/ossec is the worker tree.
+unshare -m bash -c "
+    mount --bind $WORK/worker /var/ossec
+    chown -R ossec:ossec /var/ossec/var /var/ossec/logs /var/ossec/queue /var/ossec/etc /var/ossec/tmp
+    PYTHONPATH=/var/ossec/framework:$WORK/shim timeout 25 python3 -W ignore \
+        /var/ossec/framework/scripts/wazuh-clusterd.py -f -r >$WORK/worker.txt 2>&1" &
+sleep 15
+check "upstream cluster_control -l lists master01 and worker01" \
+    "$PY $R/framework/scripts/cluster_control.py -l >$WORK/l.txt && grep -q '^master01  master' $WORK/l.txt && grep -q '^worker01  worker' $WORK/l.txt"
+check "upstream cluster_control -i shows worker01's synchronisation" \
+    "$PY $R/framework/scripts/cluster_control.py -i | grep 'worker01 (127.0.0.1): Integrity: 20' >/dev/null"
+wait
+check "the upstream worker received the master's files" "grep -q local $WORK/worker/etc/rules/local_rules.xml"
+$R/bin/ossec-control stop >/dev/null 2>&1
+check "ossec-control stop: daemon gone, pid file removed" "! kill -0 $pid 2>/dev/null && ! ls $R/var/run/wazuh-clusterd-*.pid >/dev/null 2>&1"
+check "SIGTERM logged" "grep -q 'SIGTERM received: stopping' $R/logs/cluster.log"
+check "upstream cluster_control -l: Cluster is not running" \
+    "$PY $R/framework/scripts/cluster_control.py -l 2>&1 | grep -q 'Cluster is not running'"
+exit $failed
+EOF
+unshare -m bash "$WORK/inside.sh" "$WORK" 2>&1 | grep -v '^ERROR: No such file /etc/ossec-init.conf'
+exit "${PIPESTATUS[0]}"
