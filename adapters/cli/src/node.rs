@@ -185,25 +185,40 @@ pub fn read_cluster_config(
     file: Option<&Path>,
     policy: KeyPolicy,
 ) -> Result<Option<ClusterConfig>, ConfigReadError> {
-    let path = file.map_or_else(|| wazuh_path.join(OSSEC_CONF), Path::to_path_buf);
+    match read_cluster_section(wazuh_path, file, policy)? {
+        ClusterSection::Enabled(config) => Ok(Some(config)),
+        ClusterSection::Disabled(why) => {
+            eprintln!(
+                "wazuh-cluster: cluster disabled in {}: {why}",
+                config_path(wazuh_path, file).display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// As [`read_cluster_config`], saying nothing: a disabled cluster is
+/// `Ok(ClusterSection::Disabled(_))` (upstream's daemon exits 0 on it without a word).
+pub fn read_cluster_section(
+    wazuh_path: &Path,
+    file: Option<&Path>,
+    policy: KeyPolicy,
+) -> Result<ClusterSection, ConfigReadError> {
+    let path = config_path(wazuh_path, file);
     let shown = || path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|error| ConfigReadError::Read {
         path: shown(),
         error,
     })?;
-    match parse_ossec_conf(&bytes, policy).map_err(|error| ConfigReadError::Invalid {
+    parse_ossec_conf(&bytes, policy).map_err(|error| ConfigReadError::Invalid {
         path: shown(),
         error,
-    })? {
-        ClusterSection::Enabled(config) => Ok(Some(config)),
-        ClusterSection::Disabled(why) => {
-            eprintln!(
-                "wazuh-cluster: cluster disabled in {}: {why}",
-                path.display()
-            );
-            Ok(None)
-        }
-    }
+    })
+}
+
+/// `file`, or `DIR/etc/ossec.conf`.
+fn config_path(wazuh_path: &Path, file: Option<&Path>) -> PathBuf {
+    file.map_or_else(|| wazuh_path.join(OSSEC_CONF), Path::to_path_buf)
 }
 
 /// The adapter's description of the node `config` describes, over `wazuh_path`.

@@ -32,7 +32,7 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use wazuh_cluster_fs::owner::effective_uid;
-use wazuh_cluster_sync::config::KeyPolicy;
+use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy};
 use wazuh_cluster_tokio::AdapterLimits;
 
 use crate::logging::{self, UpstreamLayer};
@@ -175,9 +175,13 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         );
     }
 
-    match node::read_cluster_config(&root, config_file.as_deref(), KeyPolicy::Required) {
-        Ok(Some(_)) => {}
-        Ok(None) => return ExitCode::SUCCESS,
+    match node::read_cluster_section(&root, config_file.as_deref(), KeyPolicy::Required) {
+        Ok(ClusterSection::Enabled(_)) => {}
+        // As upstream: no word (ossec-control runs `-t` on every manager, clustered or not).
+        Ok(ClusterSection::Disabled(why)) => {
+            tracing::debug!("Nothing to run: {why}");
+            return ExitCode::SUCCESS;
+        }
         Err(error) => {
             fail(&upstream_text::config_error(&error));
             return ExitCode::FAILURE;

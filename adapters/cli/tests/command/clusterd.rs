@@ -286,6 +286,28 @@ fn clusterd_t_accepts_a_good_configuration_and_refuses_a_broken_one_with_upstrea
 }
 
 #[test]
+fn clusterd_with_the_cluster_disabled_exits_0_without_a_word_as_upstream() {
+    let install = Install::new();
+    let conf = ossec_conf(install.port, KEY, "master")
+        .replace("<disabled>no</disabled>", "<disabled>yes</disabled>");
+    std::fs::write(install.root.join("etc/ossec.conf"), conf).unwrap();
+    // ossec-control runs `-t` on every manager, clustered or not, then skips the start.
+    for args in [&["-t"][..], &["-r"], &["-f", "-r"]] {
+        let out = install.clusterd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(text(&out.stdout), "", "{args:?}");
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+    assert!(install.pid_files().is_empty());
+    assert!(!install.root.join("queue/cluster/c-internal.sock").exists());
+    // No <cluster> block at all: the same.
+    std::fs::write(install.root.join("etc/ossec.conf"), "<ossec_config/>\n").unwrap();
+    let out = install.clusterd(&["-t"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
 fn clusterd_pid_file_lives_with_the_daemon_through_sigterm_sigkill_and_restart() {
     let install = Install::new();
     let daemon = start_daemon(&install, &["-r"]);
