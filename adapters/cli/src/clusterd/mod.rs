@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::Parser;
-use wazuh_cluster_fs::owner::effective_uid;
+use wazuh_cluster_fs::owner::{Owner, effective_uid};
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy};
 use wazuh_cluster_tokio::AdapterLimits;
 
@@ -113,6 +113,47 @@ pub fn main_by_name(argv: Vec<OsString>) -> ExitCode {
     }
 }
 
+/// Where things are, resolved once against the starting directory (the daemon then moves to `/`).
+#[derive(Debug)]
+struct InstallPaths {
+    /// How the program was called (`argv[0]`), repeated for the background daemon.
+    argv0: OsString,
+    /// This program's executable, run again as the background daemon.
+    current_exe: Option<PathBuf>,
+    /// The install root.
+    root: PathBuf,
+    /// `-c`.
+    config_file: Option<PathBuf>,
+    /// `--cluster-json`, else the install's cluster.json when it exists.
+    cluster_json: Option<PathBuf>,
+    /// `--api-exec`.
+    api_exec: Option<PathBuf>,
+}
+
+impl InstallPaths {
+    fn resolve(args: &ClusterdArgs, argv: &[OsString]) -> InstallPaths {
+        let argv0 = argv.first().cloned().unwrap_or_else(|| PROGRAM.into());
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let current_exe = std::env::current_exe().ok();
+        let root = match &args.wazuh_path {
+            Some(path) => cwd.join(path),
+            None => install::root_of_program(Path::new(&argv0), &cwd, current_exe.as_deref()),
+        };
+        let cluster_json = match &args.cluster_json {
+            Some(path) => Some(cwd.join(path)),
+            None => Some(root.join(UPSTREAM_CLUSTER_JSON)).filter(|path| path.is_file()),
+        };
+        InstallPaths {
+            config_file: args.config.as_ref().map(|path| cwd.join(path)),
+            api_exec: args.api_exec.as_ref().map(|path| cwd.join(path)),
+            argv0,
+            current_exe,
+            root,
+            cluster_json,
+        }
+    }
+}
+
 /// Runs the daemon; `argv` is the process's whole command line (repeated for the background
 /// daemon).
 pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
@@ -120,22 +161,8 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         print!("{}", upstream_text::VERSION_TEXT);
         return ExitCode::SUCCESS;
     }
-    let argv0 = argv.first().cloned().unwrap_or_else(|| PROGRAM.into());
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let current_exe = std::env::current_exe().ok();
-    // Made absolute before the daemon moves to /.
-    let root = match &args.wazuh_path {
-        Some(path) => cwd.join(path),
-        None => install::root_of_program(Path::new(&argv0), &cwd, current_exe.as_deref()),
-    };
-    let config_file = args.config.as_ref().map(|path| cwd.join(path));
-    let cluster_json = match &args.cluster_json {
-        Some(path) => Some(cwd.join(path)),
-        None => Some(root.join(UPSTREAM_CLUSTER_JSON)).filter(|path| path.is_file()),
-    };
-    let api_exec = args.api_exec.as_ref().map(|path| cwd.join(path));
-
-    let debug_option = install::debug_option(&root);
+    let paths = InstallPaths::resolve(&args, argv);
+    let debug_option = install::debug_option(&paths.root);
     let level = install::debug_level(&debug_option, args.debug);
     // Upstream gives cluster.log to ossec even with -r; files of the node are decided alike.
     // Only root can give files away, so a user named when not root is nobody's business here.
@@ -146,15 +173,14 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let echo_to_stderr = !args.detached_child;
     logging::install(
         level_directive(level),
         UpstreamLayer::for_daemon(
             Box::new(ClusterLog::new(
-                &root,
+                &paths.root,
                 install_user,
                 SystemTime::now,
-                echo_to_stderr,
+                !args.detached_child,
             )),
             SystemTime::now,
             PROGRAM,
@@ -175,7 +201,11 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         );
     }
 
-    match node::read_cluster_section(&root, config_file.as_deref(), KeyPolicy::Required) {
+    match node::read_cluster_section(
+        &paths.root,
+        paths.config_file.as_deref(),
+        KeyPolicy::Required,
+    ) {
         Ok(ClusterSection::Enabled(_)) => {}
         // As upstream: no word (ossec-control runs `-t` on every manager, clustered or not).
         Ok(ClusterSection::Disabled(why)) => {
@@ -191,11 +221,11 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !args.foreground && !args.detached_child {
-        let Some(program) = current_exe else {
+        let Some(program) = &paths.current_exe else {
             fail("cannot find this program's executable to run the daemon (use -f)");
             return ExitCode::FAILURE;
         };
-        return detach::start_daemon(&program, &argv0, argv.get(1..).unwrap_or_default());
+        return detach::start_daemon(program, &paths.argv0, argv.get(1..).unwrap_or_default());
     }
     if args.detached_child
         && let Err(message) = detach::leave_terminal()
@@ -203,7 +233,17 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         fail(&message);
         return ExitCode::FAILURE;
     }
+    serve(&args, paths, install_user, &fail)
+}
 
+/// The daemon itself (in the foreground, or the background process): stale pid files removed,
+/// the node started, privileges dropped, the pid file written, until SIGTERM/SIGINT.
+fn serve(
+    args: &ClusterdArgs,
+    paths: InstallPaths,
+    install_user: Option<Owner>,
+    fail: &dyn Fn(&str),
+) -> ExitCode {
     let plan = match privileges::plan(effective_uid(), args.root, install_user) {
         Ok(plan) => plan,
         Err(message) => {
@@ -211,7 +251,11 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match pid_file::clean_stale(&root, std::process::id(), pid_file::is_clusterd_process) {
+    match pid_file::clean_stale(
+        &paths.root,
+        std::process::id(),
+        pid_file::is_clusterd_process,
+    ) {
         Ok(cleaned) => {
             for path in cleaned.removed {
                 tracing::info!("Deleting PID file '{}' not used...", path.display());
@@ -222,16 +266,18 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let root = paths.root.clone();
     let node_args = NodeArgs {
-        wazuh_path: root.clone(),
-        config: config_file,
-        cluster_json,
+        wazuh_path: paths.root,
+        config: paths.config_file,
+        cluster_json: paths.cluster_json,
         insecure_no_key: false,
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
         owner: args.owner.clone(),
-        api_exec,
+        api_exec: paths.api_exec,
     };
-    node::run_until_stopped(node_args, &fail, || {
+    let report_up = args.detached_child;
+    node::run_until_stopped(node_args, fail, || {
         match plan {
             PrivilegePlan::DropTo(owner) => {
                 privileges::drop_to(owner)?;
@@ -241,7 +287,7 @@ pub fn run(args: ClusterdArgs, argv: &[OsString]) -> ExitCode {
         }
         let pid_file = PidFile::create(&root, std::process::id())?;
         tracing::debug!("PID file {} written", pid_file.path().display());
-        if detached_child {
+        if report_up {
             detach::report_up()?;
         }
         Ok(pid_file)
