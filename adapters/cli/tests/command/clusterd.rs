@@ -385,6 +385,48 @@ fn clusterd_pid_file_lives_with_the_daemon_through_sigterm_sigkill_and_restart()
 }
 
 #[test]
+fn clusterd_worker_joins_a_clusterd_master_and_both_stop_on_sigterm() {
+    let master = Install::new();
+    let worker = Install::new();
+    let conf = ossec_conf(master.port, KEY, "worker")
+        .replace("<node_name>master01<", "<node_name>worker01<");
+    std::fs::write(worker.root.join("etc/ossec.conf"), conf).unwrap();
+    let master_daemon = start_daemon(&master, &["-r"]);
+    let worker_daemon = start_daemon(&worker, &["-r"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
+            .args(["control", "-l", "--wazuh-path"])
+            .arg(&master.root)
+            .output()
+            .unwrap();
+        if text(&listed.stdout).contains("\nworker01  worker  3.9.5    127.0.0.1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker01 never listed: {}{}",
+            text(&listed.stdout),
+            worker.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        worker.log().contains(&format!(
+            "wazuh-clusterd: INFO: [Cluster] [Main] Worker worker01 started, master at 127.0.0.1:{}\n",
+            master.port
+        )),
+        "{}",
+        worker.log()
+    );
+    for (daemon, install) in [(worker_daemon, &worker), (master_daemon, &master)] {
+        daemon.signal("-TERM");
+        daemon.wait_gone();
+        assert!(install.pid_files().is_empty());
+    }
+}
+
+#[test]
 fn clusterd_that_cannot_start_says_why_and_the_start_fails() {
     let install = Install::new();
     let taken = std::net::TcpListener::bind(("127.0.0.1", install.port)).unwrap();
