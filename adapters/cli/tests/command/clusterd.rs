@@ -427,6 +427,27 @@ fn clusterd_worker_joins_a_clusterd_master_and_both_stop_on_sigterm() {
 }
 
 #[test]
+fn clusterd_without_a_writable_log_runs_and_says_so_once() {
+    let install = Install::new();
+    // No logs/ folder: every line fails to be written.
+    std::fs::remove_dir(install.root.join("logs")).unwrap();
+    let out = install.clusterd(&["-r"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let said = format!(
+        "wazuh-clusterd: cannot write {}/logs/cluster.log: No such file or directory (os error 2); \
+         the cluster keeps running without it",
+        install.root.display()
+    );
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    let [(_, pid)] = install.pid_files().try_into().unwrap();
+    let daemon = Daemon(pid.trim().parse().unwrap());
+    daemon.signal("-TERM");
+    daemon.wait_gone();
+    assert!(install.pid_files().is_empty());
+}
+
+#[test]
 fn clusterd_that_cannot_start_says_why_and_the_start_fails() {
     let install = Install::new();
     let taken = std::net::TcpListener::bind(("127.0.0.1", install.port)).unwrap();
