@@ -1,4 +1,5 @@
-//! `wazuh-cluster`: the operator's command (demo, node, api, control, wire, integrity).
+//! `wazuh-cluster`: the operator's command (demo, node, api, control, wire, integrity), and
+//! upstream's `wazuh-clusterd` when run by that name (`clusterd/`).
 //!
 //! Each subcommand group lives in its own module (`wire.rs`, ...) exposing an `Args` type for clap
 //! and a `run` function returning the process exit code; `main` only parses and dispatches, so a
