@@ -34,6 +34,7 @@
 //! use), disk faults at the effect layer, workloads, safety/liveness checkers, seed sweeps.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checkers;
 pub mod clock;
 pub mod cluster;
 pub mod fixtures;
@@ -42,6 +43,8 @@ pub mod local;
 pub mod net;
 pub mod recording;
 pub mod sim;
+pub mod swarm;
 pub mod tap;
 pub mod trace;
 pub mod tree;
+pub mod vopr;

@@ -1046,6 +1046,16 @@ impl Sim {
         self.nodes[n].node.peers().collect()
     }
 
+    /// Every open link, oldest first.
+    pub fn open_links(&self) -> Vec<LinkId> {
+        self.net.open_links()
+    }
+
+    /// The livelock [`Sim::step`] detected, if any (kept until a run method reports it).
+    pub fn livelock(&self) -> Option<&RunError> {
+        self.livelock.as_ref()
+    }
+
     /// Virtual time of the next queued event.
     pub fn next_event_at(&self) -> Option<VirtualTime> {
         self.queue.peek_time()
