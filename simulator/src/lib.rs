@@ -40,6 +40,8 @@ pub mod fuzz_bodies;
 pub mod local;
 pub mod net;
 pub mod recording;
+pub mod scenario;
+pub mod shrink;
 pub mod sim;
 pub mod swarm;
 pub mod tap;

@@ -233,7 +233,7 @@ impl Run {
         self.log.push((now, line));
     }
 
-    fn fail(&self, violation: Violation) -> Failure {
+    fn fail(&self, violation: Violation) -> Box<Failure> {
         let sim = &self.cluster.sim;
         let mut recent: Vec<(VirtualTime, String)> = sim
             .events()
@@ -245,7 +245,7 @@ impl Run {
         recent.extend(self.log.iter().rev().take(RECENT_EVENTS).cloned());
         recent.sort_by_key(|(at, _)| *at);
         let skip = recent.len().saturating_sub(RECENT_EVENTS);
-        Failure {
+        Box::new(Failure {
             seed: self.opts.seed,
             violation,
             at: sim.now(),
@@ -255,11 +255,11 @@ impl Run {
                 .skip(skip)
                 .map(|(at, line)| format!("[{at}] {line}"))
                 .collect(),
-        }
+        })
     }
 
     /// Processes every event up to `until` with the checkers after each, then moves the clock.
-    fn run_checked(&mut self, until: VirtualTime) -> Result<(), Failure> {
+    fn run_checked(&mut self, until: VirtualTime) -> Result<(), Box<Failure>> {
         while self.cluster.sim.next_event_at().is_some_and(|t| t <= until) {
             self.cluster.sim.step();
             if let Err(v) = self.checker.after_event(&self.cluster.sim) {
@@ -378,13 +378,13 @@ impl Run {
     }
 
     /// Operator edits on the master and agent-info writes on workers that are due.
-    fn workload(&mut self) -> Result<(), Failure> {
+    fn workload(&mut self) -> Result<(), Box<Failure>> {
         let now = self.cluster.sim.now();
-        if let (Some(at), Some(every)) = (self.next_edit, self.opts.edit_every) {
-            if at <= now {
-                self.next_edit = Some(now.plus(around(&mut self.rng, every)));
-                self.edit_master()?;
-            }
+        if let (Some(at), Some(every)) = (self.next_edit, self.opts.edit_every)
+            && at <= now
+        {
+            self.next_edit = Some(now.plus(around(&mut self.rng, every)));
+            self.edit_master()?;
         }
         for w in 0..self.opts.workers {
             let (Some(at), Some(every)) = (self.next_churn[w], self.opts.churn_every) else {
@@ -398,7 +398,7 @@ impl Run {
         Ok(())
     }
 
-    fn edit_master(&mut self) -> Result<(), Failure> {
+    fn edit_master(&mut self) -> Result<(), Box<Failure>> {
         self.edits += 1;
         // An edit of an extra file, or a new one.
         let i = self.rng.below(self.opts.extra_files as u64 + 2) as usize;
@@ -483,7 +483,7 @@ impl Run {
         })
     }
 
-    fn go(mut self) -> Result<RunReport, Failure> {
+    fn go(mut self) -> Result<RunReport, Box<Failure>> {
         let end_of_faults = VirtualTime::ZERO.plus(self.opts.fault_phase);
         while self.cluster.sim.now() < end_of_faults {
             let next = self.cluster.sim.now().plus(TICK);
@@ -551,7 +551,7 @@ impl Run {
 ///
 /// # Errors
 /// The first invariant the run broke, with its recent events.
-pub fn run_seed(seed: u64) -> Result<RunReport, Failure> {
+pub fn run_seed(seed: u64) -> Result<RunReport, Box<Failure>> {
     run_options(SwarmOptions::from_seed(seed))
 }
 
@@ -559,14 +559,16 @@ pub fn run_seed(seed: u64) -> Result<RunReport, Failure> {
 ///
 /// # Errors
 /// See [`run_seed`].
-pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Failure> {
+pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Box<Failure>> {
     let seed = opts.seed;
-    let run = Run::new(opts).map_err(|e| Failure {
-        seed,
-        violation: Violation::SetUp { detail: e },
-        at: VirtualTime::ZERO,
-        trace_hash: 0,
-        recent: Vec::new(),
+    let run = Run::new(opts).map_err(|e| {
+        Box::new(Failure {
+            seed,
+            violation: Violation::SetUp { detail: e },
+            at: VirtualTime::ZERO,
+            trace_hash: 0,
+            recent: Vec::new(),
+        })
     })?;
     run.go()
 }

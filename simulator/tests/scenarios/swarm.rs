@@ -10,10 +10,12 @@ use wazuh_cluster_sim::clock::VirtualTime;
 use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
 use wazuh_cluster_sim::fixtures::{START, master_tree, recorded_intervals};
 use wazuh_cluster_sim::net::LinkEnd;
+use wazuh_cluster_sim::scenario;
+use wazuh_cluster_sim::shrink::shrink_with;
 use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
 use wazuh_cluster_sim::swarm::SwarmOptions;
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
-use wazuh_cluster_sim::vopr::run_seed;
+use wazuh_cluster_sim::vopr::{Failure, run_options, run_seed};
 use wazuh_cluster_sync::integrity::memory::StorageFault;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -287,4 +289,121 @@ fn effects_that_meet_disk_faults_fail_cleanly_and_the_cluster_converges_once_the
     }
     checked(&mut c, &mut checker, 20).unwrap();
     assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+/// The committed scenario files (shrunk failing runs, each fixed since).
+fn committed_scenarios() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scenario"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_committed_scenario_replays_and_holds_every_invariant() {
+    let files = committed_scenarios();
+    assert!(
+        !files.is_empty(),
+        "no scenario file under simulator/scenarios/"
+    );
+    for (name, text) in files {
+        let opts = scenario::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Err(f) = run_options(opts) {
+            panic!(
+                "{name}: {} ({})\n{}",
+                f.violation,
+                f.violation.invariant(),
+                f.recent.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
+    for seed in [0, 27, 132] {
+        let opts = SwarmOptions::from_seed(seed);
+        let text = scenario::to_text(&opts, "a comment\nover two lines");
+        assert_eq!(scenario::parse(&text), Ok(opts), "{text}");
+    }
+    let good = scenario::to_text(&SwarmOptions::from_seed(1), "");
+    let cases = [
+        (
+            good.replace("workers = ", "workers = x"),
+            "workers: bad value",
+        ),
+        (
+            good.replace("pieces = ", "pieces = random:0 #"),
+            "pieces: bad value",
+        ),
+        (
+            format!("{good}workers = 2\n"),
+            "unknown or repeated key \"workers\"",
+        ),
+        (
+            format!("{good}colour = red\n"),
+            "unknown or repeated key \"colour\"",
+        ),
+        (good.replace("seed = ", "seed "), "expected `key = value`"),
+        (
+            good.lines()
+                .filter(|l| !l.starts_with("stall"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "missing key \"stall\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = scenario::parse(&text).unwrap_err().to_string();
+        assert!(e.contains(expected), "{e} (expected {expected})");
+    }
+}
+
+#[test]
+fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
+    // A stand-in failure: it needs two workers or more and crashes; nothing else matters.
+    let fails = |o: &SwarmOptions| o.workers >= 2 && o.rates.crash > 0;
+    let start = (0..)
+        .map(SwarmOptions::from_seed)
+        .find(|o| fails(o) && o.workers > 2 && o.rates.stall > 0 && o.agents > 1)
+        .unwrap();
+    let failure = |o: &SwarmOptions| {
+        Box::new(Failure {
+            seed: o.seed,
+            violation: Violation::RequestStuck {
+                node: "worker1".to_owned(),
+            },
+            at: VirtualTime::ZERO,
+            trace_hash: 0,
+            recent: Vec::new(),
+        })
+    };
+    let shrunk = shrink_with(start.clone(), failure(&start), |o| {
+        if fails(&o) { Err(failure(&o)) } else { Ok(()) }
+    });
+    let o = &shrunk.options;
+    assert_eq!(o.workers, 2);
+    assert!(o.rates.crash > 0);
+    assert_eq!((o.agents, o.extra_files, o.stale_files), (0, 0, 0));
+    assert_eq!(
+        (
+            o.rates.stall,
+            o.rates.partition,
+            o.rates.reset,
+            o.rates.effect_failure
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((o.edit_every, o.churn_every), (None, None));
+    assert!(shrunk.runs <= wazuh_cluster_sim::shrink::MAX_RUNS);
 }
