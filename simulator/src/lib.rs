@@ -40,6 +40,7 @@ pub mod fuzz_bodies;
 pub mod local;
 pub mod net;
 pub mod recording;
+pub mod scale;
 pub mod scenario;
 pub mod shrink;
 pub mod sim;
