@@ -12,7 +12,7 @@ use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 
 use crate::clock::VirtualTime;
 use crate::cluster::{Cluster, ClusterBuilder, converged};
-use crate::fixtures::{OLD, START, master_tree};
+use crate::fixtures::{START, master_tree_with_keys};
 use crate::net::{LinkParams, Pieces};
 use crate::sim::{RunError, SetupError, SimConfig};
 use crate::tree::{TreeFile, storage_from};
@@ -39,14 +39,7 @@ pub fn client_keys(agents: usize) -> String {
 /// # Errors
 /// See [`SetupError`].
 pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupError> {
-    let mut tree: Vec<TreeFile> = master_tree()
-        .into_iter()
-        .filter(|f| f.path != "/etc/client.keys")
-        .collect();
-    tree.push(TreeFile {
-        mode: 0o640,
-        ..TreeFile::new("/etc/client.keys", client_keys(agents), OLD)
-    });
+    let tree = master_tree_with_keys(client_keys(agents));
     let fresh = Timestamp::from_secs(START - 60);
     let per_worker = agents / workers.max(1);
     let link = LinkParams {

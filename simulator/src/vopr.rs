@@ -30,7 +30,7 @@ use wazuh_cluster_sync::integrity::storage::Timestamp;
 use crate::checkers::{Checker, Violation};
 use crate::clock::VirtualTime;
 use crate::cluster::{Cluster, ClusterBuilder};
-use crate::fixtures::{OLD, START, master_tree};
+use crate::fixtures::{OLD, START, master_tree_with_keys};
 use crate::net::LinkId;
 use crate::sim::{DiskFaults, NodeIdx, SimConfig};
 use crate::swarm::SwarmOptions;
@@ -116,14 +116,7 @@ fn build(opts: &SwarmOptions) -> Result<Cluster, String> {
     let keys: String = (1..=opts.agents)
         .map(|i| format!("{i:03} agent-{i} any {:064x}\n", i * 7919))
         .collect();
-    let mut master: Vec<TreeFile> = master_tree()
-        .into_iter()
-        .filter(|f| f.path != "/etc/client.keys")
-        .collect();
-    master.push(TreeFile {
-        mode: 0o640,
-        ..TreeFile::new("/etc/client.keys", keys.as_str(), OLD)
-    });
+    let mut master = master_tree_with_keys(keys);
     for i in 0..opts.extra_files {
         let len = 1 + rng.below(opts.max_file_size as u64) as usize;
         let data = content(&mut rng, &extra_path(i), len);
@@ -183,6 +176,23 @@ struct Run {
     edits: u64,
     /// Faults and workload steps, for the failure report: (time, line).
     log: Vec<(VirtualTime, String)>,
+}
+
+/// Removes from `faults` the ones due at `now` (all when `all`) and returns them, in key order.
+fn take_due<K: Copy + Ord>(
+    faults: &mut BTreeMap<K, VirtualTime>,
+    now: VirtualTime,
+    all: bool,
+) -> Vec<K> {
+    let due: Vec<K> = faults
+        .iter()
+        .filter(|(_, at)| all || **at <= now)
+        .map(|(k, _)| *k)
+        .collect();
+    for k in &due {
+        faults.remove(k);
+    }
+    due
 }
 
 /// A random duration around `mean` (from half to one and a half of it).
@@ -336,35 +346,14 @@ impl Run {
 
     /// Undoes the faults due at `now` (all of them when `all`).
     fn undo_due(&mut self, now: VirtualTime, all: bool) {
-        let due = |at: &VirtualTime| all || *at <= now;
-        let links: Vec<LinkId> = self
-            .stalled
-            .iter()
-            .filter(|(_, at)| due(at))
-            .map(|(l, _)| *l)
-            .collect();
-        for link in links {
-            self.stalled.remove(&link);
+        for link in take_due(&mut self.stalled, now, all) {
             self.cluster.sim.unstall(link);
         }
-        let healed: Vec<NodeIdx> = self
-            .partitioned
-            .iter()
-            .filter(|(_, at)| due(at))
-            .map(|(n, _)| *n)
-            .collect();
-        for w in healed {
-            self.partitioned.remove(&w);
+        for w in take_due(&mut self.partitioned, now, all) {
             self.cluster.sim.heal(self.cluster.master, w);
         }
-        let restarts: Vec<NodeIdx> = self
-            .crashed
-            .iter()
-            .filter(|(_, at)| due(at))
-            .map(|(n, _)| *n)
-            .collect();
+        let restarts = take_due(&mut self.crashed, now, all);
         for n in restarts {
-            self.crashed.remove(&n);
             let max = self.opts.clock_jump_secs;
             let jump = if max == 0 || all {
                 0
