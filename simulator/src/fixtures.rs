@@ -67,6 +67,20 @@ pub fn master_tree() -> Vec<TreeFile> {
     ]
 }
 
+/// [`master_tree`] with `keys` as its `client.keys` (mode 0640), for clusters with their own
+/// agents.
+pub fn master_tree_with_keys(keys: String) -> Vec<TreeFile> {
+    let mut tree: Vec<TreeFile> = master_tree()
+        .into_iter()
+        .filter(|f| f.path != "/etc/client.keys")
+        .collect();
+    tree.push(TreeFile {
+        mode: 0o640,
+        ..TreeFile::new("/etc/client.keys", keys, OLD)
+    });
+    tree
+}
+
 /// Paths of [`master_tree`] the master's integrity items select (what workers must mirror).
 pub const MASTER_OWNED: [&str; 10] = [
     "/etc/client.keys",

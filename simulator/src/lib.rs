@@ -26,14 +26,13 @@
 //! [`sim::Sim::frames`] (every frame decoded by the tap) and [`sim::Sim::trace_hash`] are what
 //! tests look at; [`sim::Sim::stall`], [`sim::Sim::partition`], [`sim::Sim::reset`] inject faults.
 //!
-//! Seams left for the fault model, checkers and seed sweeps of a later issue: [`net::Pieces`]
-//! (random write splitting), per-link [`net::LinkParams`], stall / partition / reset in
-//! [`net::Network`], [`sim::SimConfig::effect_latency`], the livelock guard
-//! ([`sim::RunError::Livelock`]) and the trace hash. Not built yet: node crash and restart (the
-//! [`MemoryStorage`](wazuh_cluster_sync::integrity::memory::MemoryStorage) crash model is there to
-//! use), disk faults at the effect layer, workloads, safety/liveness checkers, seed sweeps.
+//! Finding bugs by itself: [`swarm::SwarmOptions`] draws every setting of a run from its seed,
+//! [`vopr`] runs it with scheduled faults (network, [`sim::Sim::crash`] / [`sim::Sim::restart`],
+//! [`sim::Sim::set_disk_faults`]) and the [`checkers`] after every event, then a liveness phase
+//! after healing; the `vopr` binary runs one seed or a sweep and prints the replay command.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checkers;
 pub mod clock;
 pub mod cluster;
 pub mod fixtures;
@@ -41,7 +40,12 @@ pub mod fuzz_bodies;
 pub mod local;
 pub mod net;
 pub mod recording;
+pub mod scale;
+pub mod scenario;
+pub mod shrink;
 pub mod sim;
+pub mod swarm;
 pub mod tap;
 pub mod trace;
 pub mod tree;
+pub mod vopr;

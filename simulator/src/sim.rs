@@ -22,7 +22,7 @@ use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
 use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::dapi::ApiCall;
-use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::memory::{MemoryStorage, StorageFault};
 use wazuh_cluster_sync::roles::{
     ApiCallId, Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin,
     Output, PeerId,
@@ -155,13 +155,16 @@ enum Ev {
         node: NodeIdx,
         peer: PeerId,
     },
+    /// An effect of the `incarnation`th life of `node` (a restart starts a new one).
     Effect {
         node: NodeIdx,
+        incarnation: u32,
         id: EffectId,
         effect: Effect,
     },
     ApiCall {
         node: NodeIdx,
+        incarnation: u32,
         id: ApiCallId,
         call: ApiCall,
     },
@@ -185,6 +188,28 @@ struct SimNode {
     timer: Option<VirtualTime>,
     fires_at_instant: (VirtualTime, u32),
     effects_run: u64,
+    /// Crashed and not restarted yet: it takes no input and refuses connections.
+    down: bool,
+    /// Lives so far (0 for the first): events of an earlier life are not handed to this one.
+    incarnation: u32,
+    /// Effects of this life queued and not run yet (what the node should count in flight).
+    effects_queued: usize,
+    /// The disk faults armed on this node ([`Sim::set_disk_faults`]).
+    disk: DiskFaults,
+    /// Draws of the disk faults (its own stream, so arming them changes no other draw).
+    disk_rng: Rng,
+}
+
+/// Disk faults of one node, drawn per effect ([`Sim::set_disk_faults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskFaults {
+    /// Chance, per million effects, that an effect meets a storage fault part way through (after
+    /// a random number of its storage operations, up to 7).
+    pub fail_per_million: u32,
+    /// Which fault: errors on every operation, or a full disk.
+    pub kind: Option<StorageFault>,
+    /// Virtual time added to every effect of the node (a slow disk).
+    pub extra_latency: Duration,
 }
 
 /// Counters of a run, for reports.
@@ -314,6 +339,11 @@ impl Sim {
             timer: None,
             fires_at_instant: (VirtualTime::ZERO, 0),
             effects_run: 0,
+            down: false,
+            incarnation: 0,
+            effects_queued: 0,
+            disk: DiskFaults::default(),
+            disk_rng: self.rng.fork(0x2_0000 + idx as u64),
         });
         self.after_step(idx);
         Ok(idx)
@@ -558,11 +588,40 @@ impl Sim {
                 self.nodes[node].node.handle_closed(instant, peer);
                 self.after_step(node);
             }
-            Ev::Effect { node, id, effect } => {
+            Ev::Effect {
+                node,
+                incarnation,
+                id,
+                effect,
+            } => {
                 let sn = &mut self.nodes[node];
+                if sn.incarnation != incarnation {
+                    // The disk work of a node that crashed goes on until its storage stops
+                    // (the `k` operations of `Sim::crash`); nobody takes its result.
+                    if sn.down {
+                        let unix = sn.node.unix_time(instant);
+                        let _ = sn.exec.execute(&effect, unix);
+                    }
+                    return;
+                }
+                sn.effects_queued -= 1;
                 let unix = sn.node.unix_time(instant);
                 sn.exec.storage_mut().set_now(unix);
+                let fault = match sn.disk.kind {
+                    Some(kind) if sn.disk.fail_per_million > 0 => {
+                        let draw = sn.disk_rng.next_u64() % 1_000_000;
+                        (draw < u64::from(sn.disk.fail_per_million))
+                            .then(|| (sn.disk_rng.next_u64() % 8, kind))
+                    }
+                    _ => None,
+                };
+                if let Some((after, kind)) = fault {
+                    sn.exec.storage_mut().inject_fault(after, kind);
+                }
                 let result = sn.exec.execute(&effect, unix);
+                if fault.is_some() {
+                    sn.exec.storage_mut().clear_fault();
+                }
                 sn.effects_run += 1;
                 self.stats.effects += 1;
                 let summary = format!(
@@ -587,8 +646,16 @@ impl Sim {
                 c.handle_input(instant, &bytes);
                 self.flush_local(client);
             }
-            Ev::ApiCall { node, id, call } => {
+            Ev::ApiCall {
+                node,
+                incarnation,
+                id,
+                call,
+            } => {
                 let sn = &mut self.nodes[node];
+                if sn.incarnation != incarnation {
+                    return;
+                }
                 let unix = sn.node.unix_time(instant);
                 let answer = sn.exec.run_api_call(&call, unix);
                 self.trace
@@ -681,11 +748,16 @@ impl Sim {
                 }
             }
             Output::Effect { id, effect } => {
-                let at = now.plus(self.config.effect_latency);
+                let sn = &mut self.nodes[n];
+                sn.effects_queued += 1;
+                let at = now
+                    .plus(self.config.effect_latency)
+                    .plus(sn.disk.extra_latency);
                 self.queue.push(
                     at,
                     Ev::Effect {
                         node: n,
+                        incarnation: sn.incarnation,
                         id,
                         effect,
                     },
@@ -695,7 +767,11 @@ impl Sim {
                 self.trace
                     .record(now, TraceKind::Connect, n, peer.0, addr.as_bytes());
                 let latency = self.config.link.latency;
-                let target = self.listeners.get(&addr).copied();
+                let target = self
+                    .listeners
+                    .get(&addr)
+                    .copied()
+                    .filter(|&m| !self.nodes[m].down);
                 match target.and_then(|m| self.net.connect(n, m)) {
                     Some(link) => {
                         self.nodes[n].peers.insert(peer, (link, LinkEnd::Dialer));
@@ -725,7 +801,16 @@ impl Sim {
             }
             Output::ApiCall { id, call } => {
                 let at = now.plus(self.config.effect_latency);
-                self.queue.push(at, Ev::ApiCall { node: n, id, call });
+                let incarnation = self.nodes[n].incarnation;
+                self.queue.push(
+                    at,
+                    Ev::ApiCall {
+                        node: n,
+                        incarnation,
+                        id,
+                        call,
+                    },
+                );
             }
             Output::Event(event) => {
                 self.trace
@@ -860,6 +945,120 @@ impl Sim {
     pub fn heal(&mut self, a: NodeIdx, b: NodeIdx) {
         let arrivals = self.net.heal(self.now(), a, b);
         self.release(arrivals);
+    }
+
+    /// Node `n` crashes now: the process is gone (its connections reset, its timer, parked input
+    /// and local clients dropped, the results of its effects in flight never taken) and its
+    /// storage stops after `after_ops` more operations, so the effects it had in flight may
+    /// still land part way (a crash inside an apply). Nothing happens to a node already down.
+    pub fn crash(&mut self, n: NodeIdx, after_ops: u64) {
+        if self.nodes[n].down {
+            return;
+        }
+        let now = self.now();
+        self.trace.record(now, TraceKind::Crash, n, after_ops, &[]);
+        let sn = &mut self.nodes[n];
+        sn.down = true;
+        sn.incarnation += 1;
+        sn.timer = None;
+        sn.effects_queued = 0;
+        sn.parked.clear();
+        sn.peers.clear();
+        sn.exec.storage_mut().crash_after(after_ops);
+        let locals: Vec<(NodeIdx, PeerId)> = self
+            .local_ends
+            .keys()
+            .filter(|(node, _)| *node == n)
+            .copied()
+            .collect();
+        for key in locals {
+            if let Some(client) = self.local_ends.remove(&key) {
+                self.locals[client.0].close();
+            }
+        }
+        for link in self.net.open_links() {
+            for end in [LinkEnd::Dialer, LinkEnd::Acceptor] {
+                if self.net.node(link, end) == Some(n) {
+                    self.ends.remove(&(link, end));
+                    let arrivals = self.net.reset(now, link);
+                    self.release(arrivals);
+                }
+            }
+        }
+    }
+
+    /// Starts crashed node `n` again as a fresh [`Node`] with its configuration, over its storage
+    /// recovered to what was durable, its wall clock moved by `clock_jump_secs` (a clock stepped
+    /// while it was down). Recovery drops every staged write: that is the daemon's start-up
+    /// clean-up of the staged files an interrupted run leaves (the fs adapter removes them from
+    /// the disk; the in-memory storage never shows them in the tree). A worker dials its master
+    /// at once, as at first start. Nothing happens to a node that is up.
+    pub fn restart(&mut self, n: NodeIdx, clock_jump_secs: i64) {
+        if !self.nodes[n].down {
+            return;
+        }
+        let now = self.now();
+        let instant = self.clock.instant();
+        let seed = self
+            .rng
+            .fork(0x100 + n as u64 + (u64::from(self.nodes[n].incarnation) << 32))
+            .next_u64();
+        self.trace.record(now, TraceKind::Restart, n, seed, &[]);
+        let sn = &mut self.nodes[n];
+        let mut config = sn.node.config().clone();
+        let wall = config.connection.wall_clock;
+        let unix = i64::try_from(wall.unix_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_add(clock_jump_secs);
+        config.connection.wall_clock =
+            WallClock::new(wall.instant, u64::try_from(unix).unwrap_or(0));
+        let exec = std::mem::replace(
+            &mut sn.exec,
+            EffectExecutor::new(MemoryStorage::new(), &config),
+        );
+        let mut storage = exec.into_storage();
+        storage.recover();
+        sn.exec = EffectExecutor::new(storage, &config);
+        sn.node = Node::new(config, seed, instant);
+        sn.down = false;
+        sn.fires_at_instant = (VirtualTime::ZERO, 0);
+        self.after_step(n);
+    }
+
+    /// True while node `n` is crashed.
+    pub fn is_down(&self, n: NodeIdx) -> bool {
+        self.nodes[n].down
+    }
+
+    /// Arms disk faults on node `n` (every later effect draws them); the default disarms.
+    pub fn set_disk_faults(&mut self, n: NodeIdx, faults: DiskFaults) {
+        self.nodes[n].disk = faults;
+    }
+
+    /// Effects node `n` handed out in this life and the simulator has not run yet: equal to
+    /// [`Node::effects_in_flight`] between events, or an effect was lost or answered twice.
+    pub fn effects_queued(&self, n: NodeIdx) -> usize {
+        self.nodes[n].effects_queued
+    }
+
+    /// Open peers of node `n` as the simulator knows them (network and local).
+    pub fn peer_ids(&self, n: NodeIdx) -> Vec<PeerId> {
+        self.nodes[n].node.peers().collect()
+    }
+
+    /// Every open link, oldest first.
+    pub fn open_links(&self) -> Vec<LinkId> {
+        self.net.open_links()
+    }
+
+    /// The livelock [`Sim::step`] detected, if any (kept until a run method reports it).
+    pub fn livelock(&self) -> Option<&RunError> {
+        self.livelock.as_ref()
+    }
+
+    /// Virtual time of the next queued event.
+    pub fn next_event_at(&self) -> Option<VirtualTime> {
+        self.queue.peek_time()
     }
 
     /// Changes one link's parameters.

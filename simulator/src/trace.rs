@@ -70,6 +70,10 @@ pub enum TraceKind {
     Timeout,
     /// A distributed API call was run.
     ApiCall,
+    /// A node crashed (the fault model of [`crate::sim::Sim::crash`]).
+    Crash,
+    /// A crashed node started again.
+    Restart,
 }
 
 /// The running trace of a run: a hash and a count of records.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
-use wazuh_cluster_sim::fixtures::{OLD, master_tree, recorded_intervals};
+use wazuh_cluster_sim::fixtures::{master_tree_with_keys, recorded_intervals};
 use wazuh_cluster_sim::local::LocalClientId;
 use wazuh_cluster_sim::sim::{NodeIdx, SimConfig};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
@@ -20,14 +20,7 @@ fn cluster(seed: u64) -> Cluster {
     let keys: String = (1..=6)
         .map(|i| format!("00{i} agent-{i} any {:064x}\n", i * 7919))
         .collect();
-    let mut master: Vec<TreeFile> = master_tree()
-        .into_iter()
-        .filter(|f| f.path != "/etc/client.keys")
-        .collect();
-    master.push(TreeFile {
-        mode: 0o640,
-        ..TreeFile::new("/etc/client.keys", keys.as_str(), OLD)
-    });
+    let master = master_tree_with_keys(keys);
     let fresh = Timestamp::from_secs(START as i64 - 60);
     let mut builder = ClusterBuilder::new(SimConfig {
         seed,

@@ -15,3 +15,4 @@ mod dapi;
 mod dapi_conformance;
 mod determinism;
 mod faults;
+mod swarm;

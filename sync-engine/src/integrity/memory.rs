@@ -21,6 +21,14 @@
 //! therefore run a workload once to count its operations, then re-run it with a crash after each
 //! single operation and check that no file is torn or lost.
 //!
+//! Transient faults. [`MemoryStorage::inject_fault`]`(n, fault)` lets `n` more operations succeed
+//! and then fails, without effect and with [`StorageErrorKind::Io`], every later operation
+//! ([`StorageFault::Errors`]) or only the ones that need room ([`StorageFault::DiskFull`]:
+//! `begin_write`, `append`, `create_dir_all`), until [`MemoryStorage::clear_fault`]. Unlike a
+//! crash, nothing is lost: staged writes and deferred commits stay, as on a real disk that
+//! refuses one call and serves the next. The simulator arms one around an effect to see the node
+//! handle a storage error in the middle of its work.
+//!
 //! Set-up helpers ([`MemoryStorage::add_file`], [`MemoryStorage::add_symlink`],
 //! [`MemoryStorage::add_special`], [`MemoryStorage::from_files`]) are not operations: they neither
 //! count nor crash. The storage has no clock: writes committed without an explicit mtime get the
@@ -151,6 +159,17 @@ pub struct MemoryStorage {
     operations: Cell<u64>,
     crash_at: Option<u64>,
     crashed: Cell<bool>,
+    /// The armed transient fault: from which operation count on, and which.
+    fault: Option<(u64, StorageFault)>,
+}
+
+/// A transient fault of [`MemoryStorage::inject_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// Every operation fails (an I/O error).
+    Errors,
+    /// Operations that need room fail (no space left on device); reads and removals work.
+    DiskFull,
 }
 
 impl Default for MemoryStorage {
@@ -181,6 +200,7 @@ impl MemoryStorage {
             operations: Cell::new(0),
             crash_at: None,
             crashed: Cell::new(false),
+            fault: None,
         }
     }
 
@@ -251,6 +271,17 @@ impl MemoryStorage {
     /// [`MemoryStorage::recover`].
     pub fn crash_after(&mut self, n: u64) {
         self.crash_at = Some(self.operations.get().saturating_add(n));
+    }
+
+    /// Lets `n` more operations succeed; later ones fail as `fault` says until
+    /// [`MemoryStorage::clear_fault`] (see the module docs).
+    pub fn inject_fault(&mut self, n: u64, fault: StorageFault) {
+        self.fault = Some((self.operations.get().saturating_add(n), fault));
+    }
+
+    /// Disarms the fault of [`MemoryStorage::inject_fault`]; nothing else changes.
+    pub fn clear_fault(&mut self) {
+        self.fault = None;
     }
 
     /// True once an operation has failed because of [`MemoryStorage::crash_after`].
@@ -335,7 +366,28 @@ impl MemoryStorage {
                 "storage crashed (simulated)",
             ));
         }
-        Ok(())
+        match self.fault {
+            Some((limit, StorageFault::Errors)) if n > limit => Err(err(
+                StorageErrorKind::Io,
+                path,
+                "input/output error (simulated)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An operation that needs room: counted as [`MemoryStorage::operation`], and refused while a
+    /// [`StorageFault::DiskFull`] is armed and due.
+    fn growing_operation(&self, path: &InstallPath) -> Result<(), StorageError> {
+        self.operation(path)?;
+        match self.fault {
+            Some((limit, StorageFault::DiskFull)) if self.operations.get() > limit => Err(err(
+                StorageErrorKind::Io,
+                path,
+                "no space left on device (simulated)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Resolves `path` without following a final symlink; intermediate symlinks are refused.
@@ -552,7 +604,7 @@ impl Storage for MemoryStorage {
     }
 
     fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {
-        self.operation(path)?;
+        self.growing_operation(path)?;
         let (parent, name) = Self::parent_and_name(path)?;
         let entries = Self::dir_mut(&mut self.root, &parent)?;
         if matches!(entries.get(name), Some(Node::Dir { .. })) {
@@ -575,7 +627,7 @@ impl Storage for MemoryStorage {
             .staged
             .get(&id.0)
             .map_or_else(InstallPath::root, |s| s.path.clone());
-        self.operation(&path)?;
+        self.growing_operation(&path)?;
         let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
             err(
                 StorageErrorKind::UnknownWrite,
@@ -642,7 +694,7 @@ impl Storage for MemoryStorage {
     }
 
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
-        self.operation(path)?;
+        self.growing_operation(path)?;
         let now = self.now;
         Self::dir_mut_creating(&mut self.root, path, mode, now).map(|_| ())
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry};
+use wazuh_cluster_sync::integrity::memory::{MemoryStorage, SnapshotEntry, StorageFault};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{
     DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
@@ -471,4 +471,48 @@ fn list_dir_stat_agrees_with_list_then_stat() {
         s.list_dir_stat(&p("/none")).unwrap_err().kind,
         StorageErrorKind::NotFound
     );
+}
+
+#[test]
+fn an_injected_io_fault_refuses_every_operation_without_effect_and_loses_nothing() {
+    let mut s = sample();
+    let staged = s.begin_write(&p("/etc/new.xml")).unwrap();
+    s.append(staged, b"half").unwrap();
+    let before = s.snapshot();
+    s.inject_fault(1, StorageFault::Errors);
+    // One more operation works, then every one fails with an I/O error.
+    assert!(s.stat(&p("/etc/client.keys")).unwrap().is_some());
+    let e = s.stat(&p("/etc/client.keys")).unwrap_err();
+    assert_eq!(e.kind, StorageErrorKind::Io);
+    assert!(e.message.contains("input/output error"), "{e}");
+    assert_eq!(
+        s.remove_file(&p("/etc/client.keys")).unwrap_err().kind,
+        StorageErrorKind::Io
+    );
+    assert_eq!(s.snapshot(), before);
+    // Cleared: the staged write is still there and commits (a fault is not a crash).
+    s.clear_fault();
+    assert!(!s.is_crashed());
+    s.append(staged, b" and the rest").unwrap();
+    s.commit_write(staged, &attrs(0o660)).unwrap();
+    assert_eq!(s.files()[&p("/etc/new.xml")], b"half and the rest".to_vec());
+}
+
+#[test]
+fn a_full_disk_refuses_what_needs_room_and_serves_reads_and_removals() {
+    let mut s = sample();
+    let staged = s.begin_write(&p("/etc/new.xml")).unwrap();
+    s.inject_fault(0, StorageFault::DiskFull);
+    for e in [
+        s.append(staged, b"more").unwrap_err(),
+        s.begin_write(&p("/etc/other")).unwrap_err(),
+        s.create_dir_all(&p("/var/new"), 0o750).unwrap_err(),
+    ] {
+        assert_eq!(e.kind, StorageErrorKind::Io);
+        assert!(e.message.contains("no space left"), "{e}");
+    }
+    assert!(s.stat(&p("/etc/client.keys")).unwrap().is_some());
+    s.abort_write(staged).unwrap();
+    assert!(s.remove_file(&p("/etc/client.keys")).unwrap());
+    assert_eq!(s.staged_writes(), 0);
 }

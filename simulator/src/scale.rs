@@ -1,0 +1,99 @@
+//! The scale cluster: 1 master and N workers sharing A agents (client.keys on the master, one
+//! fresh agent-info file per agent spread over the workers), upstream's default intervals, a
+//! 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent size is a test
+//! (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim --release --bin
+//! scale -- WORKERS AGENTS`, which prints the figures of a run.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
+
+use crate::clock::VirtualTime;
+use crate::cluster::{Cluster, ClusterBuilder, converged};
+use crate::fixtures::{START, master_tree_with_keys};
+use crate::net::{LinkParams, Pieces};
+use crate::sim::{RunError, SetupError, SimConfig};
+use crate::tree::{TreeFile, storage_from};
+
+fn agent_name(id: usize) -> String {
+    format!("agent-{id:05}")
+}
+
+fn agent_ip(id: usize) -> String {
+    format!("10.{}.{}.{}", id / 65_536, (id / 256) % 256, id % 256)
+}
+
+/// The master's `client.keys` for `agents` agents.
+pub fn client_keys(agents: usize) -> String {
+    let mut keys = String::with_capacity(agents * 100);
+    for id in 1..=agents {
+        let _ = writeln!(keys, "{id:05} {} any {:064x}", agent_name(id), id * 7919);
+    }
+    keys
+}
+
+/// Builds the cluster (seed `seed`); agents are split evenly, the remainder unassigned.
+///
+/// # Errors
+/// See [`SetupError`].
+pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupError> {
+    let tree = master_tree_with_keys(client_keys(agents));
+    let fresh = Timestamp::from_secs(START - 60);
+    let per_worker = agents / workers.max(1);
+    let link = LinkParams {
+        latency: Duration::from_micros(200),
+        bandwidth: Some(125_000_000),
+        pieces: Pieces::Whole,
+    };
+    let tree_error = |e: crate::tree::TreeError| SetupError::Tree(e.to_string());
+    let mut builder = ClusterBuilder::new(SimConfig {
+        link,
+        seed,
+        ..SimConfig::default()
+    })
+    .master("master01", storage_from(tree).map_err(tree_error)?);
+    for w in 0..workers {
+        let files = (w * per_worker + 1..=(w + 1) * per_worker).map(|id| {
+            let body = format!(
+                "Linux |{} |5.4.0 |#1 SMP |x86_64\nWazuh v3.9.5 / ab73af41699f13fdd81903b5f23d8d00\n",
+                agent_name(id)
+            );
+            TreeFile::new(
+                &format!("/queue/agent-info/{}-{}", agent_name(id), agent_ip(id)),
+                body,
+                fresh,
+            )
+        });
+        builder = builder.worker(
+            &format!("worker{:02}", w + 1),
+            storage_from(files).map_err(tree_error)?,
+        );
+    }
+    builder.build()
+}
+
+/// Runs until every worker has the master's files and the master every assigned agent's
+/// agent-info (checked every 10 ms of virtual time), or `deadline`.
+///
+/// # Errors
+/// See [`RunError`].
+pub fn run_to_convergence(
+    c: &mut Cluster,
+    agents: usize,
+    deadline: VirtualTime,
+) -> Result<VirtualTime, RunError> {
+    let info_dir = InstallPath::new("/queue/agent-info").ok();
+    let (m, workers) = (c.master, c.workers.clone());
+    let expected = agents / workers.len().max(1) * workers.len();
+    c.sim
+        .run_until_polled(deadline, Duration::from_millis(10), |sim| {
+            info_dir
+                .as_ref()
+                .and_then(|d| sim.storage(m).list_dir(d).ok())
+                .map_or(0, |v| v.len())
+                == expected
+                && converged(sim, m, &workers)
+        })
+}

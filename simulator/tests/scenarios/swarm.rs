@@ -1,0 +1,409 @@
+//! The randomized runner and its checkers: a fixed set of seeds holds every invariant, a seed's
+//! run is a pure function of it, and each checker reports the fault it guards against when that
+//! fault is injected by hand. Sweeps of many seeds run outside `cargo test`
+//! (`cargo run -p wazuh-cluster-sim --release --bin vopr -- --seeds A..B`, README).
+
+use std::time::Duration;
+
+use wazuh_cluster_sim::checkers::{Checker, Violation};
+use wazuh_cluster_sim::clock::VirtualTime;
+use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
+use wazuh_cluster_sim::fixtures::{START, master_tree, recorded_intervals};
+use wazuh_cluster_sim::net::LinkEnd;
+use wazuh_cluster_sim::scenario;
+use wazuh_cluster_sim::shrink::shrink_with;
+use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
+use wazuh_cluster_sim::swarm::SwarmOptions;
+use wazuh_cluster_sim::tree::{TreeFile, storage_from};
+use wazuh_cluster_sim::vopr::{Failure, run_options, run_seed};
+use wazuh_cluster_sync::integrity::memory::StorageFault;
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
+use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
+use wazuh_cluster_testkit::install_path as path;
+
+/// Seeds with faults of every kind among them, each run small enough for a debug build. Seed 27
+/// is the first sweep's finding: the checker read the storage of a master that had crashed (every
+/// read failing) after an operator edit and called its agent-info lost; a down node's disk is now
+/// checked once it restarts.
+const SEEDS: [u64; 17] = [
+    145, 132, 160, 226, 209, 131, 77, 176, 118, 139, 108, 54, 201, 52, 10, 121, 27,
+];
+
+#[test]
+fn a_fixed_set_of_seeds_holds_every_invariant_and_converges_after_healing() {
+    let mut faults = 0;
+    for seed in SEEDS {
+        match run_seed(seed) {
+            Ok(report) => faults += report.faults,
+            Err(f) => panic!(
+                "seed {seed}: {} ({})\nreplay: {}\n{}",
+                f.violation,
+                f.violation.invariant(),
+                f.replay_command(),
+                f.recent.join("\n")
+            ),
+        }
+    }
+    assert!(
+        faults >= SEEDS.len() as u64,
+        "the runs injected only {faults} faults"
+    );
+}
+
+#[test]
+fn a_seed_run_twice_gives_the_same_report_and_its_options_name_the_replay_command() {
+    let a = run_seed(132).unwrap();
+    let b = run_seed(132).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(run_seed(160).unwrap().trace_hash, a.trace_hash);
+    let opts = SwarmOptions::from_seed(132);
+    assert_eq!(opts, SwarmOptions::from_seed(132));
+    assert_eq!(
+        opts.replay_command(),
+        "cargo run -p wazuh-cluster-sim --release --bin vopr -- --seed 132"
+    );
+    let printed = opts.to_string();
+    for key in [
+        "workers=",
+        "latency=",
+        "crash=",
+        "edits every",
+        "sync_integrity=",
+    ] {
+        assert!(printed.contains(key), "{key} missing from\n{printed}");
+    }
+}
+
+/// One master over the fixture tree and one worker holding one fresh agent-info file, converged.
+fn converged_pair() -> Cluster {
+    let info = TreeFile::new(
+        "/queue/agent-info/agent-one-10.0.0.1",
+        "Linux |agent-one |5.4 |x86_64\n",
+        Timestamp::from_secs(START - 60),
+    );
+    let mut c = ClusterBuilder::new(SimConfig::default())
+        .master("master01", storage_from(master_tree()).unwrap())
+        .worker("worker1", storage_from([info]).unwrap())
+        .configure(recorded_intervals)
+        .build()
+        .unwrap();
+    c.sim.run_for(Duration::from_secs(12)).unwrap();
+    assert!(c.integrity_converged());
+    c
+}
+
+/// Steps `c` up to `secs` more virtual seconds with `checker` after every event.
+fn checked(c: &mut Cluster, checker: &mut Checker, secs: u64) -> Result<(), Violation> {
+    let until = c.sim.now().plus(Duration::from_secs(secs));
+    while c.sim.next_event_at().is_some_and(|t| t <= until) {
+        c.sim.step();
+        checker.after_event(&c.sim)?;
+    }
+    Ok(())
+}
+
+/// Writes `data` at `p` on node `n` through the storage's own operations (as a node would).
+fn write(c: &mut Cluster, n: usize, p: &str, data: &[u8]) {
+    let s = c.sim.storage_mut(n);
+    let id = s.begin_write(&path(p)).unwrap();
+    s.append(id, data).unwrap();
+    s.commit_write(
+        id,
+        &FileAttrs {
+            mode: 0o660,
+            mtime: None,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_checkers_see_nothing_wrong_in_a_healthy_run() {
+    let mut c = converged_pair();
+    let mut checker = Checker::new(&c.sim, c.master, &c.workers);
+    checked(&mut c, &mut checker, 30).unwrap();
+}
+
+#[test]
+fn a_torn_apply_on_a_worker_is_reported() {
+    let mut c = converged_pair();
+    let mut checker = Checker::new(&c.sim, c.master, &c.workers);
+    // Half of the master's rules file: what a torn write would leave.
+    let full = c.sim.storage(c.master).files()[&path("/etc/rules/local_rules.xml")].clone();
+    let w = c.workers[0];
+    write(
+        &mut c,
+        w,
+        "/etc/rules/local_rules.xml",
+        &full[..full.len() / 2],
+    );
+    let v = checked(&mut c, &mut checker, 1).unwrap_err();
+    assert_eq!(v.invariant(), "consistent-content", "{v}");
+    assert!(
+        v.to_string()
+            .contains("worker1 holds /etc/rules/local_rules.xml"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_file_outside_the_items_is_reported() {
+    let mut c = converged_pair();
+    let mut checker = Checker::new(&c.sim, c.master, &c.workers);
+    let w = c.workers[0];
+    write(&mut c, w, "/etc/ossec.conf", b"<ossec_config/>\n");
+    let v = checked(&mut c, &mut checker, 1).unwrap_err();
+    assert_eq!(
+        v,
+        Violation::Confinement {
+            node: "worker1".to_owned(),
+            path: path("/etc/ossec.conf"),
+        }
+    );
+}
+
+#[test]
+fn a_lost_agent_info_file_is_reported() {
+    let mut c = converged_pair();
+    let m = c.master;
+    let p = path("/queue/agent-info/agent-one-10.0.0.1");
+    assert!(
+        c.sim.storage(m).files().contains_key(&p),
+        "agent-info reached the master"
+    );
+    let mut checker = Checker::new(&c.sim, c.master, &c.workers);
+    c.sim.storage_mut(m).remove_file(&p).unwrap();
+    let v = checked(&mut c, &mut checker, 1).unwrap_err();
+    assert!(
+        matches!(&v, Violation::AgentInfoLost { path: lost, now: None, .. } if *lost == p),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_lock_held_over_the_whole_release_window_is_reported() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    // The worker's next integrity round starts and its file never arrives: the master holds
+    // the lock (until timeout_receiving_file, longer than this window).
+    let link = c.sim.links_between(m, w)[0];
+    c.sim
+        .run_until(VirtualTime::from_secs(60), |sim| {
+            sim.node(m).lock_free("worker1", SyncKind::Integrity) == Some(false)
+        })
+        .unwrap();
+    c.sim.stall_direction(link, LinkEnd::Dialer);
+    checker.open_release_window(&c.sim);
+    for _ in 0..20 {
+        c.sim.run_for(Duration::from_millis(500)).unwrap();
+        checker.watch_release(&c.sim);
+    }
+    let v = checker.close_release_window(&c.sim).unwrap_err();
+    assert_eq!(
+        v,
+        Violation::LockLeaked {
+            worker: "worker1".to_owned(),
+            kind: SyncKind::Integrity,
+        }
+    );
+}
+
+#[test]
+fn a_crashed_worker_restarts_over_its_recovered_storage_and_converges_again() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    // A new master file, and the worker dies a few operations into the round that brings it.
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/lists/new-list"),
+            b"k:v\n".to_vec(),
+            Timestamp::from_secs(START),
+            0o660,
+        )
+        .unwrap();
+    checker.allow(m, path("/etc/lists/new-list"));
+    checker.record_master(&c.sim).unwrap();
+    checked(&mut c, &mut checker, 2).unwrap();
+    c.sim.crash(w, 3);
+    assert!(c.sim.is_down(w));
+    checked(&mut c, &mut checker, 5).unwrap();
+    let left = c
+        .sim
+        .events_of(m)
+        .any(|e| matches!(&e.event, NodeEvent::WorkerLeft { name, .. } if name == "worker1"));
+    assert!(left, "the master saw the worker's connection drop");
+    c.sim.restart(w, -120);
+    assert!(!c.sim.is_down(w));
+    assert_eq!(
+        c.sim.storage(w).staged_writes(),
+        0,
+        "recovery dropped the staged files"
+    );
+    checked(&mut c, &mut checker, 20).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
+fn effects_that_meet_disk_faults_fail_cleanly_and_the_cluster_converges_once_they_stop() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    for n in [m, w] {
+        c.sim.set_disk_faults(
+            n,
+            DiskFaults {
+                fail_per_million: 500_000,
+                kind: Some(StorageFault::DiskFull),
+                extra_latency: Duration::from_millis(200),
+            },
+        );
+    }
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/rules/local_rules.xml"),
+            b"<group name=\"edited\"/>\n".to_vec(),
+            Timestamp::from_secs(START),
+            0o660,
+        )
+        .unwrap();
+    checker.record_master(&c.sim).unwrap();
+    checked(&mut c, &mut checker, 30).unwrap();
+    let failed = c
+        .sim
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                NodeEvent::SyncFailed { .. } | NodeEvent::Error { .. }
+            )
+        })
+        .count();
+    assert!(failed > 0, "no effect met a fault: {:?}", c.sim.events());
+    for n in [m, w] {
+        c.sim.set_disk_faults(n, DiskFaults::default());
+    }
+    checked(&mut c, &mut checker, 20).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+/// The committed scenario files (shrunk failing runs, each fixed since).
+fn committed_scenarios() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scenario"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_committed_scenario_replays_and_holds_every_invariant() {
+    let files = committed_scenarios();
+    assert!(
+        !files.is_empty(),
+        "no scenario file under simulator/scenarios/"
+    );
+    for (name, text) in files {
+        let opts = scenario::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Err(f) = run_options(opts) {
+            panic!(
+                "{name}: {} ({})\n{}",
+                f.violation,
+                f.violation.invariant(),
+                f.recent.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
+    for seed in [0, 27, 132] {
+        let opts = SwarmOptions::from_seed(seed);
+        let text = scenario::to_text(&opts, "a comment\nover two lines");
+        assert_eq!(scenario::parse(&text), Ok(opts), "{text}");
+    }
+    let good = scenario::to_text(&SwarmOptions::from_seed(1), "");
+    let cases = [
+        (
+            good.replace("workers = ", "workers = x"),
+            "workers: bad value",
+        ),
+        (
+            good.replace("pieces = ", "pieces = random:0 #"),
+            "pieces: bad value",
+        ),
+        (
+            format!("{good}workers = 2\n"),
+            "unknown or repeated key \"workers\"",
+        ),
+        (
+            format!("{good}colour = red\n"),
+            "unknown or repeated key \"colour\"",
+        ),
+        (good.replace("seed = ", "seed "), "expected `key = value`"),
+        (
+            good.lines()
+                .filter(|l| !l.starts_with("stall"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "missing key \"stall\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = scenario::parse(&text).unwrap_err().to_string();
+        assert!(e.contains(expected), "{e} (expected {expected})");
+    }
+}
+
+#[test]
+fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
+    // A stand-in failure: it needs two workers or more and crashes; nothing else matters.
+    let fails = |o: &SwarmOptions| o.workers >= 2 && o.rates.crash > 0;
+    let start = (0..)
+        .map(SwarmOptions::from_seed)
+        .find(|o| fails(o) && o.workers > 2 && o.rates.stall > 0 && o.agents > 1)
+        .unwrap();
+    let failure = |o: &SwarmOptions| {
+        Box::new(Failure {
+            seed: o.seed,
+            violation: Violation::RequestStuck {
+                node: "worker1".to_owned(),
+            },
+            at: VirtualTime::ZERO,
+            trace_hash: 0,
+            recent: Vec::new(),
+        })
+    };
+    let shrunk = shrink_with(start.clone(), failure(&start), |o| {
+        if fails(&o) { Err(failure(&o)) } else { Ok(()) }
+    });
+    let o = &shrunk.options;
+    assert_eq!(o.workers, 2);
+    assert!(o.rates.crash > 0);
+    assert_eq!((o.agents, o.extra_files, o.stale_files), (0, 0, 0));
+    assert_eq!(
+        (
+            o.rates.stall,
+            o.rates.partition,
+            o.rates.reset,
+            o.rates.effect_failure
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((o.edit_every, o.churn_every), (None, None));
+    assert!(shrunk.runs <= wazuh_cluster_sim::shrink::MAX_RUNS);
+}
