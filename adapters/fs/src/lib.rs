@@ -267,6 +267,9 @@ pub struct FsStorage {
     staged: BTreeMap<u64, Staged>,
     /// Deferred commits (attributes set, file closed), in commit order.
     deferred: Vec<StagedName>,
+    /// Directories that deferred removals changed (one path inside each, for messages), to sync
+    /// in [`Storage::sync_deferred`].
+    removed_dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)>,
     /// Most deferred commits before the next one syncs the batch ([`MAX_DEFERRED`] by default).
     max_deferred: usize,
     next_write: u64,
@@ -285,6 +288,7 @@ impl FsStorage {
             root,
             staged: BTreeMap::new(),
             deferred: Vec::new(),
+            removed_dirs: BTreeMap::new(),
             max_deferred: MAX_DEFERRED,
             next_write: 1,
             last_read: RefCell::new(None),
@@ -380,6 +384,34 @@ impl FsStorage {
             rustix::fs::futimens(&fd, &times).map_err(|e| error(e, path, "setting times"))?;
         }
         Ok(())
+    }
+
+    /// Unlinks regular file (or symlink) `path`; the directory it was removed from, `None` when
+    /// nothing was there.
+    fn unlink_file(&mut self, path: &InstallPath) -> Result<Option<Rc<OwnedFd>>, StorageError> {
+        self.forget_read();
+        let (dir, name) = match self.root.open_parent(path) {
+            Ok(found) => found,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(error(e, path, "stat")),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                return Err(StorageError::new(
+                    StorageErrorKind::WrongKind,
+                    path,
+                    "is a directory",
+                ));
+            }
+            Ok(_) => {}
+        }
+        match rustix::fs::unlinkat(&*dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(Some(dir)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(error(e, path, "remove")),
+        }
     }
 
     fn forget_read(&self) {
@@ -763,6 +795,17 @@ impl Storage for FsStorage {
     }
 
     fn sync_deferred(&mut self) -> Result<(), StorageError> {
+        // 0. The removals, each directory once, before any rename (the files of dropped agents
+        //    must be gone for good before the `client.keys` that drops them lands).
+        for (path, dir) in std::mem::take(&mut self.removed_dirs).values() {
+            if let Err(e) = rustix::fs::fsync(&**dir) {
+                // Not known removed for good: nothing of the batch may land after it.
+                for deferred in std::mem::take(&mut self.deferred) {
+                    deferred.discard();
+                }
+                return Err(error(e, path, "fsync of the directory"));
+            }
+        }
         if self.deferred.is_empty() {
             return Ok(());
         }
@@ -806,30 +849,21 @@ impl Storage for FsStorage {
     }
 
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
-        self.forget_read();
-        let (dir, name) = match self.root.open_parent(path) {
-            Ok(found) => found,
-            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(dir) = self.unlink_file(path)? else {
+            return Ok(false);
         };
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Err(Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(error(e, path, "stat")),
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                return Err(StorageError::new(
-                    StorageErrorKind::WrongKind,
-                    path,
-                    "is a directory",
-                ));
-            }
-            Ok(_) => {}
-        }
-        match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
-            Ok(()) => {}
-            Err(Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(error(e, path, "remove")),
-        }
-        rustix::fs::fsync(&dir).map_err(|e| error(e, path, "fsync of the directory"))?;
+        rustix::fs::fsync(&*dir).map_err(|e| error(e, path, "fsync of the directory"))?;
+        Ok(true)
+    }
+
+    fn remove_file_deferred(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        let Some(dir) = self.unlink_file(path)? else {
+            return Ok(false);
+        };
+        let parent = path.parent().unwrap_or_else(InstallPath::root);
+        self.removed_dirs
+            .entry(parent)
+            .or_insert_with(|| (path.clone(), dir));
         Ok(true)
     }
 

@@ -22,7 +22,8 @@
 //! written. *Write* then performs the plan through staged writes (temporary file in the same
 //! directory) committed as one batch ([`Storage::commit_write_deferred`], then one
 //! [`Storage::sync_deferred`] before the removals: the data of all files is flushed together and
-//! each directory synced once, instead of two fsyncs per file), so a crash at any point leaves
+//! each directory synced once, instead of two fsyncs per file; the removals are one deferred batch
+//! too, [`Storage::remove_file_deferred`] and a second sync), so a crash at any point leaves
 //! each file old or new, never torn, and running the apply again converges. The removed agents'
 //! files go before any write, so before the new `client.keys` is in place: a crash in between
 //! leaves the old one, and the next apply finds the same agents to clean up.
@@ -730,8 +731,9 @@ fn execute<R: Read + Seek, S: Storage + ?Sized>(
     // complete, and nothing may stay pending); before the removals, which list directories.
     let synced = storage.sync_deferred().map_err(ApplyError::Storage);
     written.and(synced)?;
+    // The removals as one batch too: each directory synced once, by the sync below.
     for path in &plan.removals {
-        match storage.remove_file(path) {
+        match storage.remove_file_deferred(path) {
             Ok(true) => report.removed += 1,
             Ok(false) => report
                 .skipped
@@ -744,6 +746,7 @@ fn execute<R: Read + Seek, S: Storage + ?Sized>(
                 .push((path.clone(), SkipReason::RemoveFailed)),
         }
     }
+    storage.sync_deferred().map_err(ApplyError::Storage)?;
     // Deepest first, so that a parent emptied by its child's removal goes too.
     let mut by_depth: BTreeMap<(std::cmp::Reverse<usize>, InstallPath), ()> = BTreeMap::new();
     for dir in plan.cleanup_dirs {

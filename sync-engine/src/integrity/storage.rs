@@ -22,6 +22,10 @@
 //!   never torn (a deferred commit is durable only once `sync_deferred` has returned `Ok`); after
 //!   it, every deferred target is new. Until then the target reads old or new content, so a
 //!   caller syncs before it lists, removes or rewrites a deferred target or its directory.
+//!   Removals batch the same way: [`Storage::remove_file_deferred`] removes at once but may leave
+//!   the removal's durability (the directory sync) to `sync_deferred`, which makes every deferred
+//!   removal durable before it puts any deferred commit in place (an apply removes the files of
+//!   dropped agents before the `client.keys` that drops them lands).
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
@@ -233,9 +237,10 @@ pub trait Storage {
         self.commit_write(id, attrs)
     }
 
-    /// Puts every deferred commit in place, in the order they were made, and makes them durable
-    /// (file data and directory entries): once it returns `Ok`, every deferred target holds its
-    /// new content and keeps it through a crash. On an error, each deferred target holds old or
+    /// Makes every deferred removal durable, then puts every deferred commit in place, in the
+    /// order they were made, and makes them durable (file data and directory entries): once it
+    /// returns `Ok`, every deferred target holds its new content and every deferred removal stays
+    /// removed through a crash. On an error, each deferred target holds old or
     /// new content (the ones that failed, old), nothing stays pending, and the first error is
     /// returned.
     ///
@@ -265,6 +270,16 @@ pub trait Storage {
 
     /// Removes regular file (or symlink) `path`; `Ok(false)` when nothing was there.
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError>;
+
+    /// Removes `path` like [`Storage::remove_file`] (gone from listings and `stat` at once), but
+    /// the removal may become durable later: at the latest when [`Storage::sync_deferred`]
+    /// returns. Until then a crash leaves the file removed or still there. Why: a durable removal
+    /// costs a sync of its directory, and an apply removing 1,000 files paid 1,000 of them.
+    ///
+    /// The default removes durably at once.
+    fn remove_file_deferred(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.remove_file(path)
+    }
 
     /// Creates directory `path` and any missing parents with permission bits `mode`.
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError>;

@@ -42,6 +42,7 @@ pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
     deferred_commits_land_at_sync(&mut make());
+    deferred_removals_are_seen_at_once(&mut make());
     listing_and_stat(&mut make());
     directories(&mut make());
     removals(&mut make());
@@ -343,6 +344,61 @@ fn deferred_commits_land_at_sync<S: Storage>(s: &mut S) {
     ok(s.sync_deferred(), "sync");
     assert_eq!(ok(s.read(&twice, 100), "read"), b"second");
     assert_eq!(names(s, "/etc/rules"), ["b.xml", "local_rules.xml"]);
+}
+
+fn deferred_removals_are_seen_at_once<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/queue/agent-info"), 0o750), "mkdir");
+    ok(s.create_dir_all(&p("/etc/rules"), 0o750), "mkdir");
+    for path in [
+        "/queue/agent-info/a-any",
+        "/queue/agent-info/b-any",
+        "/etc/rules/x.xml",
+    ] {
+        ok(s.write_atomic(&p(path), b"data", &attrs(0o660)), "write");
+    }
+    assert!(ok(
+        s.remove_file_deferred(&p("/queue/agent-info/a-any")),
+        "deferred removal"
+    ));
+    assert!(ok(
+        s.remove_file_deferred(&p("/etc/rules/x.xml")),
+        "deferred removal in another directory"
+    ));
+    assert!(
+        !ok(
+            s.remove_file_deferred(&p("/queue/agent-info/none")),
+            "deferred removal of nothing"
+        ),
+        "a deferred removal of a missing file reports false"
+    );
+    assert!(
+        !ok(
+            s.remove_file_deferred(&p("/var/none/x")),
+            "deferred removal in a missing directory"
+        ),
+        "a deferred removal in a missing directory reports false"
+    );
+    ok(
+        s.create_dir_all(&p("/queue/agent-info/dir"), 0o750),
+        "mkdir",
+    );
+    assert_eq!(
+        kind(
+            s.remove_file_deferred(&p("/queue/agent-info/dir")),
+            "deferred removal of a directory"
+        ),
+        StorageErrorKind::WrongKind
+    );
+    // Gone at once for every reader, before the sync.
+    assert_eq!(ok(s.stat(&p("/queue/agent-info/a-any")), "stat"), None);
+    assert_eq!(names(s, "/queue/agent-info"), ["b-any", "dir"]);
+    assert_eq!(names(s, "/etc/rules"), Vec::<String>::new());
+    // A commit deferred in the same batch lands with it.
+    defer(s, &p("/etc/rules/y.xml"), b"Y", &attrs(0o660));
+    ok(s.sync_deferred(), "sync");
+    assert_eq!(names(s, "/queue/agent-info"), ["b-any", "dir"]);
+    assert_eq!(names(s, "/etc/rules"), ["y.xml"]);
+    ok(s.sync_deferred(), "a second sync has nothing to do");
 }
 
 /// For implementations that really defer (not the trait's defaults, which commit at once): a
