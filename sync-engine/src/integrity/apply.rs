@@ -397,6 +397,25 @@ fn merged_target_item<'a>(
 type SplitPart = (InstallPath, Vec<u8>, Option<Timestamp>);
 
 /// Reads and splits merged member `key`; every part's target is checked against `item`.
+/// Refuses merged member `key` by its declared size when it is over the merged-file limit: before
+/// a byte of it is inflated (not even by `verify_all`), so a bomb costs neither memory nor time.
+fn check_merged_size<R: Read + Seek>(
+    reader: &PackageReader<R>,
+    key: &InstallPath,
+    limits: &MergedLimits,
+) -> Result<(), ApplyError> {
+    match reader.member_size(key) {
+        Some(size) if size > limits.max_total => Err(ApplyError::Merged {
+            path: key.as_str().to_owned(),
+            error: MergedError::TooLarge {
+                size,
+                limit: limits.max_total,
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn split_member<R: Read + Seek>(
     reader: &mut PackageReader<R>,
     items: &ClusterItems,
@@ -405,11 +424,12 @@ fn split_member<R: Read + Seek>(
     merge_type: MergeType,
     limits: &ApplyLimits,
 ) -> Result<Vec<SplitPart>, ApplyError> {
-    let bytes = reader.read_member(key)?;
     let merged_err = |error| ApplyError::Merged {
         path: key.as_str().to_owned(),
         error,
     };
+    check_merged_size(reader, key, &limits.merged)?;
+    let bytes = reader.read_member(key, limits.merged.max_total)?;
     let parts = unmerge(&bytes, &limits.merged)
         .into_result()
         .map_err(merged_err)?;
@@ -455,6 +475,7 @@ fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
             let item = merged_target_item(items, path, meta, MergeType::AgentGroups, |i| {
                 i.source.applies_to(NodeType::Master)
             })?;
+            check_merged_size(reader, path, &limits.merged)?;
             merged_members.push((path.clone(), item));
             continue;
         }
@@ -514,11 +535,7 @@ fn plan_received_keys<R: Read + Seek, S: Storage + ?Sized>(
     storage: &S,
     key: &InstallPath,
 ) -> Result<AgentRemovalPlan, ApplyError> {
-    let size = reader
-        .members()
-        .iter()
-        .find(|m| &m.key == key)
-        .map_or(0, |m| m.size);
+    let size = reader.member_size(key).unwrap_or(0);
     if size > MAX_CLIENT_KEYS {
         return Ok(AgentRemovalPlan {
             warnings: vec![AgentWarning::KeysTooLarge {
@@ -528,7 +545,7 @@ fn plan_received_keys<R: Read + Seek, S: Storage + ?Sized>(
             ..AgentRemovalPlan::default()
         });
     }
-    let received = reader.read_member(key)?;
+    let received = reader.read_member(key, MAX_CLIENT_KEYS)?;
     plan_agent_removal(storage, &received).map_err(ApplyError::Storage)
 }
 
@@ -577,6 +594,7 @@ fn plan_worker_package<R: Read + Seek, S: Storage + ?Sized>(
             }
         };
         let item = merged_target_item(items, path, meta, merge_type, allowed)?;
+        check_merged_size(reader, path, &limits.merged)?;
         merged_members.push((path.clone(), item, merge_type));
     }
     reader.verify_all()?;

@@ -284,7 +284,7 @@ pub fn package_file_name(
 /// builder.add_member(&key, Timestamp::from_secs(1_562_000_000), 0o640, b"001 a any k\n").unwrap();
 /// let zip = builder.finish(br#"{"missing": {}}"#, Timestamp::from_secs(1_562_000_000)).unwrap();
 /// let mut reader = PackageReader::open(Cursor::new(zip.into_inner()), PackageLimits::default()).unwrap();
-/// assert_eq!(reader.read_member(&key).unwrap(), b"001 a any k\n");
+/// assert_eq!(reader.read_member(&key, u64::MAX).unwrap(), b"001 a any k\n");
 /// ```
 pub struct PackageBuilder<W: Write + Seek> {
     zip: ZipWriter<W>,
@@ -657,13 +657,26 @@ impl<R: Read + Seek> PackageReader<R> {
         self.copy_index(index, key.relative(), out)
     }
 
-    /// Reads member `key` into memory (its declared size, already within the limits).
-    pub fn read_member(&mut self, key: &InstallPath) -> Result<Vec<u8>, PackageError> {
-        let index = self.index_of(key)?;
-        let size = self
-            .positions
+    /// The declared (uncompressed) size of member `key`, already within the package limits.
+    pub fn member_size(&self, key: &InstallPath) -> Option<u64> {
+        self.positions
             .get(key)
-            .map_or(0, |&position| self.members[position].size);
+            .map(|&position| self.members[position].size)
+    }
+
+    /// Reads member `key` into memory, refusing it (`MemberTooLarge` with `limit`) before
+    /// inflating a byte when its declared size is over `limit`: the caller names the bound of
+    /// what it will hold (a merged file's, a `client.keys`'), which is often far below the
+    /// package's per-member limit. Inflating stops at the declared size, whatever the data.
+    pub fn read_member(&mut self, key: &InstallPath, limit: u64) -> Result<Vec<u8>, PackageError> {
+        let index = self.index_of(key)?;
+        let size = self.member_size(key).unwrap_or(0);
+        if size > limit {
+            return Err(PackageError::MemberTooLarge {
+                name: key.relative().to_owned(),
+                limit,
+            });
+        }
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(CHUNK * 16));
         self.copy_index(index, key.relative(), &mut out)?;
         Ok(out)

@@ -220,8 +220,8 @@ fn our_package_of_the_recorded_trees_has_upstream_members() {
     assert_eq!(names(&ours), names(&upstream));
     for key in names(&upstream) {
         assert_eq!(
-            ours.read_member(&key).unwrap(),
-            upstream.read_member(&key).unwrap(),
+            ours.read_member(&key, u64::MAX).unwrap(),
+            upstream.read_member(&key, u64::MAX).unwrap(),
             "{key}"
         );
     }

@@ -16,6 +16,7 @@ mod compare_vectors;
 mod crash_safety;
 mod hostile_packages;
 mod memory_storage;
+mod merged_bombs;
 mod merged_vectors;
 mod metadata_vectors;
 mod package_vectors;

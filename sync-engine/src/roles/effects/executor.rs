@@ -422,7 +422,8 @@ impl<S: Storage> EffectExecutor<S> {
             let (true, Some(merge_type)) = (meta.merged, meta.merge_type) else {
                 continue;
             };
-            let Ok(bytes) = reader.read_member(key) else {
+            // Bounded before inflating: the apply below refuses a larger one.
+            let Ok(bytes) = reader.read_member(key, self.limits.apply.merged.max_total) else {
                 continue;
             };
             for part in unmerge(&bytes, &self.limits.merged).into_result()? {
