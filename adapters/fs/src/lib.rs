@@ -88,8 +88,8 @@ pub use owner::Owner;
 
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{
-    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
-    WriteId,
+    DirEntry, EntryKind, FileAttrs, FileReader, FileStat, Storage, StorageError, StorageErrorKind,
+    Timestamp, WriteId,
 };
 
 use crate::confine::{ConfinedRoot, dir_flags, open_child_dir};
@@ -246,6 +246,29 @@ fn fsync_all(batch: &[StagedName]) -> Vec<Result<(), StorageError>> {
         }
         results
     })
+}
+
+/// A file opened by [`Storage::open_reader`]: its own descriptor, read with `pread`.
+struct OpenedFile {
+    path: InstallPath,
+    fd: OwnedFd,
+    size: u64,
+}
+
+impl FileReader for OpenedFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        loop {
+            match rustix::io::pread(&self.fd, &mut *buf, offset) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(error(e, &self.path, "read")),
+            }
+        }
+    }
 }
 
 /// A sequentially read file kept open between `read_at` calls (offset > 0 continues it).
@@ -698,6 +721,16 @@ impl Storage for FsStorage {
                 Err(e) => return Err(error(e, path, "read")),
             }
         }
+    }
+
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {
+        let fd = self.open_file(path, false)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| error(e, path, "fstat"))?;
+        Ok(Box::new(OpenedFile {
+            path: path.clone(),
+            fd,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+        }))
     }
 
     fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {

@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 
 use super::path::InstallPath;
 use super::storage::{
-    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
-    WriteId,
+    DirEntry, EntryKind, FileAttrs, FileReader, FileStat, Storage, StorageError, StorageErrorKind,
+    Timestamp, WriteId,
 };
 
 /// Mode given to directories created by the set-up helpers.
@@ -140,6 +140,29 @@ pub enum SnapshotEntry {
 struct Staged {
     path: InstallPath,
     data: Vec<u8>,
+}
+
+/// A file opened by [`Storage::open_reader`]: its content as it was then.
+struct OpenedFile(Vec<u8>);
+
+impl FileReader for OpenedFile {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(copy_at(&self.0, offset, buf))
+    }
+}
+
+/// Copies what `data` holds from `offset` into `buf`; how many bytes.
+fn copy_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
 }
 
 /// The in-memory storage. See the module docs.
@@ -567,14 +590,21 @@ impl Storage for MemoryStorage {
     ) -> Result<usize, StorageError> {
         self.operation(path)?;
         match self.lookup(path)? {
-            Lookup::Found(Node::File { data, .. }) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                Ok(n)
+            Lookup::Found(Node::File { data, .. }) => Ok(copy_at(data, offset, buf)),
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
             }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+        }
+    }
+
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {
+        self.operation(path)?;
+        match self.lookup(path)? {
+            // A copy: what an open descriptor gives on disk (the content as opened, whatever
+            // happens to the path afterwards).
+            Lookup::Found(Node::File { data, .. }) => Ok(Box::new(OpenedFile(data.clone()))),
             Lookup::Found(Node::Symlink { .. }) => {
                 Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
             }

@@ -29,6 +29,7 @@
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use super::path::InstallPath;
 
@@ -153,6 +154,70 @@ impl StorageError {
     }
 }
 
+/// A regular file opened by [`Storage::open_reader`]: read by position, owned (it borrows nothing
+/// of the storage, so a package can be read while the storage writes what it carries), and
+/// still readable after its path is removed or replaced.
+pub trait FileReader {
+    /// The file's size when it was opened.
+    fn size(&self) -> u64;
+
+    /// Reads up to `buf.len()` bytes from `offset`; how many were read (0 at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
+}
+
+/// `Read + Seek` over a [`FileReader`]: what the ZIP reader needs to read a package entry by
+/// entry from its file, never whole in memory.
+pub struct PositionalReader {
+    file: Box<dyn FileReader>,
+    pos: u64,
+}
+
+impl PositionalReader {
+    /// A reader at the start of `file`.
+    pub fn new(file: Box<dyn FileReader>) -> Self {
+        PositionalReader { file, pos: 0 }
+    }
+
+    /// The file's size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.file.size()
+    }
+}
+
+impl fmt::Debug for PositionalReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PositionalReader")
+            .field("size", &self.file.size())
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .read_at(self.pos, buf)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for PositionalReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::End(delta) => self.file.size().checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+        };
+        let target = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 /// Every disk operation the engine needs. See the module docs for the contract.
 pub trait Storage {
     /// Entries of directory `dir`, sorted by name. `NotFound` when it does not exist,
@@ -193,6 +258,11 @@ pub trait Storage {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StorageError>;
+
+    /// Opens regular file `path` for positional reads that outlive the call (see [`FileReader`]).
+    /// `NotFound` when nothing is there, `WrongKind` when it is not a regular file, `OutsideRoot`
+    /// for a symlink (never followed).
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError>;
 
     /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
     fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {

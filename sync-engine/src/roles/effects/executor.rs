@@ -19,7 +19,9 @@ use crate::integrity::metadata::{
 };
 use crate::integrity::package::{PackageBuilder, PackageReader, build_master_package};
 use crate::integrity::path::InstallPath;
-use crate::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp, WriteId};
+use crate::integrity::storage::{
+    FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
+};
 use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
 use crate::roles::sync_kind::SyncKind;
 
@@ -111,9 +113,7 @@ impl<S: Storage> EffectExecutor<S> {
                 extra_valid,
             } => self.build_worker_package(*kind, path, extra_valid, now_unix),
             Effect::ReadWorkerIntegrity { path } => {
-                let bytes = self.storage.read(path, self.limits.max_package_file);
-                self.remove_quietly(path);
-                let reader = PackageReader::open(Cursor::new(bytes?), self.limits.package)?;
+                let reader = self.open_package(path)?;
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
                     self.limits.apply.max_entries,
@@ -373,16 +373,26 @@ impl<S: Storage> EffectExecutor<S> {
         })
     }
 
+    /// Opens the received package at `path` for reading entry by entry from its file (never
+    /// whole in memory), then removes the path (the open file stays readable): a package is
+    /// consumed once, applied or refused.
     fn open_package(
         &mut self,
         path: &InstallPath,
-    ) -> Result<PackageReader<Cursor<Vec<u8>>>, EffectError> {
-        let bytes = self.storage.read(path, self.limits.max_package_file);
+    ) -> Result<PackageReader<PositionalReader>, EffectError> {
+        let file = self.storage.open_reader(path);
         self.remove_quietly(path);
-        Ok(PackageReader::open(
-            Cursor::new(bytes?),
-            self.limits.package,
-        )?)
+        let file = PositionalReader::new(file?);
+        let limit = self.limits.max_package_file;
+        if file.size() > limit {
+            return Err(StorageError::new(
+                StorageErrorKind::TooLarge,
+                path,
+                format!("file is larger than the limit of {limit} bytes"),
+            )
+            .into());
+        }
+        Ok(PackageReader::open(file, self.limits.package)?)
     }
 
     fn apply_master(&mut self, path: &InstallPath) -> EffectResult {
