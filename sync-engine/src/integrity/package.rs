@@ -26,8 +26,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use super::compare::SyncPlan;
-use super::merged::{MergedError, MergedLimits, merge_from_storage};
 use super::path::{InstallPath, PathError, validate_file_name};
 use super::storage::{EntryKind, Storage, StorageError, StorageErrorKind, Timestamp};
 
@@ -440,41 +438,6 @@ pub fn build_package_in_memory<'a>(
     Ok(builder.finish(control_json, now)?.into_inner())
 }
 
-/// Builds the master → worker package of `plan` into `sink` (PROTOCOL.md §9.3–§9.4): the merged
-/// `agent-groups-shared.merged` entry first (built from [`SyncPlan::shared_merged_sources`], dated
-/// `now`), then every other `missing` and `shared` file streamed from `storage`, then
-/// `cluster_control.json` = [`SyncPlan::to_upstream_json`].
-///
-/// A file that vanished since the scan makes the build fail (`Storage` / `NotFound`): the caller
-/// rescans and compares again rather than sending a package that contradicts its control document.
-pub fn build_master_package<S, W>(
-    sink: W,
-    storage: &S,
-    plan: &SyncPlan,
-    merged_limits: &MergedLimits,
-    now: Timestamp,
-) -> Result<W, PackageError>
-where
-    S: Storage + ?Sized,
-    W: Write + Seek,
-{
-    let mut builder = PackageBuilder::new(sink);
-    if let Some(key) = &plan.shared_merged {
-        let merged = merge_from_storage(storage, &plan.shared_merged_sources, None, merged_limits)
-            .map_err(|e| match e {
-                MergedError::Storage(e) => PackageError::Storage(e),
-                other => PackageError::Write(other.to_string()),
-            })?;
-        builder.add_member(key, now, 0o660, &merged.bytes)?;
-    }
-    for key in plan.missing.0.keys().chain(plan.shared.0.keys()) {
-        if Some(key) != plan.shared_merged.as_ref() {
-            builder.add_member_from_storage(storage, key)?;
-        }
-    }
-    builder.finish(plan.to_upstream_json().as_bytes(), now)
-}
-
 /// A package opened for reading, every member already checked against the limits and name rules.
 pub struct PackageReader<R: Read + Seek> {
     archive: ZipArchive<R>,
@@ -816,7 +779,7 @@ fn listed_entries<R: Read + Seek>(reader: &mut R) -> Result<u64, PackageError> {
 
 /// DOS date-time of `t` in UTC (upstream runs with TZ=UTC in the recordings), clamped to the
 /// representable 1980–2107 range (Python's `zipfile` would raise instead).
-fn dos_time(t: Timestamp) -> zip::DateTime {
+pub(crate) fn dos_time(t: Timestamp) -> zip::DateTime {
     let (year, month, day, hour, minute, second) = utc_fields(t.secs);
     let fallback = zip::DateTime::default();
     if year < 1980 {

@@ -20,4 +20,5 @@ mod merged_bombs;
 mod merged_vectors;
 mod metadata_vectors;
 mod package_vectors;
+mod staged_package;
 mod storage_contract;
