@@ -723,6 +723,12 @@ impl Storage for FsStorage {
         }
     }
 
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        let fd = self.root.open_dir(dir)?;
+        let st = rustix::fs::fstatvfs(&fd).map_err(|e| error(e, dir, "statvfs"))?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+
     fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {
         let fd = self.open_file(path, false)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| error(e, path, "fstat"))?;

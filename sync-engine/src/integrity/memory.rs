@@ -180,6 +180,8 @@ pub struct MemoryStorage {
     operations: Cell<u64>,
     crash_at: Option<u64>,
     crashed: Cell<bool>,
+    /// What [`Storage::available_space`] answers (`None`: cannot tell).
+    available: Option<u64>,
 }
 
 impl Default for MemoryStorage {
@@ -211,6 +213,7 @@ impl MemoryStorage {
             operations: Cell::new(0),
             crash_at: None,
             crashed: Cell::new(false),
+            available: None,
         }
     }
 
@@ -309,6 +312,12 @@ impl MemoryStorage {
     /// Number of staged (begun, not yet committed or aborted) writes.
     pub fn staged_writes(&self) -> usize {
         self.staged.len()
+    }
+
+    /// Sets what [`Storage::available_space`] answers, for every directory (a full disk in a
+    /// test); `None`, the default, cannot tell.
+    pub fn set_available_space(&mut self, available: Option<u64>) {
+        self.available = available;
     }
 
     /// Number of deferred commits waiting for [`Storage::sync_deferred`].
@@ -597,6 +606,11 @@ impl Storage for MemoryStorage {
             Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
             Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
         }
+    }
+
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        self.operation(dir)?;
+        Ok(self.available)
     }
 
     fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {

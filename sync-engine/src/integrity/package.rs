@@ -151,6 +151,14 @@ pub enum PackageError {
         /// The limit that was exceeded.
         limit: u64,
     },
+    /// A package being built would not fit in the free space of its file system.
+    #[error("package needs {needed} bytes, the disk has {available} free")]
+    NoSpace {
+        /// Bytes the package would have with the member being added.
+        needed: u64,
+        /// Free bytes when the build started.
+        available: u64,
+    },
     /// The declared sizes add up to more than [`PackageLimits::max_total_size`].
     #[error("package content adds up to more than the limit of {limit} bytes")]
     TotalTooLarge {

@@ -50,6 +50,8 @@ pub struct StagedPackage {
     written: u64,
     /// Most bytes the finished package may have.
     limit: u64,
+    /// Free space of the file system when the build started, when the storage can tell.
+    available: Option<u64>,
     /// The central directory, appended at the end.
     central: Vec<u8>,
     entries: u64,
@@ -59,17 +61,24 @@ pub struct StagedPackage {
 
 impl StagedPackage {
     /// Opens a staged write of `path` (its directory must exist) for a package of at most
-    /// `limit` bytes.
+    /// `limit` bytes, and of no more than the free space of the disk it goes to
+    /// ([`Storage::available_space`], asked once, here): a build that would fill the disk stops
+    /// before the member that would, with [`PackageError::NoSpace`].
     pub fn begin<S: Storage + ?Sized>(
         storage: &mut S,
         path: &InstallPath,
         limit: u64,
     ) -> Result<Self, PackageError> {
+        let dir = path.parent().unwrap_or_else(InstallPath::root);
+        let available = storage
+            .available_space(&dir)
+            .map_err(PackageError::Storage)?;
         let id = storage.begin_write(path).map_err(PackageError::Storage)?;
         Ok(StagedPackage {
             id,
             written: 0,
             limit,
+            available,
             central: Vec::new(),
             entries: 0,
             names: BTreeSet::new(),
@@ -204,6 +213,14 @@ impl StagedPackage {
             .saturating_add(END_RECORDS_MAX);
         if after > self.limit {
             return Err(PackageError::TotalTooLarge { limit: self.limit });
+        }
+        if let Some(available) = self.available
+            && after > available
+        {
+            return Err(PackageError::NoSpace {
+                needed: after,
+                available,
+            });
         }
         // Both fit in 32 bits: the limit is checked above and stays far below 4 GiB.
         let (Ok(size32), Ok(offset32), Ok(name16)) = (

@@ -264,6 +264,16 @@ pub trait Storage {
     /// for a symlink (never followed).
     fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError>;
 
+    /// Bytes that writes under directory `dir` can still take (the free space of its file system
+    /// available to this process); `None` when the storage cannot tell. A package is checked
+    /// against it before it is built.
+    ///
+    /// The default cannot tell.
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        let _ = dir;
+        Ok(None)
+    }
+
     /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
     fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
         let mut out = Vec::new();

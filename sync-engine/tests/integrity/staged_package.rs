@@ -166,3 +166,24 @@ fn a_vanished_file_or_a_duplicate_fails_the_member() {
     package.abort(&mut s);
     assert_eq!(s.stat(&path).unwrap(), None);
 }
+
+#[test]
+fn a_package_that_would_fill_the_disk_stops_before_the_member_that_would() {
+    let mut s = storage();
+    s.set_available_space(Some(200_000));
+    let path = p("/queue/cluster/w1/full.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 1 << 30).unwrap();
+    package
+        .add_member_from_storage(&mut s, &p("/etc/client.keys"))
+        .unwrap();
+    let error = package
+        .add_member_from_storage(&mut s, &p("/etc/rules/big.xml"))
+        .unwrap_err();
+    assert!(
+        matches!(error, PackageError::NoSpace { needed, available: 200_000 } if needed > 300_000),
+        "{error}"
+    );
+    assert!(package.written() < 200);
+    package.abort(&mut s);
+    assert_eq!(s.stat(&path).unwrap(), None);
+}

@@ -441,3 +441,21 @@ fn stale_staged_directories_are_cleaned() {
     assert_eq!(storage.remove_stale_staged(&p("/etc"), true).unwrap(), 1);
     assert!(names_in(root.path(), "etc/rules").is_empty());
 }
+
+/// The free space a package is checked against: the file system's, for any directory inside the
+/// root; a missing directory is NotFound.
+#[test]
+fn available_space_is_the_file_systems() {
+    let root = ScratchDir::new("fs-storage");
+    std::fs::create_dir_all(root.path().join("queue/cluster")).unwrap();
+    let storage = FsStorage::new(root.path()).unwrap();
+    let free = storage
+        .available_space(&p("/queue/cluster"))
+        .unwrap()
+        .expect("a real file system tells its free space");
+    assert!(free > 0);
+    assert_eq!(
+        storage.available_space(&p("/queue/none")).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
+}
