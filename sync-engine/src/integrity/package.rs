@@ -27,7 +27,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::path::{InstallPath, PathError, validate_file_name};
-use super::storage::{EntryKind, Storage, StorageError, StorageErrorKind, Timestamp};
+use super::storage::{EntryKind, FileStat, Storage, StorageError, StorageErrorKind, Timestamp};
 
 /// Name of the control member every 3.9 package carries.
 pub const CONTROL_MEMBER: &str = "cluster_control.json";
@@ -382,12 +382,7 @@ impl<W: Write + Seek> PackageBuilder<W> {
         storage: &S,
         key: &InstallPath,
     ) -> Result<u64, PackageError> {
-        let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
-        let stat = storage
-            .stat(key)
-            .map_err(PackageError::Storage)?
-            .filter(|s| s.kind == EntryKind::File)
-            .ok_or_else(|| PackageError::Storage(gone()))?;
+        let stat = file_to_package(storage, key)?;
         self.start_member(key, stat.mtime, stat.mode)?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
@@ -431,6 +426,20 @@ impl<W: Write + Seek> PackageBuilder<W> {
             .map_err(|e| PackageError::Write(e.to_string()))?;
         self.zip.finish().map_err(write)
     }
+}
+
+/// What [`Storage::stat`] says of file `key`, to be packed: a regular file, else `NotFound` (it
+/// vanished since the scan, or is no longer a file).
+pub(crate) fn file_to_package<S: Storage + ?Sized>(
+    storage: &S,
+    key: &InstallPath,
+) -> Result<FileStat, PackageError> {
+    let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
+    storage
+        .stat(key)
+        .map_err(PackageError::Storage)?
+        .filter(|s| s.kind == EntryKind::File)
+        .ok_or_else(|| PackageError::Storage(gone()))
 }
 
 /// Builds a whole package in memory (small packages, tests).

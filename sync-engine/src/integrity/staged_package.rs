@@ -22,10 +22,10 @@ use std::collections::BTreeSet;
 
 use super::compare::SyncPlan;
 use super::merged::{MergedError, MergedLimits, merge_from_storage};
-use super::package::{CONTROL_MEMBER, NameProblem, PackageError, dos_time};
+use super::package::{CONTROL_MEMBER, NameProblem, PackageError, dos_time, file_to_package};
 use super::path::InstallPath;
 use super::storage::{
-    EntryKind, FileAttrs, FileReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
+    FileAttrs, FileReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
 };
 
 /// Read buffer size.
@@ -124,12 +124,7 @@ impl StagedPackage {
         storage: &mut S,
         key: &InstallPath,
     ) -> Result<u64, PackageError> {
-        let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
-        let stat = storage
-            .stat(key)
-            .map_err(PackageError::Storage)?
-            .filter(|s| s.kind == EntryKind::File)
-            .ok_or_else(|| PackageError::Storage(gone()))?;
+        let stat = file_to_package(&*storage, key)?;
         let file = storage.open_reader(key).map_err(PackageError::Storage)?;
         let size = file.size();
         self.claim(key)?;
