@@ -16,5 +16,7 @@ mod flow;
 mod hello;
 #[path = "roles_node/locks.rs"]
 mod locks;
+#[path = "roles_node/streamed_packages.rs"]
+mod streamed_packages;
 #[path = "roles_node/worker.rs"]
 mod worker;

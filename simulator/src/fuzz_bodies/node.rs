@@ -603,7 +603,7 @@ impl Harness {
         if let Ok(mut reader) = PackageReader::open(Cursor::new(&data[..]), limits) {
             let keys: Vec<InstallPath> = reader.members().iter().map(|m| m.key.clone()).collect();
             for key in keys {
-                if let Ok(member) = reader.read_member(&key) {
+                if let Ok(member) = reader.read_member(&key, limits.max_member_size) {
                     let merged = unmerge(&member, &MergedLimits::default());
                     self.parts
                         .extend(merged.parts.iter().map(|part| part.content.to_vec()));

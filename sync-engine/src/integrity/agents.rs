@@ -377,7 +377,9 @@ pub fn remove_agent_files<S: Storage + ?Sized>(
         let removed = match storage.stat(&target) {
             Ok(None) => Ok(false),
             Ok(Some(stat)) if stat.kind == EntryKind::Dir => storage.remove_dir_all(&target),
-            Ok(Some(_)) => storage.remove_file(&target),
+            // Durable with the apply's write batch, before its `client.keys` lands (see
+            // `Storage::sync_deferred`).
+            Ok(Some(_)) => storage.remove_file_deferred(&target),
             Err(e) => Err(e),
         };
         match removed {

@@ -22,7 +22,8 @@
 //! written. *Write* then performs the plan through staged writes (temporary file in the same
 //! directory) committed as one batch ([`Storage::commit_write_deferred`], then one
 //! [`Storage::sync_deferred`] before the removals: the data of all files is flushed together and
-//! each directory synced once, instead of two fsyncs per file), so a crash at any point leaves
+//! each directory synced once, instead of two fsyncs per file; the removals are one deferred batch
+//! too, [`Storage::remove_file_deferred`] and a second sync), so a crash at any point leaves
 //! each file old or new, never torn, and running the apply again converges. The removed agents'
 //! files go before any write, so before the new `client.keys` is in place: a crash in between
 //! leaves the old one, and the next apply finds the same agents to clean up.
@@ -396,6 +397,25 @@ fn merged_target_item<'a>(
 type SplitPart = (InstallPath, Vec<u8>, Option<Timestamp>);
 
 /// Reads and splits merged member `key`; every part's target is checked against `item`.
+/// Refuses merged member `key` by its declared size when it is over the merged-file limit: before
+/// a byte of it is inflated (not even by `verify_all`), so a bomb costs neither memory nor time.
+fn check_merged_size<R: Read + Seek>(
+    reader: &PackageReader<R>,
+    key: &InstallPath,
+    limits: &MergedLimits,
+) -> Result<(), ApplyError> {
+    match reader.member_size(key) {
+        Some(size) if size > limits.max_total => Err(ApplyError::Merged {
+            path: key.as_str().to_owned(),
+            error: MergedError::TooLarge {
+                size,
+                limit: limits.max_total,
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn split_member<R: Read + Seek>(
     reader: &mut PackageReader<R>,
     items: &ClusterItems,
@@ -404,11 +424,12 @@ fn split_member<R: Read + Seek>(
     merge_type: MergeType,
     limits: &ApplyLimits,
 ) -> Result<Vec<SplitPart>, ApplyError> {
-    let bytes = reader.read_member(key)?;
     let merged_err = |error| ApplyError::Merged {
         path: key.as_str().to_owned(),
         error,
     };
+    check_merged_size(reader, key, &limits.merged)?;
+    let bytes = reader.read_member(key, limits.merged.max_total)?;
     let parts = unmerge(&bytes, &limits.merged)
         .into_result()
         .map_err(merged_err)?;
@@ -454,6 +475,7 @@ fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
             let item = merged_target_item(items, path, meta, MergeType::AgentGroups, |i| {
                 i.source.applies_to(NodeType::Master)
             })?;
+            check_merged_size(reader, path, &limits.merged)?;
             merged_members.push((path.clone(), item));
             continue;
         }
@@ -513,11 +535,7 @@ fn plan_received_keys<R: Read + Seek, S: Storage + ?Sized>(
     storage: &S,
     key: &InstallPath,
 ) -> Result<AgentRemovalPlan, ApplyError> {
-    let size = reader
-        .members()
-        .iter()
-        .find(|m| &m.key == key)
-        .map_or(0, |m| m.size);
+    let size = reader.member_size(key).unwrap_or(0);
     if size > MAX_CLIENT_KEYS {
         return Ok(AgentRemovalPlan {
             warnings: vec![AgentWarning::KeysTooLarge {
@@ -527,7 +545,7 @@ fn plan_received_keys<R: Read + Seek, S: Storage + ?Sized>(
             ..AgentRemovalPlan::default()
         });
     }
-    let received = reader.read_member(key)?;
+    let received = reader.read_member(key, MAX_CLIENT_KEYS)?;
     plan_agent_removal(storage, &received).map_err(ApplyError::Storage)
 }
 
@@ -576,6 +594,7 @@ fn plan_worker_package<R: Read + Seek, S: Storage + ?Sized>(
             }
         };
         let item = merged_target_item(items, path, meta, merge_type, allowed)?;
+        check_merged_size(reader, path, &limits.merged)?;
         merged_members.push((path.clone(), item, merge_type));
     }
     reader.verify_all()?;
@@ -730,8 +749,9 @@ fn execute<R: Read + Seek, S: Storage + ?Sized>(
     // complete, and nothing may stay pending); before the removals, which list directories.
     let synced = storage.sync_deferred().map_err(ApplyError::Storage);
     written.and(synced)?;
+    // The removals as one batch too: each directory synced once, by the sync below.
     for path in &plan.removals {
-        match storage.remove_file(path) {
+        match storage.remove_file_deferred(path) {
             Ok(true) => report.removed += 1,
             Ok(false) => report
                 .skipped
@@ -744,6 +764,7 @@ fn execute<R: Read + Seek, S: Storage + ?Sized>(
                 .push((path.clone(), SkipReason::RemoveFailed)),
         }
     }
+    storage.sync_deferred().map_err(ApplyError::Storage)?;
     // Deepest first, so that a parent emptied by its child's removal goes too.
     let mut by_depth: BTreeMap<(std::cmp::Reverse<usize>, InstallPath), ()> = BTreeMap::new();
     for dir in plan.cleanup_dirs {

@@ -14,7 +14,10 @@
 //! the rename is durable only once the directory is synced, so until then the model shows the
 //! old content and a crash loses the commit. `sync_deferred` is one operation per deferred commit
 //! it puts in place (one when there is none), in commit order, so a crash can also land in the
-//! middle of a batch: the commits put in place before it stay, the others are lost.
+//! middle of a batch: the commits put in place before it stay, the others are lost. A deferred
+//! removal ([`Storage::remove_file_deferred`]) is gone at once but comes back on
+//! [`MemoryStorage::recover`] until `sync_deferred` has made it durable (one operation per
+//! removal, before the commits).
 //! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
 //! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
 //! to the durable state, dropping every staged write and every deferred commit. A test can
@@ -39,8 +42,8 @@ use std::collections::BTreeMap;
 
 use super::path::InstallPath;
 use super::storage::{
-    DirEntry, EntryKind, FileAttrs, FileStat, Storage, StorageError, StorageErrorKind, Timestamp,
-    WriteId,
+    DirEntry, EntryKind, FileAttrs, FileReader, FileStat, Storage, StorageError, StorageErrorKind,
+    Timestamp, WriteId,
 };
 
 /// Mode given to directories created by the set-up helpers.
@@ -147,6 +150,29 @@ struct Staged {
     data: Vec<u8>,
 }
 
+/// A file opened by [`Storage::open_reader`]: its content as it was then.
+struct OpenedFile(Vec<u8>);
+
+impl FileReader for OpenedFile {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(copy_at(&self.0, offset, buf))
+    }
+}
+
+/// Copies what `data` holds from `offset` into `buf`; how many bytes.
+fn copy_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}
+
 /// The in-memory storage. See the module docs.
 #[derive(Debug, Clone)]
 pub struct MemoryStorage {
@@ -154,6 +180,9 @@ pub struct MemoryStorage {
     staged: BTreeMap<u64, Staged>,
     /// Deferred commits not yet put in place, in commit order.
     deferred: Vec<(Staged, FileAttrs)>,
+    /// Files removed by deferred removals not yet made durable, in removal order: a crash brings
+    /// them back.
+    removed_unsynced: Vec<(InstallPath, Node)>,
     next_write: u64,
     now: Timestamp,
     operations: Cell<u64>,
@@ -161,6 +190,8 @@ pub struct MemoryStorage {
     crashed: Cell<bool>,
     /// The armed transient fault: from which operation count on, and which.
     fault: Option<(u64, StorageFault)>,
+    /// What [`Storage::available_space`] answers (`None`: cannot tell).
+    available: Option<u64>,
 }
 
 /// A transient fault of [`MemoryStorage::inject_fault`].
@@ -195,12 +226,14 @@ impl MemoryStorage {
             root: Node::empty_dir(DEFAULT_DIR_MODE, Timestamp::default()),
             staged: BTreeMap::new(),
             deferred: Vec::new(),
+            removed_unsynced: Vec::new(),
             next_write: 1,
             now: Timestamp::default(),
             operations: Cell::new(0),
             crash_at: None,
             crashed: Cell::new(false),
             fault: None,
+            available: None,
         }
     }
 
@@ -294,6 +327,15 @@ impl MemoryStorage {
     pub fn recover(&mut self) {
         self.staged.clear();
         self.deferred.clear();
+        // Latest first, so a path removed twice gets its oldest durable content back; a name
+        // taken since (only by a durable write) keeps what is there.
+        for (path, node) in std::mem::take(&mut self.removed_unsynced).into_iter().rev() {
+            if let Ok((parent, name)) = Self::parent_and_name(&path)
+                && let Ok(entries) = Self::dir_mut(&mut self.root, &parent)
+            {
+                entries.entry(name.to_owned()).or_insert(node);
+            }
+        }
         self.crash_at = None;
         self.crashed.set(false);
     }
@@ -301,6 +343,12 @@ impl MemoryStorage {
     /// Number of staged (begun, not yet committed or aborted) writes.
     pub fn staged_writes(&self) -> usize {
         self.staged.len()
+    }
+
+    /// Sets what [`Storage::available_space`] answers, for every directory (a full disk in a
+    /// test); `None`, the default, cannot tell.
+    pub fn set_available_space(&mut self, available: Option<u64>) {
+        self.available = available;
     }
 
     /// Number of deferred commits waiting for [`Storage::sync_deferred`].
@@ -494,6 +542,22 @@ impl MemoryStorage {
     }
 
     /// Replaces (or creates) the staged write's target with its content: the rename.
+    /// Takes file (or symlink, or special file) `path` out of the tree; `None` when nothing was
+    /// there, `WrongKind` for a directory.
+    fn take_file(&mut self, path: &InstallPath) -> Result<Option<Node>, StorageError> {
+        let (parent, name) = Self::parent_and_name(path)?;
+        let entries = match Self::dir_mut(&mut self.root, &parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match entries.get(name) {
+            None => Ok(None),
+            Some(Node::Dir { .. }) => Err(err(StorageErrorKind::WrongKind, path, "is a directory")),
+            Some(_) => Ok(entries.remove(name)),
+        }
+    }
+
     fn put_in_place(&mut self, staged: Staged, attrs: &FileAttrs) -> Result<(), StorageError> {
         let (parent, name) = Self::parent_and_name(&staged.path)?;
         let entries = Self::dir_mut(&mut self.root, &parent)?;
@@ -587,14 +651,30 @@ impl Storage for MemoryStorage {
     ) -> Result<usize, StorageError> {
         self.operation(path)?;
         match self.lookup(path)? {
-            Lookup::Found(Node::File { data, .. }) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                Ok(n)
+            Lookup::Found(Node::File { data, .. }) => Ok(copy_at(data, offset, buf)),
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
             }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+        }
+    }
+
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        self.operation(dir)?;
+        // An armed and due full disk has no room, whatever was set.
+        match self.fault {
+            Some((limit, StorageFault::DiskFull)) if self.operations.get() > limit => Ok(Some(0)),
+            _ => Ok(self.available),
+        }
+    }
+
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {
+        self.operation(path)?;
+        match self.lookup(path)? {
+            // A copy: what an open descriptor gives on disk (the content as opened, whatever
+            // happens to the path afterwards).
+            Lookup::Found(Node::File { data, .. }) => Ok(Box::new(OpenedFile(data.clone()))),
             Lookup::Found(Node::Symlink { .. }) => {
                 Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
             }
@@ -655,8 +735,24 @@ impl Storage for MemoryStorage {
     }
 
     fn sync_deferred(&mut self) -> Result<(), StorageError> {
-        if self.deferred.is_empty() {
+        if self.deferred.is_empty() && self.removed_unsynced.is_empty() {
             return self.operation(&InstallPath::root());
+        }
+        // Removals first, one operation each: a crash between two keeps the first removed (the
+        // others come back on `recover`), and loses every commit (their targets stay old).
+        let mut durable = 0;
+        let mut crashed = None;
+        for (path, _) in &self.removed_unsynced {
+            if let Err(e) = self.operation(path) {
+                crashed = Some(e);
+                break;
+            }
+            durable += 1;
+        }
+        self.removed_unsynced.drain(..durable);
+        if let Some(e) = crashed {
+            self.deferred.clear();
+            return Err(e);
         }
         let mut first_error = None;
         for (staged, attrs) in std::mem::take(&mut self.deferred) {
@@ -677,20 +773,17 @@ impl Storage for MemoryStorage {
 
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
         self.operation(path)?;
-        let (parent, name) = Self::parent_and_name(path)?;
-        let entries = match Self::dir_mut(&mut self.root, &parent) {
-            Ok(entries) => entries,
-            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        match entries.get(name) {
-            None => Ok(false),
-            Some(Node::Dir { .. }) => Err(err(StorageErrorKind::WrongKind, path, "is a directory")),
-            Some(_) => {
-                entries.remove(name);
-                Ok(true)
-            }
+        Ok(self.take_file(path)?.is_some())
+    }
+
+    fn remove_file_deferred(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.operation(path)?;
+        let removed = self.take_file(path)?;
+        let found = removed.is_some();
+        if let Some(node) = removed {
+            self.removed_unsynced.push((path.clone(), node));
         }
+        Ok(found)
     }
 
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {

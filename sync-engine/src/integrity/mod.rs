@@ -10,4 +10,5 @@ pub mod merged;
 pub mod metadata;
 pub mod package;
 pub mod path;
+pub mod staged_package;
 pub mod storage;

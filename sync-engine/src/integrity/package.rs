@@ -26,10 +26,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use super::compare::SyncPlan;
-use super::merged::{MergedError, MergedLimits, merge_from_storage};
 use super::path::{InstallPath, PathError, validate_file_name};
-use super::storage::{EntryKind, Storage, StorageError, StorageErrorKind, Timestamp};
+use super::storage::{EntryKind, FileStat, Storage, StorageError, StorageErrorKind, Timestamp};
 
 /// Name of the control member every 3.9 package carries.
 pub const CONTROL_MEMBER: &str = "cluster_control.json";
@@ -152,6 +150,14 @@ pub enum PackageError {
         name: String,
         /// The limit that was exceeded.
         limit: u64,
+    },
+    /// A package being built would not fit in the free space of its file system.
+    #[error("package needs {needed} bytes, the disk has {available} free")]
+    NoSpace {
+        /// Bytes the package would have with the member being added.
+        needed: u64,
+        /// Free bytes when the build started.
+        available: u64,
     },
     /// The declared sizes add up to more than [`PackageLimits::max_total_size`].
     #[error("package content adds up to more than the limit of {limit} bytes")]
@@ -284,7 +290,7 @@ pub fn package_file_name(
 /// builder.add_member(&key, Timestamp::from_secs(1_562_000_000), 0o640, b"001 a any k\n").unwrap();
 /// let zip = builder.finish(br#"{"missing": {}}"#, Timestamp::from_secs(1_562_000_000)).unwrap();
 /// let mut reader = PackageReader::open(Cursor::new(zip.into_inner()), PackageLimits::default()).unwrap();
-/// assert_eq!(reader.read_member(&key).unwrap(), b"001 a any k\n");
+/// assert_eq!(reader.read_member(&key, u64::MAX).unwrap(), b"001 a any k\n");
 /// ```
 pub struct PackageBuilder<W: Write + Seek> {
     zip: ZipWriter<W>,
@@ -376,12 +382,7 @@ impl<W: Write + Seek> PackageBuilder<W> {
         storage: &S,
         key: &InstallPath,
     ) -> Result<u64, PackageError> {
-        let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
-        let stat = storage
-            .stat(key)
-            .map_err(PackageError::Storage)?
-            .filter(|s| s.kind == EntryKind::File)
-            .ok_or_else(|| PackageError::Storage(gone()))?;
+        let stat = file_to_package(storage, key)?;
         self.start_member(key, stat.mtime, stat.mode)?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
@@ -427,6 +428,20 @@ impl<W: Write + Seek> PackageBuilder<W> {
     }
 }
 
+/// What [`Storage::stat`] says of file `key`, to be packed: a regular file, else `NotFound` (it
+/// vanished since the scan, or is no longer a file).
+pub(crate) fn file_to_package<S: Storage + ?Sized>(
+    storage: &S,
+    key: &InstallPath,
+) -> Result<FileStat, PackageError> {
+    let gone = || StorageError::new(StorageErrorKind::NotFound, key, "file to package is gone");
+    storage
+        .stat(key)
+        .map_err(PackageError::Storage)?
+        .filter(|s| s.kind == EntryKind::File)
+        .ok_or_else(|| PackageError::Storage(gone()))
+}
+
 /// Builds a whole package in memory (small packages, tests).
 pub fn build_package_in_memory<'a>(
     members: impl IntoIterator<Item = (&'a InstallPath, Timestamp, u32, &'a [u8])>,
@@ -438,41 +453,6 @@ pub fn build_package_in_memory<'a>(
         builder.add_member(key, mtime, mode, data)?;
     }
     Ok(builder.finish(control_json, now)?.into_inner())
-}
-
-/// Builds the master → worker package of `plan` into `sink` (PROTOCOL.md §9.3–§9.4): the merged
-/// `agent-groups-shared.merged` entry first (built from [`SyncPlan::shared_merged_sources`], dated
-/// `now`), then every other `missing` and `shared` file streamed from `storage`, then
-/// `cluster_control.json` = [`SyncPlan::to_upstream_json`].
-///
-/// A file that vanished since the scan makes the build fail (`Storage` / `NotFound`): the caller
-/// rescans and compares again rather than sending a package that contradicts its control document.
-pub fn build_master_package<S, W>(
-    sink: W,
-    storage: &S,
-    plan: &SyncPlan,
-    merged_limits: &MergedLimits,
-    now: Timestamp,
-) -> Result<W, PackageError>
-where
-    S: Storage + ?Sized,
-    W: Write + Seek,
-{
-    let mut builder = PackageBuilder::new(sink);
-    if let Some(key) = &plan.shared_merged {
-        let merged = merge_from_storage(storage, &plan.shared_merged_sources, None, merged_limits)
-            .map_err(|e| match e {
-                MergedError::Storage(e) => PackageError::Storage(e),
-                other => PackageError::Write(other.to_string()),
-            })?;
-        builder.add_member(key, now, 0o660, &merged.bytes)?;
-    }
-    for key in plan.missing.0.keys().chain(plan.shared.0.keys()) {
-        if Some(key) != plan.shared_merged.as_ref() {
-            builder.add_member_from_storage(storage, key)?;
-        }
-    }
-    builder.finish(plan.to_upstream_json().as_bytes(), now)
 }
 
 /// A package opened for reading, every member already checked against the limits and name rules.
@@ -657,13 +637,26 @@ impl<R: Read + Seek> PackageReader<R> {
         self.copy_index(index, key.relative(), out)
     }
 
-    /// Reads member `key` into memory (its declared size, already within the limits).
-    pub fn read_member(&mut self, key: &InstallPath) -> Result<Vec<u8>, PackageError> {
-        let index = self.index_of(key)?;
-        let size = self
-            .positions
+    /// The declared (uncompressed) size of member `key`, already within the package limits.
+    pub fn member_size(&self, key: &InstallPath) -> Option<u64> {
+        self.positions
             .get(key)
-            .map_or(0, |&position| self.members[position].size);
+            .map(|&position| self.members[position].size)
+    }
+
+    /// Reads member `key` into memory, refusing it (`MemberTooLarge` with `limit`) before
+    /// inflating a byte when its declared size is over `limit`: the caller names the bound of
+    /// what it will hold (a merged file's, a `client.keys`'), which is often far below the
+    /// package's per-member limit. Inflating stops at the declared size, whatever the data.
+    pub fn read_member(&mut self, key: &InstallPath, limit: u64) -> Result<Vec<u8>, PackageError> {
+        let index = self.index_of(key)?;
+        let size = self.member_size(key).unwrap_or(0);
+        if size > limit {
+            return Err(PackageError::MemberTooLarge {
+                name: key.relative().to_owned(),
+                limit,
+            });
+        }
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(CHUNK * 16));
         self.copy_index(index, key.relative(), &mut out)?;
         Ok(out)
@@ -803,7 +796,7 @@ fn listed_entries<R: Read + Seek>(reader: &mut R) -> Result<u64, PackageError> {
 
 /// DOS date-time of `t` in UTC (upstream runs with TZ=UTC in the recordings), clamped to the
 /// representable 1980–2107 range (Python's `zipfile` would raise instead).
-fn dos_time(t: Timestamp) -> zip::DateTime {
+pub(crate) fn dos_time(t: Timestamp) -> zip::DateTime {
     let (year, month, day, hour, minute, second) = utc_fields(t.secs);
     let fallback = zip::DateTime::default();
     if year < 1980 {

@@ -22,9 +22,14 @@
 //!   never torn (a deferred commit is durable only once `sync_deferred` has returned `Ok`); after
 //!   it, every deferred target is new. Until then the target reads old or new content, so a
 //!   caller syncs before it lists, removes or rewrites a deferred target or its directory.
+//!   Removals batch the same way: [`Storage::remove_file_deferred`] removes at once but may leave
+//!   the removal's durability (the directory sync) to `sync_deferred`, which makes every deferred
+//!   removal durable before it puts any deferred commit in place (an apply removes the files of
+//!   dropped agents before the `client.keys` that drops them lands).
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use super::path::InstallPath;
 
@@ -149,6 +154,70 @@ impl StorageError {
     }
 }
 
+/// A regular file opened by [`Storage::open_reader`]: read by position, owned (it borrows nothing
+/// of the storage, so a package can be read while the storage writes what it carries), and
+/// still readable after its path is removed or replaced.
+pub trait FileReader {
+    /// The file's size when it was opened.
+    fn size(&self) -> u64;
+
+    /// Reads up to `buf.len()` bytes from `offset`; how many were read (0 at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
+}
+
+/// `Read + Seek` over a [`FileReader`]: what the ZIP reader needs to read a package entry by
+/// entry from its file, never whole in memory.
+pub struct PositionalReader {
+    file: Box<dyn FileReader>,
+    pos: u64,
+}
+
+impl PositionalReader {
+    /// A reader at the start of `file`.
+    pub fn new(file: Box<dyn FileReader>) -> Self {
+        PositionalReader { file, pos: 0 }
+    }
+
+    /// The file's size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.file.size()
+    }
+}
+
+impl fmt::Debug for PositionalReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PositionalReader")
+            .field("size", &self.file.size())
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .file
+            .read_at(self.pos, buf)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for PositionalReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let target = match pos {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::End(delta) => self.file.size().checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+        };
+        let target = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = target;
+        Ok(target)
+    }
+}
+
 /// Every disk operation the engine needs. See the module docs for the contract.
 pub trait Storage {
     /// Entries of directory `dir`, sorted by name. `NotFound` when it does not exist,
@@ -189,6 +258,21 @@ pub trait Storage {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StorageError>;
+
+    /// Opens regular file `path` for positional reads that outlive the call (see [`FileReader`]).
+    /// `NotFound` when nothing is there, `WrongKind` when it is not a regular file, `OutsideRoot`
+    /// for a symlink (never followed).
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError>;
+
+    /// Bytes that writes under directory `dir` can still take (the free space of its file system
+    /// available to this process); `None` when the storage cannot tell. A package is checked
+    /// against it before it is built.
+    ///
+    /// The default cannot tell.
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        let _ = dir;
+        Ok(None)
+    }
 
     /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
     fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -233,9 +317,10 @@ pub trait Storage {
         self.commit_write(id, attrs)
     }
 
-    /// Puts every deferred commit in place, in the order they were made, and makes them durable
-    /// (file data and directory entries): once it returns `Ok`, every deferred target holds its
-    /// new content and keeps it through a crash. On an error, each deferred target holds old or
+    /// Makes every deferred removal durable, then puts every deferred commit in place, in the
+    /// order they were made, and makes them durable (file data and directory entries): once it
+    /// returns `Ok`, every deferred target holds its new content and every deferred removal stays
+    /// removed through a crash. On an error, each deferred target holds old or
     /// new content (the ones that failed, old), nothing stays pending, and the first error is
     /// returned.
     ///
@@ -265,6 +350,16 @@ pub trait Storage {
 
     /// Removes regular file (or symlink) `path`; `Ok(false)` when nothing was there.
     fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError>;
+
+    /// Removes `path` like [`Storage::remove_file`] (gone from listings and `stat` at once), but
+    /// the removal may become durable later: at the latest when [`Storage::sync_deferred`]
+    /// returns. Until then a crash leaves the file removed or still there. Why: a durable removal
+    /// costs a sync of its directory, and an apply removing 1,000 files paid 1,000 of them.
+    ///
+    /// The default removes durably at once.
+    fn remove_file_deferred(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.remove_file(path)
+    }
 
     /// Creates directory `path` and any missing parents with permission bits `mode`.
     fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError>;

@@ -327,10 +327,12 @@ impl Node {
     /// still come in.
     ///
     /// Below [`NodeLimits::max_queued_output`](super::NodeLimits::max_queued_output) again, file
-    /// chunks held back for the peer are read: drain [`Node::poll_output`] afterwards.
+    /// chunks held back for the peer are read and its paused input is taken up again: drain
+    /// [`Node::poll_output`] afterwards. A report that does not cross the bound only counts.
     pub fn handle_written(&mut self, now: Instant, peer: PeerId, bytes: usize) {
-        self.shell.handle_written(now, peer, bytes);
-        self.pump(now, peer);
+        if self.shell.handle_written(now, peer, bytes) {
+            self.pump(now, peer);
+        }
     }
 
     // ----------------------------------------------------------------------------------------

@@ -17,11 +17,10 @@ use wazuh_cluster_sync::integrity::metadata::scan::ScanRequest;
 use wazuh_cluster_sync::integrity::metadata::{
     FileMetadata, IntegrityMetadata, MergeType, MetadataScanner,
 };
-use wazuh_cluster_sync::integrity::package::{
-    PackageBuilder, PackageLimits, PackageReader, build_master_package,
-};
+use wazuh_cluster_sync::integrity::package::{PackageBuilder, PackageLimits, PackageReader};
 use wazuh_cluster_sync::integrity::path::InstallPath;
-use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
+use wazuh_cluster_sync::integrity::staged_package::build_master_package;
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_testkit::install_path as p;
 
 const NOW: Timestamp = Timestamp {
@@ -64,15 +63,27 @@ fn master_round(
         name,
     )
     .unwrap();
-    let zip = build_master_package(
-        Cursor::new(Vec::new()),
-        master,
+    // Built into the master's storage (a copy: the callers keep theirs), then read back.
+    let mut out = master.clone();
+    let path = p(&format!("/queue/cluster/{name}/package.zip"));
+    out.create_dir_all(&p(&format!("/queue/cluster/{name}")), 0o770)
+        .unwrap();
+    let attrs = FileAttrs {
+        mode: 0o660,
+        mtime: None,
+    };
+    let size = build_master_package(
+        &mut out,
+        &path,
         &plan,
         &MergedLimits::default(),
         NOW,
+        1 << 30,
+        &attrs,
     )
-    .unwrap()
-    .into_inner();
+    .unwrap();
+    let zip = out.read(&path, u64::MAX).unwrap();
+    assert_eq!(zip.len() as u64, size);
     (plan, zip)
 }
 
@@ -220,8 +231,8 @@ fn our_package_of_the_recorded_trees_has_upstream_members() {
     assert_eq!(names(&ours), names(&upstream));
     for key in names(&upstream) {
         assert_eq!(
-            ours.read_member(&key).unwrap(),
-            upstream.read_member(&key).unwrap(),
+            ours.read_member(&key, u64::MAX).unwrap(),
+            upstream.read_member(&key, u64::MAX).unwrap(),
             "{key}"
         );
     }

@@ -116,7 +116,7 @@ fn master_package_survives_a_crash_after_any_operation() {
         .into_iter()
         .filter(|k| !k.as_str().ends_with(".merged"))
         .map(|k| {
-            let data = reader.read_member(&k).unwrap();
+            let data = reader.read_member(&k, u64::MAX).unwrap();
             (k, data)
         })
         .collect();

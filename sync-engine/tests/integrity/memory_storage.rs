@@ -442,6 +442,40 @@ fn deferred_commits_are_durable_only_once_synced() {
     assert_eq!(s.operations(), before + 1);
 }
 
+/// Two deferred removals, then a deferred commit and the sync: a removal shows at once but is
+/// durable only once the sync made it so, and every removal is durable before any commit lands.
+fn deferred_removal_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
+    s.remove_file_deferred(&p("/etc/shared/default/merged.mg"))?;
+    s.remove_file_deferred(&p("/etc/b"))?;
+    let id = s.begin_write(&p("/etc/client.keys"))?;
+    s.append(id, b"NEW KEYS")?;
+    s.commit_write_deferred(id, &attrs(0o640))?;
+    s.sync_deferred()
+}
+
+#[test]
+fn deferred_removals_are_durable_only_once_synced() {
+    let base = sample();
+    let ops = crash_after_each(&base, deferred_removal_workload, |n, files| {
+        // Two removals (2), begin + append + deferred commit (3), then the sync: one operation
+        // per removal (6, 7), one per commit (8).
+        let merged_gone = !files.contains_key(&p("/etc/shared/default/merged.mg"));
+        let b_gone = !files.contains_key(&p("/etc/b"));
+        let keys_new = files[&p("/etc/client.keys")] == b"NEW KEYS";
+        assert_eq!(
+            (merged_gone, b_gone, keys_new),
+            (n >= 6, n >= 7, n >= 8),
+            "crash after {n}"
+        );
+    });
+    assert_eq!(ops, 8);
+    // Gone for readers at once, before the sync.
+    let mut s = base.clone();
+    assert!(s.remove_file_deferred(&p("/etc/b")).unwrap());
+    assert_eq!(s.stat(&p("/etc/b")).unwrap(), None);
+    assert!(!s.remove_file_deferred(&p("/etc/b")).unwrap());
+}
+
 #[test]
 fn list_dir_stat_agrees_with_list_then_stat() {
     let s = sample();

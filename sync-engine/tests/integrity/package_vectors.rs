@@ -58,7 +58,7 @@ fn reads_upstream_master_to_worker_package() {
     );
     for name in names {
         let key = InstallPath::new(&format!("/{name}")).unwrap();
-        let content = reader.read_member(&key).unwrap();
+        let content = reader.read_member(&key, u64::MAX).unwrap();
         if name == "queue/cluster/worker1/agent-groups-shared.merged" {
             assert_eq!(content, merged);
         } else {
@@ -131,8 +131,8 @@ fn our_package_of_the_recorded_plan_matches_upstream_members() {
     ));
     for member in upstream.members().to_vec() {
         assert_eq!(
-            reader.read_member(&member.key).unwrap(),
-            upstream.read_member(&member.key).unwrap()
+            reader.read_member(&member.key, u64::MAX).unwrap(),
+            upstream.read_member(&member.key, u64::MAX).unwrap()
         );
     }
 
@@ -253,7 +253,7 @@ fn zip64_member_counts_are_read_and_bounded() {
     let mut reader = open(zip.clone());
     assert_eq!(reader.members().len(), 70_000);
     assert_eq!(
-        reader.read_member(&keys[69_999]).unwrap(),
+        reader.read_member(&keys[69_999], u64::MAX).unwrap(),
         b"/etc/lists/d69/f69999"
     );
     let limits = PackageLimits {

@@ -245,14 +245,17 @@ fn stale_staged_files_are_cleaned() {
     );
 }
 
-/// More deferred commits than `MAX_DEFERRED`: the one over the bound syncs the batch before it
-/// (so at most that many staged files are open), and the final sync lands the rest.
+/// More deferred commits than the bound: the one over it syncs the batch before it (so at most
+/// that many wait), and the final sync lands the rest. 300 is more than the 256 staged files the
+/// storage used to hold open: a deferred commit holds no descriptor now.
 #[test]
 fn deferred_commits_are_synced_in_bounded_batches() {
     let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc/lists")).unwrap();
     let mut storage = FsStorage::new(root.path()).unwrap();
-    let total = wazuh_cluster_fs::MAX_DEFERRED + 44;
+    let bound = 300;
+    storage.set_max_deferred(bound);
+    let total = bound + 44;
     let attrs = FileAttrs {
         mode: 0o640,
         mtime: Some(Timestamp::from_secs(1_600_000_000)),
@@ -266,10 +269,7 @@ fn deferred_commits_are_synced_in_bounded_batches() {
     }
     let names = names_in(root.path(), "etc/lists");
     let staged = names.iter().filter(|n| n.ends_with(".tmp")).count();
-    assert_eq!(
-        (names.len() - staged, staged),
-        (wazuh_cluster_fs::MAX_DEFERRED, 44)
-    );
+    assert_eq!((names.len() - staged, staged), (bound, 44));
     storage.sync_deferred().unwrap();
     let names = names_in(root.path(), "etc/lists");
     assert_eq!(names.len(), total);
@@ -440,4 +440,22 @@ fn stale_staged_directories_are_cleaned() {
     );
     assert_eq!(storage.remove_stale_staged(&p("/etc"), true).unwrap(), 1);
     assert!(names_in(root.path(), "etc/rules").is_empty());
+}
+
+/// The free space a package is checked against: the file system's, for any directory inside the
+/// root; a missing directory is NotFound.
+#[test]
+fn available_space_is_the_file_systems() {
+    let root = ScratchDir::new("fs-storage");
+    std::fs::create_dir_all(root.path().join("queue/cluster")).unwrap();
+    let storage = FsStorage::new(root.path()).unwrap();
+    let free = storage
+        .available_space(&p("/queue/cluster"))
+        .unwrap()
+        .expect("a real file system tells its free space");
+    assert!(free > 0);
+    assert_eq!(
+        storage.available_space(&p("/queue/none")).unwrap_err().kind,
+        StorageErrorKind::NotFound
+    );
 }

@@ -42,10 +42,12 @@ pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
     deferred_commits_land_at_sync(&mut make());
+    deferred_removals_are_seen_at_once(&mut make());
     listing_and_stat(&mut make());
     directories(&mut make());
     removals(&mut make());
     reads_are_bounded(&mut make());
+    opened_readers_outlive_their_path(&mut make());
 }
 
 /// Symlink clauses: `add_symlink(storage, path, target)` creates a symlink (outside the trait).
@@ -111,6 +113,20 @@ pub fn symlink_contract_suite<S: Storage>(
     );
     assert_eq!(
         kind(s.read_at(&through, 0, &mut buf), "read through a symlink"),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(
+            s.open_reader(&p("/etc/link.conf")).map(|_| ()),
+            "open a symlink"
+        ),
+        StorageErrorKind::OutsideRoot
+    );
+    assert_eq!(
+        kind(
+            s.open_reader(&through).map(|_| ()),
+            "open through a symlink"
+        ),
         StorageErrorKind::OutsideRoot
     );
     assert_eq!(
@@ -345,6 +361,61 @@ fn deferred_commits_land_at_sync<S: Storage>(s: &mut S) {
     assert_eq!(names(s, "/etc/rules"), ["b.xml", "local_rules.xml"]);
 }
 
+fn deferred_removals_are_seen_at_once<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/queue/agent-info"), 0o750), "mkdir");
+    ok(s.create_dir_all(&p("/etc/rules"), 0o750), "mkdir");
+    for path in [
+        "/queue/agent-info/a-any",
+        "/queue/agent-info/b-any",
+        "/etc/rules/x.xml",
+    ] {
+        ok(s.write_atomic(&p(path), b"data", &attrs(0o660)), "write");
+    }
+    assert!(ok(
+        s.remove_file_deferred(&p("/queue/agent-info/a-any")),
+        "deferred removal"
+    ));
+    assert!(ok(
+        s.remove_file_deferred(&p("/etc/rules/x.xml")),
+        "deferred removal in another directory"
+    ));
+    assert!(
+        !ok(
+            s.remove_file_deferred(&p("/queue/agent-info/none")),
+            "deferred removal of nothing"
+        ),
+        "a deferred removal of a missing file reports false"
+    );
+    assert!(
+        !ok(
+            s.remove_file_deferred(&p("/var/none/x")),
+            "deferred removal in a missing directory"
+        ),
+        "a deferred removal in a missing directory reports false"
+    );
+    ok(
+        s.create_dir_all(&p("/queue/agent-info/dir"), 0o750),
+        "mkdir",
+    );
+    assert_eq!(
+        kind(
+            s.remove_file_deferred(&p("/queue/agent-info/dir")),
+            "deferred removal of a directory"
+        ),
+        StorageErrorKind::WrongKind
+    );
+    // Gone at once for every reader, before the sync.
+    assert_eq!(ok(s.stat(&p("/queue/agent-info/a-any")), "stat"), None);
+    assert_eq!(names(s, "/queue/agent-info"), ["b-any", "dir"]);
+    assert_eq!(names(s, "/etc/rules"), Vec::<String>::new());
+    // A commit deferred in the same batch lands with it.
+    defer(s, &p("/etc/rules/y.xml"), b"Y", &attrs(0o660));
+    ok(s.sync_deferred(), "sync");
+    assert_eq!(names(s, "/queue/agent-info"), ["b-any", "dir"]);
+    assert_eq!(names(s, "/etc/rules"), ["y.xml"]);
+    ok(s.sync_deferred(), "a second sync has nothing to do");
+}
+
 /// For implementations that really defer (not the trait's defaults, which commit at once): a
 /// deferred commit that cannot land (its directory went away before the sync) fails the sync with
 /// `NotFound`; the others land and nothing stays pending.
@@ -476,6 +547,41 @@ fn removals<S: Storage>(s: &mut S) {
     assert_eq!(
         kind(s.remove_dir_all(&InstallPath::root()), "rmtree the root"),
         StorageErrorKind::PermissionDenied
+    );
+}
+
+fn opened_readers_outlive_their_path<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/queue/cluster/w1"), 0o770), "mkdir");
+    let path = p("/queue/cluster/w1/package.zip");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    ok(s.write_atomic(&path, &data, &attrs(0o660)), "write");
+    let file = ok(s.open_reader(&path), "open_reader");
+    assert_eq!(file.size(), 100_000);
+    let mut buf = [0u8; 10];
+    assert_eq!(ok(file.read_at(99_995, &mut buf), "read_at the end"), 5);
+    assert_eq!(&buf[..5], &data[99_995..]);
+    assert_eq!(ok(file.read_at(200_000, &mut buf), "read past the end"), 0);
+    // Replaced, then removed: the open file still reads what it held when opened.
+    ok(s.write_atomic(&path, b"other", &attrs(0o660)), "replace");
+    assert!(ok(s.remove_file(&path), "remove"));
+    let mut reader = super::PositionalReader::new(file);
+    let mut all = Vec::new();
+    ok(
+        std::io::Read::read_to_end(&mut reader, &mut all)
+            .map_err(|e| StorageError::new(StorageErrorKind::Io, &path, e.to_string())),
+        "read the opened file to its end",
+    );
+    assert_eq!(all, data, "an opened file reads what it held when opened");
+    assert_eq!(
+        kind(s.open_reader(&path).map(|_| ()), "open a missing file"),
+        StorageErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(
+            s.open_reader(&p("/queue/cluster/w1")).map(|_| ()),
+            "open a directory"
+        ),
+        StorageErrorKind::WrongKind
     );
 }
 

@@ -1,7 +1,6 @@
 //! The one place that runs [`Effect`]s against a [`Storage`]: the [`EffectExecutor`].
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,14 +16,23 @@ use crate::integrity::metadata::scan::ScanRequest;
 use crate::integrity::metadata::{
     FileMetadata, IntegrityMetadata, MergeType, MetadataScanner, ScanError,
 };
-use crate::integrity::package::{PackageBuilder, PackageReader, build_master_package};
+use crate::integrity::package::PackageReader;
 use crate::integrity::path::InstallPath;
-use crate::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp, WriteId};
+use crate::integrity::staged_package::{StagedPackage, build_master_package};
+use crate::integrity::storage::{
+    FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
+};
 use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
 use crate::roles::sync_kind::SyncKind;
 
 /// Permission bits of package files and merged files the node writes (upstream: umask 0o007).
 pub const PACKAGE_MODE: u32 = 0o660;
+
+/// Attributes of the packages the node builds.
+const PACKAGE_ATTRS: FileAttrs = FileAttrs {
+    mode: PACKAGE_MODE,
+    mtime: None,
+};
 
 /// Largest `client.keys` read to learn the known agents (the same bound as the removed-agent
 /// comparison's).
@@ -111,9 +119,7 @@ impl<S: Storage> EffectExecutor<S> {
                 extra_valid,
             } => self.build_worker_package(*kind, path, extra_valid, now_unix),
             Effect::ReadWorkerIntegrity { path } => {
-                let bytes = self.storage.read(path, self.limits.max_package_file);
-                self.remove_quietly(path);
-                let reader = PackageReader::open(Cursor::new(bytes?), self.limits.package)?;
+                let reader = self.open_package(path)?;
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
                     self.limits.apply.max_entries,
@@ -121,21 +127,22 @@ impl<S: Storage> EffectExecutor<S> {
                 Ok(EffectOutput::WorkerMetadata(metadata))
             }
             Effect::BuildMasterPackage { path, plan } => {
-                let zip = build_master_package(
-                    Cursor::new(Vec::new()),
-                    &self.storage,
+                self.ensure_parent(path)?;
+                let size = build_master_package(
+                    &mut self.storage,
+                    path,
                     plan,
                     &self.limits.merged,
                     now_unix,
-                )?
-                .into_inner();
+                    self.limits.max_package_file,
+                    &PACKAGE_ATTRS,
+                )?;
                 let members = plan.missing.len() + plan.shared.len();
                 let entries = members + plan.extra.len() + plan.extra_valid.len();
-                self.write_package(path, &zip)?;
                 Ok(EffectOutput::PackageBuilt {
                     members,
                     entries,
-                    size: zip.len() as u64,
+                    size,
                 })
             }
             Effect::ApplyMasterPackage { path } => self.apply_master(path),
@@ -256,17 +263,13 @@ impl<S: Storage> EffectExecutor<S> {
         dir.join(file).map_err(bad)
     }
 
-    fn write_package(&mut self, path: &InstallPath, zip: &[u8]) -> Result<(), EffectError> {
+    /// Creates the directory of `path` unless it exists.
+    fn ensure_parent(&mut self, path: &InstallPath) -> Result<(), EffectError> {
         if let Some(parent) = path.parent()
             && self.storage.stat(&parent)?.is_none()
         {
             self.storage.create_dir_all(&parent, DIR_MODE)?;
         }
-        let attrs = FileAttrs {
-            mode: PACKAGE_MODE,
-            mtime: None,
-        };
-        self.storage.write_atomic(path, zip, &attrs)?;
         Ok(())
     }
 
@@ -277,7 +280,8 @@ impl<S: Storage> EffectExecutor<S> {
         extra_valid: &[InstallPath],
         now: Timestamp,
     ) -> EffectResult {
-        let mut builder = PackageBuilder::new(Cursor::new(Vec::new()));
+        // The files to pack, decided first; packed once the package's staged write is open.
+        let mut members: Vec<InstallPath> = Vec::new();
         // `entries`: files described (integrity) or merged parts sent (extra-valid, agent-info).
         let (entries, control) = match kind {
             SyncKind::Integrity => {
@@ -304,7 +308,7 @@ impl<S: Storage> EffectExecutor<S> {
                     mtime: Some(now),
                 };
                 self.storage.write_atomic(&key, &merged.bytes, &attrs)?;
-                builder.add_member_from_storage(&self.storage, &key)?;
+                members.push(key.clone());
                 let meta = FileMetadata {
                     mod_time: None,
                     cluster_item_key: "/queue/agent-groups/".to_owned(),
@@ -350,39 +354,57 @@ impl<S: Storage> EffectExecutor<S> {
                 if output.metadata.is_empty() {
                     return Ok(EffectOutput::NothingToSend);
                 }
-                for key in output.metadata.0.keys() {
-                    builder.add_member_from_storage(&self.storage, key)?;
-                }
+                members.extend(output.metadata.0.keys().cloned());
                 (merged.parts, output.metadata)
             }
         };
-        let members = builder.len();
         let entries = if kind == SyncKind::Integrity {
             control.len()
         } else {
             entries
         };
-        let zip = builder
-            .finish(control.to_upstream_json().as_bytes(), now)?
-            .into_inner();
-        self.write_package(path, &zip)?;
+        self.ensure_parent(path)?;
+        let mut package =
+            StagedPackage::begin(&mut self.storage, path, self.limits.max_package_file)?;
+        for key in &members {
+            if let Err(e) = package.add_member_from_storage(&mut self.storage, key) {
+                package.abort(&mut self.storage);
+                return Err(e.into());
+            }
+        }
+        let size = package.finish(
+            &mut self.storage,
+            control.to_upstream_json().as_bytes(),
+            now,
+            &PACKAGE_ATTRS,
+        )?;
         Ok(EffectOutput::PackageBuilt {
-            members,
+            members: members.len(),
             entries,
-            size: zip.len() as u64,
+            size,
         })
     }
 
+    /// Opens the received package at `path` for reading entry by entry from its file (never
+    /// whole in memory), then removes the path (the open file stays readable): a package is
+    /// consumed once, applied or refused.
     fn open_package(
         &mut self,
         path: &InstallPath,
-    ) -> Result<PackageReader<Cursor<Vec<u8>>>, EffectError> {
-        let bytes = self.storage.read(path, self.limits.max_package_file);
+    ) -> Result<PackageReader<PositionalReader>, EffectError> {
+        let file = self.storage.open_reader(path);
         self.remove_quietly(path);
-        Ok(PackageReader::open(
-            Cursor::new(bytes?),
-            self.limits.package,
-        )?)
+        let file = PositionalReader::new(file?);
+        let limit = self.limits.max_package_file;
+        if file.size() > limit {
+            return Err(StorageError::new(
+                StorageErrorKind::TooLarge,
+                path,
+                format!("file is larger than the limit of {limit} bytes"),
+            )
+            .into());
+        }
+        Ok(PackageReader::open(file, self.limits.package)?)
     }
 
     fn apply_master(&mut self, path: &InstallPath) -> EffectResult {
@@ -422,7 +444,8 @@ impl<S: Storage> EffectExecutor<S> {
             let (true, Some(merge_type)) = (meta.merged, meta.merge_type) else {
                 continue;
             };
-            let Ok(bytes) = reader.read_member(key) else {
+            // Bounded before inflating: the apply below refuses a larger one.
+            let Ok(bytes) = reader.read_member(key, self.limits.apply.merged.max_total) else {
                 continue;
             };
             for part in unmerge(&bytes, &self.limits.merged).into_result()? {

@@ -694,12 +694,24 @@ impl Shell {
         }
     }
 
-    /// `bytes` of `peer`'s transmits were written: file chunks held back are read again.
-    pub(crate) fn handle_written(&mut self, now: Instant, peer: PeerId, bytes: usize) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.queued = p.queued.saturating_sub(bytes);
+    /// `bytes` of `peer`'s transmits were written. Only a report that takes the peer from at or
+    /// over [`NodeLimits::max_queued_output`](super::NodeLimits) back under it changes anything
+    /// (the chunks the connection asked for meanwhile were held back, and its input paused):
+    /// then the held chunks are read and `true` is returned. Under the bound every chunk asked
+    /// for is read at once, so the other reports (one per socket write, the hot path of a
+    /// transfer) only count.
+    pub(crate) fn handle_written(&mut self, now: Instant, peer: PeerId, bytes: usize) -> bool {
+        let limit = self.config.limits.max_queued_output;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let was_paused = p.queued >= limit;
+        p.queued = p.queued.saturating_sub(bytes);
+        let resumed = was_paused && p.queued < limit;
+        if resumed {
             self.resume_sends(now, peer);
         }
+        resumed
     }
 
     /// Effect `id` returned: what the role must hear of it, if anything.

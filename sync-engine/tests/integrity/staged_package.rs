@@ -1,0 +1,189 @@
+//! Packages written straight into a staged write (`StagedPackage`, CRC first, append only): what
+//! they hold reads back through our reader and the `zip` crate, ZIP64 end records past 65,535
+//! members, the size limit refused before it is passed, and nothing left behind by a failure.
+
+use std::io::Cursor;
+
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::package::{PackageError, PackageLimits, PackageReader};
+use wazuh_cluster_sync::integrity::staged_package::StagedPackage;
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp};
+use wazuh_cluster_testkit::install_path as p;
+
+const NOW: Timestamp = Timestamp::from_secs(1_562_000_000);
+const ATTRS: FileAttrs = FileAttrs {
+    mode: 0o660,
+    mtime: None,
+};
+
+fn storage() -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    s.add_file(
+        &p("/etc/client.keys"),
+        b"001 a any k\n".to_vec(),
+        Timestamp::from_secs(1_561_000_000),
+        0o640,
+    )
+    .unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    s.add_file(
+        &p("/etc/rules/big.xml"),
+        big,
+        Timestamp::from_secs(1_561_000_002),
+        0o660,
+    )
+    .unwrap();
+    s.create_dir_all(&p("/queue/cluster/w1"), 0o770).unwrap();
+    s
+}
+
+#[test]
+fn members_read_back_with_their_content_mode_and_time() {
+    let mut s = storage();
+    let path = p("/queue/cluster/w1/out.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 1 << 30).unwrap();
+    package
+        .add_member_from_storage(&mut s, &p("/etc/client.keys"))
+        .unwrap();
+    assert_eq!(
+        package
+            .add_member_from_storage(&mut s, &p("/etc/rules/big.xml"))
+            .unwrap(),
+        300_000
+    );
+    package
+        .add_member(
+            &mut s,
+            &p("/queue/agent-groups/ü"),
+            NOW,
+            0o660,
+            b"default\n",
+        )
+        .unwrap();
+    // Invisible until finished.
+    assert_eq!(s.stat(&path).unwrap(), None);
+    let size = package
+        .finish(&mut s, br#"{"missing": {}}"#, NOW, &ATTRS)
+        .unwrap();
+    let zip = s.read(&path, u64::MAX).unwrap();
+    assert_eq!(zip.len() as u64, size);
+
+    let mut reader =
+        PackageReader::open(Cursor::new(zip.clone()), PackageLimits::default()).unwrap();
+    assert_eq!(reader.control_json(), br#"{"missing": {}}"#);
+    reader.verify_all().unwrap();
+    assert_eq!(
+        reader
+            .read_member(&p("/etc/rules/big.xml"), u64::MAX)
+            .unwrap(),
+        s.read(&p("/etc/rules/big.xml"), u64::MAX).unwrap()
+    );
+    assert_eq!(
+        reader
+            .read_member(&p("/queue/agent-groups/ü"), u64::MAX)
+            .unwrap(),
+        b"default\n"
+    );
+    // What a reader takes from the headers: Unix mode bits, the DOS time, UTF-8 names.
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    let keys = archive.by_name("etc/client.keys").unwrap();
+    assert_eq!(keys.unix_mode(), Some(0o100_640));
+    let t = keys.last_modified().unwrap();
+    // 1_561_000_000 = 2019-06-20 03:06:40 UTC.
+    assert_eq!(
+        (
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        (2019, 6, 20, 3, 6, 40)
+    );
+    drop(keys);
+    assert!(archive.by_name("queue/agent-groups/ü").is_ok());
+}
+
+#[test]
+fn more_than_65535_members_get_zip64_end_records() {
+    let mut s = storage();
+    let path = p("/queue/cluster/w1/many.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 1 << 30).unwrap();
+    let count = 65_536;
+    for i in 0..count {
+        package
+            .add_member(&mut s, &p(&format!("/etc/rules/r{i}")), NOW, 0o660, b"x")
+            .unwrap();
+    }
+    package.finish(&mut s, b"{}", NOW, &ATTRS).unwrap();
+    let zip = s.read(&path, u64::MAX).unwrap();
+    let mut reader = PackageReader::open(Cursor::new(zip), PackageLimits::default()).unwrap();
+    assert_eq!(reader.members().len(), count);
+    assert_eq!(
+        reader
+            .read_member(&p("/etc/rules/r65535"), u64::MAX)
+            .unwrap(),
+        b"x"
+    );
+}
+
+#[test]
+fn a_package_over_its_limit_is_refused_and_leaves_nothing() {
+    let mut s = storage();
+    let path = p("/queue/cluster/w1/limited.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 100_000).unwrap();
+    package
+        .add_member_from_storage(&mut s, &p("/etc/client.keys"))
+        .unwrap();
+    assert_eq!(
+        package.add_member_from_storage(&mut s, &p("/etc/rules/big.xml")),
+        Err(PackageError::TotalTooLarge { limit: 100_000 })
+    );
+    // Refused before a byte of the member was written.
+    assert!(package.written() < 200);
+    package.abort(&mut s);
+    assert_eq!(s.staged_writes(), 0);
+    assert_eq!(s.stat(&path).unwrap(), None);
+}
+
+#[test]
+fn a_vanished_file_or_a_duplicate_fails_the_member() {
+    let mut s = storage();
+    let path = p("/queue/cluster/w1/bad.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 1 << 30).unwrap();
+    assert!(matches!(
+        package.add_member_from_storage(&mut s, &p("/etc/rules/gone.xml")),
+        Err(PackageError::Storage(e)) if e.kind == StorageErrorKind::NotFound
+    ));
+    package
+        .add_member_from_storage(&mut s, &p("/etc/client.keys"))
+        .unwrap();
+    assert_eq!(
+        package.add_member_from_storage(&mut s, &p("/etc/client.keys")),
+        Err(PackageError::DuplicateMember("etc/client.keys".into()))
+    );
+    package.abort(&mut s);
+    assert_eq!(s.stat(&path).unwrap(), None);
+}
+
+#[test]
+fn a_package_that_would_fill_the_disk_stops_before_the_member_that_would() {
+    let mut s = storage();
+    s.set_available_space(Some(200_000));
+    let path = p("/queue/cluster/w1/full.zip");
+    let mut package = StagedPackage::begin(&mut s, &path, 1 << 30).unwrap();
+    package
+        .add_member_from_storage(&mut s, &p("/etc/client.keys"))
+        .unwrap();
+    let error = package
+        .add_member_from_storage(&mut s, &p("/etc/rules/big.xml"))
+        .unwrap_err();
+    assert!(
+        matches!(error, PackageError::NoSpace { needed, available: 200_000 } if needed > 300_000),
+        "{error}"
+    );
+    assert!(package.written() < 200);
+    package.abort(&mut s);
+    assert_eq!(s.stat(&path).unwrap(), None);
+}

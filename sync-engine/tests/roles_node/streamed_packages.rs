@@ -1,0 +1,262 @@
+//! A package is built, sent and applied through the executor without ever being held whole:
+//! every storage call of both nodes moves at most one chunk, while the package is 64 times
+//! larger (issue 13: packages used to be built and read whole in memory).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use wazuh_cluster_sync::integrity::compare::SyncPlan;
+use wazuh_cluster_sync::integrity::items::ClusterItems;
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::metadata::scan::ScanRequest;
+use wazuh_cluster_sync::integrity::metadata::{IntegrityMetadata, MetadataScanner};
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{
+    DirEntry, FileAttrs, FileReader, FileStat, Storage, StorageError, Timestamp, WriteId,
+};
+use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectOutput, IncomingFileId, NodeType};
+
+use crate::support::{config, origin, p, unix0};
+
+/// The most bytes any single storage call may move in this test.
+const CHUNK: usize = 64 * 1024;
+
+/// A storage that records the largest number of bytes one call moved (read, appended, written,
+/// or read through an opened file).
+struct ChunkBound {
+    inner: MemoryStorage,
+    largest: Rc<Cell<usize>>,
+}
+
+impl ChunkBound {
+    fn new(inner: MemoryStorage) -> Self {
+        ChunkBound {
+            inner,
+            largest: Rc::new(Cell::new(0)),
+        }
+    }
+
+    fn moved(&self, n: usize) {
+        self.largest.set(self.largest.get().max(n));
+    }
+}
+
+struct BoundReader {
+    inner: Box<dyn FileReader>,
+    largest: Rc<Cell<usize>>,
+}
+
+impl FileReader for BoundReader {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        self.largest.set(self.largest.get().max(buf.len()));
+        self.inner.read_at(offset, buf)
+    }
+}
+
+impl Storage for ChunkBound {
+    fn list_dir(&self, dir: &InstallPath) -> Result<Vec<DirEntry>, StorageError> {
+        self.inner.list_dir(dir)
+    }
+    fn stat(&self, path: &InstallPath) -> Result<Option<FileStat>, StorageError> {
+        self.inner.stat(path)
+    }
+    fn read_at(
+        &self,
+        path: &InstallPath,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        self.moved(buf.len());
+        self.inner.read_at(path, offset, buf)
+    }
+    fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let data = self.inner.read(path, limit)?;
+        self.moved(data.len());
+        Ok(data)
+    }
+    fn open_reader(&self, path: &InstallPath) -> Result<Box<dyn FileReader>, StorageError> {
+        Ok(Box::new(BoundReader {
+            inner: self.inner.open_reader(path)?,
+            largest: Rc::clone(&self.largest),
+        }))
+    }
+    fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
+        self.inner.available_space(dir)
+    }
+    fn begin_write(&mut self, path: &InstallPath) -> Result<WriteId, StorageError> {
+        self.inner.begin_write(path)
+    }
+    fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
+        self.moved(data.len());
+        self.inner.append(id, data)
+    }
+    fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
+        self.inner.commit_write(id, attrs)
+    }
+    fn commit_write_deferred(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.inner.commit_write_deferred(id, attrs)
+    }
+    fn sync_deferred(&mut self) -> Result<(), StorageError> {
+        self.inner.sync_deferred()
+    }
+    fn abort_write(&mut self, id: WriteId) -> Result<(), StorageError> {
+        self.inner.abort_write(id)
+    }
+    fn write_atomic(
+        &mut self,
+        path: &InstallPath,
+        data: &[u8],
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.moved(data.len());
+        self.inner.write_atomic(path, data, attrs)
+    }
+    fn remove_file(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.inner.remove_file(path)
+    }
+    fn remove_file_deferred(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.inner.remove_file_deferred(path)
+    }
+    fn create_dir_all(&mut self, path: &InstallPath, mode: u32) -> Result<(), StorageError> {
+        self.inner.create_dir_all(path, mode)
+    }
+    fn remove_dir_all(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.inner.remove_dir_all(path)
+    }
+    fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError> {
+        self.inner.set_attrs(path, attrs)
+    }
+}
+
+fn scan<S: Storage>(storage: &S, items: &ClusterItems, node: &str) -> IntegrityMetadata {
+    let request = ScanRequest {
+        node_type: NodeType::Master,
+        node_name: node,
+        now: unix0(),
+    };
+    let output = MetadataScanner::new()
+        .scan(storage, items, &request)
+        .unwrap();
+    std::sync::Arc::unwrap_or_clone(output.metadata)
+}
+
+#[test]
+fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
+    let t0 = origin();
+    let items = ClusterItems::defaults_3_9();
+    let mut master_tree = MemoryStorage::new();
+    let files: Vec<(InstallPath, Vec<u8>)> = (0..64u32)
+        .map(|i| {
+            let data: Vec<u8> = (0..CHUNK as u32).map(|b| (b * 7 + i) as u8).collect();
+            (p(&format!("/etc/rules/r{i:02}.xml")), data)
+        })
+        .collect();
+    for (path, data) in &files {
+        master_tree
+            .add_file(
+                path,
+                data.clone(),
+                Timestamp::from_secs(1_790_000_000),
+                0o660,
+            )
+            .unwrap();
+    }
+    let mut worker_tree = MemoryStorage::new();
+    worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
+
+    let mut master = EffectExecutor::new(
+        ChunkBound::new(master_tree),
+        &config(NodeType::Master, "master01", t0),
+    );
+    let mut worker = EffectExecutor::new(
+        ChunkBound::new(worker_tree),
+        &config(NodeType::Worker, "worker1", t0),
+    );
+    let plan = SyncPlan::compare(
+        &scan(master.storage(), &items, "master01"),
+        &scan(worker.storage(), &items, "worker1"),
+        &items,
+        "worker1",
+    )
+    .unwrap();
+    assert_eq!(plan.missing.len(), 64);
+
+    // Master: the package, into a staged file.
+    let sent = p("/queue/cluster/worker1/out.zip");
+    let size = match master.execute(
+        &Effect::BuildMasterPackage {
+            path: sent.clone(),
+            plan: Box::new(plan),
+        },
+        unix0(),
+    ) {
+        Ok(EffectOutput::PackageBuilt { size, .. }) => size,
+        other => panic!("build: {other:?}"),
+    };
+    assert!(size > 64 * CHUNK as u64, "package of {size} bytes");
+
+    // The transfer: read chunk by chunk on the master, appended chunk by chunk on the worker.
+    let received = p("/queue/cluster/master01/in.zip");
+    let file = IncomingFileId(1);
+    let done = |r: Result<EffectOutput, _>| assert_eq!(r, Ok(EffectOutput::Done));
+    done(worker.execute(
+        &Effect::BeginFile {
+            path: received.clone(),
+            file,
+        },
+        unix0(),
+    ));
+    let mut offset = 0u64;
+    loop {
+        let chunk: Bytes = match master.execute(
+            &Effect::ReadChunk {
+                path: sent.clone(),
+                offset,
+                len: CHUNK,
+            },
+            unix0(),
+        ) {
+            Ok(EffectOutput::Chunk(chunk)) => chunk,
+            other => panic!("read chunk: {other:?}"),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        done(worker.execute(&Effect::AppendFile { file, data: chunk }, unix0()));
+    }
+    assert_eq!(offset, size);
+    done(worker.execute(&Effect::CommitFile { file }, unix0()));
+
+    // Worker: applied entry by entry from the received file.
+    match worker.execute(
+        &Effect::ApplyMasterPackage {
+            path: received.clone(),
+        },
+        unix0(),
+    ) {
+        Ok(EffectOutput::MasterApplied { report, .. }) => assert_eq!(report.written, 64),
+        other => panic!("apply: {other:?}"),
+    }
+    for (path, data) in &files {
+        assert_eq!(&worker.storage().inner.read(path, u64::MAX).unwrap(), data);
+    }
+    assert_eq!(worker.storage().inner.stat(&received).unwrap(), None);
+    // Never more than one chunk per storage call, on either side.
+    let largest = |e: &EffectExecutor<ChunkBound>| e.storage().largest.get();
+    assert!(
+        largest(&master) <= CHUNK && largest(&worker) <= CHUNK,
+        "largest single I/O: master {} B, worker {} B, package {size} B",
+        largest(&master),
+        largest(&worker)
+    );
+}
