@@ -55,12 +55,16 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Disconnected: {r}"),
             Level::INFO,
         ),
-        NodeEvent::HelloRefused { peer, reply } => line(
-            None,
-            "Main",
-            format!("Refused {peer}: {reply}"),
-            Level::WARN,
-        ),
+        NodeEvent::HelloRefused {
+            peer,
+            addr,
+            name,
+            reply,
+        } => {
+            let name = name.as_deref().unwrap_or("(unparsed)");
+            let message = format!("Refused hello of {name} from {addr} ({peer}): {reply}");
+            line(None, "Main", message, Level::WARN)
+        }
         NodeEvent::HandshakeFailed { addr, reason, .. } => {
             // A peer that hangs up (after a refused hello, a port probe) is routine; a key,
             // framing or deadline fault is worth a warning.
@@ -196,5 +200,21 @@ mod tests {
                 level: tracing::Level::INFO,
             }
         );
+    }
+
+    #[test]
+    fn a_refused_hello_is_logged_with_the_name_and_the_address() {
+        let event = NodeEvent::HelloRefused {
+            peer: wazuh_cluster_sync::roles::PeerId(4),
+            addr: "10.0.0.2:40001".to_owned(),
+            name: Some("worker1".to_owned()),
+            reply: "Client already present".to_owned(),
+        };
+        let line = event_line(NodeType::Master, &event);
+        assert_eq!(
+            line.message,
+            "Refused hello of worker1 from 10.0.0.2:40001 (peer 4): Client already present"
+        );
+        assert_eq!(line.level, tracing::Level::WARN);
     }
 }

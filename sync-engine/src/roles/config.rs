@@ -34,6 +34,9 @@ pub fn valid_node_name(name: &[u8]) -> bool {
 pub struct NodeLimits {
     /// Master: most registered workers; a `hello` beyond it is refused.
     pub max_workers: usize,
+    /// Master: how long the holder of a name another link's `hello` claims has to answer an
+    /// `echo-m` probe before it counts as dead and the claimant takes the name.
+    pub hello_probe_timeout: Duration,
     /// Most bytes of frames yielded for one peer and not yet reported written with
     /// [`Node::handle_written`](super::Node::handle_written) (adapter buffers included). File
     /// chunks for that peer are not produced above it (keepalives and replies still are), and
@@ -116,6 +119,7 @@ impl Default for NodeLimits {
     fn default() -> Self {
         NodeLimits {
             max_workers: 1024,
+            hello_probe_timeout: Duration::from_secs(5),
             max_queued_output: 16 << 20,
             max_pending_disk_bytes: 16 << 20,
             max_tasks_per_worker: 3,

@@ -23,8 +23,9 @@ pub enum CloseReason {
     /// No `echo-c` from the worker for longer than `max_allowed_time_without_keepalive`.
     #[error("no keepalive in time")]
     KeepaliveTimeout,
-    /// A new connection of the same worker replaced this one.
-    #[error("replaced by a new connection")]
+    /// Another connection claimed this worker's name and this one did not answer the probe in
+    /// time (or could not be sent one): the new connection replaced it.
+    #[error("replaced by a new connection (no answer to a probe)")]
     Replaced,
     /// The protocol core closed the link (peer fault, keepalive failures, deadline): its error,
     /// or `None` when it closed without one.
@@ -132,6 +133,10 @@ pub enum NodeEvent {
     HelloRefused {
         /// The connection.
         peer: PeerId,
+        /// Its address as the adapter reported it.
+        addr: String,
+        /// The name it asked for (`None`: the `hello` did not parse).
+        name: Option<String>,
         /// The refusal text as sent on the wire.
         reply: String,
     },

@@ -1,0 +1,176 @@
+//! A hostile worker against our master (issue 12): each case asserts the exact refusal, the bound
+//! held, and what the master keeps afterwards.
+//!
+//! Registration is a function of the live links: a link holds one name, its close releases it,
+//! and a name held by a live link is taken over only once that link is shown dead.
+
+use std::time::Duration;
+
+use super::support::*;
+use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, PeerId, hello_text};
+
+const HELLO_WORKER1: &[u8] = b"worker1 wazuh worker 3.9.5";
+
+fn refused(peer: u64, addr: &str, name: &str, reply: &str) -> NodeEvent {
+    NodeEvent::HelloRefused {
+        peer: PeerId(peer),
+        addr: addr.into(),
+        name: Some(name.into()),
+        reply: reply.into(),
+    }
+}
+
+#[test]
+fn a_link_that_renames_itself_and_leaves_frees_every_name() {
+    // The attack: a key holder on worker1's host takes worker1's name, switches names, leaves.
+    let mut m = RawMaster::master01();
+    let attacker = m.join(1, "worker1", "10.0.0.2:40001");
+    assert_eq!(
+        m.ask(attacker, "hello", b"decoy wazuh worker 3.9.5"),
+        err(hello_text::ALREADY_PRESENT)
+    );
+    assert_eq!(
+        m.ask(attacker, "hello", HELLO_WORKER1),
+        err(hello_text::ALREADY_PRESENT)
+    );
+    assert_eq!(m.node.workers(), ["worker1"]);
+    m.node.handle_closed(m.now, attacker);
+    m.clients.remove(&attacker);
+    m.pump();
+    assert_eq!(m.node.workers(), Vec::<String>::new());
+    // The real worker gets in at once, from anywhere.
+    let real = m.join(2, "worker1", "10.0.0.9:40002");
+    assert_eq!(m.node.worker_peer("worker1"), Some(real));
+    let events = m.take_events();
+    assert_eq!(
+        events[1..3],
+        [
+            refused(1, "10.0.0.2:40001", "decoy", hello_text::ALREADY_PRESENT),
+            refused(1, "10.0.0.2:40001", "worker1", hello_text::ALREADY_PRESENT),
+        ]
+    );
+}
+
+#[test]
+fn renames_on_one_link_cannot_fill_the_worker_table() {
+    let t0 = origin();
+    let mut config = config(wazuh_cluster_sync::roles::NodeType::Master, "master01", t0);
+    config.limits.max_workers = 4;
+    let mut m = RawMaster::new(t0, config);
+    let attacker = m.join(1, "w0", "10.0.0.2:40001");
+    for i in 1..2_000 {
+        let hello = format!("w{i} wazuh worker 3.9.5");
+        assert_eq!(
+            m.ask(attacker, "hello", hello.as_bytes()),
+            err(hello_text::ALREADY_PRESENT),
+            "{hello}"
+        );
+    }
+    assert_eq!(m.node.workers(), ["w0"]);
+    for (peer, name) in [(2, "a"), (3, "b"), (4, "c")] {
+        m.join(peer, name, "10.0.0.3:40000");
+    }
+    assert_eq!(m.node.workers().len(), 4);
+}
+
+#[test]
+fn a_live_worker_is_not_pushed_out_by_another_connection() {
+    let mut m = RawMaster::master01();
+    let live = m.join(1, "worker1", "10.0.0.2:40001");
+    m.take_events();
+    // Same host, another host: the holder answers the probe at once, the claimant is refused.
+    for (peer, addr) in [(2, "10.0.0.2:40002"), (3, "10.0.0.3:40003")] {
+        let claimant = m.connect(peer, addr);
+        assert_eq!(
+            m.ask(claimant, "hello", HELLO_WORKER1),
+            err(hello_text::ALREADY_PRESENT)
+        );
+    }
+    // Past the probe bound (the claimants' own hello deadline, 30 s, still ahead).
+    m.advance(Duration::from_secs(20));
+    assert_eq!(m.node.worker_peer("worker1"), Some(live));
+    assert!(m.closed.is_empty());
+    assert_eq!(
+        m.take_events(),
+        [
+            refused(2, "10.0.0.2:40002", "worker1", hello_text::ALREADY_PRESENT),
+            refused(3, "10.0.0.3:40003", "worker1", hello_text::ALREADY_PRESENT),
+        ]
+    );
+}
+
+#[test]
+fn a_reconnecting_worker_replaces_its_dead_session_after_the_probe_bound() {
+    let mut m = RawMaster::master01();
+    let stale = m.join(1, "worker1", "10.0.0.2:40001");
+    // The old link is half-open: nothing the master sends reaches the worker any more.
+    m.not_reading.insert(stale);
+    m.take_events();
+    let again = m.connect(2, "10.0.0.2:40002");
+    let hello = m.send(again, "hello", HELLO_WORKER1);
+    // A second claimant while the probe runs is refused at once.
+    let third = m.connect(3, "10.0.0.4:40003");
+    assert_eq!(
+        m.ask(third, "hello", HELLO_WORKER1),
+        err(hello_text::ALREADY_PRESENT)
+    );
+    m.advance(Duration::from_millis(4_900));
+    assert_eq!(m.take_reply(again, hello), None);
+    assert_eq!(m.node.worker_peer("worker1"), Some(stale));
+    m.advance(Duration::from_millis(100));
+    assert_eq!(m.take_reply(again, hello), Some(ok("Client worker1 added")));
+    assert_eq!(m.node.worker_peer("worker1"), Some(again));
+    assert_eq!(m.closed, [stale]);
+    assert_eq!(
+        m.take_events(),
+        [
+            refused(3, "10.0.0.4:40003", "worker1", hello_text::ALREADY_PRESENT),
+            NodeEvent::WorkerLeft {
+                name: "worker1".into(),
+                reason: CloseReason::Replaced
+            },
+            NodeEvent::WorkerJoined {
+                name: "worker1".into(),
+                addr: "10.0.0.2:40002".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_claim_is_granted_as_soon_as_the_holder_link_closes() {
+    let mut m = RawMaster::master01();
+    let stale = m.join(1, "worker1", "10.0.0.2:40001");
+    m.not_reading.insert(stale);
+    let again = m.connect(2, "10.0.0.2:40002");
+    let hello = m.send(again, "hello", HELLO_WORKER1);
+    assert_eq!(m.take_reply(again, hello), None);
+    // The probe met a reset (the worker's host restarted): the adapter reports the close.
+    m.node.handle_closed(m.now, stale);
+    m.pump();
+    assert_eq!(m.take_reply(again, hello), Some(ok("Client worker1 added")));
+    assert_eq!(m.node.workers(), ["worker1"]);
+}
+
+#[test]
+fn a_claimant_that_leaves_during_the_probe_changes_nothing() {
+    let mut m = RawMaster::master01();
+    let stale = m.join(1, "worker1", "10.0.0.2:40001");
+    m.not_reading.insert(stale);
+    let claimant = m.connect(2, "10.0.0.2:40002");
+    m.send(claimant, "hello", HELLO_WORKER1);
+    m.node.handle_closed(m.now, claimant);
+    m.clients.remove(&claimant);
+    m.advance(Duration::from_secs(10));
+    // No claim left: the silent holder stays until the keepalive check drops it.
+    assert_eq!(m.node.worker_peer("worker1"), Some(stale));
+    assert!(m.closed.is_empty());
+    // And a later claimant is probed afresh.
+    m.not_reading.remove(&stale);
+    m.unread.clear();
+    let late = m.connect(3, "10.0.0.2:40003");
+    assert_eq!(
+        m.ask(late, "hello", HELLO_WORKER1),
+        err(hello_text::ALREADY_PRESENT)
+    );
+}
