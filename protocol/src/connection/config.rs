@@ -115,6 +115,11 @@ pub struct ConnectionConfig {
     /// answered `err` `Command not allowed before hello`. Turn off for the local socket, which
     /// has no `hello`.
     pub require_hello: bool,
+    /// Whether the peer may use the commands of a cluster peer: `hello`, `echo-c`, and sending
+    /// files and long strings (`new_file`, `file_upd`, `file_end`, `new_str`, `str_upd`). Off
+    /// for the local socket: 3.9.5's local clients send none of them, and a keyless client must
+    /// not make the node hold or write what it sends; they are answered `unknown command`.
+    pub cluster_peer_commands: bool,
     /// With `require_hello`, a link not authenticated this long after its creation is closed
     /// (a real worker sends `hello` at once and the master answers within milliseconds).
     pub hello_timeout: Duration,
@@ -152,6 +157,7 @@ impl ConnectionConfig {
             max_unanswered_requests: 1024,
             payload_timeout: Duration::from_secs(30),
             require_hello: true,
+            cluster_peer_commands: true,
             hello_timeout: Duration::from_secs(30),
             claimed_commands: BTreeSet::new(),
         }

@@ -37,6 +37,13 @@ pub enum CloseReason {
     /// The peer queued more input than the node may buffer for it.
     #[error("peer overloaded our buffers")]
     Overloaded,
+    /// A local client sent nothing for `local_idle_timeout` while the node owed it nothing.
+    #[error("local client idle")]
+    Idle,
+    /// The local socket was full and this client, silent the longest and owed nothing, gave way
+    /// to a new one (or the new one was refused: every client waited for an answer).
+    #[error("local socket full")]
+    LocalSocketFull,
 }
 
 /// Why an incoming connection closed before its worker's `hello` was accepted (master side).

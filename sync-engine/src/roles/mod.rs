@@ -172,6 +172,7 @@ pub mod error;
 pub mod events;
 mod health;
 pub mod ids;
+mod local_clients;
 mod master;
 pub mod node;
 pub mod output;

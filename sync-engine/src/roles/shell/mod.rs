@@ -233,6 +233,7 @@ impl Shell {
         let mut local_link = base;
         local_link.key = None;
         local_link.require_hello = false;
+        local_link.cluster_peer_commands = false;
         local_link.claimed_commands = commands(|c| c.local);
         Shell {
             task_rng: rng.fork(STREAM_TASK_IDS),
