@@ -44,6 +44,7 @@ mod effects;
 mod io;
 mod limits;
 mod log;
+mod log_limit;
 mod messages;
 mod os;
 mod run;
@@ -286,7 +287,9 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     };
 
     let grace = limits.shutdown_grace;
+    let log = crate::log::EventLog::new(node.node_type());
     let runner = Runner {
+        log,
         node,
         name: name.clone(),
         limits,
