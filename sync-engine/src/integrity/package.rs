@@ -100,11 +100,12 @@ pub enum PackageError {
     #[error("not an acceptable ZIP archive: {0}")]
     Malformed(String),
     /// The archive lists more members than [`PackageLimits::max_members`] allows.
-    #[error("package lists {count} members, more than the limit of {limit}")]
+    #[error("package lists {count} file members, more than the limit of {limit}")]
     TooManyMembers {
-        /// Members listed by the end-of-central-directory record.
+        /// File members (the control member not counted): those read, or, when the
+        /// end-of-central-directory record already lists too many, its count less one.
         count: u64,
-        /// The configured limit (control member included).
+        /// [`PackageLimits::max_members`].
         limit: u64,
     },
     /// A member name is refused.
@@ -503,9 +504,10 @@ impl<R: Read + Seek> PackageReader<R> {
         let listed = listed_entries(&mut reader)?;
         let max_entries = limits.max_members as u64 + 1;
         if listed > max_entries {
+            // The control member is not a file member: at least this many are.
             return Err(PackageError::TooManyMembers {
-                count: listed,
-                limit: max_entries,
+                count: listed - 1,
+                limit: limits.max_members as u64,
             });
         }
         let mut archive =
@@ -591,8 +593,8 @@ impl<R: Read + Seek> PackageReader<R> {
         }
         if members.len() > limits.max_members {
             return Err(PackageError::TooManyMembers {
-                count: listed,
-                limit: max_entries,
+                count: members.len() as u64,
+                limit: limits.max_members as u64,
             });
         }
         let control_index = control_index.ok_or(PackageError::MissingControl)?;
