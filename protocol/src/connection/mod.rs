@@ -343,6 +343,13 @@ impl Connection {
         }
     }
 
+    /// From now on the peer's `new_file` is accepted only for a path directly inside `dir`
+    /// (`<dir>/<name>`); any other is answered `err` (and reported as
+    /// [`PeerError::FileOutsideInbox`]) before a byte of it is taken.
+    pub fn set_file_inbox(&mut self, dir: &[u8]) {
+        self.incoming_files.set_inbox(Bytes::copy_from_slice(dir));
+    }
+
     /// Sends a request; its reply comes back as [`Event::Response`] (or [`Event::TimedOut`]).
     /// Returns the request's counter.
     ///

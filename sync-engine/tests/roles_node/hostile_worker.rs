@@ -174,3 +174,61 @@ fn a_claimant_that_leaves_during_the_probe_changes_nothing() {
         err(hello_text::ALREADY_PRESENT)
     );
 }
+
+#[test]
+fn a_file_outside_the_workers_directory_is_refused_before_a_byte_is_taken() {
+    use wazuh_cluster_protocol::connection::PeerError;
+    use wazuh_cluster_protocol::message::text::FILE_OUTSIDE_INBOX;
+    use wazuh_cluster_sync::roles::NodeError;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    m.take_events();
+    let refused_paths = [
+        "/queue/cluster/worker2/agent-info.merged",
+        "/etc/client.keys",
+        "/queue/cluster/worker1/../../../etc/client.keys",
+        "/queue/cluster/worker1/sub/x",
+        "/queue/cluster/worker1/",
+        "/queue/cluster/worker1",
+        "queue/cluster/worker1/x",
+    ];
+    let refusal = (
+        "err".to_owned(),
+        bytes::Bytes::from_static(FILE_OUTSIDE_INBOX),
+    );
+    for path in refused_paths {
+        assert_eq!(
+            m.ask(worker, "new_file", path.as_bytes()),
+            refusal,
+            "{path}"
+        );
+        // And the rest of the transfer finds nothing open (upstream's KeyError text).
+        let update = format!("{path} data");
+        assert_eq!(m.ask(worker, "file_upd", update.as_bytes()).0, "err");
+    }
+    let events = m.take_events();
+    assert_eq!(events.len(), refused_paths.len());
+    assert_eq!(
+        events[1],
+        NodeEvent::Error {
+            peer: Some(worker),
+            error: NodeError::Peer(PeerError::FileOutsideInbox {
+                path: "/etc/client.keys".into()
+            })
+        }
+    );
+    assert_eq!(m.node.effects_in_flight(), 0);
+    assert!(m.node.open_incoming_files().is_empty());
+    assert!(!m.exec.storage().files().keys().any(|k| {
+        k.as_str().starts_with("/queue/cluster/worker2") || k.as_str().contains("sub")
+    }));
+    // Its own directory still takes files.
+    m.send_file(worker, "/queue/cluster/worker1/ok.txt", b"fine");
+    assert!(
+        m.exec
+            .storage()
+            .files()
+            .keys()
+            .any(|k| k.as_str() == "/queue/cluster/worker1/ok.txt")
+    );
+}
