@@ -102,6 +102,16 @@ pub enum PeerError {
         /// The path, as sent (its length is bounded by `max_file_path_len`).
         path: String,
     },
+    /// A `new_file` path's file name is longer than
+    /// [`MAX_FILE_NAME_LEN`](super::MAX_FILE_NAME_LEN) bytes.
+    #[error(
+        "file name of {len} bytes refused (limit {})",
+        super::MAX_FILE_NAME_LEN
+    )]
+    FileNameTooLong {
+        /// Its length.
+        len: usize,
+    },
     /// A `new_file` path is empty or longer than `max_file_path_len`.
     #[error("bad file path of {len} bytes (limit {limit})")]
     BadFilePath {
@@ -173,7 +183,7 @@ impl PeerError {
             | PeerError::PayloadTimeout { .. }
             | PeerError::HelloTimeout { .. }
             | PeerError::StringIdTooLong { .. } => return None,
-            PeerError::BadFilePath { .. } => {
+            PeerError::BadFilePath { .. } | PeerError::FileNameTooLong { .. } => {
                 return Some(Cow::Owned(self.to_string().into_bytes()));
             }
             PeerError::BeforeHello { .. } => text::BEFORE_HELLO,

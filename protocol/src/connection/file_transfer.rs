@@ -97,6 +97,10 @@ struct IncomingFile {
     size: u64,
 }
 
+/// Longest file name (the last component of a `new_file` path) accepted, in bytes: Linux's
+/// `NAME_MAX`; a longer one could never be written.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
 /// The files the peer is sending us, by path.
 #[derive(Debug)]
 pub(crate) struct IncomingFiles {
@@ -159,6 +163,10 @@ impl IncomingFiles {
             return Err(Refusal::Peer(PeerError::FileOutsideInbox {
                 path: String::from_utf8_lossy(path).into_owned(),
             }));
+        }
+        let name_len = path.len() - path.iter().rposition(|&b| b == b'/').map_or(0, |at| at + 1);
+        if name_len > MAX_FILE_NAME_LEN {
+            return Err(Refusal::Peer(PeerError::FileNameTooLong { len: name_len }));
         }
         if !self.files.contains_key(path) && self.files.len() >= self.max_files {
             return Err(Refusal::Peer(PeerError::TooManyFiles {

@@ -132,6 +132,7 @@ pub use error::{
     SendStringError,
 };
 pub use event::{Event, TransferFailure, TransferId};
+pub use file_transfer::MAX_FILE_NAME_LEN;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;

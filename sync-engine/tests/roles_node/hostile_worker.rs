@@ -232,3 +232,30 @@ fn a_file_outside_the_workers_directory_is_refused_before_a_byte_is_taken() {
             .any(|k| k.as_str() == "/queue/cluster/worker1/ok.txt")
     );
 }
+
+#[test]
+fn a_file_name_longer_than_the_file_system_allows_is_refused_with_its_reason() {
+    use wazuh_cluster_protocol::connection::PeerError;
+    use wazuh_cluster_sync::roles::NodeError;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    m.take_events();
+    // It failed as a bare `storage: Io` once the disk met it.
+    let path = format!("/queue/cluster/worker1/{}", "n".repeat(256));
+    assert_eq!(
+        m.ask(worker, "new_file", path.as_bytes()),
+        err("file name of 256 bytes refused (limit 255)")
+    );
+    assert_eq!(
+        m.take_events(),
+        [NodeEvent::Error {
+            peer: Some(worker),
+            error: NodeError::Peer(PeerError::FileNameTooLong { len: 256 })
+        }]
+    );
+    assert_eq!(m.node.effects_in_flight(), 0);
+    // 255 is a name the disk takes.
+    let path = format!("/queue/cluster/worker1/{}", "n".repeat(255));
+    m.send_file(worker, &path, b"fine");
+    assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
+}
