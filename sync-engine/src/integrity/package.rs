@@ -99,6 +99,15 @@ pub enum PackageError {
     /// broken central directory).
     #[error("not an acceptable ZIP archive: {0}")]
     Malformed(String),
+    /// A worker's integrity package carries `cluster_control.json` alone (3.9.5's worker sends
+    /// nothing else); this one carries file members too.
+    #[error(
+        "an integrity package carries only cluster_control.json; this one has {count} other members"
+    )]
+    UnexpectedMembers {
+        /// Its file members.
+        count: usize,
+    },
     /// The archive lists more members than [`PackageLimits::max_members`] allows.
     #[error("package lists {count} file members, more than the limit of {limit}")]
     TooManyMembers {

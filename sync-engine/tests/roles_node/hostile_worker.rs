@@ -259,3 +259,44 @@ fn a_file_name_longer_than_the_file_system_allows_is_refused_with_its_reason() {
     m.send_file(worker, &path, b"fine");
     assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
 }
+
+#[test]
+fn an_integrity_package_with_another_member_is_refused_on_the_master() {
+    use wazuh_cluster_sync::integrity::path::InstallPath;
+    use wazuh_cluster_sync::roles::SyncKind;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    assert_eq!(m.ask(worker, "sync_i_w_m_p", b""), ok("True"));
+    let (_, task) = m.ask(worker, "sync_i_w_m", b"");
+    m.take_events();
+    let smuggled = InstallPath::new("/etc/client.keys").unwrap();
+    let members = [(&smuggled, unix0(), 0o640, &b"001 evil any key\n"[..])];
+    let zip =
+        wazuh_cluster_sync::integrity::package::build_package_in_memory(members, b"{}", unix0())
+            .unwrap();
+    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-4841727390577477.zip";
+    m.send_file(worker, path, &zip);
+    let end = format!("{} {path}", String::from_utf8_lossy(&task));
+    assert_eq!(m.ask(worker, "sync_i_w_m_e", end.as_bytes()).0, "ok");
+    let failed: Vec<String> = m
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncFailed { kind, error, .. } => {
+                assert_eq!(kind, SyncKind::Integrity);
+                Some(error.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains(
+            "an integrity package carries only cluster_control.json; this one has 1 other members"
+        ),
+        "{failed:?}"
+    );
+    // The lock is free again, no package for the worker was built, the received one is gone.
+    assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
+    assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
+}

@@ -17,7 +17,9 @@ use crate::integrity::metadata::scan::ScanRequest;
 use crate::integrity::metadata::{
     FileMetadata, IntegrityMetadata, MergeType, MetadataScanner, ScanError,
 };
-use crate::integrity::package::{PackageBuilder, PackageReader, build_master_package};
+use crate::integrity::package::{
+    PackageBuilder, PackageError, PackageReader, build_master_package,
+};
 use crate::integrity::path::InstallPath;
 use crate::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp, WriteId};
 use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
@@ -114,6 +116,10 @@ impl<S: Storage> EffectExecutor<S> {
                 let bytes = self.storage.read(path, self.limits.max_package_file);
                 self.remove_quietly(path);
                 let reader = PackageReader::open(Cursor::new(bytes?), self.limits.package)?;
+                if !reader.members().is_empty() {
+                    let count = reader.members().len();
+                    return Err(PackageError::UnexpectedMembers { count }.into());
+                }
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
                     self.limits.apply.max_entries,
