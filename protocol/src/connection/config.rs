@@ -59,6 +59,10 @@ pub struct ConnectionConfig {
     pub wall_clock: WallClock,
     /// Bound on one received frame's payload (encrypted length).
     pub max_frame_payload: u32,
+    /// With [`require_hello`](Self::require_hello), the bound on a received frame's payload until
+    /// the link is authenticated (64 KiB): a `hello` or a keepalive is a few hundred bytes, and a
+    /// peer without the key must not park `max_frame_payload` bytes per connection.
+    pub max_pre_hello_payload: u32,
     /// Upstream's `request_chunk`: largest plaintext request payload, and the size the file and
     /// string chunks are cut to (`request_chunk - len(path or id) - 1`).
     pub request_chunk: usize,
@@ -138,6 +142,7 @@ impl ConnectionConfig {
             key,
             wall_clock,
             max_frame_payload: DEFAULT_MAX_PAYLOAD,
+            max_pre_hello_payload: 64 << 10,
             request_chunk: DEFAULT_REQUEST_CHUNK,
             request_timeout: Duration::from_secs(20),
             max_pending_requests: 1024,

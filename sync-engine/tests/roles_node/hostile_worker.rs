@@ -300,3 +300,27 @@ fn an_integrity_package_with_another_member_is_refused_on_the_master() {
     assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
     assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
 }
+
+#[test]
+fn frames_before_hello_are_capped_far_below_the_post_hello_limit() {
+    use wazuh_cluster_sync::roles::HandshakeFailure;
+    let mut m = RawMaster::master01();
+    let keyless_sized = m.connect(1, "10.0.0.7:40001");
+    let big = vec![b'a'; 100 << 10];
+    m.send(keyless_sized, "echo", &big);
+    assert_eq!(m.closed, [keyless_sized]);
+    let events = m.take_events();
+    assert!(
+        matches!(
+            &events[..],
+            [NodeEvent::HandshakeFailed {
+                reason: HandshakeFailure::BadFrame(_),
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    // After hello the same frame is served.
+    let worker = m.join(2, "worker1", "10.0.0.2:40001");
+    assert_eq!(m.ask(worker, "echo", &big).1.len(), big.len());
+}
