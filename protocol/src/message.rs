@@ -87,6 +87,9 @@ pub mod text {
     pub const TOO_MANY_TRANSFERS: &[u8] = b"Too many concurrent transfers";
     /// Our `err` payload to a request refused before `hello` (upstream has no such gate).
     pub const BEFORE_HELLO: &[u8] = b"Command not allowed before hello";
+    /// Our `err` payload to a `new_file` outside the link's directory (`queue/cluster/<name>/`).
+    pub const FILE_OUTSIDE_INBOX: &[u8] =
+        b"Error: file path refused (outside this node's directory)";
     /// Our `err` payload when a file grows beyond the configured bound.
     pub const FILE_TOO_LARGE: &[u8] = b"File exceeds maximum allowed size";
 }

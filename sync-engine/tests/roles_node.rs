@@ -14,6 +14,10 @@ mod dapi;
 mod flow;
 #[path = "roles_node/hello.rs"]
 mod hello;
+#[path = "roles_node/hostile_local.rs"]
+mod hostile_local;
+#[path = "roles_node/hostile_worker.rs"]
+mod hostile_worker;
 #[path = "roles_node/locks.rs"]
 mod locks;
 #[path = "roles_node/streamed_packages.rs"]

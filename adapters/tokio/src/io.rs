@@ -122,10 +122,18 @@ impl Progress {
         self.total += n as u64;
         if self.total >= self.next {
             self.next = self.total - self.total % PROGRESS_STEP + PROGRESS_STEP;
-            let mib = self.total >> 20;
-            tracing::info!(task = "File transfer", "{mib} MiB {} so far", self.what);
+            tracing::info!(task = "Main", "{}", progress_line(self.what, self.total));
         }
     }
+}
+
+/// The progress line: what the connection moved, whatever it was (files, long strings,
+/// requests), not a file transfer's count (a peer's long strings were reported as one).
+fn progress_line(what: &str, total: u64) -> String {
+    format!(
+        "{} MiB {what} on this connection so far (files, strings and requests)",
+        total >> 20
+    )
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -318,6 +326,10 @@ mod tests {
         // One big write past several steps logs once and lands on the next step above it.
         p.add(200 << 20);
         assert_eq!((p.total, p.next), (264 << 20, 320 << 20));
+        assert_eq!(
+            progress_line(p.what, p.total),
+            "264 MiB sent on this connection so far (files, strings and requests)"
+        );
     }
 
     #[tokio::test]

@@ -44,6 +44,7 @@ mod effects;
 mod io;
 mod limits;
 mod log;
+mod log_limit;
 mod messages;
 mod os;
 mod run;
@@ -65,7 +66,10 @@ use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
 pub use limits::AdapterLimits;
 pub use log::{EventLine, event_line};
-pub use os::{ShutdownSignals, os_seed, shutdown_signal, unix_time_at, wall_clock_now};
+pub use os::{
+    DescriptorLimit, ShutdownSignals, os_seed, raise_descriptor_limit, shutdown_signal,
+    unix_time_at, wall_clock_now,
+};
 pub use run::RunStats;
 
 use crate::io::{listen_local, listen_tcp};
@@ -217,6 +221,16 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         Some(seed) => seed,
         None => os_seed().map_err(StartError::Seed)?,
     };
+    match os::raise_descriptor_limit() {
+        Ok(limit) if limit.before != limit.after => tracing::info!(
+            task = "Main",
+            "descriptor limit raised from {:?} to {:?}",
+            limit.before,
+            limit.after
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(task = "Main", "descriptor limit not raised: {error}"),
+    }
     let listener = match &listen {
         Some(addr) => {
             let bind_error = |e: std::io::Error| StartError::Listen {
@@ -286,7 +300,9 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     };
 
     let grace = limits.shutdown_grace;
+    let log = crate::log::EventLog::new(node.node_type());
     let runner = Runner {
+        log,
         node,
         name: name.clone(),
         limits,

@@ -21,7 +21,9 @@ pub struct AdapterLimits {
     /// How long a closing connection may take to flush, and a stopping node's effect thread to
     /// finish its effect in flight, before they are cut.
     pub shutdown_grace: Duration,
-    /// Most local clients connected at once on the Unix socket.
+    /// Most local clients connected at once on the Unix socket: the descriptors it may hold. Keep
+    /// it above the node's `max_local_clients` (64), at which the node makes a new client take
+    /// the place of an idle one, so idle clients alone never reach this bound.
     pub max_local_clients: usize,
     /// Messages from the readers waiting for the node task (all peers together): when full,
     /// readers wait, which is the second line of backpressure.
@@ -37,7 +39,7 @@ impl Default for AdapterLimits {
             dial_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             input_queue: 256,
-            max_local_clients: 64,
+            max_local_clients: 128,
         }
     }
 }

@@ -2,8 +2,12 @@
 //! (`[Worker worker1] [Integrity] ...`, `[Master] [Main] ...`): the peer tag goes in a `peer`
 //! span, the task tag in a `task` field, as the CLI's logger expects (adapters/cli/src/logging.rs).
 
+use std::time::Instant;
+
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::roles::{HandshakeFailure, NodeEvent, NodeType, SyncKind};
+
+use crate::log_limit::{LogLimiter, MAX_MESSAGE, MAX_PEER_TEXT, escaped};
 
 /// Upstream's tag of a synchronisation in its log lines.
 fn tag(kind: SyncKind) -> &'static str {
@@ -31,10 +35,12 @@ pub struct EventLine {
 /// The log line of `event` on a node of type `node_type`.
 pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
     use tracing::Level;
+    // Peer strings inside are escaped and cut where they are formatted; the whole message is
+    // cut here (an error's text may quote a peer's bytes).
     let line = |peer: Option<String>, task, message: String, level| EventLine {
         peer,
         task,
-        message,
+        message: escaped(&message, MAX_MESSAGE),
         level,
     };
     // A synchronisation's peer: the worker on a master, the master on a worker.
@@ -55,12 +61,19 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Disconnected: {r}"),
             Level::INFO,
         ),
-        NodeEvent::HelloRefused { peer, reply } => line(
-            None,
-            "Main",
-            format!("Refused {peer}: {reply}"),
-            Level::WARN,
-        ),
+        NodeEvent::HelloRefused {
+            peer,
+            addr,
+            name,
+            reply,
+        } => {
+            let name = name
+                .as_deref()
+                .map_or_else(|| "(unparsed)".to_owned(), |n| escaped(n, MAX_PEER_TEXT));
+            let reply = escaped(reply, MAX_PEER_TEXT);
+            let message = format!("Refused hello of {name} from {addr} ({peer}): {reply}");
+            line(None, "Main", message, Level::WARN)
+        }
         NodeEvent::HandshakeFailed { addr, reason, .. } => {
             // A peer that hangs up (after a refused hello, a port probe) is routine; a key,
             // framing or deadline fault is worth a warning.
@@ -156,9 +169,73 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
     }
 }
 
+/// The (peer, kind) a refusal is rate-limited under: the remote host for refused handshakes
+/// (a keyless flood comes on many connections), the connection for a linked peer's errors.
+fn refusal_key(event: &NodeEvent) -> Option<(String, &'static str)> {
+    match event {
+        NodeEvent::HelloRefused { addr, .. } => Some((host(addr).to_owned(), "hello refused")),
+        NodeEvent::HandshakeFailed { addr, .. } => {
+            Some((host(addr).to_owned(), "handshake failed"))
+        }
+        NodeEvent::Error {
+            peer: Some(peer), ..
+        } => Some((peer.to_string(), "error")),
+        _ => None,
+    }
+}
+
+/// `addr` without its port.
+fn host(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => addr,
+    }
+}
+
+/// The node's log: event lines, refusals rate-limited (see [`crate::log_limit`]).
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    node_type: NodeType,
+    limiter: LogLimiter,
+}
+
+impl EventLog {
+    pub(crate) fn new(node_type: NodeType) -> EventLog {
+        EventLog {
+            node_type,
+            limiter: LogLimiter::default(),
+        }
+    }
+
+    /// Logs `event` at `now`, unless it is one refusal too many from its peer.
+    pub(crate) fn log(&mut self, event: &NodeEvent, now: Instant) {
+        for (peer, kind, count) in self.limiter.ended(now) {
+            report_suppressed(&peer, kind, count);
+        }
+        if let Some((peer, kind)) = refusal_key(event) {
+            let admitted = self.limiter.admit(&peer, kind, now);
+            if let Some(count) = admitted.suppressed_before {
+                report_suppressed(&peer, kind, count);
+            }
+            if !admitted.write {
+                return;
+            }
+        }
+        log_event(self.node_type, event);
+    }
+}
+
+fn report_suppressed(peer: &str, kind: &str, count: u64) {
+    let secs = LogLimiter::WINDOW.as_secs();
+    tracing::warn!(
+        task = "Main",
+        "{peer}: … {count} more {kind} suppressed in the last {secs} s"
+    );
+}
+
 /// Sends `event` to `tracing`, following the CLI's span convention (a `peer` span with the peer
 /// tag, a `task` field).
-pub(crate) fn log_event(node_type: NodeType, event: &NodeEvent) {
+fn log_event(node_type: NodeType, event: &NodeEvent) {
     let EventLine {
         peer,
         task,
@@ -196,5 +273,59 @@ mod tests {
                 level: tracing::Level::INFO,
             }
         );
+    }
+
+    #[test]
+    fn a_refused_hello_is_logged_with_the_name_and_the_address() {
+        let event = NodeEvent::HelloRefused {
+            peer: wazuh_cluster_sync::roles::PeerId(4),
+            addr: "10.0.0.2:40001".to_owned(),
+            name: Some("worker1".to_owned()),
+            reply: "Client already present".to_owned(),
+        };
+        let line = event_line(NodeType::Master, &event);
+        assert_eq!(
+            line.message,
+            "Refused hello of worker1 from 10.0.0.2:40001 (peer 4): Client already present"
+        );
+        assert_eq!(line.level, tracing::Level::WARN);
+    }
+
+    #[test]
+    fn peer_strings_in_a_line_are_escaped_and_cut() {
+        let forged = format!("w\n[Master] [Main] fake line{}", "x".repeat(5000));
+        let event = NodeEvent::HelloRefused {
+            peer: wazuh_cluster_sync::roles::PeerId(4),
+            addr: "10.0.0.2:40001".to_owned(),
+            name: Some(forged),
+            reply: "Invalid node name".to_owned(),
+        };
+        let message = event_line(NodeType::Master, &event).message;
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.starts_with("Refused hello of w\\n[Master] [Main] fake linexxx"));
+        assert!(
+            message.contains("… [4900 more characters] from 10.0.0.2:40001"),
+            "{message}"
+        );
+        assert!(message.chars().count() < 300);
+    }
+
+    #[test]
+    fn refusals_are_keyed_by_host_or_connection() {
+        let refused = NodeEvent::HelloRefused {
+            peer: wazuh_cluster_sync::roles::PeerId(4),
+            addr: "[::1]:40001".to_owned(),
+            name: None,
+            reply: String::new(),
+        };
+        assert_eq!(
+            refusal_key(&refused),
+            Some(("[::1]".to_owned(), "hello refused"))
+        );
+        let joined = NodeEvent::WorkerJoined {
+            name: "w".to_owned(),
+            addr: "a".to_owned(),
+        };
+        assert_eq!(refusal_key(&joined), None);
     }
 }

@@ -20,7 +20,7 @@ use wazuh_cluster_sync::roles::{Effect, EffectId, Node, NodeEvent, Origin, Outpu
 use crate::api_exec::{self, ApiExecutor};
 use crate::io::{PeerIo, dial};
 use crate::limits::AdapterLimits;
-use crate::log::log_event;
+use crate::log::EventLog;
 use crate::messages::Msg;
 use crate::slots::Slot;
 
@@ -46,6 +46,8 @@ pub struct RunStats {
 
 pub(crate) struct Runner {
     pub(crate) node: Node,
+    /// The node's log, refusals rate-limited.
+    pub(crate) log: EventLog,
     pub(crate) name: String,
     pub(crate) limits: AdapterLimits,
     pub(crate) peers: BTreeMap<PeerId, PeerIo>,
@@ -288,7 +290,7 @@ impl Runner {
                 });
             }
             Output::Event(event) => {
-                log_event(self.node.node_type(), &event);
+                self.log.log(&event, Instant::now());
                 // No subscriber is fine.
                 let _ = self.events.send(event);
             }

@@ -59,6 +59,10 @@ pub struct ConnectionConfig {
     pub wall_clock: WallClock,
     /// Bound on one received frame's payload (encrypted length).
     pub max_frame_payload: u32,
+    /// With [`require_hello`](Self::require_hello), the bound on a received frame's payload until
+    /// the link is authenticated (64 KiB): a `hello` or a keepalive is a few hundred bytes, and a
+    /// peer without the key must not park `max_frame_payload` bytes per connection.
+    pub max_pre_hello_payload: u32,
     /// Upstream's `request_chunk`: largest plaintext request payload, and the size the file and
     /// string chunks are cut to (`request_chunk - len(path or id) - 1`).
     pub request_chunk: usize,
@@ -115,6 +119,11 @@ pub struct ConnectionConfig {
     /// answered `err` `Command not allowed before hello`. Turn off for the local socket, which
     /// has no `hello`.
     pub require_hello: bool,
+    /// Whether the peer may use the commands of a cluster peer: `hello`, `echo-c`, and sending
+    /// files and long strings (`new_file`, `file_upd`, `file_end`, `new_str`, `str_upd`). Off
+    /// for the local socket: 3.9.5's local clients send none of them, and a keyless client must
+    /// not make the node hold or write what it sends; they are answered `unknown command`.
+    pub cluster_peer_commands: bool,
     /// With `require_hello`, a link not authenticated this long after its creation is closed
     /// (a real worker sends `hello` at once and the master answers within milliseconds).
     pub hello_timeout: Duration,
@@ -133,6 +142,7 @@ impl ConnectionConfig {
             key,
             wall_clock,
             max_frame_payload: DEFAULT_MAX_PAYLOAD,
+            max_pre_hello_payload: 64 << 10,
             request_chunk: DEFAULT_REQUEST_CHUNK,
             request_timeout: Duration::from_secs(20),
             max_pending_requests: 1024,
@@ -152,6 +162,7 @@ impl ConnectionConfig {
             max_unanswered_requests: 1024,
             payload_timeout: Duration::from_secs(30),
             require_hello: true,
+            cluster_peer_commands: true,
             hello_timeout: Duration::from_secs(30),
             claimed_commands: BTreeSet::new(),
         }

@@ -94,6 +94,24 @@ pub enum PeerError {
         /// The bound.
         limit: usize,
     },
+    /// A `new_file` path is not directly inside the directory the layer above set with
+    /// [`Connection::set_file_inbox`](super::Connection::set_file_inbox) (upstream writes
+    /// wherever the path points).
+    #[error("file path {path:?} refused: outside this link's directory")]
+    FileOutsideInbox {
+        /// The path, as sent (its length is bounded by `max_file_path_len`).
+        path: String,
+    },
+    /// A `new_file` path's file name is longer than
+    /// [`MAX_FILE_NAME_LEN`](super::MAX_FILE_NAME_LEN) bytes.
+    #[error(
+        "file name of {len} bytes refused (limit {})",
+        super::MAX_FILE_NAME_LEN
+    )]
+    FileNameTooLong {
+        /// Its length.
+        len: usize,
+    },
     /// A `new_file` path is empty or longer than `max_file_path_len`.
     #[error("bad file path of {len} bytes (limit {limit})")]
     BadFilePath {
@@ -165,10 +183,11 @@ impl PeerError {
             | PeerError::PayloadTimeout { .. }
             | PeerError::HelloTimeout { .. }
             | PeerError::StringIdTooLong { .. } => return None,
-            PeerError::BadFilePath { .. } => {
+            PeerError::BadFilePath { .. } | PeerError::FileNameTooLong { .. } => {
                 return Some(Cow::Owned(self.to_string().into_bytes()));
             }
             PeerError::BeforeHello { .. } => text::BEFORE_HELLO,
+            PeerError::FileOutsideInbox { .. } => text::FILE_OUTSIDE_INBOX,
             PeerError::ChecksumMismatch { .. } => text::FILE_CHECKSUM_MISMATCH,
             PeerError::FileTooLarge { .. } => text::FILE_TOO_LARGE,
             PeerError::TooManyFiles { .. } | PeerError::TooManyStrings { .. } => {

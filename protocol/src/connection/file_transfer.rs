@@ -97,6 +97,10 @@ struct IncomingFile {
     size: u64,
 }
 
+/// Longest file name (the last component of a `new_file` path) accepted, in bytes: Linux's
+/// `NAME_MAX`; a longer one could never be written.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
 /// The files the peer is sending us, by path.
 #[derive(Debug)]
 pub(crate) struct IncomingFiles {
@@ -104,6 +108,8 @@ pub(crate) struct IncomingFiles {
     max_files: usize,
     max_size: u64,
     max_path_len: usize,
+    /// When set, the only directory files may be written into (`<inbox>/<name>`).
+    inbox: Option<Bytes>,
 }
 
 /// A completed incoming file.
@@ -120,7 +126,25 @@ impl IncomingFiles {
             max_files,
             max_size,
             max_path_len,
+            inbox: None,
         }
+    }
+
+    /// Files are accepted only directly inside `dir` from now on.
+    pub(crate) fn set_inbox(&mut self, dir: Bytes) {
+        self.inbox = Some(dir);
+    }
+
+    /// Whether `path` is `<inbox>/<name>` (any path while no inbox is set).
+    fn inside_inbox(&self, path: &[u8]) -> bool {
+        let Some(inbox) = &self.inbox else {
+            return true;
+        };
+        path.strip_prefix(&inbox[..])
+            .and_then(|rest| rest.strip_prefix(b"/"))
+            .is_some_and(|name| {
+                !name.is_empty() && !name.contains(&b'/') && name != b"." && name != b".."
+            })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -134,6 +158,15 @@ impl IncomingFiles {
                 len: path.len(),
                 limit: self.max_path_len,
             }));
+        }
+        if !self.inside_inbox(path) {
+            return Err(Refusal::Peer(PeerError::FileOutsideInbox {
+                path: String::from_utf8_lossy(path).into_owned(),
+            }));
+        }
+        let name_len = path.len() - path.iter().rposition(|&b| b == b'/').map_or(0, |at| at + 1);
+        if name_len > MAX_FILE_NAME_LEN {
+            return Err(Refusal::Peer(PeerError::FileNameTooLong { len: name_len }));
         }
         if !self.files.contains_key(path) && self.files.len() >= self.max_files {
             return Err(Refusal::Peer(PeerError::TooManyFiles {

@@ -132,6 +132,7 @@ pub use error::{
     SendStringError,
 };
 pub use event::{Event, TransferFailure, TransferId};
+pub use file_transfer::MAX_FILE_NAME_LEN;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -210,7 +211,7 @@ impl Connection {
             fernet: config.key.as_ref().map(Fernet::new),
             iv_rng: rng.fork(STREAM_IV),
             id_rng: rng.fork(STREAM_STRING_ID),
-            decoder: FrameDecoder::new(config.profile, config.max_frame_payload),
+            decoder: FrameDecoder::new(config.profile, first_frame_bound(&config)),
             counter,
             pending: PendingTable::new(config.max_pending_requests),
             unanswered: UnansweredRequests::new(config.max_unanswered_requests),
@@ -337,10 +338,18 @@ impl Connection {
     /// side starts its keepalives (first one `keep_alive` from `now`).
     pub fn set_authenticated(&mut self, now: Instant) {
         self.authenticated = true;
+        self.decoder.set_max_payload(self.config.max_frame_payload);
         self.hello_deadline = None;
         if self.side == Side::Client && !self.closed {
             self.keepalive.start(now);
         }
+    }
+
+    /// From now on the peer's `new_file` is accepted only for a path directly inside `dir`
+    /// (`<dir>/<name>`); any other is answered `err` (and reported as
+    /// [`PeerError::FileOutsideInbox`]) before a byte of it is taken.
+    pub fn set_file_inbox(&mut self, dir: &[u8]) {
+        self.incoming_files.set_inbox(Bytes::copy_from_slice(dir));
     }
 
     /// Sends a request; its reply comes back as [`Event::Response`] (or [`Event::TimedOut`]).
@@ -856,6 +865,15 @@ impl Connection {
         }
         self.incoming_strings.clear();
         self.events.push_back(Event::Closed { error });
+    }
+}
+
+/// The frame bound a new connection starts with: the pre-`hello` one while `hello` is required.
+fn first_frame_bound(config: &ConnectionConfig) -> u32 {
+    if config.require_hello {
+        config.max_pre_hello_payload.min(config.max_frame_payload)
+    } else {
+        config.max_frame_payload
     }
 }
 

@@ -94,6 +94,10 @@ impl Connection {
             let refusal = Refusal::Peer(PeerError::BeforeHello { command });
             return self.refuse(now, counter, refusal, Event::Violation);
         }
+        if !self.config.cluster_peer_commands && is_cluster_peer_command(&command) {
+            let text = unknown_command_text(command.as_bytes());
+            return self.answer(now, counter, Command::ERR, &text);
+        }
         if self.config.claimed_commands.contains(&command) {
             if !self.unanswered.add(counter) {
                 let limit = self.config.max_unanswered_requests;
@@ -218,4 +222,13 @@ impl Connection {
             StrOutcome::Refused(refusal) => self.refuse(now, counter, refusal, Event::Violation),
         }
     }
+}
+
+/// The commands only a cluster peer sends (see
+/// [`ConnectionConfig::cluster_peer_commands`](super::ConnectionConfig::cluster_peer_commands)).
+fn is_cluster_peer_command(command: &Command) -> bool {
+    matches!(
+        command.name(),
+        b"hello" | b"echo-c" | b"new_file" | b"file_upd" | b"file_end" | b"new_str" | b"str_upd"
+    )
 }

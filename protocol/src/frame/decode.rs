@@ -64,6 +64,12 @@ impl FrameDecoder {
         }
     }
 
+    /// The bound for frames whose header is read from now on (a frame under way keeps the
+    /// bound it was checked against).
+    pub fn set_max_payload(&mut self, max_payload: u32) {
+        self.max_payload = max_payload;
+    }
+
     /// Consumes bytes from the front of `input` and returns the next complete frame, or `Ok(None)`
     /// once `input` is exhausted without completing one. A payload wholly inside `input` is handed
     /// out without copying (`Bytes::split_to`).

@@ -12,11 +12,17 @@ use wazuh_cluster_sim::tree::{TreeFile, storage_from};
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_sync::roles::NodeConfig;
 
 const START: u64 = 1_800_000_000;
 
 /// Agents 001..006 named agent-1..agent-6; worker N holds agents 2N-1 and 2N.
 fn cluster(seed: u64) -> Cluster {
+    cluster_with(seed, |_| {})
+}
+
+/// [`cluster`] with `more` applied to every node's configuration.
+fn cluster_with(seed: u64, more: fn(&mut NodeConfig)) -> Cluster {
     let keys: String = (1..=6)
         .map(|i| format!("00{i} agent-{i} any {:064x}\n", i * 7919))
         .collect();
@@ -34,7 +40,13 @@ fn cluster(seed: u64) -> Cluster {
         });
         builder = builder.worker(&format!("worker{w}"), storage_from(files).unwrap());
     }
-    let mut c = builder.configure(recorded_intervals).build().unwrap();
+    let mut c = builder
+        .configure(move |config: &mut NodeConfig| {
+            recorded_intervals(config);
+            more(config);
+        })
+        .build()
+        .unwrap();
     c.sim.run_for(Duration::from_secs(10)).unwrap();
     let routes = c.sim.node(c.master).agent_routes();
     assert_eq!(routes.len(), 6, "every agent routed: {routes:?}");
@@ -241,7 +253,8 @@ fn a_worker_reset_mid_request_answers_at_once_with_the_error() {
 
 #[test]
 fn ten_thousand_requests_stay_within_the_bounds_and_each_is_answered() {
-    let mut c = cluster(5);
+    // 100 clients at once: above the local socket's default cap (64), where idle ones give way.
+    let mut c = cluster_with(5, |config| config.limits.max_local_clients = 128);
     let master = c.master;
     let limits = c.sim.node(master).config().limits.api.clone();
     // worker1 is stalled: requests for its agent pile up on the master.

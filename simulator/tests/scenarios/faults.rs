@@ -449,7 +449,8 @@ fn a_worker_reconnecting_over_a_stale_session_replaces_it() {
     // Upstream's defaults. worker1's link black-holes (not a partition: new connections work).
     // The worker gives up first (last answer + 160 s), dials again 10 s later, and its hello
     // reaches a master that still holds the stale session (it would drop it only at the check
-    // past 120 s of silence): the new session replaces the old one at once.
+    // past 120 s of silence): the master probes the old session, which cannot answer, and the new
+    // session replaces it once the probe's bound passed.
     let mut c = cluster(SimConfig::default(), 1, |_| {}).unwrap();
     let (m, w1) = (c.master, c.workers[0]);
     c.run_until_converged(VirtualTime::from_secs(60)).unwrap();
@@ -461,6 +462,9 @@ fn a_worker_reconnecting_over_a_stale_session_replaces_it() {
         .run_until(VirtualTime::from_secs(600), |sim| hellos(sim) == 2)
         .unwrap();
     let second_hello = frames(&c.sim, "worker1", "hello").nth(1).unwrap().at;
+    let probe = c.sim.node(m).config().limits.hello_probe_timeout;
+    c.sim.run_for(probe).unwrap();
+    let replaced_at = second_hello.plus(probe);
     let master_side = c.sim.events_since(m, None, |e| {
         matches!(
             e,
@@ -472,14 +476,14 @@ fn a_worker_reconnecting_over_a_stale_session_replaces_it() {
         master_side[1..],
         [
             (
-                second_hello,
+                replaced_at,
                 NodeEvent::WorkerLeft {
                     name: "worker1".into(),
                     reason: CloseReason::Replaced
                 }
             ),
             (
-                second_hello,
+                replaced_at,
                 NodeEvent::WorkerJoined {
                     name: "worker1".into(),
                     addr: "worker1:40001".into()

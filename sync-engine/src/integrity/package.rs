@@ -97,12 +97,22 @@ pub enum PackageError {
     /// broken central directory).
     #[error("not an acceptable ZIP archive: {0}")]
     Malformed(String),
+    /// A worker's integrity package carries `cluster_control.json` alone (3.9.5's worker sends
+    /// nothing else); this one carries file members too.
+    #[error(
+        "an integrity package carries only cluster_control.json; this one has {count} other members"
+    )]
+    UnexpectedMembers {
+        /// Its file members.
+        count: usize,
+    },
     /// The archive lists more members than [`PackageLimits::max_members`] allows.
-    #[error("package lists {count} members, more than the limit of {limit}")]
+    #[error("package lists {count} file members, more than the limit of {limit}")]
     TooManyMembers {
-        /// Members listed by the end-of-central-directory record.
+        /// File members (the control member not counted): those read, or, when the
+        /// end-of-central-directory record already lists too many, its count less one.
         count: u64,
-        /// The configured limit (control member included).
+        /// [`PackageLimits::max_members`].
         limit: u64,
     },
     /// A member name is refused.
@@ -483,9 +493,10 @@ impl<R: Read + Seek> PackageReader<R> {
         let listed = listed_entries(&mut reader)?;
         let max_entries = limits.max_members as u64 + 1;
         if listed > max_entries {
+            // The control member is not a file member: at least this many are.
             return Err(PackageError::TooManyMembers {
-                count: listed,
-                limit: max_entries,
+                count: listed - 1,
+                limit: limits.max_members as u64,
             });
         }
         let mut archive =
@@ -571,8 +582,8 @@ impl<R: Read + Seek> PackageReader<R> {
         }
         if members.len() > limits.max_members {
             return Err(PackageError::TooManyMembers {
-                count: listed,
-                limit: max_entries,
+                count: members.len() as u64,
+                limit: limits.max_members as u64,
             });
         }
         let control_index = control_index.ok_or(PackageError::MissingControl)?;

@@ -10,6 +10,8 @@ use std::fmt;
 
 /// Longest accepted install path, in bytes (Linux `PATH_MAX` is 4096 including the root prefix).
 pub const MAX_INSTALL_PATH_LEN: usize = 3072;
+/// Longest single name (file or directory) in a path, in bytes: Linux's `NAME_MAX`.
+pub const MAX_NAME_LEN: usize = 255;
 
 /// Why a string is not a valid [`InstallPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +29,15 @@ pub enum PathError {
     /// The path is longer than [`MAX_INSTALL_PATH_LEN`].
     #[error("path of {0} bytes is longer than the limit of {MAX_INSTALL_PATH_LEN}")]
     TooLong(usize),
+    /// A component is longer than [`MAX_NAME_LEN`] bytes (the file systems' `NAME_MAX`): it
+    /// could never be created, and the disk would only answer a bare I/O error.
+    #[error("path {path:?} has a name of {len} bytes, longer than the limit of {MAX_NAME_LEN}")]
+    NameTooLong {
+        /// The path.
+        path: String,
+        /// The longest name's length.
+        len: usize,
+    },
     /// A single name (file or directory) is not acceptable.
     #[error("name {0:?} is not a valid file name")]
     BadName(String),
@@ -66,6 +77,17 @@ impl InstallPath {
             .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(PathError::BadComponent(text.to_owned()));
+        }
+        if let Some(len) = rest
+            .split('/')
+            .map(str::len)
+            .filter(|l| *l > MAX_NAME_LEN)
+            .max()
+        {
+            return Err(PathError::NameTooLong {
+                path: text.to_owned(),
+                len,
+            });
         }
         Ok(InstallPath(format!("/{rest}")))
     }
@@ -177,6 +199,20 @@ mod tests {
             "/etc/shared"
         );
         assert!(InstallPath::new("/").unwrap().is_root());
+    }
+
+    #[test]
+    fn a_name_longer_than_name_max_is_refused_with_its_length() {
+        let long = format!("/queue/agent-info/{}", "a".repeat(256));
+        assert_eq!(
+            InstallPath::new(&long),
+            Err(PathError::NameTooLong {
+                path: long.clone(),
+                len: 256
+            })
+        );
+        let fits = format!("/queue/agent-info/{}", "a".repeat(255));
+        assert!(InstallPath::new(&fits).is_ok());
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub fn valid_node_name(name: &[u8]) -> bool {
 pub struct NodeLimits {
     /// Master: most registered workers; a `hello` beyond it is refused.
     pub max_workers: usize,
+    /// Most clients on the local socket at once; one more takes the place of the longest silent
+    /// client the node owes nothing, or is refused when every one waits for an answer.
+    pub max_local_clients: usize,
+    /// A local client that sent nothing this long while the node owes it no answer is closed
+    /// (3.9.5's tools send one command at once and wait for its answer).
+    pub local_idle_timeout: Duration,
+    /// Master: how long the holder of a name another link's `hello` claims has to answer an
+    /// `echo-m` probe before it counts as dead and the claimant takes the name.
+    pub hello_probe_timeout: Duration,
     /// Most bytes of frames yielded for one peer and not yet reported written with
     /// [`Node::handle_written`](super::Node::handle_written) (adapter buffers included). File
     /// chunks for that peer are not produced above it (keepalives and replies still are), and
@@ -116,6 +125,9 @@ impl Default for NodeLimits {
     fn default() -> Self {
         NodeLimits {
             max_workers: 1024,
+            hello_probe_timeout: Duration::from_secs(5),
+            max_local_clients: 64,
+            local_idle_timeout: Duration::from_secs(30),
             max_queued_output: 16 << 20,
             max_pending_disk_bytes: 16 << 20,
             max_tasks_per_worker: 3,

@@ -23,8 +23,9 @@ pub enum CloseReason {
     /// No `echo-c` from the worker for longer than `max_allowed_time_without_keepalive`.
     #[error("no keepalive in time")]
     KeepaliveTimeout,
-    /// A new connection of the same worker replaced this one.
-    #[error("replaced by a new connection")]
+    /// Another connection claimed this worker's name and this one did not answer the probe in
+    /// time (or could not be sent one): the new connection replaced it.
+    #[error("replaced by a new connection (no answer to a probe)")]
     Replaced,
     /// The protocol core closed the link (peer fault, keepalive failures, deadline): its error,
     /// or `None` when it closed without one.
@@ -36,6 +37,13 @@ pub enum CloseReason {
     /// The peer queued more input than the node may buffer for it.
     #[error("peer overloaded our buffers")]
     Overloaded,
+    /// A local client sent nothing for `local_idle_timeout` while the node owed it nothing.
+    #[error("local client idle")]
+    Idle,
+    /// The local socket was full and this client, silent the longest and owed nothing, gave way
+    /// to a new one (or the new one was refused: every client waited for an answer).
+    #[error("local socket full")]
+    LocalSocketFull,
 }
 
 /// Why an incoming connection closed before its worker's `hello` was accepted (master side).
@@ -132,6 +140,10 @@ pub enum NodeEvent {
     HelloRefused {
         /// The connection.
         peer: PeerId,
+        /// Its address as the adapter reported it.
+        addr: String,
+        /// The name it asked for (`None`: the `hello` did not parse).
+        name: Option<String>,
         /// The refusal text as sent on the wire.
         reply: String,
     },

@@ -414,3 +414,16 @@ pub(crate) fn nodes_json(snapshot: &ClusterSnapshot, payload: &[u8]) -> Result<S
     out.push_str("]}");
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn hosts_are_compared_without_ports() {
+        assert_eq!(host_of("10.0.0.2:40000"), host_of("10.0.0.2:40001"));
+        assert_ne!(host_of("10.0.0.2:40000"), host_of("10.0.0.3:40000"));
+        assert_eq!(host_of("[::1]:5"), host_of("[::1]:6"));
+        assert_eq!(host_of("worker-a"), "worker-a");
+    }
+}

@@ -147,8 +147,10 @@
 //! * An incoming connection that closes before its `hello` is accepted is reported with its
 //!   address and a typed reason ([`NodeEvent::HandshakeFailed`]), where upstream only logs
 //!   `Error during handshake with incoming connection`.
-//! * `hello`: registration only after every check; a worker name already registered from the
-//!   same host replaces the stale session (from another host: `Client already present`).
+//! * `hello`: registration only after every check; a link holds one name (a second `hello` on
+//!   it is refused) and its close releases it; a name held by another link is taken over only
+//!   once that link fails to answer an `echo-m` probe within
+//!   [`NodeLimits::hello_probe_timeout`] (while it answers: `Client already present`).
 //! * Locks: a second task of a kind already running is refused (`Synchronization already in
 //!   progress`); every lock is freed on completion, error, connection loss or after
 //!   `timeout_receiving_file` without the file.
@@ -170,6 +172,7 @@ pub mod error;
 pub mod events;
 mod health;
 pub mod ids;
+mod local_clients;
 mod master;
 pub mod node;
 pub mod output;

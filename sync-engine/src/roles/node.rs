@@ -18,6 +18,7 @@ use super::events::CloseReason;
 use super::health::ClusterSnapshot;
 use super::health::health_json;
 use super::ids::{ApiCallId, EffectId, PeerId};
+use super::local_clients::LocalClients;
 use super::master::{self, MasterRole};
 use super::output::{Origin, Output};
 use super::shell::{Claims, Input, STREAM_API, Shell};
@@ -54,6 +55,11 @@ impl Role {
             Role::Master(master) => Some(master),
             Role::Worker(_) => None,
         }
+    }
+
+    /// Whether the role still owes local client `peer` an answer.
+    fn owes_local(&self, peer: PeerId) -> bool {
+        self.worker().is_some_and(|w| w.owes_local(peer))
     }
 
     fn worker(&self) -> Option<&WorkerRole> {
@@ -101,6 +107,7 @@ pub struct Node {
     shell: Shell,
     role: Role,
     api: DistributedApi,
+    local: LocalClients,
 }
 
 impl Node {
@@ -128,7 +135,12 @@ impl Node {
             NodeType::Worker => Role::Worker(WorkerRole::new(&mut shell, now)),
         };
         let api = DistributedApi::new(shell.fork_rng(STREAM_API));
-        Node { shell, role, api }
+        Node {
+            shell,
+            role,
+            api,
+            local: LocalClients::default(),
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -255,6 +267,10 @@ impl Node {
     ) {
         let addr = remote_addr.to_owned();
         self.dispatch(now, Input::Connected { peer, addr, origin });
+        if origin == Origin::Local && self.shell.connection(peer).is_some() {
+            self.local.connected(peer, now);
+            self.make_room_for(now, peer);
+        }
         self.pump(now, peer);
     }
 
@@ -274,6 +290,7 @@ impl Node {
 
     /// Bytes read from `peer`, in any split.
     pub fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
+        self.local.heard(peer, now);
         self.shell.handle_input(now, peer, bytes);
         self.pump(now, peer);
         if self.shell.overloaded(peer) {
@@ -295,6 +312,7 @@ impl Node {
             self.pump(now, peer);
         }
         self.dispatch(now, Input::Timeout);
+        self.close_idle_local_clients(now);
     }
 
     /// The adapter ran effect `id`. Unknown ids are ignored.
@@ -352,6 +370,10 @@ impl Node {
             .into_iter()
             .chain(self.role.next_timeout())
             .chain(self.api.next_timeout())
+            .chain(
+                self.local
+                    .next_timeout(self.config().limits.local_idle_timeout),
+            )
             .min()
     }
 
@@ -392,8 +414,51 @@ impl Node {
         }
         let closed = self.shell.take_closed();
         if !closed.is_empty() {
+            self.local.closed(&closed);
             self.api.peers_closed(&mut self.shell, now, &closed);
         }
+    }
+
+    /// Whether the node still owes local client `peer` an answer.
+    fn owes_local(&self, peer: PeerId) -> bool {
+        self.api.owes(peer) || self.role.owes_local(peer)
+    }
+
+    /// Closes the local clients silent for `local_idle_timeout` that are owed nothing; those
+    /// owed an answer start a new idle period (the answer is on its way or times out).
+    fn close_idle_local_clients(&mut self, now: Instant) {
+        let idle = self.config().limits.local_idle_timeout;
+        for peer in self.local.idle(now, idle) {
+            if self.owes_local(peer) {
+                self.local.heard(peer, now);
+            } else {
+                self.close_local(now, peer, CloseReason::Idle);
+            }
+        }
+    }
+
+    /// Above `max_local_clients` with `new` in: the longest silent client owed nothing gives way
+    /// to it; when every other one waits for an answer, `new` is refused.
+    fn make_room_for(&mut self, now: Instant, new: PeerId) {
+        if self.local.len() <= self.config().limits.max_local_clients {
+            return;
+        }
+        let gives_way = self
+            .local
+            .by_silence(new)
+            .into_iter()
+            .find(|peer| !self.owes_local(*peer))
+            .unwrap_or(new);
+        self.close_local(now, gives_way, CloseReason::LocalSocketFull);
+    }
+
+    fn close_local(&mut self, now: Instant, peer: PeerId, reason: CloseReason) {
+        let input = Input::Closed {
+            peer,
+            reason,
+            tell_adapter: true,
+        };
+        self.dispatch(now, input);
     }
 
     /// Hands the role everything `peer`'s connection has for it.

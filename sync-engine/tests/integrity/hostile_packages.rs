@@ -303,9 +303,19 @@ fn too_many_members_are_refused_before_reading_the_directory() {
     assert_eq!(
         refuse_on_worker(zip, limits),
         ApplyError::Package(PackageError::TooManyMembers {
-            count: 21,
-            limit: 11
+            count: 20,
+            limit: 10
         })
+    );
+    // The text counts what the limit counts (it said "lists 11 members, more than the limit of
+    // 11": the control member in one, not in the other).
+    assert_eq!(
+        PackageError::TooManyMembers {
+            count: 20,
+            limit: 10
+        }
+        .to_string(),
+        "package lists 20 file members, more than the limit of 10"
     );
 }
 

@@ -230,7 +230,8 @@ fn bytes_that_are_not_a_frame() {
     m.pump();
     assert_eq!(m.closed, [peer]);
     let declared = u32::from_be_bytes(*b"/ HT");
-    let max = m.node.config().connection.max_frame_payload;
+    // Before hello, the pre-hello bound applies.
+    let max = m.node.config().connection.max_pre_hello_payload;
     assert_eq!(
         m.take_events(),
         [failed(

@@ -1,10 +1,10 @@
 //! The master's `hello`: upstream 3.9.5's checks in its order with its exact texts, our node-name
-//! rule, nothing served before a good `hello`, registration only after every check, and a
-//! reconnecting worker replacing its stale session.
+//! rule, nothing served before a good `hello`, registration only after every check (the rules of
+//! a name held by a live link are `hostile_worker`'s).
 
 use super::support::*;
 use bytes::Bytes;
-use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, PeerId, hello_text};
+use wazuh_cluster_sync::roles::{NodeEvent, hello_text};
 
 #[test]
 fn each_check_answers_upstream_text_and_registers_nobody() {
@@ -41,6 +41,8 @@ fn each_check_answers_upstream_text_and_registers_nobody() {
         events[0],
         NodeEvent::HelloRefused {
             peer,
+            addr: "10.0.0.2:40001".into(),
+            name: Some("worker1".into()),
             reply: hello_text::OTHER_CLUSTER.to_owned()
         }
     );
@@ -93,56 +95,6 @@ fn nothing_but_hello_and_keepalive_before_hello() {
         ("ok-m".to_owned(), Bytes::from_static(b"keepalive"))
     );
     assert_eq!(m.node.workers(), Vec::<String>::new());
-}
-
-#[test]
-fn duplicate_from_another_host_is_refused_and_from_the_same_host_replaces() {
-    let mut m = RawMaster::master01();
-    let first = m.join(1, "worker1", "10.0.0.2:40001");
-    m.take_events();
-
-    let other = m.connect(2, "10.0.0.3:40002");
-    assert_eq!(
-        m.ask(other, "hello", b"worker1 wazuh worker 3.9.5"),
-        err(hello_text::ALREADY_PRESENT)
-    );
-    // The version check overwrites the duplicate result, as upstream.
-    assert_eq!(
-        m.ask(other, "hello", b"worker1 wazuh worker 3.9.4"),
-        err(hello_text::OTHER_VERSION)
-    );
-    assert_eq!(m.node.worker_peer("worker1"), Some(first));
-
-    let again = m.connect(3, "10.0.0.2:40003");
-    let reply = m.ask(again, "hello", b"worker1 wazuh worker 3.9.5");
-    assert_eq!(reply, ok("Client worker1 added"));
-    assert_eq!(m.node.worker_peer("worker1"), Some(again));
-    assert_eq!(m.closed, vec![first]);
-    assert_eq!(
-        m.take_events(),
-        [
-            NodeEvent::HelloRefused {
-                peer: other,
-                reply: hello_text::ALREADY_PRESENT.to_owned()
-            },
-            NodeEvent::HelloRefused {
-                peer: other,
-                reply: hello_text::OTHER_VERSION.to_owned()
-            },
-            NodeEvent::WorkerLeft {
-                name: "worker1".into(),
-                reason: CloseReason::Replaced
-            },
-            NodeEvent::WorkerJoined {
-                name: "worker1".into(),
-                addr: "10.0.0.2:40003".into()
-            },
-        ]
-    );
-    assert_eq!(
-        m.node.peers().collect::<Vec<_>>(),
-        vec![PeerId(2), PeerId(3)]
-    );
 }
 
 #[test]

@@ -668,10 +668,18 @@ impl RawMaster {
 
     /// Sends a request from client `peer` and returns the reply (command, payload).
     pub fn ask(&mut self, peer: PeerId, command: &str, payload: &[u8]) -> (String, Bytes) {
-        use wazuh_cluster_protocol::connection::Event;
-        use wazuh_cluster_protocol::frame::Command;
-        use wazuh_cluster_protocol::message::Reply;
-        let cmd = Command::new(Profile::V3_9, command.as_bytes()).unwrap();
+        let counter = self.send(peer, command, payload);
+        if !self.clients.contains_key(&peer) {
+            return ("closed".to_owned(), Bytes::new());
+        }
+        self.take_reply(peer, counter)
+            .unwrap_or_else(|| panic!("no reply to {command}"))
+    }
+
+    /// Sends a request from client `peer` and moves bytes until quiet; its counter.
+    pub fn send(&mut self, peer: PeerId, command: &str, payload: &[u8]) -> u32 {
+        let cmd =
+            wazuh_cluster_protocol::frame::Command::new(Profile::V3_9, command.as_bytes()).unwrap();
         let counter = self
             .clients
             .get_mut(&peer)
@@ -679,27 +687,31 @@ impl RawMaster {
             .send_request(self.now, cmd, payload)
             .unwrap();
         self.pump();
-        let Some(c) = self.clients.get_mut(&peer) else {
-            return ("closed".to_owned(), Bytes::new());
-        };
+        counter
+    }
+
+    /// The reply client `peer` received to its request `counter` (command, payload), if it came;
+    /// the client's other events are dropped.
+    pub fn take_reply(&mut self, peer: PeerId, counter: u32) -> Option<(String, Bytes)> {
+        use wazuh_cluster_protocol::connection::Event;
+        use wazuh_cluster_protocol::message::Reply;
+        let c = self.clients.get_mut(&peer)?;
         let mut found = None;
-        let mut others = Vec::new();
         while let Some(event) = c.poll_event() {
-            match event {
-                Event::Response {
-                    counter: k, reply, ..
-                } if k == counter => {
-                    found = Some(match reply {
-                        Reply::Ok(p) => ("ok".to_owned(), p),
-                        Reply::Err(p) => ("err".to_owned(), p),
-                        Reply::OkFromMaster(p) => ("ok-m".to_owned(), p),
-                        other => ("other".to_owned(), other.payload().clone()),
-                    });
-                }
-                other => others.push(other),
+            if let Event::Response {
+                counter: k, reply, ..
+            } = event
+                && k == counter
+            {
+                found = Some(match reply {
+                    Reply::Ok(p) => ("ok".to_owned(), p),
+                    Reply::Err(p) => ("err".to_owned(), p),
+                    Reply::OkFromMaster(p) => ("ok-m".to_owned(), p),
+                    other => ("other".to_owned(), other.payload().clone()),
+                });
             }
         }
-        found.unwrap_or_else(|| panic!("no reply to {command}; events {others:?}"))
+        found
     }
 
     pub fn advance(&mut self, d: Duration) {

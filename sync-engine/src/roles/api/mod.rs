@@ -182,6 +182,14 @@ impl DistributedApi {
         self.tasks.len()
     }
 
+    /// Whether the part still owes `peer` something: an answer to a request it made, or the
+    /// delivery of one (a request or string of ours on its link awaiting its reply).
+    pub(crate) fn owes(&self, peer: PeerId) -> bool {
+        self.tasks.values().any(|t| t.reply_peer() == peer)
+            || self.asked.keys().any(|(p, _)| *p == peer)
+            || self.strings.keys().any(|(p, _)| *p == peer)
+    }
+
     /// A local client connected (its requests are the part's as well as the role's).
     pub(crate) fn local_client(&mut self, peer: PeerId) {
         self.local_peers.insert(peer);

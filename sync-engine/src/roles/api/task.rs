@@ -82,6 +82,11 @@ pub(super) struct Task {
 }
 
 impl Task {
+    /// The connection the answer goes to.
+    pub(super) fn reply_peer(&self) -> PeerId {
+        self.reply.peer
+    }
+
     /// The earliest deadline of a part still waiting.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.parts

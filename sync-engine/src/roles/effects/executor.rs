@@ -16,7 +16,7 @@ use crate::integrity::metadata::scan::ScanRequest;
 use crate::integrity::metadata::{
     FileMetadata, IntegrityMetadata, MergeType, MetadataScanner, ScanError,
 };
-use crate::integrity::package::PackageReader;
+use crate::integrity::package::{PackageError, PackageReader};
 use crate::integrity::path::InstallPath;
 use crate::integrity::staged_package::{StagedPackage, build_master_package};
 use crate::integrity::storage::{
@@ -120,6 +120,10 @@ impl<S: Storage> EffectExecutor<S> {
             } => self.build_worker_package(*kind, path, extra_valid, now_unix),
             Effect::ReadWorkerIntegrity { path } => {
                 let reader = self.open_package(path)?;
+                if !reader.members().is_empty() {
+                    let count = reader.members().len();
+                    return Err(PackageError::UnexpectedMembers { count }.into());
+                }
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
                     self.limits.apply.max_entries,

@@ -69,7 +69,9 @@ pub enum Effect {
         extra_valid: Vec<InstallPath>,
     },
     /// Master: read the worker's integrity metadata (`cluster_control.json`) from the package
-    /// received at `path`, then delete the package. → [`EffectOutput::WorkerMetadata`].
+    /// received at `path`, then delete the package; a package with any other member is refused
+    /// ([`PackageError::UnexpectedMembers`](crate::integrity::package::PackageError)). →
+    /// [`EffectOutput::WorkerMetadata`].
     ReadWorkerIntegrity {
         /// The received package.
         path: InstallPath,

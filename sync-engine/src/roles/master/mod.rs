@@ -8,9 +8,11 @@
 //! * a worker is registered only after every `hello` check passed (upstream registers first and
 //!   may leave a refused worker in its table), and its name must follow our rule
 //!   ([`valid_node_name`](super::valid_node_name));
-//! * a `hello` carrying the name of a registered worker *from the same host* replaces the stale
-//!   session (the worker restarted or lost its link; upstream refused it with `Client already
-//!   present` until the master restarted); from another host it is refused as upstream does;
+//! * a link holds one name, released when it closes; a `hello` carrying the name of a registered
+//!   worker replaces that session only once it is shown dead (it does not answer an `echo-m`
+//!   probe in time), so a restarted worker gets back in within seconds (upstream refused it with
+//!   `Client already present` until the master restarted) and a live one is never pushed out
+//!   (see [`hello`]);
 //! * every lock has a deadline (`timeout_receiving_file` for the worker's file) and is released
 //!   on completion, on error, on connection loss and at that deadline: it can never stay stuck;
 //! * a `sync_*_w_m` task request while that lock is held is refused (upstream started a second
@@ -28,7 +30,7 @@ use bytes::Bytes;
 use wazuh_cluster_protocol::connection::Side;
 use wazuh_cluster_protocol::frame::Command;
 
-use session::{MasterRequest, Registration, RemoteWorker, Session};
+use session::{Claim, MasterRequest, Registration, RemoteWorker, Session};
 
 use super::config::NodeConfig;
 use super::effects::{Effect, EffectOutput, EffectResult};
@@ -93,6 +95,8 @@ pub(crate) struct MasterRole {
     sessions: BTreeMap<PeerId, Session>,
     /// Registered workers by name.
     registry: BTreeMap<String, PeerId>,
+    /// `hello`s for a registered name, by name, while its holder is probed.
+    claims: BTreeMap<String, Claim>,
     join_seq: u64,
     /// Agent name → the worker it reports to (from applied agent-info).
     routes: BTreeMap<String, String>,
@@ -108,6 +112,7 @@ impl MasterRole {
         let mut master = MasterRole {
             sessions: BTreeMap::new(),
             registry: BTreeMap::new(),
+            claims: BTreeMap::new(),
             join_seq: 0,
             routes: BTreeMap::new(),
             agents: Agents::default(),
@@ -186,7 +191,12 @@ impl MasterRole {
         } else {
             self.scan.next
         };
-        locks.chain(recalc).chain([self.next_keepalive_check]).min()
+        let claims = self.claims.values().map(|c| c.deadline);
+        locks
+            .chain(recalc)
+            .chain(claims)
+            .chain([self.next_keepalive_check])
+            .min()
     }
 
     // ----------------------------------------------------------------------------------------
@@ -396,6 +406,7 @@ impl MasterRole {
         };
         match asked {
             MasterRequest::PackageTask => self.package_task(shell, now, peer, value),
+            MasterRequest::Probe => self.probe_answered(shell, now, peer, &value),
             MasterRequest::SyncOk | MasterRequest::PackageEnd => {
                 if is_error_value(&value) {
                     let text = String::from_utf8_lossy(&value).into_owned();
@@ -406,6 +417,7 @@ impl MasterRole {
     }
 
     fn timeout(&mut self, shell: &mut Shell, now: Instant) {
+        self.expire_claims(shell, now);
         if self.scan.running.is_none() && self.scan.next.is_some_and(|at| at <= now) {
             self.scan.next = None;
             self.scan.running = Some(shell.run_node_job(Effect::ScanIntegrity));
@@ -506,11 +518,18 @@ impl MasterRole {
     fn close(
         &mut self,
         shell: &mut Shell,
-        _now: Instant,
+        now: Instant,
         peer: PeerId,
         reason: CloseReason,
         tell_adapter: bool,
     ) {
+        self.forget(shell, peer, reason, tell_adapter);
+        // After the name is released: a claim on it is granted now.
+        self.settle_claims(shell, now, peer);
+    }
+
+    /// Forgets `peer`'s session: its name released, its locks freed.
+    fn forget(&mut self, shell: &mut Shell, peer: PeerId, reason: CloseReason, tell_adapter: bool) {
         let packages = match self.sessions.get(&peer) {
             Some(Session::Worker(w)) => w.packages(),
             _ => Vec::new(),

@@ -13,6 +13,7 @@ use crate::integrity::metadata::IntegrityMetadata;
 use crate::integrity::path::InstallPath;
 use crate::roles::effects::IncomingFileId;
 use crate::roles::health::WorkerHealth;
+use crate::roles::ids::PeerId;
 use crate::roles::shell::JobId;
 use crate::roles::sync_kind::{PerKind, SyncKind};
 
@@ -25,6 +26,23 @@ pub(super) enum MasterRequest {
     PackageTask,
     /// `sync_m_c_e`: nothing continues.
     PackageEnd,
+    /// `echo-m`: another link claims this worker's name; an answer shows this one alive.
+    Probe,
+}
+
+/// A `hello` for a name a live link holds, waiting for the holder's answer to a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Claim {
+    /// The link that sent the `hello` (answered once the claim is decided).
+    pub(super) claimant: PeerId,
+    /// Its `hello` request's counter.
+    pub(super) counter: u32,
+    /// The link holding the name.
+    pub(super) holder: PeerId,
+    /// When the holder counts as dead without an answer.
+    pub(super) deadline: Instant,
+    pub(super) node_type: String,
+    pub(super) version: String,
 }
 
 /// A disk job the master queued for a worker, and what its result continues.

@@ -233,6 +233,7 @@ impl Shell {
         let mut local_link = base;
         local_link.key = None;
         local_link.require_hello = false;
+        local_link.cluster_peer_commands = false;
         local_link.claimed_commands = commands(|c| c.local);
         Shell {
             task_rng: rng.fork(STREAM_TASK_IDS),
@@ -421,7 +422,9 @@ impl Shell {
     /// The one directory `peer` may send files into: a `new_file` for any other path is refused
     /// (upstream writes wherever the path points).
     pub(crate) fn set_inbox(&mut self, peer: PeerId, dir: InstallPath) {
-        if self.peers.contains_key(&peer) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            // The connection refuses any other path before it answers (the peer is told).
+            p.conn.set_file_inbox(dir.as_str().as_bytes());
             self.inboxes.insert(peer, dir);
         }
     }

@@ -187,6 +187,16 @@ impl WorkerRole {
         }
     }
 
+    /// Whether a local client's `get_nodes` / `get_health` still waits for the master's answer.
+    pub(crate) fn owes_local(&self, client: PeerId) -> bool {
+        let MasterLink::Connected(m) = &self.link else {
+            return false;
+        };
+        m.requests
+            .values()
+            .any(|r| matches!(r, WorkerRequest::ForLocalClient { client: c, .. } if *c == client))
+    }
+
     /// When [`WorkerRole::handle`] must next see [`Input::Timeout`].
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         let link = match self.link {
