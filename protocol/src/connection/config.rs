@@ -12,6 +12,10 @@ use crate::frame::{Command, DEFAULT_MAX_PAYLOAD};
 use crate::key::ClusterKey;
 use crate::profile::Profile;
 
+/// Default bound on a received frame's payload before the link is authenticated (64 KiB): a
+/// `hello` or a keepalive is a few hundred bytes.
+pub const DEFAULT_MAX_PRE_HELLO_PAYLOAD: u32 = 64 << 10;
+
 /// Upstream's `request_chunk`: the largest plaintext request payload (5 MiB).
 pub const DEFAULT_REQUEST_CHUNK: usize = 5_242_880;
 
@@ -142,7 +146,7 @@ impl ConnectionConfig {
             key,
             wall_clock,
             max_frame_payload: DEFAULT_MAX_PAYLOAD,
-            max_pre_hello_payload: 64 << 10,
+            max_pre_hello_payload: DEFAULT_MAX_PRE_HELLO_PAYLOAD,
             request_chunk: DEFAULT_REQUEST_CHUNK,
             request_timeout: Duration::from_secs(20),
             max_pending_requests: 1024,

@@ -126,7 +126,9 @@ mod receive;
 mod string_transfer;
 mod unanswered;
 
-pub use config::{ConnectionConfig, DEFAULT_REQUEST_CHUNK, WallClock};
+pub use config::{
+    ConnectionConfig, DEFAULT_MAX_PRE_HELLO_PAYLOAD, DEFAULT_REQUEST_CHUNK, WallClock,
+};
 pub use error::{
     ConnectionError, FileChunkError, PeerError, ReplyError, RequestError, SendFileError,
     SendStringError,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use wazuh_cluster_protocol::connection::DEFAULT_MAX_PRE_HELLO_PAYLOAD;
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::frame::{
     Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, FrameError, encode_frame,
@@ -294,7 +295,8 @@ async fn a_connection_that_is_not_a_worker_is_logged_with_its_address_and_why() 
     .await;
     let error = FrameError::PayloadTooLarge {
         declared: u32::from_be_bytes(*b"/ HT"),
-        max: DEFAULT_MAX_PAYLOAD,
+        // Before `hello`, the bound is the small pre-hello one.
+        max: DEFAULT_MAX_PRE_HELLO_PAYLOAD,
         offset: 0,
     };
     let NodeEvent::HandshakeFailed { addr, reason, .. } = &event else {
