@@ -67,6 +67,34 @@ pub(crate) async fn run(
     }
 }
 
+/// How many times a start refused with "text file busy" is tried again.
+const BUSY_RETRIES: u32 = 5;
+
+/// Starts `program` with piped standard streams. `ETXTBSY` is tried again after a short pause:
+/// while the program file is being written (a deploy replacing it, or any other thread of this
+/// process forking while it holds the file open for writing) the kernel refuses to run it, and
+/// the refusal ends as soon as the writer closes it.
+async fn spawn_program(program: &PathBuf) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        let started = Command::new(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        match started {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < BUSY_RETRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20 << tries)).await;
+            }
+            started => return started,
+        }
+    }
+}
+
 /// Runs `program` with `call.request` on its standard input; its standard output must be one
 /// JSON object (the answer), within `limits`.
 pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &JsonLimits) -> String {
@@ -78,13 +106,7 @@ pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &Json
         );
         error_answer(&format!("API executor for {}: {why}", call.function), 1000)
     };
-    let mut child = match Command::new(program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
+    let mut child = match spawn_program(program).await {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot start it: {e}")),
     };
