@@ -340,15 +340,7 @@ impl<W: Write + Seek> PackageBuilder<W> {
         mtime: Timestamp,
         mode: u32,
     ) -> Result<(), PackageError> {
-        if key.is_root() || key.relative() == CONTROL_MEMBER {
-            return Err(PackageError::BadMemberName {
-                name: key.relative().to_owned(),
-                problem: NameProblem::EmptyComponent,
-            });
-        }
-        if !self.names.insert(key.clone()) {
-            return Err(PackageError::DuplicateMember(key.relative().to_owned()));
-        }
+        claim_member_name(&mut self.names, key)?;
         let options = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Stored)
             .last_modified_time(dos_time(mtime))
@@ -803,6 +795,24 @@ fn listed_entries<R: Read + Seek>(reader: &mut R) -> Result<u64, PackageError> {
     count.copy_from_slice(&record[32..40]);
     reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
     Ok(u64::from_le_bytes(count))
+}
+
+/// Records `key` as a member of the package being built: the root and the control member's name
+/// are not member names, and no name goes in twice.
+pub(crate) fn claim_member_name(
+    names: &mut BTreeSet<InstallPath>,
+    key: &InstallPath,
+) -> Result<(), PackageError> {
+    if key.is_root() || key.relative() == CONTROL_MEMBER {
+        return Err(PackageError::BadMemberName {
+            name: key.relative().to_owned(),
+            problem: NameProblem::EmptyComponent,
+        });
+    }
+    if !names.insert(key.clone()) {
+        return Err(PackageError::DuplicateMember(key.relative().to_owned()));
+    }
+    Ok(())
 }
 
 /// DOS date-time of `t` in UTC (upstream runs with TZ=UTC in the recordings), clamped to the

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use super::compare::SyncPlan;
 use super::merged::{MergedError, MergedLimits, merge_from_storage};
-use super::package::{CONTROL_MEMBER, NameProblem, PackageError, dos_time, file_to_package};
+use super::package::{CONTROL_MEMBER, PackageError, claim_member_name, dos_time, file_to_package};
 use super::path::InstallPath;
 use super::storage::{
     FileAttrs, FileReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
@@ -176,16 +176,7 @@ impl StagedPackage {
     }
 
     fn claim(&mut self, key: &InstallPath) -> Result<(), PackageError> {
-        if key.is_root() || key.relative() == CONTROL_MEMBER {
-            return Err(PackageError::BadMemberName {
-                name: key.relative().to_owned(),
-                problem: NameProblem::EmptyComponent,
-            });
-        }
-        if !self.names.insert(key.clone()) {
-            return Err(PackageError::DuplicateMember(key.relative().to_owned()));
-        }
-        Ok(())
+        claim_member_name(&mut self.names, key)
     }
 
     /// Writes the local header of a member and records its central directory entry; refuses a
