@@ -24,6 +24,7 @@
 //! the real file system by `wazuh-cluster-fs`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod calendar;
 pub mod config;
 pub mod dapi;
 pub mod integrity;

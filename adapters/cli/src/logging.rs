@@ -50,6 +50,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
+use wazuh_cluster_sync::calendar::{CivilDate, UtcTime};
 
 /// Name of the span around one node.
 pub const NODE_SPAN: &str = "node";
@@ -199,55 +200,21 @@ fn level_name(level: &Level) -> &'static str {
     }
 }
 
-/// A day of the calendar (UTC), as log rotation names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CivilDate {
-    /// Year.
-    pub year: i64,
-    /// Month, 1 to 12.
-    pub month: u32,
-    /// Day of the month, 1 to 31.
-    pub day: u32,
-}
-
-impl CivilDate {
-    /// The UTC day of a Unix time in seconds.
-    pub fn of_unix(unix_secs: u64) -> CivilDate {
-        let days = unix_secs / 86_400;
-        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian).
-        let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        // Both are in range by construction (1..=31, 1..=12).
-        CivilDate {
-            year,
-            month: u32::try_from(month).unwrap_or(1),
-            day: u32::try_from(day).unwrap_or(1),
-        }
-    }
-
-    /// The UTC day of a system time (the epoch for times before it).
-    pub fn of(time: SystemTime) -> CivilDate {
-        CivilDate::of_unix(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
-    }
+/// The UTC day of a system time (the epoch for times before it), as log rotation names it.
+pub fn civil_date_of(time: SystemTime) -> CivilDate {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    UtcTime::from_unix(i64::try_from(secs).unwrap_or(i64::MAX)).date
 }
 
 /// `YYYY/MM/DD HH:MM:SS` (UTC) of a Unix time in seconds (upstream's `%Y/%m/%d %H:%M:%S`).
 pub fn format_utc(unix_secs: u64) -> String {
-    let CivilDate { year, month, day } = CivilDate::of_unix(unix_secs);
-    let secs = unix_secs % 86_400;
-    format!(
-        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    let UtcTime {
+        date: CivilDate { year, month, day },
+        hour,
+        minute,
+        second,
+    } = UtcTime::from_unix(i64::try_from(unix_secs).unwrap_or(i64::MAX));
+    format!("{year:04}/{month:02}/{day:02} {hour:02}:{minute:02}:{second:02}")
 }
 
 /// The layer printing upstream-shaped lines; see the [module documentation](self).

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::path::InstallPath;
 use super::storage::Timestamp;
+use crate::calendar::{CivilDate, UtcTime};
 use crate::pyjson;
 
 pub mod scan;
@@ -290,40 +291,21 @@ fn round_half_even(x: f64) -> f64 {
 }
 
 fn format_utc(secs: i64, micros: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let UtcTime {
+        date: CivilDate {
+            year: y,
+            month: m,
+            day: d,
+        },
+        hour: hh,
+        minute: mm,
+        second: ss,
+    } = UtcTime::from_unix(secs);
     if micros == 0 {
         format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
     } else {
         format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{micros:06}")
     }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01 (inverse of [`civil_from_days`]).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Parses a `mod_time` / merged-header time as 3.9.5's master does (`%Y-%m-%d %H:%M:%S.%f`, then
@@ -387,19 +369,11 @@ pub fn parse_mod_time(text: &str) -> Option<Timestamp> {
         }
         Some(_) => return None,
     };
-    let secs = days_from_civil(i64::from(y), mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s);
+    let date = CivilDate {
+        year: i64::from(y),
+        month: mo,
+        day: d,
+    };
+    let secs = date.to_days() * 86_400 + i64::from(h * 3600 + mi * 60 + s);
     Some(Timestamp { secs, nanos })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_round_trip_over_a_wide_range() {
-        for days in (-800_000i64..3_000_000).step_by(997) {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-    }
 }

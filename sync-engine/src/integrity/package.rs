@@ -28,6 +28,7 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::path::{InstallPath, PathError, validate_file_name};
 use super::storage::{EntryKind, FileStat, Storage, StorageError, StorageErrorKind, Timestamp};
+use crate::calendar::UtcTime;
 
 /// Name of the control member every 3.9 package carries.
 pub const CONTROL_MEMBER: &str = "cluster_control.json";
@@ -833,25 +834,15 @@ pub(crate) fn dos_time(t: Timestamp) -> zip::DateTime {
 
 /// Civil UTC fields (year, month, day, hour, minute, second) of a Unix time.
 fn utc_fields(secs: i64) -> (i64, u8, u8, u8, u8, u8) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = UtcTime::from_unix(secs);
+    // Each is below 60 (or a day/month number): the casts are exact.
     (
-        year,
-        month,
-        day,
-        (rem / 3600) as u8,
-        (rem % 3600 / 60) as u8,
-        (rem % 60) as u8,
+        t.date.year,
+        t.date.month as u8,
+        t.date.day as u8,
+        t.hour as u8,
+        t.minute as u8,
+        t.second as u8,
     )
 }
 

@@ -30,7 +30,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use wazuh_cluster_fs::owner::Owner;
 
-use crate::logging::CivilDate;
+use wazuh_cluster_sync::calendar::CivilDate;
+
+use crate::logging::civil_date_of;
 
 /// The log under the install root.
 pub const LOG_FILE: &str = "logs/cluster.log";
@@ -103,7 +105,7 @@ impl ClusterLog {
 
     /// Writes one line to the log, rotating first when its day is over.
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), ClusterLogError> {
-        let today = CivilDate::of((self.clock)());
+        let today = civil_date_of((self.clock)());
         if !self.leftovers_archived {
             self.leftovers_archived = true;
             self.archive_leftovers()?;
@@ -155,7 +157,7 @@ impl ClusterLog {
             std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid)).map_err(failed)?;
         }
         let day = match metadata.modified() {
-            Ok(modified) if metadata.len() > 0 => CivilDate::of(modified),
+            Ok(modified) if metadata.len() > 0 => civil_date_of(modified),
             _ => today,
         };
         Ok((file, day))

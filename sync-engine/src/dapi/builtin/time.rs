@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use crate::calendar::{CivilDate, UtcTime};
+
 /// Seconds of the earliest time the dates here reach: 0000-01-01 00:00:00.
 pub(super) const MIN_SECS: i64 = -62_167_219_200;
 
@@ -39,23 +41,31 @@ pub(super) struct DateTime {
 impl DateTime {
     /// The time `secs` seconds after 1970-01-01 00:00:00.
     pub(super) fn from_unix(secs: i64) -> DateTime {
-        let days = secs.div_euclid(86_400);
-        let of_day = secs.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        // `of_day` < 86400: the casts below are exact.
+        let UtcTime {
+            date: CivilDate { year, month, day },
+            hour,
+            minute,
+            second,
+        } = UtcTime::from_unix(secs);
         DateTime {
             year,
             month,
             day,
-            hour: (of_day / 3600) as u32,
-            minute: (of_day % 3600 / 60) as u32,
-            second: (of_day % 60) as u32,
+            hour,
+            minute,
+            second,
         }
     }
 
     /// Seconds since 1970-01-01 00:00:00.
     pub(super) fn to_unix(self) -> i64 {
-        days_from_civil(self.year, self.month, self.day) * 86_400
+        CivilDate {
+            year: self.year,
+            month: self.month,
+            day: self.day,
+        }
+        .to_days()
+            * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
             + i64::from(self.second)
@@ -140,33 +150,6 @@ pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
         2 => 28,
         _ => 31,
     }
-}
-
-/// (year, month, day) of the day `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // In range by construction: 1..=31 and 1..=12.
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days from 1970-01-01 to (year, month, day) (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
