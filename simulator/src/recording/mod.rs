@@ -31,8 +31,11 @@ mod packages;
 mod script;
 mod trees;
 
+use std::time::Duration;
+
 use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::NodeConfig;
 
 pub use flows::{
@@ -48,7 +51,10 @@ pub use trees::{
     recorded_tree,
 };
 
+use crate::cluster::{Cluster, ClusterBuilder};
 use crate::fixtures::recorded_intervals;
+use crate::sim::SimConfig;
+use crate::tree::storage_from;
 use fields::bad;
 
 /// The recording's cluster key (README: 32 ASCII characters).
@@ -119,6 +125,9 @@ pub enum RecordingError {
     /// A storage could not be read back.
     #[error("reading a tree: {0}")]
     Storage(String),
+    /// The replayed cluster could not be set up or run.
+    #[error("replaying the recorded cluster: {0}")]
+    Replay(String),
     /// The frames of a file transfer do not make a readable package.
     #[error("package {name}: {what}")]
     Package {
@@ -133,6 +142,35 @@ pub enum RecordingError {
 pub fn fernet() -> Result<Fernet, RecordingError> {
     let key = ClusterKey::new(KEY).map_err(|e| bad("README.md", e.to_string()))?;
     Ok(Fernet::new(&key))
+}
+
+/// How long the recorded worker ran: the replayed cluster runs as long before it is compared.
+pub const RECORDED_RUN: Duration = Duration::from_secs(23);
+
+/// Our master and worker started from the two recorded install trees, with the recording's key,
+/// start time and intervals (one seed, so every replay is the same), after [`RECORDED_RUN`] of
+/// synchronisation: what the conformance tests set next to the recording.
+pub fn replayed_cluster() -> Result<Cluster, RecordingError> {
+    let start = Timestamp::from_secs(TREES_START as i64);
+    let tree = |role| {
+        storage_from(recorded_tree(role, start)?)
+            .map_err(|e| RecordingError::Storage(e.to_string()))
+    };
+    let config = SimConfig {
+        key: KEY.to_owned(),
+        unix_start: TREES_START,
+        seed: 3_9_5,
+        ..SimConfig::default()
+    };
+    let replay = |e: &dyn std::fmt::Display| RecordingError::Replay(e.to_string());
+    let mut cluster = ClusterBuilder::new(config)
+        .master(MASTER_NAME, tree(Role::Master)?)
+        .worker(WORKER_NAME, tree(Role::Worker)?)
+        .configure(recorded_intervals)
+        .build()
+        .map_err(|e| replay(&e))?;
+    cluster.sim.run_for(RECORDED_RUN).map_err(|e| replay(&e))?;
+    Ok(cluster)
 }
 
 /// The recorded intervals ([`recorded_intervals`]) divided by `divisor`: the same cadence, run

@@ -6,37 +6,15 @@
 //! end state on disk is the one check.json recorded. How the recording is read and what "same shape" means is
 //! `wazuh_cluster_sim::recording`, shared with the tokio adapter's replay over real sockets.
 
-use std::time::Duration;
-
-use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
-use wazuh_cluster_sim::fixtures::recorded_intervals;
-use wazuh_cluster_sim::recording::{
-    self, Flow, LinkFrame, MASTER_NAME, Role, TREES_START, WORKER_NAME,
-};
-use wazuh_cluster_sim::sim::SimConfig;
-use wazuh_cluster_sim::tree::{owned_stats, storage_from};
+use wazuh_cluster_sim::cluster::Cluster;
+use wazuh_cluster_sim::recording::{self, Flow, LinkFrame, Role, TREES_START, WORKER_NAME};
+use wazuh_cluster_sim::tree::owned_stats;
 use wazuh_cluster_sync::integrity::items::NodeType;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 
 fn run() -> Cluster {
-    let start = Timestamp::from_secs(TREES_START as i64);
-    let tree = |role| storage_from(recording::recorded_tree(role, start).unwrap()).unwrap();
-    let config = SimConfig {
-        key: recording::KEY.to_owned(),
-        unix_start: TREES_START,
-        seed: 3_9_5,
-        ..SimConfig::default()
-    };
-    let mut c = ClusterBuilder::new(config)
-        .master(MASTER_NAME, tree(Role::Master))
-        .worker(WORKER_NAME, tree(Role::Worker))
-        .configure(recorded_intervals)
-        .build()
-        .unwrap();
-    // The recorded worker ran for about 24 s.
-    c.sim.run_for(Duration::from_secs(23)).unwrap();
-    c
+    recording::replayed_cluster().unwrap()
 }
 
 /// Flows in the order they first appear, the ones the simulator replays only.

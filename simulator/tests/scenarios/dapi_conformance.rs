@@ -8,35 +8,15 @@
 
 use std::time::Duration;
 
-use wazuh_cluster_sim::cluster::{Cluster, ClusterBuilder};
-use wazuh_cluster_sim::fixtures::recorded_intervals;
+use wazuh_cluster_sim::cluster::Cluster;
 use wazuh_cluster_sim::local::SocketFrame;
-use wazuh_cluster_sim::recording::{
-    self, Flow, LinkFrame, MASTER_NAME, Role, TREES_START, WORKER_NAME,
-};
-use wazuh_cluster_sim::sim::SimConfig;
-use wazuh_cluster_sim::tree::storage_from;
-use wazuh_cluster_sync::integrity::storage::Timestamp;
+use wazuh_cluster_sim::recording::{self, Flow, LinkFrame, Role};
 
 /// The recorded cluster after its 23 s of synchronisation, then every recorded DAPI call asked
 /// on the local socket it was asked on (the worker's first, as recorded); the frames each call
 /// put on its socket, by title.
 fn run() -> (Cluster, Vec<(String, Vec<SocketFrame>)>) {
-    let start = Timestamp::from_secs(TREES_START as i64);
-    let tree = |role| storage_from(recording::recorded_tree(role, start).unwrap()).unwrap();
-    let config = SimConfig {
-        key: recording::KEY.to_owned(),
-        unix_start: TREES_START,
-        seed: 3_9_5,
-        ..SimConfig::default()
-    };
-    let mut c = ClusterBuilder::new(config)
-        .master(MASTER_NAME, tree(Role::Master))
-        .worker(WORKER_NAME, tree(Role::Worker))
-        .configure(recorded_intervals)
-        .build()
-        .unwrap();
-    c.sim.run_for(Duration::from_secs(23)).unwrap();
+    let mut c = recording::replayed_cluster().unwrap();
     let mut asked = Vec::new();
     for role in [Role::Worker, Role::Master] {
         let node = match role {
