@@ -1,31 +1,24 @@
-//! The effect thread: one blocking-pool thread per node runs the node's disk effects, one at a
-//! time and in the order the node asked for them, on the node's one [`EffectExecutor`] (it keeps
-//! the scanner cache and the staged writes between effects, so it is never shared).
-//!
-//! Why one thread and not one blocking task per effect: the executor is `&mut`, so effects of
-//! one node run one after the other anyway; a queue in front of one thread does that without
-//! parking a pool thread per waiting effect. The node task never waits for it: keepalives and
+//! What an adapter's effect thread runs: the node's one [`EffectExecutor`] over the confined
+//! [`FsStorage`] ([`EffectWorker`]). Effects of one node run one at a time and in the order the
+//! node asked for them (the executor keeps the scanner cache and the staged writes between
+//! effects, so it is never shared); the adapter runs them off its event loop, so keepalives and
 //! replies go out while a large package is applied.
 //!
-//! Before the first effect, the thread removes the staged files (`.<name>.<pid>.<n>.tmp`) that a
+//! Before the first effect, [`EffectWorker::open`] removes the staged files (`.<name>.<pid>.<n>.tmp`) that a
 //! crash, a kill, or a transfer cut by a shutdown left where the node writes: nothing else would
 //! (the walks never list them), and each holds disk space until removed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use wazuh_cluster_fs::{FsStorage, Owner};
+use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::StorageError;
-use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectId, NodeConfig, NodeType};
+use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectResult, NodeConfig, NodeType};
 
-use crate::messages::Msg;
 use crate::os::unix_time_at;
 
 /// The directories where this node stages writes, each with whether to look below it: the
@@ -69,51 +62,56 @@ fn remove_stale_staged(storage: &mut FsStorage, items: &ClusterItems) -> usize {
     removed
 }
 
-/// Starts the effect thread. It opens the storage itself (the file-system storage keeps
-/// per-thread state and is not `Send`) with `owner` for what it writes, removes the staged
-/// files an earlier run left (see the module docs), and reports through `opened` whether
-/// opening worked.
-/// It ends when `effects` is closed; once `stopping` is set it skips the effects still queued
-/// (the node is shutting down: nothing would take their results), but the one running always
-/// completes.
-pub(crate) fn spawn(
-    install_root: PathBuf,
-    owner: Option<Owner>,
-    config: NodeConfig,
-    opened: oneshot::Sender<Result<(), StorageError>>,
-    mut effects: mpsc::UnboundedReceiver<(EffectId, Effect)>,
-    done: mpsc::UnboundedSender<Msg>,
-    stopping: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    // The node's span (its task has not started yet): the clean-up's lines name the node.
+/// The node's one effect executor over its confined storage, opened and cleaned up: what an
+/// adapter's effect thread owns. It is not `Send` once opened (the file-system storage keeps
+/// per-thread state), so the thread that runs the effects opens it.
+pub struct EffectWorker {
+    executor: EffectExecutor<FsStorage>,
+    clock: WallClock,
+}
+
+impl std::fmt::Debug for EffectWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EffectWorker").finish_non_exhaustive()
+    }
+}
+
+impl EffectWorker {
+    /// Opens the storage under `install_root` with `owner` for what it writes and removes the
+    /// staged files an earlier run left (see the module docs). The clean-up's lines are logged
+    /// inside the node's span, so they name the node.
+    ///
+    /// # Errors
+    /// The install root cannot be opened.
+    pub fn open(
+        install_root: &Path,
+        owner: Option<Owner>,
+        config: &NodeConfig,
+    ) -> Result<EffectWorker, StorageError> {
+        let mut storage = FsStorage::new(install_root)?;
+        storage.set_owner(owner);
+        node_span(config).in_scope(|| remove_stale_staged(&mut storage, &config.items));
+        Ok(EffectWorker {
+            executor: EffectExecutor::new(storage, config),
+            clock: config.connection.wall_clock,
+        })
+    }
+
+    /// Runs one effect now.
+    pub fn execute(&mut self, effect: &Effect) -> EffectResult {
+        self.executor
+            .execute(effect, unix_time_at(&self.clock, Instant::now()))
+    }
+}
+
+/// The `node` span of the node `config` describes (name and `Master`/`Worker` tag), for the
+/// threads that work for it: tasks and threads do not inherit the span of their starter.
+pub fn node_span(config: &NodeConfig) -> tracing::Span {
     let tag = match config.node_type {
         NodeType::Master => "Master",
         NodeType::Worker => "Worker",
     };
-    let span = tracing::info_span!("node", name = %config.node_name, tag);
-    tokio::task::spawn_blocking(move || {
-        let mut storage = match FsStorage::new(&install_root) {
-            Ok(storage) => storage,
-            Err(e) => {
-                let _ = opened.send(Err(e));
-                return;
-            }
-        };
-        storage.set_owner(owner);
-        span.in_scope(|| remove_stale_staged(&mut storage, &config.items));
-        let _ = opened.send(Ok(()));
-        let clock = config.connection.wall_clock;
-        let mut executor = EffectExecutor::new(storage, &config);
-        drop(config);
-        while let Some((id, effect)) = effects.blocking_recv() {
-            if stopping.load(Ordering::Acquire) {
-                continue;
-            }
-            let result = executor.execute(&effect, unix_time_at(&clock, Instant::now()));
-            // The node task is gone only when stopping; the result then has no taker.
-            let _ = done.send(Msg::EffectDone(id, result));
-        }
-    })
+    tracing::info_span!("node", name = %config.node_name, tag)
 }
 
 #[cfg(test)]
@@ -199,16 +197,12 @@ mod tests {
         assert_eq!(files_below(root.path()), KEPT);
     }
 
-    #[tokio::test]
-    async fn a_starting_node_removes_the_stale_staged_files() {
+    #[test]
+    fn opening_the_effect_worker_removes_the_stale_staged_files() {
         let root = stale_tree();
         let config = NodeConfig::new(NodeType::Master, "master01", None, crate::wall_clock_now());
-        let mut spec = crate::NodeSpec::new(config, root.path());
-        spec.listen = Some("127.0.0.1:0".to_owned());
-        spec.local_socket = None;
-        let node = crate::start(spec).await.unwrap();
-        // `start` returns once the effect thread has opened the storage, after the clean-up.
+        let worker = EffectWorker::open(root.path(), None, &config).unwrap();
         assert_eq!(files_below(root.path()), KEPT);
-        node.stop().await.unwrap();
+        drop(worker);
     }
 }

@@ -1,6 +1,6 @@
-//! The bounded pools connections draw from: open TCP connections per source address (the
-//! listener refuses above the limit) and local clients (a semaphore permit each). A connection
-//! holds its [`Slot`] for as long as it lives and gives it back on drop, whatever path ends it.
+//! Open TCP connections per source address: the listener refuses above the limit, and a
+//! connection holds its [`AddressSlot`] for as long as it lives and gives it back on drop,
+//! whatever path ends it. Shared with the node's handle, which reads the counts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 /// Open connections per source address, shared by the listener (which refuses above the limit)
 /// and the connections (which give their slot back when they end).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct AddressCounts(Arc<Mutex<BTreeMap<IpAddr, usize>>>);
+pub struct AddressCounts(Arc<Mutex<BTreeMap<IpAddr, usize>>>);
 
 impl AddressCounts {
     /// Takes a slot for `ip` unless it already holds `limit`.
-    pub(crate) fn acquire(&self, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+    pub fn acquire(&self, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = map.entry(ip).or_insert(0);
         if *count >= limit {
@@ -27,7 +27,7 @@ impl AddressCounts {
     }
 
     /// Open connections from `ip`.
-    pub(crate) fn count(&self, ip: IpAddr) -> usize {
+    pub fn count(&self, ip: IpAddr) -> usize {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&ip).copied().unwrap_or(0)
     }
@@ -35,7 +35,7 @@ impl AddressCounts {
 
 /// One connection's place in [`AddressCounts`]; given back on drop, whatever path ends it.
 #[derive(Debug)]
-pub(crate) struct AddressSlot {
+pub struct AddressSlot {
     counts: AddressCounts,
     ip: IpAddr,
 }
@@ -50,17 +50,6 @@ impl Drop for AddressSlot {
             }
         }
     }
-}
-
-/// What an open connection holds of a bounded pool; given back when the connection ends.
-#[derive(Debug)]
-pub(crate) enum Slot {
-    /// A TCP connection's place in its address's count (held for its `Drop`).
-    Address { _slot: AddressSlot },
-    /// A local client's permit (held for its `Drop`).
-    Local {
-        _permit: tokio::sync::OwnedSemaphorePermit,
-    },
 }
 
 #[cfg(test)]
