@@ -57,27 +57,3 @@ pub(crate) fn spawn(
         }
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
-
-    /// `start` returns once the effect thread has opened the storage, after the clean-up of the
-    /// staged files an interrupted run left.
-    #[tokio::test]
-    async fn a_starting_node_removes_the_stale_staged_files_before_start_returns() {
-        let root = tempfile::tempdir().unwrap();
-        let stale = root.path().join("etc/rules/.local_rules.xml.4242.7.tmp");
-        let kept = root.path().join("etc/rules/local_rules.xml");
-        std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
-        std::fs::write(&stale, "half").unwrap();
-        std::fs::write(&kept, "rules").unwrap();
-        let config = NodeConfig::new(NodeType::Master, "master01", None, crate::wall_clock_now());
-        let mut spec = crate::NodeSpec::new(config, root.path());
-        spec.listen = Some("127.0.0.1:0".to_owned());
-        spec.local_socket = None;
-        let node = crate::start(spec).await.unwrap();
-        assert!(!stale.exists() && kept.exists());
-        node.stop().await.unwrap();
-    }
-}
