@@ -1,34 +1,101 @@
-//! Both runtime adapters behind one face, so that every test of this binary is written once and
-//! runs on each: `Rt::Tokio` (`wazuh-cluster-tokio`, async tasks) and `Rt::Mio`
-//! (`wazuh-cluster-mio`, one event-loop thread, a blocking handle). The tests run on tokio; a
-//! mio node's blocking calls run in `block_in_place`, in short slices so a test's timeouts
-//! still fire.
+//! Both runtime adapters behind one async face, for code whose user picks the runtime when it
+//! runs: `wazuh-cluster node|demo|clusterd --runtime tokio|mio`, the loopback behaviour suite
+//! (every test on each runtime) and the measurements.
+//!
+//! ```text
+//!   wazuh-cluster (cli), loopback suite ──► wazuh-cluster-runtime ──┬─► wazuh-cluster-tokio
+//!                                           (this crate)            └─► wazuh-cluster-mio
+//! ```
+//!
+//! [`Rt::Tokio`] runs the node as tasks of the caller's tokio runtime; [`Rt::Mio`] on its own
+//! event-loop thread, whose handle blocks: its calls run in `block_in_place` (so the caller's
+//! runtime must be multi-threaded), in short slices, so a caller's timeouts still fire.
+//!
+//! ```no_run
+//! use wazuh_cluster_runtime::{NodeSpec, Rt, wall_clock_now};
+//! use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = NodeConfig::new(NodeType::Master, "master01", None, wall_clock_now());
+//! let mut spec = NodeSpec::new(config, "/var/ossec");
+//! spec.listen = Some("127.0.0.1:0".to_owned());
+//! let rt: Rt = "mio".parse()?;
+//! let mut node = rt.start(spec).await?;
+//! let mut events = node.events();
+//! let first = events.recv().await;
+//! println!("{first:?}; workers: {:?}", node.inspect(|n, _| n.workers()).await);
+//! node.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
+pub use wazuh_cluster_host::{NodeSpec, RunStats, StartError, StopError, wall_clock_now};
 use wazuh_cluster_sync::roles::{Node, NodeEvent};
-use wazuh_cluster_tokio::{NodeSpec, RunStats, StartError, StopError};
 
 /// A runtime adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Rt {
+    /// `wazuh-cluster-tokio`: tasks on the caller's tokio runtime (the default).
+    #[default]
     Tokio,
+    /// `wazuh-cluster-mio`: one event-loop thread per node.
     Mio,
+}
+
+impl Rt {
+    /// Both, in the order `--runtime` lists them.
+    pub const ALL: [Rt; 2] = [Rt::Tokio, Rt::Mio];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rt::Tokio => "tokio",
+            Rt::Mio => "mio",
+        }
+    }
+}
+
+impl std::fmt::Display for Rt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A runtime name that is neither `tokio` nor `mio`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown runtime {0:?} (tokio or mio)")]
+pub struct UnknownRuntime(pub String);
+
+impl std::str::FromStr for Rt {
+    type Err = UnknownRuntime;
+
+    fn from_str(s: &str) -> Result<Rt, UnknownRuntime> {
+        Rt::ALL
+            .into_iter()
+            .find(|rt| rt.name() == s)
+            .ok_or_else(|| UnknownRuntime(s.to_owned()))
+    }
 }
 
 /// A node running on either adapter.
 #[derive(Debug)]
 pub enum Running {
+    /// On tokio.
     Tokio(wazuh_cluster_tokio::RunningNode),
+    /// On its mio event loop.
     Mio(wazuh_cluster_mio::RunningNode),
 }
 
 /// A node's events on either adapter.
 #[derive(Debug)]
 pub enum Events {
+    /// From a tokio node.
     Tokio(broadcast::Receiver<NodeEvent>),
+    /// From a mio node.
     Mio(wazuh_cluster_mio::EventReceiver),
 }
 
@@ -46,6 +113,9 @@ const SLICE: Duration = Duration::from_millis(20);
 
 impl Rt {
     /// Starts `spec` on this runtime.
+    ///
+    /// # Errors
+    /// [`StartError`].
     pub async fn start(self, spec: NodeSpec) -> Result<Running, StartError> {
         match self {
             Rt::Tokio => wazuh_cluster_tokio::start(spec).await.map(Running::Tokio),
@@ -57,6 +127,7 @@ impl Rt {
 }
 
 impl Running {
+    /// Master: the address it listens on.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Running::Tokio(n) => n.local_addr(),
@@ -64,6 +135,7 @@ impl Running {
         }
     }
 
+    /// The node's events from now on; the first call gets every event since the start.
     pub fn events(&mut self) -> Events {
         match self {
             Running::Tokio(n) => Events::Tokio(n.events()),
@@ -71,6 +143,7 @@ impl Running {
         }
     }
 
+    /// Runs `f` on the node with the current time (getters); `None` when it has stopped.
     pub async fn inspect<T, F>(&self, f: F) -> Option<T>
     where
         T: Send + 'static,
@@ -82,6 +155,7 @@ impl Running {
         }
     }
 
+    /// Open TCP connections accepted from `ip`.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         match self {
             Running::Tokio(n) => n.connections_from(ip),
@@ -89,6 +163,7 @@ impl Running {
         }
     }
 
+    /// Asks the node to stop gracefully.
     pub fn shutdown(&self) {
         match self {
             Running::Tokio(n) => n.shutdown(),
@@ -108,6 +183,10 @@ impl Running {
         }
     }
 
+    /// Waits for the node to stop.
+    ///
+    /// # Errors
+    /// [`StopError`]: the node crashed.
     pub async fn wait(self) -> Result<RunStats, StopError> {
         match self {
             Running::Tokio(n) => n.wait().await,
@@ -115,6 +194,10 @@ impl Running {
         }
     }
 
+    /// [`shutdown`](Self::shutdown) then [`wait`](Self::wait).
+    ///
+    /// # Errors
+    /// See [`Running::wait`].
     pub async fn stop(self) -> Result<RunStats, StopError> {
         self.shutdown();
         self.wait().await
@@ -150,26 +233,20 @@ impl Events {
     }
 }
 
-/// Instantiates each named `async fn NAME(rt: Rt)` of the enclosing module as two tests,
-/// `on_tokio::NAME` and `on_mio::NAME`.
-macro_rules! on_both_runtimes {
-    ($($name:ident),* $(,)?) => {
-        mod on_tokio {
-            $(
-                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::runtimes::Rt::Tokio).await
-                }
-            )*
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimes_parse_by_name_and_others_are_refused_with_the_choices() {
+        for rt in Rt::ALL {
+            assert_eq!(rt.name().parse::<Rt>(), Ok(rt));
         }
-        mod on_mio {
-            $(
-                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::runtimes::Rt::Mio).await
-                }
-            )*
-        }
-    };
+        assert_eq!(Rt::default(), Rt::Tokio);
+        let refused = "async-std".parse::<Rt>().unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "unknown runtime \"async-std\" (tokio or mio)"
+        );
+    }
 }
-pub(crate) use on_both_runtimes;

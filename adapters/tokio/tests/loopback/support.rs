@@ -10,8 +10,7 @@ use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType};
 use wazuh_cluster_tokio::trees::{IntegrityCheck, SampleFile, compare_integrity, write_tree};
 use wazuh_cluster_tokio::{NodeSpec, wall_clock_now};
 
-pub(crate) use crate::runtimes::on_both_runtimes;
-pub use crate::runtimes::{Events, Missed, Rt, Running};
+pub use wazuh_cluster_runtime::{Events, Missed, Rt, Running};
 
 /// The cluster key of these tests (32 of `[A-Za-z0-9_]`).
 pub const KEY: &str = "tokioadaptertestkey0123456789abc";
@@ -122,3 +121,27 @@ pub fn check(master: &Path, worker: &Path) -> IntegrityCheck {
         wazuh_cluster_tokio::unix_time_at(&c.connection.wall_clock, std::time::Instant::now());
     compare_integrity(master, worker, &c.items, "master01", now).unwrap()
 }
+
+/// Instantiates each named `async fn NAME(rt: Rt)` of the enclosing module as two tests,
+/// `on_tokio::NAME` and `on_mio::NAME`.
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod on_tokio {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(::wazuh_cluster_runtime::Rt::Tokio).await
+                }
+            )*
+        }
+        mod on_mio {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(::wazuh_cluster_runtime::Rt::Mio).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_runtimes;
