@@ -585,7 +585,6 @@ impl EventLoop {
                 }
             }
         }
-        self.events.close();
         self.stats
     }
 

@@ -128,6 +128,16 @@ impl EventHub {
     }
 }
 
+/// Closes the hub when dropped: held by the loop's thread, so subscribers see the end whatever
+/// way the loop ends.
+pub(crate) struct CloseOnDrop(pub(crate) EventHub);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,9 +159,14 @@ pub fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         api_executor,
     });
     event_loop.register_listeners().map_err(runtime)?;
+    let closing = events.clone();
     let thread = std::thread::Builder::new()
         .name(format!("node {name}"))
-        .spawn(move || span.in_scope(|| event_loop.run()))
+        .spawn(move || {
+            // Subscribers learn that the node ended even when its loop panicked (a bug).
+            let _closed_at_the_end = events::CloseOnDrop(closing);
+            span.in_scope(|| event_loop.run())
+        })
         .map_err(runtime)?;
     Ok(RunningNode {
         name,

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! [`Rt::Tokio`] runs the node as tasks of the caller's tokio runtime; [`Rt::Mio`] on its own
-//! event-loop thread, whose handle blocks: its calls run in `block_in_place` (so the caller's
-//! runtime must be multi-threaded), in short slices, so a caller's timeouts still fire.
+//! event-loop thread, whose handle blocks: its short calls (start, inspect, wait) run in
+//! `block_in_place` (so the caller's runtime must be multi-threaded), and its events reach an
+//! async channel through a forwarding thread.
 //!
 //! ```no_run
 //! use wazuh_cluster_runtime::{NodeSpec, Rt, wall_clock_now};
@@ -32,7 +33,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 pub use wazuh_cluster_host::{NodeSpec, RunStats, StartError, StopError, wall_clock_now};
 use wazuh_cluster_sync::roles::{Node, NodeEvent};
 
@@ -95,8 +96,8 @@ pub enum Running {
 pub enum Events {
     /// From a tokio node.
     Tokio(broadcast::Receiver<NodeEvent>),
-    /// From a mio node.
-    Mio(wazuh_cluster_mio::EventReceiver),
+    /// From a mio node, forwarded by a thread of its own (see [`forward`]).
+    Mio(mpsc::Receiver<Result<NodeEvent, Missed>>),
 }
 
 /// What one read of [`Events`] gave besides an event.
@@ -108,8 +109,37 @@ pub enum Missed {
     Closed,
 }
 
-/// How long one blocking slice of a mio call may take.
-const SLICE: Duration = Duration::from_millis(20);
+/// How often a stopped mio node is looked for.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// How long a forwarding thread waits for an event before it checks its reader is still there.
+const FORWARD_CHECK: Duration = Duration::from_secs(1);
+
+/// Forwards a mio node's events to an async channel from a thread of its own, so an async
+/// reader waits without polling (and without a thread parked per read). The thread ends when
+/// the node has stopped or the reader is gone.
+fn forward(rx: wazuh_cluster_mio::EventReceiver) -> mpsc::Receiver<Result<NodeEvent, Missed>> {
+    let (tx, out) = mpsc::channel(wazuh_cluster_mio::EVENT_BUFFER);
+    let spawned = std::thread::Builder::new()
+        .name("node events".to_owned())
+        .spawn(move || {
+            loop {
+                let item = match rx.recv_timeout(FORWARD_CHECK) {
+                    Ok(event) => Ok(event),
+                    Err(wazuh_cluster_mio::RecvError::Lagged(_)) => Err(Missed::Lagged),
+                    Err(wazuh_cluster_mio::RecvError::Closed) => return,
+                    Err(wazuh_cluster_mio::RecvError::Timeout) if tx.is_closed() => return,
+                    Err(wazuh_cluster_mio::RecvError::Timeout) => continue,
+                };
+                if tx.blocking_send(item).is_err() {
+                    return;
+                }
+            }
+        });
+    // Without the thread the channel closes at once: the reader sees `Missed::Closed`.
+    drop(spawned);
+    out
+}
 
 impl Rt {
     /// Starts `spec` on this runtime.
@@ -139,7 +169,7 @@ impl Running {
     pub fn events(&mut self) -> Events {
         match self {
             Running::Tokio(n) => Events::Tokio(n.events()),
-            Running::Mio(n) => Events::Mio(n.events()),
+            Running::Mio(n) => Events::Mio(forward(n.events())),
         }
     }
 
@@ -177,7 +207,7 @@ impl Running {
             Running::Tokio(n) => n.stopped().await,
             Running::Mio(n) => {
                 while !n.is_stopped() {
-                    tokio::time::sleep(SLICE).await;
+                    tokio::time::sleep(STOP_POLL).await;
                 }
             }
         }
@@ -212,15 +242,7 @@ impl Events {
                 broadcast::error::RecvError::Lagged(_) => Missed::Lagged,
                 broadcast::error::RecvError::Closed => Missed::Closed,
             }),
-            Events::Mio(rx) => loop {
-                match tokio::task::block_in_place(|| rx.recv_timeout(SLICE)) {
-                    Ok(event) => return Ok(event),
-                    Err(wazuh_cluster_mio::RecvError::Lagged(_)) => return Err(Missed::Lagged),
-                    Err(wazuh_cluster_mio::RecvError::Closed) => return Err(Missed::Closed),
-                    // Gives the test's own timeout its chance.
-                    Err(wazuh_cluster_mio::RecvError::Timeout) => tokio::task::yield_now().await,
-                }
-            },
+            Events::Mio(rx) => rx.recv().await.unwrap_or(Err(Missed::Closed)),
         }
     }
 
@@ -228,7 +250,7 @@ impl Events {
     pub fn try_recv(&mut self) -> Option<NodeEvent> {
         match self {
             Events::Tokio(rx) => rx.try_recv().ok(),
-            Events::Mio(rx) => rx.try_recv().ok(),
+            Events::Mio(rx) => rx.try_recv().ok().and_then(Result::ok),
         }
     }
 }

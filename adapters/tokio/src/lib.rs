@@ -95,20 +95,17 @@ const EVENT_BUFFER: usize = 4096;
 /// # Errors
 /// [`StartError`].
 pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
+    let seed = spec.seed_or_os()?;
     let NodeSpec {
         config,
         install_root,
         listen,
         local_socket,
         limits,
-        seed,
+        seed: _,
         owner,
         api_executor,
     } = spec;
-    let seed = match seed {
-        Some(seed) => seed,
-        None => os_seed().map_err(StartError::Seed)?,
-    };
     wazuh_cluster_host::raise_and_log_descriptor_limit();
     let listener = match &listen {
         Some(addr) => {
