@@ -48,6 +48,9 @@ const FIRST_CONN: usize = 16;
 /// Bytes read from one connection per turn before the others get theirs.
 pub(crate) const READ_BUDGET: usize = 1 << 20;
 
+/// How long after a failed accept (out of descriptors) the listeners are tried again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// The address a local client is reported with.
 const LOCAL_ADDR: &str = "local";
 
@@ -102,6 +105,10 @@ pub(crate) struct EventLoop {
     read_buf: Vec<u8>,
     /// Asked to stop, or the effect thread is gone (the node cannot go on).
     stop: bool,
+    /// An accept failed (out of descriptors): when to try the listeners again. Their readiness
+    /// is edge-triggered, so the connections waiting in the backlog would otherwise wait for
+    /// the next new one.
+    accept_retry: Option<Instant>,
 }
 
 impl EventLoop {
@@ -150,6 +157,7 @@ impl EventLoop {
             next_incoming: 1,
             stats: RunStats::default(),
             stop: false,
+            accept_retry: None,
         }
     }
 
@@ -184,6 +192,11 @@ impl EventLoop {
                 self.node.handle_timeout(now);
                 self.drain();
             }
+            if self.accept_retry.is_some_and(|at| at <= now) {
+                self.accept_retry = None;
+                self.accept_tcp();
+                self.accept_local();
+            }
             self.read_ready_conns();
             self.expire_closing(now);
         }
@@ -199,11 +212,14 @@ impl EventLoop {
         {
             return Some(Duration::ZERO);
         }
-        let closing = self.closing.values().map(|c| c.deadline).min();
-        let at = match (self.node.poll_timeout(), closing) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let at = [
+            self.node.poll_timeout(),
+            self.closing.values().map(|c| c.deadline).min(),
+            self.accept_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         // Rounded up to the next millisecond: epoll's resolution; a wake before the deadline
         // would spin.
         at.map(|at| {
@@ -438,9 +454,10 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the connection stays in the backlog; the next
-                    // readiness (or turn) tries again.
+                    // EMFILE and friends: the connection stays in the backlog; try again a
+                    // little later instead of spinning.
                     tracing::warn!("accepting a connection: {e}");
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             };
@@ -480,6 +497,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!("accepting a local client: {e}");
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             };

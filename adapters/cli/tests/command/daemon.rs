@@ -526,3 +526,77 @@ fn an_unknown_runtime_is_refused_naming_the_choices() {
         "{stderr}"
     );
 }
+
+/// A master out of descriptors (`EMFILE` on accept, under `prlimit --nofile=64:64`) serves the
+/// connections that waited in the listen backlog once closing others gives it descriptors
+/// again, without a new connection to wake it: 150 probes each sending an HTTP request are all
+/// accepted and closed (bad frame). Regression (mio): an accept that failed waited for the next
+/// readiness of the listener, which is edge-triggered, so the probes left in the backlog were
+/// never served; the loop now tries again after 100 ms, as the tokio listener does.
+#[test]
+fn a_master_out_of_descriptors_serves_the_waiting_connections_once_it_has_some_again() {
+    for runtime in ["tokio", "mio"] {
+        out_of_descriptors_on(runtime);
+    }
+}
+
+fn out_of_descriptors_on(runtime: &str) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = install(dir.path(), "master01", "master", port, &[]);
+    let child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(env!("CARGO_BIN_EXE_wazuh-cluster"))
+        .args(["node", "--wazuh-path"])
+        .arg(&master)
+        .arg("--cluster-json")
+        .arg(master.join("cluster.json"))
+        .args(["--runtime", runtime, "--max-connections-per-ip", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let node = NodeProcess(child);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: the master never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut probes: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| {
+            let mut probe = std::net::TcpStream::connect(&addr).unwrap();
+            let _ = probe.write_all(b"GET / HTTP/1.1\r\nHost: master\r\n\r\n");
+            probe
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (i, probe) in probes.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        probe
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let closed = loop {
+            match probe.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "{runtime}: probe {i} never served");
+    }
+    drop(probes);
+    sigterm(&node);
+    let (code, stderr) = finish(node);
+    assert_eq!(code, Some(0), "{runtime}: {stderr}");
+    assert!(
+        stderr.contains("accepting a connection: "),
+        "{runtime}: never out of descriptors: {stderr}"
+    );
+}
