@@ -15,17 +15,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::sync::broadcast;
 use wazuh_cluster_protocol::frame::Command;
+use wazuh_cluster_runtime::{Missed, Rt, Running};
 use wazuh_cluster_sync::config::KeyPolicy;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, SyncKind};
 use wazuh_cluster_tokio::trees::{IntegrityCheck, SampleFile, compare_integrity, write_tree};
-use wazuh_cluster_tokio::{
-    NodeSpec, RunningNode, os_seed, shutdown_signal, start, unix_time_at, wall_clock_now,
-};
+use wazuh_cluster_tokio::{NodeSpec, os_seed, shutdown_signal, unix_time_at, wall_clock_now};
 
 use crate::control::{format_health, format_nodes, get_health_payload, get_nodes_payload};
 use crate::local_client::{GET_HEALTH, GET_NODES};
@@ -53,6 +51,9 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: u16,
+    /// The runtime that drives the nodes: tokio or mio (one event-loop thread per node).
+    #[arg(long, value_name = "tokio|mio", default_value_t = Rt::Tokio)]
+    pub runtime: Rt,
 }
 
 /// Runs `demo`.
@@ -256,12 +257,12 @@ fn worker_name(index: usize) -> String {
 /// A node's events, with those already read kept until a step asks for them (steps look for
 /// different events in whatever order they came).
 struct Events {
-    rx: broadcast::Receiver<NodeEvent>,
+    rx: wazuh_cluster_runtime::Events,
     seen: Vec<NodeEvent>,
 }
 
 impl Events {
-    fn new(node: &mut RunningNode) -> Events {
+    fn new(node: &mut Running) -> Events {
         Events {
             rx: node.events(),
             seen: Vec::new(),
@@ -282,8 +283,8 @@ impl Events {
                 match self.rx.recv().await {
                     Ok(e) if pred(&e) => return Ok(e),
                     Ok(e) => self.seen.push(e),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => {
+                    Err(Missed::Lagged) => {}
+                    Err(Missed::Closed) => {
                         return Err(format!("the node stopped while waiting for {what}"));
                     }
                 }
@@ -296,7 +297,7 @@ impl Events {
     /// Forgets the kept events.
     fn clear(&mut self) {
         self.seen.clear();
-        while self.rx.try_recv().is_ok() {}
+        while self.rx.try_recv().is_some() {}
     }
 }
 
@@ -370,7 +371,10 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     };
     let key = random_key()?;
 
-    println!("== Wazuh cluster demo: 1 master + {n} workers, one process, real loopback TCP ==");
+    println!(
+        "== Wazuh cluster demo: 1 master + {n} workers, one process, real loopback TCP, on {} ==",
+        args.runtime
+    );
     println!("Install trees under {}", root.display());
     let master_root = root.join("master01");
     write_tree(&master_root, &master_tree(&key, port))?;
@@ -415,7 +419,11 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     let mut specs = specs.into_iter();
     let master_spec: NodeSpec = specs.next().ok_or("no master")?;
     let socket = master_spec.local_socket.clone();
-    let mut master = start(master_spec).await.map_err(|e| e.to_string())?;
+    let mut master = args
+        .runtime
+        .start(master_spec)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut mev = Events::new(&mut master);
     let addr = master.local_addr().ok_or("the master listens nowhere")?;
     println!("\n[1] master01 listening on {addr} (TCP, Fernet)");
@@ -425,7 +433,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     let mut workers = Vec::new();
     let mut wev = Vec::new();
     for spec in specs {
-        let mut w = start(spec).await.map_err(|e| e.to_string())?;
+        let mut w = args.runtime.start(spec).await.map_err(|e| e.to_string())?;
         wev.push(Events::new(&mut w));
         workers.push(w);
     }

@@ -30,13 +30,12 @@ use wazuh_cluster_fs::owner::{
     GROUP_PATH, OSSEC_USER, Owner, PASSWD_PATH, default_owner, effective_uid, parse_owner,
     read_accounts,
 };
+use wazuh_cluster_runtime::Rt;
 use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, KeyPolicy, NodeType, OssecConfError, parse_ossec_conf,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
-use wazuh_cluster_tokio::{
-    AdapterLimits, ApiExecutor, NodeSpec, ShutdownSignals, start, wall_clock_now,
-};
+use wazuh_cluster_tokio::{AdapterLimits, ApiExecutor, NodeSpec, start, wall_clock_now};
 
 /// The ossec.conf under an install root.
 const OSSEC_CONF: &str = "etc/ossec.conf";
@@ -73,6 +72,10 @@ pub struct NodeArgs {
     /// adapters/cli/contrib/wazuh-api-exec.py on a 3.9.5 install. Default: the built-in executor.
     #[arg(long, value_name = "PROGRAM")]
     pub api_exec: Option<PathBuf>,
+    /// The runtime that drives the node: tokio (tasks on a thread pool) or mio (one event-loop
+    /// thread). Both behave the same on the wire and on disk.
+    #[arg(long, value_name = "tokio|mio", default_value_t = Rt::Tokio)]
+    pub runtime: Rt,
 }
 
 /// The executor of the node's API calls and the start-up line saying which: `--api-exec`'s
@@ -305,6 +308,36 @@ pub fn run_until_stopped<T>(
             }
         }
     }
+    match args.runtime {
+        Rt::Tokio => serve_on_tokio(spec, &config, fail, when_up),
+        Rt::Mio => serve_on_mio(spec, &config, fail, when_up),
+    }
+}
+
+/// Logs that the node is up: where a master listens, where a worker's master is (the lines
+/// operators and `clusterd`'s tests know), and on which runtime when not the default.
+fn log_started(config: &ClusterConfig, local_addr: Option<std::net::SocketAddr>, rt: Rt) {
+    match local_addr {
+        Some(addr) => tracing::info!("Master {} listening on {addr}", config.node_name),
+        None => tracing::info!(
+            "Worker {} started, master at {}",
+            config.node_name,
+            node_config_master(config)
+        ),
+    }
+    if rt != Rt::default() {
+        tracing::info!("Running on the {rt} runtime (--runtime)");
+    }
+}
+
+/// [`run_until_stopped`] on tokio: the node's tasks and the signals on one runtime.
+fn serve_on_tokio<T>(
+    spec: NodeSpec,
+    config: &ClusterConfig,
+    fail: &dyn Fn(&str),
+    when_up: impl FnOnce() -> Result<T, String>,
+) -> ExitCode {
+    use wazuh_cluster_tokio::ShutdownSignals;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -331,14 +364,7 @@ pub fn run_until_stopped<T>(
                 return ExitCode::from(EXIT_FAILURE);
             }
         };
-        match node.local_addr() {
-            Some(addr) => tracing::info!("Master {} listening on {addr}", config.node_name),
-            None => tracing::info!(
-                "Worker {} started, master at {}",
-                config.node_name,
-                node_config_master(&config)
-            ),
-        }
+        log_started(config, node.local_addr(), Rt::Tokio);
         let _kept_until_stopped = match when_up() {
             Ok(kept) => kept,
             Err(message) => {
@@ -363,6 +389,62 @@ pub fn run_until_stopped<T>(
             }
         }
     })
+}
+
+/// [`run_until_stopped`] on mio: the node's event-loop thread, the signals watched by a thread
+/// of their own; no tokio runtime at all.
+fn serve_on_mio<T>(
+    spec: NodeSpec,
+    config: &ClusterConfig,
+    fail: &dyn Fn(&str),
+    when_up: impl FnOnce() -> Result<T, String>,
+) -> ExitCode {
+    use wazuh_cluster_mio::ShutdownSignals;
+    // Caught from now on: a SIGTERM sent the moment the pid file appears is a graceful stop.
+    let signals = match ShutdownSignals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            fail(&format!("cannot catch SIGINT and SIGTERM: {e}"));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let node = match wazuh_cluster_mio::start(spec) {
+        Ok(node) => node,
+        Err(e) => {
+            fail(&e.to_string());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    log_started(config, node.local_addr(), Rt::Mio);
+    let _kept_until_stopped = match when_up() {
+        Ok(kept) => kept,
+        Err(message) => {
+            fail(&message);
+            let _ = node.stop();
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let watch = match signals.stop_on_signal(node.stop_handle()) {
+        Ok(watch) => watch,
+        Err(e) => {
+            fail(&format!("cannot watch SIGINT and SIGTERM: {e}"));
+            let _ = node.stop();
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let stopped = node.wait();
+    let signal = watch.received();
+    match (signal, stopped) {
+        (_, Err(e)) => {
+            fail(&e.to_string());
+            ExitCode::from(EXIT_FAILURE)
+        }
+        (None, Ok(_)) => {
+            tracing::error!("the node stopped on its own");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        (Some(_), Ok(_)) => ExitCode::SUCCESS,
+    }
 }
 
 fn node_config_master(config: &ClusterConfig) -> String {

@@ -1,29 +1,46 @@
-//! Figures of the tokio adapter on this machine (not a test: timings never decide pass/fail).
+//! Figures of the runtime adapters on this machine (not a test: timings never decide pass/fail).
+//! `--runtime tokio|mio` (first, default tokio) picks the adapter that runs the nodes.
 //!
 //! ```sh
 //! # wall time for an empty worker to receive 1,000 files of 4 KiB (connect → applied), in-process:
-//! cargo run --release -p wazuh-cluster-tokio --example measure -- transfer
-//! # the master alone in this process (its RSS is this process's), then 25 workers in another:
-//! cargo run --release -p wazuh-cluster-tokio --example measure -- master 127.0.0.1:15160 /tmp/m [FILES]
+//! cargo run --release -p wazuh-cluster-tokio --example measure -- --runtime mio transfer
+//! # the master alone in this process (its RSS and CPU time are this process's), then 25 workers
+//! # in another:
+//! cargo run --release -p wazuh-cluster-tokio --example measure -- --runtime mio master 127.0.0.1:15160 /tmp/m [FILES]
 //! cargo run --release -p wazuh-cluster-tokio --example measure -- workers 25 127.0.0.1:15160 /tmp/w
+//! # the same with keepalives only (every 1 s; no integrity or agent-info rounds after the first):
+//! cargo run --release -p wazuh-cluster-tokio --example measure -- --runtime mio keepalive-master 127.0.0.1:15160 /tmp/m
+//! cargo run --release -p wazuh-cluster-tokio --example measure -- keepalive-workers 25 127.0.0.1:15160 /tmp/w
 //! ```
 //!
-//! `master` prints its resident memory (VmRSS, and the peak VmHWM) every second.
+//! `master` and `keepalive-master` print every second the workers connected, the process's
+//! resident memory (VmRSS, and the peak VmHWM) and the CPU time it used in that second; with the
+//! keepalive-only intervals, a quiet second's CPU time with 25 workers is one keepalive round.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_runtime::{Rt, Running};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType, SyncKind};
 use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
-use wazuh_cluster_tokio::{NodeSpec, RunningNode, start, unix_time_at, wall_clock_now};
+use wazuh_cluster_tokio::{NodeSpec, unix_time_at, wall_clock_now};
 
 const KEY: &str = "measurementclusterkey0123456789a";
 const FILES: usize = 1000;
 const SIZE: usize = 4096;
 
-fn config(node_type: NodeType, name: &str) -> NodeConfig {
+/// The intervals of a run: `Rounds` as the transfer wants them (fast integrity rounds),
+/// `KeepalivesOnly` for the keepalive figure (a keepalive every second, every other periodic
+/// task an hour apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intervals {
+    Rounds,
+    KeepalivesOnly,
+}
+
+fn config(node_type: NodeType, name: &str, intervals: Intervals) -> NodeConfig {
     let mut c = NodeConfig::new(
         node_type,
         name,
@@ -34,6 +51,13 @@ fn config(node_type: NodeType, name: &str) -> NodeConfig {
     i.worker.sync_integrity = Duration::from_millis(200);
     i.worker.connection_retry = Duration::from_millis(200);
     i.master.recalculate_integrity = Duration::from_millis(500);
+    if intervals == Intervals::KeepalivesOnly {
+        const HOUR: Duration = Duration::from_secs(3600);
+        i.worker.keep_alive = Duration::from_secs(1);
+        i.worker.sync_integrity = HOUR;
+        i.worker.sync_files = HOUR;
+        i.master.recalculate_integrity = HOUR;
+    }
     c
 }
 
@@ -48,21 +72,21 @@ fn master_files(files: usize) -> Vec<SampleFile> {
         .collect()
 }
 
-async fn master(root: &Path, listen: &str, files: usize) -> RunningNode {
+async fn master(rt: Rt, root: &Path, listen: &str, files: usize, iv: Intervals) -> Running {
     std::fs::create_dir_all(root).unwrap();
     write_tree(root, &master_files(files)).unwrap();
-    let mut spec = NodeSpec::new(config(NodeType::Master, "master01"), root);
+    let mut spec = NodeSpec::new(config(NodeType::Master, "master01", iv), root);
     spec.listen = Some(listen.to_owned());
     spec.local_socket = None;
     spec.limits.max_connections_per_ip = 100;
-    start(spec).await.unwrap()
+    rt.start(spec).await.unwrap()
 }
 
-async fn worker(root: &Path, name: &str, addr: &str) -> RunningNode {
+async fn worker(rt: Rt, root: &Path, name: &str, addr: &str, iv: Intervals) -> Running {
     std::fs::create_dir_all(root).unwrap();
-    let mut c = config(NodeType::Worker, name);
+    let mut c = config(NodeType::Worker, name, iv);
     c.master_addr = addr.to_owned();
-    start(NodeSpec::new(c, root)).await.unwrap()
+    rt.start(NodeSpec::new(c, root)).await.unwrap()
 }
 
 fn rss() -> String {
@@ -75,14 +99,63 @@ fn rss() -> String {
         .join(", ")
 }
 
+/// Runs a master at `listen` over `dir` until killed, printing its figures every second.
+async fn serve_master(rt: Rt, listen: &str, dir: &Path, files: usize, iv: Intervals) {
+    let mut m = master(rt, dir, listen, files, iv).await;
+    let mut events = m.events();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut cpu = cpu_time::ProcessTime::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let workers = m.inspect(|n, _| n.workers().len()).await.unwrap();
+                let used = cpu.elapsed();
+                cpu = cpu_time::ProcessTime::now();
+                println!(
+                    "{rt}: workers {workers}: {}, CPU {:.2} ms in the last second",
+                    rss(),
+                    used.as_secs_f64() * 1e3
+                );
+            }
+            e = events.recv() => {
+                if let Ok(NodeEvent::SyncFinished { kind: SyncKind::Integrity, worker, counts }) = e
+                    && counts.missing > 0 {
+                    println!("sent {} files to {worker}: {}", counts.missing, rss());
+                }
+            }
+        }
+    }
+}
+
+/// Runs `n` workers under `dir` against `addr` until SIGINT/SIGTERM.
+async fn serve_workers(rt: Rt, n: usize, addr: &str, dir: &Path, iv: Intervals) {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let root = dir.join(format!("worker{i}"));
+        nodes.push(worker(rt, &root, &format!("worker{i}"), addr, iv).await);
+    }
+    let _ = wazuh_cluster_tokio::shutdown_signal().await;
+    for w in nodes {
+        w.stop().await.unwrap();
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut rt = Rt::default();
+    if args.first().map(String::as_str) == Some("--runtime") && args.len() > 1 {
+        rt = match args[1].parse() {
+            Ok(rt) => rt,
+            Err(e) => return eprintln!("measure: {e}"),
+        };
+        args.drain(..2);
+    }
     match args.first().map(String::as_str) {
         Some("transfer") => {
             let dir = tempfile::tempdir().unwrap();
             let mroot = dir.path().join("master");
-            let mut m = master(&mroot, "127.0.0.1:0", FILES).await;
+            let mut m = master(rt, &mroot, "127.0.0.1:0", FILES, Intervals::Rounds).await;
             let mut mev = m.events();
             // Wait for the master's first scan, so the figure is the transfer alone.
             while !matches!(
@@ -91,7 +164,7 @@ async fn main() {
             ) {}
             let addr = m.local_addr().unwrap().to_string();
             let wroot = dir.path().join("worker");
-            let mut w = worker(&wroot, "worker1", &addr).await;
+            let mut w = worker(rt, &wroot, "worker1", &addr, Intervals::Rounds).await;
             let mut wev = w.events();
             let mut connected = None;
             let mut round = None;
@@ -122,7 +195,7 @@ async fn main() {
             )
             .unwrap();
             println!(
-                "{FILES} files x {SIZE} B: connect -> applied in {:.3} s (of which the round, \
+                "{rt}: {FILES} files x {SIZE} B: connect -> applied in {:.3} s (of which the round, \
                  package built -> applied: {:.3} s; the rest is the first sync_integrity wait); \
                  worker identical on {}/{} files",
                 took.as_secs_f64(),
@@ -135,40 +208,36 @@ async fn main() {
         }
         Some("master") => {
             let files = args.get(3).map_or(FILES, |n| n.parse().unwrap());
-            let m = master(Path::new(&args[2]), &args[1], files).await;
-            let mut mev = {
-                let mut m = m;
-                let rx = m.events();
-                (m, rx)
-            };
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let workers = mev.0.inspect(|n, _| n.workers().len()).await.unwrap();
-                        println!("workers {workers}: {}", rss());
-                    }
-                    e = mev.1.recv() => {
-                        if let Ok(NodeEvent::SyncFinished { kind: SyncKind::Integrity, worker, counts }) = e
-                            && counts.missing > 0 {
-                            println!("sent {} files to {worker}: {}", counts.missing, rss());
-                        }
-                    }
-                }
-            }
+            serve_master(rt, &args[1], Path::new(&args[2]), files, Intervals::Rounds).await;
+        }
+        Some("keepalive-master") => {
+            serve_master(
+                rt,
+                &args[1],
+                Path::new(&args[2]),
+                FILES,
+                Intervals::KeepalivesOnly,
+            )
+            .await;
         }
         Some("workers") => {
             let n: usize = args[1].parse().unwrap();
-            let mut nodes = Vec::new();
-            for i in 0..n {
-                let root = Path::new(&args[3]).join(format!("worker{i}"));
-                nodes.push(worker(&root, &format!("worker{i}"), &args[2]).await);
-            }
-            let _ = wazuh_cluster_tokio::shutdown_signal().await;
-            for w in nodes {
-                w.stop().await.unwrap();
-            }
+            serve_workers(rt, n, &args[2], Path::new(&args[3]), Intervals::Rounds).await;
         }
-        _ => eprintln!("usage: measure transfer | master ADDR DIR [FILES] | workers N ADDR DIR"),
+        Some("keepalive-workers") => {
+            let n: usize = args[1].parse().unwrap();
+            serve_workers(
+                rt,
+                n,
+                &args[2],
+                Path::new(&args[3]),
+                Intervals::KeepalivesOnly,
+            )
+            .await;
+        }
+        _ => eprintln!(
+            "usage: measure [--runtime tokio|mio] transfer | master ADDR DIR [FILES] | \
+             workers N ADDR DIR | keepalive-master ADDR DIR | keepalive-workers N ADDR DIR"
+        ),
     }
 }

@@ -1,78 +1,29 @@
 //! The effect thread: one blocking-pool thread per node runs the node's disk effects, one at a
-//! time and in the order the node asked for them, on the node's one [`EffectExecutor`] (it keeps
-//! the scanner cache and the staged writes between effects, so it is never shared).
+//! time and in the order the node asked for them, on the node's one
+//! [`EffectWorker`](wazuh_cluster_host::effects::EffectWorker) (which opens the storage and
+//! removes the staged files an interrupted run left).
 //!
 //! Why one thread and not one blocking task per effect: the executor is `&mut`, so effects of
 //! one node run one after the other anyway; a queue in front of one thread does that without
 //! parking a pool thread per waiting effect. The node task never waits for it: keepalives and
 //! replies go out while a large package is applied.
-//!
-//! Before the first effect, the thread removes the staged files (`.<name>.<pid>.<n>.tmp`) that a
-//! crash, a kill, or a transfer cut by a shutdown left where the node writes: nothing else would
-//! (the walks never list them), and each holds disk space until removed.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wazuh_cluster_fs::{FsStorage, Owner};
-use wazuh_cluster_sync::integrity::items::ClusterItems;
-use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_fs::Owner;
+use wazuh_cluster_host::effects::{EffectWorker, node_span};
 use wazuh_cluster_sync::integrity::storage::StorageError;
-use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectId, NodeConfig, NodeType};
+use wazuh_cluster_sync::roles::{Effect, EffectId, NodeConfig};
 
 use crate::messages::Msg;
-use crate::os::unix_time_at;
-
-/// The directories where this node stages writes, each with whether to look below it: the
-/// integrity items' directories (applies write there; below them for recursive items) and
-/// `queue/cluster/`, where received files and the node's packages are staged.
-fn staging_dirs(items: &ClusterItems) -> BTreeMap<InstallPath, bool> {
-    let mut dirs = BTreeMap::new();
-    if let Ok(queue) = InstallPath::new("/queue/cluster") {
-        dirs.insert(queue, true);
-    }
-    for item in items.items() {
-        let recursive = dirs.entry(item.key.dir().clone()).or_insert(false);
-        *recursive |= item.recursive;
-    }
-    // A directory already walked from a recursive ancestor needs no walk of its own.
-    let walked: Vec<InstallPath> = dirs
-        .iter()
-        .filter(|(_, recursive)| **recursive)
-        .map(|(dir, _)| dir.clone())
-        .collect();
-    dirs.retain(|dir, _| !walked.iter().any(|top| top != dir && dir.starts_with(top)));
-    dirs
-}
-
-/// Removes the staged files left by an earlier run in the [`staging_dirs`] and logs how many.
-/// A directory that cannot be cleaned is logged and skipped: a stale staged file harms nothing
-/// but disk space, so it never stops a node from starting. Returns how many were removed.
-fn remove_stale_staged(storage: &mut FsStorage, items: &ClusterItems) -> usize {
-    let mut removed = 0;
-    for (dir, recursive) in staging_dirs(items) {
-        match storage.remove_stale_staged(&dir, recursive) {
-            Ok(n) => removed += n,
-            Err(e) => tracing::warn!("Could not remove the staged files left in {dir}: {e}"),
-        }
-    }
-    if removed > 0 {
-        tracing::info!("Removed {removed} staged file(s) left by an interrupted run");
-    } else {
-        tracing::debug!("No staged file left by an earlier run");
-    }
-    removed
-}
 
 /// Starts the effect thread. It opens the storage itself (the file-system storage keeps
 /// per-thread state and is not `Send`) with `owner` for what it writes, removes the staged
-/// files an earlier run left (see the module docs), and reports through `opened` whether
-/// opening worked.
+/// files an earlier run left, and reports through `opened` whether opening worked.
 /// It ends when `effects` is closed; once `stopping` is set it skips the effects still queued
 /// (the node is shutting down: nothing would take their results), but the one running always
 /// completes.
@@ -85,130 +36,24 @@ pub(crate) fn spawn(
     done: mpsc::UnboundedSender<Msg>,
     stopping: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
-    // The node's span (its task has not started yet): the clean-up's lines name the node.
-    let tag = match config.node_type {
-        NodeType::Master => "Master",
-        NodeType::Worker => "Worker",
-    };
-    let span = tracing::info_span!("node", name = %config.node_name, tag);
     tokio::task::spawn_blocking(move || {
-        let mut storage = match FsStorage::new(&install_root) {
-            Ok(storage) => storage,
+        let mut worker = match EffectWorker::open(&install_root, owner, &config) {
+            Ok(worker) => worker,
             Err(e) => {
                 let _ = opened.send(Err(e));
                 return;
             }
         };
-        storage.set_owner(owner);
-        span.in_scope(|| remove_stale_staged(&mut storage, &config.items));
         let _ = opened.send(Ok(()));
-        let clock = config.connection.wall_clock;
-        let mut executor = EffectExecutor::new(storage, &config);
+        let _span = node_span(&config).entered();
         drop(config);
         while let Some((id, effect)) = effects.blocking_recv() {
             if stopping.load(Ordering::Acquire) {
                 continue;
             }
-            let result = executor.execute(&effect, unix_time_at(&clock, Instant::now()));
+            let result = worker.execute(&effect);
             // The node task is gone only when stopping; the result then has no taker.
             let _ = done.send(Msg::EffectDone(id, result));
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wazuh_cluster_testkit::install_path as p;
-
-    #[test]
-    fn staging_dirs_are_the_items_and_queue_cluster_once_each() {
-        let dirs = staging_dirs(&ClusterItems::defaults_3_9());
-        let listed: Vec<(&str, bool)> = dirs.iter().map(|(d, r)| (d.as_str(), *r)).collect();
-        assert_eq!(
-            listed,
-            [
-                ("/etc", false),
-                ("/etc/decoders", true),
-                ("/etc/lists", true),
-                ("/etc/rules", true),
-                ("/etc/shared", true),
-                ("/queue/agent-groups", true),
-                ("/queue/agent-info", false),
-                ("/queue/cluster", true),
-                ("/var/multigroups", true),
-            ]
-        );
-        assert!(!dirs.contains_key(&p("/queue/cluster/worker1")));
-    }
-
-    /// A tree with staged files of ours where the node writes, and look-alikes and a staged file
-    /// elsewhere that must stay.
-    fn stale_tree() -> tempfile::TempDir {
-        let root = tempfile::tempdir().unwrap();
-        for (rel, data) in [
-            ("etc/rules/.local_rules.xml.4242.7.tmp", "half"),
-            ("etc/shared/default/.merged.mg.1.2.tmp", "half"),
-            ("queue/cluster/worker1/.worker1-1.zip.99.3.tmp", "half"),
-            ("etc/rules/local_rules.xml", "rules"),
-            ("etc/rules/.notes.tmp", "an operator's"),
-            ("etc/rules/.x.12.tmp", "not ours either"),
-            ("etc/rules/.local_rules.xml.pid.7.tmp", "nor this"),
-            ("logs/.ossec.log.1.2.tmp", "not a directory we write"),
-        ] {
-            let path = root.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, data).unwrap();
-        }
-        root
-    }
-
-    /// What [`stale_tree`] must hold after the clean-up.
-    const KEPT: [&str; 5] = [
-        "etc/rules/.local_rules.xml.pid.7.tmp",
-        "etc/rules/.notes.tmp",
-        "etc/rules/.x.12.tmp",
-        "etc/rules/local_rules.xml",
-        "logs/.ossec.log.1.2.tmp",
-    ];
-
-    /// Every regular file below `root`, relative, sorted.
-    fn files_below(root: &std::path::Path) -> Vec<String> {
-        let mut files = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.is_file() {
-                    files.push(path.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        files.sort();
-        files
-    }
-
-    #[test]
-    fn stale_staged_files_are_removed_where_the_node_writes() {
-        let root = stale_tree();
-        let mut storage = FsStorage::new(root.path()).unwrap();
-        let removed = remove_stale_staged(&mut storage, &ClusterItems::defaults_3_9());
-        assert_eq!(removed, 3);
-        assert_eq!(files_below(root.path()), KEPT);
-    }
-
-    #[tokio::test]
-    async fn a_starting_node_removes_the_stale_staged_files() {
-        let root = stale_tree();
-        let config = NodeConfig::new(NodeType::Master, "master01", None, crate::wall_clock_now());
-        let mut spec = crate::NodeSpec::new(config, root.path());
-        spec.listen = Some("127.0.0.1:0".to_owned());
-        spec.local_socket = None;
-        let node = crate::start(spec).await.unwrap();
-        // `start` returns once the effect thread has opened the storage, after the clean-up.
-        assert_eq!(files_below(root.path()), KEPT);
-        node.stop().await.unwrap();
-    }
 }

@@ -39,20 +39,14 @@
 //! master and hands the answer back as a `control_res` request. [`RunningNode::inspect`] gives
 //! in-process access to the node's getters besides.
 
-mod api_exec;
 mod effects;
 mod io;
-mod limits;
-mod log;
-mod log_limit;
 mod messages;
-mod os;
 mod run;
+mod signals;
 mod slots;
-pub mod trees;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -61,127 +55,21 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
+use wazuh_cluster_sync::roles::{Effect, Node, NodeEvent};
 
-pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
-pub use limits::AdapterLimits;
-pub use log::{EventLine, event_line};
-pub use os::{
-    DescriptorLimit, ShutdownSignals, os_seed, raise_descriptor_limit, shutdown_signal,
+pub use signals::{ShutdownSignals, shutdown_signal};
+// What is not runtime code is shared with the other adapters (`wazuh-cluster-host`); it is
+// re-exported here so that a tokio user needs one crate.
+pub use wazuh_cluster_host::{
+    AdapterLimits, ApiExecutor, DescriptorLimit, EventLine, LOCAL_SOCKET, MAX_PROGRAM_TIME,
+    NodeSpec, RunStats, StartError, StopError, event_line, os_seed, raise_descriptor_limit, trees,
     unix_time_at, wall_clock_now,
 };
-pub use run::RunStats;
 
 use crate::io::{listen_local, listen_tcp};
 use crate::messages::{Inspection, Msg};
 use crate::run::Runner;
 use crate::slots::AddressCounts;
-
-/// Everything needed to run one node.
-#[derive(Debug, Clone)]
-pub struct NodeSpec {
-    /// The node's configuration (name, type, key, cluster.json, limits, wall-clock anchor).
-    pub config: NodeConfig,
-    /// The install root (`/var/ossec`): the storage is confined to it.
-    pub install_root: PathBuf,
-    /// Master: the `host:port` to listen on (`0.0.0.0:1516`; port 0 picks a free one, see
-    /// [`RunningNode::local_addr`]). Workers listen on nothing.
-    pub listen: Option<String>,
-    /// The Unix socket for local clients (`<install root>/queue/cluster/c-internal.sock`, see
-    /// [`NodeSpec::default_local_socket`]); created with mode 0660, removed at stop. `None`: no
-    /// local socket.
-    pub local_socket: Option<PathBuf>,
-    /// Socket-level bounds.
-    pub limits: AdapterLimits,
-    /// The node's seed; `None` draws one from the OS (what a real node must do). Tests may fix it.
-    pub seed: Option<u64>,
-    /// Owner given to every file the node writes and directory it creates (upstream's
-    /// `ossec:ossec`); `None`: this process's. See
-    /// [`FsStorage::set_owner`](wazuh_cluster_fs::FsStorage::set_owner).
-    pub owner: Option<wazuh_cluster_fs::Owner>,
-    /// Where the node's distributed API calls run (built in by default).
-    pub api_executor: ApiExecutor,
-}
-
-impl NodeSpec {
-    /// A node over `install_root` with the default adapter limits and an OS seed; a master
-    /// listens on `0.0.0.0:1516` (change [`NodeSpec::listen`]); both roles serve local clients
-    /// on [`NodeSpec::default_local_socket`] (a worker forwards `get_nodes` / `get_health` to
-    /// its master, as upstream's does).
-    pub fn new(config: NodeConfig, install_root: impl Into<PathBuf>) -> NodeSpec {
-        let master = config.node_type == wazuh_cluster_sync::roles::NodeType::Master;
-        let install_root = install_root.into();
-        let listen = master.then(|| "0.0.0.0:1516".to_owned());
-        let local_socket = Some(NodeSpec::default_local_socket(&install_root));
-        NodeSpec {
-            config,
-            install_root,
-            listen,
-            local_socket,
-            limits: AdapterLimits::default(),
-            seed: None,
-            owner: None,
-            api_executor: ApiExecutor::Builtin,
-        }
-    }
-}
-
-impl NodeSpec {
-    /// `<install root>/queue/cluster/c-internal.sock`, upstream's local socket.
-    pub fn default_local_socket(install_root: &Path) -> PathBuf {
-        install_root.join(LOCAL_SOCKET)
-    }
-}
-
-/// The local socket's path under an install root.
-pub const LOCAL_SOCKET: &str = "queue/cluster/c-internal.sock";
-
-/// Why a node could not start.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StartError {
-    /// The install root cannot be opened.
-    #[error("cannot open the install root {path}: {message}")]
-    InstallRoot {
-        /// The path given.
-        path: String,
-        /// The storage's error.
-        message: String,
-    },
-    /// The listening socket cannot be bound.
-    #[error("cannot listen on {addr}: {message}")]
-    Listen {
-        /// The address.
-        addr: String,
-        /// The OS's error.
-        message: String,
-    },
-    /// The local socket cannot be created.
-    #[error("cannot create the local socket {path}: {message}")]
-    LocalSocket {
-        /// Its path.
-        path: String,
-        /// The OS's error.
-        message: String,
-    },
-    /// The OS gave no randomness for the node's seed.
-    #[error("no OS randomness for the node seed: {0}")]
-    Seed(String),
-}
-
-/// Why a node's task ended abnormally.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StopError {
-    /// The node task panicked (a broken invariant in the node: a bug).
-    #[error("node {name} stopped abnormally: {message}")]
-    Crashed {
-        /// The node.
-        name: String,
-        /// The panic or cancellation text.
-        message: String,
-    },
-}
 
 /// A node running on the current tokio runtime. Dropping it asks the node to stop, as
 /// [`RunningNode::shutdown`] does, without waiting; [`RunningNode::stop`] also waits.
@@ -207,30 +95,18 @@ const EVENT_BUFFER: usize = 4096;
 /// # Errors
 /// [`StartError`].
 pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
+    let seed = spec.seed_or_os()?;
     let NodeSpec {
         config,
         install_root,
         listen,
         local_socket,
         limits,
-        seed,
+        seed: _,
         owner,
         api_executor,
     } = spec;
-    let seed = match seed {
-        Some(seed) => seed,
-        None => os_seed().map_err(StartError::Seed)?,
-    };
-    match os::raise_descriptor_limit() {
-        Ok(limit) if limit.before != limit.after => tracing::info!(
-            task = "Main",
-            "descriptor limit raised from {:?} to {:?}",
-            limit.before,
-            limit.after
-        ),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(task = "Main", "descriptor limit not raised: {error}"),
-    }
+    wazuh_cluster_host::raise_and_log_descriptor_limit();
     let listener = match &listen {
         Some(addr) => {
             let bind_error = |e: std::io::Error| StartError::Listen {
@@ -245,12 +121,14 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     };
     let local_addr = listener.as_ref().map(|(_, a)| *a);
     let local = match &local_socket {
-        Some(path) => Some(
-            bind_local(path, owner).map_err(|e| StartError::LocalSocket {
+        Some(path) => {
+            let listener = wazuh_cluster_host::bind_local_socket(path, owner)?;
+            let local_error = |e: std::io::Error| StartError::LocalSocket {
                 path: path.display().to_string(),
                 message: e.to_string(),
-            })?,
-        ),
+            };
+            Some(UnixListener::from_std(listener).map_err(local_error)?)
+        }
         None => None,
     };
     let name = config.node_name.clone();
@@ -300,7 +178,7 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
     };
 
     let grace = limits.shutdown_grace;
-    let log = crate::log::EventLog::new(node.node_type());
+    let log = wazuh_cluster_host::EventLog::new(node.node_type());
     let runner = Runner {
         log,
         node,
@@ -428,75 +306,5 @@ impl RunningNode {
     pub async fn stop(self) -> Result<RunStats, StopError> {
         self.shutdown();
         self.wait().await
-    }
-}
-
-/// Binds the local socket: parent directory created, a stale socket file from a previous run
-/// removed (anything else at the path is left alone and the bind fails), mode 0660 as upstream,
-/// and given to `owner` (upstream's socket belongs to the ossec user its daemon runs as, so the
-/// ossec-run tools in the group can connect).
-fn bind_local(
-    path: &Path,
-    owner: Option<wazuh_cluster_fs::Owner>,
-) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    if let Ok(meta) = std::fs::symlink_metadata(path)
-        && meta.file_type().is_socket()
-    {
-        std::fs::remove_file(path)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    if let Some(owner) = owner {
-        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(listener)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wazuh_cluster_protocol::key::ClusterKey;
-    use wazuh_cluster_sync::roles::NodeType;
-
-    /// Regression: `stop` returned while the aborted listener task could still hold the port, and
-    /// a master restarted at the same address failed to bind (seen once in
-    /// `workers_reconnect_on_their_own_to_a_restarted_master`). Once `stop` returns, nothing
-    /// listens: a connection is refused and the address binds again, every time.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stopped_master_no_longer_holds_its_address_or_socket() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = ClusterKey::new("stoppedmasterclusterkey012345678").unwrap();
-        for round in 0..100 {
-            let config = NodeConfig::new(
-                NodeType::Master,
-                "master01",
-                Some(key.clone()),
-                wall_clock_now(),
-            );
-            let mut spec = NodeSpec::new(config, dir.path());
-            spec.listen = Some("127.0.0.1:0".to_owned());
-            let socket = NodeSpec::default_local_socket(dir.path());
-            let master = start(spec).await.unwrap();
-            let addr = master.local_addr().unwrap();
-            assert!(
-                socket.exists(),
-                "round {round}: no local socket while running"
-            );
-            master.stop().await.unwrap();
-            let refused = tokio::net::TcpStream::connect(addr).await;
-            assert!(
-                refused.is_err(),
-                "round {round}: {addr} still accepts after stop"
-            );
-            assert!(
-                !socket.exists(),
-                "round {round}: the local socket outlived stop"
-            );
-            drop(std::net::TcpListener::bind(addr).unwrap());
-        }
     }
 }

@@ -17,32 +17,14 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use wazuh_cluster_sync::roles::{Effect, EffectId, Node, NodeEvent, Origin, Output, PeerId};
 
-use crate::api_exec::{self, ApiExecutor};
+use wazuh_cluster_host::{AdapterLimits, ApiExecutor, EventLog, RunStats, api_exec};
+
 use crate::io::{PeerIo, dial};
-use crate::limits::AdapterLimits;
-use crate::log::EventLog;
 use crate::messages::Msg;
 use crate::slots::Slot;
 
 /// The address a local client is reported with.
 const LOCAL_ADDR: &str = "local";
-
-/// Counters of a node's run, returned when it stops.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunStats {
-    /// Connections accepted or dialled.
-    pub connections: u64,
-    /// Bytes read from peers.
-    pub bytes_in: u64,
-    /// Bytes handed to writers.
-    pub bytes_out: u64,
-    /// Effects run.
-    pub effects: u64,
-    /// Peers closed because their write backlog passed `max_write_backlog` (a last resort: the
-    /// node stops reading from a peer that does not read long before, at its
-    /// `max_queued_output`).
-    pub slow_peers_closed: u64,
-}
 
 pub(crate) struct Runner {
     pub(crate) node: Node,
@@ -284,8 +266,8 @@ impl Runner {
                 let clock = self.node.config().connection.wall_clock;
                 let limits = self.node.config().limits.api.json.answer;
                 let done = self.ctl_tx.clone();
-                tokio::spawn(async move {
-                    let answer = api_exec::run(executor, root, clock, call, limits).await;
+                tokio::task::spawn_blocking(move || {
+                    let answer = api_exec::run(&executor, &root, &clock, &call, &limits);
                     let _ = done.send(Msg::ApiDone(id, answer));
                 });
             }

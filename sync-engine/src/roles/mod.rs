@@ -134,6 +134,30 @@
 //! # }
 //! ```
 //!
+//! The contract, step by step (`ADAPTERS.md` at the repository root lists the mistakes that
+//! break it and the tests that catch each; `wazuh-cluster-mio`'s `event_loop.rs` is the worked
+//! example on one event-loop thread):
+//!
+//! 1. **Inputs**, each with the current `now`: [`Node::handle_connected`] (accepted: a
+//!    [`PeerId`] of the adapter's choosing from 1 up; dialled: the id of the [`Output::Connect`]),
+//!    [`Node::handle_input`] (bytes read, any split), [`Node::handle_closed`] (the socket side
+//!    ended it or a dial failed — not after an [`Output::Close`]), [`Node::handle_timeout`],
+//!    [`Node::handle_effect_done`], [`Node::handle_api_done`], [`Node::handle_written`].
+//! 2. **Drain** [`Node::poll_output`] until `None` after every input, not only on the timer.
+//! 3. **Report** every byte of every [`Output::Transmit`] with [`Node::handle_written`] once the
+//!    socket took it; never reuse a [`PeerId`] while reports for the old connection may come.
+//! 4. **Read only while** [`Node::wants_input`] holds for the peer, and read again once it holds
+//!    again (after a write report or an effect result): input read past it piles up in the node,
+//!    which closes the link as overloaded.
+//! 5. **One timer** at [`Node::poll_timeout`]; keepalives, the payload and `hello` deadlines and
+//!    reconnects all come from it.
+//! 6. **Effects** off the event loop, one at a time, in the order asked, on one
+//!    [`EffectExecutor`]; each result back with [`Node::handle_effect_done`]. API calls
+//!    ([`Output::ApiCall`]) off the loop too, answered with [`Node::handle_api_done`].
+//! 7. **Closing**: on [`Output::Close`] stop reading and flush what is queued, then close (the
+//!    last frame may be a refusal the peer must read); a node that stops lets the effect in
+//!    flight finish and skips the queued ones.
+//!
 //! # Choices that differ from upstream
 //!
 //! * `Node::new(config, seed, now)` takes no storage view: every disk read is an [`Effect`], so

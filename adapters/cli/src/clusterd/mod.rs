@@ -100,6 +100,9 @@ pub struct ClusterdArgs {
     /// file, socket and the files it writes.
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
+    /// The runtime that drives the node: tokio (default) or mio (one event-loop thread).
+    #[arg(long, value_name = "tokio|mio", default_value_t = wazuh_cluster_runtime::Rt::Tokio)]
+    pub runtime: wazuh_cluster_runtime::Rt,
     /// Set by the starting command on the daemon it runs in the background.
     #[arg(long = "detached-child", hide = true)]
     pub detached_child: bool,
@@ -275,6 +278,7 @@ fn serve(
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
         owner: args.owner.clone(),
         api_exec: paths.api_exec,
+        runtime: args.runtime,
     };
     let report_up = args.detached_child;
     node::run_until_stopped(node_args, fail, || {

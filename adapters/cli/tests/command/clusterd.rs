@@ -384,6 +384,8 @@ fn clusterd_pid_file_lives_with_the_daemon_through_sigterm_sigkill_and_restart()
     assert!(install.pid_files().is_empty());
 }
 
+/// The worker daemon runs on mio (`--runtime mio`, carried into the background daemon), the
+/// master on tokio.
 #[test]
 fn clusterd_worker_joins_a_clusterd_master_and_both_stop_on_sigterm() {
     let master = Install::new();
@@ -392,7 +394,7 @@ fn clusterd_worker_joins_a_clusterd_master_and_both_stop_on_sigterm() {
         .replace("<node_name>master01<", "<node_name>worker01<");
     std::fs::write(worker.root.join("etc/ossec.conf"), conf).unwrap();
     let master_daemon = start_daemon(&master, &["-r"]);
-    let worker_daemon = start_daemon(&worker, &["-r"]);
+    let worker_daemon = start_daemon(&worker, &["-r", "--runtime", "mio"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let listed = Command::new(env!("CARGO_BIN_EXE_wazuh-cluster"))
@@ -419,10 +421,24 @@ fn clusterd_worker_joins_a_clusterd_master_and_both_stop_on_sigterm() {
         "{}",
         worker.log()
     );
+    assert!(
+        worker.log().contains(
+            "wazuh-clusterd: INFO: [Cluster] [Main] Running on the mio runtime (--runtime)\n"
+        ),
+        "{}",
+        worker.log()
+    );
     for (daemon, install) in [(worker_daemon, &worker), (master_daemon, &master)] {
         daemon.signal("-TERM");
         daemon.wait_gone();
         assert!(install.pid_files().is_empty());
+        assert!(
+            install
+                .log()
+                .contains("wazuh-clusterd: INFO: [Cluster] [Main] SIGTERM received: stopping\n"),
+            "{}",
+            install.log()
+        );
     }
 }
 

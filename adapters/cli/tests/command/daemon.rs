@@ -154,6 +154,8 @@ fn control_list(master: &Path) -> Output {
         .unwrap()
 }
 
+/// The master and worker2 run on mio, worker1 on tokio (the default): the runtimes mix in one
+/// cluster, `control` works against either, and SIGTERM stops either cleanly.
 #[test]
 fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +171,12 @@ fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
     let master = install(dir.path(), "master01", "master", port, &shared);
     let w1 = install(dir.path(), "worker1", "worker", port, &[]);
     let w2 = install(dir.path(), "worker2", "worker", port, &[]);
-    let nodes = [spawn_node(&master), spawn_node(&w1), spawn_node(&w2)];
+    let mio = ["--runtime", "mio"];
+    let nodes = [
+        spawn_node_with(&master, &mio),
+        spawn_node(&w1),
+        spawn_node_with(&w2, &mio),
+    ];
 
     converge(&master, &[&w1, &w2], 3);
 
@@ -213,6 +220,7 @@ fn node_processes_converge_control_lists_all_three_and_sigterm_stops_them() {
     assert!(!master.join("queue/cluster/c-internal.sock").exists());
 }
 
+/// The worker runs on mio, the master on tokio.
 #[test]
 fn a_worker_killed_with_sigkill_and_restarted_rejoins_and_converges() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,7 +232,7 @@ fn a_worker_killed_with_sigkill_and_restarted_rejoins_and_converges() {
     let master = install(dir.path(), "master01", "master", port, &shared);
     let w1 = install(dir.path(), "worker1", "worker", port, &[]);
     let master_node = spawn_node(&master);
-    let mut worker = spawn_node(&w1);
+    let mut worker = spawn_node_with(&w1, &["--runtime", "mio"]);
     converge(&master, &[&w1], 1);
 
     // No goodbye: the process dies, its connection is reset.
@@ -240,7 +248,7 @@ fn a_worker_killed_with_sigkill_and_restarted_rejoins_and_converges() {
         "<group name=\"more\"/>\n",
     )
     .unwrap();
-    let worker = spawn_node(&w1);
+    let worker = spawn_node_with(&w1, &["--runtime", "mio"]);
     converge(&master, &[&w1], 2);
     let listed = String::from_utf8(control_list(&master).stdout).unwrap();
     assert!(
@@ -467,15 +475,23 @@ fn node_gives_what_it_writes_to_the_owner() {
 }
 
 #[test]
-fn demo_exits_zero_and_shows_convergence() {
-    let out = bin().arg("demo").output().unwrap();
+fn demo_exits_zero_and_shows_convergence_on_either_runtime() {
+    for runtime in ["tokio", "mio"] {
+        demo_converges_on(runtime);
+    }
+}
+
+fn demo_converges_on(runtime: &str) {
+    let out = bin().args(["demo", "--runtime", runtime]).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{stdout}\n{}",
+        "{runtime}: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let banner = format!("real loopback TCP, on {runtime} ==");
+    assert!(stdout.contains(&banner), "{stdout}");
     for line in [
         "    worker1: missing 13, shared 0, extra 0, extra_valid 0\n",
         "    worker2: missing 13, shared 0, extra 0, extra_valid 0\n",
@@ -488,6 +504,99 @@ fn demo_exits_zero_and_shows_convergence() {
         "worker2   worker  3.9.5    127.0.0.1  \n",
         "all 2 of 2 workers byte-identical to the master on 14 integrity files; 4 agents routed;",
     ] {
-        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(line),
+            "{runtime}: missing {line:?} in:\n{stdout}"
+        );
     }
+}
+
+#[test]
+fn an_unknown_runtime_is_refused_naming_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["node", "--runtime", "async-std", "--wazuh-path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown runtime \"async-std\" (tokio or mio)"),
+        "{stderr}"
+    );
+}
+
+/// A master out of descriptors (`EMFILE` on accept, under `prlimit --nofile=64:64`) serves the
+/// connections that waited in the listen backlog once closing others gives it descriptors
+/// again, without a new connection to wake it: 150 probes each sending an HTTP request are all
+/// accepted and closed (bad frame). Regression (mio): an accept that failed waited for the next
+/// readiness of the listener, which is edge-triggered, so the probes left in the backlog were
+/// never served; the loop now tries again after 100 ms, as the tokio listener does.
+#[test]
+fn a_master_out_of_descriptors_serves_the_waiting_connections_once_it_has_some_again() {
+    for runtime in ["tokio", "mio"] {
+        out_of_descriptors_on(runtime);
+    }
+}
+
+fn out_of_descriptors_on(runtime: &str) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = install(dir.path(), "master01", "master", port, &[]);
+    let child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(env!("CARGO_BIN_EXE_wazuh-cluster"))
+        .args(["node", "--wazuh-path"])
+        .arg(&master)
+        .arg("--cluster-json")
+        .arg(master.join("cluster.json"))
+        .args(["--runtime", runtime, "--max-connections-per-ip", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let node = NodeProcess(child);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: the master never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut probes: Vec<std::net::TcpStream> = (0..150)
+        .map(|_| {
+            let mut probe = std::net::TcpStream::connect(&addr).unwrap();
+            let _ = probe.write_all(b"GET / HTTP/1.1\r\nHost: master\r\n\r\n");
+            probe
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (i, probe) in probes.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        probe
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let closed = loop {
+            match probe.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "{runtime}: probe {i} never served");
+    }
+    drop(probes);
+    sigterm(&node);
+    let (code, stderr) = finish(node);
+    assert_eq!(code, Some(0), "{runtime}: {stderr}");
+    assert!(
+        stderr.contains("accepting a connection: "),
+        "{runtime}: never out of descriptors: {stderr}"
+    );
 }

@@ -17,9 +17,15 @@ use wazuh_cluster_protocol::frame::{
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::roles::{HandshakeFailure, NodeEvent, NodeType, PeerId};
-use wazuh_cluster_tokio::{EventLine, RunningNode, event_line};
+use wazuh_cluster_tokio::{EventLine, event_line};
 
 use crate::support::*;
+
+on_both_runtimes!(
+    a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_in_order,
+    the_write_backlog_cut_off_is_still_the_last_resort,
+    a_connection_that_is_not_a_worker_is_logged_with_its_address_and_why,
+);
 
 /// The master's bound of unwritten output per peer in these tests.
 const MAX_QUEUED: usize = 64 << 10;
@@ -77,7 +83,7 @@ async fn read_until(
 }
 
 /// Says `hello` as worker `name`; returns the master's peer id for the connection.
-async fn hello(master: &RunningNode, stream: &mut TcpStream, name: &str) -> PeerId {
+async fn hello(master: &Running, stream: &mut TcpStream, name: &str) -> PeerId {
     let payload = format!("{name} wazuh worker 3.9.5");
     stream
         .write_all(&sealed(1, &Command::HELLO, payload.as_bytes()))
@@ -105,7 +111,7 @@ async fn hello(master: &RunningNode, stream: &mut TcpStream, name: &str) -> Peer
 /// says it stopped reading from `peer`. Returns the counters sent whole and the bytes of the
 /// request the socket took only in part.
 async fn flood_until_paused(
-    master: &RunningNode,
+    master: &Running,
     stream: &mut TcpStream,
     peer: PeerId,
 ) -> (Vec<u32>, BytesMut) {
@@ -143,11 +149,10 @@ async fn flood_until_paused(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_in_order() {
+async fn a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_in_order(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
     let mroot = master_root(dir.path());
-    let mut master = start_master_at(&mroot, "127.0.0.1:0", |spec| {
+    let mut master = start_master_at(rt, &mroot, "127.0.0.1:0", |spec| {
         spec.config.limits.max_queued_output = MAX_QUEUED;
         // Only a last resort now: it would have closed this peer before output backpressure.
         spec.limits.max_write_backlog = 1 << 20;
@@ -183,7 +188,7 @@ async fn a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_i
 
     // Meanwhile another worker joins and converges.
     let wroot = tree(dir.path(), "worker1");
-    let mut w1 = start_worker(&wroot, "worker1", &addr.to_string()).await;
+    let mut w1 = start_worker(rt, &wroot, "worker1", &addr.to_string()).await;
     let mut e1 = w1.events();
     wait_event(&mut e1, "worker1's first round", |e| {
         matches!(e, NodeEvent::SyncFinished { .. })
@@ -236,7 +241,7 @@ async fn a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_i
     w1.stop().await.unwrap();
     let stats = master.stop().await.unwrap();
     assert_eq!(stats.slow_peers_closed, 0);
-    while let Ok(event) = mev.try_recv() {
+    while let Some(event) = mev.try_recv() {
         let closed = matches!(
             &event,
             NodeEvent::WorkerLeft { name, .. } if name == "flooder"
@@ -245,10 +250,9 @@ async fn a_worker_that_does_not_read_is_paused_not_closed_and_gets_every_reply_i
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_write_backlog_cut_off_is_still_the_last_resort() {
+async fn the_write_backlog_cut_off_is_still_the_last_resort(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
-    let master = start_master_at(&master_root(dir.path()), "127.0.0.1:0", |spec| {
+    let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
         // Misconfigured on purpose: the adapter's cut-off below the node's bound.
         spec.config.limits.max_queued_output = 64 << 20;
         spec.limits.max_write_backlog = 256 << 10;
@@ -276,10 +280,9 @@ async fn the_write_backlog_cut_off_is_still_the_last_resort() {
     assert_eq!(stats.slow_peers_closed, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_is_not_a_worker_is_logged_with_its_address_and_why() {
+async fn a_connection_that_is_not_a_worker_is_logged_with_its_address_and_why(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
-    let mut master = start_master(&master_root(dir.path())).await;
+    let mut master = start_master(rt, &master_root(dir.path())).await;
     let mut mev = master.events();
     let mut probe = TcpStream::connect(master.local_addr().unwrap())
         .await

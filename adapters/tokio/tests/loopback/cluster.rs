@@ -8,6 +8,13 @@ use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
 
 use crate::support::*;
 
+on_both_runtimes!(
+    master_and_two_workers_converge,
+    a_worker_stopped_and_restarted_rejoins_and_converges,
+    workers_reconnect_on_their_own_to_a_restarted_master,
+    a_stop_during_a_large_apply_lets_it_finish_and_leaves_no_torn_file,
+);
+
 fn is_integrity_done(e: &NodeEvent) -> bool {
     matches!(
         e,
@@ -18,16 +25,15 @@ fn is_integrity_done(e: &NodeEvent) -> bool {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn master_and_two_workers_converge() {
+async fn master_and_two_workers_converge(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
     let mroot = master_root(dir.path());
-    let mut master = start_master(&mroot).await;
+    let mut master = start_master(rt, &mroot).await;
     let mut mev = master.events();
     let addr = master.local_addr().unwrap().to_string();
     let (r1, r2) = (tree(dir.path(), "worker1"), tree(dir.path(), "worker2"));
-    let mut w1 = start_worker(&r1, "worker1", &addr).await;
-    let mut w2 = start_worker(&r2, "worker2", &addr).await;
+    let mut w1 = start_worker(rt, &r1, "worker1", &addr).await;
+    let mut w2 = start_worker(rt, &r2, "worker2", &addr).await;
     let (mut e1, mut e2) = (w1.events(), w2.events());
 
     // The master's first comparison with each empty worker: every integrity file is missing.
@@ -73,15 +79,14 @@ async fn master_and_two_workers_converge() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_stopped_and_restarted_rejoins_and_converges() {
+async fn a_worker_stopped_and_restarted_rejoins_and_converges(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
     let mroot = master_root(dir.path());
-    let mut master = start_master(&mroot).await;
+    let mut master = start_master(rt, &mroot).await;
     let mut mev = master.events();
     let addr = master.local_addr().unwrap().to_string();
     let root = tree(dir.path(), "worker1");
-    let mut w1 = start_worker(&root, "worker1", &addr).await;
+    let mut w1 = start_worker(rt, &root, "worker1", &addr).await;
     let mut e1 = w1.events();
     wait_event(&mut e1, "worker1's first apply", is_integrity_done).await;
     w1.stop().await.unwrap();
@@ -107,7 +112,7 @@ async fn a_worker_stopped_and_restarted_rejoins_and_converges() {
         })
         .await;
     }
-    let mut w1 = start_worker(&root, "worker1", &addr).await;
+    let mut w1 = start_worker(rt, &root, "worker1", &addr).await;
     let mut e1 = w1.events();
     let joined = wait_event(&mut mev, "worker1 joining again", |e| {
         matches!(e, NodeEvent::WorkerJoined { .. })
@@ -140,15 +145,14 @@ async fn a_worker_stopped_and_restarted_rejoins_and_converges() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_reconnect_on_their_own_to_a_restarted_master() {
+async fn workers_reconnect_on_their_own_to_a_restarted_master(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
     let mroot = master_root(dir.path());
-    let master = start_master(&mroot).await;
+    let master = start_master(rt, &mroot).await;
     let addr = master.local_addr().unwrap().to_string();
     let (r1, r2) = (tree(dir.path(), "worker1"), tree(dir.path(), "worker2"));
-    let mut w1 = start_worker(&r1, "worker1", &addr).await;
-    let mut w2 = start_worker(&r2, "worker2", &addr).await;
+    let mut w1 = start_worker(rt, &r1, "worker1", &addr).await;
+    let mut w2 = start_worker(rt, &r2, "worker2", &addr).await;
     let (mut e1, mut e2) = (w1.events(), w2.events());
     for e in [&mut e1, &mut e2] {
         wait_event(e, "a first apply", is_integrity_done).await;
@@ -162,7 +166,7 @@ async fn workers_reconnect_on_their_own_to_a_restarted_master() {
     }
 
     // The same address again (the workers keep dialling it every connection_retry).
-    let mut master = start_master_at(&mroot, &addr, |_| {}).await;
+    let mut master = start_master_at(rt, &mroot, &addr, |_| {}).await;
     let mut mev = master.events();
     for e in [&mut e1, &mut e2] {
         wait_event(e, "reconnection", |e| {
@@ -193,8 +197,7 @@ async fn workers_reconnect_on_their_own_to_a_restarted_master() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_during_a_large_apply_lets_it_finish_and_leaves_no_torn_file() {
+async fn a_stop_during_a_large_apply_lets_it_finish_and_leaves_no_torn_file(rt: Rt) {
     use wazuh_cluster_sync::integrity::storage::Timestamp;
     use wazuh_cluster_tokio::trees::{SampleFile, write_tree};
     const FILES: usize = 300;
@@ -209,10 +212,10 @@ async fn a_stop_during_a_large_apply_lets_it_finish_and_leaves_no_torn_file() {
         })
         .collect();
     write_tree(&mroot, &bulk).unwrap();
-    let master = start_master(&mroot).await;
+    let master = start_master(rt, &mroot).await;
     let addr = master.local_addr().unwrap().to_string();
     let root = tree(dir.path(), "worker1");
-    let w1 = start_worker(&root, "worker1", &addr).await;
+    let w1 = start_worker(rt, &root, "worker1", &addr).await;
 
     // Stop the worker as soon as the apply has written its first file (each file is written
     // to a staged temporary, synced and renamed: the apply takes a while).

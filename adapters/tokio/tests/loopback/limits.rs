@@ -13,6 +13,12 @@ use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, hello_text};
 
 use crate::support::*;
 
+on_both_runtimes!(
+    the_eleventh_connection_from_one_address_is_refused,
+    a_declared_payload_that_never_arrives_is_dropped_at_the_deadline,
+    workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others,
+);
+
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Waits until `f` holds (checked every 10 ms, at most [`PATIENCE`]).
@@ -41,10 +47,9 @@ async fn closed_by_peer(stream: &mut TcpStream, within: Duration) -> bool {
     read.is_ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_eleventh_connection_from_one_address_is_refused() {
+async fn the_eleventh_connection_from_one_address_is_refused(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
-    let mut master = start_master(&master_root(dir.path())).await;
+    let mut master = start_master(rt, &master_root(dir.path())).await;
     let addr = master.local_addr().unwrap();
 
     let mut open = Vec::new();
@@ -82,11 +87,10 @@ async fn the_eleventh_connection_from_one_address_is_refused() {
     assert_eq!(stats.connections, 11);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline() {
+async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline(rt: Rt) {
     let dir = tempfile::tempdir().unwrap();
     let root = master_root(dir.path());
-    let master = start_master_at(&root, "127.0.0.1:0", |spec| {
+    let master = start_master_at(rt, &root, "127.0.0.1:0", |spec| {
         spec.config.connection.payload_timeout = Duration::from_millis(300);
     })
     .await;
@@ -114,10 +118,7 @@ async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline() {
 }
 
 /// A worker's first event that says whether its link to the master came up or went down.
-async fn first_link_event(
-    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
-    what: &str,
-) -> NodeEvent {
+async fn first_link_event(events: &mut Events, what: &str) -> NodeEvent {
     wait_event(events, what, |e| {
         matches!(
             e,
@@ -127,20 +128,21 @@ async fn first_link_event(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others() {
+async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others(
+    rt: Rt,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mroot = master_root(dir.path());
-    let mut master = start_master(&mroot).await;
+    let mut master = start_master(rt, &mroot).await;
     let mut mev = master.events();
     let addr = master.local_addr().unwrap().to_string();
 
     let mut other_cluster =
-        start_worker_with(&tree(dir.path(), "w-cluster"), "worker8", &addr, |c| {
+        start_worker_with(rt, &tree(dir.path(), "w-cluster"), "worker8", &addr, |c| {
             c.cluster_name = "other".to_owned();
         })
         .await;
-    let mut other_key = start_worker_with(&tree(dir.path(), "w-key"), "worker9", &addr, |c| {
+    let mut other_key = start_worker_with(rt, &tree(dir.path(), "w-key"), "worker9", &addr, |c| {
         let key = wazuh_cluster_protocol::key::ClusterKey::new("otherclusterkey0123456789abcdefg")
             .unwrap();
         c.connection.key = Some(key);
@@ -179,7 +181,7 @@ async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_ser
 
     // Meanwhile a good worker joins and converges.
     let good = tree(dir.path(), "worker1");
-    let mut w1 = start_worker(&good, "worker1", &addr).await;
+    let mut w1 = start_worker(rt, &good, "worker1", &addr).await;
     let mut e1 = w1.events();
     wait_event(&mut e1, "worker1's apply", |e| {
         matches!(e, NodeEvent::SyncFinished { .. })

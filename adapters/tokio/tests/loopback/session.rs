@@ -48,7 +48,16 @@ use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
 use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
-use wazuh_cluster_tokio::{NodeSpec, start, wall_clock_now};
+use wazuh_cluster_tokio::{NodeSpec, wall_clock_now};
+
+use crate::support::{Rt, on_both_runtimes};
+
+on_both_runtimes!(
+    our_master_answers_the_recorded_workers_hello_as_upstream_did,
+    our_worker_says_hello_as_the_recorded_worker_did,
+    a_scripted_upstream_master_replays_the_whole_session_to_our_worker,
+    a_scripted_upstream_worker_replays_the_whole_session_to_our_master,
+);
 
 /// Longest a step waits on loopback, and the whole replay's deadline.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -132,8 +141,7 @@ fn name_of(literal: &str) -> String {
     literal.split(' ').next().unwrap_or_default().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_master_answers_the_recorded_workers_hello_as_upstream_did() {
+async fn our_master_answers_the_recorded_workers_hello_as_upstream_did(rt: Rt) {
     let w2m = wazuh_cluster_vectors::read("v3.9/session/raw/conn1_w2m.bin");
     let m2w = wazuh_cluster_vectors::read("v3.9/session/raw/conn1_m2w.bin");
     let (hello, hello_len) = first_frame(&w2m);
@@ -143,7 +151,7 @@ async fn our_master_answers_the_recorded_workers_hello_as_upstream_did() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = NodeSpec::new(node_config(NodeType::Master, MASTER_NAME), dir.path());
     spec.listen = Some("127.0.0.1:0".to_owned());
-    let master = start(spec).await.unwrap();
+    let master = rt.start(spec).await.unwrap();
     let mut stream = TcpStream::connect(master.local_addr().unwrap())
         .await
         .unwrap();
@@ -163,15 +171,14 @@ async fn our_master_answers_the_recorded_workers_hello_as_upstream_did() {
     master.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_worker_says_hello_as_the_recorded_worker_did() {
+async fn our_worker_says_hello_as_the_recorded_worker_did(rt: Rt) {
     let hello = recording::recorded_stream(Role::Worker).unwrap().remove(0);
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = node_config(NodeType::Worker, WORKER_NAME);
     config.master_addr = listener.local_addr().unwrap().to_string();
-    let worker = start(NodeSpec::new(config, dir.path())).await.unwrap();
+    let worker = rt.start(NodeSpec::new(config, dir.path())).await.unwrap();
     let (mut stream, _) = tokio::time::timeout(PATIENCE, listener.accept())
         .await
         .unwrap()
@@ -437,8 +444,7 @@ async fn local_client(socket: PathBuf, calls: Vec<LocalCall>, start: Instant) {
 /// the extra-valid files sent back, five agent-info rounds, and three control calls from a local
 /// client forwarded by our worker; then our worker's tree holds the master's files as
 /// check.json recorded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripted_upstream_master_replays_the_whole_session_to_our_worker() {
+async fn a_scripted_upstream_master_replays_the_whole_session_to_our_worker(rt: Rt) {
     let recorded = recording::recorded_link(Role::Master).unwrap();
     let check = recording::recorded_check().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -456,7 +462,7 @@ async fn a_scripted_upstream_master_replays_the_whole_session_to_our_worker() {
     let before = compare();
     assert_eq!((before.missing.len(), before.different.len()), (4, 4));
 
-    let worker = start(NodeSpec::new(config, &wroot)).await.unwrap();
+    let worker = rt.start(NodeSpec::new(config, &wroot)).await.unwrap();
     let (stream, _) = tokio::time::timeout(PATIENCE, listener.accept())
         .await
         .unwrap()
@@ -508,8 +514,7 @@ async fn a_scripted_upstream_master_replays_the_whole_session_to_our_worker() {
 /// agent-groups file, five agent-info rounds (with the unknown `ghost` agent), `get_nodes` and
 /// `get_health` ×2; our master answers in kind, sends one package then `sync_m_c_ok`, and ends
 /// with check.json's master state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripted_upstream_worker_replays_the_whole_session_to_our_master() {
+async fn a_scripted_upstream_worker_replays_the_whole_session_to_our_master(rt: Rt) {
     let recorded = recording::recorded_link(Role::Worker).unwrap();
     let check = recording::recorded_check().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -523,7 +528,7 @@ async fn a_scripted_upstream_worker_replays_the_whole_session_to_our_master() {
     let items = config.items.clone();
     let mut spec = NodeSpec::new(config, &mroot);
     spec.listen = Some("127.0.0.1:0".to_owned());
-    let master = start(spec).await.unwrap();
+    let master = rt.start(spec).await.unwrap();
     let stream = TcpStream::connect(master.local_addr().unwrap())
         .await
         .unwrap();

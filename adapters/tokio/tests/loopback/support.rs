@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_sim::fixtures::master_tree;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType};
 use wazuh_cluster_tokio::trees::{IntegrityCheck, SampleFile, compare_integrity, write_tree};
-use wazuh_cluster_tokio::{NodeSpec, RunningNode, start, wall_clock_now};
+use wazuh_cluster_tokio::{NodeSpec, wall_clock_now};
+
+pub use wazuh_cluster_runtime::{Events, Missed, Rt, Running};
 
 /// The cluster key of these tests (32 of `[A-Za-z0-9_]`).
 pub const KEY: &str = "tokioadaptertestkey0123456789abc";
@@ -63,42 +64,40 @@ pub fn master_root(dir: &Path) -> PathBuf {
 }
 
 pub async fn start_master_at(
+    rt: Rt,
     root: &Path,
     listen: &str,
     tune: impl FnOnce(&mut NodeSpec),
-) -> RunningNode {
+) -> Running {
     let mut spec = NodeSpec::new(config(NodeType::Master, "master01", KEY), root);
     spec.listen = Some(listen.to_owned());
     tune(&mut spec);
-    start(spec).await.unwrap()
+    rt.start(spec).await.unwrap()
 }
 
-pub async fn start_master(root: &Path) -> RunningNode {
-    start_master_at(root, "127.0.0.1:0", |_| {}).await
+pub async fn start_master(rt: Rt, root: &Path) -> Running {
+    start_master_at(rt, root, "127.0.0.1:0", |_| {}).await
 }
 
 pub async fn start_worker_with(
+    rt: Rt,
     root: &Path,
     name: &str,
     master: &str,
     tune: impl FnOnce(&mut NodeConfig),
-) -> RunningNode {
+) -> Running {
     let mut c = config(NodeType::Worker, name, KEY);
     c.master_addr = master.to_owned();
     tune(&mut c);
-    start(NodeSpec::new(c, root)).await.unwrap()
+    rt.start(NodeSpec::new(c, root)).await.unwrap()
 }
 
-pub async fn start_worker(root: &Path, name: &str, master: &str) -> RunningNode {
-    start_worker_with(root, name, master, |_| {}).await
+pub async fn start_worker(rt: Rt, root: &Path, name: &str, master: &str) -> Running {
+    start_worker_with(rt, root, name, master, |_| {}).await
 }
 
 /// The next event matching `pred` within [`PATIENCE`].
-pub async fn wait_event<F>(
-    rx: &mut broadcast::Receiver<NodeEvent>,
-    what: &str,
-    mut pred: F,
-) -> NodeEvent
+pub async fn wait_event<F>(rx: &mut Events, what: &str, mut pred: F) -> NodeEvent
 where
     F: FnMut(&NodeEvent) -> bool,
 {
@@ -106,10 +105,8 @@ where
         loop {
             match rx.recv().await {
                 Ok(e) if pred(&e) => return e,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => {
-                    panic!("node stopped while waiting for {what}")
-                }
+                Ok(_) | Err(Missed::Lagged) => {}
+                Err(Missed::Closed) => panic!("node stopped while waiting for {what}"),
             }
         }
     })
@@ -124,3 +121,27 @@ pub fn check(master: &Path, worker: &Path) -> IntegrityCheck {
         wazuh_cluster_tokio::unix_time_at(&c.connection.wall_clock, std::time::Instant::now());
     compare_integrity(master, worker, &c.items, "master01", now).unwrap()
 }
+
+/// Instantiates each named `async fn NAME(rt: Rt)` of the enclosing module as two tests,
+/// `on_tokio::NAME` and `on_mio::NAME`.
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod on_tokio {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(::wazuh_cluster_runtime::Rt::Tokio).await
+                }
+            )*
+        }
+        mod on_mio {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(::wazuh_cluster_runtime::Rt::Mio).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_runtimes;

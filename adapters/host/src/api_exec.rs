@@ -4,7 +4,7 @@
 //! request on standard input and the answer taken from standard output.
 //!
 //! ```text
-//!   node ── Output::ApiCall ──► run(call) ──┬─ built-in: FsStorage + BuiltinExecutor (blocking pool)
+//!   node ── Output::ApiCall ──► run(call) ──┬─ built-in: FsStorage + BuiltinExecutor
 //!                                           └─ program: stdin ← request JSON, stdout → answer JSON
 //!        ◄── handle_api_done ──────────────┘   (time-limited, stderr logged, bounded output)
 //! ```
@@ -13,12 +13,12 @@
 //! call outlives its `timeout`; the program is killed then (and at the latest after
 //! [`MAX_PROGRAM_TIME`] for a `wait_for_complete` call).
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_sync::dapi::merge::error_answer;
@@ -44,26 +44,21 @@ pub enum ApiExecutor {
 }
 
 /// Runs `call` with `executor` for a node over `install_root`; the answer for
-/// `Node::handle_api_done`. `limits` bound a program's answer.
-pub(crate) async fn run(
-    executor: ApiExecutor,
-    install_root: PathBuf,
-    clock: WallClock,
-    call: ApiCall,
-    limits: JsonLimits,
+/// `Node::handle_api_done`. `limits` bound a program's answer. Blocking (a program may run for
+/// minutes): an adapter calls it off its event loop.
+pub fn run(
+    executor: &ApiExecutor,
+    install_root: &Path,
+    clock: &WallClock,
+    call: &ApiCall,
+    limits: &JsonLimits,
 ) -> String {
     match executor {
-        ApiExecutor::Builtin => {
-            let ran = tokio::task::spawn_blocking(move || match FsStorage::new(&install_root) {
-                Ok(storage) => {
-                    BuiltinExecutor.run(&storage, &call, unix_time_at(&clock, Instant::now()))
-                }
-                Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
-            })
-            .await;
-            ran.unwrap_or_else(|e| error_answer(&format!("the API call failed: {e}"), 1000))
-        }
-        ApiExecutor::Program(program) => run_program(&program, &call, &limits).await,
+        ApiExecutor::Builtin => match FsStorage::new(install_root) {
+            Ok(storage) => BuiltinExecutor.run(&storage, call, unix_time_at(clock, Instant::now())),
+            Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
+        },
+        ApiExecutor::Program(program) => run_program(program, call, limits),
     }
 }
 
@@ -74,30 +69,43 @@ const BUSY_RETRIES: u32 = 5;
 /// while the program file is being written (a deploy replacing it, or any other thread of this
 /// process forking while it holds the file open for writing) the kernel refuses to run it, and
 /// the refusal ends as soon as the writer closes it.
-async fn spawn_program(program: &PathBuf) -> std::io::Result<tokio::process::Child> {
+fn spawn_program(program: &Path) -> std::io::Result<Child> {
     let mut tries = 0;
     loop {
         let started = Command::new(program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn();
         match started {
             Err(e)
                 if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < BUSY_RETRIES =>
             {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(20 << tries)).await;
+                std::thread::sleep(Duration::from_millis(20 << tries));
             }
             started => return started,
         }
     }
 }
 
+/// How often a program that closed its standard output is checked for having exited.
+const EXIT_POLL: Duration = Duration::from_millis(5);
+
+/// Kills and reaps `child` (it may have exited already: both calls then do nothing harmful).
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Runs `program` with `call.request` on its standard input; its standard output must be one
-/// JSON object (the answer), within `limits`.
-pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &JsonLimits) -> String {
+/// JSON object (the answer), within `limits`. Blocking, for at most the call's time limit.
+///
+/// The streams are served by short threads of their own: a program that does not read its
+/// input, or writes its error stream first, must not block the others. A program killed at the
+/// time limit may leave children holding the pipes; their threads end when those do, and are
+/// not waited for.
+pub fn run_program(program: &Path, call: &ApiCall, limits: &JsonLimits) -> String {
     let failed = |why: String| {
         tracing::warn!(
             "API executor {} for {}: {why}",
@@ -106,41 +114,67 @@ pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &Json
         );
         error_answer(&format!("API executor for {}: {why}", call.function), 1000)
     };
-    let mut child = match spawn_program(program).await {
+    let time = call
+        .timeout
+        .unwrap_or(MAX_PROGRAM_TIME)
+        .min(MAX_PROGRAM_TIME);
+    let deadline = Instant::now() + time;
+    let mut child = match spawn_program(program) {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot start it: {e}")),
     };
     let (Some(mut stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
+        kill(&mut child);
         return failed("its standard streams are not open".to_owned());
     };
     let request = call.request.clone().into_bytes();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&request);
+    });
     let limit = limits.max_bytes as u64;
-    let exchange = async {
-        // A program that does not read its input must not block us: write while reading.
-        let write = async move {
-            let _ = stdin.write_all(&request).await;
-            drop(stdin);
-        };
+    let (out_tx, out_rx) = mpsc::channel();
+    std::thread::spawn(move || {
         let mut out = Vec::new();
+        let read = stdout.take(limit + 1).read_to_end(&mut out);
+        let _ = out_tx.send(read.map(|_| out));
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
         let mut err = Vec::new();
-        let mut stdout = stdout.take(limit + 1);
-        let mut stderr = stderr.take(MAX_STDERR_LOGGED as u64);
-        let read_out = stdout.read_to_end(&mut out);
-        let read_err = stderr.read_to_end(&mut err);
-        let (_, out_read, _) = tokio::join!(write, read_out, read_err);
-        let status = child.wait().await;
-        (out_read.map(|_| out), err, status)
+        let _ = stderr.take(MAX_STDERR_LOGGED as u64).read_to_end(&mut err);
+        let _ = err_tx.send(err);
+    });
+    let timed_out = |child: &mut Child| {
+        kill(child);
+        failed(format!("no answer within {time:?} (killed)"))
     };
-    let time = call
-        .timeout
-        .unwrap_or(MAX_PROGRAM_TIME)
-        .min(MAX_PROGRAM_TIME);
-    // Dropping the exchange on timeout drops the child, which kills it (`kill_on_drop`).
-    let Ok((out, err, status)) = tokio::time::timeout(time, exchange).await else {
-        return failed(format!("no answer within {time:?} (killed)"));
+    let out = match out_rx.recv_timeout(time) {
+        Ok(Ok(out)) if out.len() as u64 > limit => {
+            kill(&mut child);
+            return failed(format!("its answer exceeds {limit} bytes"));
+        }
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            kill(&mut child);
+            return failed(format!("reading its answer: {e}"));
+        }
+        Err(_) => return timed_out(&mut child),
     };
+    // Its output is closed: it is exiting, or is told to at the deadline.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
+            Ok(None) => return timed_out(&mut child),
+            Err(e) => break Err(e),
+        }
+    };
+    // Closed with the program's exit, unless a child of it still holds it: then not waited for.
+    let err = err_rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
     if !err.is_empty() {
         tracing::warn!(
             "API executor {} for {}: {}",
@@ -149,13 +183,6 @@ pub(crate) async fn run_program(program: &PathBuf, call: &ApiCall, limits: &Json
             String::from_utf8_lossy(&err).trim_end()
         );
     }
-    let out = match out {
-        Ok(out) if out.len() as u64 > limit => {
-            return failed(format!("its answer exceeds {limit} bytes"));
-        }
-        Ok(out) => out,
-        Err(e) => return failed(format!("reading its answer: {e}")),
-    };
     match status {
         Ok(status) if status.success() => {}
         Ok(status) => return failed(format!("it exited with {status}")),
@@ -194,20 +221,20 @@ mod tests {
         path
     }
 
-    #[tokio::test]
-    async fn a_program_gets_the_request_and_its_answer_is_passed_on() {
+    #[test]
+    fn a_program_gets_the_request_and_its_answer_is_passed_on() {
         let dir = tempfile::tempdir().unwrap();
         // Echoes the function it was asked for, read from its standard input.
         let program = script(
             &dir,
             r#"read request; f=$(echo "$request" | sed 's/.*"function": "\([^"]*\)".*/\1/'); echo "{\"data\": \"$f\", \"error\": 0}""#,
         );
-        let answer = run_program(&program, &call(None), &JsonLimits::default()).await;
+        let answer = run_program(&program, &call(None), &JsonLimits::default());
         assert_eq!(answer, r#"{"data": "/agents", "error": 0}"#);
     }
 
-    #[tokio::test]
-    async fn garbage_a_failure_or_a_hang_become_error_answers() {
+    #[test]
+    fn garbage_a_failure_or_a_hang_become_error_answers() {
         let dir = tempfile::tempdir().unwrap();
         let limits = JsonLimits::default();
         let cases = [
@@ -221,8 +248,7 @@ mod tests {
         ];
         for (body, why) in cases {
             let program = script(&dir, body);
-            let answer =
-                run_program(&program, &call(Some(Duration::from_millis(200))), &limits).await;
+            let answer = run_program(&program, &call(Some(Duration::from_millis(200))), &limits);
             assert!(
                 answer.starts_with(&format!(r#"{{"message": "API executor for /agents: {why}"#)),
                 "{body}: {answer}"
@@ -230,12 +256,12 @@ mod tests {
             assert!(answer.ends_with(r#", "error": 1000}"#), "{answer}");
         }
         let missing = dir.path().join("nowhere");
-        let answer = run_program(&missing, &call(None), &limits).await;
+        let answer = run_program(&missing, &call(None), &limits);
         assert!(answer.contains("cannot start it"), "{answer}");
     }
 
-    #[tokio::test]
-    async fn an_answer_past_the_bound_is_refused() {
+    #[test]
+    fn an_answer_past_the_bound_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let program = script(
             &dir,
@@ -245,7 +271,7 @@ mod tests {
             max_bytes: 1000,
             ..JsonLimits::default()
         };
-        let answer = run_program(&program, &call(None), &limits).await;
+        let answer = run_program(&program, &call(None), &limits);
         assert!(answer.contains("its answer exceeds 1000 bytes"), "{answer}");
     }
 }

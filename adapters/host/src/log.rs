@@ -194,13 +194,14 @@ fn host(addr: &str) -> &str {
 
 /// The node's log: event lines, refusals rate-limited (see [`crate::log_limit`]).
 #[derive(Debug)]
-pub(crate) struct EventLog {
+pub struct EventLog {
     node_type: NodeType,
     limiter: LogLimiter,
 }
 
 impl EventLog {
-    pub(crate) fn new(node_type: NodeType) -> EventLog {
+    /// The log of a node of `node_type` (which names the peers in its lines).
+    pub fn new(node_type: NodeType) -> EventLog {
         EventLog {
             node_type,
             limiter: LogLimiter::default(),
@@ -208,7 +209,7 @@ impl EventLog {
     }
 
     /// Logs `event` at `now`, unless it is one refusal too many from its peer.
-    pub(crate) fn log(&mut self, event: &NodeEvent, now: Instant) {
+    pub fn log(&mut self, event: &NodeEvent, now: Instant) {
         for (peer, kind, count) in self.limiter.ended(now) {
             report_suppressed(&peer, kind, count);
         }
