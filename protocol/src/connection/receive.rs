@@ -163,6 +163,15 @@ impl Connection {
                 }
             }
             CommonRequest::NewStr { len } => {
+                if let Some(allowance) = self.memory_allowance
+                    && self.held_input_bytes().saturating_add(len) > allowance
+                {
+                    let error = PeerError::StringOverMemoryBudget {
+                        declared: len,
+                        allowance,
+                    };
+                    return self.refuse(now, counter, Refusal::Peer(error), Event::Violation);
+                }
                 let outcome = self.incoming_strings.open(len, now, &mut self.id_rng);
                 self.on_str_outcome(now, counter, outcome);
             }
