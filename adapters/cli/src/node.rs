@@ -63,6 +63,10 @@ pub struct NodeArgs {
     /// Most TCP connections open at once from one address (master).
     #[arg(long, value_name = "N", default_value_t = AdapterLimits::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
+    /// Most TCP connections open at once from all addresses together (master); local clients
+    /// have their own cap.
+    #[arg(long, value_name = "N", default_value_t = AdapterLimits::default().max_connections)]
+    pub max_connections: usize,
     /// Owner of the files the node writes and the directories it creates (names from
     /// /etc/passwd and /etc/group, or numbers). Default: as root, user `ossec` and group
     /// `ossec` when they exist, as upstream; otherwise files keep this process's owner.
@@ -291,6 +295,7 @@ pub fn run_until_stopped<T>(
     }
     let mut spec = node_spec(&config, &args.wazuh_path);
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
+    spec.limits.max_connections = args.max_connections;
     spec.owner = owner;
     spec.api_executor = api_executor;
     if let Some(path) = &args.cluster_json {

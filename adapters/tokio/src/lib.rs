@@ -21,8 +21,10 @@
 //!   (bytes already read are parked and fed back, in order, when the node wants them); its writer
 //!   reports what it flushed ([`Node::handle_written`]), so a peer that does not read what we
 //!   send is paused once the node's `max_queued_output` is unwritten;
-//! * **connections per source address**: at most [`AdapterLimits::max_connections_per_ip`] open
-//!   at once; the next one is closed as soon as it is accepted;
+//! * **connections per source address and in all**: at most
+//!   [`AdapterLimits::max_connections_per_ip`] open at once from one address and
+//!   [`AdapterLimits::max_connections`] from all; the next one is closed as soon as it is
+//!   accepted, and the refusal logged with its address (rate-limited per address);
 //! * **write backlog**: a last resort, never reached by protocol traffic (the node's bound is
 //!   lower): a peer is closed once [`AdapterLimits::max_write_backlog`] bytes wait for it;
 //! * **graceful shutdown**: [`RunningNode::shutdown`] stops accepting and reading, lets the effect
@@ -64,18 +66,18 @@ use tracing::Instrument;
 use wazuh_cluster_sync::roles::{Effect, Node, NodeConfig, NodeEvent};
 
 pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
-pub use limits::AdapterLimits;
+pub use limits::{AdapterLimits, RESERVED_DESCRIPTORS};
 pub use log::{EventLine, event_line};
 pub use os::{
-    DescriptorLimit, ShutdownSignals, os_seed, raise_descriptor_limit, shutdown_signal,
-    unix_time_at, wall_clock_now,
+    DescriptorLimit, ShutdownSignals, descriptor_limit, os_seed, raise_descriptor_limit,
+    shutdown_signal, unix_time_at, wall_clock_now,
 };
 pub use run::RunStats;
 
 use crate::io::{listen_local, listen_tcp};
 use crate::messages::{Inspection, Msg};
 use crate::run::Runner;
-use crate::slots::AddressCounts;
+use crate::slots::{AddressCounts, ConnectionCaps};
 
 /// Everything needed to run one node.
 #[derive(Debug, Clone)]
@@ -221,15 +223,34 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         Some(seed) => seed,
         None => os_seed().map_err(StartError::Seed)?,
     };
-    match os::raise_descriptor_limit() {
-        Ok(limit) if limit.before != limit.after => tracing::info!(
-            task = "Main",
-            "descriptor limit raised from {:?} to {:?}",
-            limit.before,
+    let mut config = config;
+    let nofile = match os::raise_descriptor_limit() {
+        Ok(limit) => {
+            if limit.before != limit.after {
+                tracing::info!(
+                    task = "Main",
+                    "descriptor limit raised from {:?} to {:?}",
+                    limit.before,
+                    limit.after
+                );
+            }
             limit.after
-        ),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(task = "Main", "descriptor limit not raised: {error}"),
+        }
+        Err(error) => {
+            tracing::warn!(task = "Main", "descriptor limit not raised: {error}");
+            os::descriptor_limit()
+        }
+    };
+    if let Some(nofile) = nofile {
+        let left = limits.transfer_descriptors(nofile, listen.is_some());
+        let budget = &mut config.limits.max_transfer_descriptors;
+        if left < *budget {
+            tracing::info!(
+                task = "Main",
+                "{left} of {nofile} descriptors left for files being received (was {budget})"
+            );
+            *budget = left;
+        }
     }
     let listener = match &listen {
         Some(addr) => {
@@ -285,12 +306,11 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         Err(_) => return Err(open_error("the effect thread ended".to_owned())),
     }
     let listener_task = listener.map(|(l, _)| {
-        listen_tcp(
-            l,
-            counts.clone(),
-            limits.max_connections_per_ip,
-            ctl_tx.clone(),
-        )
+        let caps = ConnectionCaps {
+            per_ip: limits.max_connections_per_ip,
+            total: limits.max_connections,
+        };
+        listen_tcp(l, counts.clone(), caps, ctl_tx.clone())
     });
     let local_task = local.map(|l| listen_local(l, limits.max_local_clients, ctl_tx.clone()));
     let node = Node::new(config, seed, Instant::now());
@@ -395,6 +415,11 @@ impl RunningNode {
     /// Open TCP connections accepted from `ip`.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         self.counts.count(ip)
+    }
+
+    /// Open TCP connections accepted from all addresses.
+    pub fn connections(&self) -> usize {
+        self.counts.total()
     }
 
     /// Asks the node to stop (see the crate docs for what a graceful stop does).

@@ -273,6 +273,7 @@ fn serve(
         cluster_json: paths.cluster_json,
         insecure_no_key: false,
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
+        max_connections: AdapterLimits::default().max_connections,
         owner: args.owner.clone(),
         api_exec: paths.api_exec,
     };

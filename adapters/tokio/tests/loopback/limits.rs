@@ -1,5 +1,5 @@
-//! Socket-level bounds over real loopback TCP: connections per source address, the deadline of a
-//! declared payload, refused workers.
+//! Socket-level bounds over real loopback TCP: connections per source address and in all, the
+//! deadline of a declared payload, refused workers.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -80,6 +80,54 @@ async fn the_eleventh_connection_from_one_address_is_refused() {
     master.stopped().await;
     let stats = master.wait().await.unwrap();
     assert_eq!(stats.connections, 11);
+}
+
+/// A connection to `addr` from the loopback address `from` (Linux routes all of 127/8 to lo).
+async fn connect_from(from: Ipv4Addr, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master_at(&master_root(dir.path()), "127.0.0.1:0", |spec| {
+        spec.limits.max_connections = 4;
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+    let from = |last: u8| Ipv4Addr::new(127, 0, 0, last);
+
+    // Two addresses, two connections each: the cap is reached, no address near its own limit.
+    let mut open = Vec::new();
+    for last in [2, 3] {
+        for _ in 0..2 {
+            open.push(connect_from(from(last), addr).await);
+        }
+    }
+    eventually("4 connections accepted", || master.connections() == 4).await;
+
+    // A third address, with no connection of its own, is refused by the node-wide cap.
+    let mut fifth = connect_from(from(4), addr).await;
+    assert!(closed_by_peer(&mut fifth, PATIENCE).await);
+    assert_eq!(master.connections(), 4);
+    assert_eq!(master.connections_from(IpAddr::V4(from(4))), 0);
+    assert!(!closed_by_peer(&mut open[0], Duration::from_millis(200)).await);
+
+    // One connection of another address closing frees a place for anyone.
+    drop(open.pop());
+    eventually("the closed connection's slot given back", || {
+        master.connections() == 3
+    })
+    .await;
+    let mut again = connect_from(from(4), addr).await;
+    eventually("the fresh address accepted now", || {
+        master.connections_from(IpAddr::V4(from(4))) == 1
+    })
+    .await;
+    assert!(!closed_by_peer(&mut again, Duration::from_millis(200)).await);
+    master.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
