@@ -380,7 +380,8 @@ impl Connection {
     /// refused (a frame cannot be answered: the link closes with
     /// [`PeerError::FrameOverMemoryBudget`]), except a frame within the pre-`hello` bound
     /// (`max_pre_hello_payload`), which is always taken so that a `hello`, a keepalive or a small
-    /// request never waits for memory; a `new_str` beyond it is answered `err`
+    /// request never waits for memory; a `new_str` whose length, with room for one frame of
+    /// the largest size (`max_frame_payload`) to carry it, goes beyond it is answered `err`
     /// ([`text::MEMORY_BUDGET_EXHAUSTED`](crate::message::text::MEMORY_BUDGET_EXHAUSTED)) and
     /// reported as [`PeerError::StringOverMemoryBudget`]. `None` leaves only the configured
     /// bounds. A node sets it before each input from its daemon-wide memory budget.

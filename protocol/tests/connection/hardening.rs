@@ -138,7 +138,9 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
 #[test]
 fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame() {
     let mut pair = pair_with_string_total(1 << 20);
-    pair.server.set_memory_allowance(Some(100));
+    // A string is taken only with room for one largest frame beside it (to carry its chunks).
+    let frame = u64::from(DEFAULT_MAX_PAYLOAD) + HEADER_LEN as u64;
+    pair.server.set_memory_allowance(Some(frame + 100));
     let first = send_string(&mut pair, b'a', 60);
     assert_last_sent(&pair, first);
     assert_eq!(pair.server.held_input_bytes(), 60);
@@ -157,7 +159,7 @@ fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame
         pair.server_events.last(),
         Some(&Event::Violation(PeerError::StringOverMemoryBudget {
             declared: 60,
-            allowance: 100,
+            allowance: frame + 100,
         }))
     );
     assert!(!pair.server.is_closed());

@@ -76,7 +76,8 @@ pub struct NodeLimits {
     /// received (their declared payload, allocated when the header arrives), incoming long
     /// strings (their declared length), file data waiting for the disk and output not yet
     /// written. The peers' input may take all but an eighth, kept for the node's own work; one
-    /// link's input at most a quarter (at least two of its largest frames). A `new_str` beyond is
+    /// link's input at most a quarter (at least two of its largest frames, and its largest string
+    /// with a frame to carry it). A `new_str` beyond is
     /// answered `err` (`Not enough memory on this node for the string, try again later`); a
     /// frame beyond closes its link (a frame cannot be answered; the worker connects again); a
     /// link whose file data waits for the disk is not read while it or the peers are over. Frames

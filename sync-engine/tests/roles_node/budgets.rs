@@ -140,11 +140,14 @@ fn files_that_finish_or_fail_their_checksum_give_their_places_back() {
     );
 }
 
-/// A master whose memory budget is `limit` bytes.
+/// A master whose memory budget is `limit` bytes, with 1 MiB frames and 16 MiB strings at most
+/// (so a link's share is a quarter of the budget).
 fn master_with_memory_budget(limit: u64) -> RawMaster {
     let t0 = origin();
     let mut config = config(NodeType::Master, "master01", t0);
     config.limits.memory_budget = limit;
+    config.connection.max_frame_payload = 1 << 20;
+    config.connection.max_string_size = 16 << 20;
     RawMaster::new(t0, config)
 }
 
@@ -159,15 +162,17 @@ fn assert_within_budget(m: &RawMaster) {
 
 #[test]
 fn links_that_each_take_their_share_of_memory_never_exceed_the_budget_and_a_worker_still_syncs() {
-    use wazuh_cluster_protocol::frame::{Command, encode_header};
+    use wazuh_cluster_protocol::frame::{Command, HEADER_LEN, encode_header};
     use wazuh_cluster_protocol::message::text::MEMORY_BUDGET_EXHAUSTED;
     use wazuh_cluster_protocol::profile::Profile;
 
-    // 128 MiB: the peers may hold 112 MiB, one link 32 MiB.
+    // 128 MiB: the peers may hold 112 MiB, one link 32 MiB. A string is taken with room for one
+    // frame (1 MiB + header) beside it.
     let mut m = master_with_memory_budget(128 * MIB);
     let budget = m.node.memory_budget();
     assert_eq!((budget.pool, budget.share), (112 * MIB, 32 * MIB));
-    let attackers: Vec<PeerId> = (1..=6)
+    let frame = MIB + HEADER_LEN as u64;
+    let attackers: Vec<PeerId> = (1..=7)
         .map(|i| m.join(i, &format!("evil{i}"), &format!("10.0.0.{i}:4000{i}")))
         .collect();
     m.take_events();
@@ -182,38 +187,48 @@ fn links_that_each_take_their_share_of_memory_never_exceed_the_budget_and_a_work
         reply
     };
     for &peer in &attackers[..3] {
-        assert_eq!(declare(&mut m, peer, 32 * MIB).0, "ok");
-        // Its share is full: one byte more is refused.
-        assert_eq!(declare(&mut m, peer, 1), memory_refusal);
+        assert_eq!(declare(&mut m, peer, 15 * MIB).0, "ok");
+        assert_eq!(declare(&mut m, peer, 15 * MIB).0, "ok");
+        // Its share is nearly full: 2 MiB more (and a frame's room) is refused.
+        assert_eq!(declare(&mut m, peer, 2 * MIB), memory_refusal);
     }
-    // The fourth finds 16 MiB left in the pool.
-    assert_eq!(declare(&mut m, attackers[3], 32 * MIB), memory_refusal);
+    // The fourth finds 22 MiB left in the pool: 21 MiB minus a frame's room.
     assert_eq!(declare(&mut m, attackers[3], 16 * MIB).0, "ok");
-    assert_eq!(declare(&mut m, attackers[4], 1), memory_refusal);
-    assert_eq!(m.node.memory_budget().input, 112 * MIB);
-    // A frame too large for what is left closes its link before anything is allocated.
+    assert_eq!(declare(&mut m, attackers[3], 5 * MIB), memory_refusal);
+    assert_eq!(declare(&mut m, attackers[3], 5 * MIB - frame).0, "ok");
+    assert_eq!(m.node.memory_budget().input, 111 * MIB - frame);
+    // The fifth: 1 MiB and a frame's room are left.
+    let left = MIB + frame;
+    assert_eq!(declare(&mut m, attackers[4], MIB + 1), memory_refusal);
+    assert_eq!(declare(&mut m, attackers[4], MIB).0, "ok");
+    // That room is a frame's: the sixth parks a 1 MiB frame in it (its header alone allocates
+    // it), the seventh's finds nothing left and closes its link before anything is allocated.
     let mut header = bytes::BytesMut::new();
     let dapi = Command::new(Profile::V3_9, b"dapi").unwrap();
-    encode_header(Profile::V3_9, 1, &dapi, 4 << 20, &mut header).unwrap();
+    encode_header(Profile::V3_9, 1, &dapi, 1 << 20, &mut header).unwrap();
     m.node.handle_input(m.now, attackers[5], &header);
     m.pump();
-    assert!(m.closed.contains(&attackers[5]));
+    assert!(!m.closed.contains(&attackers[5]));
+    assert_eq!(m.node.memory_budget().input, 112 * MIB);
+    m.node.handle_input(m.now, attackers[6], &header);
+    m.pump();
+    assert!(m.closed.contains(&attackers[6]));
     assert_within_budget(&m);
     let events = m.take_events();
     assert!(events.contains(&NodeEvent::Error {
         peer: Some(attackers[4]),
         error: NodeError::Peer(PeerError::StringOverMemoryBudget {
-            declared: 1,
-            allowance: 0
+            declared: MIB + 1,
+            allowance: left
         })
     }));
     let over_budget = PeerError::FrameOverMemoryBudget {
-        declared: 4 << 20,
+        declared: 1 << 20,
         allowance: 0,
     };
     assert!(
         events.contains(&NodeEvent::WorkerLeft {
-            name: "evil6".into(),
+            name: "evil7".into(),
             reason: CloseReason::Connection(Some(over_budget.into())),
         }),
         "{events:?}"
@@ -231,9 +246,9 @@ fn links_that_each_take_their_share_of_memory_never_exceed_the_budget_and_a_work
     m.node.handle_closed(m.now, attackers[0]);
     m.clients.remove(&attackers[0]);
     m.pump();
-    assert_eq!(m.node.memory_budget().input, 80 * MIB);
+    assert_eq!(m.node.memory_budget().input, 82 * MIB);
     // ...which makes room for another link's string...
-    assert_eq!(declare(&mut m, attackers[4], 32 * MIB).0, "ok");
+    assert_eq!(declare(&mut m, attackers[4], 15 * MIB).0, "ok");
     // ...and the strings that never arrive expire.
     m.advance(std::time::Duration::from_secs(121));
     assert_eq!(m.node.memory_budget().input, 0);

@@ -146,16 +146,19 @@ impl LinkMemory {
 impl MemoryBudget {
     /// A budget of `limit` bytes (see
     /// [`NodeLimits::memory_budget`](crate::roles::NodeLimits::memory_budget)) for links whose
-    /// largest frame is `largest_frame` bytes: a link's share is a quarter of the budget, but at
-    /// least two of its largest frames (so a worker's file chunk always fits), and at most the
-    /// pool.
-    pub(crate) fn new(limit: u64, largest_frame: u64) -> MemoryBudget {
+    /// largest frame is `largest_frame` bytes and largest string `largest_string`: a link's share
+    /// is a quarter of the budget, but at least two of its largest frames and its largest string
+    /// with a frame to carry it (so what one link may send always fits), and at most the pool.
+    pub(crate) fn new(limit: u64, largest_frame: u64, largest_string: u64) -> MemoryBudget {
         let pool = limit - limit / 8;
-        let two_frames = 2 * (largest_frame + HEADER_LEN as u64);
+        let frame = largest_frame + HEADER_LEN as u64;
         MemoryBudget {
             limit,
             pool,
-            share: (limit / 4).max(two_frames).min(pool),
+            share: (limit / 4)
+                .max(2 * frame)
+                .max(largest_string + frame)
+                .min(pool),
         }
     }
 
@@ -201,8 +204,9 @@ mod tests {
 
     #[test]
     fn a_links_memory_allowance_is_its_share_and_the_pool_whichever_is_less() {
-        // 64 MiB: pool 56 MiB, share 16 MiB (a quarter; two 1 MiB frames are less).
-        let budget = MemoryBudget::new(64 << 20, 1 << 20);
+        // 64 MiB: pool 56 MiB, share 16 MiB (a quarter; two 1 MiB frames or a 4 MiB string are
+        // less).
+        let budget = MemoryBudget::new(64 << 20, 1 << 20, 4 << 20);
         let u = budget.usage(std::iter::empty());
         assert_eq!((u.limit, u.pool, u.share), (64 << 20, 56 << 20, 16 << 20));
         let link = |connection: u64, disk: u64| LinkMemory {
@@ -227,12 +231,20 @@ mod tests {
     }
 
     #[test]
-    fn a_share_holds_two_of_the_largest_frames_unless_the_pool_is_smaller() {
-        let frame = 8 << 20;
-        let two = 2 * (frame + HEADER_LEN as u64);
-        assert_eq!(MemoryBudget::new(256 << 20, frame).share, 64 << 20);
-        assert_eq!(MemoryBudget::new(32 << 20, frame).share, two);
-        assert_eq!(MemoryBudget::new(8 << 20, frame).share, 7 << 20);
+    fn a_share_holds_what_one_link_may_send_unless_the_pool_is_smaller() {
+        let (frame, string) = (8 << 20, 64 << 20);
+        let framed = frame + HEADER_LEN as u64;
+        // The defaults: a 64 MiB string and the frame carrying it are above a quarter.
+        assert_eq!(
+            MemoryBudget::new(256 << 20, frame, string).share,
+            string + framed
+        );
+        assert_eq!(MemoryBudget::new(1 << 30, frame, string).share, 256 << 20);
+        assert_eq!(
+            MemoryBudget::new(32 << 20, frame, 1 << 20).share,
+            2 * framed
+        );
+        assert_eq!(MemoryBudget::new(8 << 20, frame, string).share, 7 << 20);
     }
 
     #[test]

@@ -26,6 +26,36 @@
 //! we send is paused (its requests, which would each add a reply, wait in its kernel buffers),
 //! never buffered without bound. Keepalives and replies to input already read still go out, so
 //! the overshoot is bounded by what one read can ask for.
+//!
+//! # Daemon-wide budgets
+//!
+//! Per-link bounds alone let a handful of links hold what the daemon has (issue 12: three links
+//! held 409 MB of strings, four addresses' transfers took every descriptor), so the shell owns two
+//! budgets every link draws from, each with a per-link share (see [`budget`]):
+//!
+//! * **memory** ([`NodeLimits::memory_budget`](super::NodeLimits::memory_budget), 256 MiB):
+//!   frames being received (their declared payload), incoming long strings (their declared
+//!   length), file data waiting for the disk, and output not yet written. The peers' input may
+//!   take all but an eighth (kept for the node's own sends); one link a quarter (at least what
+//!   one link may send: two of its largest frames, its largest string and a frame to carry it).
+//!   Before each input the shell gives the link's connection what is left
+//!   for it ([`Connection::set_memory_allowance`]): a `new_str` beyond is answered `err`, a frame
+//!   beyond closes the link; frames within the pre-`hello` bound (64 KiB) always pass, so a
+//!   worker's `hello`, keepalives and small file chunks never wait for memory. A link whose file
+//!   data waits for the disk is not read while it or the pool is over
+//!   ([`Shell::wants_input`]). Usage is summed from each link's own counters, so every path that
+//!   frees a buffer (a claimed, expired or refused string, a completed frame, a written chunk, a
+//!   closed link) frees it in the budget too: [`Node::memory_budget`](super::Node::memory_budget).
+//! * **descriptors** for files being received
+//!   ([`NodeLimits::max_transfer_descriptors`](super::NodeLimits::max_transfer_descriptors), 512,
+//!   lowered by an adapter to what its descriptor limit leaves): two per file from its `new_file`
+//!   until its staged write is committed or aborted (a closed link's aborts included); a link a
+//!   quarter. A `new_file` beyond is answered `err` and the link stays
+//!   ([`Connection::set_file_allowance`]); [`Node::file_budget`](super::Node::file_budget).
+//!
+//! Files we send, scans and package builds open and close their descriptors within one effect
+//! and need no budget; the outgoing queue is counted in the memory budget and paced per peer by
+//! `max_queued_output`.
 
 mod budget;
 mod disk;
@@ -229,6 +259,7 @@ impl Shell {
         let memory = MemoryBudget::new(
             config.limits.memory_budget,
             u64::from(config.connection.max_frame_payload),
+            config.connection.max_string_size,
         );
         let intervals = config.items.intervals;
         let mut base = config.connection.clone();
