@@ -30,14 +30,10 @@ use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure,
-};
+use wazuh_cluster_protocol::connection::Event;
 use wazuh_cluster_protocol::frame::{Command, encode_header};
-use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
-use wazuh_cluster_protocol::rng::Rng;
-use wazuh_cluster_tokio::wall_clock_now;
+use wazuh_cluster_testkit::wire_client::WireClient;
 
 const KEY: &str = "hostileloadclusterkey0123456789a";
 const MIB: usize = 1 << 20;
@@ -234,75 +230,9 @@ fn still_open(stream: &TcpStream) -> bool {
     open
 }
 
-/// A key holder's link, driven by hand over a blocking socket.
-struct Link {
-    stream: TcpStream,
-    conn: Connection,
-    events: Vec<Event>,
-}
-
-impl Link {
-    /// Connects from `127.0.0.<last>` and registers as worker `name`.
-    fn join(last: u8, addr: SocketAddr, name: &str) -> Option<Link> {
-        let stream = connect_from(last, addr)?;
-        stream
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .ok()?;
-        let key = ClusterKey::new(KEY).expect("the key");
-        let mut config = ConnectionConfig::new(Profile::V3_9, Some(key), wall_clock_now());
-        config.keep_alive = Duration::from_secs(3600);
-        // Distinct per link; nothing here needs more than that.
-        let seed = (u64::from(last) << 32) ^ name.bytes().fold(0, |h, b| h * 31 + u64::from(b));
-        let conn = Connection::new(config, Side::Client, Rng::from_seed(seed), Instant::now());
-        let mut link = Link {
-            stream,
-            conn,
-            events: Vec::new(),
-        };
-        let hello = Command::new(Profile::V3_9, b"hello").expect("hello");
-        let payload = format!("{name} wazuh worker 3.9.5");
-        let counter = link
-            .conn
-            .send_request(Instant::now(), hello, payload.as_bytes())
-            .ok()?;
-        let answered = link.drive(
-            Duration::from_secs(10),
-            |e| matches!(e, Event::Response { counter: c, .. } if *c == counter),
-        );
-        answered.then_some(link)
-    }
-
-    /// Moves bytes until an event matches `done` (true) or `within` passes (false).
-    fn drive(&mut self, within: Duration, mut done: impl FnMut(&Event) -> bool) -> bool {
-        let deadline = Instant::now() + within;
-        let mut buf = vec![0u8; 64 << 10];
-        while Instant::now() < deadline {
-            while let Some(bytes) = self.conn.poll_transmit() {
-                if self.stream.write_all(&bytes).is_err() {
-                    return false;
-                }
-            }
-            match self.stream.read(&mut buf) {
-                Ok(0) => return false,
-                Ok(n) => self.conn.handle_input(Instant::now(), &buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return false,
-            }
-            self.conn.handle_timeout(Instant::now());
-            while let Some(event) = self.conn.poll_event() {
-                let matched = done(&event);
-                self.events.push(event);
-                if matched {
-                    return true;
-                }
-            }
-        }
-        false
-    }
+/// Connects from `127.0.0.<last>` and registers as worker `name`.
+fn join(last: u8, addr: SocketAddr, name: &str) -> Option<WireClient> {
+    WireClient::hello(connect_from(last, addr)?, KEY, name)
 }
 
 /// Attack 3: 3 key holders each pushing two 64 MiB strings nobody claims.
@@ -313,7 +243,7 @@ fn long_strings(daemon: &Daemon, addr: SocketAddr) {
     for i in 0..3u8 {
         let data = data.clone();
         handles.push(std::thread::spawn(move || {
-            let mut link = Link::join(20 + i, addr, &format!("strings{i}"))?;
+            let mut link = join(20 + i, addr, &format!("strings{i}"))?;
             let mut sent = 0;
             let mut refused = 0;
             for _ in 0..2 {
@@ -371,62 +301,19 @@ fn transfers(daemon: &Daemon, addr: SocketAddr) {
     for a in 0..4u8 {
         for l in 0..10u8 {
             let name = format!("files{a}-{l}");
-            let Some(mut link) = Link::join(30 + a, addr, &name) else {
+            let Some(mut link) = join(30 + a, addr, &name) else {
                 continue;
             };
-            let mut transfers = Vec::new();
-            for f in 0..16 {
-                let path = format!("/queue/cluster/{name}/f{f}");
-                if let Ok(t) = link.conn.send_file(Instant::now(), path.as_bytes()) {
-                    transfers.push(t);
-                }
-            }
-            // Each open file asks for its first chunk (or is refused): answer with 64 KiB once.
-            let mut asked = 0;
-            let total = transfers.len();
-            let chunk = vec![b'f'; 64 << 10];
-            let mut wanted = Vec::new();
-            link.drive(Duration::from_secs(10), |e| {
-                match e {
-                    Event::FileChunkWanted { transfer, max_len } => {
-                        wanted.push((*transfer, *max_len));
-                        asked += 1;
-                    }
-                    Event::TransferFailed {
-                        failure: TransferFailure::Refused(_),
-                        ..
-                    } => asked += 1,
-                    _ => {}
-                }
-                asked >= total
-            });
-            for (transfer, max_len) in wanted {
-                let _ = link.conn.file_chunk(
-                    Instant::now(),
-                    transfer,
-                    &chunk[..max_len.min(chunk.len())],
-                );
-                open += 1;
-            }
-            link.drive(Duration::from_millis(200), |_| false);
+            let paths: Vec<String> = (0..16)
+                .map(|f| format!("/queue/cluster/{name}/f{f}"))
+                .collect();
+            open += link.open_files(&paths, 64 << 10);
             links.push(link);
         }
     }
-    let refused_now = links
-        .iter()
-        .flat_map(|l| &l.events)
-        .filter(|e| {
-            matches!(
-                e,
-                Event::TransferFailed {
-                    failure: TransferFailure::Refused(_),
-                    ..
-                }
-            )
-        })
-        .count();
+    let refused: usize = links.iter().map(WireClient::refused_transfers).sum();
     daemon.report(&format!(
-        "{label}: {} links, {open} files open, {refused_now} refused",
+        "{label}: {} links, {open} files open, {refused} refused",
         links.len()
     ));
     drop(links);
