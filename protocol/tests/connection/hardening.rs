@@ -70,6 +70,24 @@ fn send_string(pair: &mut Pair, byte: u8, len: usize) -> TransferId {
     transfer
 }
 
+/// The client's last event says `transfer` was refused with `reply`, the server's last reports
+/// `fault`.
+fn assert_string_refused(
+    pair: &Pair,
+    transfer: TransferId,
+    reply: &'static [u8],
+    fault: PeerError,
+) {
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::TransferFailed {
+            transfer,
+            failure: TransferFailure::Refused(Reply::Err(Bytes::from_static(reply))),
+        })
+    );
+    assert_eq!(pair.server_events.last(), Some(&Event::Violation(fault)));
+}
+
 /// The client's last event says `transfer` was sent.
 fn assert_last_sent(pair: &Pair, transfer: TransferId) {
     assert!(
@@ -94,22 +112,15 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
 
     // 60 more declared bytes would hold 120 > 100: refused with our text, reported, not opened.
     let second = send_string(&mut pair, b'b', 60);
-    assert_eq!(
-        pair.client_events.last(),
-        Some(&Event::TransferFailed {
-            transfer: second,
-            failure: TransferFailure::Refused(Reply::Err(Bytes::from_static(
-                text::STRINGS_TOTAL_TOO_LARGE
-            ))),
-        })
-    );
-    assert_eq!(
-        pair.server_events.last(),
-        Some(&Event::Violation(PeerError::StringsTotalTooLarge {
+    assert_string_refused(
+        &pair,
+        second,
+        text::STRINGS_TOTAL_TOO_LARGE,
+        PeerError::StringsTotalTooLarge {
             declared: 60,
             reserved: 60,
             limit: 100,
-        }))
+        },
     );
     assert_eq!(pair.server.incoming_strings(), 1);
     assert!(
@@ -146,21 +157,14 @@ fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame
     assert_eq!(pair.server.held_input_bytes(), 60);
     // 60 more would hold 120 > 100: `err` with the budget's text; the link stays.
     let second = send_string(&mut pair, b'b', 60);
-    assert_eq!(
-        pair.client_events.last(),
-        Some(&Event::TransferFailed {
-            transfer: second,
-            failure: TransferFailure::Refused(Reply::Err(Bytes::from_static(
-                text::MEMORY_BUDGET_EXHAUSTED
-            ))),
-        })
-    );
-    assert_eq!(
-        pair.server_events.last(),
-        Some(&Event::Violation(PeerError::StringOverMemoryBudget {
+    assert_string_refused(
+        &pair,
+        second,
+        text::MEMORY_BUDGET_EXHAUSTED,
+        PeerError::StringOverMemoryBudget {
             declared: 60,
             allowance: frame + 100,
-        }))
+        },
     );
     assert!(!pair.server.is_closed());
     // Frames within the pre-hello bound always go through, whatever the allowance: a request of
@@ -181,14 +185,14 @@ fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame
 
     // A frame above the pre-hello bound that the allowance cannot hold closes the link, blaming
     // the budget (not the configured bound), before its payload is allocated.
-    let mut server = Connection::new(
-        config("", pair.now),
-        Side::Server,
-        Rng::from_seed(9),
-        pair.now,
-    );
-    server.set_authenticated(pair.now);
-    server.set_memory_allowance(Some(1 << 20));
+    let now = pair.now;
+    let server_allowing = |allowance: u64| {
+        let mut server = Connection::new(config("", now), Side::Server, Rng::from_seed(9), now);
+        server.set_authenticated(now);
+        server.set_memory_allowance(Some(allowance));
+        server
+    };
+    let mut server = server_allowing(1 << 20);
     let mut header = BytesMut::new();
     wazuh_cluster_protocol::frame::encode_header(Profile::V3_9, 1, &dapi(), 2 << 20, &mut header)
         .unwrap();
@@ -205,14 +209,7 @@ fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame
     );
     assert_eq!(server.held_input_bytes(), 0);
     // Within the allowance, the frame's whole declared payload counts from its header on.
-    let mut server = Connection::new(
-        config("", pair.now),
-        Side::Server,
-        Rng::from_seed(9),
-        pair.now,
-    );
-    server.set_authenticated(pair.now);
-    server.set_memory_allowance(Some(4 << 20));
+    let mut server = server_allowing(4 << 20);
     server.handle_input(pair.now, &header);
     assert!(!server.is_closed());
     assert_eq!(server.held_input_bytes(), (2 << 20) + HEADER_LEN as u64);

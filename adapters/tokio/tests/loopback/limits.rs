@@ -245,6 +245,25 @@ async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_ser
     }
 }
 
+/// Waits until `f` holds for the running node (checked every 20 ms, at most [`PATIENCE`]).
+async fn until_node(
+    node: &wazuh_cluster_tokio::RunningNode,
+    what: &str,
+    f: impl Fn(&wazuh_cluster_sync::roles::Node) -> bool + Clone + Send + 'static,
+) {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let f = f.clone();
+            if node.inspect(move |n, _| f(n)).await != Some(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "never: {what}");
+}
+
 /// Key holders registered as workers `{prefix}{i}` over real sockets (blocking clients).
 fn key_holders(addr: std::net::SocketAddr, prefix: &str, n: usize) -> Vec<WireClient> {
     (0..n)
@@ -292,13 +311,10 @@ async fn the_descriptor_budget_holds_while_key_holders_flood_transfers() {
 
     // The links go: every place comes back once their staged writes are aborted.
     drop(links);
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while master.inspect(|n, _| n.file_budget().held).await != Some(0) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    until_node(&master, "file places given back", |n| {
+        n.file_budget().held == 0
     })
     .await;
-    assert!(waited.is_ok(), "file places not given back");
     master.stop().await.unwrap();
 }
 
@@ -363,12 +379,9 @@ async fn the_memory_budget_holds_while_key_holders_push_long_strings() {
     assert_eq!(master.connections(), 4);
 
     drop(links);
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while master.inspect(|n, _| n.memory_budget().input).await != Some(0) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    until_node(&master, "memory given back", |n| {
+        n.memory_budget().input == 0
     })
     .await;
-    assert!(waited.is_ok(), "memory not given back");
     master.stop().await.unwrap();
 }
