@@ -85,6 +85,14 @@ pub mod text {
     pub const TOO_MANY_REQUESTS: &[u8] = b"Too many requests awaiting a reply";
     /// Our `err` payload when a peer opens more transfers than the configured bound.
     pub const TOO_MANY_TRANSFERS: &[u8] = b"Too many concurrent transfers";
+    /// Our `err` payload to a `new_file` beyond the node's budget of files received at once (all
+    /// links together, or this link's share of it): the node holds descriptors for each.
+    pub const FILE_BUDGET_EXHAUSTED: &[u8] =
+        b"Too many files being received by this node, try again later";
+    /// Our `err` payload to a `new_str` beyond the node's memory budget (all links together, or
+    /// this link's share of it).
+    pub const MEMORY_BUDGET_EXHAUSTED: &[u8] =
+        b"Not enough memory on this node for the string, try again later";
     /// Our `err` payload to a request refused before `hello` (upstream has no such gate).
     pub const BEFORE_HELLO: &[u8] = b"Command not allowed before hello";
     /// Our `err` payload to a `new_file` outside the link's directory (`queue/cluster/<name>/`).

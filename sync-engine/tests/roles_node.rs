@@ -6,6 +6,8 @@ mod support;
 
 #[path = "roles_node/backpressure.rs"]
 mod backpressure;
+#[path = "roles_node/budgets.rs"]
+mod budgets;
 #[path = "roles_node/control.rs"]
 mod control;
 #[path = "roles_node/dapi.rs"]

@@ -392,6 +392,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         demo_intervals(&mut spec.config);
         // Every worker connects from 127.0.0.1.
         spec.limits.max_connections_per_ip = n + 10;
+        spec.limits.max_connections = spec.limits.max_connections.max(n + 10);
         specs.push(spec);
     }
     let items = specs[0].config.items.clone();

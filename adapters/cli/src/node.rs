@@ -35,6 +35,7 @@ use wazuh_cluster_sync::config::{
     ClusterConfig, ClusterSection, KeyPolicy, NodeType, OssecConfError, parse_ossec_conf,
 };
 use wazuh_cluster_sync::integrity::items::ClusterItems;
+use wazuh_cluster_sync::roles::NodeLimits;
 use wazuh_cluster_tokio::{AdapterLimits, ApiExecutor, NodeSpec, start, wall_clock_now};
 
 /// The ossec.conf under an install root.
@@ -62,6 +63,14 @@ pub struct NodeArgs {
     /// Most TCP connections open at once from one address (master).
     #[arg(long, value_name = "N", default_value_t = AdapterLimits::default().max_connections_per_ip)]
     pub max_connections_per_ip: usize,
+    /// Most TCP connections open at once from all addresses together (master); local clients
+    /// have their own cap.
+    #[arg(long, value_name = "N", default_value_t = AdapterLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// MiB the node may hold for its peers, every link together: frames being received, long
+    /// strings, file data waiting for the disk, output not yet written (a link at most a quarter).
+    #[arg(long, value_name = "MIB", default_value_t = NodeLimits::default().memory_budget >> 20)]
+    pub memory_budget: u64,
     /// Owner of the files the node writes and the directories it creates (names from
     /// /etc/passwd and /etc/group, or numbers). Default: as root, user `ossec` and group
     /// `ossec` when they exist, as upstream; otherwise files keep this process's owner.
@@ -294,6 +303,8 @@ pub fn run_until_stopped<T>(
     }
     let mut spec = node_spec(&config, &args.wazuh_path);
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
+    spec.limits.max_connections = args.max_connections;
+    spec.config.limits.memory_budget = args.memory_budget.saturating_mul(1 << 20);
     spec.owner = owner;
     spec.api_executor = api_executor;
     if let Some(path) = &args.cluster_json {

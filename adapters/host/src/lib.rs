@@ -49,9 +49,11 @@ use std::path::{Path, PathBuf};
 use wazuh_cluster_sync::roles::NodeConfig;
 
 pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
-pub use limits::AdapterLimits;
+pub use limits::{AdapterLimits, RESERVED_DESCRIPTORS};
 pub use log::{EventLine, EventLog, event_line};
-pub use os::{DescriptorLimit, os_seed, raise_descriptor_limit, unix_time_at, wall_clock_now};
+pub use os::{
+    DescriptorLimit, descriptor_limit, os_seed, raise_descriptor_limit, unix_time_at, wall_clock_now,
+};
 
 /// Everything needed to run one node.
 #[derive(Debug, Clone)]
@@ -189,17 +191,41 @@ pub struct RunStats {
 }
 
 /// Raises the descriptor limit (see [`raise_descriptor_limit`]) and logs what changed, as a
-/// starting node does.
-pub fn raise_and_log_descriptor_limit() {
-    match raise_descriptor_limit() {
-        Ok(limit) if limit.before != limit.after => tracing::info!(
-            task = "Main",
-            "descriptor limit raised from {:?} to {:?}",
-            limit.before,
+/// starting node does; then lowers the node's descriptor budget for files being received to
+/// what the limit leaves once every connection, local client and the reserve have theirs
+/// ([`AdapterLimits::transfer_descriptors`]), so that transfers can never make an accept fail.
+pub fn raise_descriptor_limit_and_budget(
+    config: &mut wazuh_cluster_sync::roles::NodeConfig,
+    limits: &AdapterLimits,
+    listens: bool,
+) {
+    let nofile = match raise_descriptor_limit() {
+        Ok(limit) => {
+            if limit.before != limit.after {
+                tracing::info!(
+                    task = "Main",
+                    "descriptor limit raised from {:?} to {:?}",
+                    limit.before,
+                    limit.after
+                );
+            }
             limit.after
-        ),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(task = "Main", "descriptor limit not raised: {error}"),
+        }
+        Err(error) => {
+            tracing::warn!(task = "Main", "descriptor limit not raised: {error}");
+            os::descriptor_limit()
+        }
+    };
+    if let Some(nofile) = nofile {
+        let left = limits.transfer_descriptors(nofile, listens);
+        let budget = &mut config.limits.max_transfer_descriptors;
+        if left < *budget {
+            tracing::info!(
+                task = "Main",
+                "{left} of {nofile} descriptors left for files being received (was {budget})"
+            );
+            *budget = left;
+        }
     }
 }
 

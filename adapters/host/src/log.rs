@@ -210,19 +210,42 @@ impl EventLog {
 
     /// Logs `event` at `now`, unless it is one refusal too many from its peer.
     pub fn log(&mut self, event: &NodeEvent, now: Instant) {
-        for (peer, kind, count) in self.limiter.ended(now) {
-            report_suppressed(&peer, kind, count);
-        }
-        if let Some((peer, kind)) = refusal_key(event) {
-            let admitted = self.limiter.admit(&peer, kind, now);
-            if let Some(count) = admitted.suppressed_before {
-                report_suppressed(&peer, kind, count);
-            }
-            if !admitted.write {
-                return;
+        let node_type = self.node_type;
+        match refusal_key(event) {
+            Some((peer, kind)) => log_refusal(&mut self.limiter, &peer, kind, now, || {
+                log_event(node_type, event)
+            }),
+            None => {
+                report_ended(&mut self.limiter, now);
+                log_event(node_type, event);
             }
         }
-        log_event(self.node_type, event);
+    }
+}
+
+/// Writes one refusal of `kind` from `peer` through `limiter`: the count of what an ended window
+/// suppressed first, then the line itself (`write`) unless it is one too many in its window.
+pub fn log_refusal(
+    limiter: &mut LogLimiter,
+    peer: &str,
+    kind: &'static str,
+    now: Instant,
+    write: impl FnOnce(),
+) {
+    report_ended(limiter, now);
+    let admitted = limiter.admit(peer, kind, now);
+    if let Some(count) = admitted.suppressed_before {
+        report_suppressed(peer, kind, count);
+    }
+    if admitted.write {
+        write();
+    }
+}
+
+/// Reports the windows of `limiter` ended by `now`.
+fn report_ended(limiter: &mut LogLimiter, now: Instant) {
+    for (peer, kind, count) in limiter.ended(now) {
+        report_suppressed(&peer, kind, count);
     }
 }
 

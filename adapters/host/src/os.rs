@@ -25,6 +25,11 @@ pub struct DescriptorLimit {
     pub after: Option<u64>,
 }
 
+/// The soft `RLIMIT_NOFILE` now (`None`: unlimited).
+pub fn descriptor_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit: every connection, transfer and local
 /// client costs descriptors, and the common soft default of 1,024 ran out under an attack
 /// (issue 12) while the hard limit allowed far more.

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::{Events, Interest, Poll, Token};
-use wazuh_cluster_host::slots::AddressCounts;
+use wazuh_cluster_host::log::log_refusal;
+use wazuh_cluster_host::log_limit::LogLimiter;
+use wazuh_cluster_host::slots::{AddressCounts, ConnectionCaps};
 use wazuh_cluster_host::{AdapterLimits, ApiExecutor, EventLog, RunStats};
 use wazuh_cluster_sync::roles::{Node, Origin, Output, PeerId};
 
@@ -109,6 +111,8 @@ pub(crate) struct EventLoop {
     /// is edge-triggered, so the connections waiting in the backlog would otherwise wait for
     /// the next new one.
     accept_retry: Option<Instant>,
+    /// Rate limit of the refused-connection lines (a flood of connections must not flood the log).
+    refusals: LogLimiter,
 }
 
 impl EventLoop {
@@ -158,6 +162,7 @@ impl EventLoop {
             stats: RunStats::default(),
             stop: false,
             accept_retry: None,
+            refusals: LogLimiter::default(),
         }
     }
 
@@ -461,14 +466,25 @@ impl EventLoop {
                     return;
                 }
             };
-            let limit = self.limits.max_connections_per_ip;
+            let caps = ConnectionCaps {
+                per_ip: self.limits.max_connections_per_ip,
+                total: self.limits.max_connections,
+            };
             let ip: IpAddr = remote.ip();
-            let Some(slot) = self.counts.acquire(ip, limit) else {
-                tracing::warn!(
-                    "refused connection from {remote}: {limit} connections already open from {ip}"
-                );
-                drop(stream);
-                continue;
+            let slot = match self.counts.acquire(ip, caps) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    drop(stream);
+                    let peer = ip.to_string();
+                    log_refusal(
+                        &mut self.refusals,
+                        &peer,
+                        "connection refused",
+                        Instant::now(),
+                        || tracing::warn!("refused connection from {remote}: {refused}"),
+                    );
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let peer = self.next_incoming_peer();

@@ -103,7 +103,9 @@ pub fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         owner,
         api_executor,
     } = spec;
-    wazuh_cluster_host::raise_and_log_descriptor_limit();
+    let mut config = config;
+    wazuh_cluster_host::raise_descriptor_limit_and_budget(&mut config, &limits, listen.is_some());
+
     let runtime = |e: std::io::Error| StartError::Runtime(e.to_string());
     let poll = Poll::new().map_err(runtime)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(runtime)?);
@@ -241,6 +243,11 @@ impl RunningNode {
     /// Open TCP connections accepted from `ip`.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         self.counts.count(ip)
+    }
+
+    /// Open TCP connections accepted from all addresses.
+    pub fn connections(&self) -> usize {
+        self.counts.total()
     }
 
     /// A handle that stops the node from another thread (a signal watcher).

@@ -193,6 +193,14 @@ impl Running {
         }
     }
 
+    /// Open TCP connections accepted from all addresses.
+    pub fn connections(&self) -> usize {
+        match self {
+            Running::Tokio(n) => n.connections(),
+            Running::Mio(n) => n.connections(),
+        }
+    }
+
     /// Asks the node to stop gracefully.
     pub fn shutdown(&self) {
         match self {

@@ -12,10 +12,12 @@ use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+use wazuh_cluster_host::log::log_refusal;
+use wazuh_cluster_host::log_limit::LogLimiter;
 use wazuh_cluster_sync::roles::PeerId;
 
 use crate::messages::{Msg, WriteMsg};
-use crate::slots::{AddressCounts, Slot};
+use crate::slots::{AddressCounts, ConnectionCaps, Slot, SlotRefused};
 
 /// The tasks and channels of one open connection, held by the node task.
 #[derive(Debug)]
@@ -246,14 +248,16 @@ pub(crate) fn dial(
 }
 
 /// Accepts TCP connections, refusing (closing at once) those from an address that already has
-/// `limit` open; accepted ones go to `ctl` as `Msg::Accepted`.
+/// `caps.per_ip` open and any once the node has `caps.total`; accepted ones go to `ctl` as
+/// `Msg::Accepted`. Refusals are logged with the address, rate-limited per address.
 pub(crate) fn listen_tcp(
     listener: TcpListener,
     counts: AddressCounts,
-    limit: usize,
+    caps: ConnectionCaps,
     ctl: mpsc::UnboundedSender<Msg>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut limiter = LogLimiter::default();
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -264,13 +268,17 @@ pub(crate) fn listen_tcp(
                     continue;
                 }
             };
-            let Some(slot) = counts.acquire(remote.ip(), limit) else {
-                tracing::warn!(
-                    "refused connection from {remote}: {limit} connections already open from {}",
-                    remote.ip()
-                );
-                drop(stream);
-                continue;
+            let slot = match counts.acquire(remote.ip(), caps) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    drop(stream);
+                    let peer = remote.ip().to_string();
+                    let now = std::time::Instant::now();
+                    log_refusal(&mut limiter, &peer, "connection refused", now, || {
+                        tracing::warn!("{}", refused_connection_line(remote, refused))
+                    });
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             if ctl
@@ -281,6 +289,11 @@ pub(crate) fn listen_tcp(
             }
         }
     })
+}
+
+/// The log line of a connection refused a slot.
+fn refused_connection_line(remote: std::net::SocketAddr, refused: SlotRefused) -> String {
+    format!("refused connection from {remote}: {refused}")
 }
 
 /// Accepts local clients on the node's Unix socket, at most `limit` at once (the next one is
@@ -315,6 +328,20 @@ pub(crate) fn listen_local(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_connection_is_logged_with_its_address_and_the_cap_it_met() {
+        let remote = "10.1.2.3:40000".parse().unwrap();
+        assert_eq!(
+            refused_connection_line(remote, SlotRefused::PerAddress(10)),
+            "refused connection from 10.1.2.3:40000: 10 connections already open from it"
+        );
+        assert_eq!(
+            refused_connection_line(remote, SlotRefused::Total(512)),
+            "refused connection from 10.1.2.3:40000: 512 cluster connections already open \
+             (the node's cap)"
+        );
+    }
 
     #[test]
     fn progress_steps_once_per_64_mib_whatever_the_read_sizes() {

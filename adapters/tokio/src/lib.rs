@@ -21,8 +21,10 @@
 //!   (bytes already read are parked and fed back, in order, when the node wants them); its writer
 //!   reports what it flushed ([`Node::handle_written`]), so a peer that does not read what we
 //!   send is paused once the node's `max_queued_output` is unwritten;
-//! * **connections per source address**: at most [`AdapterLimits::max_connections_per_ip`] open
-//!   at once; the next one is closed as soon as it is accepted;
+//! * **connections per source address and in all**: at most
+//!   [`AdapterLimits::max_connections_per_ip`] open at once from one address and
+//!   [`AdapterLimits::max_connections`] from all; the next one is closed as soon as it is
+//!   accepted, and the refusal logged with its address (rate-limited per address);
 //! * **write backlog**: a last resort, never reached by protocol traffic (the node's bound is
 //!   lower): a peer is closed once [`AdapterLimits::max_write_backlog`] bytes wait for it;
 //! * **graceful shutdown**: [`RunningNode::shutdown`] stops accepting and reading, lets the effect
@@ -62,14 +64,14 @@ pub use signals::{ShutdownSignals, shutdown_signal};
 // re-exported here so that a tokio user needs one crate.
 pub use wazuh_cluster_host::{
     AdapterLimits, ApiExecutor, DescriptorLimit, EventLine, LOCAL_SOCKET, MAX_PROGRAM_TIME,
-    NodeSpec, RunStats, StartError, StopError, event_line, os_seed, raise_descriptor_limit, trees,
-    unix_time_at, wall_clock_now,
+    NodeSpec, RESERVED_DESCRIPTORS, RunStats, StartError, StopError, descriptor_limit, event_line,
+    os_seed, raise_descriptor_limit, trees, unix_time_at, wall_clock_now,
 };
 
 use crate::io::{listen_local, listen_tcp};
 use crate::messages::{Inspection, Msg};
 use crate::run::Runner;
-use crate::slots::AddressCounts;
+use crate::slots::{AddressCounts, ConnectionCaps};
 
 /// A node running on the current tokio runtime. Dropping it asks the node to stop, as
 /// [`RunningNode::shutdown`] does, without waiting; [`RunningNode::stop`] also waits.
@@ -106,7 +108,8 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         owner,
         api_executor,
     } = spec;
-    wazuh_cluster_host::raise_and_log_descriptor_limit();
+    let mut config = config;
+    wazuh_cluster_host::raise_descriptor_limit_and_budget(&mut config, &limits, listen.is_some());
     let listener = match &listen {
         Some(addr) => {
             let bind_error = |e: std::io::Error| StartError::Listen {
@@ -163,12 +166,11 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         Err(_) => return Err(open_error("the effect thread ended".to_owned())),
     }
     let listener_task = listener.map(|(l, _)| {
-        listen_tcp(
-            l,
-            counts.clone(),
-            limits.max_connections_per_ip,
-            ctl_tx.clone(),
-        )
+        let caps = ConnectionCaps {
+            per_ip: limits.max_connections_per_ip,
+            total: limits.max_connections,
+        };
+        listen_tcp(l, counts.clone(), caps, ctl_tx.clone())
     });
     let local_task = local.map(|l| listen_local(l, limits.max_local_clients, ctl_tx.clone()));
     let node = Node::new(config, seed, Instant::now());
@@ -273,6 +275,11 @@ impl RunningNode {
     /// Open TCP connections accepted from `ip`.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         self.counts.count(ip)
+    }
+
+    /// Open TCP connections accepted from all addresses.
+    pub fn connections(&self) -> usize {
+        self.counts.total()
     }
 
     /// Asks the node to stop (see the crate docs for what a graceful stop does).

@@ -94,6 +94,37 @@ pub enum PeerError {
         /// The bound.
         limit: usize,
     },
+    /// A frame declared a payload beyond what the node's memory budget lets this link hold now
+    /// (every link together, or this link's share; see
+    /// [`Connection::set_memory_allowance`](super::Connection::set_memory_allowance)). A frame
+    /// cannot be answered: the link is closed, and the peer may connect again.
+    #[error(
+        "frame of {declared} bytes refused: the node's memory budget lets this link hold {allowance} bytes now"
+    )]
+    FrameOverMemoryBudget {
+        /// The frame's declared payload.
+        declared: u32,
+        /// Bytes this link's frame buffer and strings may hold together now.
+        allowance: u64,
+    },
+    /// A `new_str` declared more than the node's memory budget lets this link hold now.
+    #[error(
+        "string of {declared} bytes refused: the node's memory budget lets this link hold {allowance} bytes now"
+    )]
+    StringOverMemoryBudget {
+        /// Declared length of the refused string.
+        declared: u64,
+        /// Bytes this link's frame buffer and strings may hold together now.
+        allowance: u64,
+    },
+    /// A `new_file` beyond the allowance the layer above set with
+    /// [`Connection::set_file_allowance`](super::Connection::set_file_allowance): the node's
+    /// budget of files received at once (every link together), or this link's share of it.
+    #[error("no room for another incoming file: the node's file budget allows this link {limit}")]
+    FileBudgetExhausted {
+        /// Files this link may receive at once now.
+        limit: usize,
+    },
     /// A `new_file` path is not directly inside the directory the layer above set with
     /// [`Connection::set_file_inbox`](super::Connection::set_file_inbox) (upstream writes
     /// wherever the path points).
@@ -182,6 +213,7 @@ impl PeerError {
             | PeerError::KeepaliveFailed { .. }
             | PeerError::PayloadTimeout { .. }
             | PeerError::HelloTimeout { .. }
+            | PeerError::FrameOverMemoryBudget { .. }
             | PeerError::StringIdTooLong { .. } => return None,
             PeerError::BadFilePath { .. } | PeerError::FileNameTooLong { .. } => {
                 return Some(Cow::Owned(self.to_string().into_bytes()));
@@ -190,11 +222,13 @@ impl PeerError {
             PeerError::FileOutsideInbox { .. } => text::FILE_OUTSIDE_INBOX,
             PeerError::ChecksumMismatch { .. } => text::FILE_CHECKSUM_MISMATCH,
             PeerError::FileTooLarge { .. } => text::FILE_TOO_LARGE,
+            PeerError::FileBudgetExhausted { .. } => text::FILE_BUDGET_EXHAUSTED,
             PeerError::TooManyFiles { .. } | PeerError::TooManyStrings { .. } => {
                 text::TOO_MANY_TRANSFERS
             }
             PeerError::StringTooLarge { .. } => text::STRING_TOO_LARGE,
             PeerError::StringsTotalTooLarge { .. } => text::STRINGS_TOTAL_TOO_LARGE,
+            PeerError::StringOverMemoryBudget { .. } => text::MEMORY_BUDGET_EXHAUSTED,
             PeerError::TooManyUnansweredRequests { .. } => text::TOO_MANY_REQUESTS,
         };
         Some(Cow::Borrowed(fixed))

@@ -106,6 +106,8 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 pub(crate) struct IncomingFiles {
     files: BTreeMap<Bytes, IncomingFile>,
     max_files: usize,
+    /// The layer above's allowance, below `max_files` when the node's budget is short.
+    allowance: Option<usize>,
     max_size: u64,
     max_path_len: usize,
     /// When set, the only directory files may be written into (`<inbox>/<name>`).
@@ -124,6 +126,7 @@ impl IncomingFiles {
         IncomingFiles {
             files: BTreeMap::new(),
             max_files,
+            allowance: None,
             max_size,
             max_path_len,
             inbox: None,
@@ -133,6 +136,11 @@ impl IncomingFiles {
     /// Files are accepted only directly inside `dir` from now on.
     pub(crate) fn set_inbox(&mut self, dir: Bytes) {
         self.inbox = Some(dir);
+    }
+
+    /// At most `allowance` files open at once from now on (`None`: only `max_files`).
+    pub(crate) fn set_allowance(&mut self, allowance: Option<usize>) {
+        self.allowance = allowance;
     }
 
     /// Whether `path` is `<inbox>/<name>` (any path while no inbox is set).
@@ -168,10 +176,17 @@ impl IncomingFiles {
         if name_len > MAX_FILE_NAME_LEN {
             return Err(Refusal::Peer(PeerError::FileNameTooLong { len: name_len }));
         }
-        if !self.files.contains_key(path) && self.files.len() >= self.max_files {
+        let reopened = self.files.contains_key(path);
+        if !reopened && self.files.len() >= self.max_files {
             return Err(Refusal::Peer(PeerError::TooManyFiles {
                 limit: self.max_files,
             }));
+        }
+        if let Some(limit) = self.allowance
+            && !reopened
+            && self.files.len() >= limit
+        {
+            return Err(Refusal::Peer(PeerError::FileBudgetExhausted { limit }));
         }
         self.files.insert(
             path.clone(),
@@ -253,6 +268,29 @@ mod tests {
                 reason: "path leaves no room for the checksum in file_end"
             }
         );
+    }
+
+    #[test]
+    fn the_allowance_refuses_new_files_but_not_a_reopened_one() {
+        let mut files = IncomingFiles::new(4, 10, 8);
+        let (a, b) = (Bytes::from_static(b"/a"), Bytes::from_static(b"/b"));
+        files.set_allowance(Some(1));
+        files.open(&a).unwrap();
+        let refused = files.open(&b).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Peer(PeerError::FileBudgetExhausted { limit: 1 })
+        );
+        assert_eq!(
+            refused.reply_text().as_deref(),
+            Some(&b"Too many files being received by this node, try again later"[..])
+        );
+        // Reopening the open path restarts it: no new file.
+        files.open(&a).unwrap();
+        // Room given back: the next one goes through, up to `max_files` again.
+        files.set_allowance(None);
+        files.open(&b).unwrap();
+        assert_eq!(files.len(), 2);
     }
 
     #[test]

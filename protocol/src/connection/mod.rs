@@ -192,6 +192,8 @@ pub struct Connection {
     payload_since: Option<(u64, Instant)>,
     /// With `require_hello`: the link closes at this instant unless authenticated before.
     hello_deadline: Option<Instant>,
+    /// The layer above's memory allowance for the frame buffer and the strings together.
+    memory_allowance: Option<u64>,
     closed: bool,
 }
 
@@ -238,6 +240,7 @@ impl Connection {
             next_transfer: 0,
             payload_since: None,
             hello_deadline: config.require_hello.then(|| now + config.hello_timeout),
+            memory_allowance: None,
             closed: false,
             side,
             config,
@@ -321,6 +324,13 @@ impl Connection {
         self.incoming_strings.reserved()
     }
 
+    /// Bytes the peer's input holds in this connection: the frame being received (its whole
+    /// declared payload, allocated when its header arrives) and the lengths declared by the
+    /// incoming strings held. What [`Connection::set_memory_allowance`] bounds.
+    pub fn held_input_bytes(&self) -> u64 {
+        self.decoder.held_len() as u64 + self.incoming_strings.reserved()
+    }
+
     /// Whether the connection is closed (no more input is processed, no command accepted).
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -352,6 +362,31 @@ impl Connection {
     /// [`PeerError::FileOutsideInbox`]) before a byte of it is taken.
     pub fn set_file_inbox(&mut self, dir: &[u8]) {
         self.incoming_files.set_inbox(Bytes::copy_from_slice(dir));
+    }
+
+    /// The layer above's budget for this link's incoming files: from now on a `new_file` that
+    /// would make more than `allowance` files open at once is answered `err`
+    /// ([`text::FILE_BUDGET_EXHAUSTED`](crate::message::text::FILE_BUDGET_EXHAUSTED)) and
+    /// reported as [`PeerError::FileBudgetExhausted`]; reopening a path that is open is not a new
+    /// file. `None` leaves only `max_incoming_files`. A node sets it before each input from its
+    /// daemon-wide descriptor budget, so that no link opens files the node has no descriptors for.
+    pub fn set_file_allowance(&mut self, allowance: Option<usize>) {
+        self.incoming_files.set_allowance(allowance);
+    }
+
+    /// The layer above's memory budget for this link: from now on the frame being received and
+    /// the incoming strings may hold at most `allowance` bytes together
+    /// ([`Connection::held_input_bytes`]). A frame header declaring more than what is left is
+    /// refused (a frame cannot be answered: the link closes with
+    /// [`PeerError::FrameOverMemoryBudget`]), except a frame within the pre-`hello` bound
+    /// (`max_pre_hello_payload`), which is always taken so that a `hello`, a keepalive or a small
+    /// request never waits for memory; a `new_str` whose length, with room for one frame of
+    /// the largest size (`max_frame_payload`) to carry it, goes beyond it is answered `err`
+    /// ([`text::MEMORY_BUDGET_EXHAUSTED`](crate::message::text::MEMORY_BUDGET_EXHAUSTED)) and
+    /// reported as [`PeerError::StringOverMemoryBudget`]. `None` leaves only the configured
+    /// bounds. A node sets it before each input from its daemon-wide memory budget.
+    pub fn set_memory_allowance(&mut self, allowance: Option<u64>) {
+        self.memory_allowance = allowance;
     }
 
     /// Sends a request; its reply comes back as [`Event::Response`] (or [`Event::TimedOut`]).
@@ -568,13 +603,49 @@ impl Connection {
     /// Feeds bytes read from the peer, in any split (down to single bytes). Ignored once closed.
     pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) {
         while !self.closed && !data.is_empty() {
+            let budget = self.bound_next_frame();
             match self.decoder.decode_slice(&mut data) {
                 Ok(Some(frame)) => self.on_frame(now, frame),
                 Ok(None) => break,
+                Err(FrameError::PayloadTooLarge { declared, .. })
+                    if budget.is_some_and(|(bound, _)| declared <= bound) =>
+                {
+                    let allowance = budget.map_or(0, |(_, allowance)| allowance);
+                    let error = PeerError::FrameOverMemoryBudget {
+                        declared,
+                        allowance,
+                    };
+                    self.close_with(Some(error.into()));
+                }
                 Err(error) => self.close_with(Some(PeerError::Frame(error).into())),
             }
         }
         self.track_payload(now);
+    }
+
+    /// Sets the decoder's bound for the next frame header: the configured one (pre-`hello` or
+    /// not), lowered to what the memory allowance leaves (never below the pre-`hello` bound).
+    /// Returns the configured bound and the allowance when the allowance lowered it.
+    fn bound_next_frame(&mut self) -> Option<(u32, u64)> {
+        let configured = if self.authenticated {
+            self.config.max_frame_payload
+        } else {
+            first_frame_bound(&self.config)
+        };
+        let Some(allowance) = self.memory_allowance else {
+            self.decoder.set_max_payload(configured);
+            return None;
+        };
+        let room = allowance
+            .saturating_sub(self.incoming_strings.reserved())
+            .saturating_sub(HEADER_LEN as u64);
+        let floor = self
+            .config
+            .max_pre_hello_payload
+            .min(self.config.max_frame_payload);
+        let bound = u32::try_from(room).unwrap_or(u32::MAX).max(floor);
+        self.decoder.set_max_payload(configured.min(bound));
+        (bound < configured).then_some((configured, allowance))
     }
 
     /// Arms the payload deadline when a header is parsed and its payload is incomplete (once per

@@ -14,7 +14,7 @@ use super::event::Event;
 use super::string_transfer::StrOutcome;
 use super::{Connection, Side};
 use crate::fernet::FernetError;
-use crate::frame::{Command, Frame};
+use crate::frame::{Command, Frame, HEADER_LEN};
 use crate::message::{CommonRequest, Reply, cmd, key_error_text, text, unknown_command_text};
 
 /// A refused request of the peer: why, which decides the `err` text it is answered.
@@ -163,6 +163,22 @@ impl Connection {
                 }
             }
             CommonRequest::NewStr { len } => {
+                // The string's chunks arrive in frames, which need room beside it: a string the
+                // allowance holds but no frame of it could reach would only fail later.
+                let frame = u64::from(self.config.max_frame_payload) + HEADER_LEN as u64;
+                if let Some(allowance) = self.memory_allowance
+                    && self
+                        .held_input_bytes()
+                        .saturating_add(len)
+                        .saturating_add(frame)
+                        > allowance
+                {
+                    let error = PeerError::StringOverMemoryBudget {
+                        declared: len,
+                        allowance,
+                    };
+                    return self.refuse(now, counter, Refusal::Peer(error), Event::Violation);
+                }
                 let outcome = self.incoming_strings.open(len, now, &mut self.id_rng);
                 self.on_str_outcome(now, counter, outcome);
             }

@@ -147,6 +147,16 @@ impl FrameDecoder {
         }
     }
 
+    /// Bytes the decoder holds allocated: the header bytes read, or, once a header is parsed and
+    /// its payload incomplete, the header plus the whole declared payload (allocated at once).
+    #[must_use]
+    pub fn held_len(&self) -> usize {
+        match &self.state {
+            State::AwaitingHeader { filled, .. } => *filled,
+            State::AwaitingPayload { declared, .. } => HEADER_LEN + *declared,
+        }
+    }
+
     /// True when a header has been parsed and its payload is not complete yet: the moment a
     /// connection arms its "deliver the declared payload in time" timer.
     #[must_use]

@@ -70,6 +70,24 @@ fn send_string(pair: &mut Pair, byte: u8, len: usize) -> TransferId {
     transfer
 }
 
+/// The client's last event says `transfer` was refused with `reply`, the server's last reports
+/// `fault`.
+fn assert_string_refused(
+    pair: &Pair,
+    transfer: TransferId,
+    reply: &'static [u8],
+    fault: PeerError,
+) {
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::TransferFailed {
+            transfer,
+            failure: TransferFailure::Refused(Reply::Err(Bytes::from_static(reply))),
+        })
+    );
+    assert_eq!(pair.server_events.last(), Some(&Event::Violation(fault)));
+}
+
 /// The client's last event says `transfer` was sent.
 fn assert_last_sent(pair: &Pair, transfer: TransferId) {
     assert!(
@@ -94,22 +112,15 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
 
     // 60 more declared bytes would hold 120 > 100: refused with our text, reported, not opened.
     let second = send_string(&mut pair, b'b', 60);
-    assert_eq!(
-        pair.client_events.last(),
-        Some(&Event::TransferFailed {
-            transfer: second,
-            failure: TransferFailure::Refused(Reply::Err(Bytes::from_static(
-                text::STRINGS_TOTAL_TOO_LARGE
-            ))),
-        })
-    );
-    assert_eq!(
-        pair.server_events.last(),
-        Some(&Event::Violation(PeerError::StringsTotalTooLarge {
+    assert_string_refused(
+        &pair,
+        second,
+        text::STRINGS_TOTAL_TOO_LARGE,
+        PeerError::StringsTotalTooLarge {
             declared: 60,
             reserved: 60,
             limit: 100,
-        }))
+        },
     );
     assert_eq!(pair.server.incoming_strings(), 1);
     assert!(
@@ -133,6 +144,75 @@ fn strings_held_are_bounded_in_aggregate_and_released_when_claimed() {
     assert_last_sent(&pair, fourth);
     assert_eq!(pair.server.incoming_strings_reserved(), 100);
     assert_eq!(second, TransferId(1));
+}
+
+#[test]
+fn the_memory_allowance_refuses_strings_and_large_frames_but_never_a_small_frame() {
+    let mut pair = pair_with_string_total(1 << 20);
+    // A string is taken only with room for one largest frame beside it (to carry its chunks).
+    let frame = u64::from(DEFAULT_MAX_PAYLOAD) + HEADER_LEN as u64;
+    pair.server.set_memory_allowance(Some(frame + 100));
+    let first = send_string(&mut pair, b'a', 60);
+    assert_last_sent(&pair, first);
+    assert_eq!(pair.server.held_input_bytes(), 60);
+    // 60 more would hold 120 > 100: `err` with the budget's text; the link stays.
+    let second = send_string(&mut pair, b'b', 60);
+    assert_string_refused(
+        &pair,
+        second,
+        text::MEMORY_BUDGET_EXHAUSTED,
+        PeerError::StringOverMemoryBudget {
+            declared: 60,
+            allowance: frame + 100,
+        },
+    );
+    assert!(!pair.server.is_closed());
+    // Frames within the pre-hello bound always go through, whatever the allowance: a request of
+    // a few hundred bytes (its encrypted frame far above what is left) is answered.
+    pair.server.set_memory_allowance(Some(0));
+    let counter = pair
+        .client
+        .send_request(pair.now, dapi(), &[b'x'; 300])
+        .unwrap();
+    pair.drive();
+    assert!(
+        pair.server_events
+            .iter()
+            .any(|e| matches!(e, Event::Request { payload, .. } if payload.len() == 300)),
+        "request {counter} not delivered"
+    );
+    assert!(!pair.server.is_closed());
+
+    // A frame above the pre-hello bound that the allowance cannot hold closes the link, blaming
+    // the budget (not the configured bound), before its payload is allocated.
+    let now = pair.now;
+    let server_allowing = |allowance: u64| {
+        let mut server = Connection::new(config("", now), Side::Server, Rng::from_seed(9), now);
+        server.set_authenticated(now);
+        server.set_memory_allowance(Some(allowance));
+        server
+    };
+    let mut server = server_allowing(1 << 20);
+    let mut header = BytesMut::new();
+    wazuh_cluster_protocol::frame::encode_header(Profile::V3_9, 1, &dapi(), 2 << 20, &mut header)
+        .unwrap();
+    server.handle_input(pair.now, &header);
+    let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(
+        events,
+        [Event::Closed {
+            error: Some(ConnectionError::Peer(PeerError::FrameOverMemoryBudget {
+                declared: 2 << 20,
+                allowance: 1 << 20,
+            })),
+        }]
+    );
+    assert_eq!(server.held_input_bytes(), 0);
+    // Within the allowance, the frame's whole declared payload counts from its header on.
+    let mut server = server_allowing(4 << 20);
+    server.handle_input(pair.now, &header);
+    assert!(!server.is_closed());
+    assert_eq!(server.held_input_bytes(), (2 << 20) + HEADER_LEN as u64);
 }
 
 #[test]
@@ -401,7 +481,18 @@ fn a_string_id_that_leaves_no_room_for_data_is_a_peer_fault() {
 #[test]
 fn every_peer_error_maps_to_its_pinned_reply_text_or_to_none_when_it_closes_the_link() {
     let path = Bytes::from_static(b"/a");
-    let answered: [(PeerError, &[u8]); 9] = [
+    let answered: [(PeerError, &[u8]); 11] = [
+        (
+            PeerError::FileBudgetExhausted { limit: 4 },
+            b"Too many files being received by this node, try again later",
+        ),
+        (
+            PeerError::StringOverMemoryBudget {
+                declared: 11,
+                allowance: 10,
+            },
+            b"Not enough memory on this node for the string, try again later",
+        ),
         (
             PeerError::BeforeHello { command: dapi() },
             b"Command not allowed before hello",
@@ -469,6 +560,10 @@ fn every_peer_error_maps_to_its_pinned_reply_text_or_to_none_when_it_closes_the_
             timeout: Duration::from_secs(30),
         },
         PeerError::StringIdTooLong { len: 99, limit: 98 },
+        PeerError::FrameOverMemoryBudget {
+            declared: 9,
+            allowance: 8,
+        },
     ];
     for error in closing {
         assert_eq!(error.reply_text(), None, "{error:?}");

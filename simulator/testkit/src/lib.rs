@@ -43,6 +43,8 @@
 //! adapters' tests turn on: the protocol's tests leave it off and so do not wait for the engine to
 //! build.
 
+pub mod wire_client;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;

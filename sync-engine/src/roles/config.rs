@@ -29,6 +29,14 @@ pub fn valid_node_name(name: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Descriptors a file being received holds while its staged write is open: the file and its
+/// directory (the confined storage writes through the directory's descriptor).
+pub const DESCRIPTORS_PER_INCOMING_FILE: usize = 2;
+
+/// Files a link may always receive at once when the descriptor budget has room, however small its
+/// quarter of [`NodeLimits::max_transfer_descriptors`] is.
+pub const MIN_FILE_SHARE: usize = 4;
+
 /// Bounds of a node (TigerBeetle style: a limit on everything a peer can make it hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLimits {
@@ -54,6 +62,28 @@ pub struct NodeLimits {
     /// their effect). Above it [`Node::wants_input`](super::Node::wants_input) turns false; at
     /// twice it the connection is closed.
     pub max_pending_disk_bytes: usize,
+    /// Descriptors the node may hold for files being received, every link together: each
+    /// incoming file holds [`DESCRIPTORS_PER_INCOMING_FILE`] from its `new_file` until its staged
+    /// write is committed or aborted (512, so 256 files). A link may hold at most a quarter of
+    /// them (at least [`MIN_FILE_SHARE`] files), so no peer takes all; a `new_file` beyond the
+    /// budget or the link's share is answered `err` (`Too many files being received by this
+    /// node, try again later`), the connection stays open. An adapter derives it from the
+    /// process's descriptor limit, after keeping room for its connections, the local socket and
+    /// the node's own disk work (files sent, package builds and scans open and close their
+    /// descriptors within one effect, so they need none of this budget).
+    pub max_transfer_descriptors: usize,
+    /// Bytes the node may hold for its peers, every link together (256 MiB): frames being
+    /// received (their declared payload, allocated when the header arrives), incoming long
+    /// strings (their declared length), file data waiting for the disk and output not yet
+    /// written. The peers' input may take all but an eighth, kept for the node's own work; one
+    /// link's input at most a quarter (at least two of its largest frames, and its largest string
+    /// with a frame to carry it). A `new_str` beyond is
+    /// answered `err` (`Not enough memory on this node for the string, try again later`); a
+    /// frame beyond closes its link (a frame cannot be answered; the worker connects again); a
+    /// link whose file data waits for the disk is not read while it or the peers are over. Frames
+    /// within the pre-`hello` bound (64 KiB) are always taken, so a `hello` or a keepalive never
+    /// waits: what they add is bounded by that bound per link.
+    pub memory_budget: u64,
     /// Master: most synchronisation tasks one worker may hold at once (one per kind: 3).
     pub max_tasks_per_worker: usize,
     /// Bounds applied to packages read from a peer.
@@ -131,6 +161,8 @@ impl Default for NodeLimits {
             max_queued_output: 16 << 20,
             max_pending_disk_bytes: 16 << 20,
             max_tasks_per_worker: 3,
+            max_transfer_descriptors: 512,
+            memory_budget: 256 << 20,
             package: PackageLimits::default(),
             apply: ApplyLimits::default(),
             merged: MergedLimits::default(),

@@ -206,8 +206,8 @@ pub mod texts;
 mod worker;
 
 pub use config::{
-    ApiLimits, ClusterSettings, MAX_NODE_NAME_LEN, NodeConfig, NodeLimits, NodeType, unix_time_at,
-    valid_node_name,
+    ApiLimits, ClusterSettings, DESCRIPTORS_PER_INCOMING_FILE, MAX_NODE_NAME_LEN, MIN_FILE_SHARE,
+    NodeConfig, NodeLimits, NodeType, unix_time_at, valid_node_name,
 };
 pub use effects::{
     Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, IncomingFileId,
@@ -218,5 +218,6 @@ pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
 pub use ids::{ApiCallId, EffectId, PeerId};
 pub use node::Node;
 pub use output::{Origin, Output};
+pub use shell::{FileBudgetUse, MemoryBudgetUse};
 pub use sync_kind::SyncKind;
 pub use texts::{dapi_text, hello_text, local_text, sync_text};

@@ -21,7 +21,7 @@ use super::ids::{ApiCallId, EffectId, PeerId};
 use super::local_clients::LocalClients;
 use super::master::{self, MasterRole};
 use super::output::{Origin, Output};
-use super::shell::{Claims, Input, STREAM_API, Shell};
+use super::shell::{Claims, FileBudgetUse, Input, MemoryBudgetUse, STREAM_API, Shell};
 use super::sync_kind::SyncKind;
 use super::worker::{self, WorkerRole};
 use crate::integrity::metadata::IntegrityMetadata;
@@ -187,6 +187,20 @@ impl Node {
         self.shell.open_incoming_files()
     }
 
+    /// What the descriptor budget of files being received holds now (see
+    /// [`NodeLimits::max_transfer_descriptors`](super::NodeLimits::max_transfer_descriptors)):
+    /// files from their `new_file` until their staged write is closed, closed links included.
+    pub fn file_budget(&self) -> FileBudgetUse {
+        self.shell.file_budget()
+    }
+
+    /// What the memory budget holds now (see
+    /// [`NodeLimits::memory_budget`](super::NodeLimits::memory_budget)): the peers' input
+    /// (frames, strings, file data waiting for the disk) and the output not yet written.
+    pub fn memory_budget(&self) -> MemoryBudgetUse {
+        self.shell.memory_budget()
+    }
+
     /// The protocol connection of `peer` (counters, keepalive state), for inspection.
     pub fn connection(&self, peer: PeerId) -> Option<&Connection> {
         self.shell.connection(peer)
@@ -272,6 +286,7 @@ impl Node {
             self.make_room_for(now, peer);
         }
         self.pump(now, peer);
+        self.shell.settle_memory();
     }
 
     /// The connection is gone (reset, EOF, failed dial). Unknown ids are ignored.
@@ -286,6 +301,7 @@ impl Node {
             Input::DialFailed { peer }
         };
         self.dispatch(now, input);
+        self.shell.settle_memory();
     }
 
     /// Bytes read from `peer`, in any split.
@@ -302,6 +318,7 @@ impl Node {
             };
             self.dispatch(now, input);
         }
+        self.shell.settle_memory();
     }
 
     /// Processes everything due at `now`.
@@ -313,18 +330,19 @@ impl Node {
         }
         self.dispatch(now, Input::Timeout);
         self.close_idle_local_clients(now);
+        self.shell.settle_memory();
     }
 
     /// The adapter ran effect `id`. Unknown ids are ignored.
     pub fn handle_effect_done(&mut self, now: Instant, id: EffectId, result: EffectResult) {
-        let Some(input) = self.shell.handle_effect_done(now, id, result) else {
-            return;
-        };
-        let peer = input.peer();
-        self.dispatch(now, input);
-        if let Some(peer) = peer {
-            self.pump(now, peer);
+        if let Some(input) = self.shell.handle_effect_done(now, id, result) {
+            let peer = input.peer();
+            self.dispatch(now, input);
+            if let Some(peer) = peer {
+                self.pump(now, peer);
+            }
         }
+        self.shell.settle_memory();
     }
 
     /// The adapter ran distributed API call `id` ([`Output::ApiCall`]): `answer` is the JSON
@@ -333,6 +351,7 @@ impl Node {
     /// ignored.
     pub fn handle_api_done(&mut self, now: Instant, id: ApiCallId, answer: String) {
         self.dispatch(now, Input::ApiDone { call: id, answer });
+        self.shell.settle_memory();
     }
 
     /// `bytes` more of `peer`'s transmits were written to its socket (the kernel took them).
@@ -351,6 +370,7 @@ impl Node {
         if self.shell.handle_written(now, peer, bytes) {
             self.pump(now, peer);
         }
+        self.shell.settle_memory();
     }
 
     // ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ use std::time::SystemTime;
 use clap::Parser;
 use wazuh_cluster_fs::owner::{Owner, effective_uid};
 use wazuh_cluster_sync::config::{ClusterSection, KeyPolicy};
+use wazuh_cluster_sync::roles::NodeLimits;
 use wazuh_cluster_tokio::AdapterLimits;
 
 use crate::logging::{self, UpstreamLayer};
@@ -276,6 +277,8 @@ fn serve(
         cluster_json: paths.cluster_json,
         insecure_no_key: false,
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
+        max_connections: AdapterLimits::default().max_connections,
+        memory_budget: NodeLimits::default().memory_budget >> 20,
         owner: args.owner.clone(),
         api_exec: paths.api_exec,
         runtime: args.runtime,

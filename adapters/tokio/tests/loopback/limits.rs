@@ -1,5 +1,6 @@
-//! Socket-level bounds over real loopback TCP: connections per source address, the deadline of a
-//! declared payload, refused workers.
+//! Socket-level bounds over real loopback TCP: connections per source address and in all, the
+//! deadline of a declared payload, refused workers, and the node's daemon-wide budgets held by
+//! its own counters while key holders flood it.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use wazuh_cluster_protocol::frame::{Command, encode_header};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::roles::{CloseReason, NodeEvent, hello_text};
+use wazuh_cluster_testkit::wire_client::WireClient;
 
 use crate::support::*;
 
@@ -17,6 +19,9 @@ on_both_runtimes!(
     the_eleventh_connection_from_one_address_is_refused,
     a_declared_payload_that_never_arrives_is_dropped_at_the_deadline,
     workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others,
+    the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot,
+    the_descriptor_budget_holds_while_key_holders_flood_transfers,
+    the_memory_budget_holds_while_key_holders_push_long_strings,
 );
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -85,6 +90,53 @@ async fn the_eleventh_connection_from_one_address_is_refused(rt: Rt) {
     master.stopped().await;
     let stats = master.wait().await.unwrap();
     assert_eq!(stats.connections, 11);
+}
+
+/// A connection to `addr` from the loopback address `from` (Linux routes all of 127/8 to lo).
+async fn connect_from(from: Ipv4Addr, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+async fn the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot(rt: Rt) {
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
+        spec.limits.max_connections = 4;
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+    let from = |last: u8| Ipv4Addr::new(127, 0, 0, last);
+
+    // Two addresses, two connections each: the cap is reached, no address near its own limit.
+    let mut open = Vec::new();
+    for last in [2, 3] {
+        for _ in 0..2 {
+            open.push(connect_from(from(last), addr).await);
+        }
+    }
+    eventually("4 connections accepted", || master.connections() == 4).await;
+
+    // A third address, with no connection of its own, is refused by the node-wide cap.
+    let mut fifth = connect_from(from(4), addr).await;
+    assert!(closed_by_peer(&mut fifth, PATIENCE).await);
+    assert_eq!(master.connections(), 4);
+    assert_eq!(master.connections_from(IpAddr::V4(from(4))), 0);
+    assert!(!closed_by_peer(&mut open[0], Duration::from_millis(200)).await);
+
+    // One connection of another address closing frees a place for anyone.
+    drop(open.pop());
+    eventually("the closed connection's slot given back", || {
+        master.connections() == 3
+    })
+    .await;
+    let mut again = connect_from(from(4), addr).await;
+    eventually("the fresh address accepted now", || {
+        master.connections_from(IpAddr::V4(from(4))) == 1
+    })
+    .await;
+    assert!(!closed_by_peer(&mut again, Duration::from_millis(200)).await);
+    master.stop().await.unwrap();
 }
 
 async fn a_declared_payload_that_never_arrives_is_dropped_at_the_deadline(rt: Rt) {
@@ -195,4 +247,143 @@ async fn workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_ser
     for node in [other_cluster, other_key, w1, master] {
         node.stop().await.unwrap();
     }
+}
+
+/// Waits until `f` holds for the running node (checked every 20 ms, at most [`PATIENCE`]).
+async fn until_node(
+    node: &Running,
+    what: &str,
+    f: impl Fn(&wazuh_cluster_sync::roles::Node) -> bool + Clone + Send + 'static,
+) {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let f = f.clone();
+            if node.inspect(move |n, _| f(n)).await != Some(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "never: {what}");
+}
+
+/// Key holders registered as workers `{prefix}{i}` over real sockets (blocking clients).
+fn key_holders(addr: std::net::SocketAddr, prefix: &str, n: usize) -> Vec<WireClient> {
+    (0..n)
+        .map(|i| {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            WireClient::hello(stream, KEY, &format!("{prefix}{i}")).expect("registered")
+        })
+        .collect()
+}
+
+async fn the_descriptor_budget_holds_while_key_holders_flood_transfers(rt: Rt) {
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
+        spec.limits.max_connections_per_ip = 100;
+        // 20 files at once, 5 per link.
+        spec.config.limits.max_transfer_descriptors = 40;
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+    let budget = master.inspect(|n, _| n.file_budget()).await.unwrap();
+    assert_eq!((budget.limit, budget.share), (20, 5));
+
+    // Eight links each open 8 files and never finish them.
+    let (links, open) = tokio::task::spawn_blocking(move || {
+        let mut links = key_holders(addr, "flood", 8);
+        let mut open = 0;
+        for (i, link) in links.iter_mut().enumerate() {
+            let paths: Vec<String> = (0..8)
+                .map(|f| format!("/queue/cluster/flood{i}/f{f}"))
+                .collect();
+            open += link.open_files(&paths, 1024);
+        }
+        (links, open)
+    })
+    .await
+    .unwrap();
+    assert_eq!(open, 20);
+    let refused: usize = links.iter().map(WireClient::refused_transfers).sum();
+    assert_eq!(refused, 8 * 8 - 20);
+    let held = master.inspect(|n, _| n.file_budget().held).await.unwrap();
+    assert_eq!(held, 20);
+    // Every link is still served (a refusal is an answer, not a failed accept).
+    assert_eq!(master.connections(), 8);
+
+    // The links go: every place comes back once their staged writes are aborted.
+    drop(links);
+    until_node(&master, "file places given back", |n| {
+        n.file_budget().held == 0
+    })
+    .await;
+    master.stop().await.unwrap();
+}
+
+async fn the_memory_budget_holds_while_key_holders_push_long_strings(rt: Rt) {
+    use wazuh_cluster_protocol::connection::Event;
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
+        spec.limits.max_connections_per_ip = 100;
+        // Pool 35 MiB; a link's share is two 8 MiB frames (16 MiB): two 4 MiB strings, each
+        // taken with room for the frame that carries it.
+        spec.config.limits.memory_budget = 40 * MIB;
+        spec.config.connection.max_string_size = 4 * MIB;
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+
+    let (links, delivered) = tokio::task::spawn_blocking(move || {
+        let mut links = key_holders(addr, "strings", 4);
+        let data = bytes::Bytes::from(vec![b's'; 4 << 20]);
+        let mut delivered = 0;
+        for link in &mut links {
+            for _ in 0..3 {
+                let Ok(transfer) = link
+                    .conn
+                    .send_string(std::time::Instant::now(), data.clone())
+                else {
+                    continue;
+                };
+                let mut sent = false;
+                link.drive(Duration::from_secs(30), |e| match e {
+                    Event::StringSent { transfer: t, .. } if *t == transfer => {
+                        sent = true;
+                        true
+                    }
+                    Event::TransferFailed { transfer: t, .. } => *t == transfer,
+                    _ => false,
+                });
+                delivered += usize::from(sent);
+            }
+        }
+        (links, delivered)
+    })
+    .await
+    .unwrap();
+    // Two strings for each of three links fill 24 MiB of the 35; the fourth link finds 11 MiB,
+    // too little for a string and the frame that carries it.
+    let failures: Vec<String> = links
+        .iter()
+        .flat_map(|l| &l.events)
+        .filter_map(|e| match e {
+            Event::TransferFailed { failure, .. } => Some(format!("{failure:?}")),
+            Event::Closed { error } => Some(format!("closed {error:?}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, 6, "{failures:?}");
+    let held = master.inspect(|n, _| n.memory_budget()).await.unwrap();
+    assert_eq!(held.input, 24 * MIB);
+    assert!(held.input <= held.pool && held.input + held.output <= held.limit);
+    assert_eq!(master.connections(), 4);
+
+    drop(links);
+    until_node(&master, "memory given back", |n| {
+        n.memory_budget().input == 0
+    })
+    .await;
+    master.stop().await.unwrap();
 }

@@ -26,7 +26,38 @@
 //! we send is paused (its requests, which would each add a reply, wait in its kernel buffers),
 //! never buffered without bound. Keepalives and replies to input already read still go out, so
 //! the overshoot is bounded by what one read can ask for.
+//!
+//! # Daemon-wide budgets
+//!
+//! Per-link bounds alone let a handful of links hold what the daemon has (issue 12: three links
+//! held 409 MB of strings, four addresses' transfers took every descriptor), so the shell owns two
+//! budgets every link draws from, each with a per-link share (see [`budget`]):
+//!
+//! * **memory** ([`NodeLimits::memory_budget`](super::NodeLimits::memory_budget), 256 MiB):
+//!   frames being received (their declared payload), incoming long strings (their declared
+//!   length), file data waiting for the disk, and output not yet written. The peers' input may
+//!   take all but an eighth (kept for the node's own sends); one link a quarter (at least what
+//!   one link may send: two of its largest frames, its largest string and a frame to carry it).
+//!   Before each input the shell gives the link's connection what is left
+//!   for it ([`Connection::set_memory_allowance`]): a `new_str` beyond is answered `err`, a frame
+//!   beyond closes the link; frames within the pre-`hello` bound (64 KiB) always pass, so a
+//!   worker's `hello`, keepalives and small file chunks never wait for memory. A link whose file
+//!   data waits for the disk is not read while it or the pool is over
+//!   ([`Shell::wants_input`]). Usage is summed from each link's own counters, so every path that
+//!   frees a buffer (a claimed, expired or refused string, a completed frame, a written chunk, a
+//!   closed link) frees it in the budget too: [`Node::memory_budget`](super::Node::memory_budget).
+//! * **descriptors** for files being received
+//!   ([`NodeLimits::max_transfer_descriptors`](super::NodeLimits::max_transfer_descriptors), 512,
+//!   lowered by an adapter to what its descriptor limit leaves): two per file from its `new_file`
+//!   until its staged write is committed or aborted (a closed link's aborts included); a link a
+//!   quarter. A `new_file` beyond is answered `err` and the link stays
+//!   ([`Connection::set_file_allowance`]); [`Node::file_budget`](super::Node::file_budget).
+//!
+//! Files we send, scans and package builds open and close their descriptors within one effect
+//! and need no budget; the outgoing queue is counted in the memory budget and paced per peer by
+//! `max_queued_output`.
 
+mod budget;
 mod disk;
 mod peer;
 mod transfers;
@@ -41,6 +72,8 @@ use wazuh_cluster_protocol::connection::{
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
 
+use budget::{FileBudget, LinkMemory, MemoryBudget};
+pub use budget::{FileBudgetUse, MemoryBudgetUse};
 pub(crate) use disk::JobId;
 use disk::{AfterDisk, DiskQueue};
 use peer::Peer;
@@ -203,6 +236,12 @@ pub(crate) struct Shell {
     closed: Vec<PeerId>,
     /// Per peer: the only directory it may send files into (set by the role).
     inboxes: BTreeMap<PeerId, InstallPath>,
+    /// Descriptors of files being received, every link together.
+    files: FileBudget,
+    /// Memory the peers make the node hold, every link together.
+    memory: MemoryBudget,
+    /// The peers' input held, summed when the node last settled (see [`Shell::settle_memory`]).
+    input_held: u64,
     outputs: VecDeque<Output>,
     effects: BTreeMap<EffectId, InFlight>,
     next_effect: u64,
@@ -216,6 +255,12 @@ impl Shell {
     /// A shell for `config`, seeded with `seed`; `claims` are the commands of the node's parts.
     pub(crate) fn new(config: NodeConfig, seed: u64, claims: &[Claims]) -> Shell {
         let rng = Rng::from_seed(seed);
+        let files = FileBudget::new(config.limits.max_transfer_descriptors);
+        let memory = MemoryBudget::new(
+            config.limits.memory_budget,
+            u64::from(config.connection.max_frame_payload),
+            config.connection.max_string_size,
+        );
         let intervals = config.items.intervals;
         let mut base = config.connection.clone();
         base.keep_alive = intervals.worker.keep_alive;
@@ -246,6 +291,9 @@ impl Shell {
             orphans: BTreeMap::new(),
             closed: Vec::new(),
             inboxes: BTreeMap::new(),
+            files,
+            memory,
+            input_held: 0,
             outputs: VecDeque::new(),
             effects: BTreeMap::new(),
             next_effect: 0,
@@ -317,7 +365,20 @@ impl Shell {
         self.peers.get(&peer).is_some_and(|p| {
             p.disk.pending_bytes() < limits.max_pending_disk_bytes
                 && p.queued < limits.max_queued_output
+                && self.memory.may_read(link_memory(p), self.input_held)
         })
+    }
+
+    /// What the memory budget holds now, summed over the links.
+    pub(crate) fn memory_budget(&self) -> MemoryBudgetUse {
+        self.memory.usage(self.peers.values().map(link_memory))
+    }
+
+    /// Sums the peers' input again, for [`Shell::wants_input`], which the adapter asks for every
+    /// link after every input (one sum per input, not one per link). The node calls it at the
+    /// end of each of its handlers.
+    pub(crate) fn settle_memory(&mut self) {
+        self.input_held = self.memory_budget().input;
     }
 
     /// Whether `peer` holds more unwritten input than allowed (it must be closed).
@@ -348,6 +409,11 @@ impl Shell {
             .collect();
         files.sort();
         files
+    }
+
+    /// What the descriptor budget of files being received holds now.
+    pub(crate) fn file_budget(&self) -> FileBudgetUse {
+        self.files.usage()
     }
 
     /// The next output for the adapter.
@@ -662,8 +728,9 @@ impl Shell {
         }
         let (aborts, sending) = p.transfers.close();
         let mut cleanup = p.disk.into_cleanup();
-        for effect in aborts {
-            cleanup.push(effect, AfterDisk::Report);
+        for (file, effect) in aborts {
+            // Its place in the file budget comes back when the abort returns.
+            cleanup.push(effect, AfterDisk::Incoming(file, FileStep::Abort));
         }
         packages.extend(sending);
         packages.sort();
@@ -685,7 +752,14 @@ impl Shell {
 
     /// Bytes read from `peer`.
     pub(crate) fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
+        let input = self.memory_budget().input;
         if let Some(p) = self.peers.get_mut(&peer) {
+            // Only this link's input runs until its events are pumped (where its new files take
+            // their places), so neither allowance can be overtaken by another link.
+            let allowance = self.files.allowance(peer, p.conn.incoming_files());
+            p.conn.set_file_allowance(Some(allowance));
+            let allowance = self.memory.allowance(link_memory(p), input);
+            p.conn.set_memory_allowance(Some(allowance));
             p.conn.handle_input(now, bytes);
         }
     }
@@ -727,6 +801,13 @@ impl Shell {
         match self.effects.remove(&id)? {
             InFlight::Node(job) => Some(Input::NodeDiskDone { job, result }),
             InFlight::Peer { peer, seq, then } => {
+                if let AfterDisk::Incoming(file, step) = then
+                    && (matches!(step, FileStep::Commit | FileStep::Abort) || result.is_err())
+                {
+                    // The staged write is closed (a failed begin or append is dropped by the
+                    // executor): the file's descriptors are free, whether its link lives or not.
+                    self.files.release(file);
+                }
                 if !self.is_live(peer, seq) {
                     self.orphan_done((peer, seq));
                     return None;
@@ -887,6 +968,17 @@ impl Shell {
         };
         let refused = target.is_none();
         let effects = p.transfers.open(file, wire.clone(), target, keep);
+        for (old, step, _) in &effects {
+            if *step == FileStep::Abort {
+                // A reopened path: the older copy's abort runs before the new copy's begin in
+                // this link's queue, so its place passes to the new copy now.
+                self.files.release(*old);
+            }
+        }
+        if !refused {
+            // Within the allowance its connection was given: see `handle_input`.
+            self.files.acquire(file, peer);
+        }
         for (file, step, effect) in effects {
             self.queue_disk(peer, effect, AfterDisk::Incoming(file, step));
         }
@@ -1060,6 +1152,15 @@ impl Shell {
         if let Some(queue) = self.orphans.get_mut(&key) {
             queue.started(id);
         }
+    }
+}
+
+/// What `p` holds, as the memory budget counts it.
+fn link_memory(p: &Peer) -> LinkMemory {
+    LinkMemory {
+        connection: p.conn.held_input_bytes(),
+        disk: p.disk.pending_bytes() as u64,
+        output: (p.queued + p.conn.queued_transmit_bytes()) as u64,
     }
 }
 

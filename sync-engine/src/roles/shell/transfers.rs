@@ -362,12 +362,12 @@ impl Transfers {
     /// The link closed: one abort per incoming file that may still hold a staged write (a
     /// `BeginFile` not yet returned included: an abort of a file with nothing open is no
     /// error), and the outgoing files being sent.
-    pub(crate) fn close(self) -> (Vec<Effect>, Vec<InstallPath>) {
+    pub(crate) fn close(self) -> (Vec<(IncomingFileId, Effect)>, Vec<InstallPath>) {
         let aborts = self
             .incoming
             .into_iter()
             .filter(|(_, f)| f.target.is_some() && f.write != StagedWrite::Closed)
-            .map(|(file, _)| Effect::AbortFile { file })
+            .map(|(file, _)| (file, Effect::AbortFile { file }))
             .collect();
         let sending = self.outgoing.into_values().map(|f| f.path).collect();
         (aborts, sending)
@@ -420,7 +420,7 @@ mod tests {
         assert_eq!(t.open_files().collect::<Vec<_>>(), [second]);
         // Closing now aborts the second copy only: the first is committed.
         let (aborts, _) = t.close();
-        assert_eq!(aborts, [Effect::AbortFile { file: second }]);
+        assert_eq!(aborts, [(second, Effect::AbortFile { file: second })]);
     }
 
     #[test]
@@ -485,12 +485,8 @@ mod tests {
         assert!(t.failed(&wire).is_some());
         // ...but the queue is dropped with the link: the close hands the abort back again.
         let (aborts, _) = t.close();
-        assert_eq!(
-            aborts,
-            [Effect::AbortFile {
-                file: IncomingFileId(7)
-            }]
-        );
+        let file = IncomingFileId(7);
+        assert_eq!(aborts, [(file, Effect::AbortFile { file })]);
     }
 
     #[test]

@@ -1,0 +1,286 @@
+//! The node's daemon-wide budgets: one for the descriptors of files being received, one for the
+//! memory the peers make the node hold. Each is one pool every link draws from, with a share per
+//! link so that no peer takes all.
+//!
+//! # Descriptors
+//!
+//! A file holds its place from its `new_file` (the shell queues its `BeginFile`) until an effect
+//! tells its staged write is closed: its commit or abort returned, or a begin or append failed
+//! (the executor drops a failed staged write). Places are keyed by file, not by link, because a
+//! closed link's aborts still run after it is gone: the descriptors stay open until then.
+//!
+//! The budget is enforced where the request is answered: before each input of a link the shell
+//! tells its connection how many files it may have open
+//! ([`Connection::set_file_allowance`](wazuh_cluster_protocol::connection::Connection::set_file_allowance)),
+//! and the connection answers a `new_file` beyond it `err`. Only that link's input runs in
+//! between, so the allowance cannot be overtaken by another link.
+
+use std::collections::BTreeMap;
+
+use wazuh_cluster_protocol::frame::HEADER_LEN;
+
+use crate::roles::config::{DESCRIPTORS_PER_INCOMING_FILE, MIN_FILE_SHARE};
+use crate::roles::effects::IncomingFileId;
+use crate::roles::ids::PeerId;
+
+/// What the file budget holds now; see [`Node::file_budget`](crate::roles::Node::file_budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileBudgetUse {
+    /// Files holding descriptors now, every link (closed ones still cleaning up) together.
+    pub held: usize,
+    /// Most files at once, every link together.
+    pub limit: usize,
+    /// Most files at once for one link.
+    pub share: usize,
+}
+
+/// See the [module documentation](self).
+#[derive(Debug)]
+pub(crate) struct FileBudget {
+    limit: usize,
+    share: usize,
+    held: BTreeMap<IncomingFileId, PeerId>,
+    per_peer: BTreeMap<PeerId, usize>,
+}
+
+impl FileBudget {
+    /// A budget of `descriptors` (see
+    /// [`NodeLimits::max_transfer_descriptors`](crate::roles::NodeLimits::max_transfer_descriptors)).
+    pub(crate) fn new(descriptors: usize) -> FileBudget {
+        let limit = descriptors / DESCRIPTORS_PER_INCOMING_FILE;
+        FileBudget {
+            limit,
+            share: (limit / 4).max(MIN_FILE_SHARE).min(limit),
+            held: BTreeMap::new(),
+            per_peer: BTreeMap::new(),
+        }
+    }
+
+    /// How many files `peer`'s connection may have open at once now, given the `receiving` it
+    /// has open: those plus the new ones its share and the pool still have room for.
+    pub(crate) fn allowance(&self, peer: PeerId, receiving: usize) -> usize {
+        let mine = self.per_peer.get(&peer).copied().unwrap_or(0);
+        let room = self
+            .share
+            .saturating_sub(mine)
+            .min(self.limit.saturating_sub(self.held.len()));
+        receiving + room
+    }
+
+    /// `file` of `peer` is being received: it holds a place until [`FileBudget::release`].
+    pub(crate) fn acquire(&mut self, file: IncomingFileId, peer: PeerId) {
+        if self.held.insert(file, peer).is_none() {
+            *self.per_peer.entry(peer).or_insert(0) += 1;
+        }
+    }
+
+    /// `file`'s staged write is closed: its place is free (a second release is nothing).
+    pub(crate) fn release(&mut self, file: IncomingFileId) {
+        let Some(peer) = self.held.remove(&file) else {
+            return;
+        };
+        if let Some(count) = self.per_peer.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+    }
+
+    /// What it holds now.
+    pub(crate) fn usage(&self) -> FileBudgetUse {
+        FileBudgetUse {
+            held: self.held.len(),
+            limit: self.limit,
+            share: self.share,
+        }
+    }
+}
+
+/// What the memory budget holds now; see [`Node::memory_budget`](crate::roles::Node::memory_budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudgetUse {
+    /// Bytes the peers' input holds, every link together: frames being received (their declared
+    /// payload), long strings (their declared length) and file data waiting for the disk.
+    pub input: u64,
+    /// Bytes yielded to the peers and not yet reported written, every link together.
+    pub output: u64,
+    /// The budget: `input + output` stays within it.
+    pub limit: u64,
+    /// What the peers' input may hold together: the budget less an eighth kept for the node's
+    /// own work (its sends, replies and keepalives).
+    pub pool: u64,
+    /// What one link's input may hold.
+    pub share: u64,
+}
+
+/// The memory budget's bounds. Usage is not kept here but summed from the links when asked: each
+/// link's connection and disk queue count their own bytes and release them on every path (a
+/// claimed, expired or refused string, a completed frame, a written chunk, a closed link), so
+/// the sum cannot drift from what is held.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryBudget {
+    limit: u64,
+    pool: u64,
+    share: u64,
+}
+
+/// What one link holds, as the memory budget counts it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LinkMemory {
+    /// Its connection's frame buffer and strings
+    /// ([`held_input_bytes`](wazuh_cluster_protocol::connection::Connection::held_input_bytes)).
+    pub(crate) connection: u64,
+    /// Its file data waiting for the disk.
+    pub(crate) disk: u64,
+    /// Yielded to it and not yet written.
+    pub(crate) output: u64,
+}
+
+impl LinkMemory {
+    fn input(&self) -> u64 {
+        self.connection + self.disk
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes (see
+    /// [`NodeLimits::memory_budget`](crate::roles::NodeLimits::memory_budget)) for links whose
+    /// largest frame is `largest_frame` bytes and largest string `largest_string`: a link's share
+    /// is a quarter of the budget, but at least two of its largest frames and its largest string
+    /// with a frame to carry it (so what one link may send always fits), and at most the pool.
+    pub(crate) fn new(limit: u64, largest_frame: u64, largest_string: u64) -> MemoryBudget {
+        let pool = limit - limit / 8;
+        let frame = largest_frame + HEADER_LEN as u64;
+        MemoryBudget {
+            limit,
+            pool,
+            share: (limit / 4)
+                .max(2 * frame)
+                .max(largest_string + frame)
+                .min(pool),
+        }
+    }
+
+    /// What `link`'s connection may hold (frames and strings) now that the peers' input holds
+    /// `input` bytes in all: what it holds plus what its share and the pool still have room for.
+    pub(crate) fn allowance(&self, link: LinkMemory, input: u64) -> u64 {
+        let room = self
+            .share
+            .saturating_sub(link.input())
+            .min(self.pool.saturating_sub(input));
+        link.connection + room
+    }
+
+    /// Whether `link` may be read now. A link whose file data waits for the disk is not read
+    /// while it is over its share or the peers' input is over the pool: that data drains by the
+    /// node's own effects, after which it is read again. A link with nothing waiting is always
+    /// read, so a frame under way is never stuck: what it may allocate is bounded by
+    /// [`MemoryBudget::allowance`].
+    pub(crate) fn may_read(&self, link: LinkMemory, input: u64) -> bool {
+        link.disk == 0 || (link.input() < self.share && input < self.pool)
+    }
+
+    /// The use for `links`.
+    pub(crate) fn usage(&self, links: impl Iterator<Item = LinkMemory>) -> MemoryBudgetUse {
+        let (mut input, mut output) = (0, 0);
+        for link in links {
+            input += link.input();
+            output += link.output;
+        }
+        MemoryBudgetUse {
+            input,
+            output,
+            limit: self.limit,
+            pool: self.pool,
+            share: self.share,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_links_memory_allowance_is_its_share_and_the_pool_whichever_is_less() {
+        // 64 MiB: pool 56 MiB, share 16 MiB (a quarter; two 1 MiB frames or a 4 MiB string are
+        // less).
+        let budget = MemoryBudget::new(64 << 20, 1 << 20, 4 << 20);
+        let u = budget.usage(std::iter::empty());
+        assert_eq!((u.limit, u.pool, u.share), (64 << 20, 56 << 20, 16 << 20));
+        let link = |connection: u64, disk: u64| LinkMemory {
+            connection,
+            disk,
+            output: 0,
+        };
+        assert_eq!(budget.allowance(link(0, 0), 0), 16 << 20);
+        // Holding 10 MiB of strings, 4 MiB on the way to disk: 2 MiB more.
+        assert_eq!(
+            budget.allowance(link(10 << 20, 4 << 20), 14 << 20),
+            12 << 20
+        );
+        // The pool is nearly full: 1 MiB more, whatever the share says.
+        assert_eq!(budget.allowance(link(0, 0), 55 << 20), 1 << 20);
+        assert_eq!(budget.allowance(link(3, 0), 60 << 20), 3);
+        // Reading: always with nothing waiting for the disk; else within share and pool.
+        assert!(budget.may_read(link(16 << 20, 0), 60 << 20));
+        assert!(budget.may_read(link(0, 1), 0));
+        assert!(!budget.may_read(link(16 << 20, 1), 16 << 20));
+        assert!(!budget.may_read(link(0, 1), 56 << 20));
+    }
+
+    #[test]
+    fn a_share_holds_what_one_link_may_send_unless_the_pool_is_smaller() {
+        let (frame, string) = (8 << 20, 64 << 20);
+        let framed = frame + HEADER_LEN as u64;
+        // The defaults: a 64 MiB string and the frame carrying it are above a quarter.
+        assert_eq!(
+            MemoryBudget::new(256 << 20, frame, string).share,
+            string + framed
+        );
+        assert_eq!(MemoryBudget::new(1 << 30, frame, string).share, 256 << 20);
+        assert_eq!(
+            MemoryBudget::new(32 << 20, frame, 1 << 20).share,
+            2 * framed
+        );
+        assert_eq!(MemoryBudget::new(8 << 20, frame, string).share, 7 << 20);
+    }
+
+    #[test]
+    fn a_link_gets_its_share_the_pool_its_limit_and_places_come_back_per_file() {
+        // 40 descriptors: 20 files, a link's share 5.
+        let mut budget = FileBudget::new(40);
+        assert_eq!((budget.usage().limit, budget.usage().share), (20, 5));
+        let (a, b) = (PeerId(1), PeerId(2));
+        for i in 0..5 {
+            assert_eq!(budget.allowance(a, i), 5);
+            budget.acquire(IncomingFileId(i as u64), a);
+        }
+        // A full share leaves only the files already open.
+        assert_eq!(budget.allowance(a, 5), 5);
+        assert_eq!(budget.allowance(a, 2), 2);
+        assert_eq!(budget.allowance(b, 0), 5);
+        // Three more links fill the pool: the next link gets nothing.
+        for (n, peer) in (2..5).map(PeerId).enumerate() {
+            for i in 0..5 {
+                budget.acquire(IncomingFileId(100 * (n as u64 + 1) + i), peer);
+            }
+        }
+        assert_eq!(budget.usage().held, 20);
+        assert_eq!(budget.allowance(PeerId(9), 0), 0);
+        // Released once, twice: one place back.
+        budget.release(IncomingFileId(0));
+        budget.release(IncomingFileId(0));
+        assert_eq!(budget.usage().held, 19);
+        assert_eq!(budget.allowance(PeerId(9), 0), 1);
+        assert_eq!(budget.allowance(a, 4), 5);
+    }
+
+    #[test]
+    fn a_small_budget_still_gives_a_link_a_few_files_and_never_more_than_it_has() {
+        assert_eq!(FileBudget::new(8).usage().share, 4);
+        assert_eq!(FileBudget::new(4).usage().share, 2);
+        assert_eq!(FileBudget::new(0).allowance(PeerId(1), 0), 0);
+    }
+}

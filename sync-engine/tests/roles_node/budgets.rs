@@ -1,0 +1,255 @@
+//! Daemon-wide budgets against hostile workers (issue 12 point 2): whatever the peers do, the
+//! node's own counters stay within the budget, a link never takes more than its share, and every
+//! place comes back once the link that held it is gone.
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::PeerError;
+use wazuh_cluster_protocol::message::text::FILE_BUDGET_EXHAUSTED;
+use wazuh_cluster_sync::roles::{CloseReason, NodeError, NodeEvent, NodeType, PeerId};
+
+use super::support::*;
+
+/// A master whose descriptor budget takes `files` incoming files at once.
+fn master_with_file_budget(files: usize) -> RawMaster {
+    let t0 = origin();
+    let mut config = config(NodeType::Master, "master01", t0);
+    config.limits.max_transfer_descriptors =
+        files * wazuh_cluster_sync::roles::DESCRIPTORS_PER_INCOMING_FILE;
+    RawMaster::new(t0, config)
+}
+
+fn budget_refusal() -> (String, Bytes) {
+    ("err".to_owned(), Bytes::from_static(FILE_BUDGET_EXHAUSTED))
+}
+
+/// The node's count, its own list of open staged writes and the executor's agree.
+fn assert_files_open(m: &RawMaster, expected: usize) {
+    assert_eq!(m.node.file_budget().held, expected, "the node's budget");
+    assert_eq!(
+        m.node.open_incoming_files().len(),
+        expected,
+        "the node's list"
+    );
+    assert_eq!(
+        m.exec.open_files().len(),
+        expected,
+        "the executor's staged writes"
+    );
+}
+
+#[test]
+fn files_left_open_by_many_links_never_exceed_the_descriptor_budget_or_a_links_share() {
+    // 12 files at once: a link's share is 4 (a quarter, at least `MIN_FILE_SHARE`).
+    let mut m = master_with_file_budget(12);
+    let budget = m.node.file_budget();
+    assert_eq!((budget.limit, budget.share), (12, 4));
+    let attackers: Vec<PeerId> = (1..=4)
+        .map(|i| m.join(i, &format!("evil{i}"), &format!("10.0.0.{i}:4000{i}")))
+        .collect();
+    m.take_events();
+    // Each opens files it never finishes, as many as it is let.
+    let mut accepted = 0;
+    for (i, &peer) in attackers.iter().enumerate() {
+        for f in 0..8 {
+            let path = format!("/queue/cluster/evil{}/f{f}", i + 1);
+            let reply = m.ask(peer, "new_file", path.as_bytes());
+            if reply.0 == "ok" {
+                accepted += 1;
+            } else {
+                assert_eq!(reply, budget_refusal(), "{path}");
+            }
+        }
+        assert!(m.node.file_budget().held <= 12);
+    }
+    // Three links took their share of 4; the fourth found the pool empty.
+    assert_eq!(accepted, 12);
+    assert_files_open(&m, 12);
+    // Refusals are typed, the links stay open (nobody's accept failed).
+    assert!(m.closed.is_empty());
+    let refusals: Vec<NodeEvent> = m.take_events();
+    assert_eq!(refusals.len(), 4 * 8 - 12);
+    assert_eq!(
+        refusals[0],
+        NodeEvent::Error {
+            peer: Some(attackers[0]),
+            error: NodeError::Peer(PeerError::FileBudgetExhausted { limit: 4 })
+        }
+    );
+    assert_eq!(
+        refusals.last(),
+        Some(&NodeEvent::Error {
+            peer: Some(attackers[3]),
+            error: NodeError::Peer(PeerError::FileBudgetExhausted { limit: 0 })
+        })
+    );
+
+    // A legitimate worker meanwhile: refused with the text, not dropped.
+    let worker = m.join(9, "worker1", "10.0.0.9:40009");
+    let path = "/queue/cluster/worker1/agent-info.merged";
+    assert_eq!(m.ask(worker, "new_file", path.as_bytes()), budget_refusal());
+    // Reopening a file that is open takes no new place.
+    let again = m.ask(attackers[0], "new_file", b"/queue/cluster/evil1/f0");
+    assert_eq!(again.0, "ok");
+    assert_files_open(&m, 12);
+
+    // One attacker leaves: its four staged writes are aborted and their places come back.
+    m.node.handle_closed(m.now, attackers[0]);
+    m.clients.remove(&attackers[0]);
+    m.pump();
+    assert_files_open(&m, 8);
+    assert_eq!(m.node.effects_in_flight(), 0);
+    // The worker's file now goes through and lands whole.
+    m.send_file(worker, path, b"agent-info of worker1");
+    assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
+    assert_files_open(&m, 8);
+
+    // Everyone leaves: nothing stays held, on the node or on the disk side.
+    for peer in attackers[1..].iter().copied().chain([worker]) {
+        m.node.handle_closed(m.now, peer);
+        m.clients.remove(&peer);
+    }
+    m.pump();
+    assert_files_open(&m, 0);
+}
+
+#[test]
+fn files_that_finish_or_fail_their_checksum_give_their_places_back() {
+    let mut m = master_with_file_budget(4);
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    // Twice the budget, one after the other: each finished file frees its place.
+    for f in 0..8 {
+        m.send_file(worker, &format!("/queue/cluster/worker1/f{f}"), b"data");
+    }
+    assert_files_open(&m, 0);
+    // A full budget of files whose checksum then fails: every place comes back.
+    for f in 0..4 {
+        let path = format!("/queue/cluster/worker1/g{f}");
+        assert_eq!(m.ask(worker, "new_file", path.as_bytes()).0, "ok");
+    }
+    assert_files_open(&m, 4);
+    let fifth = m.ask(worker, "new_file", b"/queue/cluster/worker1/g4");
+    assert_eq!(fifth, budget_refusal());
+    for f in 0..4 {
+        let end = format!("/queue/cluster/worker1/g{f} {}", "0".repeat(32));
+        assert_eq!(m.ask(worker, "file_end", end.as_bytes()).0, "err");
+    }
+    assert_files_open(&m, 0);
+    assert_eq!(
+        m.ask(worker, "new_file", b"/queue/cluster/worker1/g4").0,
+        "ok"
+    );
+}
+
+/// A master whose memory budget is `limit` bytes, with 1 MiB frames and 16 MiB strings at most
+/// (so a link's share is a quarter of the budget).
+fn master_with_memory_budget(limit: u64) -> RawMaster {
+    let t0 = origin();
+    let mut config = config(NodeType::Master, "master01", t0);
+    config.limits.memory_budget = limit;
+    config.connection.max_frame_payload = 1 << 20;
+    config.connection.max_string_size = 16 << 20;
+    RawMaster::new(t0, config)
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The node's memory counters stay within the budget, the peers' input within the pool.
+fn assert_within_budget(m: &RawMaster) {
+    let use_ = m.node.memory_budget();
+    assert!(use_.input <= use_.pool, "{use_:?}");
+    assert!(use_.input + use_.output <= use_.limit, "{use_:?}");
+}
+
+#[test]
+fn links_that_each_take_their_share_of_memory_never_exceed_the_budget_and_a_worker_still_syncs() {
+    use wazuh_cluster_protocol::frame::{Command, HEADER_LEN, encode_header};
+    use wazuh_cluster_protocol::message::text::MEMORY_BUDGET_EXHAUSTED;
+    use wazuh_cluster_protocol::profile::Profile;
+
+    // 128 MiB: the peers may hold 112 MiB, one link 32 MiB. A string is taken with room for one
+    // frame (1 MiB + header) beside it.
+    let mut m = master_with_memory_budget(128 * MIB);
+    let budget = m.node.memory_budget();
+    assert_eq!((budget.pool, budget.share), (112 * MIB, 32 * MIB));
+    let frame = MIB + HEADER_LEN as u64;
+    let attackers: Vec<PeerId> = (1..=7)
+        .map(|i| m.join(i, &format!("evil{i}"), &format!("10.0.0.{i}:4000{i}")))
+        .collect();
+    m.take_events();
+    let memory_refusal = (
+        "err".to_owned(),
+        Bytes::from_static(MEMORY_BUDGET_EXHAUSTED),
+    );
+    // Each declares the longest strings it is let, and sends none of their bytes.
+    let declare = |m: &mut RawMaster, peer: PeerId, len: u64| {
+        let reply = m.ask(peer, "new_str", len.to_string().as_bytes());
+        assert_within_budget(m);
+        reply
+    };
+    for &peer in &attackers[..3] {
+        assert_eq!(declare(&mut m, peer, 15 * MIB).0, "ok");
+        assert_eq!(declare(&mut m, peer, 15 * MIB).0, "ok");
+        // Its share is nearly full: 2 MiB more (and a frame's room) is refused.
+        assert_eq!(declare(&mut m, peer, 2 * MIB), memory_refusal);
+    }
+    // The fourth finds 22 MiB left in the pool: 21 MiB minus a frame's room.
+    assert_eq!(declare(&mut m, attackers[3], 16 * MIB).0, "ok");
+    assert_eq!(declare(&mut m, attackers[3], 5 * MIB), memory_refusal);
+    assert_eq!(declare(&mut m, attackers[3], 5 * MIB - frame).0, "ok");
+    assert_eq!(m.node.memory_budget().input, 111 * MIB - frame);
+    // The fifth: 1 MiB and a frame's room are left.
+    let left = MIB + frame;
+    assert_eq!(declare(&mut m, attackers[4], MIB + 1), memory_refusal);
+    assert_eq!(declare(&mut m, attackers[4], MIB).0, "ok");
+    // That room is a frame's: the sixth parks a 1 MiB frame in it (its header alone allocates
+    // it), the seventh's finds nothing left and closes its link before anything is allocated.
+    let mut header = bytes::BytesMut::new();
+    let dapi = Command::new(Profile::V3_9, b"dapi").unwrap();
+    encode_header(Profile::V3_9, 1, &dapi, 1 << 20, &mut header).unwrap();
+    m.node.handle_input(m.now, attackers[5], &header);
+    m.pump();
+    assert!(!m.closed.contains(&attackers[5]));
+    assert_eq!(m.node.memory_budget().input, 112 * MIB);
+    m.node.handle_input(m.now, attackers[6], &header);
+    m.pump();
+    assert!(m.closed.contains(&attackers[6]));
+    assert_within_budget(&m);
+    let events = m.take_events();
+    assert!(events.contains(&NodeEvent::Error {
+        peer: Some(attackers[4]),
+        error: NodeError::Peer(PeerError::StringOverMemoryBudget {
+            declared: MIB + 1,
+            allowance: left
+        })
+    }));
+    let over_budget = PeerError::FrameOverMemoryBudget {
+        declared: 1 << 20,
+        allowance: 0,
+    };
+    assert!(
+        events.contains(&NodeEvent::WorkerLeft {
+            name: "evil7".into(),
+            reason: CloseReason::Connection(Some(over_budget.into())),
+        }),
+        "{events:?}"
+    );
+
+    // A legitimate worker meanwhile: its hello, requests and file chunks are small frames, which
+    // are always taken; its file lands whole.
+    let worker = m.join(9, "worker1", "10.0.0.9:40009");
+    let path = "/queue/cluster/worker1/agent-info.merged";
+    m.send_file(worker, path, &[b'i'; 20_000]);
+    assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
+    assert_within_budget(&m);
+
+    // Released on every path: a link's close...
+    m.node.handle_closed(m.now, attackers[0]);
+    m.clients.remove(&attackers[0]);
+    m.pump();
+    assert_eq!(m.node.memory_budget().input, 82 * MIB);
+    // ...which makes room for another link's string...
+    assert_eq!(declare(&mut m, attackers[4], 15 * MIB).0, "ok");
+    // ...and the strings that never arrive expire.
+    m.advance(std::time::Duration::from_secs(121));
+    assert_eq!(m.node.memory_budget().input, 0);
+}
