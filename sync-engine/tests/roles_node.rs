@@ -20,6 +20,8 @@ mod hostile_local;
 mod hostile_worker;
 #[path = "roles_node/locks.rs"]
 mod locks;
+#[path = "roles_node/orphans.rs"]
+mod orphans;
 #[path = "roles_node/streamed_packages.rs"]
 mod streamed_packages;
 #[path = "roles_node/worker.rs"]

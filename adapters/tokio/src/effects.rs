@@ -9,7 +9,9 @@
 //!
 //! Before the first effect, the thread removes the staged files (`.<name>.<pid>.<n>.tmp`) that a
 //! crash, a kill, or a transfer cut by a shutdown left where the node writes: nothing else would
-//! (the walks never list them), and each holds disk space until removed.
+//! (the walks never list them), and each holds disk space until removed. Then it empties
+//! `queue/cluster/` but for the local socket ([`remove_cluster_leftovers`], as upstream's
+//! `clean_up()` at start): what is there belonged to the previous run's tasks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,7 +25,9 @@ use wazuh_cluster_fs::{FsStorage, Owner};
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::StorageError;
-use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectId, NodeConfig, NodeType};
+use wazuh_cluster_sync::roles::{
+    Effect, EffectExecutor, EffectId, NodeConfig, NodeType, remove_cluster_leftovers,
+};
 
 use crate::messages::Msg;
 use crate::os::unix_time_at;
@@ -69,6 +73,23 @@ fn remove_stale_staged(storage: &mut FsStorage, items: &ClusterItems) -> usize {
     removed
 }
 
+/// Empties `queue/cluster/` of what an earlier run left (see the module docs) and logs it.
+/// An entry that cannot be removed is logged and skipped: it never stops a node from starting.
+fn remove_leftovers(storage: &mut FsStorage) -> usize {
+    let sweep = remove_cluster_leftovers(storage);
+    for e in &sweep.failed {
+        tracing::warn!("Could not remove what an earlier run left in queue/cluster: {e}");
+    }
+    if !sweep.removed.is_empty() {
+        tracing::info!(
+            "Removed {} entr{} left in queue/cluster by an earlier run",
+            sweep.removed.len(),
+            if sweep.removed.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    sweep.removed.len()
+}
+
 /// Starts the effect thread. It opens the storage itself (the file-system storage keeps
 /// per-thread state and is not `Send`) with `owner` for what it writes, removes the staged
 /// files an earlier run left (see the module docs), and reports through `opened` whether
@@ -100,7 +121,10 @@ pub(crate) fn spawn(
             }
         };
         storage.set_owner(owner);
-        span.in_scope(|| remove_stale_staged(&mut storage, &config.items));
+        span.in_scope(|| {
+            remove_stale_staged(&mut storage, &config.items);
+            remove_leftovers(&mut storage);
+        });
         let _ = opened.send(Ok(()));
         let clock = config.connection.wall_clock;
         let mut executor = EffectExecutor::new(storage, &config);
@@ -155,6 +179,12 @@ mod tests {
             ("etc/rules/.x.12.tmp", "not ours either"),
             ("etc/rules/.local_rules.xml.pid.7.tmp", "nor this"),
             ("logs/.ossec.log.1.2.tmp", "not a directory we write"),
+            // Complete files nobody claimed (a worker's package, a name's merged file).
+            (
+                "queue/cluster/worker1/worker1-1795682923.4-48.zip",
+                "unclaimed",
+            ),
+            ("queue/cluster/hello-name-9/agent-info.merged", "unclaimed"),
         ] {
             let path = root.path().join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -190,13 +220,28 @@ mod tests {
         files
     }
 
+    /// The complete files [`stale_tree`] leaves in `queue/cluster/`.
+    const LEFTOVERS: [&str; 2] = [
+        "queue/cluster/hello-name-9/agent-info.merged",
+        "queue/cluster/worker1/worker1-1795682923.4-48.zip",
+    ];
+
     #[test]
     fn stale_staged_files_are_removed_where_the_node_writes() {
         let root = stale_tree();
         let mut storage = FsStorage::new(root.path()).unwrap();
         let removed = remove_stale_staged(&mut storage, &ClusterItems::defaults_3_9());
         assert_eq!(removed, 3);
+        let mut kept: Vec<&str> = KEPT.iter().chain(&LEFTOVERS).copied().collect();
+        kept.sort();
+        assert_eq!(files_below(root.path()), kept);
+        // Then the leftovers of queue/cluster go, directories included.
+        assert_eq!(remove_leftovers(&mut storage), 2);
         assert_eq!(files_below(root.path()), KEPT);
+        let left: Vec<_> = std::fs::read_dir(root.path().join("queue/cluster"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[tokio::test]
@@ -207,7 +252,8 @@ mod tests {
         spec.listen = Some("127.0.0.1:0".to_owned());
         spec.local_socket = None;
         let node = crate::start(spec).await.unwrap();
-        // `start` returns once the effect thread has opened the storage, after the clean-up.
+        // `start` returns once the effect thread has opened the storage, after the clean-up:
+        // staged files and unclaimed complete files are gone.
         assert_eq!(files_below(root.path()), KEPT);
         node.stop().await.unwrap();
     }

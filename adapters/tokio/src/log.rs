@@ -158,6 +158,15 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Recalculated: {files} files, {hashed} hashed"),
             Level::DEBUG,
         ),
+        NodeEvent::UnclaimedFileRemoved { peer, path, after } => line(
+            None,
+            "Main",
+            format!(
+                "{peer}: removed {path}: no task claimed it within {} s",
+                after.as_secs()
+            ),
+            Level::INFO,
+        ),
         NodeEvent::Error { peer, error } => {
             let message = match peer {
                 Some(peer) => format!("{peer}: {error}"),

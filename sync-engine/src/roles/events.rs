@@ -217,6 +217,16 @@ pub enum NodeEvent {
         /// Files hashed in this pass (the rest reused from the cache).
         hashed: u64,
     },
+    /// A file a peer sent whole into its directory was removed: no task claimed it within
+    /// `unclaimed_file_timeout` of its `file_end`.
+    UnclaimedFileRemoved {
+        /// The connection that sent it.
+        peer: PeerId,
+        /// Where it was.
+        path: String,
+        /// The bound it outlived.
+        after: Duration,
+    },
     /// Something failed that is not a synchronisation (a disk effect, a peer fault).
     Error {
         /// The peer concerned, if any.

@@ -172,6 +172,7 @@ pub mod error;
 pub mod events;
 mod health;
 pub mod ids;
+mod leftovers;
 mod local_clients;
 mod master;
 pub mod node;
@@ -192,6 +193,7 @@ pub use effects::{
 pub use error::{NodeError, SendFailure, SyncError, SyncStep};
 pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
 pub use ids::{ApiCallId, EffectId, PeerId};
+pub use leftovers::{LeftoverSweep, remove_cluster_leftovers};
 pub use node::Node;
 pub use output::{Origin, Output};
 pub use sync_kind::SyncKind;

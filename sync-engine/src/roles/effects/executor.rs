@@ -224,6 +224,10 @@ impl<S: Storage> EffectExecutor<S> {
                     KeysFile::Installed,
                 )?))
             }
+            Effect::RemoveEmptyDir { path } => {
+                self.storage.remove_empty_dir(path)?;
+                Ok(EffectOutput::Done)
+            }
             Effect::CreateDir { path } => {
                 if self.storage.stat(path)?.is_none() {
                     self.storage.create_dir_all(path, DIR_MODE)?;

@@ -142,6 +142,12 @@ pub enum Effect {
         /// The file.
         path: InstallPath,
     },
+    /// Remove a directory if it is empty (a closed link's `queue/cluster/<name>/`); absent or
+    /// not empty is fine.
+    RemoveEmptyDir {
+        /// The directory.
+        path: InstallPath,
+    },
     /// Create a directory and its parents (`queue/cluster/<name>/`, mode 0o770).
     CreateDir {
         /// The directory.
@@ -150,6 +156,18 @@ pub enum Effect {
     /// Master: read the registered agents from `etc/client.keys` (absent: none), to place
     /// distributed API requests by agent. → [`EffectOutput::ClientKeys`].
     ReadClientKeys,
+}
+
+impl Effect {
+    /// The received package this effect reads and then removes, if it is one of those.
+    pub fn consumed_package(&self) -> Option<&InstallPath> {
+        match self {
+            Effect::ReadWorkerIntegrity { path }
+            | Effect::ApplyMasterPackage { path }
+            | Effect::ApplyWorkerPackage { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// What a successful effect produced.
