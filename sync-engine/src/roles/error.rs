@@ -111,6 +111,17 @@ pub enum SyncError {
     /// Master: the worker reported an error with `<kind>_r`.
     #[error("worker reported: {0}")]
     WorkerReported(String),
+    /// Master: the worker's integrity metadata lists more entries than the master's own items
+    /// allow; refused while parsing, before any comparison.
+    #[error(
+        "worker integrity metadata lists more than {limit} entries, more than the master's {master_files} files allow"
+    )]
+    TooManyWorkerEntries {
+        /// The bound: twice the master's files plus `worker_metadata_margin`.
+        limit: usize,
+        /// The master's own files when it was set.
+        master_files: usize,
+    },
     /// Worker: the master answered `<kind>_p` with `False`.
     #[error("Master didnt grant permission to synchronize")]
     PermissionDenied,

@@ -118,7 +118,7 @@ impl<S: Storage> EffectExecutor<S> {
                 path,
                 extra_valid,
             } => self.build_worker_package(*kind, path, extra_valid, now_unix),
-            Effect::ReadWorkerIntegrity { path } => {
+            Effect::ReadWorkerIntegrity { path, max_entries } => {
                 let reader = self.open_package(path)?;
                 if !reader.members().is_empty() {
                     let count = reader.members().len();
@@ -126,7 +126,7 @@ impl<S: Storage> EffectExecutor<S> {
                 }
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
-                    self.limits.apply.max_entries,
+                    (*max_entries).min(self.limits.apply.max_entries),
                 )?;
                 Ok(EffectOutput::WorkerMetadata(metadata))
             }

@@ -75,6 +75,9 @@ pub enum Effect {
     ReadWorkerIntegrity {
         /// The received package.
         path: InstallPath,
+        /// Most entries its metadata may list (the master's own items bound it); the parse
+        /// stops at the first one past it.
+        max_entries: usize,
     },
     /// Master: build the package of `plan` (missing and shared files + `cluster_control.json`)
     /// at `path`. → [`EffectOutput::PackageBuilt`].
@@ -162,7 +165,7 @@ impl Effect {
     /// The received package this effect reads and then removes, if it is one of those.
     pub fn consumed_package(&self) -> Option<&InstallPath> {
         match self {
-            Effect::ReadWorkerIntegrity { path }
+            Effect::ReadWorkerIntegrity { path, .. }
             | Effect::ApplyMasterPackage { path }
             | Effect::ApplyWorkerPackage { path, .. } => Some(path),
             _ => None,
