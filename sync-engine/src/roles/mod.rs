@@ -191,7 +191,7 @@ pub use effects::{
     MAX_CLIENT_KEYS, PACKAGE_MODE,
 };
 pub use error::{NodeError, SendFailure, SyncError, SyncStep};
-pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
+pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent, SKIPPED_EXAMPLES};
 pub use ids::{ApiCallId, EffectId, PeerId};
 pub use leftovers::{LeftoverSweep, remove_cluster_leftovers};
 pub use node::Node;

@@ -437,3 +437,72 @@ fn one_integrity_round_per_worker_per_interval() {
     );
     assert_eq!(m.node.integrity_comparisons(), Some(1));
 }
+
+#[test]
+fn parts_skipped_from_a_workers_package_are_each_reported() {
+    use wazuh_cluster_sync::integrity::apply::SkipReason;
+    use wazuh_cluster_sync::integrity::path::InstallPath;
+    use wazuh_cluster_sync::roles::SyncKind;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    assert_eq!(m.ask(worker, "sync_a_w_m_p", b""), ok("True"));
+    let (_, task) = m.ask(worker, "sync_a_w_m", b"");
+    let task = String::from_utf8_lossy(&task).into_owned();
+    m.take_events();
+    // A client.keys, a part of an agent the master does not know, a part with a bad time, and
+    // one good part.
+    let merged = "3 agent-one-10.0.0.1 2019-07-01 16:53:20\nabc\
+                  3 ghost-10.0.0.9 2019-07-01 16:53:20\nabc\
+                  3 agent-two-10.0.0.2 2019-99-99 99:99:99\nabc";
+    let info = InstallPath::new("/queue/cluster/worker1/agent-info.merged").unwrap();
+    let keys = InstallPath::new("/etc/client.keys").unwrap();
+    let control = r#"{"/etc/client.keys": {"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/etc/", "merged": false, "md5": "00000000000000000000000000000000"}, "/queue/cluster/worker1/agent-info.merged": {"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/queue/agent-info/", "merged": true, "merge_type": "agent-info", "merge_name": "/queue/cluster/worker1/agent-info.merged"}}"#;
+    let members = [
+        (&keys, unix0(), 0o640, &b"001 evil any k\n"[..]),
+        (&info, unix0(), 0o640, merged.as_bytes()),
+    ];
+    let zip = wazuh_cluster_sync::integrity::package::build_package_in_memory(
+        members,
+        control.as_bytes(),
+        unix0(),
+    )
+    .unwrap();
+    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-1.zip";
+    m.send_file(worker, path, &zip);
+    let end = format!("{task} {path}");
+    assert_eq!(m.ask(worker, "sync_a_w_m_e", end.as_bytes()).0, "ok");
+    let skipped: Vec<NodeEvent> = m
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::PartsSkipped { .. }))
+        .collect();
+    let event = |reason, examples: &[&str]| NodeEvent::PartsSkipped {
+        worker: "worker1".into(),
+        kind: SyncKind::AgentInfo,
+        reason,
+        count: examples.len(),
+        examples: examples.iter().map(|e| (*e).to_owned()).collect(),
+    };
+    assert_eq!(
+        skipped,
+        [
+            event(SkipReason::ClientKeysFromWorker, &["/etc/client.keys"]),
+            event(
+                SkipReason::UnknownAgent,
+                &["/queue/agent-info/ghost-10.0.0.9"]
+            ),
+            event(
+                SkipReason::BadTime,
+                &["/queue/agent-info/agent-two-10.0.0.2"]
+            ),
+        ]
+    );
+    // The good part landed; nothing else did.
+    let files = m.exec.storage().files();
+    assert!(files.contains_key(&p("/queue/agent-info/agent-one-10.0.0.1")));
+    assert!(!files.contains_key(&p("/queue/agent-info/ghost-10.0.0.9")));
+    assert_eq!(
+        files.get(&p("/etc/client.keys")).map(Vec::as_slice),
+        Some(&b"001 agent-one any k1\n002 agent-two any k2\n"[..])
+    );
+}

@@ -9,12 +9,13 @@ use wazuh_cluster_protocol::connection::TransferId;
 
 use super::MasterRole;
 use super::session::{MasterJob, MasterRequest, Phase, Task, task_matches};
+use crate::integrity::apply::SkipReason;
 use crate::integrity::compare::{SyncCounts, SyncPlan};
 use crate::integrity::metadata::{IntegrityMetadata, MetadataError};
 use crate::integrity::path::InstallPath;
 use crate::roles::effects::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
 use crate::roles::error::{SendFailure, SyncError, SyncStep};
-use crate::roles::events::{LockRelease, NodeEvent};
+use crate::roles::events::{LockRelease, NodeEvent, SKIPPED_EXAMPLES};
 use crate::roles::health::date;
 use crate::roles::ids::PeerId;
 use crate::roles::shell::{Ended, Shell};
@@ -540,6 +541,7 @@ impl MasterRole {
                 if let Some(r) = self.registration_mut(peer) {
                     r.health.applied(kind, known_agents);
                 }
+                skipped_events(shell, &name, kind, &report.skipped);
                 let counts = SyncCounts {
                     missing: report.written,
                     ..SyncCounts::default()
@@ -621,6 +623,38 @@ impl MasterRole {
             kind,
             worker,
             error,
+        });
+    }
+}
+
+/// One [`NodeEvent::PartsSkipped`] per reason met in `skipped` (in the order first met), each
+/// with its count and its first few paths: a package of 100,000 unknown agents is one line, not
+/// 100,000, and not silence.
+fn skipped_events(
+    shell: &mut Shell,
+    worker: &str,
+    kind: SyncKind,
+    skipped: &[(InstallPath, SkipReason)],
+) {
+    let mut reasons: Vec<SkipReason> = Vec::new();
+    for (_, reason) in skipped {
+        if !reasons.contains(reason) {
+            reasons.push(*reason);
+        }
+    }
+    for reason in reasons {
+        let paths = skipped.iter().filter(|(_, r)| *r == reason);
+        let examples = paths
+            .clone()
+            .take(SKIPPED_EXAMPLES)
+            .map(|(p, _)| p.as_str().to_owned())
+            .collect();
+        shell.event(NodeEvent::PartsSkipped {
+            worker: worker.to_owned(),
+            kind,
+            reason,
+            count: paths.count(),
+            examples,
         });
     }
 }
