@@ -16,6 +16,8 @@ mod flow;
 mod hello;
 #[path = "roles_node/hostile_local.rs"]
 mod hostile_local;
+#[path = "roles_node/hostile_master.rs"]
+mod hostile_master;
 #[path = "roles_node/hostile_worker.rs"]
 mod hostile_worker;
 #[path = "roles_node/locks.rs"]

@@ -1,0 +1,433 @@
+//! A hostile master against our worker (issue 12, point 9): a scripted master — a protocol
+//! `Connection` on the server side, answering and sending whatever the case needs — drives our
+//! worker `Node`. Each case asserts the exact refusal or error, the bound held (counted by the
+//! test storage and the node's counters), and that nothing was written where it does not belong.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
+use wazuh_cluster_protocol::frame::Command;
+use wazuh_cluster_protocol::message::Reply;
+use wazuh_cluster_protocol::profile::Profile;
+use wazuh_cluster_protocol::rng::Rng;
+use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::roles::{
+    EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId, SyncError,
+    SyncKind, sync_text,
+};
+use wazuh_cluster_testkit::cluster_key;
+
+use super::support::*;
+
+/// The commands the scripted master answers itself (what a 3.9.5 master serves a worker).
+const MASTER_COMMANDS: [&str; 13] = [
+    "hello",
+    "sync_i_w_m_p",
+    "sync_e_w_m_p",
+    "sync_a_w_m_p",
+    "sync_i_w_m",
+    "sync_e_w_m",
+    "sync_a_w_m",
+    "sync_i_w_m_e",
+    "sync_e_w_m_e",
+    "sync_a_w_m_e",
+    "sync_i_w_m_r",
+    "sync_e_w_m_r",
+    "sync_a_w_m_r",
+];
+
+/// Our worker `worker1` and the scripted master it dialled.
+struct HostileMaster {
+    now: Instant,
+    node: Node,
+    exec: EffectExecutor<MemoryStorage>,
+    /// The master's end of the link, once dialled.
+    link: Option<(PeerId, Connection)>,
+    /// Requests of the worker the case has not answered: (counter, command, payload).
+    requests: VecDeque<(u32, String, Bytes)>,
+    /// Replies the worker sent to the master's requests, by counter.
+    replies: BTreeMap<u32, (String, Bytes)>,
+    events: Vec<NodeEvent>,
+    /// The master connection's other events (its own transfers'), in order.
+    transfer_events: VecDeque<Event>,
+    /// The worker closed the link.
+    closed: bool,
+}
+
+impl HostileMaster {
+    /// A worker with `config`'s limits on an empty tree, connected and accepted.
+    fn new(config: NodeConfig) -> Self {
+        let now = config.connection.wall_clock.instant;
+        let exec = EffectExecutor::new(empty_storage(unix0()), &config);
+        let node = Node::new(config, 11, now);
+        let mut h = HostileMaster {
+            now,
+            node,
+            exec,
+            link: None,
+            requests: VecDeque::new(),
+            replies: BTreeMap::new(),
+            events: Vec::new(),
+            transfer_events: VecDeque::new(),
+            closed: false,
+        };
+        h.pump();
+        let (counter, command, _) = h.requests.pop_front().expect("the worker says hello");
+        assert_eq!(command, "hello");
+        h.reply(counter, true, b"Client worker1 added");
+        assert!(h.node.master_link().is_some(), "the worker is accepted");
+        h.events.clear();
+        h
+    }
+
+    fn worker1() -> Self {
+        let t0 = origin();
+        HostileMaster::new(config(NodeType::Worker, "worker1", t0))
+    }
+
+    fn master_conn(&mut self) -> &mut Connection {
+        &mut self.link.as_mut().expect("connected").1
+    }
+
+    /// Moves bytes both ways and runs effects until quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(out) = self.node.poll_output() {
+                moved = true;
+                match out {
+                    Output::Connect { peer, .. } => {
+                        let mut config = ConnectionConfig::new(
+                            Profile::V3_9,
+                            Some(cluster_key()),
+                            WallClock::new(self.now, UNIX0),
+                        );
+                        config.keep_alive = Duration::from_secs(1_000_000);
+                        config.claimed_commands = MASTER_COMMANDS
+                            .iter()
+                            .map(|c| Command::new(Profile::V3_9, c.as_bytes()).unwrap())
+                            .collect();
+                        let conn =
+                            Connection::new(config, Side::Server, Rng::from_seed(5), self.now);
+                        self.link = Some((peer, conn));
+                        self.node.handle_connected(
+                            self.now,
+                            peer,
+                            "10.0.0.1:1516",
+                            Origin::Outgoing,
+                        );
+                    }
+                    Output::Transmit { peer, bytes } => {
+                        self.node.handle_written(self.now, peer, bytes.len());
+                        if let Some((_, c)) = self.link.as_mut() {
+                            c.handle_input(self.now, &bytes);
+                        }
+                    }
+                    Output::Effect { id, effect } => {
+                        let unix = self.node.unix_time(self.now);
+                        self.exec.storage_mut().set_now(unix);
+                        let result = self.exec.execute(&effect, unix);
+                        self.node.handle_effect_done(self.now, id, result);
+                    }
+                    Output::Close { .. } => {
+                        self.link = None;
+                        self.closed = true;
+                    }
+                    Output::Event(e) => self.events.push(e),
+                    Output::ApiCall { id, call } => {
+                        let unix = self.node.unix_time(self.now);
+                        let answer = self.exec.run_api_call(&call, unix);
+                        self.node.handle_api_done(self.now, id, answer);
+                    }
+                }
+            }
+            if let Some((peer, c)) = self.link.as_mut() {
+                let peer = *peer;
+                while let Some(bytes) = c.poll_transmit() {
+                    moved = true;
+                    self.node.handle_input(self.now, peer, &bytes);
+                }
+                while let Some(event) = c.poll_event() {
+                    match event {
+                        Event::Request {
+                            counter,
+                            command,
+                            payload,
+                        } => {
+                            let name = String::from_utf8_lossy(command.name()).into_owned();
+                            self.requests.push_back((counter, name, payload));
+                        }
+                        Event::Response { counter, reply, .. } => {
+                            let answer = match reply {
+                                Reply::Ok(p) => ("ok".to_owned(), p),
+                                Reply::Err(p) => ("err".to_owned(), p),
+                                other => ("other".to_owned(), other.payload().clone()),
+                            };
+                            self.replies.insert(counter, answer);
+                        }
+                        other => self.transfer_events.push_back(other),
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The master answers the worker's request `counter`.
+    fn reply(&mut self, counter: u32, ok: bool, payload: &[u8]) {
+        let now = self.now;
+        let command = if ok { Command::OK } else { Command::ERR };
+        self.master_conn()
+            .reply(now, counter, command, payload)
+            .unwrap();
+        self.pump();
+    }
+
+    /// The master sends `command` and returns the worker's reply.
+    fn ask(&mut self, command: &str, payload: &[u8]) -> (String, Bytes) {
+        let now = self.now;
+        let cmd = Command::new(Profile::V3_9, command.as_bytes()).unwrap();
+        let counter = self.master_conn().send_request(now, cmd, payload).unwrap();
+        self.pump();
+        self.replies
+            .remove(&counter)
+            .unwrap_or_else(|| panic!("no reply to {command}"))
+    }
+
+    /// The master sends `data` as file `path` (new_file, file_upd*, file_end) and returns how it
+    /// ended: `Ok` when the worker confirmed it, else the transfer's failure as text.
+    fn send_file(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
+        let now = self.now;
+        let transfer = self.master_conn().send_file(now, path.as_bytes()).unwrap();
+        let mut offset = 0;
+        loop {
+            self.pump();
+            let Some((_, c)) = self.link.as_mut() else {
+                return Err("closed".into());
+            };
+            let mut progressed = false;
+            while let Some(event) = self.transfer_events.pop_front() {
+                match event {
+                    Event::FileChunkWanted {
+                        transfer: t,
+                        max_len,
+                    } if t == transfer => {
+                        progressed = true;
+                        if offset < data.len() {
+                            let end = (offset + max_len).min(data.len());
+                            c.file_chunk(now, transfer, &data[offset..end]).unwrap();
+                            offset = end;
+                        } else {
+                            c.finish_file(now, transfer).unwrap();
+                        }
+                    }
+                    Event::FileSent { transfer: t, .. } if t == transfer => return Ok(()),
+                    Event::TransferFailed { failure, .. } => return Err(format!("{failure:?}")),
+                    _ => {}
+                }
+            }
+            if !progressed {
+                return Err("stalled".into());
+            }
+        }
+    }
+
+    /// Sends `zip` as the master's integrity package: `sync_m_c` → task, the file,
+    /// `sync_m_c_e <task> <path>`; the reply to the end.
+    fn send_package(&mut self, zip: &[u8]) -> (String, Bytes) {
+        let (reply, task) = self.ask("sync_m_c", b"");
+        assert_eq!(reply, "ok");
+        let path = "/queue/cluster/worker1/worker1-1795682923.4069414-1.zip";
+        self.send_file(path, zip).expect("the package goes through");
+        let end = format!("{} {path}", String::from_utf8_lossy(&task));
+        self.ask("sync_m_c_e", end.as_bytes())
+    }
+
+    /// The worker's integrity failures reported since the last call.
+    fn integrity_failures(&mut self) -> Vec<SyncError> {
+        std::mem::take(&mut self.events)
+            .into_iter()
+            .filter_map(|e| match e {
+                NodeEvent::SyncFailed {
+                    kind: SyncKind::Integrity,
+                    error,
+                    ..
+                } => Some(error),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every file of the worker's storage, but its own directory under `queue/cluster`.
+    fn tree(&self) -> BTreeMap<InstallPath, Vec<u8>> {
+        let mut files = self.exec.storage().files();
+        files.retain(|p, _| !p.as_str().starts_with("/queue/cluster/"));
+        files
+    }
+}
+
+/// A package of stored members named as given (any name, `..` included) and `control`.
+fn raw_package(members: &[(&str, &[u8])], control: &[u8]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in members {
+        zip.start_file(*name, stored).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.start_file("cluster_control.json", stored).unwrap();
+    zip.write_all(control).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// A master→worker `cluster_control.json` with `shared` entries (path → item key).
+fn plan_json(shared: &[(&str, &str)], extra_valid: &[&str]) -> String {
+    let entry = |key: &str| {
+        format!(
+            r#"{{"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "{key}", "merged": false, "md5": "00000000000000000000000000000000"}}"#
+        )
+    };
+    let shared: Vec<String> = shared
+        .iter()
+        .map(|(p, k)| format!(r#""{p}": {}"#, entry(k)))
+        .collect();
+    let extra_valid: Vec<String> = extra_valid
+        .iter()
+        .map(|p| format!(r#""{p}": {}"#, entry("/queue/agent-groups/")))
+        .collect();
+    format!(
+        r#"{{"missing": {{}}, "extra": {{}}, "shared": {{{}}}, "extra_valid": {{{}}}}}"#,
+        shared.join(", "),
+        extra_valid.join(", ")
+    )
+}
+
+#[test]
+fn an_end_for_a_package_never_asked_is_refused_and_applies_nothing() {
+    let mut h = HostileMaster::worker1();
+    let before = h.tree();
+    // No `sync_m_c` came: upstream's unknown-task text, and nothing is read.
+    assert_eq!(
+        h.ask("sync_m_c_e", b"12345 /queue/cluster/worker1/worker1-1.zip"),
+        err(sync_text::TASK_UNKNOWN)
+    );
+    assert_eq!(
+        h.ask("sync_m_c_e", b"no-space"),
+        err(sync_text::TASK_NOT_RECEIVED)
+    );
+    // A `sync_m_c_ok` for a round never started is thanked and changes nothing.
+    assert_eq!(h.ask("sync_m_c_ok", b""), ok(sync_text::THANKS));
+    assert_eq!(h.node.round_idle(SyncKind::Integrity), Some(true));
+    assert_eq!(h.tree(), before);
+    assert_eq!(h.node.effects_in_flight(), 0);
+}
+
+#[test]
+fn files_outside_the_workers_directory_are_refused_before_a_byte_is_taken() {
+    use wazuh_cluster_protocol::message::text::FILE_OUTSIDE_INBOX;
+    let mut h = HostileMaster::worker1();
+    let before = h.tree();
+    for path in [
+        "/etc/client.keys",
+        "/queue/cluster/worker1/../../../etc/client.keys",
+        "/queue/cluster/worker2/x.zip",
+        "/queue/cluster/worker1/sub/x",
+    ] {
+        assert_eq!(
+            h.ask("new_file", path.as_bytes()),
+            ("err".to_owned(), Bytes::from_static(FILE_OUTSIDE_INBOX)),
+            "{path}"
+        );
+    }
+    assert_eq!(h.tree(), before);
+    assert!(h.node.open_incoming_files().is_empty());
+}
+
+#[test]
+fn traversal_paths_in_the_package_are_refused_and_nothing_is_written() {
+    let mut h = HostileMaster::worker1();
+    let before = h.tree();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        // A member that climbs out, named by the control file too.
+        (
+            "member",
+            raw_package(
+                &[("../../etc/evil", b"x")],
+                plan_json(&[("/../../etc/evil", "/etc/")], &[]).as_bytes(),
+            ),
+            r#"package: member name "../../etc/evil" refused: DotComponent"#,
+        ),
+        // A control key outside its item's directory.
+        (
+            "outside item",
+            raw_package(
+                &[("var/ossec.conf", b"x")],
+                plan_json(&[("/var/ossec.conf", "/etc/")], &[]).as_bytes(),
+            ),
+            r#"apply: path /var/ossec.conf (item "/etc/") refused: OutsideItem"#,
+        ),
+        // An absolute member name.
+        (
+            "absolute",
+            raw_package(
+                &[("/etc/client.keys", b"001 evil any k\n")],
+                plan_json(&[("/etc/client.keys", "/etc/")], &[]).as_bytes(),
+            ),
+            r#"package: member name "/etc/client.keys" refused: Absolute"#,
+        ),
+    ];
+    for (case, zip, refusal) in cases {
+        assert_eq!(h.send_package(&zip), ok(sync_text::FILE_RECEIVED), "{case}");
+        let failed: Vec<String> = h
+            .integrity_failures()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            failed,
+            [format!("applying the master's package: {refusal}")],
+            "{case}"
+        );
+        assert_eq!(h.tree(), before, "{case}");
+        // The package is gone too.
+        assert!(
+            h.exec
+                .storage()
+                .files()
+                .keys()
+                .all(|p| !p.as_str().ends_with(".zip")),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_control_file_fails_the_round_with_its_reason() {
+    let mut h = HostileMaster::worker1();
+    let before = h.tree();
+    for control in [
+        &b"{not json"[..],
+        b"[]",
+        br#"{"missing": {}}"#,
+        b"{} trailing",
+    ] {
+        h.send_package(&raw_package(&[], control));
+        let failed: Vec<String> = h
+            .integrity_failures()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(
+            failed[0].contains("metadata document is malformed"),
+            "{failed:?}"
+        );
+        assert_eq!(h.tree(), before);
+    }
+}
