@@ -210,6 +210,17 @@ pub enum NodeError {
     /// A chunk of a file we send could not be put on the link.
     #[error("sending a chunk: {0}")]
     Chunk(FileChunkError),
+    /// Worker: the master's package asked back files outside every extra-valid item (the
+    /// agent-groups); they are not read nor sent (upstream would have sent any file named).
+    #[error(
+        "the master asked back {count} files outside the extra-valid items (first: {first}): refused"
+    )]
+    RefusedExtraValid {
+        /// How many.
+        count: usize,
+        /// The first, by path.
+        first: String,
+    },
     /// The peer sent a file to a path it may not write (it is dropped).
     #[error("refused file path {path:?}")]
     RefusedFilePath {

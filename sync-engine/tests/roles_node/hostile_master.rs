@@ -78,6 +78,9 @@ impl HostileMaster {
         h.pump();
         let (counter, command, _) = h.requests.pop_front().expect("the worker says hello");
         assert_eq!(command, "hello");
+        // As a master registering the worker: the link now takes its other commands.
+        let now = h.now;
+        h.master_conn().set_authenticated(now);
         h.reply(counter, true, b"Client worker1 added");
         assert!(h.node.master_link().is_some(), "the worker is accepted");
         h.events.clear();
@@ -430,4 +433,61 @@ fn a_malformed_control_file_fails_the_round_with_its_reason() {
         );
         assert_eq!(h.tree(), before);
     }
+}
+
+#[test]
+fn an_extra_valid_list_naming_files_outside_agent_groups_sends_none_of_them() {
+    use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
+    use wazuh_cluster_sync::roles::NodeError;
+    let mut h = HostileMaster::worker1();
+    let attrs = FileAttrs {
+        mode: 0o640,
+        mtime: None,
+    };
+    let storage = h.exec.storage_mut();
+    for dir in ["/etc", "/queue/agent-groups"] {
+        storage.create_dir_all(&p(dir), 0o770).unwrap();
+    }
+    storage
+        .write_atomic(
+            &p("/etc/ossec.conf"),
+            b"<ossec_config>SECRET</ossec_config>",
+            &attrs,
+        )
+        .unwrap();
+    storage
+        .write_atomic(&p("/queue/agent-groups/001"), b"default\n", &attrs)
+        .unwrap();
+    // The master asks back the worker's ossec.conf beside an agent's group.
+    let control = plan_json(&[], &["/etc/ossec.conf", "/queue/agent-groups/001"]);
+    assert_eq!(
+        h.send_package(&raw_package(&[], control.as_bytes())),
+        ok(sync_text::FILE_RECEIVED)
+    );
+    assert!(h.events.contains(&NodeEvent::Error {
+        peer: h.node.master_link(),
+        error: NodeError::RefusedExtraValid {
+            count: 1,
+            first: "/etc/ossec.conf".into()
+        }
+    }));
+    // The extra-valid round carries the group only.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let (counter, command, _) = h.requests.pop_front().expect("the extra-valid round");
+        match command.as_str() {
+            "sync_e_w_m_p" => h.reply(counter, true, b"True"),
+            "sync_e_w_m" => h.reply(counter, true, b"77"),
+            "sync_e_w_m_e" => h.reply(counter, true, b"File correctly received"),
+            other => panic!("unexpected {other}"),
+        }
+        while let Some(event) = h.transfer_events.pop_front() {
+            if let Event::FileChunk { data, .. } = event {
+                sent.extend_from_slice(&data);
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&sent);
+    assert!(text.contains("default"), "{text}");
+    assert!(!text.contains("SECRET"), "{text}");
 }

@@ -429,10 +429,19 @@ impl<S: Storage> EffectExecutor<S> {
         // Applied files carry the master's mtimes: one may match the cached (size, mtime) of the
         // content it replaced, and the incremental scan would keep the old digest.
         self.scanner.clear_cache();
+        // Only files of an extra-valid item go back: the master names them, and any other path
+        // would have the worker read that file and send it to the master.
+        let counts = plan.counts();
+        let (extra_valid, refused_extra_valid) = plan.extra_valid.0.into_keys().partition(|path| {
+            self.items
+                .item_for_path(path)
+                .is_some_and(|item| item.extra_valid)
+        });
         Ok(EffectOutput::MasterApplied {
             report,
-            counts: plan.counts(),
-            extra_valid: plan.extra_valid.0.into_keys().collect(),
+            counts,
+            extra_valid,
+            refused_extra_valid,
         })
     }
 

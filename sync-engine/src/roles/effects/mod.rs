@@ -207,8 +207,12 @@ pub enum EffectOutput {
         report: ApplyReport,
         /// Sizes of the package's four groups.
         counts: SyncCounts,
-        /// Files the master asked back (start the extra-valid flow when not empty).
+        /// Files the master asked back (start the extra-valid flow when not empty): only those
+        /// of an item marked `extra_valid` (the agent-groups).
         extra_valid: Vec<InstallPath>,
+        /// Files the master asked back outside every `extra_valid` item: refused (they would
+        /// have been read and sent to it).
+        refused_extra_valid: Vec<InstallPath>,
     },
     /// [`Effect::ApplyWorkerPackage`].
     WorkerApplied {
