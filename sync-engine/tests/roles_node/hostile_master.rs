@@ -182,6 +182,31 @@ impl HostileMaster {
         }
     }
 
+    /// Lets `d` pass, firing the worker's and the master connection's timers on the way.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            let next = self
+                .node
+                .poll_timeout()
+                .into_iter()
+                .chain(self.link.as_ref().and_then(|(_, c)| c.poll_timeout()))
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.node.handle_timeout(self.now);
+                    if let Some((_, c)) = self.link.as_mut() {
+                        c.handle_timeout(self.now);
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
     /// The master answers the worker's request `counter`.
     fn reply(&mut self, counter: u32, ok: bool, payload: &[u8]) {
         let now = self.now;
@@ -490,4 +515,163 @@ fn an_extra_valid_list_naming_files_outside_agent_groups_sends_none_of_them() {
     let text = String::from_utf8_lossy(&sent);
     assert!(text.contains("default"), "{text}");
     assert!(!text.contains("SECRET"), "{text}");
+}
+
+#[test]
+fn lying_and_huge_sizes_in_transfers_are_refused_and_leave_nothing() {
+    use wazuh_cluster_protocol::connection::InboxQuota;
+    use wazuh_cluster_protocol::message::text::{FILE_CHECKSUM_MISMATCH, STRING_TOO_LARGE};
+    let t0 = origin();
+    let mut config = config(NodeType::Worker, "worker1", t0);
+    config.limits.inbox_quota = InboxQuota {
+        files: 4,
+        bytes: 4_096,
+    };
+    let mut h = HostileMaster::new(config);
+    // A long string declared far beyond the bound: refused before anything is reserved.
+    assert_eq!(
+        h.ask("new_str", b"1099511627776"),
+        ("err".to_owned(), Bytes::from_static(STRING_TOO_LARGE))
+    );
+    // A file whose end announces another checksum than its bytes: refused, its staged write gone.
+    let path = b"/queue/cluster/worker1/lying.zip";
+    assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
+    assert_eq!(h.ask("file_upd", &[&path[..], b" data"].concat()).0, "ok");
+    let end = [&path[..], b" ", &[0u8; 32]].concat();
+    assert_eq!(
+        h.ask("file_end", &end),
+        ("err".to_owned(), Bytes::from_static(FILE_CHECKSUM_MISMATCH))
+    );
+    // A file bigger than the worker's directory may hold: dropped at the chunk that passes it.
+    let big = b"/queue/cluster/worker1/big.zip";
+    assert_eq!(h.ask("new_file", big), ok("Ready to receive new file"));
+    let chunk = [&big[..], b" ", &[b'x'; 4_097]].concat();
+    assert_eq!(
+        h.ask("file_upd", &chunk),
+        err(
+            "Error: file /queue/cluster/worker1/big.zip refused: this node's directory would exceed its quota of 4096 bytes"
+        )
+    );
+    assert_eq!(h.exec.storage().staged_writes(), 0);
+    assert!(h.node.open_incoming_files().is_empty());
+    assert!(
+        h.exec
+            .storage()
+            .files()
+            .keys()
+            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
+    );
+    assert!(!h.closed);
+}
+
+#[test]
+fn floods_of_requests_and_files_hold_their_bounds() {
+    use wazuh_cluster_protocol::message::text::TOO_MANY_TRANSFERS;
+    let mut h = HostileMaster::worker1();
+    // 1,000 package tasks asked in a row: each answered, only the last one is waited for.
+    let mut tasks = Vec::new();
+    for _ in 0..1_000 {
+        let (reply, task) = h.ask("sync_m_c", b"");
+        assert_eq!(reply, "ok");
+        tasks.push(String::from_utf8_lossy(&task).into_owned());
+    }
+    let first = format!("{} /queue/cluster/worker1/x.zip", tasks[0]);
+    assert_eq!(
+        h.ask("sync_m_c_e", first.as_bytes()),
+        err(sync_text::TASK_UNKNOWN)
+    );
+    // Files opened and never finished: the connection's bound, then refused.
+    let limit = h.node.config().connection.max_incoming_files;
+    let mut refused = 0;
+    for n in 0..64 {
+        let path = format!("/queue/cluster/worker1/open-{n}");
+        match h.ask("new_file", path.as_bytes()) {
+            (reply, _) if reply == "ok" => {}
+            (_, text) => {
+                refused += 1;
+                assert!(
+                    text == TOO_MANY_TRANSFERS
+                        || text.starts_with(b"Error: this node's directory already holds"),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+    let open = h.node.open_incoming_files().len();
+    assert!(open <= limit, "{open} open, limit {limit}");
+    assert_eq!(refused, 64 - open);
+    assert_eq!(h.exec.storage().staged_writes(), open);
+    // The link closes: every staged write goes, and the directory with them.
+    h.node.handle_closed(h.now, h.link.as_ref().unwrap().0);
+    h.pump();
+    assert_eq!(h.exec.storage().staged_writes(), 0);
+    assert!(
+        h.exec
+            .storage()
+            .files()
+            .keys()
+            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
+    );
+}
+
+#[test]
+fn a_package_that_never_ends_fails_the_round_at_timeout_receiving_file() {
+    let mut h = HostileMaster::worker1();
+    let (_, task) = h.ask("sync_m_c", b"");
+    assert!(!task.is_empty());
+    let path = b"/queue/cluster/worker1/never-ends.zip";
+    assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
+    assert_eq!(h.ask("file_upd", &[&path[..], b" PK"].concat()).0, "ok");
+    // The master keeps the link alive and never finishes.
+    let wait = h.node.config().timeout_receiving_file();
+    h.advance(wait - Duration::from_secs(1));
+    assert!(h.integrity_failures().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.integrity_failures(), [SyncError::MasterPackageTimeout]);
+    // Its end, late, names a task no longer waited for.
+    let end = format!(
+        "{} /queue/cluster/worker1/never-ends.zip",
+        String::from_utf8_lossy(&task)
+    );
+    assert_eq!(
+        h.ask("sync_m_c_e", end.as_bytes()),
+        err(sync_text::TASK_UNKNOWN)
+    );
+    // What it holds stays bounded: one staged write, at most the quota.
+    assert_eq!(h.node.open_incoming_files().len(), 1);
+    assert!(!h.closed);
+}
+
+#[test]
+fn a_member_over_its_limit_is_refused_before_it_is_inflated() {
+    use zip::write::SimpleFileOptions;
+    let t0 = origin();
+    let mut config = config(NodeType::Worker, "worker1", t0);
+    config.limits.package.max_member_size = 64 << 10;
+    let mut h = HostileMaster::new(config);
+    let before = h.tree();
+    // 8 MiB of zeros deflate to a few KiB: the declared size is refused before inflating.
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.start_file(
+        "etc/shared/default/merged.mg",
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated),
+    )
+    .unwrap();
+    zip.write_all(&vec![0u8; 8 << 20]).unwrap();
+    zip.start_file("cluster_control.json", SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(plan_json(&[("/etc/shared/default/merged.mg", "/etc/shared/")], &[]).as_bytes())
+        .unwrap();
+    let bomb = zip.finish().unwrap().into_inner();
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    h.send_package(&bomb);
+    let failed: Vec<String> = h
+        .integrity_failures()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    eprintln!("BOMB {failed:?}");
+    assert!(failed[0].contains("65536"), "{failed:?}");
+    assert_eq!(h.tree(), before);
 }
