@@ -2,6 +2,30 @@
 //! `Connection` on the server side, answering and sending whatever the case needs — drives our
 //! worker `Node`. Each case asserts the exact refusal or error, the bound held (counted by the
 //! test storage and the node's counters), and that nothing was written where it does not belong.
+//!
+//! Where each weakness of PROTOCOL.md §16 (profile 3.9) and each security default of DESIGN.md
+//! is held, on this side and the other:
+//!
+//! | weakness | worker (here) | master / elsewhere |
+//! |---|---|---|
+//! | trusted payload length (4 GiB header) | `a_frame_declaring_4_gib…` | `hostile_worker::frames_before_hello…`, protocol `hardening` |
+//! | partial header / split at header end | | protocol `pair::any_split_gives_the_same_events` |
+//! | stalled payload | | `backpressure::a_first_frame_whose_payload_never_arrives`, tokio `limits` |
+//! | `new_str` size unchecked | `lying_and_huge_sizes…` | protocol `hardening` |
+//! | bad Fernet token | | protocol `exchange_vectors::wrong_key_*`, `backpressure::a_hello_under_another_cluster_key` |
+//! | unknown command | `commands_a_worker_does_not_serve…` | protocol `exchange_vectors::a_claimed_command…` |
+//! | unknown string/file id | `floods…`, `lying_and_huge_sizes…` | `hostile_worker::a_file_outside…` |
+//! | file write path (`new_file`) | `files_outside_the_workers_directory…` | `hostile_worker::a_file_outside…` |
+//! | sync package paths | `traversal_paths_in_the_package…` | integrity `hostile_packages` |
+//! | decompressed size (bombs) | `a_member_over_its_limit…` | integrity `merged_bombs`, `hostile_packages` |
+//! | node name | | `hello::node_name_rule` |
+//! | connections per IP | | tokio `limits::the_eleventh_connection…` |
+//! | pre-hello commands | | `hello::nothing_but_hello…`, protocol `pair::before_hello…` |
+//! | JSON deserialisation (CVE-2025-24016) | | `dapi` (plain serde types), `dapi_vectors` |
+//! | key through `get_config` | | `dapi::get_config_never_gives_the_key_out` |
+//! | files read for the peer (extra-valid) | `an_extra_valid_list…` | |
+//! | orphans and quotas | `floods…`, `lying_and_huge_sizes…` | `orphans` |
+//! | rounds never asked, never ending | `an_end_for_a_package_never_asked…`, `a_package_that_never_ends…` | `locks` |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Cursor, Write};
@@ -677,4 +701,45 @@ fn a_member_over_its_limit_is_refused_before_it_is_inflated() {
         ]
     );
     assert_eq!(h.tree(), before);
+}
+
+#[test]
+fn a_frame_declaring_4_gib_closes_the_link_before_anything_is_allocated() {
+    use wazuh_cluster_sync::roles::CloseReason;
+    let mut h = HostileMaster::worker1();
+    let peer = h.link.as_ref().unwrap().0;
+    // counter, payload length u32::MAX, a 12-byte command: upstream pre-allocated what it said.
+    let mut header = Vec::new();
+    header.extend_from_slice(&7u32.to_be_bytes());
+    header.extend_from_slice(&u32::MAX.to_be_bytes());
+    header.extend_from_slice(b"sync_m_c\0\0\0\0");
+    h.node.handle_input(h.now, peer, &header);
+    h.pump();
+    assert!(h.closed);
+    let reasons: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::DisconnectedFromMaster { reason } => Some(reason),
+            _ => None,
+        })
+        .map(CloseReason::to_string)
+        .collect();
+    assert_eq!(reasons.len(), 1, "{:?}", h.events);
+    assert!(reasons[0].contains("4294967295"), "{reasons:?}");
+}
+
+#[test]
+fn commands_a_worker_does_not_serve_get_upstreams_unknown_command_text() {
+    let mut h = HostileMaster::worker1();
+    for command in ["sync_i_w_m", "dapi_forward", "get_config", "hello"] {
+        let (reply, text) = h.ask(command, b"{}");
+        assert_eq!(reply, "err", "{command}");
+        assert_eq!(
+            text,
+            format!("unknown command '{}'", format_args!("b'{command}'")).into_bytes(),
+            "{command}"
+        );
+    }
+    assert!(h.tree().is_empty());
 }
