@@ -47,22 +47,18 @@ use wazuh_cluster_testkit::cluster_key;
 
 use super::support::*;
 
-/// The commands the scripted master answers itself (what a 3.9.5 master serves a worker).
-const MASTER_COMMANDS: [&str; 13] = [
-    "hello",
-    "sync_i_w_m_p",
-    "sync_e_w_m_p",
-    "sync_a_w_m_p",
-    "sync_i_w_m",
-    "sync_e_w_m",
-    "sync_a_w_m",
-    "sync_i_w_m_e",
-    "sync_e_w_m_e",
-    "sync_a_w_m_e",
-    "sync_i_w_m_r",
-    "sync_e_w_m_r",
-    "sync_a_w_m_r",
-];
+/// The commands the scripted master answers itself (what a 3.9.5 master serves a worker):
+/// `hello` and each synchronisation's permission, task, end and error report.
+fn master_commands() -> impl Iterator<Item = Command> {
+    let syncs = ["i", "e", "a"].into_iter().flat_map(|kind| {
+        ["_p", "", "_e", "_r"]
+            .into_iter()
+            .map(move |step| format!("sync_{kind}_w_m{step}"))
+    });
+    std::iter::once("hello".to_owned())
+        .chain(syncs)
+        .map(|name| Command::new(Profile::V3_9, name.as_bytes()).unwrap())
+}
 
 /// Our worker `worker1` and the scripted master it dialled.
 struct HostileMaster {
@@ -134,10 +130,7 @@ impl HostileMaster {
                             WallClock::new(self.now, UNIX0),
                         );
                         config.keep_alive = Duration::from_secs(1_000_000);
-                        config.claimed_commands = MASTER_COMMANDS
-                            .iter()
-                            .map(|c| Command::new(Profile::V3_9, c.as_bytes()).unwrap())
-                            .collect();
+                        config.claimed_commands = master_commands().collect();
                         let conn =
                             Connection::new(config, Side::Server, Rng::from_seed(5), self.now);
                         self.link = Some((peer, conn));
@@ -316,6 +309,12 @@ impl HostileMaster {
             .collect()
     }
 
+    /// [`HostileMaster::integrity_failures`] as their texts.
+    fn integrity_failure_texts(&mut self) -> Vec<String> {
+        let failures = self.integrity_failures();
+        failures.iter().map(SyncError::to_string).collect()
+    }
+
     /// Every file of the worker's storage, but its own directory under `queue/cluster`.
     fn tree(&self) -> BTreeMap<InstallPath, Vec<u8>> {
         let mut files = self.exec.storage().files();
@@ -436,11 +435,7 @@ fn traversal_paths_in_the_package_are_refused_and_nothing_is_written() {
     ];
     for (case, zip, refusal) in cases {
         assert_eq!(h.send_package(&zip), ok(sync_text::FILE_RECEIVED), "{case}");
-        let failed: Vec<String> = h
-            .integrity_failures()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let failed = h.integrity_failure_texts();
         assert_eq!(
             failed,
             [format!("applying the master's package: {refusal}")],
@@ -470,11 +465,7 @@ fn a_malformed_control_file_fails_the_round_with_its_reason() {
         b"{} trailing",
     ] {
         h.send_package(&raw_package(&[], control));
-        let failed: Vec<String> = h
-            .integrity_failures()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let failed = h.integrity_failure_texts();
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert!(
             failed[0].contains("metadata document is malformed"),
@@ -689,11 +680,7 @@ fn a_member_over_its_limit_is_refused_before_it_is_inflated() {
     let bomb = zip.finish().unwrap().into_inner();
     assert!(bomb.len() < 64 << 10, "{}", bomb.len());
     h.send_package(&bomb);
-    let failed: Vec<String> = h
-        .integrity_failures()
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let failed = h.integrity_failure_texts();
     assert_eq!(
         failed,
         [
