@@ -18,10 +18,14 @@ mod flow;
 mod hello;
 #[path = "roles_node/hostile_local.rs"]
 mod hostile_local;
+#[path = "roles_node/hostile_master.rs"]
+mod hostile_master;
 #[path = "roles_node/hostile_worker.rs"]
 mod hostile_worker;
 #[path = "roles_node/locks.rs"]
 mod locks;
+#[path = "roles_node/orphans.rs"]
+mod orphans;
 #[path = "roles_node/streamed_packages.rs"]
 mod streamed_packages;
 #[path = "roles_node/worker.rs"]

@@ -947,6 +947,27 @@ impl Storage for FsStorage {
         Ok(true)
     }
 
+    /// One `rmdir` relative to the open parent: atomic against a writer putting a file in it
+    /// (that makes it not empty), never through a symlink (`ENOTDIR`).
+    fn remove_empty_dir(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        self.forget_read();
+        if path.is_root() {
+            return Ok(false);
+        }
+        let (parent, name) = match self.root.open_parent(path) {
+            Ok(found) => found,
+            Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR) {
+            Ok(()) => {}
+            Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => return Ok(false),
+            Err(e) => return Err(error(e, path, "rmdir")),
+        }
+        rustix::fs::fsync(&parent).map_err(|e| error(e, path, "fsync of the directory"))?;
+        Ok(true)
+    }
+
     fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError> {
         let fd = match self.open_file(path, false) {
             Ok(fd) => fd,

@@ -6,7 +6,9 @@
 //!
 //! Before the first effect, [`EffectWorker::open`] removes the staged files (`.<name>.<pid>.<n>.tmp`) that a
 //! crash, a kill, or a transfer cut by a shutdown left where the node writes: nothing else would
-//! (the walks never list them), and each holds disk space until removed.
+//! (the walks never list them), and each holds disk space until removed. Then it empties
+//! `queue/cluster/` but for the local socket ([`remove_cluster_leftovers`], as upstream's
+//! `clean_up()` at start): what is there belonged to the previous run's tasks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +19,9 @@ use wazuh_cluster_protocol::connection::WallClock;
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::StorageError;
-use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectResult, NodeConfig, NodeType};
+use wazuh_cluster_sync::roles::{
+    Effect, EffectExecutor, EffectResult, NodeConfig, NodeType, remove_cluster_leftovers,
+};
 
 use crate::os::unix_time_at;
 
@@ -62,6 +66,23 @@ fn remove_stale_staged(storage: &mut FsStorage, items: &ClusterItems) -> usize {
     removed
 }
 
+/// Empties `queue/cluster/` of what an earlier run left (see the module docs) and logs it.
+/// An entry that cannot be removed is logged and skipped: it never stops a node from starting.
+fn remove_leftovers(storage: &mut FsStorage) -> usize {
+    let sweep = remove_cluster_leftovers(storage);
+    for e in &sweep.failed {
+        tracing::warn!("Could not remove what an earlier run left in queue/cluster: {e}");
+    }
+    if !sweep.removed.is_empty() {
+        tracing::info!(
+            "Removed {} entr{} left in queue/cluster by an earlier run",
+            sweep.removed.len(),
+            if sweep.removed.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    sweep.removed.len()
+}
+
 /// The node's one effect executor over its confined storage, opened and cleaned up: what an
 /// adapter's effect thread owns. It is not `Send` once opened (the file-system storage keeps
 /// per-thread state), so the thread that runs the effects opens it.
@@ -78,7 +99,7 @@ impl std::fmt::Debug for EffectWorker {
 
 impl EffectWorker {
     /// Opens the storage under `install_root` with `owner` for what it writes and removes the
-    /// staged files an earlier run left (see the module docs). The clean-up's lines are logged
+    /// staged files and the `queue/cluster/` leftovers an earlier run left (see the module docs). The clean-up's lines are logged
     /// inside the node's span, so they name the node.
     ///
     /// # Errors
@@ -90,7 +111,10 @@ impl EffectWorker {
     ) -> Result<EffectWorker, StorageError> {
         let mut storage = FsStorage::new(install_root)?;
         storage.set_owner(owner);
-        node_span(config).in_scope(|| remove_stale_staged(&mut storage, &config.items));
+        node_span(config).in_scope(|| {
+            remove_stale_staged(&mut storage, &config.items);
+            remove_leftovers(&mut storage);
+        });
         Ok(EffectWorker {
             executor: EffectExecutor::new(storage, config),
             clock: config.connection.wall_clock,
@@ -153,6 +177,12 @@ mod tests {
             ("etc/rules/.x.12.tmp", "not ours either"),
             ("etc/rules/.local_rules.xml.pid.7.tmp", "nor this"),
             ("logs/.ossec.log.1.2.tmp", "not a directory we write"),
+            // Complete files nobody claimed (a worker's package, a name's merged file).
+            (
+                "queue/cluster/worker1/worker1-1795682923.4-48.zip",
+                "unclaimed",
+            ),
+            ("queue/cluster/hello-name-9/agent-info.merged", "unclaimed"),
         ] {
             let path = root.path().join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -188,17 +218,32 @@ mod tests {
         files
     }
 
+    /// The complete files [`stale_tree`] leaves in `queue/cluster/`.
+    const LEFTOVERS: [&str; 2] = [
+        "queue/cluster/hello-name-9/agent-info.merged",
+        "queue/cluster/worker1/worker1-1795682923.4-48.zip",
+    ];
+
     #[test]
     fn stale_staged_files_are_removed_where_the_node_writes() {
         let root = stale_tree();
         let mut storage = FsStorage::new(root.path()).unwrap();
         let removed = remove_stale_staged(&mut storage, &ClusterItems::defaults_3_9());
         assert_eq!(removed, 3);
+        let mut kept: Vec<&str> = KEPT.iter().chain(&LEFTOVERS).copied().collect();
+        kept.sort();
+        assert_eq!(files_below(root.path()), kept);
+        // Then the leftovers of queue/cluster go, directories included.
+        assert_eq!(remove_leftovers(&mut storage), 2);
         assert_eq!(files_below(root.path()), KEPT);
+        let left: Vec<_> = std::fs::read_dir(root.path().join("queue/cluster"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
-    fn opening_the_effect_worker_removes_the_stale_staged_files() {
+    fn opening_the_effect_worker_removes_the_stale_staged_files_and_the_leftovers() {
         let root = stale_tree();
         let config = NodeConfig::new(NodeType::Master, "master01", None, crate::wall_clock_now());
         let worker = EffectWorker::open(root.path(), None, &config).unwrap();

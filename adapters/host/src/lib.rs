@@ -52,7 +52,8 @@ pub use api_exec::{ApiExecutor, MAX_PROGRAM_TIME};
 pub use limits::{AdapterLimits, RESERVED_DESCRIPTORS};
 pub use log::{EventLine, EventLog, event_line};
 pub use os::{
-    DescriptorLimit, descriptor_limit, os_seed, raise_descriptor_limit, unix_time_at, wall_clock_now,
+    DescriptorLimit, descriptor_limit, os_seed, raise_descriptor_limit, unix_time_at,
+    wall_clock_now,
 };
 
 /// Everything needed to run one node.

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use wazuh_cluster_sync::integrity::apply::SkipReason;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::roles::{HandshakeFailure, NodeEvent, NodeType, SyncKind};
 
@@ -158,6 +159,25 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             format!("Recalculated: {files} files, {hashed} hashed"),
             Level::DEBUG,
         ),
+        NodeEvent::PartsSkipped {
+            worker,
+            kind,
+            reason,
+            count,
+            examples,
+        } => {
+            let (message, level) = skipped_line(*kind, *reason, *count, examples);
+            line(sync_peer(worker), tag(*kind), message, level)
+        }
+        NodeEvent::UnclaimedFileRemoved { peer, path, after } => line(
+            None,
+            "Main",
+            format!(
+                "{peer}: removed {path}: no task claimed it within {} s",
+                after.as_secs()
+            ),
+            Level::INFO,
+        ),
         NodeEvent::Error { peer, error } => {
             let message = match peer {
                 Some(peer) => format!("{peer}: {error}"),
@@ -166,6 +186,48 @@ pub fn event_line(node_type: NodeType, event: &NodeEvent) -> EventLine {
             line(None, "Main", message, Level::WARN)
         }
         other => line(None, "Main", format!("{other:?}"), Level::DEBUG),
+    }
+}
+
+/// The line for parts skipped from a worker's package: upstream's words where upstream logs it
+/// (`client.keys` as a warning; unknown agents' and old files' counts at debug in 3.9.5, here at
+/// info with the first names: a worker sending parts the master drops is worth seeing), and a bad
+/// time as a warning (upstream failed the part with an error line).
+fn skipped_line(
+    kind: SyncKind,
+    reason: SkipReason,
+    count: usize,
+    examples: &[String],
+) -> (String, tracing::Level) {
+    use tracing::Level;
+    let which = format!("({})", examples.join(", "));
+    match reason {
+        SkipReason::ClientKeysFromWorker => (
+            "Client.keys received in a master node".to_owned(),
+            Level::WARN,
+        ),
+        SkipReason::UnknownAgent if kind == SyncKind::AgentInfo => (
+            format!("Received {count} agent statuses for non-existent agents. Skipping. {which}"),
+            Level::INFO,
+        ),
+        SkipReason::UnknownAgent => (
+            format!(
+                "Received {count} group assignments for non-existent agents. Skipping. {which}"
+            ),
+            Level::INFO,
+        ),
+        SkipReason::BadTime => (
+            format!("Received {count} parts with a bad modification time. Skipping. {which}"),
+            Level::WARN,
+        ),
+        SkipReason::LocalNewer => (
+            format!("Received {count} old files (the local copies are newer). Skipping. {which}"),
+            Level::DEBUG,
+        ),
+        other => (
+            format!("Skipped {count} parts ({other:?}). {which}"),
+            Level::INFO,
+        ),
     }
 }
 
@@ -296,6 +358,70 @@ mod tests {
                 message: "Removing files from 2 agents (009, 012): 5 removed".to_owned(),
                 level: tracing::Level::INFO,
             }
+        );
+    }
+
+    #[test]
+    fn parts_skipped_from_a_workers_package_are_logged_with_upstreams_words() {
+        let skipped = |kind, reason, examples: &[&str]| NodeEvent::PartsSkipped {
+            worker: "worker1".to_owned(),
+            kind,
+            reason,
+            count: examples.len(),
+            examples: examples.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        let lines = [
+            skipped(
+                SyncKind::AgentInfo,
+                SkipReason::ClientKeysFromWorker,
+                &["/etc/client.keys"],
+            ),
+            skipped(
+                SyncKind::AgentInfo,
+                SkipReason::UnknownAgent,
+                &["/queue/agent-info/ghost-10.0.0.9"],
+            ),
+            skipped(
+                SyncKind::ExtraValid,
+                SkipReason::UnknownAgent,
+                &["/queue/agent-groups/099", "/queue/agent-groups/100"],
+            ),
+            skipped(
+                SyncKind::AgentInfo,
+                SkipReason::BadTime,
+                &["/queue/agent-info/agent-two-any"],
+            ),
+        ]
+        .map(|event| {
+            let line = event_line(NodeType::Master, &event);
+            assert_eq!(line.peer.as_deref(), Some("Worker worker1"));
+            (line.task, line.message, line.level)
+        });
+        use tracing::Level;
+        assert_eq!(
+            lines,
+            [
+                (
+                    "Agent info",
+                    "Client.keys received in a master node".to_owned(),
+                    Level::WARN
+                ),
+                (
+                    "Agent info",
+                    "Received 1 agent statuses for non-existent agents. Skipping. (/queue/agent-info/ghost-10.0.0.9)".to_owned(),
+                    Level::INFO
+                ),
+                (
+                    "Extra valid",
+                    "Received 2 group assignments for non-existent agents. Skipping. (/queue/agent-groups/099, /queue/agent-groups/100)".to_owned(),
+                    Level::INFO
+                ),
+                (
+                    "Agent info",
+                    "Received 1 parts with a bad modification time. Skipping. (/queue/agent-info/agent-two-any)".to_owned(),
+                    Level::WARN
+                ),
+            ]
         );
     }
 

@@ -48,11 +48,7 @@ struct Counts {
 
 impl AddressCounts {
     /// Takes a slot for `ip` unless it or the node already holds its cap.
-    pub fn acquire(
-        &self,
-        ip: IpAddr,
-        caps: ConnectionCaps,
-    ) -> Result<AddressSlot, SlotRefused> {
+    pub fn acquire(&self, ip: IpAddr, caps: ConnectionCaps) -> Result<AddressSlot, SlotRefused> {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if counts.per_ip.get(&ip).copied().unwrap_or(0) >= caps.per_ip {
             return Err(SlotRefused::PerAddress(caps.per_ip));

@@ -1,7 +1,7 @@
 //! The effect thread: one blocking-pool thread per node runs the node's disk effects, one at a
 //! time and in the order the node asked for them, on the node's one
 //! [`EffectWorker`](wazuh_cluster_host::effects::EffectWorker) (which opens the storage and
-//! removes the staged files an interrupted run left).
+//! removes the staged files an interrupted run left and empties `queue/cluster/`).
 //!
 //! Why one thread and not one blocking task per effect: the executor is `&mut`, so effects of
 //! one node run one after the other anyway; a queue in front of one thread does that without
@@ -23,7 +23,7 @@ use crate::messages::Msg;
 
 /// Starts the effect thread. It opens the storage itself (the file-system storage keeps
 /// per-thread state and is not `Send`) with `owner` for what it writes, removes the staged
-/// files an earlier run left, and reports through `opened` whether opening worked.
+/// files and `queue/cluster/` leftovers an earlier run left, and reports through `opened` whether opening worked.
 /// It ends when `effects` is closed; once `stopping` is set it skips the effects still queued
 /// (the node is shutting down: nothing would take their results), but the one running always
 /// completes.

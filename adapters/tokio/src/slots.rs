@@ -2,7 +2,9 @@
 //! and in all ([`wazuh_cluster_host::slots`]) or a local client's permit. A connection holds its [`Slot`]
 //! for as long as it lives and gives it back on drop, whatever path ends it.
 
-pub(crate) use wazuh_cluster_host::slots::{AddressCounts, AddressSlot, ConnectionCaps, SlotRefused};
+pub(crate) use wazuh_cluster_host::slots::{
+    AddressCounts, AddressSlot, ConnectionCaps, SlotRefused,
+};
 
 /// What an open connection holds of a bounded pool; given back when the connection ends.
 #[derive(Debug)]

@@ -143,6 +143,25 @@ pub enum PeerError {
         /// Its length.
         len: usize,
     },
+    /// A `new_file` would take this link's directory beyond its quota of files (those being
+    /// received plus those received and not yet claimed, see
+    /// [`Connection::set_inbox_quota`](super::Connection::set_inbox_quota)).
+    #[error("Error: this node's directory already holds its quota of {limit} files")]
+    InboxFilesQuota {
+        /// The bound.
+        limit: usize,
+    },
+    /// A `file_upd` would take this link's directory beyond its quota of bytes.
+    #[error(
+        "Error: file {} refused: this node's directory would exceed its quota of {limit} bytes",
+        String::from_utf8_lossy(path)
+    )]
+    InboxBytesQuota {
+        /// Path as sent by the peer.
+        path: Bytes,
+        /// The bound.
+        limit: u64,
+    },
     /// A `new_file` path is empty or longer than `max_file_path_len`.
     #[error("bad file path of {len} bytes (limit {limit})")]
     BadFilePath {
@@ -203,8 +222,9 @@ impl PeerError {
     /// frame, decryption failures, timeouts, failed keepalives, the peer's id for a string of ours
     /// with no room for data).
     ///
-    /// Every text is fixed except [`PeerError::BadFilePath`]'s, which is the error's own
-    /// `Display` text (it names the length and the bound), hence the `Cow`.
+    /// Every text is fixed except those of [`PeerError::BadFilePath`], [`PeerError::FileNameTooLong`]
+    /// and the inbox quotas, which are the error's own `Display` text (it names the length or the
+    /// bound; a quota's starts with `Error`, so upstream's sender stops there), hence the `Cow`.
     pub fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
         let fixed: &'static [u8] = match self {
             PeerError::Frame(_)
@@ -215,7 +235,10 @@ impl PeerError {
             | PeerError::HelloTimeout { .. }
             | PeerError::FrameOverMemoryBudget { .. }
             | PeerError::StringIdTooLong { .. } => return None,
-            PeerError::BadFilePath { .. } | PeerError::FileNameTooLong { .. } => {
+            PeerError::BadFilePath { .. }
+            | PeerError::FileNameTooLong { .. }
+            | PeerError::InboxFilesQuota { .. }
+            | PeerError::InboxBytesQuota { .. } => {
                 return Some(Cow::Owned(self.to_string().into_bytes()));
             }
             PeerError::BeforeHello { .. } => text::BEFORE_HELLO,

@@ -101,6 +101,17 @@ struct IncomingFile {
 /// `NAME_MAX`; a longer one could never be written.
 pub const MAX_FILE_NAME_LEN: usize = 255;
 
+/// The most files and bytes a link's directory may hold: the files being received plus those
+/// received whole and not yet claimed by the layer above (see
+/// [`Connection::set_inbox_quota`](super::Connection::set_inbox_quota)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxQuota {
+    /// Most files.
+    pub files: usize,
+    /// Most bytes.
+    pub bytes: u64,
+}
+
 /// The files the peer is sending us, by path.
 #[derive(Debug)]
 pub(crate) struct IncomingFiles {
@@ -112,6 +123,11 @@ pub(crate) struct IncomingFiles {
     max_path_len: usize,
     /// When set, the only directory files may be written into (`<inbox>/<name>`).
     inbox: Option<Bytes>,
+    quota: Option<InboxQuota>,
+    /// Files (and their bytes) received whole and still held in the directory, as the layer
+    /// above last said, plus those completed since.
+    held_files: usize,
+    held_bytes: u64,
 }
 
 /// A completed incoming file.
@@ -130,7 +146,26 @@ impl IncomingFiles {
             max_size,
             max_path_len,
             inbox: None,
+            quota: None,
+            held_files: 0,
+            held_bytes: 0,
         }
+    }
+
+    /// See [`Connection::set_inbox_quota`](super::Connection::set_inbox_quota).
+    pub(crate) fn set_quota(&mut self, quota: InboxQuota) {
+        self.quota = Some(quota);
+    }
+
+    /// See [`Connection::set_inbox_held`](super::Connection::set_inbox_held).
+    pub(crate) fn set_held(&mut self, files: usize, bytes: u64) {
+        self.held_files = files;
+        self.held_bytes = bytes;
+    }
+
+    /// Bytes of the open transfers so far.
+    fn open_bytes(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
     }
 
     /// Files are accepted only directly inside `dir` from now on.
@@ -188,6 +223,15 @@ impl IncomingFiles {
         {
             return Err(Refusal::Peer(PeerError::FileBudgetExhausted { limit }));
         }
+        if let Some(quota) = self.quota {
+            // A reopened path restarts: it does not count twice.
+            let open = self.files.len() - usize::from(reopened);
+            if self.held_files.saturating_add(open) >= quota.files {
+                return Err(Refusal::Peer(PeerError::InboxFilesQuota {
+                    limit: quota.files,
+                }));
+            }
+        }
         self.files.insert(
             path.clone(),
             IncomingFile {
@@ -213,6 +257,15 @@ impl IncomingFiles {
         }
         file.size = size;
         file.hasher.update(chunk);
+        if let Some(quota) = self.quota
+            && self.held_bytes.saturating_add(self.open_bytes()) > quota.bytes
+        {
+            self.files.remove(path);
+            return Err(Refusal::Peer(PeerError::InboxBytesQuota {
+                path: path.clone(),
+                limit: quota.bytes,
+            }));
+        }
         Ok(())
     }
 
@@ -223,6 +276,9 @@ impl IncomingFiles {
         };
         let sha256: [u8; 32] = file.hasher.finalize().into();
         if digest == sha256 {
+            // Held in the directory until the layer above says otherwise.
+            self.held_files += 1;
+            self.held_bytes += file.size;
             Ok(Received {
                 size: file.size,
                 sha256,
@@ -335,5 +391,54 @@ mod tests {
                 path: a.clone()
             }))
         );
+    }
+
+    #[test]
+    fn the_inbox_quota_counts_open_and_held_files_and_bytes() {
+        let mut files = IncomingFiles::new(8, 1 << 20, 64);
+        files.set_quota(InboxQuota {
+            files: 2,
+            bytes: 10,
+        });
+        let (a, b, c) = (
+            Bytes::from_static(b"/a"),
+            Bytes::from_static(b"/b"),
+            Bytes::from_static(b"/c"),
+        );
+        files.open(&a).unwrap();
+        files.update(&a, b"123456").unwrap();
+        let digest: [u8; 32] = Sha256::digest(b"123456").into();
+        files.end(&a, &digest).unwrap();
+        // `a` is held (6 bytes) until the layer above says otherwise; `b` opens, then the bytes
+        // run out.
+        files.open(&b).unwrap();
+        files.update(&b, b"1234").unwrap();
+        let over = files.update(&b, b"5").unwrap_err();
+        assert_eq!(
+            over,
+            Refusal::Peer(PeerError::InboxBytesQuota {
+                path: b.clone(),
+                limit: 10
+            })
+        );
+        assert_eq!(
+            over.reply_text().as_deref(),
+            Some(&b"Error: file /b refused: this node's directory would exceed its quota of 10 bytes"[..])
+        );
+        assert_eq!(files.len(), 0, "the refused transfer is dropped");
+        files.open(&b).unwrap();
+        // Two files: one held, one open.
+        let full = files.open(&c).unwrap_err();
+        assert_eq!(full, Refusal::Peer(PeerError::InboxFilesQuota { limit: 2 }));
+        assert_eq!(
+            full.reply_text().as_deref(),
+            Some(&b"Error: this node's directory already holds its quota of 2 files"[..])
+        );
+        // Reopening an open path is no second file.
+        files.open(&b).unwrap();
+        // The layer above claimed `a`: room again.
+        files.set_held(0, 0);
+        files.open(&c).unwrap();
+        files.update(&c, b"0123456789").unwrap();
     }
 }

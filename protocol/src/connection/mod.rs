@@ -134,7 +134,7 @@ pub use error::{
     SendStringError,
 };
 pub use event::{Event, TransferFailure, TransferId};
-pub use file_transfer::MAX_FILE_NAME_LEN;
+pub use file_transfer::{InboxQuota, MAX_FILE_NAME_LEN};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -387,6 +387,24 @@ impl Connection {
     /// bounds. A node sets it before each input from its daemon-wide memory budget.
     pub fn set_memory_allowance(&mut self, allowance: Option<u64>) {
         self.memory_allowance = allowance;
+    }
+
+    /// From now on the files the peer sends are bounded by `quota`, counting the transfers open
+    /// and the files held (see [`Connection::set_inbox_held`]): a `new_file` past the file quota
+    /// is answered `err` ([`PeerError::InboxFilesQuota`]), a `file_upd` past the byte quota drops
+    /// its transfer ([`PeerError::InboxBytesQuota`], reported as [`Event::FileFailed`]).
+    ///
+    /// Why the layer above tells what is held: a file received whole stays in the directory until
+    /// a task claims it (or it is swept), which only the layer above knows. A file received whole
+    /// counts as held from its `file_end` until the next call.
+    pub fn set_inbox_quota(&mut self, quota: InboxQuota) {
+        self.incoming_files.set_quota(quota);
+    }
+
+    /// The files received whole that the directory still holds, and their bytes (see
+    /// [`Connection::set_inbox_quota`]).
+    pub fn set_inbox_held(&mut self, files: usize, bytes: u64) {
+        self.incoming_files.set_held(files, bytes);
     }
 
     /// Sends a request; its reply comes back as [`Event::Response`] (or [`Event::TimedOut`]).

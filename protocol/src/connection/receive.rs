@@ -165,8 +165,11 @@ impl Connection {
             CommonRequest::NewStr { len } => {
                 // The string's chunks arrive in frames, which need room beside it: a string the
                 // allowance holds but no frame of it could reach would only fail later.
+                // A string over the size limit is refused for its size first (upstream's text):
+                // no budget would ever hold it.
                 let frame = u64::from(self.config.max_frame_payload) + HEADER_LEN as u64;
                 if let Some(allowance) = self.memory_allowance
+                    && len <= self.config.max_string_size
                     && self
                         .held_input_bytes()
                         .saturating_add(len)

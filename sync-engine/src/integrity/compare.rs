@@ -33,8 +33,6 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::items::{ClusterItems, NodeType};
 use super::metadata::{FileMetadata, IntegrityMetadata, MergeType, MetadataError, write_entries};
 use super::path::InstallPath;
@@ -257,31 +255,20 @@ impl SyncPlan {
     /// Parses a master→worker `cluster_control.json`, refusing invalid paths and more than
     /// `max_entries` entries in all. The merged shared entry is recognised by its `merge-type`.
     pub fn from_upstream_json(bytes: &[u8], max_entries: usize) -> Result<SyncPlan, MetadataError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            missing: BTreeMap<String, FileMetadata>,
-            extra: BTreeMap<String, FileMetadata>,
-            shared: BTreeMap<String, FileMetadata>,
-            extra_valid: BTreeMap<String, FileMetadata>,
-        }
-        let raw: Raw =
-            serde_json::from_slice(bytes).map_err(|e| MetadataError::Malformed(e.to_string()))?;
-        let total = raw.missing.len() + raw.extra.len() + raw.shared.len() + raw.extra_valid.len();
-        if total > max_entries {
-            return Err(MetadataError::TooManyEntries(max_entries));
-        }
-        let shared = IntegrityMetadata::from_raw(raw.shared, max_entries)?;
+        // The count of all groups together is checked while parsing.
+        let [missing, extra, shared, extra_valid] =
+            crate::integrity::metadata::parse_plan_groups(bytes, max_entries)?;
+        let shared = IntegrityMetadata::from_raw(shared, max_entries)?;
         let shared_merged = shared
             .0
             .iter()
             .find(|(_, m)| m.merge_type_hyphen.is_some())
             .map(|(p, _)| p.clone());
         Ok(SyncPlan {
-            missing: IntegrityMetadata::from_raw(raw.missing, max_entries)?,
-            extra: IntegrityMetadata::from_raw(raw.extra, max_entries)?,
+            missing: IntegrityMetadata::from_raw(missing, max_entries)?,
+            extra: IntegrityMetadata::from_raw(extra, max_entries)?,
             shared,
-            extra_valid: IntegrityMetadata::from_raw(raw.extra_valid, max_entries)?,
+            extra_valid: IntegrityMetadata::from_raw(extra_valid, max_entries)?,
             shared_merged,
             shared_merged_sources: Vec::new(),
             rejected: BTreeMap::new(),

@@ -18,7 +18,10 @@ use super::storage::Timestamp;
 use crate::calendar::{CivilDate, UtcTime};
 use crate::pyjson;
 
+mod bounded;
 pub mod scan;
+
+pub(crate) use bounded::parse_plan_groups;
 
 pub use scan::{MetadataScanner, ScanError, ScanOutput, ScanPlan, ScanStats, hash_file};
 
@@ -170,10 +173,9 @@ impl IntegrityMetadata {
 
     /// Parses a document received from a peer, refusing invalid paths and more than
     /// `max_entries` entries (the byte size is bounded earlier, by the package reader).
+    /// The count is checked while parsing: the parse stops at the first entry past it.
     pub fn from_json(bytes: &[u8], max_entries: usize) -> Result<Self, MetadataError> {
-        let raw: BTreeMap<String, FileMetadata> =
-            serde_json::from_slice(bytes).map_err(|e| MetadataError::Malformed(e.to_string()))?;
-        Self::from_raw(raw, max_entries)
+        Self::from_raw(bounded::parse_entries(bytes, max_entries)?, max_entries)
     }
 
     pub(crate) fn from_raw(

@@ -367,6 +367,19 @@ pub trait Storage {
     /// Removes directory `path` and everything below it; `Ok(false)` when nothing was there.
     fn remove_dir_all(&mut self, path: &InstallPath) -> Result<bool, StorageError>;
 
+    /// Removes directory `path` if it is empty; `Ok(false)` when nothing was there or it is not
+    /// empty (a directory another writer just used stays).
+    ///
+    /// The default lists it, then removes it: right for a storage with one writer at a time.
+    fn remove_empty_dir(&mut self, path: &InstallPath) -> Result<bool, StorageError> {
+        match self.list_dir(path) {
+            Ok(entries) if entries.is_empty() => self.remove_dir_all(path),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind == StorageErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sets permission bits and, when given, the modification time of an existing file.
     fn set_attrs(&mut self, path: &InstallPath, attrs: &FileAttrs) -> Result<(), StorageError>;
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use wazuh_cluster_protocol::connection::{ConnectionConfig, WallClock};
+use wazuh_cluster_protocol::connection::{ConnectionConfig, InboxQuota, WallClock};
 use wazuh_cluster_protocol::key::ClusterKey;
 use wazuh_cluster_protocol::profile::Profile;
 
@@ -98,6 +98,18 @@ pub struct NodeLimits {
     pub read_chunk: usize,
     /// Bounds of the distributed API part.
     pub api: ApiLimits,
+    /// Master: a worker's integrity metadata may list at most twice the master's own files plus
+    /// this many entries (its extra and extra-valid files); a longer one is refused while it is
+    /// parsed, before any comparison (upstream compared whatever came: a 1.2 MB package of
+    /// 400,000 entries cost a second of CPU and 500 MB per round).
+    pub worker_metadata_margin: usize,
+    /// A file a peer sent whole into its directory (`queue/cluster/<name>/`) that no task
+    /// claimed this long after its `file_end` is removed (no task can claim it any more: a
+    /// task waits `timeout_receiving_file`, 120 s by default, for its file).
+    pub unclaimed_file_timeout: Duration,
+    /// Most files and bytes one link's directory holds: files being received plus files
+    /// received and not yet claimed (upstream has no bound: one link filled 193 MB in 8 s).
+    pub inbox_quota: InboxQuota,
 }
 
 /// Bounds of the distributed API part of a node: what a flood of requests can make it hold.
@@ -169,6 +181,14 @@ impl Default for NodeLimits {
             max_package_file: 1 << 30,
             read_chunk: wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK,
             api: ApiLimits::default(),
+            worker_metadata_margin: 10_000,
+            unclaimed_file_timeout: Duration::from_secs(300),
+            // One package of the largest size read back, plus an agent-info and an extra-valid
+            // package beside it; a worker's three tasks send one file each.
+            inbox_quota: InboxQuota {
+                files: 16,
+                bytes: (1 << 30) + (512 << 20),
+            },
         }
     }
 }

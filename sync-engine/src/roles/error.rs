@@ -111,6 +111,17 @@ pub enum SyncError {
     /// Master: the worker reported an error with `<kind>_r`.
     #[error("worker reported: {0}")]
     WorkerReported(String),
+    /// Master: the worker's integrity metadata lists more entries than the master's own items
+    /// allow; refused while parsing, before any comparison.
+    #[error(
+        "worker integrity metadata lists more than {limit} entries, more than the master's {master_files} files allow"
+    )]
+    TooManyWorkerEntries {
+        /// The bound: twice the master's files plus `worker_metadata_margin`.
+        limit: usize,
+        /// The master's own files when it was set.
+        master_files: usize,
+    },
     /// Worker: the master answered `<kind>_p` with `False`.
     #[error("Master didnt grant permission to synchronize")]
     PermissionDenied,
@@ -199,6 +210,17 @@ pub enum NodeError {
     /// A chunk of a file we send could not be put on the link.
     #[error("sending a chunk: {0}")]
     Chunk(FileChunkError),
+    /// Worker: the master's package asked back files outside every extra-valid item (the
+    /// agent-groups); they are not read nor sent (upstream would have sent any file named).
+    #[error(
+        "the master asked back {count} files outside the extra-valid items (first: {first}): refused"
+    )]
+    RefusedExtraValid {
+        /// How many.
+        count: usize,
+        /// The first, by path.
+        first: String,
+    },
     /// The peer sent a file to a path it may not write (it is dropped).
     #[error("refused file path {path:?}")]
     RefusedFilePath {

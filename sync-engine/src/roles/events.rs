@@ -11,6 +11,7 @@ use wazuh_cluster_protocol::frame::FrameError;
 use super::error::{NodeError, SyncError};
 use super::ids::PeerId;
 use super::sync_kind::SyncKind;
+use crate::integrity::apply::SkipReason;
 use crate::integrity::compare::SyncCounts;
 
 /// Why the node closes (or lost) a connection.
@@ -118,6 +119,9 @@ pub enum LockRelease {
     TimedOut,
 }
 
+/// Most paths a [`NodeEvent::PartsSkipped`] names (the count says how many there were).
+pub const SKIPPED_EXAMPLES: usize = 5;
+
 /// What happened, for the operator's log (and for tests, which assert these exactly).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +220,31 @@ pub enum NodeEvent {
         files: usize,
         /// Files hashed in this pass (the rest reused from the cache).
         hashed: u64,
+    },
+    /// Master: parts of a worker's package were not written, for one reason (one event per
+    /// reason met in a package; upstream logs these: `client.keys` as a warning, unknown agents
+    /// and old files at debug, a bad time as an error).
+    PartsSkipped {
+        /// The worker that sent them.
+        worker: String,
+        /// Extra-valid or agent-info.
+        kind: SyncKind,
+        /// Why.
+        reason: SkipReason,
+        /// How many.
+        count: usize,
+        /// The first few, by target path (at most [`SKIPPED_EXAMPLES`]).
+        examples: Vec<String>,
+    },
+    /// A file a peer sent whole into its directory was removed: no task claimed it within
+    /// `unclaimed_file_timeout` of its `file_end`.
+    UnclaimedFileRemoved {
+        /// The connection that sent it.
+        peer: PeerId,
+        /// Where it was.
+        path: String,
+        /// The bound it outlived.
+        after: Duration,
     },
     /// Something failed that is not a synchronisation (a disk effect, a peer fault).
     Error {

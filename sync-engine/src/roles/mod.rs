@@ -196,6 +196,7 @@ pub mod error;
 pub mod events;
 mod health;
 pub mod ids;
+mod leftovers;
 mod local_clients;
 mod master;
 pub mod node;
@@ -214,8 +215,9 @@ pub use effects::{
     MAX_CLIENT_KEYS, PACKAGE_MODE,
 };
 pub use error::{NodeError, SendFailure, SyncError, SyncStep};
-pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
+pub use events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent, SKIPPED_EXAMPLES};
 pub use ids::{ApiCallId, EffectId, PeerId};
+pub use leftovers::{LeftoverSweep, remove_cluster_leftovers};
 pub use node::Node;
 pub use output::{Origin, Output};
 pub use shell::{FileBudgetUse, MemoryBudgetUse};

@@ -224,6 +224,12 @@ impl Node {
         self.role.master()?.worker_peer(name)
     }
 
+    /// Master: integrity comparisons run since start (`None` on a worker): what workers'
+    /// metadata cost it, for tests and operators.
+    pub fn integrity_comparisons(&self) -> Option<u64> {
+        Some(self.role.master()?.comparisons())
+    }
+
     /// Master: whether the `kind` lock of worker `name` is free (`None`: no such worker).
     pub fn lock_free(&self, name: &str, kind: SyncKind) -> Option<bool> {
         self.role.master()?.lock_free(name, kind)

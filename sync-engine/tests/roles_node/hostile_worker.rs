@@ -324,3 +324,185 @@ fn frames_before_hello_are_capped_far_below_the_post_hello_limit() {
     let worker = m.join(2, "worker1", "10.0.0.2:40001");
     assert_eq!(m.ask(worker, "echo", &big).1.len(), big.len());
 }
+
+/// Opens an integrity round of `worker` and sends `metadata_json` as its package; the task id.
+fn integrity_round(m: &mut RawMaster, worker: PeerId, metadata_json: &str) -> String {
+    assert_eq!(m.ask(worker, "sync_i_w_m_p", b""), ok("True"));
+    let (reply, task) = m.ask(worker, "sync_i_w_m", b"");
+    assert_eq!(reply, "ok");
+    let task = String::from_utf8_lossy(&task).into_owned();
+    let path = format!("/queue/cluster/worker1/worker1-1795682923.4069414-{task}.zip");
+    m.send_file(worker, &path, &worker_integrity_package(metadata_json));
+    let end = format!("{task} {path}");
+    assert_eq!(
+        m.ask(worker, "sync_i_w_m_e", end.as_bytes()),
+        ok("File correctly received")
+    );
+    task
+}
+
+#[test]
+fn a_worker_listing_far_more_files_than_the_masters_items_is_refused_before_any_comparison() {
+    use wazuh_cluster_sync::roles::{SyncError, SyncKind};
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    let master_files = m.node.master_metadata().unwrap().len();
+    let limit = 2 * master_files + m.node.config().limits.worker_metadata_margin;
+    m.take_events();
+    // The issue's package: 400,000 short entries (the apply's own bound let them all through,
+    // and each round cost the master a second and up to 500 MB).
+    let entries: Vec<String> = (0..400_000)
+        .map(|i| format!(r#""/etc/f{i}": {{"cluster_item_key": "/etc/", "merged": false}}"#))
+        .collect();
+    let json = format!("{{{}}}", entries.join(", "));
+    integrity_round(&mut m, worker, &json);
+    let failed: Vec<SyncError> = m
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncFailed { kind, error, .. } => {
+                assert_eq!(kind, SyncKind::Integrity);
+                Some(error)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [SyncError::TooManyWorkerEntries {
+            limit,
+            master_files
+        }]
+    );
+    assert_eq!(
+        failed[0].to_string(),
+        format!(
+            "worker integrity metadata lists more than {limit} entries, more than the master's {master_files} files allow"
+        )
+    );
+    // Refused while parsing: no comparison ran, no package was built, the lock is free.
+    assert_eq!(m.node.integrity_comparisons(), Some(0));
+    assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
+    assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
+    // A worker within the bound is compared (the counter counts).
+    m.advance(m.node.config().items.intervals.worker.sync_integrity);
+    assert_eq!(m.ask(worker, "echo-c", b"keepalive").0, "ok-m");
+    integrity_round(&mut m, worker, "{}");
+    assert_eq!(m.node.integrity_comparisons(), Some(1));
+}
+
+#[test]
+fn one_integrity_round_per_worker_per_interval() {
+    use wazuh_cluster_sync::roles::sync_text;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    integrity_round(&mut m, worker, "{}");
+    assert_eq!(m.node.integrity_comparisons(), Some(1));
+    // Done (the raw worker refuses the master's package, which frees the lock): asking again at
+    // once is refused as upstream refuses a permission, a task without it as a busy lock.
+    assert_eq!(
+        m.node
+            .lock_free("worker1", wazuh_cluster_sync::roles::SyncKind::Integrity),
+        Some(true)
+    );
+    assert_eq!(
+        m.ask(worker, "sync_i_w_m_p", b""),
+        ok(sync_text::PERMISSION_DENIED)
+    );
+    assert_eq!(m.ask(worker, "sync_i_w_m", b""), err(sync_text::BUSY));
+    // The other kinds keep their own locks.
+    assert_eq!(
+        m.ask(worker, "sync_a_w_m_p", b""),
+        ok(sync_text::PERMISSION_GRANTED)
+    );
+    // A new link under the same name does not start the interval over.
+    m.node.handle_closed(m.now, worker);
+    m.clients.remove(&worker);
+    m.pump();
+    let again = m.join(2, "worker1", "10.0.0.2:40002");
+    assert_eq!(
+        m.ask(again, "sync_i_w_m_p", b""),
+        ok(sync_text::PERMISSION_DENIED)
+    );
+    let interval = m.node.config().items.intervals.worker.sync_integrity;
+    m.advance(interval - Duration::from_millis(1));
+    assert_eq!(
+        m.ask(again, "sync_i_w_m_p", b""),
+        ok(sync_text::PERMISSION_DENIED)
+    );
+    m.advance(Duration::from_millis(1));
+    assert_eq!(
+        m.ask(again, "sync_i_w_m_p", b""),
+        ok(sync_text::PERMISSION_GRANTED)
+    );
+    assert_eq!(m.node.integrity_comparisons(), Some(1));
+}
+
+#[test]
+fn parts_skipped_from_a_workers_package_are_each_reported() {
+    use wazuh_cluster_sync::integrity::apply::SkipReason;
+    use wazuh_cluster_sync::integrity::path::InstallPath;
+    use wazuh_cluster_sync::roles::SyncKind;
+    let mut m = RawMaster::master01();
+    let worker = m.join(1, "worker1", "10.0.0.2:40001");
+    assert_eq!(m.ask(worker, "sync_a_w_m_p", b""), ok("True"));
+    let (_, task) = m.ask(worker, "sync_a_w_m", b"");
+    let task = String::from_utf8_lossy(&task).into_owned();
+    m.take_events();
+    // A client.keys, a part of an agent the master does not know, a part with a bad time, and
+    // one good part.
+    let merged = "3 agent-one-10.0.0.1 2019-07-01 16:53:20\nabc\
+                  3 ghost-10.0.0.9 2019-07-01 16:53:20\nabc\
+                  3 agent-two-10.0.0.2 2019-99-99 99:99:99\nabc";
+    let info = InstallPath::new("/queue/cluster/worker1/agent-info.merged").unwrap();
+    let keys = InstallPath::new("/etc/client.keys").unwrap();
+    let control = r#"{"/etc/client.keys": {"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/etc/", "merged": false, "md5": "00000000000000000000000000000000"}, "/queue/cluster/worker1/agent-info.merged": {"mod_time": "2019-07-01 16:53:20", "cluster_item_key": "/queue/agent-info/", "merged": true, "merge_type": "agent-info", "merge_name": "/queue/cluster/worker1/agent-info.merged"}}"#;
+    let members = [
+        (&keys, unix0(), 0o640, &b"001 evil any k\n"[..]),
+        (&info, unix0(), 0o640, merged.as_bytes()),
+    ];
+    let zip = wazuh_cluster_sync::integrity::package::build_package_in_memory(
+        members,
+        control.as_bytes(),
+        unix0(),
+    )
+    .unwrap();
+    let path = "/queue/cluster/worker1/worker1-1795682923.4069414-1.zip";
+    m.send_file(worker, path, &zip);
+    let end = format!("{task} {path}");
+    assert_eq!(m.ask(worker, "sync_a_w_m_e", end.as_bytes()).0, "ok");
+    let skipped: Vec<NodeEvent> = m
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::PartsSkipped { .. }))
+        .collect();
+    let event = |reason, examples: &[&str]| NodeEvent::PartsSkipped {
+        worker: "worker1".into(),
+        kind: SyncKind::AgentInfo,
+        reason,
+        count: examples.len(),
+        examples: examples.iter().map(|e| (*e).to_owned()).collect(),
+    };
+    assert_eq!(
+        skipped,
+        [
+            event(SkipReason::ClientKeysFromWorker, &["/etc/client.keys"]),
+            event(
+                SkipReason::UnknownAgent,
+                &["/queue/agent-info/ghost-10.0.0.9"]
+            ),
+            event(
+                SkipReason::BadTime,
+                &["/queue/agent-info/agent-two-10.0.0.2"]
+            ),
+        ]
+    );
+    // The good part landed; nothing else did.
+    let files = m.exec.storage().files();
+    assert!(files.contains_key(&p("/queue/agent-info/agent-one-10.0.0.1")));
+    assert!(!files.contains_key(&p("/queue/agent-info/ghost-10.0.0.9")));
+    assert_eq!(
+        files.get(&p("/etc/client.keys")).map(Vec::as_slice),
+        Some(&b"001 agent-one any k1\n002 agent-two any k2\n"[..])
+    );
+}

@@ -10,6 +10,17 @@ use wazuh_cluster_sync::roles::{
     CloseReason, LockRelease, NodeEvent, NodeType, SyncError, SyncKind, sync_text,
 };
 
+/// The integrity lock of `peer` is free again, and the next round is granted once the interval
+/// since the failed one's start passed (one integrity round per worker per interval).
+fn assert_lock_free_again(m: &mut RawMaster, peer: wazuh_cluster_sync::roles::PeerId) {
+    use wazuh_cluster_sync::roles::SyncKind;
+    assert_eq!(m.node.lock_free("worker1", SyncKind::Integrity), Some(true));
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("False"));
+    let interval = m.node.config().items.intervals.worker.sync_integrity;
+    m.advance(interval);
+    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+}
+
 fn master_with_task() -> (RawMaster, wazuh_cluster_sync::roles::PeerId, String) {
     let mut m = RawMaster::master01();
     let peer = m.join(1, "worker1", "10.0.0.2:40001");
@@ -89,7 +100,7 @@ fn end_with_bad_payloads_answers_upstream_texts() {
             "file \"/queue/cluster/worker1/never.zip\" was not received",
         ),
     );
-    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+    assert_lock_free_again(&mut m, peer);
 }
 
 #[test]
@@ -105,7 +116,7 @@ fn worker_error_report_releases_the_lock() {
             "worker reported: boom",
         ),
     );
-    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+    assert_lock_free_again(&mut m, peer);
 }
 
 #[test]
@@ -266,7 +277,7 @@ fn worker_refusing_sync_m_c_releases_the_lock_and_removes_the_package() {
         )
     );
     assert_eq!(m.packages_left("worker1"), Vec::<String>::new());
-    assert_eq!(m.ask(peer, "sync_i_w_m_p", b""), ok("True"));
+    assert_lock_free_again(&mut m, peer);
 }
 
 #[test]

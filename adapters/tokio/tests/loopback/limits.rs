@@ -99,7 +99,9 @@ async fn connect_from(from: Ipv4Addr, addr: std::net::SocketAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
-async fn the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot(rt: Rt) {
+async fn the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot(
+    rt: Rt,
+) {
     let dir = tempfile::tempdir().unwrap();
     let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
         spec.limits.max_connections = 4;

@@ -70,6 +70,8 @@ pub fn symlink_contract_suite<S: Storage>(
             ("shared", EntryKind::Symlink)
         ]
     );
+    // Never through the link: it stays, and so does its target.
+    assert!(!matches!(s.remove_empty_dir(&p("/etc/shared")), Ok(true)));
     let stat = ok(s.stat(&p("/etc/shared")), "stat symlink");
     assert_eq!(
         stat.map(|st| st.kind),
@@ -548,6 +550,33 @@ fn removals<S: Storage>(s: &mut S) {
         kind(s.remove_dir_all(&InstallPath::root()), "rmtree the root"),
         StorageErrorKind::PermissionDenied
     );
+    // A directory goes only when empty; missing is no error.
+    ok(s.create_dir_all(&p("/queue/cluster/w1"), 0o770), "mkdir");
+    ok(
+        s.write_atomic(&p("/queue/cluster/w1/a.zip"), b"a", &attrs(0o640)),
+        "write",
+    );
+    assert!(!ok(
+        s.remove_empty_dir(&p("/queue/cluster/w1")),
+        "rmdir a directory with a file"
+    ));
+    assert!(ok(s.remove_file(&p("/queue/cluster/w1/a.zip")), "remove"));
+    assert!(ok(
+        s.remove_empty_dir(&p("/queue/cluster/w1")),
+        "rmdir an empty directory"
+    ));
+    assert_eq!(
+        ok(s.stat(&p("/queue/cluster/w1")), "stat removed dir"),
+        None
+    );
+    assert!(!ok(
+        s.remove_empty_dir(&p("/queue/cluster/w1")),
+        "rmdir a missing directory"
+    ));
+    assert!(!ok(
+        s.remove_empty_dir(&p("/no/such/dir")),
+        "rmdir below a missing parent"
+    ));
 }
 
 fn opened_readers_outlive_their_path<S: Storage>(s: &mut S) {

@@ -118,7 +118,7 @@ impl<S: Storage> EffectExecutor<S> {
                 path,
                 extra_valid,
             } => self.build_worker_package(*kind, path, extra_valid, now_unix),
-            Effect::ReadWorkerIntegrity { path } => {
+            Effect::ReadWorkerIntegrity { path, max_entries } => {
                 let reader = self.open_package(path)?;
                 if !reader.members().is_empty() {
                     let count = reader.members().len();
@@ -126,7 +126,7 @@ impl<S: Storage> EffectExecutor<S> {
                 }
                 let metadata = IntegrityMetadata::from_json(
                     reader.control_json(),
-                    self.limits.apply.max_entries,
+                    (*max_entries).min(self.limits.apply.max_entries),
                 )?;
                 Ok(EffectOutput::WorkerMetadata(metadata))
             }
@@ -223,6 +223,10 @@ impl<S: Storage> EffectExecutor<S> {
                     &text,
                     KeysFile::Installed,
                 )?))
+            }
+            Effect::RemoveEmptyDir { path } => {
+                self.storage.remove_empty_dir(path)?;
+                Ok(EffectOutput::Done)
             }
             Effect::CreateDir { path } => {
                 if self.storage.stat(path)?.is_none() {
@@ -425,10 +429,19 @@ impl<S: Storage> EffectExecutor<S> {
         // Applied files carry the master's mtimes: one may match the cached (size, mtime) of the
         // content it replaced, and the incremental scan would keep the old digest.
         self.scanner.clear_cache();
+        // Only files of an extra-valid item go back: the master names them, and any other path
+        // would have the worker read that file and send it to the master.
+        let counts = plan.counts();
+        let (extra_valid, refused_extra_valid) = plan.extra_valid.0.into_keys().partition(|path| {
+            self.items
+                .item_for_path(path)
+                .is_some_and(|item| item.extra_valid)
+        });
         Ok(EffectOutput::MasterApplied {
             report,
-            counts: plan.counts(),
-            extra_valid: plan.extra_valid.0.into_keys().collect(),
+            counts,
+            extra_valid,
+            refused_extra_valid,
         })
     }
 

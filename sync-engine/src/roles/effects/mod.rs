@@ -75,6 +75,9 @@ pub enum Effect {
     ReadWorkerIntegrity {
         /// The received package.
         path: InstallPath,
+        /// Most entries its metadata may list (the master's own items bound it); the parse
+        /// stops at the first one past it.
+        max_entries: usize,
     },
     /// Master: build the package of `plan` (missing and shared files + `cluster_control.json`)
     /// at `path`. → [`EffectOutput::PackageBuilt`].
@@ -142,6 +145,12 @@ pub enum Effect {
         /// The file.
         path: InstallPath,
     },
+    /// Remove a directory if it is empty (a closed link's `queue/cluster/<name>/`); absent or
+    /// not empty is fine.
+    RemoveEmptyDir {
+        /// The directory.
+        path: InstallPath,
+    },
     /// Create a directory and its parents (`queue/cluster/<name>/`, mode 0o770).
     CreateDir {
         /// The directory.
@@ -150,6 +159,18 @@ pub enum Effect {
     /// Master: read the registered agents from `etc/client.keys` (absent: none), to place
     /// distributed API requests by agent. → [`EffectOutput::ClientKeys`].
     ReadClientKeys,
+}
+
+impl Effect {
+    /// The received package this effect reads and then removes, if it is one of those.
+    pub fn consumed_package(&self) -> Option<&InstallPath> {
+        match self {
+            Effect::ReadWorkerIntegrity { path, .. }
+            | Effect::ApplyMasterPackage { path }
+            | Effect::ApplyWorkerPackage { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// What a successful effect produced.
@@ -186,8 +207,12 @@ pub enum EffectOutput {
         report: ApplyReport,
         /// Sizes of the package's four groups.
         counts: SyncCounts,
-        /// Files the master asked back (start the extra-valid flow when not empty).
+        /// Files the master asked back (start the extra-valid flow when not empty): only those
+        /// of an item marked `extra_valid` (the agent-groups).
         extra_valid: Vec<InstallPath>,
+        /// Files the master asked back outside every `extra_valid` item: refused (they would
+        /// have been read and sent to it).
+        refused_extra_valid: Vec<InstallPath>,
     },
     /// [`Effect::ApplyWorkerPackage`].
     WorkerApplied {

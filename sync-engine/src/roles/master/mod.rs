@@ -16,7 +16,15 @@
 //! * every lock has a deadline (`timeout_receiving_file` for the worker's file) and is released
 //!   on completion, on error, on connection loss and at that deadline: it can never stay stuck;
 //! * a `sync_*_w_m` task request while that lock is held is refused (upstream started a second
-//!   task); a well-behaved worker asks permission first and never sees it.
+//!   task); a well-behaved worker asks permission first and never sees it;
+//! * one integrity round per worker (by name) per `sync_integrity`: inside it `sync_i_w_m_p` is
+//!   answered `False` (upstream's refused permission) and `sync_i_w_m` refused as busy; a worker
+//!   following its interval never meets it (its next round starts that long after the last
+//!   ended);
+//! * a worker's integrity metadata may list at most twice the master's own files plus
+//!   `worker_metadata_margin` entries, checked while it is parsed, before any comparison
+//!   (upstream compared whatever came: 400,000 entries in a 1.2 MB package cost a second and
+//!   500 MB per round).
 
 mod hello;
 mod session;
@@ -103,6 +111,10 @@ pub(crate) struct MasterRole {
     agents: Agents,
     scan: Scan,
     next_keepalive_check: Instant,
+    /// When each worker (by name) last started an integrity round, within `sync_integrity`.
+    integrity_started: BTreeMap<String, Instant>,
+    /// Integrity comparisons run (the work a worker's metadata costs the master).
+    comparisons: u64,
 }
 
 impl MasterRole {
@@ -122,6 +134,8 @@ impl MasterRole {
                 next: Some(now),
             },
             next_keepalive_check: now + intervals.check_worker_lastkeepalive,
+            integrity_started: BTreeMap::new(),
+            comparisons: 0,
         };
         master.timeout(shell, now);
         master
@@ -221,6 +235,11 @@ impl MasterRole {
     /// Agent name → the worker it reports to.
     pub(crate) fn agent_routes(&self) -> &BTreeMap<String, String> {
         &self.routes
+    }
+
+    /// Integrity comparisons run since start.
+    pub(crate) fn comparisons(&self) -> u64 {
+        self.comparisons
     }
 
     /// The latest integrity metadata.

@@ -9,12 +9,13 @@ use wazuh_cluster_protocol::connection::TransferId;
 
 use super::MasterRole;
 use super::session::{MasterJob, MasterRequest, Phase, Task, task_matches};
+use crate::integrity::apply::SkipReason;
 use crate::integrity::compare::{SyncCounts, SyncPlan};
-use crate::integrity::metadata::IntegrityMetadata;
+use crate::integrity::metadata::{IntegrityMetadata, MetadataError};
 use crate::integrity::path::InstallPath;
-use crate::roles::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
+use crate::roles::effects::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
 use crate::roles::error::{SendFailure, SyncError, SyncStep};
-use crate::roles::events::{LockRelease, NodeEvent};
+use crate::roles::events::{LockRelease, NodeEvent, SKIPPED_EXAMPLES};
 use crate::roles::health::date;
 use crate::roles::ids::PeerId;
 use crate::roles::shell::{Ended, Shell};
@@ -33,7 +34,8 @@ impl MasterRole {
     ) {
         let free = self
             .registration(peer)
-            .is_some_and(|r| r.tasks.get(kind).is_none());
+            .is_some_and(|r| r.tasks.get(kind).is_none())
+            && !self.integrity_round_too_soon(shell, now, peer, kind);
         let answer = if free {
             sync_text::PERMISSION_GRANTED
         } else {
@@ -58,8 +60,14 @@ impl MasterRole {
             return;
         };
         let running = r.tasks.values().flatten().count();
-        if r.tasks.get(kind).is_some() || running >= limit {
+        if r.tasks.get(kind).is_some()
+            || running >= limit
+            || self.integrity_round_too_soon(shell, now, peer, kind)
+        {
             return shell.reply(now, peer, counter, false, sync_text::BUSY.as_bytes());
+        }
+        if kind == SyncKind::Integrity {
+            self.integrity_round_started(shell, now, peer);
         }
         let id = shell.new_task_id();
         let started = date(shell.unix_time(now));
@@ -173,9 +181,10 @@ impl MasterRole {
             t.phase = Phase::Processing;
         }
         let worker = r.name.clone();
+        let max_entries = self.worker_entry_bound(shell).0;
         let (effect, job) = match kind {
             SyncKind::Integrity => (
-                Effect::ReadWorkerIntegrity { path },
+                Effect::ReadWorkerIntegrity { path, max_entries },
                 MasterJob::ReadWorkerIntegrity,
             ),
             _ => (
@@ -224,11 +233,68 @@ impl MasterRole {
                     t.phase = Phase::AwaitScan(Box::new(meta));
                 }
             }
+            Err(EffectError::Metadata(MetadataError::TooManyEntries(limit))) => {
+                let master_files = self.worker_entry_bound(shell).1;
+                let error = SyncError::TooManyWorkerEntries {
+                    limit,
+                    master_files,
+                };
+                self.fail(shell, peer, SyncKind::Integrity, error);
+            }
             other => {
                 let error = SyncError::of_step(SyncStep::ReadWorkerIntegrity, other);
                 self.fail(shell, peer, SyncKind::Integrity, error);
             }
         }
+    }
+
+    /// The most entries a worker's integrity metadata may list, and the master's files it is
+    /// derived from: twice those plus `worker_metadata_margin` (the worker's extra and
+    /// extra-valid files), never above the apply's own bound. Before the first scan only that
+    /// bound applies; the comparison checks again once the master's files are known.
+    fn worker_entry_bound(&self, shell: &Shell) -> (usize, usize) {
+        let limits = &shell.config().limits;
+        match self.scan.metadata.as_deref() {
+            Some(master) => {
+                let bound = master
+                    .len()
+                    .saturating_mul(2)
+                    .saturating_add(limits.worker_metadata_margin);
+                (bound.min(limits.apply.max_entries), master.len())
+            }
+            None => (limits.apply.max_entries, 0),
+        }
+    }
+
+    /// Whether `peer`'s worker started an integrity round less than `sync_integrity` ago (a
+    /// worker following its interval never does: its next round starts that long after the
+    /// previous one ended). Other kinds are bounded by their lock only.
+    fn integrity_round_too_soon(
+        &self,
+        shell: &Shell,
+        now: Instant,
+        peer: PeerId,
+        kind: SyncKind,
+    ) -> bool {
+        let interval = shell.config().items.intervals.worker.sync_integrity;
+        kind == SyncKind::Integrity
+            && self.registration(peer).is_some_and(|r| {
+                self.integrity_started
+                    .get(&r.name)
+                    .is_some_and(|at| now < *at + interval)
+            })
+    }
+
+    /// Remembers when `peer`'s worker started an integrity round (by name: a new link under the
+    /// same name does not start the interval over); starts older than the interval are forgotten,
+    /// so the table holds at most one entry per registered worker.
+    fn integrity_round_started(&mut self, shell: &Shell, now: Instant, peer: PeerId) {
+        let interval = shell.config().items.intervals.worker.sync_integrity;
+        let Some(name) = self.registration(peer).map(|r| r.name.clone()) else {
+            return;
+        };
+        self.integrity_started.retain(|_, at| now < *at + interval);
+        self.integrity_started.insert(name, now);
     }
 
     /// The comparisons that waited for the first scan, taken out of their tasks.
@@ -261,9 +327,19 @@ impl MasterRole {
         let Some(name) = self.registration(peer).map(|r| r.name.clone()) else {
             return;
         };
+        let (limit, master_files) = self.worker_entry_bound(shell);
+        if worker_meta.len() > limit {
+            // Read before the master's first scan: bounded only by the apply's limit then.
+            let error = SyncError::TooManyWorkerEntries {
+                limit,
+                master_files,
+            };
+            return self.fail(shell, peer, SyncKind::Integrity, error);
+        }
         let Some(master_meta) = self.scan.metadata.as_deref() else {
             return;
         };
+        self.comparisons += 1;
         let items = &shell.config().items;
         let plan = match SyncPlan::compare(master_meta, &worker_meta, items, &name) {
             Ok(plan) => plan,
@@ -465,6 +541,7 @@ impl MasterRole {
                 if let Some(r) = self.registration_mut(peer) {
                     r.health.applied(kind, known_agents);
                 }
+                skipped_events(shell, &name, kind, &report.skipped);
                 let counts = SyncCounts {
                     missing: report.written,
                     ..SyncCounts::default()
@@ -546,6 +623,38 @@ impl MasterRole {
             kind,
             worker,
             error,
+        });
+    }
+}
+
+/// One [`NodeEvent::PartsSkipped`] per reason met in `skipped` (in the order first met), each
+/// with its count and its first few paths: a package of 100,000 unknown agents is one line, not
+/// 100,000, and not silence.
+fn skipped_events(
+    shell: &mut Shell,
+    worker: &str,
+    kind: SyncKind,
+    skipped: &[(InstallPath, SkipReason)],
+) {
+    let mut reasons: Vec<SkipReason> = Vec::new();
+    for (_, reason) in skipped {
+        if !reasons.contains(reason) {
+            reasons.push(*reason);
+        }
+    }
+    for reason in reasons {
+        let paths = skipped.iter().filter(|(_, r)| *r == reason);
+        let examples = paths
+            .clone()
+            .take(SKIPPED_EXAMPLES)
+            .map(|(p, _)| p.as_str().to_owned())
+            .collect();
+        shell.event(NodeEvent::PartsSkipped {
+            worker: worker.to_owned(),
+            kind,
+            reason,
+            count: paths.count(),
+            examples,
         });
     }
 }

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use wazuh_cluster_protocol::connection::TransferId;
 
 use super::transfers::FileStep;
+use crate::integrity::path::InstallPath;
 use crate::roles::effects::{Effect, IncomingFileId};
 use crate::roles::ids::EffectId;
 
@@ -79,10 +80,18 @@ impl DiskQueue {
 
     /// The link closed: the queue keeps only its effect in flight (whose result must still be
     /// awaited before clean-up effects run after it).
-    pub(crate) fn into_cleanup(self) -> DiskQueue {
-        DiskQueue {
+    /// The received packages of the jobs dropped (taken by a role, never read: their job would
+    /// have removed them) are handed back to be removed instead.
+    pub(crate) fn into_cleanup(self) -> (DiskQueue, Vec<InstallPath>) {
+        let not_consumed = self
+            .jobs
+            .iter()
+            .filter_map(|(effect, _)| effect.consumed_package().cloned())
+            .collect();
+        let queue = DiskQueue {
             in_flight: self.in_flight,
             ..DiskQueue::default()
-        }
+        };
+        (queue, not_consumed)
     }
 }

@@ -421,11 +421,13 @@ impl Shell {
         self.outputs.pop_front()
     }
 
-    /// The earliest timeout of the connections.
+    /// The earliest timeout of the connections and of the files they sent that no role took.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        let unclaimed = self.config.limits.unclaimed_file_timeout;
         self.peers
             .values()
-            .filter_map(|p| p.conn.poll_timeout())
+            .flat_map(|p| [p.conn.poll_timeout(), p.transfers.next_expiry(unclaimed)])
+            .flatten()
             .min()
     }
 
@@ -489,8 +491,10 @@ impl Shell {
     /// (upstream writes wherever the path points).
     pub(crate) fn set_inbox(&mut self, peer: PeerId, dir: InstallPath) {
         if let Some(p) = self.peers.get_mut(&peer) {
-            // The connection refuses any other path before it answers (the peer is told).
+            // The connection refuses any other path, and a file over the quota, before it
+            // answers (the peer is told).
             p.conn.set_file_inbox(dir.as_str().as_bytes());
+            p.conn.set_inbox_quota(self.config.limits.inbox_quota);
             self.inboxes.insert(peer, dir);
         }
     }
@@ -662,13 +666,16 @@ impl Shell {
         })
     }
 
-    /// Takes a committed file from `peer` (the role's effect reads and deletes it).
+    /// Takes a committed file from `peer` (the role's effect reads and deletes it; a close
+    /// before that effect ran removes it).
     pub(crate) fn take_received(
         &mut self,
         peer: PeerId,
         file: IncomingFileId,
     ) -> Option<InstallPath> {
-        self.peers.get_mut(&peer)?.transfers.take(file)
+        let taken = self.peers.get_mut(&peer)?.transfers.take(file);
+        self.update_inbox_held(peer);
+        taken
     }
 
     /// Queues a disk job for `peer`, run after its earlier ones; its result comes back as
@@ -718,7 +725,6 @@ impl Shell {
         let Some(mut p) = self.peers.remove(&peer) else {
             return false;
         };
-        self.inboxes.remove(&peer);
         self.closed.push(peer);
         p.conn.close();
         // What the close produced (aborted requests, failed transfers): nothing continues.
@@ -726,17 +732,25 @@ impl Shell {
         while let Some(bytes) = p.conn.poll_transmit() {
             self.outputs.push_back(Output::Transmit { peer, bytes });
         }
-        let (aborts, sending) = p.transfers.close();
-        let mut cleanup = p.disk.into_cleanup();
+        let (aborts, unclaimed) = p.transfers.close();
+        // A package taken by a role whose job had not run yet is removed instead.
+        let (mut cleanup, not_consumed) = p.disk.into_cleanup();
         for (file, effect) in aborts {
             // Its place in the file budget comes back when the abort returns.
             cleanup.push(effect, AfterDisk::Incoming(file, FileStep::Abort));
         }
-        packages.extend(sending);
+        packages.extend(unclaimed);
+        packages.extend(not_consumed);
         packages.sort();
         packages.dedup();
         for path in packages {
             cleanup.push(Effect::RemoveFile { path }, AfterDisk::Report);
+        }
+        if let Some(inbox) = self.inboxes.remove(&peer) {
+            // Its directory goes with the link when nothing is left in it (every hello name
+            // left one); a directory in use by another link of the same name is not empty, and
+            // each writer creates it again when it is missing.
+            cleanup.push(Effect::RemoveEmptyDir { path: inbox }, AfterDisk::Report);
         }
         let key = (peer, p.seq);
         self.orphans.insert(key, cleanup);
@@ -764,10 +778,26 @@ impl Shell {
         }
     }
 
-    /// Timers of `peer`'s connection.
+    /// Timers of `peer`'s connection, and the sweep of the files it sent that no role took
+    /// within `unclaimed_file_timeout` (removed, which frees the link's quota).
     pub(crate) fn handle_peer_timeout(&mut self, now: Instant, peer: PeerId) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.conn.handle_timeout(now);
+        let unclaimed = self.config.limits.unclaimed_file_timeout;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.conn.handle_timeout(now);
+        let expired = p.transfers.expire(now, unclaimed);
+        if expired.is_empty() {
+            return;
+        }
+        self.update_inbox_held(peer);
+        for path in expired {
+            self.event(NodeEvent::UnclaimedFileRemoved {
+                peer,
+                path: path.as_str().to_owned(),
+                after: unclaimed,
+            });
+            self.queue_disk(peer, Effect::RemoveFile { path }, AfterDisk::Report);
         }
     }
 
@@ -884,14 +914,24 @@ impl Shell {
                 }
                 None
             }
-            Event::FileReceived { path, .. } => {
-                let commit = self.peers.get_mut(&peer)?.transfers.received(&path);
+            Event::FileReceived { path, size, .. } => {
+                let commit = self
+                    .peers
+                    .get_mut(&peer)?
+                    .transfers
+                    .received(&path, size, now);
+                self.update_inbox_held(peer);
                 if let Some((file, effect)) = commit {
                     self.queue_disk(peer, effect, AfterDisk::Incoming(file, FileStep::Commit));
                 }
                 None
             }
-            Event::FileFailed { path, .. } => {
+            Event::FileFailed { path, error } => {
+                // The peer's fault (too large, over the quota, a bad checksum) is said; a
+                // transfer cut by the close is the close's.
+                if let Some(error) = error {
+                    self.error(Some(peer), NodeError::Peer(error));
+                }
                 let abort = self.peers.get_mut(&peer)?.transfers.failed(&path);
                 if let Some((file, effect)) = abort {
                     self.queue_disk(peer, effect, AfterDisk::Incoming(file, FileStep::Abort));
@@ -1041,6 +1081,8 @@ impl Shell {
                     .get_mut(&peer)?
                     .transfers
                     .step_done(file, step, ok)?;
+                // A failed commit left nothing in the directory.
+                self.update_inbox_held(peer);
                 Some(Input::FileCommitted {
                     peer,
                     file,
@@ -1087,6 +1129,15 @@ impl Shell {
         self.flush(peer);
         if let Err(error) = sent {
             self.error(Some(peer), NodeError::Chunk(error));
+        }
+    }
+
+    /// Tells `peer`'s connection what its directory holds for it beyond the transfers open
+    /// (the quota counts both).
+    fn update_inbox_held(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let (files, bytes) = p.transfers.held();
+            p.conn.set_inbox_held(files, bytes);
         }
     }
 

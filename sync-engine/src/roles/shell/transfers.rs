@@ -8,8 +8,14 @@
 //! and the owner knows, for every copy, whether its staged write is open. When the link closes,
 //! [`Transfers::close`] hands back one abort per copy that may still hold a staged write: the
 //! close-time clean-up is that one call.
+//!
+//! No orphans: a file received whole stays in the table until a role takes it, at most
+//! `unclaimed_file_timeout` after its `file_end` ([`Transfers::expire`] hands it back for
+//! removal), and a link's close hands back every file it holds that no role took. What the table
+//! holds in the link's directory is what counts against the link's quota ([`Transfers::held`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::TransferId;
@@ -50,6 +56,20 @@ struct IncomingFile {
     target: Option<InstallPath>,
     state: IncomingState,
     write: StagedWrite,
+    /// Bytes received (known at its `file_end`).
+    size: u64,
+    /// When its `file_end` arrived: the unclaimed file's clock.
+    ended: Option<Instant>,
+}
+
+impl IncomingFile {
+    /// Whether the file is (or is about to be) whole in the directory, waiting for a role.
+    fn held(&self) -> bool {
+        matches!(
+            self.state,
+            IncomingState::Committing | IncomingState::Committed
+        )
+    }
 }
 
 /// A disk step of an incoming file, as its effect's continuation.
@@ -163,16 +183,18 @@ impl Transfers {
                 target,
                 state,
                 write: StagedWrite::NotBegun,
+                size: 0,
+                ended: None,
             },
         );
         if self.incoming.len() > keep {
-            // Forget finished copies whose staged write is closed (or was never asked for);
-            // a copy whose begin may still run is kept so that a close aborts it.
+            // Forget failed copies whose staged write is closed (or was never asked for); a copy
+            // whose begin may still run is kept so that a close aborts it, and a file on disk is
+            // kept until it is taken or expires (the quota bounds those).
             self.incoming.retain(|_, f| {
-                let finished = matches!(f.state, IncomingState::Committed | IncomingState::Failed);
                 let nothing_open = f.write == StagedWrite::Closed
                     || (f.write == StagedWrite::NotBegun && f.target.is_none());
-                !(finished && nothing_open)
+                !(f.state == IncomingState::Failed && nothing_open)
             });
         }
         effects
@@ -184,12 +206,57 @@ impl Transfers {
         Some((id, Effect::AppendFile { file: id, data }))
     }
 
-    /// `wire` arrived whole with a matching checksum: the commit to queue.
-    pub(crate) fn received(&mut self, wire: &Bytes) -> Option<(IncomingFileId, Effect)> {
+    /// `wire` arrived whole (`size` bytes) with a matching checksum at `now`: the commit to
+    /// queue.
+    pub(crate) fn received(
+        &mut self,
+        wire: &Bytes,
+        size: u64,
+        now: Instant,
+    ) -> Option<(IncomingFileId, Effect)> {
         let id = self.receiving.remove(wire)?;
         let file = self.incoming.get_mut(&id)?;
         file.state = IncomingState::Committing;
+        file.size = size;
+        file.ended = Some(now);
         Some((id, Effect::CommitFile { file: id }))
+    }
+
+    /// Files received whole that no role took yet, and their bytes: what the link's directory
+    /// holds for it beyond the transfers open.
+    pub(crate) fn held(&self) -> (usize, u64) {
+        self.incoming
+            .values()
+            .filter(|f| f.held())
+            .fold((0, 0), |(files, bytes), f| (files + 1, bytes + f.size))
+    }
+
+    /// When the oldest file on disk that no role took expires (`timeout` after its `file_end`).
+    pub(crate) fn next_expiry(&self, timeout: Duration) -> Option<Instant> {
+        self.incoming
+            .values()
+            .filter(|f| f.state == IncomingState::Committed)
+            .filter_map(|f| f.ended)
+            .min()
+            .map(|ended| ended + timeout)
+    }
+
+    /// Forgets the files on disk that no role took within `timeout` of their `file_end`, and
+    /// returns where they are (to remove). A commit still running waits for its result.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<InstallPath> {
+        let expired: Vec<IncomingFileId> = self
+            .incoming
+            .iter()
+            .filter(|(_, f)| {
+                f.state == IncomingState::Committed
+                    && f.ended.is_some_and(|ended| ended + timeout <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| self.incoming.remove(&id)?.target)
+            .collect()
     }
 
     /// `wire` failed on the way (checksum, size, connection): the abort to queue, if it had a
@@ -361,22 +428,30 @@ impl Transfers {
 
     /// The link closed: one abort per incoming file that may still hold a staged write (a
     /// `BeginFile` not yet returned included: an abort of a file with nothing open is no
-    /// error), and the outgoing files being sent.
+    /// error), and the files to remove: those received whole that no role took, and the
+    /// outgoing files being sent.
     pub(crate) fn close(self) -> (Vec<(IncomingFileId, Effect)>, Vec<InstallPath>) {
-        let aborts = self
-            .incoming
-            .into_iter()
-            .filter(|(_, f)| f.target.is_some() && f.write != StagedWrite::Closed)
-            .map(|(file, _)| (file, Effect::AbortFile { file }))
-            .collect();
-        let sending = self.outgoing.into_values().map(|f| f.path).collect();
-        (aborts, sending)
+        let mut aborts = Vec::new();
+        let mut remove = Vec::new();
+        for (file, f) in self.incoming {
+            let held = f.held();
+            let Some(target) = f.target else { continue };
+            if f.write != StagedWrite::Closed {
+                aborts.push((file, Effect::AbortFile { file }));
+            }
+            if held {
+                remove.push(target);
+            }
+        }
+        remove.extend(self.outgoing.into_values().map(|f| f.path));
+        (aborts, remove)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wazuh_cluster_testkit::origin;
 
     fn path(text: &str) -> InstallPath {
         InstallPath::new(text).unwrap()
@@ -396,7 +471,10 @@ mod tests {
             KEEP,
         );
         t.step_done(first, FileStep::Begin, true);
-        assert_eq!(t.received(&wire).map(|(id, _)| id), Some(first));
+        assert_eq!(
+            t.received(&wire, 0, origin()).map(|(id, _)| id),
+            Some(first)
+        );
         // The same path again while the first commit is queued.
         let effects = t.open(
             second,
@@ -466,7 +544,7 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(t.chunk(&wire, Bytes::from_static(b"x")), None);
-        assert_eq!(t.received(&wire), None);
+        assert_eq!(t.received(&wire, 0, origin()), None);
         assert_eq!(t.ended(wire.clone()), Ended::Missing(wire));
         assert!(t.close().0.is_empty());
     }
@@ -490,9 +568,10 @@ mod tests {
     }
 
     #[test]
-    fn the_table_forgets_only_finished_files_with_closed_writes() {
+    fn the_table_forgets_only_failed_files_with_closed_writes() {
         let mut t = Transfers::default();
-        for n in 0..10 {
+        let now = origin();
+        for n in 0..15 {
             let wire = Bytes::from(format!("/queue/cluster/w1/{n}.zip"));
             let id = IncomingFileId(n);
             t.open(
@@ -502,14 +581,70 @@ mod tests {
                 4,
             );
             t.step_done(id, FileStep::Begin, true);
-            if n % 2 == 0 {
-                t.received(&wire);
-                t.step_done(id, FileStep::Commit, true);
+            match n % 3 {
+                0 => {
+                    t.received(&wire, 10, now);
+                    t.step_done(id, FileStep::Commit, true);
+                }
+                1 => {
+                    t.failed(&wire);
+                    t.step_done(id, FileStep::Abort, true);
+                }
+                _ => {}
             }
         }
-        // Committed copies beyond the bound are forgotten; open ones are all kept.
+        // Failed copies beyond the bound are forgotten; open ones and files on disk are kept
+        // (a forgotten file on disk would be an orphan).
         assert_eq!(t.open_files().count(), 5);
-        assert!(t.incoming.len() <= 5 + 1);
+        assert_eq!(t.held(), (5, 50));
+        assert!(t.incoming.len() <= 10 + 1);
+    }
+
+    #[test]
+    fn a_file_no_role_takes_expires_and_a_close_removes_what_was_not_taken() {
+        let mut t = Transfers::default();
+        let t0 = origin();
+        let timeout = Duration::from_secs(300);
+        let receive = |t: &mut Transfers, n: u64, at: Instant| {
+            let wire = Bytes::from(format!("/queue/cluster/w1/{n}.zip"));
+            let id = IncomingFileId(n);
+            t.open(
+                id,
+                wire.clone(),
+                Some(path(&format!("/queue/cluster/w1/{n}.zip"))),
+                KEEP,
+            );
+            t.step_done(id, FileStep::Begin, true);
+            t.received(&wire, 100, at);
+            id
+        };
+        let a = receive(&mut t, 1, t0);
+        let b = receive(&mut t, 2, t0 + Duration::from_secs(10));
+        assert_eq!(t.held(), (2, 200), "committing files count");
+        assert_eq!(
+            t.next_expiry(timeout),
+            None,
+            "a commit running is not swept"
+        );
+        t.step_done(a, FileStep::Commit, true);
+        t.step_done(b, FileStep::Commit, true);
+        assert_eq!(t.next_expiry(timeout), Some(t0 + timeout));
+        assert!(
+            t.expire(t0 + timeout - Duration::from_secs(1), timeout)
+                .is_empty()
+        );
+        assert_eq!(
+            t.expire(t0 + timeout, timeout),
+            [path("/queue/cluster/w1/1.zip")]
+        );
+        assert_eq!(t.held(), (1, 100));
+        // A file taken is the role's; what is left is removed with the link.
+        let c = receive(&mut t, 3, t0 + timeout);
+        t.step_done(c, FileStep::Commit, true);
+        assert_eq!(t.take(c), Some(path("/queue/cluster/w1/3.zip")));
+        let (aborts, remove) = t.close();
+        assert!(aborts.is_empty());
+        assert_eq!(remove, [path("/queue/cluster/w1/2.zip")]);
     }
 
     #[test]

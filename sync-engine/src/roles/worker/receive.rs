@@ -10,7 +10,7 @@ use super::rounds::Round;
 use super::{WorkerJob, WorkerRole};
 use crate::integrity::compare::SyncCounts;
 use crate::roles::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
-use crate::roles::error::{SyncError, SyncStep};
+use crate::roles::error::{NodeError, SyncError, SyncStep};
 use crate::roles::events::NodeEvent;
 use crate::roles::ids::PeerId;
 use crate::roles::shell::{Ended, Shell};
@@ -142,8 +142,18 @@ impl WorkerRole {
             Ok(EffectOutput::MasterApplied {
                 counts,
                 extra_valid,
+                refused_extra_valid,
                 report,
             }) => {
+                if let Some(first) = refused_extra_valid.first() {
+                    shell.error(
+                        self.master_peer(),
+                        NodeError::RefusedExtraValid {
+                            count: refused_extra_valid.len(),
+                            first: first.as_str().to_owned(),
+                        },
+                    );
+                }
                 if !report.agents.agents.is_empty() {
                     shell.event(NodeEvent::AgentsRemoved {
                         agents: report.agents.agents.iter().map(|a| a.id.clone()).collect(),
