@@ -2,8 +2,11 @@
 //! rule, nothing served before a good `hello`, registration only after every check (the rules of
 //! a name held by a live link are `hostile_worker`'s).
 
+use std::time::Duration;
+
 use super::support::*;
 use bytes::Bytes;
+use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
 use wazuh_cluster_sync::roles::{NodeEvent, hello_text};
 
 #[test]
@@ -177,4 +180,54 @@ fn get_nodes_filters_and_refusals() {
         ask(&mut m, r#"{"sort": {"fields": ["ram"]}}"#),
         err("WazuhException 1403 Sort field invalid: ram")
     );
+}
+
+/// `n_active_agents` is the master's census of active agents per node, run through the API
+/// executor (here the built-in one over the master's files: the agent-info of an agent that
+/// reports to the master itself names it). The first health answer has no census yet (the
+/// master's own count is 0), the census runs right after it; a census is kept `MAX_AGE` (5 s)
+/// before a health answer asks for the next, and it needs no daemon running (the master's tree
+/// has no pid files: DAPI's daemon check would refuse a function).
+#[test]
+fn n_active_agents_comes_from_the_masters_census() {
+    let mut m = RawMaster::master01();
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    let report_to_master = |m: &mut RawMaster, agent: &str| {
+        let mtime = m.node.unix_time(m.now);
+        let content = format!(
+            "Linux |{agent} |5.4 |#1 |x86_64 - Wazuh v3.9.5 / ab12\nfd75 merged.mg\n#\"_node_name\":master01\n"
+        );
+        let attrs = FileAttrs {
+            mode: 0o660,
+            mtime: Some(mtime),
+        };
+        let path = p(&format!("/queue/agent-info/{agent}-any"));
+        m.exec
+            .storage_mut()
+            .write_atomic(&path, content.as_bytes(), &attrs)
+            .unwrap();
+    };
+    let master_health = |m: &mut RawMaster| m.ask(peer, "get_health", br#"["master01"]"#);
+    let expected = |active: usize| {
+        ok(&format!(
+            r#"{{"n_connected_nodes": 0, "nodes": {{"master01": {{"info": {{"name": "master01", "type": "master", "version": "3.9.5", "ip": "10.0.0.1", "n_active_agents": {active}}}}}}}}}"#
+        ))
+    };
+    report_to_master(&mut m, "agent-two");
+    assert_eq!(master_health(&mut m), expected(0), "before any census");
+    assert_eq!(master_health(&mut m), expected(1), "the census answered");
+
+    report_to_master(&mut m, "agent-one");
+    assert_eq!(
+        master_health(&mut m),
+        expected(1),
+        "the census is under 5 s old"
+    );
+    m.advance(Duration::from_secs(6));
+    assert_eq!(
+        master_health(&mut m),
+        expected(1),
+        "this answer asks for a census"
+    );
+    assert_eq!(master_health(&mut m), expected(2));
 }

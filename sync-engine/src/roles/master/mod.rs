@@ -18,6 +18,7 @@
 //! * a `sync_*_w_m` task request while that lock is held is refused (upstream started a second
 //!   task); a well-behaved worker asks permission first and never sees it.
 
+pub(crate) mod census;
 mod hello;
 mod session;
 mod sync;
@@ -30,6 +31,7 @@ use bytes::Bytes;
 use wazuh_cluster_protocol::connection::Side;
 use wazuh_cluster_protocol::frame::Command;
 
+use census::AgentCensus;
 use session::{Claim, MasterRequest, Registration, RemoteWorker, Session};
 
 use super::config::NodeConfig;
@@ -101,6 +103,8 @@ pub(crate) struct MasterRole {
     /// Agent name → the worker it reports to (from applied agent-info).
     routes: BTreeMap<String, String>,
     agents: Agents,
+    /// Active agents per node, for `get_health`.
+    census: AgentCensus,
     scan: Scan,
     next_keepalive_check: Instant,
 }
@@ -116,6 +120,7 @@ impl MasterRole {
             join_seq: 0,
             routes: BTreeMap::new(),
             agents: Agents::default(),
+            census: AgentCensus::default(),
             scan: Scan {
                 metadata: None,
                 running: None,
@@ -176,8 +181,13 @@ impl MasterRole {
                 tell_adapter,
             } => self.close(shell, now, peer, reason, tell_adapter),
             Input::Timeout => self.timeout(shell, now),
-            // Strings and calls are the distributed API part's: the node routes them there.
-            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => {}
+            // The census's calls are the master's (the node routes them here by their id).
+            Input::ApiDone { call, answer } => {
+                let limits = &shell.config().limits.api.json.answer;
+                self.census.done(now, call, &answer, limits);
+            }
+            // Strings are the distributed API part's: the node routes them there.
+            Input::StringSent { .. } | Input::StringFailed { .. } => {}
         }
     }
 
@@ -231,14 +241,7 @@ impl MasterRole {
     /// Registered agent id → the node it reports to (`unknown` when no worker sent its
     /// agent-info: 3.9.5's default `node_name`), as the master places agent requests.
     pub(crate) fn agent_nodes(&self) -> BTreeMap<String, String> {
-        self.agents
-            .names
-            .iter()
-            .map(|(id, name)| {
-                let node = self.routes.get(name).map_or("unknown", String::as_str);
-                (id.clone(), node.to_owned())
-            })
-            .collect()
+        agent_nodes_of(&self.agents.names, &self.routes)
     }
 
     /// The registered workers and their connections, by name.
@@ -248,10 +251,23 @@ impl MasterRole {
             .map(|(name, peer)| (name.as_str(), *peer))
     }
 
+    /// Starts a census of active agents if a health answer wanted one and it is due (see
+    /// [`census`]); called once each input is handled.
+    pub(crate) fn refresh_census(&mut self, shell: &mut Shell, now: Instant) {
+        let (names, routes) = (&self.agents.names, &self.routes);
+        self.census
+            .refresh(shell, now, || agent_nodes_of(names, routes));
+    }
+
     /// The master and its workers as `get_nodes` and `get_health` show them.
     pub(crate) fn snapshot(&self, shell: &Shell) -> ClusterSnapshot {
         let config = shell.config();
-        let active = |name: &str| self.routes.values().filter(|w| *w == name).count();
+        // The last census's count; without one, the agents whose agent-info came from the node.
+        let active = |name: &str| {
+            self.census
+                .active(name)
+                .unwrap_or_else(|| self.routes.values().filter(|w| *w == name).count())
+        };
         let mut workers: Vec<(&Registration, PeerId)> =
             self.registrations().map(|(p, r)| (r, p)).collect();
         workers.sort_by_key(|(r, _)| r.join_seq);
@@ -584,4 +600,19 @@ fn master_row(config: &NodeConfig) -> NodeRow {
         version: config.version.clone(),
         ip: config.address.clone(),
     }
+}
+
+/// Agent id → the node it reports to, from the agents' names (`client.keys`) and the routes
+/// (agent name → the worker whose agent-info named it); `unknown` for the others.
+fn agent_nodes_of(
+    names: &BTreeMap<String, String>,
+    routes: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .map(|(id, name)| {
+            let node = routes.get(name).map_or("unknown", String::as_str);
+            (id.clone(), node.to_owned())
+        })
+        .collect()
 }
