@@ -80,6 +80,7 @@ pub use self::agents::database::{
     AgentDatabase, AgentDatabaseError, AgentRecord, MAX_AGENT_COLUMN_BYTES, MAX_AGENT_RECORDS,
     NoAgentDatabase,
 };
+pub use self::manager_status::BASIC_SERVICES;
 
 use self::agents::database::AgentSource;
 use self::failure::{FunctionError, FunctionResult};
@@ -213,7 +214,7 @@ fn run_function<S: Storage + ?Sized>(
             agents::summary::get_agents_summary(install, arguments, agents, now)
         }
         BuiltinFunction::ActiveAgentsByNode => {
-            agents::census::active_agents_by_node(install, arguments, agents, now)
+            agents::census::active_agents_by_node(arguments, agents, now)
         }
         BuiltinFunction::ManagerStatus => {
             python::bind::<0>("status", &[], arguments)?;

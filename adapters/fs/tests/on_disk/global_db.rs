@@ -10,6 +10,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_fs::global_db::InstallAgentDatabase;
+use wazuh_cluster_sync::dapi::builtin::BASIC_SERVICES;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, DapiLimits, DapiRequest, Route};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_testkit::ScratchDir;
@@ -24,15 +25,6 @@ const AGENT_TABLE: &str = "CREATE TABLE agent (id INTEGER PRIMARY KEY, name TEXT
      status TEXT NOT NULL CHECK (status IN ('empty', 'pending', 'updated')) DEFAULT 'empty', \
      fim_offset INTEGER NOT NULL DEFAULT 0, reg_offset INTEGER NOT NULL DEFAULT 0, \
      `group` TEXT DEFAULT 'default'); PRAGMA journal_mode=WAL;";
-
-/// The daemons `check_wazuh_status` requires running (their pid files).
-const BASIC_SERVICES: [&str; 5] = [
-    "wazuh-modulesd",
-    "ossec-remoted",
-    "ossec-analysisd",
-    "ossec-execd",
-    "wazuh-db",
-];
 
 /// The recording's clock (the agent-info files' time).
 const NOW: Timestamp = Timestamp {
@@ -79,6 +71,15 @@ fn recorded_master_database(path: &Path) -> Connection {
     db
 }
 
+/// The call a node makes of API request `request` (JSON), as the master would: without its own
+/// knowledge of where agents report (the database's is the truth).
+fn call_of(request: &str) -> ApiCall {
+    let request =
+        DapiRequest::parse(request.as_bytes(), &DapiLimits::default()).expect("the request parses");
+    let route = Route::lookup(request.function()).expect("a 3.9.5 route");
+    ApiCall::new(&request, route.framework_function, None, BTreeMap::new())
+}
+
 /// The recorded `/agents` call of `file`: its request and answer.
 fn recorded_agents_call(file: &str) -> (ApiCall, String) {
     let calls = wazuh_cluster_vectors::json(file);
@@ -88,13 +89,7 @@ fn recorded_agents_call(file: &str) -> (ApiCall, String) {
         .iter()
         .find(|call| call["title"] == "dapi /agents (local_master)")
         .expect("the recorded /agents call");
-    let request = DapiRequest::parse(
-        recorded["api_request_json"].to_string().as_bytes(),
-        &DapiLimits::default(),
-    )
-    .expect("the recorded request parses");
-    let route = Route::lookup(request.function()).expect("a 3.9.5 route");
-    let call = ApiCall::new(&request, route.framework_function, None, BTreeMap::new());
+    let call = call_of(&recorded["api_request_json"].to_string());
     let answer = recorded["result"].as_str().expect("result").to_owned();
     (call, answer)
 }
@@ -104,15 +99,11 @@ fn run(root: &Path, call: &ApiCall) -> String {
     BuiltinExecutor.run_with_agents(&storage, &InstallAgentDatabase::new(&storage), call, NOW)
 }
 
-fn call(route: &str, framework_function: &'static str, arguments: &str) -> ApiCall {
-    ApiCall {
-        function: route.to_owned(),
-        framework_function,
-        arguments: arguments.to_owned(),
-        request: String::new(),
-        timeout: None,
-        agent_nodes: BTreeMap::new(),
-    }
+/// The call of route `function` with `arguments`.
+fn call(function: &str, arguments: &str) -> ApiCall {
+    call_of(&format!(
+        r#"{{"function": "{function}", "arguments": {arguments}, "from_cluster": false}}"#
+    ))
 }
 
 #[test]
@@ -147,20 +138,13 @@ fn every_column_is_read_and_status_computed_as_upstream() {
     .unwrap();
     let answer = run(
         root.path(),
-        &call(
-            "/agents/:agent_id",
-            "Agent.get_agent",
-            r#"{"agent_id": "001"}"#,
-        ),
+        &call("/agents/:agent_id", r#"{"agent_id": "001"}"#),
     );
     assert_eq!(
         answer,
         r#"{"data": {"id": "001", "name": "agent-one", "ip": "10.1.1.1", "status": "Active", "os": {"arch": "x86_64", "codename": "Bionic Beaver", "major": "18", "minor": "04", "name": "Ubuntu", "platform": "ubuntu", "uname": "Linux |agent-one", "version": "18.04.2 LTS"}, "version": "Wazuh v3.9.5", "manager": "mgr", "dateAdd": "2019-07-01 10:00:00", "group": ["default", "web"], "mergedSum": "fd75", "configSum": "ab73", "node_name": "worker1", "lastKeepAlive": "2026-11-26 08:47:00", "registerIP": "10.0.0.1"}, "error": 0}"#
     );
-    let summary = run(
-        root.path(),
-        &call("/agents/summary", "Agent.get_agents_summary", "{}"),
-    );
+    let summary = run(root.path(), &call("/agents/summary", "{}"));
     // Counted through upstream's status SQL: agent 000 is active (`or id = 0`) and, its row
     // having no version here (no `wazuh-modulesd` wrote one), pending as well.
     assert_eq!(
@@ -171,7 +155,6 @@ fn every_column_is_read_and_status_computed_as_upstream() {
         root.path(),
         &call(
             "/agents/name/:agent_name",
-            "Agent.get_agent_by_name",
             r#"{"agent_name": "agent-three", "select": {"fields": ["node_name", "status"]}}"#,
         ),
     );
@@ -192,11 +175,7 @@ fn without_a_database_the_files_are_read() {
     .unwrap();
     let answer = run(
         root.path(),
-        &call(
-            "/agents",
-            "Agent.get_agents_overview",
-            r#"{"select": {"fields": ["name"]}}"#,
-        ),
+        &call("/agents", r#"{"select": {"fields": ["name"]}}"#),
     );
     assert_eq!(
         answer,
@@ -206,7 +185,7 @@ fn without_a_database_the_files_are_read() {
 
 #[test]
 fn a_database_elsewhere_garbled_or_too_large_is_refused() {
-    let summary = call("/agents/summary", "Agent.get_agents_summary", "{}");
+    let summary = call("/agents/summary", "{}");
 
     // A symlink to a database outside the install is not followed.
     let root = install("global-db-symlink");

@@ -4,8 +4,7 @@
 //! name that node (`Agent.get_agents_overview(filters={'status': 'Active', 'node_name': …})`),
 //! which counts the agents reporting to the master itself as well. The node reads no database
 //! (no I/O here): it asks the adapter for the counts as an [`ApiCall`] of the built-in census
-//! ([`ACTIVE_AGENTS_BY_NODE`]: `var/db/global.db` when the install has it, else the install's
-//! files), and keeps the answer.
+//! ([`ACTIVE_AGENTS_BY_NODE`], over the install's `var/db/global.db`), and keeps the answer.
 //!
 //! ```text
 //!   get_health / healthcheck ──► snapshot: counts of the last census (asks for a new one)
@@ -17,8 +16,9 @@
 //! API routes) marks the census wanted, and once the input is handled a census starts if none
 //! runs and the last one is over [`MAX_AGE`] old; so a cluster nobody asks reads nothing. An answer uses the counts of the last census taken (at most [`MAX_AGE`] old while
 //! health is asked regularly). Before the first census has answered (the first health request
-//! after the master starts), or after a census failed, a node's count is the agents whose
-//! agent-info the master took from it, as before (the master's own: 0).
+//! after the master starts), or when a census fails (an install without the database answers
+//! 2000), a node's count is the agents whose agent-info the master took from it (the master's
+//! own: 0).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -73,14 +73,8 @@ impl AgentCensus {
         )
     }
 
-    /// Starts a census if one is wanted and due; `agent_nodes` is the master's knowledge of
-    /// where agents report (what the census falls back to without a database).
-    pub(super) fn refresh(
-        &mut self,
-        shell: &mut Shell,
-        now: Instant,
-        agent_nodes: impl FnOnce() -> BTreeMap<String, String>,
-    ) {
+    /// Starts a census if one is wanted and due.
+    pub(super) fn refresh(&mut self, shell: &mut Shell, now: Instant) {
         if !self.wanted.replace(false) {
             return;
         }
@@ -101,7 +95,7 @@ impl AgentCensus {
             arguments: "{}".to_owned(),
             request,
             timeout: Some(CALL_TIME),
-            agent_nodes: agent_nodes(),
+            agent_nodes: BTreeMap::new(),
         };
         shell.run_api_call(id, call);
     }

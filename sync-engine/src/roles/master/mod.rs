@@ -241,7 +241,14 @@ impl MasterRole {
     /// Registered agent id → the node it reports to (`unknown` when no worker sent its
     /// agent-info: 3.9.5's default `node_name`), as the master places agent requests.
     pub(crate) fn agent_nodes(&self) -> BTreeMap<String, String> {
-        agent_nodes_of(&self.agents.names, &self.routes)
+        self.agents
+            .names
+            .iter()
+            .map(|(id, name)| {
+                let node = self.routes.get(name).map_or("unknown", String::as_str);
+                (id.clone(), node.to_owned())
+            })
+            .collect()
     }
 
     /// The registered workers and their connections, by name.
@@ -254,9 +261,7 @@ impl MasterRole {
     /// Starts a census of active agents if a health answer wanted one and it is due (see
     /// [`census`]); called once each input is handled.
     pub(crate) fn refresh_census(&mut self, shell: &mut Shell, now: Instant) {
-        let (names, routes) = (&self.agents.names, &self.routes);
-        self.census
-            .refresh(shell, now, || agent_nodes_of(names, routes));
+        self.census.refresh(shell, now);
     }
 
     /// The master and its workers as `get_nodes` and `get_health` show them.
@@ -600,19 +605,4 @@ fn master_row(config: &NodeConfig) -> NodeRow {
         version: config.version.clone(),
         ip: config.address.clone(),
     }
-}
-
-/// Agent id → the node it reports to, from the agents' names (`client.keys`) and the routes
-/// (agent name → the worker whose agent-info named it); `unknown` for the others.
-fn agent_nodes_of(
-    names: &BTreeMap<String, String>,
-    routes: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    names
-        .iter()
-        .map(|(id, name)| {
-            let node = routes.get(name).map_or("unknown", String::as_str);
-            (id.clone(), node.to_owned())
-        })
-        .collect()
 }

@@ -792,3 +792,34 @@ fn a_database_is_the_whole_truth() {
         r#"{"message": "Error in wazuhdb request: file is not a database", "error": 2003}"#
     );
 }
+
+/// The master's census (`n_active_agents`): upstream's `status=active` SQL over the database's
+/// rows, grouped by node as stored (agent 000 counts for the node its row names); an install
+/// without the database answers upstream's 2000, whatever its files say.
+#[test]
+fn the_census_counts_the_databases_active_agents_by_node() {
+    let storage = tree();
+    let mut records = database_records();
+    for record in &mut records {
+        if record.id == 0 {
+            record.node_name = Some("master01".into());
+        }
+    }
+    let census = |database: &dyn AgentDatabase| {
+        BuiltinExecutor.run_with_agents(
+            &storage,
+            database,
+            &call("", crate::dapi::builtin::ACTIVE_AGENTS_BY_NODE, "{}"),
+            NOW,
+        )
+    };
+    // Active in the cases above: 000, 001 (worker1), 006 (master01).
+    assert_eq!(
+        census(&records),
+        r#"{"data": {"master01": 2, "worker1": 1}, "error": 0}"#
+    );
+    assert_eq!(
+        census(&NoAgentDatabase),
+        r#"{"message": "No such database file", "error": 2000}"#
+    );
+}

@@ -170,16 +170,18 @@ impl AgentTable {
         source: AgentSource<'_>,
     ) -> FunctionResult<AgentTable> {
         match source.database.agent_records() {
-            Ok(Some(records)) => {
-                let mut rows: Vec<AgentRow> =
-                    records.into_iter().map(AgentRow::from_record).collect();
-                // The rowid order a table scan gives.
-                rows.sort_by_key(|row| row.id);
-                Ok(AgentTable { rows })
-            }
+            Ok(Some(records)) => Ok(AgentTable::from_records(records)),
             Ok(None) => AgentTable::from_files(install, source.agent_nodes),
             Err(e) => Err(FunctionError::database(&e.0)),
         }
+    }
+
+    /// The table of a database's records.
+    pub(super) fn from_records(records: Vec<AgentRecord>) -> AgentTable {
+        let mut rows: Vec<AgentRow> = records.into_iter().map(AgentRow::from_record).collect();
+        // The rowid order a table scan gives.
+        rows.sort_by_key(|row| row.id);
+        AgentTable { rows }
     }
 
     /// The table built from `install`'s files; `agent_nodes` is what the master knows of where
