@@ -14,8 +14,9 @@
 //!
 //! When: an answer built from the master's cluster snapshot (`get_health`, `get_nodes` and their
 //! API routes) marks the census wanted, and once the input is handled a census starts if none
-//! runs and the last one is over [`MAX_AGE`] old; so a cluster nobody asks reads nothing. An answer uses the counts of the last census taken (at most [`MAX_AGE`] old while
-//! health is asked regularly). Before the first census has answered (the first health request
+//! runs and the last one is over [`MAX_AGE`] old; so a cluster nobody asks reads nothing. An
+//! answer uses the counts of the last census taken (at most [`MAX_AGE`] old while health is
+//! asked regularly). Before the first census has answered (the first health request
 //! after the master starts), or when a census fails (an install without the database answers
 //! 2000), a node's count is the agents whose agent-info the master took from it (the master's
 //! own: 0).
