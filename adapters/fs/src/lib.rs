@@ -82,6 +82,7 @@ use rustix::io::Errno;
 
 mod confine;
 mod errno;
+pub mod global_db;
 pub mod owner;
 
 pub use owner::Owner;

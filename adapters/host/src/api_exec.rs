@@ -4,10 +4,13 @@
 //! request on standard input and the answer taken from standard output.
 //!
 //! ```text
-//!   node ── Output::ApiCall ──► run(call) ──┬─ built-in: FsStorage + BuiltinExecutor
+//!   node ── Output::ApiCall ──► run(call) ──┬─ built-in: FsStorage + var/db/global.db + BuiltinExecutor
 //!                                           └─ program: stdin ← request JSON, stdout → answer JSON
 //!        ◄── handle_api_done ──────────────┘   (time-limited, stderr logged, bounded output)
 //! ```
+//!
+//! The master's census of active agents per node (`dapi::builtin::ACTIVE_AGENTS_BY_NODE`, for
+//! `get_health`) is no framework function: it always runs built in.
 //!
 //! The node bounds how many calls run at once (`ApiLimits::max_calls`) and answers 3021 when a
 //! call outlives its `timeout`; the program is killed then (and at the latest after
@@ -20,7 +23,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use wazuh_cluster_fs::FsStorage;
+use wazuh_cluster_fs::global_db::InstallAgentDatabase;
 use wazuh_cluster_protocol::connection::WallClock;
+use wazuh_cluster_sync::dapi::builtin::ACTIVE_AGENTS_BY_NODE;
 use wazuh_cluster_sync::dapi::merge::error_answer;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, JsonLimits, JsonValue};
 
@@ -35,8 +40,8 @@ const MAX_STDERR_LOGGED: usize = 4096;
 /// How a node runs its distributed API calls.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ApiExecutor {
-    /// The node's built-in functions over the install root (the others answer an error that
-    /// names the route).
+    /// The node's built-in functions over the install root and its agent database
+    /// `var/db/global.db` when there is one (the others answer an error that names the route).
     #[default]
     Builtin,
     /// This program, run once per call (`node --api-exec PROGRAM`).
@@ -53,9 +58,20 @@ pub fn run(
     call: &ApiCall,
     limits: &JsonLimits,
 ) -> String {
+    // The master's census of active agents is no framework function: always built in.
+    let executor = if call.framework_function == ACTIVE_AGENTS_BY_NODE {
+        &ApiExecutor::Builtin
+    } else {
+        executor
+    };
     match executor {
         ApiExecutor::Builtin => match FsStorage::new(install_root) {
-            Ok(storage) => BuiltinExecutor.run(&storage, call, unix_time_at(clock, Instant::now())),
+            Ok(storage) => BuiltinExecutor.run_with_agents(
+                &storage,
+                &InstallAgentDatabase::new(&storage),
+                call,
+                unix_time_at(clock, Instant::now()),
+            ),
             Err(e) => error_answer(&format!("cannot open the install root: {e}"), 1000),
         },
         ApiExecutor::Program(program) => run_program(program, call, limits),

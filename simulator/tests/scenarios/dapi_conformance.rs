@@ -203,8 +203,9 @@ fn the_cluster_routes_answer_the_recorded_documents_dates_aside() {
         same(&answer("dapi /cluster/nodes")),
         same(&recorded("dapi /cluster/nodes"))
     );
-    // One known difference (roles/health.rs): the master's own `n_active_agents` counts the
-    // agents whose agent-info a worker sent, so the agent reporting to the master itself
+    // One known difference (roles/health.rs): the recorded tree has no agent database (the
+    // recording's `global.db` is not in it), so our master's census fails and it counts the
+    // agents whose agent-info a worker sent: the agent reporting to the master itself
     // (agent-three, in upstream's agent database) is not counted.
     let master_counts = |text: String, n: &str| {
         text.replace(

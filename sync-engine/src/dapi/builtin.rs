@@ -10,14 +10,16 @@
 //! | `Agent.get_agent` | `/agents/:agent_id` | `agents::get_agent` |
 //! | `Agent.get_agent_by_name` | `/agents/name/:agent_name` | `agents::get_agent_by_name` |
 //! | `Agent.get_agents_summary` | `/agents/summary` | `agents::summary` |
+//! | (the node's own census for `n_active_agents`) | none: [`ACTIVE_AGENTS_BY_NODE`] | `agents::census` |
 //! | `manager.status` | `/manager/status`, `/cluster/:node_id/status` | `manager_status` |
 //! | `manager.get_info` | `/manager/info`, `/cluster/:node_id/info` | `manager_info` |
 //! | `manager.ossec_log` | `/manager/logs`, `/cluster/:node_id/logs` | `logs::ossec_log` |
 //! | `manager.ossec_log_summary` | `/manager/logs/summary`, `/cluster/:node_id/logs/summary` | `logs::summary` |
 //!
-//! The agent functions read the install's files (`etc/client.keys`, `queue/agent-info`, ...);
-//! they do not read the agent database `var/db/global.db` yet (see `agents` for what that
-//! leaves out).
+//! The agent functions read the install's agent database `var/db/global.db` through the
+//! [`AgentDatabase`] an adapter gives [`BuiltinExecutor::run_with_agents`] (the core reads no
+//! SQLite), and without one they build the same table from the install's files
+//! (`etc/client.keys`, `queue/agent-info`, ...; see `agents` for what that leaves out).
 //!
 //! A route without a built-in function is answered with
 //! [`not_served`](super::call::not_served): an adapter may run those with the install's own
@@ -73,8 +75,14 @@ mod python;
 mod test_support;
 mod time;
 
-use std::collections::BTreeMap;
+pub use self::agents::census::ACTIVE_AGENTS_BY_NODE;
+pub use self::agents::database::{
+    AgentDatabase, AgentDatabaseError, AgentRecord, MAX_AGENT_COLUMN_BYTES, MAX_AGENT_RECORDS,
+    NoAgentDatabase,
+};
+pub use self::manager_status::BASIC_SERVICES;
 
+use self::agents::database::AgentSource;
 use self::failure::{FunctionError, FunctionResult};
 use self::install::Install;
 use super::call::{ApiCall, not_served};
@@ -96,6 +104,7 @@ enum BuiltinFunction {
     Agent,
     AgentByName,
     AgentsSummary,
+    ActiveAgentsByNode,
     ManagerStatus,
     ManagerInfo,
     OssecLog,
@@ -110,6 +119,7 @@ impl BuiltinFunction {
             "Agent.get_agent" => BuiltinFunction::Agent,
             "Agent.get_agent_by_name" => BuiltinFunction::AgentByName,
             "Agent.get_agents_summary" => BuiltinFunction::AgentsSummary,
+            ACTIVE_AGENTS_BY_NODE => BuiltinFunction::ActiveAgentsByNode,
             "manager.status" => BuiltinFunction::ManagerStatus,
             "manager.get_info" => BuiltinFunction::ManagerInfo,
             "manager.ossec_log" => BuiltinFunction::OssecLog,
@@ -125,13 +135,29 @@ impl BuiltinExecutor {
         BuiltinFunction::of(call.framework_function).is_some()
     }
 
-    /// Runs `call` over `storage` at wall-clock time `now`; the answer in 3.9.5's `print_json`
-    /// shape.
+    /// Runs `call` over `storage` at wall-clock time `now`, without an agent database; the
+    /// answer in 3.9.5's `print_json` shape.
     pub fn run<S: Storage + ?Sized>(&self, storage: &S, call: &ApiCall, now: Timestamp) -> String {
+        self.run_with_agents(storage, &NoAgentDatabase, call, now)
+    }
+
+    /// Runs `call` over `storage` at wall-clock time `now`, the agent functions over
+    /// `database`'s `agent` table when it has one (read only for those functions).
+    pub fn run_with_agents<S: Storage + ?Sized>(
+        &self,
+        storage: &S,
+        database: &dyn AgentDatabase,
+        call: &ApiCall,
+        now: Timestamp,
+    ) -> String {
         let Some(function) = BuiltinFunction::of(call.framework_function) else {
             return not_served(call);
         };
-        match execute(function, &Install::new(storage), call, now) {
+        let agents = AgentSource {
+            database,
+            agent_nodes: &call.agent_nodes,
+        };
+        match execute(function, &Install::new(storage), call, agents, now) {
             Ok(data) => data_answer(&data),
             Err(error) => error.answer(),
         }
@@ -143,9 +169,13 @@ fn execute<S: Storage + ?Sized>(
     function: BuiltinFunction,
     install: &Install<'_, S>,
     call: &ApiCall,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
-    manager_status::check_wazuh_status(install, &call.function)?;
+    // Upstream's `get_health` counts agents without DAPI's daemon check.
+    if function != BuiltinFunction::ActiveAgentsByNode {
+        manager_status::check_wazuh_status(install, &call.function)?;
+    }
     // The node accepted the request within its own bounds: the arguments are no larger.
     let limits = JsonLimits {
         max_bytes: call.arguments.len(),
@@ -162,28 +192,29 @@ fn execute<S: Storage + ?Sized>(
         }
         Err(e) => return Err(FunctionError::python(e.to_string())),
     };
-    run_function(function, install, &arguments, &call.agent_nodes, now)
+    run_function(function, install, &arguments, agents, now)
 }
 
 fn run_function<S: Storage + ?Sized>(
     function: BuiltinFunction,
     install: &Install<'_, S>,
     arguments: &JsonObject,
-    agent_nodes: &BTreeMap<String, String>,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     match function {
         BuiltinFunction::AgentsOverview => {
-            agents::overview::get_agents_overview(install, arguments, agent_nodes, now)
+            agents::overview::get_agents_overview(install, arguments, agents, now)
         }
-        BuiltinFunction::Agent => {
-            agents::get_agent::get_agent(install, arguments, agent_nodes, now)
-        }
+        BuiltinFunction::Agent => agents::get_agent::get_agent(install, arguments, agents, now),
         BuiltinFunction::AgentByName => {
-            agents::get_agent_by_name::get_agent_by_name(install, arguments, agent_nodes, now)
+            agents::get_agent_by_name::get_agent_by_name(install, arguments, agents, now)
         }
         BuiltinFunction::AgentsSummary => {
-            agents::summary::get_agents_summary(install, arguments, agent_nodes, now)
+            agents::summary::get_agents_summary(install, arguments, agents, now)
+        }
+        BuiltinFunction::ActiveAgentsByNode => {
+            agents::census::active_agents_by_node(arguments, agents, now)
         }
         BuiltinFunction::ManagerStatus => {
             python::bind::<0>("status", &[], arguments)?;

@@ -9,8 +9,9 @@
 //! it, so the documents read nothing of the node's inside.
 //!
 //! Differences: dates are UTC (upstream prints the master's local time); `n_active_agents`
-//! counts the agents whose agent-info the master took from that node (upstream asks its agent
-//! database for agents in status `Active`), so the master itself reports 0.
+//! comes from the master's last census of its agent database (`master::census`, at most a few
+//! seconds old where upstream queries at once), and before the first census has answered it
+//! counts the agents whose agent-info the master took from that node (the master's own: 0).
 
 use std::fmt::Write as _;
 

@@ -180,8 +180,10 @@
 //!   `timeout_receiving_file` without the file.
 //! * The worker starts its next integrity round only after the master answered the previous one
 //!   (bounded by `timeout_receiving_file`), so rounds never overlap.
-//! * `get_health` dates are UTC; `n_active_agents` counts the agents whose agent-info the master
-//!   took from that node (the master has no agent database here).
+//! * `get_health` dates are UTC; `n_active_agents` is the master's last census of active agents
+//!   per node, asked of the adapter's executor (the install's `var/db/global.db`, else its
+//!   files) and refreshed when health is asked and the last is over 5 s old; before the first
+//!   census answers, the agents whose agent-info the master took from that node.
 //!
 //! # Determinism
 //!

@@ -413,7 +413,9 @@ impl Node {
         let for_api = match &input {
             Input::Request { command, .. } => api::is_api_command(command),
             Input::Answer { peer, counter, .. } => self.api.awaits(*peer, *counter),
-            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => true,
+            Input::StringSent { .. } | Input::StringFailed { .. } => true,
+            // The master's agent census runs through the same executor; its ids are its own.
+            Input::ApiDone { call, .. } => !master::census::is_census_call(*call),
             _ => false,
         };
         let view = RoleView(&self.role);
@@ -442,6 +444,10 @@ impl Node {
         if !closed.is_empty() {
             self.local.closed(&closed);
             self.api.peers_closed(&mut self.shell, now, &closed);
+        }
+        // A health answer given meanwhile may have made a census of active agents due.
+        if let Role::Master(master) = &mut self.role {
+            master.refresh_census(&mut self.shell, now);
         }
     }
 

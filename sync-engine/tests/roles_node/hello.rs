@@ -2,8 +2,13 @@
 //! rule, nothing served before a good `hello`, registration only after every check (the rules of
 //! a name held by a live link are `hostile_worker`'s).
 
+use std::time::Duration;
+
 use super::support::*;
 use bytes::Bytes;
+use wazuh_cluster_sync::dapi::builtin::AgentRecord;
+use wazuh_cluster_sync::integrity::metadata::format_mod_time;
+use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeEvent, hello_text};
 
 #[test]
@@ -177,4 +182,73 @@ fn get_nodes_filters_and_refusals() {
         ask(&mut m, r#"{"sort": {"fields": ["ram"]}}"#),
         err("WazuhException 1403 Sort field invalid: ram")
     );
+}
+
+/// `n_active_agents` is the master's census of active agents per node, run through the API
+/// executor over the install's agent database (here rows handed to the test executor, as the fs
+/// adapter reads `var/db/global.db`): agents reporting to the master itself count. The first
+/// health answer has no census yet (the master's own count is 0), the census runs right after
+/// it; a census is kept `MAX_AGE` (5 s) before a health answer asks for the next; it needs no
+/// daemon running (the master's tree has no pid files: DAPI's daemon check would refuse a
+/// function); without a database the master keeps its own count.
+#[test]
+fn n_active_agents_comes_from_the_masters_census() {
+    let mut m = RawMaster::master01();
+    let peer = m.join(1, "worker1", "10.0.0.2:40001");
+    let now = m.node.unix_time(m.now).secs;
+    let reporting = |ids: &[i64]| -> Vec<AgentRecord> {
+        let mut rows = vec![AgentRecord {
+            id: 0,
+            name: "localhost".into(),
+            node_name: Some("master01".into()),
+            version: Some("Wazuh v3.9.5".into()),
+            last_keepalive: Some("9999-12-31 23:59:59".into()),
+            ..AgentRecord::default()
+        }];
+        for &id in ids {
+            rows.push(AgentRecord {
+                id,
+                name: format!("agent-{id}"),
+                // Upper case: upstream's node filter compares without case.
+                node_name: Some("MASTER01".into()),
+                version: Some("Wazuh v3.9.5".into()),
+                // A minute ago, as the database writes it.
+                last_keepalive: Some(format_mod_time(Timestamp::from_secs(now - 60))),
+                ..AgentRecord::default()
+            });
+        }
+        rows
+    };
+    let master_health = |m: &mut RawMaster| m.ask(peer, "get_health", br#"["master01"]"#);
+    let expected = |active: usize| {
+        ok(&format!(
+            r#"{{"n_connected_nodes": 0, "nodes": {{"master01": {{"info": {{"name": "master01", "type": "master", "version": "3.9.5", "ip": "10.0.0.1", "n_active_agents": {active}}}}}}}}}"#
+        ))
+    };
+    // No database: the census fails (2000) and the master's own count stays.
+    assert_eq!(master_health(&mut m), expected(0));
+    assert_eq!(master_health(&mut m), expected(0));
+
+    m.exec.set_agent_database(Some(reporting(&[2])));
+    m.advance(Duration::from_secs(6));
+    assert_eq!(
+        master_health(&mut m),
+        expected(0),
+        "this answer asks for a census"
+    );
+    assert_eq!(master_health(&mut m), expected(2), "agent 000 and agent 2");
+
+    m.exec.set_agent_database(Some(reporting(&[2, 3])));
+    assert_eq!(
+        master_health(&mut m),
+        expected(2),
+        "the census is under 5 s old"
+    );
+    m.advance(Duration::from_secs(6));
+    assert_eq!(
+        master_health(&mut m),
+        expected(2),
+        "this answer asks for a census"
+    );
+    assert_eq!(master_health(&mut m), expected(3));
 }

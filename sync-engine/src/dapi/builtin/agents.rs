@@ -1,11 +1,15 @@
 //! The agent functions of 3.9.5's `Agent` class — `get_agents_overview` (`/agents`),
 //! `get_agent` (`/agents/:agent_id`), `get_agent_by_name` (`/agents/name/:agent_name`),
-//! `get_agents_summary` (`/agents/summary`) — without the agent database.
+//! `get_agents_summary` (`/agents/summary`).
 //!
 //! Upstream answers them from `var/db/global.db`, an SQLite database that its `wazuh-modulesd`
-//! fills from the install's files. **The node does not read `global.db` yet**: it builds the
+//! fills from the install's files. The node takes that table's rows from the adapter when the
+//! install has the database (`database`: the core reads no SQLite); without one it builds the
 //! same table from those files, as `wazuh-modulesd` (3.9.5 `wm_database.c`) would fill it
-//! (`table`), then runs upstream's queries on it (`query`, over the SQL semantics of `sql`).
+//! (`table`). Either way it then runs upstream's queries on it (`query`, over the SQL
+//! semantics of `sql`).
+//!
+//! Without a database, the fields come from these files:
 //!
 //! | field | where it comes from |
 //! |---|---|
@@ -56,7 +60,9 @@
 //! ```
 
 mod agent_info;
+pub(super) mod census;
 mod clause;
+pub(super) mod database;
 #[cfg(test)]
 mod end_to_end;
 mod filters;

@@ -12,7 +12,7 @@ use crate::dapi::merge::{MergeError, error_answer};
 
 /// The texts of the `WazuhException` codes the built-in functions raise (3.9.5
 /// `exception.py` `WazuhException.ERRORS`).
-const ERRORS: [(u16, &str); 21] = [
+const ERRORS: [(u16, &str); 22] = [
     (1005, "Error reading file"),
     (1017, "Wazuh is restarting"),
     (1018, "Wazuh is stopped. Start Wazuh before using the API."),
@@ -35,6 +35,7 @@ const ERRORS: [(u16, &str); 21] = [
         "Date filter not valid. Valid formats are timeframe or YYYY-MM-DD HH:mm:ss",
     ),
     (1701, "Agent does not exist"),
+    (2000, "No such database file"),
     (2003, "Error in wazuhdb request"),
     (1724, "Not a valid select field"),
     (

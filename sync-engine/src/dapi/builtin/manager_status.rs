@@ -45,7 +45,7 @@ pub(super) const DAEMONS: [&str; 16] = [
 
 /// The daemons without which upstream refuses to run an API function, in the order its error
 /// lists their states (`check_wazuh_status`'s `basic_services`).
-const BASIC_SERVICES: [&str; 5] = [
+pub const BASIC_SERVICES: [&str; 5] = [
     "wazuh-modulesd",
     "ossec-remoted",
     "ossec-analysisd",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
+use crate::dapi::builtin::{AgentDatabase, AgentRecord, NoAgentDatabase};
 use crate::dapi::{ApiCall, BuiltinExecutor};
 use crate::integrity::agents::{KeysFile, client_keys_path, parse_client_keys};
 use crate::integrity::apply::{DIR_MODE, KnownAgents, apply_master_package, apply_worker_package};
@@ -52,6 +53,8 @@ pub struct EffectExecutor<S: Storage> {
     worker_scanner: MetadataScanner,
     /// The storage's staged write of each file being received.
     open_writes: BTreeMap<IncomingFileId, WriteId>,
+    /// The install's agent database (`var/db/global.db`) as rows, when it has one.
+    agent_database: Option<Vec<AgentRecord>>,
 }
 
 impl<S: Storage> EffectExecutor<S> {
@@ -65,7 +68,14 @@ impl<S: Storage> EffectExecutor<S> {
             scanner: MetadataScanner::new(),
             worker_scanner: MetadataScanner::new(),
             open_writes: BTreeMap::new(),
+            agent_database: None,
         }
+    }
+
+    /// Gives the install an agent database holding `records` (`None`: no database), which the
+    /// built-in API functions then read as the real adapter reads `var/db/global.db`.
+    pub fn set_agent_database(&mut self, records: Option<Vec<AgentRecord>>) {
+        self.agent_database = records;
     }
 
     /// The storage.
@@ -241,7 +251,11 @@ impl<S: Storage> EffectExecutor<S> {
     /// executor built into the node, over the same storage; the answer for
     /// [`Node::handle_api_done`](crate::roles::Node::handle_api_done).
     pub fn run_api_call(&mut self, call: &ApiCall, now_unix: Timestamp) -> String {
-        BuiltinExecutor.run(&self.storage, call, now_unix)
+        let database: &dyn AgentDatabase = match &self.agent_database {
+            Some(records) => records,
+            None => &NoAgentDatabase,
+        };
+        BuiltinExecutor.run_with_agents(&self.storage, database, call, now_unix)
     }
 
     fn open_write(&self, file: IncomingFileId) -> Result<WriteId, EffectError> {

@@ -26,6 +26,7 @@
 //!   (upstream compared whatever came: 400,000 entries in a 1.2 MB package cost a second and
 //!   500 MB per round).
 
+pub(crate) mod census;
 mod hello;
 mod session;
 mod sync;
@@ -38,6 +39,7 @@ use bytes::Bytes;
 use wazuh_cluster_protocol::connection::Side;
 use wazuh_cluster_protocol::frame::Command;
 
+use census::AgentCensus;
 use session::{Claim, MasterRequest, Registration, RemoteWorker, Session};
 
 use super::config::NodeConfig;
@@ -109,6 +111,8 @@ pub(crate) struct MasterRole {
     /// Agent name → the worker it reports to (from applied agent-info).
     routes: BTreeMap<String, String>,
     agents: Agents,
+    /// Active agents per node, for `get_health`.
+    census: AgentCensus,
     scan: Scan,
     next_keepalive_check: Instant,
     /// When each worker (by name) last started an integrity round, within `sync_integrity`.
@@ -128,6 +132,7 @@ impl MasterRole {
             join_seq: 0,
             routes: BTreeMap::new(),
             agents: Agents::default(),
+            census: AgentCensus::default(),
             scan: Scan {
                 metadata: None,
                 running: None,
@@ -190,8 +195,13 @@ impl MasterRole {
                 tell_adapter,
             } => self.close(shell, now, peer, reason, tell_adapter),
             Input::Timeout => self.timeout(shell, now),
-            // Strings and calls are the distributed API part's: the node routes them there.
-            Input::StringSent { .. } | Input::StringFailed { .. } | Input::ApiDone { .. } => {}
+            // The census's calls are the master's (the node routes them here by their id).
+            Input::ApiDone { call, answer } => {
+                let limits = &shell.config().limits.api.json.answer;
+                self.census.done(now, call, &answer, limits);
+            }
+            // Strings are the distributed API part's: the node routes them there.
+            Input::StringSent { .. } | Input::StringFailed { .. } => {}
         }
     }
 
@@ -267,10 +277,21 @@ impl MasterRole {
             .map(|(name, peer)| (name.as_str(), *peer))
     }
 
+    /// Starts a census of active agents if a health answer wanted one and it is due (see
+    /// [`census`]); called once each input is handled.
+    pub(crate) fn refresh_census(&mut self, shell: &mut Shell, now: Instant) {
+        self.census.refresh(shell, now);
+    }
+
     /// The master and its workers as `get_nodes` and `get_health` show them.
     pub(crate) fn snapshot(&self, shell: &Shell) -> ClusterSnapshot {
         let config = shell.config();
-        let active = |name: &str| self.routes.values().filter(|w| *w == name).count();
+        // The last census's count; without one, the agents whose agent-info came from the node.
+        let active = |name: &str| {
+            self.census
+                .active(name)
+                .unwrap_or_else(|| self.routes.values().filter(|w| *w == name).count())
+        };
         let mut workers: Vec<(&Registration, PeerId)> =
             self.registrations().map(|(p, r)| (r, p)).collect();
         workers.sort_by_key(|(r, _)| r.join_seq);

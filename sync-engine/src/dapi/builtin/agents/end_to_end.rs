@@ -11,7 +11,12 @@
 
 use std::collections::BTreeMap;
 
+use super::database::{
+    AgentDatabase, AgentDatabaseError, AgentRecord, AgentSource, NoAgentDatabase,
+};
+use super::table::{AgentRow, AgentTable};
 use crate::dapi::BuiltinExecutor;
+use crate::dapi::builtin::install::Install;
 use crate::dapi::builtin::test_support::{NOW, add, running_daemons};
 use crate::dapi::call::ApiCall;
 use crate::integrity::memory::MemoryStorage;
@@ -660,4 +665,161 @@ fn timeframes_filter_as_upstreams_do() {
         );
         assert_eq!(answer, expected, "{arguments}");
     }
+}
+
+/// A database record holding what `row` holds (what `wazuh-modulesd` wrote to the `global.db`
+/// the upstream answers above were computed on).
+fn record_of(row: &AgentRow) -> AgentRecord {
+    AgentRecord {
+        id: row.id,
+        name: row.name.clone(),
+        ip: row.ip.clone(),
+        register_ip: row.register_ip.clone(),
+        internal_key: row.internal_key.clone(),
+        os_name: row.os.name.clone(),
+        os_version: row.os.version.clone(),
+        os_major: row.os.major.clone(),
+        os_minor: row.os.minor.clone(),
+        os_codename: row.os.codename.clone(),
+        os_build: row.os.build.clone(),
+        os_platform: row.os.platform.clone(),
+        os_uname: row.os.uname.clone(),
+        os_arch: row.os.arch.clone(),
+        version: row.version.clone(),
+        config_sum: row.config_sum.clone(),
+        merged_sum: row.merged_sum.clone(),
+        manager_host: row.manager_host.clone(),
+        node_name: row.node_name.clone(),
+        date_add: row.date_add.clone(),
+        last_keepalive: row.last_keepalive.clone(),
+        status: row.status.clone(),
+        group: row.group.clone(),
+    }
+}
+
+/// The records of `tree()` as its database holds them, in reverse order (a database hands
+/// them over in any order).
+fn database_records() -> Vec<AgentRecord> {
+    let storage = tree();
+    let nodes = agent_nodes();
+    let source = AgentSource {
+        database: &NoAgentDatabase,
+        agent_nodes: &nodes,
+    };
+    let table = AgentTable::load(&Install::new(&storage), source).expect("the tree loads");
+    table.rows.iter().rev().map(record_of).collect()
+}
+
+/// The same rows handed over as a database's answer every case as upstream did, without the
+/// master's knowledge (the call carries none: the rows' `node_name` is the truth).
+#[test]
+fn rows_from_a_database_answer_as_upstreams_do() {
+    let storage = tree();
+    let records = database_records();
+    for (route, function, arguments, expected) in CASES {
+        let mut call = call(route, function, arguments);
+        call.agent_nodes.clear();
+        let answer = BuiltinExecutor.run_with_agents(&storage, &records, &call, NOW);
+        assert_eq!(answer, expected, "{function} {arguments}");
+    }
+}
+
+/// What only a database holds: its `node_name` wins over the master's knowledge and the files,
+/// its `status` column is searched, a `NULL` node is left out, a `lastKeepAlive` text is read
+/// as upstream reads it (and fails as it fails), and a database that cannot be read is
+/// upstream's 2003.
+#[test]
+fn a_database_is_the_whole_truth() {
+    let storage = tree();
+    let mut records = database_records();
+    for record in &mut records {
+        match record.id {
+            1 => {
+                record.node_name = Some("worker9".into());
+                record.status = Some("updated".into());
+            }
+            3 => record.node_name = None,
+            _ => {}
+        }
+    }
+    let overview = |arguments: &str, records: &Vec<AgentRecord>| {
+        BuiltinExecutor.run_with_agents(
+            &storage,
+            records,
+            &call("/agents", "Agent.get_agents_overview", arguments),
+            NOW,
+        )
+    };
+    assert_eq!(
+        overview(
+            r#"{"select": {"fields": ["node_name"]}, "q": "id<4"}"#,
+            &records
+        ),
+        r#"{"data": {"items": [{"id": "000", "node_name": "unknown"}, {"id": "001", "node_name": "worker9"}, {"id": "002", "node_name": "worker2"}, {"id": "003"}], "totalItems": 4}, "error": 0}"#
+    );
+    assert_eq!(
+        overview(
+            r#"{"search": {"value": "updated", "negation": 0}, "select": {"fields": ["id"]}}"#,
+            &records
+        ),
+        r#"{"data": {"items": [{"id": "001"}], "totalItems": 1}, "error": 0}"#
+    );
+
+    let mut garbled = records.clone();
+    garbled
+        .iter_mut()
+        .filter(|record| record.id == 2)
+        .for_each(|record| record.last_keepalive = Some("yesterday".into()));
+    assert_eq!(
+        overview(r#"{"select": {"fields": ["status"]}}"#, &garbled),
+        r#"{"message": "invalid literal for int() with base 10: 'yest'", "error": 1000}"#
+    );
+
+    struct Unreadable;
+    impl AgentDatabase for Unreadable {
+        fn agent_records(&self) -> Result<Option<Vec<AgentRecord>>, AgentDatabaseError> {
+            Err(AgentDatabaseError("file is not a database".into()))
+        }
+    }
+    let answer = BuiltinExecutor.run_with_agents(
+        &storage,
+        &Unreadable,
+        &call("/agents/summary", "Agent.get_agents_summary", "{}"),
+        NOW,
+    );
+    assert_eq!(
+        answer,
+        r#"{"message": "Error in wazuhdb request: file is not a database", "error": 2003}"#
+    );
+}
+
+/// The master's census (`n_active_agents`): upstream's `status=active` SQL over the database's
+/// rows, grouped by node as stored (agent 000 counts for the node its row names); an install
+/// without the database answers upstream's 2000, whatever its files say.
+#[test]
+fn the_census_counts_the_databases_active_agents_by_node() {
+    let storage = tree();
+    let mut records = database_records();
+    for record in &mut records {
+        if record.id == 0 {
+            record.node_name = Some("master01".into());
+        }
+    }
+    let census = |database: &dyn AgentDatabase| {
+        BuiltinExecutor.run_with_agents(
+            &storage,
+            database,
+            &call("", crate::dapi::builtin::ACTIVE_AGENTS_BY_NODE, "{}"),
+            NOW,
+        )
+    };
+    // Active in the cases above: 000, 001 (worker1), 006 (master01).
+    assert_eq!(
+        census(&records),
+        r#"{"data": {"master01": 2, "worker1": 1}, "error": 0}"#
+    );
+    assert_eq!(
+        census(&NoAgentDatabase),
+        r#"{"message": "No such database file", "error": 2000}"#
+    );
 }

@@ -12,9 +12,8 @@
 //! → {"name": "agent-one", "os": {"platform": "ubuntu"}}
 //! ```
 
-use std::collections::BTreeMap;
-
 use super::Field;
+use super::database::AgentSource;
 use super::query::{self, QueryArguments, QueryMode};
 use super::table::AgentTable;
 use crate::dapi::builtin::failure::{FunctionError, FunctionResult};
@@ -31,7 +30,7 @@ use crate::integrity::storage::{Storage, Timestamp};
 pub(in crate::dapi::builtin) fn get_agent<S: Storage + ?Sized>(
     install: &Install<'_, S>,
     arguments: &JsonObject,
-    agent_nodes: &BTreeMap<String, String>,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     let [agent_id, select] = bind(
@@ -42,7 +41,7 @@ pub(in crate::dapi::builtin) fn get_agent<S: Storage + ?Sized>(
         ],
         arguments,
     )?;
-    let table = AgentTable::load(install, agent_nodes)?;
+    let table = AgentTable::load(install, agents)?;
     basic_information(&table, &agent_id, &select, now)
 }
 

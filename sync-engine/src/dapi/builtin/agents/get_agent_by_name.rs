@@ -6,8 +6,7 @@
 //! {"agent_name": "agent-one", "select": {"fields": ["id"]}}  →  {"id": "001"}
 //! ```
 
-use std::collections::BTreeMap;
-
+use super::database::AgentSource;
 use super::get_agent::basic_information;
 use super::table::AgentTable;
 use crate::dapi::builtin::failure::{FunctionError, FunctionResult};
@@ -25,7 +24,7 @@ use crate::integrity::storage::{Storage, Timestamp};
 pub(in crate::dapi::builtin) fn get_agent_by_name<S: Storage + ?Sized>(
     install: &Install<'_, S>,
     arguments: &JsonObject,
-    agent_nodes: &BTreeMap<String, String>,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     let [agent_name, select] = bind(
@@ -48,7 +47,7 @@ pub(in crate::dapi::builtin) fn get_agent_by_name<S: Storage + ?Sized>(
         JsonValue::Bool(b) => Some(i64::from(*b).to_string()),
         other => Some(str_of(other)),
     };
-    let table = AgentTable::load(install, agent_nodes)?;
+    let table = AgentTable::load(install, agents)?;
     let Some(row) = name.and_then(|name| table.rows.iter().find(|row| row.name == name)) else {
         let extra = truthy(&agent_name).then(|| str_of(&agent_name));
         return Err(FunctionError::wazuh(1701, extra.as_deref()));

@@ -11,8 +11,7 @@
 //! → {"items": [{"id": "000", "name": "localhost", "node_name": "master01"}, ...], "totalItems": 3}
 //! ```
 
-use std::collections::BTreeMap;
-
+use super::database::AgentSource;
 use super::query::{self, QueryArguments, QueryMode};
 use super::table::AgentTable;
 use crate::dapi::builtin::failure::FunctionResult;
@@ -28,7 +27,7 @@ use crate::integrity::storage::{Storage, Timestamp};
 pub(in crate::dapi::builtin) fn get_agents_overview<S: Storage + ?Sized>(
     install: &Install<'_, S>,
     arguments: &JsonObject,
-    agent_nodes: &BTreeMap<String, String>,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     let [offset, limit, sort, search, select, filters, q] = bind(
@@ -44,7 +43,7 @@ pub(in crate::dapi::builtin) fn get_agents_overview<S: Storage + ?Sized>(
         ],
         arguments,
     )?;
-    let table = AgentTable::load(install, agent_nodes)?;
+    let table = AgentTable::load(install, agents)?;
     let answer = query::run(
         &table,
         QueryArguments {

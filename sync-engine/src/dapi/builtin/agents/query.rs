@@ -35,8 +35,10 @@ use super::table::{AgentRow, AgentTable};
 use super::{Field, LIMIT_SECONDS};
 use crate::dapi::builtin::MAXIMUM_LIMIT;
 use crate::dapi::builtin::failure::{FunctionError, FunctionResult};
-use crate::dapi::builtin::python::{no_attribute, repr_of, str_method, str_of, unorderable};
-use crate::dapi::builtin::time::DateTime;
+use crate::dapi::builtin::python::{
+    int_of, no_attribute, repr_of, str_method, str_of, unorderable,
+};
+use crate::dapi::builtin::time::{DateTime, days_in_month};
 use crate::dapi::json::{JsonObject, JsonValue};
 use crate::dapi::merge::{MergeError, get, iterate, truthy};
 use crate::integrity::storage::Timestamp;
@@ -178,6 +180,31 @@ pub(super) fn run(
         answer.items.push(format_item(row, &fields, now)?);
     }
     Ok(answer)
+}
+
+/// The rows the query `q` keeps, in table order: what a count of `q` counts (no selection,
+/// search, sort or cut).
+///
+/// # Errors
+/// As [`run`] for the query.
+pub(super) fn matching_rows<'t>(
+    table: &'t AgentTable,
+    q: &str,
+    now: Timestamp,
+) -> FunctionResult<Vec<&'t AgentRow>> {
+    let clause = filter_clause(
+        &JsonValue::Object(JsonObject::new()),
+        JsonValue::from(q),
+        now,
+    )?;
+    let where_clause = parse_clause(&clause, FollowedBy::End)?;
+    clause.params.check()?;
+    check_like_patterns(&clause)?;
+    Ok(table
+        .rows
+        .iter()
+        .filter(|row| matches(where_clause.as_ref(), row, &clause.params, now))
+        .collect())
 }
 
 /// `_parse_select_filter`: the selected fields in `Agent.fields` order (all of them without a
@@ -479,14 +506,16 @@ fn zfill3(id: i64) -> String {
 
 /// `Agent.calculate_status(lastKeepAlive, version is None, now)`.
 fn agent_status(row: &AgentRow, now: Timestamp) -> FunctionResult<&'static str> {
-    let Some(last) = row.last_keepalive else {
+    let Some(last) = row
+        .last_keepalive
+        .as_deref()
+        .filter(|last| !last.is_empty())
+    else {
         return Ok("Never connected");
     };
-    if DateTime::from_unix(last).year == 0 {
-        return Err(FunctionError::python("year 0 is out of range"));
-    }
+    let last = keepalive_date(last)?;
     let now_micros = i128::from(now.secs) * 1_000_000 + i128::from(now.nanos / 1000);
-    let elapsed_micros = now_micros - i128::from(last) * 1_000_000;
+    let elapsed_micros = now_micros - i128::from(last.to_unix()) * 1_000_000;
     Ok(if elapsed_micros > i128::from(LIMIT_SECONDS) * 1_000_000 {
         "Disconnected"
     } else if row.version.is_none() {
@@ -496,9 +525,79 @@ fn agent_status(row: &AgentRow, now: Timestamp) -> FunctionResult<&'static str> 
     })
 }
 
+/// `calculate_status`'s reading of a `lastKeepAlive` text: `datetime(year=int(s[:4]),
+/// month=int(s[5:7]), day=int(s[8:10]), hour=int(s[11:13]), minute=int(s[14:16]),
+/// second=int(s[17:19]))`, each failure with Python's text (a database may hold anything).
+fn keepalive_date(text: &str) -> FunctionResult<DateTime> {
+    let chars: Vec<char> = text.chars().collect();
+    let part = |from: usize, to: usize| -> FunctionResult<i128> {
+        let slice: String = chars[from.min(chars.len())..to.min(chars.len())]
+            .iter()
+            .collect();
+        int_of(&JsonValue::Str(slice))
+    };
+    let (year, month, day) = (part(0, 4)?, part(5, 7)?, part(8, 10)?);
+    let (hour, minute, second) = (part(11, 13)?, part(14, 16)?, part(17, 19)?);
+    if !(1..=9999).contains(&year) {
+        return Err(FunctionError::python(format!(
+            "year {year} is out of range"
+        )));
+    }
+    let in_range = |value: i128, low: i128, high: i128, what: &str| match u32::try_from(value) {
+        Ok(v) if (low..=high).contains(&value) => Ok(v),
+        _ => Err(FunctionError::python(format!(
+            "{what} must be in {low}..{high}"
+        ))),
+    };
+    let month = in_range(month, 1, 12, "month")?;
+    // `year` is 1..=9999 here.
+    let year = year as i64;
+    let day = match u32::try_from(day) {
+        Ok(day) if (1..=days_in_month(year, month)).contains(&day) => day,
+        _ => return Err(FunctionError::python("day is out of range for month")),
+    };
+    Ok(DateTime {
+        year,
+        month,
+        day,
+        hour: in_range(hour, 0, 23, "hour")?,
+        minute: in_range(minute, 0, 59, "minute")?,
+        second: in_range(second, 0, 59, "second")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keepalive_texts_are_read_as_calculate_status_reads_them() {
+        let date = keepalive_date("2019-07-15 09:59:00").unwrap();
+        assert_eq!(date.to_string(), "2019-07-15 09:59:00");
+        // Only the slices count: what follows the seconds is ignored, blanks around a number
+        // are taken.
+        let date = keepalive_date("2019-07-15 09:59:00.123 junk").unwrap();
+        assert_eq!(date.to_string(), "2019-07-15 09:59:00");
+        assert_eq!(keepalive_date(" 999-01-01 00:00:00").unwrap().year, 999);
+        let message = |text: &str| keepalive_date(text).unwrap_err().message;
+        assert_eq!(
+            message("yesterday"),
+            "invalid literal for int() with base 10: 'yest'"
+        );
+        assert_eq!(
+            message("2019-07-15"),
+            "invalid literal for int() with base 10: ''"
+        );
+        assert_eq!(message("0000-01-01 00:00:00"), "year 0 is out of range");
+        assert_eq!(message("2019-13-01 00:00:00"), "month must be in 1..12");
+        assert_eq!(
+            message("2019-02-30 00:00:00"),
+            "day is out of range for month"
+        );
+        assert_eq!(message("2019-02-28 24:00:00"), "hour must be in 0..23");
+        assert_eq!(message("2019-02-28 23:60:00"), "minute must be in 0..59");
+        assert_eq!(message("2019-02-28 23:59:60"), "second must be in 0..59");
+    }
 
     #[test]
     fn upstream_helpers() {

@@ -10,8 +10,7 @@
 //! → {"Total": 5, "Active": 3, "Disconnected": 1, "Never connected": 1, "Pending": 0}
 //! ```
 
-use std::collections::BTreeMap;
-
+use super::database::AgentSource;
 use super::query::{self, QueryArguments, QueryMode};
 use super::table::AgentTable;
 use crate::dapi::builtin::failure::FunctionResult;
@@ -30,11 +29,11 @@ const STATUSES: [&str; 4] = ["Active", "Disconnected", "Never connected", "Pendi
 pub(in crate::dapi::builtin) fn get_agents_summary<S: Storage + ?Sized>(
     install: &Install<'_, S>,
     arguments: &JsonObject,
-    agent_nodes: &BTreeMap<String, String>,
+    agents: AgentSource<'_>,
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     bind::<0>("get_agents_summary", &[], arguments)?;
-    let table = AgentTable::load(install, agent_nodes)?;
+    let table = AgentTable::load(install, agents)?;
     let count = |q: String| -> FunctionResult<i64> {
         let answer = query::run(
             &table,

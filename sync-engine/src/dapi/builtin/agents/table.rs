@@ -17,9 +17,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::agent_info::{self, AgentInfo, OsColumns, c_str, fgets_lines, text};
+use super::database::{AgentRecord, AgentSource};
 use super::sql::{SqlValue, like};
 use super::{Field, MANAGER_NAME};
-use crate::dapi::builtin::failure::FunctionResult;
+use crate::dapi::builtin::failure::{FunctionError, FunctionResult};
 use crate::dapi::builtin::install::Install;
 use crate::dapi::builtin::time::{DateTime, MAX_SECS, MIN_SECS};
 use crate::integrity::agents::MAX_CLIENT_KEYS;
@@ -53,8 +54,6 @@ const MANAGER_ADDRESS: &str = "127.0.0.1";
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct AgentRow {
     pub(super) id: i64,
-    /// The id as `client.keys` writes it (`001`), how the master's knowledge names the agent.
-    pub(super) key_id: String,
     pub(super) name: String,
     pub(super) ip: Option<String>,
     pub(super) register_ip: Option<String>,
@@ -64,23 +63,24 @@ pub(super) struct AgentRow {
     pub(super) config_sum: Option<String>,
     pub(super) merged_sum: Option<String>,
     pub(super) manager_host: Option<String>,
-    pub(super) node_name: String,
+    pub(super) node_name: Option<String>,
     pub(super) date_add: Option<String>,
-    /// Seconds since the epoch (the column holds their local time, UTC here).
-    pub(super) last_keepalive: Option<i64>,
+    /// As the column holds it: `YYYY-MM-DD HH:MM:SS`, local time (UTC here).
+    pub(super) last_keepalive: Option<String>,
+    /// wazuh-db's sync state (`NULL` when built from the files, which do not say it).
+    pub(super) status: Option<String>,
     pub(super) group: Option<String>,
 }
 
 impl AgentRow {
-    /// The value of `field`'s column (`status`: wazuh-db's own sync state, which the files do
-    /// not say: `NULL`).
+    /// The value of `field`'s column (`status`: wazuh-db's own sync state).
     pub(super) fn column(&self, field: Field) -> SqlValue {
         let text = |value: &Option<String>| value.clone().map_or(SqlValue::Null, SqlValue::Text);
         match field {
             Field::Id => SqlValue::Int(self.id),
             Field::Name => SqlValue::Text(self.name.clone()),
             Field::Ip => text(&self.ip.clone().or_else(|| self.register_ip.clone())),
-            Field::Status => SqlValue::Null,
+            Field::Status => text(&self.status),
             Field::OsName => text(&self.os.name),
             Field::OsVersion => text(&self.os.version),
             Field::OsPlatform => text(&self.os.platform),
@@ -96,17 +96,42 @@ impl AgentRow {
             Field::OsUname => text(&self.os.uname),
             Field::OsArch => text(&self.os.arch),
             Field::OsBuild => text(&self.os.build),
-            Field::NodeName => SqlValue::Text(self.node_name.clone()),
-            Field::LastKeepAlive => text(&self.last_keepalive_text()),
+            Field::NodeName => text(&self.node_name),
+            Field::LastKeepAlive => text(&self.last_keepalive),
             Field::InternalKey => text(&self.internal_key),
             Field::RegisterIp => text(&self.register_ip),
         }
     }
 
-    /// `last_keepalive` as the column holds it (`YYYY-MM-DD HH:MM:SS`).
-    pub(super) fn last_keepalive_text(&self) -> Option<String> {
-        self.last_keepalive
-            .map(|secs| DateTime::from_unix(secs).to_string())
+    /// The row of a database record.
+    fn from_record(record: AgentRecord) -> AgentRow {
+        AgentRow {
+            id: record.id,
+            name: record.name,
+            ip: record.ip,
+            register_ip: record.register_ip,
+            internal_key: record.internal_key,
+            os: OsColumns {
+                name: record.os_name,
+                version: record.os_version,
+                major: record.os_major,
+                minor: record.os_minor,
+                codename: record.os_codename,
+                build: record.os_build,
+                platform: record.os_platform,
+                uname: record.os_uname,
+                arch: record.os_arch,
+            },
+            version: record.version,
+            config_sum: record.config_sum,
+            merged_sum: record.merged_sum,
+            manager_host: record.manager_host,
+            node_name: record.node_name,
+            date_add: record.date_add,
+            last_keepalive: record.last_keepalive,
+            status: record.status,
+            group: record.group,
+        }
     }
 
     fn apply(&mut self, info: AgentInfo, mtime: i64) {
@@ -116,13 +141,15 @@ impl AgentRow {
         self.merged_sum = info.merged_sum;
         self.manager_host = Some(info.manager_host);
         if let Some(node_name) = info.node_name {
-            self.node_name = node_name;
+            self.node_name = Some(node_name);
         }
         if let Some(ip) = info.agent_ip {
             self.ip = Some(ip);
         }
         // `datetime(mtime, 'unixepoch', 'localtime')` is NULL outside years 0000..9999.
-        self.last_keepalive = Some(mtime).filter(|secs| (MIN_SECS..=MAX_SECS).contains(secs));
+        self.last_keepalive = Some(mtime)
+            .filter(|secs| (MIN_SECS..=MAX_SECS).contains(secs))
+            .map(|secs| DateTime::from_unix(secs).to_string());
     }
 }
 
@@ -133,12 +160,33 @@ pub(super) struct AgentTable {
 }
 
 impl AgentTable {
-    /// The table of `install`; `agent_nodes` is what the master knows of where each agent
-    /// reports (by `client.keys` id), used where the agent-info file does not say.
+    /// The table of `install`: the agent database's when there is one, else the one built
+    /// from the install's files.
     ///
     /// # Errors
-    /// A file that exists but cannot be read.
+    /// A database or a file that exists but cannot be read.
     pub(super) fn load<S: Storage + ?Sized>(
+        install: &Install<'_, S>,
+        source: AgentSource<'_>,
+    ) -> FunctionResult<AgentTable> {
+        match source.database.agent_records() {
+            Ok(Some(records)) => Ok(AgentTable::from_records(records)),
+            Ok(None) => AgentTable::from_files(install, source.agent_nodes),
+            Err(e) => Err(FunctionError::database(&e.0)),
+        }
+    }
+
+    /// The table of a database's records.
+    pub(super) fn from_records(records: Vec<AgentRecord>) -> AgentTable {
+        let mut rows: Vec<AgentRow> = records.into_iter().map(AgentRow::from_record).collect();
+        // The rowid order a table scan gives.
+        rows.sort_by_key(|row| row.id);
+        AgentTable { rows }
+    }
+
+    /// The table built from `install`'s files; `agent_nodes` is what the master knows of where
+    /// each agent reports (by `client.keys` id), used where the agent-info file does not say.
+    fn from_files<S: Storage + ?Sized>(
         install: &Install<'_, S>,
         agent_nodes: &BTreeMap<String, String>,
     ) -> FunctionResult<AgentTable> {
@@ -155,7 +203,6 @@ impl AgentTable {
             .and_then(|init| Some(format!("{} {}", init.name?, init.version?)));
         let mut rows = vec![AgentRow {
             id: 0,
-            key_id: "000".to_owned(),
             name: MANAGER_NAME.to_owned(),
             ip: Some(MANAGER_ADDRESS.to_owned()),
             register_ip: Some(MANAGER_ADDRESS.to_owned()),
@@ -165,9 +212,10 @@ impl AgentTable {
             config_sum: None,
             merged_sum: None,
             manager_host: None,
-            node_name: node_of("000"),
+            node_name: Some(node_of("000")),
             date_add: None,
-            last_keepalive: Some(MAX_SECS),
+            last_keepalive: Some(DateTime::from_unix(MAX_SECS).to_string()),
+            status: None,
             group: None,
         }];
         let keys = install
@@ -187,10 +235,9 @@ impl AgentTable {
             }
             rows.push(AgentRow {
                 id: key.id,
-                node_name: node_of(&key.key_id),
+                node_name: Some(node_of(&key.key_id)),
                 group: read_group(install, &key.key_id)?,
                 date_add: dates_added.get(&key.id).cloned().flatten(),
-                key_id: key.key_id,
                 name: key.name,
                 ip: None,
                 register_ip: Some(key.register_ip),
@@ -201,6 +248,7 @@ impl AgentTable {
                 merged_sum: None,
                 manager_host: None,
                 last_keepalive: None,
+                status: None,
             });
         }
         rows.sort_by_key(|row| row.id);

@@ -1,0 +1,179 @@
+//! The install's agent database, 3.9.5's `var/db/global.db` (SQLite, kept by `wazuh-db` and
+//! `wazuh-modulesd`), read for the built-in distributed API functions: its `agent` table handed
+//! to `dapi::BuiltinExecutor::run_with_agents` as plain rows ([`AgentDatabase`]), so that the
+//! sans-IO core needs no SQLite.
+//!
+//! ```text
+//!   BuiltinExecutor ──agent_records()──► InstallAgentDatabase ──stat (confined)──► var/db/global.db
+//!                   ◄── Ok(None): no database, the files are read instead
+//!                   ◄── Ok(Some(rows)) / Err(text): error 2003 as upstream
+//! ```
+//!
+//! How it is opened, and why:
+//! * **Read-only** (`SQLITE_OPEN_READ_ONLY`): the node never changes the database `wazuh-db`
+//!   owns. A WAL database (3.9.5's schema sets `journal_mode=WAL`) is read with its `-wal`
+//!   file, so rows not yet checkpointed are seen, as upstream's `sqlite3.connect` sees them.
+//! * **Confined**: the path is first looked up through the storage's confined root (no
+//!   component may be a symlink, and it must be a regular file), then opened with
+//!   `SQLITE_OPEN_NOFOLLOW`; a database elsewhere is refused, not read.
+//! * **Bounded**: at most [`MAX_AGENT_RECORDS`] rows (one more is an error, not a cut answer)
+//!   and [`MAX_AGENT_COLUMN_BYTES`] per value (SQLite's own `SQLITE_LIMIT_LENGTH` on the
+//!   connection, so a larger value fails before it is copied out).
+//! * **Busy**: a write in progress is waited for up to [`BUSY_TIMEOUT`] (upstream tries 50
+//!   times, 0.1 s apart), then the call fails with SQLite's `database is locked`.
+//!
+//! Values are taken as upstream's `sqlite3` gives them to the framework: text decoded as UTF-8
+//! dropping invalid bytes (its `text_factory`), `NULL` as absent. Upstream would fail on a blob
+//! or a number in a text column (its JSON encoder cannot write bytes; a number would be printed
+//! unquoted); here they are read as their text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rusqlite::limits::Limit;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, Row};
+use wazuh_cluster_sync::dapi::builtin::{
+    AgentDatabase, AgentDatabaseError, AgentRecord, MAX_AGENT_COLUMN_BYTES, MAX_AGENT_RECORDS,
+};
+use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::{EntryKind, Storage};
+
+use crate::FsStorage;
+
+/// Where 3.9.5 keeps it (`common.database_path_global`).
+pub const GLOBAL_DB: &str = "/var/db/global.db";
+
+/// How long a read waits for a writer holding the database.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `agent` columns read, in [`AgentRecord`]'s order.
+const SELECT_AGENTS: &str = "SELECT id, name, ip, register_ip, internal_key, os_name, os_version, \
+     os_major, os_minor, os_codename, os_build, os_platform, os_uname, os_arch, version, \
+     config_sum, merged_sum, manager_host, node_name, date_add, last_keepalive, status, `group` \
+     FROM agent LIMIT ?1";
+
+/// The agent database of the install `storage` serves, looked up when an agent function asks.
+#[derive(Debug, Clone, Copy)]
+pub struct InstallAgentDatabase<'a> {
+    storage: &'a FsStorage,
+}
+
+impl<'a> InstallAgentDatabase<'a> {
+    /// The database of `storage`'s install (it need not exist).
+    pub fn new(storage: &'a FsStorage) -> InstallAgentDatabase<'a> {
+        InstallAgentDatabase { storage }
+    }
+
+    /// The database file, `None` when the install has none.
+    fn locate(&self) -> Result<Option<PathBuf>, AgentDatabaseError> {
+        let path = InstallPath::new(GLOBAL_DB).expect("a valid install path");
+        let found = self
+            .storage
+            .stat(&path)
+            .map_err(|e| AgentDatabaseError(format!("{GLOBAL_DB}: {e}")))?;
+        match found {
+            None => Ok(None),
+            Some(stat) if stat.kind == EntryKind::File => {
+                Ok(Some(self.storage.root_path().join(&GLOBAL_DB[1..])))
+            }
+            Some(stat) => Err(AgentDatabaseError(format!(
+                "{GLOBAL_DB} is not a regular file ({:?}): refused",
+                stat.kind
+            ))),
+        }
+    }
+}
+
+impl AgentDatabase for InstallAgentDatabase<'_> {
+    fn agent_records(&self) -> Result<Option<Vec<AgentRecord>>, AgentDatabaseError> {
+        let Some(path) = self.locate()? else {
+            return Ok(None);
+        };
+        read_agents(&path).map(Some).map_err(AgentDatabaseError)
+    }
+}
+
+/// Every row of the `agent` table of the database at `path`.
+fn read_agents(path: &std::path::Path) -> Result<Vec<AgentRecord>, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    let bound = i32::try_from(MAX_AGENT_COLUMN_BYTES).unwrap_or(i32::MAX);
+    connection
+        .set_limit(Limit::SQLITE_LIMIT_LENGTH, bound)
+        .map_err(|e| e.to_string())?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let mut statement = connection
+        .prepare(SELECT_AGENTS)
+        .map_err(|e| e.to_string())?;
+    let most = i64::try_from(MAX_AGENT_RECORDS).unwrap_or(i64::MAX);
+    let mut rows = statement.query([most + 1]).map_err(|e| e.to_string())?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        if records.len() == MAX_AGENT_RECORDS {
+            return Err(format!(
+                "the agent table has more than {MAX_AGENT_RECORDS} rows: not read"
+            ));
+        }
+        records.push(record(row).map_err(|e| e.to_string())?);
+    }
+    Ok(records)
+}
+
+/// One row of [`SELECT_AGENTS`].
+fn record(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let text = |index: usize| -> rusqlite::Result<Option<String>> {
+        Ok(match row.get_ref(index)? {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(x) => Some(x.to_string()),
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(utf8_ignoring_errors(bytes)),
+        })
+    };
+    Ok(AgentRecord {
+        // `id INTEGER PRIMARY KEY` is the rowid: always an integer.
+        id: row.get(0)?,
+        name: text(1)?.unwrap_or_default(),
+        ip: text(2)?,
+        register_ip: text(3)?,
+        internal_key: text(4)?,
+        os_name: text(5)?,
+        os_version: text(6)?,
+        os_major: text(7)?,
+        os_minor: text(8)?,
+        os_codename: text(9)?,
+        os_build: text(10)?,
+        os_platform: text(11)?,
+        os_uname: text(12)?,
+        os_arch: text(13)?,
+        version: text(14)?,
+        config_sum: text(15)?,
+        merged_sum: text(16)?,
+        manager_host: text(17)?,
+        node_name: text(18)?,
+        date_add: text(19)?,
+        last_keepalive: text(20)?,
+        status: text(21)?,
+        group: text(22)?,
+    })
+}
+
+/// `bytes` as UTF-8, invalid sequences dropped (Python's `str(x, "utf-8", "ignore")`).
+fn utf8_ignoring_errors(bytes: &[u8]) -> String {
+    bytes.utf8_chunks().map(|chunk| chunk.valid()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_is_dropped_as_python_ignores_it() {
+        assert_eq!(utf8_ignoring_errors(b"ab\xffc\xe2\x82"), "abc");
+        assert_eq!(utf8_ignoring_errors("été".as_bytes()), "été");
+    }
+}
