@@ -40,6 +40,7 @@ mod limits;
 pub mod log;
 pub mod log_limit;
 pub mod os;
+pub mod progress;
 pub mod slots;
 pub mod trees;
 

@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes};
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
+use wazuh_cluster_host::progress::Progress;
 use wazuh_cluster_host::slots::AddressSlot;
 
 /// A connection's stream.
@@ -79,6 +80,9 @@ pub(crate) struct Conn {
     /// The last readiness said there may be bytes to read (cleared when a read would block:
     /// mio's events are edge-triggered).
     pub(crate) readable: bool,
+    /// Bytes read and written, for the progress lines of long transfers.
+    received: Progress,
+    sent: Progress,
 }
 
 impl Conn {
@@ -106,6 +110,8 @@ impl Conn {
             queued: 0,
             // A connection may have bytes before its first event reaches us.
             readable: true,
+            received: Progress::new("received"),
+            sent: Progress::new("sent"),
         })
     }
 
@@ -143,6 +149,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        self.sent.add(written);
         Ok(written)
     }
 
@@ -151,7 +158,10 @@ impl Conn {
         loop {
             match self.stream.io_read(buf) {
                 Ok(0) => return ReadOutcome::Closed,
-                Ok(n) => return ReadOutcome::Data(n),
+                Ok(n) => {
+                    self.received.add(n);
+                    return ReadOutcome::Data(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
                     return ReadOutcome::WouldBlock;
