@@ -120,6 +120,19 @@ impl NodeSpec {
             None => os_seed().map_err(StartError::Seed),
         }
     }
+
+    /// What every runtime does first when it starts this node: the seed ([`NodeSpec::seed_or_os`]),
+    /// then the descriptor limit raised and the transfer budget fitted to it
+    /// ([`raise_descriptor_limit_and_budget`]).
+    ///
+    /// # Errors
+    /// [`StartError::Seed`].
+    pub fn prepare_start(&mut self) -> Result<u64, StartError> {
+        let seed = self.seed_or_os()?;
+        let listens = self.listen.is_some();
+        raise_descriptor_limit_and_budget(&mut self.config, &self.limits, listens);
+        Ok(seed)
+    }
 }
 
 /// The local socket's path under an install root.

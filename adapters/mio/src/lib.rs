@@ -91,8 +91,8 @@ use crate::offload::{EffectThread, Mailbox, Msg};
 ///
 /// # Errors
 /// [`StartError`].
-pub fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
-    let seed = spec.seed_or_os()?;
+pub fn start(mut spec: NodeSpec) -> Result<RunningNode, StartError> {
+    let seed = spec.prepare_start()?;
     let NodeSpec {
         config,
         install_root,
@@ -103,8 +103,6 @@ pub fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         owner,
         api_executor,
     } = spec;
-    let mut config = config;
-    wazuh_cluster_host::raise_descriptor_limit_and_budget(&mut config, &limits, listen.is_some());
 
     let runtime = |e: std::io::Error| StartError::Runtime(e.to_string());
     let poll = Poll::new().map_err(runtime)?;

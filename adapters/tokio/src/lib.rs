@@ -96,8 +96,8 @@ const EVENT_BUFFER: usize = 4096;
 ///
 /// # Errors
 /// [`StartError`].
-pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
-    let seed = spec.seed_or_os()?;
+pub async fn start(mut spec: NodeSpec) -> Result<RunningNode, StartError> {
+    let seed = spec.prepare_start()?;
     let NodeSpec {
         config,
         install_root,
@@ -108,8 +108,6 @@ pub async fn start(spec: NodeSpec) -> Result<RunningNode, StartError> {
         owner,
         api_executor,
     } = spec;
-    let mut config = config;
-    wazuh_cluster_host::raise_descriptor_limit_and_budget(&mut config, &limits, listen.is_some());
     let listener = match &listen {
         Some(addr) => {
             let bind_error = |e: std::io::Error| StartError::Listen {
