@@ -567,13 +567,15 @@ fn out_of_descriptors_on(runtime: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Every probe connects before any speaks: the master cannot close one before its bytes
+    // arrive, so 150 open at once pass the 64 descriptors for sure (when each wrote at once, a
+    // fast master closed them as they came and never ran out).
     let mut probes: Vec<std::net::TcpStream> = (0..150)
-        .map(|_| {
-            let mut probe = std::net::TcpStream::connect(&addr).unwrap();
-            let _ = probe.write_all(b"GET / HTTP/1.1\r\nHost: master\r\n\r\n");
-            probe
-        })
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
+    for probe in &mut probes {
+        let _ = probe.write_all(b"GET / HTTP/1.1\r\nHost: master\r\n\r\n");
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     for (i, probe) in probes.iter_mut().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
