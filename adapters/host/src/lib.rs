@@ -205,6 +205,30 @@ pub struct RunStats {
     pub slow_peers_closed: u64,
 }
 
+impl RunStats {
+    /// Whether `bytes` more for `peer` would take its write backlog past
+    /// [`AdapterLimits::max_write_backlog`]: if so, the peer is counted and logged as one that
+    /// does not read, and the runtime closes it (both runtimes take this one decision).
+    pub fn write_backlog_overflows(
+        &mut self,
+        limits: &AdapterLimits,
+        node: &str,
+        peer: wazuh_cluster_sync::roles::PeerId,
+        addr: &str,
+        waiting: usize,
+        bytes: usize,
+    ) -> bool {
+        if waiting.saturating_add(bytes) <= limits.max_write_backlog {
+            return false;
+        }
+        tracing::warn!(
+            "[{node}] closing {peer} ({addr}): it does not read what we send ({waiting} bytes waiting)"
+        );
+        self.slow_peers_closed += 1;
+        true
+    }
+}
+
 /// Raises the descriptor limit (see [`raise_descriptor_limit`]) and logs what changed, as a
 /// starting node does; then lowers the node's descriptor budget for files being received to
 /// what the limit leaves once every connection, local client and the reserve have theirs
@@ -293,4 +317,27 @@ pub fn bind_tcp(addr: &str) -> Result<std::net::TcpListener, StartError> {
         addr: addr.to_owned(),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_cut_only_past_the_write_backlog_and_counted_once_each_time() {
+        let limits = AdapterLimits {
+            max_write_backlog: 100,
+            ..AdapterLimits::default()
+        };
+        let peer = wazuh_cluster_sync::roles::PeerId(7);
+        let mut stats = RunStats::default();
+        // Exactly at the bound still fits; one byte more does not.
+        assert!(!stats.write_backlog_overflows(&limits, "master", peer, "127.0.0.1:1", 60, 40));
+        assert_eq!(stats.slow_peers_closed, 0);
+        assert!(stats.write_backlog_overflows(&limits, "master", peer, "127.0.0.1:1", 60, 41));
+        assert_eq!(stats.slow_peers_closed, 1);
+        // A backlog near usize::MAX cannot wrap round into "fits".
+        assert!(stats.write_backlog_overflows(&limits, "master", peer, "a", usize::MAX, 1));
+        assert_eq!(stats.slow_peers_closed, 2);
+    }
 }

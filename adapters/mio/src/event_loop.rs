@@ -247,14 +247,14 @@ impl EventLoop {
                 let Some(conn) = self.conns.get_mut(&peer) else {
                     return;
                 };
-                if conn.queued() + bytes.len() > self.limits.max_write_backlog {
-                    tracing::warn!(
-                        "[{}] closing {peer} ({}): it does not read what we send ({} bytes waiting)",
-                        self.name,
-                        conn.addr,
-                        conn.queued()
-                    );
-                    self.stats.slow_peers_closed += 1;
+                if self.stats.write_backlog_overflows(
+                    &self.limits,
+                    &self.name,
+                    peer,
+                    &conn.addr,
+                    conn.queued(),
+                    bytes.len(),
+                ) {
                     self.close_conn(peer, true);
                     return;
                 }

@@ -226,14 +226,14 @@ impl Runner {
                 let Some(io) = self.peers.get(&peer) else {
                     return;
                 };
-                if io.backlog() + bytes.len() > self.limits.max_write_backlog {
-                    tracing::warn!(
-                        "[{}] closing {peer} ({}): it does not read what we send ({} bytes waiting)",
-                        self.name,
-                        io.addr,
-                        io.backlog()
-                    );
-                    self.stats.slow_peers_closed += 1;
+                if self.stats.write_backlog_overflows(
+                    &self.limits,
+                    &self.name,
+                    peer,
+                    &io.addr,
+                    io.backlog(),
+                    bytes.len(),
+                ) {
                     self.close_peer(peer, true);
                     return;
                 }
