@@ -26,13 +26,17 @@
 //! | files read for the peer (extra-valid) | `an_extra_valid_list…` | |
 //! | orphans and quotas | `floods…`, `lying_and_huge_sizes…` | `orphans` |
 //! | rounds never asked, never ending | `an_end_for_a_package_never_asked…`, `a_package_that_never_ends…` | `locks` |
+//! | transfers never ending (silent, trickling) | `a_package_that_never_ends…`, `a_file_the_master_stops_sending…` | `budgets::greedy_links…`, tokio `limits` |
+//! | descriptor starvation across links | (one link: the master's) | `budgets::greedy_links…`, `budgets::files_left_open…` |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
+use wazuh_cluster_protocol::connection::{
+    Connection, ConnectionConfig, Event, PeerError, Side, WallClock,
+};
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
@@ -40,8 +44,8 @@ use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{
-    EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId, SyncError,
-    SyncKind, sync_text,
+    EffectExecutor, Node, NodeConfig, NodeError, NodeEvent, NodeType, Origin, Output, PeerId,
+    SyncError, SyncKind, sync_text,
 };
 use wazuh_cluster_testkit::cluster_key;
 
@@ -478,7 +482,6 @@ fn a_malformed_control_file_fails_the_round_with_its_reason() {
 #[test]
 fn an_extra_valid_list_naming_files_outside_agent_groups_sends_none_of_them() {
     use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
-    use wazuh_cluster_sync::roles::NodeError;
     let mut h = HostileMaster::worker1();
     let attrs = FileAttrs {
         mode: 0o640,
@@ -629,21 +632,58 @@ fn floods_of_requests_and_files_hold_their_bounds() {
     );
 }
 
+/// The worker's error event for a file the master sent that the worker gave up.
+fn given_up(h: &HostileMaster, error: PeerError) -> NodeEvent {
+    NodeEvent::Error {
+        peer: h.node.master_link(),
+        error: NodeError::Peer(error),
+    }
+}
+
+/// Nothing of a transfer given up is held: no staged write, no place, no memory.
+fn assert_nothing_held(h: &HostileMaster) {
+    assert_eq!(h.exec.storage().staged_writes(), 0);
+    assert!(h.node.open_incoming_files().is_empty());
+    assert_eq!(h.node.file_budget().held, 0);
+    assert_eq!(h.node.memory_budget().input, 0);
+}
+
 #[test]
-fn a_package_that_never_ends_fails_the_round_at_timeout_receiving_file() {
+fn a_package_that_never_ends_fails_the_round_and_is_given_up_at_its_lifetime() {
     let mut h = HostileMaster::worker1();
     let (_, task) = h.ask("sync_m_c", b"");
     assert!(!task.is_empty());
     let path = b"/queue/cluster/worker1/never-ends.zip";
     assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
     assert_eq!(h.ask("file_upd", &[&path[..], b" PK"].concat()).0, "ok");
-    // The master keeps the link alive and never finishes.
+    // The master keeps the link alive and trickles a byte every 30 s: never silent long enough
+    // to be given up for silence.
+    for _ in 0..3 {
+        h.advance(Duration::from_secs(30));
+        assert_eq!(h.ask("file_upd", &[&path[..], b" x"].concat()).0, "ok");
+    }
     let wait = h.node.config().timeout_receiving_file();
-    h.advance(wait - Duration::from_secs(1));
+    let lifetime = h.node.config().connection.incoming_file_lifetime;
+    assert_eq!((wait, lifetime), (Duration::from_secs(120), wait));
+    h.advance(Duration::from_secs(29));
     assert!(h.integrity_failures().is_empty());
+    assert_eq!(h.exec.storage().staged_writes(), 1);
     h.advance(Duration::from_secs(1));
+    // The round fails and the transfer is given up, said with the master's link and the path.
+    let error = PeerError::FileNotFinished {
+        path: Bytes::from_static(path),
+        lifetime,
+    };
+    assert!(h.events.contains(&given_up(&h, error)), "{:?}", h.events);
     assert_eq!(h.integrity_failures(), [SyncError::MasterPackageTimeout]);
-    // Its end, late, names a task no longer waited for.
+    assert_nothing_held(&h);
+    // Its next chunk is told why; its end, late, names a task no longer waited for.
+    assert_eq!(
+        h.ask("file_upd", &[&path[..], b" x"].concat()),
+        err(
+            "Error: file /queue/cluster/worker1/never-ends.zip given up by this node: not finished within 120 s"
+        )
+    );
     let end = format!(
         "{} /queue/cluster/worker1/never-ends.zip",
         String::from_utf8_lossy(&task)
@@ -652,8 +692,46 @@ fn a_package_that_never_ends_fails_the_round_at_timeout_receiving_file() {
         h.ask("sync_m_c_e", end.as_bytes()),
         err(sync_text::TASK_UNKNOWN)
     );
-    // What it holds stays bounded: one staged write, at most the quota.
-    assert_eq!(h.node.open_incoming_files().len(), 1);
+    assert!(
+        h.exec
+            .storage()
+            .files()
+            .keys()
+            .all(|p| !p.as_str().ends_with(".zip"))
+    );
+    assert!(!h.closed);
+}
+
+#[test]
+fn a_file_the_master_stops_sending_is_given_up_after_the_idle_timeout() {
+    let mut h = HostileMaster::worker1();
+    let path = b"/queue/cluster/worker1/silent.zip";
+    assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
+    assert_eq!(h.ask("file_upd", &[&path[..], b" PK"].concat()).0, "ok");
+    let idle = h.node.config().connection.incoming_file_idle_timeout;
+    // The worker wakes for it by itself: its next timeout is the file's.
+    assert!(h.node.poll_timeout().is_some_and(|at| at <= h.now + idle));
+    h.advance(idle - Duration::from_secs(1));
+    assert_eq!(h.exec.storage().staged_writes(), 1);
+    h.advance(Duration::from_secs(1));
+    let error = PeerError::FileIdle {
+        path: Bytes::from_static(path),
+        idle,
+    };
+    assert!(h.events.contains(&given_up(&h, error)), "{:?}", h.events);
+    assert_nothing_held(&h);
+    let end = [&path[..], b" ", &[0u8; 32]].concat();
+    assert_eq!(
+        h.ask("file_end", &end),
+        err(
+            "Error: file /queue/cluster/worker1/silent.zip given up by this node: nothing received for 40 s"
+        )
+    );
+    // The same path sent again, whole, is taken.
+    assert_eq!(
+        h.send_file("/queue/cluster/worker1/silent.zip", b"PK again"),
+        Ok(())
+    );
     assert!(!h.closed);
 }
 
