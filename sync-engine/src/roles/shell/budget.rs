@@ -33,8 +33,12 @@
 //! * a link entitled when the pool was full (it joined during an attack) gets the first places
 //!   freed: it waits at most until files held by others end, and each ends within its
 //!   connection's file lifetime (`incoming_file_lifetime`, 120 s) however it trickles;
-//! * with the defaults (256 places, reserves of 2) 128 links hold whole reserves at once; past
-//!   that the later links wait in line for places freed.
+//! * with the defaults (256 places, reserves of 2) 128 links hold whole reserves at once. A
+//!   reserve is kept whether or not its link uses it, so past that the later links wait in line
+//!   until a link with a reserve leaves: 128 registered links (13 addresses at ten connections
+//!   each) can still keep later workers from receiving anything. Raising
+//!   `max_transfer_descriptors` (the adapter derives it from the descriptor limit) raises that
+//!   number.
 //!
 //! Why reserves and not evicting another link's transfers when one waits: no link's transfer is
 //! ever cut for another's sake, the descriptor limit is never overshot while an evicted file's
@@ -138,7 +142,7 @@ impl FileBudget {
         if self.link(peer).granted.is_some() {
             return;
         }
-        let grant = self.reserve.min(self.free() - self.unmet);
+        let grant = self.reserve.min(self.free().saturating_sub(self.unmet));
         self.update(peer, |link| link.granted = Some(grant));
         if grant < self.reserve {
             self.waiting.push_back(peer);
@@ -150,6 +154,7 @@ impl FileBudget {
     pub(crate) fn forget(&mut self, peer: PeerId) {
         self.update(peer, |link| link.granted = None);
         self.waiting.retain(|&p| p != peer);
+        self.grant_waiting();
     }
 
     /// How many files `peer`'s connection may have open at once now, given the `receiving` it
@@ -172,13 +177,19 @@ impl FileBudget {
     }
 
     /// `file`'s staged write is closed: its place is free (a second release is nothing), and
-    /// granted to the first link waiting for its reserve, if any.
+    /// granted to the first link waiting for its reserve, if no reserve keeps it.
     pub(crate) fn release(&mut self, file: IncomingFileId) {
         let Some(peer) = self.held.remove(&file) else {
             return;
         };
         self.update(peer, |link| link.count -= 1);
-        if self.free() > self.unmet
+        self.grant_waiting();
+    }
+
+    /// Grants the places no reserve keeps to the links waiting for their reserve, first come
+    /// first granted.
+    fn grant_waiting(&mut self) {
+        while self.free() > self.unmet
             && let Some(&first) = self.waiting.front()
         {
             let reserve = self.reserve;
@@ -436,6 +447,7 @@ mod tests {
         assert_eq!(budget.allowance(late, 0), 2);
         // A link that leaves gives its reserve up; its places come back as they close.
         budget.forget(late);
+        assert!(budget.waiting.is_empty());
         assert_eq!(budget.usage().unmet_reserves, 0);
         assert_eq!(budget.allowance(greedy[0], 2), 4);
         budget.forget(worker);
@@ -443,5 +455,25 @@ mod tests {
         budget.release(IncomingFileId(101));
         assert_eq!(budget.usage().unmet_reserves, 0);
         assert_eq!(budget.usage().held, 8);
+    }
+
+    #[test]
+    fn reserves_beyond_the_pool_wait_for_a_reserve_given_up() {
+        // 4 places, reserves of 2: two links take every reserve without a single file.
+        let mut budget = FileBudget::new(8, 2);
+        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
+        budget.entitle(a);
+        budget.entitle(b);
+        budget.entitle(c);
+        assert_eq!(budget.allowance(c, 0), 0, "every free place is kept");
+        assert_eq!(budget.allowance(a, 0), 2);
+        // Files that come and go keep the reserves where they are...
+        budget.acquire(IncomingFileId(1), a);
+        budget.release(IncomingFileId(1));
+        assert_eq!(budget.allowance(c, 0), 0);
+        // ...a link that leaves hands its reserve on.
+        budget.forget(a);
+        assert_eq!(budget.allowance(c, 0), 2);
+        assert_eq!(budget.usage().unmet_reserves, 4);
     }
 }

@@ -1019,16 +1019,17 @@ impl Shell {
         };
         let refused = target.is_none();
         let effects = p.transfers.open(file, wire.clone(), target, keep);
-        for (old, step, _) in &effects {
-            if *step == FileStep::Abort {
-                // A reopened path: the older copy's abort runs before the new copy's begin in
-                // this link's queue, so its place passes to the new copy now.
-                self.files.release(*old);
-            }
-        }
         if !refused {
             // Within the allowance its connection was given: see `handle_input`.
             self.files.acquire(file, peer);
+        }
+        for (old, step, _) in &effects {
+            if *step == FileStep::Abort {
+                // A reopened path: the older copy's abort runs before the new copy's begin in
+                // this link's queue, so its place passes to the new copy now (taken before it is
+                // given back, so that it is not granted to another link meanwhile).
+                self.files.release(*old);
+            }
         }
         for (file, step, effect) in effects {
             self.queue_disk(peer, effect, AfterDisk::Incoming(file, step));
