@@ -249,42 +249,11 @@ impl HostileMaster {
             .unwrap_or_else(|| panic!("no reply to {command}"))
     }
 
-    /// The master sends `data` as file `path` (new_file, file_upd*, file_end) and returns how it
-    /// ended: `Ok` when the worker confirmed it, else the transfer's failure as text.
+    /// The master sends `data` as file `path` and returns how it ended: `Ok` when the worker
+    /// confirmed it, else why not.
     fn send_file(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
         let now = self.now;
-        let transfer = self.master_conn().send_file(now, path.as_bytes()).unwrap();
-        let mut offset = 0;
-        loop {
-            self.pump();
-            let Some((_, c)) = self.link.as_mut() else {
-                return Err("closed".into());
-            };
-            let mut progressed = false;
-            while let Some(event) = self.transfer_events.pop_front() {
-                match event {
-                    Event::FileChunkWanted {
-                        transfer: t,
-                        max_len,
-                    } if t == transfer => {
-                        progressed = true;
-                        if offset < data.len() {
-                            let end = (offset + max_len).min(data.len());
-                            c.file_chunk(now, transfer, &data[offset..end]).unwrap();
-                            offset = end;
-                        } else {
-                            c.finish_file(now, transfer).unwrap();
-                        }
-                    }
-                    Event::FileSent { transfer: t, .. } if t == transfer => return Ok(()),
-                    Event::TransferFailed { failure, .. } => return Err(format!("{failure:?}")),
-                    _ => {}
-                }
-            }
-            if !progressed {
-                return Err("stalled".into());
-            }
-        }
+        push_file(self, now, path, data)
     }
 
     /// Sends `zip` as the master's integrity package: `sync_m_c` → task, the file,
@@ -324,6 +293,20 @@ impl HostileMaster {
         let mut files = self.exec.storage().files();
         files.retain(|p, _| !p.as_str().starts_with("/queue/cluster/"));
         files
+    }
+}
+
+impl FileSender for HostileMaster {
+    fn pump(&mut self) {
+        HostileMaster::pump(self);
+    }
+
+    fn sender(&mut self) -> Option<&mut Connection> {
+        self.link.as_mut().map(|(_, c)| c)
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
+        self.transfer_events.pop_front()
     }
 }
 
@@ -570,15 +553,8 @@ fn lying_and_huge_sizes_in_transfers_are_refused_and_leave_nothing() {
             "Error: file /queue/cluster/worker1/big.zip refused: this node's directory would exceed its quota of 4096 bytes"
         )
     );
-    assert_eq!(h.exec.storage().staged_writes(), 0);
     assert!(h.node.open_incoming_files().is_empty());
-    assert!(
-        h.exec
-            .storage()
-            .files()
-            .keys()
-            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
-    );
+    assert_cluster_dir_empty(&h);
     assert!(!h.closed);
 }
 
@@ -622,14 +598,18 @@ fn floods_of_requests_and_files_hold_their_bounds() {
     // The link closes: every staged write goes, and the directory with them.
     h.node.handle_closed(h.now, h.link.as_ref().unwrap().0);
     h.pump();
+    assert_cluster_dir_empty(&h);
+}
+
+/// Nothing is left under `queue/cluster`: no staged write, no file.
+fn assert_cluster_dir_empty(h: &HostileMaster) {
     assert_eq!(h.exec.storage().staged_writes(), 0);
-    assert!(
-        h.exec
-            .storage()
-            .files()
-            .keys()
-            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
-    );
+    let files = h.exec.storage().files();
+    let left: Vec<_> = files
+        .keys()
+        .filter(|p| p.as_str().starts_with("/queue/cluster/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// The worker's error event for a file the master sent that the worker gave up.
@@ -692,13 +672,7 @@ fn a_package_that_never_ends_fails_the_round_and_is_given_up_at_its_lifetime() {
         h.ask("sync_m_c_e", end.as_bytes()),
         err(sync_text::TASK_UNKNOWN)
     );
-    assert!(
-        h.exec
-            .storage()
-            .files()
-            .keys()
-            .all(|p| !p.as_str().ends_with(".zip"))
-    );
+    assert_cluster_dir_empty(&h);
     assert!(!h.closed);
 }
 
