@@ -17,7 +17,8 @@
 //! | unknown string/file id | `floods…`, `lying_and_huge_sizes…` | `hostile_worker::a_file_outside…` |
 //! | file write path (`new_file`) | `files_outside_the_workers_directory…` | `hostile_worker::a_file_outside…` |
 //! | sync package paths | `traversal_paths_in_the_package…` | integrity `hostile_packages` |
-//! | decompressed size (bombs) | `a_member_over_its_limit…` | integrity `merged_bombs`, `hostile_packages` |
+//! | decompressed size (bombs) | `a_member_over_its_limit…`, `packages_that_lie…` | integrity `merged_bombs`, `hostile_packages` |
+//! | lying ZIP headers (sizes, CRC, local vs central) | `packages_that_lie…` | integrity `hostile_packages::deflate_bomb_lying…` |
 //! | node name | | `hello::node_name_rule` |
 //! | connections per IP | | tokio `limits::the_eleventh_connection…` |
 //! | pre-hello commands | | `hello::nothing_but_hello…`, protocol `pair::before_hello…` |
@@ -781,4 +782,133 @@ fn commands_a_worker_does_not_serve_get_upstreams_unknown_command_text() {
         );
     }
     assert!(h.tree().is_empty());
+}
+
+/// Where a ZIP header keeps a member's CRC-32, compressed and uncompressed sizes.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Crc,
+    Compressed,
+    Size,
+}
+
+/// Sets `field` of `member` to `value` in its local header (`central`: its central directory
+/// header): a package that lies about itself.
+fn lie(zip: &mut [u8], member: &str, central: bool, field: Field, value: u32) {
+    // Signature, offset of the name length, of the name, of the CRC (the sizes follow it).
+    let (signature, name_len_at, name_at, crc_at) = if central {
+        ([0x50, 0x4b, 0x01, 0x02], 28, 46, 16)
+    } else {
+        ([0x50, 0x4b, 0x03, 0x04], 26, 30, 14)
+    };
+    let at = (0..zip.len().saturating_sub(name_at))
+        .find(|&i| {
+            let len = usize::from(u16::from_le_bytes([
+                zip[i + name_len_at],
+                zip[i + name_len_at + 1],
+            ]));
+            zip[i..i + 4] == signature
+                && zip.get(i + name_at..i + name_at + len) == Some(member.as_bytes())
+        })
+        .unwrap_or_else(|| panic!("no header of {member}"));
+    let offset = at
+        + crc_at
+        + match field {
+            Field::Crc => 0,
+            Field::Compressed => 4,
+            Field::Size => 8,
+        };
+    zip[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+#[test]
+fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() {
+    use zip::write::SimpleFileOptions;
+    let t0 = origin();
+    let mut config = config(NodeType::Worker, "worker1", t0);
+    // The worker's bound for one member: 64 KiB.
+    config.limits.package.max_member_size = 64 << 10;
+    let mut h = HostileMaster::new(config);
+    let before = h.tree();
+    let rules = "etc/rules/local_rules.xml";
+    let plan = plan_json(&[("/etc/rules/local_rules.xml", "/etc/rules/")], &[]);
+    // One member `data`, deflated or stored, and the control file.
+    let package = |data: &[u8], method: zip::CompressionMethod| {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = SimpleFileOptions::default().compression_method(method);
+        zip.start_file(rules, options).unwrap();
+        zip.write_all(data).unwrap();
+        zip.start_file("cluster_control.json", SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(plan.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    let deflated = zip::CompressionMethod::Deflated;
+    let stored = zip::CompressionMethod::Stored;
+    let zeros = vec![0u8; 8 << 20];
+    let small = b"<group name=\"local\"/>\n".to_vec();
+    let mut cases: Vec<(&str, Vec<u8>, String)> = Vec::new();
+    // Declared 100 bytes in both headers, inflates to 8 MiB.
+    let mut bomb = package(&zeros, deflated);
+    for central in [false, true] {
+        lie(&mut bomb, rules, central, Field::Size, 100);
+    }
+    cases.push((
+        "declared small, inflates big",
+        bomb,
+        format!(r#"apply: package refused: member "{rules}" inflates beyond its declared 100 bytes"#),
+    ));
+    // Declared 4 GiB - 16: over the worker's bound before a byte is read.
+    let mut huge = package(&small, stored);
+    for central in [false, true] {
+        lie(&mut huge, rules, central, Field::Size, u32::MAX - 16);
+    }
+    cases.push((
+        "declared huge",
+        huge,
+        format!(r#"package: member "{rules}" is larger than the limit of 65536 bytes"#),
+    ));
+    // Declared 60 KiB (within the bound), holds 22 bytes.
+    let mut short = package(&small, stored);
+    for central in [false, true] {
+        lie(&mut short, rules, central, Field::Size, 60 << 10);
+    }
+    cases.push((
+        "declared bigger than it is",
+        short,
+        format!(r#"apply: package refused: member "{rules}" declares 61440 bytes but holds 22"#),
+    ));
+    // The local header says one size, the central directory another.
+    for field in [Field::Size, Field::Compressed, Field::Crc] {
+        let mut split = package(&small, stored);
+        lie(&mut split, rules, false, field, 7);
+        cases.push(("local and central headers disagree", split, format!(r#"package: member "{rules}": its local header disagrees with the central directory"#)));
+    }
+    // A CRC that is not the content's, in both headers.
+    let mut crc = package(&small, stored);
+    for central in [false, true] {
+        lie(&mut crc, rules, central, Field::Crc, 0xdead_beef);
+    }
+    cases.push((
+        "CRC mismatch",
+        crc,
+        format!(r#"apply: package refused: member "{rules}" is corrupt: Invalid checksum"#),
+    ));
+    // Honest sizes, but a bomb for the worker's bound: refused from the declared size.
+    cases.push((
+        "bomb over the bound",
+        package(&zeros, deflated),
+        format!(r#"package: member "{rules}" is larger than the limit of 65536 bytes"#),
+    ));
+    for (case, zip, refusal) in cases {
+        assert_eq!(h.send_package(&zip), ok(sync_text::FILE_RECEIVED), "{case}");
+        assert_eq!(
+            h.integrity_failure_texts(),
+            [format!("applying the master's package: {refusal}")],
+            "{case}"
+        );
+        // Nothing half-applied, nothing left in staging, the package removed.
+        assert_eq!(h.tree(), before, "{case}");
+        assert_cluster_dir_empty(&h);
+    }
 }
