@@ -117,6 +117,14 @@ impl HostileMaster {
         HostileMaster::new(config(NodeType::Worker, "worker1", t0))
     }
 
+    /// `worker1` whose packages may carry members of `bytes` at most.
+    fn with_member_limit(bytes: u64) -> Self {
+        let t0 = origin();
+        let mut config = config(NodeType::Worker, "worker1", t0);
+        config.limits.package.max_member_size = bytes;
+        HostileMaster::new(config)
+    }
+
     fn master_conn(&mut self) -> &mut Connection {
         &mut self.link.as_mut().expect("connected").1
     }
@@ -613,16 +621,14 @@ fn assert_cluster_dir_empty(h: &HostileMaster) {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// The worker's error event for a file the master sent that the worker gave up.
-fn given_up(h: &HostileMaster, error: PeerError) -> NodeEvent {
-    NodeEvent::Error {
+/// The worker gave up a file the master sent for `error` (said with the master's link and the
+/// path), and holds nothing of it: no staged write, no place, no memory.
+fn assert_given_up(h: &HostileMaster, error: PeerError) {
+    let said = NodeEvent::Error {
         peer: h.node.master_link(),
         error: NodeError::Peer(error),
-    }
-}
-
-/// Nothing of a transfer given up is held: no staged write, no place, no memory.
-fn assert_nothing_held(h: &HostileMaster) {
+    };
+    assert!(h.events.contains(&said), "{:?}", h.events);
     assert_eq!(h.exec.storage().staged_writes(), 0);
     assert!(h.node.open_incoming_files().is_empty());
     assert_eq!(h.node.file_budget().held, 0);
@@ -650,14 +656,16 @@ fn a_package_that_never_ends_fails_the_round_and_is_given_up_at_its_lifetime() {
     assert!(h.integrity_failures().is_empty());
     assert_eq!(h.exec.storage().staged_writes(), 1);
     h.advance(Duration::from_secs(1));
-    // The round fails and the transfer is given up, said with the master's link and the path.
-    let error = PeerError::FileNotFinished {
-        path: Bytes::from_static(path),
-        lifetime,
-    };
-    assert!(h.events.contains(&given_up(&h, error)), "{:?}", h.events);
+    // The round fails and the transfer is given up.
+    let path_bytes = Bytes::from_static(path);
+    assert_given_up(
+        &h,
+        PeerError::FileNotFinished {
+            path: path_bytes,
+            lifetime,
+        },
+    );
     assert_eq!(h.integrity_failures(), [SyncError::MasterPackageTimeout]);
-    assert_nothing_held(&h);
     // Its next chunk is told why; its end, late, names a task no longer waited for.
     assert_eq!(
         h.ask("file_upd", &[&path[..], b" x"].concat()),
@@ -689,12 +697,13 @@ fn a_file_the_master_stops_sending_is_given_up_after_the_idle_timeout() {
     h.advance(idle - Duration::from_secs(1));
     assert_eq!(h.exec.storage().staged_writes(), 1);
     h.advance(Duration::from_secs(1));
-    let error = PeerError::FileIdle {
-        path: Bytes::from_static(path),
-        idle,
-    };
-    assert!(h.events.contains(&given_up(&h, error)), "{:?}", h.events);
-    assert_nothing_held(&h);
+    assert_given_up(
+        &h,
+        PeerError::FileIdle {
+            path: Bytes::from_static(path),
+            idle,
+        },
+    );
     let end = [&path[..], b" ", &[0u8; 32]].concat();
     assert_eq!(
         h.ask("file_end", &end),
@@ -713,10 +722,7 @@ fn a_file_the_master_stops_sending_is_given_up_after_the_idle_timeout() {
 #[test]
 fn a_member_over_its_limit_is_refused_before_it_is_inflated() {
     use zip::write::SimpleFileOptions;
-    let t0 = origin();
-    let mut config = config(NodeType::Worker, "worker1", t0);
-    config.limits.package.max_member_size = 64 << 10;
-    let mut h = HostileMaster::new(config);
+    let mut h = HostileMaster::with_member_limit(64 << 10);
     let before = h.tree();
     // 8 MiB of zeros deflate to a few KiB: the declared size is refused before inflating.
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -824,11 +830,8 @@ fn lie(zip: &mut [u8], member: &str, central: bool, field: Field, value: u32) {
 #[test]
 fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() {
     use zip::write::SimpleFileOptions;
-    let t0 = origin();
-    let mut config = config(NodeType::Worker, "worker1", t0);
     // The worker's bound for one member: 64 KiB.
-    config.limits.package.max_member_size = 64 << 10;
-    let mut h = HostileMaster::new(config);
+    let mut h = HostileMaster::with_member_limit(64 << 10);
     let before = h.tree();
     let rules = "etc/rules/local_rules.xml";
     let plan = plan_json(&[("/etc/rules/local_rules.xml", "/etc/rules/")], &[]);
@@ -847,32 +850,33 @@ fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() 
     let stored = zip::CompressionMethod::Stored;
     let zeros = vec![0u8; 8 << 20];
     let small = b"<group name=\"local\"/>\n".to_vec();
+    // The same, lying about `field` in both headers.
+    let lying = |data: &[u8], method, field, value| {
+        let mut zip = package(data, method);
+        for central in [false, true] {
+            lie(&mut zip, rules, central, field, value);
+        }
+        zip
+    };
     let mut cases: Vec<(&str, Vec<u8>, String)> = Vec::new();
     // Declared 100 bytes in both headers, inflates to 8 MiB.
-    let mut bomb = package(&zeros, deflated);
-    for central in [false, true] {
-        lie(&mut bomb, rules, central, Field::Size, 100);
-    }
+    let bomb = lying(&zeros, deflated, Field::Size, 100);
     cases.push((
         "declared small, inflates big",
         bomb,
-        format!(r#"apply: package refused: member "{rules}" inflates beyond its declared 100 bytes"#),
+        format!(
+            r#"apply: package refused: member "{rules}" inflates beyond its declared 100 bytes"#
+        ),
     ));
     // Declared 4 GiB - 16: over the worker's bound before a byte is read.
-    let mut huge = package(&small, stored);
-    for central in [false, true] {
-        lie(&mut huge, rules, central, Field::Size, u32::MAX - 16);
-    }
+    let huge = lying(&small, stored, Field::Size, u32::MAX - 16);
     cases.push((
         "declared huge",
         huge,
         format!(r#"package: member "{rules}" is larger than the limit of 65536 bytes"#),
     ));
     // Declared 60 KiB (within the bound), holds 22 bytes.
-    let mut short = package(&small, stored);
-    for central in [false, true] {
-        lie(&mut short, rules, central, Field::Size, 60 << 10);
-    }
+    let short = lying(&small, stored, Field::Size, 60 << 10);
     cases.push((
         "declared bigger than it is",
         short,
@@ -885,10 +889,7 @@ fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() 
         cases.push(("local and central headers disagree", split, format!(r#"package: member "{rules}": its local header disagrees with the central directory"#)));
     }
     // A CRC that is not the content's, in both headers.
-    let mut crc = package(&small, stored);
-    for central in [false, true] {
-        lie(&mut crc, rules, central, Field::Crc, 0xdead_beef);
-    }
+    let crc = lying(&small, stored, Field::Crc, 0xdead_beef);
     cases.push((
         "CRC mismatch",
         crc,
