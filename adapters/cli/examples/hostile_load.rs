@@ -95,7 +95,7 @@ fn main() {
     );
     daemon.report("idle");
 
-    let attacks: [&dyn Fn(&Daemon, SocketAddr); 6] = [
+    let attacks: [&Attack; 6] = [
         &|d, a| keyless_frames(d, a, 8 * MIB, "1. keyless 8 MiB frames"),
         &|d, a| keyless_frames(d, a, 60 << 10, "2. keyless 60 KiB frames"),
         &long_strings,
@@ -108,6 +108,9 @@ fn main() {
     }
     daemon.stop();
 }
+
+/// One attack: runs against the daemon at its address and reports.
+type Attack = dyn Fn(&Daemon, SocketAddr);
 
 /// `target/<profile>/wazuh-cluster`, beside the `examples/` folder this example runs from.
 fn default_binary() -> PathBuf {
