@@ -157,6 +157,10 @@ impl WireClient {
             })
             .collect();
         self.asks_from = self.events.len();
+        if asked.is_empty() {
+            // Nothing to answer for: no need to wait for anything.
+            return 0;
+        }
         let data = vec![b't'; len];
         for (&transfer, &max_len) in &asked {
             let _ = self
