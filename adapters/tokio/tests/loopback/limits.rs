@@ -348,6 +348,10 @@ async fn silent_transfers_are_given_up_and_a_worker_joining_a_full_pool_gets_in(
         }
         // A worker joining the full pool is refused for now.
         let mut late = key_holders(addr, "late", 1).remove(0);
+        // The wire client is authenticated after its hello, so its own core does not close it
+        // at the hello deadline (30 s): its next timer is its keepalive, an hour away.
+        let soon = std::time::Instant::now() + Duration::from_secs(60);
+        assert!(late.conn.poll_timeout().is_none_or(|at| at > soon));
         let path = vec!["/queue/cluster/late0/agent-info.merged".to_owned()];
         let accepted = late.open_files(&path, 1024);
         (greedy, late, accepted)
