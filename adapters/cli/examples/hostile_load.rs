@@ -8,6 +8,7 @@
 //! target/release/examples/hostile_load                        # glibc malloc, defaults
 //! target/release/examples/hostile_load --env MALLOC_ARENA_MAX=2 --env MALLOC_TRIM_THRESHOLD_=131072
 //! target/release/examples/hostile_load --daemon-arg=--max-connections=64
+//! target/release/examples/hostile_load --from=5                # attacks 5 and 6 only
 //! ```
 //!
 //! The attacks, in order (each one's links closed before the next):
@@ -19,6 +20,12 @@
 //!    strings that nobody claims (issue 12: 409 MB held).
 //! 4. **transfers**: key holders from 4 addresses, 10 links each, each opening 16 files and
 //!    sending one chunk of each, never finishing them (issue 12: 1,024 descriptors exhausted).
+//! 5. **workers among holders**: a worker `real1` registers, then attack 4 again holds the file
+//!    pool; `real1` sends a file at once, and a worker `real2` that registers during the attack
+//!    tries every 2 s until its file lands (when the silent transfers are given up, 40 s).
+//! 6. **trickling transfers**: attack 4 again, but every link sends a byte of each of its files
+//!    every 20 s (never silent long enough to be given up for that) and keeps its links open:
+//!    the files are given up at their lifetime (120 s).
 //!
 //! The daemon runs with the environment given by `--env` (the allocator settings compared in the
 //! closing note of issue 12) and the extra arguments given by `--daemon-arg`.
@@ -33,6 +40,13 @@
 //! | 2. 120 × 60 KiB keyless frames | 25 → 15 MB, 135 fds → 15 | 26 → 15 MB | 26 → 20 MB |
 //! | 3. 3 links × 2 × 64 MiB strings | one string per link (3 refused): 238–245 → 28–31 MB | 226 → 30 MB | 217 → 17 MB |
 //! | 4. 40 links × 16 files | 256 open, 384 refused, 566 fds → 14; 30–33 MB | 31 MB | 17 MB |
+//!
+//! Attacks 5 and 6 (same machine, release build, defaults; `--from=5`, `--from=6`):
+//!
+//! | attack | what the workers saw | VmRSS | fds: held → given up → links closed |
+//! |---|---|---|---|
+//! | 5. 40 links hold the pool | 254 files open (the first 16 links; the rest and `real1` kept their reserves); `real1` sent its file at once; `real2` (joined during) refused, then in after 32 s (its 17th try, when the first silent files were given up at 40 s) | 14.3 → 14.5 MB | 563 → 405 (being given up) → 15 |
+//! | 6. 40 links trickle 1 byte / 20 s | 256 files took every byte for 100 s, none at 120 s (their lifetime) | 14.3 → 14.4 MB | 567 → 55 with all 40 links still open → 15 |
 //!
 //! The system allocator with its defaults gives the memory back (issue 12 saw 450 MB stay after
 //! the keyless attack; now nothing is parked, and a string attack's 240 MB fall back to 30 MB
@@ -57,6 +71,7 @@ fn main() {
     let mut env = Vec::new();
     let mut daemon_args = Vec::new();
     let mut binary = None;
+    let mut from = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if let Some(value) = arg.strip_prefix("--daemon-arg=") {
@@ -65,6 +80,8 @@ fn main() {
             let pair = args.next().expect("--env KEY=VALUE");
             let (k, v) = pair.split_once('=').expect("--env KEY=VALUE");
             env.push((k.to_owned(), v.to_owned()));
+        } else if let Some(first) = arg.strip_prefix("--from=") {
+            from = first.parse().expect("--from=N: the first attack to run");
         } else if arg == "--bin" {
             binary = Some(PathBuf::from(args.next().expect("--bin PATH")));
         } else {
@@ -85,12 +102,22 @@ fn main() {
     );
     daemon.report("idle");
 
-    keyless_frames(&daemon, addr, 8 * MIB, "1. keyless 8 MiB frames");
-    keyless_frames(&daemon, addr, 60 << 10, "2. keyless 60 KiB frames");
-    long_strings(&daemon, addr);
-    transfers(&daemon, addr);
+    let attacks: [&Attack; 6] = [
+        &|d, a| keyless_frames(d, a, 8 * MIB, "1. keyless 8 MiB frames"),
+        &|d, a| keyless_frames(d, a, 60 << 10, "2. keyless 60 KiB frames"),
+        &long_strings,
+        &transfers,
+        &workers_among_holders,
+        &trickling,
+    ];
+    for attack in attacks.iter().skip(from - 1) {
+        attack(&daemon, addr);
+    }
     daemon.stop();
 }
+
+/// One attack: runs against the daemon at its address and reports.
+type Attack = dyn Fn(&Daemon, SocketAddr);
 
 /// `target/<profile>/wazuh-cluster`, beside the `examples/` folder this example runs from.
 fn default_binary() -> PathBuf {
@@ -311,12 +338,25 @@ fn long_strings(daemon: &Daemon, addr: SocketAddr) {
 /// Attack 4: 40 key-holder links from 4 addresses, each opening 16 files it never finishes.
 fn transfers(daemon: &Daemon, addr: SocketAddr) {
     let label = "4. transfers, 40 links x 16 files";
+    let (links, open) = hold_pool(addr, 30, "files");
+    let refused: usize = links.iter().map(WireClient::refused_transfers).sum();
+    daemon.report(&format!(
+        "{label}: {} links, {open} files open, {refused} refused",
+        links.len()
+    ));
+    drop(links);
+    daemon.report_after(label);
+}
+
+/// 40 key-holder links from `127.0.0.<base>`–`<base+3>`, 10 each, each opening 16 files and
+/// sending one chunk of each; the links and the files they hold open.
+fn hold_pool(addr: SocketAddr, base: u8, prefix: &str) -> (Vec<WireClient>, usize) {
     let mut links = Vec::new();
     let mut open = 0;
     for a in 0..4u8 {
         for l in 0..10u8 {
-            let name = format!("files{a}-{l}");
-            let Some(mut link) = join(30 + a, addr, &name) else {
+            let name = format!("{prefix}{a}-{l}");
+            let Some(mut link) = join(base + a, addr, &name) else {
                 continue;
             };
             let paths: Vec<String> = (0..16)
@@ -326,11 +366,82 @@ fn transfers(daemon: &Daemon, addr: SocketAddr) {
             links.push(link);
         }
     }
-    let refused: usize = links.iter().map(WireClient::refused_transfers).sum();
+    (links, open)
+}
+
+/// Attack 5: a worker registered before the pool is held, and one registering while it is.
+fn workers_among_holders(daemon: &Daemon, addr: SocketAddr) {
+    let label = "5. workers among 40 links x 16 files";
+    let data = vec![b'a'; 64 << 10];
+    let Some(mut real1) = join(40, addr, "real1") else {
+        println!("           real1 could not register");
+        return;
+    };
+    let (links, open) = hold_pool(addr, 50, "hold");
     daemon.report(&format!(
-        "{label}: {} links, {open} files open, {refused} refused",
+        "{label}: {} links, {open} files open",
         links.len()
     ));
+    let started = Instant::now();
+    let first = real1.send_whole_file("/queue/cluster/real1/agent-info.merged", &data);
+    println!(
+        "           real1 (registered before): {first:?} after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let Some(mut real2) = join(41, addr, "real2") else {
+        println!("           real2 could not register");
+        return;
+    };
+    let started = Instant::now();
+    let mut tries = 0;
+    let landed = loop {
+        tries += 1;
+        let sent = real2.send_whole_file("/queue/cluster/real2/agent-info.merged", &data);
+        if sent.is_ok() || started.elapsed() > Duration::from_secs(90) {
+            break sent;
+        }
+        if tries == 1 {
+            println!("           real2 (registered during): first try {sent:?}");
+        }
+        // A worker's agent-info round comes every 10 s; trying every 2 s shows the moment better.
+        std::thread::sleep(Duration::from_secs(2));
+        // Its keepalive, as a worker would send one.
+        let _ = real2.conn.send_request(
+            Instant::now(),
+            Command::new(Profile::V3_9, b"echo-c").expect("echo-c"),
+            b"keepalive",
+        );
+    };
+    println!(
+        "           real2: {landed:?} after {:.1} s, {tries} tries",
+        started.elapsed().as_secs_f64()
+    );
+    daemon.report(&format!("{label}: after real2's try"));
+    drop((links, real1, real2));
+    daemon.report_after(label);
+}
+
+/// Attack 6: the pool held by files that trickle a byte every 20 s, the links kept open.
+fn trickling(daemon: &Daemon, addr: SocketAddr) {
+    let label = "6. trickling, 40 links x 16 files";
+    let (mut links, open) = hold_pool(addr, 60, "drip");
+    let started = Instant::now();
+    daemon.report(&format!(
+        "{label}: {} links, {open} files open",
+        links.len()
+    ));
+    let mut tick = started;
+    while started.elapsed() < Duration::from_secs(130) {
+        tick += Duration::from_secs(20);
+        std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+        let round = Instant::now();
+        let taking: usize = links.iter_mut().map(|l| l.trickle(1)).sum();
+        daemon.report(&format!(
+            "{label}: {:.0} s, {taking} files took a byte (round {:.1} s)",
+            started.elapsed().as_secs_f64(),
+            round.elapsed().as_secs_f64()
+        ));
+    }
     drop(links);
     daemon.report_after(label);
 }

@@ -90,6 +90,20 @@ pub struct ConnectionConfig {
     pub max_file_size: u64,
     /// Longest path accepted in `new_file`.
     pub max_file_path_len: usize,
+    /// An incoming file that receives nothing (no `file_upd`, no `file_end`) this long is given
+    /// up (40 s; upstream 3.9.5 keeps it open until the link closes): dropped, reported as
+    /// [`Event::FileFailed`](super::Event::FileFailed) so the layer above discards what was
+    /// written, and its next chunk or end is answered `err` with why. Twice upstream's
+    /// `timeout_cluster_request` (20 s): an upstream sender sends its next chunk as soon as the
+    /// previous one is answered (and we answer at once), and gives the file up when an answer
+    /// takes longer than that, so a longer silence means it gave up or its disk stalled; the
+    /// doubling leaves room for a sender whose chunk read waits behind its other disk work.
+    pub incoming_file_idle_timeout: Duration,
+    /// An incoming file not finished this long after its `new_file` is given up likewise,
+    /// however it trickles (120 s: upstream's `timeout_receiving_file`). Every file a peer sends
+    /// belongs to a task that waits that long for it from before its `new_file`, so a file still
+    /// open then serves nobody.
+    pub incoming_file_lifetime: Duration,
     /// Most incoming long strings held at once (in flight or waiting to be claimed).
     pub max_incoming_strings: usize,
     /// Most bytes one incoming long string may declare (64 MiB; upstream 3.9.5: unbounded).
@@ -157,6 +171,8 @@ impl ConnectionConfig {
             max_incoming_files: 16,
             max_file_size: 1 << 30,
             max_file_path_len: 4096,
+            incoming_file_idle_timeout: Duration::from_secs(40),
+            incoming_file_lifetime: Duration::from_secs(120),
             max_incoming_strings: 16,
             max_string_size: 64 << 20,
             max_incoming_strings_bytes: 128 << 20,

@@ -162,6 +162,34 @@ pub enum PeerError {
         /// The bound.
         limit: u64,
     },
+    /// An incoming file received nothing (no `file_upd`, no `file_end`) for
+    /// [`incoming_file_idle_timeout`](super::ConnectionConfig::incoming_file_idle_timeout): it
+    /// is given up, and its next `file_upd` or `file_end` is answered with this text.
+    #[error(
+        "Error: file {} given up by this node: nothing received for {} s",
+        String::from_utf8_lossy(path),
+        idle.as_secs()
+    )]
+    FileIdle {
+        /// Path as sent by the peer.
+        path: Bytes,
+        /// The bound.
+        idle: std::time::Duration,
+    },
+    /// An incoming file was not finished within
+    /// [`incoming_file_lifetime`](super::ConnectionConfig::incoming_file_lifetime) of its
+    /// `new_file`, however it trickled: given up like [`PeerError::FileIdle`].
+    #[error(
+        "Error: file {} given up by this node: not finished within {} s",
+        String::from_utf8_lossy(path),
+        lifetime.as_secs()
+    )]
+    FileNotFinished {
+        /// Path as sent by the peer.
+        path: Bytes,
+        /// The bound.
+        lifetime: std::time::Duration,
+    },
     /// A `new_file` path is empty or longer than `max_file_path_len`.
     #[error("bad file path of {len} bytes (limit {limit})")]
     BadFilePath {
@@ -222,8 +250,8 @@ impl PeerError {
     /// frame, decryption failures, timeouts, failed keepalives, the peer's id for a string of ours
     /// with no room for data).
     ///
-    /// Every text is fixed except those of [`PeerError::BadFilePath`], [`PeerError::FileNameTooLong`]
-    /// and the inbox quotas, which are the error's own `Display` text (it names the length or the
+    /// Every text is fixed except those of [`PeerError::BadFilePath`], [`PeerError::FileNameTooLong`],
+    /// the inbox quotas and the files given up, which are the error's own `Display` text (it names the length or the
     /// bound; a quota's starts with `Error`, so upstream's sender stops there), hence the `Cow`.
     pub fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
         let fixed: &'static [u8] = match self {
@@ -238,7 +266,9 @@ impl PeerError {
             PeerError::BadFilePath { .. }
             | PeerError::FileNameTooLong { .. }
             | PeerError::InboxFilesQuota { .. }
-            | PeerError::InboxBytesQuota { .. } => {
+            | PeerError::InboxBytesQuota { .. }
+            | PeerError::FileIdle { .. }
+            | PeerError::FileNotFinished { .. } => {
                 return Some(Cow::Owned(self.to_string().into_bytes()));
             }
             PeerError::BeforeHello { .. } => text::BEFORE_HELLO,
@@ -255,6 +285,18 @@ impl PeerError {
             PeerError::TooManyUnansweredRequests { .. } => text::TOO_MANY_REQUESTS,
         };
         Some(Cow::Borrowed(fixed))
+    }
+
+    /// The incoming file the error is about, for the errors that drop one transfer.
+    pub fn file_path(&self) -> Option<&Bytes> {
+        match self {
+            PeerError::ChecksumMismatch { path }
+            | PeerError::FileTooLarge { path, .. }
+            | PeerError::InboxBytesQuota { path, .. }
+            | PeerError::FileIdle { path, .. }
+            | PeerError::FileNotFinished { path, .. } => Some(path),
+            _ => None,
+        }
     }
 }
 

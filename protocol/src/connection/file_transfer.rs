@@ -7,7 +7,8 @@
 //! receiver hands every chunk out as an event as it arrives and keeps only a running SHA-256 and a
 //! byte count per open file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -90,11 +91,49 @@ impl OutgoingFile {
     }
 }
 
-/// A file being received: running hash and size.
+/// A file being received: running hash and size, and its clocks.
 #[derive(Debug, Clone)]
 struct IncomingFile {
     hasher: Sha256,
     size: u64,
+    /// When its `new_file` arrived.
+    opened: Instant,
+    /// When its `new_file` or its last `file_upd` arrived.
+    last: Instant,
+}
+
+/// How long an incoming file may take (see
+/// [`ConnectionConfig::incoming_file_idle_timeout`](super::ConnectionConfig::incoming_file_idle_timeout)
+/// and [`ConnectionConfig::incoming_file_lifetime`](super::ConnectionConfig::incoming_file_lifetime)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileClocks {
+    pub(crate) idle: Duration,
+    pub(crate) lifetime: Duration,
+}
+
+impl IncomingFile {
+    /// When it is given up: `idle` after its last step, or `lifetime` after its `new_file`.
+    fn deadline(&self, clocks: FileClocks) -> Instant {
+        (self.last + clocks.idle).min(self.opened + clocks.lifetime)
+    }
+
+    /// Why it is given up at `now`, if it is.
+    fn abandoned(&self, path: &Bytes, clocks: FileClocks, now: Instant) -> Option<PeerError> {
+        let path = path.clone();
+        if self.opened + clocks.lifetime <= now {
+            Some(PeerError::FileNotFinished {
+                path,
+                lifetime: clocks.lifetime,
+            })
+        } else if self.last + clocks.idle <= now {
+            Some(PeerError::FileIdle {
+                path,
+                idle: clocks.idle,
+            })
+        } else {
+            None
+        }
+    }
 }
 
 /// Longest file name (the last component of a `new_file` path) accepted, in bytes: Linux's
@@ -128,6 +167,10 @@ pub(crate) struct IncomingFiles {
     /// above last said, plus those completed since.
     held_files: usize,
     held_bytes: u64,
+    clocks: FileClocks,
+    /// The files given up lately (at most `max_files`, oldest forgotten first), so that their
+    /// next `file_upd` or `file_end` is told why rather than answered with a bare unknown key.
+    abandoned: VecDeque<PeerError>,
 }
 
 /// A completed incoming file.
@@ -138,7 +181,12 @@ pub(crate) struct Received {
 }
 
 impl IncomingFiles {
-    pub(crate) fn new(max_files: usize, max_size: u64, max_path_len: usize) -> Self {
+    pub(crate) fn new(
+        max_files: usize,
+        max_size: u64,
+        max_path_len: usize,
+        clocks: FileClocks,
+    ) -> Self {
         IncomingFiles {
             files: BTreeMap::new(),
             max_files,
@@ -149,7 +197,47 @@ impl IncomingFiles {
             quota: None,
             held_files: 0,
             held_bytes: 0,
+            clocks,
+            abandoned: VecDeque::new(),
         }
+    }
+
+    /// When the next open file is given up (see [`IncomingFiles::pop_abandoned`]).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.files.values().map(|f| f.deadline(self.clocks)).min()
+    }
+
+    /// Gives up one file that received nothing for the idle timeout or outlived its lifetime at
+    /// `now`: it is dropped, and its next `file_upd` or `file_end` is answered with why. Returns
+    /// why (it names the path), to report it and discard what was written.
+    pub(crate) fn pop_abandoned(&mut self, now: Instant) -> Option<PeerError> {
+        let (path, why) = self
+            .files
+            .iter()
+            .find_map(|(path, f)| Some((path.clone(), f.abandoned(path, self.clocks, now)?)))?;
+        self.files.remove(&path);
+        self.forget_abandoned(&path);
+        if self.abandoned.len() >= self.max_files.max(1) {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back(why.clone());
+        Some(why)
+    }
+
+    /// A `file_upd` or `file_end` for `path`, which is not open: why, if it was given up.
+    fn unknown(&self, path: &Bytes) -> Refusal {
+        match self
+            .abandoned
+            .iter()
+            .find(|why| why.file_path() == Some(path))
+        {
+            Some(why) => Refusal::Abandoned(why.clone()),
+            None => Refusal::UnknownKey(path.clone()),
+        }
+    }
+
+    fn forget_abandoned(&mut self, path: &Bytes) {
+        self.abandoned.retain(|why| why.file_path() != Some(path));
     }
 
     /// See [`Connection::set_inbox_quota`](super::Connection::set_inbox_quota).
@@ -194,8 +282,9 @@ impl IncomingFiles {
         self.files.len()
     }
 
-    /// `new_file <path>`. Upstream reopens (truncates) a path that is already open; so do we.
-    pub(crate) fn open(&mut self, path: &Bytes) -> Result<(), Refusal> {
+    /// `new_file <path>` at `now`. Upstream reopens (truncates) a path that is already open; so
+    /// do we.
+    pub(crate) fn open(&mut self, path: &Bytes, now: Instant) -> Result<(), Refusal> {
         if path.is_empty() || path.len() > self.max_path_len {
             return Err(Refusal::Peer(PeerError::BadFilePath {
                 len: path.len(),
@@ -232,20 +321,28 @@ impl IncomingFiles {
                 }));
             }
         }
+        self.forget_abandoned(path);
         self.files.insert(
             path.clone(),
             IncomingFile {
                 hasher: Sha256::new(),
                 size: 0,
+                opened: now,
+                last: now,
             },
         );
         Ok(())
     }
 
-    /// `file_upd <path> <chunk>`.
-    pub(crate) fn update(&mut self, path: &Bytes, chunk: &[u8]) -> Result<(), Refusal> {
+    /// `file_upd <path> <chunk>` at `now`.
+    pub(crate) fn update(
+        &mut self,
+        path: &Bytes,
+        chunk: &[u8],
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let Some(file) = self.files.get_mut(path) else {
-            return Err(Refusal::UnknownKey(path.clone()));
+            return Err(self.unknown(path));
         };
         let size = file.size + chunk.len() as u64;
         if size > self.max_size {
@@ -256,6 +353,7 @@ impl IncomingFiles {
             }));
         }
         file.size = size;
+        file.last = now;
         file.hasher.update(chunk);
         if let Some(quota) = self.quota
             && self.held_bytes.saturating_add(self.open_bytes()) > quota.bytes
@@ -272,7 +370,7 @@ impl IncomingFiles {
     /// `file_end <path> <digest>`: closes the transfer and compares the digests.
     pub(crate) fn end(&mut self, path: &Bytes, digest: &[u8]) -> Result<Received, Refusal> {
         let Some(file) = self.files.remove(path) else {
-            return Err(Refusal::UnknownKey(path.clone()));
+            return Err(self.unknown(path));
         };
         let sha256: [u8; 32] = file.hasher.finalize().into();
         if digest == sha256 {
@@ -299,6 +397,11 @@ impl IncomingFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLOCKS: FileClocks = FileClocks {
+        idle: Duration::from_secs(40),
+        lifetime: Duration::from_secs(120),
+    };
 
     #[test]
     fn outgoing_chunk_size_follows_upstream() {
@@ -328,11 +431,12 @@ mod tests {
 
     #[test]
     fn the_allowance_refuses_new_files_but_not_a_reopened_one() {
-        let mut files = IncomingFiles::new(4, 10, 8);
+        let mut files = IncomingFiles::new(4, 10, 8, CLOCKS);
+        let now = super::super::test_origin();
         let (a, b) = (Bytes::from_static(b"/a"), Bytes::from_static(b"/b"));
         files.set_allowance(Some(1));
-        files.open(&a).unwrap();
-        let refused = files.open(&b).unwrap_err();
+        files.open(&a, now).unwrap();
+        let refused = files.open(&b, now).unwrap_err();
         assert_eq!(
             refused,
             Refusal::Peer(PeerError::FileBudgetExhausted { limit: 1 })
@@ -342,31 +446,32 @@ mod tests {
             Some(&b"Too many files being received by this node, try again later"[..])
         );
         // Reopening the open path restarts it: no new file.
-        files.open(&a).unwrap();
+        files.open(&a, now).unwrap();
         // Room given back: the next one goes through, up to `max_files` again.
         files.set_allowance(None);
-        files.open(&b).unwrap();
+        files.open(&b, now).unwrap();
         assert_eq!(files.len(), 2);
     }
 
     #[test]
     fn incoming_bounds_and_checksums() {
-        let mut files = IncomingFiles::new(1, 10, 8);
+        let mut files = IncomingFiles::new(1, 10, 8, CLOCKS);
+        let now = super::super::test_origin();
         let a = Bytes::from_static(b"/a");
         let b = Bytes::from_static(b"/b");
-        files.open(&a).unwrap();
+        files.open(&a, now).unwrap();
         assert_eq!(
-            files.open(&b),
+            files.open(&b, now),
             Err(Refusal::Peer(PeerError::TooManyFiles { limit: 1 }))
         );
         assert_eq!(
-            files.open(&Bytes::from_static(b"/toolong/path")),
+            files.open(&Bytes::from_static(b"/toolong/path"), now),
             Err(Refusal::Peer(PeerError::BadFilePath { len: 13, limit: 8 }))
         );
-        let unknown = files.update(&b, b"x").unwrap_err();
+        let unknown = files.update(&b, b"x", now).unwrap_err();
         assert_eq!(unknown, Refusal::UnknownKey(b.clone()));
         assert_eq!(unknown.reply_text(), Some(b"b'/b'".to_vec().into()));
-        assert_eq!(files.update(&a, b"hello"), Ok(()));
+        assert_eq!(files.update(&a, b"hello", now), Ok(()));
         let digest: [u8; 32] = Sha256::digest(b"hello").into();
         assert_eq!(
             files.end(&a, &digest),
@@ -375,16 +480,16 @@ mod tests {
                 sha256: digest
             })
         );
-        files.open(&a).unwrap();
+        files.open(&a, now).unwrap();
         assert_eq!(
-            files.update(&a, b"01234567890"),
+            files.update(&a, b"01234567890", now),
             Err(Refusal::Peer(PeerError::FileTooLarge {
                 path: a.clone(),
                 limit: 10
             }))
         );
         assert_eq!(files.len(), 0);
-        files.open(&a).unwrap();
+        files.open(&a, now).unwrap();
         assert_eq!(
             files.end(&a, b"short"),
             Err(Refusal::Peer(PeerError::ChecksumMismatch {
@@ -395,7 +500,8 @@ mod tests {
 
     #[test]
     fn the_inbox_quota_counts_open_and_held_files_and_bytes() {
-        let mut files = IncomingFiles::new(8, 1 << 20, 64);
+        let mut files = IncomingFiles::new(8, 1 << 20, 64, CLOCKS);
+        let now = super::super::test_origin();
         files.set_quota(InboxQuota {
             files: 2,
             bytes: 10,
@@ -405,15 +511,15 @@ mod tests {
             Bytes::from_static(b"/b"),
             Bytes::from_static(b"/c"),
         );
-        files.open(&a).unwrap();
-        files.update(&a, b"123456").unwrap();
+        files.open(&a, now).unwrap();
+        files.update(&a, b"123456", now).unwrap();
         let digest: [u8; 32] = Sha256::digest(b"123456").into();
         files.end(&a, &digest).unwrap();
         // `a` is held (6 bytes) until the layer above says otherwise; `b` opens, then the bytes
         // run out.
-        files.open(&b).unwrap();
-        files.update(&b, b"1234").unwrap();
-        let over = files.update(&b, b"5").unwrap_err();
+        files.open(&b, now).unwrap();
+        files.update(&b, b"1234", now).unwrap();
+        let over = files.update(&b, b"5", now).unwrap_err();
         assert_eq!(
             over,
             Refusal::Peer(PeerError::InboxBytesQuota {
@@ -426,19 +532,77 @@ mod tests {
             Some(&b"Error: file /b refused: this node's directory would exceed its quota of 10 bytes"[..])
         );
         assert_eq!(files.len(), 0, "the refused transfer is dropped");
-        files.open(&b).unwrap();
+        files.open(&b, now).unwrap();
         // Two files: one held, one open.
-        let full = files.open(&c).unwrap_err();
+        let full = files.open(&c, now).unwrap_err();
         assert_eq!(full, Refusal::Peer(PeerError::InboxFilesQuota { limit: 2 }));
         assert_eq!(
             full.reply_text().as_deref(),
             Some(&b"Error: this node's directory already holds its quota of 2 files"[..])
         );
         // Reopening an open path is no second file.
-        files.open(&b).unwrap();
+        files.open(&b, now).unwrap();
         // The layer above claimed `a`: room again.
         files.set_held(0, 0);
-        files.open(&c).unwrap();
-        files.update(&c, b"0123456789").unwrap();
+        files.open(&c, now).unwrap();
+        files.update(&c, b"0123456789", now).unwrap();
+    }
+
+    #[test]
+    fn a_silent_or_trickling_file_is_given_up_and_its_next_step_told_why() {
+        let t0 = super::super::test_origin();
+        let secs = Duration::from_secs;
+        let mut files = IncomingFiles::new(2, 1 << 20, 64, CLOCKS);
+        let (silent, trickle) = (
+            Bytes::from_static(b"/silent"),
+            Bytes::from_static(b"/trickle"),
+        );
+        files.open(&silent, t0).unwrap();
+        files.open(&trickle, t0).unwrap();
+        assert_eq!(files.next_deadline(), Some(t0 + secs(40)));
+        assert_eq!(files.pop_abandoned(t0 + secs(39)), None);
+        // One byte every 39 s keeps `trickle` from being idle, not from its lifetime.
+        let mut now = t0;
+        while now + secs(39) < t0 + secs(120) {
+            now += secs(39);
+            files.update(&trickle, b"x", now).unwrap();
+            if now == t0 + secs(39) {
+                let idle = files.pop_abandoned(t0 + secs(40)).unwrap();
+                assert_eq!(
+                    idle,
+                    PeerError::FileIdle {
+                        path: silent.clone(),
+                        idle: secs(40)
+                    }
+                );
+            }
+        }
+        assert_eq!(files.next_deadline(), Some(t0 + secs(120)));
+        let late = files.pop_abandoned(t0 + secs(120)).unwrap();
+        assert_eq!(
+            late.reply_text().as_deref(),
+            Some(&b"Error: file /trickle given up by this node: not finished within 120 s"[..])
+        );
+        assert_eq!((files.len(), files.next_deadline()), (0, None));
+        // Their next steps are told why, and never reported again.
+        let told = files.update(&silent, b"x", t0 + secs(121)).unwrap_err();
+        assert_eq!(
+            told.reply_text().as_deref(),
+            Some(&b"Error: file /silent given up by this node: nothing received for 40 s"[..])
+        );
+        assert!(matches!(told, Refusal::Abandoned(_)));
+        assert!(matches!(
+            files.end(&trickle, &[0; 32]),
+            Err(Refusal::Abandoned(PeerError::FileNotFinished { .. }))
+        ));
+        // Opening the path again starts it afresh; the list of files given up stays bounded.
+        files.open(&silent, t0 + secs(121)).unwrap();
+        files.update(&silent, b"x", t0 + secs(122)).unwrap();
+        for n in 0..10 {
+            let path = Bytes::from(format!("/f{n}"));
+            files.open(&path, t0 + secs(200)).unwrap_or_default();
+            files.pop_abandoned(t0 + secs(400));
+        }
+        assert!(files.abandoned.len() <= 2);
     }
 }

@@ -146,7 +146,7 @@ use crate::fernet::{Fernet, token_len};
 use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
-use file_transfer::{IncomingFiles, OutgoingFile, SendStep};
+use file_transfer::{FileClocks, IncomingFiles, OutgoingFile, SendStep};
 use keepalive::Keepalive;
 use pending::{Owner, Pending, PendingTable};
 use string_transfer::{IncomingStrings, OutgoingString};
@@ -228,6 +228,10 @@ impl Connection {
                 config.max_incoming_files,
                 config.max_file_size,
                 config.max_file_path_len,
+                FileClocks {
+                    idle: config.incoming_file_idle_timeout,
+                    lifetime: config.incoming_file_lifetime,
+                },
             ),
             incoming_strings: IncomingStrings::new(
                 config.max_incoming_strings,
@@ -720,6 +724,17 @@ impl Connection {
             };
             self.events.push_back(Event::StringExpired { id });
         }
+        while !self.closed {
+            let Some(why) = self.incoming_files.pop_abandoned(now) else {
+                break;
+            };
+            if let Some(path) = why.file_path().cloned() {
+                self.events.push_back(Event::FileFailed {
+                    path,
+                    error: Some(why),
+                });
+            }
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -760,6 +775,7 @@ impl Connection {
             self.pending.next_deadline(),
             self.keepalive.next_timeout(),
             self.incoming_strings.next_expiry(),
+            self.incoming_files.next_deadline(),
             self.payload_deadline(),
             self.hello_deadline,
         ]

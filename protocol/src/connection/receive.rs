@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::error::{ConnectionError, PeerError};
 use super::event::Event;
-use super::string_transfer::StrOutcome;
+use super::string_transfer::{MemoryRoom, StrOutcome};
 use super::{Connection, Side};
 use crate::fernet::FernetError;
 use crate::frame::{Command, Frame, HEADER_LEN};
@@ -26,13 +26,16 @@ pub(crate) enum Refusal {
     /// with upstream's `KeyError` text (the repr of the key) and not reported: upstream answers
     /// it the same way, and it is what a chunk of a transfer refused a moment ago gets.
     UnknownKey(Bytes),
+    /// A `file_upd` or `file_end` of a file the connection gave up (idle or too long): answered
+    /// with why, and not reported again (it was, when the file was given up).
+    Abandoned(PeerError),
 }
 
 impl Refusal {
     /// The `err` payload: `None` only for a peer error that closes the link (never refused).
     pub(crate) fn reply_text(&self) -> Option<Cow<'static, [u8]>> {
         match self {
-            Refusal::Peer(error) => error.reply_text(),
+            Refusal::Peer(error) | Refusal::Abandoned(error) => error.reply_text(),
             Refusal::UnknownKey(key) => Some(Cow::Owned(key_error_text(key))),
         }
     }
@@ -133,7 +136,7 @@ impl Connection {
             CommonRequest::EchoM(payload) if self.side == Side::Client => {
                 self.answer(now, counter, Command::OK_C, &payload);
             }
-            CommonRequest::NewFile { path } => match self.incoming_files.open(&path) {
+            CommonRequest::NewFile { path } => match self.incoming_files.open(&path, now) {
                 Ok(()) => {
                     self.events.push_back(Event::FileOpened { path });
                     self.answer(now, counter, Command::OK_NEW_FILE, text::READY_NEW_FILE);
@@ -142,7 +145,7 @@ impl Connection {
                 Err(refusal) => self.refuse(now, counter, refusal, Event::Violation),
             },
             CommonRequest::FileUpd { path, chunk } => {
-                match self.incoming_files.update(&path, &chunk) {
+                match self.incoming_files.update(&path, &chunk, now) {
                     Ok(()) => {
                         self.events
                             .push_back(Event::FileChunk { path, data: chunk });
@@ -163,26 +166,12 @@ impl Connection {
                 }
             }
             CommonRequest::NewStr { len } => {
-                // The string's chunks arrive in frames, which need room beside it: a string the
-                // allowance holds but no frame of it could reach would only fail later.
-                // A string over the size limit is refused for its size first (upstream's text):
-                // no budget would ever hold it.
-                let frame = u64::from(self.config.max_frame_payload) + HEADER_LEN as u64;
-                if let Some(allowance) = self.memory_allowance
-                    && len <= self.config.max_string_size
-                    && self
-                        .held_input_bytes()
-                        .saturating_add(len)
-                        .saturating_add(frame)
-                        > allowance
-                {
-                    let error = PeerError::StringOverMemoryBudget {
-                        declared: len,
-                        allowance,
-                    };
-                    return self.refuse(now, counter, Refusal::Peer(error), Event::Violation);
-                }
-                let outcome = self.incoming_strings.open(len, now, &mut self.id_rng);
+                let room = self.memory_allowance.map(|allowance| MemoryRoom {
+                    allowance,
+                    frames: self.decoder.held_len() as u64,
+                    frame: u64::from(self.config.max_frame_payload) + HEADER_LEN as u64,
+                });
+                let outcome = self.incoming_strings.open(len, room, now, &mut self.id_rng);
                 self.on_str_outcome(now, counter, outcome);
             }
             CommonRequest::StrUpd { id, chunk } => {

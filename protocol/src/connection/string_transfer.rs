@@ -69,6 +69,18 @@ pub(crate) enum StrOutcome {
     Refused(Refusal),
 }
 
+/// What the node's memory budget leaves a link when a `new_str` arrives (see
+/// [`Connection::set_memory_allowance`](super::Connection::set_memory_allowance)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemoryRoom {
+    /// Bytes the link's frame buffer and strings may hold together now.
+    pub(crate) allowance: u64,
+    /// Bytes its frame buffer holds now.
+    pub(crate) frames: u64,
+    /// Its largest frame with its header: the room a chunk of the string needs beside it.
+    pub(crate) frame: u64,
+}
+
 /// The strings the peer is sending us, by id.
 #[derive(Debug)]
 pub(crate) struct IncomingStrings {
@@ -99,27 +111,18 @@ impl IncomingStrings {
         }
     }
 
-    /// `new_str <total>`: a fresh id (never one of a live string) and an empty buffer.
-    pub(crate) fn open(&mut self, total: u64, now: Instant, rng: &mut Rng) -> StrOutcome {
-        if total > self.max_size {
-            return StrOutcome::Refused(Refusal::Peer(PeerError::StringTooLarge {
-                declared: total,
-                limit: self.max_size,
-            }));
-        }
-        if self.strings.len() >= self.max_strings {
-            return StrOutcome::Refused(Refusal::Peer(PeerError::TooManyStrings {
-                limit: self.max_strings,
-            }));
-        }
-        // `total <= max_size` and `reserved <= max_total`: neither sum can overflow a u64 for any
-        // bound that fits in memory, but saturate anyway so a huge configuration cannot wrap.
-        if self.reserved.saturating_add(total) > self.max_total {
-            return StrOutcome::Refused(Refusal::Peer(PeerError::StringsTotalTooLarge {
-                declared: total,
-                reserved: self.reserved,
-                limit: self.max_total,
-            }));
+    /// `new_str <total>`: admitted by [`IncomingStrings::admit`], then a fresh id (never one of a
+    /// live string) and an empty buffer. `room`: what the node's memory budget leaves the link
+    /// (`None`: no budget).
+    pub(crate) fn open(
+        &mut self,
+        total: u64,
+        room: Option<MemoryRoom>,
+        now: Instant,
+        rng: &mut Rng,
+    ) -> StrOutcome {
+        if let Err(error) = self.admit(total, room) {
+            return StrOutcome::Refused(Refusal::Peer(error));
         }
         let id = loop {
             let candidate = rng.next_u32();
@@ -141,6 +144,49 @@ impl IncomingStrings {
         );
         let complete = (total == 0).then_some(id);
         StrOutcome::Ok(id.to_string().into_bytes(), complete)
+    }
+
+    /// Whether a string of `total` bytes may be held, in the one order every `new_str` is
+    /// judged by: its size first (upstream's `Requested size exceeds maximum allowed limit`: no
+    /// budget would ever hold it, so it is never reported as a want of memory), then this link's
+    /// count and aggregate bounds, then the node's memory budget (`room`). A string the
+    /// allowance holds but no frame of it could reach beside it would only fail later, so a
+    /// frame's room is kept.
+    fn admit(&self, total: u64, room: Option<MemoryRoom>) -> Result<(), PeerError> {
+        if total > self.max_size {
+            return Err(PeerError::StringTooLarge {
+                declared: total,
+                limit: self.max_size,
+            });
+        }
+        if self.strings.len() >= self.max_strings {
+            return Err(PeerError::TooManyStrings {
+                limit: self.max_strings,
+            });
+        }
+        // `total <= max_size` and `reserved <= max_total`: neither sum can overflow a u64 for any
+        // bound that fits in memory, but saturate anyway so a huge configuration cannot wrap.
+        if self.reserved.saturating_add(total) > self.max_total {
+            return Err(PeerError::StringsTotalTooLarge {
+                declared: total,
+                reserved: self.reserved,
+                limit: self.max_total,
+            });
+        }
+        if let Some(room) = room {
+            let needed = room
+                .frames
+                .saturating_add(self.reserved)
+                .saturating_add(total)
+                .saturating_add(room.frame);
+            if needed > room.allowance {
+                return Err(PeerError::StringOverMemoryBudget {
+                    declared: total,
+                    allowance: room.allowance,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `str_upd <id> <chunk>`: appends up to the declared total; bytes beyond it are dropped, as
@@ -243,17 +289,17 @@ mod tests {
         let mut rng = Rng::from_seed(5);
         let mut strings = IncomingStrings::new(1, 10, 100, Duration::from_secs(3));
         assert_eq!(
-            strings.open(11, t0, &mut rng),
+            strings.open(11, None, t0, &mut rng),
             StrOutcome::Refused(Refusal::Peer(PeerError::StringTooLarge {
                 declared: 11,
                 limit: 10
             }))
         );
-        let StrOutcome::Ok(id, None) = strings.open(4, t0, &mut rng) else {
+        let StrOutcome::Ok(id, None) = strings.open(4, None, t0, &mut rng) else {
             panic!()
         };
         assert_eq!(
-            strings.open(1, t0, &mut rng),
+            strings.open(1, None, t0, &mut rng),
             StrOutcome::Refused(Refusal::Peer(PeerError::TooManyStrings { limit: 1 }))
         );
         let key: u32 = String::from_utf8(id.clone()).unwrap().parse().unwrap();
@@ -293,7 +339,7 @@ mod tests {
         let t0 = super::super::test_origin();
         let mut rng = Rng::from_seed(5);
         let mut strings = IncomingStrings::new(2, 10, 100, Duration::from_secs(3));
-        let StrOutcome::Ok(id, Some(key)) = strings.open(0, t0, &mut rng) else {
+        let StrOutcome::Ok(id, Some(key)) = strings.open(0, None, t0, &mut rng) else {
             panic!()
         };
         assert_eq!(id, key.to_string().into_bytes());
@@ -307,19 +353,19 @@ mod tests {
         let t0 = super::super::test_origin();
         let mut rng = Rng::from_seed(9);
         let mut strings = IncomingStrings::new(4, 10, 15, Duration::from_secs(3));
-        let StrOutcome::Ok(_, None) = strings.open(10, t0, &mut rng) else {
+        let StrOutcome::Ok(_, None) = strings.open(10, None, t0, &mut rng) else {
             panic!()
         };
         assert_eq!(strings.reserved(), 10);
         assert_eq!(
-            strings.open(6, t0, &mut rng),
+            strings.open(6, None, t0, &mut rng),
             StrOutcome::Refused(Refusal::Peer(PeerError::StringsTotalTooLarge {
                 declared: 6,
                 reserved: 10,
                 limit: 15
             }))
         );
-        let StrOutcome::Ok(id, None) = strings.open(5, t0, &mut rng) else {
+        let StrOutcome::Ok(id, None) = strings.open(5, None, t0, &mut rng) else {
             panic!()
         };
         assert_eq!(strings.reserved(), 15, "exactly at the bound is accepted");
@@ -332,10 +378,48 @@ mod tests {
         assert_eq!(strings.reserved(), 10, "taking releases the reservation");
         assert!(strings.pop_expired(t0 + Duration::from_secs(3)).is_some());
         assert_eq!(strings.reserved(), 0, "expiry releases the reservation");
-        let StrOutcome::Ok(_, None) = strings.open(10, t0, &mut rng) else {
+        let StrOutcome::Ok(_, None) = strings.open(10, None, t0, &mut rng) else {
             panic!()
         };
         strings.clear();
         assert_eq!(strings.reserved(), 0);
+    }
+
+    #[test]
+    fn a_string_is_judged_by_its_size_first_then_the_links_bounds_then_the_memory_budget() {
+        let t0 = super::super::test_origin();
+        let mut rng = Rng::from_seed(3);
+        let mut strings = IncomingStrings::new(1, 100, 100, Duration::from_secs(3));
+        let room = |allowance| {
+            Some(MemoryRoom {
+                allowance,
+                frames: 5,
+                frame: 10,
+            })
+        };
+        // Over the size limit with no memory left: upstream's size text, not a want of memory.
+        assert_eq!(
+            strings.open(1 << 40, room(0), t0, &mut rng),
+            StrOutcome::Refused(Refusal::Peer(PeerError::StringTooLarge {
+                declared: 1 << 40,
+                limit: 100
+            }))
+        );
+        // Within it: the frame buffer, the string and a frame's room must fit the allowance.
+        assert_eq!(
+            strings.open(50, room(64), t0, &mut rng),
+            StrOutcome::Refused(Refusal::Peer(PeerError::StringOverMemoryBudget {
+                declared: 50,
+                allowance: 64
+            }))
+        );
+        let StrOutcome::Ok(..) = strings.open(50, room(65), t0, &mut rng) else {
+            panic!("5 + 50 + 10 fit 65")
+        };
+        // The link's own count comes before the node's memory.
+        assert_eq!(
+            strings.open(1, room(0), t0, &mut rng),
+            StrOutcome::Refused(Refusal::Peer(PeerError::TooManyStrings { limit: 1 }))
+        );
     }
 }

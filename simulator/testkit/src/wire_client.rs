@@ -2,12 +2,13 @@
 //! plain or a hostile one) against a running daemon: the real-process tests and the
 //! `hostile_load` example drive it.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure, WallClock,
+    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId, WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::key::ClusterKey;
@@ -21,6 +22,9 @@ pub struct WireClient {
     pub conn: Connection,
     /// Every event the core reported, in order.
     pub events: Vec<Event>,
+    /// Where in `events` the asks for chunks not yet answered start (see
+    /// [`WireClient::trickle`]).
+    asks_from: usize,
 }
 
 impl WireClient {
@@ -51,6 +55,7 @@ impl WireClient {
             stream,
             conn,
             events: Vec::new(),
+            asks_from: 0,
         };
         let hello = Command::new(Profile::V3_9, b"hello").ok()?;
         let payload = format!("{name} wazuh worker 3.9.5");
@@ -62,7 +67,13 @@ impl WireClient {
             Duration::from_secs(10),
             |e| matches!(e, Event::Response { counter: c, .. } if *c == counter),
         );
-        answered.then_some(client)
+        if !answered {
+            return None;
+        }
+        // As a worker does once its hello is answered: without it the core, which requires a
+        // hello by default, closes a link that stays more than `hello_timeout` (30 s).
+        client.conn.set_authenticated(Instant::now());
+        Some(client)
     }
 
     /// Moves bytes both ways until an event matches `done` (true), or the link ends or `within`
@@ -124,6 +135,7 @@ impl WireClient {
             answered >= transfers
         });
         let data = vec![b'f'; chunk];
+        self.asks_from = self.events.len();
         for &(transfer, max_len) in &wanted {
             let _ = self
                 .conn
@@ -131,6 +143,93 @@ impl WireClient {
         }
         self.drive(Duration::from_millis(200), |_| false);
         wanted.len()
+    }
+
+    /// Sends `len` bytes more of every file the peer asked the next chunk of since the last call
+    /// (or since [`WireClient::open_files`]), never finishing them: how many it took (it asked
+    /// for more again).
+    pub fn trickle(&mut self, len: usize) -> usize {
+        let asked: BTreeMap<TransferId, usize> = self.events[self.asks_from..]
+            .iter()
+            .filter_map(|e| match e {
+                Event::FileChunkWanted { transfer, max_len } => Some((*transfer, *max_len)),
+                _ => None,
+            })
+            .collect();
+        self.asks_from = self.events.len();
+        if asked.is_empty() {
+            // Nothing to answer for: no need to wait for anything.
+            return 0;
+        }
+        let data = vec![b't'; len];
+        for (&transfer, &max_len) in &asked {
+            let _ = self
+                .conn
+                .file_chunk(Instant::now(), transfer, &data[..max_len.min(len)]);
+        }
+        let mut answered = 0;
+        self.drive(Duration::from_secs(10), |e| {
+            if matches!(
+                e,
+                Event::FileChunkWanted { .. } | Event::TransferFailed { .. }
+            ) {
+                answered += 1;
+            }
+            answered >= asked.len()
+        });
+        self.events[self.asks_from..]
+            .iter()
+            .filter(|e| matches!(e, Event::FileChunkWanted { .. }))
+            .count()
+    }
+
+    /// Sends `data` whole as file `path`: `Ok` once the peer confirmed it, else why not.
+    pub fn send_whole_file(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
+        let transfer = self
+            .conn
+            .send_file(Instant::now(), path.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut offset = 0;
+        loop {
+            let mut asked = None;
+            let mut ended = None;
+            let heard = self.drive(Duration::from_secs(30), |e| match e {
+                Event::FileChunkWanted {
+                    transfer: t,
+                    max_len,
+                } if *t == transfer => {
+                    asked = Some(*max_len);
+                    true
+                }
+                Event::FileSent { transfer: t, .. } if *t == transfer => {
+                    ended = Some(Ok(()));
+                    true
+                }
+                Event::TransferFailed {
+                    transfer: t,
+                    failure,
+                } if *t == transfer => {
+                    ended = Some(Err(format!("{failure:?}")));
+                    true
+                }
+                _ => false,
+            });
+            if let Some(ended) = ended {
+                return ended;
+            }
+            let Some(max_len) = asked.filter(|_| heard) else {
+                return Err("no answer".into());
+            };
+            let sent = if offset < data.len() {
+                let end = (offset + max_len).min(data.len());
+                let chunk = &data[offset..end];
+                offset = end;
+                self.conn.file_chunk(Instant::now(), transfer, chunk)
+            } else {
+                self.conn.finish_file(Instant::now(), transfer)
+            };
+            sent.map_err(|e| format!("{e:?}"))?;
+        }
     }
 
     /// Transfers the peer refused so far.

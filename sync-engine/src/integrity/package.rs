@@ -176,6 +176,23 @@ pub enum PackageError {
         /// The limit that was exceeded.
         limit: u64,
     },
+    /// A member inflates beyond the size its headers declare (a bomb that lies): it stops at the
+    /// declared size plus one byte.
+    #[error("member {name:?} inflates beyond its declared {declared} bytes")]
+    InflatesBeyondDeclared {
+        /// The member name.
+        name: String,
+        /// Size from the central directory.
+        declared: u64,
+    },
+    /// A member's local header gives another CRC or other sizes than the central directory:
+    /// another reader (one that streams the local headers) would extract something else than
+    /// what was checked.
+    #[error("member {name:?}: its local header disagrees with the central directory")]
+    HeaderMismatch {
+        /// The member name.
+        name: String,
+    },
     /// A member's content is not as long as its header declares.
     #[error("member {name:?} declares {declared} bytes but holds {actual}")]
     SizeMismatch {
@@ -503,6 +520,7 @@ impl<R: Read + Seek> PackageReader<R> {
         let mut members = Vec::with_capacity(archive.len().saturating_sub(1));
         let mut control_index = None;
         let mut total = 0u64;
+        let mut headers = Vec::with_capacity(archive.len());
         for index in 0..archive.len() {
             let entry = archive
                 .by_index_raw(index)
@@ -550,6 +568,13 @@ impl<R: Read + Seek> PackageReader<R> {
             if size > limit {
                 return Err(PackageError::MemberTooLarge { name, limit });
             }
+            headers.push(CentralHeader {
+                name: name.clone(),
+                local_at: entry.header_start(),
+                crc: entry.crc32(),
+                compressed: entry.compressed_size(),
+                size,
+            });
             total = total.saturating_add(size);
             if total
                 > limits
@@ -580,6 +605,14 @@ impl<R: Read + Seek> PackageReader<R> {
             });
         }
         let control_index = control_index.ok_or(PackageError::MissingControl)?;
+        let mut reader = archive.into_inner();
+        for header in &headers {
+            header.check_local(&mut reader)?;
+        }
+        // Parsed again from the same bytes (the library gives no other way back to its reader):
+        // the count and names were checked above and cannot differ.
+        let archive =
+            ZipArchive::new(reader).map_err(|e| PackageError::Malformed(e.to_string()))?;
         let positions = members
             .iter()
             .enumerate()
@@ -715,9 +748,9 @@ impl<R: Read + Seek> PackageReader<R> {
             }
             copied += n as u64;
             if copied > declared {
-                return Err(PackageError::MemberTooLarge {
+                return Err(PackageError::InflatesBeyondDeclared {
                     name: name.to_owned(),
-                    limit: declared,
+                    declared,
                 });
             }
             out.write_all(&buf[..n])
@@ -731,6 +764,45 @@ impl<R: Read + Seek> PackageReader<R> {
             });
         }
         Ok(copied)
+    }
+}
+
+/// What the central directory says of a member, to hold its local header to.
+struct CentralHeader {
+    name: String,
+    local_at: u64,
+    crc: u32,
+    compressed: u64,
+    size: u64,
+}
+
+impl CentralHeader {
+    /// Refuses a local header whose CRC or sizes differ from the central directory's. With a
+    /// data descriptor (flag bit 3) the local fields may be zero; a ZIP64 local size
+    /// (`0xFFFFFFFF`) is in its extra field, which the central directory already gave.
+    fn check_local<R: Read + Seek>(&self, reader: &mut R) -> Result<(), PackageError> {
+        let mut local = [0u8; 30];
+        reader
+            .seek(SeekFrom::Start(self.local_at))
+            .and_then(|_| reader.read_exact(&mut local))
+            .map_err(|e| PackageError::Malformed(e.to_string()))?;
+        let u32_at =
+            |i: usize| u32::from_le_bytes([local[i], local[i + 1], local[i + 2], local[i + 3]]);
+        let descriptor = u16::from_le_bytes([local[6], local[7]]) & 0x08 != 0;
+        let agrees = |local: u32, central: u64| {
+            u64::from(local) == central || local == u32::MAX || (descriptor && local == 0)
+        };
+        let crc_agrees = u32_at(14) == self.crc || (descriptor && u32_at(14) == 0);
+        if local[..4] != [0x50, 0x4b, 0x03, 0x04]
+            || !crc_agrees
+            || !agrees(u32_at(18), self.compressed)
+            || !agrees(u32_at(22), self.size)
+        {
+            return Err(PackageError::HeaderMismatch {
+                name: self.name.clone(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -72,6 +72,14 @@ pub struct NodeLimits {
     /// the node's own disk work (files sent, package builds and scans open and close their
     /// descriptors within one effect, so they need none of this budget).
     pub max_transfer_descriptors: usize,
+    /// Places of that budget kept for each link that may send files (a registered worker on a
+    /// master, the master link on a worker) that no other link may take (2): however many files
+    /// other links hold, such a link can always receive this many at once, as long as the
+    /// reserves fit the budget (128 links with the defaults); a link that joins when they do not
+    /// gets the first places freed. Two: a worker sends at most two files at once, its
+    /// agent-info and its integrity or extra-valid package (extra-valid follows integrity's
+    /// answer), and a master one (its integrity package).
+    pub reserved_files_per_link: usize,
     /// Bytes the node may hold for its peers, every link together (256 MiB): frames being
     /// received (their declared payload, allocated when the header arrives), incoming long
     /// strings (their declared length), file data waiting for the disk and output not yet
@@ -174,6 +182,7 @@ impl Default for NodeLimits {
             max_pending_disk_bytes: 16 << 20,
             max_tasks_per_worker: 3,
             max_transfer_descriptors: 512,
+            reserved_files_per_link: 2,
             memory_budget: 256 << 20,
             package: PackageLimits::default(),
             apply: ApplyLimits::default(),

@@ -275,11 +275,12 @@ fn deflate_bomb_lying_about_its_size_stops_at_the_declared_size() {
     let mut zip = raw_zip(&members, &control(&[(GOOD, "/etc/rules/")], &[]));
     set_declared_size(&mut zip, "etc/rules/local_rules.xml", 1000);
     let error = refuse(zip);
+    // Said as what it is (it was "larger than the limit of 1000 bytes": no such limit).
     assert_eq!(
         error,
-        ApplyError::Package(PackageError::MemberTooLarge {
+        ApplyError::Package(PackageError::InflatesBeyondDeclared {
             name: "etc/rules/local_rules.xml".into(),
-            limit: 1000
+            declared: 1000
         })
     );
 }

@@ -37,37 +37,49 @@ fn assert_files_open(m: &RawMaster, expected: usize) {
     );
 }
 
+/// Client `peer` opens files `/queue/cluster/<dir>/<name>f<n>` and sends a byte of each, as many
+/// as it is let (at most `most`); the paths it holds. Every refusal is the budget's.
+fn hold_files(m: &mut RawMaster, peer: PeerId, dir: &str, name: &str, most: usize) -> Vec<String> {
+    let mut held = Vec::new();
+    for f in 0..most {
+        let path = format!("/queue/cluster/{dir}/{name}f{f}");
+        let reply = m.ask(peer, "new_file", path.as_bytes());
+        if reply.0 != "ok" {
+            assert_eq!(reply, budget_refusal(), "{path}");
+            continue;
+        }
+        let chunk = format!("{path} x");
+        assert_eq!(m.ask(peer, "file_upd", chunk.as_bytes()).0, "ok");
+        held.push(path);
+    }
+    held
+}
+
 #[test]
 fn files_left_open_by_many_links_never_exceed_the_descriptor_budget_or_a_links_share() {
-    // 12 files at once: a link's share is 4 (a quarter, at least `MIN_FILE_SHARE`).
+    // 12 files at once: a link's share is 4 (a quarter, at least `MIN_FILE_SHARE`), its reserve
+    // 2.
     let mut m = master_with_file_budget(12);
     let budget = m.node.file_budget();
     assert_eq!((budget.limit, budget.share), (12, 4));
-    let attackers: Vec<PeerId> = (1..=4)
+    let attackers: Vec<PeerId> = (1..=5)
         .map(|i| m.join(i, &format!("evil{i}"), &format!("10.0.0.{i}:4000{i}")))
         .collect();
+    assert_eq!(m.node.file_budget().unmet_reserves, 10);
     m.take_events();
     // Each opens files it never finishes, as many as it is let.
-    let mut accepted = 0;
+    let mut held = Vec::new();
     for (i, &peer) in attackers.iter().enumerate() {
-        for f in 0..8 {
-            let path = format!("/queue/cluster/evil{}/f{f}", i + 1);
-            let reply = m.ask(peer, "new_file", path.as_bytes());
-            if reply.0 == "ok" {
-                accepted += 1;
-            } else {
-                assert_eq!(reply, budget_refusal(), "{path}");
-            }
-        }
+        held.push(hold_files(&mut m, peer, &format!("evil{}", i + 1), "", 8).len());
         assert!(m.node.file_budget().held <= 12);
     }
-    // Three links took their share of 4; the fourth found the pool empty.
-    assert_eq!(accepted, 12);
+    // The first took its share of what the others' reserves left; the others their reserves.
+    assert_eq!(held, [4, 2, 2, 2, 2]);
     assert_files_open(&m, 12);
     // Refusals are typed, the links stay open (nobody's accept failed).
     assert!(m.closed.is_empty());
     let refusals: Vec<NodeEvent> = m.take_events();
-    assert_eq!(refusals.len(), 4 * 8 - 12);
+    assert_eq!(refusals.len(), 5 * 8 - 12);
     assert_eq!(
         refusals[0],
         NodeEvent::Error {
@@ -78,15 +90,10 @@ fn files_left_open_by_many_links_never_exceed_the_descriptor_budget_or_a_links_s
     assert_eq!(
         refusals.last(),
         Some(&NodeEvent::Error {
-            peer: Some(attackers[3]),
-            error: NodeError::Peer(PeerError::FileBudgetExhausted { limit: 0 })
+            peer: Some(attackers[4]),
+            error: NodeError::Peer(PeerError::FileBudgetExhausted { limit: 2 })
         })
     );
-
-    // A legitimate worker meanwhile: refused with the text, not dropped.
-    let worker = m.join(9, "worker1", "10.0.0.9:40009");
-    let path = "/queue/cluster/worker1/agent-info.merged";
-    assert_eq!(m.ask(worker, "new_file", path.as_bytes()), budget_refusal());
     // Reopening a file that is open takes no new place.
     let again = m.ask(attackers[0], "new_file", b"/queue/cluster/evil1/f0");
     assert_eq!(again.0, "ok");
@@ -98,18 +105,81 @@ fn files_left_open_by_many_links_never_exceed_the_descriptor_budget_or_a_links_s
     m.pump();
     assert_files_open(&m, 8);
     assert_eq!(m.node.effects_in_flight(), 0);
-    // The worker's file now goes through and lands whole.
-    m.send_file(worker, path, b"agent-info of worker1");
-    assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
-    assert_files_open(&m, 8);
 
     // Everyone leaves: nothing stays held, on the node or on the disk side.
-    for peer in attackers[1..].iter().copied().chain([worker]) {
+    for &peer in &attackers[1..] {
         m.node.handle_closed(m.now, peer);
         m.clients.remove(&peer);
     }
     m.pump();
     assert_files_open(&m, 0);
+    assert_eq!(m.node.file_budget().unmet_reserves, 0);
+}
+
+#[test]
+fn greedy_links_never_take_a_workers_reserve_and_a_worker_joining_a_full_pool_gets_in() {
+    use std::time::Duration;
+    let mut m = master_with_file_budget(12);
+    let early = m.join(1, "worker1", "10.0.0.9:40001");
+    let attackers: Vec<PeerId> = (2..=5)
+        .map(|i| m.join(i, &format!("evil{i}"), &format!("10.0.0.{i}:4000{i}")))
+        .collect();
+    let mut held: Vec<Vec<String>> = attackers
+        .iter()
+        .zip(2..)
+        .map(|(&peer, i)| hold_files(&mut m, peer, &format!("evil{i}"), "", 8))
+        .collect();
+    let counts: Vec<usize> = held.iter().map(Vec::len).collect();
+    assert_eq!(counts, [4, 2, 2, 2], "worker1's two places are kept");
+    // worker1, registered before the attack, syncs at once, two files at a time.
+    let merged = "/queue/cluster/worker1/agent-info.merged";
+    let integrity = "/queue/cluster/worker1/integrity.zip";
+    assert_eq!(m.ask(early, "new_file", integrity.as_bytes()).0, "ok");
+    m.send_file(early, merged, b"agent-info of worker1");
+    let files = m.exec.storage().files();
+    assert!(files.keys().any(|k| k.as_str() == merged));
+    assert_files_open(&m, 11);
+
+    // worker2 joins now, into a full pool: refused, but the places freed are granted to it.
+    let late = m.join(9, "worker2", "10.0.0.10:40009");
+    let path = "/queue/cluster/worker2/agent-info.merged";
+    assert_eq!(m.ask(late, "new_file", path.as_bytes()), budget_refusal());
+    // The attackers trickle a byte into each of their files every 30 s (never idle long enough
+    // to be given up for silence) and ask for more files each time.
+    let mut at = Duration::ZERO;
+    while at < Duration::from_secs(120) {
+        m.advance(Duration::from_secs(30));
+        at += Duration::from_secs(30);
+        for ((&peer, paths), i) in attackers.iter().zip(&mut held).zip(2..) {
+            assert_eq!(m.ask(peer, "echo-c", b"keepalive").0, "ok-m");
+            paths.retain(|path| {
+                let reply = m.ask(peer, "file_upd", format!("{path} x").as_bytes());
+                reply.0 == "ok"
+            });
+            let name = format!("t{}-", at.as_secs());
+            let more = hold_files(&mut m, peer, &format!("evil{i}"), &name, 2);
+            paths.extend(more);
+        }
+        assert_eq!(m.ask(early, "echo-c", b"keepalive").0, "ok-m");
+        assert_eq!(m.ask(late, "echo-c", b"keepalive").0, "ok-m");
+        assert!(m.node.file_budget().held <= 12);
+    }
+    // At their lifetime (120 s) every file of the attack is given up, said with its peer and
+    // path, and the first places freed went to worker2's reserve.
+    let given_up = m
+        .take_events()
+        .into_iter()
+        .filter(|e| {
+            matches!(e, NodeEvent::Error {
+                error: NodeError::Peer(PeerError::FileNotFinished { lifetime, .. }),
+                ..
+            } if *lifetime == Duration::from_secs(120))
+        })
+        .count();
+    assert_eq!(given_up, 10);
+    m.send_file(late, path, b"agent-info of worker2");
+    assert!(m.exec.storage().files().keys().any(|k| k.as_str() == path));
+    assert!(m.node.file_budget().held <= 12);
 }
 
 #[test]

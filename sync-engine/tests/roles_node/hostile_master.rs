@@ -17,7 +17,8 @@
 //! | unknown string/file id | `floods…`, `lying_and_huge_sizes…` | `hostile_worker::a_file_outside…` |
 //! | file write path (`new_file`) | `files_outside_the_workers_directory…` | `hostile_worker::a_file_outside…` |
 //! | sync package paths | `traversal_paths_in_the_package…` | integrity `hostile_packages` |
-//! | decompressed size (bombs) | `a_member_over_its_limit…` | integrity `merged_bombs`, `hostile_packages` |
+//! | decompressed size (bombs) | `a_member_over_its_limit…`, `packages_that_lie…` | integrity `merged_bombs`, `hostile_packages` |
+//! | lying ZIP headers (sizes, CRC, local vs central) | `packages_that_lie…` | integrity `hostile_packages::deflate_bomb_lying…` |
 //! | node name | | `hello::node_name_rule` |
 //! | connections per IP | | tokio `limits::the_eleventh_connection…` |
 //! | pre-hello commands | | `hello::nothing_but_hello…`, protocol `pair::before_hello…` |
@@ -26,13 +27,17 @@
 //! | files read for the peer (extra-valid) | `an_extra_valid_list…` | |
 //! | orphans and quotas | `floods…`, `lying_and_huge_sizes…` | `orphans` |
 //! | rounds never asked, never ending | `an_end_for_a_package_never_asked…`, `a_package_that_never_ends…` | `locks` |
+//! | transfers never ending (silent, trickling) | `a_package_that_never_ends…`, `a_file_the_master_stops_sending…` | `budgets::greedy_links…`, tokio `limits` |
+//! | descriptor starvation across links | (one link: the master's) | `budgets::greedy_links…`, `budgets::files_left_open…` |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Event, Side, WallClock};
+use wazuh_cluster_protocol::connection::{
+    Connection, ConnectionConfig, Event, PeerError, Side, WallClock,
+};
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::message::Reply;
 use wazuh_cluster_protocol::profile::Profile;
@@ -40,8 +45,8 @@ use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{
-    EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId, SyncError,
-    SyncKind, sync_text,
+    EffectExecutor, Node, NodeConfig, NodeError, NodeEvent, NodeType, Origin, Output, PeerId,
+    SyncError, SyncKind, sync_text,
 };
 use wazuh_cluster_testkit::cluster_key;
 
@@ -110,6 +115,14 @@ impl HostileMaster {
     fn worker1() -> Self {
         let t0 = origin();
         HostileMaster::new(config(NodeType::Worker, "worker1", t0))
+    }
+
+    /// `worker1` whose packages may carry members of `bytes` at most.
+    fn with_member_limit(bytes: u64) -> Self {
+        let t0 = origin();
+        let mut config = config(NodeType::Worker, "worker1", t0);
+        config.limits.package.max_member_size = bytes;
+        HostileMaster::new(config)
     }
 
     fn master_conn(&mut self) -> &mut Connection {
@@ -245,42 +258,11 @@ impl HostileMaster {
             .unwrap_or_else(|| panic!("no reply to {command}"))
     }
 
-    /// The master sends `data` as file `path` (new_file, file_upd*, file_end) and returns how it
-    /// ended: `Ok` when the worker confirmed it, else the transfer's failure as text.
+    /// The master sends `data` as file `path` and returns how it ended: `Ok` when the worker
+    /// confirmed it, else why not.
     fn send_file(&mut self, path: &str, data: &[u8]) -> Result<(), String> {
         let now = self.now;
-        let transfer = self.master_conn().send_file(now, path.as_bytes()).unwrap();
-        let mut offset = 0;
-        loop {
-            self.pump();
-            let Some((_, c)) = self.link.as_mut() else {
-                return Err("closed".into());
-            };
-            let mut progressed = false;
-            while let Some(event) = self.transfer_events.pop_front() {
-                match event {
-                    Event::FileChunkWanted {
-                        transfer: t,
-                        max_len,
-                    } if t == transfer => {
-                        progressed = true;
-                        if offset < data.len() {
-                            let end = (offset + max_len).min(data.len());
-                            c.file_chunk(now, transfer, &data[offset..end]).unwrap();
-                            offset = end;
-                        } else {
-                            c.finish_file(now, transfer).unwrap();
-                        }
-                    }
-                    Event::FileSent { transfer: t, .. } if t == transfer => return Ok(()),
-                    Event::TransferFailed { failure, .. } => return Err(format!("{failure:?}")),
-                    _ => {}
-                }
-            }
-            if !progressed {
-                return Err("stalled".into());
-            }
-        }
+        push_file(self, now, path, data)
     }
 
     /// Sends `zip` as the master's integrity package: `sync_m_c` → task, the file,
@@ -320,6 +302,20 @@ impl HostileMaster {
         let mut files = self.exec.storage().files();
         files.retain(|p, _| !p.as_str().starts_with("/queue/cluster/"));
         files
+    }
+}
+
+impl FileSender for HostileMaster {
+    fn pump(&mut self) {
+        HostileMaster::pump(self);
+    }
+
+    fn sender(&mut self) -> Option<&mut Connection> {
+        self.link.as_mut().map(|(_, c)| c)
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
+        self.transfer_events.pop_front()
     }
 }
 
@@ -478,7 +474,6 @@ fn a_malformed_control_file_fails_the_round_with_its_reason() {
 #[test]
 fn an_extra_valid_list_naming_files_outside_agent_groups_sends_none_of_them() {
     use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
-    use wazuh_cluster_sync::roles::NodeError;
     let mut h = HostileMaster::worker1();
     let attrs = FileAttrs {
         mode: 0o640,
@@ -567,15 +562,8 @@ fn lying_and_huge_sizes_in_transfers_are_refused_and_leave_nothing() {
             "Error: file /queue/cluster/worker1/big.zip refused: this node's directory would exceed its quota of 4096 bytes"
         )
     );
-    assert_eq!(h.exec.storage().staged_writes(), 0);
     assert!(h.node.open_incoming_files().is_empty());
-    assert!(
-        h.exec
-            .storage()
-            .files()
-            .keys()
-            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
-    );
+    assert_cluster_dir_empty(&h);
     assert!(!h.closed);
 }
 
@@ -619,31 +607,72 @@ fn floods_of_requests_and_files_hold_their_bounds() {
     // The link closes: every staged write goes, and the directory with them.
     h.node.handle_closed(h.now, h.link.as_ref().unwrap().0);
     h.pump();
+    assert_cluster_dir_empty(&h);
+}
+
+/// Nothing is left under `queue/cluster`: no staged write, no file.
+fn assert_cluster_dir_empty(h: &HostileMaster) {
     assert_eq!(h.exec.storage().staged_writes(), 0);
-    assert!(
-        h.exec
-            .storage()
-            .files()
-            .keys()
-            .all(|p| !p.as_str().starts_with("/queue/cluster/"))
-    );
+    let files = h.exec.storage().files();
+    let left: Vec<_> = files
+        .keys()
+        .filter(|p| p.as_str().starts_with("/queue/cluster/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The worker gave up a file the master sent for `error` (said with the master's link and the
+/// path), and holds nothing of it: no staged write, no place, no memory.
+fn assert_given_up(h: &HostileMaster, error: PeerError) {
+    let said = NodeEvent::Error {
+        peer: h.node.master_link(),
+        error: NodeError::Peer(error),
+    };
+    assert!(h.events.contains(&said), "{:?}", h.events);
+    assert_eq!(h.exec.storage().staged_writes(), 0);
+    assert!(h.node.open_incoming_files().is_empty());
+    assert_eq!(h.node.file_budget().held, 0);
+    assert_eq!(h.node.memory_budget().input, 0);
 }
 
 #[test]
-fn a_package_that_never_ends_fails_the_round_at_timeout_receiving_file() {
+fn a_package_that_never_ends_fails_the_round_and_is_given_up_at_its_lifetime() {
     let mut h = HostileMaster::worker1();
     let (_, task) = h.ask("sync_m_c", b"");
     assert!(!task.is_empty());
     let path = b"/queue/cluster/worker1/never-ends.zip";
     assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
     assert_eq!(h.ask("file_upd", &[&path[..], b" PK"].concat()).0, "ok");
-    // The master keeps the link alive and never finishes.
+    // The master keeps the link alive and trickles a byte every 30 s: never silent long enough
+    // to be given up for silence.
+    for _ in 0..3 {
+        h.advance(Duration::from_secs(30));
+        assert_eq!(h.ask("file_upd", &[&path[..], b" x"].concat()).0, "ok");
+    }
     let wait = h.node.config().timeout_receiving_file();
-    h.advance(wait - Duration::from_secs(1));
+    let lifetime = h.node.config().connection.incoming_file_lifetime;
+    assert_eq!((wait, lifetime), (Duration::from_secs(120), wait));
+    h.advance(Duration::from_secs(29));
     assert!(h.integrity_failures().is_empty());
+    assert_eq!(h.exec.storage().staged_writes(), 1);
     h.advance(Duration::from_secs(1));
+    // The round fails and the transfer is given up.
+    let path_bytes = Bytes::from_static(path);
+    assert_given_up(
+        &h,
+        PeerError::FileNotFinished {
+            path: path_bytes,
+            lifetime,
+        },
+    );
     assert_eq!(h.integrity_failures(), [SyncError::MasterPackageTimeout]);
-    // Its end, late, names a task no longer waited for.
+    // Its next chunk is told why; its end, late, names a task no longer waited for.
+    assert_eq!(
+        h.ask("file_upd", &[&path[..], b" x"].concat()),
+        err(
+            "Error: file /queue/cluster/worker1/never-ends.zip given up by this node: not finished within 120 s"
+        )
+    );
     let end = format!(
         "{} /queue/cluster/worker1/never-ends.zip",
         String::from_utf8_lossy(&task)
@@ -652,18 +681,48 @@ fn a_package_that_never_ends_fails_the_round_at_timeout_receiving_file() {
         h.ask("sync_m_c_e", end.as_bytes()),
         err(sync_text::TASK_UNKNOWN)
     );
-    // What it holds stays bounded: one staged write, at most the quota.
-    assert_eq!(h.node.open_incoming_files().len(), 1);
+    assert_cluster_dir_empty(&h);
+    assert!(!h.closed);
+}
+
+#[test]
+fn a_file_the_master_stops_sending_is_given_up_after_the_idle_timeout() {
+    let mut h = HostileMaster::worker1();
+    let path = b"/queue/cluster/worker1/silent.zip";
+    assert_eq!(h.ask("new_file", path), ok("Ready to receive new file"));
+    assert_eq!(h.ask("file_upd", &[&path[..], b" PK"].concat()).0, "ok");
+    let idle = h.node.config().connection.incoming_file_idle_timeout;
+    // The worker wakes for it by itself: its next timeout is the file's.
+    assert!(h.node.poll_timeout().is_some_and(|at| at <= h.now + idle));
+    h.advance(idle - Duration::from_secs(1));
+    assert_eq!(h.exec.storage().staged_writes(), 1);
+    h.advance(Duration::from_secs(1));
+    assert_given_up(
+        &h,
+        PeerError::FileIdle {
+            path: Bytes::from_static(path),
+            idle,
+        },
+    );
+    let end = [&path[..], b" ", &[0u8; 32]].concat();
+    assert_eq!(
+        h.ask("file_end", &end),
+        err(
+            "Error: file /queue/cluster/worker1/silent.zip given up by this node: nothing received for 40 s"
+        )
+    );
+    // The same path sent again, whole, is taken.
+    assert_eq!(
+        h.send_file("/queue/cluster/worker1/silent.zip", b"PK again"),
+        Ok(())
+    );
     assert!(!h.closed);
 }
 
 #[test]
 fn a_member_over_its_limit_is_refused_before_it_is_inflated() {
     use zip::write::SimpleFileOptions;
-    let t0 = origin();
-    let mut config = config(NodeType::Worker, "worker1", t0);
-    config.limits.package.max_member_size = 64 << 10;
-    let mut h = HostileMaster::new(config);
+    let mut h = HostileMaster::with_member_limit(64 << 10);
     let before = h.tree();
     // 8 MiB of zeros deflate to a few KiB: the declared size is refused before inflating.
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -729,4 +788,128 @@ fn commands_a_worker_does_not_serve_get_upstreams_unknown_command_text() {
         );
     }
     assert!(h.tree().is_empty());
+}
+
+/// Where a ZIP header keeps a member's CRC-32, compressed and uncompressed sizes.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Crc,
+    Compressed,
+    Size,
+}
+
+/// Sets `field` of `member` to `value` in its local header (`central`: its central directory
+/// header): a package that lies about itself.
+fn lie(zip: &mut [u8], member: &str, central: bool, field: Field, value: u32) {
+    // Signature, offset of the name length, of the name, of the CRC (the sizes follow it).
+    let (signature, name_len_at, name_at, crc_at) = if central {
+        ([0x50, 0x4b, 0x01, 0x02], 28, 46, 16)
+    } else {
+        ([0x50, 0x4b, 0x03, 0x04], 26, 30, 14)
+    };
+    let at = (0..zip.len().saturating_sub(name_at))
+        .find(|&i| {
+            let len = usize::from(u16::from_le_bytes([
+                zip[i + name_len_at],
+                zip[i + name_len_at + 1],
+            ]));
+            zip[i..i + 4] == signature
+                && zip.get(i + name_at..i + name_at + len) == Some(member.as_bytes())
+        })
+        .unwrap_or_else(|| panic!("no header of {member}"));
+    let offset = at
+        + crc_at
+        + match field {
+            Field::Crc => 0,
+            Field::Compressed => 4,
+            Field::Size => 8,
+        };
+    zip[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+#[test]
+fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() {
+    use zip::write::SimpleFileOptions;
+    // The worker's bound for one member: 64 KiB.
+    let mut h = HostileMaster::with_member_limit(64 << 10);
+    let before = h.tree();
+    let rules = "etc/rules/local_rules.xml";
+    let plan = plan_json(&[("/etc/rules/local_rules.xml", "/etc/rules/")], &[]);
+    // One member `data`, deflated or stored, and the control file.
+    let package = |data: &[u8], method: zip::CompressionMethod| {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = SimpleFileOptions::default().compression_method(method);
+        zip.start_file(rules, options).unwrap();
+        zip.write_all(data).unwrap();
+        zip.start_file("cluster_control.json", SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(plan.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    let deflated = zip::CompressionMethod::Deflated;
+    let stored = zip::CompressionMethod::Stored;
+    let zeros = vec![0u8; 8 << 20];
+    let small = b"<group name=\"local\"/>\n".to_vec();
+    // The same, lying about `field` in both headers.
+    let lying = |data: &[u8], method, field, value| {
+        let mut zip = package(data, method);
+        for central in [false, true] {
+            lie(&mut zip, rules, central, field, value);
+        }
+        zip
+    };
+    let mut cases: Vec<(&str, Vec<u8>, String)> = Vec::new();
+    // Declared 100 bytes in both headers, inflates to 8 MiB.
+    let bomb = lying(&zeros, deflated, Field::Size, 100);
+    cases.push((
+        "declared small, inflates big",
+        bomb,
+        format!(
+            r#"apply: package refused: member "{rules}" inflates beyond its declared 100 bytes"#
+        ),
+    ));
+    // Declared 4 GiB - 16: over the worker's bound before a byte is read.
+    let huge = lying(&small, stored, Field::Size, u32::MAX - 16);
+    cases.push((
+        "declared huge",
+        huge,
+        format!(r#"package: member "{rules}" is larger than the limit of 65536 bytes"#),
+    ));
+    // Declared 60 KiB (within the bound), holds 22 bytes.
+    let short = lying(&small, stored, Field::Size, 60 << 10);
+    cases.push((
+        "declared bigger than it is",
+        short,
+        format!(r#"apply: package refused: member "{rules}" declares 61440 bytes but holds 22"#),
+    ));
+    // The local header says one size, the central directory another.
+    for field in [Field::Size, Field::Compressed, Field::Crc] {
+        let mut split = package(&small, stored);
+        lie(&mut split, rules, false, field, 7);
+        cases.push(("local and central headers disagree", split, format!(r#"package: member "{rules}": its local header disagrees with the central directory"#)));
+    }
+    // A CRC that is not the content's, in both headers.
+    let crc = lying(&small, stored, Field::Crc, 0xdead_beef);
+    cases.push((
+        "CRC mismatch",
+        crc,
+        format!(r#"apply: package refused: member "{rules}" is corrupt: Invalid checksum"#),
+    ));
+    // Honest sizes, but a bomb for the worker's bound: refused from the declared size.
+    cases.push((
+        "bomb over the bound",
+        package(&zeros, deflated),
+        format!(r#"package: member "{rules}" is larger than the limit of 65536 bytes"#),
+    ));
+    for (case, zip, refusal) in cases {
+        assert_eq!(h.send_package(&zip), ok(sync_text::FILE_RECEIVED), "{case}");
+        assert_eq!(
+            h.integrity_failure_texts(),
+            [format!("applying the master's package: {refusal}")],
+            "{case}"
+        );
+        // Nothing half-applied, nothing left in staging, the package removed.
+        assert_eq!(h.tree(), before, "{case}");
+        assert_cluster_dir_empty(&h);
+    }
 }

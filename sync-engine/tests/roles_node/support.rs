@@ -762,44 +762,89 @@ impl RawMaster {
     }
 }
 
-impl RawMaster {
-    /// Sends `data` as file `path` from client `peer` (new_file, file_upd*, file_end), driving the
-    /// client's pull model until the master confirmed it.
-    pub fn send_file(&mut self, peer: PeerId, path: &str, data: &[u8]) {
-        use wazuh_cluster_protocol::connection::Event;
-        let transfer = self
-            .clients
-            .get_mut(&peer)
-            .unwrap()
-            .send_file(self.now, path.as_bytes())
-            .unwrap();
-        let mut offset = 0;
-        loop {
-            self.pump();
-            let c = self.clients.get_mut(&peer).unwrap();
-            let mut progressed = false;
-            while let Some(event) = c.poll_event() {
-                match event {
-                    Event::FileChunkWanted {
-                        transfer: t,
-                        max_len,
-                    } if t == transfer => {
-                        progressed = true;
-                        if offset < data.len() {
-                            let end = (offset + max_len).min(data.len());
-                            c.file_chunk(self.now, transfer, &data[offset..end])
-                                .unwrap();
-                            offset = end;
-                        } else {
-                            c.finish_file(self.now, transfer).unwrap();
-                        }
+/// The sending end of a link a test drives by hand, for [`push_file`].
+pub trait FileSender {
+    /// Moves bytes both ways and runs effects until quiet.
+    fn pump(&mut self);
+    /// The sending connection (`None`: the link is gone).
+    fn sender(&mut self) -> Option<&mut wazuh_cluster_protocol::connection::Connection>;
+    /// The sending connection's next event that is not a request or a reply.
+    fn next_event(&mut self) -> Option<wazuh_cluster_protocol::connection::Event>;
+}
+
+/// Sends `data` as file `path` (new_file, file_upd*, file_end) at `now`, driving the sender's
+/// pull model: `Ok` once the receiver confirmed it, else why not (`closed`, `stalled`, or the
+/// transfer's failure).
+pub fn push_file(
+    link: &mut impl FileSender,
+    now: Instant,
+    path: &str,
+    data: &[u8],
+) -> Result<(), String> {
+    use wazuh_cluster_protocol::connection::Event;
+    let closed = || "closed".to_owned();
+    let transfer = link
+        .sender()
+        .ok_or_else(closed)?
+        .send_file(now, path.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut offset = 0;
+    loop {
+        link.pump();
+        let mut progressed = false;
+        while let Some(event) = link.next_event() {
+            match event {
+                Event::FileChunkWanted {
+                    transfer: t,
+                    max_len,
+                } if t == transfer => {
+                    progressed = true;
+                    let c = link.sender().ok_or_else(closed)?;
+                    if offset < data.len() {
+                        let end = (offset + max_len).min(data.len());
+                        c.file_chunk(now, transfer, &data[offset..end]).unwrap();
+                        offset = end;
+                    } else {
+                        c.finish_file(now, transfer).unwrap();
                     }
-                    Event::FileSent { transfer: t, .. } if t == transfer => return,
-                    Event::TransferFailed { .. } => panic!("transfer failed: {event:?}"),
-                    _ => {}
                 }
+                Event::FileSent { transfer: t, .. } if t == transfer => return Ok(()),
+                Event::TransferFailed { failure, .. } => return Err(format!("{failure:?}")),
+                _ => {}
             }
-            assert!(progressed, "file transfer of {path} stalled");
+        }
+        if link.sender().is_none() {
+            return Err(closed());
+        }
+        if !progressed {
+            return Err("stalled".into());
+        }
+    }
+}
+
+/// Client `peer` of a [`RawMaster`], as a [`FileSender`].
+struct RawClient<'a>(&'a mut RawMaster, PeerId);
+
+impl FileSender for RawClient<'_> {
+    fn pump(&mut self) {
+        self.0.pump();
+    }
+
+    fn sender(&mut self) -> Option<&mut wazuh_cluster_protocol::connection::Connection> {
+        self.0.clients.get_mut(&self.1)
+    }
+
+    fn next_event(&mut self) -> Option<wazuh_cluster_protocol::connection::Event> {
+        self.sender()?.poll_event()
+    }
+}
+
+impl RawMaster {
+    /// Sends `data` as file `path` from client `peer`, until the master confirmed it.
+    pub fn send_file(&mut self, peer: PeerId, path: &str, data: &[u8]) {
+        let now = self.now;
+        if let Err(why) = push_file(&mut RawClient(self, peer), now, path, data) {
+            panic!("file transfer of {path}: {why}");
         }
     }
 

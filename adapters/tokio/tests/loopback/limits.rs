@@ -21,6 +21,7 @@ on_both_runtimes!(
     workers_with_a_wrong_cluster_name_or_key_are_refused_and_the_master_serves_the_others,
     the_node_wide_cap_refuses_a_connection_from_a_fresh_address_and_frees_with_any_slot,
     the_descriptor_budget_holds_while_key_holders_flood_transfers,
+    silent_transfers_are_given_up_and_a_worker_joining_a_full_pool_gets_in,
     the_memory_budget_holds_while_key_holders_push_long_strings,
 );
 
@@ -320,6 +321,89 @@ async fn the_descriptor_budget_holds_while_key_holders_flood_transfers(rt: Rt) {
         n.file_budget().held == 0
     })
     .await;
+    master.stop().await.unwrap();
+}
+
+async fn silent_transfers_are_given_up_and_a_worker_joining_a_full_pool_gets_in(rt: Rt) {
+    use wazuh_cluster_protocol::connection::{Event, TransferFailure};
+    let dir = tempfile::tempdir().unwrap();
+    let master = start_master_at(rt, &master_root(dir.path()), "127.0.0.1:0", |spec| {
+        spec.limits.max_connections_per_ip = 100;
+        // 12 files at once, shares of 4, reserves of 2: four greedy links hold them all (each
+        // its share of what the others' reserves leave), and there is room for the reserves of
+        // one more link.
+        spec.config.limits.max_transfer_descriptors = 24;
+        // Long enough for the set-up below on a loaded machine, short for a test.
+        spec.config.connection.incoming_file_idle_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let addr = master.local_addr().unwrap();
+    let (mut greedy, mut late, accepted) = tokio::task::spawn_blocking(move || {
+        let mut greedy = key_holders(addr, "greedy", 4);
+        for (i, link) in greedy.iter_mut().enumerate() {
+            let paths: Vec<String> = (0..4)
+                .map(|f| format!("/queue/cluster/greedy{i}/f{f}"))
+                .collect();
+            link.open_files(&paths, 1024);
+        }
+        // A worker joining the full pool is refused for now.
+        let mut late = key_holders(addr, "late", 1).remove(0);
+        // The wire client is authenticated after its hello, so its own core does not close it
+        // at the hello deadline (30 s): its next timer is its keepalive, an hour away.
+        let soon = std::time::Instant::now() + Duration::from_secs(60);
+        assert!(late.conn.poll_timeout().is_none_or(|at| at > soon));
+        let path = vec!["/queue/cluster/late0/agent-info.merged".to_owned()];
+        let accepted = late.open_files(&path, 1024);
+        (greedy, late, accepted)
+    })
+    .await
+    .unwrap();
+    // Refused: the greedy links' files held every place (they were not given up yet).
+    assert_eq!((accepted, late.refused_transfers()), (0, 1));
+
+    // Nothing more comes for the idle timeout: every staged write goes, the runtime woken for it.
+    until_node(&master, "silent transfers given up", |n| {
+        n.file_budget().held == 0 && n.open_incoming_files().is_empty()
+    })
+    .await;
+    let (told, accepted) = tokio::task::spawn_blocking(move || {
+        // A greedy link's next chunk is told why.
+        let link = &mut greedy[0];
+        let Some(&Event::FileChunkWanted { transfer, .. }) = link
+            .events
+            .iter()
+            .rev()
+            .find(|e| matches!(e, Event::FileChunkWanted { .. }))
+        else {
+            panic!("the greedy link had a transfer asking for more")
+        };
+        link.conn
+            .file_chunk(std::time::Instant::now(), transfer, b"late")
+            .unwrap();
+        let mut told = None;
+        link.drive(PATIENCE, |e| match e {
+            Event::TransferFailed {
+                transfer: t,
+                failure: TransferFailure::Refused(reply),
+            } if *t == transfer => {
+                told = Some(String::from_utf8_lossy(reply.payload()).into_owned());
+                true
+            }
+            _ => false,
+        });
+        // The places freed went to the late worker's reserve first.
+        let path = vec!["/queue/cluster/late0/integrity.zip".to_owned()];
+        (told, late.open_files(&path, 1024))
+    })
+    .await
+    .unwrap();
+    let told = told.expect("the chunk was refused");
+    assert!(
+        told.starts_with("Error: file /queue/cluster/greedy0/")
+            && told.ends_with("given up by this node: nothing received for 4 s"),
+        "{told}"
+    );
+    assert_eq!(accepted, 1);
     master.stop().await.unwrap();
 }
 

@@ -14,8 +14,37 @@
 //! ([`Connection::set_file_allowance`](wazuh_cluster_protocol::connection::Connection::set_file_allowance)),
 //! and the connection answers a `new_file` beyond it `err`. Only that link's input runs in
 //! between, so the allowance cannot be overtaken by another link.
+//!
+//! ## Reserves: no starvation across links
+//!
+//! Shares alone let a key holder with a few links (each within its quarter) hold the whole pool,
+//! and a real worker's files were refused until those links closed. So every link that may send
+//! files (one with a directory: a registered worker, or a worker's master link) is *entitled* to
+//! a reserve of [`NodeLimits::reserved_files_per_link`](crate::roles::NodeLimits) places that no
+//! other link may take. One counting invariant, kept by every change of places
+//! (`FileBudget::update`): `free places >= sum of the unmet reserves` (what the granted
+//! reserves lack). A link may take its own unmet reserve, and beyond it only the free places no
+//! reserve keeps ([`FileBudget::allowance`]). A reserve is granted from the free places not kept
+//! for others when the link is entitled; what cannot be granted then is granted from the places
+//! freed later, first come first granted, before anyone else may take them. So:
+//!
+//! * a link entitled while the pool had room for its reserve never waits for it, whatever the
+//!   others do (each attacker's link gets a reserve too, and no more of the pool than is left);
+//! * a link entitled when the pool was full (it joined during an attack) gets the first places
+//!   freed: it waits at most until files held by others end, and each ends within its
+//!   connection's file lifetime (`incoming_file_lifetime`, 120 s) however it trickles;
+//! * with the defaults (256 places, reserves of 2) 128 links hold whole reserves at once. A
+//!   reserve is kept whether or not its link uses it, so past that the later links wait in line
+//!   until a link with a reserve leaves: 128 registered links (13 addresses at ten connections
+//!   each) can still keep later workers from receiving anything. Raising
+//!   `max_transfer_descriptors` (the adapter derives it from the descriptor limit) raises that
+//!   number.
+//!
+//! Why reserves and not evicting another link's transfers when one waits: no link's transfer is
+//! ever cut for another's sake, the descriptor limit is never overshot while an evicted file's
+//! abort is still on its way, and what a link may take is one sum.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use wazuh_cluster_protocol::frame::HEADER_LEN;
 
@@ -32,6 +61,24 @@ pub struct FileBudgetUse {
     pub limit: usize,
     /// Most files at once for one link.
     pub share: usize,
+    /// Places kept for the entitled links that hold fewer files than their reserve.
+    pub unmet_reserves: usize,
+}
+
+/// One link's places.
+#[derive(Debug, Clone, Copy, Default)]
+struct LinkFiles {
+    /// Files holding a place.
+    count: usize,
+    /// Its reserve as granted so far (`None`: it has none); at most the budget's `reserve`.
+    granted: Option<usize>,
+}
+
+impl LinkFiles {
+    /// Places its reserve lacks: kept for it, no other link takes them.
+    fn unmet(&self) -> usize {
+        self.granted.unwrap_or(0).saturating_sub(self.count)
+    }
 }
 
 /// See the [module documentation](self).
@@ -39,50 +86,121 @@ pub struct FileBudgetUse {
 pub(crate) struct FileBudget {
     limit: usize,
     share: usize,
+    /// Places each entitled link may always have.
+    reserve: usize,
     held: BTreeMap<IncomingFileId, PeerId>,
-    per_peer: BTreeMap<PeerId, usize>,
+    links: BTreeMap<PeerId, LinkFiles>,
+    /// Sum of the links' unmet reserves; never more than the free places.
+    unmet: usize,
+    /// Entitled links whose reserve is not granted whole yet (they came when the free places
+    /// were kept for others), in the order they came: each place freed is granted to the first.
+    waiting: VecDeque<PeerId>,
 }
 
 impl FileBudget {
     /// A budget of `descriptors` (see
-    /// [`NodeLimits::max_transfer_descriptors`](crate::roles::NodeLimits::max_transfer_descriptors)).
-    pub(crate) fn new(descriptors: usize) -> FileBudget {
+    /// [`NodeLimits::max_transfer_descriptors`](crate::roles::NodeLimits::max_transfer_descriptors))
+    /// keeping `reserve` places for each entitled link.
+    pub(crate) fn new(descriptors: usize, reserve: usize) -> FileBudget {
         let limit = descriptors / DESCRIPTORS_PER_INCOMING_FILE;
+        let share = (limit / 4).max(MIN_FILE_SHARE).min(limit);
         FileBudget {
             limit,
-            share: (limit / 4).max(MIN_FILE_SHARE).min(limit),
+            share,
+            reserve: reserve.min(share),
             held: BTreeMap::new(),
-            per_peer: BTreeMap::new(),
+            links: BTreeMap::new(),
+            unmet: 0,
+            waiting: VecDeque::new(),
         }
     }
 
+    fn free(&self) -> usize {
+        self.limit.saturating_sub(self.held.len())
+    }
+
+    fn link(&self, peer: PeerId) -> LinkFiles {
+        self.links.get(&peer).copied().unwrap_or_default()
+    }
+
+    /// Changes `peer`'s places with `change`, keeping the sum of unmet reserves (every change
+    /// goes through here, so the sum cannot drift).
+    fn update(&mut self, peer: PeerId, change: impl FnOnce(&mut LinkFiles)) {
+        let link = self.links.entry(peer).or_default();
+        let before = link.unmet();
+        change(link);
+        let after = link.unmet();
+        if link.count == 0 && link.granted.is_none() {
+            self.links.remove(&peer);
+        }
+        self.unmet = self.unmet + after - before;
+    }
+
+    /// `peer` may send files from now on: it is granted its reserve as far as the free places
+    /// not kept for others go, and the rest as places are freed (see [`FileBudget::release`]).
+    pub(crate) fn entitle(&mut self, peer: PeerId) {
+        if self.link(peer).granted.is_some() {
+            return;
+        }
+        let grant = self.reserve.min(self.free().saturating_sub(self.unmet));
+        self.update(peer, |link| link.granted = Some(grant));
+        if grant < self.reserve {
+            self.waiting.push_back(peer);
+        }
+    }
+
+    /// `peer`'s link is gone: its reserve is no one's (the places its files hold come back as
+    /// their staged writes close).
+    pub(crate) fn forget(&mut self, peer: PeerId) {
+        self.update(peer, |link| link.granted = None);
+        self.waiting.retain(|&p| p != peer);
+        self.grant_waiting();
+    }
+
     /// How many files `peer`'s connection may have open at once now, given the `receiving` it
-    /// has open: those plus the new ones its share and the pool still have room for.
+    /// has open: those plus the new ones its share has room for, taken from its unmet reserve
+    /// and from the free places no reserve keeps (see the [module documentation](self)).
     pub(crate) fn allowance(&self, peer: PeerId, receiving: usize) -> usize {
-        let mine = self.per_peer.get(&peer).copied().unwrap_or(0);
+        let link = self.link(peer);
         let room = self
             .share
-            .saturating_sub(mine)
-            .min(self.limit.saturating_sub(self.held.len()));
+            .saturating_sub(link.count)
+            .min(link.unmet() + self.free().saturating_sub(self.unmet));
         receiving + room
     }
 
     /// `file` of `peer` is being received: it holds a place until [`FileBudget::release`].
     pub(crate) fn acquire(&mut self, file: IncomingFileId, peer: PeerId) {
         if self.held.insert(file, peer).is_none() {
-            *self.per_peer.entry(peer).or_insert(0) += 1;
+            self.update(peer, |link| link.count += 1);
         }
     }
 
-    /// `file`'s staged write is closed: its place is free (a second release is nothing).
+    /// `file`'s staged write is closed: its place is free (a second release is nothing), and
+    /// granted to the first link waiting for its reserve, if no reserve keeps it.
     pub(crate) fn release(&mut self, file: IncomingFileId) {
         let Some(peer) = self.held.remove(&file) else {
             return;
         };
-        if let Some(count) = self.per_peer.get_mut(&peer) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_peer.remove(&peer);
+        self.update(peer, |link| link.count -= 1);
+        self.grant_waiting();
+    }
+
+    /// Grants the places no reserve keeps to the links waiting for their reserve, first come
+    /// first granted.
+    fn grant_waiting(&mut self) {
+        while self.free() > self.unmet
+            && let Some(&first) = self.waiting.front()
+        {
+            let reserve = self.reserve;
+            let mut whole = false;
+            self.update(first, |link| {
+                let granted = link.granted.get_or_insert(0);
+                *granted += 1;
+                whole = *granted >= reserve;
+            });
+            if whole {
+                self.waiting.pop_front();
             }
         }
     }
@@ -93,6 +211,7 @@ impl FileBudget {
             held: self.held.len(),
             limit: self.limit,
             share: self.share,
+            unmet_reserves: self.unmet,
         }
     }
 }
@@ -250,7 +369,7 @@ mod tests {
     #[test]
     fn a_link_gets_its_share_the_pool_its_limit_and_places_come_back_per_file() {
         // 40 descriptors: 20 files, a link's share 5.
-        let mut budget = FileBudget::new(40);
+        let mut budget = FileBudget::new(40, 0);
         assert_eq!((budget.usage().limit, budget.usage().share), (20, 5));
         let (a, b) = (PeerId(1), PeerId(2));
         for i in 0..5 {
@@ -279,8 +398,82 @@ mod tests {
 
     #[test]
     fn a_small_budget_still_gives_a_link_a_few_files_and_never_more_than_it_has() {
-        assert_eq!(FileBudget::new(8).usage().share, 4);
-        assert_eq!(FileBudget::new(4).usage().share, 2);
-        assert_eq!(FileBudget::new(0).allowance(PeerId(1), 0), 0);
+        assert_eq!(FileBudget::new(8, 2).usage().share, 4);
+        assert_eq!(FileBudget::new(4, 2).usage().share, 2);
+        assert_eq!(FileBudget::new(0, 2).allowance(PeerId(1), 0), 0);
+    }
+
+    #[test]
+    fn an_entitled_links_reserve_is_never_taken_and_a_late_one_gets_the_first_places_freed() {
+        // 12 files, shares of 4, reserves of 2.
+        let mut budget = FileBudget::new(24, 2);
+        let worker = PeerId(1);
+        budget.entitle(worker);
+        assert_eq!(budget.usage().unmet_reserves, 2);
+        // Four greedy entitled links: each takes what the pool less the others' reserves leaves.
+        let greedy: Vec<PeerId> = (10..14).map(PeerId).collect();
+        let mut next = 0;
+        for &peer in &greedy {
+            budget.entitle(peer);
+            while budget.allowance(peer, budget.link(peer).count) > budget.link(peer).count {
+                budget.acquire(IncomingFileId(next), peer);
+                next += 1;
+            }
+        }
+        let counts: Vec<usize> = greedy.iter().map(|&p| budget.link(p).count).collect();
+        assert_eq!(
+            counts,
+            [4, 4, 2, 0],
+            "each took its share of what the others' reserves left; the last found nothing left"
+        );
+        // The worker's reserve is intact: its two files go through at once.
+        assert_eq!(budget.allowance(worker, 0), 2);
+        budget.acquire(IncomingFileId(100), worker);
+        budget.acquire(IncomingFileId(101), worker);
+        assert_eq!(
+            (budget.usage().held, budget.usage().unmet_reserves),
+            (12, 0)
+        );
+        assert_eq!(budget.allowance(worker, 2), 2, "the pool is full");
+        // The last link, entitled when the free places were the worker's: it waits for its
+        // reserve, and the next places freed are granted to it, not retaken by whoever asks
+        // first.
+        let late = greedy[3];
+        assert_eq!(budget.allowance(late, 0), 0);
+        budget.release(IncomingFileId(0));
+        assert_eq!(budget.allowance(greedy[0], 3), 3, "not retaken");
+        assert_eq!(budget.allowance(late, 0), 1);
+        budget.release(IncomingFileId(1));
+        assert_eq!(budget.allowance(late, 0), 2);
+        // A link that leaves gives its reserve up; its places come back as they close.
+        budget.forget(late);
+        assert!(budget.waiting.is_empty());
+        assert_eq!(budget.usage().unmet_reserves, 0);
+        assert_eq!(budget.allowance(greedy[0], 2), 4);
+        budget.forget(worker);
+        budget.release(IncomingFileId(100));
+        budget.release(IncomingFileId(101));
+        assert_eq!(budget.usage().unmet_reserves, 0);
+        assert_eq!(budget.usage().held, 8);
+    }
+
+    #[test]
+    fn reserves_beyond_the_pool_wait_for_a_reserve_given_up() {
+        // 4 places, reserves of 2: two links take every reserve without a single file.
+        let mut budget = FileBudget::new(8, 2);
+        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
+        budget.entitle(a);
+        budget.entitle(b);
+        budget.entitle(c);
+        assert_eq!(budget.allowance(c, 0), 0, "every free place is kept");
+        assert_eq!(budget.allowance(a, 0), 2);
+        // Files that come and go keep the reserves where they are...
+        budget.acquire(IncomingFileId(1), a);
+        budget.release(IncomingFileId(1));
+        assert_eq!(budget.allowance(c, 0), 0);
+        // ...a link that leaves hands its reserve on.
+        budget.forget(a);
+        assert_eq!(budget.allowance(c, 0), 2);
+        assert_eq!(budget.usage().unmet_reserves, 4);
     }
 }

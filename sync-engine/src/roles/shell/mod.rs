@@ -50,8 +50,13 @@
 //!   ([`NodeLimits::max_transfer_descriptors`](super::NodeLimits::max_transfer_descriptors), 512,
 //!   lowered by an adapter to what its descriptor limit leaves): two per file from its `new_file`
 //!   until its staged write is committed or aborted (a closed link's aborts included); a link a
-//!   quarter. A `new_file` beyond is answered `err` and the link stays
-//!   ([`Connection::set_file_allowance`]); [`Node::file_budget`](super::Node::file_budget).
+//!   quarter, and every link that may send files (it has a directory) a reserve of
+//!   [`NodeLimits::reserved_files_per_link`](super::NodeLimits::reserved_files_per_link) that no
+//!   other link takes, so a few greedy links cannot starve a worker. A `new_file` beyond is
+//!   answered `err` and the link stays ([`Connection::set_file_allowance`]);
+//!   [`Node::file_budget`](super::Node::file_budget). A file that receives nothing for 40 s, or
+//!   is not finished within 120 s, is given up by its connection and its place comes back (see
+//!   `ConnectionConfig::incoming_file_idle_timeout`).
 //!
 //! Files we send, scans and package builds open and close their descriptors within one effect
 //! and need no budget; the outgoing queue is counted in the memory budget and paced per peer by
@@ -255,7 +260,10 @@ impl Shell {
     /// A shell for `config`, seeded with `seed`; `claims` are the commands of the node's parts.
     pub(crate) fn new(config: NodeConfig, seed: u64, claims: &[Claims]) -> Shell {
         let rng = Rng::from_seed(seed);
-        let files = FileBudget::new(config.limits.max_transfer_descriptors);
+        let files = FileBudget::new(
+            config.limits.max_transfer_descriptors,
+            config.limits.reserved_files_per_link,
+        );
         let memory = MemoryBudget::new(
             config.limits.memory_budget,
             u64::from(config.connection.max_frame_payload),
@@ -496,6 +504,8 @@ impl Shell {
             p.conn.set_file_inbox(dir.as_str().as_bytes());
             p.conn.set_inbox_quota(self.config.limits.inbox_quota);
             self.inboxes.insert(peer, dir);
+            // A link that may send files keeps a reserve of places no other link takes.
+            self.files.entitle(peer);
         }
     }
 
@@ -726,6 +736,7 @@ impl Shell {
             return false;
         };
         self.closed.push(peer);
+        self.files.forget(peer);
         p.conn.close();
         // What the close produced (aborted requests, failed transfers): nothing continues.
         while p.conn.poll_event().is_some() {}
@@ -1008,16 +1019,17 @@ impl Shell {
         };
         let refused = target.is_none();
         let effects = p.transfers.open(file, wire.clone(), target, keep);
-        for (old, step, _) in &effects {
-            if *step == FileStep::Abort {
-                // A reopened path: the older copy's abort runs before the new copy's begin in
-                // this link's queue, so its place passes to the new copy now.
-                self.files.release(*old);
-            }
-        }
         if !refused {
             // Within the allowance its connection was given: see `handle_input`.
             self.files.acquire(file, peer);
+        }
+        for (old, step, _) in &effects {
+            if *step == FileStep::Abort {
+                // A reopened path: the older copy's abort runs before the new copy's begin in
+                // this link's queue, so its place passes to the new copy now (taken before it is
+                // given back, so that it is not granted to another link meanwhile).
+                self.files.release(*old);
+            }
         }
         for (file, step, effect) in effects {
             self.queue_disk(peer, effect, AfterDisk::Incoming(file, step));

@@ -459,29 +459,30 @@ mod tests {
 
     const KEEP: usize = 64;
 
+    /// Opens the path `wire` as file `id`, to be written where the peer named it.
+    fn open(
+        t: &mut Transfers,
+        id: IncomingFileId,
+        wire: &str,
+        keep: usize,
+    ) -> Vec<(IncomingFileId, FileStep, Effect)> {
+        let target = Some(path(wire));
+        t.open(id, Bytes::copy_from_slice(wire.as_bytes()), target, keep)
+    }
+
     #[test]
     fn a_path_sent_again_while_its_first_copy_commits_is_a_second_file() {
         let mut t = Transfers::default();
         let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
         let (first, second) = (IncomingFileId(1), IncomingFileId(2));
-        t.open(
-            first,
-            wire.clone(),
-            Some(path("/queue/cluster/w1/a.zip")),
-            KEEP,
-        );
+        open(&mut t, first, "/queue/cluster/w1/a.zip", KEEP);
         t.step_done(first, FileStep::Begin, true);
         assert_eq!(
             t.received(&wire, 0, origin()).map(|(id, _)| id),
             Some(first)
         );
         // The same path again while the first commit is queued.
-        let effects = t.open(
-            second,
-            wire.clone(),
-            Some(path("/queue/cluster/w1/a.zip")),
-            KEEP,
-        );
+        let effects = open(&mut t, second, "/queue/cluster/w1/a.zip", KEEP);
         assert_eq!(
             effects
                 .iter()
@@ -505,18 +506,8 @@ mod tests {
     fn reopening_a_receiving_path_aborts_the_older_copy_first() {
         let mut t = Transfers::default();
         let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
-        t.open(
-            IncomingFileId(1),
-            wire.clone(),
-            Some(path("/queue/cluster/w1/a.zip")),
-            KEEP,
-        );
-        let effects = t.open(
-            IncomingFileId(2),
-            wire.clone(),
-            Some(path("/queue/cluster/w1/a.zip")),
-            KEEP,
-        );
+        open(&mut t, IncomingFileId(1), "/queue/cluster/w1/a.zip", KEEP);
+        let effects = open(&mut t, IncomingFileId(2), "/queue/cluster/w1/a.zip", KEEP);
         assert_eq!(
             effects.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>(),
             [
@@ -553,12 +544,7 @@ mod tests {
     fn a_file_that_fails_while_its_begin_is_queued_is_still_aborted_at_close() {
         let mut t = Transfers::default();
         let wire = Bytes::from_static(b"/queue/cluster/w1/a.zip");
-        t.open(
-            IncomingFileId(7),
-            wire.clone(),
-            Some(path("/queue/cluster/w1/a.zip")),
-            KEEP,
-        );
+        open(&mut t, IncomingFileId(7), "/queue/cluster/w1/a.zip", KEEP);
         // The checksum fails before the begin returned: an abort is queued...
         assert!(t.failed(&wire).is_some());
         // ...but the queue is dropped with the link: the close hands the abort back again.
@@ -574,12 +560,7 @@ mod tests {
         for n in 0..15 {
             let wire = Bytes::from(format!("/queue/cluster/w1/{n}.zip"));
             let id = IncomingFileId(n);
-            t.open(
-                id,
-                wire.clone(),
-                Some(path(&format!("/queue/cluster/w1/{n}.zip"))),
-                4,
-            );
+            open(&mut t, id, &format!("/queue/cluster/w1/{n}.zip"), 4);
             t.step_done(id, FileStep::Begin, true);
             match n % 3 {
                 0 => {
@@ -608,12 +589,7 @@ mod tests {
         let receive = |t: &mut Transfers, n: u64, at: Instant| {
             let wire = Bytes::from(format!("/queue/cluster/w1/{n}.zip"));
             let id = IncomingFileId(n);
-            t.open(
-                id,
-                wire.clone(),
-                Some(path(&format!("/queue/cluster/w1/{n}.zip"))),
-                KEEP,
-            );
+            open(t, id, &format!("/queue/cluster/w1/{n}.zip"), KEEP);
             t.step_done(id, FileStep::Begin, true);
             t.received(&wire, 100, at);
             id
