@@ -348,6 +348,7 @@ impl Cluster {
             wazuh_cluster_protocol::frame::Command::from_static(b"control_res"),
             wazuh_cluster_protocol::frame::Command::from_static(b"dapi_res"),
             wazuh_cluster_protocol::frame::Command::from_static(b"dapi_err"),
+            wazuh_cluster_protocol::frame::Command::from_static(b"send_f_res"),
             wazuh_cluster_protocol::frame::Command::ERR,
         ]
         .into();
