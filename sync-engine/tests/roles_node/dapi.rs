@@ -88,7 +88,7 @@ fn dapi_res(answer: &str) -> Option<(String, String)> {
 }
 
 /// A worker tree whose agent-info names `agent` (recent, so its round sends it).
-fn worker_with_agent(agent: &str) -> MemoryStorage {
+pub(super) fn worker_with_agent(agent: &str) -> MemoryStorage {
     let mut s = MemoryStorage::new();
     s.set_now(unix0());
     s.create_dir_all(&p("/queue/agent-info"), 0o770).unwrap();
