@@ -224,3 +224,34 @@ fn a_database_elsewhere_garbled_or_too_large_is_refused() {
     );
     assert!(answer.ends_with(r#""error": 2003}"#), "{answer}");
 }
+
+/// The rows are kept between calls (no whole-table read per call) but never outlive a change:
+/// a commit by another connection (what `wazuh-db` does) or another file at the path is seen by
+/// the next call.
+#[test]
+fn kept_rows_follow_every_commit_and_a_replaced_database() {
+    let root = install("global-db-kept");
+    let path = root.path().join("var/db/global.db");
+    let db = recorded_master_database(&path);
+    let summary = call("/agents/summary", "{}");
+    let before = run(root.path(), &summary);
+    assert_eq!(run(root.path(), &summary), before);
+    db.execute(
+        "INSERT INTO agent (id, name, register_ip, internal_key, date_add, node_name) \
+         VALUES (5, 'agent-five', 'any', 'k', '2019-07-01 10:00:00', 'worker1')",
+        [],
+    )
+    .unwrap();
+    let after = run(root.path(), &summary);
+    assert_ne!(after, before);
+    assert!(after.contains(r#""Total": 6"#), "{after}");
+    drop(db);
+    // Another database put in its place (a new inode), as a restore would.
+    let fresh = root.path().join("var/db/fresh.db");
+    let db = recorded_master_database(&fresh);
+    drop(db);
+    std::fs::rename(&fresh, &path).unwrap();
+    let _ = std::fs::remove_file(root.path().join("var/db/global.db-wal"));
+    let _ = std::fs::remove_file(root.path().join("var/db/global.db-shm"));
+    assert_eq!(run(root.path(), &summary), before);
+}
