@@ -10,22 +10,12 @@ use std::path::PathBuf;
 use criterion::Criterion;
 use rusqlite::Connection;
 use wazuh_cluster_fs::FsStorage;
-use wazuh_cluster_fs::global_db::InstallAgentDatabase;
+use wazuh_cluster_fs::global_db::{AGENT_TABLE_3_9_5 as AGENT_TABLE, InstallAgentDatabase};
 use wazuh_cluster_sync::dapi::builtin::BASIC_SERVICES;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, DapiLimits, DapiRequest, Route};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 
 const AGENTS: usize = 10_000;
-
-/// 3.9.5's `agent` table (`src/wazuh_db/schema_global.sql`).
-const AGENT_TABLE: &str = "CREATE TABLE agent (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
-     ip TEXT, register_ip TEXT, internal_key TEXT, os_name TEXT, os_version TEXT, os_major TEXT, \
-     os_minor TEXT, os_codename TEXT, os_build TEXT, os_platform TEXT, os_uname TEXT, \
-     os_arch TEXT, version TEXT, config_sum TEXT, merged_sum TEXT, manager_host TEXT, \
-     node_name TEXT DEFAULT 'unknown', date_add TEXT NOT NULL, last_keepalive TEXT, \
-     status TEXT NOT NULL CHECK (status IN ('empty', 'pending', 'updated')) DEFAULT 'empty', \
-     fim_offset INTEGER NOT NULL DEFAULT 0, reg_offset INTEGER NOT NULL DEFAULT 0, \
-     `group` TEXT DEFAULT 'default'); PRAGMA journal_mode=WAL;";
 
 /// An install (basic daemons running) whose database holds 10,000 reporting agents; made once.
 fn install() -> PathBuf {
@@ -92,5 +82,8 @@ fn bench_agents(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, bench_agents);
-criterion::criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    bench_agents(&mut c);
+    c.final_summary();
+}

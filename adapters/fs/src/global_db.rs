@@ -58,6 +58,19 @@ use crate::FsStorage;
 /// Where 3.9.5 keeps it (`common.database_path_global`).
 pub const GLOBAL_DB: &str = "/var/db/global.db";
 
+/// 3.9.5's `agent` table as `wazuh-db` creates it (`src/wazuh_db/schema_global.sql`: columns,
+/// types, defaults, WAL), which decide what [`InstallAgentDatabase`] sees: for the tools, tests
+/// and benchmarks that make a database.
+pub const AGENT_TABLE_3_9_5: &str = "CREATE TABLE agent (id INTEGER PRIMARY KEY, \
+     name TEXT NOT NULL, ip TEXT, register_ip TEXT, internal_key TEXT, os_name TEXT, \
+     os_version TEXT, os_major TEXT, os_minor TEXT, os_codename TEXT, os_build TEXT, \
+     os_platform TEXT, os_uname TEXT, os_arch TEXT, version TEXT, config_sum TEXT, \
+     merged_sum TEXT, manager_host TEXT, node_name TEXT DEFAULT 'unknown', \
+     date_add TEXT NOT NULL, last_keepalive TEXT, \
+     status TEXT NOT NULL CHECK (status IN ('empty', 'pending', 'updated')) DEFAULT 'empty', \
+     fim_offset INTEGER NOT NULL DEFAULT 0, reg_offset INTEGER NOT NULL DEFAULT 0, \
+     `group` TEXT DEFAULT 'default'); PRAGMA journal_mode=WAL;";
+
 /// How long a read waits for a writer holding the database.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 

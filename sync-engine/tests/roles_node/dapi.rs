@@ -88,7 +88,7 @@ fn dapi_res(answer: &str) -> Option<(String, String)> {
 }
 
 /// A worker tree whose agent-info names `agent` (recent, so its round sends it).
-pub(super) fn worker_with_agent(agent: &str) -> MemoryStorage {
+fn worker_with_agent(agent: &str) -> MemoryStorage {
     let mut s = MemoryStorage::new();
     s.set_now(unix0());
     s.create_dir_all(&p("/queue/agent-info"), 0o770).unwrap();
@@ -116,6 +116,14 @@ pub(super) fn three_nodes() -> (Cluster, usize, usize, usize) {
 
 /// [`three_nodes`] with worker1's configuration changed by `tune`.
 fn three_nodes_with(tune: impl FnOnce(&mut NodeConfig)) -> (Cluster, usize, usize, usize) {
+    three_nodes_prepared(tune, |_, _| {})
+}
+
+/// [`three_nodes_with`], `prepare` given the cluster and the master before anything runs.
+pub(super) fn three_nodes_prepared(
+    tune: impl FnOnce(&mut NodeConfig),
+    prepare: impl FnOnce(&mut Cluster, usize),
+) -> (Cluster, usize, usize, usize) {
     let t0 = origin();
     let mut c = Cluster::new(t0);
     let m = c.add(
@@ -124,6 +132,7 @@ fn three_nodes_with(tune: impl FnOnce(&mut NodeConfig)) -> (Cluster, usize, usiz
         1,
         "10.0.0.1",
     );
+    prepare(&mut c, m);
     let mut worker1 = config(NodeType::Worker, "worker1", t0);
     tune(&mut worker1);
     let w1 = c.add(worker1, worker_with_agent("agent-one"), 2, "10.0.0.2");

@@ -114,7 +114,9 @@ fn hostile_send_file_paths_are_refused_and_nothing_is_sent() {
         .add_symlink(&p("/tmp/link.xml"), "/etc/shadow")
         .unwrap();
     storage.add_symlink(&p("/lnk"), "/tmp").unwrap();
-    let cases: &[(&[u8], (&str, &str), Option<(String, String)>)] = &[
+    // (payload, the reply, what follows it)
+    type Case<'a> = (&'a [u8], (&'a str, &'a str), Option<(String, String)>);
+    let cases: &[Case<'_>] = &[
         (
             b"/var/ossec/../../etc/passwd worker1",
             (

@@ -9,22 +9,11 @@ use std::path::Path;
 
 use rusqlite::Connection;
 use wazuh_cluster_fs::FsStorage;
-use wazuh_cluster_fs::global_db::InstallAgentDatabase;
+use wazuh_cluster_fs::global_db::{AGENT_TABLE_3_9_5 as AGENT_TABLE, InstallAgentDatabase};
 use wazuh_cluster_sync::dapi::builtin::BASIC_SERVICES;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, DapiLimits, DapiRequest, Route};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_testkit::ScratchDir;
-
-/// The `agent` table of 3.9.5's global schema (`src/wazuh_db/schema_global.sql`): its columns,
-/// types and defaults, which decide what a read sees.
-const AGENT_TABLE: &str = "CREATE TABLE agent (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
-     ip TEXT, register_ip TEXT, internal_key TEXT, os_name TEXT, os_version TEXT, os_major TEXT, \
-     os_minor TEXT, os_codename TEXT, os_build TEXT, os_platform TEXT, os_uname TEXT, \
-     os_arch TEXT, version TEXT, config_sum TEXT, merged_sum TEXT, manager_host TEXT, \
-     node_name TEXT DEFAULT 'unknown', date_add TEXT NOT NULL, last_keepalive TEXT, \
-     status TEXT NOT NULL CHECK (status IN ('empty', 'pending', 'updated')) DEFAULT 'empty', \
-     fim_offset INTEGER NOT NULL DEFAULT 0, reg_offset INTEGER NOT NULL DEFAULT 0, \
-     `group` TEXT DEFAULT 'default'); PRAGMA journal_mode=WAL;";
 
 /// The recording's clock (the agent-info files' time).
 const NOW: Timestamp = Timestamp {
