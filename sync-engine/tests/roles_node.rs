@@ -12,6 +12,10 @@ mod budgets;
 mod control;
 #[path = "roles_node/dapi.rs"]
 mod dapi;
+#[path = "roles_node/dapi_census.rs"]
+mod dapi_census;
+#[path = "roles_node/dapi_files.rs"]
+mod dapi_files;
 #[path = "roles_node/flow.rs"]
 mod flow;
 #[path = "roles_node/hello.rs"]

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Checks our wazuh-clusterd against upstream 3.9.5's own tools, on this machine, without touching it:
 # a temporary manager tree whose bin/wazuh-clusterd is our binary, started by upstream's
-# ossec-control (src/init/ossec-server.sh), then upstream's cluster_control -l / -i and the API's
-# status check (framework/wazuh/cluster/utils.py get_cluster_status), a real upstream worker
-# (framework/scripts/wazuh-clusterd.py) joining, and ossec-control stop removing the pid file.
+# ossec-control (src/init/ossec-server.sh), then upstream's cluster_control -l / -i / -a and the
+# API's status check (framework/wazuh/cluster/utils.py get_cluster_status), a real upstream worker
+# (framework/scripts/wazuh-clusterd.py) joining, the distributed API both ways (upstream's
+# DistributedAPI on the real worker answered by our master; a request issued at our master with
+# node_id worker01 answered by the real worker), and ossec-control stop removing the pid file.
 #
 #   sudo adapters/cli/contrib/check-clusterd-with-upstream.sh target/debug/wazuh-cluster UPSTREAM_GIT_DIR
 #
@@ -36,6 +38,8 @@ for node in master worker; do
     mkdir -p "$root"/{bin,etc/shared/default,var/run,var/db,logs/cluster,queue/cluster,queue/agent-info,queue/agent-groups,tmp,ruleset}
     printf 'RULESET_VERSION="v3.9.5"\n' >"$root/ruleset/VERSION"
     touch "$root/etc/client.keys"
+    # The API's daemon check (check_wazuh_status) wants the basic daemons running: their pid
+    # files name a process of this script's (written once it runs, see inside.sh).
     cat >"$root/etc/ossec.conf" <<EOF
 <ossec_config>
   <cluster>
@@ -53,6 +57,9 @@ for node in master worker; do
 EOF
 done
 M=$WORK/master
+# Two registered agents for cluster_control -a and the API's /agents (no agent database: our
+# master reads client.keys, as upstream's framework does without one).
+printf '001 agent-one any 0123456789abcdef\n002 agent-two 10.0.0.2 fedcba9876543210\n' >"$M/etc/client.keys"
 mv "$M/src/init/ossec-server.sh" "$M/bin/ossec-control"
 cp "$OURS" "$M/bin/wazuh-clusterd"
 for d in wazuh-modulesd ossec-monitord ossec-logcollector ossec-remoted ossec-syscheckd ossec-analysisd \
@@ -72,6 +79,7 @@ printf 'DIRECTORY="/var/ossec"\nNAME="Wazuh"\nVERSION="v3.9.5"\nREVISION="3937"\
 
 cat >"$WORK/inside.sh" <<'EOF'
 WORK=$1
+OURS=$2
 mount --bind "$WORK/etc" /etc && mount -t tmpfs none /var && mkdir /var/ossec &&
     mount --bind "$WORK/master" /var/ossec || exit 1
 R=/var/ossec
@@ -83,6 +91,15 @@ failed=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAILED: $1"; failed=1; fi; }
 
 $R/bin/ossec-control start >$WORK/start.txt 2>&1
+# The basic daemons "run" (a sleep of ours) for the API's daemon check, on both nodes; on the
+# worker ossec-maild too, which tells the worker's answer from the master's. Written after
+# ossec-control start (which would take them for running daemons) and removed before its stop
+# (which would kill what they name).
+sleep 300 &
+SLEEPER=$!
+BASIC="wazuh-modulesd ossec-remoted ossec-analysisd ossec-execd wazuh-db"
+for d in $BASIC; do echo $SLEEPER >$R/var/run/$d-$SLEEPER.pid; done
+for d in $BASIC ossec-maild; do echo $SLEEPER >$WORK/worker/var/run/$d-$SLEEPER.pid; done
 check "ossec-control start runs bin/wazuh-clusterd" "grep -q 'Started wazuh-clusterd' $WORK/start.txt"
 pid=$(cat $R/var/run/wazuh-clusterd-*.pid 2>/dev/null)
 check "pid file var/run/wazuh-clusterd-$pid.pid names the daemon" "[ -n '$pid' ] && kill -0 $pid"
@@ -94,18 +111,44 @@ from wazuh import Wazuh; Wazuh(get_init=True)
 from wazuh.cluster.utils import get_cluster_status
 assert get_cluster_status() == {'enabled': 'yes', 'running': 'yes'}, get_cluster_status()\""
 # Upstream's own worker in a nested namespace whose /var/ossec is the worker tree.
+# Once joined, upstream's DistributedAPI runs there as the real API would (through the worker's
+# local server): /cluster/nodes goes to our master as dapi_cluster, /agents as dapi.
+cat >"$WORK/dapi.py" <<'PYEOF'
+import asyncio, json, logging, sys
+from wazuh.cluster.dapi.dapi import DistributedAPI
+request = {'function': sys.argv[1], 'arguments': {}, 'from_cluster': False}
+print(asyncio.run(DistributedAPI(request, logging.getLogger()).distribute_function()))
+PYEOF
 unshare -m bash -c "
     mount --bind $WORK/worker /var/ossec
     chown -R ossec:ossec /var/ossec/var /var/ossec/logs /var/ossec/queue /var/ossec/etc /var/ossec/tmp
-    PYTHONPATH=/var/ossec/framework:$WORK/shim timeout 25 python3 -W ignore \
-        /var/ossec/framework/scripts/wazuh-clusterd.py -f -r >$WORK/worker.txt 2>&1" &
+    export PYTHONPATH=/var/ossec/framework:$WORK/shim
+    timeout 45 python3 -W ignore /var/ossec/framework/scripts/wazuh-clusterd.py -f -r >$WORK/worker.txt 2>&1 &
+    sleep 15
+    timeout 20 python3 -W ignore $WORK/dapi.py /cluster/nodes >$WORK/dapi-nodes.txt 2>&1
+    timeout 20 python3 -W ignore $WORK/dapi.py /agents >$WORK/dapi-agents.txt 2>&1
+    wait" &
+NESTED=$!
 sleep 15
 check "upstream cluster_control -l lists master01 and worker01" \
     "$PY $R/framework/scripts/cluster_control.py -l >$WORK/l.txt && grep -q '^master01  master' $WORK/l.txt && grep -q '^worker01  worker' $WORK/l.txt"
 check "upstream cluster_control -i shows worker01's synchronisation" \
     "$PY $R/framework/scripts/cluster_control.py -i | grep 'worker01 (127.0.0.1): Integrity: 20' >/dev/null"
-wait
+check "upstream cluster_control -a lists the agents through our master" \
+    "$PY $R/framework/scripts/cluster_control.py -a >$WORK/a.txt 2>&1 && grep -q '^001 *agent-one ' $WORK/a.txt && grep -q '^002 *agent-two ' $WORK/a.txt"
+# Issued at our master for node_id worker01: the real worker runs manager.status over its tree.
+timeout 20 $OURS api /cluster/:node_id/status '{"node_id": "worker01"}' --wazuh-path $R >$WORK/node-id.txt 2>&1
+check "a request at our master for node_id worker01 is answered by the real worker" \
+    "grep -q '\"ossec-maild\": \"running\"' $WORK/node-id.txt && grep -q '\"error\": 0' $WORK/node-id.txt"
+wait $NESTED
+check "upstream DistributedAPI on the real worker: /cluster/nodes from our master" \
+    "grep -q '\"name\": \"master01\"' $WORK/dapi-nodes.txt && grep -q '\"name\": \"worker01\"' $WORK/dapi-nodes.txt"
+check "upstream DistributedAPI on the real worker: /agents from our master" \
+    "grep -q '\"name\": \"agent-one\"' $WORK/dapi-agents.txt && grep -q '\"error\": 0' $WORK/dapi-agents.txt"
+for f in a node-id dapi-nodes dapi-agents; do echo "--- $f"; head -c 600 $WORK/$f.txt; echo; done
 check "the upstream worker received the master's files" "grep -q local $WORK/worker/etc/rules/local_rules.xml"
+rm -f $R/var/run/*-$SLEEPER.pid
+kill $SLEEPER
 $R/bin/ossec-control stop >/dev/null 2>&1
 check "ossec-control stop: daemon gone, pid file removed" "! kill -0 $pid 2>/dev/null && ! ls $R/var/run/wazuh-clusterd-*.pid >/dev/null 2>&1"
 check "SIGTERM logged" "grep -q 'SIGTERM received: stopping' $R/logs/cluster.log"
@@ -113,5 +156,5 @@ check "upstream cluster_control -l: Cluster is not running" \
     "$PY $R/framework/scripts/cluster_control.py -l 2>&1 | grep -q 'Cluster is not running'"
 exit $failed
 EOF
-unshare -m bash "$WORK/inside.sh" "$WORK" 2>&1 | grep -v '^ERROR: No such file /etc/ossec-init.conf'
+unshare -m bash "$WORK/inside.sh" "$WORK" "$OURS" 2>&1 | grep -v '^ERROR: No such file /etc/ossec-init.conf'
 exit "${PIPESTATUS[0]}"

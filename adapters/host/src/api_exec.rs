@@ -9,8 +9,8 @@
 //!        ◄── handle_api_done ──────────────┘   (time-limited, stderr logged, bounded output)
 //! ```
 //!
-//! The master's census of active agents per node (`dapi::builtin::ACTIVE_AGENTS_BY_NODE`, for
-//! `get_health`) is no framework function: it always runs built in.
+//! The master's agent census (`dapi::builtin::AGENT_CENSUS`: each agent's node, to place
+//! requests, and the active agents per node, for `get_health`) is no framework function: it always runs built in.
 //!
 //! The node bounds how many calls run at once (`ApiLimits::max_calls`) and answers 3021 when a
 //! call outlives its `timeout`; the program is killed then (and at the latest after
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_fs::global_db::InstallAgentDatabase;
 use wazuh_cluster_protocol::connection::WallClock;
-use wazuh_cluster_sync::dapi::builtin::ACTIVE_AGENTS_BY_NODE;
+use wazuh_cluster_sync::dapi::builtin::AGENT_CENSUS;
 use wazuh_cluster_sync::dapi::merge::error_answer;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, JsonLimits, JsonValue};
 
@@ -59,7 +59,7 @@ pub fn run(
     limits: &JsonLimits,
 ) -> String {
     // The master's census of active agents is no framework function: always built in.
-    let executor = if call.framework_function == ACTIVE_AGENTS_BY_NODE {
+    let executor = if call.framework_function == AGENT_CENSUS {
         &ApiExecutor::Builtin
     } else {
         executor

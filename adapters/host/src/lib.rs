@@ -121,7 +121,9 @@ impl NodeSpec {
         }
     }
 
-    /// What every runtime does first when it starts this node: the seed ([`NodeSpec::seed_or_os`]),
+    /// What every runtime does first when it starts this node: the install root told to the
+    /// node ([`NodeConfig::install_root`](wazuh_cluster_sync::roles::NodeConfig)), the seed
+    /// ([`NodeSpec::seed_or_os`]),
     /// then the descriptor limit raised and the transfer budget fitted to it
     /// ([`raise_descriptor_limit_and_budget`]).
     ///
@@ -129,6 +131,10 @@ impl NodeSpec {
     /// [`StartError::Seed`].
     pub fn prepare_start(&mut self) -> Result<u64, StartError> {
         let seed = self.seed_or_os()?;
+        // The node confines the local clients' absolute paths to the root it is given here.
+        // A relative `--wazuh-path` is made absolute, as the clients name absolute paths.
+        let root = std::path::absolute(&self.install_root).unwrap_or(self.install_root.clone());
+        self.config.install_root = root.to_string_lossy().into_owned();
         let listens = self.listen.is_some();
         raise_descriptor_limit_and_budget(&mut self.config, &self.limits, listens);
         Ok(seed)

@@ -10,7 +10,7 @@
 //! | `Agent.get_agent` | `/agents/:agent_id` | `agents::get_agent` |
 //! | `Agent.get_agent_by_name` | `/agents/name/:agent_name` | `agents::get_agent_by_name` |
 //! | `Agent.get_agents_summary` | `/agents/summary` | `agents::summary` |
-//! | (the node's own census for `n_active_agents`) | none: [`ACTIVE_AGENTS_BY_NODE`] | `agents::census` |
+//! | (the master's census: agents' nodes, `n_active_agents`) | none: [`AGENT_CENSUS`] | `agents::census` |
 //! | `manager.status` | `/manager/status`, `/cluster/:node_id/status` | `manager_status` |
 //! | `manager.get_info` | `/manager/info`, `/cluster/:node_id/info` | `manager_info` |
 //! | `manager.ossec_log` | `/manager/logs`, `/cluster/:node_id/logs` | `logs::ossec_log` |
@@ -75,7 +75,7 @@ mod python;
 mod test_support;
 mod time;
 
-pub use self::agents::census::ACTIVE_AGENTS_BY_NODE;
+pub use self::agents::census::AGENT_CENSUS;
 pub use self::agents::database::{
     AgentDatabase, AgentDatabaseError, AgentRecord, MAX_AGENT_COLUMN_BYTES, MAX_AGENT_RECORDS,
     NoAgentDatabase,
@@ -104,7 +104,7 @@ enum BuiltinFunction {
     Agent,
     AgentByName,
     AgentsSummary,
-    ActiveAgentsByNode,
+    AgentCensus,
     ManagerStatus,
     ManagerInfo,
     OssecLog,
@@ -119,7 +119,7 @@ impl BuiltinFunction {
             "Agent.get_agent" => BuiltinFunction::Agent,
             "Agent.get_agent_by_name" => BuiltinFunction::AgentByName,
             "Agent.get_agents_summary" => BuiltinFunction::AgentsSummary,
-            ACTIVE_AGENTS_BY_NODE => BuiltinFunction::ActiveAgentsByNode,
+            AGENT_CENSUS => BuiltinFunction::AgentCensus,
             "manager.status" => BuiltinFunction::ManagerStatus,
             "manager.get_info" => BuiltinFunction::ManagerInfo,
             "manager.ossec_log" => BuiltinFunction::OssecLog,
@@ -173,7 +173,7 @@ fn execute<S: Storage + ?Sized>(
     now: Timestamp,
 ) -> FunctionResult<JsonValue> {
     // Upstream's `get_health` counts agents without DAPI's daemon check.
-    if function != BuiltinFunction::ActiveAgentsByNode {
+    if function != BuiltinFunction::AgentCensus {
         manager_status::check_wazuh_status(install, &call.function)?;
     }
     // The node accepted the request within its own bounds: the arguments are no larger.
@@ -213,9 +213,7 @@ fn run_function<S: Storage + ?Sized>(
         BuiltinFunction::AgentsSummary => {
             agents::summary::get_agents_summary(install, arguments, agents, now)
         }
-        BuiltinFunction::ActiveAgentsByNode => {
-            agents::census::active_agents_by_node(arguments, agents, now)
-        }
+        BuiltinFunction::AgentCensus => agents::census::agent_census(arguments, agents, now),
         BuiltinFunction::ManagerStatus => {
             python::bind::<0>("status", &[], arguments)?;
             manager_status::status(install)

@@ -271,6 +271,20 @@ impl DapiRequest {
         &mut self.arguments
     }
 
+    /// The `tmp_file` argument when it is a string: a file of the install (relative to its root,
+    /// as 3.9.5's API names `tmp/api_tmp_file_….xml`) that goes to the node running the request
+    /// before the request.
+    pub fn tmp_file(&self) -> Option<&str> {
+        self.arguments.get("tmp_file").and_then(JsonValue::as_str)
+    }
+
+    /// Points `tmp_file` at `path` (where the file was sent, relative to the install root).
+    pub fn set_tmp_file(&mut self, path: &str) {
+        if let Some(value) = self.arguments.get_mut("tmp_file") {
+            *value = JsonValue::Str(path.to_owned());
+        }
+    }
+
     /// The request as upstream's `json.dumps` writes the same dict.
     pub fn to_python_json(&self) -> String {
         let mut out = String::new();

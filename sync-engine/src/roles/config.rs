@@ -218,6 +218,11 @@ pub struct NodeConfig {
     pub address: String,
     /// Worker: the master's `host:port` to dial.
     pub master_addr: String,
+    /// The install root as local clients name files (upstream's `ossec_path`, `/var/ossec`):
+    /// a local `send_file <path> <node>` names an absolute path, which must lie under it. Only
+    /// text here (the node does no I/O); the adapter that opens the root sets it
+    /// (`NodeSpec::prepare_start` in wazuh-cluster-host).
+    pub install_root: String,
     /// Template of every connection: profile, key, wall-clock anchor, protocol bounds. The node
     /// sets the keepalive period and attempts from [`NodeConfig::items`] and claims its commands.
     pub connection: ConnectionConfig,
@@ -246,6 +251,7 @@ impl NodeConfig {
             version: profile.upstream_version().to_owned(),
             address: "127.0.0.1".to_owned(),
             master_addr: "127.0.0.1:1516".to_owned(),
+            install_root: "/var/ossec".to_owned(),
             connection: ConnectionConfig::new(profile, key, wall_clock),
             items: ClusterItems::defaults_3_9(),
             limits: NodeLimits::default(),

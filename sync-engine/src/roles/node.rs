@@ -416,6 +416,8 @@ impl Node {
             Input::StringSent { .. } | Input::StringFailed { .. } => true,
             // The master's agent census runs through the same executor; its ids are its own.
             Input::ApiDone { call, .. } => !master::census::is_census_call(*call),
+            Input::NodeDiskDone { job, .. } => self.api.awaits_job(*job),
+            Input::FileSent { peer, transfer, .. } => self.api.sends_file(*peer, *transfer),
             _ => false,
         };
         let view = RoleView(&self.role);

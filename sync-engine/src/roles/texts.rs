@@ -70,6 +70,10 @@ pub mod dapi_text {
     pub const CANNOT_FORWARD: &str = "Could not forward request, connection is not available";
     /// `ok` reply to a `dapi_err` passed on.
     pub const ERROR_FORWARDED: &str = "DAPI error forwarded to worker";
+    /// `ok` reply to a local `send_file` (both roles: upstream's master says "master" too).
+    pub const FORWARDING_FILE: &str = "Forwarding file to master node";
+    /// `send_f_res` payload when the file arrived (3.9.5 `Handler.send_file`'s result).
+    pub const FILE_SENT: &str = "File sent";
 }
 
 /// Whether a reply value is upstream's failure: 3.9.5 turns every `err` reply (and a timeout)

@@ -16,14 +16,14 @@ use wazuh_cluster_sync::roles::{NodeConfig, NodeType, dapi_text};
 /// What a local client got for one request: the reply to it, then the later answer (the string
 /// a `dapi_res` named, a `control_res` payload, or a `dapi_err` text).
 #[derive(Debug, PartialEq, Eq)]
-struct ClientView {
-    reply: (String, String),
-    later: Option<(String, String)>,
+pub(super) struct ClientView {
+    pub(super) reply: (String, String),
+    pub(super) later: Option<(String, String)>,
 }
 
 /// Sends `command payload` from local client `end`, answers the node's later request as 3.9.5's
 /// local client does, and returns what the client got.
-fn ask_local(c: &mut Cluster, end: End, command: &str, payload: &[u8]) -> ClientView {
+pub(super) fn ask_local(c: &mut Cluster, end: End, command: &str, payload: &[u8]) -> ClientView {
     let events = c.local_ask(end, command, payload);
     let mut reply = None;
     let mut later = None;
@@ -79,7 +79,7 @@ fn ask_local(c: &mut Cluster, end: End, command: &str, payload: &[u8]) -> Client
     }
 }
 
-fn ok_reply(text: &str) -> (String, String) {
+pub(super) fn ok_reply(text: &str) -> (String, String) {
     ("ok".to_owned(), text.to_owned())
 }
 
@@ -110,12 +110,20 @@ fn worker_with_agent(agent: &str) -> MemoryStorage {
 
 /// master01 (client.keys: 001 agent-one, 002 agent-two), worker1 holding agent-one and worker2
 /// holding agent-two, run until the master took both agent-info rounds.
-fn three_nodes() -> (Cluster, usize, usize, usize) {
+pub(super) fn three_nodes() -> (Cluster, usize, usize, usize) {
     three_nodes_with(|_| {})
 }
 
 /// [`three_nodes`] with worker1's configuration changed by `tune`.
 fn three_nodes_with(tune: impl FnOnce(&mut NodeConfig)) -> (Cluster, usize, usize, usize) {
+    three_nodes_prepared(tune, |_, _| {})
+}
+
+/// [`three_nodes_with`], `prepare` given the cluster and the master before anything runs.
+pub(super) fn three_nodes_prepared(
+    tune: impl FnOnce(&mut NodeConfig),
+    prepare: impl FnOnce(&mut Cluster, usize),
+) -> (Cluster, usize, usize, usize) {
     let t0 = origin();
     let mut c = Cluster::new(t0);
     let m = c.add(
@@ -124,6 +132,7 @@ fn three_nodes_with(tune: impl FnOnce(&mut NodeConfig)) -> (Cluster, usize, usiz
         1,
         "10.0.0.1",
     );
+    prepare(&mut c, m);
     let mut worker1 = config(NodeType::Worker, "worker1", t0);
     tune(&mut worker1);
     let w1 = c.add(worker1, worker_with_agent("agent-one"), 2, "10.0.0.2");

@@ -9,22 +9,11 @@ use std::path::Path;
 
 use rusqlite::Connection;
 use wazuh_cluster_fs::FsStorage;
-use wazuh_cluster_fs::global_db::InstallAgentDatabase;
+use wazuh_cluster_fs::global_db::{AGENT_TABLE_3_9_5 as AGENT_TABLE, InstallAgentDatabase};
 use wazuh_cluster_sync::dapi::builtin::BASIC_SERVICES;
 use wazuh_cluster_sync::dapi::{ApiCall, BuiltinExecutor, DapiLimits, DapiRequest, Route};
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_testkit::ScratchDir;
-
-/// The `agent` table of 3.9.5's global schema (`src/wazuh_db/schema_global.sql`): its columns,
-/// types and defaults, which decide what a read sees.
-const AGENT_TABLE: &str = "CREATE TABLE agent (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
-     ip TEXT, register_ip TEXT, internal_key TEXT, os_name TEXT, os_version TEXT, os_major TEXT, \
-     os_minor TEXT, os_codename TEXT, os_build TEXT, os_platform TEXT, os_uname TEXT, \
-     os_arch TEXT, version TEXT, config_sum TEXT, merged_sum TEXT, manager_host TEXT, \
-     node_name TEXT DEFAULT 'unknown', date_add TEXT NOT NULL, last_keepalive TEXT, \
-     status TEXT NOT NULL CHECK (status IN ('empty', 'pending', 'updated')) DEFAULT 'empty', \
-     fim_offset INTEGER NOT NULL DEFAULT 0, reg_offset INTEGER NOT NULL DEFAULT 0, \
-     `group` TEXT DEFAULT 'default'); PRAGMA journal_mode=WAL;";
 
 /// The recording's clock (the agent-info files' time).
 const NOW: Timestamp = Timestamp {
@@ -223,4 +212,35 @@ fn a_database_elsewhere_garbled_or_too_large_is_refused() {
         "{answer}"
     );
     assert!(answer.ends_with(r#""error": 2003}"#), "{answer}");
+}
+
+/// The rows are kept between calls (no whole-table read per call) but never outlive a change:
+/// a commit by another connection (what `wazuh-db` does) or another file at the path is seen by
+/// the next call.
+#[test]
+fn kept_rows_follow_every_commit_and_a_replaced_database() {
+    let root = install("global-db-kept");
+    let path = root.path().join("var/db/global.db");
+    let db = recorded_master_database(&path);
+    let summary = call("/agents/summary", "{}");
+    let before = run(root.path(), &summary);
+    assert_eq!(run(root.path(), &summary), before);
+    db.execute(
+        "INSERT INTO agent (id, name, register_ip, internal_key, date_add, node_name) \
+         VALUES (5, 'agent-five', 'any', 'k', '2019-07-01 10:00:00', 'worker1')",
+        [],
+    )
+    .unwrap();
+    let after = run(root.path(), &summary);
+    assert_ne!(after, before);
+    assert!(after.contains(r#""Total": 6"#), "{after}");
+    drop(db);
+    // Another database put in its place (a new inode), as a restore would.
+    let fresh = root.path().join("var/db/fresh.db");
+    let db = recorded_master_database(&fresh);
+    drop(db);
+    std::fs::rename(&fresh, &path).unwrap();
+    let _ = std::fs::remove_file(root.path().join("var/db/global.db-wal"));
+    let _ = std::fs::remove_file(root.path().join("var/db/global.db-shm"));
+    assert_eq!(run(root.path(), &summary), before);
 }

@@ -13,6 +13,7 @@ mod support;
 
 mod backpressure;
 mod cluster;
+mod dapi_files;
 mod lifecycle;
 mod limits;
 mod mixed;

@@ -29,20 +29,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use wazuh_cluster_fs::FsStorage;
 use wazuh_cluster_protocol::fernet::Fernet;
-use wazuh_cluster_protocol::frame::{
-    Command, DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder, HEADER_LEN, encode_frame,
-};
+use wazuh_cluster_protocol::frame::{DEFAULT_MAX_PAYLOAD, Frame, FrameDecoder};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sim::recording::{
     self, Flow, LinkFrame, LocalCall, MASTER_NAME, Replies, Role, Turn, WORKER_NAME,
 };
-use wazuh_cluster_sim::tap::literal_command;
 use wazuh_cluster_sim::tree::owned_stats;
 use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
@@ -50,7 +47,7 @@ use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
 use wazuh_cluster_tokio::trees::{SampleFile, compare_integrity, write_tree};
 use wazuh_cluster_tokio::{NodeSpec, wall_clock_now};
 
-use crate::support::{Rt, on_both_runtimes};
+use crate::support::{Rt, name_of, on_both_runtimes, read_frame, write_frame};
 
 on_both_runtimes!(
     our_master_answers_the_recorded_workers_hello_as_upstream_did,
@@ -105,40 +102,6 @@ fn first_frame(stream: &[u8]) -> (Frame, usize) {
     let before = input.len();
     let frame = decoder.decode(&mut input).unwrap().unwrap();
     (frame, before - input.len())
-}
-
-/// One frame off a socket: counter, the command field as written, payload (a Fernet token on
-/// TCP). The header is read by hand because the literal field (`ok ` vs `ok`) is checked.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<(u32, String, Vec<u8>)> {
-    let mut header = [0u8; HEADER_LEN];
-    r.read_exact(&mut header).await?;
-    let word =
-        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let len = word(4);
-    assert!(
-        len <= DEFAULT_MAX_PAYLOAD,
-        "declared payload of {len} bytes"
-    );
-    let mut payload = vec![0; len as usize];
-    r.read_exact(&mut payload).await?;
-    Ok((word(0), literal_command(&header[8..]), payload))
-}
-
-async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    counter: u32,
-    literal: &str,
-    payload: &[u8],
-) {
-    let command = Command::new(Profile::V3_9, literal.as_bytes()).unwrap();
-    let mut out = bytes::BytesMut::new();
-    encode_frame(Profile::V3_9, counter, &command, payload, &mut out).unwrap();
-    w.write_all(&out).await.unwrap();
-}
-
-/// The receiver's view of a literal command field.
-fn name_of(literal: &str) -> String {
-    literal.split(' ').next().unwrap_or_default().to_owned()
 }
 
 async fn our_master_answers_the_recorded_workers_hello_as_upstream_did(rt: Rt) {

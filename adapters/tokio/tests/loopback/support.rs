@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use wazuh_cluster_protocol::frame::{Command, DEFAULT_MAX_PAYLOAD, HEADER_LEN, encode_frame};
 use wazuh_cluster_protocol::key::ClusterKey;
+use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sim::fixtures::master_tree;
+use wazuh_cluster_sim::tap::literal_command;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeEvent, NodeType};
 use wazuh_cluster_tokio::trees::{IntegrityCheck, SampleFile, compare_integrity, write_tree};
 use wazuh_cluster_tokio::{NodeSpec, wall_clock_now};
@@ -120,6 +124,42 @@ pub fn check(master: &Path, worker: &Path) -> IntegrityCheck {
     let now =
         wazuh_cluster_tokio::unix_time_at(&c.connection.wall_clock, std::time::Instant::now());
     compare_integrity(master, worker, &c.items, "master01", now).unwrap()
+}
+
+/// One frame off a socket: counter, the command field as written, payload (a Fernet token on
+/// TCP). The header is read by hand because the literal field (`ok ` vs `ok`) is checked.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<(u32, String, Vec<u8>)> {
+    let mut header = [0u8; HEADER_LEN];
+    r.read_exact(&mut header).await?;
+    let word =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let len = word(4);
+    assert!(
+        len <= DEFAULT_MAX_PAYLOAD,
+        "declared payload of {len} bytes"
+    );
+    let mut payload = vec![0; len as usize];
+    r.read_exact(&mut payload).await?;
+    Ok((word(0), literal_command(&header[8..]), payload))
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    counter: u32,
+    literal: &str,
+    payload: &[u8],
+) {
+    let command = Command::new(Profile::V3_9, literal.as_bytes()).unwrap();
+    let mut out = bytes::BytesMut::new();
+    encode_frame(Profile::V3_9, counter, &command, payload, &mut out).unwrap();
+    w.write_all(&out).await.unwrap();
+}
+
+/// The receiver's view of a literal command field.
+pub fn name_of(literal: &str) -> String {
+    literal.split(' ').next().unwrap_or_default().to_owned()
 }
 
 /// Instantiates each named `async fn NAME(rt: Rt)` of the enclosing module as two tests,

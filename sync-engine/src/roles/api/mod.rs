@@ -24,6 +24,7 @@
 //! waited for the timeout); every table is bounded ([`ApiLimits`](super::ApiLimits)).
 
 mod cluster;
+mod files;
 mod relay;
 mod task;
 
@@ -37,10 +38,12 @@ use wazuh_cluster_protocol::rng::Rng;
 
 use super::config::NodeType;
 use super::ids::{ApiCallId, PeerId};
-use super::shell::{Input, Shell};
+use super::shell::{Input, JobId, Shell};
 use crate::dapi::names::MAX_NAME_LEN;
 
+use crate::integrity::path::InstallPath;
 pub(crate) use cluster::ClusterView;
+use files::FileSend;
 use task::{PartRef, Task};
 
 /// The commands the distributed API part answers, per node type: on cluster links and on the
@@ -49,9 +52,12 @@ pub(crate) fn claims(node_type: NodeType) -> (&'static [&'static str], &'static 
     match node_type {
         NodeType::Master => (
             &["dapi", "dapi_res", "dapi_err", "dapi_cluster"],
-            &["dapi", "dapi_forward", "get_config"],
+            &["dapi", "dapi_forward", "get_config", "send_file"],
         ),
-        NodeType::Worker => (&["dapi", "dapi_res", "dapi_err"], &["dapi", "get_config"]),
+        NodeType::Worker => (
+            &["dapi", "dapi_res", "dapi_err"],
+            &["dapi", "get_config", "send_file"],
+        ),
     }
 }
 
@@ -59,7 +65,13 @@ pub(crate) fn claims(node_type: NodeType) -> (&'static [&'static str], &'static 
 pub(crate) fn is_api_command(command: &Command) -> bool {
     matches!(
         command.name(),
-        b"dapi" | b"dapi_res" | b"dapi_err" | b"dapi_cluster" | b"dapi_forward" | b"get_config"
+        b"dapi"
+            | b"dapi_res"
+            | b"dapi_err"
+            | b"dapi_cluster"
+            | b"dapi_forward"
+            | b"get_config"
+            | b"send_file"
     )
 }
 
@@ -148,6 +160,13 @@ pub(crate) struct DistributedApi {
     next_task: u64,
     next_forward: u64,
     next_call: u64,
+    /// Files waiting for their stat, then being sent ([`files`]).
+    stats: BTreeMap<JobId, FileSend>,
+    sends: BTreeMap<(PeerId, TransferId), FileSend>,
+    /// Removals of files the part owned.
+    removals: BTreeSet<JobId>,
+    /// Files peers sent that tasks claimed, removed when the task ends.
+    claimed: BTreeMap<u64, InstallPath>,
 }
 
 impl DistributedApi {
@@ -169,6 +188,10 @@ impl DistributedApi {
             next_task: 0,
             next_forward: LOCAL_NAMES,
             next_call: 0,
+            stats: BTreeMap::new(),
+            sends: BTreeMap::new(),
+            removals: BTreeSet::new(),
+            claimed: BTreeMap::new(),
         }
     }
 
@@ -188,6 +211,11 @@ impl DistributedApi {
         self.tasks.values().any(|t| t.reply_peer() == peer)
             || self.asked.keys().any(|(p, _)| *p == peer)
             || self.strings.keys().any(|(p, _)| *p == peer)
+            || self
+                .stats
+                .values()
+                .chain(self.sends.values())
+                .any(|s| s.for_client(peer))
     }
 
     /// A local client connected (its requests are the part's as well as the role's).
@@ -242,6 +270,13 @@ impl DistributedApi {
                     self.part_done(shell, now, part, answer);
                 }
             }
+            Input::NodeDiskDone { job, result } => self.job_done(shell, now, job, result),
+            Input::FileSent {
+                peer,
+                transfer,
+                failure,
+                ..
+            } => self.file_sent(shell, now, peer, transfer, failure),
             Input::Timeout => self.timeout(shell, now),
             // Connections, files and disk jobs are the role's.
             _ => {}
@@ -261,7 +296,8 @@ impl DistributedApi {
             self.local_peers.remove(&peer);
             self.asked.retain(|(p, _), _| *p != peer);
             self.strings.retain(|(p, _), _| *p != peer);
-            self.forget_tasks_of(peer);
+            self.forget_tasks_of(shell, peer);
+            self.files_closed(shell, now, peer);
             for (part, name) in self.parts_waiting_on(peer) {
                 self.part_done(shell, now, part, task::lost_answer(&name));
             }
@@ -323,6 +359,9 @@ impl DistributedApi {
             }
             (b"dapi_forward", true, true) => {
                 self.forward_for_client(shell, view, now, peer, counter, &payload)
+            }
+            (b"send_file", true, _) => {
+                self.send_file_for_client(shell, view, now, peer, counter, &payload)
             }
             (b"dapi", false, _) => self.link_request(shell, view, now, peer, counter, &payload),
             (b"dapi_res", false, _) => self.link_result(shell, now, peer, counter, &payload),

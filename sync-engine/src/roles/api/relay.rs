@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::cluster::ClusterView;
+use super::files::tmp_file_to_send;
 use super::task::{ReplyTo, checked_answer, link_call, with_prefix};
 use super::{Asked, Delivery, DistributedApi};
 use crate::dapi::names::{Channel, DapiFailure, DapiForward, DapiResult, ForwardTarget};
@@ -34,7 +35,7 @@ impl DistributedApi {
         payload: &Bytes,
     ) {
         let limits = &shell.config().limits.api.json;
-        let request = match DapiRequest::parse(payload, limits) {
+        let mut request = match DapiRequest::parse(payload, limits) {
             Ok(request) => request,
             Err(e) => {
                 let text = DapiError::from(e).err_payload();
@@ -45,17 +46,28 @@ impl DistributedApi {
         if Route::find(&function).is_some_and(|r| r.request_type == RequestType::LocalAny) {
             shell.reply(now, client, counter, true, dapi_text::ADDED.as_bytes());
             let reply = ReplyTo::client(shell, client);
-            return self.start_task(shell, view, now, reply, payload);
+            self.start_task(shell, view, now, reply, payload);
+            return;
         }
         let (Some(master), Some(seq)) = (view.master_link(), shell.seq(client)) else {
             let text = local_text::NOT_CONNECTED.as_bytes();
             return shell.reply(now, client, counter, false, text);
         };
-        let (command, forwarded, answer) = match worker_local_dapi(&function) {
-            WorkerLocalDapi::ClusterControl => ("dapi_cluster", payload.to_vec(), local_text::SENT),
+        let (command, forwarded, answer, file) = match worker_local_dapi(&function) {
+            WorkerLocalDapi::ClusterControl => {
+                ("dapi_cluster", payload.to_vec(), local_text::SENT, None)
+            }
             WorkerLocalDapi::Forward => {
                 let name = self.clients.name_of(client);
-                ("dapi", with_prefix(Some(&name), payload), dapi_text::ADDED)
+                // The request's `tmp_file` goes to the master first, into this worker's inbox
+                // there (3.9.5 `execute_remote_request`); the request is then rewritten to name it.
+                let config = shell.config();
+                let file = tmp_file_to_send(&config.install_root, &config.node_name, &mut request);
+                let forwarded = match file {
+                    Some(_) => with_prefix(Some(&name), request.to_python_json().as_bytes()),
+                    None => with_prefix(Some(&name), payload),
+                };
+                ("dapi", forwarded, dapi_text::ADDED, file)
             }
         };
         let control = command == "dapi_cluster";
@@ -64,7 +76,7 @@ impl DistributedApi {
             seq,
             control,
         };
-        if self.ask(shell, now, master, command, &forwarded, then) {
+        if self.ask_after_file(shell, now, master, file, command, forwarded, then) {
             shell.reply(now, client, counter, true, answer.as_bytes());
         } else {
             let text = local_text::NOT_CONNECTED.as_bytes();
@@ -137,7 +149,18 @@ impl DistributedApi {
         };
         shell.reply(now, peer, counter, true, dapi_text::ADDED.as_bytes());
         let reply = ReplyTo::link(shell, peer, name);
-        self.start_task(shell, view, now, reply, json);
+        // A `tmp_file` the peer sent before the request is claimed by it (the orphan sweep
+        // removes a file no request claims).
+        let claimed = self.claim_for_request(shell, view, peer, json);
+        let json = claimed.as_ref().map_or(json, |(json, _)| json.as_bytes());
+        let task = self.start_task(shell, view, now, reply, json);
+        if let Some((_, path)) = claimed {
+            if self.tasks.contains_key(&task) {
+                self.claimed.insert(task, path);
+            } else {
+                self.remove_file(shell, path);
+            }
+        }
     }
 
     /// `dapi_res <name> <string id>` on a link: the answer to one of our forwarded requests, or

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::cluster::{self, ClusterView};
+use super::files::tmp_file_to_send;
 use super::{Asked, Delivery, DistributedApi};
 use crate::dapi::json::JsonLimits;
 use crate::dapi::merge::merged_answer;
@@ -139,7 +140,7 @@ impl DistributedApi {
         now: Instant,
         reply: ReplyTo,
         json: &[u8],
-    ) {
+    ) -> u64 {
         let limits = shell.config().limits.api.clone();
         let busy = self.tasks.len() >= limits.max_requests
             || self
@@ -192,6 +193,7 @@ impl DistributedApi {
         }
         self.run_waiting_calls(shell, now);
         self.finish_if_done(shell, now, id);
+        id
     }
 
     /// Where `request` runs, as one plan per part, and the merge arguments when there are
@@ -282,16 +284,23 @@ impl DistributedApi {
         peers: &[(String, PeerId)],
     ) -> Part {
         let id = self.forward_id();
-        let payload = DapiCall {
-            prefix: id.parse().ok(),
-            request_json: request.to_python_json().as_bytes(),
+        let root = shell.config().install_root.clone();
+        let mut sent: BTreeMap<PeerId, String> = BTreeMap::new();
+        for (name, peer) in peers {
+            // Each worker gets the request's `tmp_file` first, in its own inbox (3.9.5 `forward`
+            // sends it per node; the first send removes it, so only one node ever had it).
+            let mut request = request.clone();
+            let file = tmp_file_to_send(&root, name, &mut request);
+            let payload = DapiCall {
+                prefix: id.parse().ok(),
+                request_json: request.to_python_json().as_bytes(),
+            }
+            .to_payload();
+            let then = Asked::Forward(part);
+            if self.ask_after_file(shell, now, *peer, file, "dapi", payload, then) {
+                sent.insert(*peer, name.clone());
+            }
         }
-        .to_payload();
-        let sent: BTreeMap<PeerId, String> = peers
-            .iter()
-            .filter(|(_, peer)| self.ask(shell, now, *peer, "dapi", &payload, Asked::Forward(part)))
-            .map(|(name, peer)| (*peer, name.clone()))
-            .collect();
         if sent.is_empty() {
             let names: Vec<&str> = peers.iter().map(|(name, _)| name.as_str()).collect();
             return Part::Done(lost_answer(&names.join(", ")));
@@ -381,6 +390,7 @@ impl DistributedApi {
         let Some(t) = self.tasks.remove(&task) else {
             return;
         };
+        self.release_claimed(shell, task);
         let answers: Vec<&str> = t
             .parts
             .iter()
@@ -445,7 +455,7 @@ impl DistributedApi {
     }
 
     /// The tasks answering `peer` go: nobody is left to answer.
-    pub(super) fn forget_tasks_of(&mut self, peer: PeerId) {
+    pub(super) fn forget_tasks_of(&mut self, shell: &mut Shell, peer: PeerId) {
         let gone: Vec<u64> = self
             .tasks
             .iter()
@@ -453,6 +463,7 @@ impl DistributedApi {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
+            self.release_claimed(shell, id);
             if let Some(t) = self.tasks.remove(&id) {
                 for part in t.parts {
                     match part {

@@ -219,6 +219,7 @@ impl<S: Storage> EffectExecutor<S> {
                 }
                 Ok(EffectOutput::Done)
             }
+            Effect::StatFile { path } => Ok(EffectOutput::Stat(self.storage.stat(path)?)),
             Effect::RemoveFile { path } => {
                 self.storage.remove_file(path)?;
                 Ok(EffectOutput::Done)

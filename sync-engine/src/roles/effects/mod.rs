@@ -30,7 +30,7 @@ use crate::integrity::merged::MergedError;
 use crate::integrity::metadata::{IntegrityMetadata, MetadataError, ScanError, ScanStats};
 use crate::integrity::package::PackageError;
 use crate::integrity::path::InstallPath;
-use crate::integrity::storage::StorageError;
+use crate::integrity::storage::{FileStat, StorageError};
 
 mod executor;
 
@@ -159,6 +159,13 @@ pub enum Effect {
     /// Master: read the registered agents from `etc/client.keys` (absent: none), to place
     /// distributed API requests by agent. → [`EffectOutput::ClientKeys`].
     ReadClientKeys,
+    /// Describe `path` without following a final symlink (a symlink on the way fails as outside
+    /// the root): a file a local client or a distributed API request names, before it is sent.
+    /// → [`EffectOutput::Stat`].
+    StatFile {
+        /// The file.
+        path: InstallPath,
+    },
 }
 
 impl Effect {
@@ -231,6 +238,8 @@ pub enum EffectOutput {
     Chunk(Bytes),
     /// [`Effect::ReadClientKeys`]: the registered agents by id.
     ClientKeys(BTreeMap<String, KeysAgent>),
+    /// [`Effect::StatFile`]: what is there (`None`: nothing).
+    Stat(Option<FileStat>),
 }
 
 /// Why an effect failed.
@@ -276,6 +285,7 @@ impl EffectOutput {
             EffectOutput::WorkerApplied { .. } => "WorkerApplied",
             EffectOutput::Chunk(_) => "Chunk",
             EffectOutput::ClientKeys(_) => "ClientKeys",
+            EffectOutput::Stat(_) => "Stat",
         }
     }
 }

@@ -1,31 +1,40 @@
-//! The master's census of active agents per node, for `get_health`'s `n_active_agents`.
+//! The master's census of its agents from the agent database: the node each agent reports to
+//! (its `node_name`, where 3.9.5's `get_solver_node` places a distributed API request for it)
+//! and the active agents per node (`get_health`'s `n_active_agents`).
 //!
 //! 3.9.5 asks its agent database, for each node it reports, how many agents in status `Active`
 //! name that node (`Agent.get_agents_overview(filters={'status': 'Active', 'node_name': …})`),
-//! which counts the agents reporting to the master itself as well. The node reads no database
-//! (no I/O here): it asks the adapter for the counts as an [`ApiCall`] of the built-in census
-//! ([`ACTIVE_AGENTS_BY_NODE`], over the install's `var/db/global.db`), and keeps the answer.
+//! which counts the agents reporting to the master itself as well; and, for each request that
+//! names agents, their `node_name` (`get_agents_overview(select=['node_name'], filters={'id': …})`
+//! or `get_agent`). The node reads no database (no I/O here): it asks the adapter for both as an
+//! [`ApiCall`] of the built-in census ([`AGENT_CENSUS`], over the install's
+//! `var/db/global.db`), and keeps the answer.
 //!
 //! ```text
-//!   get_health / healthcheck ──► snapshot: counts of the last census (asks for a new one)
-//!   after the input          ──► Output::ApiCall (census) when the last is over MAX_AGE old
-//!   handle_api_done          ──► counts kept
+//!   start                     ──► the first census, at once
+//!   get_health / healthcheck  ──► snapshot: counts of the last census (asks for a new one)
+//!   a request placed by agent ──► nodes of the last census (asks for a new one)
+//!   after the input           ──► Output::ApiCall (census) when the last is over MAX_AGE old
+//!   handle_api_done           ──► counts and nodes kept
 //! ```
 //!
-//! When: an answer built from the master's cluster snapshot (`get_health`, `get_nodes` and their
-//! API routes) marks the census wanted, and once the input is handled a census starts if none
-//! runs and the last one is over [`MAX_AGE`] old; so a cluster nobody asks reads nothing. An
-//! answer uses the counts of the last census taken (at most [`MAX_AGE`] old while health is
-//! asked regularly). Before the first census has answered (the first health request
-//! after the master starts), or when a census fails (an install without the database answers
-//! 2000), a node's count is the agents whose agent-info the master took from it (the master's
-//! own: 0).
+//! When: the master takes a census as it starts, so the first health answer and the first
+//! placement already have one (the executor answers it within milliseconds, long before a
+//! worker has joined). Afterwards a reader marks the census wanted, and once the input is handled
+//! a census starts if none runs and the last one is over [`MAX_AGE`] old; so a cluster nobody
+//! asks reads nothing, and an answer uses a census at most [`MAX_AGE`] old while it is asked
+//! regularly (upstream reads the database per request: an agent that moved to another worker in
+//! the last seconds may be placed on its former one, which answers as if it had never had it).
+//! Without a census (an install without the database answers 2000, or a request in the
+//! milliseconds before the first answer) a node's count is the agents whose agent-info the
+//! master took from it (the master's own: 0), and an agent's node the one its agent-info came
+//! from.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::dapi::builtin::ACTIVE_AGENTS_BY_NODE;
+use crate::dapi::builtin::AGENT_CENSUS;
 use crate::dapi::{ApiCall, JsonLimits, JsonValue};
 use crate::roles::ids::ApiCallId;
 use crate::roles::shell::Shell;
@@ -50,6 +59,8 @@ pub(crate) fn is_census_call(id: ApiCallId) -> bool {
 pub(super) struct AgentCensus {
     /// Active agents by `node_name` as the database writes it (`None` before the first census).
     counts: Option<BTreeMap<String, usize>>,
+    /// Agent id (`001`) → its `node_name` (`None` before the first census).
+    nodes: Option<BTreeMap<String, String>>,
     /// When the last census answered.
     taken_at: Option<Instant>,
     /// The census running, and when another may start regardless.
@@ -74,6 +85,19 @@ impl AgentCensus {
         )
     }
 
+    /// Agent id → the node it reports to by the last census, `None` without one. Marks the census
+    /// wanted.
+    pub(super) fn nodes(&self) -> Option<&BTreeMap<String, String>> {
+        self.wanted.set(true);
+        self.nodes.as_ref()
+    }
+
+    /// Takes the first census (the master starts).
+    pub(super) fn start(&mut self, shell: &mut Shell, now: Instant) {
+        self.wanted.set(true);
+        self.refresh(shell, now);
+    }
+
     /// Starts a census if one is wanted and due.
     pub(super) fn refresh(&mut self, shell: &mut Shell, now: Instant) {
         if !self.wanted.replace(false) {
@@ -88,11 +112,11 @@ impl AgentCensus {
         self.next_id += 1;
         self.running = Some((id, now + CALL_TIME));
         let request = format!(
-            "{{\"function\": \"{ACTIVE_AGENTS_BY_NODE}\", \"arguments\": {{}}, \"from_cluster\": false}}"
+            "{{\"function\": \"{AGENT_CENSUS}\", \"arguments\": {{}}, \"from_cluster\": false}}"
         );
         let call = ApiCall {
-            function: ACTIVE_AGENTS_BY_NODE.to_owned(),
-            framework_function: ACTIVE_AGENTS_BY_NODE,
+            function: AGENT_CENSUS.to_owned(),
+            framework_function: AGENT_CENSUS,
             arguments: "{}".to_owned(),
             request,
             timeout: Some(CALL_TIME),
@@ -109,29 +133,42 @@ impl AgentCensus {
         }
         self.running = None;
         self.taken_at = Some(now);
-        if let Some(counts) = counts_of(answer, limits) {
+        if let Some((counts, nodes)) = census_of(answer, limits) {
             self.counts = Some(counts);
+            self.nodes = Some(nodes);
         }
     }
 }
 
-/// The counts of a census answer `{"data": {"<node>": <count>, ...}, "error": 0}`.
-fn counts_of(answer: &str, limits: &JsonLimits) -> Option<BTreeMap<String, usize>> {
+/// Active agents by node and node by agent.
+type Census = (BTreeMap<String, usize>, BTreeMap<String, String>);
+
+/// A census answer `{"data": {"active": {"<node>": <count>, ...}, "nodes": {"<id>": "<node>",
+/// ...}}, "error": 0}`, whole or not at all.
+fn census_of(answer: &str, limits: &JsonLimits) -> Option<Census> {
     let JsonValue::Object(answer) = JsonValue::parse(answer.as_bytes(), limits).ok()? else {
         return None;
     };
     if answer.get("error") != Some(&JsonValue::Int(0)) {
         return None;
     }
-    let Some(JsonValue::Object(data)) = answer.get("data") else {
-        return None;
-    };
-    data.iter()
+    let data = answer.get("data")?.as_object()?;
+    let counts = data
+        .get("active")?
+        .as_object()?
+        .iter()
         .map(|(node, count)| match count {
             JsonValue::Int(count) => Some((node.to_owned(), usize::try_from(*count).ok()?)),
             _ => None,
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    let nodes = data
+        .get("nodes")?
+        .as_object()?
+        .iter()
+        .map(|(id, node)| Some((id.to_owned(), node.as_str()?.to_owned())))
+        .collect::<Option<_>>()?;
+    Some((counts, nodes))
 }
 
 #[cfg(test)]
@@ -141,25 +178,25 @@ mod tests {
     #[test]
     fn a_census_answer_is_read_or_refused_whole() {
         let limits = JsonLimits::default();
-        let counts = counts_of(
-            r#"{"data": {"master01": 1, "worker1": 3}, "error": 0}"#,
+        let (counts, nodes) = census_of(
+            r#"{"data": {"active": {"master01": 1, "worker1": 3}, "nodes": {"001": "worker1"}}, "error": 0}"#,
             &limits,
         )
         .unwrap();
         assert_eq!(counts.get("worker1"), Some(&3));
-        assert_eq!(
-            counts_of(r#"{"message": "x", "error": 2003}"#, &limits),
-            None
-        );
-        assert_eq!(
-            counts_of(r#"{"data": {"w": -1}, "error": 0}"#, &limits),
-            None
-        );
-        assert_eq!(
-            counts_of(r#"{"data": {"w": "1"}, "error": 0}"#, &limits),
-            None
-        );
-        assert_eq!(counts_of("garbage", &limits), None);
+        assert_eq!(nodes.get("001").map(String::as_str), Some("worker1"));
+        let refused = [
+            r#"{"message": "x", "error": 2003}"#,
+            r#"{"data": {"active": {"w": -1}, "nodes": {}}, "error": 0}"#,
+            r#"{"data": {"active": {"w": "1"}, "nodes": {}}, "error": 0}"#,
+            r#"{"data": {"active": {}, "nodes": {"001": 1}}, "error": 0}"#,
+            r#"{"data": {"active": {}}, "error": 0}"#,
+            r#"{"data": {"master01": 1}, "error": 0}"#,
+            "garbage",
+        ];
+        for answer in refused {
+            assert_eq!(census_of(answer, &limits), None, "{answer}");
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl MasterRole {
             comparisons: 0,
         };
         master.timeout(shell, now);
+        master.census.start(shell, now);
         master
     }
 
@@ -257,9 +258,14 @@ impl MasterRole {
         self.scan.metadata.as_deref()
     }
 
-    /// Registered agent id → the node it reports to (`unknown` when no worker sent its
-    /// agent-info: 3.9.5's default `node_name`), as the master places agent requests.
+    /// Agent id → the node it reports to, as the master places agent requests: the agent
+    /// database's `node_name` by the last census (3.9.5 `get_solver_node`); without one, the
+    /// registered agents and the worker each one's agent-info came from (`unknown` when none
+    /// did: 3.9.5's default `node_name`).
     pub(crate) fn agent_nodes(&self) -> BTreeMap<String, String> {
+        if let Some(nodes) = self.census.nodes() {
+            return nodes.clone();
+        }
         self.agents
             .names
             .iter()

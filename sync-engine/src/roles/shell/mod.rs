@@ -592,8 +592,21 @@ impl Shell {
         path: &InstallPath,
         size: u64,
     ) -> Option<TransferId> {
+        self.send_file_as(now, peer, path, path, size)
+    }
+
+    /// [`Shell::send_file`] of `path` under another name on the wire, `wire` (a file a local
+    /// client names goes to the peer's inbox, where our receiver accepts it).
+    pub(crate) fn send_file_as(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        path: &InstallPath,
+        wire: &InstallPath,
+        size: u64,
+    ) -> Option<TransferId> {
         let p = self.peers.get_mut(&peer)?;
-        let started = p.conn.send_file(now, path.as_str().as_bytes());
+        let started = p.conn.send_file(now, wire.as_str().as_bytes());
         if let Ok(transfer) = started {
             p.transfers.send(transfer, path.clone(), size);
         }
@@ -686,6 +699,16 @@ impl Shell {
         let taken = self.peers.get_mut(&peer)?.transfers.take(file);
         self.update_inbox_held(peer);
         taken
+    }
+
+    /// Claims the file `peer` sent as `wire` if it is on disk (no sync names it then, and the
+    /// sweep of unclaimed files leaves it): the caller owns it and removes it.
+    pub(crate) fn claim_received(&mut self, peer: PeerId, wire: &[u8]) -> Option<InstallPath> {
+        let p = self.peers.get_mut(&peer)?;
+        let Ended::Ready(file) = p.transfers.ended(Bytes::copy_from_slice(wire)) else {
+            return None;
+        };
+        self.take_received(peer, file)
     }
 
     /// Queues a disk job for `peer`, run after its earlier ones; its result comes back as

@@ -793,8 +793,9 @@ fn a_database_is_the_whole_truth() {
     );
 }
 
-/// The master's census (`n_active_agents`): upstream's `status=active` SQL over the database's
-/// rows, grouped by node as stored (agent 000 counts for the node its row names); an install
+/// The master's census (`n_active_agents`, and every agent's node to place requests): upstream's
+/// `status=active` SQL over the database's rows, grouped by node as stored (agent 000 counts for
+/// the node its row names); an install
 /// without the database answers upstream's 2000, whatever its files say.
 #[test]
 fn the_census_counts_the_databases_active_agents_by_node() {
@@ -809,14 +810,14 @@ fn the_census_counts_the_databases_active_agents_by_node() {
         BuiltinExecutor.run_with_agents(
             &storage,
             database,
-            &call("", crate::dapi::builtin::ACTIVE_AGENTS_BY_NODE, "{}"),
+            &call("", crate::dapi::builtin::AGENT_CENSUS, "{}"),
             NOW,
         )
     };
     // Active in the cases above: 000, 001 (worker1), 006 (master01).
     assert_eq!(
         census(&records),
-        r#"{"data": {"master01": 2, "worker1": 1}, "error": 0}"#
+        r#"{"data": {"active": {"master01": 2, "worker1": 1}, "nodes": {"000": "master01", "001": "worker1", "002": "worker2", "003": "unknown", "005": "worker1", "006": "master01"}}, "error": 0}"#
     );
     assert_eq!(
         census(&NoAgentDatabase),
