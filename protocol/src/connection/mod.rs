@@ -146,7 +146,7 @@ use crate::fernet::{Fernet, token_len};
 use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
-use file_transfer::{IncomingFiles, OutgoingFile, SendStep};
+use file_transfer::{IncomingFiles, OutgoingFile};
 use keepalive::Keepalive;
 use pending::{Owner, Pending, PendingTable};
 use string_transfer::{IncomingStrings, OutgoingString};
@@ -542,8 +542,9 @@ impl Connection {
         .ok_or(FileChunkError::Closed)?;
         if let Some(file) = self.outgoing_files.get_mut(&transfer) {
             file.account(data);
-            file.step = SendStep::Updating;
         }
+        // Pipelined: the next chunk is asked for at once while the window has room for it.
+        self.want_chunk(transfer);
         Ok(())
     }
 
@@ -568,7 +569,8 @@ impl Connection {
         )
         .ok_or(FileChunkError::Closed)?;
         if let Some(file) = self.outgoing_files.get_mut(&transfer) {
-            file.step = SendStep::Ending;
+            file.wanting = false;
+            file.ending = true;
         }
         Ok(())
     }
@@ -600,6 +602,15 @@ impl Connection {
         self.next_transfer += 1;
         self.outgoing_strings.insert(id, OutgoingString::new(data));
         Ok(id)
+    }
+
+    /// Sends the next piece of an outgoing long string after [`Event::StringPieceWanted`] (with
+    /// [`ConnectionConfig::pull_string_pieces`]); nothing when the transfer is unknown or wants
+    /// no piece now.
+    pub fn send_string_piece(&mut self, now: Instant, transfer: TransferId) {
+        if !self.closed {
+            self.string_piece(now, transfer);
+        }
     }
 
     /// Claims a complete incoming string ([`Event::StringComplete`]); `None` when `id` is unknown,
@@ -791,11 +802,7 @@ impl Connection {
     /// Refuses a request of the layer above whose frame would take the output queue beyond
     /// `max_queued_transmit`.
     fn check_transmit_room(&self, payload_len: usize) -> Result<(), TransmitQueueFull> {
-        let body = match self.fernet {
-            Some(_) => token_len(payload_len),
-            None => payload_len,
-        };
-        let frame = HEADER_LEN.saturating_add(body);
+        let frame = self.frame_len(payload_len);
         let queued = self.out.len();
         let limit = self.config.max_queued_transmit;
         if queued.saturating_add(frame) > limit {
@@ -808,6 +815,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Bytes on the wire of a frame whose plaintext payload is `payload_len` bytes.
+    fn frame_len(&self, payload_len: usize) -> usize {
+        let body = match self.fernet {
+            Some(_) => token_len(payload_len),
+            None => payload_len,
+        };
+        HEADER_LEN.saturating_add(body)
+    }
+
     fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
         if self.closed {
             return Err(FileChunkError::Closed);
@@ -816,10 +832,23 @@ impl Connection {
             .outgoing_files
             .get(&transfer)
             .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
-        if file.step != SendStep::WantChunk {
+        if !file.wanting {
             return Err(FileChunkError::NotWaitingForChunk(transfer.0));
         }
         Ok(file)
+    }
+
+    /// Asks the layer above for the next chunk of `transfer` if the window has room for one.
+    fn want_chunk(&mut self, transfer: TransferId) {
+        let window = self.config.file_window;
+        if let Some(file) = self.outgoing_files.get_mut(&transfer)
+            && file.may_want(window)
+        {
+            file.wanting = true;
+            let max_len = file.chunk_max;
+            self.events
+                .push_back(Event::FileChunkWanted { transfer, max_len });
+        }
     }
 
     /// Sends a request with the next counter and records who waits for it. The caller checked
