@@ -815,8 +815,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Bytes on the wire of a frame whose plaintext payload is `payload_len` bytes.
-    fn frame_len(&self, payload_len: usize) -> usize {
+    /// Bytes on the wire of a frame whose plaintext payload is `payload_len` bytes (header,
+    /// and the Fernet token with a key).
+    pub fn frame_len(&self, payload_len: usize) -> usize {
         let body = match self.fernet {
             Some(_) => token_len(payload_len),
             None => payload_len,

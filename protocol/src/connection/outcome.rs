@@ -112,8 +112,10 @@ impl Connection {
         string.piece_wanted = true;
         if self.config.pull_string_pieces {
             let frame_len = self.frame_len(id.len() + 1 + len);
-            self.events
-                .push_back(Event::StringPieceWanted { transfer, frame_len });
+            self.events.push_back(Event::StringPieceWanted {
+                transfer,
+                frame_len,
+            });
         } else {
             self.string_piece(now, transfer);
         }

@@ -731,7 +731,11 @@ fn file_chunks_are_pipelined_within_the_window_and_arrive_whole_and_in_order() {
     assert_eq!(client_blobs[0], ["new_file"]);
     assert_eq!(client_blobs[1], ["file_upd"; 3]);
     let total: usize = client_blobs.iter().map(Vec::len).sum();
-    assert_eq!(total, 1 + 11 + 1, "1000 bytes in 91-byte chunks: 10 full, one of 90");
+    assert_eq!(
+        total,
+        1 + 11 + 1,
+        "1000 bytes in 91-byte chunks: 10 full, one of 90"
+    );
     assert!(client_blobs[2..].iter().all(|blob| blob.len() <= 3));
     assert_eq!(client_blobs.last().unwrap().last().unwrap(), "file_end");
     assert_eq!(pair.client.pending_requests(), 0);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, FileChunkError, Event, Side, TransferId, WallClock,
+    Connection, ConnectionConfig, Event, FileChunkError, Side, TransferId, WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::key::ClusterKey;
