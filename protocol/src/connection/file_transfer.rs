@@ -115,6 +115,11 @@ impl OutgoingFile {
         Acked::Step
     }
 
+    /// Whether chunks sent wait for their acknowledgement.
+    pub(crate) fn has_unacked(&self) -> bool {
+        !self.unacked.is_empty()
+    }
+
     /// Whether the next chunk (or the end) may be asked for now: opened, not ended, not asked
     /// already, and the window has room for a full chunk (or nothing is unacknowledged).
     pub(crate) fn may_want(&self, window: usize) -> bool {

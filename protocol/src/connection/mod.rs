@@ -561,18 +561,32 @@ impl Connection {
         let (path, digest) = (file.path.clone(), file.digest());
         self.check_transmit_room(path.len() + 1 + digest.len())?;
         self.pending.check_room()?;
+        let waits = file.has_unacked();
+        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
+            file.wanting = false;
+            file.ending = true;
+        }
+        // `file_end` goes once every chunk is acknowledged, as upstream's sender sends it: a
+        // file of one chunk is exactly upstream's exchange, and a 3.9.5 receiver, which breaks
+        // on a frame header split across its reads (PROTOCOL.md §1.4), never gets it glued
+        // behind a chunk.
+        if !waits {
+            self.send_file_end(now, transfer)
+                .ok_or(FileChunkError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `file_end` of `transfer`; `None` when the link closed on it.
+    pub(super) fn send_file_end(&mut self, now: Instant, transfer: TransferId) -> Option<u32> {
+        let file = self.outgoing_files.get(&transfer)?;
+        let (path, digest) = (file.path.clone(), file.digest());
         self.core_request(
             now,
             Command::FILE_END,
             &[&path, b" ", &digest],
             Owner::File(transfer.0),
         )
-        .ok_or(FileChunkError::Closed)?;
-        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
-            file.wanting = false;
-            file.ending = true;
-        }
-        Ok(())
     }
 
     /// Sends a long string: `new_str <len>`, then `str_upd <id> <chunk>` one at a time, each

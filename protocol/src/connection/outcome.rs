@@ -30,7 +30,7 @@ impl Connection {
                 });
             }
             Owner::Keepalive => self.keepalive_outcome(now, !reply.is_upstream_error()),
-            Owner::File(id) => self.file_step_done(TransferId(id), &pending.command, reply),
+            Owner::File(id) => self.file_step_done(now, TransferId(id), &pending.command, reply),
             Owner::Str(id) => self.string_step_done(now, TransferId(id), reply),
         }
     }
@@ -58,7 +58,13 @@ impl Connection {
         }
     }
 
-    fn file_step_done(&mut self, transfer: TransferId, command: &Command, reply: Reply) {
+    fn file_step_done(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+        command: &Command,
+        reply: Reply,
+    ) {
         if reply.is_upstream_error() {
             return self.fail_file(transfer, TransferFailure::Refused(reply));
         }
@@ -66,6 +72,11 @@ impl Connection {
             return;
         };
         match file.acked(command) {
+            // The end was asked for while chunks were unacknowledged: it goes after the last.
+            // The pending table has room: this reply just took an entry of the transfer out.
+            Acked::Step if file.ending && !file.has_unacked() => {
+                self.send_file_end(now, transfer);
+            }
             Acked::Step => self.want_chunk(transfer),
             Acked::End => {
                 let size = file.bytes_sent;

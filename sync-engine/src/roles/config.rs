@@ -239,6 +239,12 @@ impl NodeConfig {
         wall_clock: WallClock,
     ) -> NodeConfig {
         let profile = Profile::V3_9;
+        let mut connection = ConnectionConfig::new(profile, key, wall_clock);
+        // Three chunks in flight per file: the receiver decrypts and writes one while the next
+        // crosses the link and the third is read and sealed here, instead of one 5 MiB round
+        // trip after another (a 3.9.5 receiver answers them in order; `file_end` still waits
+        // for every answer). The node's output gate bounds what all files hold together.
+        connection.file_window = 3 * wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK;
         NodeConfig {
             node_name: node_name.to_owned(),
             node_type,
@@ -246,7 +252,7 @@ impl NodeConfig {
             version: profile.upstream_version().to_owned(),
             address: "127.0.0.1".to_owned(),
             master_addr: "127.0.0.1:1516".to_owned(),
-            connection: ConnectionConfig::new(profile, key, wall_clock),
+            connection,
             items: ClusterItems::defaults_3_9(),
             limits: NodeLimits::default(),
             settings: ClusterSettings::default(),

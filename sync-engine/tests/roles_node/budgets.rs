@@ -283,6 +283,9 @@ fn receivers_of_one_package(cap: u64, memory: u64) -> (Cluster, usize) {
     let configured = |node_type, name: &str| {
         let mut config = config(node_type, name, t0);
         config.connection.request_chunk = REQUEST_CHUNK;
+        // One chunk per file in flight (upstream's stop-and-wait), so that the turns the gate
+        // gives are plain to see; the window's own test is in flow.rs.
+        config.connection.file_window = 0;
         config.connection.max_frame_payload = 1 << 20;
         config.connection.max_string_size = 1 << 20;
         config.items.intervals.worker.keep_alive = std::time::Duration::from_secs(5);
