@@ -934,17 +934,11 @@ impl Connection {
             }
             Some(fernet) => {
                 encode_header(profile, counter, command, token_len(len), &mut self.out)?;
-                let joined;
-                let plaintext: &[u8] = match parts {
-                    [one] => one,
-                    _ => {
-                        joined = parts.concat();
-                        &joined
-                    }
-                };
                 let iv = self.iv_rng.next_iv();
                 let unix = self.config.wall_clock.unix_secs_at(now);
-                fernet.encrypt_into(plaintext, iv, unix, &mut self.out);
+                // Sealed from the parts as they are: joining `<path> ` and a 5 MiB chunk first
+                // copied every chunk once more into a buffer of its own.
+                fernet.encrypt_parts_into(parts, iv, unix, &mut self.out);
             }
         }
         Ok(())
