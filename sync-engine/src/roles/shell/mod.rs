@@ -848,7 +848,8 @@ impl Shell {
     }
 
     /// `bytes` of `peer`'s transmits were written. The pieces whose frames are now written
-    /// whole leave the output gate (the links waiting there are served when the node settles).
+    /// whole leave the output gate (the links waiting there are served when the node settles),
+    /// and the link's next piece may go.
     /// Only a report that takes the peer from at or over
     /// [`NodeLimits::max_queued_output`](super::NodeLimits) back under it changes anything else
     /// (the chunks the connection asked for meanwhile were held back, and its input paused):
@@ -873,7 +874,7 @@ impl Shell {
         }
         self.gate.release(released);
         let resumed = was_paused && p.queued < limit;
-        if resumed {
+        if resumed || released > 0 {
             self.resume_sends(now, peer);
         }
         resumed
@@ -1119,8 +1120,16 @@ impl Shell {
             let piece = (p.queued < limit)
                 .then(|| p.transfers.next_piece(read_chunk))
                 .flatten();
+            // One piece of a link at a time on its way to the kernel: the next is read and
+            // sealed while this one crosses the link and the peer answers it (pipelined), but a
+            // keepalive's answer never waits behind more than one chunk. Its write resumes it.
+            let busy = p.reading > 0 || !p.pieces.is_empty();
             let size = match &piece {
                 None => {
+                    self.gate.forget(peer);
+                    break;
+                }
+                Some(Piece::Read { .. } | Piece::String { .. }) if busy => {
                     self.gate.forget(peer);
                     break;
                 }
