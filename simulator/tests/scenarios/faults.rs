@@ -283,7 +283,7 @@ fn a_200_mib_package_does_not_delay_keepalives() {
 
     // Keepalives during the transfer. Upstream's loop, and ours, sends `echo-c`, waits for the
     // answer, then sleeps keep_alive. So (a) each answer comes back behind at most the chunks of
-    // one file's window on the wire (the master pipelines three chunks a file and yields one at a
+    // one file's window on the wire (the master pipelines two chunks a file and yields one at a
     // time; this link takes every write at once, as a socket buffer without bound), and (b) the
     // next
     // `echo-c` leaves exactly keep_alive after that answer: no disk work on the package, no
@@ -291,7 +291,7 @@ fn a_200_mib_package_does_not_delay_keepalives() {
     let latency = Duration::from_millis(1);
     let biggest = chunks.iter().map(|f| f.wire_len + 20).max().unwrap();
     let chunk_on_wire = Duration::from_secs_f64(biggest as f64 / BANDWIDTH as f64);
-    const WINDOW_CHUNKS: u32 = 3;
+    const WINDOW_CHUNKS: u32 = 2;
     let echoes: Vec<&TapFrame> = frames(&c.sim, "worker1", "echo-c").collect();
     let mut checked = 0;
     for pair in echoes

@@ -84,7 +84,7 @@ fn empty_worker_converges_in_one_integrity_round() {
 }
 
 /// A big package goes out pipelined: the next chunk leaves before the worker answered the
-/// previous one, within the window of three chunks, and `file_end` only once every chunk is
+/// previous one, within the window of two chunks, and `file_end` only once every chunk is
 /// answered (as upstream sends it).
 #[test]
 fn package_chunks_are_pipelined_within_the_window() {
@@ -126,7 +126,7 @@ fn package_chunks_are_pipelined_within_the_window() {
     }
     // 22 MiB plus the package overhead in chunks of request_chunk minus the path and a space.
     assert_eq!(uploads, 5);
-    assert_eq!(most, 3, "three chunks in flight at most, and at least once");
+    assert_eq!(most, 2, "two chunks in flight at most, and at least once");
 }
 
 /// Two workers: each converges in its own round with its own locks, and `get_health` lists them
