@@ -999,24 +999,12 @@ impl Shell {
                 None
             }
             Event::FileChunkWanted { transfer, max_len } => {
-                self.peers
-                    .get_mut(&peer)?
-                    .transfers
-                    .wanted(transfer, max_len);
-                self.resume_sends(now, peer);
-                None
+                self.want(now, peer, |t| t.wanted(transfer, max_len))
             }
             Event::StringPieceWanted {
                 transfer,
                 frame_len,
-            } => {
-                self.peers
-                    .get_mut(&peer)?
-                    .transfers
-                    .string_wanted(transfer, frame_len);
-                self.resume_sends(now, peer);
-                None
-            }
+            } => self.want(now, peer, |t| t.string_wanted(transfer, frame_len)),
             Event::FileSent { transfer, .. } => self.file_sent(peer, transfer, None),
             Event::StringSent { transfer, id } => {
                 let ours = self.peers.get_mut(&peer)?.transfers.string_ended(transfer);
@@ -1044,6 +1032,18 @@ impl Shell {
             }),
             _ => None,
         }
+    }
+
+    /// A transfer of `peer` asks for its next piece (`ask` records it): what may go, goes.
+    fn want(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        ask: impl FnOnce(&mut Transfers),
+    ) -> Option<Input> {
+        ask(&mut self.peers.get_mut(&peer)?.transfers);
+        self.resume_sends(now, peer);
+        None
     }
 
     fn file_sent(
