@@ -64,6 +64,9 @@ use wazuh_cluster_protocol::frame::{Command, encode_header};
 use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_testkit::wire_client::WireClient;
 
+#[path = "support/dial.rs"]
+mod dial;
+
 const KEY: &str = "hostileloadclusterkey0123456789a";
 const MIB: usize = 1 << 20;
 
@@ -221,16 +224,7 @@ impl Daemon {
 
 /// A connection from `127.0.0.<last>`.
 fn connect_from(last: u8, addr: SocketAddr) -> Option<TcpStream> {
-    let socket = rustix::net::socket(
-        rustix::net::AddressFamily::INET,
-        rustix::net::SocketType::STREAM,
-        None,
-    )
-    .ok()?;
-    let from = SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0));
-    rustix::net::bind(&socket, &from).ok()?;
-    rustix::net::connect(&socket, &addr).ok()?;
-    Some(TcpStream::from(socket))
+    dial::connect_from(last, addr).ok()
 }
 
 /// Attack 1 and 2: 120 keyless connections each parking part of a frame that declares

@@ -45,6 +45,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 use wazuh_cluster_sync::config::cluster_json::CLUSTER_JSON_3_9_5;
 
+#[path = "support/dial.rs"]
+mod dial;
+
 const KEY: &str = "syncfiguresclusterkey0123456789a";
 /// The command a worker sends to ask the master for an integrity sync (3.9.5).
 const INTEGRITY_REQUEST: &[u8] = b"sync_i_w_m_p";
@@ -715,11 +718,7 @@ impl Relay {
 /// Connects to `master` from 127.0.0.(2 + n % 250): each worker link comes from its own address,
 /// as workers on their own hosts would (a master limits connections per address).
 fn dial_from_own_address(master: SocketAddr, n: usize) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let last = u8::try_from(2 + n % 250).unwrap_or(2);
-    socket.bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0)).into())?;
-    socket.connect(&master.into())?;
-    Ok(socket.into())
+    dial::connect_from(u8::try_from(2 + n % 250).unwrap_or(2), master)
 }
 
 /// Copies `from` to `to`, following the frame headers (u32 counter, u32 length, 12-byte command)

@@ -117,6 +117,20 @@ pub struct ConnectionConfig {
     pub string_timeout: Duration,
     /// Most outgoing file and string transfers at once.
     pub max_outgoing_transfers: usize,
+    /// Most bytes of `file_upd` chunks of one outgoing file sent and not yet acknowledged: the
+    /// next chunk is asked for ([`Event::FileChunkWanted`](super::Event::FileChunkWanted)) while
+    /// it still fits, so chunks are pipelined instead of one per round trip. One chunk always
+    /// goes, so the default (0) is upstream's stop-and-wait. A receiver must answer
+    /// the chunks in order, as ours and 3.9.5's do (its `data_received` handles every complete
+    /// frame in turn, writing each chunk before parsing the next).
+    pub file_window: usize,
+    /// Whether each piece of an outgoing long string after the first waits for the layer above:
+    /// when its predecessor is acknowledged the connection emits
+    /// [`Event::StringPieceWanted`](super::Event::StringPieceWanted) and sends the piece only on
+    /// [`send_string_piece`](super::Connection::send_string_piece), so a node can pace its big
+    /// output across links. Off by default: each piece goes as soon as the previous one is
+    /// acknowledged.
+    pub pull_string_pieces: bool,
     /// Most bytes waiting in the output queue (not yet taken by
     /// [`poll_transmit`](super::Connection::poll_transmit)) for a new request of the layer above
     /// to be accepted (64 MiB). A request frame that would take the queue beyond it is refused
@@ -178,6 +192,8 @@ impl ConnectionConfig {
             max_incoming_strings_bytes: 128 << 20,
             string_timeout: Duration::from_secs(120),
             max_outgoing_transfers: 64,
+            file_window: 0,
+            pull_string_pieces: false,
             max_queued_transmit: 64 << 20,
             max_unanswered_requests: 1024,
             payload_timeout: Duration::from_secs(30),

@@ -135,6 +135,15 @@ pub enum Event {
         /// Bytes sent.
         size: u64,
     },
+    /// With [`ConnectionConfig::pull_string_pieces`](super::ConnectionConfig::pull_string_pieces):
+    /// the next piece of an outgoing long string may go; send it with
+    /// [`Connection::send_string_piece`](super::Connection::send_string_piece).
+    StringPieceWanted {
+        /// The transfer.
+        transfer: TransferId,
+        /// Bytes of the piece's frame on the wire (header, and the Fernet token with a key).
+        frame_len: usize,
+    },
     /// An outgoing long string was delivered; reference it by `id` in the next command.
     StringSent {
         /// The transfer.

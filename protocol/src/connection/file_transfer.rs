@@ -2,8 +2,9 @@
 //!
 //! Why streaming in both directions: upstream holds neither side's file in memory, and neither do
 //! we. The sender does not own the file: the connection asks the layer above for each chunk
-//! ([`Event::FileChunkWanted`](super::Event::FileChunkWanted)) once the previous step was
-//! acknowledged, so the adapter reads the disk as an effect and backpressure is built in. The
+//! ([`Event::FileChunkWanted`](super::Event::FileChunkWanted)) once `new_file` was acknowledged
+//! and while the chunks in flight leave room in the window, so the adapter reads the disk as an
+//! effect and backpressure is built in. The
 //! receiver hands every chunk out as an event as it arrives and keeps only a running SHA-256 and a
 //! byte count per open file.
 
@@ -13,35 +14,45 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::frame::Command;
+
 use super::error::{PeerError, SendFileError};
 use super::receive::Refusal;
 
 /// Length of the SHA-256 digest `file_end` carries after the path and a space.
 const DIGEST_LEN: usize = 32;
 
-/// Where an outgoing file transfer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendStep {
-    /// `new_file` sent, waiting for its reply.
-    Opening,
-    /// Waiting for the layer above to hand the next chunk (or to finish).
-    WantChunk,
-    /// `file_upd` sent, waiting for its reply.
-    Updating,
-    /// `file_end` sent, waiting for its reply.
-    Ending,
-}
-
-/// An outgoing file: its path, running hash and step.
+/// An outgoing file: its path, running hash and where it stands.
+///
+/// Chunks are pipelined within the connection's `file_window`: the next one is asked for as soon
+/// as the chunks sent and not yet acknowledged leave room for it, so a file is not one round trip
+/// per chunk. The peer answers requests in order, so the acknowledgements pop the oldest chunk.
 #[derive(Debug, Clone)]
 pub(crate) struct OutgoingFile {
     pub(crate) path: Bytes,
-    pub(crate) step: SendStep,
+    /// `new_file` was acknowledged.
+    opened: bool,
+    /// A [`FileChunkWanted`](super::Event::FileChunkWanted) is out and not yet answered.
+    pub(crate) wanting: bool,
+    /// `file_end` was sent.
+    pub(crate) ending: bool,
+    /// Lengths of the chunks sent and not yet acknowledged, oldest first.
+    unacked: VecDeque<usize>,
+    unacked_bytes: usize,
     /// Largest chunk: `request_chunk - len(path) - 1`, so every `file_upd` payload fits
     /// `request_chunk` exactly as upstream cuts it.
     pub(crate) chunk_max: usize,
     pub(crate) bytes_sent: u64,
     hasher: Sha256,
+}
+
+/// What an acknowledgement of an outgoing file's request means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// A step before the end: the transfer goes on.
+    Step,
+    /// `file_end`: the peer has the whole file.
+    End,
 }
 
 impl OutgoingFile {
@@ -72,17 +83,51 @@ impl OutgoingFile {
         }
         Ok(OutgoingFile {
             path: Bytes::copy_from_slice(path),
-            step: SendStep::Opening,
+            opened: false,
+            wanting: false,
+            ending: false,
+            unacked: VecDeque::new(),
+            unacked_bytes: 0,
             chunk_max,
             bytes_sent: 0,
             hasher: Sha256::new(),
         })
     }
 
-    /// Hashes a chunk about to be sent.
+    /// Hashes a chunk about to be sent and counts it unacknowledged.
     pub(crate) fn account(&mut self, chunk: &[u8]) {
         self.hasher.update(chunk);
         self.bytes_sent += chunk.len() as u64;
+        self.unacked.push_back(chunk.len());
+        self.unacked_bytes += chunk.len();
+        self.wanting = false;
+    }
+
+    /// The peer acknowledged `command` of this transfer.
+    pub(crate) fn acked(&mut self, command: &Command) -> Acked {
+        if *command == Command::FILE_END {
+            return Acked::End;
+        }
+        if *command == Command::NEW_FILE {
+            self.opened = true;
+        } else if let Some(len) = self.unacked.pop_front() {
+            self.unacked_bytes -= len;
+        }
+        Acked::Step
+    }
+
+    /// Whether chunks sent wait for their acknowledgement.
+    pub(crate) fn has_unacked(&self) -> bool {
+        !self.unacked.is_empty()
+    }
+
+    /// Whether the next chunk (or the end) may be asked for now: opened, not ended, not asked
+    /// already, and the window has room for a full chunk (or nothing is unacknowledged).
+    pub(crate) fn may_want(&self, window: usize) -> bool {
+        self.opened
+            && !self.ending
+            && !self.wanting
+            && (self.unacked_bytes == 0 || self.unacked_bytes + self.chunk_max <= window)
     }
 
     /// The SHA-256 of everything sent, for `file_end`.

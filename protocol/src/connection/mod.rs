@@ -146,7 +146,7 @@ use crate::fernet::{Fernet, token_len};
 use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
-use file_transfer::{FileClocks, IncomingFiles, OutgoingFile, SendStep};
+use file_transfer::{FileClocks, IncomingFiles, OutgoingFile};
 use keepalive::Keepalive;
 use pending::{Owner, Pending, PendingTable};
 use string_transfer::{IncomingStrings, OutgoingString};
@@ -546,8 +546,9 @@ impl Connection {
         .ok_or(FileChunkError::Closed)?;
         if let Some(file) = self.outgoing_files.get_mut(&transfer) {
             file.account(data);
-            file.step = SendStep::Updating;
         }
+        // Pipelined: the next chunk is asked for at once while the window has room for it.
+        self.want_chunk(transfer);
         Ok(())
     }
 
@@ -564,17 +565,32 @@ impl Connection {
         let (path, digest) = (file.path.clone(), file.digest());
         self.check_transmit_room(path.len() + 1 + digest.len())?;
         self.pending.check_room()?;
+        let waits = file.has_unacked();
+        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
+            file.wanting = false;
+            file.ending = true;
+        }
+        // `file_end` goes once every chunk is acknowledged, as upstream's sender sends it: a
+        // file of one chunk is exactly upstream's exchange, and a 3.9.5 receiver, which breaks
+        // on a frame header split across its reads (PROTOCOL.md §1.4), never gets it glued
+        // behind a chunk.
+        if !waits {
+            self.send_file_end(now, transfer)
+                .ok_or(FileChunkError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `file_end` of `transfer`; `None` when the link closed on it.
+    pub(super) fn send_file_end(&mut self, now: Instant, transfer: TransferId) -> Option<u32> {
+        let file = self.outgoing_files.get(&transfer)?;
+        let (path, digest) = (file.path.clone(), file.digest());
         self.core_request(
             now,
             Command::FILE_END,
             &[&path, b" ", &digest],
             Owner::File(transfer.0),
         )
-        .ok_or(FileChunkError::Closed)?;
-        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
-            file.step = SendStep::Ending;
-        }
-        Ok(())
     }
 
     /// Sends a long string: `new_str <len>`, then `str_upd <id> <chunk>` one at a time, each
@@ -604,6 +620,15 @@ impl Connection {
         self.next_transfer += 1;
         self.outgoing_strings.insert(id, OutgoingString::new(data));
         Ok(id)
+    }
+
+    /// Sends the next piece of an outgoing long string after [`Event::StringPieceWanted`] (with
+    /// [`ConnectionConfig::pull_string_pieces`]); nothing when the transfer is unknown or wants
+    /// no piece now.
+    pub fn send_string_piece(&mut self, now: Instant, transfer: TransferId) {
+        if !self.closed {
+            self.string_piece(now, transfer);
+        }
     }
 
     /// Claims a complete incoming string ([`Event::StringComplete`]); `None` when `id` is unknown,
@@ -807,11 +832,7 @@ impl Connection {
     /// Refuses a request of the layer above whose frame would take the output queue beyond
     /// `max_queued_transmit`.
     fn check_transmit_room(&self, payload_len: usize) -> Result<(), TransmitQueueFull> {
-        let body = match self.fernet {
-            Some(_) => token_len(payload_len),
-            None => payload_len,
-        };
-        let frame = HEADER_LEN.saturating_add(body);
+        let frame = self.frame_len(payload_len);
         let queued = self.out.len();
         let limit = self.config.max_queued_transmit;
         if queued.saturating_add(frame) > limit {
@@ -824,6 +845,16 @@ impl Connection {
         Ok(())
     }
 
+    /// Bytes on the wire of a frame whose plaintext payload is `payload_len` bytes (header,
+    /// and the Fernet token with a key).
+    pub fn frame_len(&self, payload_len: usize) -> usize {
+        let body = match self.fernet {
+            Some(_) => token_len(payload_len),
+            None => payload_len,
+        };
+        HEADER_LEN.saturating_add(body)
+    }
+
     fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
         if self.closed {
             return Err(FileChunkError::Closed);
@@ -832,10 +863,23 @@ impl Connection {
             .outgoing_files
             .get(&transfer)
             .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
-        if file.step != SendStep::WantChunk {
+        if !file.wanting {
             return Err(FileChunkError::NotWaitingForChunk(transfer.0));
         }
         Ok(file)
+    }
+
+    /// Asks the layer above for the next chunk of `transfer` if the window has room for one.
+    fn want_chunk(&mut self, transfer: TransferId) {
+        let window = self.config.file_window;
+        if let Some(file) = self.outgoing_files.get_mut(&transfer)
+            && file.may_want(window)
+        {
+            file.wanting = true;
+            let max_len = file.chunk_max;
+            self.events
+                .push_back(Event::FileChunkWanted { transfer, max_len });
+        }
     }
 
     /// Sends a request with the next counter and records who waits for it. The caller checked
@@ -906,17 +950,11 @@ impl Connection {
             }
             Some(fernet) => {
                 encode_header(profile, counter, command, token_len(len), &mut self.out)?;
-                let joined;
-                let plaintext: &[u8] = match parts {
-                    [one] => one,
-                    _ => {
-                        joined = parts.concat();
-                        &joined
-                    }
-                };
                 let iv = self.iv_rng.next_iv();
                 let unix = self.config.wall_clock.unix_secs_at(now);
-                fernet.encrypt_into(plaintext, iv, unix, &mut self.out);
+                // Sealed from the parts as they are: joining `<path> ` and a 5 MiB chunk first
+                // copied every chunk once more into a buffer of its own.
+                fernet.encrypt_parts_into(parts, iv, unix, &mut self.out);
             }
         }
         Ok(())

@@ -9,9 +9,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Connection;
-use super::error::{ConnectionError, PeerError};
+use super::error::PeerError;
 use super::event::{Event, TransferFailure, TransferId};
-use super::file_transfer::SendStep;
+use super::file_transfer::Acked;
 use super::pending::{Owner, Pending};
 use crate::frame::Command;
 use crate::message::Reply;
@@ -30,7 +30,7 @@ impl Connection {
                 });
             }
             Owner::Keepalive => self.keepalive_outcome(now, !reply.is_upstream_error()),
-            Owner::File(id) => self.file_step_done(TransferId(id), reply),
+            Owner::File(id) => self.file_step_done(now, TransferId(id), &pending.command, reply),
             Owner::Str(id) => self.string_step_done(now, TransferId(id), reply),
         }
     }
@@ -58,29 +58,30 @@ impl Connection {
         }
     }
 
-    fn file_step_done(&mut self, transfer: TransferId, reply: Reply) {
+    fn file_step_done(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+        command: &Command,
+        reply: Reply,
+    ) {
         if reply.is_upstream_error() {
             return self.fail_file(transfer, TransferFailure::Refused(reply));
         }
         let Some(file) = self.outgoing_files.get_mut(&transfer) else {
             return;
         };
-        match file.step {
-            SendStep::Opening | SendStep::Updating => {
-                file.step = SendStep::WantChunk;
-                let max_len = file.chunk_max;
-                self.events
-                    .push_back(Event::FileChunkWanted { transfer, max_len });
+        match file.acked(command) {
+            // The end was asked for while chunks were unacknowledged: it goes after the last.
+            // The pending table has room: this reply just took an entry of the transfer out.
+            Acked::Step if file.ending && !file.has_unacked() => {
+                self.send_file_end(now, transfer);
             }
-            SendStep::Ending => {
+            Acked::Step => self.want_chunk(transfer),
+            Acked::End => {
                 let size = file.bytes_sent;
                 self.outgoing_files.remove(&transfer);
                 self.events.push_back(Event::FileSent { transfer, size });
-            }
-            SendStep::WantChunk => {
-                self.close_with(Some(ConnectionError::Bug(
-                    "an outgoing file got a reply while no step of it was awaiting one",
-                )));
             }
         }
     }
@@ -105,28 +106,51 @@ impl Connection {
             string.id = Some(Bytes::from(reply.upstream_value()));
         }
         let id = string.id.clone().unwrap_or_default();
-        match string.next_chunk(request_chunk) {
-            Some(chunk) => {
-                // The id comes from the peer: one that leaves no room for data would make every
-                // `str_upd` exceed `request_chunk` (a peer fault, not ours).
-                let limit = request_chunk.saturating_sub(2);
-                if id.len() > limit {
-                    let len = id.len();
-                    let error = PeerError::StringIdTooLong { len, limit };
-                    return self.close_with(Some(error.into()));
-                }
-                // The pending table has room: this reply just took the transfer's entry out.
-                self.core_request(
-                    now,
-                    Command::STR_UPD,
-                    &[&id, b" ", &chunk],
-                    Owner::Str(transfer.0),
-                );
-            }
-            None => {
-                self.outgoing_strings.remove(&transfer);
-                self.events.push_back(Event::StringSent { transfer, id });
-            }
+        let len = string.next_len(request_chunk);
+        if len == 0 {
+            self.outgoing_strings.remove(&transfer);
+            self.events.push_back(Event::StringSent { transfer, id });
+            return;
+        }
+        // The id comes from the peer: one that leaves no room for data would make every
+        // `str_upd` exceed `request_chunk` (a peer fault, not ours).
+        let limit = request_chunk.saturating_sub(2);
+        if id.len() > limit {
+            let len = id.len();
+            let error = PeerError::StringIdTooLong { len, limit };
+            return self.close_with(Some(error.into()));
+        }
+        string.piece_wanted = true;
+        if self.config.pull_string_pieces {
+            let frame_len = self.frame_len(id.len() + 1 + len);
+            self.events.push_back(Event::StringPieceWanted {
+                transfer,
+                frame_len,
+            });
+        } else {
+            self.string_piece(now, transfer);
+        }
+    }
+
+    /// Sends the piece of `transfer` that was wanted, if any.
+    pub(super) fn string_piece(&mut self, now: Instant, transfer: TransferId) {
+        let request_chunk = self.config.request_chunk;
+        let Some(string) = self.outgoing_strings.get_mut(&transfer) else {
+            return;
+        };
+        if !std::mem::take(&mut string.piece_wanted) {
+            return;
+        }
+        let id = string.id.clone().unwrap_or_default();
+        if let Some(chunk) = string.next_chunk(request_chunk) {
+            // The pending table has room: the reply that asked for this piece took the
+            // transfer's entry out, and nothing else of the transfer waits.
+            self.core_request(
+                now,
+                Command::STR_UPD,
+                &[&id, b" ", &chunk],
+                Owner::Str(transfer.0),
+            );
         }
     }
 

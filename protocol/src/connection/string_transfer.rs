@@ -27,6 +27,9 @@ pub(crate) struct OutgoingString {
     pub(crate) offset: usize,
     /// The id as the peer sent it (upstream: the whole value of the `new_str` reply).
     pub(crate) id: Option<Bytes>,
+    /// Its next piece was asked for ([`Event::StringPieceWanted`](super::Event::StringPieceWanted))
+    /// and not yet sent.
+    pub(crate) piece_wanted: bool,
 }
 
 impl OutgoingString {
@@ -35,19 +38,25 @@ impl OutgoingString {
             data,
             offset: 0,
             id: None,
+            piece_wanted: false,
         }
+    }
+
+    /// Length of the next chunk (0 when done): `request_chunk - len(id) - 1` bytes at most.
+    pub(crate) fn next_len(&self, request_chunk: usize) -> usize {
+        let id_len = self.id.as_ref().map_or(0, Bytes::len);
+        let chunk_max = request_chunk.saturating_sub(id_len + 1).max(1);
+        (self.data.len() - self.offset.min(self.data.len())).min(chunk_max)
     }
 
     /// The next chunk to send, `request_chunk - len(id) - 1` bytes at most, or `None` when done.
     pub(crate) fn next_chunk(&mut self, request_chunk: usize) -> Option<Bytes> {
-        let id_len = self.id.as_ref().map_or(0, Bytes::len);
-        let chunk_max = request_chunk.saturating_sub(id_len + 1).max(1);
-        if self.offset >= self.data.len() {
+        let len = self.next_len(request_chunk);
+        if len == 0 {
             return None;
         }
-        let end = self.data.len().min(self.offset + chunk_max);
-        let chunk = self.data.slice(self.offset..end);
-        self.offset = end;
+        let chunk = self.data.slice(self.offset..self.offset + len);
+        self.offset += len;
         Some(chunk)
     }
 }

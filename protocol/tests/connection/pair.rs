@@ -671,3 +671,155 @@ fn a_link_without_hello_closes_at_the_hello_deadline() {
     greeted.handle_timeout(t0 + secs(31));
     assert!(!greeted.is_closed());
 }
+
+/// Commands of every frame in `blob` (plaintext).
+fn commands_in(blob: &[u8]) -> Vec<String> {
+    let mut decoder = wazuh_cluster_protocol::frame::FrameDecoder::new(Profile::V3_9, u32::MAX);
+    let mut data = blob;
+    let mut names = Vec::new();
+    while let Ok(Some(frame)) = decoder.decode_slice(&mut data) {
+        names.push(String::from_utf8_lossy(frame.command.name()).into_owned());
+    }
+    names
+}
+
+/// A pair whose client pipelines file chunks within `window` bytes, with 100-byte requests.
+fn pipelining_pair(window: usize, server_quota: Option<u64>) -> Pair {
+    let t0 = origin();
+    let mut client_cfg = config("", t0);
+    client_cfg.request_chunk = 100;
+    client_cfg.file_window = window;
+    let client = Connection::new(client_cfg, Side::Client, Rng::from_seed(1), t0);
+    let mut server_cfg = config("", t0);
+    if let Some(limit) = server_quota {
+        server_cfg.max_file_size = limit;
+    }
+    let server = Connection::new(server_cfg, Side::Server, Rng::from_seed(2), t0);
+    let mut pair = Pair::from_cores(client, server, t0, Delivery::Whole, Rng::from_seed(3));
+    pair.wire_log = Some(Vec::new());
+    pair
+}
+
+#[test]
+fn file_chunks_are_pipelined_within_the_window_and_arrive_whole_and_in_order() {
+    // 100-byte requests with an 8-byte path: 91-byte chunks; a 300-byte window holds three.
+    let path = b"/q/f.bin";
+    let mut pair = pipelining_pair(300, None);
+    let data = random_bytes(9, 1000);
+    let transfer = pair.client_send_file(path, data.clone());
+    pair.drive();
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::FileSent {
+            transfer,
+            size: 1000
+        })
+    );
+    let sha256: [u8; 32] = Sha256::digest(&data).into();
+    assert_eq!(pair.server_file_sha.clone().finalize()[..], sha256[..]);
+    let client_blobs: Vec<Vec<String>> = pair
+        .wire_log
+        .take()
+        .unwrap()
+        .into_iter()
+        .filter(|(who, _)| *who == crate::support::Who::Client)
+        .map(|(_, blob)| commands_in(&blob))
+        .collect();
+    // new_file alone (nothing goes before its answer), then three chunks in one go before any
+    // answer; then one more per answer (the window stays full), and file_end after the last
+    // chunk without waiting for the answers before it.
+    assert_eq!(client_blobs[0], ["new_file"]);
+    assert_eq!(client_blobs[1], ["file_upd"; 3]);
+    let total: usize = client_blobs.iter().map(Vec::len).sum();
+    assert_eq!(
+        total,
+        1 + 11 + 1,
+        "1000 bytes in 91-byte chunks: 10 full, one of 90"
+    );
+    assert!(client_blobs[2..].iter().all(|blob| blob.len() <= 3));
+    assert_eq!(client_blobs.last().unwrap().last().unwrap(), "file_end");
+    assert_eq!(pair.client.pending_requests(), 0);
+}
+
+#[test]
+fn a_refused_chunk_in_the_window_fails_the_transfer_once_and_later_answers_are_ignored() {
+    // The receiver takes 150 bytes at most: the second chunk is refused while the third is
+    // already on its way.
+    let mut pair = pipelining_pair(300, Some(150));
+    let transfer = pair.client_send_file(b"/q/f.bin", random_bytes(9, 1000));
+    pair.drive();
+    let failures: Vec<&Event> = pair
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::TransferFailed { .. } | Event::FileSent { .. }))
+        .collect();
+    assert_eq!(failures.len(), 1, "{:?}", pair.client_events);
+    assert!(matches!(
+        failures[0],
+        Event::TransferFailed { transfer: t, failure: TransferFailure::Refused(_) } if *t == transfer
+    ));
+    assert_eq!(pair.client.pending_requests(), 0);
+    assert!(!pair.client.is_closed() && !pair.server.is_closed());
+}
+
+#[test]
+fn without_a_window_a_file_goes_one_chunk_per_answer_as_upstream() {
+    let mut pair = pipelining_pair(0, None);
+    pair.client_send_file(b"/q/f.bin", random_bytes(9, 1000));
+    pair.drive();
+    let log = pair.wire_log.take().unwrap();
+    assert!(
+        log.iter()
+            .filter(|(who, _)| *who == crate::support::Who::Client)
+            .all(|(_, blob)| commands_in(blob).len() == 1)
+    );
+}
+
+#[test]
+fn pulled_string_pieces_wait_for_the_layer_above_and_arrive_whole() {
+    let t0 = origin();
+    let mut client_cfg = config("", t0);
+    client_cfg.request_chunk = 100;
+    client_cfg.pull_string_pieces = true;
+    let client = Connection::new(client_cfg, Side::Client, Rng::from_seed(1), t0);
+    let server = Connection::new(config("", t0), Side::Server, Rng::from_seed(2), t0);
+    let mut pair = Pair::from_cores(client, server, t0, Delivery::Whole, Rng::from_seed(3));
+    let string = random_bytes(4, 250);
+    let transfer = pair.client.send_string(t0, string.clone()).unwrap();
+    let mut pieces = 0;
+    loop {
+        pair.drive();
+        // Nothing moves until the piece asked for is sent; each is asked for with its frame's
+        // length on the wire (header and `<id> <chunk>`).
+        let wanted: Vec<usize> = pair
+            .client_events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::StringPieceWanted {
+                    transfer: t,
+                    frame_len,
+                } if t == transfer => Some(frame_len),
+                _ => None,
+            })
+            .collect();
+        match wanted[..] {
+            [] => break,
+            [frame_len] => {
+                let before = pair.client.queued_transmit_bytes();
+                pair.client.send_string_piece(pair.now, transfer);
+                assert_eq!(pair.client.queued_transmit_bytes() - before, frame_len);
+                // Sent once: a second call sends nothing.
+                pair.client.send_string_piece(pair.now, transfer);
+                assert_eq!(pair.client.queued_transmit_bytes() - before, frame_len);
+                pieces += 1;
+            }
+            _ => panic!("{wanted:?}"),
+        }
+    }
+    let Some(Event::StringComplete { id }) = pair.server_events.last().cloned() else {
+        panic!("{:?}", pair.server_events)
+    };
+    assert_eq!(pair.server.take_string(id), Some(string));
+    // 250 bytes in pieces of at most 100 - len(id) - 1.
+    assert_eq!(pieces, 250usize.div_ceil(100 - id.to_string().len() - 1));
+}

@@ -222,6 +222,6 @@ pub use ids::{ApiCallId, EffectId, PeerId};
 pub use leftovers::{LeftoverSweep, remove_cluster_leftovers};
 pub use node::Node;
 pub use output::{Origin, Output};
-pub use shell::{FileBudgetUse, MemoryBudgetUse};
+pub use shell::{FileBudgetUse, MemoryBudgetUse, OutputGateUse};
 pub use sync_kind::SyncKind;
 pub use texts::{dapi_text, hello_text, local_text, sync_text};

@@ -21,7 +21,9 @@ use super::ids::{ApiCallId, EffectId, PeerId};
 use super::local_clients::LocalClients;
 use super::master::{self, MasterRole};
 use super::output::{Origin, Output};
-use super::shell::{Claims, FileBudgetUse, Input, MemoryBudgetUse, STREAM_API, Shell};
+use super::shell::{
+    Claims, FileBudgetUse, Input, MemoryBudgetUse, OutputGateUse, STREAM_API, Shell,
+};
 use super::sync_kind::SyncKind;
 use super::worker::{self, WorkerRole};
 use crate::integrity::metadata::IntegrityMetadata;
@@ -194,6 +196,13 @@ impl Node {
         self.shell.file_budget()
     }
 
+    /// What the output gate holds now (see
+    /// [`NodeLimits::max_output_in_flight`](super::NodeLimits::max_output_in_flight)): the
+    /// bytes of file chunks and string pieces in flight and the links waiting for their turn.
+    pub fn output_gate(&self) -> OutputGateUse {
+        self.shell.output_gate()
+    }
+
     /// What the memory budget holds now (see
     /// [`NodeLimits::memory_budget`](super::NodeLimits::memory_budget)): the peers' input
     /// (frames, strings, file data waiting for the disk) and the output not yet written.
@@ -292,7 +301,7 @@ impl Node {
             self.make_room_for(now, peer);
         }
         self.pump(now, peer);
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     /// The connection is gone (reset, EOF, failed dial). Unknown ids are ignored.
@@ -307,7 +316,7 @@ impl Node {
             Input::DialFailed { peer }
         };
         self.dispatch(now, input);
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     /// Bytes read from `peer`, in any split.
@@ -324,7 +333,7 @@ impl Node {
             };
             self.dispatch(now, input);
         }
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     /// Processes everything due at `now`.
@@ -336,11 +345,14 @@ impl Node {
         }
         self.dispatch(now, Input::Timeout);
         self.close_idle_local_clients(now);
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     /// The adapter ran effect `id`. Unknown ids are ignored.
     pub fn handle_effect_done(&mut self, now: Instant, id: EffectId, result: EffectResult) {
+        // A chunk read of a link's outgoing file ends in its connection, which may then want
+        // the next chunk at once (pipelined): that link is pumped too.
+        let owner = self.shell.effect_peer(id);
         if let Some(input) = self.shell.handle_effect_done(now, id, result) {
             let peer = input.peer();
             self.dispatch(now, input);
@@ -348,7 +360,10 @@ impl Node {
                 self.pump(now, peer);
             }
         }
-        self.shell.settle_memory();
+        if let Some(peer) = owner {
+            self.pump(now, peer);
+        }
+        self.shell.settle(now);
     }
 
     /// The adapter ran distributed API call `id` ([`Output::ApiCall`]): `answer` is the JSON
@@ -357,7 +372,7 @@ impl Node {
     /// ignored.
     pub fn handle_api_done(&mut self, now: Instant, id: ApiCallId, answer: String) {
         self.dispatch(now, Input::ApiDone { call: id, answer });
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     /// `bytes` more of `peer`'s transmits were written to its socket (the kernel took them).
@@ -376,7 +391,7 @@ impl Node {
         if self.shell.handle_written(now, peer, bytes) {
             self.pump(now, peer);
         }
-        self.shell.settle_memory();
+        self.shell.settle(now);
     }
 
     // ----------------------------------------------------------------------------------------

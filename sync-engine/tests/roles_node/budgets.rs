@@ -323,3 +323,184 @@ fn links_that_each_take_their_share_of_memory_never_exceed_the_budget_and_a_work
     m.advance(std::time::Duration::from_secs(121));
     assert_eq!(m.node.memory_budget().input, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output: the node's big output is paced node-wide (issue 12 point 2, issue 13's flat master)
+
+/// Workers receiving a package at once in [`paced_output`].
+const RECEIVERS: u64 = 4;
+/// Their master's chunks: 64 KiB requests, so a chunk's frame is about 87 KiB with its token.
+const REQUEST_CHUNK: usize = 64 << 10;
+
+/// A master holding an incompressible 400 KiB file (seven chunks) that `RECEIVERS` empty
+/// workers all need, whose output gate lets `cap` bytes out at once and whose memory budget is
+/// `memory`; every worker reads the master's chunk frames only when the test says (a stalled
+/// reader), and sends keepalives every 5 s. Returns the cluster and the master's index.
+fn receivers_of_one_package(cap: u64, memory: u64) -> (Cluster, usize) {
+    use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
+    let t0 = origin();
+    let mut tree = master_storage(unix0());
+    let mut data = vec![0u8; 400 << 10];
+    wazuh_cluster_protocol::rng::Rng::from_seed(5).fill_bytes(&mut data);
+    let attrs = FileAttrs {
+        mode: 0o660,
+        mtime: Some(unix0()),
+    };
+    tree.create_dir_all(&p("/etc/lists"), 0o770).unwrap();
+    tree.write_atomic(&p("/etc/lists/big"), &data, &attrs)
+        .unwrap();
+    let mut c = Cluster::new(t0);
+    let configured = |node_type, name: &str| {
+        let mut config = config(node_type, name, t0);
+        config.connection.request_chunk = REQUEST_CHUNK;
+        // One chunk per file in flight (upstream's stop-and-wait), so that the turns the gate
+        // gives are plain to see; the window's own test is in flow.rs.
+        config.connection.file_window = 0;
+        config.connection.max_frame_payload = 1 << 20;
+        config.connection.max_string_size = 1 << 20;
+        config.items.intervals.worker.keep_alive = std::time::Duration::from_secs(5);
+        config.limits.max_output_in_flight = cap;
+        config.limits.memory_budget = memory;
+        config
+    };
+    let m = c.add(
+        configured(NodeType::Master, "master01"),
+        tree,
+        1,
+        "10.0.0.1",
+    );
+    for i in 1..=RECEIVERS {
+        let name = format!("worker{i}");
+        let addr = format!("10.0.1.{i}");
+        c.add_worker(configured(NodeType::Worker, &name), 10 + i, &addr);
+        // The master's end of this worker's link (incoming links are numbered from 1).
+        let end = End {
+            member: m,
+            peer: PeerId(i),
+        };
+        c.stall_above.insert(end, 32 << 10);
+    }
+    (c, m)
+}
+
+/// The master's links in the order its `file_upd` frames were yielded.
+fn chunk_order(c: &Cluster, m: usize) -> Vec<PeerId> {
+    c.frames
+        .iter()
+        .zip(&c.frame_ends)
+        .filter(|((from, _, command, _), _)| *from == m && command == "file_upd")
+        .map(|(_, end)| end.peer)
+        .collect()
+}
+
+/// Runs [`receivers_of_one_package`] to the end, the stalled readers reading in turn, and
+/// checks at every step that the master's big output stays within `bound` (as its own output
+/// gate and memory budget count it), that no link is served twice while another waits, that
+/// keepalives are answered while every link is paused, and that every worker gets the file.
+fn paced_output(cap: u64, memory: u64, bound: impl Fn(&Cluster, usize)) {
+    let (mut c, m) = receivers_of_one_package(cap, memory);
+    // Until the first chunks: the workers join, ask for their integrity rounds, and the master
+    // sends them their packages, until each link is paused (two hold a chunk their reader
+    // does not take, two wait at the gate).
+    for _ in 0..30 {
+        if !chunk_order(&c, m).is_empty() {
+            break;
+        }
+        c.run_for(std::time::Duration::from_secs(1));
+    }
+    let gate = c.members[m].node.output_gate();
+    assert_eq!(chunk_order(&c, m).len(), 2, "two chunks fit");
+    assert_eq!(gate.waiting, 2, "{gate:?}");
+    bound(&c, m);
+
+    // Every link paused, the keepalives still come and go: each worker's `echo-c` is answered
+    // (on the two stalled links the answer waits behind the chunk, as in a socket).
+    let frames_before = c.frames.len();
+    c.run_for(std::time::Duration::from_secs(2));
+    let echoes: Vec<(usize, u32)> = c.frames[frames_before..]
+        .iter()
+        .filter(|(from, _, command, _)| *from != m && command == "echo-c")
+        .map(|(from, counter, _, _)| (*from, *counter))
+        .collect();
+    assert_eq!(echoes.len(), RECEIVERS as usize, "{echoes:?}");
+    for (worker, counter) in echoes {
+        let answered = c.frames[frames_before..]
+            .iter()
+            .zip(&c.frame_ends[frames_before..])
+            .any(|((from, k, _, _), end)| {
+                *from == m && *k == counter && c.links.get(end).map(|e| e.member) == Some(worker)
+            });
+        assert!(
+            answered,
+            "worker {worker}'s keepalive {counter} was not answered"
+        );
+    }
+    assert_eq!(c.members[m].node.output_gate().waiting, 2);
+
+    // The stalled readers read, oldest chunk first (each link holds one: its next is asked for
+    // once this one is answered): each chunk written lets the next link in turn have one.
+    let mut steps = 0;
+    while !c.stalled.is_empty() {
+        let order = chunk_order(&c, m);
+        let oldest = c
+            .stalled
+            .keys()
+            .copied()
+            .min_by_key(|e| order.iter().rposition(|p| *p == e.peer))
+            .unwrap();
+        c.write_stalled(oldest);
+        bound(&c, m);
+        steps += 1;
+        assert!(steps < 100, "the transfers never end");
+    }
+    let order = chunk_order(&c, m);
+    let chunks = order.len() / RECEIVERS as usize;
+    assert_eq!(order.len(), RECEIVERS as usize * chunks);
+    assert!(chunks >= 7, "{order:?}");
+    let mut sent = std::collections::BTreeMap::<PeerId, usize>::new();
+    for peer in &order {
+        *sent.entry(*peer).or_default() += 1;
+        let (least, most) = (sent.values().min().unwrap(), sent.values().max().unwrap());
+        let all_started = sent.len() == RECEIVERS as usize;
+        assert!(
+            most - if all_started { *least } else { 0 } <= 1,
+            "a link got a second chunk while another waited: {order:?}"
+        );
+    }
+    c.run_for(std::time::Duration::from_secs(5));
+    use wazuh_cluster_sync::integrity::storage::Storage;
+    let expected = c.storage(m).read(&p("/etc/lists/big"), 1 << 20).unwrap();
+    for w in 1..=RECEIVERS as usize {
+        assert_eq!(
+            c.storage(w).read(&p("/etc/lists/big"), 1 << 20).unwrap(),
+            expected,
+            "worker{w}"
+        );
+    }
+    let gate = c.members[m].node.output_gate();
+    assert_eq!((gate.held, gate.waiting), (0, 0));
+}
+
+#[test]
+fn chunks_wait_at_the_node_wide_cap_and_the_links_take_turns_while_keepalives_pass() {
+    // Two chunk frames (about 87 KiB each) fit under 200,000 bytes, a third does not.
+    let cap = 200_000;
+    paced_output(cap, 256 * MIB, |c, m| {
+        let gate = c.members[m].node.output_gate();
+        assert!(gate.held <= cap, "{gate:?}");
+        assert_within_budget_of(c, m);
+    });
+}
+
+#[test]
+fn chunks_wait_while_the_memory_budget_is_full_and_the_links_take_turns() {
+    // No cap of its own: 256 KiB of memory leave room for two chunk frames beside the small
+    // frames of the links.
+    paced_output(u64::MAX, 256 << 10, assert_within_budget_of);
+}
+
+/// [`assert_within_budget`] for member `m` of a cluster.
+fn assert_within_budget_of(c: &Cluster, m: usize) {
+    let use_ = c.members[m].node.memory_budget();
+    assert!(use_.input + use_.output <= use_.limit, "{use_:?}");
+}

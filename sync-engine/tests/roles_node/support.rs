@@ -79,8 +79,17 @@ pub struct Cluster {
     pub events: Vec<(usize, NodeEvent)>,
     /// Virtual time (since `t0`) of each entry of `events`.
     pub event_times: Vec<Duration>,
-    /// Every frame sent, decrypted: (from member, counter, command, payload).
+    /// Every frame sent, decrypted: (from member, counter, command, payload), in the order the
+    /// nodes yielded them.
     pub frames: Vec<(usize, u32, String, Bytes)>,
+    /// The end each entry of `frames` left from.
+    pub frame_ends: Vec<End>,
+    /// Links with a stalled reader: from the first transmit of at least this many bytes, what
+    /// the node yields on them waits in `stalled` (neither written nor delivered) until
+    /// [`Cluster::write_stalled`]; small frames pass while nothing waits before them.
+    pub stall_above: BTreeMap<End, usize>,
+    /// What waits on each stalled link, in order.
+    pub stalled: BTreeMap<End, std::collections::VecDeque<Bytes>>,
     decoders: BTreeMap<End, FrameDecoder>,
     next_incoming: u64,
     /// When true, `Connect` requests are never answered (an adapter whose dial hangs).
@@ -110,6 +119,9 @@ impl Cluster {
             events: Vec::new(),
             event_times: Vec::new(),
             frames: Vec::new(),
+            frame_ends: Vec::new(),
+            stall_above: BTreeMap::new(),
+            stalled: BTreeMap::new(),
             decoders: BTreeMap::new(),
             next_incoming: 1,
             cut: Vec::new(),
@@ -192,23 +204,21 @@ impl Cluster {
         let now = self.now;
         match out {
             Output::Transmit { peer, bytes } => {
-                // The in-memory link takes every write at once (a cut one drops it, as a
-                // black-holed route whose kernel buffer still has room).
-                self.members[m].node.handle_written(now, peer, bytes.len());
                 let from = End { member: m, peer };
-                if let Some(c) = self.locals.get_mut(&from) {
-                    c.handle_input(now, &bytes);
+                if !self.locals.contains_key(&from) {
+                    self.record(from, &bytes);
+                }
+                let waiting = self.stalled.get(&from).is_some_and(|q| !q.is_empty());
+                if waiting
+                    || self
+                        .stall_above
+                        .get(&from)
+                        .is_some_and(|&n| bytes.len() >= n)
+                {
+                    self.stalled.entry(from).or_default().push_back(bytes);
                     return;
                 }
-                self.record(from, &bytes);
-                if self.cut.contains(&from) {
-                    return;
-                }
-                if let Some(to) = self.links.get(&from).copied() {
-                    self.members[to.member]
-                        .node
-                        .handle_input(now, to.peer, &bytes);
-                }
+                self.write(from, &bytes);
             }
             Output::Effect { id, effect } => {
                 let unix = self.members[m].node.unix_time(now);
@@ -277,6 +287,40 @@ impl Cluster {
         }
     }
 
+    /// The in-memory link takes a write at once (a cut one drops it, as a black-holed route
+    /// whose kernel buffer still has room).
+    fn write(&mut self, from: End, bytes: &[u8]) {
+        let now = self.now;
+        self.members[from.member]
+            .node
+            .handle_written(now, from.peer, bytes.len());
+        if let Some(c) = self.locals.get_mut(&from) {
+            c.handle_input(now, bytes);
+            return;
+        }
+        if self.cut.contains(&from) {
+            return;
+        }
+        if let Some(to) = self.links.get(&from).copied() {
+            self.members[to.member]
+                .node
+                .handle_input(now, to.peer, bytes);
+        }
+    }
+
+    /// The stalled reader of `from` takes everything waiting for it: written, delivered, and
+    /// the cluster pumped. Returns the bytes.
+    pub fn write_stalled(&mut self, from: End) -> usize {
+        let waiting = self.stalled.remove(&from).unwrap_or_default();
+        let mut n = 0;
+        for bytes in waiting {
+            n += bytes.len();
+            self.write(from, &bytes);
+        }
+        self.pump();
+        n
+    }
+
     fn record(&mut self, from: End, bytes: &[u8]) {
         let decoder = self
             .decoders
@@ -300,6 +344,7 @@ impl Cluster {
                 String::from_utf8_lossy(command.name()).into_owned(),
                 plain,
             ));
+            self.frame_ends.push(from);
         }
     }
 

@@ -317,6 +317,98 @@ impl MemoryBudget {
     }
 }
 
+/// What the output gate holds now; see [`Node::output_gate`](crate::roles::Node::output_gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputGateUse {
+    /// Bytes of big output in flight, every link together: chunk reads under way and chunk and
+    /// string-piece frames yielded and not yet reported written.
+    pub held: u64,
+    /// The cap on `held` ([`NodeLimits::max_output_in_flight`](crate::roles::NodeLimits)).
+    pub cap: u64,
+    /// Links waiting for their turn to produce a piece.
+    pub waiting: usize,
+}
+
+/// The node's big output, paced node-wide: file chunks and long-string pieces (each up to a
+/// 5 MiB request and its Fernet token). A piece holds its frame's bytes from the moment it is
+/// let go (its chunk read queued, or its string piece sent) until the adapter reports its last
+/// byte written. A new piece goes only while the pieces in flight and it stay within the cap and
+/// the memory budget has room for it; else its link waits its turn in a round-robin queue, served
+/// as bytes drain. One piece always goes when none is in flight, so the node never waits on
+/// itself; and small frames (keepalives, replies, requests) never pass through here.
+#[derive(Debug)]
+pub(crate) struct OutputGate {
+    cap: u64,
+    held: u64,
+    waiting: VecDeque<PeerId>,
+}
+
+impl OutputGate {
+    /// A gate letting `cap` bytes of pieces be in flight at once (one piece always).
+    pub(crate) fn new(cap: u64) -> OutputGate {
+        OutputGate {
+            cap,
+            held: 0,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Whether `peer` may let a piece of `size` bytes go now, with `room` bytes left in the
+    /// memory budget: only in its turn (no link waits before it) and within the cap and the
+    /// room, or when nothing is in flight.
+    pub(crate) fn admits(&self, peer: PeerId, size: u64, room: u64) -> bool {
+        if self.waiting.front().is_some_and(|&head| head != peer) {
+            return false;
+        }
+        self.held == 0 || (self.held.saturating_add(size) <= self.cap && size <= room)
+    }
+
+    /// `peer` let a piece of `size` bytes go: it holds them, and leaves the head of the queue
+    /// (it queues again behind the others for its next piece).
+    pub(crate) fn let_go(&mut self, peer: PeerId, size: u64) {
+        self.held += size;
+        if self.waiting.front() == Some(&peer) {
+            self.waiting.pop_front();
+        }
+    }
+
+    /// `peer` has a piece the gate did not admit: it waits its turn (once).
+    pub(crate) fn wait(&mut self, peer: PeerId) {
+        if !self.waiting.contains(&peer) {
+            self.waiting.push_back(peer);
+        }
+    }
+
+    /// `peer` wants nothing from the gate now (no piece, closed, or paused by its own bound).
+    pub(crate) fn forget(&mut self, peer: PeerId) {
+        self.waiting.retain(|&p| p != peer);
+    }
+
+    /// Bytes of pieces written (or dropped) are no longer held.
+    pub(crate) fn release(&mut self, size: u64) {
+        self.held = self.held.saturating_sub(size);
+    }
+
+    /// Whether `peer` must go after others that wait (it waits behind them).
+    pub(crate) fn others_wait(&self, peer: PeerId) -> bool {
+        self.waiting.iter().any(|&p| p != peer)
+    }
+
+    /// The link whose turn it is.
+    pub(crate) fn head(&self) -> Option<PeerId> {
+        self.waiting.front().copied()
+    }
+
+    /// What it holds now.
+    pub(crate) fn usage(&self) -> OutputGateUse {
+        OutputGateUse {
+            held: self.held,
+            cap: self.cap,
+            waiting: self.waiting.len(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +486,35 @@ mod tests {
         assert_eq!(budget.usage().held, 19);
         assert_eq!(budget.allowance(PeerId(9), 0), 1);
         assert_eq!(budget.allowance(a, 4), 5);
+    }
+
+    #[test]
+    fn the_output_gate_serves_links_in_turn_within_its_cap_and_the_memory_room() {
+        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
+        let mut gate = OutputGate::new(10);
+        // Nothing in flight: one piece goes whatever its size and the room.
+        assert!(gate.admits(a, 50, 0));
+        gate.let_go(a, 50);
+        assert!(!gate.admits(b, 1, 100), "over the cap");
+        gate.release(50);
+        gate.let_go(a, 6);
+        assert!(!gate.admits(b, 4, 3), "over the memory room");
+        assert!(gate.admits(b, 4, 4));
+        assert!(!gate.admits(b, 5, 100));
+        // b and c wait, in that order: a may not pass them though its piece would fit.
+        gate.wait(b);
+        gate.wait(c);
+        gate.wait(b);
+        assert_eq!(gate.usage().waiting, 2);
+        assert!(!gate.admits(a, 1, 100));
+        assert!(!gate.admits(c, 1, 100));
+        assert!(gate.admits(b, 1, 100));
+        gate.let_go(b, 1);
+        assert_eq!(gate.head(), Some(c));
+        assert!(gate.others_wait(b) && !gate.others_wait(c));
+        gate.forget(c);
+        assert_eq!(gate.head(), None);
+        assert_eq!(gate.usage().held, 7);
     }
 
     #[test]

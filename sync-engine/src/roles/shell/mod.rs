@@ -77,13 +77,13 @@ use wazuh_cluster_protocol::connection::{
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
 
-use budget::{FileBudget, LinkMemory, MemoryBudget};
-pub use budget::{FileBudgetUse, MemoryBudgetUse};
+use budget::{FileBudget, LinkMemory, MemoryBudget, OutputGate};
+pub use budget::{FileBudgetUse, MemoryBudgetUse, OutputGateUse};
 pub(crate) use disk::JobId;
 use disk::{AfterDisk, DiskQueue};
 use peer::Peer;
 pub(crate) use transfers::Ended;
-use transfers::{FileStep, NextChunk, SentFile, Transfers};
+use transfers::{FileStep, Piece, SentFile, Transfers};
 
 use super::config::NodeConfig;
 use super::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
@@ -245,8 +245,10 @@ pub(crate) struct Shell {
     files: FileBudget,
     /// Memory the peers make the node hold, every link together.
     memory: MemoryBudget,
-    /// The peers' input held, summed when the node last settled (see [`Shell::settle_memory`]).
+    /// The peers' input held, summed when the node last settled (see [`Shell::settle`]).
     input_held: u64,
+    /// The node's big output (file chunks, string pieces), paced across the links.
+    gate: OutputGate,
     outputs: VecDeque<Output>,
     effects: BTreeMap<EffectId, InFlight>,
     next_effect: u64,
@@ -269,8 +271,11 @@ impl Shell {
             u64::from(config.connection.max_frame_payload),
             config.connection.max_string_size,
         );
+        let gate = OutputGate::new(config.limits.max_output_in_flight);
         let intervals = config.items.intervals;
         let mut base = config.connection.clone();
+        // String pieces wait for the output gate, as file chunks do.
+        base.pull_string_pieces = true;
         base.keep_alive = intervals.worker.keep_alive;
         base.max_failed_keepalive_attempts = intervals.worker.max_failed_keepalive_attempts;
         base.request_timeout = intervals.communication.timeout_cluster_request;
@@ -302,6 +307,7 @@ impl Shell {
             files,
             memory,
             input_held: 0,
+            gate,
             outputs: VecDeque::new(),
             effects: BTreeMap::new(),
             next_effect: 0,
@@ -382,11 +388,43 @@ impl Shell {
         self.memory.usage(self.peers.values().map(link_memory))
     }
 
-    /// Sums the peers' input again, for [`Shell::wants_input`], which the adapter asks for every
-    /// link after every input (one sum per input, not one per link). The node calls it at the
-    /// end of each of its handlers.
-    pub(crate) fn settle_memory(&mut self) {
+    /// What the output gate holds now.
+    pub(crate) fn output_gate(&self) -> OutputGateUse {
+        self.gate.usage()
+    }
+
+    /// Serves the links waiting at the output gate, now that bytes may have drained, and sums
+    /// the peers' input again for [`Shell::wants_input`], which the adapter asks for every link
+    /// after every input (one sum per input, not one per link). The node calls it at the end of
+    /// each of its handlers.
+    pub(crate) fn settle(&mut self, now: Instant) {
+        self.run_waiting(now);
         self.input_held = self.memory_budget().input;
+    }
+
+    /// Bytes the memory budget has left, every link together.
+    fn memory_room(&self) -> u64 {
+        let used = self.memory_budget();
+        used.limit.saturating_sub(used.input + used.output)
+    }
+
+    /// Gives the links waiting at the output gate their pieces in turn, until the gate holds
+    /// again (the head's piece does not fit) or nobody waits.
+    fn run_waiting(&mut self, now: Instant) {
+        while let Some(head) = self.gate.head() {
+            self.resume_sends(now, head);
+            if self.gate.head() == Some(head) {
+                break;
+            }
+        }
+    }
+
+    /// The live link whose disk queue effect `id` belongs to.
+    pub(crate) fn effect_peer(&self, id: EffectId) -> Option<PeerId> {
+        match self.effects.get(&id)? {
+            InFlight::Peer { peer, seq, .. } if self.is_live(*peer, *seq) => Some(*peer),
+            _ => None,
+        }
     }
 
     /// Whether `peer` holds more unwritten input than allowed (it must be closed).
@@ -465,6 +503,10 @@ impl Shell {
                 seq,
                 addr: addr.to_owned(),
                 queued: 0,
+                yielded: 0,
+                written: 0,
+                reading: 0,
+                pieces: VecDeque::new(),
                 disk: DiskQueue::default(),
                 transfers: Transfers::default(),
             },
@@ -760,6 +802,10 @@ impl Shell {
         };
         self.closed.push(peer);
         self.files.forget(peer);
+        // Its pieces are dropped with it (the adapter drops what it still buffers).
+        let pieces: u64 = p.pieces.iter().map(|&(_, charge)| charge).sum();
+        self.gate.release(pieces + p.reading);
+        self.gate.forget(peer);
         p.conn.close();
         // What the close produced (aborted requests, failed transfers): nothing continues.
         while p.conn.poll_event().is_some() {}
@@ -835,8 +881,11 @@ impl Shell {
         }
     }
 
-    /// `bytes` of `peer`'s transmits were written. Only a report that takes the peer from at or
-    /// over [`NodeLimits::max_queued_output`](super::NodeLimits) back under it changes anything
+    /// `bytes` of `peer`'s transmits were written. The pieces whose frames are now written
+    /// whole leave the output gate (the links waiting there are served when the node settles),
+    /// and the link's next piece may go.
+    /// Only a report that takes the peer from at or over
+    /// [`NodeLimits::max_queued_output`](super::NodeLimits) back under it changes anything else
     /// (the chunks the connection asked for meanwhile were held back, and its input paused):
     /// then the held chunks are read and `true` is returned. Under the bound every chunk asked
     /// for is read at once, so the other reports (one per socket write, the hot path of a
@@ -848,8 +897,18 @@ impl Shell {
         };
         let was_paused = p.queued >= limit;
         p.queued = p.queued.saturating_sub(bytes);
+        p.written = p.written.saturating_add(bytes as u64).min(p.yielded);
+        let mut released = 0;
+        while let Some(&(end, charge)) = p.pieces.front() {
+            if end > p.written {
+                break;
+            }
+            p.pieces.pop_front();
+            released += charge;
+        }
+        self.gate.release(released);
         let resumed = was_paused && p.queued < limit;
-        if resumed {
+        if resumed || released > 0 {
             self.resume_sends(now, peer);
         }
         resumed
@@ -908,6 +967,7 @@ impl Shell {
         };
         while let Some(bytes) = p.conn.poll_transmit() {
             p.queued += bytes.len();
+            p.yielded += bytes.len() as u64;
             self.outputs.push_back(Output::Transmit { peer, bytes });
         }
     }
@@ -973,13 +1033,12 @@ impl Shell {
                 None
             }
             Event::FileChunkWanted { transfer, max_len } => {
-                self.peers
-                    .get_mut(&peer)?
-                    .transfers
-                    .wanted(transfer, max_len);
-                self.resume_sends(now, peer);
-                None
+                self.want(now, peer, |t| t.wanted(transfer, max_len))
             }
+            Event::StringPieceWanted {
+                transfer,
+                frame_len,
+            } => self.want(now, peer, |t| t.string_wanted(transfer, frame_len)),
             Event::FileSent { transfer, .. } => self.file_sent(peer, transfer, None),
             Event::StringSent { transfer, id } => {
                 let ours = self.peers.get_mut(&peer)?.transfers.string_ended(transfer);
@@ -1009,17 +1068,33 @@ impl Shell {
         }
     }
 
+    /// A transfer of `peer` asks for its next piece (`ask` records it): what may go, goes.
+    fn want(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        ask: impl FnOnce(&mut Transfers),
+    ) -> Option<Input> {
+        ask(&mut self.peers.get_mut(&peer)?.transfers);
+        self.resume_sends(now, peer);
+        None
+    }
+
     fn file_sent(
         &mut self,
         peer: PeerId,
         transfer: TransferId,
         failure: Option<SendFailure>,
     ) -> Option<Input> {
-        let SentFile { path, failure } = self
-            .peers
-            .get_mut(&peer)?
-            .transfers
-            .sent(transfer, failure)?;
+        let p = self.peers.get_mut(&peer)?;
+        let SentFile {
+            path,
+            failure,
+            read_held,
+        } = p.transfers.sent(transfer, failure)?;
+        // A read under way for it holds nothing any more (its result finds no transfer).
+        p.reading -= read_held;
+        self.gate.release(read_held);
         Some(Input::FileSent {
             peer,
             transfer,
@@ -1063,31 +1138,83 @@ impl Shell {
         }
     }
 
-    /// Produces chunk reads for transfers that asked for one, while the peer's queue has room
-    /// (so a big package never pushes keepalives and replies behind megabytes of chunks).
+    /// Lets `peer`'s transfers produce the pieces they asked for (a chunk to read, a string
+    /// piece; a file's end goes at once) while its own queue is under its bound (so a big
+    /// package never pushes keepalives and replies behind megabytes of chunks) and the output
+    /// gate admits them; otherwise the link waits its turn at the gate. While other links wait,
+    /// it gets one piece and queues behind them.
     fn resume_sends(&mut self, now: Instant, peer: PeerId) {
         let limit = self.config.limits.max_queued_output;
         let read_chunk = self.config.limits.read_chunk.max(1);
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        if p.queued >= limit {
-            return;
-        }
-        for (transfer, next) in p.transfers.next_chunks(read_chunk) {
-            match next {
-                NextChunk::Read(effect) => {
-                    self.queue_disk(peer, effect, AfterDisk::Chunk(transfer))
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else {
+                self.gate.forget(peer);
+                return;
+            };
+            // Paused by its own bound: its own written reports resume it.
+            let piece = (p.queued < limit)
+                .then(|| p.transfers.next_piece(read_chunk))
+                .flatten();
+            // One piece of a link at a time on its way to the kernel: the next is read and
+            // sealed while this one crosses the link and the peer answers it (pipelined), but a
+            // keepalive's answer never waits behind more than one chunk. Its write resumes it.
+            let busy = p.reading > 0 || !p.pieces.is_empty();
+            let size = match &piece {
+                None => {
+                    self.gate.forget(peer);
+                    break;
                 }
-                NextChunk::Finish => {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        // Fails only on a closed connection, which its pump reports.
-                        let _ = p.conn.finish_file(now, transfer);
-                    }
+                Some(Piece::Read { .. } | Piece::String { .. }) if busy => {
+                    self.gate.forget(peer);
+                    break;
                 }
+                Some(Piece::Finish(transfer)) => {
+                    p.transfers.finishing(*transfer);
+                    // Fails only on a closed connection, which its pump reports.
+                    let _ = p.conn.finish_file(now, *transfer);
+                    continue;
+                }
+                Some(Piece::Read { payload_len, .. }) => p.conn.frame_len(*payload_len) as u64,
+                Some(Piece::String { frame_len, .. }) => *frame_len as u64,
+            };
+            if !self.gate.admits(peer, size, self.memory_room()) {
+                self.gate.wait(peer);
+                break;
+            }
+            self.gate.let_go(peer, size);
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            match piece {
+                Some(Piece::Read {
+                    transfer, effect, ..
+                }) => {
+                    p.transfers.reading(transfer, size);
+                    p.reading += size;
+                    self.queue_disk(peer, effect, AfterDisk::Chunk(transfer));
+                }
+                Some(Piece::String { transfer, .. }) => {
+                    p.transfers.string_piece_sent(transfer);
+                    p.conn.send_string_piece(now, transfer);
+                    self.piece_yielded(peer, size);
+                }
+                _ => {}
+            }
+            if self.gate.others_wait(peer) {
+                self.gate.wait(peer);
+                break;
             }
         }
         self.flush(peer);
+    }
+
+    /// A piece of `charge` bytes was just put in `peer`'s connection: yielded now, it leaves
+    /// the gate once written up to its end.
+    fn piece_yielded(&mut self, peer: PeerId, charge: u64) {
+        self.flush(peer);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.pieces.push_back((p.yielded, charge));
+        }
     }
 
     /// The continuation of a returned effect of a live peer.
@@ -1142,28 +1269,36 @@ impl Shell {
             return;
         };
         let data = match result {
-            Ok(EffectOutput::Chunk(data)) if !data.is_empty() => data,
-            other => {
+            Ok(EffectOutput::Chunk(data)) if !data.is_empty() => Ok(data),
+            Err(error) => Err(SendFailure::Read(error)),
+            Ok(_) => Err(SendFailure::ShortFile),
+        };
+        // `None`: the transfer ended meanwhile, and gave its charge back then.
+        let Some(charge) = p.transfers.chunk_read(
+            transfer,
+            data.as_ref().map(Bytes::len).map_err(Clone::clone),
+        ) else {
+            return;
+        };
+        p.reading -= charge;
+        let sent = match data {
+            Ok(data) => p.conn.file_chunk(now, transfer, &data),
+            Err(_) => {
                 // The file ended early or cannot be read: end the transfer now (the connection
                 // offers no cancel) and report it failed when the peer confirms.
-                let failure = match other {
-                    Err(error) => SendFailure::Read(error),
-                    Ok(_) => SendFailure::ShortFile,
-                };
-                if p.transfers.chunk_read(transfer, Err(failure)).is_some() {
-                    let _ = p.conn.finish_file(now, transfer);
-                }
+                let _ = p.conn.finish_file(now, transfer);
+                self.gate.release(charge);
                 self.flush(peer);
                 return;
             }
         };
-        if p.transfers.chunk_read(transfer, Ok(data.len())).is_none() {
-            return;
-        }
-        let sent = p.conn.file_chunk(now, transfer, &data);
-        self.flush(peer);
-        if let Err(error) = sent {
-            self.error(Some(peer), NodeError::Chunk(error));
+        match sent {
+            Ok(()) => self.piece_yielded(peer, charge),
+            Err(error) => {
+                self.gate.release(charge);
+                self.flush(peer);
+                self.error(Some(peer), NodeError::Chunk(error));
+            }
         }
     }
 
@@ -1246,7 +1381,7 @@ fn link_memory(p: &Peer) -> LinkMemory {
     LinkMemory {
         connection: p.conn.held_input_bytes(),
         disk: p.disk.pending_bytes() as u64,
-        output: (p.queued + p.conn.queued_transmit_bytes()) as u64,
+        output: (p.queued + p.conn.queued_transmit_bytes()) as u64 + p.reading,
     }
 }
 

@@ -2,6 +2,8 @@
 //! written, its disk queue and its transfers. Role state is not here: each role keeps its own
 //! session per peer.
 
+use std::collections::VecDeque;
+
 use wazuh_cluster_protocol::connection::Connection;
 
 use super::disk::DiskQueue;
@@ -17,6 +19,15 @@ pub(super) struct Peer {
     pub(super) addr: String,
     /// Bytes yielded as transmits and not yet reported written.
     pub(super) queued: usize,
+    /// Bytes yielded as transmits since the link opened.
+    pub(super) yielded: u64,
+    /// Of those, bytes reported written.
+    pub(super) written: u64,
+    /// Output-gate charges of its chunk reads under way.
+    pub(super) reading: u64,
+    /// Its pieces yielded and not yet written whole: where each ends in `yielded`, and its
+    /// charge on the output gate.
+    pub(super) pieces: VecDeque<(u64, u64)>,
     pub(super) disk: DiskQueue,
     pub(super) transfers: Transfers,
 }

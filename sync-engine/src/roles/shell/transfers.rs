@@ -14,7 +14,7 @@
 //! removal), and a link's close hands back every file it holds that no role took. What the table
 //! holds in the link's directory is what counts against the link's quota ([`Transfers::held`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -106,19 +106,29 @@ struct OutgoingFile {
     offset: u64,
     /// The connection asked for the next chunk (largest length): waiting for room or a read.
     wanted: Option<usize>,
-    /// A chunk read is queued or running.
-    reading: bool,
+    /// A chunk read is queued or running; what it holds of the node's output gate.
+    reading: Option<u64>,
     /// Reading failed: the transfer is ended early and reported as failed when it completes.
     failed: Option<SendFailure>,
 }
 
-/// What to do for an outgoing file that asked for its next chunk.
+/// The next piece of output a link's transfers want to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NextChunk {
-    /// Read this chunk from disk.
-    Read(Effect),
-    /// The whole file went out: end the transfer.
-    Finish,
+pub(crate) enum Piece {
+    /// Read this chunk of `transfer`'s file, then send it; its `file_upd` payload is
+    /// `payload_len` bytes.
+    Read {
+        transfer: TransferId,
+        effect: Effect,
+        payload_len: usize,
+    },
+    /// `transfer`'s whole file went out: end it (a short frame, never paced).
+    Finish(TransferId),
+    /// The next piece of long string `transfer`, `frame_len` bytes on the wire.
+    String {
+        transfer: TransferId,
+        frame_len: usize,
+    },
 }
 
 /// A finished outgoing file.
@@ -128,6 +138,8 @@ pub(crate) struct SentFile {
     pub(crate) path: InstallPath,
     /// `None`: the peer confirmed it.
     pub(crate) failure: Option<SendFailure>,
+    /// The output-gate charge of a chunk read still under way for it (0: none).
+    pub(crate) read_held: u64,
 }
 
 /// The transfers of one link. See the [module documentation](self).
@@ -137,8 +149,9 @@ pub(crate) struct Transfers {
     /// The copy of each path that is receiving now (the protocol names chunks by path).
     receiving: BTreeMap<Bytes, IncomingFileId>,
     outgoing: BTreeMap<TransferId, OutgoingFile>,
-    /// Long strings we send, until delivered or failed.
-    strings: BTreeSet<TransferId>,
+    /// Long strings we send, until delivered or failed, with the frame length of the piece the
+    /// connection asked for and that is not sent yet.
+    strings: BTreeMap<TransferId, Option<usize>>,
 }
 
 impl Transfers {
@@ -345,7 +358,7 @@ impl Transfers {
                 size,
                 offset: 0,
                 wanted: None,
-                reading: false,
+                reading: None,
                 failed: None,
             },
         );
@@ -358,21 +371,14 @@ impl Transfers {
         }
     }
 
-    /// For every outgoing file that asked for a chunk and has no read running: read the next
-    /// chunk (at most `read_chunk` bytes), or finish it at its end.
-    pub(crate) fn next_chunks(&mut self, read_chunk: usize) -> Vec<(TransferId, NextChunk)> {
-        let mut next = Vec::new();
-        for (transfer, file) in &mut self.outgoing {
-            let Some(max_len) = file.wanted else { continue };
-            if file.reading {
-                continue;
-            }
+    /// The first piece wanted and not under way: a chunk to read (at most `read_chunk` bytes)
+    /// or the end of a file that asked for a chunk and has no read running, or a string piece.
+    pub(crate) fn next_piece(&self, read_chunk: usize) -> Option<Piece> {
+        let file = self.outgoing.iter().find_map(|(transfer, file)| {
+            let max_len = file.wanted.filter(|_| file.reading.is_none())?;
             if file.offset >= file.size {
-                file.wanted = None;
-                next.push((*transfer, NextChunk::Finish));
-                continue;
+                return Some(Piece::Finish(*transfer));
             }
-            file.reading = true;
             let left = usize::try_from(file.size - file.offset).unwrap_or(usize::MAX);
             let len = max_len.min(read_chunk).min(left);
             let effect = Effect::ReadChunk {
@@ -380,26 +386,53 @@ impl Transfers {
                 offset: file.offset,
                 len,
             };
-            next.push((*transfer, NextChunk::Read(effect)));
+            let payload_len = file.path.as_str().len() + 1 + len;
+            Some(Piece::Read {
+                transfer: *transfer,
+                effect,
+                payload_len,
+            })
+        });
+        file.or_else(|| {
+            self.strings.iter().find_map(|(transfer, wanted)| {
+                wanted.map(|frame_len| Piece::String {
+                    transfer: *transfer,
+                    frame_len,
+                })
+            })
+        })
+    }
+
+    /// `transfer`'s end is being sent.
+    pub(crate) fn finishing(&mut self, transfer: TransferId) {
+        if let Some(file) = self.outgoing.get_mut(&transfer) {
+            file.wanted = None;
         }
-        next
+    }
+
+    /// A read of `transfer`'s next chunk was queued, holding `charge` bytes of the output gate.
+    pub(crate) fn reading(&mut self, transfer: TransferId, charge: u64) {
+        if let Some(file) = self.outgoing.get_mut(&transfer) {
+            file.reading = Some(charge);
+        }
     }
 
     /// A chunk read of `transfer` returned `data` (`Err`: why the file cannot be sent on). On
-    /// `Ok` the chunk is accounted as sent; on `Err` the transfer must be finished early.
+    /// `Ok` the chunk is accounted as sent; on `Err` the transfer must be finished early. The
+    /// read's charge on the output gate, `None` for a transfer that is gone.
     pub(crate) fn chunk_read(
         &mut self,
         transfer: TransferId,
         data: Result<usize, SendFailure>,
-    ) -> Option<()> {
+    ) -> Option<u64> {
         let file = self.outgoing.get_mut(&transfer)?;
-        file.reading = false;
+        let charge = file.reading.take().unwrap_or(0);
         file.wanted = None;
         match data {
             Ok(len) => file.offset += len as u64,
             Err(failure) => file.failed = Some(failure),
         }
-        Some(())
+        Some(charge)
     }
 
     /// `transfer` ended (`failure`: as the connection reports it); `None` for an unknown one.
@@ -413,17 +446,32 @@ impl Transfers {
         Some(SentFile {
             path: file.path,
             failure: file.failed.or(failure),
+            read_held: file.reading.unwrap_or(0),
         })
     }
 
     /// Starts tracking an outgoing long string.
     pub(crate) fn send_string(&mut self, transfer: TransferId) {
-        self.strings.insert(transfer);
+        self.strings.insert(transfer, None);
+    }
+
+    /// The connection asks for the next piece of string `transfer` (`frame_len` on the wire).
+    pub(crate) fn string_wanted(&mut self, transfer: TransferId, frame_len: usize) {
+        if let Some(wanted) = self.strings.get_mut(&transfer) {
+            *wanted = Some(frame_len);
+        }
+    }
+
+    /// The piece of string `transfer` asked for is sent.
+    pub(crate) fn string_piece_sent(&mut self, transfer: TransferId) {
+        if let Some(wanted) = self.strings.get_mut(&transfer) {
+            *wanted = None;
+        }
     }
 
     /// Whether `transfer` was a string of ours, forgetting it.
     pub(crate) fn string_ended(&mut self, transfer: TransferId) -> bool {
-        self.strings.remove(&transfer)
+        self.strings.remove(&transfer).is_some()
     }
 
     /// The link closed: one abort per incoming file that may still hold a staged write (a
@@ -627,33 +675,53 @@ mod tests {
     fn an_outgoing_file_is_read_chunk_by_chunk_then_finished() {
         let mut t = Transfers::default();
         let transfer = TransferId(3);
-        t.send(transfer, path("/queue/cluster/w1/p.zip"), 10);
-        assert!(t.next_chunks(4).is_empty(), "nothing asked yet");
+        let file = path("/queue/cluster/w1/p.zip");
+        t.send(transfer, file.clone(), 10);
+        assert_eq!(t.next_piece(4), None, "nothing asked yet");
         t.wanted(transfer, 100);
-        let reads = t.next_chunks(4);
+        let read = Piece::Read {
+            transfer,
+            effect: Effect::ReadChunk {
+                path: file.clone(),
+                offset: 0,
+                len: 4,
+            },
+            payload_len: file.as_str().len() + 1 + 4,
+        };
         assert_eq!(
-            reads,
-            [(
-                transfer,
-                NextChunk::Read(Effect::ReadChunk {
-                    path: path("/queue/cluster/w1/p.zip"),
-                    offset: 0,
-                    len: 4
-                })
-            )]
+            t.next_piece(4),
+            Some(read.clone()),
+            "asking twice is no change"
         );
+        assert_eq!(t.next_piece(4), Some(read));
+        t.reading(transfer, 77);
         t.wanted(transfer, 100);
-        assert!(t.next_chunks(4).is_empty(), "one read at a time");
-        t.chunk_read(transfer, Ok(10));
+        assert_eq!(t.next_piece(4), None, "one read at a time");
+        assert_eq!(t.chunk_read(transfer, Ok(10)), Some(77));
         t.wanted(transfer, 100);
-        assert_eq!(t.next_chunks(4), [(transfer, NextChunk::Finish)]);
+        assert_eq!(t.next_piece(4), Some(Piece::Finish(transfer)));
+        t.finishing(transfer);
+        assert_eq!(t.next_piece(4), None);
         assert_eq!(
             t.sent(transfer, None),
             Some(SentFile {
-                path: path("/queue/cluster/w1/p.zip"),
-                failure: None
+                path: file,
+                failure: None,
+                read_held: 0
             })
         );
+        // A string's piece is wanted until it is sent.
+        t.send_string(TransferId(4));
+        assert_eq!(t.next_piece(4), None);
+        t.string_wanted(TransferId(4), 99);
+        let piece = Piece::String {
+            transfer: TransferId(4),
+            frame_len: 99,
+        };
+        assert_eq!(t.next_piece(4), Some(piece));
+        t.string_piece_sent(TransferId(4));
+        assert_eq!(t.next_piece(4), None);
+        assert!(t.string_ended(TransferId(4)));
     }
 
     #[test]
