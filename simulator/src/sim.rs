@@ -25,7 +25,7 @@ use wazuh_cluster_sync::dapi::ApiCall;
 use wazuh_cluster_sync::integrity::memory::{MemoryStorage, StorageFault};
 use wazuh_cluster_sync::roles::{
     ApiCallId, Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin,
-    Output, PeerId,
+    Output, PeerId, remove_cluster_leftovers,
 };
 
 use crate::clock::{Clock, EventQueue, VirtualTime};
@@ -989,10 +989,12 @@ impl Sim {
 
     /// Starts crashed node `n` again as a fresh [`Node`] with its configuration, over its storage
     /// recovered to what was durable, its wall clock moved by `clock_jump_secs` (a clock stepped
-    /// while it was down). Recovery drops every staged write: that is the daemon's start-up
-    /// clean-up of the staged files an interrupted run leaves (the fs adapter removes them from
-    /// the disk; the in-memory storage never shows them in the tree). A worker dials its master
-    /// at once, as at first start. Nothing happens to a node that is up.
+    /// while it was down). Then the daemon's start-up clean-up runs, as the adapter's effect
+    /// worker runs it before the node's first effect: recovery drops every staged write (the fs
+    /// adapter removes the staged files from the disk; the in-memory storage never shows them in
+    /// the tree), and [`remove_cluster_leftovers`] empties `queue/cluster/`, the same function
+    /// the daemon calls. A worker dials its master at once, as at first start. Nothing happens
+    /// to a node that is up.
     pub fn restart(&mut self, n: NodeIdx, clock_jump_secs: i64) {
         if !self.nodes[n].down {
             return;
@@ -1018,6 +1020,9 @@ impl Sim {
         );
         let mut storage = exec.into_storage();
         storage.recover();
+        let sweep = remove_cluster_leftovers(&mut storage);
+        self.trace
+            .record(now, TraceKind::Restart, n, sweep.removed.len() as u64, &[]);
         sn.exec = EffectExecutor::new(storage, &config);
         sn.node = Node::new(config, seed, instant);
         sn.down = false;

@@ -247,6 +247,56 @@ fn a_crashed_worker_restarts_over_its_recovered_storage_and_converges_again() {
 }
 
 #[test]
+fn a_restarted_node_empties_queue_cluster_as_the_daemon_does_at_start() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    // What a run cut short leaves: a package a dead task received, a directory of a name a
+    // `hello` once used, and the local socket (kept: the daemon serves on it).
+    for n in [m, w] {
+        let s = c.sim.storage_mut(n);
+        s.add_file(
+            &path("/queue/cluster/worker1/integrity.zip"),
+            b"half a package".to_vec(),
+            Timestamp::from_secs(START),
+            0o640,
+        )
+        .unwrap();
+        s.add_file(
+            &path("/queue/cluster/gone-worker/agent-info.merged"),
+            b"old".to_vec(),
+            Timestamp::from_secs(START),
+            0o640,
+        )
+        .unwrap();
+        s.add_special(&path("/queue/cluster/c-internal.sock"))
+            .unwrap();
+    }
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    c.sim.crash(w, 0);
+    c.sim.crash(m, 0);
+    checked(&mut c, &mut checker, 2).unwrap();
+    c.sim.restart(m, 0);
+    c.sim.restart(w, 0);
+    for n in [m, w] {
+        let left: Vec<_> = c
+            .sim
+            .storage(n)
+            .snapshot()
+            .into_keys()
+            .filter(|p| p.starts_with(&path("/queue/cluster")) && *p != path("/queue/cluster"))
+            .collect();
+        assert_eq!(
+            left,
+            [path("/queue/cluster/c-internal.sock")],
+            "{}",
+            c.sim.name(n)
+        );
+    }
+    checked(&mut c, &mut checker, 20).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
 fn effects_that_meet_disk_faults_fail_cleanly_and_the_cluster_converges_once_they_stop() {
     let mut c = converged_pair();
     let (m, w) = (c.master, c.workers[0]);
