@@ -198,6 +198,8 @@ struct SimNode {
     disk: DiskFaults,
     /// Draws of the disk faults (its own stream, so arming them changes no other draw).
     disk_rng: Rng,
+    /// Results of its next effects to lose ([`Sim::lose_effect_results`]).
+    lose_results: u32,
 }
 
 /// Disk faults of one node, drawn per effect ([`Sim::set_disk_faults`]).
@@ -344,6 +346,7 @@ impl Sim {
             effects_queued: 0,
             disk: DiskFaults::default(),
             disk_rng: self.rng.fork(0x2_0000 + idx as u64),
+            lose_results: 0,
         });
         self.after_step(idx);
         Ok(idx)
@@ -621,6 +624,10 @@ impl Sim {
                 let result = sn.exec.execute(&effect, unix);
                 if fault.is_some() {
                     sn.exec.storage_mut().clear_fault();
+                }
+                if sn.lose_results > 0 {
+                    sn.lose_results -= 1;
+                    return;
                 }
                 sn.effects_run += 1;
                 self.stats.effects += 1;
@@ -1038,6 +1045,13 @@ impl Sim {
     /// Arms disk faults on node `n` (every later effect draws them); the default disarms.
     pub fn set_disk_faults(&mut self, n: NodeIdx, faults: DiskFaults) {
         self.nodes[n].disk = faults;
+    }
+
+    /// The results of node `n`'s next `count` effects are lost: each runs on its disk and the
+    /// node is never told (what an adapter that dropped an effect's answer would do; the
+    /// effects-in-flight checker must see it).
+    pub fn lose_effect_results(&mut self, n: NodeIdx, count: u32) {
+        self.nodes[n].lose_results += count;
     }
 
     /// Effects node `n` handed out in this life and the simulator has not run yet: equal to

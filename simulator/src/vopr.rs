@@ -472,7 +472,9 @@ impl Run {
         })
     }
 
-    fn go(mut self) -> Result<RunReport, Box<Failure>> {
+    /// Runs the phases; `after_heal` acts on the healed cluster before the liveness phase (the
+    /// injection tests break it there).
+    fn go(mut self, after_heal: impl FnOnce(&mut Cluster)) -> Result<RunReport, Box<Failure>> {
         let end_of_faults = VirtualTime::ZERO.plus(self.opts.fault_phase);
         while self.cluster.sim.now() < end_of_faults {
             let next = self.cluster.sim.now().plus(TICK);
@@ -487,6 +489,7 @@ impl Run {
             self.cluster.sim.set_disk_faults(n, DiskFaults::default());
         }
         self.note("heal: links unstalled, partitions healed, nodes restarted".to_owned());
+        after_heal(&mut self.cluster);
         let bound = self.liveness_bound();
         let deadline = healed_at.plus(bound);
         while !self.converged() {
@@ -549,6 +552,18 @@ pub fn run_seed(seed: u64) -> Result<RunReport, Box<Failure>> {
 /// # Errors
 /// See [`run_seed`].
 pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Box<Failure>> {
+    run_options_after_heal(opts, |_| {})
+}
+
+/// Like [`run_options`], with `after_heal` acting on the cluster once every fault is undone and
+/// before the liveness phase: how a test injects what the liveness checker guards against.
+///
+/// # Errors
+/// See [`run_seed`].
+pub fn run_options_after_heal(
+    opts: SwarmOptions,
+    after_heal: impl FnOnce(&mut Cluster),
+) -> Result<RunReport, Box<Failure>> {
     let seed = opts.seed;
     let run = Run::new(opts).map_err(|e| {
         Box::new(Failure {
@@ -559,5 +574,5 @@ pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Box<Failure>> {
             recent: Vec::new(),
         })
     })?;
-    run.go()
+    run.go(after_heal)
 }

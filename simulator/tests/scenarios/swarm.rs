@@ -13,9 +13,9 @@ use wazuh_cluster_sim::net::LinkEnd;
 use wazuh_cluster_sim::scenario;
 use wazuh_cluster_sim::shrink::shrink_with;
 use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
-use wazuh_cluster_sim::swarm::SwarmOptions;
+use wazuh_cluster_sim::swarm::{FaultRates, SwarmOptions};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
-use wazuh_cluster_sim::vopr::{Failure, run_options, run_seed};
+use wazuh_cluster_sim::vopr::{Failure, run_options, run_options_after_heal, run_seed};
 use wazuh_cluster_sync::integrity::memory::StorageFault;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -178,6 +178,121 @@ fn a_lost_agent_info_file_is_reported() {
         matches!(&v, Violation::AgentInfoLost { path: lost, now: None, .. } if *lost == p),
         "{v}"
     );
+}
+
+#[test]
+fn one_apply_writing_files_of_two_master_versions_is_reported() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    let (a, b) = ("/etc/lists/list-a", "/etc/lists/list-b");
+    // Two versions of the master's tree: both files at 1, then both at 2.
+    for version in [b"1\n", b"2\n"] {
+        for p in [a, b] {
+            c.sim
+                .storage_mut(m)
+                .add_file(
+                    &path(p),
+                    version.to_vec(),
+                    Timestamp::from_secs(START),
+                    0o660,
+                )
+                .unwrap();
+            checker.allow(m, path(p));
+        }
+        checker.record_master(&c.sim).unwrap();
+    }
+    // One step writing both from version 2, then both from version 1: each one version.
+    write(&mut c, w, a, b"2\n");
+    write(&mut c, w, b, b"2\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    write(&mut c, w, a, b"1\n");
+    write(&mut c, w, b, b"1\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    // Each step is judged by what it changed: `b` alone moving to version 2 is fine...
+    write(&mut c, w, b, b"2\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    // ...`a` to version 2 and `b` back to 1 at once is a mix.
+    write(&mut c, w, a, b"2\n");
+    write(&mut c, w, b, b"1\n");
+    let v = checked(&mut c, &mut checker, 1).unwrap_err();
+    assert_eq!(
+        v,
+        Violation::MixedVersions {
+            worker: "worker1".to_owned(),
+            paths: vec![path(a), path(b)],
+        }
+    );
+    assert_eq!(v.invariant(), "one-version-per-apply");
+}
+
+#[test]
+fn an_effect_result_that_never_reaches_its_node_is_reported() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    checked(&mut c, &mut checker, 5).unwrap();
+    c.sim.lose_effect_results(w, 1);
+    let v = checked(&mut c, &mut checker, 30).unwrap_err();
+    assert!(
+        matches!(
+            &v,
+            Violation::EffectsInFlight { node, counted, queued }
+                if node == "worker1" && counted > queued
+        ),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_worker_that_never_converges_after_healing_is_named_with_its_files() {
+    // A quiet run (no faults, no workload) where, once healed, the worker is cut off for good
+    // and the master gets a file it never sees.
+    let mut opts = SwarmOptions::from_seed(132);
+    opts.workers = 1;
+    opts.rates = FaultRates {
+        stall: 0,
+        partition: 0,
+        reset: 0,
+        crash: 0,
+        effect_failure: 0,
+    };
+    opts.edit_every = None;
+    opts.churn_every = None;
+    opts.fault_phase = Duration::from_secs(20);
+    let f = run_options_after_heal(opts.clone(), |c| {
+        let (m, w) = (c.master, c.workers[0]);
+        c.sim.partition(m, w);
+        for link in c.sim.links_between(m, w) {
+            c.sim.reset(link);
+        }
+        c.sim
+            .storage_mut(m)
+            .add_file(
+                &path("/etc/lists/never-seen"),
+                b"k:v\n".to_vec(),
+                Timestamp::from_secs(START),
+                0o660,
+            )
+            .unwrap();
+    })
+    .unwrap_err();
+    match &f.violation {
+        Violation::NotConverged {
+            worker, differing, ..
+        } => {
+            assert_eq!(worker, "worker1");
+            assert!(
+                differing.contains(&path("/etc/lists/never-seen")),
+                "{differing:?}"
+            );
+        }
+        v => panic!("{v}"),
+    }
+    assert_eq!(f.violation.invariant(), "liveness");
+    assert!(!f.recent.is_empty());
+    // Healthy, the same options converge.
+    run_options(opts).unwrap();
 }
 
 #[test]
