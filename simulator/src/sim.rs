@@ -1037,6 +1037,28 @@ impl Sim {
         self.after_step(n);
     }
 
+    /// Steps running node `n`'s wall clock by `secs` (either way) now, as an operator or NTP
+    /// would: the node is told the new wall time ([`Node::handle_wall_clock`]); virtual time
+    /// and its timers go on unchanged. Nothing happens to a node that is down.
+    pub fn jump_wall_clock(&mut self, n: NodeIdx, secs: i64) {
+        if self.nodes[n].down {
+            return;
+        }
+        let now = self.now();
+        let instant = self.clock.instant();
+        self.trace
+            .record(now, TraceKind::ClockJump, n, secs as u64, &[]);
+        let unix = self.nodes[n]
+            .node
+            .unix_time(instant)
+            .secs
+            .saturating_add(secs);
+        self.nodes[n]
+            .node
+            .handle_wall_clock(instant, u64::try_from(unix).unwrap_or(0));
+        self.after_step(n);
+    }
+
     /// True while node `n` is crashed.
     pub fn is_down(&self, n: NodeIdx) -> bool {
         self.nodes[n].down

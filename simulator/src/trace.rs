@@ -74,6 +74,8 @@ pub enum TraceKind {
     Crash,
     /// A crashed node started again.
     Restart,
+    /// A running node's wall clock was stepped.
+    ClockJump,
 }
 
 /// The running trace of a run: a hash and a count of records.

@@ -166,6 +166,9 @@ struct Run {
     cluster: Cluster,
     checker: Checker,
     rng: Rng,
+    /// Draws of the live clock jumps (a stream of their own: switching them on changes no other
+    /// fault's draws).
+    clock_rng: Rng,
     /// Faults to undo: when, and what.
     stalled: BTreeMap<LinkId, VirtualTime>,
     partitioned: BTreeMap<NodeIdx, VirtualTime>,
@@ -217,6 +220,7 @@ impl Run {
             );
         }
         let checker = Checker::new(&cluster.sim, cluster.master, &cluster.workers);
+        let clock_rng = Rng::from_seed(opts.seed).fork(9);
         let now = cluster.sim.now();
         let next_edit = opts.edit_every.map(|d| now.plus(around(&mut rng, d)));
         let next_churn = (0..opts.workers)
@@ -227,6 +231,7 @@ impl Run {
             cluster,
             checker,
             rng,
+            clock_rng,
             stalled: BTreeMap::new(),
             partitioned: BTreeMap::new(),
             crashed: BTreeMap::new(),
@@ -339,6 +344,23 @@ impl Run {
                 self.note(format!(
                     "fault: crash {name} (storage stops after {after_ops} operations) until {until}"
                 ));
+            }
+        }
+        let max = self.opts.clock_jump_secs;
+        let rate = u64::from(rates.clock_jump);
+        if max > 0 && rate > 0 && self.clock_rng.below(10_000_000) < rate {
+            let n = self.clock_rng.below(self.cluster.sim.len() as u64) as usize;
+            let size = 1 + self.clock_rng.below(max as u64) as i64;
+            let jump = if self.clock_rng.below(2) == 0 {
+                size
+            } else {
+                -size
+            };
+            if !self.cluster.sim.is_down(n) {
+                self.cluster.sim.jump_wall_clock(n, jump);
+                self.faults += 1;
+                let name = self.cluster.sim.name(n).to_owned();
+                self.note(format!("fault: {name}'s wall clock steps {jump:+}s"));
             }
         }
         self.undo_due(now, false);

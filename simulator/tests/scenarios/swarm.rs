@@ -256,6 +256,7 @@ fn a_worker_that_never_converges_after_healing_is_named_with_its_files() {
         reset: 0,
         crash: 0,
         effect_failure: 0,
+        clock_jump: 0,
     };
     opts.edit_every = None;
     opts.churn_every = None;
@@ -408,6 +409,47 @@ fn a_restarted_node_empties_queue_cluster_as_the_daemon_does_at_start() {
         );
     }
     checked(&mut c, &mut checker, 20).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
+fn a_running_nodes_wall_clock_steps_everywhere_it_dates_and_the_cluster_still_converges() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    let unix_at = |c: &Cluster, n: usize| c.sim.node(n).unix_time(c.sim.instant()).secs;
+    let before = [unix_at(&c, m), unix_at(&c, w)];
+    c.sim.jump_wall_clock(w, -3600);
+    c.sim.jump_wall_clock(m, 600);
+    assert_eq!(
+        [unix_at(&c, m), unix_at(&c, w)],
+        [before[0] + 600, before[1] - 3600]
+    );
+    // The open connections date their tokens by the new clock too.
+    let instant = c.sim.instant();
+    for (n, expected) in [(m, before[0] + 600), (w, before[1] - 3600)] {
+        let node = c.sim.node(n);
+        let peers: Vec<_> = node.peers().collect();
+        assert!(!peers.is_empty());
+        for p in peers {
+            let clock = node.connection(p).unwrap().config().wall_clock;
+            assert_eq!(clock.unix_secs_at(instant) as i64, expected);
+        }
+    }
+    // A new master file, dated by the master's stepped clock, reaches the worker.
+    let mtime = Timestamp::from_secs(unix_at(&c, m));
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/lists/after-the-step"),
+            b"k:v\n".to_vec(),
+            mtime,
+            0o660,
+        )
+        .unwrap();
+    checker.allow(m, path("/etc/lists/after-the-step"));
+    checker.record_master(&c.sim).unwrap();
+    checked(&mut c, &mut checker, 30).unwrap();
     assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
 }
 
