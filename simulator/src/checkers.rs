@@ -28,7 +28,7 @@ use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::SyncKind;
 
 use crate::sim::{NodeIdx, Sim};
-use crate::trace::Fnv64;
+use crate::trace::digest as content_hash;
 use crate::tree::owned_files;
 
 /// Frames a node still yields for a peer above `max_queued_output` (keepalives, replies) while
@@ -205,12 +205,6 @@ impl fmt::Display for Violation {
             Violation::SetUp { detail } | Violation::Livelock { detail } => write!(f, "{detail}"),
         }
     }
-}
-
-fn content_hash(data: &[u8]) -> u64 {
-    let mut h = Fnv64::default();
-    h.write(data);
-    h.value()
 }
 
 /// The checkers' memory of a run. See the [module documentation](self).
