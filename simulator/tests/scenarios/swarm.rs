@@ -454,6 +454,60 @@ fn a_running_nodes_wall_clock_steps_everywhere_it_dates_and_the_cluster_still_co
 }
 
 #[test]
+fn an_agent_registered_after_a_first_agent_info_round_is_accepted_in_the_next() {
+    // The master keeps the agents it parsed from client.keys between applies: a new
+    // registration must reach it, or the new agent's agent-info is skipped for good.
+    let info = |name: &str| {
+        TreeFile::new(
+            &format!("/queue/agent-info/{name}-10.0.0.9"),
+            "Linux |x |5.4 |x86_64\n",
+            Timestamp::from_secs(START - 60),
+        )
+    };
+    let mut c = ClusterBuilder::new(SimConfig::default())
+        .master("master01", storage_from(master_tree()).unwrap())
+        .worker(
+            "worker1",
+            storage_from([info("agent-one"), info("agent-late")]).unwrap(),
+        )
+        .configure(recorded_intervals)
+        .build()
+        .unwrap();
+    let m = c.master;
+    let on_master = |c: &Cluster, name: &str| {
+        c.sim
+            .storage(m)
+            .files()
+            .contains_key(&path(&format!("/queue/agent-info/{name}-10.0.0.9")))
+    };
+    c.sim.run_for(Duration::from_secs(12)).unwrap();
+    assert!(on_master(&c, "agent-one"));
+    assert!(!on_master(&c, "agent-late"), "not registered yet");
+    let mut keys = c.sim.storage(m).files()[&path("/etc/client.keys")].clone();
+    keys.extend_from_slice(
+        b"005 agent-late any 3123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    );
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/client.keys"),
+            keys,
+            Timestamp::from_secs(START + 12),
+            0o640,
+        )
+        .unwrap();
+    // The worker writes the agent's file again, so the next round sends it.
+    let late = info("agent-late");
+    let now = c.sim.unix_now();
+    c.sim
+        .storage_mut(c.workers[0])
+        .add_file(&path(&late.path), late.data, now, 0o660)
+        .unwrap();
+    c.sim.run_for(Duration::from_secs(30)).unwrap();
+    assert!(on_master(&c, "agent-late"));
+}
+
+#[test]
 fn effects_that_meet_disk_faults_fail_cleanly_and_the_cluster_converges_once_they_stop() {
     let mut c = converged_pair();
     let (m, w) = (c.master, c.workers[0]);
