@@ -22,7 +22,8 @@ use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
 use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::dapi::ApiCall;
-use wazuh_cluster_sync::integrity::memory::{MemoryStorage, StorageFault};
+use wazuh_cluster_sync::integrity::memory::{ContentPool, MemoryStorage, StorageFault};
+use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{
     ApiCallId, Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin,
     Output, PeerId, remove_cluster_leftovers,
@@ -200,6 +201,8 @@ struct SimNode {
     disk_rng: Rng,
     /// Results of its next effects to lose ([`Sim::lose_effect_results`]).
     lose_results: u32,
+    /// Bumped whenever its disk may have changed ([`Sim::disk_generation`]).
+    disk_generation: u64,
 }
 
 /// Disk faults of one node, drawn per effect ([`Sim::set_disk_faults`]).
@@ -249,6 +252,8 @@ pub struct Sim {
     /// Local clients, and which is whose (node, its peer id).
     locals: Vec<LocalClient>,
     local_ends: BTreeMap<(NodeIdx, PeerId), LocalClientId>,
+    /// One copy of each content of the nodes' `etc/` (see [`Sim::share_contents`]).
+    pool: ContentPool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -289,6 +294,7 @@ impl Sim {
             livelock: None,
             locals: Vec::new(),
             local_ends: BTreeMap::new(),
+            pool: ContentPool::new(),
             key,
             config,
         })
@@ -347,9 +353,29 @@ impl Sim {
             disk: DiskFaults::default(),
             disk_rng: self.rng.fork(0x2_0000 + idx as u64),
             lose_results: 0,
+            disk_generation: 0,
         });
+        self.share_contents(idx);
         self.after_step(idx);
         Ok(idx)
+    }
+
+    /// Makes node `n`'s `etc/` share its bytes with the other nodes' (the master's integrity
+    /// files, which every worker holds a copy of): run after anything that may write there, so
+    /// a thousand workers cost one copy of `client.keys`, not a thousand. Nothing observable
+    /// changes.
+    fn share_contents(&mut self, n: NodeIdx) {
+        if let Ok(etc) = InstallPath::new("/etc") {
+            self.nodes[n]
+                .exec
+                .storage_mut()
+                .share_contents(&etc, &mut self.pool);
+        }
+    }
+
+    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]).
+    pub fn shared_contents(&self) -> (usize, u64) {
+        (self.pool.len(), self.pool.bytes())
     }
 
     // ------------------------------------------------------------------------------------------
@@ -598,6 +624,7 @@ impl Sim {
                 effect,
             } => {
                 let sn = &mut self.nodes[node];
+                sn.disk_generation += 1;
                 if sn.incarnation != incarnation {
                     // The disk work of a node that crashed goes on until its storage stops
                     // (the `k` operations of `Sim::crash`); nobody takes its result.
@@ -640,6 +667,7 @@ impl Sim {
                 );
                 self.trace
                     .record(now, TraceKind::Effect, node, id.0, summary.as_bytes());
+                self.share_contents(node);
                 self.nodes[node]
                     .node
                     .handle_effect_done(instant, id, result);
@@ -663,6 +691,7 @@ impl Sim {
                 if sn.incarnation != incarnation {
                     return;
                 }
+                sn.disk_generation += 1;
                 let unix = sn.node.unix_time(instant);
                 let answer = sn.exec.run_api_call(&call, unix);
                 self.trace
@@ -1031,9 +1060,11 @@ impl Sim {
         self.trace
             .record(now, TraceKind::Restart, n, sweep.removed.len() as u64, &[]);
         sn.exec = EffectExecutor::new(storage, &config);
+        sn.disk_generation += 1;
         sn.node = Node::new(config, seed, instant);
         sn.down = false;
         sn.fires_at_instant = (VirtualTime::ZERO, 0);
+        self.share_contents(n);
         self.after_step(n);
     }
 
@@ -1148,7 +1179,16 @@ impl Sim {
 
     /// The node's disk, to change it between runs (an operator editing a file).
     pub fn storage_mut(&mut self, n: NodeIdx) -> &mut MemoryStorage {
-        self.nodes[n].exec.storage_mut()
+        let sn = &mut self.nodes[n];
+        sn.disk_generation += 1;
+        sn.exec.storage_mut()
+    }
+
+    /// A number that changes whenever node `n`'s disk may have changed (an effect or API call
+    /// ran, a restart recovered it, a test took it with [`Sim::storage_mut`]) and never
+    /// otherwise: a check of its files that held at one generation holds until the next.
+    pub fn disk_generation(&self, n: NodeIdx) -> u64 {
+        self.nodes[n].disk_generation
     }
 
     /// Unix time at the current virtual time, as the nodes see it.
