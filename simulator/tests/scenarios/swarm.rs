@@ -370,20 +370,16 @@ fn a_restarted_node_empties_queue_cluster_as_the_daemon_does_at_start() {
     // `hello` once used, and the local socket (kept: the daemon serves on it).
     for n in [m, w] {
         let s = c.sim.storage_mut(n);
-        s.add_file(
-            &path("/queue/cluster/worker1/integrity.zip"),
-            b"half a package".to_vec(),
-            Timestamp::from_secs(START),
-            0o640,
-        )
-        .unwrap();
-        s.add_file(
-            &path("/queue/cluster/gone-worker/agent-info.merged"),
-            b"old".to_vec(),
-            Timestamp::from_secs(START),
-            0o640,
-        )
-        .unwrap();
+        for (p, data) in [
+            (
+                "/queue/cluster/worker1/integrity.zip",
+                &b"half a package"[..],
+            ),
+            ("/queue/cluster/gone-worker/agent-info.merged", b"old"),
+        ] {
+            s.add_file(&path(p), data.to_vec(), Timestamp::from_secs(START), 0o640)
+                .unwrap();
+        }
         s.add_special(&path("/queue/cluster/c-internal.sock"))
             .unwrap();
     }
