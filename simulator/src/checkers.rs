@@ -10,8 +10,10 @@
 //!   outside what the node may write (its starting tree, the files the integrity items select,
 //!   the staging directory `queue/cluster/`, what the run's operator wrote); every master-owned
 //!   file on a worker holds a content the master held at some point, or the worker's own
-//!   starting copy (a torn, mixed or invented file fails this); the master's agent-info files
-//!   only move forward (an accepted file is never lost or replaced by an older one: newer wins).
+//!   starting copy (a torn, mixed or invented file fails this); the master-owned files one event
+//!   changed on a worker (one apply: an apply is one effect) are all from one version of the
+//!   master's tree, so a package never mixes versions; the master's agent-info files only move
+//!   forward (an accepted file is never lost or replaced by an older one: newer wins).
 //! * **At the end** ([`Checker::watch_release`]): every sync lock the master holds for a worker
 //!   and every request pending on a connection is seen released at least once over a window
 //!   longer than their timeouts (a leaked lock or a request never answered nor failed is held
@@ -26,7 +28,7 @@ use wazuh_cluster_sync::integrity::storage::Timestamp;
 use wazuh_cluster_sync::roles::SyncKind;
 
 use crate::sim::{NodeIdx, Sim};
-use crate::trace::Fnv64;
+use crate::trace::digest as content_hash;
 use crate::tree::owned_files;
 
 /// Frames a node still yields for a peer above `max_queued_output` (keepalives, replies) while
@@ -51,6 +53,14 @@ pub enum Violation {
         worker: String,
         /// The file.
         path: InstallPath,
+    },
+    /// One apply on a worker wrote master-owned files from versions of the master's tree that
+    /// never existed together.
+    MixedVersions {
+        /// The worker.
+        worker: String,
+        /// The files the apply changed.
+        paths: Vec<InstallPath>,
     },
     /// An agent-info file the master had accepted is gone or older.
     AgentInfoLost {
@@ -120,6 +130,7 @@ impl Violation {
         match self {
             Violation::Confinement { .. } => "confinement",
             Violation::ForeignContent { .. } => "consistent-content",
+            Violation::MixedVersions { .. } => "one-version-per-apply",
             Violation::AgentInfoLost { .. } => "agent-info-newer-wins",
             Violation::QueuedOutput { .. } => "queued-output-bound",
             Violation::EffectsInFlight { .. } => "effects-in-flight",
@@ -141,6 +152,11 @@ impl fmt::Display for Violation {
             Violation::ForeignContent { worker, path } => write!(
                 f,
                 "{worker} holds {path} with a content the master never had (torn or mixed)"
+            ),
+            Violation::MixedVersions { worker, paths } => write!(
+                f,
+                "{worker} changed {paths:?} in one apply, with contents of the master's that \
+                 never existed together"
             ),
             Violation::AgentInfoLost {
                 path,
@@ -191,12 +207,6 @@ impl fmt::Display for Violation {
     }
 }
 
-fn content_hash(data: &[u8]) -> u64 {
-    let mut h = Fnv64::default();
-    h.write(data);
-    h.value()
-}
-
 /// The checkers' memory of a run. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Checker {
@@ -204,8 +214,15 @@ pub struct Checker {
     workers: Vec<NodeIdx>,
     /// Per node: paths it may hold whatever the items say (its starting tree, operator writes).
     allowed: Vec<BTreeSet<InstallPath>>,
-    /// Content hashes every master-owned file had on the master.
-    versions: BTreeMap<InstallPath, BTreeSet<u64>>,
+    /// Every content hash each master-owned file had on the master, with the versions of the
+    /// master's tree it had it in (inclusive ranges, oldest first).
+    versions: BTreeMap<InstallPath, BTreeMap<u64, Vec<(u32, u32)>>>,
+    /// The master's master-owned files at its latest version, and that version's number.
+    master_tree: BTreeMap<InstallPath, u64>,
+    version: u32,
+    /// Per node: the content hash of each master-owned file at the last disk check (`None`:
+    /// not checked since it started or restarted, so there is no "before" to diff with).
+    last_owned: Vec<Option<BTreeMap<InstallPath, u64>>>,
     /// Per node: the starting content hash of each file.
     initial: Vec<BTreeMap<InstallPath, u64>>,
     /// The newest mtime of each agent-info file the master accepted.
@@ -238,6 +255,9 @@ impl Checker {
                 .map(|m| m.keys().cloned().collect())
                 .collect(),
             versions: BTreeMap::new(),
+            master_tree: BTreeMap::new(),
+            version: 0,
+            last_owned: vec![None; n],
             initial,
             accepted: BTreeMap::new(),
             seen_ops: vec![None; n],
@@ -293,15 +313,55 @@ impl Checker {
         Ok(())
     }
 
+    /// Records the master's tree as a new version when it changed.
     fn record_versions(&mut self, sim: &Sim) {
         let m = self.master;
         let items = &sim.node(m).config().items;
-        for (path, state) in owned_files(sim.storage(m), items, NodeType::Master) {
-            self.versions
-                .entry(path)
-                .or_default()
-                .insert(content_hash(&state.data));
+        let tree: BTreeMap<InstallPath, u64> = owned_files(sim.storage(m), items, NodeType::Master)
+            .into_iter()
+            .map(|(p, s)| (p, content_hash(&s.data)))
+            .collect();
+        if tree == self.master_tree && !self.versions.is_empty() {
+            return;
         }
+        self.version += 1;
+        let v = self.version;
+        for (path, hash) in &tree {
+            let ranges = self
+                .versions
+                .entry(path.clone())
+                .or_default()
+                .entry(*hash)
+                .or_default();
+            match ranges.last_mut() {
+                Some((_, last)) if *last + 1 == v => *last = v,
+                _ => ranges.push((v, v)),
+            }
+        }
+        self.master_tree = tree;
+    }
+
+    /// True when some version of the master's tree held every `(path, hash)` of `files`.
+    fn one_version(&self, files: &BTreeMap<InstallPath, u64>) -> bool {
+        let mut common = vec![(1, self.version)];
+        for (path, hash) in files {
+            let Some(ranges) = self.versions.get(path).and_then(|h| h.get(hash)) else {
+                return false;
+            };
+            common = common
+                .iter()
+                .flat_map(|&(a, b)| {
+                    ranges
+                        .iter()
+                        .map(move |&(c, d)| (a.max(c), b.min(d)))
+                        .filter(|(lo, hi)| lo <= hi)
+                })
+                .collect();
+            if common.is_empty() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Every check that runs after an event.
@@ -316,6 +376,9 @@ impl Checker {
         }
         for n in 0..sim.len() {
             if sim.is_down(n) {
+                // A restart recovers its disk (removals not yet durable come back): no diff
+                // across that is one apply's.
+                self.last_owned[n] = None;
                 continue;
             }
             self.check_bounds(sim, n)?;
@@ -375,16 +438,38 @@ impl Checker {
             return self.record_master(sim);
         }
         if self.workers.contains(&n) {
-            for (path, state) in master_owned {
-                let hash = content_hash(&state.data);
-                let known = self.versions.get(&path).is_some_and(|v| v.contains(&hash))
-                    || self.initial[n].get(&path) == Some(&hash);
+            let owned: BTreeMap<InstallPath, u64> = master_owned
+                .into_iter()
+                .map(|(p, s)| (p, content_hash(&s.data)))
+                .collect();
+            for (path, hash) in &owned {
+                let known = self
+                    .versions
+                    .get(path)
+                    .is_some_and(|v| v.contains_key(hash))
+                    || self.initial[n].get(path) == Some(hash);
                 if !known {
                     return Err(Violation::ForeignContent {
                         worker: sim.name(n).to_owned(),
-                        path,
+                        path: path.clone(),
                     });
                 }
+            }
+            // What this event changed (one apply at most: an apply is one effect, one event).
+            let changed: BTreeMap<InstallPath, u64> = match &self.last_owned[n] {
+                Some(before) => owned
+                    .iter()
+                    .filter(|(p, h)| before.get(*p) != Some(*h))
+                    .map(|(p, h)| (p.clone(), *h))
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            self.last_owned[n] = Some(owned);
+            if !self.one_version(&changed) {
+                return Err(Violation::MixedVersions {
+                    worker: sim.name(n).to_owned(),
+                    paths: changed.into_keys().collect(),
+                });
             }
         }
         Ok(())

@@ -22,11 +22,12 @@ use std::collections::BTreeMap;
 
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
+use wazuh_cluster_sync::integrity::storage::FileStat;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 
 use crate::clock::VirtualTime;
 use crate::sim::{NodeIdx, RunError, SetupError, Sim, SimConfig};
-use crate::tree::{FileState, integrity_diff, owned_files};
+use crate::tree::{FileState, integrity_diff, integrity_diff_from, owned_files, owned_stats};
 
 type Tune = Box<dyn Fn(&mut NodeConfig)>;
 
@@ -156,6 +157,42 @@ impl Cluster {
         let workers = self.workers.clone();
         self.sim
             .run_until(deadline, |sim| converged(sim, master, &workers))
+    }
+}
+
+/// [`converged`] polled many times over a run: a worker seen converged is compared again only
+/// once its disk or the master's has changed ([`Sim::disk_generation`]), so polling costs the
+/// files that changed, not every worker's whole tree at every poll.
+#[derive(Debug, Default)]
+pub struct ConvergenceWatch {
+    /// Per worker: the (master, worker) disk generations it was last seen converged at.
+    seen: BTreeMap<NodeIdx, (u64, u64)>,
+    /// The master's walked files and the generation they were walked at.
+    master: Option<(u64, BTreeMap<InstallPath, FileStat>)>,
+}
+
+impl ConvergenceWatch {
+    /// True when every worker holds the master's integrity files (as [`converged`]).
+    pub fn converged(&mut self, sim: &Sim, master: NodeIdx, workers: &[NodeIdx]) -> bool {
+        let items = &sim.node(master).config().items;
+        let gm = sim.disk_generation(master);
+        workers.iter().all(|&w| {
+            let at = (gm, sim.disk_generation(w));
+            if self.seen.get(&w) == Some(&at) {
+                return true;
+            }
+            let stats = match self.master.take() {
+                Some((g, stats)) if g == gm => stats,
+                _ => owned_stats(sim.storage(master), items, NodeType::Master),
+            };
+            let stats = &self.master.insert((gm, stats)).1;
+            let same =
+                integrity_diff_from(stats, sim.storage(master), sim.storage(w), items).is_empty();
+            if same {
+                self.seen.insert(w, at);
+            }
+            same
+        })
     }
 }
 

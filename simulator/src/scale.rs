@@ -11,7 +11,7 @@ use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 
 use crate::clock::VirtualTime;
-use crate::cluster::{Cluster, ClusterBuilder, converged};
+use crate::cluster::{Cluster, ClusterBuilder, ConvergenceWatch};
 use crate::fixtures::{START, master_tree_with_keys};
 use crate::net::{LinkParams, Pieces};
 use crate::sim::{RunError, SetupError, SimConfig};
@@ -87,6 +87,7 @@ pub fn run_to_convergence(
     let info_dir = InstallPath::new("/queue/agent-info").ok();
     let (m, workers) = (c.master, c.workers.clone());
     let expected = agents / workers.len().max(1) * workers.len();
+    let mut watch = ConvergenceWatch::default();
     c.sim
         .run_until_polled(deadline, Duration::from_millis(10), |sim| {
             info_dir
@@ -94,6 +95,6 @@ pub fn run_to_convergence(
                 .and_then(|d| sim.storage(m).list_dir(d).ok())
                 .map_or(0, |v| v.len())
                 == expected
-                && converged(sim, m, &workers)
+                && watch.converged(sim, m, &workers)
         })
 }

@@ -48,7 +48,7 @@ pub enum ScenarioError {
 }
 
 /// Every key, in the order files list them.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "seed",
     "workers",
     "agents",
@@ -63,6 +63,7 @@ const KEYS: [&str; 25] = [
     "reset",
     "crash",
     "effect_failure",
+    "clock_jump",
     "disk_fault",
     "slow_disk_ms",
     "clock_jump_secs",
@@ -113,6 +114,7 @@ pub fn to_text(opts: &SwarmOptions, comment: &str) -> String {
         r.reset.to_string(),
         r.crash.to_string(),
         r.effect_failure.to_string(),
+        r.clock_jump.to_string(),
         match opts.disk_fault {
             StorageFault::DiskFull => "disk_full".to_owned(),
             _ => "errors".to_owned(),
@@ -250,6 +252,7 @@ pub fn parse(text: &str) -> Result<SwarmOptions, ScenarioError> {
             reset: fields.num("reset")?,
             crash: fields.num("crash")?,
             effect_failure: fields.num("effect_failure")?,
+            clock_jump: fields.num("clock_jump")?,
         },
         disk_fault,
         slow_disk: fields.ms("slow_disk_ms")?,

@@ -40,6 +40,7 @@ fn candidates(o: &SwarmOptions) -> Vec<SwarmOptions> {
     with(&|c| c.rates.reset = 0);
     with(&|c| c.rates.crash = 0);
     with(&|c| c.rates.effect_failure = 0);
+    with(&|c| c.rates.clock_jump = 0);
     with(&|c| c.slow_disk = Duration::ZERO);
     with(&|c| c.clock_jump_secs = 0);
     with(&|c| c.edit_every = None);

@@ -22,10 +22,11 @@ use wazuh_cluster_protocol::fernet::Fernet;
 use wazuh_cluster_protocol::key::{ClusterKey, KeyError};
 use wazuh_cluster_protocol::rng::Rng;
 use wazuh_cluster_sync::dapi::ApiCall;
-use wazuh_cluster_sync::integrity::memory::{MemoryStorage, StorageFault};
+use wazuh_cluster_sync::integrity::memory::{ContentPool, MemoryStorage, StorageFault};
+use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{
     ApiCallId, Effect, EffectExecutor, EffectId, Node, NodeConfig, NodeEvent, NodeType, Origin,
-    Output, PeerId,
+    Output, PeerId, remove_cluster_leftovers,
 };
 
 use crate::clock::{Clock, EventQueue, VirtualTime};
@@ -198,6 +199,10 @@ struct SimNode {
     disk: DiskFaults,
     /// Draws of the disk faults (its own stream, so arming them changes no other draw).
     disk_rng: Rng,
+    /// Results of its next effects to lose ([`Sim::lose_effect_results`]).
+    lose_results: u32,
+    /// Bumped whenever its disk may have changed ([`Sim::disk_generation`]).
+    disk_generation: u64,
 }
 
 /// Disk faults of one node, drawn per effect ([`Sim::set_disk_faults`]).
@@ -247,6 +252,8 @@ pub struct Sim {
     /// Local clients, and which is whose (node, its peer id).
     locals: Vec<LocalClient>,
     local_ends: BTreeMap<(NodeIdx, PeerId), LocalClientId>,
+    /// One copy of each content of the nodes' `etc/` (see [`Sim::share_contents`]).
+    pool: ContentPool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -287,6 +294,7 @@ impl Sim {
             livelock: None,
             locals: Vec::new(),
             local_ends: BTreeMap::new(),
+            pool: ContentPool::new(),
             key,
             config,
         })
@@ -344,9 +352,30 @@ impl Sim {
             effects_queued: 0,
             disk: DiskFaults::default(),
             disk_rng: self.rng.fork(0x2_0000 + idx as u64),
+            lose_results: 0,
+            disk_generation: 0,
         });
+        self.share_contents(idx);
         self.after_step(idx);
         Ok(idx)
+    }
+
+    /// Makes node `n`'s `etc/` share its bytes with the other nodes' (the master's integrity
+    /// files, which every worker holds a copy of): run after anything that may write there, so
+    /// a thousand workers cost one copy of `client.keys`, not a thousand. Nothing observable
+    /// changes.
+    fn share_contents(&mut self, n: NodeIdx) {
+        if let Ok(etc) = InstallPath::new("/etc") {
+            self.nodes[n]
+                .exec
+                .storage_mut()
+                .share_contents(&etc, &mut self.pool);
+        }
+    }
+
+    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]).
+    pub fn shared_contents(&self) -> (usize, u64) {
+        (self.pool.len(), self.pool.bytes())
     }
 
     // ------------------------------------------------------------------------------------------
@@ -595,6 +624,7 @@ impl Sim {
                 effect,
             } => {
                 let sn = &mut self.nodes[node];
+                sn.disk_generation += 1;
                 if sn.incarnation != incarnation {
                     // The disk work of a node that crashed goes on until its storage stops
                     // (the `k` operations of `Sim::crash`); nobody takes its result.
@@ -622,6 +652,10 @@ impl Sim {
                 if fault.is_some() {
                     sn.exec.storage_mut().clear_fault();
                 }
+                if sn.lose_results > 0 {
+                    sn.lose_results -= 1;
+                    return;
+                }
                 sn.effects_run += 1;
                 self.stats.effects += 1;
                 let summary = format!(
@@ -633,6 +667,7 @@ impl Sim {
                 );
                 self.trace
                     .record(now, TraceKind::Effect, node, id.0, summary.as_bytes());
+                self.share_contents(node);
                 self.nodes[node]
                     .node
                     .handle_effect_done(instant, id, result);
@@ -656,6 +691,7 @@ impl Sim {
                 if sn.incarnation != incarnation {
                     return;
                 }
+                sn.disk_generation += 1;
                 let unix = sn.node.unix_time(instant);
                 let answer = sn.exec.run_api_call(&call, unix);
                 self.trace
@@ -989,10 +1025,12 @@ impl Sim {
 
     /// Starts crashed node `n` again as a fresh [`Node`] with its configuration, over its storage
     /// recovered to what was durable, its wall clock moved by `clock_jump_secs` (a clock stepped
-    /// while it was down). Recovery drops every staged write: that is the daemon's start-up
-    /// clean-up of the staged files an interrupted run leaves (the fs adapter removes them from
-    /// the disk; the in-memory storage never shows them in the tree). A worker dials its master
-    /// at once, as at first start. Nothing happens to a node that is up.
+    /// while it was down). Then the daemon's start-up clean-up runs, as the adapter's effect
+    /// worker runs it before the node's first effect: recovery drops every staged write (the fs
+    /// adapter removes the staged files from the disk; the in-memory storage never shows them in
+    /// the tree), and [`remove_cluster_leftovers`] empties `queue/cluster/`, the same function
+    /// the daemon calls. A worker dials its master at once, as at first start. Nothing happens
+    /// to a node that is up.
     pub fn restart(&mut self, n: NodeIdx, clock_jump_secs: i64) {
         if !self.nodes[n].down {
             return;
@@ -1018,10 +1056,37 @@ impl Sim {
         );
         let mut storage = exec.into_storage();
         storage.recover();
+        let sweep = remove_cluster_leftovers(&mut storage);
+        self.trace
+            .record(now, TraceKind::Restart, n, sweep.removed.len() as u64, &[]);
         sn.exec = EffectExecutor::new(storage, &config);
+        sn.disk_generation += 1;
         sn.node = Node::new(config, seed, instant);
         sn.down = false;
         sn.fires_at_instant = (VirtualTime::ZERO, 0);
+        self.share_contents(n);
+        self.after_step(n);
+    }
+
+    /// Steps running node `n`'s wall clock by `secs` (either way) now, as an operator or NTP
+    /// would: the node is told the new wall time ([`Node::handle_wall_clock`]); virtual time
+    /// and its timers go on unchanged. Nothing happens to a node that is down.
+    pub fn jump_wall_clock(&mut self, n: NodeIdx, secs: i64) {
+        if self.nodes[n].down {
+            return;
+        }
+        let now = self.now();
+        let instant = self.clock.instant();
+        self.trace
+            .record(now, TraceKind::ClockJump, n, secs as u64, &[]);
+        let unix = self.nodes[n]
+            .node
+            .unix_time(instant)
+            .secs
+            .saturating_add(secs);
+        self.nodes[n]
+            .node
+            .handle_wall_clock(instant, u64::try_from(unix).unwrap_or(0));
         self.after_step(n);
     }
 
@@ -1033,6 +1098,13 @@ impl Sim {
     /// Arms disk faults on node `n` (every later effect draws them); the default disarms.
     pub fn set_disk_faults(&mut self, n: NodeIdx, faults: DiskFaults) {
         self.nodes[n].disk = faults;
+    }
+
+    /// The results of node `n`'s next `count` effects are lost: each runs on its disk and the
+    /// node is never told (what an adapter that dropped an effect's answer would do; the
+    /// effects-in-flight checker must see it).
+    pub fn lose_effect_results(&mut self, n: NodeIdx, count: u32) {
+        self.nodes[n].lose_results += count;
     }
 
     /// Effects node `n` handed out in this life and the simulator has not run yet: equal to
@@ -1107,7 +1179,16 @@ impl Sim {
 
     /// The node's disk, to change it between runs (an operator editing a file).
     pub fn storage_mut(&mut self, n: NodeIdx) -> &mut MemoryStorage {
-        self.nodes[n].exec.storage_mut()
+        let sn = &mut self.nodes[n];
+        sn.disk_generation += 1;
+        sn.exec.storage_mut()
+    }
+
+    /// A number that changes whenever node `n`'s disk may have changed (an effect or API call
+    /// ran, a restart recovered it, a test took it with [`Sim::storage_mut`]) and never
+    /// otherwise: a check of its files that held at one generation holds until the next.
+    pub fn disk_generation(&self, n: NodeIdx) -> u64 {
+        self.nodes[n].disk_generation
     }
 
     /// Unix time at the current virtual time, as the nodes see it.

@@ -33,6 +33,8 @@ pub struct FaultRates {
     pub crash: u32,
     /// Per effect (not per second): the effect meets a storage fault part way.
     pub effect_failure: u32,
+    /// A running node's wall clock is stepped (by up to `clock_jump_secs`, either way).
+    pub clock_jump: u32,
 }
 
 /// Every setting of one randomized run. See the [module documentation](self).
@@ -59,7 +61,8 @@ pub struct SwarmOptions {
     pub disk_fault: StorageFault,
     /// Extra virtual time of every effect on a node with a slow disk (zero: no slow disk).
     pub slow_disk: Duration,
-    /// Largest wall-clock step of a restarted node (seconds, either way).
+    /// Largest wall-clock step (seconds, either way): of a restarted node, and of a running
+    /// node at the `clock_jump` rate.
     pub clock_jump_secs: i64,
     /// Mean time between operator edits on the master (`None`: no edits).
     pub edit_every: Option<Duration>,
@@ -98,6 +101,7 @@ impl SwarmOptions {
         let mut faults = root.fork(3);
         let mut load = root.fork(4);
         let mut intervals = root.fork(5);
+        let mut clocks = root.fork(6);
 
         let workers = 1 + shape.below(6) as usize;
         let agents = shape.below(25) as usize;
@@ -125,6 +129,7 @@ impl SwarmOptions {
             reset: rate(&mut faults, 100_000),
             crash: rate(&mut faults, 40_000),
             effect_failure: rate(&mut faults, 50_000),
+            clock_jump: rate(&mut clocks, 40_000),
         };
         let disk_fault = match faults.below(2) {
             0 => StorageFault::Errors,
@@ -221,12 +226,14 @@ impl fmt::Display for SwarmOptions {
         let r = &self.rates;
         writeln!(
             f,
-            "faults (per million per second): stall={} partition={} reset={} crash={}; \
-             effect_failure={} per million effects ({:?}); slow_disk={:?}; clock_jump=±{}s",
+            "faults (per million per second): stall={} partition={} reset={} crash={} \
+             clock_jump={}; effect_failure={} per million effects ({:?}); slow_disk={:?}; \
+             clock_jump=±{}s",
             r.stall,
             r.partition,
             r.reset,
             r.crash,
+            r.clock_jump,
             r.effect_failure,
             self.disk_fault,
             self.slow_disk,

@@ -46,6 +46,28 @@ impl Fnv64 {
     }
 }
 
+/// A 64-bit digest of `data`, eight bytes a step (one multiply per word instead of one per byte,
+/// as FNV-1a takes): for contents the checkers compare by hash, where FNV-1a's cost per byte
+/// was a tenth of a run. Keyless and the same on every platform, like [`Fnv64`]; not meant to
+/// resist an adversary.
+pub fn digest(data: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = FNV_OFFSET ^ (data.len() as u64).wrapping_mul(K);
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(31);
+    }
+    let mut b = [0u8; 8];
+    b[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    // Final mix (murmur3's): every input bit reaches every output bit.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
 /// What kind of happening a trace record is (its tag is part of the hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -74,6 +96,8 @@ pub enum TraceKind {
     Crash,
     /// A crashed node started again.
     Restart,
+    /// A running node's wall clock was stepped.
+    ClockJump,
 }
 
 /// The running trace of a run: a hash and a count of records.
@@ -107,13 +131,17 @@ impl Trace {
         self.hash.write_u64(node as u64);
         self.hash.write_u64(peer);
         self.hash.write_u64(data.len() as u64);
-        self.hash.write(data);
         if kind == TraceKind::Deliver {
             self.wire.write_u64(at.as_nanos());
             self.wire.write_u64(node as u64);
             self.wire.write_u64(peer);
             self.wire.write_u64(data.len() as u64);
             self.wire.write(data);
+            // The delivered bytes are hashed once, into the wire hash (pinned by tests); the
+            // trace hash takes that hash, which covers them, instead of hashing them again.
+            self.hash.write_u64(self.wire.value());
+        } else {
+            self.hash.write(data);
         }
         self.records += 1;
     }
@@ -148,6 +176,23 @@ mod tests {
         let mut h = Fnv64::default();
         h.write(b"foobar");
         assert_eq!(h.value(), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn the_digest_sees_every_byte_and_the_length() {
+        let data: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let d = digest(&data);
+        assert_eq!(d, digest(&data.clone()));
+        // Any one byte flipped, in a full word or in the tail, changes it.
+        for i in [0, 7, 8, 500, 991, 992, 999] {
+            let mut other = data.clone();
+            other[i] ^= 1;
+            assert_ne!(digest(&other), d, "byte {i}");
+        }
+        // Zero padding of the tail is not confused with real zeros.
+        assert_ne!(digest(b"a"), digest(b"a\0"));
+        assert_ne!(digest(b""), digest(b"\0"));
+        assert_ne!(digest(&[0; 8]), digest(&[0; 16]));
     }
 
     #[test]

@@ -156,7 +156,22 @@ pub fn integrity_diff<A: Storage, B: Storage>(
     worker: &B,
     items: &ClusterItems,
 ) -> Vec<InstallPath> {
-    let m = owned_stats(master, items, NodeType::Master);
+    integrity_diff_from(
+        &owned_stats(master, items, NodeType::Master),
+        master,
+        worker,
+        items,
+    )
+}
+
+/// [`integrity_diff`] with the master's side already walked (`master_stats`, its
+/// [`owned_stats`] for `NodeType::Master`): comparing many workers walks the master once.
+pub fn integrity_diff_from<A: Storage, B: Storage>(
+    m: &BTreeMap<InstallPath, FileStat>,
+    master: &A,
+    worker: &B,
+    items: &ClusterItems,
+) -> Vec<InstallPath> {
     let w = owned_stats(worker, items, NodeType::Master);
     let mut diff: Vec<InstallPath> = m
         .iter()

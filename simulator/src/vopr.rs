@@ -166,6 +166,9 @@ struct Run {
     cluster: Cluster,
     checker: Checker,
     rng: Rng,
+    /// Draws of the live clock jumps (a stream of their own: switching them on changes no other
+    /// fault's draws).
+    clock_rng: Rng,
     /// Faults to undo: when, and what.
     stalled: BTreeMap<LinkId, VirtualTime>,
     partitioned: BTreeMap<NodeIdx, VirtualTime>,
@@ -217,6 +220,7 @@ impl Run {
             );
         }
         let checker = Checker::new(&cluster.sim, cluster.master, &cluster.workers);
+        let clock_rng = Rng::from_seed(opts.seed).fork(9);
         let now = cluster.sim.now();
         let next_edit = opts.edit_every.map(|d| now.plus(around(&mut rng, d)));
         let next_churn = (0..opts.workers)
@@ -227,6 +231,7 @@ impl Run {
             cluster,
             checker,
             rng,
+            clock_rng,
             stalled: BTreeMap::new(),
             partitioned: BTreeMap::new(),
             crashed: BTreeMap::new(),
@@ -339,6 +344,23 @@ impl Run {
                 self.note(format!(
                     "fault: crash {name} (storage stops after {after_ops} operations) until {until}"
                 ));
+            }
+        }
+        let max = self.opts.clock_jump_secs;
+        let rate = u64::from(rates.clock_jump);
+        if max > 0 && rate > 0 && self.clock_rng.below(10_000_000) < rate {
+            let n = self.clock_rng.below(self.cluster.sim.len() as u64) as usize;
+            let size = 1 + self.clock_rng.below(max as u64) as i64;
+            let jump = if self.clock_rng.below(2) == 0 {
+                size
+            } else {
+                -size
+            };
+            if !self.cluster.sim.is_down(n) {
+                self.cluster.sim.jump_wall_clock(n, jump);
+                self.faults += 1;
+                let name = self.cluster.sim.name(n).to_owned();
+                self.note(format!("fault: {name}'s wall clock steps {jump:+}s"));
             }
         }
         self.undo_due(now, false);
@@ -472,7 +494,9 @@ impl Run {
         })
     }
 
-    fn go(mut self) -> Result<RunReport, Box<Failure>> {
+    /// Runs the phases; `after_heal` acts on the healed cluster before the liveness phase (the
+    /// injection tests break it there).
+    fn go(mut self, after_heal: impl FnOnce(&mut Cluster)) -> Result<RunReport, Box<Failure>> {
         let end_of_faults = VirtualTime::ZERO.plus(self.opts.fault_phase);
         while self.cluster.sim.now() < end_of_faults {
             let next = self.cluster.sim.now().plus(TICK);
@@ -487,6 +511,7 @@ impl Run {
             self.cluster.sim.set_disk_faults(n, DiskFaults::default());
         }
         self.note("heal: links unstalled, partitions healed, nodes restarted".to_owned());
+        after_heal(&mut self.cluster);
         let bound = self.liveness_bound();
         let deadline = healed_at.plus(bound);
         while !self.converged() {
@@ -549,6 +574,18 @@ pub fn run_seed(seed: u64) -> Result<RunReport, Box<Failure>> {
 /// # Errors
 /// See [`run_seed`].
 pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Box<Failure>> {
+    run_options_after_heal(opts, |_| {})
+}
+
+/// Like [`run_options`], with `after_heal` acting on the cluster once every fault is undone and
+/// before the liveness phase: how a test injects what the liveness checker guards against.
+///
+/// # Errors
+/// See [`run_seed`].
+pub fn run_options_after_heal(
+    opts: SwarmOptions,
+    after_heal: impl FnOnce(&mut Cluster),
+) -> Result<RunReport, Box<Failure>> {
     let seed = opts.seed;
     let run = Run::new(opts).map_err(|e| {
         Box::new(Failure {
@@ -559,5 +596,5 @@ pub fn run_options(opts: SwarmOptions) -> Result<RunReport, Box<Failure>> {
             recent: Vec::new(),
         })
     })?;
-    run.go()
+    run.go(after_heal)
 }

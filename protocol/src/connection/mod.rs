@@ -343,6 +343,11 @@ impl Connection {
     // ----------------------------------------------------------------------------------------
     // Commands
 
+    /// The wall clock was stepped (an operator, NTP): later Fernet tokens are dated by `clock`.
+    pub fn set_wall_clock(&mut self, clock: WallClock) {
+        self.config.wall_clock = clock;
+    }
+
     /// Sets the counter of the "last request", so the next request uses `counter + 1`. For
     /// replaying recordings and testing the wrap-around; normally the rng draws it.
     pub fn set_counter(&mut self, counter: u32) {

@@ -13,9 +13,9 @@ use wazuh_cluster_sim::net::LinkEnd;
 use wazuh_cluster_sim::scenario;
 use wazuh_cluster_sim::shrink::shrink_with;
 use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
-use wazuh_cluster_sim::swarm::SwarmOptions;
+use wazuh_cluster_sim::swarm::{FaultRates, SwarmOptions};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
-use wazuh_cluster_sim::vopr::{Failure, run_options, run_seed};
+use wazuh_cluster_sim::vopr::{Failure, run_options, run_options_after_heal, run_seed};
 use wazuh_cluster_sync::integrity::memory::StorageFault;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -181,6 +181,122 @@ fn a_lost_agent_info_file_is_reported() {
 }
 
 #[test]
+fn one_apply_writing_files_of_two_master_versions_is_reported() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    let (a, b) = ("/etc/lists/list-a", "/etc/lists/list-b");
+    // Two versions of the master's tree: both files at 1, then both at 2.
+    for version in [b"1\n", b"2\n"] {
+        for p in [a, b] {
+            c.sim
+                .storage_mut(m)
+                .add_file(
+                    &path(p),
+                    version.to_vec(),
+                    Timestamp::from_secs(START),
+                    0o660,
+                )
+                .unwrap();
+            checker.allow(m, path(p));
+        }
+        checker.record_master(&c.sim).unwrap();
+    }
+    // One step writing both from version 2, then both from version 1: each one version.
+    write(&mut c, w, a, b"2\n");
+    write(&mut c, w, b, b"2\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    write(&mut c, w, a, b"1\n");
+    write(&mut c, w, b, b"1\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    // Each step is judged by what it changed: `b` alone moving to version 2 is fine...
+    write(&mut c, w, b, b"2\n");
+    checked(&mut c, &mut checker, 1).unwrap();
+    // ...`a` to version 2 and `b` back to 1 at once is a mix.
+    write(&mut c, w, a, b"2\n");
+    write(&mut c, w, b, b"1\n");
+    let v = checked(&mut c, &mut checker, 1).unwrap_err();
+    assert_eq!(
+        v,
+        Violation::MixedVersions {
+            worker: "worker1".to_owned(),
+            paths: vec![path(a), path(b)],
+        }
+    );
+    assert_eq!(v.invariant(), "one-version-per-apply");
+}
+
+#[test]
+fn an_effect_result_that_never_reaches_its_node_is_reported() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    checked(&mut c, &mut checker, 5).unwrap();
+    c.sim.lose_effect_results(w, 1);
+    let v = checked(&mut c, &mut checker, 30).unwrap_err();
+    assert!(
+        matches!(
+            &v,
+            Violation::EffectsInFlight { node, counted, queued }
+                if node == "worker1" && counted > queued
+        ),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_worker_that_never_converges_after_healing_is_named_with_its_files() {
+    // A quiet run (no faults, no workload) where, once healed, the worker is cut off for good
+    // and the master gets a file it never sees.
+    let mut opts = SwarmOptions::from_seed(132);
+    opts.workers = 1;
+    opts.rates = FaultRates {
+        stall: 0,
+        partition: 0,
+        reset: 0,
+        crash: 0,
+        effect_failure: 0,
+        clock_jump: 0,
+    };
+    opts.edit_every = None;
+    opts.churn_every = None;
+    opts.fault_phase = Duration::from_secs(20);
+    let f = run_options_after_heal(opts.clone(), |c| {
+        let (m, w) = (c.master, c.workers[0]);
+        c.sim.partition(m, w);
+        for link in c.sim.links_between(m, w) {
+            c.sim.reset(link);
+        }
+        c.sim
+            .storage_mut(m)
+            .add_file(
+                &path("/etc/lists/never-seen"),
+                b"k:v\n".to_vec(),
+                Timestamp::from_secs(START),
+                0o660,
+            )
+            .unwrap();
+    })
+    .unwrap_err();
+    match &f.violation {
+        Violation::NotConverged {
+            worker, differing, ..
+        } => {
+            assert_eq!(worker, "worker1");
+            assert!(
+                differing.contains(&path("/etc/lists/never-seen")),
+                "{differing:?}"
+            );
+        }
+        v => panic!("{v}"),
+    }
+    assert_eq!(f.violation.invariant(), "liveness");
+    assert!(!f.recent.is_empty());
+    // Healthy, the same options converge.
+    run_options(opts).unwrap();
+}
+
+#[test]
 fn a_lock_held_over_the_whole_release_window_is_reported() {
     let mut c = converged_pair();
     let (m, w) = (c.master, c.workers[0]);
@@ -244,6 +360,147 @@ fn a_crashed_worker_restarts_over_its_recovered_storage_and_converges_again() {
     );
     checked(&mut c, &mut checker, 20).unwrap();
     assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
+fn a_restarted_node_empties_queue_cluster_as_the_daemon_does_at_start() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    // What a run cut short leaves: a package a dead task received, a directory of a name a
+    // `hello` once used, and the local socket (kept: the daemon serves on it).
+    for n in [m, w] {
+        let s = c.sim.storage_mut(n);
+        for (p, data) in [
+            (
+                "/queue/cluster/worker1/integrity.zip",
+                &b"half a package"[..],
+            ),
+            ("/queue/cluster/gone-worker/agent-info.merged", b"old"),
+        ] {
+            s.add_file(&path(p), data.to_vec(), Timestamp::from_secs(START), 0o640)
+                .unwrap();
+        }
+        s.add_special(&path("/queue/cluster/c-internal.sock"))
+            .unwrap();
+    }
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    c.sim.crash(w, 0);
+    c.sim.crash(m, 0);
+    checked(&mut c, &mut checker, 2).unwrap();
+    c.sim.restart(m, 0);
+    c.sim.restart(w, 0);
+    for n in [m, w] {
+        let left: Vec<_> = c
+            .sim
+            .storage(n)
+            .snapshot()
+            .into_keys()
+            .filter(|p| p.starts_with(&path("/queue/cluster")) && *p != path("/queue/cluster"))
+            .collect();
+        assert_eq!(
+            left,
+            [path("/queue/cluster/c-internal.sock")],
+            "{}",
+            c.sim.name(n)
+        );
+    }
+    checked(&mut c, &mut checker, 20).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
+fn a_running_nodes_wall_clock_steps_everywhere_it_dates_and_the_cluster_still_converges() {
+    let mut c = converged_pair();
+    let (m, w) = (c.master, c.workers[0]);
+    let mut checker = Checker::new(&c.sim, m, &c.workers);
+    let unix_at = |c: &Cluster, n: usize| c.sim.node(n).unix_time(c.sim.instant()).secs;
+    let before = [unix_at(&c, m), unix_at(&c, w)];
+    c.sim.jump_wall_clock(w, -3600);
+    c.sim.jump_wall_clock(m, 600);
+    assert_eq!(
+        [unix_at(&c, m), unix_at(&c, w)],
+        [before[0] + 600, before[1] - 3600]
+    );
+    // The open connections date their tokens by the new clock too.
+    let instant = c.sim.instant();
+    for (n, expected) in [(m, before[0] + 600), (w, before[1] - 3600)] {
+        let node = c.sim.node(n);
+        let peers: Vec<_> = node.peers().collect();
+        assert!(!peers.is_empty());
+        for p in peers {
+            let clock = node.connection(p).unwrap().config().wall_clock;
+            assert_eq!(clock.unix_secs_at(instant) as i64, expected);
+        }
+    }
+    // A new master file, dated by the master's stepped clock, reaches the worker.
+    let mtime = Timestamp::from_secs(unix_at(&c, m));
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/lists/after-the-step"),
+            b"k:v\n".to_vec(),
+            mtime,
+            0o660,
+        )
+        .unwrap();
+    checker.allow(m, path("/etc/lists/after-the-step"));
+    checker.record_master(&c.sim).unwrap();
+    checked(&mut c, &mut checker, 30).unwrap();
+    assert!(c.integrity_converged(), "{:?}", c.integrity_diff(w));
+}
+
+#[test]
+fn an_agent_registered_after_a_first_agent_info_round_is_accepted_in_the_next() {
+    // The master keeps the agents it parsed from client.keys between applies: a new
+    // registration must reach it, or the new agent's agent-info is skipped for good.
+    let info = |name: &str| {
+        TreeFile::new(
+            &format!("/queue/agent-info/{name}-10.0.0.9"),
+            "Linux |x |5.4 |x86_64\n",
+            Timestamp::from_secs(START - 60),
+        )
+    };
+    let mut c = ClusterBuilder::new(SimConfig::default())
+        .master("master01", storage_from(master_tree()).unwrap())
+        .worker(
+            "worker1",
+            storage_from([info("agent-one"), info("agent-late")]).unwrap(),
+        )
+        .configure(recorded_intervals)
+        .build()
+        .unwrap();
+    let m = c.master;
+    let on_master = |c: &Cluster, name: &str| {
+        c.sim
+            .storage(m)
+            .files()
+            .contains_key(&path(&format!("/queue/agent-info/{name}-10.0.0.9")))
+    };
+    c.sim.run_for(Duration::from_secs(12)).unwrap();
+    assert!(on_master(&c, "agent-one"));
+    assert!(!on_master(&c, "agent-late"), "not registered yet");
+    let mut keys = c.sim.storage(m).files()[&path("/etc/client.keys")].clone();
+    keys.extend_from_slice(
+        b"005 agent-late any 3123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    );
+    c.sim
+        .storage_mut(m)
+        .add_file(
+            &path("/etc/client.keys"),
+            keys,
+            Timestamp::from_secs(START + 12),
+            0o640,
+        )
+        .unwrap();
+    // The worker writes the agent's file again, so the next round sends it.
+    let late = info("agent-late");
+    let now = c.sim.unix_now();
+    c.sim
+        .storage_mut(c.workers[0])
+        .add_file(&path(&late.path), late.data, now, 0o660)
+        .unwrap();
+    c.sim.run_for(Duration::from_secs(30)).unwrap();
+    assert!(on_master(&c, "agent-late"));
 }
 
 #[test]

@@ -38,7 +38,9 @@
 //! time set with [`MemoryStorage::set_now`].
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
 
 use super::path::InstallPath;
 use super::storage::{
@@ -52,7 +54,9 @@ pub const DEFAULT_DIR_MODE: u32 = 0o750;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     File {
-        data: Vec<u8>,
+        /// Shared, not copied: a clone of the storage, a reader opened on the file and every
+        /// storage a [`ContentPool`] gave the same content to hold one copy of the bytes.
+        data: Bytes,
         mode: u32,
         mtime: Timestamp,
     },
@@ -151,7 +155,7 @@ struct Staged {
 }
 
 /// A file opened by [`Storage::open_reader`]: its content as it was then.
-struct OpenedFile(Vec<u8>);
+struct OpenedFile(Bytes);
 
 impl FileReader for OpenedFile {
     fn size(&self) -> u64 {
@@ -192,6 +196,56 @@ pub struct MemoryStorage {
     fault: Option<(u64, StorageFault)>,
     /// What [`Storage::available_space`] answers (`None`: cannot tell).
     available: Option<u64>,
+}
+
+/// Contents shared between storages ([`MemoryStorage::share_contents`]): one copy of each.
+///
+/// It keeps every content it was given for as long as it lives, so it is meant for the files
+/// that are the same on many nodes (the master's integrity files), not for ones that change all
+/// the time.
+#[derive(Debug, Default)]
+pub struct ContentPool {
+    /// Each content once, ordered by its bytes.
+    contents: BTreeSet<Bytes>,
+    /// Where each pooled content lives (address, length): a file already sharing one is
+    /// recognised without comparing its bytes.
+    shared: BTreeSet<(usize, usize)>,
+}
+
+impl ContentPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct contents held.
+    pub fn len(&self) -> usize {
+        self.contents.len()
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.contents.is_empty()
+    }
+
+    /// Bytes held (each distinct content once).
+    pub fn bytes(&self) -> u64 {
+        self.contents.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// Points `data` at the pool's copy of its content, adding it when new.
+    fn share(&mut self, data: &mut Bytes) {
+        if self.shared.contains(&(data.as_ptr() as usize, data.len())) {
+            return;
+        }
+        match self.contents.get(&*data) {
+            Some(pooled) => *data = pooled.clone(),
+            None => {
+                self.shared.insert((data.as_ptr() as usize, data.len()));
+                self.contents.insert(data.clone());
+            }
+        }
+    }
 }
 
 /// A transient fault of [`MemoryStorage::inject_fault`].
@@ -254,11 +308,38 @@ impl MemoryStorage {
     pub fn add_file(
         &mut self,
         path: &InstallPath,
-        data: Vec<u8>,
+        data: impl Into<Bytes>,
         mtime: Timestamp,
         mode: u32,
     ) -> Result<(), StorageError> {
+        let data = data.into();
         self.insert_node(path, Node::File { data, mode, mtime })
+    }
+
+    /// Makes the regular files below `dir` share their bytes with every other storage `pool`
+    /// served: a content `pool` holds already replaces this storage's copy, a new one is added
+    /// to it. Not an operation (nothing observable changes, only where the bytes live). Why: a
+    /// simulation of a thousand workers holds a thousand equal copies of the master's files, and
+    /// this keeps one. A missing `dir` shares nothing.
+    pub fn share_contents(&mut self, dir: &InstallPath, pool: &mut ContentPool) {
+        let mut node = &mut self.root;
+        for component in dir.components() {
+            let Node::Dir { entries, .. } = node else {
+                return;
+            };
+            let Some(child) = entries.get_mut(component) else {
+                return;
+            };
+            node = child;
+        }
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            match node {
+                Node::File { data, .. } => pool.share(data),
+                Node::Dir { entries, .. } => stack.extend(entries.values_mut()),
+                Node::Symlink { .. } | Node::Other { .. } => {}
+            }
+        }
     }
 
     /// Set-up: creates a symbolic link at `path` pointing to `target` (never followed).
@@ -370,7 +451,7 @@ impl MemoryStorage {
                 };
                 let entry = match child {
                     Node::File { data, mode, mtime } => SnapshotEntry::File {
-                        data: data.clone(),
+                        data: data.to_vec(),
                         mode: *mode,
                         mtime: *mtime,
                     },
@@ -572,7 +653,7 @@ impl MemoryStorage {
         entries.insert(
             name.to_owned(),
             Node::File {
-                data: staged.data,
+                data: Bytes::from(staged.data),
                 mode: attrs.mode,
                 mtime,
             },

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use wazuh_cluster_protocol::connection::Connection;
+use wazuh_cluster_protocol::connection::{Connection, WallClock};
 
 use super::api::{self, ClusterView, DistributedApi};
 use super::config::{NodeConfig, NodeType, valid_node_name};
@@ -213,6 +213,14 @@ impl Node {
     /// The protocol connection of `peer` (counters, keepalive state), for inspection.
     pub fn connection(&self, peer: PeerId) -> Option<&Connection> {
         self.shell.connection(peer)
+    }
+
+    /// The adapter read the wall clock at `now` and found `unix_secs` (the node never reads a
+    /// clock): when it differs from what the anchor gives, the clock was stepped, and from now
+    /// on everything the node dates (file mtimes, Fernet tokens, the agent-info it calls recent)
+    /// follows the new anchor. Timers run on `now` and are not moved.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.shell.set_wall_clock(WallClock::new(now, unix_secs));
     }
 
     /// Wall-clock time at `now`, from the configured anchor.

@@ -550,3 +550,39 @@ fn a_full_disk_refuses_what_needs_room_and_serves_reads_and_removals() {
     assert!(s.remove_file(&p("/etc/client.keys")).unwrap());
     assert_eq!(s.staged_writes(), 0);
 }
+
+#[test]
+fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
+    use wazuh_cluster_sync::integrity::memory::ContentPool;
+    let keys = vec![b'k'; 4096];
+    let mut pool = ContentPool::new();
+    let mut a = MemoryStorage::new();
+    let mut b = MemoryStorage::new();
+    a.add_file(&p("/etc/client.keys"), keys.clone(), T1, 0o640)
+        .unwrap();
+    b.add_file(&p("/etc/client.keys"), keys.clone(), T1, 0o640)
+        .unwrap();
+    b.add_file(&p("/etc/rules/own.xml"), b"<own/>".to_vec(), T1, 0o660)
+        .unwrap();
+    b.add_file(&p("/queue/other"), keys.clone(), T1, 0o660)
+        .unwrap();
+    let etc = p("/etc");
+    a.share_contents(&etc, &mut pool);
+    b.share_contents(&etc, &mut pool);
+    // Twice changes nothing: the shared file is recognised without comparing it again.
+    b.share_contents(&etc, &mut pool);
+    assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
+    // Outside the directory nothing was pooled, and nothing observable changed.
+    assert_eq!(b.files()[&p("/queue/other")], keys);
+    assert_eq!(a.files()[&p("/etc/client.keys")], keys);
+    assert_eq!(b.files()[&p("/etc/client.keys")], keys);
+    // A write on one storage leaves the other's copy as it was.
+    let id = a.begin_write(&p("/etc/client.keys")).unwrap();
+    a.append(id, b"new").unwrap();
+    a.commit_write(id, &attrs(0o640)).unwrap();
+    assert_eq!(a.files()[&p("/etc/client.keys")], b"new");
+    assert_eq!(b.files()[&p("/etc/client.keys")], keys);
+    // A missing directory shares nothing.
+    MemoryStorage::new().share_contents(&etc, &mut pool);
+    assert_eq!(pool.len(), 2);
+}

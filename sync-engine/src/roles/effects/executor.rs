@@ -55,6 +55,10 @@ pub struct EffectExecutor<S: Storage> {
     open_writes: BTreeMap<IncomingFileId, WriteId>,
     /// The install's agent database (`var/db/global.db`) as rows, when it has one.
     agent_database: Option<Vec<AgentRecord>>,
+    /// The `client.keys` text the master last parsed, and what it parsed to: a master applies
+    /// one agent-info package per worker per round, and parsing the same 100,000-agent file each
+    /// time cost more than comparing it to the last one.
+    known_agents: Option<(Vec<u8>, KnownAgents)>,
 }
 
 impl<S: Storage> EffectExecutor<S> {
@@ -69,6 +73,7 @@ impl<S: Storage> EffectExecutor<S> {
             worker_scanner: MetadataScanner::new(),
             open_writes: BTreeMap::new(),
             agent_database: None,
+            known_agents: None,
         }
     }
 
@@ -467,7 +472,14 @@ impl<S: Storage> EffectExecutor<S> {
             Err(e) if e.kind == StorageErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        let agents = KnownAgents::from_client_keys(&keys);
+        let agents = match self.known_agents.take() {
+            Some((text, agents)) if text == keys => (text, agents),
+            _ => {
+                let agents = KnownAgents::from_client_keys(&keys);
+                (keys, agents)
+            }
+        };
+        let agents = &self.known_agents.insert(agents).1;
         // Part names, read before the apply consumes nothing but needs the reader mutably.
         let control =
             IntegrityMetadata::from_json(reader.control_json(), self.limits.apply.max_entries)?;
@@ -489,7 +501,7 @@ impl<S: Storage> EffectExecutor<S> {
             &mut self.storage,
             &self.items,
             worker,
-            &agents,
+            agents,
             &self.limits.apply,
         )?;
         if kind == SyncKind::ExtraValid && report.written > 0 {

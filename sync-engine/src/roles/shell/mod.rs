@@ -72,7 +72,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId,
+    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId, WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
@@ -324,6 +324,18 @@ impl Shell {
     /// The node's configuration.
     pub(crate) fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// Re-anchors the wall clock everywhere the node dates something: its configuration (what
+    /// [`Shell::unix_time`] and the adapter's effects read), the templates of new links, and
+    /// every open connection (its Fernet tokens).
+    pub(crate) fn set_wall_clock(&mut self, clock: WallClock) {
+        self.config.connection.wall_clock = clock;
+        self.cluster_link.wall_clock = clock;
+        self.local_link.wall_clock = clock;
+        for peer in self.peers.values_mut() {
+            peer.conn.set_wall_clock(clock);
+        }
     }
 
     /// Wall-clock time at `now`, from the configured anchor.
