@@ -71,6 +71,11 @@ pub struct NodeArgs {
     /// strings, file data waiting for the disk, output not yet written (a link at most a quarter).
     #[arg(long, value_name = "MIB", default_value_t = NodeLimits::default().memory_budget >> 20)]
     pub memory_budget: u64,
+    /// File chunks (5 MiB each) sent to a peer before the first is answered; 1 is upstream's
+    /// stop-and-wait. Above 1 only in clusters of this daemon's nodes: a 3.9.5 receiver can
+    /// drop the link when chunks arrive back to back.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub pipelined_chunks: u32,
     /// Owner of the files the node writes and the directories it creates (names from
     /// /etc/passwd and /etc/group, or numbers). Default: as root, user `ossec` and group
     /// `ossec` when they exist, as upstream; otherwise files keep this process's owner.
@@ -305,6 +310,11 @@ pub fn run_until_stopped<T>(
     spec.limits.max_connections_per_ip = args.max_connections_per_ip;
     spec.limits.max_connections = args.max_connections;
     spec.config.limits.memory_budget = args.memory_budget.saturating_mul(1 << 20);
+    // N chunks fit a window of N request chunks (each carries a little less: its path).
+    spec.config.connection.file_window = match args.pipelined_chunks {
+        1 => 0,
+        n => n as usize * wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK,
+    };
     spec.owner = owner;
     spec.api_executor = api_executor;
     if let Some(path) = &args.cluster_json {

@@ -282,16 +282,13 @@ fn a_200_mib_package_does_not_delay_keepalives() {
     );
 
     // Keepalives during the transfer. Upstream's loop, and ours, sends `echo-c`, waits for the
-    // answer, then sleeps keep_alive. So (a) each answer comes back behind at most the chunks of
-    // one file's window on the wire (the master pipelines two chunks a file and yields one at a
-    // time; this link takes every write at once, as a socket buffer without bound), and (b) the
-    // next
+    // answer, then sleeps keep_alive. So (a) each answer comes back behind at most one file chunk
+    // on the wire (the master never queues more than one chunk ahead of it), and (b) the next
     // `echo-c` leaves exactly keep_alive after that answer: no disk work on the package, no
     // parked input on the worker postpones it.
     let latency = Duration::from_millis(1);
     let biggest = chunks.iter().map(|f| f.wire_len + 20).max().unwrap();
     let chunk_on_wire = Duration::from_secs_f64(biggest as f64 / BANDWIDTH as f64);
-    const WINDOW_CHUNKS: u32 = 2;
     let echoes: Vec<&TapFrame> = frames(&c.sim, "worker1", "echo-c").collect();
     let mut checked = 0;
     for pair in echoes
@@ -307,7 +304,7 @@ fn a_200_mib_package_does_not_delay_keepalives() {
             .unwrap();
         let waited = reply.at.since(echo.at);
         assert!(
-            waited <= chunk_on_wire * WINDOW_CHUNKS + latency * 2,
+            waited <= chunk_on_wire + latency * 2,
             "keepalive answered after {waited:?}"
         );
         let gap = next.at.since(reply.at);
@@ -317,8 +314,7 @@ fn a_200_mib_package_does_not_delay_keepalives() {
         );
         checked += 1;
     }
-    // Each cycle is keep_alive plus the wait behind the window: five or more in 12.5 s.
-    assert!(checked >= 5, "{checked} keepalives during the transfer");
+    assert!(checked >= 8, "{checked} keepalives during the transfer");
     assert!(!c.sim.events().iter().any(|e| matches!(
         e.event,
         NodeEvent::DisconnectedFromMaster { .. } | NodeEvent::WorkerLeft { .. }
@@ -352,9 +348,8 @@ fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
         .build()
         .unwrap();
     c.run_until_converged(VirtualTime::from_secs(120)).unwrap();
-    // Deliveries arrived while a chunk was being written, waited, and were handed over after:
-    // two, as the master's next chunk is already on its way (pipelined) while one is written.
-    assert_eq!(c.sim.stats().parked, 2, "{:?}", c.sim.stats());
+    // One delivery arrived while a chunk was being written, waited, and was handed over after.
+    assert_eq!(c.sim.stats().parked, 1, "{:?}", c.sim.stats());
     assert!(!c.sim.events().iter().any(|e| matches!(
         e.event,
         NodeEvent::DisconnectedFromMaster { .. }

@@ -83,11 +83,11 @@ fn empty_worker_converges_in_one_integrity_round() {
     );
 }
 
-/// A big package goes out pipelined: the next chunk leaves before the worker answered the
-/// previous one, within the window of two chunks, and `file_end` only once every chunk is
+/// A 22 MiB package sent by a master whose connections allow `window` bytes of chunks in
+/// flight: returns the number of `file_upd` sent and the most of them unanswered at once, and
+/// checks that the worker got the file whole and that `file_end` only left once every chunk was
 /// answered (as upstream sends it).
-#[test]
-fn package_chunks_are_pipelined_within_the_window() {
+fn chunks_in_flight_sending_a_big_package(window: Option<usize>) -> (usize, usize) {
     let t0 = origin();
     let unix = unix0();
     let mut master_tree = master_storage(unix);
@@ -100,7 +100,13 @@ fn package_chunks_are_pipelined_within_the_window() {
     master_tree
         .write_atomic(&p("/etc/lists/big-list"), &big, &attrs)
         .unwrap();
-    let (mut c, m, w) = Cluster::pair(t0, master_tree);
+    let mut c = Cluster::new(t0);
+    let mut master_config = config(NodeType::Master, "master01", t0);
+    if let Some(window) = window {
+        master_config.connection.file_window = window;
+    }
+    let m = c.add(master_config, master_tree, 1, "10.0.0.1");
+    let w = c.add_worker(config(NodeType::Worker, "worker1", t0), 2, "10.0.0.2");
     c.run_for(Duration::from_secs(10));
     assert_eq!(
         c.storage(w)
@@ -108,7 +114,6 @@ fn package_chunks_are_pipelined_within_the_window() {
             .unwrap(),
         big
     );
-    // The most chunks sent and not yet answered, and how far file_end is from the last answer.
     let mut unanswered: Vec<u32> = Vec::new();
     let mut most = 0;
     let mut uploads = 0;
@@ -124,9 +129,27 @@ fn package_chunks_are_pipelined_within_the_window() {
             _ => {}
         }
     }
+    (uploads, most)
+}
+
+/// By default a node sends chunks as upstream does, one per round trip: a 3.9.5 receiver can
+/// drop a link whose chunks arrive back to back (PROTOCOL.md §1.4).
+#[test]
+fn package_chunks_go_one_per_round_trip_by_default() {
     // 22 MiB plus the package overhead in chunks of request_chunk minus the path and a space.
-    assert_eq!(uploads, 5);
-    assert_eq!(most, 2, "two chunks in flight at most, and at least once");
+    assert_eq!(chunks_in_flight_sending_a_big_package(None), (5, 1));
+}
+
+/// With a window of two request chunks (`node --pipelined-chunks 2`) the next chunk leaves
+/// before the worker answered the previous one.
+#[test]
+fn package_chunks_are_pipelined_within_a_configured_window() {
+    let window = 2 * wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK;
+    assert_eq!(
+        chunks_in_flight_sending_a_big_package(Some(window)),
+        (5, 2),
+        "two chunks in flight at most, and at least once"
+    );
 }
 
 /// Two workers: each converges in its own round with its own locks, and `get_health` lists them

@@ -279,6 +279,7 @@ fn serve(
         max_connections_per_ip: AdapterLimits::default().max_connections_per_ip,
         max_connections: AdapterLimits::default().max_connections,
         memory_budget: NodeLimits::default().memory_budget >> 20,
+        pipelined_chunks: 1,
         owner: args.owner.clone(),
         api_exec: paths.api_exec,
         runtime: args.runtime,

@@ -527,6 +527,23 @@ fn an_unknown_runtime_is_refused_naming_the_choices() {
     );
 }
 
+/// More chunks in flight than the node allows is refused at the command line, with the range.
+#[test]
+fn pipelined_chunks_beyond_four_are_refused_naming_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["node", "--pipelined-chunks", "9", "--wazuh-path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--pipelined-chunks") && stderr.contains("1..=4"),
+        "{stderr}"
+    );
+}
+
 /// A master out of descriptors (`EMFILE` on accept, under `prlimit --nofile=64:64`) serves the
 /// connections that waited in the listen backlog once closing others gives it descriptors
 /// again, without a new connection to wake it: 150 probes each sending an HTTP request are all
