@@ -65,6 +65,13 @@ pub enum PeerError {
         /// The bound.
         timeout: std::time::Duration,
     },
+    /// A frame of ours waited this long to be written without the peer reading any of it: the
+    /// peer does not read what we send (it would hold its share of the node's output forever).
+    #[error("it does not read what we send: nothing written for {waited:?}")]
+    NotReading {
+        /// The bound.
+        waited: std::time::Duration,
+    },
     /// A request other than `hello` / `echo-c` arrived before the link was authenticated.
     #[error("command {command} is not allowed before hello")]
     BeforeHello {
@@ -261,6 +268,7 @@ impl PeerError {
             | PeerError::KeepaliveFailed { .. }
             | PeerError::PayloadTimeout { .. }
             | PeerError::HelloTimeout { .. }
+            | PeerError::NotReading { .. }
             | PeerError::FrameOverMemoryBudget { .. }
             | PeerError::StringIdTooLong { .. } => return None,
             PeerError::BadFilePath { .. }

@@ -649,6 +649,13 @@ impl Connection {
         self.close_with(None);
     }
 
+    /// Closes the connection for something the peer did that only the layer above can see
+    /// (e.g. [`PeerError::NotReading`]: the writes are the adapter's): everything in flight
+    /// fails as on any close, and [`Event::Closed`] carries `error`.
+    pub fn close_for(&mut self, error: PeerError) {
+        self.close_with(Some(ConnectionError::Peer(error)));
+    }
+
     // ----------------------------------------------------------------------------------------
     // Inputs
 

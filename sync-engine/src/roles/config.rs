@@ -125,6 +125,11 @@ pub struct NodeLimits {
     /// claimed this long after its `file_end` is removed (no task can claim it any more: a
     /// task waits `timeout_receiving_file`, 120 s by default, for its file).
     pub unclaimed_file_timeout: Duration,
+    /// A link whose output (a file chunk or string piece, counted at the output gate) makes no
+    /// progress this long is closed: it does not read, and the node-wide output in flight it
+    /// holds would otherwise keep every other link's chunks waiting. Three times upstream's
+    /// `timeout_cluster_request` (20 s), in which a 5 MiB chunk crosses even a 1 Mbit/s link.
+    pub output_stall_timeout: Duration,
     /// Most files and bytes one link's directory holds: files being received plus files
     /// received and not yet claimed (upstream has no bound: one link filled 193 MB in 8 s).
     pub inbox_quota: InboxQuota,
@@ -203,6 +208,7 @@ impl Default for NodeLimits {
             api: ApiLimits::default(),
             worker_metadata_margin: 10_000,
             unclaimed_file_timeout: Duration::from_secs(300),
+            output_stall_timeout: Duration::from_secs(60),
             // One package of the largest size read back, plus an agent-info and an extra-valid
             // package beside it; a worker's three tasks send one file each.
             inbox_quota: InboxQuota {

@@ -3,9 +3,9 @@
 //! place comes back once the link that held it is gone.
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::PeerError;
+use wazuh_cluster_protocol::connection::{ConnectionError, PeerError};
 use wazuh_cluster_protocol::message::text::FILE_BUDGET_EXHAUSTED;
-use wazuh_cluster_sync::roles::{CloseReason, NodeError, NodeEvent, NodeType, PeerId};
+use wazuh_cluster_sync::roles::{CloseReason, NodeError, NodeEvent, NodeLimits, NodeType, PeerId};
 
 use super::support::*;
 
@@ -335,8 +335,12 @@ const REQUEST_CHUNK: usize = 64 << 10;
 /// A master holding an incompressible 400 KiB file (seven chunks) that `RECEIVERS` empty
 /// workers all need, whose output gate lets `cap` bytes out at once and whose memory budget is
 /// `memory`; every worker reads the master's chunk frames only when the test says (a stalled
-/// reader), and sends keepalives every 5 s. Returns the cluster and the master's index.
-fn receivers_of_one_package(cap: u64, memory: u64) -> (Cluster, usize) {
+/// reader), and sends keepalives every `keep_alive`. Returns the cluster and the master's index.
+fn receivers_of_one_package(
+    cap: u64,
+    memory: u64,
+    keep_alive: std::time::Duration,
+) -> (Cluster, usize) {
     use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
     let t0 = origin();
     let mut tree = master_storage(unix0());
@@ -358,7 +362,7 @@ fn receivers_of_one_package(cap: u64, memory: u64) -> (Cluster, usize) {
         config.connection.file_window = 0;
         config.connection.max_frame_payload = 1 << 20;
         config.connection.max_string_size = 1 << 20;
-        config.items.intervals.worker.keep_alive = std::time::Duration::from_secs(5);
+        config.items.intervals.worker.keep_alive = keep_alive;
         config.limits.max_output_in_flight = cap;
         config.limits.memory_budget = memory;
         config
@@ -398,7 +402,7 @@ fn chunk_order(c: &Cluster, m: usize) -> Vec<PeerId> {
 /// gate and memory budget count it), that no link is served twice while another waits, that
 /// keepalives are answered while every link is paused, and that every worker gets the file.
 fn paced_output(cap: u64, memory: u64, bound: impl Fn(&Cluster, usize)) {
-    let (mut c, m) = receivers_of_one_package(cap, memory);
+    let (mut c, m) = receivers_of_one_package(cap, memory, std::time::Duration::from_secs(5));
     // Until the first chunks: the workers join, ask for their integrity rounds, and the master
     // sends them their packages, until each link is paused (two hold a chunk their reader
     // does not take, two wait at the gate).
@@ -503,4 +507,62 @@ fn chunks_wait_while_the_memory_budget_is_full_and_the_links_take_turns() {
 fn assert_within_budget_of(c: &Cluster, m: usize) {
     let use_ = c.members[m].node.memory_budget();
     assert!(use_.input + use_.output <= use_.limit, "{use_:?}");
+}
+
+/// A link that never reads what it is sent cannot hold its share of the node's output forever:
+/// its output makes no progress for `output_stall_timeout`, the master closes it as not
+/// reading, and the links that waited at the gate behind it get their chunks. Regression: the
+/// piece a link did not read stayed counted at the gate until the link closed, so two such
+/// links (a key holder's) kept every other worker's chunks waiting.
+#[test]
+fn links_that_do_not_read_are_closed_and_give_their_turn_to_the_waiting_ones() {
+    // Hostile readers: they never give up on the link themselves (an honest worker's
+    // keepalives, answered behind the chunk it does not read, fail and it reconnects).
+    let (mut c, m) =
+        receivers_of_one_package(200_000, 256 * MIB, std::time::Duration::from_secs(600));
+    for _ in 0..30 {
+        if !chunk_order(&c, m).is_empty() {
+            break;
+        }
+        c.run_for(std::time::Duration::from_secs(1));
+    }
+    let holders = chunk_order(&c, m);
+    assert_eq!(holders.len(), 2, "two chunks fit");
+    assert_eq!(c.members[m].node.output_gate().waiting, 2);
+    let stall = NodeLimits::default().output_stall_timeout;
+    c.events.clear();
+
+    // Nobody reads. Just short of the bound nothing has changed; just past it the two holders
+    // are closed and the two waiting links each get a chunk (which they do not read either).
+    c.run_for(stall - std::time::Duration::from_secs(2));
+    assert!(
+        !c.events
+            .iter()
+            .any(|(_, e)| matches!(e, NodeEvent::WorkerLeft { .. })),
+        "{:?}",
+        c.events
+    );
+    assert_eq!(chunk_order(&c, m).len(), 2);
+    c.run_for(std::time::Duration::from_secs(4));
+    let not_reading = CloseReason::Connection(Some(ConnectionError::Peer(PeerError::NotReading {
+        waited: stall,
+    })));
+    let left: Vec<&String> = c
+        .events
+        .iter()
+        .filter_map(|(member, event)| match event {
+            NodeEvent::WorkerLeft { name, reason } if *member == m => {
+                assert_eq!(reason, &not_reading, "{name}");
+                Some(name)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left.len(), 2, "{:?}", c.events);
+    let order = chunk_order(&c, m);
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert!(
+        order[2..].iter().all(|peer| !holders.contains(peer)),
+        "{order:?}"
+    );
 }

@@ -72,7 +72,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId, WallClock,
+    Connection, ConnectionConfig, Event, PeerError, Side, TransferFailure, TransferId, WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
@@ -482,9 +482,17 @@ impl Shell {
     /// The earliest timeout of the connections and of the files they sent that no role took.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         let unclaimed = self.config.limits.unclaimed_file_timeout;
+        let stall = self.config.limits.output_stall_timeout;
         self.peers
             .values()
-            .flat_map(|p| [p.conn.poll_timeout(), p.transfers.next_expiry(unclaimed)])
+            .flat_map(|p| {
+                let stalled = (!p.pieces.is_empty()).then(|| p.output_moved + stall);
+                [
+                    p.conn.poll_timeout(),
+                    p.transfers.next_expiry(unclaimed),
+                    stalled,
+                ]
+            })
             .flatten()
             .min()
     }
@@ -519,6 +527,7 @@ impl Shell {
                 written: 0,
                 reading: 0,
                 pieces: VecDeque::new(),
+                output_moved: now,
                 disk: DiskQueue::default(),
                 transfers: Transfers::default(),
             },
@@ -878,6 +887,12 @@ impl Shell {
             return;
         };
         p.conn.handle_timeout(now);
+        let stall = self.config.limits.output_stall_timeout;
+        if !p.pieces.is_empty() && now >= p.output_moved + stall {
+            // Closed by its connection, so the role hears why as for any peer error.
+            p.conn.close_for(PeerError::NotReading { waited: stall });
+            return;
+        }
         let expired = p.transfers.expire(now, unclaimed);
         if expired.is_empty() {
             return;
@@ -910,6 +925,9 @@ impl Shell {
         let was_paused = p.queued >= limit;
         p.queued = p.queued.saturating_sub(bytes);
         p.written = p.written.saturating_add(bytes as u64).min(p.yielded);
+        if bytes > 0 {
+            p.output_moved = now;
+        }
         let mut released = 0;
         while let Some(&(end, charge)) = p.pieces.front() {
             if end > p.written {
@@ -1208,7 +1226,7 @@ impl Shell {
                 Some(Piece::String { transfer, .. }) => {
                     p.transfers.string_piece_sent(transfer);
                     p.conn.send_string_piece(now, transfer);
-                    self.piece_yielded(peer, size);
+                    self.piece_yielded(now, peer, size);
                 }
                 _ => {}
             }
@@ -1222,9 +1240,12 @@ impl Shell {
 
     /// A piece of `charge` bytes was just put in `peer`'s connection: yielded now, it leaves
     /// the gate once written up to its end.
-    fn piece_yielded(&mut self, peer: PeerId, charge: u64) {
+    fn piece_yielded(&mut self, now: Instant, peer: PeerId, charge: u64) {
         self.flush(peer);
         if let Some(p) = self.peers.get_mut(&peer) {
+            if p.pieces.is_empty() {
+                p.output_moved = now;
+            }
             p.pieces.push_back((p.yielded, charge));
         }
     }
@@ -1305,7 +1326,7 @@ impl Shell {
             }
         };
         match sent {
-            Ok(()) => self.piece_yielded(peer, charge),
+            Ok(()) => self.piece_yielded(now, peer, charge),
             Err(error) => {
                 self.gate.release(charge);
                 self.flush(peer);

@@ -3,6 +3,7 @@
 //! session per peer.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use wazuh_cluster_protocol::connection::Connection;
 
@@ -28,6 +29,9 @@ pub(super) struct Peer {
     /// Its pieces yielded and not yet written whole: where each ends in `yielded`, and its
     /// charge on the output gate.
     pub(super) pieces: VecDeque<(u64, u64)>,
+    /// While `pieces` is not empty: when its output last moved (the first piece yielded, or a
+    /// write reported); past `output_stall_timeout` the link is closed as not reading.
+    pub(super) output_moved: Instant,
     pub(super) disk: DiskQueue,
     pub(super) transfers: Transfers,
 }
