@@ -177,7 +177,7 @@ as_worker timeout 20 python3 -W ignore $WORK/dapi.py /agents >$WORK/dapi-agents.
 if [ "$TIME_DAPI" -gt 0 ]; then
     check "TIME_DAPI: $TIME_DAPI requests through our master" \
         "timeout $((30 + TIME_DAPI)) $PY $WORK/time-dapi.py $TIME_DAPI >$WORK/time-ours.txt 2>&1"
-    echo "--- our master: $(cat $WORK/time-ours.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "--- our master: $(grep -E '^([0-9]+ requests:|not answered)' $WORK/time-ours.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 check "upstream DistributedAPI on the real worker: /cluster/nodes from our master" \
     "grep -q '\"name\": \"master01\"' $WORK/dapi-nodes.txt && grep -q '\"name\": \"worker01\"' $WORK/dapi-nodes.txt"
@@ -207,7 +207,7 @@ if [ "$TIME_DAPI" -gt 0 ]; then
     done
     check "TIME_DAPI: $TIME_DAPI requests through upstream's master" \
         "timeout $((30 + TIME_DAPI)) $PY $WORK/time-dapi.py $TIME_DAPI >$WORK/time-upstream.txt 2>&1"
-    echo "--- upstream's master: $(cat $WORK/time-upstream.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "--- upstream's master: $(grep -E '^([0-9]+ requests:|not answered)' $WORK/time-upstream.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
     [ "$failed" = 0 ] || { tail -n 15 $WORK/upstream-master.txt $R/logs/cluster.log; tail -n 30 $WORK/worker.txt; }
     kill $WORKER $UPSTREAM_MASTER 2>/dev/null
     wait $WORKER $UPSTREAM_MASTER 2>/dev/null
