@@ -71,8 +71,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
+use wazuh_cluster_protocol::connection::upstream_tmp_name;
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId, upstream_tmp_name,
+    Connection, ConnectionConfig, Event, Side, TransferFailure, TransferId,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
