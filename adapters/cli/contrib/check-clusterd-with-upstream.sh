@@ -16,7 +16,14 @@
 # ossec-init.conf says). Upstream's other daemons are stubs that exit 0. uvloop, which upstream's
 # worker only uses as its event-loop policy, is replaced by asyncio's default loop.
 # Exit 0 when every check passed; each check prints "ok: ..." or "FAILED: ...".
+#
+# TIME_DAPI=N (optional): also times N requests /cluster/:node_id/status for worker01, issued by
+# upstream's DistributedAPI at the master (dapi_forward over the local socket, answered by the
+# real worker), through our master and then through upstream's 3.9.5 master
+# (framework/scripts/wazuh-clusterd.py) started in the same tree once ours stopped; prints the
+# p50/p99 of each and the load average.
 set -u
+TIME_DAPI=${TIME_DAPI:-0}
 if [ "$#" -ne 2 ] || [ "$(id -u)" != 0 ]; then
     echo "usage (as root): $0 PATH_TO_wazuh-cluster UPSTREAM_GIT_DIR" >&2
     exit 2
@@ -80,6 +87,7 @@ printf 'DIRECTORY="/var/ossec"\nNAME="Wazuh"\nVERSION="v3.9.5"\nREVISION="3937"\
 cat >"$WORK/inside.sh" <<'EOF'
 WORK=$1
 OURS=$2
+TIME_DAPI=$3
 mount --bind "$WORK/etc" /etc && mount -t tmpfs none /var && mkdir /var/ossec &&
     mount --bind "$WORK/master" /var/ossec || exit 1
 R=/var/ossec
@@ -95,7 +103,7 @@ $R/bin/ossec-control start >$WORK/start.txt 2>&1
 # worker ossec-maild too, which tells the worker's answer from the master's. Written after
 # ossec-control start (which would take them for running daemons) and removed before its stop
 # (which would kill what they name).
-sleep 300 &
+sleep $((300 + TIME_DAPI)) &
 SLEEPER=$!
 BASIC="wazuh-modulesd ossec-remoted ossec-analysisd ossec-execd wazuh-db"
 for d in $BASIC; do echo $SLEEPER >$R/var/run/$d-$SLEEPER.pid; done
@@ -119,17 +127,41 @@ from wazuh.cluster.dapi.dapi import DistributedAPI
 request = {'function': sys.argv[1], 'arguments': {}, 'from_cluster': False}
 print(asyncio.run(DistributedAPI(request, logging.getLogger()).distribute_function()))
 PYEOF
-unshare -m bash -c "
-    mount --bind $WORK/worker /var/ossec
-    chown -R ossec:ossec /var/ossec/var /var/ossec/logs /var/ossec/queue /var/ossec/etc /var/ossec/tmp
-    export PYTHONPATH=/var/ossec/framework:$WORK/shim
-    timeout 45 python3 -W ignore /var/ossec/framework/scripts/wazuh-clusterd.py -f -r >$WORK/worker.txt 2>&1 &
-    sleep 15
-    timeout 20 python3 -W ignore $WORK/dapi.py /cluster/nodes >$WORK/dapi-nodes.txt 2>&1
-    timeout 20 python3 -W ignore $WORK/dapi.py /agents >$WORK/dapi-agents.txt 2>&1
-    wait" &
-NESTED=$!
+# TIME_DAPI: N requests /cluster/:node_id/status for worker01 from the master, one after another;
+# each must be answered by the worker (its ossec-maild runs), else the run fails.
+cat >"$WORK/time-dapi.py" <<'PYEOF'
+import asyncio, json, logging, sys, time
+from wazuh.cluster.dapi.dapi import DistributedAPI
+async def main(n):
+    times = []
+    for _ in range(n):
+        request = {'function': '/cluster/:node_id/status', 'arguments': {'node_id': 'worker01'},
+                   'from_cluster': False}
+        start = time.monotonic()
+        answer = await DistributedAPI(request, logging.getLogger()).distribute_function()
+        times.append(time.monotonic() - start)
+        if json.loads(answer).get('data', {}).get('ossec-maild') != 'running':
+            sys.exit('not answered by worker01: ' + answer[:300])
+    times.sort()
+    pick = lambda q: times[min(len(times) - 1, int(q * len(times)))] * 1000
+    print('%d requests: p50 %.1f ms, p99 %.1f ms, max %.1f ms' % (n, pick(0.50), pick(0.99), times[-1] * 1000))
+asyncio.run(main(int(sys.argv[1])))
+PYEOF
+# In the worker's namespace (its tree as /var/ossec): run "$@".
+as_worker() {
+    unshare -m bash -c "mount --bind $WORK/worker /var/ossec &&
+        PYTHONPATH=/var/ossec/framework:$WORK/shim exec \"\$@\"" as_worker "$@"
+}
+# Starts upstream's worker for $1 seconds at most; WORKER is its pid (of `timeout`).
+start_worker() {
+    as_worker timeout "$1" python3 -W ignore /var/ossec/framework/scripts/wazuh-clusterd.py -f -r >>$WORK/worker.txt 2>&1 &
+    WORKER=$!
+}
+chown -R ossec:ossec $WORK/worker/var $WORK/worker/logs $WORK/worker/queue $WORK/worker/etc $WORK/worker/tmp
+start_worker 45
 sleep 15
+as_worker timeout 20 python3 -W ignore $WORK/dapi.py /cluster/nodes >$WORK/dapi-nodes.txt 2>&1 &
+DAPI_NODES=$!
 check "upstream cluster_control -l lists master01 and worker01" \
     "$PY $R/framework/scripts/cluster_control.py -l >$WORK/l.txt && grep -q '^master01  master' $WORK/l.txt && grep -q '^worker01  worker' $WORK/l.txt"
 check "upstream cluster_control -i shows worker01's synchronisation" \
@@ -140,7 +172,13 @@ check "upstream cluster_control -a lists the agents through our master" \
 timeout 20 $OURS api /cluster/:node_id/status '{"node_id": "worker01"}' --wazuh-path $R >$WORK/node-id.txt 2>&1
 check "a request at our master for node_id worker01 is answered by the real worker" \
     "grep -q '\"ossec-maild\": \"running\"' $WORK/node-id.txt && grep -q '\"error\": 0' $WORK/node-id.txt"
-wait $NESTED
+wait $DAPI_NODES
+as_worker timeout 20 python3 -W ignore $WORK/dapi.py /agents >$WORK/dapi-agents.txt 2>&1
+if [ "$TIME_DAPI" -gt 0 ]; then
+    check "TIME_DAPI: $TIME_DAPI requests through our master" \
+        "timeout $((30 + TIME_DAPI)) $PY $WORK/time-dapi.py $TIME_DAPI >$WORK/time-ours.txt 2>&1"
+    echo "--- our master: $(grep -E '^([0-9]+ requests:|not answered)' $WORK/time-ours.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 check "upstream DistributedAPI on the real worker: /cluster/nodes from our master" \
     "grep -q '\"name\": \"master01\"' $WORK/dapi-nodes.txt && grep -q '\"name\": \"worker01\"' $WORK/dapi-nodes.txt"
 check "upstream DistributedAPI on the real worker: /agents from our master" \
@@ -148,13 +186,34 @@ check "upstream DistributedAPI on the real worker: /agents from our master" \
 for f in a node-id dapi-nodes dapi-agents; do echo "--- $f"; head -c 600 $WORK/$f.txt; echo; done
 check "the upstream worker received the master's files" "grep -q local $WORK/worker/etc/rules/local_rules.xml"
 rm -f $R/var/run/*-$SLEEPER.pid
-kill $SLEEPER
 $R/bin/ossec-control stop >/dev/null 2>&1
 check "ossec-control stop: daemon gone, pid file removed" "! kill -0 $pid 2>/dev/null && ! ls $R/var/run/wazuh-clusterd-*.pid >/dev/null 2>&1"
 check "SIGTERM logged" "grep -q 'SIGTERM received: stopping' $R/logs/cluster.log"
 check "upstream cluster_control -l: Cluster is not running" \
     "$PY $R/framework/scripts/cluster_control.py -l 2>&1 | grep -q 'Cluster is not running'"
+# (3.9.5's worker does not reconnect on this python: its connection_lost fails on
+# asyncio.Task.all_tasks; a new one joins the next master.)
+kill $WORKER 2>/dev/null
+wait $WORKER
+if [ "$TIME_DAPI" -gt 0 ]; then
+    # Upstream's own master in the same tree, and a new upstream worker.
+    timeout $((100 + TIME_DAPI)) $PY $R/framework/scripts/wazuh-clusterd.py -f -r >$WORK/upstream-master.txt 2>&1 &
+    UPSTREAM_MASTER=$!
+    sleep 3
+    start_worker $((80 + TIME_DAPI))
+    for _ in $(seq 60); do
+        $PY $R/framework/scripts/cluster_control.py -l 2>/dev/null | grep -q '^worker01  worker' && break
+        sleep 1
+    done
+    check "TIME_DAPI: $TIME_DAPI requests through upstream's master" \
+        "timeout $((30 + TIME_DAPI)) $PY $WORK/time-dapi.py $TIME_DAPI >$WORK/time-upstream.txt 2>&1"
+    echo "--- upstream's master: $(grep -E '^([0-9]+ requests:|not answered)' $WORK/time-upstream.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    [ "$failed" = 0 ] || { tail -n 15 $WORK/upstream-master.txt $R/logs/cluster.log; tail -n 30 $WORK/worker.txt; }
+    kill $WORKER $UPSTREAM_MASTER 2>/dev/null
+    wait $WORKER $UPSTREAM_MASTER 2>/dev/null
+fi
+kill $SLEEPER
 exit $failed
 EOF
-unshare -m bash "$WORK/inside.sh" "$WORK" "$OURS" 2>&1 | grep -v '^ERROR: No such file /etc/ossec-init.conf'
+unshare -m bash "$WORK/inside.sh" "$WORK" "$OURS" "$TIME_DAPI" 2>&1 | grep -v '^ERROR: No such file /etc/ossec-init.conf'
 exit "${PIPESTATUS[0]}"

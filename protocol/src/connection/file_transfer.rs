@@ -185,6 +185,27 @@ impl IncomingFile {
 /// `NAME_MAX`; a longer one could never be written.
 pub const MAX_FILE_NAME_LEN: usize = 255;
 
+/// Where 3.9.5's API puts a request's temporary file (`tmp/api_tmp_file_….xml` under the install
+/// root). Its `dapi.py` `send_tmp_file` sends that file before the request as
+/// `new_file /tmp/<name>` (the path relative to the install root), and its receiver writes it
+/// there. A link confined to an inbox takes this one form besides its inbox: see
+/// [`upstream_tmp_name`].
+pub const UPSTREAM_TMP_DIR: &[u8] = b"/tmp";
+
+/// `<name>` when `path` is `/tmp/<name>` (see [`UPSTREAM_TMP_DIR`]) with one plain name: not
+/// empty, no further `/`, not `.` or `..`. The name's length and characters are checked as any
+/// file name's; the layer above stores the file in the link's inbox under that name.
+pub fn upstream_tmp_name(path: &[u8]) -> Option<&[u8]> {
+    path.strip_prefix(UPSTREAM_TMP_DIR)?
+        .strip_prefix(b"/")
+        .filter(|name| plain_name(name))
+}
+
+/// One directory entry's name: not empty, no `/`, not `.` or `..`.
+fn plain_name(name: &[u8]) -> bool {
+    !name.is_empty() && !name.contains(&b'/') && name != b"." && name != b".."
+}
+
 /// The most files and bytes a link's directory may hold: the files being received plus those
 /// received whole and not yet claimed by the layer above (see
 /// [`Connection::set_inbox_quota`](super::Connection::set_inbox_quota)).
@@ -311,16 +332,17 @@ impl IncomingFiles {
         self.allowance = allowance;
     }
 
-    /// Whether `path` is `<inbox>/<name>` (any path while no inbox is set).
+    /// Whether `path` is `<inbox>/<name>` or 3.9.5's `/tmp/<name>` (see [`upstream_tmp_name`]);
+    /// any path while no inbox is set.
     fn inside_inbox(&self, path: &[u8]) -> bool {
         let Some(inbox) = &self.inbox else {
             return true;
         };
-        path.strip_prefix(&inbox[..])
+        let in_inbox = path
+            .strip_prefix(&inbox[..])
             .and_then(|rest| rest.strip_prefix(b"/"))
-            .is_some_and(|name| {
-                !name.is_empty() && !name.contains(&b'/') && name != b"." && name != b".."
-            })
+            .is_some_and(plain_name);
+        in_inbox || upstream_tmp_name(path).is_some()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -541,6 +563,49 @@ mod tests {
                 path: a.clone()
             }))
         );
+    }
+
+    #[test]
+    fn an_inbox_takes_its_own_names_and_upstreams_tmp_names_only() {
+        let mut files = IncomingFiles::new(8, 1 << 20, 512, CLOCKS);
+        let now = super::super::test_origin();
+        files.set_inbox(Bytes::from_static(b"/queue/cluster/w1"));
+        for good in [
+            &b"/queue/cluster/w1/a.zip"[..],
+            b"/tmp/api_tmp_file_1.xml",
+            b"/tmp/..x",
+        ] {
+            assert_eq!(files.open(&Bytes::copy_from_slice(good), now), Ok(()));
+        }
+        let long = [&b"/tmp/"[..], &[b'a'; MAX_FILE_NAME_LEN + 1]].concat();
+        assert_eq!(
+            files.open(&Bytes::from(long), now),
+            Err(Refusal::Peer(PeerError::FileNameTooLong {
+                len: MAX_FILE_NAME_LEN + 1
+            }))
+        );
+        for bad in [
+            &b"/tmp/../etc/x"[..],
+            b"/tmp/a/b",
+            b"/tmp/",
+            b"/tmp/..",
+            b"/tmp",
+            b"/tmpx/a",
+            b"tmp/a",
+            b"/etc/x",
+            b"/queue/cluster/w1/../x",
+            b"/queue/cluster/w2/a",
+        ] {
+            assert_eq!(
+                files.open(&Bytes::copy_from_slice(bad), now),
+                Err(Refusal::Peer(PeerError::FileOutsideInbox {
+                    path: String::from_utf8_lossy(bad).into_owned()
+                })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(files.len(), 3);
     }
 
     #[test]

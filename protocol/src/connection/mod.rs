@@ -134,7 +134,7 @@ pub use error::{
     SendStringError,
 };
 pub use event::{Event, TransferFailure, TransferId};
-pub use file_transfer::{InboxQuota, MAX_FILE_NAME_LEN};
+pub use file_transfer::{InboxQuota, MAX_FILE_NAME_LEN, UPSTREAM_TMP_DIR, upstream_tmp_name};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -367,7 +367,8 @@ impl Connection {
     }
 
     /// From now on the peer's `new_file` is accepted only for a path directly inside `dir`
-    /// (`<dir>/<name>`); any other is answered `err` (and reported as
+    /// (`<dir>/<name>`) or for 3.9.5's temporary file `/tmp/<name>` (see [`upstream_tmp_name`]:
+    /// the layer above stores it in `dir`); any other is answered `err` (and reported as
     /// [`PeerError::FileOutsideInbox`]) before a byte of it is taken.
     pub fn set_file_inbox(&mut self, dir: &[u8]) {
         self.incoming_files.set_inbox(Bytes::copy_from_slice(dir));

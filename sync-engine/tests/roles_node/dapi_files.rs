@@ -1,14 +1,15 @@
 //! Files through the distributed API (3.9.5 `local_server.py` `send_file_request`, `dapi.py`
 //! `send_tmp_file`, PROTOCOL.md §6, §15): a local client's `send_file <path> <node>` on both
 //! roles, the paths refused, and a request's `tmp_file` sent to the node that runs it before the
-//! request and claimed there.
+//! request and claimed there; a 3.9.5 peer's `new_file /tmp/<name>` kept in its inbox and
+//! claimed by the request naming it.
 
 use std::time::Duration;
 
 use super::dapi::{ClientView, ask_local, ok_reply, three_nodes};
 use super::support::*;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage};
-use wazuh_cluster_sync::roles::{NodeEvent, dapi_text};
+use wazuh_cluster_sync::roles::{NodeError, NodeEvent, dapi_text};
 
 const BODY: &[u8] = b"<agent_config>\n  <localfile/>\n</agent_config>\n";
 
@@ -279,5 +280,96 @@ fn a_request_with_tmp_file_the_master_forwards_takes_the_file_to_the_solver_firs
     assert_eq!(
         c.held_calls[0].2.arguments,
         r#"{"tmp_file": "queue/cluster/worker1/api_tmp_file_8.xml"}"#
+    );
+}
+
+/// A 3.9.5 worker's `send_tmp_file`: `new_file /tmp/<name>` (its path relative to the install
+/// root), the chunks, `file_end`, then the request whose `tmp_file` names that path (both forms:
+/// `/tmp/<name>` and the API's `tmp/<name>`). The file lands in the link's inbox, not the
+/// install's tmp/, and the request runs on it.
+#[test]
+fn a_3_9_5_peers_tmp_file_lands_in_its_inbox_and_its_request_runs_on_it() {
+    let mut raw = RawMaster::master01();
+    raw.hold_calls = true;
+    let worker = raw.join(1, "worker1", "10.0.0.2:40001");
+    for (n, tmp_file) in [
+        (1, "/tmp/api_tmp_file_1.xml"),
+        (2, "tmp/api_tmp_file_2.xml"),
+    ] {
+        let name = format!("api_tmp_file_{n}.xml");
+        let body = [BODY, name.as_bytes()].concat();
+        raw.send_file(worker, &format!("/tmp/{name}"), &body);
+        let landed = format!("/queue/cluster/worker1/{name}");
+        let stored =
+            |raw: &RawMaster, path: &str| raw.exec.storage().files().get(&p(path)).cloned();
+        assert_eq!(stored(&raw, &landed).as_deref(), Some(&body[..]));
+        assert_eq!(stored(&raw, &format!("/tmp/{name}")), None);
+        let request = format!(
+            r#"5500{n} {{"function": "POST/agents/groups/:group_id/configuration", "arguments": {{"group_id": "default", "tmp_file": "{tmp_file}", "wait_for_complete": true}}, "from_cluster": false}}"#
+        );
+        assert_eq!(
+            raw.ask(worker, "dapi", request.as_bytes()),
+            ok(dapi_text::ADDED)
+        );
+        assert_eq!(raw.held_calls.len(), 1, "{tmp_file}");
+        assert_eq!(
+            raw.held_calls[0].1.arguments,
+            format!(r#"{{"group_id": "default", "tmp_file": "queue/cluster/worker1/{name}"}}"#)
+        );
+        // Claimed: the sweep of unclaimed files leaves it while the call runs (the worker
+        // keeps its link alive)...
+        for _ in 0..7 {
+            raw.advance(Duration::from_secs(43));
+            assert_eq!(raw.ask(worker, "echo-c", b"keepalive").0, "ok-m");
+        }
+        assert_eq!(stored(&raw, &landed).as_deref(), Some(&body[..]));
+        // ...and it goes with the request.
+        let (id, _) = raw.held_calls.pop().unwrap();
+        let answer = r#"{"data": "ok", "error": 0}"#.to_owned();
+        raw.node.handle_api_done(raw.now, id, answer);
+        raw.pump();
+        assert_eq!(stored(&raw, &landed), None);
+    }
+    assert!(!raw.take_events().iter().any(|e| matches!(
+        e,
+        NodeEvent::UnclaimedFileRemoved { .. } | NodeEvent::Error { .. }
+    )),);
+}
+
+/// Any other path outside the inbox stays refused, with nothing written, and a request naming
+/// such a path claims nothing.
+#[test]
+fn hostile_tmp_paths_from_a_peer_are_refused_and_nothing_is_written() {
+    let mut raw = RawMaster::master01();
+    let worker = raw.join(1, "worker1", "10.0.0.2:40001");
+    let before = raw.exec.storage().files();
+    let long = format!("/tmp/{}", "a".repeat(256));
+    for path in [
+        "/tmp/../etc/x",
+        "/tmp/a/b",
+        "/etc/x",
+        "/tmp/",
+        "/tmp/..",
+        "/tmpx/a",
+        "tmp/a",
+        "/queue/cluster/worker2/a",
+        &long,
+    ] {
+        let sent = raw.try_send_file(worker, path, BODY);
+        assert!(sent.is_err(), "{path}: {sent:?}");
+        assert_eq!(raw.exec.storage().files(), before, "{path}");
+    }
+    // A name the connection takes but no install path can hold: received, never written (as an
+    // inbox name of the same kind).
+    raw.send_file(worker, "/tmp/a\\b", BODY);
+    assert_eq!(raw.exec.storage().files(), before);
+    let events = raw.take_events();
+    let refused = |e: &&NodeEvent| matches!(e, NodeEvent::Error { .. });
+    assert_eq!(events.iter().filter(refused).count(), 10, "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, NodeEvent::Error {
+            error: NodeError::RefusedFilePath { path }, ..
+        } if path == "/tmp/a\\b")),
+        "{events:?}"
     );
 }

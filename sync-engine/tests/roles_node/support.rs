@@ -558,6 +558,13 @@ pub struct RawMaster {
     /// (they wait in the client, as in a kernel buffer); when false they are fed regardless (to
     /// test the node's own bounds).
     pub honour_wants_input: bool,
+    /// When true, the distributed API calls other than the census are held (an executor that
+    /// hangs) in `held_calls` instead of run.
+    pub hold_calls: bool,
+    pub held_calls: Vec<(
+        wazuh_cluster_sync::roles::ApiCallId,
+        wazuh_cluster_sync::dapi::ApiCall,
+    )>,
 }
 
 impl RawMaster {
@@ -582,6 +589,8 @@ impl RawMaster {
             not_reading: Default::default(),
             unread: BTreeMap::new(),
             honour_wants_input: false,
+            hold_calls: false,
+            held_calls: Vec::new(),
         };
         raw.pump();
         raw
@@ -668,6 +677,11 @@ impl RawMaster {
                         self.closed.push(peer);
                     }
                     Output::Event(e) => self.events.push(e),
+                    Output::ApiCall { id, call }
+                        if self.hold_calls && call.framework_function != AGENT_CENSUS =>
+                    {
+                        self.held_calls.push((id, call));
+                    }
                     Output::ApiCall { id, call } => {
                         let unix = self.node.unix_time(self.now);
                         let answer = self.exec.run_api_call(&call, unix);
@@ -892,10 +906,16 @@ impl FileSender for RawClient<'_> {
 impl RawMaster {
     /// Sends `data` as file `path` from client `peer`, until the master confirmed it.
     pub fn send_file(&mut self, peer: PeerId, path: &str, data: &[u8]) {
-        let now = self.now;
-        if let Err(why) = push_file(&mut RawClient(self, peer), now, path, data) {
+        if let Err(why) = self.try_send_file(peer, path, data) {
             panic!("file transfer of {path}: {why}");
         }
+    }
+
+    /// Sends `data` as file `path` from client `peer`: `Ok` once the master confirmed it, else
+    /// why not (see [`push_file`]).
+    pub fn try_send_file(&mut self, peer: PeerId, path: &str, data: &[u8]) -> Result<(), String> {
+        let now = self.now;
+        push_file(&mut RawClient(self, peer), now, path, data)
     }
 
     /// Runs the first effect held back (while `run_effects` was false) and what follows it.

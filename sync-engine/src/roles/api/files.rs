@@ -14,12 +14,14 @@
 //! the file goes into the peer's inbox `queue/cluster/<worker>/` under its own name (upstream names
 //! it by its path, and a peer writes it there, anywhere), and the request's `tmp_file` is pointed
 //! there, so a 3.9.5 peer (which writes any path and reads `tmp_file` under its root) and ours
-//! (which writes only into the inbox) both find it.
+//! (which writes only into the inbox) both find it. A 3.9.5 peer sends its `tmp_file` as
+//! `new_file /tmp/<name>`: we store that one form in its inbox too (not in the install's tmp/),
+//! and its request's `tmp/<name>` claims it there.
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::TransferId;
+use wazuh_cluster_protocol::connection::{TransferId, upstream_tmp_name};
 
 use super::cluster::ClusterView;
 use super::{Asked, DistributedApi};
@@ -231,9 +233,10 @@ impl DistributedApi {
     }
 
     /// The file the request `json` from `peer` names as `tmp_file`, if the peer sent it: claimed
-    /// (the caller removes it when the request is done), with the request pointed at it. The
-    /// file is looked up by its name in the peer's inbox, where both our sender and the name a
-    /// 3.9.5 request carries lead.
+    /// (the caller removes it when the request is done), with the request pointed at it. A
+    /// 3.9.5 peer's `tmp/<name>` (or `/tmp/<name>`) is the file it sent as `new_file
+    /// /tmp/<name>`, which landed in its inbox; any other is looked up by its name in the peer's
+    /// inbox, where our sender puts it.
     pub(super) fn claim_for_request(
         &mut self,
         shell: &mut Shell,
@@ -254,9 +257,15 @@ impl DistributedApi {
                 .map(|(name, _)| name)?,
             NodeType::Worker => shell.config().node_name.clone(),
         };
-        let name = request.tmp_file()?.rsplit('/').next()?;
-        let wire = cluster_dir(&worker)?.join(name).ok()?;
-        let claimed = shell.claim_received(peer, wire.as_str().as_bytes())?;
+        let tmp_file = request.tmp_file()?;
+        let upstream = format!("/{}", tmp_file.trim_start_matches('/'));
+        let wire = if upstream_tmp_name(upstream.as_bytes()).is_some() {
+            upstream
+        } else {
+            let name = tmp_file.rsplit('/').next()?;
+            cluster_dir(&worker)?.join(name).ok()?.as_str().to_owned()
+        };
+        let claimed = shell.claim_received(peer, wire.as_bytes())?;
         request.set_tmp_file(claimed.as_str().trim_start_matches('/'));
         Some((request.to_python_json(), claimed))
     }

@@ -71,6 +71,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
+use wazuh_cluster_protocol::connection::upstream_tmp_name;
 use wazuh_cluster_protocol::connection::{
     Connection, ConnectionConfig, Event, PeerError, Side, TransferFailure, TransferId, WallClock,
 };
@@ -1133,9 +1134,14 @@ impl Shell {
         })
     }
 
-    /// A peer opens a file: only a file directly inside its inbox is written.
+    /// A peer opens a file: only a file directly inside its inbox is written, and 3.9.5's
+    /// temporary file `/tmp/<name>` goes there too, as `<inbox>/<name>` (its request's `tmp_file`
+    /// claims it by the path sent).
     fn file_opened(&mut self, peer: PeerId, wire: Bytes) {
         let target = self.inboxes.get(&peer).and_then(|inbox| {
+            if let Some(name) = upstream_tmp_name(&wire) {
+                return inbox.join(std::str::from_utf8(name).ok()?).ok();
+            }
             let path = InstallPath::new(std::str::from_utf8(&wire).ok()?).ok()?;
             (path.parent().as_ref() == Some(inbox)).then_some(path)
         });
