@@ -203,6 +203,31 @@ fn a_workers_local_client_gets_cluster_routes_from_the_master_as_control_res() {
     assert_eq!(&c.frames[frames_before].3[..], &nodes[..]);
 }
 
+/// A 3.9.5 master answers `dapi_cluster` only when the arguments hold `wait_for_complete` (its
+/// `process_dapi_cluster` deletes the key: a KeyError otherwise, seen with our worker and a real
+/// 3.9.5 master in check-clusterd-with-upstream.sh). A local client that leaves it out (our
+/// `wazuh-cluster api`) gets it filled, as upstream's API fills it, before the request leaves.
+#[test]
+fn a_workers_cluster_route_without_wait_for_complete_reaches_the_master_with_it() {
+    let t0 = origin();
+    let (mut c, _m, w) = Cluster::pair(t0, master_storage(unix0()));
+    c.run_for(Duration::from_secs(1));
+    let client = c.local_connect(w, 900);
+    let frames_before = c.frames.len();
+    let nodes =
+        br#"{"function": "/cluster/nodes", "arguments": {"limit": 5}, "from_cluster": false}"#;
+    let got = ask_local(&mut c, client, "dapi", nodes);
+    assert_eq!(got.reply, ok_reply("Sent request to master node"));
+    let later = got.later.expect("the master's answer");
+    assert_eq!(later.0, "control_res");
+    assert!(later.1.contains(r#""name": "worker1""#), "{}", later.1);
+    assert_eq!(c.frames[frames_before].2, "dapi_cluster");
+    assert_eq!(
+        String::from_utf8_lossy(&c.frames[frames_before].3),
+        r#"{"function": "/cluster/nodes", "arguments": {"limit": 5, "wait_for_complete": false}, "from_cluster": false}"#
+    );
+}
+
 #[test]
 fn an_agent_request_goes_to_the_worker_the_agent_reports_to_and_back() {
     let (mut c, m, w1, w2) = three_nodes();

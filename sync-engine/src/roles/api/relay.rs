@@ -55,7 +55,18 @@ impl DistributedApi {
         };
         let (command, forwarded, answer, file) = match worker_local_dapi(&function) {
             WorkerLocalDapi::ClusterControl => {
-                ("dapi_cluster", payload.to_vec(), local_text::SENT, None)
+                // 3.9.5's master deletes `arguments.wait_for_complete` before answering
+                // (`process_dapi_cluster`) and fails with a KeyError when it is absent: upstream's
+                // API always filled it, a client of ours (`wazuh-cluster api`) may not. Filled
+                // here as upstream's `distribute_function` would; a request carrying it goes on
+                // byte for byte.
+                let forwarded = if request.arguments().contains_key("wait_for_complete") {
+                    payload.to_vec()
+                } else {
+                    request.fill_wait_for_complete();
+                    request.to_python_json().into_bytes()
+                };
+                ("dapi_cluster", forwarded, local_text::SENT, None)
             }
             WorkerLocalDapi::Forward => {
                 let name = self.clients.name_of(client);
