@@ -5,7 +5,11 @@
 # API's status check (framework/wazuh/cluster/utils.py get_cluster_status), a real upstream worker
 # (framework/scripts/wazuh-clusterd.py) joining, the distributed API both ways (upstream's
 # DistributedAPI on the real worker answered by our master; a request issued at our master with
-# node_id worker01 answered by the real worker), and ossec-control stop removing the pid file.
+# node_id worker01 answered by the real worker), and ossec-control stop removing the pid file;
+# then upstream's own 3.9.5 master (framework/scripts/wazuh-clusterd.py) in the same tree with our
+# worker (worker02) joining it: listed by its cluster_control -l, requests at our worker answered
+# by that master (/cluster/nodes, /cluster/:node_id/status for master01), and its DistributedAPI's
+# /cluster/:node_id/status for worker02 answered by our worker.
 #
 #   sudo adapters/cli/contrib/check-clusterd-with-upstream.sh target/debug/wazuh-cluster UPSTREAM_GIT_DIR
 #
@@ -19,9 +23,9 @@
 #
 # TIME_DAPI=N (optional): also times N requests /cluster/:node_id/status for worker01, issued by
 # upstream's DistributedAPI at the master (dapi_forward over the local socket, answered by the
-# real worker), through our master and then through upstream's 3.9.5 master
-# (framework/scripts/wazuh-clusterd.py) started in the same tree once ours stopped; prints the
-# p50/p99 of each and the load average.
+# real worker), through our master and then through upstream's 3.9.5 master (started in the same
+# tree once ours stopped, a new upstream worker01 joining it next to ours); prints the p50/p99 of
+# each and the load average.
 set -u
 TIME_DAPI=${TIME_DAPI:-0}
 if [ "$#" -ne 2 ] || [ "$(id -u)" != 0 ]; then
@@ -34,8 +38,14 @@ WORK=$(mktemp -d /tmp/clusterd-upstream-check.XXXXXX)
 chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
-# Two install trees from upstream's sources: the master (ours as bin/wazuh-clusterd) and a worker.
-for node in master worker; do
+# Three install trees from upstream's sources: the master (ours as bin/wazuh-clusterd, later
+# upstream's own master), upstream's worker (worker01) and our worker (worker02, "ourworker").
+for node in master worker ourworker; do
+    case $node in
+    master) name=master01 type=master ;;
+    worker) name=worker01 type=worker ;;
+    ourworker) name=worker02 type=worker ;;
+    esac
     mkdir -p "$WORK/$node"
     git --git-dir="$UPSTREAM/.git" rev-parse v3.9.5 >/dev/null 2>&1 && gd="$UPSTREAM/.git" || gd="$UPSTREAM"
     # (A mirror may lack blobs elsewhere in the tree; only these two paths are needed.)
@@ -51,8 +61,8 @@ for node in master worker; do
 <ossec_config>
   <cluster>
     <name>wazuh</name>
-    <node_name>${node}01</node_name>
-    <node_type>$node</node_type>
+    <node_name>$name</node_name>
+    <node_type>$type</node_type>
     <key>checkclusterdkey0123456789abcdef</key>
     <port>21519</port>
     <bind_addr>127.0.0.1</bind_addr>
@@ -124,7 +134,8 @@ assert get_cluster_status() == {'enabled': 'yes', 'running': 'yes'}, get_cluster
 cat >"$WORK/dapi.py" <<'PYEOF'
 import asyncio, json, logging, sys
 from wazuh.cluster.dapi.dapi import DistributedAPI
-request = {'function': sys.argv[1], 'arguments': {}, 'from_cluster': False}
+arguments = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+request = {'function': sys.argv[1], 'arguments': arguments, 'from_cluster': False}
 print(asyncio.run(DistributedAPI(request, logging.getLogger()).distribute_function()))
 PYEOF
 # TIME_DAPI: N requests /cluster/:node_id/status for worker01 from the master, one after another;
@@ -195,12 +206,43 @@ check "upstream cluster_control -l: Cluster is not running" \
 # asyncio.Task.all_tasks; a new one joins the next master.)
 kill $WORKER 2>/dev/null
 wait $WORKER
+# Upstream's own 3.9.5 master in the same tree, now that ours stopped, and our worker (worker02,
+# its own tree, our binary as upstream's ossec-control would run it) joining it; under TIME_DAPI
+# also a new upstream worker01. The master's tree "runs" the basic daemons again (its
+# DistributedAPI checks them) and ossec-csyslogd, our worker's tree ossec-authd: a status answer
+# tells which tree it was read from, so a request answered by the wrong node fails its check.
+for d in $BASIC ossec-csyslogd; do echo $SLEEPER >$R/var/run/$d-$SLEEPER.pid; done
+OW=$WORK/ourworker
+echo $SLEEPER >$OW/var/run/ossec-authd-$SLEEPER.pid
+timeout $((100 + TIME_DAPI)) $PY $R/framework/scripts/wazuh-clusterd.py -f -r >$WORK/upstream-master.txt 2>&1 &
+UPSTREAM_MASTER=$!
+sleep 3
+timeout $((90 + TIME_DAPI)) $OURS clusterd -f -r --wazuh-path $OW >$WORK/our-worker.txt 2>&1 &
+OUR_WORKER=$!
+[ "$TIME_DAPI" -gt 0 ] && start_worker $((80 + TIME_DAPI))
+# Joined once upstream's master lists it (its worker handler exists only after the hello).
+for _ in $(seq 40); do
+    $PY $R/framework/scripts/cluster_control.py -l 2>/dev/null | grep -q '^worker02  worker' && break
+    sleep 1
+done
+check "our worker joins upstream's 3.9.5 master: its cluster_control -l lists master01 and worker02" \
+    "$PY $R/framework/scripts/cluster_control.py -l >$WORK/l2.txt 2>&1 && grep -q '^master01  master' $WORK/l2.txt && grep -q '^worker02  worker' $WORK/l2.txt"
+# Issued at our worker: /cluster/nodes (local_master) is answered by the master, which knows
+# both nodes; /cluster/:node_id/status for master01 (distributed_master) is run by the master over
+# its tree (ossec-csyslogd running, ossec-authd not: the opposite of our worker's tree).
+timeout 30 $OURS api /cluster/nodes --wazuh-path $OW >$WORK/ours-nodes.txt 2>&1
+check "a request /cluster/nodes at our worker is answered by upstream's master" \
+    "grep -q '\"name\": \"master01\"' $WORK/ours-nodes.txt && grep -q '\"name\": \"worker02\"' $WORK/ours-nodes.txt && grep -q '\"error\": 0' $WORK/ours-nodes.txt"
+timeout 30 $OURS api /cluster/:node_id/status '{"node_id": "master01"}' --wazuh-path $OW >$WORK/ours-status.txt 2>&1
+check "a request at our worker for node_id master01 is run by upstream's master over its tree" \
+    "grep -q '\"ossec-csyslogd\": \"running\"' $WORK/ours-status.txt && grep -q '\"ossec-authd\": \"stopped\"' $WORK/ours-status.txt && grep -q '\"error\": 0' $WORK/ours-status.txt"
+# Issued at upstream's master by its own DistributedAPI (dapi_forward over its local socket) for
+# node_id worker02: our worker runs manager.status over its tree.
+timeout 30 $PY $WORK/dapi.py /cluster/:node_id/status '{"node_id": "worker02"}' >$WORK/master-node-id.txt 2>&1
+check "upstream DistributedAPI at upstream's master for node_id worker02 is answered by our worker" \
+    "grep -q '\"ossec-authd\": \"running\"' $WORK/master-node-id.txt && grep -q '\"ossec-csyslogd\": \"stopped\"' $WORK/master-node-id.txt && grep -q '\"error\": 0' $WORK/master-node-id.txt"
+for f in l2 ours-nodes ours-status master-node-id; do echo "--- $f"; head -c 600 $WORK/$f.txt; echo; done
 if [ "$TIME_DAPI" -gt 0 ]; then
-    # Upstream's own master in the same tree, and a new upstream worker.
-    timeout $((100 + TIME_DAPI)) $PY $R/framework/scripts/wazuh-clusterd.py -f -r >$WORK/upstream-master.txt 2>&1 &
-    UPSTREAM_MASTER=$!
-    sleep 3
-    start_worker $((80 + TIME_DAPI))
     for _ in $(seq 60); do
         $PY $R/framework/scripts/cluster_control.py -l 2>/dev/null | grep -q '^worker01  worker' && break
         sleep 1
@@ -208,10 +250,16 @@ if [ "$TIME_DAPI" -gt 0 ]; then
     check "TIME_DAPI: $TIME_DAPI requests through upstream's master" \
         "timeout $((30 + TIME_DAPI)) $PY $WORK/time-dapi.py $TIME_DAPI >$WORK/time-upstream.txt 2>&1"
     echo "--- upstream's master: $(grep -E '^([0-9]+ requests:|not answered)' $WORK/time-upstream.txt); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    [ "$failed" = 0 ] || { tail -n 15 $WORK/upstream-master.txt $R/logs/cluster.log; tail -n 30 $WORK/worker.txt; }
-    kill $WORKER $UPSTREAM_MASTER 2>/dev/null
-    wait $WORKER $UPSTREAM_MASTER 2>/dev/null
+    kill $WORKER 2>/dev/null
+    wait $WORKER 2>/dev/null
 fi
+if [ "$failed" != 0 ]; then
+    echo "--- upstream's master"; tail -n 20 $WORK/upstream-master.txt
+    echo "--- our worker"; tail -n 30 $WORK/our-worker.txt $OW/logs/cluster.log
+    [ "$TIME_DAPI" -gt 0 ] && { echo "--- upstream's worker"; tail -n 30 $WORK/worker.txt; }
+fi
+kill $OUR_WORKER $UPSTREAM_MASTER 2>/dev/null
+wait $OUR_WORKER $UPSTREAM_MASTER 2>/dev/null
 kill $SLEEPER
 exit $failed
 EOF
