@@ -511,16 +511,24 @@ fn demo_converges_on(runtime: &str) {
     }
 }
 
-#[test]
-fn an_unknown_runtime_is_refused_naming_the_choices() {
+/// `node ARGS --wazuh-path <empty dir>` exits 2 (a usage error, before anything starts):
+/// its standard error.
+fn node_refuses(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["node", "--runtime", "async-std", "--wazuh-path"])
+        .arg("node")
+        .args(args)
+        .arg("--wazuh-path")
         .arg(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_unknown_runtime_is_refused_naming_the_choices() {
+    let stderr = node_refuses(&["--runtime", "async-std"]);
     assert!(
         stderr.contains("unknown runtime \"async-std\" (tokio or mio)"),
         "{stderr}"
@@ -530,14 +538,7 @@ fn an_unknown_runtime_is_refused_naming_the_choices() {
 /// More chunks in flight than the node allows is refused at the command line, with the range.
 #[test]
 fn pipelined_chunks_beyond_four_are_refused_naming_the_range() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args(["node", "--pipelined-chunks", "9", "--wazuh-path"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = node_refuses(&["--pipelined-chunks", "9"]);
     assert!(
         stderr.contains("--pipelined-chunks") && stderr.contains("1..=4"),
         "{stderr}"
