@@ -122,6 +122,17 @@ impl Node {
     }
 }
 
+/// A regular file as [`MemoryStorage::file_views`] shows it: its bytes shared with the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileView {
+    /// Content (a reference to the storage's copy).
+    pub data: Bytes,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Timestamp,
+}
+
 /// One entry of a [`MemoryStorage::snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotEntry {
@@ -440,6 +451,48 @@ impl MemoryStorage {
     /// Every entry below the root (the root itself excluded), by path.
     pub fn snapshot(&self) -> BTreeMap<InstallPath, SnapshotEntry> {
         let mut out = BTreeMap::new();
+        self.walk(|path, node| {
+            let entry = match node {
+                Node::File { data, mode, mtime } => SnapshotEntry::File {
+                    data: data.to_vec(),
+                    mode: *mode,
+                    mtime: *mtime,
+                },
+                Node::Dir { mode, .. } => SnapshotEntry::Dir { mode: *mode },
+                Node::Symlink { target, .. } => SnapshotEntry::Symlink {
+                    target: target.clone(),
+                },
+                Node::Other { .. } => SnapshotEntry::Other,
+            };
+            out.insert(path, entry);
+        });
+        out
+    }
+
+    /// Regular files only, by path, sharing their bytes with the storage (no copy), and without
+    /// counting as operations: for observers such as a simulation's checkers, which run after
+    /// every event and must neither cost a copy of every file nor move the operation count that
+    /// [`MemoryStorage::crash_after`] and the storage faults count (an observer that did would
+    /// change when the crash or fault it watches for happens).
+    pub fn file_views(&self) -> BTreeMap<InstallPath, FileView> {
+        let mut out = BTreeMap::new();
+        self.walk(|path, node| {
+            if let Node::File { data, mode, mtime } = node {
+                out.insert(
+                    path,
+                    FileView {
+                        data: data.clone(),
+                        mode: *mode,
+                        mtime: *mtime,
+                    },
+                );
+            }
+        });
+        out
+    }
+
+    /// Calls `visit` with every entry below the root and its path, parents before children.
+    fn walk(&self, mut visit: impl FnMut(InstallPath, &Node)) {
         let mut stack = vec![(InstallPath::root(), &self.root)];
         while let Some((path, node)) = stack.pop() {
             let Node::Dir { entries, .. } = node else {
@@ -449,25 +502,12 @@ impl MemoryStorage {
                 let Ok(child_path) = path.join(name) else {
                     continue;
                 };
-                let entry = match child {
-                    Node::File { data, mode, mtime } => SnapshotEntry::File {
-                        data: data.to_vec(),
-                        mode: *mode,
-                        mtime: *mtime,
-                    },
-                    Node::Dir { mode, .. } => SnapshotEntry::Dir { mode: *mode },
-                    Node::Symlink { target, .. } => SnapshotEntry::Symlink {
-                        target: target.clone(),
-                    },
-                    Node::Other { .. } => SnapshotEntry::Other,
-                };
-                out.insert(child_path.clone(), entry);
                 if matches!(child, Node::Dir { .. }) {
-                    stack.push((child_path, child));
+                    stack.push((child_path.clone(), child));
                 }
+                visit(child_path, child);
             }
         }
-        out
     }
 
     /// Regular files only: path → content (a compact view for equality checks).
