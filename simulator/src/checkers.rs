@@ -166,9 +166,13 @@ impl fmt::Display for Violation {
                 now,
             } => write!(
                 f,
-                "the master accepted {path} at mtime {}s and now has {}",
+                "the master accepted {path} at mtime {}.{:09}s and now has {}",
                 accepted.secs,
-                now.map_or("nothing".to_owned(), |t| format!("mtime {}s", t.secs))
+                accepted.nanos,
+                now.map_or("nothing".to_owned(), |t| format!(
+                    "mtime {}.{:09}s",
+                    t.secs, t.nanos
+                ))
             ),
             Violation::QueuedOutput {
                 node,
@@ -328,7 +332,11 @@ impl Checker {
         let agent_info = owned_files(sim.storage(m), items, NodeType::Worker);
         for (path, accepted) in &self.accepted {
             let now = agent_info.get(path).map(|s| s.mtime);
-            if now.is_none_or(|t| t < *accepted) {
+            // Newer wins at the protocol's precision: 3.9.5 keeps the local file only when its
+            // mtime truncated to whole seconds is newer than the incoming one (integrity/apply.rs
+            // does the same), so within one second the last file received wins, whatever its
+            // fraction (scenario seed-7443).
+            if now.is_none_or(|t| t.secs < accepted.secs) {
                 return Err(Violation::AgentInfoLost {
                     path: path.clone(),
                     accepted: *accepted,
@@ -337,7 +345,8 @@ impl Checker {
             }
         }
         for (path, state) in agent_info {
-            self.accepted.insert(path, state.mtime);
+            let newest = self.accepted.entry(path).or_insert(state.mtime);
+            *newest = (*newest).max(state.mtime);
         }
         Ok(())
     }
