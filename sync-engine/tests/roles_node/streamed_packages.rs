@@ -95,8 +95,19 @@ impl Storage for ChunkBound {
         self.moved(data.len());
         self.inner.append(id, data)
     }
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.moved(data.len());
+        self.inner.write_at(id, offset, data)
+    }
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
         self.inner.commit_write(id, attrs)
+    }
+    fn commit_write_volatile(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.inner.commit_write_volatile(id, attrs)
     }
     fn commit_write_deferred(
         &mut self,
