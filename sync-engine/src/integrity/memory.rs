@@ -17,7 +17,9 @@
 //! middle of a batch: the commits put in place before it stay, the others are lost. A deferred
 //! removal ([`Storage::remove_file_deferred`]) is gone at once but comes back on
 //! [`MemoryStorage::recover`] until `sync_deferred` has made it durable (one operation per
-//! removal, before the commits).
+//! removal, before the commits). A volatile commit ([`Storage::commit_write_volatile`]) is in
+//! place at once and is torn by `recover` (half its bytes kept) unless replaced since: what a
+//! scratch file may look like after a real crash, so a test sees it if anything trusted one.
 //! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
 //! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
 //! to the durable state, dropping every staged write and every deferred commit. A test can
@@ -59,6 +61,9 @@ enum Node {
         data: Bytes,
         mode: u32,
         mtime: Timestamp,
+        /// Put in place by [`Storage::commit_write_volatile`] and not replaced since: torn by
+        /// [`MemoryStorage::recover`].
+        volatile: bool,
     },
     Dir {
         entries: BTreeMap<String, Node>,
@@ -94,7 +99,9 @@ impl Node {
 
     fn stat(&self) -> FileStat {
         match self {
-            Node::File { data, mode, mtime } => FileStat {
+            Node::File {
+                data, mode, mtime, ..
+            } => FileStat {
                 kind: EntryKind::File,
                 size: data.len() as u64,
                 mtime: *mtime,
@@ -186,6 +193,20 @@ fn copy_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     let n = buf.len().min(data.len() - start);
     buf[..n].copy_from_slice(&data[start..start + n]);
     n
+}
+
+/// What a crash does to the files put in place by [`Storage::commit_write_volatile`] and not
+/// replaced since: each keeps only the first half of its bytes, neither old nor new, the worst a
+/// real file system may leave of a file renamed before its data was flushed.
+fn tear_volatile(node: &mut Node) {
+    match node {
+        Node::File { data, volatile, .. } if *volatile => {
+            data.truncate(data.len() / 2);
+            *volatile = false;
+        }
+        Node::Dir { entries, .. } => entries.values_mut().for_each(tear_volatile),
+        Node::File { .. } | Node::Symlink { .. } | Node::Other { .. } => {}
+    }
 }
 
 /// The in-memory storage. See the module docs.
@@ -324,7 +345,15 @@ impl MemoryStorage {
         mode: u32,
     ) -> Result<(), StorageError> {
         let data = data.into();
-        self.insert_node(path, Node::File { data, mode, mtime })
+        self.insert_node(
+            path,
+            Node::File {
+                data,
+                mode,
+                mtime,
+                volatile: false,
+            },
+        )
     }
 
     /// Makes the regular files below `dir` share their bytes with every other storage `pool`
@@ -414,8 +443,8 @@ impl MemoryStorage {
         self.crashed.get()
     }
 
-    /// Restart after a crash: staged writes and deferred commits are lost, the durable state
-    /// stays, operations work again.
+    /// Restart after a crash: staged writes and deferred commits are lost, volatile commits
+    /// torn, the durable state stays, operations work again.
     pub fn recover(&mut self) {
         self.staged.clear();
         self.deferred.clear();
@@ -428,6 +457,7 @@ impl MemoryStorage {
                 entries.entry(name.to_owned()).or_insert(node);
             }
         }
+        tear_volatile(&mut self.root);
         self.crash_at = None;
         self.crashed.set(false);
     }
@@ -453,7 +483,9 @@ impl MemoryStorage {
         let mut out = BTreeMap::new();
         self.walk(|path, node| {
             let entry = match node {
-                Node::File { data, mode, mtime } => SnapshotEntry::File {
+                Node::File {
+                    data, mode, mtime, ..
+                } => SnapshotEntry::File {
                     data: data.to_vec(),
                     mode: *mode,
                     mtime: *mtime,
@@ -477,7 +509,10 @@ impl MemoryStorage {
     pub fn file_views(&self) -> BTreeMap<InstallPath, FileView> {
         let mut out = BTreeMap::new();
         self.walk(|path, node| {
-            if let Node::File { data, mode, mtime } = node {
+            if let Node::File {
+                data, mode, mtime, ..
+            } = node
+            {
                 out.insert(
                     path,
                     FileView {
@@ -646,6 +681,30 @@ impl MemoryStorage {
         }
     }
 
+    /// One operation on staged write `id` (`growing`: one that needs room), which must be open.
+    fn staged_operation(
+        &mut self,
+        id: WriteId,
+        growing: bool,
+    ) -> Result<&mut Staged, StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        if growing {
+            self.growing_operation(&path)?;
+        } else {
+            self.operation(&path)?;
+        }
+        self.staged.get_mut(&id.0).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })
+    }
+
     /// Ends staged write `id`: the staged content and where it goes (the handle is consumed).
     fn take_staged(&mut self, id: WriteId) -> Result<Staged, StorageError> {
         let path = self
@@ -679,7 +738,12 @@ impl MemoryStorage {
         }
     }
 
-    fn put_in_place(&mut self, staged: Staged, attrs: &FileAttrs) -> Result<(), StorageError> {
+    fn put_in_place(
+        &mut self,
+        staged: Staged,
+        attrs: &FileAttrs,
+        volatile: bool,
+    ) -> Result<(), StorageError> {
         let (parent, name) = Self::parent_and_name(&staged.path)?;
         let entries = Self::dir_mut(&mut self.root, &parent)?;
         if matches!(entries.get(name), Some(Node::Dir { .. })) {
@@ -696,6 +760,7 @@ impl MemoryStorage {
                 data: Bytes::from(staged.data),
                 mode: attrs.mode,
                 mtime,
+                volatile,
             },
         );
         Ok(())
@@ -824,25 +889,36 @@ impl Storage for MemoryStorage {
     }
 
     fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
-        let path = self
-            .staged
-            .get(&id.0)
-            .map_or_else(InstallPath::root, |s| s.path.clone());
-        self.growing_operation(&path)?;
-        let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
-            err(
-                StorageErrorKind::UnknownWrite,
-                &path,
-                "unknown write handle",
-            )
-        })?;
-        staged.data.extend_from_slice(data);
+        self.staged_operation(id, true)?
+            .data
+            .extend_from_slice(data);
         Ok(())
     }
 
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
         let staged = self.take_staged(id)?;
-        self.put_in_place(staged, attrs)
+        self.put_in_place(staged, attrs, false)
+    }
+
+    fn commit_write_volatile(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        let staged = self.take_staged(id)?;
+        self.put_in_place(staged, attrs, true)
+    }
+
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let staged = self.staged_operation(id, false)?;
+        let path = &staged.path;
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(data.len())?))
+            .filter(|range| range.end <= staged.data.len())
+            .ok_or_else(|| err(StorageErrorKind::Io, path, "patch beyond the bytes written"))?;
+        staged.data[range].copy_from_slice(data);
+        Ok(())
     }
 
     fn commit_write_deferred(
@@ -880,7 +956,7 @@ impl Storage for MemoryStorage {
             // One operation per commit: a crash between two of them keeps the first only.
             let result = self
                 .operation(&staged.path)
-                .and_then(|()| self.put_in_place(staged, &attrs));
+                .and_then(|()| self.put_in_place(staged, &attrs, false));
             if let Err(e) = result {
                 first_error.get_or_insert(e);
             }

@@ -41,6 +41,7 @@ const T2: Timestamp = Timestamp {
 pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
+    patches_and_volatile_commits(&mut make());
     deferred_commits_land_at_sync(&mut make());
     deferred_removals_are_seen_at_once(&mut make());
     listing_and_stat(&mut make());
@@ -282,6 +283,52 @@ fn staged_writes_stay_invisible_until_commit<S: Storage>(s: &mut S) {
     ok(s.commit_write(a, &attrs(0o660)), "commit a");
     assert_eq!(ok(s.read(&p("/etc/rules/a.xml"), 10), "read a"), b"A");
     assert_eq!(ok(s.read(&p("/etc/rules/b.xml"), 10), "read b"), b"B");
+}
+
+/// A staged write is patched only over bytes already written; a volatile commit is in place at
+/// once, with its attributes, exactly as a durable one (what a crash does to it is the
+/// implementation's crash model).
+fn patches_and_volatile_commits<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/queue/cluster/w1"), 0o770), "mkdir");
+    let file = p("/queue/cluster/w1/p.zip");
+    let id = ok(s.begin_write(&file), "begin");
+    ok(s.append(id, b"header:????;"), "append");
+    ok(s.append(id, b"data"), "append");
+    ok(s.write_at(id, 7, b"CRC!"), "patch inside");
+    ok(s.write_at(id, 12, b"DATA"), "patch up to the end");
+    assert_eq!(
+        kind(s.write_at(id, 13, b"DATA"), "patch past the end"),
+        StorageErrorKind::Io
+    );
+    assert_eq!(
+        kind(
+            s.write_at(id, u64::MAX, b"x"),
+            "patch at an offset that overflows"
+        ),
+        StorageErrorKind::Io
+    );
+    assert_eq!(
+        s.stat(&file).map(|st| st.is_some()).ok(),
+        Some(false),
+        "a patched staged write is visible"
+    );
+    let volatile = FileAttrs {
+        mode: 0o640,
+        mtime: Some(T2),
+    };
+    ok(s.commit_write_volatile(id, &volatile), "volatile commit");
+    assert_eq!(ok(s.read(&file, 100), "read"), b"header:CRC!;DATA");
+    let st = ok(s.stat(&file), "stat").map(|st| (st.mode, st.mtime, st.size));
+    assert_eq!(st, Some((0o640, T2, 16)));
+    assert_eq!(
+        kind(s.write_at(id, 0, b"x"), "patch after commit"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.commit_write_volatile(id, &volatile), "commit twice"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(names(s, "/queue/cluster/w1"), ["p.zip"]);
 }
 
 fn names<S: Storage>(s: &S, dir: &str) -> Vec<String> {

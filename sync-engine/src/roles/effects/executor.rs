@@ -213,9 +213,11 @@ impl<S: Storage> EffectExecutor<S> {
                     mode: PACKAGE_MODE,
                     mtime: None,
                 };
-                // Not deferred: a received file is one per transfer and the next effect reads it
-                // (the apply's own files are one deferred batch, see `integrity::apply`).
-                self.storage.commit_write(id, &attrs)?;
+                // In place at once (the next effect reads it) and volatile: a received file
+                // lives in this link's directory under `queue/cluster/`, is consumed within the
+                // round and removed, and nothing reads one after a restart (the directory is
+                // emptied at start). What the apply writes from it is made durable there.
+                self.storage.commit_write_volatile(id, &attrs)?;
                 Ok(EffectOutput::Done)
             }
             Effect::AbortFile { file } => {
