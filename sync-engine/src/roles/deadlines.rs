@@ -56,8 +56,7 @@ impl<K: Ord + Copy> Deadlines<K> {
             .map(|&(_, key)| key)
     }
 
-    /// Every key with a deadline, in key order.
-    #[cfg(any(test, debug_assertions))]
+    /// Every key with a deadline, in key order (for the owners' consistency checks).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (K, Instant)> + '_ {
         self.at.iter().map(|(&key, &at)| (key, at))
     }
