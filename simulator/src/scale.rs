@@ -1,8 +1,9 @@
 //! The scale cluster: 1 master and N workers sharing A agents (client.keys on the master, one
-//! fresh agent-info file per agent spread over the workers), upstream's default intervals, a
-//! 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent size is a test
-//! (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim --release --bin
-//! scale -- WORKERS AGENTS`, which prints the figures of a run.
+//! fresh agent-info file per agent spread over the workers), upstream's default intervals, the
+//! daemon's default limits but for the master's descriptor budget (raised to hold every worker's
+//! reserve, see [`build`]), a 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent
+//! size is a test (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim
+//! --release --bin scale -- WORKERS AGENTS`, which prints the figures of a run.
 
 use std::fmt::Write as _;
 use std::time::Duration;
