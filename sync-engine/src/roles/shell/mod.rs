@@ -43,7 +43,8 @@
 //!   beyond closes the link; frames within the pre-`hello` bound (64 KiB) always pass, so a
 //!   worker's `hello`, keepalives and small file chunks never wait for memory. A link whose file
 //!   data waits for the disk is not read while it or the pool is over
-//!   ([`Shell::wants_input`]). Usage is summed from each link's own counters, so every path that
+//!   ([`Shell::wants_input`]). Usage is the sum of each link's own counters, kept as running
+//!   totals that a link's recount updates whenever it changed ([`links`]), so every path that
 //!   frees a buffer (a claimed, expired or refused string, a completed frame, a written chunk, a
 //!   closed link) frees it in the budget too: [`Node::memory_budget`](super::Node::memory_budget).
 //! * **descriptors** for files being received
