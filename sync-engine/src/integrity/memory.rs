@@ -232,9 +232,8 @@ pub struct MemoryStorage {
 
 /// Contents shared between storages ([`MemoryStorage::share_contents`]): one copy of each.
 ///
-/// It keeps every content it was given for as long as it lives, so it is meant for the files
-/// that are the same on many nodes (the master's integrity files), not for ones that change all
-/// the time.
+/// It keeps a content until [`ContentPool::forget_unused`] finds that no storage holds it any
+/// more, so it may also serve files that come and go (packages), as long as that is called.
 #[derive(Debug, Default)]
 pub struct ContentPool {
     /// Each content once, ordered by its bytes.
@@ -263,6 +262,22 @@ impl ContentPool {
     /// Bytes held (each distinct content once).
     pub fn bytes(&self) -> u64 {
         self.contents.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// Drops the contents only the pool still holds (every file that had one was removed or
+    /// rewritten), so the pool holds what the storages hold and no more.
+    pub fn forget_unused(&mut self) {
+        let unused: Vec<Bytes> = self
+            .contents
+            .iter()
+            .filter(|c| c.is_unique())
+            .cloned()
+            .collect();
+        for content in unused {
+            self.shared
+                .remove(&(content.as_ptr() as usize, content.len()));
+            self.contents.remove(&content);
+        }
     }
 
     /// Points `data` at the pool's copy of its content, adding it when new.

@@ -634,4 +634,20 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     // A missing directory shares nothing.
     MemoryStorage::new().share_contents(&etc, &mut pool);
     assert_eq!(pool.len(), 2);
+    // Contents a storage still holds stay; one no storage holds any more goes (b's own.xml, and
+    // the old client.keys once b's copy is removed too).
+    pool.forget_unused();
+    assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
+    assert!(b.remove_file(&p("/etc/rules/own.xml")).unwrap());
+    pool.forget_unused();
+    assert_eq!((pool.len(), pool.bytes()), (1, 4096));
+    assert!(b.remove_file(&p("/etc/client.keys")).unwrap());
+    pool.forget_unused();
+    assert!(pool.is_empty());
+    // Once forgotten, the same content is pooled again when it comes back.
+    b.add_file(&p("/etc/client.keys"), keys.clone(), T1, 0o640)
+        .unwrap();
+    b.share_contents(&etc, &mut pool);
+    assert_eq!((pool.len(), pool.bytes()), (1, 4096));
+    assert_eq!(b.files()[&p("/etc/client.keys")], keys);
 }
