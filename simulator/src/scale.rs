@@ -1,7 +1,6 @@
 //! The scale cluster: 1 master and N workers sharing A agents (client.keys on the master, one
 //! fresh agent-info file per agent spread over the workers), upstream's default intervals, the
-//! daemon's default limits but for the master's descriptor budget (raised to hold every worker's
-//! reserve, see [`build`]), a 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent
+//! daemon's default limits, a 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent
 //! size is a test (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim
 //! --release --bin scale -- WORKERS AGENTS`, which prints the figures of a run.
 
@@ -10,7 +9,6 @@ use std::time::Duration;
 
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
-use wazuh_cluster_sync::roles::config::DESCRIPTORS_PER_INCOMING_FILE;
 
 use crate::clock::VirtualTime;
 use crate::cluster::{Cluster, ClusterBuilder, ConvergenceWatch};
@@ -59,18 +57,7 @@ pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupE
         tap: false,
         ..SimConfig::default()
     })
-    .master("master01", storage_from(tree).map_err(tree_error)?)
-    .configure(move |config| {
-        // A master keeps `reserved_files_per_link` places of its descriptor budget for each
-        // registered worker (no other link takes them), and the defaults (512 descriptors, 256
-        // files, reserves of 2) hold whole reserves for 128 workers: the 129th and later get
-        // none until a worker with one leaves, so their syncs are refused again and again (at 300
-        // workers only 128 ever synchronised). A master for more workers needs the descriptors
-        // for every reserve and the shares the others draw from.
-        let limits = &mut config.limits;
-        let reserves = workers * limits.reserved_files_per_link * DESCRIPTORS_PER_INCOMING_FILE;
-        limits.max_transfer_descriptors = limits.max_transfer_descriptors.max(reserves + 512);
-    });
+    .master("master01", storage_from(tree).map_err(tree_error)?);
     for w in 0..workers {
         let files = (w * per_worker + 1..=(w + 1) * per_worker).map(|id| {
             let body = format!(

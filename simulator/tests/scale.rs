@@ -73,11 +73,12 @@ fn one_master_25_workers_50000_agents_converge() {
     );
 }
 
-/// Regression: with the daemon's default descriptor budget (256 files, reserves of 2) a master
-/// keeps whole reserves for 128 workers only, and the later ones never received a file (at 300
-/// workers only 128 ever synchronised, and the run did not converge in an hour of virtual time).
-/// The scale cluster gives the master the descriptors every worker's reserve needs: 130 workers
-/// converge within seconds of their start, as 25 do.
+/// Regression: more workers than the default descriptor budget (256 files, reserves of 2) could
+/// keep whole reserves for converge within seconds of their start, as 25 do, with the daemon's
+/// default limits: the reserves keep at most half the budget and the later workers share the
+/// rest. When the reserves could take the whole pool, workers 129 and later had every file
+/// refused for as long as the first 128 stayed connected (at 300 workers only 128 ever
+/// synchronised, and the run did not converge in an hour of virtual time).
 #[test]
 fn more_workers_than_the_default_budget_has_reserves_for_converge_within_seconds() {
     let (workers, agents) = (130, 1_300);

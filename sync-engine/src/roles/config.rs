@@ -84,9 +84,9 @@ pub struct NodeLimits {
     pub max_transfer_descriptors: usize,
     /// Places of that budget kept for each link that may send files (a registered worker on a
     /// master, the master link on a worker) that no other link may take (2): however many files
-    /// other links hold, such a link can always receive this many at once, as long as the
-    /// reserves fit the budget (128 links with the defaults); a link that joins when they do not
-    /// gets the first places freed. Two: a worker sends at most two files at once, its
+    /// other links hold, such a link can always receive this many at once. Reserves keep at most
+    /// half the budget (64 links with the defaults); the links past that wait for a reserve a
+    /// leaving link gives up and meanwhile share the other half. Two: a worker sends at most two files at once, its
     /// agent-info and its integrity or extra-valid package (extra-valid follows integrity's
     /// answer), and a master one (its integrity package).
     pub reserved_files_per_link: usize,

@@ -33,12 +33,16 @@
 //! * a link entitled when the pool was full (it joined during an attack) gets the first places
 //!   freed: it waits at most until files held by others end, and each ends within its
 //!   connection's file lifetime (`incoming_file_lifetime`, 120 s) however it trickles;
-//! * with the defaults (256 places, reserves of 2) 128 links hold whole reserves at once. A
-//!   reserve is kept whether or not its link uses it, so past that the later links wait in line
-//!   until a link with a reserve leaves: 128 registered links (13 addresses at ten connections
-//!   each) can still keep later workers from receiving anything. Raising
-//!   `max_transfer_descriptors` (the adapter derives it from the descriptor limit) raises that
-//!   number.
+//! * reserves keep at most half the pool together (`FileBudget::reserve_cap`): with the defaults
+//!   (256 places, reserves of 2) the first 64 entitled links hold whole reserves, and the links
+//!   entitled after them wait in line for a reserve a leaving link gives up while they draw, like
+//!   any link, from the other half. Without the cap, reserves kept whether or not their link uses
+//!   them took the whole pool at 128 links, and a master with more workers than that refused
+//!   every file of the later ones for as long as the first stayed connected (the 1,000-worker
+//!   scale cluster never converged). The late links' files are not guaranteed a place against
+//!   links that hold the shared half, only against nobody: each file held there ends within
+//!   its connection's file lifetime, and raising `max_transfer_descriptors` (the adapter derives
+//!   it from the descriptor limit) raises both halves.
 //!
 //! Why reserves and not evicting another link's transfers when one waits: no link's transfer is
 //! ever cut for another's sake, the descriptor limit is never overshot while an evicted file's
@@ -88,6 +92,10 @@ pub(crate) struct FileBudget {
     share: usize,
     /// Places each entitled link may always have.
     reserve: usize,
+    /// Most places the reserves keep together (half the pool): past it, links wait for a reserve.
+    reserve_cap: usize,
+    /// Sum of the links' granted reserves; never more than `reserve_cap`.
+    reserved: usize,
     held: BTreeMap<IncomingFileId, PeerId>,
     links: BTreeMap<PeerId, LinkFiles>,
     /// Sum of the links' unmet reserves; never more than the free places.
@@ -108,6 +116,8 @@ impl FileBudget {
             limit,
             share,
             reserve: reserve.min(share),
+            reserve_cap: limit / 2,
+            reserved: 0,
             held: BTreeMap::new(),
             links: BTreeMap::new(),
             unmet: 0,
@@ -123,26 +133,35 @@ impl FileBudget {
         self.links.get(&peer).copied().unwrap_or_default()
     }
 
-    /// Changes `peer`'s places with `change`, keeping the sum of unmet reserves (every change
-    /// goes through here, so the sum cannot drift).
+    /// Changes `peer`'s places with `change`, keeping the sums of unmet and granted reserves
+    /// (every change goes through here, so the sums cannot drift).
     fn update(&mut self, peer: PeerId, change: impl FnOnce(&mut LinkFiles)) {
         let link = self.links.entry(peer).or_default();
-        let before = link.unmet();
+        let (unmet, granted) = (link.unmet(), link.granted.unwrap_or(0));
         change(link);
-        let after = link.unmet();
+        let (unmet_after, granted_after) = (link.unmet(), link.granted.unwrap_or(0));
         if link.count == 0 && link.granted.is_none() {
             self.links.remove(&peer);
         }
-        self.unmet = self.unmet + after - before;
+        self.unmet = self.unmet + unmet_after - unmet;
+        self.reserved = self.reserved + granted_after - granted;
+    }
+
+    /// Places a reserve may be granted now: free ones no reserve keeps, within the cap.
+    fn grantable(&self) -> usize {
+        self.free()
+            .saturating_sub(self.unmet)
+            .min(self.reserve_cap.saturating_sub(self.reserved))
     }
 
     /// `peer` may send files from now on: it is granted its reserve as far as the free places
-    /// not kept for others go, and the rest as places are freed (see [`FileBudget::release`]).
+    /// not kept for others and the cap go, and the rest as places are freed or reserves given up
+    /// (see [`FileBudget::release`], [`FileBudget::forget`]).
     pub(crate) fn entitle(&mut self, peer: PeerId) {
         if self.link(peer).granted.is_some() {
             return;
         }
-        let grant = self.reserve.min(self.free().saturating_sub(self.unmet));
+        let grant = self.reserve.min(self.grantable());
         self.update(peer, |link| link.granted = Some(grant));
         if grant < self.reserve {
             self.waiting.push_back(peer);
@@ -187,9 +206,9 @@ impl FileBudget {
     }
 
     /// Grants the places no reserve keeps to the links waiting for their reserve, first come
-    /// first granted.
+    /// first granted, within the cap.
     fn grant_waiting(&mut self) {
-        while self.free() > self.unmet
+        while self.grantable() > 0
             && let Some(&first) = self.waiting.front()
         {
             let reserve = self.reserve;
@@ -523,13 +542,13 @@ mod tests {
 
     #[test]
     fn an_entitled_links_reserve_is_never_taken_and_a_late_one_gets_the_first_places_freed() {
-        // 12 files, shares of 4, reserves of 2.
-        let mut budget = FileBudget::new(24, 2);
+        // 16 files, shares of 4, reserves of 1 (kept for at most 8 links: half the pool).
+        let mut budget = FileBudget::new(32, 1);
         let worker = PeerId(1);
         budget.entitle(worker);
-        assert_eq!(budget.usage().unmet_reserves, 2);
-        // Four greedy entitled links: each takes what the pool less the others' reserves leaves.
-        let greedy: Vec<PeerId> = (10..14).map(PeerId).collect();
+        assert_eq!(budget.usage().unmet_reserves, 1);
+        // Five greedy entitled links: each takes what the pool less the others' reserves leaves.
+        let greedy: Vec<PeerId> = (10..15).map(PeerId).collect();
         let mut next = 0;
         for &peer in &greedy {
             budget.entitle(peer);
@@ -541,22 +560,20 @@ mod tests {
         let counts: Vec<usize> = greedy.iter().map(|&p| budget.link(p).count).collect();
         assert_eq!(
             counts,
-            [4, 4, 2, 0],
+            [4, 4, 4, 3, 0],
             "each took its share of what the others' reserves left; the last found nothing left"
         );
-        // The worker's reserve is intact: its two files go through at once.
-        assert_eq!(budget.allowance(worker, 0), 2);
+        // The worker's reserve is intact: its file goes through at once.
+        assert_eq!(budget.allowance(worker, 0), 1);
         budget.acquire(IncomingFileId(100), worker);
-        budget.acquire(IncomingFileId(101), worker);
         assert_eq!(
             (budget.usage().held, budget.usage().unmet_reserves),
-            (12, 0)
+            (16, 0)
         );
-        assert_eq!(budget.allowance(worker, 2), 2, "the pool is full");
-        // The last link, entitled when the free places were the worker's: it waits for its
-        // reserve, and the next places freed are granted to it, not retaken by whoever asks
-        // first.
-        let late = greedy[3];
+        assert_eq!(budget.allowance(worker, 1), 1, "the pool is full");
+        // The last link, entitled when the free places were kept: it waits for its reserve,
+        // and the next place freed is granted to it, not retaken by whoever asks first.
+        let late = greedy[4];
         assert_eq!(budget.allowance(late, 0), 0);
         budget.release(IncomingFileId(0));
         assert_eq!(budget.allowance(greedy[0], 3), 3, "not retaken");
@@ -570,28 +587,45 @@ mod tests {
         assert_eq!(budget.allowance(greedy[0], 2), 4);
         budget.forget(worker);
         budget.release(IncomingFileId(100));
-        budget.release(IncomingFileId(101));
         assert_eq!(budget.usage().unmet_reserves, 0);
-        assert_eq!(budget.usage().held, 8);
+        assert_eq!(budget.usage().held, 13);
     }
 
     #[test]
-    fn reserves_beyond_the_pool_wait_for_a_reserve_given_up() {
-        // 4 places, reserves of 2: two links take every reserve without a single file.
-        let mut budget = FileBudget::new(8, 2);
-        let (a, b, c) = (PeerId(1), PeerId(2), PeerId(3));
-        budget.entitle(a);
-        budget.entitle(b);
-        budget.entitle(c);
-        assert_eq!(budget.allowance(c, 0), 0, "every free place is kept");
-        assert_eq!(budget.allowance(a, 0), 2);
-        // Files that come and go keep the reserves where they are...
-        budget.acquire(IncomingFileId(1), a);
-        budget.release(IncomingFileId(1));
-        assert_eq!(budget.allowance(c, 0), 0);
-        // ...a link that leaves hands its reserve on.
-        budget.forget(a);
-        assert_eq!(budget.allowance(c, 0), 2);
+    fn reserves_keep_at_most_half_the_pool_and_the_later_links_share_the_rest() {
+        // 8 places, reserves of 2: two links take the reserves (half the pool) without a file.
+        let mut budget = FileBudget::new(16, 2);
+        let (a, b, c, d) = (PeerId(1), PeerId(2), PeerId(3), PeerId(4));
+        for peer in [a, b, c, d] {
+            budget.entitle(peer);
+        }
         assert_eq!(budget.usage().unmet_reserves, 4);
+        // The idle reserves do not keep the later links out: they share the other half.
+        assert_eq!(budget.allowance(c, 0), 4);
+        assert_eq!(budget.allowance(d, 0), 4);
+        budget.acquire(IncomingFileId(1), c);
+        assert_eq!(budget.allowance(d, 0), 3);
+        assert_eq!(
+            budget.allowance(a, 0),
+            4,
+            "its reserve and the shared places, within its share"
+        );
+        // A link that leaves hands its reserve on to the first in line.
+        budget.forget(a);
+        assert_eq!(budget.link(c).granted, Some(2));
+        assert_eq!(budget.link(d).granted, Some(0));
+        assert_eq!(budget.usage().unmet_reserves, 2 + 1);
+    }
+
+    #[test]
+    fn a_thousand_idle_links_leave_the_thousandth_room_for_its_files() {
+        // The default budget (512 descriptors: 256 places) and a master with 1,000 workers,
+        // none receiving anything yet: the last to come may still receive.
+        let mut budget = FileBudget::new(512, 2);
+        for peer in 0..1000 {
+            budget.entitle(PeerId(peer));
+        }
+        assert_eq!(budget.usage().unmet_reserves, 128);
+        assert_eq!(budget.allowance(PeerId(999), 0), budget.usage().share);
     }
 }
