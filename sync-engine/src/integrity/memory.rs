@@ -17,7 +17,10 @@
 //! middle of a batch: the commits put in place before it stay, the others are lost. A deferred
 //! removal ([`Storage::remove_file_deferred`]) is gone at once but comes back on
 //! [`MemoryStorage::recover`] until `sync_deferred` has made it durable (one operation per
-//! removal, before the commits).
+//! removal, before the commits). A scratch commit ([`Storage::commit_write_unsynced`]) is in
+//! place at once, and its target comes back *torn* from [`MemoryStorage::recover`] (its first
+//! half, the worst a real disk leaves of a rename whose data was never flushed), unless a durable
+//! operation replaced or removed it first: whatever relies on such a file after a crash shows.
 //! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
 //! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
 //! to the durable state, dropping every staged write and every deferred commit. A test can
@@ -187,6 +190,8 @@ pub struct MemoryStorage {
     /// Files removed by deferred removals not yet made durable, in removal order: a crash brings
     /// them back.
     removed_unsynced: Vec<(InstallPath, Node)>,
+    /// Targets of scratch commits not replaced or removed since: torn by a crash.
+    unsynced: BTreeSet<InstallPath>,
     next_write: u64,
     now: Timestamp,
     operations: Cell<u64>,
@@ -281,6 +286,7 @@ impl MemoryStorage {
             staged: BTreeMap::new(),
             deferred: Vec::new(),
             removed_unsynced: Vec::new(),
+            unsynced: BTreeSet::new(),
             next_write: 1,
             now: Timestamp::default(),
             operations: Cell::new(0),
@@ -408,6 +414,14 @@ impl MemoryStorage {
     pub fn recover(&mut self) {
         self.staged.clear();
         self.deferred.clear();
+        for path in std::mem::take(&mut self.unsynced) {
+            if let Ok((parent, name)) = Self::parent_and_name(&path)
+                && let Ok(entries) = Self::dir_mut(&mut self.root, &parent)
+                && let Some(Node::File { data, .. }) = entries.get_mut(name)
+            {
+                data.truncate(data.len() / 2);
+            }
+        }
         // Latest first, so a path removed twice gets its oldest durable content back; a name
         // taken since (only by a durable write) keeps what is there.
         for (path, node) in std::mem::take(&mut self.removed_unsynced).into_iter().rev() {
@@ -627,6 +641,7 @@ impl MemoryStorage {
     /// there, `WrongKind` for a directory.
     fn take_file(&mut self, path: &InstallPath) -> Result<Option<Node>, StorageError> {
         let (parent, name) = Self::parent_and_name(path)?;
+        self.unsynced.remove(path);
         let entries = match Self::dir_mut(&mut self.root, &parent) {
             Ok(entries) => entries,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
@@ -641,6 +656,7 @@ impl MemoryStorage {
 
     fn put_in_place(&mut self, staged: Staged, attrs: &FileAttrs) -> Result<(), StorageError> {
         let (parent, name) = Self::parent_and_name(&staged.path)?;
+        self.unsynced.remove(&staged.path);
         let entries = Self::dir_mut(&mut self.root, &parent)?;
         if matches!(entries.get(name), Some(Node::Dir { .. })) {
             return Err(err(
@@ -803,6 +819,18 @@ impl Storage for MemoryStorage {
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
         let staged = self.take_staged(id)?;
         self.put_in_place(staged, attrs)
+    }
+
+    fn commit_write_unsynced(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        let staged = self.take_staged(id)?;
+        let path = staged.path.clone();
+        self.put_in_place(staged, attrs)?;
+        self.unsynced.insert(path);
+        Ok(())
     }
 
     fn commit_write_deferred(

@@ -139,8 +139,13 @@ impl StagedPackage {
         result.map(|()| size)
     }
 
-    /// Writes `cluster_control.json` (dated `now`) and the central directory, and commits the
-    /// package; its size in bytes.
+    /// Writes `cluster_control.json` (dated `now`) and the central directory, and puts the
+    /// package in place; its size in bytes.
+    ///
+    /// Not made durable ([`Storage::commit_write_unsynced`]): a package is a transport file in
+    /// the node's `queue/cluster/` staging area, sent or read once and thrown away, and what a
+    /// crash leaves there the daemon removes at start; its `fsync` cost a device flush of the
+    /// whole package on every round.
     pub fn finish<S: Storage + ?Sized>(
         mut self,
         storage: &mut S,
@@ -165,7 +170,7 @@ impl StagedPackage {
         let end = end_records(self.entries, central_size, central_offset, self.written);
         self.append(storage, &end)?;
         storage
-            .commit_write(self.id, attrs)
+            .commit_write_unsynced(self.id, attrs)
             .map_err(PackageError::Storage)?;
         Ok(self.written)
     }

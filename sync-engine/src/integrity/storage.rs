@@ -26,6 +26,11 @@
 //!   the removal's durability (the directory sync) to `sync_deferred`, which makes every deferred
 //!   removal durable before it puts any deferred commit in place (an apply removes the files of
 //!   dropped agents before the `client.keys` that drops them lands).
+//! * Scratch files: [`Storage::commit_write_unsynced`] puts a staged write in place at once, as
+//!   atomically for readers as `commit_write`, but makes nothing durable: after a crash the target
+//!   may be old, new, missing or torn. Only for files that a restart throws away (packages and
+//!   received files in the node's `queue/cluster/` staging area, which the daemon empties at
+//!   start): their fsyncs bought nothing and cost a device flush for every package, both ways.
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
@@ -310,6 +315,20 @@ pub trait Storage {
     ///
     /// The default commits at once, which keeps that contract trivially.
     fn commit_write_deferred(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.commit_write(id, attrs)
+    }
+
+    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed, the target
+    /// reads the new content and `attrs` at once), without making it durable: after a crash the
+    /// target may be old, new, missing or torn. Only for scratch files that a restart discards
+    /// (see the module docs).
+    ///
+    /// The default commits durably, which keeps that contract trivially.
+    fn commit_write_unsynced(
         &mut self,
         id: WriteId,
         attrs: &FileAttrs,

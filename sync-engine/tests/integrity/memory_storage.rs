@@ -476,6 +476,47 @@ fn deferred_removals_are_durable_only_once_synced() {
     assert!(!s.remove_file_deferred(&p("/etc/b")).unwrap());
 }
 
+/// Two scratch packages, the first then removed durably (consumed), the second left: a scratch
+/// commit reads new at once, but only a durable operation after it decides what a crash leaves.
+fn unsynced_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
+    s.create_dir_all(&p("/queue/cluster/w1"), 0o770)?;
+    for name in ["a.zip", "b.zip"] {
+        let id = s.begin_write(&p(&format!("/queue/cluster/w1/{name}")))?;
+        s.append(id, b"PACKAGE!")?;
+        s.commit_write_unsynced(id, &attrs(0o660))?;
+    }
+    s.remove_file(&p("/queue/cluster/w1/a.zip"))?;
+    Ok(())
+}
+
+#[test]
+fn unsynced_commits_come_back_torn_from_a_crash() {
+    let ops = crash_after_each(&sample(), unsynced_workload, |n, files| {
+        // mkdir (1), begin + append + unsynced commit (4, 7), remove (8).
+        let a = files.get(&p("/queue/cluster/w1/a.zip")).map(Vec::as_slice);
+        let b = files.get(&p("/queue/cluster/w1/b.zip")).map(Vec::as_slice);
+        let torn: Option<&[u8]> = Some(b"PACK");
+        assert_eq!(
+            a,
+            if (4..8).contains(&n) { torn } else { None },
+            "a after {n}"
+        );
+        assert_eq!(b, if n >= 7 { torn } else { None }, "b after {n}");
+        // Nothing else is touched.
+        assert_eq!(files[&p("/etc/client.keys")], b"keys");
+    });
+    assert_eq!(ops, 8);
+    // No crash: in place whole at once; a durable rewrite is no longer torn by a later crash.
+    let mut s = sample();
+    unsynced_workload(&mut s).unwrap();
+    let b = p("/queue/cluster/w1/b.zip");
+    assert_eq!(s.read(&b, 100).unwrap(), b"PACKAGE!");
+    s.write_atomic(&b, b"DURABLE!", &attrs(0o660)).unwrap();
+    s.crash_after(0);
+    s.recover();
+    assert_eq!(s.read(&b, 100).unwrap(), b"DURABLE!");
+}
+
 #[test]
 fn list_dir_stat_agrees_with_list_then_stat() {
     let s = sample();

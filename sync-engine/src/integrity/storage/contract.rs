@@ -42,6 +42,7 @@ pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
     deferred_commits_land_at_sync(&mut make());
+    unsynced_commits_are_in_place_at_once(&mut make());
     deferred_removals_are_seen_at_once(&mut make());
     listing_and_stat(&mut make());
     directories(&mut make());
@@ -282,6 +283,33 @@ fn staged_writes_stay_invisible_until_commit<S: Storage>(s: &mut S) {
     ok(s.commit_write(a, &attrs(0o660)), "commit a");
     assert_eq!(ok(s.read(&p("/etc/rules/a.xml"), 10), "read a"), b"A");
     assert_eq!(ok(s.read(&p("/etc/rules/b.xml"), 10), "read b"), b"B");
+}
+
+/// A scratch commit reads new at once, with its attributes, replaces what was there, consumes its
+/// handle and leaves no staged name behind, like a durable one.
+fn unsynced_commits_are_in_place_at_once<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/queue/cluster/w1"), 0o770), "mkdir");
+    let package = p("/queue/cluster/w1/w1.zip");
+    ok(s.write_atomic(&package, b"old", &attrs(0o660)), "write");
+    let id = ok(s.begin_write(&package), "begin");
+    ok(s.append(id, b"package"), "append");
+    let dated = FileAttrs {
+        mode: 0o640,
+        mtime: Some(T1),
+    };
+    ok(s.commit_write_unsynced(id, &dated), "unsynced commit");
+    assert_eq!(ok(s.read(&package, 100), "read"), b"package");
+    let stat = ok(s.stat(&package), "stat").expect("the committed file");
+    assert_eq!((stat.mode, stat.mtime, stat.size), (0o640, T1, 7));
+    assert_eq!(names(s, "/queue/cluster/w1"), ["w1.zip"]);
+    assert_eq!(
+        kind(s.commit_write_unsynced(id, &dated), "unsynced commit twice"),
+        StorageErrorKind::UnknownWrite
+    );
+    assert_eq!(
+        kind(s.append(id, b"x"), "append after an unsynced commit"),
+        StorageErrorKind::UnknownWrite
+    );
 }
 
 fn names<S: Storage>(s: &S, dir: &str) -> Vec<String> {
