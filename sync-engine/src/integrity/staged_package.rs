@@ -46,7 +46,7 @@ const S_IFREG: u32 = 0o100_000;
 #[derive(Debug)]
 pub struct StagedPackage {
     id: WriteId,
-    /// Bytes written so far (the offset of the next local header).
+    /// Bytes of the package so far.(the offset of the next local header).
     written: u64,
     /// Most bytes the finished package may have.
     limit: u64,
@@ -57,6 +57,12 @@ pub struct StagedPackage {
     entries: u64,
     names: BTreeSet<InstallPath>,
     buf: Vec<u8>,
+    /// Bytes not yet handed to the storage: headers and small members are gathered into writes
+    /// of [`CHUNK`] bytes at offsets that are multiples of it. One write per header and one per
+    /// member cost two system calls per file, and every write that ends inside a page had the
+    /// kernel zero the rest of it (9% of the master's time in `zero_user_segments` for 10,000
+    /// files of 4 KiB).
+    pending: Vec<u8>,
 }
 
 impl StagedPackage {
@@ -83,6 +89,7 @@ impl StagedPackage {
             entries: 0,
             names: BTreeSet::new(),
             buf: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -96,7 +103,7 @@ impl StagedPackage {
         self.names.is_empty()
     }
 
-    /// Bytes written so far.
+    /// Bytes of the package so far.
     pub fn written(&self) -> u64 {
         self.written
     }
@@ -131,6 +138,13 @@ impl StagedPackage {
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
         let result = (|| {
+            // A file that fits the buffer is read once: its CRC, then its bytes from memory.
+            if let Some(small) = usize::try_from(size).ok().filter(|&n| n <= buf.len()) {
+                read_exactly(&*file, &mut buf[..small], key)?;
+                let crc = crc32fast::hash(&buf[..small]);
+                self.member_header(storage, key.relative(), stat.mtime, stat.mode, crc, size)?;
+                return self.append(storage, &buf[..small]);
+            }
             let crc = crc_of(&*file, size, &mut buf, key)?;
             self.member_header(storage, key.relative(), stat.mtime, stat.mode, crc, size)?;
             self.copy(storage, &*file, size, crc, &mut buf, key)
@@ -169,6 +183,11 @@ impl StagedPackage {
         let central_size = central.len() as u64;
         let end = end_records(self.entries, central_size, central_offset, self.written);
         self.append(storage, &end)?;
+        if !self.pending.is_empty() {
+            storage
+                .append(self.id, &self.pending)
+                .map_err(PackageError::Storage)?;
+        }
         storage
             .commit_write_unsynced(self.id, attrs)
             .map_err(PackageError::Storage)?;
@@ -262,15 +281,33 @@ impl StagedPackage {
         self.append(storage, &local)
     }
 
+    /// Adds `data` to the package: gathered in `pending` up to a whole [`CHUNK`], whole chunks
+    /// of a large member straight from `data` (no copy).
     fn append<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
-        data: &[u8],
+        mut data: &[u8],
     ) -> Result<(), PackageError> {
-        storage
-            .append(self.id, data)
-            .map_err(PackageError::Storage)?;
         self.written += data.len() as u64;
+        if !self.pending.is_empty() || data.len() < CHUNK {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < CHUNK {
+                return Ok(());
+            }
+            storage
+                .append(self.id, &self.pending)
+                .map_err(PackageError::Storage)?;
+            self.pending.clear();
+        }
+        let whole = data.len() / CHUNK * CHUNK;
+        if whole > 0 {
+            storage
+                .append(self.id, &data[..whole])
+                .map_err(PackageError::Storage)?;
+        }
+        self.pending.extend_from_slice(&data[whole..]);
         Ok(())
     }
 
@@ -338,6 +375,25 @@ pub fn build_master_package<S: Storage + ?Sized>(
 
 /// The largest end records: ZIP64 end record (56) and locator (20), then the end record (22).
 const END_RECORDS_MAX: u64 = 56 + 20 + 22;
+
+/// Fills `buf` with the first bytes of `file` (fewer: it changed since it was measured).
+fn read_exactly(
+    file: &dyn FileReader,
+    buf: &mut [u8],
+    key: &InstallPath,
+) -> Result<(), PackageError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file
+            .read_at(filled as u64, &mut buf[filled..])
+            .map_err(PackageError::Storage)?;
+        if n == 0 {
+            return Err(changed(key));
+        }
+        filled += n;
+    }
+    Ok(())
+}
 
 /// The CRC-32 of the first `size` bytes of `file` (fewer: it changed).
 fn crc_of(
