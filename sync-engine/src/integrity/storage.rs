@@ -508,7 +508,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            if state % 5 == 0 {
+            if state.is_multiple_of(5) {
                 let to = state % (data.len() as u64 + 100);
                 assert_eq!(
                     windowed.seek(SeekFrom::Start(to)).unwrap(),

@@ -299,7 +299,7 @@ fn unsynced_commits_are_in_place_at_once<S: Storage>(s: &mut S) {
     };
     ok(s.commit_write_unsynced(id, &dated), "unsynced commit");
     assert_eq!(ok(s.read(&package, 100), "read"), b"package");
-    let stat = ok(s.stat(&package), "stat").expect("the committed file");
+    let stat = ok(s.stat(&package), "stat").unwrap_or_else(|| panic!("committed file missing"));
     assert_eq!((stat.mode, stat.mtime, stat.size), (0o640, T1, 7));
     assert_eq!(names(s, "/queue/cluster/w1"), ["w1.zip"]);
     assert_eq!(
