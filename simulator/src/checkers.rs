@@ -19,8 +19,10 @@
 //!   longer than their timeouts (a leaked lock or a request never answered nor failed is held
 //!   the whole window).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+
+use bytes::Bytes;
 
 use wazuh_cluster_sync::integrity::items::NodeType;
 use wazuh_cluster_sync::integrity::path::InstallPath;
@@ -29,7 +31,7 @@ use wazuh_cluster_sync::roles::SyncKind;
 
 use crate::sim::{NodeIdx, Sim};
 use crate::trace::digest as content_hash;
-use crate::tree::owned_files;
+use crate::tree::{is_owned, owned_among, owned_files};
 
 /// Frames a node still yields for a peer above `max_queued_output` (keepalives, replies) while
 /// it holds one chunk back: generous, a real leak grows without end.
@@ -164,9 +166,13 @@ impl fmt::Display for Violation {
                 now,
             } => write!(
                 f,
-                "the master accepted {path} at mtime {}s and now has {}",
+                "the master accepted {path} at mtime {}.{:09}s and now has {}",
                 accepted.secs,
-                now.map_or("nothing".to_owned(), |t| format!("mtime {}s", t.secs))
+                accepted.nanos,
+                now.map_or("nothing".to_owned(), |t| format!(
+                    "mtime {}.{:09}s",
+                    t.secs, t.nanos
+                ))
             ),
             Violation::QueuedOutput {
                 node,
@@ -207,6 +213,31 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Content hashes by allocation: nodes share one copy of each content (the storages'
+/// `ContentPool`) and keep it while the file is unchanged, so a content hashed once is known by
+/// its address after that. Each entry holds a reference to the bytes it hashed, so the address
+/// cannot be reused by another content while the entry lives.
+#[derive(Debug, Default)]
+struct ContentHashes(HashMap<(usize, usize), (Bytes, u64)>);
+
+impl ContentHashes {
+    /// Entries kept before the memory starts over (a run rewrites files many times).
+    const MAX_ENTRIES: usize = 1 << 14;
+
+    fn of(&mut self, data: &Bytes) -> u64 {
+        let key = (data.as_ptr() as usize, data.len());
+        if let Some((_, hash)) = self.0.get(&key) {
+            return *hash;
+        }
+        if self.0.len() >= Self::MAX_ENTRIES {
+            self.0.clear();
+        }
+        let hash = content_hash(data);
+        self.0.insert(key, (data.clone(), hash));
+        hash
+    }
+}
+
 /// The checkers' memory of a run. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Checker {
@@ -232,6 +263,7 @@ pub struct Checker {
     /// Release window: `(worker, kind)` pairs and nodes with pending requests never seen free.
     held_locks: BTreeSet<(String, SyncKind)>,
     held_requests: BTreeSet<NodeIdx>,
+    hashes: ContentHashes,
 }
 
 impl Checker {
@@ -263,6 +295,7 @@ impl Checker {
             seen_ops: vec![None; n],
             held_locks: BTreeSet::new(),
             held_requests: BTreeSet::new(),
+            hashes: ContentHashes::default(),
         };
         // Nothing is accepted yet, so only the versions are recorded here.
         checker.accepted = owned_files(
@@ -299,7 +332,11 @@ impl Checker {
         let agent_info = owned_files(sim.storage(m), items, NodeType::Worker);
         for (path, accepted) in &self.accepted {
             let now = agent_info.get(path).map(|s| s.mtime);
-            if now.is_none_or(|t| t < *accepted) {
+            // Newer wins at the protocol's precision: 3.9.5 keeps the local file only when its
+            // mtime truncated to whole seconds is newer than the incoming one (integrity/apply.rs
+            // does the same), so within one second the last file received wins, whatever its
+            // fraction (scenario seed-7443).
+            if now.is_none_or(|t| t.secs < accepted.secs) {
                 return Err(Violation::AgentInfoLost {
                     path: path.clone(),
                     accepted: *accepted,
@@ -308,7 +345,8 @@ impl Checker {
             }
         }
         for (path, state) in agent_info {
-            self.accepted.insert(path, state.mtime);
+            let newest = self.accepted.entry(path).or_insert(state.mtime);
+            *newest = (*newest).max(state.mtime);
         }
         Ok(())
     }
@@ -319,7 +357,7 @@ impl Checker {
         let items = &sim.node(m).config().items;
         let tree: BTreeMap<InstallPath, u64> = owned_files(sim.storage(m), items, NodeType::Master)
             .into_iter()
-            .map(|(p, s)| (p, content_hash(&s.data)))
+            .map(|(p, s)| (p, self.hashes.of(&s.data)))
             .collect();
         if tree == self.master_tree && !self.versions.is_empty() {
             return;
@@ -418,19 +456,18 @@ impl Checker {
 
     fn check_disk(&mut self, sim: &Sim, n: NodeIdx) -> Result<(), Violation> {
         let items = &sim.node(n).config().items;
-        let storage = sim.storage(n);
-        let master_owned = owned_files(storage, items, NodeType::Master);
-        let worker_owned = owned_files(storage, items, NodeType::Worker);
+        let files = sim.storage(n).file_views();
         let staging = InstallPath::new("/queue/cluster").ok();
-        for path in storage.files().into_keys() {
-            let legitimate = self.allowed[n].contains(&path)
-                || master_owned.contains_key(&path)
-                || worker_owned.contains_key(&path)
+        let master_owned = owned_among(&files, items, NodeType::Master);
+        for path in files.keys() {
+            let legitimate = self.allowed[n].contains(path)
+                || master_owned.contains_key(path)
+                || is_owned(path, items, NodeType::Worker)
                 || staging.as_ref().is_some_and(|s| path.starts_with(s));
             if !legitimate {
                 return Err(Violation::Confinement {
                     node: sim.name(n).to_owned(),
-                    path,
+                    path: path.clone(),
                 });
             }
         }
@@ -440,7 +477,7 @@ impl Checker {
         if self.workers.contains(&n) {
             let owned: BTreeMap<InstallPath, u64> = master_owned
                 .into_iter()
-                .map(|(p, s)| (p, content_hash(&s.data)))
+                .map(|(p, s)| (p, self.hashes.of(&s.data)))
                 .collect();
             for (path, hash) in &owned {
                 let known = self

@@ -20,14 +20,14 @@
 
 use std::collections::BTreeMap;
 
-use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::memory::{FileView, MemoryStorage};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::FileStat;
 use wazuh_cluster_sync::roles::{NodeConfig, NodeType};
 
 use crate::clock::VirtualTime;
 use crate::sim::{NodeIdx, RunError, SetupError, Sim, SimConfig};
-use crate::tree::{FileState, integrity_diff, integrity_diff_from, owned_files, owned_stats};
+use crate::tree::{integrity_diff, integrity_diff_from, owned_files, owned_stats};
 
 type Tune = Box<dyn Fn(&mut NodeConfig)>;
 
@@ -125,13 +125,13 @@ pub struct Cluster {
 
 impl Cluster {
     /// Files of node `n` owned by the master's integrity items (what workers must mirror).
-    pub fn master_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileState> {
+    pub fn master_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileView> {
         let items = &self.sim.node(n).config().items;
         owned_files(self.sim.storage(n), items, NodeType::Master)
     }
 
     /// Files of node `n` owned by workers' items (agent-info).
-    pub fn worker_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileState> {
+    pub fn worker_owned(&self, n: NodeIdx) -> BTreeMap<InstallPath, FileView> {
         let items = &self.sim.node(n).config().items;
         owned_files(self.sim.storage(n), items, NodeType::Worker)
     }

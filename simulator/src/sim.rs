@@ -360,17 +360,23 @@ impl Sim {
         Ok(idx)
     }
 
-    /// Makes node `n`'s `etc/` share its bytes with the other nodes' (the master's integrity
-    /// files, which every worker holds a copy of): run after anything that may write there, so
-    /// a thousand workers cost one copy of `client.keys`, not a thousand. Nothing observable
-    /// changes.
+    /// Makes node `n`'s `etc/` and `queue/cluster/` share their bytes with the other nodes'
+    /// (the master's integrity files, which every worker holds a copy of, and the packages,
+    /// which a master builds alike for every worker that lacks the same files): run after
+    /// anything that may write there, so a thousand workers cost one copy of `client.keys`, not
+    /// a thousand, and a master's thousand packages one (1,000 workers / 50,000 agents peaked
+    /// at 10.0 GB without the packages shared, 5.8 GB with). Contents no node holds any more
+    /// leave the pool. Nothing observable changes.
     fn share_contents(&mut self, n: NodeIdx) {
-        if let Ok(etc) = InstallPath::new("/etc") {
-            self.nodes[n]
-                .exec
-                .storage_mut()
-                .share_contents(&etc, &mut self.pool);
+        for dir in ["/etc", "/queue/cluster"] {
+            if let Ok(dir) = InstallPath::new(dir) {
+                self.nodes[n]
+                    .exec
+                    .storage_mut()
+                    .share_contents(&dir, &mut self.pool);
+            }
         }
+        self.pool.forget_unused();
     }
 
     /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use wazuh_cluster_sync::integrity::items::{ClusterItems, NodeType};
-use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::memory::{FileView, MemoryStorage};
 use wazuh_cluster_sync::integrity::path::{InstallPath, PathError};
 use wazuh_cluster_sync::integrity::storage::{
     EntryKind, FileStat, Storage, StorageError, Timestamp,
@@ -59,17 +59,6 @@ pub fn storage_from<I: IntoIterator<Item = TreeFile>>(
     Ok(storage)
 }
 
-/// A regular file as a convergence check compares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileState {
-    /// Content.
-    pub data: Vec<u8>,
-    /// Permission bits.
-    pub mode: u32,
-    /// Modification time.
-    pub mtime: Timestamp,
-}
-
 /// The regular files of `storage` that integrity items owned by `side` select, with their
 /// lstat, by path: for `NodeType::Master`, what the master keeps equal on workers (item source,
 /// file names, exclusions). Worker-owned items name their merged file (`agent-info.merged`), not
@@ -105,25 +94,28 @@ pub fn owned_stats<S: Storage>(
     out
 }
 
-/// [`owned_stats`] with each file's content (for assertions on small trees).
-pub fn owned_files<S: Storage>(
-    storage: &S,
+/// The files [`owned_stats`] selects with their content, seen through
+/// [`MemoryStorage::file_views`]: the bytes shared with the storage, not copied, and no
+/// operation counted, so the checkers that call it after every event cost no copy and do not
+/// move the operation count a simulated crash or disk fault is scheduled by.
+pub fn owned_files(
+    storage: &MemoryStorage,
     items: &ClusterItems,
     side: NodeType,
-) -> BTreeMap<InstallPath, FileState> {
-    owned_stats(storage, items, side)
-        .into_iter()
-        .filter_map(|(path, stat)| {
-            let data = storage.read(&path, stat.size).ok()?;
-            Some((
-                path,
-                FileState {
-                    data,
-                    mode: stat.mode,
-                    mtime: stat.mtime,
-                },
-            ))
-        })
+) -> BTreeMap<InstallPath, FileView> {
+    owned_among(&storage.file_views(), items, side)
+}
+
+/// The entries of `files` (a [`MemoryStorage::file_views`]) that items owned by `side` select.
+pub fn owned_among(
+    files: &BTreeMap<InstallPath, FileView>,
+    items: &ClusterItems,
+    side: NodeType,
+) -> BTreeMap<InstallPath, FileView> {
+    files
+        .iter()
+        .filter(|(path, _)| is_owned(path, items, side))
+        .map(|(path, file)| (path.clone(), file.clone()))
         .collect()
 }
 
@@ -186,7 +178,8 @@ pub fn integrity_diff_from<A: Storage, B: Storage>(
     diff
 }
 
-fn is_owned(path: &InstallPath, items: &ClusterItems, side: NodeType) -> bool {
+/// True when `path` is a file that integrity items owned by `side` select (see [`owned_stats`]).
+pub fn is_owned(path: &InstallPath, items: &ClusterItems, side: NodeType) -> bool {
     let Some(item) = items.item_for_path(path) else {
         return false;
     };

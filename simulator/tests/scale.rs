@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::scale::{build, client_keys, run_to_convergence};
+use wazuh_cluster_sim::scale::{build, client_keys, run_to_convergence, shortfall};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Storage;
 use wazuh_cluster_sync::roles::{NodeEvent, SyncKind};
@@ -71,4 +71,18 @@ fn one_master_25_workers_50000_agents_converge() {
         stats.effects,
         c.sim.trace_hash()
     );
+}
+
+/// Regression: with the daemon's default descriptor budget (256 files, reserves of 2) a master
+/// keeps whole reserves for 128 workers only, and the later ones never received a file (at 300
+/// workers only 128 ever synchronised, and the run did not converge in an hour of virtual time).
+/// The scale cluster gives the master the descriptors every worker's reserve needs: 130 workers
+/// converge within seconds of their start, as 25 do.
+#[test]
+fn more_workers_than_the_default_budget_has_reserves_for_converge_within_seconds() {
+    let (workers, agents) = (130, 1_300);
+    let mut c = build(workers, agents, 130).unwrap();
+    let at = run_to_convergence(&mut c, agents, VirtualTime::from_secs(60));
+    let at = at.unwrap_or_else(|e| panic!("{e}: {}", shortfall(&c, agents)));
+    assert!(at <= VirtualTime::from_secs(15), "converged only at {at}");
 }

@@ -13,8 +13,8 @@
 //! target/release/examples/sync_figures --daemon 'sh upstream-clusterd.sh {root}'
 //! ```
 //!
-//! Each run makes a master install (its files under `etc/rules/`) and empty worker installs in a
-//! scratch folder, writes their `ossec.conf` and a `cluster.json` with the same intervals, starts
+//! Each run makes a master install (its files under `etc/rules/`, dated an hour back unless
+//! `--fresh-files`) and empty worker installs in a scratch folder, writes their `ossec.conf` and a `cluster.json` with the same intervals, starts
 //! the master, waits for its port, then starts the workers. The workers dial a relay of this
 //! program rather than the master: the relay copies bytes both ways and reads the 20-byte frame
 //! headers of the worker's side (the command is in clear in the header), so it knows to the
@@ -112,14 +112,17 @@ struct Options {
     scratch: PathBuf,
     keep: bool,
     frames: bool,
+    fresh: bool,
 }
 
 const USAGE: &str = "usage: sync_figures [--workload NAME|all] [--runs N] [--daemon TEMPLATE] \
-    [--scratch DIR] [--keep] [--frames]\n  workloads: 1000x4k (default), 10000x4k, 1x500m, 25w-1000x4k, \
+    [--scratch DIR] [--keep] [--frames] [--fresh-files]\n  workloads: 1000x4k (default), 10000x4k, 1x500m, 25w-1000x4k, \
     1g-package, all\n  TEMPLATE: the command starting one node in the foreground; {root} is its \
     install root, {exe} the wazuh-cluster binary beside this example (default: \
     '{exe} clusterd -f -r --wazuh-path {root}')\n  --keep: keep the run's installs (their logs)\n  \
-    --frames: print the first worker link's frames from its first integrity request on";
+    --frames: print the first worker link's frames from its first integrity request on\n  \
+    --fresh-files: leave the master's files dated when they were written, just before the run \
+    (by default they are dated an hour back, as files in place before a worker asks)";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -129,6 +132,7 @@ fn parse_options() -> Result<Options, String> {
         scratch: std::env::temp_dir(),
         keep: false,
         frames: false,
+        fresh: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -158,6 +162,7 @@ fn parse_options() -> Result<Options, String> {
             "--scratch" => options.scratch = PathBuf::from(value("--scratch")?),
             "--keep" => options.keep = true,
             "--frames" => options.frames = true,
+            "--fresh-files" => options.fresh = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -269,7 +274,7 @@ fn measure(
     let relay = Relay::start(master_port)?;
     let master_root = dir.path().join("master");
     make_install(&master_root, "master01", "master", master_port)?;
-    let expected = write_master_files(&master_root, workload)?;
+    let expected = write_master_files(&master_root, workload, !options.fresh)?;
     let mut nodes = Nodes::default();
     nodes.start(&options.daemon, exe, &master_root, "master")?;
     wait_for_port(master_port, &mut nodes)?;
@@ -585,7 +590,16 @@ struct Expected {
 
 /// The master's files, incompressible (an xorshift stream per file), so packages have their
 /// full size.
-fn write_master_files(root: &Path, workload: &Workload) -> Result<Vec<Expected>, String> {
+/// Writes the master's files; `aged`: dated an hour back. Why: a file modified less than the
+/// scanner's racy window (2 s) before a scan is hashed again by the next one, so files written
+/// just before the master starts were hashed twice while the first worker's round ran (a 500 MiB
+/// file: about 1 s of MD5 inside the measured window), which is the harness's doing, not the
+/// sync's.
+fn write_master_files(
+    root: &Path,
+    workload: &Workload,
+    aged: bool,
+) -> Result<Vec<Expected>, String> {
     let mut expected = Vec::new();
     for i in 0..workload.files {
         let name = format!("figures-{i:05}.xml");
@@ -606,6 +620,10 @@ fn write_master_files(root: &Path, workload: &Workload) -> Result<Vec<Expected>,
             hasher.update(&block[..n]);
             file.write_all(&block[..n]).map_err(|e| e.to_string())?;
             left -= n;
+        }
+        if aged {
+            let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+            file.set_modified(hour_ago).map_err(|e| e.to_string())?;
         }
         expected.push(Expected {
             name,

@@ -62,7 +62,8 @@ pub struct ApiArgs {
     timeout: Option<u64>,
 
     /// Ask the node to wait for the call to complete, however long it takes (sets
-    /// "wait_for_complete": true in the arguments), and wait for it as long.
+    /// "wait_for_complete": true in the arguments, false when neither this nor the arguments
+    /// say), and wait for it as long.
     #[arg(long)]
     wait_for_complete: bool,
 }
@@ -81,7 +82,9 @@ fn parse_arguments(text: &str) -> Result<JsonObject, String> {
 }
 
 impl ApiArgs {
-    /// The request sent, as `json.dumps` writes it.
+    /// The request sent, as `json.dumps` writes it. The arguments always carry
+    /// `wait_for_complete`, as upstream's API sends them: a 3.9.5 master deletes that key from
+    /// every request it forwards and fails with error 3000 when it is missing.
     ///
     /// # Errors
     /// [`RequestError::WrongType`] when the arguments' `wait_for_complete` is not a bool
@@ -90,6 +93,8 @@ impl ApiArgs {
         let mut arguments = self.arguments.clone().unwrap_or_default();
         if self.wait_for_complete {
             arguments.insert("wait_for_complete", JsonValue::Bool(true));
+        } else if arguments.get("wait_for_complete").is_none() {
+            arguments.insert("wait_for_complete", JsonValue::Bool(false));
         }
         let request = DapiRequest::new(self.function.as_str(), arguments, false)?;
         Ok(request.to_python_json())
@@ -192,7 +197,7 @@ mod tests {
         let args = parse(&["/cluster/nodes"]).unwrap();
         assert_eq!(
             args.request().unwrap(),
-            r#"{"function": "/cluster/nodes", "arguments": {}, "from_cluster": false}"#
+            r#"{"function": "/cluster/nodes", "arguments": {"wait_for_complete": false}, "from_cluster": false}"#
         );
         assert_eq!(
             args.node.socket_path(),
@@ -206,7 +211,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             args.request().unwrap(),
-            r#"{"function": "/agents", "arguments": {"limit": 10, "offset": 1.0, "search": {"value": "w\u00f6rk", "negation": false}}, "from_cluster": false}"#
+            r#"{"function": "/agents", "arguments": {"limit": 10, "offset": 1.0, "search": {"value": "w\u00f6rk", "negation": false}, "wait_for_complete": false}, "from_cluster": false}"#
         );
     }
 

@@ -38,11 +38,10 @@
 //! directory. A crash leaves the target old or new; a staged file left by a crash is invisible to
 //! the walks, and [`FsStorage::remove_stale_staged`] removes it at start-up.
 //!
-//! # Scratch files
-//!
-//! [`Storage::commit_write_unsynced`] sets the attributes and renames, with no `fsync`: for the
-//! packages and received files of `queue/cluster/`, which the daemon empties at start. A 4 MiB
-//! package's `fsync` alone took 30 ms here, on each side of every integrity round.
+//! [`Storage::commit_write_volatile`] (the node's packages and the files peers send, all under
+//! `queue/cluster/`, which the node empties at start) sets the attributes and renames, nothing
+//! more: a package is read back at once from the page cache and deleted within seconds, usually
+//! before the kernel writes it back, so the disk sees only the files the apply puts in place.
 //!
 //! # Batches
 //!
@@ -88,6 +87,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -110,6 +110,14 @@ use wazuh_cluster_sync::integrity::storage::{
 
 use crate::confine::{ConfinedRoot, dir_flags, open_child_dir};
 use crate::errno::{error, io_error};
+
+fn unknown_write() -> StorageError {
+    StorageError::new(
+        StorageErrorKind::UnknownWrite,
+        InstallPath::root(),
+        "unknown write handle",
+    )
+}
 
 /// Suffix of staged files (excluded from every integrity walk).
 pub const STAGED_SUFFIX: &str = ".tmp";
@@ -172,6 +180,8 @@ fn file_stat(st: &rustix::fs::Stat) -> FileStat {
 struct Staged {
     name: StagedName,
     file: File,
+    /// Bytes appended so far: the end no patch may pass.
+    written: u64,
 }
 
 /// A staged file by name: its target, the target's directory and the temporary name beside it.
@@ -609,13 +619,44 @@ impl FsStorage {
 
     /// Ends staged write `id` (the handle is consumed).
     fn take_staged(&mut self, id: WriteId) -> Result<Staged, StorageError> {
-        self.staged.remove(&id.0).ok_or_else(|| {
-            StorageError::new(
-                StorageErrorKind::UnknownWrite,
-                InstallPath::root(),
-                "unknown write handle",
-            )
-        })
+        self.staged.remove(&id.0).ok_or_else(unknown_write)
+    }
+
+    /// Staged write `id`, still open.
+    fn staged_mut(&mut self, id: WriteId) -> Result<&mut Staged, StorageError> {
+        self.staged.get_mut(&id.0).ok_or_else(unknown_write)
+    }
+
+    /// Ends staged write `id` and puts it in place with `attrs`; `durable`: its data before the
+    /// rename and its directory after it are synced, so that a crash leaves the target old or
+    /// new (otherwise anything, see [`Storage::commit_write_volatile`]).
+    fn commit_staged(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let staged = self.take_staged(id)?;
+        self.forget_read();
+        let result = (|| {
+            self.set_fd_attrs(&staged.file, &staged.name.path, attrs)?;
+            if durable {
+                staged
+                    .file
+                    .sync_all()
+                    .map_err(|e| io_error(&e, &staged.name.path, "fsync"))?;
+            }
+            staged.name.rename_into_place()?;
+            if durable {
+                rustix::fs::fsync(&*staged.name.dir)
+                    .map_err(|e| error(e, &staged.name.path, "fsync of the directory"))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            staged.name.discard();
+        }
+        result
     }
 
     /// Removes everything inside directory `fd` (never following symlinks), then nothing else.
@@ -799,61 +840,50 @@ impl Storage for FsStorage {
                     name: name.to_owned(),
                 },
                 file: File::from(fd),
+                written: 0,
             },
         );
         Ok(WriteId(id))
     }
 
     fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
-        let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
-            StorageError::new(
-                StorageErrorKind::UnknownWrite,
-                InstallPath::root(),
-                "unknown write handle",
-            )
-        })?;
+        let staged = self.staged_mut(id)?;
         staged
             .file
             .write_all(data)
-            .map_err(|e| io_error(&e, &staged.name.path, "writing the staged file"))
+            .map_err(|e| io_error(&e, &staged.name.path, "writing the staged file"))?;
+        staged.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let staged = self.staged_mut(id)?;
+        let path = &staged.name.path;
+        if offset.saturating_add(data.len() as u64) > staged.written {
+            return Err(StorageError::new(
+                StorageErrorKind::Io,
+                path,
+                "patch beyond the bytes written",
+            ));
+        }
+        staged
+            .file
+            .write_all_at(data, offset)
+            .map_err(|e| io_error(&e, path, "patching the staged file"))
     }
 
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
-        let staged = self.take_staged(id)?;
-        self.forget_read();
-        let result = (|| {
-            self.set_fd_attrs(&staged.file, &staged.name.path, attrs)?;
-            staged
-                .file
-                .sync_all()
-                .map_err(|e| io_error(&e, &staged.name.path, "fsync"))?;
-            staged.name.rename_into_place()?;
-            rustix::fs::fsync(&*staged.name.dir)
-                .map_err(|e| error(e, &staged.name.path, "fsync of the directory"))
-        })();
-        if result.is_err() {
-            staged.name.discard();
-        }
-        result
+        self.commit_staged(id, attrs, true)
     }
 
-    /// Attributes and the rename, no `fsync` at all (neither the file nor its directory): the
-    /// page cache serves readers, and what a crash leaves of a scratch file is thrown away at
-    /// start.
-    fn commit_write_unsynced(
+    /// Attributes, then the rename: no `fsync` of the file or of its directory (see
+    /// [`Storage::commit_write_volatile`]).
+    fn commit_write_volatile(
         &mut self,
         id: WriteId,
         attrs: &FileAttrs,
     ) -> Result<(), StorageError> {
-        let staged = self.take_staged(id)?;
-        self.forget_read();
-        let result = self
-            .set_fd_attrs(&staged.file, &staged.name.path, attrs)
-            .and_then(|()| staged.name.rename_into_place());
-        if result.is_err() {
-            staged.name.discard();
-        }
-        result
+        self.commit_staged(id, attrs, false)
     }
 
     fn commit_write_deferred(
@@ -869,6 +899,7 @@ impl Storage for FsStorage {
         let Staged {
             name: deferred,
             file,
+            ..
         } = staged;
         if self.deferred.len() >= self.max_deferred
             && let Err(e) = self.sync_deferred()

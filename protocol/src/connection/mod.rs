@@ -335,6 +335,11 @@ impl Connection {
         self.decoder.held_len() as u64 + self.incoming_strings.reserved()
     }
 
+    /// Whether events wait to be taken by [`Connection::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Whether the connection is closed (no more input is processed, no command accepted).
     pub fn is_closed(&self) -> bool {
         self.closed

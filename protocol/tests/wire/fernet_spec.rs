@@ -73,11 +73,18 @@ fn generate_vectors_match_byte_for_byte() {
 #[test]
 fn verify_vectors_open_to_their_source() {
     for case in &spec_cases("verify.json") {
-        let plaintext = fernet_of(case)
-            .decrypt(case["token"].as_str().unwrap().as_bytes())
-            .unwrap();
+        let token = case["token"].as_str().unwrap().as_bytes();
+        let plaintext = fernet_of(case).decrypt(token).unwrap();
         assert_eq!(plaintext, case["src"].as_str().unwrap().as_bytes());
+        assert_eq!(open_in_place(case, token), Ok(plaintext));
     }
+}
+
+/// `Fernet::decrypt_in_place` of `token`, its plaintext copied out.
+fn open_in_place(case: &Value, token: &[u8]) -> Result<Vec<u8>, FernetError> {
+    let mut buf = token.to_vec();
+    let range = fernet_of(case).decrypt_in_place(&mut buf)?;
+    Ok(buf[range].to_vec())
 }
 
 #[test]
@@ -103,8 +110,14 @@ fn invalid_vectors_are_refused_except_the_ttl_ones() {
             | "invalid non-urlsafe characters in b64" => Err(FernetError::BadBase64),
             other => panic!("unexpected case {other:?} in invalid.json: decide its outcome"),
         };
-        let got = fernet_of(case).decrypt(case["token"].as_str().unwrap().as_bytes());
+        let token = case["token"].as_str().unwrap().as_bytes();
+        let got = fernet_of(case).decrypt(token);
         assert_eq!(got, expected, "case {desc:?}");
+        assert_eq!(
+            open_in_place(case, token),
+            expected,
+            "in place: case {desc:?}"
+        );
         seen.push(desc);
     }
     assert_eq!(seen.len(), 11, "every case of invalid.json was checked");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::scale::{build, run_to_convergence};
+use wazuh_cluster_sim::scale::{build, run_to_convergence, shortfall};
 
 fn main() -> ExitCode {
     let args: Vec<usize> = std::env::args()
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let stats = c.sim.stats();
     let outcome = match &result {
         Ok(at) => format!("converged at {at} of virtual time"),
-        Err(e) => format!("NOT converged: {e}"),
+        Err(e) => format!("NOT converged: {e} ({})", shortfall(&c, agents)),
     };
     println!(
         "1 master + {workers} workers, {agents} agents: {outcome}; build {build_secs:.2} s, run {secs:.2} s wall; \

@@ -125,6 +125,25 @@ fn the_checkers_see_nothing_wrong_in_a_healthy_run() {
 }
 
 #[test]
+fn the_checkers_observe_without_moving_any_storages_operation_count() {
+    // A crash or disk fault is scheduled "after k operations": a checker whose reads counted
+    // would move it, and a run would behave differently with the checkers on.
+    let mut c = converged_pair();
+    let mut checker = Checker::new(&c.sim, c.master, &c.workers);
+    let w = c.workers[0];
+    write(&mut c, w, "/etc/rules/local_rules.xml", b"<group/>\n");
+    let counts = |c: &Cluster| -> Vec<u64> {
+        (0..c.sim.len())
+            .map(|n| c.sim.storage(n).operations())
+            .collect()
+    };
+    let before = counts(&c);
+    let v = checker.after_event(&c.sim).unwrap_err();
+    assert_eq!(v.invariant(), "consistent-content", "{v}");
+    assert_eq!(counts(&c), before);
+}
+
+#[test]
 fn a_torn_apply_on_a_worker_is_reported() {
     let mut c = converged_pair();
     let mut checker = Checker::new(&c.sim, c.master, &c.workers);

@@ -17,10 +17,9 @@
 //! middle of a batch: the commits put in place before it stay, the others are lost. A deferred
 //! removal ([`Storage::remove_file_deferred`]) is gone at once but comes back on
 //! [`MemoryStorage::recover`] until `sync_deferred` has made it durable (one operation per
-//! removal, before the commits). A scratch commit ([`Storage::commit_write_unsynced`]) is in
-//! place at once, and its target comes back *torn* from [`MemoryStorage::recover`] (its first
-//! half, the worst a real disk leaves of a rename whose data was never flushed), unless a durable
-//! operation replaced or removed it first: whatever relies on such a file after a crash shows.
+//! removal, before the commits). A volatile commit ([`Storage::commit_write_volatile`]) is in
+//! place at once and is torn by `recover` (half its bytes kept) unless replaced since: what a
+//! scratch file may look like after a real crash, so a test sees it if anything trusted one.
 //! [`MemoryStorage::crash_after`]`(n)` lets `n` more operations succeed and makes every later one
 //! fail with [`StorageErrorKind::Crashed`] without effect; [`MemoryStorage::recover`] then returns
 //! to the durable state, dropping every staged write and every deferred commit. A test can
@@ -62,6 +61,9 @@ enum Node {
         data: Bytes,
         mode: u32,
         mtime: Timestamp,
+        /// Put in place by [`Storage::commit_write_volatile`] and not replaced since: torn by
+        /// [`MemoryStorage::recover`].
+        volatile: bool,
     },
     Dir {
         entries: BTreeMap<String, Node>,
@@ -97,7 +99,9 @@ impl Node {
 
     fn stat(&self) -> FileStat {
         match self {
-            Node::File { data, mode, mtime } => FileStat {
+            Node::File {
+                data, mode, mtime, ..
+            } => FileStat {
                 kind: EntryKind::File,
                 size: data.len() as u64,
                 mtime: *mtime,
@@ -123,6 +127,17 @@ impl Node {
             },
         }
     }
+}
+
+/// A regular file as [`MemoryStorage::file_views`] shows it: its bytes shared with the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileView {
+    /// Content (a reference to the storage's copy).
+    pub data: Bytes,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Timestamp,
 }
 
 /// One entry of a [`MemoryStorage::snapshot`].
@@ -180,6 +195,20 @@ fn copy_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     n
 }
 
+/// What a crash does to the files put in place by [`Storage::commit_write_volatile`] and not
+/// replaced since: each keeps only the first half of its bytes, neither old nor new, the worst a
+/// real file system may leave of a file renamed before its data was flushed.
+fn tear_volatile(node: &mut Node) {
+    match node {
+        Node::File { data, volatile, .. } if *volatile => {
+            data.truncate(data.len() / 2);
+            *volatile = false;
+        }
+        Node::Dir { entries, .. } => entries.values_mut().for_each(tear_volatile),
+        Node::File { .. } | Node::Symlink { .. } | Node::Other { .. } => {}
+    }
+}
+
 /// The in-memory storage. See the module docs.
 #[derive(Debug, Clone)]
 pub struct MemoryStorage {
@@ -190,8 +219,6 @@ pub struct MemoryStorage {
     /// Files removed by deferred removals not yet made durable, in removal order: a crash brings
     /// them back.
     removed_unsynced: Vec<(InstallPath, Node)>,
-    /// Targets of scratch commits not replaced or removed since: torn by a crash.
-    unsynced: BTreeSet<InstallPath>,
     next_write: u64,
     now: Timestamp,
     operations: Cell<u64>,
@@ -205,9 +232,8 @@ pub struct MemoryStorage {
 
 /// Contents shared between storages ([`MemoryStorage::share_contents`]): one copy of each.
 ///
-/// It keeps every content it was given for as long as it lives, so it is meant for the files
-/// that are the same on many nodes (the master's integrity files), not for ones that change all
-/// the time.
+/// It keeps a content until [`ContentPool::forget_unused`] finds that no storage holds it any
+/// more, so it may also serve files that come and go (packages), as long as that is called.
 #[derive(Debug, Default)]
 pub struct ContentPool {
     /// Each content once, ordered by its bytes.
@@ -236,6 +262,22 @@ impl ContentPool {
     /// Bytes held (each distinct content once).
     pub fn bytes(&self) -> u64 {
         self.contents.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// Drops the contents only the pool still holds (every file that had one was removed or
+    /// rewritten), so the pool holds what the storages hold and no more.
+    pub fn forget_unused(&mut self) {
+        let unused: Vec<Bytes> = self
+            .contents
+            .iter()
+            .filter(|c| c.is_unique())
+            .cloned()
+            .collect();
+        for content in unused {
+            self.shared
+                .remove(&(content.as_ptr() as usize, content.len()));
+            self.contents.remove(&content);
+        }
     }
 
     /// Points `data` at the pool's copy of its content, adding it when new.
@@ -286,7 +328,6 @@ impl MemoryStorage {
             staged: BTreeMap::new(),
             deferred: Vec::new(),
             removed_unsynced: Vec::new(),
-            unsynced: BTreeSet::new(),
             next_write: 1,
             now: Timestamp::default(),
             operations: Cell::new(0),
@@ -319,7 +360,15 @@ impl MemoryStorage {
         mode: u32,
     ) -> Result<(), StorageError> {
         let data = data.into();
-        self.insert_node(path, Node::File { data, mode, mtime })
+        self.insert_node(
+            path,
+            Node::File {
+                data,
+                mode,
+                mtime,
+                volatile: false,
+            },
+        )
     }
 
     /// Makes the regular files below `dir` share their bytes with every other storage `pool`
@@ -409,19 +458,11 @@ impl MemoryStorage {
         self.crashed.get()
     }
 
-    /// Restart after a crash: staged writes and deferred commits are lost, the durable state
-    /// stays, operations work again.
+    /// Restart after a crash: staged writes and deferred commits are lost, volatile commits
+    /// torn, the durable state stays, operations work again.
     pub fn recover(&mut self) {
         self.staged.clear();
         self.deferred.clear();
-        for path in std::mem::take(&mut self.unsynced) {
-            if let Ok((parent, name)) = Self::parent_and_name(&path)
-                && let Ok(entries) = Self::dir_mut(&mut self.root, &parent)
-                && let Some(Node::File { data, .. }) = entries.get_mut(name)
-            {
-                data.truncate(data.len() / 2);
-            }
-        }
         // Latest first, so a path removed twice gets its oldest durable content back; a name
         // taken since (only by a durable write) keeps what is there.
         for (path, node) in std::mem::take(&mut self.removed_unsynced).into_iter().rev() {
@@ -431,6 +472,7 @@ impl MemoryStorage {
                 entries.entry(name.to_owned()).or_insert(node);
             }
         }
+        tear_volatile(&mut self.root);
         self.crash_at = None;
         self.crashed.set(false);
     }
@@ -454,6 +496,53 @@ impl MemoryStorage {
     /// Every entry below the root (the root itself excluded), by path.
     pub fn snapshot(&self) -> BTreeMap<InstallPath, SnapshotEntry> {
         let mut out = BTreeMap::new();
+        self.walk(|path, node| {
+            let entry = match node {
+                Node::File {
+                    data, mode, mtime, ..
+                } => SnapshotEntry::File {
+                    data: data.to_vec(),
+                    mode: *mode,
+                    mtime: *mtime,
+                },
+                Node::Dir { mode, .. } => SnapshotEntry::Dir { mode: *mode },
+                Node::Symlink { target, .. } => SnapshotEntry::Symlink {
+                    target: target.clone(),
+                },
+                Node::Other { .. } => SnapshotEntry::Other,
+            };
+            out.insert(path, entry);
+        });
+        out
+    }
+
+    /// Regular files only, by path, sharing their bytes with the storage (no copy), and without
+    /// counting as operations: for observers such as a simulation's checkers, which run after
+    /// every event and must neither cost a copy of every file nor move the operation count that
+    /// [`MemoryStorage::crash_after`] and the storage faults count (an observer that did would
+    /// change when the crash or fault it watches for happens).
+    pub fn file_views(&self) -> BTreeMap<InstallPath, FileView> {
+        let mut out = BTreeMap::new();
+        self.walk(|path, node| {
+            if let Node::File {
+                data, mode, mtime, ..
+            } = node
+            {
+                out.insert(
+                    path,
+                    FileView {
+                        data: data.clone(),
+                        mode: *mode,
+                        mtime: *mtime,
+                    },
+                );
+            }
+        });
+        out
+    }
+
+    /// Calls `visit` with every entry below the root and its path, parents before children.
+    fn walk(&self, mut visit: impl FnMut(InstallPath, &Node)) {
         let mut stack = vec![(InstallPath::root(), &self.root)];
         while let Some((path, node)) = stack.pop() {
             let Node::Dir { entries, .. } = node else {
@@ -463,25 +552,12 @@ impl MemoryStorage {
                 let Ok(child_path) = path.join(name) else {
                     continue;
                 };
-                let entry = match child {
-                    Node::File { data, mode, mtime } => SnapshotEntry::File {
-                        data: data.to_vec(),
-                        mode: *mode,
-                        mtime: *mtime,
-                    },
-                    Node::Dir { mode, .. } => SnapshotEntry::Dir { mode: *mode },
-                    Node::Symlink { target, .. } => SnapshotEntry::Symlink {
-                        target: target.clone(),
-                    },
-                    Node::Other { .. } => SnapshotEntry::Other,
-                };
-                out.insert(child_path.clone(), entry);
                 if matches!(child, Node::Dir { .. }) {
-                    stack.push((child_path, child));
+                    stack.push((child_path.clone(), child));
                 }
+                visit(child_path, child);
             }
         }
-        out
     }
 
     /// Regular files only: path → content (a compact view for equality checks).
@@ -620,6 +696,30 @@ impl MemoryStorage {
         }
     }
 
+    /// One operation on staged write `id` (`growing`: one that needs room), which must be open.
+    fn staged_operation(
+        &mut self,
+        id: WriteId,
+        growing: bool,
+    ) -> Result<&mut Staged, StorageError> {
+        let path = self
+            .staged
+            .get(&id.0)
+            .map_or_else(InstallPath::root, |s| s.path.clone());
+        if growing {
+            self.growing_operation(&path)?;
+        } else {
+            self.operation(&path)?;
+        }
+        self.staged.get_mut(&id.0).ok_or_else(|| {
+            err(
+                StorageErrorKind::UnknownWrite,
+                &path,
+                "unknown write handle",
+            )
+        })
+    }
+
     /// Ends staged write `id`: the staged content and where it goes (the handle is consumed).
     fn take_staged(&mut self, id: WriteId) -> Result<Staged, StorageError> {
         let path = self
@@ -641,7 +741,6 @@ impl MemoryStorage {
     /// there, `WrongKind` for a directory.
     fn take_file(&mut self, path: &InstallPath) -> Result<Option<Node>, StorageError> {
         let (parent, name) = Self::parent_and_name(path)?;
-        self.unsynced.remove(path);
         let entries = match Self::dir_mut(&mut self.root, &parent) {
             Ok(entries) => entries,
             Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(None),
@@ -654,9 +753,13 @@ impl MemoryStorage {
         }
     }
 
-    fn put_in_place(&mut self, staged: Staged, attrs: &FileAttrs) -> Result<(), StorageError> {
+    fn put_in_place(
+        &mut self,
+        staged: Staged,
+        attrs: &FileAttrs,
+        volatile: bool,
+    ) -> Result<(), StorageError> {
         let (parent, name) = Self::parent_and_name(&staged.path)?;
-        self.unsynced.remove(&staged.path);
         let entries = Self::dir_mut(&mut self.root, &parent)?;
         if matches!(entries.get(name), Some(Node::Dir { .. })) {
             return Err(err(
@@ -672,6 +775,7 @@ impl MemoryStorage {
                 data: Bytes::from(staged.data),
                 mode: attrs.mode,
                 mtime,
+                volatile,
             },
         );
         Ok(())
@@ -800,36 +904,35 @@ impl Storage for MemoryStorage {
     }
 
     fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError> {
-        let path = self
-            .staged
-            .get(&id.0)
-            .map_or_else(InstallPath::root, |s| s.path.clone());
-        self.growing_operation(&path)?;
-        let staged = self.staged.get_mut(&id.0).ok_or_else(|| {
-            err(
-                StorageErrorKind::UnknownWrite,
-                &path,
-                "unknown write handle",
-            )
-        })?;
-        staged.data.extend_from_slice(data);
+        self.staged_operation(id, true)?
+            .data
+            .extend_from_slice(data);
         Ok(())
     }
 
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
         let staged = self.take_staged(id)?;
-        self.put_in_place(staged, attrs)
+        self.put_in_place(staged, attrs, false)
     }
 
-    fn commit_write_unsynced(
+    fn commit_write_volatile(
         &mut self,
         id: WriteId,
         attrs: &FileAttrs,
     ) -> Result<(), StorageError> {
         let staged = self.take_staged(id)?;
-        let path = staged.path.clone();
-        self.put_in_place(staged, attrs)?;
-        self.unsynced.insert(path);
+        self.put_in_place(staged, attrs, true)
+    }
+
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let staged = self.staged_operation(id, false)?;
+        let path = &staged.path;
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(data.len())?))
+            .filter(|range| range.end <= staged.data.len())
+            .ok_or_else(|| err(StorageErrorKind::Io, path, "patch beyond the bytes written"))?;
+        staged.data[range].copy_from_slice(data);
         Ok(())
     }
 
@@ -868,7 +971,7 @@ impl Storage for MemoryStorage {
             // One operation per commit: a crash between two of them keeps the first only.
             let result = self
                 .operation(&staged.path)
-                .and_then(|()| self.put_in_place(staged, &attrs));
+                .and_then(|()| self.put_in_place(staged, &attrs, false));
             if let Err(e) = result {
                 first_error.get_or_insert(e);
             }

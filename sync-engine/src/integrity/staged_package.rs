@@ -1,14 +1,19 @@
 //! A package written straight into a staged write of the [`Storage`], never whole in memory:
 //! [`StagedPackage`].
 //!
-//! Why not [`PackageBuilder`](super::package::PackageBuilder): a ZIP writer goes back to patch
-//! each member's CRC and sizes into its local header, which needs a seekable sink, and the storage
-//! offers an append-only staged write (the rename that commits it is what makes it atomic). So
-//! this writer is *CRC first*: every member is stored (as upstream's packages are), its size is
-//! known from the opened file and its CRC-32 from a first read of it, so the local header is
-//! written complete before the data, and nothing is ever revisited. The file is read twice (the
-//! second read comes from the page cache); a file that changes in between fails the build (its
-//! CRC or size differs), and the caller scans again, as for a file that vanished.
+//! Why not [`PackageBuilder`](super::package::PackageBuilder): that one writes to any
+//! `Write + Seek` sink through the `zip` crate; this one streams into the storage's staged write
+//! (the rename that commits it is what makes it atomic). Every member is stored (as upstream's
+//! packages are) and its size is known from the opened file, so its local header is written
+//! before the data with the CRC-32 left blank, the file is read once, copied and hashed in the
+//! same pass, and the CRC is patched into the header ([`Storage::write_at`]) and the central
+//! directory afterwards. The copy is exactly the size measured when the file was opened: a file
+//! that shrinks meanwhile fails the build, and the caller scans again, as for a file that
+//! vanished; what was copied is what the CRC covers, whatever the file does.
+//!
+//! The finished package is committed volatile ([`Storage::commit_write_volatile`]): it is sent
+//! and deleted within seconds, and nothing reads it after a restart (`queue/cluster/` is emptied
+//! at start), so flushing it to the disk would only cost time.
 //!
 //! Memory: one read buffer, and the central directory (46 bytes plus the name per member, so a
 //! few MiB at the 100,000-member limit). The package's size is bounded by the caller's limit,
@@ -41,12 +46,23 @@ const MADE_BY_UNIX: u16 = (3 << 8) | VERSION;
 const FLAG_UTF8: u16 = 1 << 11;
 /// Regular-file type bits of a Unix mode.
 const S_IFREG: u32 = 0o100_000;
+/// Where the CRC-32 sits in a local file header and in a central directory entry.
+const LOCAL_CRC_AT: u64 = 14;
+const CENTRAL_CRC_AT: usize = 16;
+
+/// Where a member's two headers are: the local one in the staged write, the central one in
+/// [`StagedPackage::central`].
+#[derive(Debug, Clone, Copy)]
+struct MemberAt {
+    local: u64,
+    central: usize,
+}
 
 /// A package being written into a staged write. See the [module documentation](self).
 #[derive(Debug)]
 pub struct StagedPackage {
     id: WriteId,
-    /// Bytes of the package so far.(the offset of the next local header).
+    /// Bytes of the package so far (the offset of the next local header).
     written: u64,
     /// Most bytes the finished package may have.
     limit: u64,
@@ -57,11 +73,12 @@ pub struct StagedPackage {
     entries: u64,
     names: BTreeSet<InstallPath>,
     buf: Vec<u8>,
-    /// Bytes not yet handed to the storage: headers and small members are gathered into writes
-    /// of [`CHUNK`] bytes at offsets that are multiples of it. One write per header and one per
-    /// member cost two system calls per file, and every write that ends inside a page had the
-    /// kernel zero the rest of it (9% of the master's time in `zero_user_segments` for 10,000
-    /// files of 4 KiB).
+    /// The package's last bytes, not yet handed to the storage: headers and small members are
+    /// gathered into writes of [`CHUNK`] bytes at offsets that are multiples of it, and a CRC
+    /// whose header is still here is patched in memory. A write per header, one per member and
+    /// a patch per member cost three system calls per file, and every write that ends inside a
+    /// page had the kernel zero the rest of it (9% of the master's time in `zero_user_segments`
+    /// for 10,000 files of 4 KiB).
     pending: Vec<u8>,
 }
 
@@ -124,8 +141,8 @@ impl StagedPackage {
     }
 
     /// Adds file `key` read from `storage` (its own mtime and permission bits, as upstream's
-    /// `zipfile.write` records them) in chunks: once for its CRC, once to copy it. Returns the
-    /// bytes copied.
+    /// `zipfile.write` records them) in chunks, copied and hashed in one pass; its CRC is patched
+    /// in afterwards. Returns the bytes copied.
     pub fn add_member_from_storage<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
@@ -138,28 +155,19 @@ impl StagedPackage {
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
         let result = (|| {
-            // A file that fits the buffer is read once: its CRC, then its bytes from memory.
-            if let Some(small) = usize::try_from(size).ok().filter(|&n| n <= buf.len()) {
-                read_exactly(&*file, &mut buf[..small], key)?;
-                let crc = crc32fast::hash(&buf[..small]);
-                self.member_header(storage, key.relative(), stat.mtime, stat.mode, crc, size)?;
-                return self.append(storage, &buf[..small]);
-            }
-            let crc = crc_of(&*file, size, &mut buf, key)?;
-            self.member_header(storage, key.relative(), stat.mtime, stat.mode, crc, size)?;
-            self.copy(storage, &*file, size, crc, &mut buf, key)
+            let member =
+                self.member_header(storage, key.relative(), stat.mtime, stat.mode, 0, size)?;
+            let crc = read_through(&*file, size, &mut buf, key, |chunk| {
+                self.append(storage, chunk)
+            })?;
+            self.set_crc(storage, member, crc)
         })();
         self.buf = buf;
         result.map(|()| size)
     }
 
-    /// Writes `cluster_control.json` (dated `now`) and the central directory, and puts the
-    /// package in place; its size in bytes.
-    ///
-    /// Not made durable ([`Storage::commit_write_unsynced`]): a package is a transport file in
-    /// the node's `queue/cluster/` staging area, sent or read once and thrown away, and what a
-    /// crash leaves there the daemon removes at start; its `fsync` cost a device flush of the
-    /// whole package on every round.
+    /// Writes `cluster_control.json` (dated `now`) and the central directory, and commits the
+    /// package; its size in bytes.
     pub fn finish<S: Storage + ?Sized>(
         mut self,
         storage: &mut S,
@@ -189,7 +197,7 @@ impl StagedPackage {
                 .map_err(PackageError::Storage)?;
         }
         storage
-            .commit_write_unsynced(self.id, attrs)
+            .commit_write_volatile(self.id, attrs)
             .map_err(PackageError::Storage)?;
         Ok(self.written)
     }
@@ -205,6 +213,7 @@ impl StagedPackage {
 
     /// Writes the local header of a member and records its central directory entry; refuses a
     /// member that would take the package over its limit (counting the records still to come).
+    /// Returns where both headers are, for [`StagedPackage::set_crc`].
     fn member_header<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
@@ -213,7 +222,7 @@ impl StagedPackage {
         mode: u32,
         crc: u32,
         size: u64,
-    ) -> Result<(), PackageError> {
+    ) -> Result<MemberAt, PackageError> {
         let name_len = name.len() as u64;
         let after = self
             .written
@@ -258,6 +267,10 @@ impl StagedPackage {
         local.extend_from_slice(&0u16.to_le_bytes()); // no extra field
         local.extend_from_slice(name.as_bytes());
 
+        let at = MemberAt {
+            local: self.written,
+            central: self.central.len(),
+        };
         let c = &mut self.central;
         c.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
         c.extend_from_slice(&MADE_BY_UNIX.to_le_bytes());
@@ -278,7 +291,37 @@ impl StagedPackage {
         c.extend_from_slice(&offset32.to_le_bytes());
         c.extend_from_slice(name.as_bytes());
         self.entries += 1;
-        self.append(storage, &local)
+        self.append(storage, &local)?;
+        Ok(at)
+    }
+
+    /// Writes a member's CRC-32 into its local header (already in the staged write) and its
+    /// central directory entry (still in memory).
+    fn set_crc<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        at: MemberAt,
+        crc: u32,
+    ) -> Result<(), PackageError> {
+        let crc = crc.to_le_bytes();
+        // The bytes before `flushed` are in the staged write, the others still in `pending`.
+        let flushed = self.written - self.pending.len() as u64;
+        let local = at.local + LOCAL_CRC_AT;
+        let in_file = usize::try_from(flushed.saturating_sub(local))
+            .unwrap_or(usize::MAX)
+            .min(crc.len());
+        if in_file > 0 {
+            storage
+                .write_at(self.id, local, &crc[..in_file])
+                .map_err(PackageError::Storage)?;
+        }
+        if in_file < crc.len() {
+            let from = usize::try_from(local + in_file as u64 - flushed).unwrap_or(usize::MAX);
+            self.pending[from..from + crc.len() - in_file].copy_from_slice(&crc[in_file..]);
+        }
+        let central = at.central + CENTRAL_CRC_AT;
+        self.central[central..central + crc.len()].copy_from_slice(&crc);
+        Ok(())
     }
 
     /// Adds `data` to the package: gathered in `pending` up to a whole [`CHUNK`], whole chunks
@@ -308,22 +351,6 @@ impl StagedPackage {
                 .map_err(PackageError::Storage)?;
         }
         self.pending.extend_from_slice(&data[whole..]);
-        Ok(())
-    }
-
-    /// Copies `size` bytes of `file`, checking that they are the bytes whose CRC was written.
-    fn copy<S: Storage + ?Sized>(
-        &mut self,
-        storage: &mut S,
-        file: &dyn FileReader,
-        size: u64,
-        crc: u32,
-        buf: &mut [u8],
-        key: &InstallPath,
-    ) -> Result<(), PackageError> {
-        if read_through(file, size, buf, key, |chunk| self.append(storage, chunk))? != crc {
-            return Err(changed(key));
-        }
         Ok(())
     }
 }
@@ -375,35 +402,6 @@ pub fn build_master_package<S: Storage + ?Sized>(
 
 /// The largest end records: ZIP64 end record (56) and locator (20), then the end record (22).
 const END_RECORDS_MAX: u64 = 56 + 20 + 22;
-
-/// Fills `buf` with the first bytes of `file` (fewer: it changed since it was measured).
-fn read_exactly(
-    file: &dyn FileReader,
-    buf: &mut [u8],
-    key: &InstallPath,
-) -> Result<(), PackageError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file
-            .read_at(filled as u64, &mut buf[filled..])
-            .map_err(PackageError::Storage)?;
-        if n == 0 {
-            return Err(changed(key));
-        }
-        filled += n;
-    }
-    Ok(())
-}
-
-/// The CRC-32 of the first `size` bytes of `file` (fewer: it changed).
-fn crc_of(
-    file: &dyn FileReader,
-    size: u64,
-    buf: &mut [u8],
-    key: &InstallPath,
-) -> Result<u32, PackageError> {
-    read_through(file, size, buf, key, |_| Ok(()))
-}
 
 /// Reads the first `size` bytes of `file` chunk by chunk into `each`; their CRC-32. A file
 /// shorter than `size` changed since it was measured.

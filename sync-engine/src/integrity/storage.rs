@@ -26,11 +26,15 @@
 //!   the removal's durability (the directory sync) to `sync_deferred`, which makes every deferred
 //!   removal durable before it puts any deferred commit in place (an apply removes the files of
 //!   dropped agents before the `client.keys` that drops them lands).
-//! * Scratch files: [`Storage::commit_write_unsynced`] puts a staged write in place at once, as
-//!   atomically for readers as `commit_write`, but makes nothing durable: after a crash the target
-//!   may be old, new, missing or torn. Only for files that a restart throws away (packages and
-//!   received files in the node's `queue/cluster/` staging area, which the daemon empties at
-//!   start): their fsyncs bought nothing and cost a device flush for every package, both ways.
+//! * Scratch files: [`Storage::commit_write_volatile`] puts a staged write in place at once and
+//!   makes nothing durable: after a crash its target may be missing, old, or torn. It is for the
+//!   files nobody reads after a restart (the node's packages and what peers send into
+//!   `queue/cluster/`, which the node empties at start): a durable commit of a 500 MiB package
+//!   costs a flush of 500 MiB to the disk for a file deleted seconds later, and left unsynced
+//!   the package is usually deleted before the kernel writes it back at all.
+//! * A staged write may be patched in place ([`Storage::write_at`]) before it is committed, so a
+//!   writer that learns a header field only after the data (a ZIP member's CRC) streams the data
+//!   once.
 //! * `list_dir` returns entries sorted by name, so every walk is deterministic.
 
 use std::fmt;
@@ -351,15 +355,21 @@ pub trait Storage {
     /// Appends bytes to a staged write.
     fn append(&mut self, id: WriteId, data: &[u8]) -> Result<(), StorageError>;
 
+    /// Overwrites bytes of a staged write at `offset` with `data`; every byte must have been
+    /// appended already (`offset + data.len()` at most the bytes written), so a patch never
+    /// grows the write. Refused with [`StorageErrorKind::Io`] otherwise.
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError>;
+
     /// Makes a staged write durable and atomically puts it in place with `attrs`.
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError>;
 
-    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed), but the write
-    /// may be put in place later: at the latest when [`Storage::sync_deferred`] returns. Until
-    /// then the target reads its old or its new content, and a crash leaves it old or new.
+    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed, the target
+    /// reads the new content when it returns) without making anything durable: after a crash the
+    /// target may be missing, hold its old content, or be torn. Only for scratch files that
+    /// nothing trusts after a restart (see the module docs).
     ///
-    /// The default commits at once, which keeps that contract trivially.
-    fn commit_write_deferred(
+    /// The default commits durably, which keeps that contract trivially.
+    fn commit_write_volatile(
         &mut self,
         id: WriteId,
         attrs: &FileAttrs,
@@ -367,13 +377,12 @@ pub trait Storage {
         self.commit_write(id, attrs)
     }
 
-    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed, the target
-    /// reads the new content and `attrs` at once), without making it durable: after a crash the
-    /// target may be old, new, missing or torn. Only for scratch files that a restart discards
-    /// (see the module docs).
+    /// Ends a staged write like [`Storage::commit_write`] (the handle is consumed), but the write
+    /// may be put in place later: at the latest when [`Storage::sync_deferred`] returns. Until
+    /// then the target reads its old or its new content, and a crash leaves it old or new.
     ///
-    /// The default commits durably, which keeps that contract trivially.
-    fn commit_write_unsynced(
+    /// The default commits at once, which keeps that contract trivially.
+    fn commit_write_deferred(
         &mut self,
         id: WriteId,
         attrs: &FileAttrs,

@@ -193,6 +193,7 @@
 
 mod api;
 pub mod config;
+mod deadlines;
 pub mod effects;
 pub mod error;
 pub mod events;

@@ -396,6 +396,55 @@ fn a_crash_after_any_operation_never_tears_a_file() {
     assert_eq!(ops, 9);
 }
 
+/// A package committed volatile, patched before its commit, then a durable write over a second
+/// volatile file: a crash tears every volatile file not replaced since (what a real disk may
+/// leave of a file renamed before its data was flushed), never a durable one.
+fn volatile_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
+    s.create_dir_all(&p("/queue/cluster/w1"), 0o770)?;
+    for name in ["a.zip", "b.zip"] {
+        let id = s.begin_write(&p(&format!("/queue/cluster/w1/{name}")))?;
+        s.append(id, b"PK....package")?;
+        s.write_at(id, 2, b"\x03\x04")?;
+        s.commit_write_volatile(id, &attrs(0o660))?;
+    }
+    s.write_atomic(&p("/queue/cluster/w1/b.zip"), b"durable", &attrs(0o660))
+}
+
+#[test]
+fn volatile_commits_are_seen_at_once_and_torn_by_a_crash() {
+    let ops = crash_after_each(&sample(), volatile_workload, |n, files| {
+        // mkdir (1); per package begin, append, patch, commit (4); write_atomic (3).
+        let a = files.get(&p("/queue/cluster/w1/a.zip")).map(Vec::as_slice);
+        let b = files.get(&p("/queue/cluster/w1/b.zip")).map(Vec::as_slice);
+        let torn: &[u8] = b"PK\x03\x04..";
+        assert_eq!(a, (n >= 5).then_some(torn), "a.zip after a crash after {n}");
+        let b_expected: Option<&[u8]> = match n {
+            0..9 => None,
+            9..12 => Some(torn),
+            _ => Some(b"durable"),
+        };
+        assert_eq!(b, b_expected, "b.zip after a crash after {n}");
+    });
+    assert_eq!(ops, 12);
+    // Without a crash, both read whole at once.
+    let mut s = sample();
+    volatile_workload(&mut s).unwrap();
+    assert_eq!(
+        s.read(&p("/queue/cluster/w1/a.zip"), 100).unwrap(),
+        b"PK\x03\x04..package"
+    );
+    // A recover without a crash tears them too: nothing made them durable.
+    s.recover();
+    assert_eq!(
+        s.read(&p("/queue/cluster/w1/a.zip"), 100).unwrap(),
+        b"PK\x03\x04.."
+    );
+    assert_eq!(
+        s.read(&p("/queue/cluster/w1/b.zip"), 100).unwrap(),
+        b"durable"
+    );
+}
+
 /// Two deferred commits and their sync: a deferred commit shows and survives only once the sync
 /// put it in place, and a crash inside the sync keeps the commits before it.
 fn deferred_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
@@ -474,47 +523,6 @@ fn deferred_removals_are_durable_only_once_synced() {
     assert!(s.remove_file_deferred(&p("/etc/b")).unwrap());
     assert_eq!(s.stat(&p("/etc/b")).unwrap(), None);
     assert!(!s.remove_file_deferred(&p("/etc/b")).unwrap());
-}
-
-/// Two scratch packages, the first then removed durably (consumed), the second left: a scratch
-/// commit reads new at once, but only a durable operation after it decides what a crash leaves.
-fn unsynced_workload(s: &mut MemoryStorage) -> Result<(), StorageError> {
-    s.create_dir_all(&p("/queue/cluster/w1"), 0o770)?;
-    for name in ["a.zip", "b.zip"] {
-        let id = s.begin_write(&p(&format!("/queue/cluster/w1/{name}")))?;
-        s.append(id, b"PACKAGE!")?;
-        s.commit_write_unsynced(id, &attrs(0o660))?;
-    }
-    s.remove_file(&p("/queue/cluster/w1/a.zip"))?;
-    Ok(())
-}
-
-#[test]
-fn unsynced_commits_come_back_torn_from_a_crash() {
-    let ops = crash_after_each(&sample(), unsynced_workload, |n, files| {
-        // mkdir (1), begin + append + unsynced commit (4, 7), remove (8).
-        let a = files.get(&p("/queue/cluster/w1/a.zip")).map(Vec::as_slice);
-        let b = files.get(&p("/queue/cluster/w1/b.zip")).map(Vec::as_slice);
-        let torn: Option<&[u8]> = Some(b"PACK");
-        assert_eq!(
-            a,
-            if (4..8).contains(&n) { torn } else { None },
-            "a after {n}"
-        );
-        assert_eq!(b, if n >= 7 { torn } else { None }, "b after {n}");
-        // Nothing else is touched.
-        assert_eq!(files[&p("/etc/client.keys")], b"keys");
-    });
-    assert_eq!(ops, 8);
-    // No crash: in place whole at once; a durable rewrite is no longer torn by a later crash.
-    let mut s = sample();
-    unsynced_workload(&mut s).unwrap();
-    let b = p("/queue/cluster/w1/b.zip");
-    assert_eq!(s.read(&b, 100).unwrap(), b"PACKAGE!");
-    s.write_atomic(&b, b"DURABLE!", &attrs(0o660)).unwrap();
-    s.crash_after(0);
-    s.recover();
-    assert_eq!(s.read(&b, 100).unwrap(), b"DURABLE!");
 }
 
 #[test]
@@ -626,4 +634,20 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     // A missing directory shares nothing.
     MemoryStorage::new().share_contents(&etc, &mut pool);
     assert_eq!(pool.len(), 2);
+    // Contents a storage still holds stay; one no storage holds any more goes (b's own.xml, and
+    // the old client.keys once b's copy is removed too).
+    pool.forget_unused();
+    assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
+    assert!(b.remove_file(&p("/etc/rules/own.xml")).unwrap());
+    pool.forget_unused();
+    assert_eq!((pool.len(), pool.bytes()), (1, 4096));
+    assert!(b.remove_file(&p("/etc/client.keys")).unwrap());
+    pool.forget_unused();
+    assert!(pool.is_empty());
+    // Once forgotten, the same content is pooled again when it comes back.
+    b.add_file(&p("/etc/client.keys"), keys.clone(), T1, 0o640)
+        .unwrap();
+    b.share_contents(&etc, &mut pool);
+    assert_eq!((pool.len(), pool.bytes()), (1, 4096));
+    assert_eq!(b.files()[&p("/etc/client.keys")], keys);
 }

@@ -23,10 +23,11 @@ use crate::support::{config, origin, p, unix0};
 const CHUNK: usize = 64 * 1024;
 
 /// A storage that records the largest number of bytes one call moved (read, appended, written,
-/// or read through an opened file).
+/// or read through an opened file), and the bytes read through opened files.
 struct ChunkBound {
     inner: MemoryStorage,
     largest: Rc<Cell<usize>>,
+    read_through: Rc<Cell<u64>>,
 }
 
 impl ChunkBound {
@@ -34,6 +35,7 @@ impl ChunkBound {
         ChunkBound {
             inner,
             largest: Rc::new(Cell::new(0)),
+            read_through: Rc::new(Cell::new(0)),
         }
     }
 
@@ -45,6 +47,7 @@ impl ChunkBound {
 struct BoundReader {
     inner: Box<dyn FileReader>,
     largest: Rc<Cell<usize>>,
+    read_through: Rc<Cell<u64>>,
 }
 
 impl FileReader for BoundReader {
@@ -54,7 +57,9 @@ impl FileReader for BoundReader {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         self.largest.set(self.largest.get().max(buf.len()));
-        self.inner.read_at(offset, buf)
+        let n = self.inner.read_at(offset, buf)?;
+        self.read_through.set(self.read_through.get() + n as u64);
+        Ok(n)
     }
 }
 
@@ -83,6 +88,7 @@ impl Storage for ChunkBound {
         Ok(Box::new(BoundReader {
             inner: self.inner.open_reader(path)?,
             largest: Rc::clone(&self.largest),
+            read_through: Rc::clone(&self.read_through),
         }))
     }
     fn available_space(&self, dir: &InstallPath) -> Result<Option<u64>, StorageError> {
@@ -95,8 +101,19 @@ impl Storage for ChunkBound {
         self.moved(data.len());
         self.inner.append(id, data)
     }
+    fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.moved(data.len());
+        self.inner.write_at(id, offset, data)
+    }
     fn commit_write(&mut self, id: WriteId, attrs: &FileAttrs) -> Result<(), StorageError> {
         self.inner.commit_write(id, attrs)
+    }
+    fn commit_write_volatile(
+        &mut self,
+        id: WriteId,
+        attrs: &FileAttrs,
+    ) -> Result<(), StorageError> {
+        self.inner.commit_write_volatile(id, attrs)
     }
     fn commit_write_deferred(
         &mut self,
@@ -203,6 +220,16 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
         other => panic!("build: {other:?}"),
     };
     assert!(size > 64 * CHUNK as u64, "package of {size} bytes");
+    // Each member's file is read once: copied and hashed in the same pass (it used to be read
+    // twice, once for its CRC, once to copy it).
+    assert_eq!(master.storage().read_through.get(), 64 * CHUNK as u64);
+    // The package is a scratch file: in place at once, never flushed (a crash tears it).
+    let mut crashed = master.storage().inner.clone();
+    crashed.recover();
+    assert_eq!(
+        crashed.stat(&sent).unwrap().map(|st| st.size),
+        Some(size / 2)
+    );
 
     // The transfer: read chunk by chunk on the master, appended chunk by chunk on the worker.
     let received = p("/queue/cluster/master01/in.zip");
@@ -236,6 +263,13 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
     }
     assert_eq!(offset, size);
     done(worker.execute(&Effect::CommitFile { file }, unix0()));
+    // So is the received copy.
+    let mut crashed = worker.storage().inner.clone();
+    crashed.recover();
+    assert_eq!(
+        crashed.stat(&received).unwrap().map(|st| st.size),
+        Some(size / 2)
+    );
 
     // Worker: applied entry by entry from the received file.
     match worker.execute(

@@ -20,7 +20,7 @@ fn api(name: &str, args: &[&str], script: Script) -> (Option<i32>, String, Strin
 
 #[test]
 fn an_answer_from_a_master_is_printed_and_exits_zero() {
-    let request = r#"{"function": "/agents/summary", "arguments": {}, "from_cluster": false}"#;
+    let request = r#"{"function": "/agents/summary", "arguments": {"wait_for_complete": false}, "from_cluster": false}"#;
     let answer = r#"{"data": {"Total": 2, "Active": 1, "Disconnected": 0, "Never connected": 1, "Pending": 0}, "error": 0}"#;
     let frames = string_answer_frames(
         "dapi",
@@ -64,7 +64,7 @@ fn a_workers_recorded_answer_with_an_error_is_printed_and_exits_one() {
         (seen[0].command.as_str(), seen[0].payload.as_str()),
         (
             "dapi",
-            r#"{"function": "/syscollector/:agent_id/os", "arguments": {"agent_id": "001"}, "from_cluster": false}"#
+            r#"{"function": "/syscollector/:agent_id/os", "arguments": {"agent_id": "001", "wait_for_complete": false}, "from_cluster": false}"#
         )
     );
     assert_eq!(

@@ -41,8 +41,8 @@ const T2: Timestamp = Timestamp {
 pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     writes_are_atomic_and_carry_attributes(&mut make());
     staged_writes_stay_invisible_until_commit(&mut make());
+    patches_and_volatile_commits(&mut make());
     deferred_commits_land_at_sync(&mut make());
-    unsynced_commits_are_in_place_at_once(&mut make());
     deferred_removals_are_seen_at_once(&mut make());
     listing_and_stat(&mut make());
     directories(&mut make());
@@ -285,31 +285,50 @@ fn staged_writes_stay_invisible_until_commit<S: Storage>(s: &mut S) {
     assert_eq!(ok(s.read(&p("/etc/rules/b.xml"), 10), "read b"), b"B");
 }
 
-/// A scratch commit reads new at once, with its attributes, replaces what was there, consumes its
-/// handle and leaves no staged name behind, like a durable one.
-fn unsynced_commits_are_in_place_at_once<S: Storage>(s: &mut S) {
+/// A staged write is patched only over bytes already written; a volatile commit is in place at
+/// once, with its attributes, exactly as a durable one (what a crash does to it is the
+/// implementation's crash model).
+fn patches_and_volatile_commits<S: Storage>(s: &mut S) {
     ok(s.create_dir_all(&p("/queue/cluster/w1"), 0o770), "mkdir");
-    let package = p("/queue/cluster/w1/w1.zip");
-    ok(s.write_atomic(&package, b"old", &attrs(0o660)), "write");
-    let id = ok(s.begin_write(&package), "begin");
-    ok(s.append(id, b"package"), "append");
-    let dated = FileAttrs {
+    let file = p("/queue/cluster/w1/p.zip");
+    let id = ok(s.begin_write(&file), "begin");
+    ok(s.append(id, b"header:????;"), "append");
+    ok(s.append(id, b"data"), "append");
+    ok(s.write_at(id, 7, b"CRC!"), "patch inside");
+    ok(s.write_at(id, 12, b"DATA"), "patch up to the end");
+    assert_eq!(
+        kind(s.write_at(id, 13, b"DATA"), "patch past the end"),
+        StorageErrorKind::Io
+    );
+    assert_eq!(
+        kind(
+            s.write_at(id, u64::MAX, b"x"),
+            "patch at an offset that overflows"
+        ),
+        StorageErrorKind::Io
+    );
+    assert_eq!(
+        s.stat(&file).map(|st| st.is_some()).ok(),
+        Some(false),
+        "a patched staged write is visible"
+    );
+    let volatile = FileAttrs {
         mode: 0o640,
-        mtime: Some(T1),
+        mtime: Some(T2),
     };
-    ok(s.commit_write_unsynced(id, &dated), "unsynced commit");
-    assert_eq!(ok(s.read(&package, 100), "read"), b"package");
-    let stat = ok(s.stat(&package), "stat").unwrap_or_else(|| panic!("committed file missing"));
-    assert_eq!((stat.mode, stat.mtime, stat.size), (0o640, T1, 7));
-    assert_eq!(names(s, "/queue/cluster/w1"), ["w1.zip"]);
+    ok(s.commit_write_volatile(id, &volatile), "volatile commit");
+    assert_eq!(ok(s.read(&file, 100), "read"), b"header:CRC!;DATA");
+    let st = ok(s.stat(&file), "stat").map(|st| (st.mode, st.mtime, st.size));
+    assert_eq!(st, Some((0o640, T2, 16)));
     assert_eq!(
-        kind(s.commit_write_unsynced(id, &dated), "unsynced commit twice"),
+        kind(s.write_at(id, 0, b"x"), "patch after commit"),
         StorageErrorKind::UnknownWrite
     );
     assert_eq!(
-        kind(s.append(id, b"x"), "append after an unsynced commit"),
+        kind(s.commit_write_volatile(id, &volatile), "commit twice"),
         StorageErrorKind::UnknownWrite
     );
+    assert_eq!(names(s, "/queue/cluster/w1"), ["p.zip"]);
 }
 
 fn names<S: Storage>(s: &S, dir: &str) -> Vec<String> {

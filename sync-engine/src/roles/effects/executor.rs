@@ -213,10 +213,11 @@ impl<S: Storage> EffectExecutor<S> {
                     mode: PACKAGE_MODE,
                     mtime: None,
                 };
-                // In place at once (the next effect reads it) and not durable: a peer's files
-                // only land in its link's inbox under `queue/cluster/` (`Shell::file_opened`),
-                // which the daemon empties at start, so an fsync bought nothing (4 MiB: 30 ms).
-                self.storage.commit_write_unsynced(id, &attrs)?;
+                // In place at once (the next effect reads it) and volatile: a received file
+                // lives in this link's directory under `queue/cluster/`, is consumed within the
+                // round and removed, and nothing reads one after a restart (the directory is
+                // emptied at start). What the apply writes from it is made durable there.
+                self.storage.commit_write_volatile(id, &attrs)?;
                 Ok(EffectOutput::Done)
             }
             Effect::AbortFile { file } => {
@@ -293,7 +294,7 @@ impl<S: Storage> EffectExecutor<S> {
     }
 
     /// Writes this node's merged file `key` (under `queue/cluster/`, dated `now`) for a package:
-    /// in place at once, not durable (see [`Storage::commit_write_unsynced`]).
+    /// in place at once, not durable (see [`Storage::commit_write_volatile`]).
     fn write_scratch(
         &mut self,
         key: &InstallPath,
@@ -306,7 +307,7 @@ impl<S: Storage> EffectExecutor<S> {
         };
         let id = self.storage.begin_write(key)?;
         match self.storage.append(id, data) {
-            Ok(()) => self.storage.commit_write_unsynced(id, &attrs),
+            Ok(()) => self.storage.commit_write_volatile(id, &attrs),
             Err(e) => {
                 let _ = self.storage.abort_write(id);
                 Err(e)

@@ -43,6 +43,7 @@ use census::AgentCensus;
 use session::{Claim, MasterRequest, Registration, RemoteWorker, Session};
 
 use super::config::NodeConfig;
+use super::deadlines::Deadlines;
 use super::effects::{Effect, EffectOutput, EffectResult};
 use super::error::NodeError;
 use super::events::{CloseReason, HandshakeFailure, LockRelease, NodeEvent};
@@ -114,6 +115,9 @@ pub(crate) struct MasterRole {
     /// Active agents per node, for `get_health`.
     census: AgentCensus,
     scan: Scan,
+    /// The deadline of each lock waiting for its worker's file, by worker link and kind: the
+    /// master's timer and its timeout find the expired ones here instead of asking every worker.
+    lock_deadlines: Deadlines<(PeerId, SyncKind)>,
     next_keepalive_check: Instant,
     /// When each worker (by name) last started an integrity round, within `sync_integrity`.
     integrity_started: BTreeMap<String, Instant>,
@@ -138,6 +142,7 @@ impl MasterRole {
                 running: None,
                 next: Some(now),
             },
+            lock_deadlines: Deadlines::default(),
             next_keepalive_check: now + intervals.check_worker_lastkeepalive,
             integrity_started: BTreeMap::new(),
             comparisons: 0,
@@ -208,9 +213,13 @@ impl MasterRole {
 
     /// When [`MasterRole::handle`] must next see [`Input::Timeout`].
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let locks = self
-            .registrations()
-            .filter_map(|(_, r)| r.tasks.values().flatten().filter_map(|t| t.deadline).min());
+        debug_assert!(
+            self.lock_deadlines
+                .iter()
+                .all(|((peer, kind), _)| self.lock_free_at(peer, kind) == Some(false)),
+            "a lock deadline outlived its lock"
+        );
+        let locks = self.lock_deadlines.first();
         let recalc = if self.scan.running.is_some() {
             None
         } else {
@@ -218,6 +227,7 @@ impl MasterRole {
         };
         let claims = self.claims.values().map(|c| c.deadline);
         locks
+            .into_iter()
             .chain(recalc)
             .chain(claims)
             .chain([self.next_keepalive_check])
@@ -239,7 +249,11 @@ impl MasterRole {
 
     /// Whether the `kind` lock of worker `name` is free (`None`: no such worker).
     pub(crate) fn lock_free(&self, name: &str, kind: SyncKind) -> Option<bool> {
-        let peer = self.worker_peer(name)?;
+        self.lock_free_at(self.worker_peer(name)?, kind)
+    }
+
+    /// Whether the `kind` lock of the worker on `peer` is free (`None`: no worker there).
+    fn lock_free_at(&self, peer: PeerId, kind: SyncKind) -> Option<bool> {
         Some(self.registration(peer)?.tasks.get(kind).is_none())
     }
 
@@ -487,17 +501,9 @@ impl MasterRole {
                 self.close(shell, now, peer, CloseReason::KeepaliveTimeout, true);
             }
         }
-        let expired: Vec<(PeerId, SyncKind)> = self
-            .registrations()
-            .flat_map(|(peer, r)| {
-                r.tasks.iter().filter_map(move |(kind, task)| {
-                    task.as_ref()?
-                        .deadline
-                        .is_some_and(|d| d <= now)
-                        .then_some((peer, kind))
-                })
-            })
-            .collect();
+        // Released in link and kind order, as a walk over the workers would.
+        let mut expired: Vec<(PeerId, SyncKind)> = self.lock_deadlines.due(now).collect();
+        expired.sort_unstable();
         for (peer, kind) in expired {
             let error = super::error::SyncError::WorkerFileTimeout;
             self.release(shell, peer, kind, LockRelease::TimedOut, error);
@@ -605,6 +611,7 @@ impl MasterRole {
             self.registry.remove(&name);
         }
         for (kind, task) in tasks.iter() {
+            self.lock_deadlines.set((peer, kind), None);
             if task.is_some() {
                 shell.event(NodeEvent::LockReleased {
                     worker: name.clone(),

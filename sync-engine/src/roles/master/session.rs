@@ -86,11 +86,11 @@ pub(super) enum Phase {
     },
 }
 
-/// A running synchronisation of one worker (the lock is held while it exists).
+/// A running synchronisation of one worker (the lock is held while it exists). Its deadline,
+/// while it has one, is in the master's index of lock deadlines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Task {
     pub(super) id: String,
-    pub(super) deadline: Option<Instant>,
     pub(super) phase: Phase,
 }
 

@@ -76,11 +76,11 @@ impl MasterRole {
         };
         *r.tasks.get_mut(kind) = Some(Task {
             id: id.clone(),
-            deadline: Some(deadline),
             phase: Phase::AwaitFile,
         });
         r.health.started(kind, started);
         let worker = r.name.clone();
+        self.lock_deadlines.set((peer, kind), Some(deadline));
         shell.reply(now, peer, counter, true, id.as_bytes());
         shell.event(NodeEvent::SyncStarted { kind, worker });
     }
@@ -102,9 +102,8 @@ impl MasterRole {
         let Some(ended) = shell.end_receiving_file(now, peer, counter, payload, known) else {
             return;
         };
-        if let Some(t) = self.task_mut(peer, kind) {
-            t.deadline = None;
-        }
+        // The worker's file came: the lock no longer waits for it.
+        self.lock_deadlines.set((peer, kind), None);
         match ended {
             Ended::Ready(file) => self.process(shell, peer, kind, file),
             Ended::Committing(file) => {
@@ -577,6 +576,7 @@ impl MasterRole {
         }
         r.health.ended(kind, ended);
         let worker = r.name.clone();
+        self.lock_deadlines.set((peer, kind), None);
         shell.event(NodeEvent::LockReleased {
             worker: worker.clone(),
             kind,
@@ -611,6 +611,7 @@ impl MasterRole {
             return;
         };
         let worker = r.name.clone();
+        self.lock_deadlines.set((peer, kind), None);
         if let Some(path) = task.package() {
             shell.queue_quiet(peer, Effect::RemoveFile { path: path.clone() });
         }

@@ -233,10 +233,11 @@ pub struct MemoryBudgetUse {
     pub share: u64,
 }
 
-/// The memory budget's bounds. Usage is not kept here but summed from the links when asked: each
-/// link's connection and disk queue count their own bytes and release them on every path (a
-/// claimed, expired or refused string, a completed frame, a written chunk, a closed link), so
-/// the sum cannot drift from what is held.
+/// The memory budget's bounds. Usage is not kept here but counted from the links: each link's
+/// connection and disk queue count their own bytes and release them on every path (a claimed,
+/// expired or refused string, a completed frame, a written chunk, a closed link), and the shell
+/// keeps the sum over the links current as they change (`links::LinkTally`), so it cannot drift
+/// from what is held.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemoryBudget {
     limit: u64,
@@ -257,7 +258,8 @@ pub(crate) struct LinkMemory {
 }
 
 impl LinkMemory {
-    fn input(&self) -> u64 {
+    /// Its part of the peers' input.
+    pub(crate) fn input(&self) -> u64 {
         self.connection + self.disk
     }
 }
@@ -300,13 +302,8 @@ impl MemoryBudget {
         link.disk == 0 || (link.input() < self.share && input < self.pool)
     }
 
-    /// The use for `links`.
-    pub(crate) fn usage(&self, links: impl Iterator<Item = LinkMemory>) -> MemoryBudgetUse {
-        let (mut input, mut output) = (0, 0);
-        for link in links {
-            input += link.input();
-            output += link.output;
-        }
+    /// The use when the links' input holds `input` bytes and their unwritten output `output`.
+    pub(crate) fn usage(&self, input: u64, output: u64) -> MemoryBudgetUse {
         MemoryBudgetUse {
             input,
             output,
@@ -418,7 +415,7 @@ mod tests {
         // 64 MiB: pool 56 MiB, share 16 MiB (a quarter; two 1 MiB frames or a 4 MiB string are
         // less).
         let budget = MemoryBudget::new(64 << 20, 1 << 20, 4 << 20);
-        let u = budget.usage(std::iter::empty());
+        let u = budget.usage(0, 0);
         assert_eq!((u.limit, u.pool, u.share), (64 << 20, 56 << 20, 16 << 20));
         let link = |connection: u64, disk: u64| LinkMemory {
             connection,

@@ -43,7 +43,8 @@
 //!   beyond closes the link; frames within the pre-`hello` bound (64 KiB) always pass, so a
 //!   worker's `hello`, keepalives and small file chunks never wait for memory. A link whose file
 //!   data waits for the disk is not read while it or the pool is over
-//!   ([`Shell::wants_input`]). Usage is summed from each link's own counters, so every path that
+//!   ([`Shell::wants_input`]). Usage is the sum of each link's own counters, kept as running
+//!   totals that a link's recount updates whenever it changed ([`links`]), so every path that
 //!   frees a buffer (a claimed, expired or refused string, a completed frame, a written chunk, a
 //!   closed link) frees it in the budget too: [`Node::memory_budget`](super::Node::memory_budget).
 //! * **descriptors** for files being received
@@ -64,6 +65,7 @@
 
 mod budget;
 mod disk;
+mod links;
 mod peer;
 mod transfers;
 
@@ -78,10 +80,11 @@ use wazuh_cluster_protocol::connection::{
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
 
-use budget::{FileBudget, LinkMemory, MemoryBudget, OutputGate};
+use budget::{FileBudget, MemoryBudget, OutputGate};
 pub use budget::{FileBudgetUse, MemoryBudgetUse, OutputGateUse};
 pub(crate) use disk::JobId;
 use disk::{AfterDisk, DiskQueue};
+use links::{Links, link_memory};
 use peer::Peer;
 pub(crate) use transfers::Ended;
 use transfers::{FileStep, Piece, SentFile, Transfers};
@@ -234,7 +237,7 @@ pub(crate) struct Shell {
     rng: Rng,
     task_rng: Rng,
     name_rng: Rng,
-    peers: BTreeMap<PeerId, Peer>,
+    peers: Links,
     /// Disk queues of closed connections that still have work: their effect in flight, then
     /// their clean-up (abort staged writes, remove packages).
     orphans: BTreeMap<(PeerId, u64), DiskQueue>,
@@ -273,6 +276,10 @@ impl Shell {
             config.connection.max_string_size,
         );
         let gate = OutputGate::new(config.limits.max_output_in_flight);
+        let peers = Links::new(
+            config.limits.unclaimed_file_timeout,
+            config.limits.output_stall_timeout,
+        );
         let intervals = config.items.intervals;
         let mut base = config.connection.clone();
         // String pieces wait for the output gate, as file chunks do.
@@ -301,7 +308,7 @@ impl Shell {
             config,
             cluster_link,
             local_link,
-            peers: BTreeMap::new(),
+            peers,
             orphans: BTreeMap::new(),
             closed: Vec::new(),
             inboxes: BTreeMap::new(),
@@ -334,9 +341,8 @@ impl Shell {
         self.config.connection.wall_clock = clock;
         self.cluster_link.wall_clock = clock;
         self.local_link.wall_clock = clock;
-        for peer in self.peers.values_mut() {
-            peer.conn.set_wall_clock(clock);
-        }
+        self.peers.change_all(|p| p.conn.set_wall_clock(clock));
+        self.peers.refresh();
     }
 
     /// Wall-clock time at `now`, from the configured anchor.
@@ -396,9 +402,10 @@ impl Shell {
         })
     }
 
-    /// What the memory budget holds now, summed over the links.
+    /// What the memory budget holds now, every link together.
     pub(crate) fn memory_budget(&self) -> MemoryBudgetUse {
-        self.memory.usage(self.peers.values().map(link_memory))
+        let (input, output) = self.peers.memory();
+        self.memory.usage(input, output)
     }
 
     /// What the output gate holds now.
@@ -412,11 +419,13 @@ impl Shell {
     /// each of its handlers.
     pub(crate) fn settle(&mut self, now: Instant) {
         self.run_waiting(now);
+        self.peers.refresh();
         self.input_held = self.memory_budget().input;
     }
 
     /// Bytes the memory budget has left, every link together.
-    fn memory_room(&self) -> u64 {
+    fn memory_room(&mut self) -> u64 {
+        self.peers.refresh();
         let used = self.memory_budget();
         used.limit.saturating_sub(used.input + used.output)
     }
@@ -482,20 +491,20 @@ impl Shell {
 
     /// The earliest timeout of the connections and of the files they sent that no role took.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let unclaimed = self.config.limits.unclaimed_file_timeout;
-        let stall = self.config.limits.output_stall_timeout;
-        self.peers
-            .values()
-            .flat_map(|p| {
-                let stalled = (!p.pieces.is_empty()).then(|| p.output_moved + stall);
-                [
-                    p.conn.poll_timeout(),
-                    p.transfers.next_expiry(unclaimed),
-                    stalled,
-                ]
-            })
-            .flatten()
-            .min()
+        self.peers.next_deadline()
+    }
+
+    /// The open link after `after` (in id order; `None`: the first) that a timeout at `now`
+    /// must visit with [`Shell::handle_peer_timeout`] and a pump: its deadline passed or its
+    /// connection holds events or transmits. A visit to any other link would do nothing, so
+    /// visiting only these, in id order, does what visiting every link did.
+    pub(crate) fn next_due(&mut self, now: Instant, after: Option<PeerId>) -> Option<PeerId> {
+        self.peers.refresh();
+        let due = self.peers.due(now);
+        match after {
+            Some(after) => due.range(after..).find(|p| **p != after).copied(),
+            None => due.first().copied(),
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -868,6 +877,7 @@ impl Shell {
 
     /// Bytes read from `peer`.
     pub(crate) fn handle_input(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) {
+        self.peers.refresh();
         let input = self.memory_budget().input;
         if let Some(p) = self.peers.get_mut(&peer) {
             // Only this link's input runs until its events are pumped (where its new files take
@@ -1213,7 +1223,8 @@ impl Shell {
                 Some(Piece::Read { payload_len, .. }) => p.conn.frame_len(*payload_len) as u64,
                 Some(Piece::String { frame_len, .. }) => *frame_len as u64,
             };
-            if !self.gate.admits(peer, size, self.memory_room()) {
+            let room = self.memory_room();
+            if !self.gate.admits(peer, size, room) {
                 self.gate.wait(peer);
                 break;
             }
@@ -1412,15 +1423,6 @@ impl Shell {
         if let Some(queue) = self.orphans.get_mut(&key) {
             queue.started(id);
         }
-    }
-}
-
-/// What `p` holds, as the memory budget counts it.
-fn link_memory(p: &Peer) -> LinkMemory {
-    LinkMemory {
-        connection: p.conn.held_input_bytes(),
-        disk: p.disk.pending_bytes() as u64,
-        output: (p.queued + p.conn.queued_transmit_bytes()) as u64 + p.reading,
     }
 }
 
