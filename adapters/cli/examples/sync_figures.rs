@@ -30,6 +30,14 @@
 //!   and of the worker (the largest of the workers), read from `/proc` once every worker holds
 //!   every file.
 //!
+//! On ext4 *without a journal* (this machine's `/`), file creation slows down near recent
+//! deletions: the inode allocator skips every free inode of the group deleted less than a minute
+//! ago (`recently_deleted` in `perf`), so a run's installs, made in the group where the previous
+//! run's trees (and other builds' files) were just removed, can pay 0.5 ms per created file
+//! instead of 15 µs, on both the master and the worker. For comparable runs there, give
+//! `--scratch` a directory marked `chattr +T` (each run's folder is then placed in a group of
+//! its own).
+//!
 //! The machine's own limits to quote next to these: `openssl speed -evp md5`, `-evp aes-128-cbc`,
 //! and the disk's sequential write speed
 //! (`dd if=/dev/zero of=FILE bs=1M count=500 conv=fdatasync`).

@@ -47,17 +47,25 @@
 //!
 //! A durable replace costs an `fsync` of the file (data, inode, a cache flush of the device) and
 //! one of its directory; one after the other, 1,000 files of 4 KiB took 6 to 7 s here
-//! (`examples/apply_batch.rs`). [`Storage::commit_write_deferred`] only sets the attributes and
-//! closes the staged file (a batch holds no descriptor, whatever its size);
-//! [`Storage::sync_deferred`] then makes the data of the whole batch durable at once, with the
-//! `fsync`s issued side by side from [`SYNC_THREADS`] threads (each reopens its staged file by
-//! name from the directory descriptor, `O_NOFOLLOW`): concurrent `fsync`s share the device's
-//! flushes and, on a journalled file system, the journal commit, so the batch waits for about one
-//! barrier instead of one per file. Only then are the files renamed, in commit order, and each
-//! directory `fsync`ed once. No file is renamed before its data is durable, so a crash still
-//! leaves every target old or new. At most [`MAX_DEFERRED`] commits wait; the next one syncs the
-//! batch first. A storage dropped with deferred commits leaves their targets old and their staged
-//! files behind, for [`FsStorage::remove_stale_staged`] at the next start.
+//! (`examples/apply_batch.rs`). [`Storage::commit_write_deferred`] sets the attributes and hands
+//! the open staged file to the batch's [`SYNC_THREADS`] sync threads, which `fsync` the files side
+//! by side as they come (at most [`SYNC_QUEUED`] waiting, each holding its descriptor until
+//! synced), while the effect thread stages the next ones: concurrent `fsync`s share the device's
+//! flushes and, on a journalled file system, the journal commit, and their waits overlap the
+//! staging instead of following it. [`Storage::sync_deferred`] waits for the last of them (a file
+//! no thread took is reopened by name from its directory descriptor, `O_NOFOLLOW`, and synced
+//! then). Only then are the files renamed, in commit order, and each directory `fsync`ed once.
+//! No file is renamed before its data is durable, so a crash still leaves every target old or
+//! new. At most [`MAX_DEFERRED`] commits wait; the next one syncs the batch first. A storage
+//! dropped with deferred commits leaves their targets old and their staged files behind, for
+//! [`FsStorage::remove_stale_staged`] at the next start.
+//!
+//! Why the creates of a batch can get slower file after file on ext4 *without a journal* (this
+//! machine's `/`): its inode allocator skips every free inode of the group deleted less than
+//! 60 s ago (300 s more while the inode table block is dirty), checking each one's on-disk
+//! `dtime` (`find_inode_bit` → `recently_deleted` in `perf`), so creating files in a directory
+//! whose group just saw thousands of deletions (a previous run's tree) costs 0.5 ms per file
+//! instead of 15 µs. A journalled ext4 does not do this.
 //!
 //! # Ownership
 //!
@@ -90,6 +98,7 @@ mod confine;
 mod errno;
 pub mod global_db;
 pub mod owner;
+mod sync_pool;
 
 pub use owner::Owner;
 
@@ -118,9 +127,8 @@ pub const STAGED_SUFFIX: &str = ".tmp";
 /// loses. The commit that would exceed it syncs the batch first.
 pub const MAX_DEFERRED: usize = 16_384;
 
-/// Threads that issue the `fsync`s of a deferred batch side by side (see the crate docs): enough
-/// for the device to merge their flushes; they wait on the disk, not on a core.
-pub const SYNC_THREADS: usize = 16;
+use sync_pool::SyncPool;
+pub use sync_pool::{QUEUED as SYNC_QUEUED, SYNC_THREADS};
 
 /// True when `name` is one of our staged files: `.<name>.<pid>.<n>.tmp`, `pid` and `n` decimal.
 fn is_staged_name(name: &str) -> bool {
@@ -235,9 +243,8 @@ impl SyncJob<'_> {
     }
 }
 
-/// `fsync`s every file of `batch`, [`SYNC_THREADS`] at a time; the result of each, in order.
-fn fsync_all(batch: &[StagedName]) -> Vec<Result<(), StorageError>> {
-    let jobs: Vec<SyncJob<'_>> = batch.iter().map(StagedName::sync_job).collect();
+/// `fsync`s every file of `jobs`, [`SYNC_THREADS`] at a time; the result of each, in order.
+fn fsync_all(jobs: &[SyncJob<'_>]) -> Vec<Result<(), StorageError>> {
     if jobs.len() <= 1 {
         return jobs.iter().map(SyncJob::fsync).collect();
     }
@@ -305,8 +312,11 @@ pub struct FsStorage {
     /// The install root and the walk that confines every path to it.
     root: ConfinedRoot,
     staged: BTreeMap<u64, Staged>,
-    /// Deferred commits (attributes set, file closed), in commit order.
+    /// Deferred commits (attributes set, file closed or handed to `pool`), in commit order.
     deferred: Vec<StagedName>,
+    /// The threads syncing the deferred batch's files as they are committed (started with the
+    /// batch's first commit, ended by its sync).
+    pool: Option<SyncPool>,
     /// Directories that deferred removals changed (one path inside each, for messages), to sync
     /// in [`Storage::sync_deferred`].
     removed_dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)>,
@@ -328,6 +338,7 @@ impl FsStorage {
             root,
             staged: BTreeMap::new(),
             deferred: Vec::new(),
+            pool: None,
             removed_dirs: BTreeMap::new(),
             max_deferred: MAX_DEFERRED,
             next_write: 1,
@@ -452,6 +463,18 @@ impl FsStorage {
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(error(e, path, "remove")),
         }
+    }
+
+    /// Waits for the sync threads of `batch`; each file's `fsync` result, `None` for the files
+    /// no thread synced.
+    fn finish_pool(&mut self, batch: &[StagedName]) -> Vec<Option<Result<(), StorageError>>> {
+        let mut synced: Vec<Option<Result<(), StorageError>>> = vec![None; batch.len()];
+        for (index, result) in self.pool.take().map(SyncPool::finish).unwrap_or_default() {
+            if let (Some(slot), Some(deferred)) = (synced.get_mut(index), batch.get(index)) {
+                *slot = Some(result.map_err(|e| io_error(&e, &deferred.path, "fsync")));
+            }
+        }
+        synced
     }
 
     fn forget_read(&self) {
@@ -873,18 +896,28 @@ impl Storage for FsStorage {
             staged.name.discard();
             return Err(e);
         }
-        // Closed now: the data stays in the page cache, `sync_deferred` reopens it by name.
         let Staged {
             name: deferred,
             file,
             ..
         } = staged;
-        drop(file);
         if self.deferred.len() >= self.max_deferred
             && let Err(e) = self.sync_deferred()
         {
             deferred.discard();
             return Err(e);
+        }
+        // Its fsync starts now, on the batch's sync threads, while the next files are staged.
+        // Without threads it is closed (the data stays in the page cache) and `sync_deferred`
+        // reopens it by name.
+        if self.deferred.is_empty() {
+            self.pool = SyncPool::start();
+        }
+        let index = self.deferred.len();
+        if let Some(pool) = &mut self.pool
+            && let Err(file) = pool.submit(index, file)
+        {
+            drop(file);
         }
         self.deferred.push(deferred);
         Ok(())
@@ -896,7 +929,9 @@ impl Storage for FsStorage {
         for (path, dir) in std::mem::take(&mut self.removed_dirs).values() {
             if let Err(e) = rustix::fs::fsync(&**dir) {
                 // Not known removed for good: nothing of the batch may land after it.
-                for deferred in std::mem::take(&mut self.deferred) {
+                let batch = std::mem::take(&mut self.deferred);
+                self.finish_pool(&batch);
+                for deferred in batch {
                     deferred.discard();
                 }
                 return Err(error(e, path, "fsync of the directory"));
@@ -909,8 +944,23 @@ impl Storage for FsStorage {
         let batch = std::mem::take(&mut self.deferred);
         let mut first_error = None;
         // 1. The data of every file, side by side, before any rename: a renamed file must never
-        //    be torn.
-        let synced = fsync_all(&batch);
+        //    be torn. Most were synced by the pool while the batch was staged; the others (no
+        //    thread took them) are reopened by name and synced now.
+        let mut synced = self.finish_pool(&batch);
+        let left: Vec<usize> = (0..batch.len()).filter(|&i| synced[i].is_none()).collect();
+        let jobs: Vec<SyncJob<'_>> = left.iter().map(|&i| batch[i].sync_job()).collect();
+        for (i, result) in left.iter().zip(fsync_all(&jobs)) {
+            synced[*i] = Some(result);
+        }
+        let synced = synced.into_iter().map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StorageError::new(
+                    StorageErrorKind::Io,
+                    InstallPath::root(),
+                    "fsync result lost",
+                ))
+            })
+        });
         // 2. The renames, in commit order (a target committed twice gets the later content).
         let mut dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)> = BTreeMap::new();
         for (deferred, synced) in batch.iter().zip(synced) {

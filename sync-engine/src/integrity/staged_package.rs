@@ -62,7 +62,7 @@ struct MemberAt {
 #[derive(Debug)]
 pub struct StagedPackage {
     id: WriteId,
-    /// Bytes written so far (the offset of the next local header).
+    /// Bytes of the package so far (the offset of the next local header).
     written: u64,
     /// Most bytes the finished package may have.
     limit: u64,
@@ -73,6 +73,13 @@ pub struct StagedPackage {
     entries: u64,
     names: BTreeSet<InstallPath>,
     buf: Vec<u8>,
+    /// The package's last bytes, not yet handed to the storage: headers and small members are
+    /// gathered into writes of [`CHUNK`] bytes at offsets that are multiples of it, and a CRC
+    /// whose header is still here is patched in memory. A write per header, one per member and
+    /// a patch per member cost three system calls per file, and every write that ends inside a
+    /// page had the kernel zero the rest of it (9% of the master's time in `zero_user_segments`
+    /// for 10,000 files of 4 KiB).
+    pending: Vec<u8>,
 }
 
 impl StagedPackage {
@@ -99,6 +106,7 @@ impl StagedPackage {
             entries: 0,
             names: BTreeSet::new(),
             buf: Vec::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -112,7 +120,7 @@ impl StagedPackage {
         self.names.is_empty()
     }
 
-    /// Bytes written so far.
+    /// Bytes of the package so far.
     pub fn written(&self) -> u64 {
         self.written
     }
@@ -183,6 +191,11 @@ impl StagedPackage {
         let central_size = central.len() as u64;
         let end = end_records(self.entries, central_size, central_offset, self.written);
         self.append(storage, &end)?;
+        if !self.pending.is_empty() {
+            storage
+                .append(self.id, &self.pending)
+                .map_err(PackageError::Storage)?;
+        }
         storage
             .commit_write_volatile(self.id, attrs)
             .map_err(PackageError::Storage)?;
@@ -291,23 +304,53 @@ impl StagedPackage {
         crc: u32,
     ) -> Result<(), PackageError> {
         let crc = crc.to_le_bytes();
-        storage
-            .write_at(self.id, at.local + LOCAL_CRC_AT, &crc)
-            .map_err(PackageError::Storage)?;
+        // The bytes before `flushed` are in the staged write, the others still in `pending`.
+        let flushed = self.written - self.pending.len() as u64;
+        let local = at.local + LOCAL_CRC_AT;
+        let in_file = usize::try_from(flushed.saturating_sub(local))
+            .unwrap_or(usize::MAX)
+            .min(crc.len());
+        if in_file > 0 {
+            storage
+                .write_at(self.id, local, &crc[..in_file])
+                .map_err(PackageError::Storage)?;
+        }
+        if in_file < crc.len() {
+            let from = usize::try_from(local + in_file as u64 - flushed).unwrap_or(usize::MAX);
+            self.pending[from..from + crc.len() - in_file].copy_from_slice(&crc[in_file..]);
+        }
         let central = at.central + CENTRAL_CRC_AT;
         self.central[central..central + crc.len()].copy_from_slice(&crc);
         Ok(())
     }
 
+    /// Adds `data` to the package: gathered in `pending` up to a whole [`CHUNK`], whole chunks
+    /// of a large member straight from `data` (no copy).
     fn append<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
-        data: &[u8],
+        mut data: &[u8],
     ) -> Result<(), PackageError> {
-        storage
-            .append(self.id, data)
-            .map_err(PackageError::Storage)?;
         self.written += data.len() as u64;
+        if !self.pending.is_empty() || data.len() < CHUNK {
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < CHUNK {
+                return Ok(());
+            }
+            storage
+                .append(self.id, &self.pending)
+                .map_err(PackageError::Storage)?;
+            self.pending.clear();
+        }
+        let whole = data.len() / CHUNK * CHUNK;
+        if whole > 0 {
+            storage
+                .append(self.id, &data[..whole])
+                .map_err(PackageError::Storage)?;
+        }
+        self.pending.extend_from_slice(&data[whole..]);
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use wazuh_cluster_fs::{FsStorage, Owner};
+use wazuh_cluster_fs::{FsStorage, Owner, SYNC_QUEUED};
 use wazuh_cluster_sync::integrity::storage::contract::{
     deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
@@ -246,14 +246,16 @@ fn stale_staged_files_are_cleaned() {
 }
 
 /// More deferred commits than the bound: the one over it syncs the batch before it (so at most
-/// that many wait), and the final sync lands the rest. 300 is more than the 256 staged files the
-/// storage used to hold open: a deferred commit holds no descriptor now.
+/// that many wait), and the final sync lands the rest. 300 is more than the sync threads' queue
+/// ([`SYNC_QUEUED`]): commits past it wait for room, and the batch synced in the middle ends its
+/// threads and the next one starts its own.
 #[test]
 fn deferred_commits_are_synced_in_bounded_batches() {
     let root = ScratchDir::new("fs-storage");
     std::fs::create_dir_all(root.path().join("etc/lists")).unwrap();
     let mut storage = FsStorage::new(root.path()).unwrap();
     let bound = 300;
+    assert!(bound > SYNC_QUEUED);
     storage.set_max_deferred(bound);
     let total = bound + 44;
     let attrs = FileAttrs {

@@ -293,6 +293,28 @@ impl<S: Storage> EffectExecutor<S> {
         dir.join(file).map_err(bad)
     }
 
+    /// Writes this node's merged file `key` (under `queue/cluster/`, dated `now`) for a package:
+    /// in place at once, not durable (see [`Storage::commit_write_volatile`]).
+    fn write_scratch(
+        &mut self,
+        key: &InstallPath,
+        data: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        let attrs = FileAttrs {
+            mode: PACKAGE_MODE,
+            mtime: Some(now),
+        };
+        let id = self.storage.begin_write(key)?;
+        match self.storage.append(id, data) {
+            Ok(()) => self.storage.commit_write_volatile(id, &attrs),
+            Err(e) => {
+                let _ = self.storage.abort_write(id);
+                Err(e)
+            }
+        }
+    }
+
     /// Creates the directory of `path` unless it exists.
     fn ensure_parent(&mut self, path: &InstallPath) -> Result<(), EffectError> {
         if let Some(parent) = path.parent()
@@ -333,11 +355,7 @@ impl<S: Storage> EffectExecutor<S> {
                     return Ok(EffectOutput::NothingToSend);
                 }
                 let key = self.own_cluster_file("agent-groups.merged")?;
-                let attrs = FileAttrs {
-                    mode: PACKAGE_MODE,
-                    mtime: Some(now),
-                };
-                self.storage.write_atomic(&key, &merged.bytes, &attrs)?;
+                self.write_scratch(&key, &merged.bytes, now)?;
                 members.push(key.clone());
                 let meta = FileMetadata {
                     mod_time: None,
@@ -366,11 +384,7 @@ impl<S: Storage> EffectExecutor<S> {
                     return Ok(EffectOutput::NothingToSend);
                 }
                 let key = self.own_cluster_file("agent-info.merged")?;
-                let attrs = FileAttrs {
-                    mode: PACKAGE_MODE,
-                    mtime: Some(now),
-                };
-                self.storage.write_atomic(&key, &merged.bytes, &attrs)?;
+                self.write_scratch(&key, &merged.bytes, now)?;
                 // 3.9.5 takes the metadata from a worker-type walk, which finds the merged file.
                 let output = self.worker_scanner.scan(
                     &self.storage,
