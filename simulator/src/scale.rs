@@ -1,8 +1,9 @@
 //! The scale cluster: 1 master and N workers sharing A agents (client.keys on the master, one
 //! fresh agent-info file per agent spread over the workers), upstream's default intervals, a
-//! 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent size is a test
-//! (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim --release --bin
-//! scale -- WORKERS AGENTS`, which prints the figures of a run.
+//! 1 Gbit/s link with 200 µs latency and a Linux-like 4 MiB send buffer per direction (the
+//! network holds at most that much of what a node writes, as a kernel would). The 25-worker /
+//! 50,000-agent size is a test (`tests/scale.rs`); larger ones run with `cargo run -p
+//! wazuh-cluster-sim --release --bin scale -- WORKERS AGENTS`, which prints the figures of a run.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use crate::clock::VirtualTime;
 use crate::cluster::{Cluster, ClusterBuilder, ConvergenceWatch};
 use crate::fixtures::{START, master_tree_with_keys};
-use crate::net::{LinkParams, Pieces};
+use crate::net::{LINUX_SEND_BUFFER, LinkParams, Pieces};
 use crate::sim::{RunError, SetupError, SimConfig};
 use crate::tree::{TreeFile, storage_from};
 
@@ -46,6 +47,7 @@ pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupE
         latency: Duration::from_micros(200),
         bandwidth: Some(125_000_000),
         pieces: Pieces::Whole,
+        send_buffer: Some(LINUX_SEND_BUFFER),
     };
     let tree_error = |e: crate::tree::TreeError| SetupError::Tree(e.to_string());
     let mut builder = ClusterBuilder::new(SimConfig {

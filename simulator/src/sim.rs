@@ -6,7 +6,8 @@
 //! to it, hands it to the node concerned, then drains that node's outputs (bytes onto links,
 //! effects onto the queue, connection requests, events into the log) and re-arms its timer at
 //! [`Node::poll_timeout`]. Bytes are reported written ([`Node::handle_written`]) when their link
-//! takes them ([`Arrival::Taken`]): at once, or when a stalled pipe is unstalled.
+//! takes them ([`Arrival::Taken`]): at once, or as far as the link's send buffer has room, the
+//! rest when room opens ([`Arrival::Writable`]) or a stalled pipe is unstalled.
 //!
 //! Determinism: one `u64` seed; every node, the network and each link get their own stream
 //! derived from it with [`Rng::fork`], so adding a node does not change what another one draws.
@@ -148,6 +149,11 @@ enum Ev {
     },
     Accept {
         link: LinkId,
+    },
+    /// Room opened in the send buffer of `from`'s direction of `link` ([`Arrival::Writable`]).
+    Writable {
+        link: LinkId,
+        from: LinkEnd,
     },
     Connected {
         link: LinkId,
@@ -510,6 +516,9 @@ impl Sim {
                     self.queue.push(at, Ev::Data { link, to, bytes });
                 }
                 Arrival::Closed { at, link, to } => self.queue.push(at, Ev::Closed { link, to }),
+                Arrival::Writable { at, link, from } => {
+                    self.queue.push(at, Ev::Writable { link, from });
+                }
             }
         }
         writers
@@ -549,6 +558,10 @@ impl Sim {
                 self.after_step(n);
             }
             Ev::Data { link, to, bytes } => self.deliver(link, to, bytes),
+            Ev::Writable { link, from } => {
+                let arrivals = self.net.writable(now, link, from);
+                self.release(arrivals);
+            }
             Ev::Closed { link, to } => {
                 let Some(&(n, peer)) = self.ends.get(&(link, to)) else {
                     return;
@@ -1268,7 +1281,64 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{cluster, recorded_intervals};
+    use crate::cluster::ClusterBuilder;
+    use crate::fixtures::{cluster, master_tree_with_keys, recorded_intervals};
+    use crate::net::Pieces;
+    use crate::tree::storage_from;
+    use wazuh_cluster_sync::integrity::storage::Storage;
+
+    #[test]
+    fn a_bounded_send_buffer_leaves_the_rest_of_a_write_queued_in_its_writer() {
+        const BUFFER: usize = 16 << 10;
+        let link = LinkParams {
+            latency: Duration::from_millis(1),
+            bandwidth: Some(1 << 20),
+            pieces: Pieces::Whole,
+            send_buffer: Some(BUFFER),
+        };
+        // A 2,000-agent client.keys (about 170 KB): every package is ten buffers long.
+        let keys = crate::scale::client_keys(2_000);
+        let master = storage_from(master_tree_with_keys(keys.clone())).unwrap();
+        let mut c = ClusterBuilder::new(SimConfig {
+            link,
+            ..SimConfig::default()
+        })
+        .master("master01", master)
+        .worker("worker1", MemoryStorage::new())
+        .worker("worker2", MemoryStorage::new())
+        .configure(recorded_intervals)
+        .build()
+        .unwrap();
+        let mut most_unsent = 0;
+        while c.sim.now() < VirtualTime::from_secs(20) && c.sim.step() {
+            for (&(link, end), &(n, peer)) in &c.sim.ends {
+                if !c.sim.nodes[n].peers.contains_key(&peer) {
+                    continue;
+                }
+                // What the link did not take is exactly what the node counts as not written,
+                // and the network never holds more than the bound.
+                let unsent = c.sim.net.unsent(link, end);
+                assert_eq!(
+                    c.sim.node(n).queued_output(peer),
+                    unsent,
+                    "{} at {}",
+                    c.sim.name(n),
+                    c.sim.now()
+                );
+                assert!(c.sim.net.buffered(link, end) <= BUFFER);
+                most_unsent = most_unsent.max(unsent);
+            }
+        }
+        assert!(most_unsent > 0, "no write was ever held");
+        assert!(c.integrity_converged());
+        let path = InstallPath::new("/etc/client.keys").unwrap();
+        for &w in &c.workers {
+            assert_eq!(
+                c.sim.storage(w).read(&path, 1 << 20).unwrap(),
+                keys.as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn output_held_by_a_stalled_pipe_counts_as_queued_and_pauses_the_writers_reading() {
