@@ -223,6 +223,20 @@ pub struct DiskFaults {
     pub extra_latency: Duration,
 }
 
+/// Whether `effect` may change its node's disk. The reads (a package's chunks, above all: one
+/// effect per chunk sent) leave it as it was, so what was checked at the current
+/// [`Sim::disk_generation`] still holds: a 100-worker run re-walked the master's tree at every
+/// convergence poll while it sent packages.
+fn may_write(effect: &Effect) -> bool {
+    !matches!(
+        effect,
+        Effect::ReadChunk { .. }
+            | Effect::StatFile { .. }
+            | Effect::ReadClientKeys
+            | Effect::ScanIntegrity
+    )
+}
+
 /// Counters of a run, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SimStats {
@@ -637,7 +651,9 @@ impl Sim {
                 effect,
             } => {
                 let sn = &mut self.nodes[node];
-                sn.disk_generation += 1;
+                if may_write(&effect) {
+                    sn.disk_generation += 1;
+                }
                 if sn.incarnation != incarnation {
                     // The disk work of a node that crashed goes on until its storage stops
                     // (the `k` operations of `Sim::crash`); nobody takes its result.
@@ -1286,6 +1302,41 @@ mod tests {
     use crate::net::Pieces;
     use crate::tree::storage_from;
     use wazuh_cluster_sync::integrity::storage::Storage;
+
+    #[test]
+    fn reading_packages_out_leaves_the_disk_generation_alone_and_every_write_moves_it() {
+        let keys = crate::scale::client_keys(2_000);
+        let master = storage_from(master_tree_with_keys(keys)).unwrap();
+        let mut c = ClusterBuilder::new(SimConfig::default())
+            .master("master01", master)
+            .worker("worker1", MemoryStorage::new())
+            .worker("worker2", MemoryStorage::new())
+            .configure(|cfg| {
+                recorded_intervals(cfg);
+                // About twenty chunks per package: twenty read effects each.
+                cfg.limits.read_chunk = 8 << 10;
+            })
+            .build()
+            .unwrap();
+        let m = c.master;
+        let mut reads = 0;
+        while c.sim.now() < VirtualTime::from_secs(10) {
+            let (generation, effects) = (c.sim.disk_generation(m), c.sim.effects_run(m));
+            let files = c.sim.storage(m).snapshot();
+            if !c.sim.step() {
+                break;
+            }
+            if c.sim.disk_generation(m) == generation {
+                // A check made at this generation still holds.
+                assert_eq!(c.sim.storage(m).snapshot(), files, "at {}", c.sim.now());
+                if c.sim.effects_run(m) > effects {
+                    reads += 1;
+                }
+            }
+        }
+        assert!(c.integrity_converged());
+        assert!(reads >= 40, "{reads} effects left the generation alone");
+    }
 
     #[test]
     fn a_bounded_send_buffer_leaves_the_rest_of_a_write_queued_in_its_writer() {
