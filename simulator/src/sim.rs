@@ -274,6 +274,8 @@ pub struct Sim {
     local_ends: BTreeMap<(NodeIdx, PeerId), LocalClientId>,
     /// One copy of each content of the nodes' `etc/` (see [`Sim::share_contents`]).
     pool: ContentPool,
+    /// One copy of each package and staged chunk, while some node holds it.
+    transient: ContentPool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -315,6 +317,7 @@ impl Sim {
             locals: Vec::new(),
             local_ends: BTreeMap::new(),
             pool: ContentPool::new(),
+            transient: ContentPool::new(),
             key,
             config,
         })
@@ -381,21 +384,32 @@ impl Sim {
     }
 
     /// Makes node `n`'s `etc/` share its bytes with the other nodes' (the master's integrity
-    /// files, which every worker holds a copy of): run after anything that may write there, so
-    /// a thousand workers cost one copy of `client.keys`, not a thousand. Nothing observable
-    /// changes.
+    /// files, which every worker holds a copy of), and its packages and the chunks of the
+    /// packages it is receiving share theirs (the master builds the same package for every
+    /// worker that lacks the same files, and each of them receives it chunk by chunk): run after
+    /// anything that may write there, so a hundred workers cost one copy of `client.keys` and of
+    /// its package, not a hundred or two hundred. Nothing observable changes.
     fn share_contents(&mut self, n: NodeIdx) {
+        let storage = self.nodes[n].exec.storage_mut();
         if let Ok(etc) = InstallPath::new("/etc") {
-            self.nodes[n]
-                .exec
-                .storage_mut()
-                .share_contents(&etc, &mut self.pool);
+            storage.share_contents(&etc, &mut self.pool);
         }
+        if let Ok(packages) = InstallPath::new("/queue/cluster") {
+            storage.share_contents(&packages, &mut self.transient);
+        }
+        storage.share_staged(&mut self.transient);
+        // Packages are removed once applied or sent: their pooled copy goes with the last node
+        // that held it.
+        self.transient.release_unused();
     }
 
-    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]).
-    pub fn shared_contents(&self) -> (usize, u64) {
-        (self.pool.len(), self.pool.bytes())
+    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]): the
+    /// integrity files, then the packages and chunks being received.
+    pub fn shared_contents(&self) -> [(usize, u64); 2] {
+        [
+            (self.pool.len(), self.pool.bytes()),
+            (self.transient.len(), self.transient.bytes()),
+        ]
     }
 
     // ------------------------------------------------------------------------------------------
@@ -696,7 +710,9 @@ impl Sim {
                 );
                 self.trace
                     .record(now, TraceKind::Effect, node, id.0, summary.as_bytes());
-                self.share_contents(node);
+                if may_write(&effect) {
+                    self.share_contents(node);
+                }
                 self.nodes[node]
                     .node
                     .handle_effect_done(instant, id, result);

@@ -148,10 +148,62 @@ pub enum SnapshotEntry {
     Other,
 }
 
+/// Appends at least this long are kept as a segment of their own; shorter ones gather in the
+/// tail until it is this long.
+const SEGMENT: usize = 64 * 1024;
+
+/// A staged write's content: sealed segments, then a tail still growing. Why segments: the
+/// simulator shares equal segments between storages ([`MemoryStorage::share_staged`]), so a
+/// hundred workers receiving the same package chunk by chunk hold one copy of each chunk, not a
+/// hundred growing copies of the package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Staged {
     path: InstallPath,
-    data: Vec<u8>,
+    segments: Vec<Bytes>,
+    tail: Vec<u8>,
+}
+
+impl Staged {
+    fn new(path: InstallPath) -> Staged {
+        Staged {
+            path,
+            segments: Vec::new(),
+            tail: Vec::new(),
+        }
+    }
+
+    fn append(&mut self, data: &[u8]) {
+        if data.len() >= SEGMENT {
+            self.seal();
+            self.segments.push(Bytes::copy_from_slice(data));
+        } else {
+            self.tail.extend_from_slice(data);
+            if self.tail.len() >= SEGMENT {
+                self.seal();
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            self.segments.push(Bytes::from(tail));
+        }
+    }
+
+    /// The whole content, in one buffer of exactly its length.
+    fn into_bytes(mut self) -> Bytes {
+        self.seal();
+        if self.segments.len() == 1 {
+            return self.segments.pop().unwrap_or_default();
+        }
+        let len = self.segments.iter().map(Bytes::len).sum();
+        let mut data = Vec::with_capacity(len);
+        for segment in &self.segments {
+            data.extend_from_slice(segment);
+        }
+        Bytes::from(data)
+    }
 }
 
 /// A file opened by [`Storage::open_reader`]: its content as it was then.
@@ -198,11 +250,13 @@ pub struct MemoryStorage {
     available: Option<u64>,
 }
 
-/// Contents shared between storages ([`MemoryStorage::share_contents`]): one copy of each.
+/// Contents shared between storages ([`MemoryStorage::share_contents`],
+/// [`MemoryStorage::share_staged`]): one copy of each.
 ///
-/// It keeps every content it was given for as long as it lives, so it is meant for the files
-/// that are the same on many nodes (the master's integrity files), not for ones that change all
-/// the time.
+/// It keeps every content it was given until [`ContentPool::release_unused`] drops the ones no
+/// storage holds any more: without it, it is meant for the files that are the same on many nodes
+/// for a whole run (the master's integrity files); with it, for ones that come and go (packages
+/// and the chunks of packages being received).
 #[derive(Debug, Default)]
 pub struct ContentPool {
     /// Each content once, ordered by its bytes.
@@ -231,6 +285,21 @@ impl ContentPool {
     /// Bytes held (each distinct content once).
     pub fn bytes(&self) -> u64 {
         self.contents.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// Drops the contents only the pool still holds (every storage that shared one has let it
+    /// go); returns how many.
+    pub fn release_unused(&mut self) -> usize {
+        let before = self.contents.len();
+        let shared = &mut self.shared;
+        self.contents.retain(|c| {
+            let unused = c.is_unique();
+            if unused {
+                shared.remove(&(c.as_ptr() as usize, c.len()));
+            }
+            !unused
+        });
+        before - self.contents.len()
     }
 
     /// Points `data` at the pool's copy of its content, adding it when new.
@@ -338,6 +407,16 @@ impl MemoryStorage {
                 Node::File { data, .. } => pool.share(data),
                 Node::Dir { entries, .. } => stack.extend(entries.values_mut()),
                 Node::Symlink { .. } | Node::Other { .. } => {}
+            }
+        }
+    }
+
+    /// Makes the sealed segments of the staged writes share their bytes with every other storage
+    /// `pool` served, as [`MemoryStorage::share_contents`] does for files. Not an operation.
+    pub fn share_staged(&mut self, pool: &mut ContentPool) {
+        for staged in self.staged.values_mut() {
+            for segment in &mut staged.segments {
+                pool.share(segment);
             }
         }
     }
@@ -653,7 +732,7 @@ impl MemoryStorage {
         entries.insert(
             name.to_owned(),
             Node::File {
-                data: Bytes::from(staged.data),
+                data: staged.into_bytes(),
                 mode: attrs.mode,
                 mtime,
             },
@@ -773,13 +852,7 @@ impl Storage for MemoryStorage {
         }
         let id = self.next_write;
         self.next_write += 1;
-        self.staged.insert(
-            id,
-            Staged {
-                path: path.clone(),
-                data: Vec::new(),
-            },
-        );
+        self.staged.insert(id, Staged::new(path.clone()));
         Ok(WriteId(id))
     }
 
@@ -796,7 +869,7 @@ impl Storage for MemoryStorage {
                 "unknown write handle",
             )
         })?;
-        staged.data.extend_from_slice(data);
+        staged.append(data);
         Ok(())
     }
 

@@ -586,3 +586,39 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     MemoryStorage::new().share_contents(&etc, &mut pool);
     assert_eq!(pool.len(), 2);
 }
+
+#[test]
+fn storages_receiving_the_same_chunks_share_them_and_the_pool_lets_go_of_what_nobody_holds() {
+    use wazuh_cluster_sync::integrity::memory::ContentPool;
+    let chunk: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let package = [&chunk[..], b"end"].concat();
+    let path = p("/queue/cluster/master01/package.zip");
+    let mut pool = ContentPool::new();
+    let mut a = MemoryStorage::new();
+    let mut b = MemoryStorage::new();
+    let mut ids = Vec::new();
+    for s in [&mut a, &mut b] {
+        s.create_dir_all(&p("/queue/cluster/master01"), 0o770)
+            .unwrap();
+        let id = s.begin_write(&path).unwrap();
+        s.append(id, &chunk).unwrap();
+        s.append(id, b"end").unwrap();
+        s.share_staged(&mut pool);
+        ids.push(id);
+    }
+    // The big chunk is held once; the short piece still grows on its own in each write.
+    assert_eq!((pool.len(), pool.bytes()), (1, chunk.len() as u64));
+    for (s, id) in [&mut a, &mut b].into_iter().zip(ids) {
+        s.commit_write(id, &attrs(0o660)).unwrap();
+        s.share_contents(&p("/queue/cluster"), &mut pool);
+        assert_eq!(s.files()[&path], package);
+    }
+    // The committed packages are one content; the chunk, which no write holds any more, goes.
+    assert_eq!(pool.release_unused(), 1);
+    assert_eq!((pool.len(), pool.bytes()), (1, package.len() as u64));
+    assert!(a.remove_file(&path).unwrap());
+    assert_eq!(pool.release_unused(), 0, "b still holds the package");
+    assert!(b.remove_file(&path).unwrap());
+    assert_eq!(pool.release_unused(), 1);
+    assert!(pool.is_empty());
+}
