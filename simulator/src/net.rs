@@ -629,6 +629,21 @@ mod tests {
         assert_eq!(n.bytes_sent(l, LinkEnd::Dialer), 501);
     }
 
+    /// A stalled link whose dialer wrote `bytes` at zero (held: nothing arrives).
+    fn stalled_after_writing(params: LinkParams, bytes: &'static [u8]) -> (Network, LinkId) {
+        let mut n = net(params);
+        let l = n.connect(0, 1).unwrap();
+        n.stall(l);
+        let out = n.send(
+            VirtualTime::ZERO,
+            l,
+            LinkEnd::Dialer,
+            Bytes::from_static(bytes),
+        );
+        assert!(out.is_empty(), "{out:?}");
+        (n, l)
+    }
+
     fn taken(arrivals: &[Arrival]) -> Vec<usize> {
         arrivals
             .iter()
@@ -715,20 +730,12 @@ mod tests {
 
     #[test]
     fn a_stalled_bounded_pipe_takes_only_what_fits_when_unstalled() {
-        let mut n = net(LinkParams {
-            send_buffer: Some(2),
-            ..LinkParams::default()
-        });
-        let l = n.connect(0, 1).unwrap();
-        n.stall(l);
-        assert!(
-            n.send(
-                VirtualTime::ZERO,
-                l,
-                LinkEnd::Dialer,
-                Bytes::from_static(b"abc")
-            )
-            .is_empty()
+        let (mut n, l) = stalled_after_writing(
+            LinkParams {
+                send_buffer: Some(2),
+                ..LinkParams::default()
+            },
+            b"abc",
         );
         // A wake that comes while stalled takes nothing and asks for nothing.
         assert!(
@@ -781,18 +788,7 @@ mod tests {
 
     #[test]
     fn stall_holds_bytes_and_fin_until_unstalled() {
-        let mut n = net(LinkParams::default());
-        let l = n.connect(0, 1).unwrap();
-        n.stall(l);
-        assert!(
-            n.send(
-                VirtualTime::ZERO,
-                l,
-                LinkEnd::Dialer,
-                Bytes::from_static(b"ab")
-            )
-            .is_empty()
-        );
+        let (mut n, l) = stalled_after_writing(LinkParams::default(), b"ab");
         assert!(n.close(VirtualTime::ZERO, l, LinkEnd::Dialer).is_empty());
         let out = n.unstall(VirtualTime::from_secs(5), l);
         assert_eq!(
