@@ -44,8 +44,8 @@ use bytes::Bytes;
 
 use super::path::InstallPath;
 use super::storage::{
-    DirEntry, EntryKind, FileAttrs, FileReader, FileStat, Storage, StorageError, StorageErrorKind,
-    Timestamp, WriteId,
+    DirEntry, EntryKind, FileAttrs, FileReader, FileStat, READ_PIECE, Storage, StorageError,
+    StorageErrorKind, Timestamp, WriteId, too_large,
 };
 
 /// Mode given to directories created by the set-up helpers.
@@ -598,6 +598,19 @@ impl MemoryStorage {
         }
     }
 
+    /// One operation: the content of regular file `path`.
+    fn file_data(&self, path: &InstallPath) -> Result<&Bytes, StorageError> {
+        self.operation(path)?;
+        match self.lookup(path)? {
+            Lookup::Found(Node::File { data, .. }) => Ok(data),
+            Lookup::Found(Node::Symlink { .. }) => {
+                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
+            }
+            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
+            Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+        }
+    }
+
     /// Resolves `path` without following a final symlink; intermediate symlinks are refused.
     fn lookup(&self, path: &InstallPath) -> Result<Lookup<'_>, StorageError> {
         let mut node = &self.root;
@@ -809,14 +822,28 @@ impl Storage for MemoryStorage {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StorageError> {
-        self.operation(path)?;
-        match self.lookup(path)? {
-            Lookup::Found(Node::File { data, .. }) => Ok(copy_at(data, offset, buf)),
-            Lookup::Found(Node::Symlink { .. }) => {
-                Err(err(StorageErrorKind::OutsideRoot, path, "is a symlink"))
+        Ok(copy_at(self.file_data(path)?, offset, buf))
+    }
+
+    /// The default's calls, one operation per [`READ_PIECE`] as there (the crash model counts
+    /// them), without its zeroed buffer per call and the copy through it: a worker merging its
+    /// 10,000 agent-info files zeroed 640 MB a round (5 % of a 1,000,000-agent run).
+    fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let mut out = Vec::new();
+        loop {
+            let data = self.file_data(path)?;
+            let start = out.len().min(data.len());
+            let n = READ_PIECE.min(data.len() - start);
+            if n == 0 {
+                return Ok(out);
             }
-            Lookup::Found(_) => Err(err(StorageErrorKind::WrongKind, path, "not a regular file")),
-            Lookup::Missing => Err(err(StorageErrorKind::NotFound, path, "no such file")),
+            if (start + n) as u64 > limit {
+                return Err(too_large(path, limit));
+            }
+            if out.is_empty() {
+                out.reserve_exact(data.len().min(usize::try_from(limit).unwrap_or(usize::MAX)));
+            }
+            out.extend_from_slice(&data[start..start + n]);
         }
     }
 

@@ -622,3 +622,35 @@ fn storages_receiving_the_same_chunks_share_them_and_the_pool_lets_go_of_what_no
     assert_eq!(pool.release_unused(), 1);
     assert!(pool.is_empty());
 }
+
+#[test]
+fn a_whole_read_counts_one_operation_per_piece_as_the_default_read_does() {
+    use wazuh_cluster_sync::integrity::storage::READ_PIECE;
+    let path = p("/queue/agent-info/a");
+    for len in [0, 1, READ_PIECE, READ_PIECE + 1, 200_000] {
+        let data: Vec<u8> = (0..=255u8).cycle().take(len).collect();
+        let mut s = MemoryStorage::new();
+        s.add_file(&path, data.clone(), T1, 0o660).unwrap();
+        let before = s.operations();
+        assert_eq!(s.read(&path, u64::MAX).unwrap(), data);
+        // One per piece, and the one that finds the end: what the crash model expects.
+        assert_eq!(s.operations() - before, len.div_ceil(READ_PIECE) as u64 + 1);
+    }
+    let mut s = MemoryStorage::new();
+    s.add_file(&path, vec![7u8; 200_000], T1, 0o660).unwrap();
+    // Refused at the piece that goes past the limit, with the default's words.
+    let before = s.operations();
+    let e = s.read(&path, 70_000).unwrap_err();
+    assert_eq!(e.kind, StorageErrorKind::TooLarge);
+    assert!(
+        e.message.contains("larger than the limit of 70000 bytes"),
+        "{e}"
+    );
+    assert_eq!(s.operations() - before, 2);
+    // A crash between two pieces fails the read.
+    s.crash_after(1);
+    assert_eq!(
+        s.read(&path, u64::MAX).unwrap_err().kind,
+        StorageErrorKind::Crashed
+    );
+}
