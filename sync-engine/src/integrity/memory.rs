@@ -411,6 +411,19 @@ impl MemoryStorage {
         }
     }
 
+    /// True when `path` is a regular file in both storages backed by the very same bytes (a
+    /// content a [`ContentPool`] gave both, or a clone's): equal without comparing them. False
+    /// says nothing. Not an operation.
+    pub fn shares_bytes_with(&self, other: &MemoryStorage, path: &InstallPath) -> bool {
+        match (self.lookup(path), other.lookup(path)) {
+            (
+                Ok(Lookup::Found(Node::File { data: a, .. })),
+                Ok(Lookup::Found(Node::File { data: b, .. })),
+            ) => a.as_ptr() == b.as_ptr() && a.len() == b.len(),
+            _ => false,
+        }
+    }
+
     /// Makes the sealed segments of the staged writes share their bytes with every other storage
     /// `pool` served, as [`MemoryStorage::share_contents`] does for files. Not an operation.
     pub fn share_staged(&mut self, pool: &mut ContentPool) {

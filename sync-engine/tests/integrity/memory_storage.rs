@@ -567,8 +567,13 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     b.add_file(&p("/queue/other"), keys.clone(), T1, 0o660)
         .unwrap();
     let etc = p("/etc");
+    let keys_path = p("/etc/client.keys");
+    // Equal contents in two buffers: equal, but not known so without comparing them.
+    assert!(!a.shares_bytes_with(&b, &keys_path));
     a.share_contents(&etc, &mut pool);
     b.share_contents(&etc, &mut pool);
+    assert!(a.shares_bytes_with(&b, &keys_path));
+    assert!(!a.shares_bytes_with(&b, &p("/etc/rules/own.xml")));
     // Twice changes nothing: the shared file is recognised without comparing it again.
     b.share_contents(&etc, &mut pool);
     assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
@@ -582,6 +587,7 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     a.commit_write(id, &attrs(0o640)).unwrap();
     assert_eq!(a.files()[&p("/etc/client.keys")], b"new");
     assert_eq!(b.files()[&p("/etc/client.keys")], keys);
+    assert!(!a.shares_bytes_with(&b, &keys_path));
     // A missing directory shares nothing.
     MemoryStorage::new().share_contents(&etc, &mut pool);
     assert_eq!(pool.len(), 2);
