@@ -17,12 +17,20 @@
 //! exists, so bytes in flight to a closed end are dropped as a kernel would.
 //!
 //! It also says when a write leaves its writer ([`Arrival::Taken`]), which the simulator reports
-//! to the writing node as written: at once, as a kernel with room in its send buffer takes it
-//! (the model has no buffer bound), except on a stalled pipe, which takes nothing until it is
-//! unstalled. So a black-holed direction holds the writer's output in the writer, where the
-//! node's own bound ([`Node::wants_input`](wazuh_cluster_sync::roles::Node::wants_input)) sees it.
+//! to the writing node as written, as an adapter reports what the kernel took. Each direction has
+//! a send buffer ([`LinkParams::send_buffer`]): bytes taken stay in it until they are delivered
+//! (the bytes a TCP sender keeps until they are acknowledged), and a write is taken only as far
+//! as the buffer has room; the rest stays with the writer, and the network wakes itself
+//! ([`Arrival::Writable`]) when its oldest piece in the buffer is delivered, to take more. So a
+//! node learns a partial write exactly as from a socket that would block, and the bytes in the
+//! network are bounded by the buffers, not by what the nodes produce. Unbounded (`None`) takes
+//! every write at once; it is the default of the swarm and vopr runs for now, so their traces stay
+//! what they were, and drawing the bound from the seed is the next step. A stalled pipe takes
+//! nothing until it is unstalled. Either way, what is not taken is held in the writer's name,
+//! where the node's own bound
+//! ([`Node::wants_input`](wazuh_cluster_sync::roles::Node::wants_input)) sees it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -83,15 +91,23 @@ pub struct LinkParams {
     pub bandwidth: Option<u64>,
     /// How writes are cut into pieces.
     pub pieces: Pieces,
+    /// Most bytes each direction holds taken from its writer and not yet delivered (a kernel's
+    /// send buffer; at least 1); `None` = unbounded, every write taken at once.
+    pub send_buffer: Option<usize>,
 }
 
+/// A Linux-like send buffer (`net.ipv4.tcp_wmem`'s maximum is 4 MiB), for the runs that move
+/// hundreds of megabytes per link and must not hold them all in the network.
+pub const LINUX_SEND_BUFFER: usize = 4 << 20;
+
 impl Default for LinkParams {
-    /// 1 ms latency, no bandwidth limit, whole writes.
+    /// 1 ms latency, no bandwidth limit, whole writes, unbounded send buffer.
     fn default() -> Self {
         LinkParams {
             latency: Duration::from_millis(1),
             bandwidth: None,
             pieces: Pieces::Whole,
+            send_buffer: None,
         }
     }
 }
@@ -131,19 +147,52 @@ pub enum Arrival {
         /// End being told.
         to: LinkEnd,
     },
+    /// At `at`, room opens in the send buffer of `from`'s direction while bytes of its writer
+    /// wait: call [`Network::writable`] then.
+    Writable {
+        /// When.
+        at: VirtualTime,
+        /// Link.
+        link: LinkId,
+        /// Writing end.
+        from: LinkEnd,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
 struct Pipe {
     /// The pipe is busy serialising earlier writes until then.
     busy_until: VirtualTime,
-    /// Bytes written while stalled, in order.
-    held: Vec<Bytes>,
-    /// The sender closed while stalled: the FIN waits behind `held`.
+    /// Bytes written and not taken yet (stalled, or no room in the send buffer), in order.
+    held: VecDeque<Bytes>,
+    /// The sender closed while bytes were held: the FIN waits behind `held`.
     fin_held: bool,
     stalled: bool,
     /// Bytes written into this pipe (delivered or not).
     bytes_sent: u64,
+    /// Bounded send buffer only: the pieces taken and not yet delivered, as (arrival, length),
+    /// oldest first, and their total.
+    buffered: VecDeque<(VirtualTime, usize)>,
+    buffered_bytes: usize,
+    /// An [`Arrival::Writable`] is out for this pipe (one at a time).
+    wake_pending: bool,
+}
+
+impl Pipe {
+    /// Room left in the send buffer at `now` (pieces delivered by then have left it).
+    fn room(&mut self, now: VirtualTime, bound: Option<usize>) -> usize {
+        let Some(bound) = bound else {
+            return usize::MAX;
+        };
+        while let Some(&(at, len)) = self.buffered.front() {
+            if at > now {
+                break;
+            }
+            self.buffered.pop_front();
+            self.buffered_bytes -= len;
+        }
+        bound.max(1).saturating_sub(self.buffered_bytes)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +297,22 @@ impl Network {
             .map_or(0, |l| l.pipes[from.index()].bytes_sent)
     }
 
+    /// Bytes `from` wrote into `link` that it has not been told were taken (held by a stall or
+    /// for lack of room in the send buffer): what its node must count as queued.
+    pub fn unsent(&self, link: LinkId, from: LinkEnd) -> usize {
+        self.links.get(&link).map_or(0, |l| {
+            l.pipes[from.index()].held.iter().map(Bytes::len).sum()
+        })
+    }
+
+    /// Bytes of `from`'s direction of `link` in its bounded send buffer (taken, not yet
+    /// delivered) as last counted; always 0 when the buffer is unbounded.
+    pub fn buffered(&self, link: LinkId, from: LinkEnd) -> usize {
+        self.links
+            .get(&link)
+            .map_or(0, |l| l.pipes[from.index()].buffered_bytes)
+    }
+
     /// Ids of the links still open at both ends, in creation order.
     pub fn open_links(&self) -> Vec<LinkId> {
         self.links
@@ -274,29 +339,84 @@ impl Network {
         }
         let pipe = &mut l.pipes[from.index()];
         pipe.bytes_sent += bytes.len() as u64;
-        if pipe.stalled {
-            pipe.held.push(bytes);
-            return Vec::new();
-        }
-        Self::transmit(l, now, link, from, bytes)
+        pipe.held.push_back(bytes);
+        let mut out = Vec::new();
+        Self::flush(l, now, link, from, &mut out);
+        out
     }
 
-    /// Takes a write from its writer, cuts it into pieces and times each behind what the pipe is
-    /// already carrying.
+    /// The send buffer of `from`'s direction may have room again ([`Arrival::Writable`]): takes
+    /// what its writer holds, as far as it fits.
+    pub fn writable(&mut self, now: VirtualTime, link: LinkId, from: LinkEnd) -> Vec<Arrival> {
+        let mut out = Vec::new();
+        if let Some(l) = self.links.get_mut(&link) {
+            l.pipes[from.index()].wake_pending = false;
+            Self::flush(l, now, link, from, &mut out);
+        }
+        out
+    }
+
+    /// Takes the held bytes of `from`'s direction, oldest first, as far as its send buffer has
+    /// room (all of them when it is unbounded), then the FIN that waited behind them; when bytes
+    /// are left, asks to be woken once the oldest buffered piece is delivered. Nothing while the
+    /// pipe is stalled.
+    fn flush(l: &mut Link, now: VirtualTime, link: LinkId, from: LinkEnd, out: &mut Vec<Arrival>) {
+        let bound = l.params.send_buffer;
+        if l.pipes[from.index()].stalled {
+            return;
+        }
+        loop {
+            let pipe = &mut l.pipes[from.index()];
+            let room = pipe.room(now, bound);
+            let Some(front) = pipe.held.front_mut() else {
+                break;
+            };
+            if room == 0 {
+                break;
+            }
+            let bytes = if front.len() <= room {
+                pipe.held.pop_front().unwrap_or_default()
+            } else {
+                front.split_to(room)
+            };
+            Self::transmit(l, now, link, from, bytes, out);
+        }
+        let pipe = &mut l.pipes[from.index()];
+        if !pipe.held.is_empty() {
+            if !pipe.wake_pending
+                && let Some(&(at, _)) = pipe.buffered.front()
+            {
+                pipe.wake_pending = true;
+                out.push(Arrival::Writable { at, link, from });
+            }
+            return;
+        }
+        if std::mem::take(&mut pipe.fin_held) && l.open[from.other().index()] {
+            out.push(Arrival::Closed {
+                at: pipe.busy_until.max(now).plus(l.params.latency),
+                link,
+                to: from.other(),
+            });
+        }
+    }
+
+    /// Takes a write (or the part of it the send buffer has room for) from its writer, cuts it
+    /// into pieces and times each behind what the pipe is already carrying.
     fn transmit(
         l: &mut Link,
         now: VirtualTime,
         link: LinkId,
         from: LinkEnd,
         mut bytes: Bytes,
-    ) -> Vec<Arrival> {
+        out: &mut Vec<Arrival>,
+    ) {
         let params = l.params;
-        let mut out = vec![Arrival::Taken {
+        out.push(Arrival::Taken {
             at: now,
             link,
             from,
             len: bytes.len(),
-        }];
+        });
         while !bytes.is_empty() {
             let take = match params.pieces {
                 Pieces::Whole => bytes.len(),
@@ -313,14 +433,18 @@ impl Network {
                 Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
             });
             pipe.busy_until = start.plus(serialise);
+            let at = pipe.busy_until.plus(params.latency);
+            if params.send_buffer.is_some() {
+                pipe.buffered.push_back((at, piece.len()));
+                pipe.buffered_bytes += piece.len();
+            }
             out.push(Arrival::Data {
-                at: pipe.busy_until.plus(params.latency),
+                at,
                 link,
                 to: from.other(),
                 bytes: piece,
             });
         }
-        out
     }
 
     /// `by` closes its end at `now` (graceful: the FIN follows the bytes already written). Returns
@@ -337,7 +461,7 @@ impl Network {
             return Vec::new();
         }
         let pipe = &mut l.pipes[by.index()];
-        if pipe.stalled {
+        if pipe.stalled || !pipe.held.is_empty() {
             pipe.fin_held = true;
             return Vec::new();
         }
@@ -376,6 +500,8 @@ impl Network {
             pipe.held.clear();
             pipe.fin_held = false;
             pipe.stalled = false;
+            pipe.buffered.clear();
+            pipe.buffered_bytes = 0;
         }
         out
     }
@@ -398,30 +524,16 @@ impl Network {
         }
     }
 
-    /// Resumes delivery on `link`: what was held is taken and sent at `now`, in order, FIN last.
+    /// Resumes delivery on `link`: what was held is taken and sent at `now`, in order, as far as
+    /// the send buffer has room, FIN last.
     pub fn unstall(&mut self, now: VirtualTime, link: LinkId) -> Vec<Arrival> {
         let Some(l) = self.links.get_mut(&link) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for from in [LinkEnd::Dialer, LinkEnd::Acceptor] {
-            let pipe = &mut l.pipes[from.index()];
-            pipe.stalled = false;
-            let held = std::mem::take(&mut pipe.held);
-            let fin = std::mem::take(&mut pipe.fin_held);
-            for bytes in held {
-                out.extend(Self::transmit(l, now, link, from, bytes));
-            }
-            if fin && l.open[from.other().index()] {
-                out.push(Arrival::Closed {
-                    at: l.pipes[from.index()]
-                        .busy_until
-                        .max(now)
-                        .plus(l.params.latency),
-                    link,
-                    to: from.other(),
-                });
-            }
+            l.pipes[from.index()].stalled = false;
+            Self::flush(l, now, link, from, &mut out);
         }
         out
     }
@@ -467,7 +579,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Arrival::Data { at, bytes, .. } => Some((*at, bytes.to_vec())),
-                Arrival::Taken { .. } | Arrival::Closed { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -478,6 +590,7 @@ mod tests {
             latency: Duration::from_millis(10),
             bandwidth: Some(1000),
             pieces: Pieces::Whole,
+            send_buffer: None,
         });
         let l = n.connect(0, 1).unwrap();
         let first = n.send(
@@ -516,6 +629,142 @@ mod tests {
         assert_eq!(n.bytes_sent(l, LinkEnd::Dialer), 501);
     }
 
+    /// A stalled link whose dialer wrote `bytes` at zero (held: nothing arrives).
+    fn stalled_after_writing(params: LinkParams, bytes: &'static [u8]) -> (Network, LinkId) {
+        let mut n = net(params);
+        let l = n.connect(0, 1).unwrap();
+        n.stall(l);
+        let out = n.send(
+            VirtualTime::ZERO,
+            l,
+            LinkEnd::Dialer,
+            Bytes::from_static(bytes),
+        );
+        assert!(out.is_empty(), "{out:?}");
+        (n, l)
+    }
+
+    fn taken(arrivals: &[Arrival]) -> Vec<usize> {
+        arrivals
+            .iter()
+            .filter_map(|a| match a {
+                Arrival::Taken { len, .. } => Some(*len),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn wake(arrivals: &[Arrival]) -> Option<VirtualTime> {
+        arrivals.iter().find_map(|a| match a {
+            Arrival::Writable { at, .. } => Some(*at),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_bounded_send_buffer_takes_what_fits_and_the_rest_as_pieces_are_delivered() {
+        let mut n = net(LinkParams {
+            latency: Duration::from_millis(10),
+            bandwidth: Some(1000),
+            pieces: Pieces::Whole,
+            send_buffer: Some(300),
+        });
+        let l = n.connect(0, 1).unwrap();
+        let payload: Vec<u8> = (0..=255).cycle().take(700).collect();
+        let first = n.send(
+            VirtualTime::ZERO,
+            l,
+            LinkEnd::Dialer,
+            Bytes::from(payload.clone()),
+        );
+        // 300 of the 700 bytes fit: they take 300 ms on the wire and arrive 10 ms later, when
+        // they leave the buffer and the network asks to be woken.
+        assert_eq!(taken(&first), [300]);
+        assert_eq!(data(&first)[0].0, VirtualTime::from_millis(310));
+        assert_eq!(wake(&first), Some(VirtualTime::from_millis(310)));
+        // A later write and the close wait behind the held bytes, in order; nothing is taken, no
+        // second wake is asked for.
+        let second = n.send(
+            VirtualTime::from_millis(5),
+            l,
+            LinkEnd::Dialer,
+            Bytes::from_static(b"tail"),
+        );
+        assert!(second.is_empty(), "{second:?}");
+        assert!(
+            n.close(VirtualTime::from_millis(6), l, LinkEnd::Dialer)
+                .is_empty()
+        );
+        // Too early: the first piece is still in the buffer.
+        let early = n.writable(VirtualTime::from_millis(309), l, LinkEnd::Dialer);
+        assert_eq!(wake(&early), Some(VirtualTime::from_millis(310)));
+        assert!(taken(&early).is_empty());
+        let mut all = first;
+        let mut at = VirtualTime::from_millis(310);
+        let mut closed = None;
+        loop {
+            let out = n.writable(at, l, LinkEnd::Dialer);
+            // Never more than the bound taken and undelivered at once.
+            assert!(taken(&out).iter().sum::<usize>() <= 300, "{out:?}");
+            closed = closed.or(out.iter().find_map(|a| match a {
+                Arrival::Closed { at, .. } => Some(*at),
+                _ => None,
+            }));
+            let next = wake(&out);
+            all.extend(out);
+            match next {
+                Some(t) => at = t,
+                None => break,
+            }
+        }
+        assert_eq!(taken(&all), [300, 300, 100, 4]);
+        let pieces = data(&all);
+        let joined: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.clone()).collect();
+        assert_eq!(joined, [&payload[..], b"tail"].concat());
+        // Each refill starts when the buffer emptied: 310 + 300 + 10, then 620 + 104 + 10.
+        assert_eq!(pieces[1].0, VirtualTime::from_millis(620));
+        assert_eq!(pieces[3].0, VirtualTime::from_millis(734));
+        assert_eq!(closed, Some(VirtualTime::from_millis(734)));
+        assert_eq!(n.bytes_sent(l, LinkEnd::Dialer), 704);
+    }
+
+    #[test]
+    fn a_stalled_bounded_pipe_takes_only_what_fits_when_unstalled() {
+        let (mut n, l) = stalled_after_writing(
+            LinkParams {
+                send_buffer: Some(2),
+                ..LinkParams::default()
+            },
+            b"abc",
+        );
+        // A wake that comes while stalled takes nothing and asks for nothing.
+        assert!(
+            n.writable(VirtualTime::from_secs(1), l, LinkEnd::Dialer)
+                .is_empty()
+        );
+        let out = n.unstall(VirtualTime::from_secs(2), l);
+        assert_eq!(taken(&out), [2]);
+        assert_eq!(wake(&out), Some(VirtualTime::from_millis(2001)));
+        let out = n.writable(VirtualTime::from_millis(2001), l, LinkEnd::Dialer);
+        assert_eq!(
+            data(&out),
+            [(VirtualTime::from_millis(2002), b"c".to_vec())]
+        );
+        assert_eq!(wake(&out), None);
+        // A reset drops what was held and buffered: a wake after it finds nothing to do.
+        n.send(
+            VirtualTime::from_millis(2001),
+            l,
+            LinkEnd::Dialer,
+            Bytes::from_static(b"def"),
+        );
+        n.reset(VirtualTime::from_millis(2001), l);
+        assert!(
+            n.writable(VirtualTime::from_secs(3), l, LinkEnd::Dialer)
+                .is_empty()
+        );
+    }
+
     #[test]
     fn random_pieces_cover_the_write_in_order() {
         let mut n = net(LinkParams {
@@ -539,18 +788,7 @@ mod tests {
 
     #[test]
     fn stall_holds_bytes_and_fin_until_unstalled() {
-        let mut n = net(LinkParams::default());
-        let l = n.connect(0, 1).unwrap();
-        n.stall(l);
-        assert!(
-            n.send(
-                VirtualTime::ZERO,
-                l,
-                LinkEnd::Dialer,
-                Bytes::from_static(b"ab")
-            )
-            .is_empty()
-        );
+        let (mut n, l) = stalled_after_writing(LinkParams::default(), b"ab");
         assert!(n.close(VirtualTime::ZERO, l, LinkEnd::Dialer).is_empty());
         let out = n.unstall(VirtualTime::from_secs(5), l);
         assert_eq!(

@@ -1,8 +1,10 @@
 //! The scale cluster: 1 master and N workers sharing A agents (client.keys on the master, one
 //! fresh agent-info file per agent spread over the workers), upstream's default intervals, the
-//! daemon's default limits, a 1 Gbit/s link with 200 µs latency. The 25-worker / 50,000-agent
-//! size is a test (`tests/scale.rs`); larger ones run with `cargo run -p wazuh-cluster-sim
-//! --release --bin scale -- WORKERS AGENTS`, which prints the figures of a run.
+//! daemon's default limits, a 1 Gbit/s link with 200 µs latency and a Linux-like 4 MiB send
+//! buffer per direction (the network holds at most that much of what a node writes, as a kernel
+//! would). The 25-worker / 50,000-agent size is a test (`tests/scale.rs`); larger ones run with
+//! `cargo run -p wazuh-cluster-sim --release --bin scale -- WORKERS AGENTS`, which prints the
+//! figures of a run.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
 use crate::clock::VirtualTime;
 use crate::cluster::{Cluster, ClusterBuilder, ConvergenceWatch};
 use crate::fixtures::{START, master_tree_with_keys};
-use crate::net::{LinkParams, Pieces};
+use crate::net::{LINUX_SEND_BUFFER, LinkParams, Pieces};
 use crate::sim::{NodeIdx, RunError, SetupError, Sim, SimConfig};
 use crate::tree::{TreeFile, storage_from};
 
@@ -46,14 +48,15 @@ pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupE
         latency: Duration::from_micros(200),
         bandwidth: Some(125_000_000),
         pieces: Pieces::Whole,
+        send_buffer: Some(LINUX_SEND_BUFFER),
     };
     let tree_error = |e: crate::tree::TreeError| SetupError::Tree(e.to_string());
     let mut builder = ClusterBuilder::new(SimConfig {
         link,
         seed,
-        // Nothing here reads the decoded frames, and the tap decrypts every frame again and keeps
-        // each direction's largest frame allocated (a 5.8 MB package frame per worker: 5.8 GB
-        // held after 1,000 workers / 50,000 agents converged). The hashes do not depend on it.
+        // Nothing here reads the decoded frames, and the tap decrypts every frame again, copies
+        // every byte delivered and keeps each direction's largest frame allocated (5.8 GB held
+        // after 1,000 workers / 50,000 agents converged). The hashes do not depend on it.
         tap: false,
         ..SimConfig::default()
     })
@@ -96,6 +99,10 @@ pub fn run_to_convergence(
     let mut counted: Option<(u64, usize)> = None;
     c.sim
         .run_until_polled(deadline, Duration::from_millis(10), |sim| {
+            // The watch first: it answers from what it saw while nothing changed.
+            if !watch.converged(sim, m, &workers) {
+                return false;
+            }
             let generation = sim.disk_generation(m);
             let held = match counted {
                 Some((at, held)) if at == generation => held,
@@ -105,7 +112,7 @@ pub fn run_to_convergence(
                     held
                 }
             };
-            held == expected && watch.converged(sim, m, &workers)
+            held == expected
         })
 }
 

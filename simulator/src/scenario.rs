@@ -245,6 +245,7 @@ pub fn parse(text: &str) -> Result<SwarmOptions, ScenarioError> {
             latency: Duration::from_micros(fields.num("latency_us")?),
             bandwidth,
             pieces,
+            send_buffer: None,
         },
         rates: FaultRates {
             stall: fields.num("stall")?,

@@ -6,7 +6,8 @@
 //! to it, hands it to the node concerned, then drains that node's outputs (bytes onto links,
 //! effects onto the queue, connection requests, events into the log) and re-arms its timer at
 //! [`Node::poll_timeout`]. Bytes are reported written ([`Node::handle_written`]) when their link
-//! takes them ([`Arrival::Taken`]): at once, or when a stalled pipe is unstalled.
+//! takes them ([`Arrival::Taken`]): at once, or as far as the link's send buffer has room, the
+//! rest when room opens ([`Arrival::Writable`]) or a stalled pipe is unstalled.
 //!
 //! Determinism: one `u64` seed; every node, the network and each link get their own stream
 //! derived from it with [`Rng::fork`], so adding a node does not change what another one draws.
@@ -149,6 +150,11 @@ enum Ev {
     Accept {
         link: LinkId,
     },
+    /// Room opened in the send buffer of `from`'s direction of `link` ([`Arrival::Writable`]).
+    Writable {
+        link: LinkId,
+        from: LinkEnd,
+    },
     Connected {
         link: LinkId,
     },
@@ -217,6 +223,20 @@ pub struct DiskFaults {
     pub extra_latency: Duration,
 }
 
+/// Whether `effect` may change its node's disk. The reads (a package's chunks, above all: one
+/// effect per chunk sent) leave it as it was, so what was checked at the current
+/// [`Sim::disk_generation`] still holds: a 100-worker run re-walked the master's tree at every
+/// convergence poll while it sent packages.
+fn may_write(effect: &Effect) -> bool {
+    !matches!(
+        effect,
+        Effect::ReadChunk { .. }
+            | Effect::StatFile { .. }
+            | Effect::ReadClientKeys
+            | Effect::ScanIntegrity
+    )
+}
+
 /// Counters of a run, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SimStats {
@@ -254,6 +274,8 @@ pub struct Sim {
     local_ends: BTreeMap<(NodeIdx, PeerId), LocalClientId>,
     /// One copy of each content of the nodes' `etc/` (see [`Sim::share_contents`]).
     pool: ContentPool,
+    /// One copy of each package and staged chunk, while some node holds it.
+    transient: ContentPool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -295,6 +317,7 @@ impl Sim {
             locals: Vec::new(),
             local_ends: BTreeMap::new(),
             pool: ContentPool::new(),
+            transient: ContentPool::new(),
             key,
             config,
         })
@@ -360,28 +383,33 @@ impl Sim {
         Ok(idx)
     }
 
-    /// Makes node `n`'s `etc/` and `queue/cluster/` share their bytes with the other nodes'
-    /// (the master's integrity files, which every worker holds a copy of, and the packages,
-    /// which a master builds alike for every worker that lacks the same files): run after
-    /// anything that may write there, so a thousand workers cost one copy of `client.keys`, not
-    /// a thousand, and a master's thousand packages one (1,000 workers / 50,000 agents peaked
-    /// at 10.0 GB without the packages shared, 5.8 GB with). Contents no node holds any more
-    /// leave the pool. Nothing observable changes.
+    /// Makes node `n`'s `etc/` share its bytes with the other nodes' (the master's integrity
+    /// files, which every worker holds a copy of), and its packages and the chunks of the
+    /// packages it is receiving share theirs (the master builds the same package for every
+    /// worker that lacks the same files, and each of them receives it chunk by chunk): run after
+    /// anything that may write there, so a hundred workers cost one copy of `client.keys` and of
+    /// its package, not a hundred or two hundred. Nothing observable changes.
     fn share_contents(&mut self, n: NodeIdx) {
-        for dir in ["/etc", "/queue/cluster"] {
-            if let Ok(dir) = InstallPath::new(dir) {
-                self.nodes[n]
-                    .exec
-                    .storage_mut()
-                    .share_contents(&dir, &mut self.pool);
-            }
+        let storage = self.nodes[n].exec.storage_mut();
+        if let Ok(etc) = InstallPath::new("/etc") {
+            storage.share_contents(&etc, &mut self.pool);
         }
-        self.pool.forget_unused();
+        if let Ok(packages) = InstallPath::new("/queue/cluster") {
+            storage.share_contents(&packages, &mut self.transient);
+        }
+        storage.share_staged(&mut self.transient);
+        // Packages are removed once applied or sent: their pooled copy goes with the last node
+        // that held it.
+        self.transient.release_unused();
     }
 
-    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]).
-    pub fn shared_contents(&self) -> (usize, u64) {
-        (self.pool.len(), self.pool.bytes())
+    /// Distinct contents and their bytes held once for all nodes ([`ContentPool`]): the
+    /// integrity files, then the packages and chunks being received.
+    pub fn shared_contents(&self) -> [(usize, u64); 2] {
+        [
+            (self.pool.len(), self.pool.bytes()),
+            (self.transient.len(), self.transient.bytes()),
+        ]
     }
 
     // ------------------------------------------------------------------------------------------
@@ -516,6 +544,9 @@ impl Sim {
                     self.queue.push(at, Ev::Data { link, to, bytes });
                 }
                 Arrival::Closed { at, link, to } => self.queue.push(at, Ev::Closed { link, to }),
+                Arrival::Writable { at, link, from } => {
+                    self.queue.push(at, Ev::Writable { link, from });
+                }
             }
         }
         writers
@@ -555,6 +586,10 @@ impl Sim {
                 self.after_step(n);
             }
             Ev::Data { link, to, bytes } => self.deliver(link, to, bytes),
+            Ev::Writable { link, from } => {
+                let arrivals = self.net.writable(now, link, from);
+                self.release(arrivals);
+            }
             Ev::Closed { link, to } => {
                 let Some(&(n, peer)) = self.ends.get(&(link, to)) else {
                     return;
@@ -630,7 +665,9 @@ impl Sim {
                 effect,
             } => {
                 let sn = &mut self.nodes[node];
-                sn.disk_generation += 1;
+                if may_write(&effect) {
+                    sn.disk_generation += 1;
+                }
                 if sn.incarnation != incarnation {
                     // The disk work of a node that crashed goes on until its storage stops
                     // (the `k` operations of `Sim::crash`); nobody takes its result.
@@ -673,7 +710,9 @@ impl Sim {
                 );
                 self.trace
                     .record(now, TraceKind::Effect, node, id.0, summary.as_bytes());
-                self.share_contents(node);
+                if may_write(&effect) {
+                    self.share_contents(node);
+                }
                 self.nodes[node]
                     .node
                     .handle_effect_done(instant, id, result);
@@ -1274,7 +1313,99 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{cluster, recorded_intervals};
+    use crate::cluster::ClusterBuilder;
+    use crate::fixtures::{cluster, master_tree_with_keys, recorded_intervals};
+    use crate::net::Pieces;
+    use crate::tree::storage_from;
+    use wazuh_cluster_sync::integrity::storage::Storage;
+
+    #[test]
+    fn reading_packages_out_leaves_the_disk_generation_alone_and_every_write_moves_it() {
+        let keys = crate::scale::client_keys(2_000);
+        let master = storage_from(master_tree_with_keys(keys)).unwrap();
+        let mut c = ClusterBuilder::new(SimConfig::default())
+            .master("master01", master)
+            .worker("worker1", MemoryStorage::new())
+            .worker("worker2", MemoryStorage::new())
+            .configure(|cfg| {
+                recorded_intervals(cfg);
+                // About twenty chunks per package: twenty read effects each.
+                cfg.limits.read_chunk = 8 << 10;
+            })
+            .build()
+            .unwrap();
+        let m = c.master;
+        let mut reads = 0;
+        while c.sim.now() < VirtualTime::from_secs(10) {
+            let (generation, effects) = (c.sim.disk_generation(m), c.sim.effects_run(m));
+            let files = c.sim.storage(m).snapshot();
+            if !c.sim.step() {
+                break;
+            }
+            if c.sim.disk_generation(m) == generation {
+                // A check made at this generation still holds.
+                assert_eq!(c.sim.storage(m).snapshot(), files, "at {}", c.sim.now());
+                if c.sim.effects_run(m) > effects {
+                    reads += 1;
+                }
+            }
+        }
+        assert!(c.integrity_converged());
+        assert!(reads >= 40, "{reads} effects left the generation alone");
+    }
+
+    #[test]
+    fn a_bounded_send_buffer_leaves_the_rest_of_a_write_queued_in_its_writer() {
+        const BUFFER: usize = 16 << 10;
+        let link = LinkParams {
+            latency: Duration::from_millis(1),
+            bandwidth: Some(1 << 20),
+            pieces: Pieces::Whole,
+            send_buffer: Some(BUFFER),
+        };
+        // A 2,000-agent client.keys (about 170 KB): every package is ten buffers long.
+        let keys = crate::scale::client_keys(2_000);
+        let master = storage_from(master_tree_with_keys(keys.clone())).unwrap();
+        let mut c = ClusterBuilder::new(SimConfig {
+            link,
+            ..SimConfig::default()
+        })
+        .master("master01", master)
+        .worker("worker1", MemoryStorage::new())
+        .worker("worker2", MemoryStorage::new())
+        .configure(recorded_intervals)
+        .build()
+        .unwrap();
+        let mut most_unsent = 0;
+        while c.sim.now() < VirtualTime::from_secs(20) && c.sim.step() {
+            for (&(link, end), &(n, peer)) in &c.sim.ends {
+                if !c.sim.nodes[n].peers.contains_key(&peer) {
+                    continue;
+                }
+                // What the link did not take is exactly what the node counts as not written,
+                // and the network never holds more than the bound.
+                let unsent = c.sim.net.unsent(link, end);
+                assert_eq!(
+                    c.sim.node(n).queued_output(peer),
+                    unsent,
+                    "{} at {}",
+                    c.sim.name(n),
+                    c.sim.now()
+                );
+                assert!(c.sim.net.buffered(link, end) <= BUFFER);
+                most_unsent = most_unsent.max(unsent);
+            }
+        }
+        assert!(most_unsent > 0, "no write was ever held");
+        assert!(c.integrity_converged());
+        let path = InstallPath::new("/etc/client.keys").unwrap();
+        for &w in &c.workers {
+            assert_eq!(
+                c.sim.storage(w).read(&path, 1 << 20).unwrap(),
+                keys.as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn output_held_by_a_stalled_pipe_counts_as_queued_and_pauses_the_writers_reading() {

@@ -121,6 +121,9 @@ impl SwarmOptions {
                     max: 1 + net.below(4096) as usize,
                 },
             },
+            // Unbounded until the bound is drawn from the seed too (the next step): drawing it
+            // now would change every seed's trace under the sweep in progress.
+            send_buffer: None,
         };
 
         let rates = FaultRates {

@@ -72,6 +72,25 @@ pub fn owned_stats<S: Storage>(
     items: &ClusterItems,
     side: NodeType,
 ) -> BTreeMap<InstallPath, FileStat> {
+    walk_owned(storage, items, side, false)
+}
+
+/// [`owned_stats`] without entering the directories that cannot hold such files (see
+/// [`may_hold_owned`]), for the convergence polls of big clusters.
+pub fn owned_stats_pruned<S: Storage>(
+    storage: &S,
+    items: &ClusterItems,
+    side: NodeType,
+) -> BTreeMap<InstallPath, FileStat> {
+    walk_owned(storage, items, side, true)
+}
+
+fn walk_owned<S: Storage>(
+    storage: &S,
+    items: &ClusterItems,
+    side: NodeType,
+    prune: bool,
+) -> BTreeMap<InstallPath, FileStat> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![InstallPath::root()];
     while let Some(dir) = dirs.pop() {
@@ -83,7 +102,9 @@ pub fn owned_stats<S: Storage>(
                 continue;
             };
             match (entry.kind, stat) {
-                (EntryKind::Dir, _) => dirs.push(path),
+                (EntryKind::Dir, _) if !prune || may_hold_owned(&path, items, side) => {
+                    dirs.push(path);
+                }
                 (EntryKind::File, Some(stat)) if is_owned(&path, items, side) => {
                     out.insert(path, stat);
                 }
@@ -165,17 +186,36 @@ pub fn integrity_diff_from<A: Storage, B: Storage>(
     items: &ClusterItems,
 ) -> Vec<InstallPath> {
     let w = owned_stats(worker, items, NodeType::Master);
+    diff_of(m, &w, |p| same_content(master, worker, p))
+}
+
+/// Paths of `m` (the master's files) and `w` (a worker's) that are missing on one side or differ
+/// in size, or whose content `same` says differs, sorted.
+pub fn diff_of(
+    m: &BTreeMap<InstallPath, FileStat>,
+    w: &BTreeMap<InstallPath, FileStat>,
+    same: impl Fn(&InstallPath) -> bool,
+) -> Vec<InstallPath> {
     let mut diff: Vec<InstallPath> = m
         .iter()
-        .filter(|(p, st)| {
-            !w.get(*p)
-                .is_some_and(|ws| ws.size == st.size && same_content(master, worker, p))
-        })
+        .filter(|(p, st)| !w.get(*p).is_some_and(|ws| ws.size == st.size && same(p)))
         .map(|(p, _)| p.clone())
         .collect();
     diff.extend(w.keys().filter(|p| !m.contains_key(*p)).cloned());
     diff.sort();
     diff
+}
+
+/// Whether directory `dir` can hold files owned by `side`'s items: it leads to an item's
+/// directory or lies in one's walk. Why: a master's `queue/agent-info/` (a worker item) holds a
+/// million files at the 1,000,000-agent scale, and the convergence poll walked it at every
+/// change of the master's disk.
+fn may_hold_owned(dir: &InstallPath, items: &ClusterItems, side: NodeType) -> bool {
+    items.items().iter().any(|item| {
+        let top = item.key.dir();
+        item.source.applies_to(side)
+            && (top.starts_with(dir) || (item.recursive && dir.starts_with(top)))
+    })
 }
 
 /// True when `path` is a file that integrity items owned by `side` select (see [`owned_stats`]).
@@ -228,5 +268,35 @@ mod tests {
             .map(|p| p.as_str().to_owned())
             .collect();
         assert_eq!(worker, ["/queue/agent-info/a-10.0.0.1"]);
+    }
+
+    #[test]
+    fn the_pruned_walk_finds_the_same_files_without_entering_other_directories() {
+        let t = Timestamp::from_secs(1_562_000_000);
+        let mut files = vec![
+            TreeFile::new("/etc/client.keys", "001 a any k\n", t),
+            TreeFile::new("/etc/shared/default/agent.conf", "<agent_config/>", t),
+            TreeFile::new("/etc/rules/local_rules.xml", "<r/>", t),
+            TreeFile::new("/var/multigroups/e4f9f5fa/merged.mg", "#m", t),
+        ];
+        for i in 0..50 {
+            files.push(TreeFile::new(
+                &format!("/queue/agent-info/a{i}-any"),
+                "info",
+                t,
+            ));
+            files.push(TreeFile::new(&format!("/logs/{i}/ossec.log"), "log", t));
+        }
+        let storage = storage_from(files).unwrap();
+        let items = ClusterItems::defaults_3_9();
+        for side in [NodeType::Master, NodeType::Worker] {
+            let before = storage.operations();
+            let all = owned_stats(&storage, &items, side);
+            let walked = storage.operations() - before;
+            let before = storage.operations();
+            assert_eq!(owned_stats_pruned(&storage, &items, side), all, "{side:?}");
+            // The 50 log directories (and, for the master, agent-info) are not listed.
+            assert!(storage.operations() - before + 50 <= walked, "{side:?}");
+        }
     }
 }

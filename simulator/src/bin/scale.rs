@@ -38,13 +38,18 @@ fn main() -> ExitCode {
         Ok(at) => format!("converged at {at} of virtual time"),
         Err(e) => format!("NOT converged: {e} ({})", shortfall(&c, agents)),
     };
+    let [files, transient] = c.sim.shared_contents();
     println!(
         "1 master + {workers} workers, {agents} agents: {outcome}; build {build_secs:.2} s, run {secs:.2} s wall; \
-         {} events ({:.0}/s), {} bytes delivered, {} effects",
+         {} events ({:.0}/s), {} bytes delivered, {} effects; shared: {} files ({} bytes), {} packages/chunks ({} bytes)",
         stats.events,
         stats.events as f64 / secs.max(1e-9),
         stats.bytes_delivered,
-        stats.effects
+        stats.effects,
+        files.0,
+        files.1,
+        transient.0,
+        transient.1,
     );
     if result.is_ok() {
         ExitCode::SUCCESS

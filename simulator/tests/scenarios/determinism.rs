@@ -14,6 +14,7 @@ fn run(seed: u64, pieces: Pieces) -> (u64, u64, bool, u64) {
         latency: Duration::from_micros(700),
         bandwidth: Some(50 << 20),
         pieces,
+        send_buffer: None,
     };
     let mut c = cluster(
         SimConfig {

@@ -242,6 +242,7 @@ fn a_200_mib_package_does_not_delay_keepalives() {
         latency: Duration::from_millis(1),
         bandwidth: Some(BANDWIDTH),
         pieces: Pieces::Whole,
+        send_buffer: None,
     };
     let config = SimConfig {
         link,

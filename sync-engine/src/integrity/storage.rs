@@ -272,6 +272,18 @@ impl Seek for PositionalReader {
     }
 }
 
+/// Bytes [`Storage::read`] asks of [`Storage::read_at`] at a time (by default).
+pub const READ_PIECE: usize = 64 * 1024;
+
+/// The error of a [`Storage::read`] of a file longer than its `limit`.
+pub fn too_large(path: &InstallPath, limit: u64) -> StorageError {
+    StorageError::new(
+        StorageErrorKind::TooLarge,
+        path,
+        format!("file is larger than the limit of {limit} bytes"),
+    )
+}
+
 /// Every disk operation the engine needs. See the module docs for the contract.
 pub trait Storage {
     /// Entries of directory `dir`, sorted by name. `NotFound` when it does not exist,
@@ -329,20 +341,17 @@ pub trait Storage {
     }
 
     /// Reads the whole regular file `path`, refusing (`TooLarge`) one longer than `limit` bytes.
+    /// The default reads [`READ_PIECE`] bytes a call.
     fn read(&self, path: &InstallPath, limit: u64) -> Result<Vec<u8>, StorageError> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_PIECE];
         loop {
             let n = self.read_at(path, out.len() as u64, &mut buf)?;
             if n == 0 {
                 return Ok(out);
             }
             if (out.len() + n) as u64 > limit {
-                return Err(StorageError::new(
-                    StorageErrorKind::TooLarge,
-                    path,
-                    format!("file is larger than the limit of {limit} bytes"),
-                ));
+                return Err(too_large(path, limit));
             }
             out.extend_from_slice(&buf[..n]);
         }

@@ -616,8 +616,13 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     b.add_file(&p("/queue/other"), keys.clone(), T1, 0o660)
         .unwrap();
     let etc = p("/etc");
+    let keys_path = p("/etc/client.keys");
+    // Equal contents in two buffers: equal, but not known so without comparing them.
+    assert!(!a.shares_bytes_with(&b, &keys_path));
     a.share_contents(&etc, &mut pool);
     b.share_contents(&etc, &mut pool);
+    assert!(a.shares_bytes_with(&b, &keys_path));
+    assert!(!a.shares_bytes_with(&b, &p("/etc/rules/own.xml")));
     // Twice changes nothing: the shared file is recognised without comparing it again.
     b.share_contents(&etc, &mut pool);
     assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
@@ -631,18 +636,19 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     a.commit_write(id, &attrs(0o640)).unwrap();
     assert_eq!(a.files()[&p("/etc/client.keys")], b"new");
     assert_eq!(b.files()[&p("/etc/client.keys")], keys);
+    assert!(!a.shares_bytes_with(&b, &keys_path));
     // A missing directory shares nothing.
     MemoryStorage::new().share_contents(&etc, &mut pool);
     assert_eq!(pool.len(), 2);
     // Contents a storage still holds stay; one no storage holds any more goes (b's own.xml, and
     // the old client.keys once b's copy is removed too).
-    pool.forget_unused();
+    pool.release_unused();
     assert_eq!((pool.len(), pool.bytes()), (2, 4096 + 6));
     assert!(b.remove_file(&p("/etc/rules/own.xml")).unwrap());
-    pool.forget_unused();
+    pool.release_unused();
     assert_eq!((pool.len(), pool.bytes()), (1, 4096));
     assert!(b.remove_file(&p("/etc/client.keys")).unwrap());
-    pool.forget_unused();
+    pool.release_unused();
     assert!(pool.is_empty());
     // Once forgotten, the same content is pooled again when it comes back.
     b.add_file(&p("/etc/client.keys"), keys.clone(), T1, 0o640)
@@ -650,4 +656,72 @@ fn storages_sharing_a_content_pool_hold_one_copy_and_stay_independent() {
     b.share_contents(&etc, &mut pool);
     assert_eq!((pool.len(), pool.bytes()), (1, 4096));
     assert_eq!(b.files()[&p("/etc/client.keys")], keys);
+}
+
+#[test]
+fn storages_receiving_the_same_chunks_share_them_and_the_pool_lets_go_of_what_nobody_holds() {
+    use wazuh_cluster_sync::integrity::memory::ContentPool;
+    let chunk: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let package = [&chunk[..], b"end"].concat();
+    let path = p("/queue/cluster/master01/package.zip");
+    let mut pool = ContentPool::new();
+    let mut a = MemoryStorage::new();
+    let mut b = MemoryStorage::new();
+    let mut ids = Vec::new();
+    for s in [&mut a, &mut b] {
+        s.create_dir_all(&p("/queue/cluster/master01"), 0o770)
+            .unwrap();
+        let id = s.begin_write(&path).unwrap();
+        s.append(id, &chunk).unwrap();
+        s.append(id, b"end").unwrap();
+        s.share_staged(&mut pool);
+        ids.push(id);
+    }
+    // The big chunk is held once; the short piece still grows on its own in each write.
+    assert_eq!((pool.len(), pool.bytes()), (1, chunk.len() as u64));
+    for (s, id) in [&mut a, &mut b].into_iter().zip(ids) {
+        s.commit_write(id, &attrs(0o660)).unwrap();
+        s.share_contents(&p("/queue/cluster"), &mut pool);
+        assert_eq!(s.files()[&path], package);
+    }
+    // The committed packages are one content; the chunk, which no write holds any more, goes.
+    assert_eq!(pool.release_unused(), 1);
+    assert_eq!((pool.len(), pool.bytes()), (1, package.len() as u64));
+    assert!(a.remove_file(&path).unwrap());
+    assert_eq!(pool.release_unused(), 0, "b still holds the package");
+    assert!(b.remove_file(&path).unwrap());
+    assert_eq!(pool.release_unused(), 1);
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn a_whole_read_counts_one_operation_per_piece_as_the_default_read_does() {
+    use wazuh_cluster_sync::integrity::storage::READ_PIECE;
+    let path = p("/queue/agent-info/a");
+    for len in [0, 1, READ_PIECE, READ_PIECE + 1, 200_000] {
+        let data: Vec<u8> = (0..=255u8).cycle().take(len).collect();
+        let mut s = MemoryStorage::new();
+        s.add_file(&path, data.clone(), T1, 0o660).unwrap();
+        let before = s.operations();
+        assert_eq!(s.read(&path, u64::MAX).unwrap(), data);
+        // One per piece, and the one that finds the end: what the crash model expects.
+        assert_eq!(s.operations() - before, len.div_ceil(READ_PIECE) as u64 + 1);
+    }
+    let mut s = MemoryStorage::new();
+    s.add_file(&path, vec![7u8; 200_000], T1, 0o660).unwrap();
+    // Refused at the piece that goes past the limit, with the default's words.
+    let before = s.operations();
+    let e = s.read(&path, 70_000).unwrap_err();
+    assert_eq!(e.kind, StorageErrorKind::TooLarge);
+    assert!(
+        e.message.contains("larger than the limit of 70000 bytes"),
+        "{e}"
+    );
+    assert_eq!(s.operations() - before, 2);
+    // A crash between two pieces fails the read.
+    s.crash_after(1);
+    assert_eq!(
+        s.read(&path, u64::MAX).unwrap_err().kind,
+        StorageErrorKind::Crashed
+    );
 }
