@@ -164,8 +164,9 @@ impl Cluster {
 /// once its disk or the master's has changed ([`Sim::disk_generation`]), so polling costs the
 /// files that changed, not every worker's whole tree at every poll; it walks only the
 /// directories that can hold master-owned files, and a file sharing the master's bytes
-/// ([`MemoryStorage::shares_bytes_with`]) is not read. Its reads are not for runs that arm
-/// storage crashes (see [`owned_stats_pruned`]).
+/// ([`MemoryStorage::shares_bytes_with`]) is not read. Its walks and reads count as storage
+/// operations, so it is not for runs that arm storage crashes (it would move where a crash armed
+/// after `k` operations lands); the checkers look through [`MemoryStorage::file_views`].
 #[derive(Debug, Default)]
 pub struct ConvergenceWatch {
     /// Per worker: the (master, worker) disk generations it was last seen converged at.

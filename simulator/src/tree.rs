@@ -169,24 +169,9 @@ pub fn integrity_diff<A: Storage, B: Storage>(
     worker: &B,
     items: &ClusterItems,
 ) -> Vec<InstallPath> {
-    integrity_diff_from(
-        &owned_stats(master, items, NodeType::Master),
-        master,
-        worker,
-        items,
-    )
-}
-
-/// [`integrity_diff`] with the master's side already walked (`master_stats`, its
-/// [`owned_stats`] for `NodeType::Master`): comparing many workers walks the master once.
-pub fn integrity_diff_from<A: Storage, B: Storage>(
-    m: &BTreeMap<InstallPath, FileStat>,
-    master: &A,
-    worker: &B,
-    items: &ClusterItems,
-) -> Vec<InstallPath> {
+    let m = owned_stats(master, items, NodeType::Master);
     let w = owned_stats(worker, items, NodeType::Master);
-    diff_of(m, &w, |p| same_content(master, worker, p))
+    diff_of(&m, &w, |p| same_content(master, worker, p))
 }
 
 /// Paths of `m` (the master's files) and `w` (a worker's) that are missing on one side or differ
