@@ -46,7 +46,7 @@ use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::roles::{
     EffectExecutor, Node, NodeConfig, NodeError, NodeEvent, NodeType, Origin, Output, PeerId,
-    SyncError, SyncKind, sync_text,
+    SendFailure, SyncError, SyncKind, sync_text,
 };
 use wazuh_cluster_testkit::cluster_key;
 
@@ -912,4 +912,48 @@ fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() 
         assert_eq!(h.tree(), before, "{case}");
         assert_cluster_dir_empty(&h);
     }
+}
+
+/// A master that refuses the worker's integrity file (its descriptors are all taken, as on a
+/// master of 1,000 workers) gets `<task> Error` and, like 3.9.5's, stops the task without a word.
+/// The round must fail there and the next start one `sync_integrity` later — it waited for the
+/// master's answer for `timeout_receiving_file` (120 s) instead, which held 1,000 simulated
+/// workers off for 900 s of cluster time.
+#[test]
+fn an_integrity_file_the_master_refuses_fails_the_round_and_the_next_comes_one_interval_later() {
+    let mut h = HostileMaster::worker1();
+    h.master_conn().set_file_allowance(Some(0));
+    let mut next = |h: &mut HostileMaster, within: Duration| {
+        h.advance(within);
+        h.requests.pop_front().expect("a request of the worker")
+    };
+    let (counter, command, _) = next(&mut h, Duration::from_secs(10));
+    assert_eq!(command, "sync_i_w_m_p");
+    let asked_at = h.now;
+    h.reply(counter, true, b"True");
+    let (counter, command, _) = next(&mut h, Duration::ZERO);
+    assert_eq!(command, "sync_i_w_m");
+    h.reply(counter, true, b"task-1");
+    // The worker's `new_file` is answered `err` by the connection itself; the end says so.
+    let (counter, command, end) = next(&mut h, Duration::ZERO);
+    assert_eq!(
+        (command.as_str(), &end[..]),
+        ("sync_i_w_m_e", &b"task-1 Error"[..])
+    );
+    h.reply(counter, true, sync_text::FILE_RECEIVED.as_bytes());
+    use wazuh_cluster_protocol::message::text::{ERROR_PROCESSING, FILE_BUDGET_EXHAUSTED};
+    let refused = [ERROR_PROCESSING, FILE_BUDGET_EXHAUSTED].concat();
+    let refused = String::from_utf8_lossy(&refused).into_owned();
+    assert_eq!(
+        h.integrity_failures(),
+        [SyncError::Send(SendFailure::Refused(refused))]
+    );
+    let interval = Duration::from_secs(9);
+    let (_, command, _) = next(&mut h, interval);
+    assert_eq!(command, "sync_i_w_m_p");
+    assert_eq!(
+        h.now - asked_at,
+        interval,
+        "the next round starts one interval later"
+    );
 }

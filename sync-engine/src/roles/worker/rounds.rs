@@ -36,8 +36,13 @@ pub(super) enum Round {
         task: String,
         entries: usize,
     },
-    /// `_e` sent.
-    Ending { entries: usize },
+    /// `_e` sent; `unsent` says why the file did not go when it did not (`<task> Error`: the
+    /// master stops the task there and never answers it, so the round fails once `_e` is
+    /// answered instead of waiting for the master).
+    Ending {
+        entries: usize,
+        unsent: Option<SyncError>,
+    },
     /// Integrity only: waiting for the master's answer (`sync_m_c_ok` or its package).
     AwaitMaster { deadline: Instant },
 }
@@ -233,7 +238,9 @@ impl WorkerRole {
             None => {
                 shell.queue_quiet(peer, Effect::RemoveFile { path });
                 let end = format!("{task} {}", sync_text::NO_FILE);
-                self.send_end(shell, now, peer, kind, end, entries);
+                let unsent = Some(SyncError::CannotSend);
+                let ending = Round::Ending { entries, unsent };
+                self.send_end(shell, now, peer, kind, end, ending);
             }
         }
     }
@@ -266,11 +273,20 @@ impl WorkerRole {
             None => format!("{task} {path}"),
             Some(_) => format!("{task} {}", sync_text::NO_FILE),
         };
-        self.send_end(shell, now, peer, kind, end, entries);
+        let unsent = failure.map(SyncError::Send);
+        self.send_end(
+            shell,
+            now,
+            peer,
+            kind,
+            end,
+            Round::Ending { entries, unsent },
+        );
     }
 
     /// Ends the sending part of a `kind` round, whether the package went out or not: `<kind>_e`
-    /// with `end` (`<task> <path>` or `<task> Error`), then the round waits for its reply.
+    /// with `end` (`<task> <path>`, or `<task> Error`), then the round waits for its reply in
+    /// `ending` (a [`Round::Ending`]).
     fn send_end(
         &mut self,
         shell: &mut Shell,
@@ -278,7 +294,7 @@ impl WorkerRole {
         peer: PeerId,
         kind: SyncKind,
         end: String,
-        entries: usize,
+        ending: Round,
     ) {
         let command = format!("{}_e", kind.command());
         self.ask(
@@ -289,11 +305,13 @@ impl WorkerRole {
             end.as_bytes(),
             WorkerRequest::End(kind),
         );
-        *self.rounds.get_mut(kind) = Round::Ending { entries };
+        *self.rounds.get_mut(kind) = ending;
     }
 
     /// The master answered `<kind>_e`: integrity waits for the master's answer to the round, the
-    /// other kinds are done.
+    /// other kinds are done; a round whose file did not go fails now (3.9.5's master stops a task
+    /// ended `<task> Error` without a word, so waiting for its answer would hold the next
+    /// integrity round back for `timeout_receiving_file`).
     pub(super) fn end_answered(
         &mut self,
         shell: &mut Shell,
@@ -301,11 +319,14 @@ impl WorkerRole {
         kind: SyncKind,
         value: Vec<u8>,
     ) {
-        let Round::Ending { entries } = *self.rounds.get(kind) else {
+        let Round::Ending { entries, unsent } = self.rounds.get(kind).clone() else {
             return;
         };
         if is_error_value(&value) {
             let error = SyncError::PeerRefused(String::from_utf8_lossy(&value).into_owned());
+            return self.end_round(shell, now, kind, Err(error));
+        }
+        if let Some(error) = unsent {
             return self.end_round(shell, now, kind, Err(error));
         }
         if kind == SyncKind::Integrity {
