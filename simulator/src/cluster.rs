@@ -178,30 +178,43 @@ pub struct ConvergenceWatch {
 impl ConvergenceWatch {
     /// True when every worker holds the master's integrity files (as [`converged`]).
     pub fn converged(&mut self, sim: &Sim, master: NodeIdx, workers: &[NodeIdx]) -> bool {
+        workers
+            .iter()
+            .all(|&w| self.worker_converged(sim, master, w))
+    }
+
+    /// How many of `workers` hold the master's integrity files (for progress reports: unlike
+    /// [`ConvergenceWatch::converged`] it looks at every worker).
+    pub fn converged_count(&mut self, sim: &Sim, master: NodeIdx, workers: &[NodeIdx]) -> usize {
+        workers
+            .iter()
+            .filter(|&&w| self.worker_converged(sim, master, w))
+            .count()
+    }
+
+    fn worker_converged(&mut self, sim: &Sim, master: NodeIdx, w: NodeIdx) -> bool {
         let items = &sim.node(master).config().items;
         let gm = sim.disk_generation(master);
-        workers.iter().all(|&w| {
-            let at = (gm, sim.disk_generation(w));
-            if self.seen.get(&w) == Some(&at) {
-                return true;
-            }
-            let (ms, ws) = (sim.storage(master), sim.storage(w));
-            let stats = match self.master.take() {
-                Some((g, stats)) if g == gm => stats,
-                _ => owned_stats_pruned(ms, items, NodeType::Master),
-            };
-            let stats = &self.master.insert((gm, stats)).1;
-            let worker_stats = owned_stats_pruned(ws, items, NodeType::Master);
-            // A file sharing the master's bytes is equal without reading 100 MB of each.
-            let same = diff_of(stats, &worker_stats, |p| {
-                ms.shares_bytes_with(ws, p) || same_content(ms, ws, p)
-            })
-            .is_empty();
-            if same {
-                self.seen.insert(w, at);
-            }
-            same
+        let at = (gm, sim.disk_generation(w));
+        if self.seen.get(&w) == Some(&at) {
+            return true;
+        }
+        let (ms, ws) = (sim.storage(master), sim.storage(w));
+        let stats = match self.master.take() {
+            Some((g, stats)) if g == gm => stats,
+            _ => owned_stats_pruned(ms, items, NodeType::Master),
+        };
+        let stats = &self.master.insert((gm, stats)).1;
+        let worker_stats = owned_stats_pruned(ws, items, NodeType::Master);
+        // A file sharing the master's bytes is equal without reading 100 MB of each.
+        let same = diff_of(stats, &worker_stats, |p| {
+            ms.shares_bytes_with(ws, p) || same_content(ms, ws, p)
         })
+        .is_empty();
+        if same {
+            self.seen.insert(w, at);
+        }
+        same
     }
 }
 

@@ -41,6 +41,15 @@ pub fn client_keys(agents: usize) -> String {
 /// # Errors
 /// See [`SetupError`].
 pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupError> {
+    builder(workers, agents, seed)?.build()
+}
+
+/// [`build`]'s cluster, not started yet: a test may still
+/// [`configure`](ClusterBuilder::configure) its nodes (a smaller budget, other intervals).
+///
+/// # Errors
+/// See [`SetupError`].
+pub fn builder(workers: usize, agents: usize, seed: u64) -> Result<ClusterBuilder, SetupError> {
     let tree = master_tree_with_keys(client_keys(agents));
     let fresh = Timestamp::from_secs(START - 60);
     let per_worker = agents / workers.max(1);
@@ -78,7 +87,7 @@ pub fn build(workers: usize, agents: usize, seed: u64) -> Result<Cluster, SetupE
             storage_from(files).map_err(tree_error)?,
         );
     }
-    builder.build()
+    Ok(builder)
 }
 
 /// Runs until every worker has the master's files and the master every assigned agent's
@@ -91,28 +100,82 @@ pub fn run_to_convergence(
     agents: usize,
     deadline: VirtualTime,
 ) -> Result<VirtualTime, RunError> {
+    run_reporting(c, agents, deadline, None)
+}
+
+/// Where a scale run stands, reported every so often by [`run_reporting`].
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Virtual time of the report.
+    pub at: VirtualTime,
+    /// Workers holding the master's integrity files.
+    pub workers_converged: usize,
+    /// Agent-info files the master holds, and those it must end with.
+    pub agent_infos: (usize, usize),
+    /// The master's file budget: files being received now and the most at once.
+    pub master_files: (usize, usize),
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} workers converged; master holds {} of {} agent-info files, receives {} of at most {} files",
+            self.at,
+            self.workers_converged,
+            self.agent_infos.0,
+            self.agent_infos.1,
+            self.master_files.0,
+            self.master_files.1,
+        )
+    }
+}
+
+/// [`run_to_convergence`], calling `report` with a [`Progress`] every `every` of virtual time
+/// when given (a run of 1,000 workers takes minutes of wall time: this says whether it moves).
+///
+/// # Errors
+/// See [`RunError`].
+pub fn run_reporting(
+    c: &mut Cluster,
+    agents: usize,
+    deadline: VirtualTime,
+    mut report: Option<(Duration, &mut dyn FnMut(Progress))>,
+) -> Result<VirtualTime, RunError> {
     let (m, workers) = (c.master, c.workers.clone());
     let expected = expected_agent_infos(c, agents);
     let mut watch = ConvergenceWatch::default();
     // The master's agent-info count, by the disk generation it was counted at: listing 100,000
     // files every 10 ms of virtual time cost more than the cluster itself.
     let mut counted: Option<(u64, usize)> = None;
+    let mut held_agent_infos = |sim: &Sim| {
+        let generation = sim.disk_generation(m);
+        match counted {
+            Some((at, held)) if at == generation => held,
+            _ => {
+                let held = agent_infos(sim, m);
+                counted = Some((generation, held));
+                held
+            }
+        }
+    };
+    let mut next_report = VirtualTime::ZERO;
     c.sim
         .run_until_polled(deadline, Duration::from_millis(10), |sim| {
-            // The watch first: it answers from what it saw while nothing changed.
-            if !watch.converged(sim, m, &workers) {
-                return false;
+            if let Some((every, report)) = report.as_mut()
+                && sim.now() >= next_report
+            {
+                next_report = sim.now().plus(*every);
+                let budget = sim.node(m).file_budget();
+                report(Progress {
+                    at: sim.now(),
+                    workers_converged: watch.converged_count(sim, m, &workers),
+                    agent_infos: (held_agent_infos(sim), expected),
+                    master_files: (budget.held, budget.limit),
+                });
             }
-            let generation = sim.disk_generation(m);
-            let held = match counted {
-                Some((at, held)) if at == generation => held,
-                _ => {
-                    let held = agent_infos(sim, m);
-                    counted = Some((generation, held));
-                    held
-                }
-            };
-            held == expected
+            // The watch first: it answers from what it saw while nothing changed.
+            watch.converged(sim, m, &workers) && held_agent_infos(sim) == expected
         })
 }
 

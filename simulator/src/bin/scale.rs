@@ -1,20 +1,35 @@
-//! `scale WORKERS AGENTS`: builds the scale cluster (`wazuh_cluster_sim::scale`), runs it to
-//! convergence and prints wall time, virtual time, events, events per second, bytes delivered and
-//! effects. Peak memory: run it under `/usr/bin/time -v`.
+//! `scale WORKERS AGENTS [--progress SECS]`: builds the scale cluster (`wazuh_cluster_sim::scale`),
+//! runs it to convergence and prints wall time, virtual time, events, events per second, bytes
+//! delivered and effects; with `--progress`, a line every SECS of virtual time on standard error
+//! (workers converged, the master's agent-info files and file budget). Peak memory: run it under
+//! `/usr/bin/time -v`.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::scale::{build, run_to_convergence, shortfall};
+use wazuh_cluster_sim::scale::{Progress, build, run_reporting, shortfall};
+
+const USAGE: &str = "usage: scale WORKERS AGENTS [--progress SECS]";
 
 fn main() -> ExitCode {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let [workers, agents] = args[..] else {
-        eprintln!("usage: scale WORKERS AGENTS");
+    let mut numbers = Vec::new();
+    let mut progress = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let parsed = if arg == "--progress" {
+            let secs = args.next().and_then(|v| v.parse::<u64>().ok());
+            secs.map(|s| progress = Some(Duration::from_secs(s.max(1))))
+        } else {
+            arg.parse::<usize>().ok().map(|n| numbers.push(n))
+        };
+        if parsed.is_none() {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let [workers, agents] = numbers[..] else {
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
     if workers == 0 {
@@ -31,7 +46,9 @@ fn main() -> ExitCode {
     };
     let build_secs = built.elapsed().as_secs_f64();
     let wall = Instant::now();
-    let result = run_to_convergence(&mut c, agents, VirtualTime::from_secs(3600));
+    let mut print = |p: Progress| eprintln!("{p}");
+    let report = progress.map(|every| (every, &mut print as &mut dyn FnMut(Progress)));
+    let result = run_reporting(&mut c, agents, VirtualTime::from_secs(3600), report);
     let secs = wall.elapsed().as_secs_f64();
     let stats = c.sim.stats();
     let outcome = match &result {
