@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use wazuh_cluster_sim::clock::VirtualTime;
-use wazuh_cluster_sim::scale::{build, client_keys, run_to_convergence, shortfall};
+use wazuh_cluster_sim::scale::{build, builder, client_keys, run_to_convergence, shortfall};
 use wazuh_cluster_sync::integrity::agents::MAX_CLIENT_KEYS;
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::Storage;
@@ -82,16 +82,21 @@ fn one_master_25_workers_50000_agents_converge() {
     );
 }
 
-/// Regression: more workers than the default descriptor budget (256 files, reserves of 2) could
-/// keep whole reserves for converge within seconds of their start, as 25 do, with the daemon's
-/// default limits: the reserves keep at most half the budget and the later workers share the
-/// rest. When the reserves could take the whole pool, workers 129 and later had every file
-/// refused for as long as the first 128 stayed connected (at 300 workers only 128 ever
-/// synchronised, and the run did not converge in an hour of virtual time).
+/// Regression: more workers than a descriptor budget of 512 (256 files, reserves of 2; the
+/// default until the 1,000-worker cluster showed it too small) could keep whole reserves for
+/// converge within seconds of their start, as 25 do: the reserves keep at most half the budget
+/// and the later workers share the rest. When the reserves could take the whole pool, workers
+/// 129 and later had every file refused for as long as the first 128 stayed connected (at 300
+/// workers only 128 ever synchronised, and the run did not converge in an hour of virtual time).
 #[test]
-fn more_workers_than_the_default_budget_has_reserves_for_converge_within_seconds() {
+fn more_workers_than_the_budget_has_reserves_for_converge_within_seconds() {
     let (workers, agents) = (130, 1_300);
-    let mut c = build(workers, agents, 130).unwrap();
+    let mut c = builder(workers, agents, 130)
+        .unwrap()
+        .configure(|config| config.limits.max_transfer_descriptors = 512)
+        .build()
+        .unwrap();
+    assert_eq!(c.sim.node(c.master).file_budget().limit, 256);
     let at = run_to_convergence(&mut c, agents, VirtualTime::from_secs(60));
     let at = at.unwrap_or_else(|e| panic!("{e}: {}", shortfall(&c, agents)));
     assert!(at <= VirtualTime::from_secs(15), "converged only at {at}");

@@ -37,6 +37,11 @@ pub const DESCRIPTORS_PER_INCOMING_FILE: usize = 2;
 /// quarter of [`NodeLimits::max_transfer_descriptors`] is.
 pub const MIN_FILE_SHARE: usize = 4;
 
+/// Most files one link may receive at once, however large the descriptor budget: a worker sends
+/// at most two at once and a master one, so a quarter of a budget sized for 1,024 workers (1,024
+/// files) would only be room for a hostile link to trickle into.
+pub const MAX_FILE_SHARE: usize = 64;
+
 /// Bounds of a node (TigerBeetle style: a limit on everything a peer can make it hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLimits {
@@ -74,8 +79,10 @@ pub struct NodeLimits {
     pub max_pending_disk_bytes: usize,
     /// Descriptors the node may hold for files being received, every link together: each
     /// incoming file holds [`DESCRIPTORS_PER_INCOMING_FILE`] from its `new_file` until its staged
-    /// write is committed or aborted (512, so 256 files). A link may hold at most a quarter of
-    /// them (at least [`MIN_FILE_SHARE`] files), so no peer takes all; a `new_file` beyond the
+    /// write is committed or aborted (8,192, so 4,096 files: [`NodeLimits::transfer_descriptors_for`]
+    /// the 1,024 [`max_workers`](Self::max_workers), so that every registered worker holds a whole
+    /// reserve). A link may hold at most a quarter of them (at least [`MIN_FILE_SHARE`] files, at
+    /// most [`MAX_FILE_SHARE`]), so no peer takes all; a `new_file` beyond the
     /// budget or the link's share is answered `err` (`Too many files being received by this
     /// node, try again later`), the connection stays open. An adapter derives it from the
     /// process's descriptor limit, after keeping room for its connections, the local socket and
@@ -85,7 +92,7 @@ pub struct NodeLimits {
     /// Places of that budget kept for each link that may send files (a registered worker on a
     /// master, the master link on a worker) that no other link may take (2): however many files
     /// other links hold, such a link can always receive this many at once. Reserves keep at most
-    /// half the budget (64 links with the defaults); the links past that wait for a reserve a
+    /// half the budget (1,024 links with the defaults); the links past that wait for a reserve a
     /// leaving link gives up and meanwhile share the other half. Two: a worker sends at most two files at once, its
     /// agent-info and its integrity or extra-valid package (extra-valid follows integrity's
     /// answer), and a master one (its integrity package).
@@ -186,9 +193,23 @@ impl Default for ClusterSettings {
     }
 }
 
+impl NodeLimits {
+    /// Descriptors a transfer budget needs for `links` links that may send files to hold whole
+    /// reserves ([`reserved_files_per_link`](Self::reserved_files_per_link) places each, the
+    /// reserves keeping at most half the pool): below it, the links past that many wait for a
+    /// reserve and share what is left, and at the same instant of a round (1,000 workers started
+    /// together) most of their files are refused and retried one interval later.
+    pub fn transfer_descriptors_for(&self, links: usize) -> usize {
+        links
+            .saturating_mul(self.reserved_files_per_link)
+            .saturating_mul(DESCRIPTORS_PER_INCOMING_FILE)
+            .saturating_mul(2)
+    }
+}
+
 impl Default for NodeLimits {
     fn default() -> Self {
-        NodeLimits {
+        let mut limits = NodeLimits {
             max_workers: 1024,
             hello_probe_timeout: Duration::from_secs(5),
             max_local_clients: 64,
@@ -197,7 +218,8 @@ impl Default for NodeLimits {
             max_output_in_flight: 8 << 20,
             max_pending_disk_bytes: 16 << 20,
             max_tasks_per_worker: 3,
-            max_transfer_descriptors: 512,
+            // Below: enough for every worker's reserve.
+            max_transfer_descriptors: 0,
             reserved_files_per_link: 2,
             memory_budget: 256 << 20,
             package: PackageLimits::default(),
@@ -215,7 +237,9 @@ impl Default for NodeLimits {
                 files: 16,
                 bytes: (1 << 30) + (512 << 20),
             },
-        }
+        };
+        limits.max_transfer_descriptors = limits.transfer_descriptors_for(limits.max_workers);
+        limits
     }
 }
 

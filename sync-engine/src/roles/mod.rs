@@ -210,8 +210,8 @@ pub mod texts;
 mod worker;
 
 pub use config::{
-    ApiLimits, ClusterSettings, DESCRIPTORS_PER_INCOMING_FILE, MAX_NODE_NAME_LEN, MIN_FILE_SHARE,
-    NodeConfig, NodeLimits, NodeType, unix_time_at, valid_node_name,
+    ApiLimits, ClusterSettings, DESCRIPTORS_PER_INCOMING_FILE, MAX_FILE_SHARE, MAX_NODE_NAME_LEN,
+    MIN_FILE_SHARE, NodeConfig, NodeLimits, NodeType, unix_time_at, valid_node_name,
 };
 pub use effects::{
     Effect, EffectError, EffectExecutor, EffectOutput, EffectResult, IncomingFileId,

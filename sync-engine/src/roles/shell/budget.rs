@@ -34,7 +34,8 @@
 //!   freed: it waits at most until files held by others end, and each ends within its
 //!   connection's file lifetime (`incoming_file_lifetime`, 120 s) however it trickles;
 //! * reserves keep at most half the pool together (`FileBudget::reserve_cap`): with the defaults
-//!   (256 places, reserves of 2) the first 64 entitled links hold whole reserves, and the links
+//!   (4,096 places, reserves of 2) the first 1,024 entitled links hold whole reserves (with 256
+//!   places, the default until the 1,000-worker scale cluster showed why not, the first 64), and the links
 //!   entitled after them wait in line for a reserve a leaving link gives up while they draw, like
 //!   any link, from the other half. Without the cap, reserves kept whether or not their link uses
 //!   them took the whole pool at 128 links, and a master with more workers than that refused
@@ -52,7 +53,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use wazuh_cluster_protocol::frame::HEADER_LEN;
 
-use crate::roles::config::{DESCRIPTORS_PER_INCOMING_FILE, MIN_FILE_SHARE};
+use crate::roles::config::{DESCRIPTORS_PER_INCOMING_FILE, MAX_FILE_SHARE, MIN_FILE_SHARE};
 use crate::roles::effects::IncomingFileId;
 use crate::roles::ids::PeerId;
 
@@ -111,7 +112,7 @@ impl FileBudget {
     /// keeping `reserve` places for each entitled link.
     pub(crate) fn new(descriptors: usize, reserve: usize) -> FileBudget {
         let limit = descriptors / DESCRIPTORS_PER_INCOMING_FILE;
-        let share = (limit / 4).max(MIN_FILE_SHARE).min(limit);
+        let share = (limit / 4).clamp(MIN_FILE_SHARE, MAX_FILE_SHARE).min(limit);
         FileBudget {
             limit,
             share,
@@ -619,13 +620,43 @@ mod tests {
 
     #[test]
     fn a_thousand_idle_links_leave_the_thousandth_room_for_its_files() {
-        // The default budget (512 descriptors: 256 places) and a master with 1,000 workers,
-        // none receiving anything yet: the last to come may still receive.
+        // A budget of 512 descriptors (256 places, the default before) and a master with 1,000
+        // workers, none receiving anything yet: the last to come may still receive.
         let mut budget = FileBudget::new(512, 2);
         for peer in 0..1000 {
             budget.entitle(PeerId(peer));
         }
         assert_eq!(budget.usage().unmet_reserves, 128);
         assert_eq!(budget.allowance(PeerId(999), 0), budget.usage().share);
+    }
+
+    #[test]
+    fn the_default_budget_keeps_a_whole_reserve_for_every_worker_a_master_registers() {
+        // 1,000 workers whose rounds start at the same instant each send two files (integrity,
+        // agent-info). With 256 places the 936 past the reserves shared 128 and most of their
+        // files were refused at every round (the scale cluster took 80 s to hear from them all).
+        let limits = crate::roles::NodeLimits::default();
+        let mut budget = FileBudget::new(
+            limits.max_transfer_descriptors,
+            limits.reserved_files_per_link,
+        );
+        let workers = limits.max_workers as u64;
+        for peer in 0..workers {
+            budget.entitle(PeerId(peer));
+        }
+        assert!(
+            budget.waiting.is_empty(),
+            "every worker holds a whole reserve"
+        );
+        for peer in 0..workers {
+            let reserve = limits.reserved_files_per_link;
+            assert!(budget.allowance(PeerId(peer), 0) >= reserve);
+            for file in 0..reserve as u64 {
+                budget.acquire(IncomingFileId(peer * 8 + file), PeerId(peer));
+            }
+        }
+        assert_eq!(budget.usage().held, limits.max_workers * 2);
+        // One link still may not take more than its bounded share of what is left.
+        assert_eq!(budget.allowance(PeerId(0), 2), 2 + MAX_FILE_SHARE - 2);
     }
 }
