@@ -923,7 +923,7 @@ fn packages_that_lie_about_their_sizes_are_refused_before_anything_is_written() 
 fn an_integrity_file_the_master_refuses_fails_the_round_and_the_next_comes_one_interval_later() {
     let mut h = HostileMaster::worker1();
     h.master_conn().set_file_allowance(Some(0));
-    let mut next = |h: &mut HostileMaster, within: Duration| {
+    let next = |h: &mut HostileMaster, within: Duration| {
         h.advance(within);
         h.requests.pop_front().expect("a request of the worker")
     };
