@@ -52,15 +52,13 @@
 //! by side as they come (at most [`SYNC_QUEUED`] waiting, each holding its descriptor until
 //! synced), while the effect thread stages the next ones: concurrent `fsync`s share the device's
 //! flushes and, on a journalled file system, the journal commit, and their waits overlap the
-//! staging instead of following it. Each later commit renames into place, in commit order, the
-//! files whose `fsync` has succeeded meanwhile (none while a deferred removal waits for its
-//! directory sync); [`Storage::sync_deferred`] waits for the last `fsync`s (a file no thread took
-//! is reopened by name from its directory descriptor, `O_NOFOLLOW`, and synced then), renames the
-//! rest and `fsync`s each directory once. No file is renamed before its own data is durable, so a
-//! crash still leaves every target old or new. At most [`MAX_DEFERRED`] commits wait; the next
-//! one syncs the batch first. A storage dropped with deferred commits leaves their targets old or
-//! new and the staged files not renamed behind, for [`FsStorage::remove_stale_staged`] at the
-//! next start.
+//! staging instead of following it. [`Storage::sync_deferred`] waits for the last of them (a file
+//! no thread took is reopened by name from its directory descriptor, `O_NOFOLLOW`, and synced
+//! then). Only then are the files renamed, in commit order, and each directory `fsync`ed once.
+//! No file is renamed before its data is durable, so a crash still leaves every target old or
+//! new. At most [`MAX_DEFERRED`] commits wait; the next one syncs the batch first. A storage
+//! dropped with deferred commits leaves their targets old and their staged files behind, for
+//! [`FsStorage::remove_stale_staged`] at the next start.
 //!
 //! Why the creates of a batch can get slower file after file on ext4 *without a journal* (this
 //! machine's `/`): its inode allocator skips every free inode of the group deleted less than
@@ -245,81 +243,6 @@ impl SyncJob<'_> {
     }
 }
 
-/// The deferred commits of the batch under way, in commit order, and how far they are in place.
-///
-/// Why renames start before the batch is synced: the sync threads are the slower side (each
-/// `fsync` waits on the device), so the effect thread, once it has staged a file, often waits for
-/// room in their queue; renaming the files already synced meanwhile takes the renames (0.1-0.3 s
-/// for 10,000 files) off the end of the batch. Each file is still renamed only after its own
-/// `fsync` succeeded, and in commit order, so a crash leaves every target old or new and a target
-/// committed twice gets the later content.
-#[derive(Debug, Default)]
-struct DeferredBatch {
-    names: Vec<StagedName>,
-    /// Each commit's `fsync` result once known, by index in `names`.
-    synced: Vec<Option<Result<(), StorageError>>>,
-    /// The commits before this index are done: renamed into place, or discarded after a failure.
-    done: usize,
-    /// Directories the renames changed (one path inside each, for messages), each synced once
-    /// by [`Storage::sync_deferred`].
-    dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)>,
-    /// The first failure among the commits done.
-    first_error: Option<StorageError>,
-}
-
-impl DeferredBatch {
-    fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    fn push(&mut self, name: StagedName) {
-        self.names.push(name);
-        self.synced.push(None);
-    }
-
-    /// Notes `fsync` results reported by the sync threads (batch index, outcome).
-    fn record(&mut self, results: impl IntoIterator<Item = (usize, std::io::Result<()>)>) {
-        for (index, result) in results {
-            if let (Some(slot), Some(name)) = (self.synced.get_mut(index), self.names.get(index)) {
-                *slot = Some(result.map_err(|e| io_error(&e, &name.path, "fsync")));
-            }
-        }
-    }
-
-    /// Renames into place, in commit order from the first commit not done, every commit whose
-    /// `fsync` succeeded, up to the first whose result is not known yet; a failed one is
-    /// discarded (its target stays old) and its error kept.
-    fn rename_synced(&mut self) {
-        while let Some(Some(synced)) = self.synced.get_mut(self.done).map(Option::take) {
-            let name = &self.names[self.done];
-            match synced.and_then(|()| name.rename_into_place()) {
-                Ok(()) => {
-                    let parent = name.path.parent().unwrap_or_else(InstallPath::root);
-                    self.dirs
-                        .entry(parent)
-                        .or_insert_with(|| (name.path.clone(), Rc::clone(&name.dir)));
-                }
-                Err(e) => {
-                    name.discard();
-                    self.first_error.get_or_insert(e);
-                }
-            }
-            self.done += 1;
-        }
-    }
-
-    /// Discards every commit not done (their targets stay as they are).
-    fn discard_rest(&self) {
-        for name in &self.names[self.done..] {
-            name.discard();
-        }
-    }
-}
-
 /// `fsync`s every file of `jobs`, [`SYNC_THREADS`] at a time; the result of each, in order.
 fn fsync_all(jobs: &[SyncJob<'_>]) -> Vec<Result<(), StorageError>> {
     if jobs.len() <= 1 {
@@ -390,7 +313,7 @@ pub struct FsStorage {
     root: ConfinedRoot,
     staged: BTreeMap<u64, Staged>,
     /// Deferred commits (attributes set, file closed or handed to `pool`), in commit order.
-    batch: DeferredBatch,
+    deferred: Vec<StagedName>,
     /// The threads syncing the deferred batch's files as they are committed (started with the
     /// batch's first commit, ended by its sync).
     pool: Option<SyncPool>,
@@ -414,7 +337,7 @@ impl FsStorage {
         Ok(FsStorage {
             root,
             staged: BTreeMap::new(),
-            batch: DeferredBatch::default(),
+            deferred: Vec::new(),
             pool: None,
             removed_dirs: BTreeMap::new(),
             max_deferred: MAX_DEFERRED,
@@ -542,10 +465,16 @@ impl FsStorage {
         }
     }
 
-    /// Waits for the sync threads of `batch` and notes their results in it (the files no thread
-    /// synced keep none).
-    fn finish_pool(&mut self, batch: &mut DeferredBatch) {
-        batch.record(self.pool.take().map(SyncPool::finish).unwrap_or_default());
+    /// Waits for the sync threads of `batch`; each file's `fsync` result, `None` for the files
+    /// no thread synced.
+    fn finish_pool(&mut self, batch: &[StagedName]) -> Vec<Option<Result<(), StorageError>>> {
+        let mut synced: Vec<Option<Result<(), StorageError>>> = vec![None; batch.len()];
+        for (index, result) in self.pool.take().map(SyncPool::finish).unwrap_or_default() {
+            if let (Some(slot), Some(deferred)) = (synced.get_mut(index), batch.get(index)) {
+                *slot = Some(result.map_err(|e| io_error(&e, &deferred.path, "fsync")));
+            }
+        }
+        synced
     }
 
     fn forget_read(&self) {
@@ -572,7 +501,7 @@ impl FsStorage {
             Err(e) => return Err(e),
         };
         let ours: Vec<&str> = (self.staged.values().map(|s| s.name.temp_name.as_str()))
-            .chain(self.batch.names.iter().map(|d| d.temp_name.as_str()))
+            .chain(self.deferred.iter().map(|d| d.temp_name.as_str()))
             .collect();
         let mut removed = 0;
         // An explicit stack: a hostile tree's depth must not exhaust ours.
@@ -972,7 +901,7 @@ impl Storage for FsStorage {
             file,
             ..
         } = staged;
-        if self.batch.len() >= self.max_deferred
+        if self.deferred.len() >= self.max_deferred
             && let Err(e) = self.sync_deferred()
         {
             deferred.discard();
@@ -981,22 +910,16 @@ impl Storage for FsStorage {
         // Its fsync starts now, on the batch's sync threads, while the next files are staged.
         // Without threads it is closed (the data stays in the page cache) and `sync_deferred`
         // reopens it by name.
-        if self.batch.is_empty() {
+        if self.deferred.is_empty() {
             self.pool = SyncPool::start();
         }
-        let index = self.batch.len();
-        self.batch.push(deferred);
-        if let Some(pool) = &mut self.pool {
-            if let Err(file) = pool.submit(index, file) {
-                drop(file);
-            }
-            // The files synced so far go in place now (see `DeferredBatch`), unless a deferred
-            // removal waits: every removal must be durable before any rename.
-            if self.removed_dirs.is_empty() {
-                self.batch.record(pool.take_done());
-                self.batch.rename_synced();
-            }
+        let index = self.deferred.len();
+        if let Some(pool) = &mut self.pool
+            && let Err(file) = pool.submit(index, file)
+        {
+            drop(file);
         }
+        self.deferred.push(deferred);
         Ok(())
     }
 
@@ -1005,47 +928,56 @@ impl Storage for FsStorage {
         //    must be gone for good before the `client.keys` that drops them lands).
         for (path, dir) in std::mem::take(&mut self.removed_dirs).values() {
             if let Err(e) = rustix::fs::fsync(&**dir) {
-                // Not known removed for good: nothing more of the batch may land after it (none
-                // landed while it was pending).
-                let mut batch = std::mem::take(&mut self.batch);
-                self.finish_pool(&mut batch);
-                batch.discard_rest();
+                // Not known removed for good: nothing of the batch may land after it.
+                let batch = std::mem::take(&mut self.deferred);
+                self.finish_pool(&batch);
+                for deferred in batch {
+                    deferred.discard();
+                }
                 return Err(error(e, path, "fsync of the directory"));
             }
         }
-        if self.batch.is_empty() {
+        if self.deferred.is_empty() {
             return Ok(());
         }
         self.forget_read();
-        let mut batch = std::mem::take(&mut self.batch);
-        // 1. The data of every file not in place yet, side by side, before its rename: a renamed
-        //    file must never be torn. Most were synced by the pool while the batch was staged;
-        //    the others (no thread took them) are reopened by name and synced now.
-        self.finish_pool(&mut batch);
-        let left: Vec<usize> = (batch.done..batch.len())
-            .filter(|&i| batch.synced[i].is_none())
-            .collect();
-        let jobs: Vec<SyncJob<'_>> = left.iter().map(|&i| batch.names[i].sync_job()).collect();
-        let results = fsync_all(&jobs);
-        drop(jobs);
-        for (i, result) in left.into_iter().zip(results) {
-            batch.synced[i] = Some(result);
+        let batch = std::mem::take(&mut self.deferred);
+        let mut first_error = None;
+        // 1. The data of every file, side by side, before any rename: a renamed file must never
+        //    be torn. Most were synced by the pool while the batch was staged; the others (no
+        //    thread took them) are reopened by name and synced now.
+        let mut synced = self.finish_pool(&batch);
+        let left: Vec<usize> = (0..batch.len()).filter(|&i| synced[i].is_none()).collect();
+        let jobs: Vec<SyncJob<'_>> = left.iter().map(|&i| batch[i].sync_job()).collect();
+        for (i, result) in left.iter().zip(fsync_all(&jobs)) {
+            synced[*i] = Some(result);
         }
-        for slot in &mut batch.synced[batch.done..] {
-            slot.get_or_insert_with(|| {
+        let synced = synced.into_iter().map(|r| {
+            r.unwrap_or_else(|| {
                 Err(StorageError::new(
                     StorageErrorKind::Io,
                     InstallPath::root(),
                     "fsync result lost",
                 ))
-            });
+            })
+        });
+        // 2. The renames, in commit order (a target committed twice gets the later content).
+        let mut dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)> = BTreeMap::new();
+        for (deferred, synced) in batch.iter().zip(synced) {
+            match synced.and_then(|()| deferred.rename_into_place()) {
+                Ok(()) => {
+                    let parent = deferred.path.parent().unwrap_or_else(InstallPath::root);
+                    dirs.entry(parent)
+                        .or_insert_with(|| (deferred.path.clone(), Rc::clone(&deferred.dir)));
+                }
+                Err(e) => {
+                    deferred.discard();
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        // 2. The other renames, in commit order (a target committed twice gets the later
-        //    content).
-        batch.rename_synced();
         // 3. Each directory once: the renames are durable when this returns.
-        let mut first_error = batch.first_error.take();
-        for (path, dir) in batch.dirs.values() {
+        for (path, dir) in dirs.values() {
             if let Err(e) = rustix::fs::fsync(&**dir) {
                 first_error.get_or_insert(error(e, path, "fsync of the directory"));
             }

@@ -86,11 +86,6 @@ impl SyncPool {
         }
     }
 
-    /// The results reported since the last call, without waiting (batch index, outcome).
-    pub(crate) fn take_done(&mut self) -> impl Iterator<Item = (usize, io::Result<()>)> + '_ {
-        self.results.try_iter()
-    }
-
     /// Waits for every queued `fsync`; the result of each, by batch index (files whose thread
     /// failed have none).
     pub(crate) fn finish(mut self) -> Vec<(usize, io::Result<()>)> {
