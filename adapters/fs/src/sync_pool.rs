@@ -20,8 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Threads that issue the `fsync`s of a deferred batch side by side: enough for the device to
-/// merge their flushes; they wait on the disk, not on a core.
-pub const SYNC_THREADS: usize = 16;
+/// merge their flushes; they wait on the disk, not on a core. 64 rather than 16: on this VM's
+/// disk each `fsync` of a new small file is several round trips (data, inode, the parent
+/// directory on ext4 without a journal, a flush), so more of them in flight keeps its queue
+/// fuller; 10,000 files of 4 KiB went from 3.7 s to 2.9 s request to last file (`sync_figures`,
+/// medians of 3 alternating runs on a loaded machine), 1,000 from 320 to 288 ms (noise-level).
+/// With [`QUEUED`], at most 320 descriptors are held by a batch.
+pub const SYNC_THREADS: usize = 64;
 
 /// Most committed files waiting for a sync thread (descriptors held).
 pub const QUEUED: usize = 256;

@@ -287,6 +287,41 @@ fn deferred_commits_are_synced_in_bounded_batches() {
     }
 }
 
+/// While a deferred removal waits for its directory sync, no deferred commit is put in place,
+/// however many of them the sync threads have made durable meanwhile: the removal must be durable
+/// before any of them lands (the files of dropped agents before the `client.keys` dropping
+/// them). The sync then lands both.
+#[test]
+fn no_deferred_commit_lands_before_a_pending_removal_is_durable() {
+    let root = ScratchDir::new("fs-storage");
+    std::fs::create_dir_all(root.path().join("etc/lists")).unwrap();
+    std::fs::create_dir_all(root.path().join("queue/agent-info")).unwrap();
+    std::fs::write(root.path().join("queue/agent-info/gone-any"), b"x").unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    assert!(
+        storage
+            .remove_file_deferred(&p("/queue/agent-info/gone-any"))
+            .unwrap()
+    );
+    // More than the threads' queue, so that results come back while the batch is staged.
+    let total = 2 * SYNC_QUEUED;
+    for i in 0..total {
+        let id = storage
+            .begin_write(&p(&format!("/etc/lists/l{i:04}")))
+            .unwrap();
+        storage.append(id, format!("list {i}").as_bytes()).unwrap();
+        storage.commit_write_deferred(id, &attrs(0o640)).unwrap();
+    }
+    let names = names_in(root.path(), "etc/lists");
+    assert_eq!(names.len(), total);
+    assert!(names.iter().all(|n| n.ends_with(".tmp")), "{names:?}");
+    storage.sync_deferred().unwrap();
+    let names = names_in(root.path(), "etc/lists");
+    assert_eq!(names.len(), total);
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    assert!(names_in(root.path(), "queue/agent-info").is_empty());
+}
+
 /// The read that continues where the last one met the end of the file answers 0 from what that
 /// read saw (no second `pread` per hashed file); a read from offset 0 sees the file as it is now.
 #[test]
