@@ -911,7 +911,7 @@ impl Storage for FsStorage {
         // Without threads it is closed (the data stays in the page cache) and `sync_deferred`
         // reopens it by name.
         if self.deferred.is_empty() {
-            self.pool = SyncPool::start();
+            self.pool = Some(SyncPool::start());
         }
         let index = self.deferred.len();
         if let Some(pool) = &mut self.pool

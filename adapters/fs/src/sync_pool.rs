@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -32,59 +32,67 @@ pub const SYNC_THREADS: usize = 64;
 pub const QUEUED: usize = 256;
 
 /// One batch's sync threads: files go in with their index in the batch, results come out by
-/// index.
+/// index. Threads are started as files come, one per file up to [`SYNC_THREADS`]: a batch of one
+/// file (a worker's agent-info on a master, about a hundred a second with 1,000 workers) starts
+/// one thread, not 64.
 #[derive(Debug)]
 pub(crate) struct SyncPool {
     jobs: Option<SyncSender<(usize, File)>>,
+    queue: Arc<Mutex<Receiver<(usize, File)>>>,
+    /// The threads' result sender, kept to start more; dropped by `finish` so that the results
+    /// end when the last thread does.
+    done: Option<Sender<(usize, io::Result<()>)>>,
     results: Receiver<(usize, io::Result<()>)>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl SyncPool {
-    /// Starts the threads; `None` when the system gives none (the batch is then synced by name
-    /// at the end, as before).
-    pub(crate) fn start() -> Option<SyncPool> {
+    /// A pool for a new batch; its threads start with its files ([`SyncPool::submit`]).
+    pub(crate) fn start() -> SyncPool {
         let (jobs, queue) = sync_channel::<(usize, File)>(QUEUED);
-        let queue = Arc::new(Mutex::new(queue));
         let (done, results) = channel();
-        let mut threads = Vec::with_capacity(SYNC_THREADS);
-        for n in 0..SYNC_THREADS {
-            let queue = Arc::clone(&queue);
-            let done = done.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("fsync-{n}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only to take one job, never during an fsync.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((index, file)) = job else { return };
-                        let synced = file.sync_all();
-                        drop(file);
-                        if done.send((index, synced)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            match spawned {
-                Ok(thread) => threads.push(thread),
-                // Fewer threads than wanted still sync everything.
-                Err(_) if !threads.is_empty() => break,
-                Err(_) => return None,
-            }
-        }
-        Some(SyncPool {
+        SyncPool {
             jobs: Some(jobs),
+            queue: Arc::new(Mutex::new(queue)),
+            done: Some(done),
             results,
-            threads,
-        })
+            threads: Vec::with_capacity(SYNC_THREADS),
+        }
     }
 
-    /// Queues the `fsync` of the batch's file `index`; gives `file` back when no thread takes
-    /// jobs any more (the caller syncs it by name at the end).
+    /// Starts one more thread; false when the system gives none (fewer threads than wanted still
+    /// sync everything).
+    fn add_thread(&mut self) -> bool {
+        let (queue, Some(done)) = (Arc::clone(&self.queue), self.done.clone()) else {
+            return false;
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("fsync-{}", self.threads.len()))
+            .spawn(move || {
+                loop {
+                    // The lock is held only to take one job, never during an fsync.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((index, file)) = job else { return };
+                    let synced = file.sync_all();
+                    drop(file);
+                    if done.send((index, synced)).is_err() {
+                        return;
+                    }
+                }
+            });
+        spawned.map(|thread| self.threads.push(thread)).is_ok()
+    }
+
+    /// Queues the `fsync` of the batch's file `index` (starting a thread for it while there are
+    /// fewer than [`SYNC_THREADS`]); gives `file` back when no thread takes jobs (the system gave
+    /// none, or they ended): the caller syncs it by name at the end.
     pub(crate) fn submit(&mut self, index: usize, file: File) -> Result<(), File> {
+        if self.threads.len() < SYNC_THREADS && !self.add_thread() && self.threads.is_empty() {
+            return Err(file);
+        }
         match &self.jobs {
             Some(jobs) => jobs.send((index, file)).map_err(|e| e.0.1),
             None => Err(file),
@@ -96,6 +104,7 @@ impl SyncPool {
     pub(crate) fn finish(mut self) -> Vec<(usize, io::Result<()>)> {
         // No more jobs: each thread ends once the queue is empty, dropping its result sender.
         self.jobs = None;
+        self.done = None;
         let mut out = Vec::new();
         while let Ok(result) = self.results.recv() {
             out.push(result);
@@ -104,5 +113,39 @@ impl SyncPool {
             let _ = thread.join();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_starts_a_thread_per_file_up_to_the_cap_and_gets_every_result_by_index() {
+        let dir = wazuh_cluster_testkit::ScratchDir::new("sync-pool");
+        let file = |n: usize| File::create(dir.path().join(n.to_string())).unwrap();
+        let mut one = SyncPool::start();
+        assert!(one.submit(0, file(0)).is_ok());
+        assert_eq!(one.threads.len(), 1, "one file, one thread");
+        let results = one.finish();
+        assert_eq!(results.len(), 1);
+        assert!(results[0].1.is_ok());
+
+        let mut many = SyncPool::start();
+        let files = SYNC_THREADS + 10;
+        for n in 0..files {
+            assert!(many.submit(n, file(n)).is_ok());
+        }
+        assert_eq!(many.threads.len(), SYNC_THREADS);
+        let mut indexes: Vec<usize> = many
+            .finish()
+            .into_iter()
+            .map(|(i, r)| {
+                r.unwrap();
+                i
+            })
+            .collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..files).collect::<Vec<_>>());
     }
 }
