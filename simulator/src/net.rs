@@ -24,11 +24,10 @@
 //! ([`Arrival::Writable`]) when its oldest piece in the buffer is delivered, to take more. So a
 //! node learns a partial write exactly as from a socket that would block, and the bytes in the
 //! network are bounded by the buffers, not by what the nodes produce. Unbounded (`None`) takes
-//! every write at once; it is the default of the swarm and vopr runs for now, so their traces stay
-//! what they were, and drawing the bound from the seed is the next step. A stalled pipe takes
-//! nothing until it is unstalled. Either way, what is not taken is held in the writer's name,
-//! where the node's own bound
-//! ([`Node::wants_input`](wazuh_cluster_sync::roles::Node::wants_input)) sees it.
+//! every write at once; swarm runs draw one or the other from the seed
+//! ([`SwarmOptions::link`](crate::swarm::SwarmOptions::link)). A stalled pipe takes nothing until
+//! it is unstalled. Either way, what is not taken is held in the writer's name, where the node's
+//! own bound ([`Node::wants_input`](wazuh_cluster_sync::roles::Node::wants_input)) sees it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;

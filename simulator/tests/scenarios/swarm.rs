@@ -13,7 +13,7 @@ use wazuh_cluster_sim::net::LinkEnd;
 use wazuh_cluster_sim::scenario;
 use wazuh_cluster_sim::shrink::shrink_with;
 use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
-use wazuh_cluster_sim::swarm::{FaultRates, SwarmOptions};
+use wazuh_cluster_sim::swarm::{FaultRates, SEND_BUFFER_RANGE, SwarmOptions};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
 use wazuh_cluster_sim::vopr::{Failure, run_options, run_options_after_heal, run_seed};
 use wazuh_cluster_sync::integrity::memory::StorageFault;
@@ -72,6 +72,31 @@ fn a_seed_run_twice_gives_the_same_report_and_its_options_name_the_replay_comman
     ] {
         assert!(printed.contains(key), "{key} missing from\n{printed}");
     }
+}
+
+#[test]
+fn the_send_buffer_is_drawn_unbounded_or_within_its_range() {
+    let (lo, hi) = SEND_BUFFER_RANGE;
+    let drawn: Vec<Option<usize>> = (0..400)
+        .map(|seed| SwarmOptions::from_seed(seed).link.send_buffer)
+        .collect();
+    let bounded: Vec<usize> = drawn.iter().flatten().copied().collect();
+    assert!(
+        (120..280).contains(&bounded.len()),
+        "about half bounded: {}",
+        bounded.len()
+    );
+    assert!(bounded.iter().all(|b| (lo..hi).contains(b)), "{bounded:?}");
+    // Both ends of the range are reached: buffers smaller than one 64 KiB frame, and megabytes.
+    assert!(bounded.iter().any(|&b| b < 32 << 10), "{bounded:?}");
+    assert!(bounded.iter().any(|&b| b >= 4 << 20), "{bounded:?}");
+    // Its own stream: the other draws of a seed are those it had before the buffer was drawn.
+    let o = SwarmOptions::from_seed(132);
+    assert_eq!(
+        (o.workers, o.agents, o.extra_files, o.max_file_size),
+        (2, 2, 1, 40 << 10)
+    );
+    assert_eq!(o.link.latency, Duration::from_micros(20_804));
 }
 
 /// One master over the fixture tree and one worker holding one fresh agent-info file, converged.
@@ -625,6 +650,10 @@ fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
         (
             format!("{good}workers = 2\n"),
             "unknown or repeated key \"workers\"",
+        ),
+        (
+            good.replace("send_buffer = ", "send_buffer = 0 #"),
+            "send_buffer: bad value",
         ),
         (
             format!("{good}colour = red\n"),
