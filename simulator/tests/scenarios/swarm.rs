@@ -712,3 +712,20 @@ fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
     assert_eq!((o.edit_every, o.churn_every), (None, None));
     assert!(shrunk.runs <= wazuh_cluster_sim::shrink::MAX_RUNS);
 }
+
+#[test]
+fn the_runner_stops_quietly_when_its_output_is_closed() {
+    // `vopr --seeds 0..10 | head -1`: the reader goes away; the runner must not panic on the
+    // write that finds the pipe closed. Here the read end is closed before the first line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vopr"))
+        .args(["--seeds", "0..10"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
