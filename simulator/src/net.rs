@@ -95,6 +95,24 @@ pub struct LinkParams {
     pub send_buffer: Option<usize>,
 }
 
+impl LinkParams {
+    /// How long `bytes` written at once take to reach the other end of an idle direction: their
+    /// serialisation at the bandwidth, plus one latency per send buffer's worth (a bounded
+    /// buffer is refilled only once what it holds has been delivered, so a write larger than
+    /// the buffer crosses at most a buffer per latency). Writes cut into random pieces arrive
+    /// no later: the buffer is refilled as each piece is delivered, not only when all are.
+    pub fn transfer_time(&self, bytes: u64) -> Duration {
+        let serialise = self.bandwidth.map_or(0, |bw| {
+            (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(bw.max(1)))
+        });
+        let fills = self
+            .send_buffer
+            .map_or(1, |b| u128::from(bytes.max(1)).div_ceil(b.max(1) as u128));
+        let nanos = serialise + fills * self.latency.as_nanos();
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
 /// A Linux-like send buffer (`net.ipv4.tcp_wmem`'s maximum is 4 MiB), for the runs that move
 /// hundreds of megabytes per link and must not hold them all in the network.
 pub const LINUX_SEND_BUFFER: usize = 4 << 20;
@@ -725,6 +743,65 @@ mod tests {
         assert_eq!(pieces[3].0, VirtualTime::from_millis(734));
         assert_eq!(closed, Some(VirtualTime::from_millis(734)));
         assert_eq!(n.bytes_sent(l, LinkEnd::Dialer), 704);
+    }
+
+    /// Writes `len` bytes at zero and drives the send buffer's wakes until everything is
+    /// delivered; the last arrival.
+    fn last_arrival(params: LinkParams, len: usize) -> VirtualTime {
+        let mut n = net(params);
+        let l = n.connect(0, 1).unwrap();
+        let mut out = n.send(
+            VirtualTime::ZERO,
+            l,
+            LinkEnd::Dialer,
+            Bytes::from(vec![7u8; len]),
+        );
+        let mut last = VirtualTime::ZERO;
+        let mut delivered = 0;
+        loop {
+            for (at, piece) in data(&out) {
+                last = last.max(at);
+                delivered += piece.len();
+            }
+            match wake(&out) {
+                Some(at) => out = n.writable(at, l, LinkEnd::Dialer),
+                None => break,
+            }
+        }
+        assert_eq!(delivered, len);
+        last
+    }
+
+    #[test]
+    fn the_transfer_time_is_what_the_network_takes_to_deliver_a_write() {
+        for (latency_us, bandwidth, send_buffer, len) in [
+            (10_000, Some(1000), Some(300), 700),
+            (10_000, Some(1000), Some(300), 600),
+            (40_000, None, Some(16 << 10), 3 << 20),
+            (50, Some(100 << 20), Some(16 << 10), 300 << 10),
+            (25_000, Some(1 << 20), None, 1 << 20),
+            (25_000, None, None, 5 << 20),
+            (1_000, Some(10 << 20), Some(8 << 20), 20 << 20),
+        ] {
+            let whole = LinkParams {
+                latency: Duration::from_micros(latency_us),
+                bandwidth,
+                pieces: Pieces::Whole,
+                send_buffer,
+            };
+            let expected = VirtualTime::ZERO.plus(whole.transfer_time(len as u64));
+            assert_eq!(last_arrival(whole, len), expected, "{whole:?}, {len} bytes");
+            let cut = LinkParams {
+                pieces: Pieces::Random { max: 4096 },
+                ..whole
+            };
+            // Each piece's serialisation is rounded up to the nanosecond: at most one per byte.
+            let rounding = Duration::from_nanos(len as u64);
+            assert!(
+                last_arrival(cut, len) <= expected.plus(rounding),
+                "{cut:?}, {len} bytes"
+            );
+        }
     }
 
     #[test]
