@@ -632,8 +632,10 @@ fn every_committed_scenario_replays_and_holds_every_invariant() {
 
 #[test]
 fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
-    for seed in [0, 27, 132] {
+    // Seed 1 draws a bounded send buffer, the others an unbounded one.
+    for seed in [0, 1, 27, 132] {
         let opts = SwarmOptions::from_seed(seed);
+        assert_eq!(opts.link.send_buffer.is_some(), seed == 1, "seed {seed}");
         let text = scenario::to_text(&opts, "a comment\nover two lines");
         assert_eq!(scenario::parse(&text), Ok(opts), "{text}");
     }
