@@ -55,6 +55,9 @@ pub struct RunReport {
     pub faults: u64,
     /// Virtual time from healing to convergence.
     pub converged_after: Duration,
+    /// Times a link's send buffer filled and held back a write (see
+    /// [`SimStats::send_buffer_full`](crate::sim::SimStats::send_buffer_full)).
+    pub send_buffer_full: u64,
 }
 
 /// A run that broke an invariant.
@@ -560,6 +563,7 @@ impl Run {
             events: sim.stats().events,
             faults: self.faults,
             converged_after,
+            send_buffer_full: sim.stats().send_buffer_full,
         })
     }
 }
