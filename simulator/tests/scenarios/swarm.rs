@@ -687,7 +687,13 @@ fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
     let fails = |o: &SwarmOptions| o.workers >= 2 && o.rates.crash > 0;
     let start = (0..)
         .map(SwarmOptions::from_seed)
-        .find(|o| fails(o) && o.workers > 2 && o.rates.stall > 0 && o.agents > 1)
+        .find(|o| {
+            fails(o)
+                && o.workers > 2
+                && o.rates.stall > 0
+                && o.agents > 1
+                && o.link.send_buffer.is_some()
+        })
         .unwrap();
     let failure = |o: &SwarmOptions| {
         Box::new(Failure {
@@ -717,6 +723,7 @@ fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
         (0, 0, 0, 0)
     );
     assert_eq!((o.edit_every, o.churn_every), (None, None));
+    assert_eq!(o.link.send_buffer, None);
     assert!(shrunk.runs <= wazuh_cluster_sim::shrink::MAX_RUNS);
 }
 
