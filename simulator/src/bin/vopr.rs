@@ -113,12 +113,14 @@ fn one(opts: SwarmOptions, replay: &str, verbose: bool, shrink_failure: bool) ->
     match run_options(opts.clone()) {
         Ok(r) => {
             out!(
-                "seed {} ok: trace {:016x}, {} events, {} faults, converged {:.1}s after healing",
+                "seed {} ok: trace {:016x}, {} events, {} faults, converged {:.1}s after healing, \
+                 {} full send buffers",
                 r.seed,
                 r.trace_hash,
                 r.events,
                 r.faults,
-                r.converged_after.as_secs_f64()
+                r.converged_after.as_secs_f64(),
+                r.send_buffer_full
             )?;
             Ok(true)
         }
