@@ -48,7 +48,7 @@ pub enum ScenarioError {
 }
 
 /// Every key, in the order files list them.
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "seed",
     "workers",
     "agents",
@@ -58,6 +58,7 @@ const KEYS: [&str; 26] = [
     "latency_us",
     "bandwidth",
     "pieces",
+    "send_buffer",
     "stall",
     "partition",
     "reset",
@@ -109,6 +110,9 @@ pub fn to_text(opts: &SwarmOptions, comment: &str) -> String {
             Pieces::Random { max } => format!("random:{max}"),
             _ => "whole".to_owned(),
         },
+        opts.link
+            .send_buffer
+            .map_or("unbounded".to_owned(), |b| b.to_string()),
         r.stall.to_string(),
         r.partition.to_string(),
         r.reset.to_string(),
@@ -216,6 +220,14 @@ pub fn parse(text: &str) -> Result<SwarmOptions, ScenarioError> {
             Pieces::Random { max }
         }
     };
+    let send_buffer = match fields.raw("send_buffer")? {
+        "unbounded" => None,
+        // The network's contract: a bounded buffer holds at least one byte.
+        v => match fields.num("send_buffer")? {
+            0 => return Err(Fields::bad("send_buffer", v)),
+            b => Some(b),
+        },
+    };
     let disk_fault = match fields.raw("disk_fault")? {
         "errors" => StorageFault::Errors,
         "disk_full" => StorageFault::DiskFull,
@@ -245,7 +257,7 @@ pub fn parse(text: &str) -> Result<SwarmOptions, ScenarioError> {
             latency: Duration::from_micros(fields.num("latency_us")?),
             bandwidth,
             pieces,
-            send_buffer: None,
+            send_buffer,
         },
         rates: FaultRates {
             stall: fields.num("stall")?,

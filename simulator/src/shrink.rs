@@ -1,7 +1,7 @@
 //! The shrinker: from a failing run's options, the smallest options found that still fail with
 //! the same invariant (fewer workers, agents and files, smaller files, faults switched off one by
-//! one, no workload, a shorter fault phase, plain links), greedily: each step tries the
-//! candidates in order and keeps the first that still fails, until none does.
+//! one, no workload, a shorter fault phase, plain links with unbounded send buffers), greedily:
+//! each step tries the candidates in order and keeps the first that still fails, until none does.
 //!
 //! Why options and not events: a run is a function of its options, so a smaller option set is a
 //! smaller scenario that [`crate::scenario`] writes out and `cargo test` replays; removing
@@ -47,6 +47,7 @@ fn candidates(o: &SwarmOptions) -> Vec<SwarmOptions> {
     with(&|c| c.churn_every = None);
     with(&|c| c.link.pieces = Pieces::Whole);
     with(&|c| c.link.bandwidth = None);
+    with(&|c| c.link.send_buffer = None);
     // Last and floored: each cut is one more accepted step, so it must not starve the others.
     with(&|c| {
         c.fault_phase = (c.fault_phase * 3 / 4)

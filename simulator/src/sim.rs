@@ -249,6 +249,9 @@ pub struct SimStats {
     /// Deliveries held back because the receiving node did not want input from that peer
     /// ([`Node::wants_input`]), later handed over in order.
     pub parked: u64,
+    /// Times a bounded send buffer was full with a write held in its writer's name (the node
+    /// heard of a partial write, as from a socket that would block), each woken later.
+    pub send_buffer_full: u64,
 }
 
 /// A simulated cluster. See the [module documentation](self).
@@ -545,6 +548,7 @@ impl Sim {
                 }
                 Arrival::Closed { at, link, to } => self.queue.push(at, Ev::Closed { link, to }),
                 Arrival::Writable { at, link, from } => {
+                    self.stats.send_buffer_full += 1;
                     self.queue.push(at, Ev::Writable { link, from });
                 }
             }

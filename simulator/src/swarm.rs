@@ -92,6 +92,24 @@ fn rate(rng: &mut Rng, max: u64) -> u32 {
     }
 }
 
+/// Smallest and largest drawn send buffer: from a fraction of one 64 KiB write (every frame
+/// meets a full buffer) to twice Linux's `tcp_wmem` maximum.
+pub const SEND_BUFFER_RANGE: (usize, usize) = (16 << 10, 8 << 20);
+
+/// A link's send buffer: unbounded half the time (every write taken at once, as the runs before
+/// the bound existed), otherwise log-uniform in [`SEND_BUFFER_RANGE`], so the small buffers that
+/// cut nearly every write and the large ones that cut only a package's chunks are drawn alike.
+fn send_buffer(rng: &mut Rng) -> Option<usize> {
+    if rng.below(2) == 0 {
+        return None;
+    }
+    let (lo, hi) = SEND_BUFFER_RANGE;
+    // Nine octaves from lo up to hi (lo << 9 == hi), each as likely, uniform inside.
+    debug_assert_eq!(lo << 9, hi);
+    let octave = lo << rng.below(9);
+    Some(octave + rng.below(octave as u64) as usize)
+}
+
 impl SwarmOptions {
     /// The options of seed `seed`.
     pub fn from_seed(seed: u64) -> SwarmOptions {
@@ -102,6 +120,7 @@ impl SwarmOptions {
         let mut load = root.fork(4);
         let mut intervals = root.fork(5);
         let mut clocks = root.fork(6);
+        let mut buffers = root.fork(7);
 
         let workers = 1 + shape.below(6) as usize;
         let agents = shape.below(25) as usize;
@@ -121,9 +140,7 @@ impl SwarmOptions {
                     max: 1 + net.below(4096) as usize,
                 },
             },
-            // Unbounded until the bound is drawn from the seed too (the next step): drawing it
-            // now would change every seed's trace under the sweep in progress.
-            send_buffer: None,
+            send_buffer: send_buffer(&mut buffers),
         };
 
         let rates = FaultRates {
@@ -219,12 +236,15 @@ impl fmt::Display for SwarmOptions {
         )?;
         writeln!(
             f,
-            "links: latency={:?} bandwidth={} pieces={:?}",
+            "links: latency={:?} bandwidth={} pieces={:?} send_buffer={}",
             self.link.latency,
             self.link
                 .bandwidth
                 .map_or("unlimited".to_owned(), |b| format!("{b}B/s")),
-            self.link.pieces
+            self.link.pieces,
+            self.link
+                .send_buffer
+                .map_or("unbounded".to_owned(), |b| format!("{b}B")),
         )?;
         let r = &self.rates;
         writeln!(

@@ -75,8 +75,9 @@ pub fn owned_stats<S: Storage>(
     walk_owned(storage, items, side, false)
 }
 
-/// [`owned_stats`] without entering the directories that cannot hold such files (see
-/// [`may_hold_owned`]), for the convergence polls of big clusters.
+/// [`owned_stats`] without entering the directories that cannot hold such files (those that
+/// neither lead to an item's directory nor lie in a recursive item's walk), for the convergence
+/// polls of big clusters.
 pub fn owned_stats_pruned<S: Storage>(
     storage: &S,
     items: &ClusterItems,

@@ -55,6 +55,9 @@ pub struct RunReport {
     pub faults: u64,
     /// Virtual time from healing to convergence.
     pub converged_after: Duration,
+    /// Times a link's send buffer filled and held back a write (see
+    /// [`SimStats::send_buffer_full`](crate::sim::SimStats::send_buffer_full)).
+    pub send_buffer_full: u64,
 }
 
 /// A run that broke an invariant.
@@ -458,17 +461,20 @@ impl Run {
 
     /// The liveness bound after healing, from the intervals: a worker the master dropped for
     /// silence rejoins, the master rescans, a full integrity and agent-info round runs (twice,
-    /// one may have been cut), a stuck transfer times out, plus the time the bytes take.
+    /// one may have been cut), a stuck transfer times out, plus the time the bytes take at the
+    /// link's bandwidth and through its send buffer.
     fn liveness_bound(&self) -> Duration {
         let [si, sf, _ka, cr] = self.opts.worker_intervals;
         let [ri, ck, mx] = self.opts.master_intervals;
         let c = self.cluster.sim.node(self.cluster.master).config();
         let receiving = c.timeout_receiving_file();
         let request = c.items.intervals.communication.timeout_cluster_request;
-        let bytes = (self.opts.extra_files as u64 + 16) * self.opts.max_file_size as u64;
-        let transfer = self.opts.link.bandwidth.map_or(Duration::ZERO, |b| {
-            Duration::from_secs(bytes / b.max(1) + 1)
-        });
+        let files = (self.opts.extra_files as u64 + 16) * self.opts.max_file_size as u64;
+        // On the wire a package is Fernet tokens: base64 of the ciphertext, 4/3 and a little.
+        let bytes = files * 3 / 2;
+        // A small send buffer on a slow link (16 KiB per 40 ms) takes longer than the bandwidth
+        // says; the second is the rounding of the bound before the buffer existed.
+        let transfer = self.opts.link.transfer_time(bytes) + Duration::from_secs(1);
         mx + ck + cr + (si + sf + ri) * 2 + receiving + request + transfer + Duration::from_secs(30)
     }
 
@@ -557,6 +563,7 @@ impl Run {
             events: sim.stats().events,
             faults: self.faults,
             converged_after,
+            send_buffer_full: sim.stats().send_buffer_full,
         })
     }
 }

@@ -83,12 +83,15 @@ const MIN_SEALED_FRAME: usize = HEADER + 100;
 /// late `_e`; plus the replies to what is already in flight.
 const MASTER_OWN_FRAMES: usize = 3 * 4 + 4;
 
+// The three tables below are public: they are the alphabet of this target's input format, which
+// the docs of [`Cmd`] describe for whoever writes a corpus file by hand.
+
 /// Names a `hello` may carry (index = argument byte % len).
-const NAMES: &[&str] = &["worker1", "worker2", MASTER, "bad name", ".hidden", "w"];
+pub const NAMES: &[&str] = &["worker1", "worker2", MASTER, "bad name", ".hidden", "w"];
 /// Peer addresses (two on one host: a second `hello` from there replaces the first session).
-const ADDRS: &[&str] = &["10.0.0.1:40001", "10.0.0.1:40002", "10.0.0.2:40001"];
+pub const ADDRS: &[&str] = &["10.0.0.1:40001", "10.0.0.1:40002", "10.0.0.2:40001"];
 /// File names below `/queue/cluster/<worker>/` a file send picks from.
-const FILE_NAMES: &[&str] = &[
+pub const FILE_NAMES: &[&str] = &[
     "worker1-1800000000-1.zip",
     "agent-info.merged",
     "agent-groups.merged",
@@ -312,7 +315,8 @@ fn config(t0: Instant) -> NodeConfig {
 /// [`READ_BUF`] bytes holds at most `READ_BUF / MIN_SEALED_FRAME + 1` requests (one more
 /// started in an earlier read), each with one reply; a chunk read already running adds one
 /// chunk; the master's own steps (task requests, the end of a package) add
-/// [`MASTER_OWN_FRAMES`]. Every frame is at most a header plus the payload bound.
+/// `MASTER_OWN_FRAMES` (a private constant of this module). Every frame is at most a header plus
+/// the payload bound.
 ///
 /// [`NodeLimits::max_queued_output`]: wazuh_cluster_sync::roles::NodeLimits::max_queued_output
 pub fn queued_bound(c: &NodeConfig) -> usize {

@@ -185,8 +185,8 @@ pub(super) fn opens_round(command: &str) -> bool {
     command.ends_with("_p") || matches!(command, "hello" | "echo-c" | "get_nodes" | "get_health")
 }
 
-/// The exchanges of one flow split into rounds, each starting at a request that
-/// [opens a round](opens_round); the master's answer to an integrity round (`sync_m_c*` or
+/// The exchanges of one flow split into rounds, each starting at a request that opens a round
+/// (a permission request, `hello`, a keepalive, a control request); the master's answer to an integrity round (`sync_m_c*` or
 /// `sync_m_c_ok`) stays in the round it answers.
 pub fn rounds(exchanges: &[Exchange]) -> Vec<Vec<Exchange>> {
     let mut out: Vec<Vec<Exchange>> = Vec::new();

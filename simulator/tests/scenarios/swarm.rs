@@ -13,7 +13,7 @@ use wazuh_cluster_sim::net::LinkEnd;
 use wazuh_cluster_sim::scenario;
 use wazuh_cluster_sim::shrink::shrink_with;
 use wazuh_cluster_sim::sim::{DiskFaults, SimConfig};
-use wazuh_cluster_sim::swarm::{FaultRates, SwarmOptions};
+use wazuh_cluster_sim::swarm::{FaultRates, SEND_BUFFER_RANGE, SwarmOptions};
 use wazuh_cluster_sim::tree::{TreeFile, storage_from};
 use wazuh_cluster_sim::vopr::{Failure, run_options, run_options_after_heal, run_seed};
 use wazuh_cluster_sync::integrity::memory::StorageFault;
@@ -31,10 +31,13 @@ const SEEDS: [u64; 17] = [
 
 #[test]
 fn a_fixed_set_of_seeds_holds_every_invariant_and_converges_after_healing() {
-    let mut faults = 0;
+    let (mut faults, mut held_writes) = (0, 0);
     for seed in SEEDS {
         match run_seed(seed) {
-            Ok(report) => faults += report.faults,
+            Ok(report) => {
+                faults += report.faults;
+                held_writes += report.send_buffer_full;
+            }
             Err(f) => panic!(
                 "seed {seed}: {} ({})\nreplay: {}\n{}",
                 f.violation,
@@ -48,6 +51,8 @@ fn a_fixed_set_of_seeds_holds_every_invariant_and_converges_after_healing() {
         faults >= SEEDS.len() as u64,
         "the runs injected only {faults} faults"
     );
+    // Most of these seeds draw a bounded send buffer: the nodes met partial writes.
+    assert!(held_writes > 0, "no send buffer ever filled");
 }
 
 #[test]
@@ -72,6 +77,31 @@ fn a_seed_run_twice_gives_the_same_report_and_its_options_name_the_replay_comman
     ] {
         assert!(printed.contains(key), "{key} missing from\n{printed}");
     }
+}
+
+#[test]
+fn the_send_buffer_is_drawn_unbounded_or_within_its_range() {
+    let (lo, hi) = SEND_BUFFER_RANGE;
+    let drawn: Vec<Option<usize>> = (0..400)
+        .map(|seed| SwarmOptions::from_seed(seed).link.send_buffer)
+        .collect();
+    let bounded: Vec<usize> = drawn.iter().flatten().copied().collect();
+    assert!(
+        (120..280).contains(&bounded.len()),
+        "about half bounded: {}",
+        bounded.len()
+    );
+    assert!(bounded.iter().all(|b| (lo..hi).contains(b)), "{bounded:?}");
+    // Both ends of the range are reached: buffers smaller than one 64 KiB frame, and megabytes.
+    assert!(bounded.iter().any(|&b| b < 32 << 10), "{bounded:?}");
+    assert!(bounded.iter().any(|&b| b >= 4 << 20), "{bounded:?}");
+    // Its own stream: the other draws of a seed are those it had before the buffer was drawn.
+    let o = SwarmOptions::from_seed(132);
+    assert_eq!(
+        (o.workers, o.agents, o.extra_files, o.max_file_size),
+        (2, 2, 1, 40 << 10)
+    );
+    assert_eq!(o.link.latency, Duration::from_micros(20_804));
 }
 
 /// One master over the fixture tree and one worker holding one fresh agent-info file, converged.
@@ -607,8 +637,10 @@ fn every_committed_scenario_replays_and_holds_every_invariant() {
 
 #[test]
 fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
-    for seed in [0, 27, 132] {
+    // Seed 1 draws a bounded send buffer, the others an unbounded one.
+    for seed in [0, 1, 27, 132] {
         let opts = SwarmOptions::from_seed(seed);
+        assert_eq!(opts.link.send_buffer.is_some(), seed == 1, "seed {seed}");
         let text = scenario::to_text(&opts, "a comment\nover two lines");
         assert_eq!(scenario::parse(&text), Ok(opts), "{text}");
     }
@@ -625,6 +657,10 @@ fn a_scenario_file_round_trips_and_bad_files_get_a_clear_error() {
         (
             format!("{good}workers = 2\n"),
             "unknown or repeated key \"workers\"",
+        ),
+        (
+            good.replace("send_buffer = ", "send_buffer = 0 #"),
+            "send_buffer: bad value",
         ),
         (
             format!("{good}colour = red\n"),
@@ -651,7 +687,13 @@ fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
     let fails = |o: &SwarmOptions| o.workers >= 2 && o.rates.crash > 0;
     let start = (0..)
         .map(SwarmOptions::from_seed)
-        .find(|o| fails(o) && o.workers > 2 && o.rates.stall > 0 && o.agents > 1)
+        .find(|o| {
+            fails(o)
+                && o.workers > 2
+                && o.rates.stall > 0
+                && o.agents > 1
+                && o.link.send_buffer.is_some()
+        })
         .unwrap();
     let failure = |o: &SwarmOptions| {
         Box::new(Failure {
@@ -681,5 +723,23 @@ fn the_shrinker_keeps_what_the_failure_needs_and_drops_the_rest() {
         (0, 0, 0, 0)
     );
     assert_eq!((o.edit_every, o.churn_every), (None, None));
+    assert_eq!(o.link.send_buffer, None);
     assert!(shrunk.runs <= wazuh_cluster_sim::shrink::MAX_RUNS);
+}
+
+#[test]
+fn the_runner_stops_quietly_when_its_output_is_closed() {
+    // `vopr --seeds 0..10 | head -1`: the reader goes away; the runner must not panic on the
+    // write that finds the pipe closed. Here the read end is closed before the first line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vopr"))
+        .args(["--seeds", "0..10"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
 }
