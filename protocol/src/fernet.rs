@@ -52,6 +52,10 @@ const ROUND: usize = 3072;
 /// The staging buffer: one round plus the carry (at most the 25-byte prefix) and the final
 /// padding block and tag.
 const STAGE: usize = ROUND + 128;
+/// Base64 of a full staging buffer, written to the stack and then appended to the output, so that
+/// each output byte is written once (filling the output with zeros first and encoding over them
+/// wrote a 5 MiB chunk's 6.7 MB token twice).
+const STAGE_B64: usize = STAGE.div_ceil(3) * 4;
 
 /// Length of the token for a plaintext of `plaintext_len` bytes
 /// (`4 * ceil((57 + 16 * (floor(n / 16) + 1)) / 3)`; 100 bytes for 0..=15).
@@ -98,12 +102,12 @@ impl Fernet {
     /// the token (base64url ASCII, [`token_len`] bytes).
     #[must_use]
     pub fn encrypt(&self, plaintext: &[u8], iv: [u8; 16], unix_secs: u64) -> Vec<u8> {
-        let mut token = vec![0u8; token_len(plaintext.len())];
-        self.encrypt_to_slice(
+        let mut token = Vec::with_capacity(token_len(plaintext.len()));
+        self.seal(
             Parts::new(&[plaintext], plaintext.len()),
             iv,
             unix_secs,
-            &mut token,
+            |base64| token.extend_from_slice(base64),
         );
         token
     }
@@ -124,34 +128,36 @@ impl Fernet {
         out: &mut BytesMut,
     ) {
         let total = parts.iter().map(|part| part.len()).sum();
-        let start = out.len();
-        out.resize(start + token_len(total), 0);
-        self.encrypt_to_slice(Parts::new(parts, total), iv, unix_secs, &mut out[start..]);
+        // Reserved, not resized: the token is appended, each output byte written once.
+        out.reserve(token_len(total));
+        self.seal(Parts::new(parts, total), iv, unix_secs, |base64| {
+            out.extend_from_slice(base64);
+        });
     }
 
-    /// Writes the token of `plaintext` into `out`, which is exactly [`token_len`] bytes long.
+    /// Produces the token of `plaintext`, handing it to `emit` in order, piece by piece
+    /// ([`token_len`] bytes in all).
     ///
     /// The raw token is produced in rounds of [`ROUND`] bytes in a stack buffer: copy the
     /// plaintext in, encrypt in place (CBC keeps its chaining state across rounds), feed the HMAC,
-    /// then base64 the whole 3-byte groups straight into `out`, carrying the 0–2 leftover bytes to
-    /// the next round. Base64 of a concatenation equals the concatenation of base64 of
-    /// 3-byte-aligned pieces, so this is the token of the raw token encoded at once, without
-    /// allocating it; and every byte stays in L1 between the three passes.
-    fn encrypt_to_slice(
+    /// then base64 the whole 3-byte groups into a second stack buffer handed to `emit`, carrying
+    /// the 0–2 leftover bytes to the next round. Base64 of a concatenation equals the
+    /// concatenation of base64 of 3-byte-aligned pieces, so this is the token of the raw token
+    /// encoded at once, without allocating it; and every byte stays in L1 between the passes.
+    fn seal(
         &self,
         mut plaintext: Parts<'_>,
         iv: [u8; 16],
         unix_secs: u64,
-        out: &mut [u8],
+        mut emit: impl FnMut(&[u8]),
     ) {
-        debug_assert_eq!(out.len(), token_len(plaintext.remaining));
         let mut mac = self.signer.clone();
         let mut cbc =
             cbc::Encryptor::<Aes128Enc>::inner_iv_init(self.encryptor.clone(), &iv.into());
         let mut stage = Stage {
             buf: [0; STAGE],
             filled: PREFIX_LEN,
-            written: 0,
+            base64: [0; STAGE_B64],
         };
         stage.buf[0] = VERSION;
         stage.buf[1..9].copy_from_slice(&unix_secs.to_be_bytes());
@@ -167,7 +173,7 @@ impl Fernet {
             cbc.encrypt_blocks_inout_mut(blocks);
             mac.update(round);
             stage.filled += len;
-            stage.flush_groups(out);
+            emit(stage.flush_groups());
         }
 
         // PKCS#7: the last block holds the tail and 1..=16 bytes of value `pad`.
@@ -179,13 +185,10 @@ impl Fernet {
         mac.update(&last);
         stage.push(&last);
         stage.push(&mac.finalize().into_bytes());
-        let written = URL_SAFE
-            .encode(
-                &stage.buf[..stage.filled],
-                Out::from_slice(&mut out[stage.written..]),
-            )
-            .len();
-        debug_assert_eq!(stage.written + written, out.len());
+        emit(URL_SAFE.encode(
+            &stage.buf[..stage.filled],
+            Out::from_slice(&mut stage.base64),
+        ));
     }
 
     /// Opens a token: strict base64url, version byte, length, HMAC (constant time), then
@@ -294,8 +297,8 @@ struct Stage {
     buf: [u8; STAGE],
     /// Raw bytes staged, not yet base64-encoded.
     filled: usize,
-    /// Base64 bytes written to the output so far.
-    written: usize,
+    /// The base64 of the staged bytes, handed on to the output.
+    base64: [u8; STAGE_B64],
 }
 
 impl Stage {
@@ -304,18 +307,16 @@ impl Stage {
         self.filled += bytes.len();
     }
 
-    /// Encodes the whole 3-byte groups (no padding mid-token) and keeps the 0–2 leftover bytes.
-    fn flush_groups(&mut self, out: &mut [u8]) {
+    /// Encodes the whole 3-byte groups (no padding mid-token), keeps the 0–2 leftover bytes and
+    /// returns the base64 of the whole groups.
+    fn flush_groups(&mut self) -> &[u8] {
         let whole = self.filled / 3 * 3;
         let encoded = URL_SAFE
-            .encode(
-                &self.buf[..whole],
-                Out::from_slice(&mut out[self.written..]),
-            )
+            .encode(&self.buf[..whole], Out::from_slice(&mut self.base64))
             .len();
-        self.written += encoded;
         self.buf.copy_within(whole..self.filled, 0);
         self.filled -= whole;
+        &self.base64[..encoded]
     }
 }
 
