@@ -793,25 +793,13 @@ impl Connection {
         // frames `out` owns it alone and reclaims all of it on the next reserve: one large burst
         // (a 5 MiB file chunk) stayed allocated for the life of the connection, measured as ~6 MB
         // per idle worker on a master after a sync. Past a small buffer, detach instead, so the
-        // burst is freed as soon as the adapter has written it; but not while a file is being
-        // sent: every chunk then got a fresh multi-MB allocation, which the allocator maps and
-        // unmaps, and its page faults cost more CPU than sealing the chunk (connection bench:
-        // ~95 → ~124 MiB/s). The buffer is let go when the last outgoing file is done.
+        // burst is freed as soon as the adapter has written it.
         let large = self.out.capacity() > RETAINED_TRANSMIT_CAPACITY;
         let frames = self.out.split().freeze();
-        if large && self.outgoing_files.is_empty() {
+        if large {
             self.out = BytesMut::new();
         }
         Some(frames)
-    }
-
-    /// Called when an outgoing file is done (sent or failed): with nothing queued, `out` may still
-    /// point into the large buffer kept for the transfer (see [`Connection::poll_transmit`]), so
-    /// it lets go of it here.
-    fn release_transfer_buffer(&mut self) {
-        if self.out.is_empty() && self.outgoing_files.is_empty() {
-            self.out = BytesMut::new();
-        }
     }
 
     /// The next event for the layer above.
@@ -1087,62 +1075,5 @@ mod tests {
         );
         assert_eq!(conn.poll_transmit().unwrap().len(), 25);
         assert!(conn.poll_transmit().is_none());
-    }
-
-    #[test]
-    fn a_file_being_sent_reuses_one_transmit_buffer_and_lets_it_go_at_the_end() {
-        let t0 = test_origin();
-        let core = |side, seed| {
-            let mut config =
-                ConnectionConfig::new(Profile::V3_9, None, WallClock::new(t0, 1_700_000_000));
-            config.require_hello = false;
-            config.request_chunk = 256 * 1024;
-            Connection::new(config, side, Rng::from_seed(seed), t0)
-        };
-        let (mut client, mut server) = (core(Side::Client, 1), core(Side::Server, 2));
-        let file = vec![b'f'; 1024 * 1024];
-        let transfer = client.send_file(t0, b"/f").unwrap();
-        let (mut offset, mut sent) = (0, false);
-        // Where each transmission of a large chunk starts: the same allocation every time. (A
-        // fresh allocation may land at a freed one's address, so this catches a lost reuse only
-        // when the allocator moves it, as glibc does for the first chunks.)
-        let mut chunk_buffers = Vec::new();
-        while !sent {
-            while let Some(bytes) = client.poll_transmit() {
-                if bytes.len() > RETAINED_TRANSMIT_CAPACITY {
-                    chunk_buffers.push(bytes.as_ptr());
-                }
-                server.handle_input(t0, &bytes);
-            } // each transmission dropped (written) before the next is queued
-            while let Some(bytes) = server.poll_transmit() {
-                client.handle_input(t0, &bytes);
-            }
-            while server.poll_event().is_some() {}
-            while let Some(event) = client.poll_event() {
-                match event {
-                    Event::FileChunkWanted { max_len, .. } if offset < file.len() => {
-                        let end = file.len().min(offset + max_len);
-                        client.file_chunk(t0, transfer, &file[offset..end]).unwrap();
-                        offset = end;
-                    }
-                    Event::FileChunkWanted { .. } => client.finish_file(t0, transfer).unwrap(),
-                    Event::FileSent { .. } => sent = true,
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-        assert!(chunk_buffers.len() >= 4, "{chunk_buffers:?}");
-        assert!(
-            chunk_buffers.windows(2).all(|pair| pair[0] == pair[1]),
-            "a chunk got a fresh allocation: {chunk_buffers:?}"
-        );
-        // Done: the next small frame does not reclaim the chunk-sized buffer.
-        let echo = Command::new(Profile::V3_9, b"echo").unwrap();
-        client.send_request(t0, echo, b"small").unwrap();
-        let kept = client.out.capacity();
-        assert!(
-            kept <= RETAINED_TRANSMIT_CAPACITY,
-            "the transfer's buffer was kept ({kept} B)"
-        );
     }
 }

@@ -81,7 +81,6 @@ impl Connection {
             Acked::End => {
                 let size = file.bytes_sent;
                 self.outgoing_files.remove(&transfer);
-                self.release_transfer_buffer();
                 self.events.push_back(Event::FileSent { transfer, size });
             }
         }
@@ -89,7 +88,6 @@ impl Connection {
 
     fn fail_file(&mut self, transfer: TransferId, failure: TransferFailure) {
         if self.outgoing_files.remove(&transfer).is_some() {
-            self.release_transfer_buffer();
             self.events
                 .push_back(Event::TransferFailed { transfer, failure });
         }
