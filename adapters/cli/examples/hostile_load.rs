@@ -15,8 +15,9 @@
 //! The daemon starts with a descriptor limit of `--nofile` (soft and hard, 1,280 by default, set
 //! on this process and inherited): what is left for files being received is then 512
 //! descriptors, 256 files (1,280 less 512 connections, 128 local clients and 128 kept), the
-//! budget the attacks below were measured against. With a higher hard limit the daemon's default budget of 4,096 files (a
-//! reserve for each of 1,024 workers) holds, and attacks 4 to 6 no longer fill it.
+//! budget the attacks below were measured against. With a higher hard limit the daemon's
+//! default budget of 4,096 files (a reserve for each of 1,024 workers) holds, and attacks 4 to
+//! 6 no longer fill it.
 //!
 //! The attacks, in order (each one's links closed before the next):
 //!

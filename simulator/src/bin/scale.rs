@@ -12,25 +12,40 @@ use wazuh_cluster_sim::scale::{Progress, build, run_reporting, shortfall};
 
 const USAGE: &str = "usage: scale WORKERS AGENTS [--progress SECS]";
 
-fn main() -> ExitCode {
+/// `WORKERS AGENTS [--progress SECS]`, or what is wrong with them.
+fn parse_args(
+    args: impl Iterator<Item = String>,
+) -> Result<(usize, usize, Option<Duration>), String> {
     let mut numbers = Vec::new();
     let mut progress = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = args;
     while let Some(arg) = args.next() {
-        let parsed = if arg == "--progress" {
-            let secs = args.next().and_then(|v| v.parse::<u64>().ok());
-            secs.map(|s| progress = Some(Duration::from_secs(s.max(1))))
+        if arg == "--progress" {
+            let value = args.next().unwrap_or_default();
+            let secs: u64 = value
+                .parse()
+                .map_err(|_| format!("--progress wants whole seconds, not {value:?}"))?;
+            progress = Some(Duration::from_secs(secs.max(1)));
         } else {
-            arg.parse::<usize>().ok().map(|n| numbers.push(n))
-        };
-        if parsed.is_none() {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+            let n = arg
+                .parse()
+                .map_err(|_| format!("{arg:?} is not a count of workers or agents"))?;
+            numbers.push(n);
         }
     }
-    let [workers, agents] = numbers[..] else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+    match numbers[..] {
+        [workers, agents] => Ok((workers, agents, progress)),
+        _ => Err("WORKERS and AGENTS are both needed, and nothing else".to_owned()),
+    }
+}
+
+fn main() -> ExitCode {
+    let (workers, agents, progress) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            eprintln!("{why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     if workers == 0 {
         eprintln!("WORKERS must be at least 1");

@@ -35,8 +35,8 @@
 //!   connection's file lifetime (`incoming_file_lifetime`, 120 s) however it trickles;
 //! * reserves keep at most half the pool together (`FileBudget::reserve_cap`): with the defaults
 //!   (4,096 places, reserves of 2) the first 1,024 entitled links hold whole reserves (with 256
-//!   places, the default until the 1,000-worker scale cluster showed why not, the first 64), and the links
-//!   entitled after them wait in line for a reserve a leaving link gives up while they draw, like
+//!   places, the default until the 1,000-worker scale cluster showed why not, the first 64),
+//!   and the links entitled after them wait in line for a reserve a leaving link gives up while they draw, like
 //!   any link, from the other half. Without the cap, reserves kept whether or not their link uses
 //!   them took the whole pool at 128 links, and a master with more workers than that refused
 //!   every file of the later ones for as long as the first stayed connected (the 1,000-worker

@@ -49,8 +49,8 @@
 //!   closed link) frees it in the budget too: [`Node::memory_budget`](super::Node::memory_budget).
 //! * **descriptors** for files being received
 //!   ([`NodeLimits::max_transfer_descriptors`](super::NodeLimits::max_transfer_descriptors), 8,192
-//!   for 1,024 workers, lowered by an adapter to what its descriptor limit leaves): two per file from its `new_file`
-//!   until its staged write is committed or aborted (a closed link's aborts included); a link a
+//!   for 1,024 workers, lowered by an adapter to what its descriptor limit leaves): two per file
+//!   from its `new_file` until its staged write is committed or aborted (a closed link's aborts included); a link a
 //!   quarter, and every link that may send files (it has a directory) a reserve of
 //!   [`NodeLimits::reserved_files_per_link`](super::NodeLimits::reserved_files_per_link) that no
 //!   other link takes, so a few greedy links cannot starve a worker. A `new_file` beyond is
