@@ -384,6 +384,12 @@ mod tests {
         );
 
         // A leftover of a crash mid-rotation is archived; a second rotation of one day appends.
+        // The log was written today by the test's clock, whatever the real date is (its mtime
+        // decides which day a restart archives it under).
+        drop(log);
+        let mtime = File::options().write(true).open(&path).unwrap();
+        mtime.set_modified(test_clock()).unwrap();
+        drop(mtime);
         std::fs::write(
             root.join("logs/cluster.log.2026-11-27"),
             "late line of the 27th\n",
