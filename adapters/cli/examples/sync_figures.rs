@@ -13,8 +13,8 @@
 //! target/release/examples/sync_figures --daemon 'sh upstream-clusterd.sh {root}'
 //! ```
 //!
-//! Each run makes a master install (its files under `etc/rules/`, dated an hour back unless
-//! `--fresh-files`) and empty worker installs in a scratch folder, writes their `ossec.conf` and a `cluster.json` with the same intervals, starts
+//! Each run makes a master install (its files under `etc/rules/`, dated an hour back and written
+//! to the disk (`sync -f`) unless `--fresh-files`) and empty worker installs in a scratch folder, writes their `ossec.conf` and a `cluster.json` with the same intervals, starts
 //! the master, waits for its port, then starts the workers. The workers dial a relay of this
 //! program rather than the master: the relay copies bytes both ways and reads the 20-byte frame
 //! headers of the worker's side (the command is in clear in the header), so it knows to the
@@ -122,7 +122,8 @@ const USAGE: &str = "usage: sync_figures [--workload NAME|all] [--runs N] [--dae
     '{exe} clusterd -f -r --wazuh-path {root}')\n  --keep: keep the run's installs (their logs)\n  \
     --frames: print the first worker link's frames from its first integrity request on\n  \
     --fresh-files: leave the master's files dated when they were written, just before the run \
-    (by default they are dated an hour back, as files in place before a worker asks)";
+    (by default they are dated an hour back and written to the disk, as files in place before a \
+    worker asks)";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -192,10 +193,15 @@ fn main() {
     let exe = exe.unwrap_or_default();
     let ticks = clock_ticks();
     println!("daemon: {}", options.daemon);
+    // Every run's installs are removed at the end, not after the run: on ext4 without a journal,
+    // files created in a block group that saw thousands of deletions less than 60 s before cost
+    // ~30 times more (see the `wazuh-cluster-fs` docs), which made one run of two pay for the
+    // previous one's clean-up (10,000 x 4 KiB: 1.1 s or 4.8 s).
+    let mut installs = Vec::new();
     for workload in &options.workloads {
         let mut figures = Vec::new();
         for run in 1..=options.runs {
-            match measure(workload, &options, &exe, ticks) {
+            match measure(workload, &options, &exe, ticks, &mut installs) {
                 Ok(f) => {
                     println!("{} run {run}/{}: {f}", workload.name, options.runs);
                     figures.push(f);
@@ -265,6 +271,7 @@ fn measure(
     options: &Options,
     exe: &Path,
     ticks: u64,
+    installs: &mut Vec<tempfile::TempDir>,
 ) -> Result<Figures, String> {
     let dir = tempfile::Builder::new()
         .prefix("sync-figures.")
@@ -275,6 +282,11 @@ fn measure(
     let master_root = dir.path().join("master");
     make_install(&master_root, "master01", "master", master_port)?;
     let expected = write_master_files(&master_root, workload, !options.fresh)?;
+    if !options.fresh {
+        // Files in place for an hour are on the disk, not waiting in the page cache for the
+        // first barrier of a node to write them back (a `syncfs` would take them along).
+        write_back(&master_root)?;
+    }
     let mut nodes = Nodes::default();
     nodes.start(&options.daemon, exe, &master_root, "master")?;
     wait_for_port(master_port, &mut nodes)?;
@@ -329,6 +341,8 @@ fn measure(
     }
     if options.keep {
         println!("kept {}", dir.keep().display());
+    } else {
+        installs.push(dir);
     }
     Ok(Figures {
         request_to_last: last_placed
@@ -632,6 +646,20 @@ fn write_master_files(
         });
     }
     Ok(expected)
+}
+
+/// Writes back every unwritten page of the file system holding `root` (`sync -f`, a `syncfs`).
+fn write_back(root: &Path) -> Result<(), String> {
+    let status = Command::new("sync")
+        .arg("-f")
+        .arg(root)
+        .status()
+        .map_err(|e| format!("sync -f {}: {e}", root.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("sync -f {}: {status}", root.display()))
+    }
 }
 
 /// `Some((first, last))` placing times when every expected file is in `root` with its bytes.
