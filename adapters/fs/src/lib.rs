@@ -54,7 +54,13 @@
 //! flushes and, on a journalled file system, the journal commit, and their waits overlap the
 //! staging instead of following it. [`Storage::sync_deferred`] waits for the last of them (a file
 //! no thread took is reopened by name from its directory descriptor, `O_NOFOLLOW`, and synced
-//! then). Only then are the files renamed, in commit order, and each directory `fsync`ed once.
+//! then). From [`WHOLE_FS_FROM`] files on, a batch stops handing files to the threads: they are
+//! closed, and at the barrier one `syncfs` of each file system they are on makes them all
+//! durable, when the system's other unwritten data is small enough for that to pay (otherwise
+//! they are reopened by name and `fsync`ed side by side): one device flush instead of one per
+//! file, 1,000 files of 4 KiB ~17 ms instead of ~75 ms here ([`BatchBarrier`], the rule and
+//! the figures in [`batch_barrier`]). Only then are the files renamed, in commit order, and each
+//! directory `fsync`ed once.
 //! No file is renamed before its data is durable, so a crash still leaves every target old or
 //! new. At most [`MAX_DEFERRED`] commits wait; the next one syncs the batch first. A storage
 //! dropped with deferred commits leaves their targets old and their staged files behind, for
@@ -94,12 +100,16 @@ use std::rc::Rc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
+pub mod batch_barrier;
 mod confine;
 mod errno;
 pub mod global_db;
 pub mod owner;
 mod sync_pool;
 
+pub use batch_barrier::{
+    BarrierTaken, BatchBarrier, FOREIGN_BASE, FOREIGN_PER_FILE, WHOLE_FS_FROM,
+};
 pub use owner::Owner;
 
 use wazuh_cluster_sync::integrity::path::InstallPath;
@@ -108,6 +118,7 @@ use wazuh_cluster_sync::integrity::storage::{
     Timestamp, WriteId,
 };
 
+use crate::batch_barrier::{WholeFsPart, unwritten_bytes};
 use crate::confine::{ConfinedRoot, dir_flags, open_child_dir};
 use crate::errno::{error, io_error};
 
@@ -317,6 +328,12 @@ pub struct FsStorage {
     /// The threads syncing the deferred batch's files as they are committed (started with the
     /// batch's first commit, ended by its sync).
     pool: Option<SyncPool>,
+    /// How batches are made durable ([`BatchBarrier::Auto`] by default).
+    barrier: BatchBarrier,
+    /// The deferred batch's files past [`WHOLE_FS_FROM`], when they wait for a `syncfs`.
+    whole_fs: Option<WholeFsPart>,
+    /// How the last batch's files past [`WHOLE_FS_FROM`] were made durable.
+    last_barrier: Option<BarrierTaken>,
     /// Directories that deferred removals changed (one path inside each, for messages), to sync
     /// in [`Storage::sync_deferred`].
     removed_dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)>,
@@ -339,6 +356,9 @@ impl FsStorage {
             staged: BTreeMap::new(),
             deferred: Vec::new(),
             pool: None,
+            barrier: BatchBarrier::Auto,
+            whole_fs: None,
+            last_barrier: None,
             removed_dirs: BTreeMap::new(),
             max_deferred: MAX_DEFERRED,
             next_write: 1,
@@ -358,6 +378,18 @@ impl FsStorage {
     /// smaller batch bounds what a crash loses, a larger one saves barriers.
     pub fn set_max_deferred(&mut self, max: usize) {
         self.max_deferred = max.max(1);
+    }
+
+    /// Sets how deferred batches of [`WHOLE_FS_FROM`] files or more are made durable
+    /// ([`BatchBarrier::Auto`] by default; see the crate docs).
+    pub fn set_batch_barrier(&mut self, barrier: BatchBarrier) {
+        self.barrier = barrier;
+    }
+
+    /// How the last deferred batch of more than [`WHOLE_FS_FROM`] files had its files past the
+    /// first [`WHOLE_FS_FROM`] made durable; `None` before any.
+    pub fn last_batch_barrier(&self) -> Option<BarrierTaken> {
+        self.last_barrier
     }
 
     /// The owner given to what this storage writes (see [`FsStorage::set_owner`]).
@@ -899,7 +931,7 @@ impl Storage for FsStorage {
         let Staged {
             name: deferred,
             file,
-            ..
+            written,
         } = staged;
         if self.deferred.len() >= self.max_deferred
             && let Err(e) = self.sync_deferred()
@@ -907,16 +939,33 @@ impl Storage for FsStorage {
             deferred.discard();
             return Err(e);
         }
-        // Its fsync starts now, on the batch's sync threads, while the next files are staged.
-        // Without threads it is closed (the data stays in the page cache) and `sync_deferred`
-        // reopens it by name.
         if self.deferred.is_empty() {
             self.pool = Some(SyncPool::start());
+            self.whole_fs = None;
         }
         let index = self.deferred.len();
-        if let Some(pool) = &mut self.pool
+        if self.whole_fs.is_none()
+            && self.barrier != BatchBarrier::PerFile
+            && index >= WHOLE_FS_FROM
+        {
+            self.whole_fs = Some(WholeFsPart::starting_at(index));
+        }
+        if let Some(part) = &mut self.whole_fs {
+            // Closed now (the data stays in the page cache); the batch's barrier makes it
+            // durable: a `syncfs` of its file system, or an `fsync` by name.
+            let dev = match rustix::fs::fstat(&file) {
+                Ok(st) => st.st_dev,
+                Err(e) => {
+                    deferred.discard();
+                    return Err(error(e, &deferred.path, "fstat"));
+                }
+            };
+            part.add(dev, &deferred.dir, written);
+        } else if let Some(pool) = &mut self.pool
             && let Err(file) = pool.submit(index, file)
         {
+            // Its fsync starts now, on the batch's sync threads, while the next files are
+            // staged. Without threads it is closed and `sync_deferred` reopens it by name.
             drop(file);
         }
         self.deferred.push(deferred);
@@ -931,6 +980,7 @@ impl Storage for FsStorage {
                 // Not known removed for good: nothing of the batch may land after it.
                 let batch = std::mem::take(&mut self.deferred);
                 self.finish_pool(&batch);
+                self.whole_fs = None;
                 for deferred in batch {
                     deferred.discard();
                 }
@@ -946,7 +996,27 @@ impl Storage for FsStorage {
         // 1. The data of every file, side by side, before any rename: a renamed file must never
         //    be torn. Most were synced by the pool while the batch was staged; the others (no
         //    thread took them) are reopened by name and synced now.
+        //    Past WHOLE_FS_FROM files, one `syncfs` per file system when it pays (see
+        //    `batch_barrier`).
         let mut synced = self.finish_pool(&batch);
+        let whole_fs = self.whole_fs.take().filter(|part| {
+            let files = batch.len() - part.from;
+            self.barrier == BatchBarrier::WholeFs
+                || unwritten_bytes().is_some_and(|unwritten| part.pays(files, unwritten))
+        });
+        if let Some(part) = &whole_fs {
+            let result = part
+                .file_systems
+                .values()
+                .try_for_each(|dir| rustix::fs::syncfs(&**dir))
+                .map_err(|e| error(e, &batch[part.from].path, "syncfs"));
+            for slot in &mut synced[part.from..] {
+                *slot = Some(result.clone());
+            }
+            self.last_barrier = Some(BarrierTaken::WholeFs);
+        } else if batch.len() > WHOLE_FS_FROM {
+            self.last_barrier = Some(BarrierTaken::PerFile);
+        }
         let left: Vec<usize> = (0..batch.len()).filter(|&i| synced[i].is_none()).collect();
         let jobs: Vec<SyncJob<'_>> = left.iter().map(|&i| batch[i].sync_job()).collect();
         for (i, result) in left.iter().zip(fsync_all(&jobs)) {

@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use wazuh_cluster_fs::{FsStorage, Owner, SYNC_QUEUED};
+use wazuh_cluster_fs::{BarrierTaken, BatchBarrier, FsStorage, Owner, SYNC_QUEUED, WHOLE_FS_FROM};
 use wazuh_cluster_sync::integrity::storage::contract::{
     deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
@@ -29,6 +29,12 @@ fn fs_storage_keeps_the_storage_contract() {
 fn fs_storage_fails_a_deferred_commit_that_cannot_land() {
     let root = ScratchDir::new("fs-storage");
     deferred_failure_suite(|| FsStorage::new(root.path()).unwrap());
+    // The same with the batches' files past the first ones made durable by one `syncfs`.
+    deferred_failure_suite(|| {
+        let mut storage = FsStorage::new(root.path()).unwrap();
+        storage.set_batch_barrier(BatchBarrier::WholeFs);
+        storage
+    });
 }
 
 #[test]
@@ -284,6 +290,58 @@ fn deferred_commits_are_synced_in_bounded_batches() {
         );
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o640, 1_600_000_000));
+    }
+}
+
+/// A batch larger than [`WHOLE_FS_FROM`] files in two directories: its first files get their own
+/// `fsync`, the rest wait for one `syncfs`; every file lands with its content and attributes,
+/// no staged file is left, and the storage says which barrier it took. A batch as small as
+/// [`WHOLE_FS_FROM`] never takes the file-system-wide one.
+#[test]
+fn a_large_batch_lands_whole_with_either_barrier() {
+    for barrier in [BatchBarrier::WholeFs, BatchBarrier::PerFile] {
+        let root = ScratchDir::new("fs-storage");
+        for dir in ["etc/lists", "etc/rules"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        let mut storage = FsStorage::new(root.path()).unwrap();
+        storage.set_batch_barrier(barrier);
+        let commit = |storage: &mut FsStorage, path: &str| {
+            let id = storage.begin_write(&p(path)).unwrap();
+            storage.append(id, path.as_bytes()).unwrap();
+            storage.commit_write_deferred(id, &attrs(0o640)).unwrap();
+        };
+        for i in 0..WHOLE_FS_FROM {
+            commit(&mut storage, &format!("/etc/lists/small{i:03}"));
+        }
+        storage.sync_deferred().unwrap();
+        assert_eq!(storage.last_batch_barrier(), None, "{barrier:?}");
+
+        let total = 3 * WHOLE_FS_FROM;
+        for i in 0..total {
+            let dir = if i % 2 == 0 { "lists" } else { "rules" };
+            commit(&mut storage, &format!("/etc/{dir}/l{i:03}"));
+        }
+        storage.sync_deferred().unwrap();
+        let expected = match barrier {
+            BatchBarrier::PerFile => BarrierTaken::PerFile,
+            _ => BarrierTaken::WholeFs,
+        };
+        assert_eq!(storage.last_batch_barrier(), Some(expected));
+        let lists = names_in(root.path(), "etc/lists");
+        let rules = names_in(root.path(), "etc/rules");
+        assert_eq!(lists.len() + rules.len(), WHOLE_FS_FROM + total);
+        for (dir, name) in lists
+            .iter()
+            .map(|n| ("lists", n))
+            .chain(rules.iter().map(|n| ("rules", n)))
+        {
+            assert!(!name.ends_with(".tmp"), "{name} left staged");
+            let path = format!("/etc/{dir}/{name}");
+            let file = root.path().join(&path[1..]);
+            assert_eq!(std::fs::read(&file).unwrap(), path.as_bytes());
+            assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o7777, 0o640);
+        }
     }
 }
 
