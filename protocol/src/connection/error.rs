@@ -426,6 +426,10 @@ pub enum FileChunkError {
     /// The transfer is not asking for a chunk (its previous step is not acknowledged yet).
     #[error("transfer {0} is not waiting for a chunk")]
     NotWaitingForChunk(u64),
+    /// A chunk sealed ahead ([`Connection::seal_chunk`](super::Connection::seal_chunk)) is no
+    /// longer the transfer's next one: another chunk of it was sent since.
+    #[error("the chunk sealed ahead for transfer {0} is no longer its next one")]
+    StaleSealedChunk(u64),
     /// The chunk is empty or longer than the transfer asked for (`file_chunk` only).
     #[error("chunk of {len} bytes for transfer {transfer}: must be 1..={max} bytes")]
     BadChunkLen {

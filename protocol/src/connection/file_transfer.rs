@@ -97,9 +97,28 @@ impl OutgoingFile {
     /// Hashes a chunk about to be sent and counts it unacknowledged.
     pub(crate) fn account(&mut self, chunk: &[u8]) {
         self.hasher.update(chunk);
-        self.bytes_sent += chunk.len() as u64;
-        self.unacked.push_back(chunk.len());
-        self.unacked_bytes += chunk.len();
+        self.count(chunk.len());
+    }
+
+    /// The running hash once `chunk`, the next one, is sent; the file is left as it is (the chunk
+    /// is being sealed ahead).
+    pub(crate) fn hash_ahead(&self, chunk: &[u8]) -> Sha256 {
+        let mut hasher = self.hasher.clone();
+        hasher.update(chunk);
+        hasher
+    }
+
+    /// Counts a chunk of `len` bytes sealed ahead and about to be sent unacknowledged; `hasher`
+    /// is the running hash [`OutgoingFile::hash_ahead`] gave for it.
+    pub(crate) fn account_sealed(&mut self, len: usize, hasher: Sha256) {
+        self.hasher = hasher;
+        self.count(len);
+    }
+
+    fn count(&mut self, len: usize) {
+        self.bytes_sent += len as u64;
+        self.unacked.push_back(len);
+        self.unacked_bytes += len;
         self.wanting = false;
     }
 

@@ -18,7 +18,8 @@
 //!   [`Connection::poll_timeout`] is reached.
 //! * **Commands**: [`Connection::send_request`], [`Connection::reply`],
 //!   [`Connection::send_file`] (then [`Connection::file_chunk`] / [`Connection::finish_file`] on
-//!   each [`Event::FileChunkWanted`]), [`Connection::send_string`],
+//!   each [`Event::FileChunkWanted`]; or [`Connection::seal_chunk`] before the event and
+//!   [`Connection::send_sealed_chunk`] on it), [`Connection::send_string`],
 //!   [`Connection::set_authenticated`], [`Connection::take_string`], [`Connection::close`].
 //! * **Outputs** — drain after every input or command: [`Connection::poll_transmit`] (bytes to
 //!   write, in order), [`Connection::poll_event`], then [`Connection::poll_timeout`] (arm one
@@ -123,6 +124,7 @@ mod keepalive;
 mod outcome;
 mod pending;
 mod receive;
+mod sealed_chunk;
 mod string_transfer;
 mod unanswered;
 
@@ -135,6 +137,7 @@ pub use error::{
 };
 pub use event::{Event, TransferFailure, TransferId};
 pub use file_transfer::{InboxQuota, MAX_FILE_NAME_LEN, UPSTREAM_TMP_DIR, upstream_tmp_name};
+pub use sealed_chunk::SealedChunk;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -143,7 +146,7 @@ use bytes::{Bytes, BytesMut};
 use error::TransmitQueueFull;
 
 use crate::fernet::{Fernet, token_len};
-use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header};
+use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header, header_bytes};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
 use file_transfer::{FileClocks, IncomingFiles, OutgoingFile};
@@ -195,6 +198,28 @@ pub struct Connection {
     /// The layer above's memory allowance for the frame buffer and the strings together.
     memory_allowance: Option<u64>,
     closed: bool,
+}
+
+/// Appends a frame's payload to `out`: the concatenation of `parts`, sealed with the next IV of
+/// `ivs` and the timestamp `unix_secs` when there is a key.
+fn append_payload(
+    fernet: Option<&Fernet>,
+    ivs: &mut Rng,
+    unix_secs: u64,
+    parts: &[&[u8]],
+    out: &mut BytesMut,
+) {
+    match fernet {
+        None => {
+            out.reserve(parts.iter().map(|p| p.len()).sum());
+            for part in parts {
+                out.extend_from_slice(part);
+            }
+        }
+        // Sealed from the parts as they are: joining `<path> ` and a 5 MiB chunk first copied
+        // every chunk once more into a buffer of its own.
+        Some(fernet) => fernet.encrypt_parts_into(parts, ivs.next_iv(), unix_secs, out),
+    }
 }
 
 /// Largest output buffer a connection keeps between transmits (see [`Connection::poll_transmit`]).
@@ -563,6 +588,139 @@ impl Connection {
         Ok(())
     }
 
+    /// Seals the next chunk of `transfer` (1 to `max_len` bytes of its
+    /// [`Event::FileChunkWanted`]) before the connection asks for it, e.g. while the previous
+    /// chunk waits for its acknowledgement; [`Connection::send_sealed_chunk`] sends it once
+    /// asked. Nothing changes here: the chunk is the transfer's next one as long as no other
+    /// chunk of it is sent first, and it goes on the wire exactly as [`Connection::file_chunk`]
+    /// would have sent these bytes (see [`SealedChunk`]).
+    ///
+    /// # Errors
+    /// [`FileChunkError::Closed`], [`FileChunkError::UnknownTransfer`],
+    /// [`FileChunkError::NotWaitingForChunk`] (the file is ending: no chunk follows),
+    /// [`FileChunkError::BadChunkLen`].
+    pub fn seal_chunk(
+        &self,
+        now: Instant,
+        transfer: TransferId,
+        data: &[u8],
+    ) -> Result<SealedChunk, FileChunkError> {
+        if self.closed {
+            return Err(FileChunkError::Closed);
+        }
+        let file = self
+            .outgoing_files
+            .get(&transfer)
+            .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
+        if file.ending {
+            return Err(FileChunkError::NotWaitingForChunk(transfer.0));
+        }
+        if data.is_empty() || data.len() > file.chunk_max {
+            return Err(FileChunkError::BadChunkLen {
+                transfer: transfer.0,
+                len: data.len(),
+                max: file.chunk_max,
+            });
+        }
+        let parts: [&[u8]; 3] = [&file.path, b" ", data];
+        let payload_len = file.path.len() + 1 + data.len();
+        let mut frame = BytesMut::with_capacity(self.frame_len(payload_len));
+        frame.resize(HEADER_LEN, 0);
+        let unix = self.config.wall_clock.unix_secs_at(now);
+        // A copy of the stream draws the IV: the connection's own draws it when the frame goes.
+        let mut ivs = self.iv_rng.clone();
+        append_payload(self.fernet.as_ref(), &mut ivs, unix, &parts, &mut frame);
+        Ok(SealedChunk {
+            transfer,
+            offset: file.bytes_sent,
+            chunk_len: data.len(),
+            frame,
+            sealed_with: self.fernet.is_some().then(|| (self.iv_rng.clone(), unix)),
+            hasher: file.hash_ahead(data),
+        })
+    }
+
+    /// Sends a chunk sealed by [`Connection::seal_chunk`], after [`Event::FileChunkWanted`] for
+    /// its transfer: the frame is the one [`Connection::file_chunk`] would send with the same
+    /// bytes now. It is sent as sealed when no other frame drew an IV since and the second is
+    /// the same, without copying it; otherwise it is opened and sealed again.
+    ///
+    /// # Errors
+    /// As [`Connection::file_chunk`] but [`FileChunkError::BadChunkLen`], and
+    /// [`FileChunkError::StaleSealedChunk`] when another chunk of the transfer was sent since it
+    /// was sealed.
+    pub fn send_sealed_chunk(
+        &mut self,
+        now: Instant,
+        sealed: SealedChunk,
+    ) -> Result<(), FileChunkError> {
+        let transfer = sealed.transfer;
+        let file = self.file_wanting_chunk(transfer)?;
+        if file.bytes_sent != sealed.offset {
+            return Err(FileChunkError::StaleSealedChunk(transfer.0));
+        }
+        let path_len = file.path.len();
+        self.check_transmit_room(path_len + 1 + sealed.chunk_len)?;
+        self.pending.check_room()?;
+        let SealedChunk {
+            chunk_len,
+            mut frame,
+            sealed_with,
+            hasher,
+            ..
+        } = sealed;
+        let counter = self.counter.wrapping_add(1);
+        let as_sealed = sealed_with.as_ref().is_none_or(|(ivs, unix)| {
+            *ivs == self.iv_rng && *unix == self.config.wall_clock.unix_secs_at(now)
+        });
+        let queued = if as_sealed {
+            if sealed_with.is_some() {
+                // The draw the token used.
+                self.iv_rng.next_iv();
+            }
+            let header = header_bytes(
+                self.config.profile,
+                counter,
+                &Command::FILE_UPD,
+                frame.len() - HEADER_LEN,
+            );
+            header.map(|header| {
+                frame[..HEADER_LEN].copy_from_slice(&header);
+                // No copy while the output is empty, as it is once the previous frame went.
+                self.out.unsplit(frame);
+            })
+        } else {
+            let opened = self
+                .fernet
+                .as_ref()
+                .and_then(|fernet| fernet.decrypt_in_place(&mut frame[HEADER_LEN..]).ok());
+            match opened {
+                Some(plain) => {
+                    let payload = &frame[HEADER_LEN + plain.start..HEADER_LEN + plain.end];
+                    self.queue_frame(now, counter, &Command::FILE_UPD, &[payload])
+                }
+                None => {
+                    self.close_with(Some(ConnectionError::Bug(
+                        "a chunk sealed ahead with the connection's key did not open",
+                    )));
+                    return Err(FileChunkError::Closed);
+                }
+            }
+        };
+        if queued.is_err() {
+            self.close_with(Some(ConnectionError::Bug(
+                "a file_upd frame the core builds (fixed command, bounded payload) failed to encode",
+            )));
+            return Err(FileChunkError::Closed);
+        }
+        self.sent_request(now, counter, Command::FILE_UPD, Owner::File(transfer.0));
+        if let Some(file) = self.outgoing_files.get_mut(&transfer) {
+            file.account_sealed(chunk_len, hasher);
+        }
+        self.want_chunk(transfer);
+        Ok(())
+    }
+
     /// Ends a file transfer: `file_end <path> <sha256 of the chunks sent>`.
     ///
     /// # Errors
@@ -912,6 +1070,13 @@ impl Connection {
     ) -> Result<u32, FrameError> {
         let counter = self.counter.wrapping_add(1);
         self.queue_frame(now, counter, &command, parts)?;
+        self.sent_request(now, counter, command, owner);
+        Ok(counter)
+    }
+
+    /// The request frame `counter` (the next one) is queued: its counter is used and who waits
+    /// for its reply recorded.
+    fn sent_request(&mut self, now: Instant, counter: u32, command: Command, owner: Owner) {
         self.counter = counter;
         let deadline = now + self.config.request_timeout;
         self.pending.insert(
@@ -922,7 +1087,6 @@ impl Connection {
                 owner,
             },
         );
-        Ok(counter)
     }
 
     /// [`request`](Self::request) for a frame the core builds around checked data (`new_file`,
@@ -956,25 +1120,17 @@ impl Connection {
         command: &Command,
         parts: &[&[u8]],
     ) -> Result<(), FrameError> {
-        let profile = self.config.profile;
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        match &self.fernet {
-            None => {
-                encode_header(profile, counter, command, len, &mut self.out)?;
-                self.out.reserve(len);
-                for part in parts {
-                    self.out.extend_from_slice(part);
-                }
-            }
-            Some(fernet) => {
-                encode_header(profile, counter, command, token_len(len), &mut self.out)?;
-                let iv = self.iv_rng.next_iv();
-                let unix = self.config.wall_clock.unix_secs_at(now);
-                // Sealed from the parts as they are: joining `<path> ` and a 5 MiB chunk first
-                // copied every chunk once more into a buffer of its own.
-                fernet.encrypt_parts_into(parts, iv, unix, &mut self.out);
-            }
-        }
+        let body = self.frame_len(len) - HEADER_LEN;
+        encode_header(self.config.profile, counter, command, body, &mut self.out)?;
+        let unix = self.config.wall_clock.unix_secs_at(now);
+        append_payload(
+            self.fernet.as_ref(),
+            &mut self.iv_rng,
+            unix,
+            parts,
+            &mut self.out,
+        );
         Ok(())
     }
 

@@ -46,7 +46,8 @@ pub fn encode_header(
     Ok(())
 }
 
-fn header_bytes(
+/// The 20 header bytes of a frame (see [`encode_header`]).
+pub(crate) fn header_bytes(
     profile: Profile,
     counter: u32,
     command: &Command,

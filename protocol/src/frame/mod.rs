@@ -38,6 +38,7 @@ mod encode;
 
 pub use command::Command;
 pub use decode::FrameDecoder;
+pub(crate) use encode::header_bytes;
 pub use encode::{encode_frame, encode_header};
 
 use bytes::Bytes;

@@ -11,5 +11,6 @@ mod command_errors;
 mod exchange_vectors;
 mod hardening;
 mod pair;
+mod sealed_ahead;
 mod snapshots;
 mod transfer_vectors;

@@ -349,8 +349,10 @@ fn a_slow_disk_makes_the_worker_stop_reading_and_the_sync_still_completes() {
         .build()
         .unwrap();
     c.run_until_converged(VirtualTime::from_secs(120)).unwrap();
-    // One delivery arrived while a chunk was being written, waited, and was handed over after.
-    assert_eq!(c.sim.stats().parked, 1, "{:?}", c.sim.stats());
+    // A delivery arrived while a chunk was being written, waited, and was handed over after.
+    // (More than one may: the master reads and seals each next chunk while the worker answers
+    // the previous one, so chunks follow each other faster than the 700 ms writes.)
+    assert!(c.sim.stats().parked >= 1, "{:?}", c.sim.stats());
     assert!(!c.sim.events().iter().any(|e| matches!(
         e.event,
         NodeEvent::DisconnectedFromMaster { .. }

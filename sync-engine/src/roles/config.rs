@@ -121,6 +121,14 @@ pub struct NodeLimits {
     pub max_package_file: u64,
     /// Bytes asked per chunk-read effect when sending a file (at most the connection's chunk).
     pub read_chunk: usize,
+    /// Whether a file's next chunk is read and sealed while its previous chunk waits for the
+    /// peer's answer (true), rather than once the peer answered. The bytes on the wire are the
+    /// same (see `Connection::seal_chunk`); the sender's reading and sealing overlap the link's
+    /// round trip and the peer's opening of the chunk instead of adding to it (about 20 ms per
+    /// 5 MiB chunk here). A link holds one such chunk at most; it holds its frame's bytes of
+    /// [`max_output_in_flight`](Self::max_output_in_flight) from its read until it is written,
+    /// and is read only when the gate has room without waiting and no other link waits.
+    pub seal_chunks_ahead: bool,
     /// Bounds of the distributed API part.
     pub api: ApiLimits,
     /// Master: a worker's integrity metadata may list at most twice the master's own files plus
@@ -227,6 +235,7 @@ impl Default for NodeLimits {
             merged: MergedLimits::default(),
             max_package_file: 1 << 30,
             read_chunk: wazuh_cluster_protocol::connection::DEFAULT_REQUEST_CHUNK,
+            seal_chunks_ahead: true,
             api: ApiLimits::default(),
             worker_metadata_margin: 10_000,
             unclaimed_file_timeout: Duration::from_secs(300),

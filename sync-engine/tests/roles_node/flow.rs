@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::support::*;
 use wazuh_cluster_sync::integrity::storage::{Storage, Timestamp};
-use wazuh_cluster_sync::roles::{LockRelease, NodeEvent, NodeType, SyncKind};
+use wazuh_cluster_sync::roles::{LockRelease, NodeConfig, NodeEvent, NodeType, SyncKind};
 
 #[test]
 fn empty_worker_converges_in_one_integrity_round() {
@@ -83,11 +85,9 @@ fn empty_worker_converges_in_one_integrity_round() {
     );
 }
 
-/// A 22 MiB package sent by a master whose connections allow `window` bytes of chunks in
-/// flight: returns the number of `file_upd` sent and the most of them unanswered at once, and
-/// checks that the worker got the file whole and that `file_end` only left once every chunk was
-/// answered (as upstream sends it).
-fn chunks_in_flight_sending_a_big_package(window: Option<usize>) -> (usize, usize) {
+/// A 22 MiB package sent by a master configured by `configure`, to an empty worker; checks that
+/// the worker got the file whole. Returns the cluster and the master's and the worker's index.
+fn send_big_package(configure: impl FnOnce(&mut NodeConfig)) -> (Cluster, usize, usize) {
     let t0 = origin();
     let unix = unix0();
     let mut master_tree = master_storage(unix);
@@ -102,9 +102,7 @@ fn chunks_in_flight_sending_a_big_package(window: Option<usize>) -> (usize, usiz
         .unwrap();
     let mut c = Cluster::new(t0);
     let mut master_config = config(NodeType::Master, "master01", t0);
-    if let Some(window) = window {
-        master_config.connection.file_window = window;
-    }
+    configure(&mut master_config);
     let m = c.add(master_config, master_tree, 1, "10.0.0.1");
     let w = c.add_worker(config(NodeType::Worker, "worker1", t0), 2, "10.0.0.2");
     c.run_for(Duration::from_secs(10));
@@ -114,22 +112,76 @@ fn chunks_in_flight_sending_a_big_package(window: Option<usize>) -> (usize, usiz
             .unwrap(),
         big
     );
+    (c, m, w)
+}
+
+/// The master's `file_upd` sent and not yet answered, after the first `frames` entries of `c`.
+fn unanswered_chunks(c: &Cluster, m: usize, frames: usize) -> Vec<u32> {
     let mut unanswered: Vec<u32> = Vec::new();
-    let mut most = 0;
-    let mut uploads = 0;
-    for (from, counter, command, _) in &c.frames {
+    for (from, counter, command, _) in &c.frames[..frames] {
         match (*from == m, command.as_str()) {
-            (true, "file_upd") => {
-                uploads += 1;
-                unanswered.push(*counter);
-                most = most.max(unanswered.len());
-            }
+            (true, "file_upd") => unanswered.push(*counter),
             (true, "file_end") => assert!(unanswered.is_empty(), "file_end before {unanswered:?}"),
             (false, "ok") => unanswered.retain(|k| k != counter),
             _ => {}
         }
     }
+    unanswered
+}
+
+/// A 22 MiB package sent by a master whose connections allow `window` bytes of chunks in
+/// flight: returns the number of `file_upd` sent and the most of them unanswered at once, and
+/// checks that the worker got the file whole and that `file_end` only left once every chunk was
+/// answered (as upstream sends it).
+fn chunks_in_flight_sending_a_big_package(window: Option<usize>) -> (usize, usize) {
+    let (c, m, _) = send_big_package(|config| {
+        if let Some(window) = window {
+            config.connection.file_window = window;
+        }
+    });
+    let uploads = c
+        .frames
+        .iter()
+        .filter(|(from, _, command, _)| *from == m && command == "file_upd")
+        .count();
+    let most = (0..=c.frames.len())
+        .map(|n| unanswered_chunks(&c, m, n).len())
+        .max()
+        .unwrap_or(0);
     (uploads, most)
+}
+
+/// The master reads and seals each chunk after the first while the worker has not answered the
+/// previous one yet, and the bytes on the wire are exactly those of a master that reads and
+/// seals each chunk once asked for it.
+#[test]
+fn chunks_sealed_ahead_go_on_the_wire_as_chunks_sealed_when_asked() {
+    let run = |ahead: bool| {
+        let (c, m, _) = send_big_package(|config| config.limits.seal_chunks_ahead = ahead);
+        // The master's chunk reads made while one of its chunks waited for its answer.
+        let early = c
+            .chunk_reads
+            .iter()
+            .filter(|&&(member, frames)| {
+                member == m && !unanswered_chunks(&c, m, frames).is_empty()
+            })
+            .count();
+        let wire: Vec<(usize, u32, String, Bytes)> = c
+            .frames
+            .iter()
+            .zip(&c.wire_payloads)
+            .map(|((from, counter, command, _), payload)| {
+                (*from, *counter, command.clone(), payload.clone())
+            })
+            .collect();
+        (wire, early)
+    };
+    let (ahead, early) = run(true);
+    let (asked, late) = run(false);
+    // 5 chunks: the 4 after the first are read ahead.
+    assert_eq!((early, late), (4, 0));
+    assert!(ahead.len() > 20);
+    assert!(ahead == asked, "the bytes on the wire differ");
 }
 
 /// By default a node sends chunks as upstream does, one per round trip: a 3.9.5 receiver can

@@ -19,7 +19,7 @@ use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{
-    EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
+    Effect, EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
 };
 pub use wazuh_cluster_testkit::install_path as p;
 use wazuh_cluster_testkit::{cluster_fernet, cluster_key};
@@ -84,6 +84,11 @@ pub struct Cluster {
     pub frames: Vec<(usize, u32, String, Bytes)>,
     /// The end each entry of `frames` left from.
     pub frame_ends: Vec<End>,
+    /// Each entry of `frames`' payload as it crossed the wire (the Fernet token).
+    pub wire_payloads: Vec<Bytes>,
+    /// Every chunk read (`ReadChunk` effect) run: the member, and how many entries `frames`
+    /// had then.
+    pub chunk_reads: Vec<(usize, usize)>,
     /// Links with a stalled reader: from the first transmit of at least this many bytes, what
     /// the node yields on them waits in `stalled` (neither written nor delivered) until
     /// [`Cluster::write_stalled`]; small frames pass while nothing waits before them.
@@ -120,6 +125,8 @@ impl Cluster {
             event_times: Vec::new(),
             frames: Vec::new(),
             frame_ends: Vec::new(),
+            wire_payloads: Vec::new(),
+            chunk_reads: Vec::new(),
             stall_above: BTreeMap::new(),
             stalled: BTreeMap::new(),
             decoders: BTreeMap::new(),
@@ -221,6 +228,9 @@ impl Cluster {
                 self.write(from, &bytes);
             }
             Output::Effect { id, effect } => {
+                if matches!(effect, Effect::ReadChunk { .. }) {
+                    self.chunk_reads.push((m, self.frames.len()));
+                }
                 let unix = self.members[m].node.unix_time(now);
                 self.members[m].exec.storage_mut().set_now(unix);
                 let result = self.members[m].exec.execute(&effect, unix);
@@ -338,6 +348,7 @@ impl Cluster {
                 .decrypt(&payload)
                 .map(Bytes::from)
                 .unwrap_or_default();
+            self.wire_payloads.push(payload);
             self.frames.push((
                 from.member,
                 counter,

@@ -188,7 +188,7 @@ pub(super) fn link_memory(p: &Peer) -> LinkMemory {
     LinkMemory {
         connection: p.conn.held_input_bytes(),
         disk: p.disk.pending_bytes() as u64,
-        output: (p.queued + p.conn.queued_transmit_bytes()) as u64 + p.reading,
+        output: (p.queued + p.conn.queued_transmit_bytes()) as u64 + p.reading + p.sealed,
     }
 }
 

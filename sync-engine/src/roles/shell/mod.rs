@@ -75,7 +75,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use wazuh_cluster_protocol::connection::upstream_tmp_name;
 use wazuh_cluster_protocol::connection::{
-    Connection, ConnectionConfig, Event, PeerError, Side, TransferFailure, TransferId, WallClock,
+    Connection, ConnectionConfig, Event, FileChunkError, PeerError, Side, TransferFailure,
+    TransferId, WallClock,
 };
 use wazuh_cluster_protocol::frame::Command;
 use wazuh_cluster_protocol::rng::Rng;
@@ -536,6 +537,7 @@ impl Shell {
                 yielded: 0,
                 written: 0,
                 reading: 0,
+                sealed: 0,
                 pieces: VecDeque::new(),
                 output_moved: now,
                 disk: DiskQueue::default(),
@@ -835,7 +837,7 @@ impl Shell {
         self.files.forget(peer);
         // Its pieces are dropped with it (the adapter drops what it still buffers).
         let pieces: u64 = p.pieces.iter().map(|&(_, charge)| charge).sum();
-        self.gate.release(pieces + p.reading);
+        self.gate.release(pieces + p.reading + p.sealed);
         self.gate.forget(peer);
         p.conn.close();
         // What the close produced (aborted requests, failed transfers): nothing continues.
@@ -1132,10 +1134,13 @@ impl Shell {
             path,
             failure,
             read_held,
+            sealed_held,
         } = p.transfers.sent(transfer, failure)?;
-        // A read under way for it holds nothing any more (its result finds no transfer).
+        // A read under way for it holds nothing any more (its result finds no transfer), nor
+        // does a chunk it sealed ahead.
         p.reading -= read_held;
-        self.gate.release(read_held);
+        p.sealed -= sealed_held;
+        self.gate.release(read_held + sealed_held);
         Some(Input::FileSent {
             peer,
             transfer,
@@ -1188,18 +1193,24 @@ impl Shell {
     /// piece; a file's end goes at once) while its own queue is under its bound (so a big
     /// package never pushes keepalives and replies behind megabytes of chunks) and the output
     /// gate admits them; otherwise the link waits its turn at the gate. While other links wait,
-    /// it gets one piece and queues behind them.
+    /// it gets one piece and queues behind them. With nothing asked for, a file's next chunk may
+    /// be read and sealed ahead (see [`NodeLimits::seal_chunks_ahead`](super::NodeLimits)).
     fn resume_sends(&mut self, now: Instant, peer: PeerId) {
         let limit = self.config.limits.max_queued_output;
         let read_chunk = self.config.limits.read_chunk.max(1);
+        let seal_ahead = self.config.limits.seal_chunks_ahead;
         loop {
             let Some(p) = self.peers.get_mut(&peer) else {
                 self.gate.forget(peer);
                 return;
             };
-            // Paused by its own bound: its own written reports resume it.
+            // Paused by its own bound: its own written reports resume it. One chunk sealed
+            // ahead per link at most.
             let piece = (p.queued < limit)
-                .then(|| p.transfers.next_piece(read_chunk))
+                .then(|| {
+                    p.transfers
+                        .next_piece(read_chunk, seal_ahead && p.sealed == 0)
+                })
                 .flatten();
             // One piece of a link at a time on its way to the kernel: the next is read and
             // sealed while this one crosses the link and the peer answers it (pipelined), but a
@@ -1214,16 +1225,35 @@ impl Shell {
                     self.gate.forget(peer);
                     break;
                 }
+                Some(Piece::Sealed(_)) if !p.pieces.is_empty() => {
+                    self.gate.forget(peer);
+                    break;
+                }
                 Some(Piece::Finish(transfer)) => {
                     p.transfers.finishing(*transfer);
                     // Fails only on a closed connection, which its pump reports.
                     let _ = p.conn.finish_file(now, *transfer);
                     continue;
                 }
+                Some(Piece::Sealed(transfer)) => {
+                    // Through the gate already: its place is held since its read.
+                    let transfer = *transfer;
+                    self.send_sealed(now, peer, transfer);
+                    continue;
+                }
                 Some(Piece::Read { payload_len, .. }) => p.conn.frame_len(*payload_len) as u64,
                 Some(Piece::String { frame_len, .. }) => *frame_len as u64,
             };
             let room = self.memory_room();
+            if let Some(Piece::Read { ahead: true, .. }) = piece
+                && (self.gate.others_wait(peer) || !self.gate.admits(peer, size, room))
+            {
+                // A chunk read ahead holds its place until the peer asks for it, a round trip
+                // later: it is read only with room to spare, never queued for, and never before
+                // a link that waits.
+                self.gate.forget(peer);
+                break;
+            }
             if !self.gate.admits(peer, size, room) {
                 self.gate.wait(peer);
                 break;
@@ -1253,6 +1283,38 @@ impl Shell {
             }
         }
         self.flush(peer);
+    }
+
+    /// Sends `transfer`'s chunk sealed ahead, now that the connection asks for it.
+    fn send_sealed(&mut self, now: Instant, peer: PeerId, transfer: TransferId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some((sealed, charge)) = p.transfers.take_sealed(transfer) else {
+            return;
+        };
+        p.sealed -= charge;
+        let sent = p.conn.send_sealed_chunk(now, sealed);
+        self.chunk_sent(now, peer, charge, sent);
+    }
+
+    /// A chunk holding `charge` bytes of the output gate was given to `peer`'s connection
+    /// (`sent`): yielded, or dropped with the error reported.
+    fn chunk_sent(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        charge: u64,
+        sent: Result<(), FileChunkError>,
+    ) {
+        match sent {
+            Ok(()) => self.piece_yielded(now, peer, charge),
+            Err(error) => {
+                self.gate.release(charge);
+                self.flush(peer);
+                self.error(Some(peer), NodeError::Chunk(error));
+            }
+        }
     }
 
     /// A piece of `charge` bytes was just put in `peer`'s connection: yielded now, it leaves
@@ -1324,30 +1386,41 @@ impl Shell {
             Ok(_) => Err(SendFailure::ShortFile),
         };
         // `None`: the transfer ended meanwhile, and gave its charge back then.
-        let Some(charge) = p.transfers.chunk_read(
+        let Some((charge, asked)) = p.transfers.chunk_read(
             transfer,
             data.as_ref().map(Bytes::len).map_err(Clone::clone),
         ) else {
             return;
         };
         p.reading -= charge;
-        let sent = match data {
-            Ok(data) => p.conn.file_chunk(now, transfer, &data),
-            Err(_) => {
-                // The file ended early or cannot be read: end the transfer now (the connection
-                // offers no cancel) and report it failed when the peer confirms.
-                let _ = p.conn.finish_file(now, transfer);
-                self.gate.release(charge);
-                self.flush(peer);
-                return;
+        match data {
+            Ok(data) if asked => {
+                let sent = p.conn.file_chunk(now, transfer, &data);
+                self.chunk_sent(now, peer, charge, sent);
             }
-        };
-        match sent {
-            Ok(()) => self.piece_yielded(now, peer, charge),
-            Err(error) => {
+            // Read ahead: sealed now, sent when asked for.
+            Ok(data) => match p.conn.seal_chunk(now, transfer, &data) {
+                Ok(sealed) => {
+                    if p.transfers.sealed_ahead(transfer, sealed, charge) {
+                        p.sealed += charge;
+                    } else {
+                        self.gate.release(charge);
+                    }
+                }
+                Err(error) => {
+                    self.gate.release(charge);
+                    self.error(Some(peer), NodeError::Chunk(error));
+                }
+            },
+            Err(_) => {
+                // The file ended early or cannot be read: end the transfer (now if the
+                // connection asks for the chunk, else when it does: the connection offers no
+                // cancel) and report it failed when the peer confirms.
+                if asked {
+                    let _ = p.conn.finish_file(now, transfer);
+                }
                 self.gate.release(charge);
                 self.flush(peer);
-                self.error(Some(peer), NodeError::Chunk(error));
             }
         }
     }

@@ -26,6 +26,9 @@ pub(super) struct Peer {
     pub(super) written: u64,
     /// Output-gate charges of its chunk reads under way.
     pub(super) reading: u64,
+    /// Output-gate charge of the chunk one of its files sealed ahead (at most one per link),
+    /// not yet in the connection.
+    pub(super) sealed: u64,
     /// Its pieces yielded and not yet written whole: where each ends in `yielded`, and its
     /// charge on the output gate.
     pub(super) pieces: VecDeque<(u64, u64)>,

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wazuh_cluster_protocol::connection::TransferId;
+use wazuh_cluster_protocol::connection::{SealedChunk, TransferId};
 
 use crate::integrity::path::InstallPath;
 use crate::roles::effects::{Effect, IncomingFileId};
@@ -99,29 +99,70 @@ pub(crate) enum Ended {
 }
 
 /// A file we send to the peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct OutgoingFile {
     path: InstallPath,
     size: u64,
+    /// Bytes read so far (those sent, and the chunk read or sealed ahead).
     offset: u64,
     /// The connection asked for the next chunk (largest length): waiting for room or a read.
     wanted: Option<usize>,
+    /// The largest chunk the connection asks for (known from its first ask).
+    chunk_max: usize,
     /// A chunk read is queued or running; what it holds of the node's output gate.
     reading: Option<u64>,
+    /// The next chunk, read and sealed before the connection asked for it, and what it holds
+    /// of the node's output gate.
+    ahead: Option<(SealedChunk, u64)>,
     /// Reading failed: the transfer is ended early and reported as failed when it completes.
     failed: Option<SendFailure>,
+}
+
+impl OutgoingFile {
+    /// The read of its next chunk, at most `max_len` and `read_chunk` bytes.
+    fn read(&self, transfer: TransferId, max_len: usize, read_chunk: usize, ahead: bool) -> Piece {
+        let left = usize::try_from(self.size - self.offset).unwrap_or(usize::MAX);
+        let len = max_len.min(read_chunk).min(left);
+        Piece::Read {
+            transfer,
+            effect: Effect::ReadChunk {
+                path: self.path.clone(),
+                offset: self.offset,
+                len,
+            },
+            payload_len: self.path.as_str().len() + 1 + len,
+            ahead,
+        }
+    }
+
+    /// Whether its next chunk may be read ahead: a chunk went already (the first one is read
+    /// when asked for, so a file of one chunk is exchanged exactly as before), more follow,
+    /// and nothing is asked for, read or sealed for it now.
+    fn may_read_ahead(&self) -> bool {
+        self.offset > 0
+            && self.offset < self.size
+            && self.wanted.is_none()
+            && self.reading.is_none()
+            && self.ahead.is_none()
+            && self.failed.is_none()
+    }
 }
 
 /// The next piece of output a link's transfers want to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Piece {
-    /// Read this chunk of `transfer`'s file, then send it; its `file_upd` payload is
+    /// Read this chunk of `transfer`'s file, then send it (or seal it, when read `ahead` of the
+    /// connection's asking and still not asked for when read); its `file_upd` payload is
     /// `payload_len` bytes.
     Read {
         transfer: TransferId,
         effect: Effect,
         payload_len: usize,
+        ahead: bool,
     },
+    /// Send the chunk of `transfer` sealed ahead, now asked for (it holds its place at the
+    /// output gate since its read).
+    Sealed(TransferId),
     /// `transfer`'s whole file went out: end it (a short frame, never paced).
     Finish(TransferId),
     /// The next piece of long string `transfer`, `frame_len` bytes on the wire.
@@ -140,6 +181,8 @@ pub(crate) struct SentFile {
     pub(crate) failure: Option<SendFailure>,
     /// The output-gate charge of a chunk read still under way for it (0: none).
     pub(crate) read_held: u64,
+    /// The output-gate charge of the chunk it had sealed ahead (0: none).
+    pub(crate) sealed_held: u64,
 }
 
 /// The transfers of one link. See the [module documentation](self).
@@ -358,7 +401,9 @@ impl Transfers {
                 size,
                 offset: 0,
                 wanted: None,
+                chunk_max: 0,
                 reading: None,
+                ahead: None,
                 failed: None,
             },
         );
@@ -368,39 +413,44 @@ impl Transfers {
     pub(crate) fn wanted(&mut self, transfer: TransferId, max_len: usize) {
         if let Some(file) = self.outgoing.get_mut(&transfer) {
             file.wanted = Some(max_len);
+            file.chunk_max = max_len;
         }
     }
 
-    /// The first piece wanted and not under way: a chunk to read (at most `read_chunk` bytes)
-    /// or the end of a file that asked for a chunk and has no read running, or a string piece.
-    pub(crate) fn next_piece(&self, read_chunk: usize) -> Option<Piece> {
+    /// The first piece wanted and not under way: the chunk sealed ahead, a chunk to read (at
+    /// most `read_chunk` bytes) or the end of a file that asked for a chunk and has no read
+    /// running (or whose read ahead failed), or a string piece. Failing those and with
+    /// `read_ahead`, the read of a file's next chunk before it is asked for, when no file of
+    /// the link holds one sealed ahead already.
+    pub(crate) fn next_piece(&self, read_chunk: usize, read_ahead: bool) -> Option<Piece> {
         let file = self.outgoing.iter().find_map(|(transfer, file)| {
             let max_len = file.wanted.filter(|_| file.reading.is_none())?;
-            if file.offset >= file.size {
+            if file.ahead.is_some() {
+                return Some(Piece::Sealed(*transfer));
+            }
+            if file.offset >= file.size || file.failed.is_some() {
                 return Some(Piece::Finish(*transfer));
             }
-            let left = usize::try_from(file.size - file.offset).unwrap_or(usize::MAX);
-            let len = max_len.min(read_chunk).min(left);
-            let effect = Effect::ReadChunk {
-                path: file.path.clone(),
-                offset: file.offset,
-                len,
-            };
-            let payload_len = file.path.as_str().len() + 1 + len;
-            Some(Piece::Read {
-                transfer: *transfer,
-                effect,
-                payload_len,
-            })
+            Some(file.read(*transfer, max_len, read_chunk, false))
         });
-        file.or_else(|| {
+        let string = || {
             self.strings.iter().find_map(|(transfer, wanted)| {
                 wanted.map(|frame_len| Piece::String {
                     transfer: *transfer,
                     frame_len,
                 })
             })
-        })
+        };
+        let ahead = || {
+            if !read_ahead || self.outgoing.values().any(|f| f.ahead.is_some()) {
+                return None;
+            }
+            self.outgoing.iter().find_map(|(transfer, file)| {
+                file.may_read_ahead()
+                    .then(|| file.read(*transfer, file.chunk_max, read_chunk, true))
+            })
+        };
+        file.or_else(string).or_else(ahead)
     }
 
     /// `transfer`'s end is being sent.
@@ -418,21 +468,49 @@ impl Transfers {
     }
 
     /// A chunk read of `transfer` returned `data` (`Err`: why the file cannot be sent on). On
-    /// `Ok` the chunk is accounted as sent; on `Err` the transfer must be finished early. The
-    /// read's charge on the output gate, `None` for a transfer that is gone.
+    /// `Ok` the chunk is accounted as read; on `Err` the transfer must be finished early (at
+    /// once when the connection asked for the chunk, else on its next ask). The read's charge
+    /// on the output gate and whether the connection asked for the chunk (else it was read
+    /// ahead, and is still wanted by nobody); `None` for a transfer that is gone.
     pub(crate) fn chunk_read(
         &mut self,
         transfer: TransferId,
         data: Result<usize, SendFailure>,
-    ) -> Option<u64> {
+    ) -> Option<(u64, bool)> {
         let file = self.outgoing.get_mut(&transfer)?;
         let charge = file.reading.take().unwrap_or(0);
-        file.wanted = None;
+        let asked = file.wanted.take().is_some();
         match data {
             Ok(len) => file.offset += len as u64,
             Err(failure) => file.failed = Some(failure),
         }
-        Some(charge)
+        Some((charge, asked))
+    }
+
+    /// The chunk read ahead for `transfer` is sealed: kept, with its `charge` on the output
+    /// gate, until the connection asks for it. `false` (and nothing kept) for a transfer that
+    /// is gone.
+    pub(crate) fn sealed_ahead(
+        &mut self,
+        transfer: TransferId,
+        sealed: SealedChunk,
+        charge: u64,
+    ) -> bool {
+        match self.outgoing.get_mut(&transfer) {
+            Some(file) => {
+                file.ahead = Some((sealed, charge));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The chunk sealed ahead for `transfer`, now asked for, and its charge on the output gate.
+    pub(crate) fn take_sealed(&mut self, transfer: TransferId) -> Option<(SealedChunk, u64)> {
+        let file = self.outgoing.get_mut(&transfer)?;
+        let ahead = file.ahead.take()?;
+        file.wanted = None;
+        Some(ahead)
     }
 
     /// `transfer` ended (`failure`: as the connection reports it); `None` for an unknown one.
@@ -447,6 +525,7 @@ impl Transfers {
             path: file.path,
             failure: file.failed.or(failure),
             read_held: file.reading.unwrap_or(0),
+            sealed_held: file.ahead.map_or(0, |(_, charge)| charge),
         })
     }
 
@@ -677,7 +756,7 @@ mod tests {
         let transfer = TransferId(3);
         let file = path("/queue/cluster/w1/p.zip");
         t.send(transfer, file.clone(), 10);
-        assert_eq!(t.next_piece(4), None, "nothing asked yet");
+        assert_eq!(t.next_piece(4, false), None, "nothing asked yet");
         t.wanted(transfer, 100);
         let read = Piece::Read {
             transfer,
@@ -687,41 +766,140 @@ mod tests {
                 len: 4,
             },
             payload_len: file.as_str().len() + 1 + 4,
+            ahead: false,
         };
         assert_eq!(
-            t.next_piece(4),
+            t.next_piece(4, false),
             Some(read.clone()),
             "asking twice is no change"
         );
-        assert_eq!(t.next_piece(4), Some(read));
+        assert_eq!(t.next_piece(4, false), Some(read));
         t.reading(transfer, 77);
         t.wanted(transfer, 100);
-        assert_eq!(t.next_piece(4), None, "one read at a time");
-        assert_eq!(t.chunk_read(transfer, Ok(10)), Some(77));
+        assert_eq!(t.next_piece(4, false), None, "one read at a time");
+        assert_eq!(t.chunk_read(transfer, Ok(10)), Some((77, true)));
         t.wanted(transfer, 100);
-        assert_eq!(t.next_piece(4), Some(Piece::Finish(transfer)));
+        assert_eq!(t.next_piece(4, false), Some(Piece::Finish(transfer)));
         t.finishing(transfer);
-        assert_eq!(t.next_piece(4), None);
+        assert_eq!(t.next_piece(4, false), None);
         assert_eq!(
             t.sent(transfer, None),
             Some(SentFile {
                 path: file,
                 failure: None,
-                read_held: 0
+                read_held: 0,
+                sealed_held: 0
             })
         );
         // A string's piece is wanted until it is sent.
         t.send_string(TransferId(4));
-        assert_eq!(t.next_piece(4), None);
+        assert_eq!(t.next_piece(4, false), None);
         t.string_wanted(TransferId(4), 99);
         let piece = Piece::String {
             transfer: TransferId(4),
             frame_len: 99,
         };
-        assert_eq!(t.next_piece(4), Some(piece));
+        assert_eq!(t.next_piece(4, false), Some(piece));
         t.string_piece_sent(TransferId(4));
-        assert_eq!(t.next_piece(4), None);
+        assert_eq!(t.next_piece(4, false), None);
         assert!(t.string_ended(TransferId(4)));
+    }
+
+    /// A chunk sealed by a connection sending `path` (its first transfer).
+    fn sealed(path: &InstallPath, data: &[u8]) -> SealedChunk {
+        use wazuh_cluster_protocol::connection::{Connection, ConnectionConfig, Side, WallClock};
+        use wazuh_cluster_protocol::profile::Profile;
+        use wazuh_cluster_protocol::rng::Rng;
+        let now = origin();
+        let config = ConnectionConfig::new(Profile::V3_9, None, WallClock::new(now, 0));
+        let mut conn = Connection::new(config, Side::Client, Rng::from_seed(1), now);
+        let transfer = conn.send_file(now, path.as_str().as_bytes()).unwrap();
+        conn.seal_chunk(now, transfer, data).unwrap()
+    }
+
+    #[test]
+    fn a_files_next_chunk_is_read_ahead_once_one_went_and_sent_sealed_when_asked() {
+        let mut t = Transfers::default();
+        let (transfer, other) = (TransferId(0), TransferId(1));
+        let file = path("/queue/cluster/w1/p.zip");
+        t.send(transfer, file.clone(), 10);
+        t.send(other, path("/queue/cluster/w1/q.zip"), 10);
+        // Nothing went yet: the first chunk of a file is read when asked for.
+        assert_eq!(t.next_piece(4, true), None);
+        t.wanted(transfer, 4);
+        t.reading(transfer, 50);
+        assert_eq!(t.chunk_read(transfer, Ok(4)), Some((50, true)));
+        let ahead = |offset, len| Piece::Read {
+            transfer,
+            effect: Effect::ReadChunk {
+                path: file.clone(),
+                offset,
+                len,
+            },
+            payload_len: file.as_str().len() + 1 + len,
+            ahead: true,
+        };
+        assert_eq!(t.next_piece(4, false), None, "only when allowed");
+        assert_eq!(t.next_piece(4, true), Some(ahead(4, 4)));
+        t.reading(transfer, 60);
+        assert_eq!(t.next_piece(4, true), None, "one read at a time");
+        // Not asked for when read: kept sealed. The other file gets no chunk ahead meanwhile.
+        assert_eq!(t.chunk_read(transfer, Ok(4)), Some((60, false)));
+        assert!(t.sealed_ahead(transfer, sealed(&file, b"abcd"), 60));
+        t.wanted(other, 4);
+        t.reading(other, 70);
+        t.chunk_read(other, Ok(4));
+        assert_eq!(
+            t.next_piece(4, true),
+            None,
+            "one chunk sealed ahead per link"
+        );
+        t.wanted(transfer, 4);
+        assert_eq!(t.next_piece(4, true), Some(Piece::Sealed(transfer)));
+        let (chunk, charge) = t.take_sealed(transfer).unwrap();
+        assert_eq!((chunk.chunk_len(), charge), (4, 60));
+        assert_eq!(t.next_piece(4, false), None, "no longer asked for");
+        // The last 2 bytes are read ahead too; a file sent whole has nothing to read ahead.
+        assert_eq!(t.next_piece(4, true), Some(ahead(8, 2)));
+        t.reading(transfer, 80);
+        t.chunk_read(transfer, Ok(2));
+        assert!(t.sealed_ahead(transfer, sealed(&file, b"ef"), 80));
+        t.wanted(transfer, 4);
+        t.take_sealed(transfer);
+        assert!(matches!(
+            t.next_piece(4, true),
+            Some(Piece::Read { transfer: t, ahead: true, .. }) if t == other
+        ));
+        // A chunk sealed ahead and never asked for is given back with the transfer's end.
+        t.reading(other, 90);
+        t.chunk_read(other, Ok(4));
+        assert!(t.sealed_ahead(other, sealed(&file, b"wxyz"), 90));
+        let sent = t
+            .sent(other, Some(SendFailure::Refused("err".into())))
+            .unwrap();
+        assert_eq!((sent.read_held, sent.sealed_held), (0, 90));
+    }
+
+    #[test]
+    fn a_read_ahead_that_fails_ends_the_transfer_when_the_next_chunk_is_asked_for() {
+        let mut t = Transfers::default();
+        let transfer = TransferId(0);
+        t.send(transfer, path("/queue/cluster/w1/p.zip"), 10);
+        t.wanted(transfer, 4);
+        t.reading(transfer, 50);
+        t.chunk_read(transfer, Ok(4));
+        t.reading(transfer, 50);
+        assert_eq!(
+            t.chunk_read(transfer, Err(SendFailure::ShortFile)),
+            Some((50, false))
+        );
+        assert_eq!(t.next_piece(4, true), None, "not before it is asked for");
+        t.wanted(transfer, 4);
+        assert_eq!(t.next_piece(4, true), Some(Piece::Finish(transfer)));
+        assert_eq!(
+            t.sent(transfer, None).and_then(|s| s.failure),
+            Some(SendFailure::ShortFile)
+        );
     }
 
     #[test]
