@@ -605,13 +605,7 @@ impl Connection {
         transfer: TransferId,
         data: &[u8],
     ) -> Result<SealedChunk, FileChunkError> {
-        if self.closed {
-            return Err(FileChunkError::Closed);
-        }
-        let file = self
-            .outgoing_files
-            .get(&transfer)
-            .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
+        let file = self.open_outgoing_file(transfer)?;
         if file.ending {
             return Err(FileChunkError::NotWaitingForChunk(transfer.0));
         }
@@ -1031,14 +1025,18 @@ impl Connection {
         HEADER_LEN.saturating_add(body)
     }
 
-    fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
+    /// Outgoing file `transfer` of a connection still open.
+    fn open_outgoing_file(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
         if self.closed {
             return Err(FileChunkError::Closed);
         }
-        let file = self
-            .outgoing_files
+        self.outgoing_files
             .get(&transfer)
-            .ok_or(FileChunkError::UnknownTransfer(transfer.0))?;
+            .ok_or(FileChunkError::UnknownTransfer(transfer.0))
+    }
+
+    fn file_wanting_chunk(&self, transfer: TransferId) -> Result<&OutgoingFile, FileChunkError> {
+        let file = self.open_outgoing_file(transfer)?;
         if !file.wanting {
             return Err(FileChunkError::NotWaitingForChunk(transfer.0));
         }
