@@ -7,24 +7,34 @@
 //! ~17 ms for one `syncfs` after the same writes (the device writes everything in one go and
 //! flushes once; measured with the same files both ways, three times each). A `syncfs` also
 //! writes every other unwritten page of the file system, so it pays only while there is little
-//! of it: the batch switches to it from [`WHOLE_FS_FROM`] files on, and at the barrier it is
-//! taken only when the system's unwritten bytes (`Dirty` + `Writeback` of `/proc/meminfo`, every
-//! file system's: an over-estimate) minus the batch's own are at most [`FOREIGN_BASE`] plus
-//! [`FOREIGN_PER_FILE`] per file it replaces the `fsync` of (what one `fsync` costs here in
-//! device time, converted at the disk's sequential speed: ~75 µs at ~450 MB/s). Otherwise the
-//! files are reopened by name and `fsync`ed side by side, as before.
+//! of it: it is taken only when the system's unwritten bytes (`Dirty` + `Writeback` of
+//! `/proc/meminfo`, every file system's: an over-estimate) minus the batch's own are at most
+//! [`FOREIGN_BASE`] plus [`FOREIGN_PER_FILE`] per file it replaces the `fsync` of (what one
+//! `fsync` costs here in device time, converted at the disk's sequential speed: ~75 µs at
+//! ~450 MB/s).
+//!
+//! When: with the batch's size told up front ([`Storage::expect_deferred`], as the apply does),
+//! the choice is made at its first file: the whole batch waits for the `syncfs` when that pays
+//! then, else every file gets its `fsync` on the pool while the next ones are staged, as
+//! before. Without it, the first [`WHOLE_FS_FROM`] files go to the pool and the rest wait for
+//! the barrier. Either way, the rule is checked again at the barrier (other data may have
+//! become unwritten meanwhile); when it no longer holds, the waiting files are reopened by name
+//! and `fsync`ed side by side.
 //!
 //! Errors: `syncfs` reports a writeback error of its file system that happened since the
 //! descriptor it is given was opened (Linux 5.8 on). It is given the descriptor of a directory
 //! of the batch, opened before any of the batch's files in it were written, so an error in
 //! writing them back is reported; an error of another file since then fails the batch too (it
 //! is retried at the next round), never the other way round.
+//!
+//! [`Storage::expect_deferred`]: wazuh_cluster_sync::integrity::storage::Storage::expect_deferred
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-/// Files in a batch from which the rest of it waits for one `syncfs` instead of an `fsync` each.
+/// Files in a batch of unknown size from which the rest of it waits for one `syncfs` instead of
+/// an `fsync` each.
 pub const WHOLE_FS_FROM: usize = 32;
 
 /// Other unwritten bytes a `syncfs` may always take along (~35 ms of this disk).
@@ -38,26 +48,37 @@ pub const FOREIGN_PER_FILE: u64 = 32 << 10;
 pub enum BatchBarrier {
     /// An `fsync` per file, always.
     PerFile,
-    /// From [`WHOLE_FS_FROM`] files on, one `syncfs` when the system's other unwritten data is
-    /// small enough (see the [module documentation](self)); the default.
+    /// One `syncfs` for the files past the first [`WHOLE_FS_FROM`] (all of them when the size
+    /// was told up front and is at least that) when the system's other unwritten data is small
+    /// enough (see the [module documentation](self)); the default.
     Auto,
-    /// From [`WHOLE_FS_FROM`] files on, one `syncfs` whatever else is unwritten (tests, and
-    /// measuring the two ways against each other).
+    /// The same whatever else is unwritten (tests, and measuring the two ways against each
+    /// other).
     WholeFs,
 }
 
-/// How the last deferred batch with files was made durable (its files past the first
-/// [`WHOLE_FS_FROM`], which always get their own `fsync`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BarrierTaken {
-    /// Each file `fsync`ed.
-    PerFile,
-    /// One `syncfs` per file system written to.
-    WholeFs,
+/// How the files of the last deferred batch were made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchDurability {
+    /// Files that got an `fsync` of their own.
+    pub fsynced: usize,
+    /// Files made durable by a `syncfs` of their file system.
+    pub by_syncfs: usize,
 }
 
-/// The part of a batch past [`WHOLE_FS_FROM`] files: closed without an `fsync`, waiting for the
-/// barrier.
+/// How the deferred batch being staged will be made durable.
+#[derive(Debug, Default)]
+pub(crate) enum BatchMode {
+    /// Size unknown: the pool, until [`WHOLE_FS_FROM`] files (the rest wait for the barrier).
+    #[default]
+    Undecided,
+    /// Every file on the pool (decided at the first file, with the size known).
+    Pool,
+    /// Files from `WholeFsPart::from` on wait for the barrier.
+    WholeFs(WholeFsPart),
+}
+
+/// The files of a batch that wait for the barrier, closed without an `fsync`.
 #[derive(Debug, Default)]
 pub(crate) struct WholeFsPart {
     /// Index in the batch of its first file.

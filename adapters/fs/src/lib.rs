@@ -54,12 +54,12 @@
 //! flushes and, on a journalled file system, the journal commit, and their waits overlap the
 //! staging instead of following it. [`Storage::sync_deferred`] waits for the last of them (a file
 //! no thread took is reopened by name from its directory descriptor, `O_NOFOLLOW`, and synced
-//! then). From [`WHOLE_FS_FROM`] files on, a batch stops handing files to the threads: they are
-//! closed, and at the barrier one `syncfs` of each file system they are on makes them all
-//! durable, when the system's other unwritten data is small enough for that to pay (otherwise
-//! they are reopened by name and `fsync`ed side by side): one device flush instead of one per
-//! file, 1,000 files of 4 KiB ~17 ms instead of ~75 ms here ([`BatchBarrier`], the rule and
-//! the figures in [`batch_barrier`]). Only then are the files renamed, in commit order, and each
+//! then). A batch of many files skips the threads when the system has little else unwritten:
+//! its files are closed, and one `syncfs` of each file system they are on makes them all
+//! durable at the barrier (one device flush instead of one per file: 1,000 files of 4 KiB
+//! ~17 ms instead of ~75 ms here); the apply tells the batch's size up front
+//! ([`Storage::expect_deferred`]), so the choice is made at its first file ([`BatchBarrier`],
+//! the rule and the figures in [`batch_barrier`]). Only then are the files renamed, in commit order, and each
 //! directory `fsync`ed once.
 //! No file is renamed before its data is durable, so a crash still leaves every target old or
 //! new. At most [`MAX_DEFERRED`] commits wait; the next one syncs the batch first. A storage
@@ -108,7 +108,7 @@ pub mod owner;
 mod sync_pool;
 
 pub use batch_barrier::{
-    BarrierTaken, BatchBarrier, FOREIGN_BASE, FOREIGN_PER_FILE, WHOLE_FS_FROM,
+    BatchBarrier, BatchDurability, FOREIGN_BASE, FOREIGN_PER_FILE, WHOLE_FS_FROM,
 };
 pub use owner::Owner;
 
@@ -118,7 +118,7 @@ use wazuh_cluster_sync::integrity::storage::{
     Timestamp, WriteId,
 };
 
-use crate::batch_barrier::{WholeFsPart, unwritten_bytes};
+use crate::batch_barrier::{BatchMode, WholeFsPart, unwritten_bytes};
 use crate::confine::{ConfinedRoot, dir_flags, open_child_dir};
 use crate::errno::{error, io_error};
 
@@ -330,10 +330,12 @@ pub struct FsStorage {
     pool: Option<SyncPool>,
     /// How batches are made durable ([`BatchBarrier::Auto`] by default).
     barrier: BatchBarrier,
-    /// The deferred batch's files past [`WHOLE_FS_FROM`], when they wait for a `syncfs`.
-    whole_fs: Option<WholeFsPart>,
-    /// How the last batch's files past [`WHOLE_FS_FROM`] were made durable.
-    last_barrier: Option<BarrierTaken>,
+    /// How the deferred batch being staged will be made durable.
+    batch_mode: BatchMode,
+    /// Files the next batch will have ([`Storage::expect_deferred`]).
+    expected: Option<usize>,
+    /// How the last batch's files were made durable.
+    last_durability: Option<BatchDurability>,
     /// Directories that deferred removals changed (one path inside each, for messages), to sync
     /// in [`Storage::sync_deferred`].
     removed_dirs: BTreeMap<InstallPath, (InstallPath, Rc<OwnedFd>)>,
@@ -357,8 +359,9 @@ impl FsStorage {
             deferred: Vec::new(),
             pool: None,
             barrier: BatchBarrier::Auto,
-            whole_fs: None,
-            last_barrier: None,
+            batch_mode: BatchMode::Undecided,
+            expected: None,
+            last_durability: None,
             removed_dirs: BTreeMap::new(),
             max_deferred: MAX_DEFERRED,
             next_write: 1,
@@ -380,16 +383,37 @@ impl FsStorage {
         self.max_deferred = max.max(1);
     }
 
-    /// Sets how deferred batches of [`WHOLE_FS_FROM`] files or more are made durable
-    /// ([`BatchBarrier::Auto`] by default; see the crate docs).
+    /// Sets how deferred batches are made durable ([`BatchBarrier::Auto`] by default; see the
+    /// crate docs).
     pub fn set_batch_barrier(&mut self, barrier: BatchBarrier) {
         self.barrier = barrier;
     }
 
-    /// How the last deferred batch of more than [`WHOLE_FS_FROM`] files had its files past the
-    /// first [`WHOLE_FS_FROM`] made durable; `None` before any.
-    pub fn last_batch_barrier(&self) -> Option<BarrierTaken> {
-        self.last_barrier
+    /// How the files of the last deferred batch were made durable; `None` before any.
+    pub fn last_batch_durability(&self) -> Option<BatchDurability> {
+        self.last_durability
+    }
+
+    /// The mode of a batch starting now: decided from its size when it was told, and from what
+    /// else is unwritten.
+    fn new_batch_mode(&mut self) -> BatchMode {
+        let Some(files) = self.expected.take() else {
+            return BatchMode::Undecided;
+        };
+        let part = WholeFsPart::starting_at(0);
+        let pays = match self.barrier {
+            BatchBarrier::PerFile => false,
+            BatchBarrier::WholeFs => files >= WHOLE_FS_FROM,
+            BatchBarrier::Auto => {
+                files >= WHOLE_FS_FROM
+                    && unwritten_bytes().is_some_and(|unwritten| part.pays(files, unwritten))
+            }
+        };
+        if pays {
+            BatchMode::WholeFs(part)
+        } else {
+            BatchMode::Pool
+        }
     }
 
     /// The owner given to what this storage writes (see [`FsStorage::set_owner`]).
@@ -941,16 +965,16 @@ impl Storage for FsStorage {
         }
         if self.deferred.is_empty() {
             self.pool = Some(SyncPool::start());
-            self.whole_fs = None;
+            self.batch_mode = self.new_batch_mode();
         }
         let index = self.deferred.len();
-        if self.whole_fs.is_none()
+        if matches!(self.batch_mode, BatchMode::Undecided)
             && self.barrier != BatchBarrier::PerFile
             && index >= WHOLE_FS_FROM
         {
-            self.whole_fs = Some(WholeFsPart::starting_at(index));
+            self.batch_mode = BatchMode::WholeFs(WholeFsPart::starting_at(index));
         }
-        if let Some(part) = &mut self.whole_fs {
+        if let BatchMode::WholeFs(part) = &mut self.batch_mode {
             // Closed now (the data stays in the page cache); the batch's barrier makes it
             // durable: a `syncfs` of its file system, or an `fsync` by name.
             let dev = match rustix::fs::fstat(&file) {
@@ -972,7 +996,13 @@ impl Storage for FsStorage {
         Ok(())
     }
 
+    fn expect_deferred(&mut self, files: usize) {
+        self.expected = Some(files);
+    }
+
     fn sync_deferred(&mut self) -> Result<(), StorageError> {
+        // A size told for commits that never came is not the next batch's.
+        self.expected = None;
         // 0. The removals, each directory once, before any rename (the files of dropped agents
         //    must be gone for good before the `client.keys` that drops them lands).
         for (path, dir) in std::mem::take(&mut self.removed_dirs).values() {
@@ -980,7 +1010,7 @@ impl Storage for FsStorage {
                 // Not known removed for good: nothing of the batch may land after it.
                 let batch = std::mem::take(&mut self.deferred);
                 self.finish_pool(&batch);
-                self.whole_fs = None;
+                self.batch_mode = BatchMode::Undecided;
                 for deferred in batch {
                     deferred.discard();
                 }
@@ -996,14 +1026,20 @@ impl Storage for FsStorage {
         // 1. The data of every file, side by side, before any rename: a renamed file must never
         //    be torn. Most were synced by the pool while the batch was staged; the others (no
         //    thread took them) are reopened by name and synced now.
-        //    Past WHOLE_FS_FROM files, one `syncfs` per file system when it pays (see
-        //    `batch_barrier`).
+        //    The files waiting for the barrier: one `syncfs` per file system when it still
+        //    pays (see `batch_barrier`), else by name with the others.
         let mut synced = self.finish_pool(&batch);
-        let whole_fs = self.whole_fs.take().filter(|part| {
+        let mode = std::mem::take(&mut self.batch_mode);
+        let whole_fs = match mode {
+            BatchMode::WholeFs(part) => Some(part),
+            BatchMode::Undecided | BatchMode::Pool => None,
+        }
+        .filter(|part| {
             let files = batch.len() - part.from;
             self.barrier == BatchBarrier::WholeFs
                 || unwritten_bytes().is_some_and(|unwritten| part.pays(files, unwritten))
         });
+        let mut durability = BatchDurability::default();
         if let Some(part) = &whole_fs {
             let result = part
                 .file_systems
@@ -1013,10 +1049,10 @@ impl Storage for FsStorage {
             for slot in &mut synced[part.from..] {
                 *slot = Some(result.clone());
             }
-            self.last_barrier = Some(BarrierTaken::WholeFs);
-        } else if batch.len() > WHOLE_FS_FROM {
-            self.last_barrier = Some(BarrierTaken::PerFile);
+            durability.by_syncfs = batch.len() - part.from;
         }
+        durability.fsynced = batch.len() - durability.by_syncfs;
+        self.last_durability = Some(durability);
         let left: Vec<usize> = (0..batch.len()).filter(|&i| synced[i].is_none()).collect();
         let jobs: Vec<SyncJob<'_>> = left.iter().map(|&i| batch[i].sync_job()).collect();
         for (i, result) in left.iter().zip(fsync_all(&jobs)) {

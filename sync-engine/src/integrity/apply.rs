@@ -716,6 +716,7 @@ fn write_all<R: Read + Seek, S: Storage + ?Sized>(
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
     let mut dirs = BTreeSet::new();
+    storage.expect_deferred(writes.len());
     for write in writes {
         if let Some(parent) = write.target.parent() {
             ensure_dir(storage, &parent, &mut dirs).map_err(ApplyError::Storage)?;

@@ -399,6 +399,14 @@ pub trait Storage {
         self.commit_write(id, attrs)
     }
 
+    /// A hint that about `files` deferred commits follow before the next
+    /// [`Storage::sync_deferred`], so that a storage can choose from the first one how to make
+    /// them durable together (one barrier for many files, or a sync each). Changes nothing a
+    /// caller can observe; the default ignores it.
+    fn expect_deferred(&mut self, files: usize) {
+        let _ = files;
+    }
+
     /// Makes every deferred removal durable, then puts every deferred commit in place, in the
     /// order they were made, and makes them durable (file data and directory entries): once it
     /// returns `Ok`, every deferred target holds its new content and every deferred removal stays

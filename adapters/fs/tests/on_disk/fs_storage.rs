@@ -4,7 +4,9 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use wazuh_cluster_fs::{BarrierTaken, BatchBarrier, FsStorage, Owner, SYNC_QUEUED, WHOLE_FS_FROM};
+use wazuh_cluster_fs::{
+    BatchBarrier, BatchDurability, FsStorage, Owner, SYNC_QUEUED, WHOLE_FS_FROM,
+};
 use wazuh_cluster_sync::integrity::storage::contract::{
     deferred_failure_suite, storage_contract_suite, symlink_contract_suite,
 };
@@ -293,12 +295,13 @@ fn deferred_commits_are_synced_in_bounded_batches() {
     }
 }
 
-/// A batch larger than [`WHOLE_FS_FROM`] files in two directories: its first files get their own
-/// `fsync`, the rest wait for one `syncfs`; every file lands with its content and attributes,
-/// no staged file is left, and the storage says which barrier it took. A batch as small as
-/// [`WHOLE_FS_FROM`] never takes the file-system-wide one.
+/// Batches in two directories, with each barrier: every file lands with its content and mode,
+/// no staged file is left, and the storage says how each file was made durable. Forced to
+/// `syncfs`, a batch of unknown size gives its first [`WHOLE_FS_FROM`] files an `fsync` each and
+/// the rest wait for the `syncfs`; one whose size was told up front (as the apply does) waits
+/// whole; a batch smaller than [`WHOLE_FS_FROM`] never takes the `syncfs`.
 #[test]
-fn a_large_batch_lands_whole_with_either_barrier() {
+fn large_batches_land_whole_with_either_barrier() {
     for barrier in [BatchBarrier::WholeFs, BatchBarrier::PerFile] {
         let root = ScratchDir::new("fs-storage");
         for dir in ["etc/lists", "etc/rules"] {
@@ -306,31 +309,49 @@ fn a_large_batch_lands_whole_with_either_barrier() {
         }
         let mut storage = FsStorage::new(root.path()).unwrap();
         storage.set_batch_barrier(barrier);
-        let commit = |storage: &mut FsStorage, path: &str| {
-            let id = storage.begin_write(&p(path)).unwrap();
-            storage.append(id, path.as_bytes()).unwrap();
-            storage.commit_write_deferred(id, &attrs(0o640)).unwrap();
+        let mut written = 0;
+        let mut batch = |storage: &mut FsStorage, files: usize, told: bool| {
+            if told {
+                storage.expect_deferred(files);
+            }
+            for _ in 0..files {
+                let dir = if written % 2 == 0 { "lists" } else { "rules" };
+                let path = format!("/etc/{dir}/l{written:04}");
+                let id = storage.begin_write(&p(&path)).unwrap();
+                storage.append(id, path.as_bytes()).unwrap();
+                storage.commit_write_deferred(id, &attrs(0o640)).unwrap();
+                written += 1;
+            }
+            storage.sync_deferred().unwrap();
+            storage.last_batch_durability().unwrap()
         };
-        for i in 0..WHOLE_FS_FROM {
-            commit(&mut storage, &format!("/etc/lists/small{i:03}"));
-        }
-        storage.sync_deferred().unwrap();
-        assert_eq!(storage.last_batch_barrier(), None, "{barrier:?}");
-
-        let total = 3 * WHOLE_FS_FROM;
-        for i in 0..total {
-            let dir = if i % 2 == 0 { "lists" } else { "rules" };
-            commit(&mut storage, &format!("/etc/{dir}/l{i:03}"));
-        }
-        storage.sync_deferred().unwrap();
-        let expected = match barrier {
-            BatchBarrier::PerFile => BarrierTaken::PerFile,
-            _ => BarrierTaken::WholeFs,
-        };
-        assert_eq!(storage.last_batch_barrier(), Some(expected));
+        let whole = barrier == BatchBarrier::WholeFs;
+        let durability = |fsynced: usize, by_syncfs: usize| BatchDurability { fsynced, by_syncfs };
+        let small = WHOLE_FS_FROM - 1;
+        assert_eq!(batch(&mut storage, small, true), durability(small, 0));
+        assert_eq!(batch(&mut storage, small, false), durability(small, 0));
+        let large = 3 * WHOLE_FS_FROM;
+        assert_eq!(
+            batch(&mut storage, large, false),
+            if whole {
+                durability(WHOLE_FS_FROM, large - WHOLE_FS_FROM)
+            } else {
+                durability(large, 0)
+            },
+            "{barrier:?}, size unknown"
+        );
+        assert_eq!(
+            batch(&mut storage, large, true),
+            if whole {
+                durability(0, large)
+            } else {
+                durability(large, 0)
+            },
+            "{barrier:?}, size told"
+        );
         let lists = names_in(root.path(), "etc/lists");
         let rules = names_in(root.path(), "etc/rules");
-        assert_eq!(lists.len() + rules.len(), WHOLE_FS_FROM + total);
+        assert_eq!(lists.len() + rules.len(), written);
         for (dir, name) in lists
             .iter()
             .map(|n| ("lists", n))
@@ -343,6 +364,29 @@ fn a_large_batch_lands_whole_with_either_barrier() {
             assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o7777, 0o640);
         }
     }
+}
+
+/// A size told for commits that never came (an apply with nothing to write) is forgotten at the
+/// sync: the next batch, of one file, gets its own `fsync`.
+#[test]
+fn a_size_told_for_nothing_is_not_the_next_batchs() {
+    let root = ScratchDir::new("fs-storage");
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let mut storage = FsStorage::new(root.path()).unwrap();
+    storage.set_batch_barrier(BatchBarrier::WholeFs);
+    storage.expect_deferred(1_000);
+    storage.sync_deferred().unwrap();
+    let id = storage.begin_write(&p("/etc/one")).unwrap();
+    storage.append(id, b"1").unwrap();
+    storage.commit_write_deferred(id, &attrs(0o640)).unwrap();
+    storage.sync_deferred().unwrap();
+    assert_eq!(
+        storage.last_batch_durability(),
+        Some(BatchDurability {
+            fsynced: 1,
+            by_syncfs: 0
+        })
+    );
 }
 
 /// While a deferred removal waits for its directory sync, no deferred commit is put in place,
