@@ -178,8 +178,9 @@ fn chunks_sealed_ahead_go_on_the_wire_as_chunks_sealed_when_asked() {
     };
     let (ahead, early) = run(true);
     let (asked, late) = run(false);
-    // 5 chunks: the 4 after the first are read ahead.
-    assert_eq!((early, late), (4, 0));
+    // 8 chunks (512 KiB, 512 KiB, 1, 2, 4, then 5 MiB: see `package_chunks_go_one_per_round_
+    // trip_by_default`): the 7 after the first are read ahead.
+    assert_eq!((early, late), (7, 0));
     assert!(ahead.len() > 20);
     assert!(ahead == asked, "the bytes on the wire differ");
 }
@@ -188,8 +189,10 @@ fn chunks_sealed_ahead_go_on_the_wire_as_chunks_sealed_when_asked() {
 /// drop a link whose chunks arrive back to back (PROTOCOL.md §1.4).
 #[test]
 fn package_chunks_go_one_per_round_trip_by_default() {
-    // 22 MiB plus the package overhead in chunks of request_chunk minus the path and a space.
-    assert_eq!(chunks_in_flight_sending_a_big_package(None), (5, 1));
+    // 22 MiB plus the package overhead in chunks growing from 512 KiB (512 KiB, 512 KiB, 1 MiB,
+    // 2 MiB, 4 MiB: 8 MiB) up to request_chunk minus the path and a space (twice 5 MiB, and the
+    // rest).
+    assert_eq!(chunks_in_flight_sending_a_big_package(None), (8, 1));
 }
 
 /// With a window of two request chunks (`node --pipelined-chunks 2`) the next chunk leaves

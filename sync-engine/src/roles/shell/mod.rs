@@ -88,7 +88,7 @@ use disk::{AfterDisk, DiskQueue};
 use links::{Links, link_memory};
 use peer::Peer;
 pub(crate) use transfers::Ended;
-use transfers::{FileStep, Piece, SentFile, Transfers};
+use transfers::{ChunkSizing, FileStep, Piece, SentFile, Transfers};
 
 use super::config::NodeConfig;
 use super::effects::{Effect, EffectOutput, EffectResult, IncomingFileId};
@@ -1197,8 +1197,14 @@ impl Shell {
     /// be read and sealed ahead (see [`NodeLimits::seal_chunks_ahead`](super::NodeLimits)).
     fn resume_sends(&mut self, now: Instant, peer: PeerId) {
         let limit = self.config.limits.max_queued_output;
-        let read_chunk = self.config.limits.read_chunk.max(1);
         let seal_ahead = self.config.limits.seal_chunks_ahead;
+        // Growing chunks shorten the ends of a stop-and-wait transfer; a window of several
+        // chunks in flight overlaps the two sides already. Not tied to sealing ahead, so that
+        // sealing ahead or not sends the same bytes.
+        let sizing = ChunkSizing {
+            read_chunk: self.config.limits.read_chunk.max(1),
+            growing: self.config.connection.file_window == 0,
+        };
         loop {
             let Some(p) = self.peers.get_mut(&peer) else {
                 self.gate.forget(peer);
@@ -1207,10 +1213,7 @@ impl Shell {
             // Paused by its own bound: its own written reports resume it. One chunk sealed
             // ahead per link at most.
             let piece = (p.queued < limit)
-                .then(|| {
-                    p.transfers
-                        .next_piece(read_chunk, seal_ahead && p.sealed == 0)
-                })
+                .then(|| p.transfers.next_piece(sizing, seal_ahead && p.sealed == 0))
                 .flatten();
             // One piece of a link at a time on its way to the kernel: the next is read and
             // sealed while this one crosses the link and the peer answers it (pipelined), but a
