@@ -80,11 +80,28 @@ fn verify_vectors_open_to_their_source() {
     }
 }
 
-/// `Fernet::decrypt_in_place` of `token`, its plaintext copied out.
+/// `Fernet::decrypt_in_place` of `token`, its plaintext copied out; and the same from an
+/// `Opener` given the token's bytes as they would arrive, cut after every byte and in one piece,
+/// which must agree.
 fn open_in_place(case: &Value, token: &[u8]) -> Result<Vec<u8>, FernetError> {
+    let fernet = fernet_of(case);
     let mut buf = token.to_vec();
-    let range = fernet_of(case).decrypt_in_place(&mut buf)?;
-    Ok(buf[range].to_vec())
+    let whole = fernet
+        .decrypt_in_place(&mut buf)
+        .map(|range| buf[range].to_vec());
+    for step in [1, token.len()] {
+        let mut buf = token.to_vec();
+        let mut opener = fernet.opener(token.len());
+        for received in (step..token.len()).step_by(step) {
+            opener.advance(&mut buf[..received]);
+        }
+        let opened = opener.finish(&mut buf).map(|range| buf[range].to_vec());
+        assert_eq!(
+            opened, whole,
+            "opened as it arrives, {step} byte(s) at a time"
+        );
+    }
+    whole
 }
 
 #[test]

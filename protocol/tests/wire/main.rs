@@ -5,6 +5,7 @@
 //! One test binary with a module per former test file: each binary links the crate and its
 //! dependencies, so fewer binaries make a cold `cargo test` faster.
 
+mod fernet_opener;
 mod fernet_spec;
 mod frame_proptest;
 mod frame_vectors;

@@ -33,6 +33,9 @@ use sha2::Sha256;
 
 use crate::key::ClusterKey;
 
+mod opener;
+pub use opener::Opener;
+
 /// The version byte every Fernet token starts with.
 const VERSION: u8 = 0x80;
 /// Version (1) + timestamp (8) + IV (16).
