@@ -145,7 +145,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use error::TransmitQueueFull;
 
-use crate::fernet::{Fernet, token_len};
+use crate::fernet::{Fernet, Opener, token_len};
 use crate::frame::{Command, FrameDecoder, FrameError, HEADER_LEN, encode_header, header_bytes};
 use crate::message::{text, unknown_command_text};
 use crate::rng::Rng;
@@ -186,6 +186,8 @@ pub struct Connection {
     keepalive: Keepalive,
     authenticated: bool,
     decrypt_failures: u32,
+    /// The token of the large frame arriving, opened as it comes (see [`Connection::open_ahead`]).
+    opening: Option<Opener>,
     incoming_files: IncomingFiles,
     incoming_strings: IncomingStrings,
     outgoing_files: BTreeMap<TransferId, OutgoingFile>,
@@ -224,6 +226,9 @@ fn append_payload(
 
 /// Largest output buffer a connection keeps between transmits (see [`Connection::poll_transmit`]).
 const RETAINED_TRANSMIT_CAPACITY: usize = 64 * 1024;
+/// Smallest frame payload opened as it arrives (see [`Connection::open_ahead`]): file and
+/// string chunks, not the requests and answers that arrive in one read.
+const OPEN_AHEAD_MIN: usize = 64 * 1024;
 
 /// Stream labels for [`Rng::fork`]: one per use, so adding a use never shifts another's numbers.
 const STREAM_COUNTER: u64 = 1;
@@ -249,6 +254,7 @@ impl Connection {
             keepalive: Keepalive::new(config.keep_alive, config.max_failed_keepalive_attempts),
             authenticated: false,
             decrypt_failures: 0,
+            opening: None,
             incoming_files: IncomingFiles::new(
                 config.max_incoming_files,
                 config.max_file_size,
@@ -823,7 +829,10 @@ impl Connection {
             let budget = self.bound_next_frame();
             match self.decoder.decode_slice(&mut data) {
                 Ok(Some(frame)) => self.on_frame(now, frame),
-                Ok(None) => break,
+                Ok(None) => {
+                    self.open_ahead();
+                    break;
+                }
                 Err(FrameError::PayloadTooLarge { declared, .. })
                     if budget.is_some_and(|(bound, _)| declared <= bound) =>
                 {
@@ -838,6 +847,27 @@ impl Connection {
             }
         }
         self.track_payload(now);
+    }
+
+    /// Opens what arrived of a large frame's token while the rest is on its way.
+    ///
+    /// Why: a file chunk's token is about 7 MB; opened only once whole, its receiver idled while
+    /// it crossed the link and then opened it with the sender waiting for the answer (one chunk
+    /// in flight): about 6 of the 22 ms per 5 MiB chunk of a 500 MiB file. Opened as it comes,
+    /// little is left when its last byte arrives. The frame is handed on only once whole and its
+    /// HMAC checked, exactly as before ([`Opener`] gives what `decrypt_in_place` gives).
+    fn open_ahead(&mut self) {
+        let Some(fernet) = &self.fernet else {
+            return;
+        };
+        let Some((received, declared)) = self.decoder.partial_payload_mut() else {
+            return;
+        };
+        if declared >= OPEN_AHEAD_MIN {
+            self.opening
+                .get_or_insert_with(|| fernet.opener(declared))
+                .advance(received);
+        }
     }
 
     /// Sets the decoder's bound for the next frame header: the configured one (pre-`hello` or

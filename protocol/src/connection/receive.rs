@@ -58,7 +58,13 @@ impl Connection {
                 let mut token = payload
                     .try_into_mut()
                     .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-                match fernet.decrypt_in_place(&mut token) {
+                // A large frame was opened as it arrived (`open_ahead`): the opener is this
+                // frame's, the decoder holding one frame at a time.
+                let opened = match self.opening.take() {
+                    Some(opener) => opener.finish(&mut token),
+                    None => fernet.decrypt_in_place(&mut token),
+                };
+                match opened {
                     Ok(plaintext) => {
                         self.decrypt_failures = 0;
                         token.freeze().slice(plaintext)

@@ -194,3 +194,16 @@ impl Opener {
         Ok(PREFIX_LEN..signed - pad)
     }
 }
+
+/// Where it stands, without the key or the HMAC state.
+impl core::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Opener")
+            .field("token_len", &self.token_len)
+            .field("raw_len", &self.raw_len)
+            .field("chars_done", &self.chars_done)
+            .field("decrypted", &self.decrypted)
+            .field("bad_base64", &self.bad_base64)
+            .finish_non_exhaustive()
+    }
+}

@@ -157,6 +157,19 @@ impl FrameDecoder {
         }
     }
 
+    /// The payload received so far of the frame whose header is parsed and payload incomplete,
+    /// and its declared length. The layer above may work on these bytes in place while the rest
+    /// arrives (the connection opens a large Fernet token as it comes): the frame is handed out
+    /// with them as they are then.
+    pub fn partial_payload_mut(&mut self) -> Option<(&mut [u8], usize)> {
+        match &mut self.state {
+            State::AwaitingPayload {
+                payload, declared, ..
+            } => Some((&mut payload[..], *declared)),
+            State::AwaitingHeader { .. } => None,
+        }
+    }
+
     /// True when a header has been parsed and its payload is not complete yet: the moment a
     /// connection arms its "deliver the declared payload in time" timer.
     #[must_use]

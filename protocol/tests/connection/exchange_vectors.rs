@@ -642,3 +642,55 @@ fn a_claimed_command_the_layer_above_declines_gets_upstreams_unknown_command_rep
     conn.reply_unknown_command(t0, 113, &foo).unwrap();
     assert_eq!(drain(&mut conn), wire(&exchange["replies"][0]["wire_hex"]));
 }
+
+/// A large frame (opened as it arrives, see `Connection::open_ahead`) gives the same events,
+/// answers and failure counts however its bytes are cut: whole, in pieces of a few bytes or of a
+/// few KiB; intact, with one character changed anywhere in its token, or sealed with another key.
+#[test]
+fn a_large_frame_is_judged_the_same_however_it_arrives() {
+    use bytes::BytesMut;
+    use wazuh_cluster_protocol::frame::encode_frame;
+    let t0 = origin();
+    let payload = support::random_bytes(5, 200_000);
+    let good = fernet(CLUSTER_KEY).encrypt(&payload, [4; 16], ORIGIN_UNIX);
+    let mut variants = vec![good.clone()];
+    for at in [
+        0,
+        1,
+        30,
+        40,
+        1_000,
+        good.len() / 2,
+        good.len() - 50,
+        good.len() - 2,
+    ] {
+        let mut token = good.clone();
+        token[at] = if token[at] == b'A' { b'B' } else { b'A' };
+        variants.push(token);
+    }
+    variants.push(fernet("anotherclusterkey0123456789abcde").encrypt(&payload, [4; 16], 1));
+    for token in &variants {
+        let mut frame = BytesMut::new();
+        encode_frame(Profile::V3_9, 7, &Command::ECHO, token, &mut frame).unwrap();
+        let run = |piece: usize| {
+            let mut conn = server(CLUSTER_KEY);
+            conn.set_authenticated(t0);
+            for bytes in frame.chunks(piece) {
+                conn.handle_input(t0, bytes);
+            }
+            (events(&mut conn), drain(&mut conn), conn.decrypt_failures())
+        };
+        let whole = run(frame.len());
+        for piece in [7, 4_096, 65_537] {
+            assert!(run(piece) == whole, "cut in pieces of {piece} bytes");
+        }
+        // The intact token is echoed with the payload; every other one is `err`.
+        let answer = &whole.1[8..20];
+        let expected: &[u8] = if *token == good {
+            b"ok ---------"
+        } else {
+            b"err --------"
+        };
+        assert_eq!(answer, expected);
+    }
+}
