@@ -226,6 +226,13 @@ impl Fernet {
         Ok(PREFIX_LEN..PREFIX_LEN + plaintext_len)
     }
 
+    /// AES-CBC decryption with the IV of `raw`, a decoded token of at least `PREFIX_LEN` bytes.
+    fn cbc_decryptor(&self, raw: &[u8]) -> cbc::Decryptor<Aes128Dec> {
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&raw[9..PREFIX_LEN]);
+        cbc::Decryptor::<Aes128Dec>::inner_iv_init(self.decryptor.clone(), &iv.into())
+    }
+
     /// Checks and decrypts a decoded token in place: version, length, HMAC (constant time, before
     /// the ciphertext is touched), AES-CBC, PKCS#7. The plaintext is left at `raw[PREFIX_LEN..]`;
     /// returns its length.
@@ -248,13 +255,11 @@ impl Fernet {
                 len: ciphertext_len,
             });
         }
-        let mut iv = [0u8; 16];
-        iv.copy_from_slice(&raw[9..PREFIX_LEN]);
-        let plaintext_len =
-            cbc::Decryptor::<Aes128Dec>::inner_iv_init(self.decryptor.clone(), &iv.into())
-                .decrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..PREFIX_LEN + ciphertext_len])
-                .map_err(|_| FernetError::BadPadding)?
-                .len();
+        let plaintext_len = self
+            .cbc_decryptor(raw)
+            .decrypt_padded_mut::<Pkcs7>(&mut raw[PREFIX_LEN..PREFIX_LEN + ciphertext_len])
+            .map_err(|_| FernetError::BadPadding)?
+            .len();
         Ok(plaintext_len)
     }
 }

@@ -17,9 +17,11 @@ use std::ops::Range;
 
 use aes::Aes128Dec;
 use base64_simd::URL_SAFE;
+use cbc::cipher::BlockDecryptMut;
+use cbc::cipher::block_padding::{Padding, Pkcs7};
 use cbc::cipher::consts::U16;
+use cbc::cipher::generic_array::GenericArray;
 use cbc::cipher::inout::InOutBuf;
-use cbc::cipher::{BlockDecryptMut, InnerIvInit};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -133,11 +135,9 @@ impl Opener {
         if self.maced < PREFIX_LEN {
             return;
         }
-        let cbc = self.cbc.get_or_insert_with(|| {
-            let mut iv = [0u8; 16];
-            iv.copy_from_slice(&raw[9..PREFIX_LEN]);
-            cbc::Decryptor::<Aes128Dec>::inner_iv_init(self.fernet.decryptor.clone(), &iv.into())
-        });
+        let cbc = self
+            .cbc
+            .get_or_insert_with(|| self.fernet.cbc_decryptor(raw));
         let end = PREFIX_LEN + (self.maced - PREFIX_LEN) / BLOCK * BLOCK;
         if end > self.decrypted {
             let (blocks, rest) = InOutBuf::from(&mut raw[self.decrypted..end]).into_chunks::<U16>();
@@ -181,17 +181,12 @@ impl Opener {
         self.mac
             .verify_slice(&token[signed..raw_len])
             .map_err(|_| FernetError::BadHmac)?;
-        // PKCS#7: the last block ends in 1..=16 bytes of its own count.
-        let pad = usize::from(token[signed - 1]);
-        if pad == 0
-            || pad > BLOCK
-            || token[signed - pad..signed]
-                .iter()
-                .any(|&b| usize::from(b) != pad)
-        {
-            return Err(FernetError::BadPadding);
-        }
-        Ok(PREFIX_LEN..signed - pad)
+        // PKCS#7 on the last block, as `decrypt_padded_mut` checks it when opened whole.
+        let last_block = GenericArray::from_slice(&token[signed - BLOCK..signed]);
+        let kept = <Pkcs7 as Padding<U16>>::unpad(last_block)
+            .map_err(|_| FernetError::BadPadding)?
+            .len();
+        Ok(PREFIX_LEN..signed - BLOCK + kept)
     }
 }
 

@@ -119,7 +119,7 @@ struct OutgoingFile {
 }
 
 /// The first chunk of a file when chunks grow (see [`ChunkSizing`]).
-pub(crate) const FIRST_CHUNK: usize = 512 << 10;
+const FIRST_CHUNK: usize = 512 << 10;
 
 /// How long the chunks a link reads are: at most `read_chunk` bytes and the connection's
 /// largest; with `growing` (one chunk in flight per file, upstream's way), each chunk at most as
