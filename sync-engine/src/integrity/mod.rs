@@ -10,5 +10,6 @@ pub mod merged;
 pub mod metadata;
 pub mod package;
 pub mod path;
+pub mod spliced_package;
 pub mod staged_package;
 pub mod storage;

@@ -11,6 +11,10 @@
 //! that shrinks meanwhile fails the build, and the caller scans again, as for a file that
 //! vanished; what was copied is what the CRC covers, whatever the file does.
 //!
+//! Large members may also stay in their own files ([`StagedPackage::allow_splices`]): the
+//! package file then holds the rest, and the [`SplicedPackage`] [`StagedPackage::finish`] gives
+//! back reads the whole package (see [`super::spliced_package`]).
+//!
 //! The finished package is committed volatile ([`Storage::commit_write_volatile`]): it is sent
 //! and deleted within seconds, and nothing reads it after a restart (`queue/cluster/` is emptied
 //! at start), so flushing it to the disk would only cost time.
@@ -29,6 +33,7 @@ use super::compare::SyncPlan;
 use super::merged::{MergedError, MergedLimits, merge_from_storage};
 use super::package::{CONTROL_MEMBER, PackageError, claim_member_name, dos_time, file_to_package};
 use super::path::InstallPath;
+use super::spliced_package::{MAX_SPLICES, SPLICE_MIN, SplicedPackage};
 use super::storage::{
     FileAttrs, FileReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
 };
@@ -50,7 +55,8 @@ const S_IFREG: u32 = 0o100_000;
 const LOCAL_CRC_AT: u64 = 14;
 const CENTRAL_CRC_AT: usize = 16;
 
-/// Where a member's two headers are: the local one in the staged write, the central one in
+/// Where a member's two headers are: the local one in the staged write (an offset of the
+/// package file, which lacks the members left in their files), the central one in
 /// [`StagedPackage::central`].
 #[derive(Debug, Clone, Copy)]
 struct MemberAt {
@@ -64,6 +70,12 @@ pub struct StagedPackage {
     id: WriteId,
     /// Bytes of the package so far (the offset of the next local header).
     written: u64,
+    /// Bytes of the package file so far: `written` but the members left in their files.
+    physical: u64,
+    /// The members left in their files.
+    spliced: SplicedPackage,
+    /// How many more members may be left in their files.
+    splices_left: usize,
     /// Most bytes the finished package may have.
     limit: u64,
     /// Free space of the file system when the build started, when the storage can tell.
@@ -100,6 +112,9 @@ impl StagedPackage {
         Ok(StagedPackage {
             id,
             written: 0,
+            physical: 0,
+            spliced: SplicedPackage::new(),
+            splices_left: 0,
             limit,
             available,
             central: Vec::new(),
@@ -108,6 +123,14 @@ impl StagedPackage {
             buf: Vec::new(),
             pending: Vec::new(),
         })
+    }
+
+    /// Lets up to `count` (at most [`MAX_SPLICES`]) of the members added from here on that are
+    /// [`SPLICE_MIN`] bytes or more stay in their own files: read once for their CRC-32, kept
+    /// open, and read from there when the package is read through the [`SplicedPackage`] that
+    /// [`StagedPackage::finish`] returns. The package file alone is then not the package.
+    pub fn allow_splices(&mut self, count: usize) {
+        self.splices_left = count.min(MAX_SPLICES);
     }
 
     /// File members added so far.
@@ -142,7 +165,8 @@ impl StagedPackage {
 
     /// Adds file `key` read from `storage` (its own mtime and permission bits, as upstream's
     /// `zipfile.write` records them) in chunks, copied and hashed in one pass; its CRC is patched
-    /// in afterwards. Returns the bytes copied.
+    /// in afterwards. A large one may instead be read for its CRC only and left in its file
+    /// ([`StagedPackage::allow_splices`]). Returns the member's size.
     pub fn add_member_from_storage<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
@@ -154,6 +178,15 @@ impl StagedPackage {
         self.claim(key)?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(CHUNK, 0);
+        if size >= SPLICE_MIN && self.splices_left > 0 {
+            let crc = read_through(&*file, size, &mut buf, key, |_| Ok(()));
+            self.buf = buf;
+            self.member_header(storage, key.relative(), stat.mtime, stat.mode, crc?, size)?;
+            self.spliced.push(self.written, size, file, key.clone());
+            self.written += size;
+            self.splices_left -= 1;
+            return Ok(size);
+        }
         let result = (|| {
             let member =
                 self.member_header(storage, key.relative(), stat.mtime, stat.mode, 0, size)?;
@@ -167,14 +200,14 @@ impl StagedPackage {
     }
 
     /// Writes `cluster_control.json` (dated `now`) and the central directory, and commits the
-    /// package; its size in bytes.
+    /// package: its size, and how to read it when members were left in their files.
     pub fn finish<S: Storage + ?Sized>(
         mut self,
         storage: &mut S,
         control_json: &[u8],
         now: Timestamp,
         attrs: &FileAttrs,
-    ) -> Result<u64, PackageError> {
+    ) -> Result<BuiltPackage, PackageError> {
         let crc = crc32fast::hash(control_json);
         self.member_header(
             storage,
@@ -199,7 +232,11 @@ impl StagedPackage {
         storage
             .commit_write_volatile(self.id, attrs)
             .map_err(PackageError::Storage)?;
-        Ok(self.written)
+        self.spliced.set_size(self.written);
+        Ok(BuiltPackage {
+            size: self.written,
+            spliced: (!self.spliced.is_empty()).then_some(self.spliced),
+        })
     }
 
     /// Drops the staged write (a failed build leaves nothing behind).
@@ -268,7 +305,7 @@ impl StagedPackage {
         local.extend_from_slice(name.as_bytes());
 
         let at = MemberAt {
-            local: self.written,
+            local: self.physical,
             central: self.central.len(),
         };
         let c = &mut self.central;
@@ -305,7 +342,7 @@ impl StagedPackage {
     ) -> Result<(), PackageError> {
         let crc = crc.to_le_bytes();
         // The bytes before `flushed` are in the staged write, the others still in `pending`.
-        let flushed = self.written - self.pending.len() as u64;
+        let flushed = self.physical - self.pending.len() as u64;
         let local = at.local + LOCAL_CRC_AT;
         let in_file = usize::try_from(flushed.saturating_sub(local))
             .unwrap_or(usize::MAX)
@@ -332,6 +369,7 @@ impl StagedPackage {
         mut data: &[u8],
     ) -> Result<(), PackageError> {
         self.written += data.len() as u64;
+        self.physical += data.len() as u64;
         if !self.pending.is_empty() || data.len() < CHUNK {
             let take = (CHUNK - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
@@ -355,25 +393,46 @@ impl StagedPackage {
     }
 }
 
-/// Builds the master → worker package of `plan` at `path` (PROTOCOL.md §9.3–§9.4), at most
-/// `limit` bytes, committed with `attrs`: the merged `agent-groups-shared.merged` entry first
+/// A finished package.
+#[derive(Debug)]
+pub struct BuiltPackage {
+    /// Its size in bytes.
+    pub size: u64,
+    /// How to read it, when members were left in their files (the package file alone is then
+    /// not the package); `None` when the package file is the whole package.
+    pub spliced: Option<SplicedPackage>,
+}
+
+/// Where and how a package is built.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageTarget<'a> {
+    /// The package file.
+    pub path: &'a InstallPath,
+    /// Most bytes the package may have.
+    pub limit: u64,
+    /// What the package file is committed with.
+    pub attrs: &'a FileAttrs,
+    /// How many large members may stay in their own files ([`StagedPackage::allow_splices`]).
+    pub splices: usize,
+}
+
+/// Builds the master → worker package of `plan` at `target` (PROTOCOL.md §9.3–§9.4): the merged `agent-groups-shared.merged` entry first
 /// (built from [`SyncPlan::shared_merged_sources`], dated `now`), then every other `missing` and
-/// `shared` file streamed from `storage`, then `cluster_control.json` =
-/// [`SyncPlan::to_upstream_json`]. Returns the package's size.
+/// `shared` file streamed from `storage` (some large ones maybe left in their files), then `cluster_control.json` =
+/// [`SyncPlan::to_upstream_json`].
 ///
 /// A file that vanished or changed since the scan makes the build fail (`Storage`) and leaves
 /// nothing at `path`: the caller rescans and compares again rather than sending a package that
 /// contradicts its control document.
 pub fn build_master_package<S: Storage + ?Sized>(
     storage: &mut S,
-    path: &InstallPath,
+    target: PackageTarget<'_>,
     plan: &SyncPlan,
     merged_limits: &MergedLimits,
     now: Timestamp,
-    limit: u64,
-    attrs: &FileAttrs,
-) -> Result<u64, PackageError> {
-    let mut package = StagedPackage::begin(storage, path, limit)?;
+) -> Result<BuiltPackage, PackageError> {
+    let mut package = StagedPackage::begin(storage, target.path, target.limit)?;
+    package.allow_splices(target.splices);
     let built = (|| {
         if let Some(key) = &plan.shared_merged {
             let merged =
@@ -392,7 +451,12 @@ pub fn build_master_package<S: Storage + ?Sized>(
         Ok(())
     })();
     match built {
-        Ok(()) => package.finish(storage, plan.to_upstream_json().as_bytes(), now, attrs),
+        Ok(()) => package.finish(
+            storage,
+            plan.to_upstream_json().as_bytes(),
+            now,
+            target.attrs,
+        ),
         Err(e) => {
             package.abort(storage);
             Err(e)

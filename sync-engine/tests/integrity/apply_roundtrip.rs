@@ -19,7 +19,7 @@ use wazuh_cluster_sync::integrity::metadata::{
 };
 use wazuh_cluster_sync::integrity::package::{PackageBuilder, PackageLimits, PackageReader};
 use wazuh_cluster_sync::integrity::path::InstallPath;
-use wazuh_cluster_sync::integrity::staged_package::build_master_package;
+use wazuh_cluster_sync::integrity::staged_package::{PackageTarget, build_master_package};
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_testkit::install_path as p;
 
@@ -72,16 +72,15 @@ fn master_round(
         mode: 0o660,
         mtime: None,
     };
-    let size = build_master_package(
-        &mut out,
-        &path,
-        &plan,
-        &MergedLimits::default(),
-        NOW,
-        1 << 30,
-        &attrs,
-    )
-    .unwrap();
+    let target = PackageTarget {
+        path: &path,
+        limit: 1 << 30,
+        attrs: &attrs,
+        splices: 0,
+    };
+    let size = build_master_package(&mut out, target, &plan, &MergedLimits::default(), NOW)
+        .unwrap()
+        .size;
     let zip = out.read(&path, u64::MAX).unwrap();
     assert_eq!(zip.len() as u64, size);
     (plan, zip)

@@ -6,6 +6,7 @@ use std::io::Cursor;
 
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
 use wazuh_cluster_sync::integrity::package::{PackageError, PackageLimits, PackageReader};
+use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::staged_package::StagedPackage;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, StorageErrorKind, Timestamp};
 use wazuh_cluster_testkit::install_path as p;
@@ -64,7 +65,8 @@ fn members_read_back_with_their_content_mode_and_time() {
     assert_eq!(s.stat(&path).unwrap(), None);
     let size = package
         .finish(&mut s, br#"{"missing": {}}"#, NOW, &ATTRS)
-        .unwrap();
+        .unwrap()
+        .size;
     let zip = s.read(&path, u64::MAX).unwrap();
     assert_eq!(zip.len() as u64, size);
 
@@ -208,7 +210,8 @@ fn small_members_are_gathered_into_few_writes() {
     }
     let size = package
         .finish(&mut s, br#"{"missing": {}}"#, NOW, &ATTRS)
-        .unwrap();
+        .unwrap()
+        .size;
     // Per member a stat and an open (reads of an opened file are not operations); then about
     // 200 KiB of package in whole 64 KiB writes, a CRC patch in the file for a header that went
     // out with one of them before its member was read (at most one per write), and the commit.
@@ -252,4 +255,84 @@ fn crcs_are_patched_on_both_sides_of_a_gathered_write() {
             b"001 a any k\n"
         );
     }
+}
+
+/// Builds a package of `keys` (from `s`) at `path`, letting `splices` large members stay in
+/// their files; the package's bytes read back in reads of `step` bytes, and how many members
+/// stayed out.
+fn built_and_read(
+    s: &mut MemoryStorage,
+    path: &InstallPath,
+    keys: &[InstallPath],
+    splices: usize,
+    step: usize,
+) -> (Vec<u8>, usize) {
+    let mut package = StagedPackage::begin(s, path, 1 << 30).unwrap();
+    package.allow_splices(splices);
+    for key in keys {
+        package.add_member_from_storage(s, key).unwrap();
+    }
+    package
+        .add_member(s, &p("/queue/agent-groups/001"), NOW, 0o660, b"default\n")
+        .unwrap();
+    let built = package
+        .finish(s, br#"{"missing": {}}"#, NOW, &ATTRS)
+        .unwrap();
+    let Some(spliced) = built.spliced else {
+        return (s.read(path, u64::MAX).unwrap(), 0);
+    };
+    assert_eq!(spliced.size(), built.size);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; step];
+    loop {
+        let at = out.len() as u64;
+        let n = spliced
+            .read_at(at, &mut buf, |at, buf| s.read_at(path, at, buf))
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (out, spliced.len())
+}
+
+/// Members left in their own files read back as the very bytes of the package with every
+/// member copied, whatever the reads' length (across member edges, headers and the central
+/// directory), and no more of them than allowed.
+#[test]
+fn members_left_in_their_files_read_as_the_package_built_whole() {
+    let mut s = storage();
+    let large = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32)
+            .map(|b| (b.wrapping_mul(31) ^ seed) as u8)
+            .collect()
+    };
+    let keys = [
+        p("/etc/rules/a-large.xml"),
+        p("/etc/client.keys"),
+        p("/etc/rules/b-large.xml"),
+        p("/etc/rules/big.xml"),
+        p("/etc/rules/c-large.xml"),
+    ];
+    s.add_file(&keys[0], large((1 << 20) + 5, 1), NOW, 0o640)
+        .unwrap();
+    s.add_file(&keys[2], large(1 << 20, 2), NOW, 0o600).unwrap();
+    s.add_file(&keys[4], large(3_000_001, 3), NOW, 0o660)
+        .unwrap();
+    let (whole, none) = built_and_read(&mut s, &p("/queue/cluster/w1/whole.zip"), &keys, 0, 1);
+    assert_eq!(none, 0);
+    for step in [7, 4096, 65_537, 5 << 20] {
+        let path = p(&format!("/queue/cluster/w1/spliced-{step}.zip"));
+        let (read, spliced) = built_and_read(&mut s, &path, &keys, 2, step);
+        assert_eq!(spliced, 2, "two allowed, three large");
+        assert!(
+            read == whole,
+            "reads of {step} bytes differ from the whole package"
+        );
+        let compact = s.stat(&path).unwrap().unwrap().size;
+        assert_eq!(compact, whole.len() as u64 - (1 << 20) - 5 - (1 << 20));
+    }
+    let mut reader = PackageReader::open(Cursor::new(whole), PackageLimits::default()).unwrap();
+    reader.verify_all().unwrap();
 }

@@ -154,6 +154,46 @@ impl Storage for ChunkBound {
     }
 }
 
+/// Sends the package at `sent` from `master` to `received` on `worker` as the nodes do (chunk
+/// reads of [`CHUNK`] bytes on one side, appends on the other, then the commit); the bytes sent.
+fn transfer<M: Storage, W: Storage>(
+    master: &mut EffectExecutor<M>,
+    sent: &InstallPath,
+    worker: &mut EffectExecutor<W>,
+    received: &InstallPath,
+) -> u64 {
+    let file = IncomingFileId(1);
+    let done = |r: Result<EffectOutput, _>| assert_eq!(r, Ok(EffectOutput::Done));
+    done(worker.execute(
+        &Effect::BeginFile {
+            path: received.clone(),
+            file,
+        },
+        unix0(),
+    ));
+    let mut offset = 0u64;
+    loop {
+        let chunk: Bytes = match master.execute(
+            &Effect::ReadChunk {
+                path: sent.clone(),
+                offset,
+                len: CHUNK,
+            },
+            unix0(),
+        ) {
+            Ok(EffectOutput::Chunk(chunk)) => chunk,
+            other => panic!("read chunk: {other:?}"),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        done(worker.execute(&Effect::AppendFile { file, data: chunk }, unix0()));
+    }
+    done(worker.execute(&Effect::CommitFile { file }, unix0()));
+    offset
+}
+
 fn scan<S: Storage>(storage: &S, items: &ClusterItems, node: &str) -> IntegrityMetadata {
     let request = ScanRequest {
         node_type: NodeType::Master,
@@ -233,36 +273,7 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
 
     // The transfer: read chunk by chunk on the master, appended chunk by chunk on the worker.
     let received = p("/queue/cluster/master01/in.zip");
-    let file = IncomingFileId(1);
-    let done = |r: Result<EffectOutput, _>| assert_eq!(r, Ok(EffectOutput::Done));
-    done(worker.execute(
-        &Effect::BeginFile {
-            path: received.clone(),
-            file,
-        },
-        unix0(),
-    ));
-    let mut offset = 0u64;
-    loop {
-        let chunk: Bytes = match master.execute(
-            &Effect::ReadChunk {
-                path: sent.clone(),
-                offset,
-                len: CHUNK,
-            },
-            unix0(),
-        ) {
-            Ok(EffectOutput::Chunk(chunk)) => chunk,
-            other => panic!("read chunk: {other:?}"),
-        };
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len() as u64;
-        done(worker.execute(&Effect::AppendFile { file, data: chunk }, unix0()));
-    }
-    assert_eq!(offset, size);
-    done(worker.execute(&Effect::CommitFile { file }, unix0()));
+    assert_eq!(transfer(&mut master, &sent, &mut worker, &received), size);
     // So is the received copy.
     let mut crashed = worker.storage().inner.clone();
     crashed.recover();
@@ -293,4 +304,101 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
         largest(&master),
         largest(&worker)
     );
+}
+
+/// A member of 1 MiB or more stays in its own file: the master reads it once for its CRC-32 and
+/// once as the package goes, never copies it into the package file, and the worker gets the
+/// files as the package was built. A file replaced after the build goes as it was then (the
+/// package keeps the file it opened, as it would have kept a copy), and once the package is
+/// removed nothing of it is read any more.
+#[test]
+fn large_members_are_sent_from_their_own_files() {
+    let t0 = origin();
+    let items = ClusterItems::defaults_3_9();
+    let pattern = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32).map(|b| (b * 13 + seed) as u8).collect()
+    };
+    let files = vec![
+        (p("/etc/rules/big.xml"), pattern((3 << 20) + 17, 1)),
+        (p("/etc/rules/small.xml"), pattern(10_000, 2)),
+        (p("/etc/rules/whole.xml"), pattern(1 << 20, 3)),
+    ];
+    let spliced: u64 = (3 << 20) + 17 + (1 << 20);
+    let mut master_tree = MemoryStorage::new();
+    for (path, data) in &files {
+        let mtime = Timestamp::from_secs(1_790_000_000);
+        master_tree
+            .add_file(path, data.clone(), mtime, 0o660)
+            .unwrap();
+    }
+    let mut worker_tree = MemoryStorage::new();
+    worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
+    let mut master = EffectExecutor::new(
+        ChunkBound::new(master_tree),
+        &config(NodeType::Master, "master01", t0),
+    );
+    let mut worker = EffectExecutor::new(
+        ChunkBound::new(worker_tree),
+        &config(NodeType::Worker, "worker1", t0),
+    );
+    let plan = SyncPlan::compare(
+        &scan(master.storage(), &items, "master01"),
+        &scan(worker.storage(), &items, "worker1"),
+        &items,
+        "worker1",
+    )
+    .unwrap();
+
+    let sent = p("/queue/cluster/worker1/out.zip");
+    let size = match master.execute(
+        &Effect::BuildMasterPackage {
+            path: sent.clone(),
+            plan: Box::new(plan),
+        },
+        unix0(),
+    ) {
+        Ok(EffectOutput::PackageBuilt { size, .. }) => size,
+        other => panic!("build: {other:?}"),
+    };
+    // Every member read once to build it (the large ones for their CRC only), and the package
+    // file lacks the large ones.
+    assert_eq!(master.storage().read_through.get(), spliced + 10_000);
+    let on_disk = master.storage().inner.stat(&sent).unwrap().unwrap().size;
+    assert_eq!(on_disk, size - spliced);
+
+    // Replaced after the build: the package still carries what was built.
+    let mtime = Timestamp::from_secs(1_790_000_100);
+    let replaced = pattern((3 << 20) + 17, 9);
+    master
+        .storage_mut()
+        .inner
+        .add_file(&files[0].0, replaced, mtime, 0o660)
+        .unwrap();
+
+    let received = p("/queue/cluster/master01/in.zip");
+    assert_eq!(transfer(&mut master, &sent, &mut worker, &received), size);
+    // The large members read a second time, from their files, as they went.
+    assert_eq!(master.storage().read_through.get(), 2 * spliced + 10_000);
+    match worker.execute(&Effect::ApplyMasterPackage { path: received }, unix0()) {
+        Ok(EffectOutput::MasterApplied { report, .. }) => assert_eq!(report.written, 3),
+        other => panic!("apply: {other:?}"),
+    }
+    for (path, data) in &files {
+        assert!(&worker.storage().inner.read(path, u64::MAX).unwrap() == data);
+    }
+
+    // Removed: the package is gone, not read from the member's file it kept (offset 1,000 is
+    // inside `big.xml`, the first member).
+    let removed = master.execute(&Effect::RemoveFile { path: sent.clone() }, unix0());
+    assert_eq!(removed, Ok(EffectOutput::Done));
+    let read = master.execute(
+        &Effect::ReadChunk {
+            path: sent,
+            offset: 1000,
+            len: CHUNK,
+        },
+        unix0(),
+    );
+    assert!(read.is_err(), "a removed package was still read");
+    assert_eq!(master.storage().read_through.get(), 2 * spliced + 10_000);
 }

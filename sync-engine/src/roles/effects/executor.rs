@@ -19,7 +19,8 @@ use crate::integrity::metadata::{
 };
 use crate::integrity::package::{PackageError, PackageReader};
 use crate::integrity::path::InstallPath;
-use crate::integrity::staged_package::{StagedPackage, build_master_package};
+use crate::integrity::spliced_package::{MAX_SPLICES, SplicedPackage};
+use crate::integrity::staged_package::{PackageTarget, StagedPackage, build_master_package};
 use crate::integrity::storage::{
     FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
 };
@@ -34,6 +35,11 @@ const PACKAGE_ATTRS: FileAttrs = FileAttrs {
     mode: PACKAGE_MODE,
     mtime: None,
 };
+
+/// Most master packages held with members left in their files (each keeps up to
+/// [`MAX_SPLICES`] files open until the node removes it, which it does once the package went or
+/// failed); past it a package is built whole, as before there were splices.
+const MAX_SPLICED_PACKAGES: usize = 64;
 
 /// Largest `client.keys` read to learn the known agents (the same bound as the removed-agent
 /// comparison's).
@@ -53,6 +59,9 @@ pub struct EffectExecutor<S: Storage> {
     worker_scanner: MetadataScanner,
     /// The storage's staged write of each file being received.
     open_writes: BTreeMap<IncomingFileId, WriteId>,
+    /// The master packages built with members left in their own files, by package path:
+    /// [`Effect::ReadChunk`] reads them through this, and [`Effect::RemoveFile`] drops them.
+    spliced_packages: BTreeMap<InstallPath, SplicedPackage>,
     /// The install's agent database (`var/db/global.db`) as rows, when it has one.
     agent_database: Option<Vec<AgentRecord>>,
     /// The `client.keys` text the master last parsed, and what it parsed to: a master applies
@@ -72,6 +81,7 @@ impl<S: Storage> EffectExecutor<S> {
             scanner: MetadataScanner::new(),
             worker_scanner: MetadataScanner::new(),
             open_writes: BTreeMap::new(),
+            spliced_packages: BTreeMap::new(),
             agent_database: None,
             known_agents: None,
         }
@@ -147,21 +157,35 @@ impl<S: Storage> EffectExecutor<S> {
             }
             Effect::BuildMasterPackage { path, plan } => {
                 self.ensure_parent(path)?;
-                let size = build_master_package(
-                    &mut self.storage,
+                // A package built again at the same path replaces the earlier one.
+                self.spliced_packages.remove(path);
+                let splices = if self.spliced_packages.len() < MAX_SPLICED_PACKAGES {
+                    MAX_SPLICES
+                } else {
+                    0
+                };
+                let target = PackageTarget {
                     path,
+                    limit: self.limits.max_package_file,
+                    attrs: &PACKAGE_ATTRS,
+                    splices,
+                };
+                let built = build_master_package(
+                    &mut self.storage,
+                    target,
                     plan,
                     &self.limits.merged,
                     now_unix,
-                    self.limits.max_package_file,
-                    &PACKAGE_ATTRS,
                 )?;
+                if let Some(spliced) = built.spliced {
+                    self.spliced_packages.insert(path.clone(), spliced);
+                }
                 let members = plan.missing.len() + plan.shared.len();
                 let entries = members + plan.extra.len() + plan.extra_valid.len();
                 Ok(EffectOutput::PackageBuilt {
                     members,
                     entries,
-                    size,
+                    size: built.size,
                 })
             }
             Effect::ApplyMasterPackage { path } => self.apply_master(path),
@@ -171,10 +195,15 @@ impl<S: Storage> EffectExecutor<S> {
             Effect::ReadChunk { path, offset, len } => {
                 let mut buf = vec![0u8; *len];
                 let mut filled = 0;
+                let spliced = self.spliced_packages.get(path);
                 while filled < buf.len() {
-                    let n =
-                        self.storage
-                            .read_at(path, offset + filled as u64, &mut buf[filled..])?;
+                    let at = offset + filled as u64;
+                    let into = &mut buf[filled..];
+                    let n = match spliced {
+                        Some(package) => package
+                            .read_at(at, into, |at, into| self.storage.read_at(path, at, into))?,
+                        None => self.storage.read_at(path, at, into)?,
+                    };
                     if n == 0 {
                         break;
                     }
@@ -228,6 +257,7 @@ impl<S: Storage> EffectExecutor<S> {
             }
             Effect::StatFile { path } => Ok(EffectOutput::Stat(self.storage.stat(path)?)),
             Effect::RemoveFile { path } => {
+                self.spliced_packages.remove(path);
                 self.storage.remove_file(path)?;
                 Ok(EffectOutput::Done)
             }
@@ -416,12 +446,14 @@ impl<S: Storage> EffectExecutor<S> {
                 return Err(e.into());
             }
         }
-        let size = package.finish(
-            &mut self.storage,
-            control.to_upstream_json().as_bytes(),
-            now,
-            &PACKAGE_ATTRS,
-        )?;
+        let size = package
+            .finish(
+                &mut self.storage,
+                control.to_upstream_json().as_bytes(),
+                now,
+                &PACKAGE_ATTRS,
+            )?
+            .size;
         Ok(EffectOutput::PackageBuilt {
             members: members.len(),
             entries,
