@@ -92,12 +92,13 @@ use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;
+use std::num::NonZeroU64;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{Advice, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 pub mod batch_barrier;
@@ -137,6 +138,12 @@ pub const STAGED_SUFFIX: &str = ".tmp";
 /// directory descriptor each, no open file): bounds the memory of a batch and the work a crash
 /// loses. The commit that would exceed it syncs the batch first.
 pub const MAX_DEFERRED: usize = 16_384;
+
+/// How many bytes a staged write asked to write behind ([`Storage::write_behind`]) gathers
+/// before handing them to the disk: large enough that a file of a few MiB never is (its
+/// commit's flush costs little), small enough that a large file's flush at its commit waits
+/// for only the last few.
+pub const WRITE_BEHIND: u64 = 8 << 20;
 
 use sync_pool::SyncPool;
 pub use sync_pool::{QUEUED as SYNC_QUEUED, SYNC_THREADS};
@@ -193,6 +200,9 @@ struct Staged {
     file: File,
     /// Bytes appended so far: the end no patch may pass.
     written: u64,
+    /// Asked to write behind ([`Storage::write_behind`]): the bytes before this offset were
+    /// handed to the disk already.
+    written_behind: Option<u64>,
 }
 
 /// A staged file by name: its target, the target's directory and the temporary name beside it.
@@ -897,6 +907,7 @@ impl Storage for FsStorage {
                 },
                 file: File::from(fd),
                 written: 0,
+                written_behind: None,
             },
         );
         Ok(WriteId(id))
@@ -909,7 +920,23 @@ impl Storage for FsStorage {
             .write_all(data)
             .map_err(|e| io_error(&e, &staged.name.path, "writing the staged file"))?;
         staged.written += data.len() as u64;
+        if let Some(from) = staged.written_behind
+            && let Some(len) = NonZeroU64::new(staged.written - from)
+            && len.get() >= WRITE_BEHIND
+        {
+            // POSIX_FADV_DONTNEED starts the writeback of the range's dirty pages without
+            // waiting for it (and drops only pages already clean): the data goes to the disk
+            // while the rest is appended. Only a hint: its failure changes nothing.
+            let _ = rustix::fs::fadvise(&staged.file, from, Some(len), Advice::DontNeed);
+            staged.written_behind = Some(staged.written);
+        }
         Ok(())
+    }
+
+    fn write_behind(&mut self, id: WriteId) {
+        if let Ok(staged) = self.staged_mut(id) {
+            staged.written_behind.get_or_insert(staged.written);
+        }
     }
 
     fn write_at(&mut self, id: WriteId, offset: u64, data: &[u8]) -> Result<(), StorageError> {
@@ -956,6 +983,7 @@ impl Storage for FsStorage {
             name: deferred,
             file,
             written,
+            ..
         } = staged;
         if self.deferred.len() >= self.max_deferred
             && let Err(e) = self.sync_deferred()

@@ -684,6 +684,8 @@ fn write_one<R: Read + Seek, S: Storage + ?Sized>(
     let id = storage
         .begin_write(&write.target)
         .map_err(ApplyError::Storage)?;
+    // Committed durable below: a large file's data may go to the disk as it is copied.
+    storage.write_behind(id);
     let filled = match &write.content {
         Content::Bytes(data) => storage.append(id, data).map_err(ApplyError::Storage),
         Content::Member(key) => {

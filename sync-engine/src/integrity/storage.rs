@@ -399,6 +399,14 @@ pub trait Storage {
         self.commit_write(id, attrs)
     }
 
+    /// A hint that staged write `id` will be committed durable ([`Storage::commit_write`] or
+    /// [`Storage::commit_write_deferred`]), so its data may start going to the disk while more is
+    /// still appended: the flush the commit then waits for is mostly done. Changes nothing a
+    /// caller can observe; the default ignores it.
+    fn write_behind(&mut self, id: WriteId) {
+        let _ = id;
+    }
+
     /// A hint that about `files` deferred commits follow before the next
     /// [`Storage::sync_deferred`], so that a storage can choose from the first one how to make
     /// them durable together (one barrier for many files, or a sync each). Changes nothing a

@@ -49,6 +49,7 @@ pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     removals(&mut make());
     reads_are_bounded(&mut make());
     opened_readers_outlive_their_path(&mut make());
+    writing_behind_changes_nothing_seen(&mut make());
 }
 
 /// Symlink clauses: `add_symlink(storage, path, target)` creates a symlink (outside the trait).
@@ -359,6 +360,37 @@ fn defer<S: Storage>(s: &mut S, path: &InstallPath, data: &[u8], attrs: &FileAtt
         kind(s.abort_write(id), "abort after a deferred commit"),
         StorageErrorKind::UnknownWrite
     );
+}
+
+/// [`Storage::write_behind`] is a hint: a large staged write asked to write behind still takes
+/// patches anywhere in what it holds (also bytes already handed to the disk), lands whole at
+/// the sync, and leaves nothing when aborted.
+fn writing_behind_changes_nothing_seen<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/shared/default"), 0o770), "mkdir");
+    let target = p("/etc/shared/default/large.bin");
+    let piece: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut expected = Vec::new();
+    let id = ok(s.begin_write(&target), "begin");
+    s.write_behind(id);
+    for _ in 0..20 {
+        ok(s.append(id, &piece), "append");
+        expected.extend_from_slice(&piece);
+    }
+    ok(s.write_at(id, 3, b"patched"), "patch what went behind");
+    expected[3..10].copy_from_slice(b"patched");
+    ok(s.commit_write_deferred(id, &attrs(0o640)), "commit");
+    ok(s.sync_deferred(), "sync");
+    assert!(ok(s.read(&target, u64::MAX), "read") == expected, "content");
+
+    let aborted = p("/etc/shared/default/aborted.bin");
+    let id = ok(s.begin_write(&aborted), "begin");
+    s.write_behind(id);
+    for _ in 0..10 {
+        ok(s.append(id, &piece), "append");
+    }
+    ok(s.abort_write(id), "abort");
+    assert_eq!(ok(s.stat(&aborted), "stat"), None);
+    assert_eq!(names(s, "/etc/shared/default"), ["large.bin"]);
 }
 
 fn deferred_commits_land_at_sync<S: Storage>(s: &mut S) {
