@@ -18,8 +18,10 @@
 //! resolves every path a peer named (metadata key, ZIP member, merged part name) to a target inside
 //! the directory of an integrity item allowed for this direction, checks the member list against
 //! the control document, reads every member to its end (size caps, CRC), splits the merged
-//! files and compares a received `client.keys` with the installed one. Any fault refuses the **whole** package with a typed [`ApplyError`] and nothing is
-//! written. *Write* then performs the plan through staged writes (temporary file in the same
+//! files and compares a received `client.keys` with the installed one (a large member a worker
+//! streamed into a staged write of its target as the package arrived had its CRC checked then:
+//! [`apply_streamed_master_package`]). Any fault refuses the **whole** package with a typed
+//! [`ApplyError`] and nothing is written. *Write* then performs the plan through staged writes (temporary file in the same
 //! directory) committed as one batch ([`Storage::commit_write_deferred`], then one
 //! [`Storage::sync_deferred`] before the removals: the data of all files is flushed together and
 //! each directory synced once, instead of two fsyncs per file; the removals are one deferred batch
@@ -52,6 +54,7 @@ use super::metadata::{FileMetadata, IntegrityMetadata, MergeType, MetadataError,
 use super::package::{PackageError, PackageReader};
 use super::path::InstallPath;
 use super::storage::{EntryKind, FileAttrs, Storage, StorageError, Timestamp, WriteId};
+use super::streamed_members::StreamedMember;
 use crate::integrity::compare::SyncPlan;
 
 /// Permission bits of directories created while applying (upstream `mkdir_with_mode`, 0o770).
@@ -241,6 +244,9 @@ enum Content {
     Member(InstallPath),
     /// Bytes already in memory (a merged part).
     Bytes(Vec<u8>),
+    /// Already in this staged write of the target, written as the package arrived
+    /// ([`super::streamed_members`]), its CRC checked then.
+    Staged(WriteId),
 }
 
 /// One validated write.
@@ -275,8 +281,46 @@ where
     R: Read + Seek,
     S: Storage + ?Sized,
 {
-    let plan = plan_master_package(reader, &*storage, items, worker_name, limits)?;
+    apply_streamed_master_package(reader, storage, items, worker_name, limits, &[])
+}
+
+/// [`apply_master_package`] for a package some of whose members were written to staged writes
+/// of their targets as it arrived (`streamed`, [`super::streamed_members`]; the package file
+/// lacks their data). A streamed member is adopted (its staged write committed, nothing
+/// copied) when the package is applied and it is one the apply writes as it is, at the local
+/// header, size and CRC its central directory entry declares, and the CRC computed as it
+/// arrived is that one; any other reads as zeros and refuses the package. The caller drops the
+/// staged writes left (all of them when the package is refused).
+pub fn apply_streamed_master_package<R, S>(
+    reader: &mut PackageReader<R>,
+    storage: &mut S,
+    items: &ClusterItems,
+    worker_name: &str,
+    limits: &ApplyLimits,
+    streamed: &[StreamedMember],
+) -> Result<ApplyReport, ApplyError>
+where
+    R: Read + Seek,
+    S: Storage + ?Sized,
+{
+    let plan = plan_master_package(reader, &*storage, items, worker_name, limits, streamed)?;
     execute(plan, reader, storage, items)
+}
+
+/// Whether member `key` of a master → worker package may be streamed into a staged write of
+/// its target as it arrives ([`super::streamed_members`]): a file of an item the master may
+/// write, at a path that item selects, and one the apply writes as it is (not `client.keys`,
+/// which it reads, nor a merged file, which it splits).
+pub fn may_stream_member(items: &ClusterItems, key: &InstallPath) -> bool {
+    let is_keys = client_keys_path().is_ok_and(|keys| &keys == key);
+    !is_keys
+        && !key.starts_with(
+            &InstallPath::new("/queue/cluster").unwrap_or_else(|_| InstallPath::root()),
+        )
+        && items.item_for_path(key).is_some_and(|item| {
+            item.source.applies_to(NodeType::Master)
+                && check_selected(items, item, key, true).is_ok()
+        })
 }
 
 /// Applies a worker → master package (extra-valid agent-groups or agent-info) from worker
@@ -454,6 +498,7 @@ fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
     items: &ClusterItems,
     worker_name: &str,
     limits: &ApplyLimits,
+    streamed: &[StreamedMember],
 ) -> Result<WritePlan, ApplyError> {
     let shared_merged_key = worker_merged_key(worker_name, "agent-groups-shared.merged")?;
     let plan = SyncPlan::from_upstream_json(reader.control_json(), limits.max_entries)?;
@@ -506,9 +551,11 @@ fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
             out.cleanup_dirs.insert(dir);
         }
     }
-    // Sizes and CRCs of every member before anything is written.
-    reader.verify_all()?;
     let keys_path = client_keys_path().map_err(ApplyError::Storage)?;
+    let checked = adopt_streamed(&mut out.writes, reader, streamed, &keys_path);
+    // Sizes and CRCs of every member before anything is written (a streamed member's were
+    // checked as it arrived).
+    reader.verify_all_but(&checked)?;
     if out.writes.iter().any(|w| w.target == keys_path) {
         out.agents = plan_received_keys(reader, storage, &keys_path)?;
     }
@@ -527,6 +574,37 @@ fn plan_master_package<R: Read + Seek, S: Storage + ?Sized>(
         }
     }
     Ok(out)
+}
+
+/// Turns the planned copies of streamed members into commits of their staged writes, where the
+/// package's central directory agrees with what arrived (see [`apply_streamed_master_package`]);
+/// the keys of the members adopted.
+fn adopt_streamed<R: Read + Seek>(
+    writes: &mut [PlannedWrite],
+    reader: &PackageReader<R>,
+    streamed: &[StreamedMember],
+    keys_path: &InstallPath,
+) -> BTreeSet<InstallPath> {
+    let mut adopted = BTreeSet::new();
+    for write in writes {
+        let Content::Member(key) = &write.content else {
+            continue;
+        };
+        let Some(member) = streamed.iter().find(|s| &s.key == key) else {
+            continue;
+        };
+        let agrees = reader.member(key).is_some_and(|m| {
+            m.stored
+                && m.local_at == member.local_at
+                && m.size == member.size
+                && m.crc == member.crc
+        });
+        if agrees && member.crc_ok && key != keys_path && write.target == *key {
+            adopted.insert(key.clone());
+            write.content = Content::Staged(member.write);
+        }
+    }
+    adopted
 }
 
 /// Compares the received `client.keys` (member `key`, already verified) with the installed one.
@@ -681,16 +759,15 @@ fn write_one<R: Read + Seek, S: Storage + ?Sized>(
     reader: &mut PackageReader<R>,
     storage: &mut S,
 ) -> Result<(), ApplyError> {
-    let id = storage
-        .begin_write(&write.target)
-        .map_err(ApplyError::Storage)?;
-    // Committed durable below: a large file's data may go to the disk as it is copied.
-    storage.write_behind(id);
-    let filled = match &write.content {
-        Content::Bytes(data) => storage.append(id, data).map_err(ApplyError::Storage),
-        Content::Member(key) => {
+    let id = match &write.content {
+        // Filled as the package arrived.
+        Content::Staged(id) => *id,
+        Content::Bytes(data) => stage(write, storage, |storage, id| {
+            storage.append(id, data).map_err(ApplyError::Storage)
+        })?,
+        Content::Member(key) => stage(write, storage, |storage, id| {
             let mut sink = StagedSink {
-                storage: &mut *storage,
+                storage,
                 id,
                 error: None,
             };
@@ -699,15 +776,29 @@ fn write_one<R: Read + Seek, S: Storage + ?Sized>(
             copied
                 .map(|_| ())
                 .map_err(|e| error.map_or(ApplyError::Package(e), ApplyError::Storage))
-        }
+        })?,
     };
-    if let Err(e) = filled {
-        let _ = storage.abort_write(id);
-        return Err(e);
-    }
     storage
         .commit_write_deferred(id, &write.attrs)
         .map_err(ApplyError::Storage)
+}
+
+/// A staged write of `write`'s target filled by `fill` (dropped when that fails).
+fn stage<S: Storage + ?Sized>(
+    write: &PlannedWrite,
+    storage: &mut S,
+    fill: impl FnOnce(&mut S, WriteId) -> Result<(), ApplyError>,
+) -> Result<WriteId, ApplyError> {
+    let id = storage
+        .begin_write(&write.target)
+        .map_err(ApplyError::Storage)?;
+    // Committed durable: a large file's data may go to the disk as it is copied.
+    storage.write_behind(id);
+    if let Err(e) = fill(storage, id) {
+        let _ = storage.abort_write(id);
+        return Err(e);
+    }
+    Ok(id)
 }
 
 /// Every planned write, deferred; counted in `report` as they are staged.

@@ -13,3 +13,4 @@ pub mod path;
 pub mod spliced_package;
 pub mod staged_package;
 pub mod storage;
+pub mod streamed_members;

@@ -241,6 +241,13 @@ pub struct PackageMember {
     pub key: InstallPath,
     /// Declared (uncompressed) size in bytes, already checked against the limits.
     pub size: u64,
+    /// Where its local header starts in the package (checked to agree with the central
+    /// directory's size and CRC).
+    pub local_at: u64,
+    /// The CRC-32 the central directory declares.
+    pub crc: u32,
+    /// Stored, not compressed.
+    pub stored: bool,
     index: usize,
 }
 
@@ -568,10 +575,11 @@ impl<R: Read + Seek> PackageReader<R> {
             if size > limit {
                 return Err(PackageError::MemberTooLarge { name, limit });
             }
+            let (local_at, crc) = (entry.header_start(), entry.crc32());
             headers.push(CentralHeader {
                 name: name.clone(),
-                local_at: entry.header_start(),
-                crc: entry.crc32(),
+                local_at,
+                crc,
                 compressed: entry.compressed_size(),
                 size,
             });
@@ -589,7 +597,14 @@ impl<R: Read + Seek> PackageReader<R> {
             if is_control {
                 control_index = Some(index);
             } else {
-                members.push(PackageMember { key, size, index });
+                members.push(PackageMember {
+                    key,
+                    size,
+                    local_at,
+                    crc,
+                    stored: method == CompressionMethod::Stored,
+                    index,
+                });
             }
         }
         let file_total: u64 = members.iter().map(|m| m.size).sum();
@@ -674,6 +689,13 @@ impl<R: Read + Seek> PackageReader<R> {
         self.copy_index(index, key.relative(), out)
     }
 
+    /// Member `key`.
+    pub fn member(&self, key: &InstallPath) -> Option<&PackageMember> {
+        self.positions
+            .get(key)
+            .map(|&position| &self.members[position])
+    }
+
     /// The declared (uncompressed) size of member `key`, already within the package limits.
     pub fn member_size(&self, key: &InstallPath) -> Option<u64> {
         self.positions
@@ -702,9 +724,16 @@ impl<R: Read + Seek> PackageReader<R> {
     /// Reads every member to the end (discarding the bytes) so that size and CRC faults are found
     /// before anything is written.
     pub fn verify_all(&mut self) -> Result<(), PackageError> {
+        self.verify_all_but(&BTreeSet::new())
+    }
+
+    /// [`PackageReader::verify_all`] but for the members in `checked` (checked already, as they
+    /// arrived: see [`super::streamed_members`]).
+    pub fn verify_all_but(&mut self, checked: &BTreeSet<InstallPath>) -> Result<(), PackageError> {
         let list: Vec<(usize, String)> = self
             .members
             .iter()
+            .filter(|m| !checked.contains(&m.key))
             .map(|m| (m.index, m.key.relative().to_owned()))
             .collect();
         for (index, name) in list {

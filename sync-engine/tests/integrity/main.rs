@@ -22,3 +22,4 @@ mod metadata_vectors;
 mod package_vectors;
 mod staged_package;
 mod storage_contract;
+mod streamed_members;

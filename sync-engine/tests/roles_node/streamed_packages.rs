@@ -155,12 +155,14 @@ impl Storage for ChunkBound {
 }
 
 /// Sends the package at `sent` from `master` to `received` on `worker` as the nodes do (chunk
-/// reads of [`CHUNK`] bytes on one side, appends on the other, then the commit); the bytes sent.
+/// reads of [`CHUNK`] bytes on one side, appends on the other, then the commit), the byte at
+/// offset `flip` (if any) inverted on the way; the bytes sent.
 fn transfer<M: Storage, W: Storage>(
     master: &mut EffectExecutor<M>,
     sent: &InstallPath,
     worker: &mut EffectExecutor<W>,
     received: &InstallPath,
+    flip: Option<u64>,
 ) -> u64 {
     let file = IncomingFileId(1);
     let done = |r: Result<EffectOutput, _>| assert_eq!(r, Ok(EffectOutput::Done));
@@ -187,6 +189,14 @@ fn transfer<M: Storage, W: Storage>(
         if chunk.is_empty() {
             break;
         }
+        let chunk = match flip.and_then(|at| at.checked_sub(offset)) {
+            Some(i) if i < chunk.len() as u64 => {
+                let mut altered = chunk.to_vec();
+                altered[i as usize] ^= 0xff;
+                Bytes::from(altered)
+            }
+            _ => chunk,
+        };
         offset += chunk.len() as u64;
         done(worker.execute(&Effect::AppendFile { file, data: chunk }, unix0()));
     }
@@ -273,7 +283,10 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
 
     // The transfer: read chunk by chunk on the master, appended chunk by chunk on the worker.
     let received = p("/queue/cluster/master01/in.zip");
-    assert_eq!(transfer(&mut master, &sent, &mut worker, &received), size);
+    assert_eq!(
+        transfer(&mut master, &sent, &mut worker, &received, None),
+        size
+    );
     // So is the received copy.
     let mut crashed = worker.storage().inner.clone();
     crashed.recover();
@@ -376,9 +389,23 @@ fn large_members_are_sent_from_their_own_files() {
         .unwrap();
 
     let received = p("/queue/cluster/master01/in.zip");
-    assert_eq!(transfer(&mut master, &sent, &mut worker, &received), size);
+    assert_eq!(
+        transfer(&mut master, &sent, &mut worker, &received, None),
+        size
+    );
     // The large members read a second time, from their files, as they went.
     assert_eq!(master.storage().read_through.get(), 2 * spliced + 10_000);
+    // On the worker they went straight into staged writes of their targets, not into the
+    // package file; the apply commits those, copying nothing.
+    let received_size = worker
+        .storage()
+        .inner
+        .stat(&received)
+        .unwrap()
+        .unwrap()
+        .size;
+    assert_eq!(received_size, size - spliced);
+    assert_eq!(worker.storage().inner.staged_writes(), 2);
     match worker.execute(&Effect::ApplyMasterPackage { path: received }, unix0()) {
         Ok(EffectOutput::MasterApplied { report, .. }) => assert_eq!(report.written, 3),
         other => panic!("apply: {other:?}"),
@@ -386,6 +413,7 @@ fn large_members_are_sent_from_their_own_files() {
     for (path, data) in &files {
         assert!(&worker.storage().inner.read(path, u64::MAX).unwrap() == data);
     }
+    assert_eq!(worker.storage().inner.staged_writes(), 0);
 
     // Removed: the package is gone, not read from the member's file it kept (offset 1,000 is
     // inside `big.xml`, the first member).
@@ -401,4 +429,54 @@ fn large_members_are_sent_from_their_own_files() {
     );
     assert!(read.is_err(), "a removed package was still read");
     assert_eq!(master.storage().read_through.get(), 2 * spliced + 10_000);
+}
+
+/// A member streamed into a staged write of its target as it arrived is dropped with its
+/// package: when a byte of it arrived altered (the apply refuses the whole package, nothing
+/// written) and when the package is removed unapplied.
+#[test]
+fn streamed_members_go_with_a_refused_or_removed_package() {
+    let t0 = origin();
+    let items = ClusterItems::defaults_3_9();
+    let mut master_tree = MemoryStorage::new();
+    let big = p("/etc/rules/big.xml");
+    let data: Vec<u8> = (0..(2u32 << 20)).map(|b| (b * 7) as u8).collect();
+    let mtime = Timestamp::from_secs(1_790_000_000);
+    master_tree.add_file(&big, data, mtime, 0o660).unwrap();
+    let mut master = EffectExecutor::new(master_tree, &config(NodeType::Master, "master01", t0));
+    for flip in [Some(1000), None] {
+        let mut worker_tree = MemoryStorage::new();
+        worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
+        let mut worker = EffectExecutor::new(worker_tree, &config(NodeType::Worker, "worker1", t0));
+        let plan = SyncPlan::compare(
+            &scan(master.storage(), &items, "master01"),
+            &scan(worker.storage(), &items, "worker1"),
+            &items,
+            "worker1",
+        )
+        .unwrap();
+        let sent = p("/queue/cluster/worker1/out.zip");
+        let build = Effect::BuildMasterPackage {
+            path: sent.clone(),
+            plan: Box::new(plan),
+        };
+        assert!(matches!(
+            master.execute(&build, unix0()),
+            Ok(EffectOutput::PackageBuilt { .. })
+        ));
+        let received = p("/queue/cluster/master01/in.zip");
+        transfer(&mut master, &sent, &mut worker, &received, flip);
+        assert_eq!(worker.storage().staged_writes(), 1, "big.xml streamed");
+        let ended = if flip.is_some() {
+            // Offset 1,000 is inside big.xml's data, the first member.
+            worker.execute(&Effect::ApplyMasterPackage { path: received }, unix0())
+        } else {
+            worker.execute(&Effect::RemoveFile { path: received }, unix0())
+        };
+        assert_eq!(ended.is_err(), flip.is_some(), "{flip:?}");
+        assert_eq!(worker.storage().staged_writes(), 0, "{flip:?}");
+        assert_eq!(worker.storage().stat(&big).unwrap(), None, "{flip:?}");
+        let removed = master.execute(&Effect::RemoveFile { path: sent }, unix0());
+        assert_eq!(removed, Ok(EffectOutput::Done));
+    }
 }

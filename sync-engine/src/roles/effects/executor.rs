@@ -9,7 +9,9 @@ use super::{Effect, EffectError, EffectOutput, EffectResult, IncomingFileId};
 use crate::dapi::builtin::{AgentDatabase, AgentRecord, NoAgentDatabase};
 use crate::dapi::{ApiCall, BuiltinExecutor};
 use crate::integrity::agents::{KeysFile, client_keys_path, parse_client_keys};
-use crate::integrity::apply::{DIR_MODE, KnownAgents, apply_master_package, apply_worker_package};
+use crate::integrity::apply::{
+    DIR_MODE, KnownAgents, apply_streamed_master_package, apply_worker_package, may_stream_member,
+};
 use crate::integrity::compare::SyncPlan;
 use crate::integrity::items::ClusterItems;
 use crate::integrity::merged::{merge_dir, merge_from_storage, min_mtime, unmerge};
@@ -22,8 +24,10 @@ use crate::integrity::path::InstallPath;
 use crate::integrity::spliced_package::{MAX_SPLICES, SplicedPackage};
 use crate::integrity::staged_package::{PackageTarget, StagedPackage, build_master_package};
 use crate::integrity::storage::{
-    FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp, WriteId,
+    EntryKind, FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp,
+    WriteId,
 };
+use crate::integrity::streamed_members::{MemberStream, Span, StreamedMember, received_package};
 use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
 use crate::roles::sync_kind::SyncKind;
 
@@ -59,6 +63,15 @@ pub struct EffectExecutor<S: Storage> {
     worker_scanner: MetadataScanner,
     /// The storage's staged write of each file being received.
     open_writes: BTreeMap<IncomingFileId, WriteId>,
+    /// Whether large members of the packages received are written to their targets' staged
+    /// writes as they arrive (a worker's, for the master's packages: see
+    /// [`crate::integrity::streamed_members`]).
+    stream_members: bool,
+    /// The package path and member walk of each file being received, when `stream_members`.
+    receiving: BTreeMap<IncomingFileId, (InstallPath, MemberStream)>,
+    /// The members streamed into staged writes of the received packages waiting to be applied,
+    /// by package path (each staged write is committed by the apply or dropped).
+    streamed_packages: BTreeMap<InstallPath, Vec<StreamedMember>>,
     /// The master packages built with members left in their own files, by package path:
     /// [`Effect::ReadChunk`] reads them through this, and [`Effect::RemoveFile`] drops them.
     spliced_packages: BTreeMap<InstallPath, SplicedPackage>,
@@ -81,6 +94,9 @@ impl<S: Storage> EffectExecutor<S> {
             scanner: MetadataScanner::new(),
             worker_scanner: MetadataScanner::new(),
             open_writes: BTreeMap::new(),
+            stream_members: config.node_type == NodeType::Worker,
+            receiving: BTreeMap::new(),
+            streamed_packages: BTreeMap::new(),
             spliced_packages: BTreeMap::new(),
             agent_database: None,
             known_agents: None,
@@ -223,14 +239,28 @@ impl<S: Storage> EffectExecutor<S> {
                     // Ids are never reused: a second begin of one file is the node's bug; the
                     // older staged write is not left behind.
                     let _ = self.storage.abort_write(stale);
+                    self.stop_receiving(*file);
+                }
+                if self.stream_members {
+                    self.receiving
+                        .insert(*file, (path.clone(), MemberStream::default()));
                 }
                 Ok(EffectOutput::Done)
             }
             Effect::AppendFile { file, data } => {
                 let id = self.open_write(*file)?;
-                if let Err(e) = self.storage.append(id, data) {
+                let appended = match self.receiving.remove(file) {
+                    None => self.storage.append(id, data),
+                    Some((path, mut stream)) => {
+                        let appended = self.append_streamed(id, &mut stream, data);
+                        self.receiving.insert(*file, (path, stream));
+                        appended
+                    }
+                };
+                if let Err(e) = appended {
                     self.open_writes.remove(file);
                     let _ = self.storage.abort_write(id);
+                    self.stop_receiving(*file);
                     return Err(e.into());
                 }
                 Ok(EffectOutput::Done)
@@ -238,6 +268,7 @@ impl<S: Storage> EffectExecutor<S> {
             Effect::CommitFile { file } => {
                 let id = self.open_write(*file)?;
                 self.open_writes.remove(file);
+                let streamed = self.receiving.remove(file);
                 let attrs = FileAttrs {
                     mode: PACKAGE_MODE,
                     mtime: None,
@@ -246,10 +277,22 @@ impl<S: Storage> EffectExecutor<S> {
                 // lives in this link's directory under `queue/cluster/`, is consumed within the
                 // round and removed, and nothing reads one after a restart (the directory is
                 // emptied at start). What the apply writes from it is made durable there.
-                self.storage.commit_write_volatile(id, &attrs)?;
+                let committed = self.storage.commit_write_volatile(id, &attrs);
+                if let Some((path, stream)) = streamed {
+                    let members = stream.finish();
+                    if committed.is_err() {
+                        self.drop_streamed(&members);
+                    } else if !members.is_empty()
+                        && let Some(older) = self.streamed_packages.insert(path, members)
+                    {
+                        self.drop_streamed(&older);
+                    }
+                }
+                committed?;
                 Ok(EffectOutput::Done)
             }
             Effect::AbortFile { file } => {
+                self.stop_receiving(*file);
                 if let Some(id) = self.open_writes.remove(file) {
                     self.storage.abort_write(id)?;
                 }
@@ -258,6 +301,9 @@ impl<S: Storage> EffectExecutor<S> {
             Effect::StatFile { path } => Ok(EffectOutput::Stat(self.storage.stat(path)?)),
             Effect::RemoveFile { path } => {
                 self.spliced_packages.remove(path);
+                if let Some(members) = self.streamed_packages.remove(path) {
+                    self.drop_streamed(&members);
+                }
                 self.storage.remove_file(path)?;
                 Ok(EffectOutput::Done)
             }
@@ -294,6 +340,52 @@ impl<S: Storage> EffectExecutor<S> {
             None => &NoAgentDatabase,
         };
         BuiltinExecutor.run_with_agents(&self.storage, database, call, now_unix)
+    }
+
+    /// Appends `data` of a received package: large stored members to staged writes of their
+    /// targets (opened here, only in a directory that exists and where the apply could write
+    /// them), the rest to the package's staged write `id`.
+    fn append_streamed(
+        &mut self,
+        id: WriteId,
+        stream: &mut MemberStream,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let (storage, items) = (&mut self.storage, &self.items);
+        let spans = stream.feed(data, &mut |key, _size| {
+            if !may_stream_member(items, key) {
+                return None;
+            }
+            let parent = key.parent()?;
+            if !matches!(storage.stat(&parent), Ok(Some(st)) if st.kind == EntryKind::Dir) {
+                return None;
+            }
+            let write = storage.begin_write(key).ok()?;
+            storage.write_behind(write);
+            Some(write)
+        });
+        for span in spans {
+            match span {
+                Span::Package(range) => storage.append(id, &data[range])?,
+                Span::Member(write, range) => storage.append(write, &data[range])?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops walking received file `file`: its streamed members' staged writes are dropped.
+    fn stop_receiving(&mut self, file: IncomingFileId) {
+        if let Some((_, stream)) = self.receiving.remove(&file) {
+            self.drop_streamed(&stream.finish());
+        }
+    }
+
+    /// Drops the staged writes of streamed members (one committed already is not there any
+    /// more: nothing to drop).
+    fn drop_streamed(&mut self, members: &[StreamedMember]) {
+        for member in members {
+            let _ = self.storage.abort_write(member.write);
+        }
     }
 
     fn open_write(&self, file: IncomingFileId) -> Result<WriteId, EffectError> {
@@ -468,9 +560,34 @@ impl<S: Storage> EffectExecutor<S> {
         &mut self,
         path: &InstallPath,
     ) -> Result<PackageReader<PositionalReader>, EffectError> {
+        let (reader, streamed) = self.open_streamed_package(path)?;
+        // Only a worker's apply of the master's package adopts streamed members.
+        self.drop_streamed(&streamed);
+        Ok(reader)
+    }
+
+    /// [`Self::open_package`] with the members streamed as the package arrived, which the
+    /// caller adopts or drops ([`Self::drop_streamed`]).
+    fn open_streamed_package(
+        &mut self,
+        path: &InstallPath,
+    ) -> Result<(PackageReader<PositionalReader>, Vec<StreamedMember>), EffectError> {
+        let streamed = self.streamed_packages.remove(path).unwrap_or_default();
+        let opened = self.open_received(path, &streamed);
+        if opened.is_err() {
+            self.drop_streamed(&streamed);
+        }
+        Ok((opened?, streamed))
+    }
+
+    fn open_received(
+        &mut self,
+        path: &InstallPath,
+        streamed: &[StreamedMember],
+    ) -> Result<PackageReader<PositionalReader>, EffectError> {
         let file = self.storage.open_reader(path);
         self.remove_quietly(path);
-        let file = PositionalReader::new(file?);
+        let file = PositionalReader::new(received_package(file?, streamed));
         let limit = self.limits.max_package_file;
         if file.size() > limit {
             return Err(StorageError::new(
@@ -484,16 +601,26 @@ impl<S: Storage> EffectExecutor<S> {
     }
 
     fn apply_master(&mut self, path: &InstallPath) -> EffectResult {
-        let mut reader = self.open_package(path)?;
-        let plan =
-            SyncPlan::from_upstream_json(reader.control_json(), self.limits.apply.max_entries)?;
-        let report = apply_master_package(
-            &mut reader,
-            &mut self.storage,
-            &self.items,
-            &self.node_name,
-            &self.limits.apply,
-        )?;
+        let (mut reader, streamed) = self.open_streamed_package(path)?;
+        let applied = match SyncPlan::from_upstream_json(
+            reader.control_json(),
+            self.limits.apply.max_entries,
+        ) {
+            Ok(plan) => apply_streamed_master_package(
+                &mut reader,
+                &mut self.storage,
+                &self.items,
+                &self.node_name,
+                &self.limits.apply,
+                &streamed,
+            )
+            .map(|report| (plan, report))
+            .map_err(EffectError::from),
+            Err(e) => Err(e.into()),
+        };
+        // The ones adopted are committed; the others go.
+        self.drop_streamed(&streamed);
+        let (plan, report) = applied?;
         // Applied files carry the master's mtimes: one may match the cached (size, mtime) of the
         // content it replaced, and the incremental scan would keep the old digest.
         self.scanner.clear_cache();
