@@ -110,7 +110,9 @@ pub struct FileAttrs {
     pub mtime: Option<Timestamp>,
 }
 
-/// Handle of a staged write opened by [`Storage::begin_write`].
+/// Handle of a staged write opened by [`Storage::begin_write`]. A storage never hands out the
+/// same handle twice: dropping a handle that was committed already
+/// ([`Storage::abort_write`] then fails with `UnknownWrite`) touches no other write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WriteId(pub u64);
 

@@ -50,6 +50,7 @@ pub fn storage_contract_suite<S: Storage>(make: impl Fn() -> S) {
     reads_are_bounded(&mut make());
     opened_readers_outlive_their_path(&mut make());
     writing_behind_changes_nothing_seen(&mut make());
+    write_handles_are_never_reused(&mut make());
 }
 
 /// Symlink clauses: `add_symlink(storage, path, target)` creates a symlink (outside the trait).
@@ -360,6 +361,21 @@ fn defer<S: Storage>(s: &mut S, path: &InstallPath, data: &[u8], attrs: &FileAtt
         kind(s.abort_write(id), "abort after a deferred commit"),
         StorageErrorKind::UnknownWrite
     );
+}
+
+/// A committed write's handle names nothing afterwards: aborting it fails and leaves the writes
+/// begun since alone.
+fn write_handles_are_never_reused<S: Storage>(s: &mut S) {
+    ok(s.create_dir_all(&p("/etc/rules"), 0o750), "mkdir");
+    let first = ok(s.begin_write(&p("/etc/rules/a.xml")), "begin");
+    ok(s.append(first, b"a"), "append");
+    ok(s.commit_write(first, &attrs(0o640)), "commit");
+    let second = ok(s.begin_write(&p("/etc/rules/a.xml")), "begin again");
+    assert_ne!(first, second);
+    assert!(s.abort_write(first).is_err(), "a committed handle aborted");
+    ok(s.append(second, b"b"), "the later write is still open");
+    ok(s.commit_write(second, &attrs(0o640)), "commit");
+    assert_eq!(ok(s.read(&p("/etc/rules/a.xml"), 10), "read"), b"b");
 }
 
 /// [`Storage::write_behind`] is a hint: a large staged write asked to write behind still takes
