@@ -283,16 +283,20 @@ fn measure(
         .prefix("sync-figures.")
         .tempdir_in(&options.scratch)
         .map_err(|e| format!("scratch folder: {e}"))?;
-    let master_port = free_port()?;
-    let relay = Relay::start(master_port, options.frames)?;
     let master_root = dir.path().join("master");
-    make_install(&master_root, "master01", "master", master_port)?;
+    std::fs::create_dir_all(master_root.join("etc/rules")).map_err(|e| e.to_string())?;
     let expected = write_master_files(&master_root, workload, !options.fresh)?;
     if !options.fresh {
         // Files in place for an hour are on the disk, not waiting in the page cache for the
         // first barrier of a node to write them back (a `syncfs` would take them along).
         write_back(&master_root)?;
     }
+    // The port is chosen just before the master binds it: a port found free before seconds of
+    // writing files may be taken meanwhile (a run of 1 x 500 MiB once ended with the master
+    // exiting at start, its log not kept).
+    let master_port = free_port()?;
+    let relay = Relay::start(master_port, options.frames)?;
+    make_install(&master_root, "master01", "master", master_port)?;
     let mut nodes = Nodes::default();
     nodes.start(&options.daemon, exe, &master_root, "master")?;
     wait_for_port(master_port, &mut nodes)?;
