@@ -285,6 +285,16 @@ pub fn member_key(raw: &[u8]) -> Result<InstallPath, PackageError> {
     })
 }
 
+/// Whether the file a peer names `wire` (a path) is named as a package for `worker` is
+/// ([`package_file_name`]): `<worker>-<anything>.zip`.
+pub fn is_package_name(wire: &[u8], worker: &str) -> bool {
+    let name = wire.rsplit(|&b| b == b'/').next().unwrap_or(wire);
+    name.len() > worker.len() + 5
+        && name.starts_with(worker.as_bytes())
+        && name[worker.len()] == b'-'
+        && name.ends_with(b".zip")
+}
+
 /// The relative path (under the install root) of a package file:
 /// `/queue/cluster/<worker>/<worker>-<time>-<random digits>.zip`.
 ///

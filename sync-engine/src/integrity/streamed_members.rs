@@ -14,6 +14,12 @@
 //! CRC, and the CRC must be the one computed. Anything else is refused as before, and the staged
 //! write is dropped.
 //!
+//! Which files: only the master's package a worker waits for (the node says so in
+//! [`Effect::BeginFile`](crate::roles::Effect::BeginFile): the first file named as a package for
+//! it, `<worker>-….zip`, after it answered the master's `sync_m_c`). Never another file: one for
+//! the distributed API is read from the disk by other programs, and here the package file lacks
+//! what was streamed out of it.
+//!
 //! Which members: stored, of [`SPLICE_MIN`] bytes or more, no data descriptor, a name the
 //! caller accepts (the caller opens the staged write, and only in a directory that exists: a
 //! staged file is created before the package is checked, so only where the apply could write

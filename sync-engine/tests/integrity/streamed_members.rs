@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use wazuh_cluster_sync::integrity::apply::may_stream_member;
 use wazuh_cluster_sync::integrity::items::ClusterItems;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
-use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader};
+use wazuh_cluster_sync::integrity::package::{PackageLimits, PackageReader, is_package_name};
 use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::staged_package::StagedPackage;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp, WriteId};
@@ -243,5 +243,28 @@ fn only_files_the_apply_writes_as_they_are_may_be_streamed() {
         "/var/db/global.db",
     ] {
         assert!(!may_stream_member(&items, &p(refused)), "{refused}");
+    }
+}
+
+/// A file is taken for the package a worker waits for only when named as one for it: ours and
+/// 3.9.5's `<worker>-<time>-<digits>.zip`, with or without the leading slash.
+#[test]
+fn package_names_are_the_workers() {
+    for named in [
+        b"/queue/cluster/worker1/worker1-1795682923.4069414-8123.zip".as_slice(),
+        b"queue/cluster/worker1/worker1-1.0-1.zip",
+        b"worker1-x.zip",
+    ] {
+        assert!(is_package_name(named, "worker1"), "{named:?}");
+    }
+    for other in [
+        b"/queue/cluster/worker1/worker10-1.0-1.zip".as_slice(),
+        b"/queue/cluster/worker1/rules.zip",
+        b"/queue/cluster/worker1/worker1-1.0-1.json",
+        b"worker1-.zip",
+        b"worker1.zip",
+        b"",
+    ] {
+        assert!(!is_package_name(other, "worker1"), "{other:?}");
     }
 }

@@ -17,7 +17,9 @@ use wazuh_cluster_sync::integrity::storage::{
 };
 use wazuh_cluster_sync::roles::{Effect, EffectExecutor, EffectOutput, IncomingFileId, NodeType};
 
-use crate::support::{config, origin, p, unix0};
+use std::time::Duration;
+
+use crate::support::{Cluster, config, master_storage, origin, p, unix0};
 
 /// The most bytes any single storage call may move in this test.
 const CHUNK: usize = 64 * 1024;
@@ -156,24 +158,28 @@ impl Storage for ChunkBound {
 
 /// Sends the package at `sent` from `master` to `received` on `worker` as the nodes do (chunk
 /// reads of [`CHUNK`] bytes on one side, appends on the other, then the commit), the byte at
-/// offset `flip` (if any) inverted on the way; the bytes sent.
+/// offset `flip` (if any) inverted on the way, received as the package the worker waits for
+/// when `package`; the bytes received.
 fn transfer<M: Storage, W: Storage>(
     master: &mut EffectExecutor<M>,
     sent: &InstallPath,
     worker: &mut EffectExecutor<W>,
     received: &InstallPath,
     flip: Option<u64>,
-) -> u64 {
+    package: bool,
+) -> Vec<u8> {
     let file = IncomingFileId(1);
     let done = |r: Result<EffectOutput, _>| assert_eq!(r, Ok(EffectOutput::Done));
     done(worker.execute(
         &Effect::BeginFile {
             path: received.clone(),
             file,
+            package,
         },
         unix0(),
     ));
     let mut offset = 0u64;
+    let mut bytes = Vec::new();
     loop {
         let chunk: Bytes = match master.execute(
             &Effect::ReadChunk {
@@ -198,10 +204,11 @@ fn transfer<M: Storage, W: Storage>(
             _ => chunk,
         };
         offset += chunk.len() as u64;
+        bytes.extend_from_slice(&chunk);
         done(worker.execute(&Effect::AppendFile { file, data: chunk }, unix0()));
     }
     done(worker.execute(&Effect::CommitFile { file }, unix0()));
-    offset
+    bytes
 }
 
 fn scan<S: Storage>(storage: &S, items: &ClusterItems, node: &str) -> IntegrityMetadata {
@@ -283,10 +290,8 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
 
     // The transfer: read chunk by chunk on the master, appended chunk by chunk on the worker.
     let received = p("/queue/cluster/master01/in.zip");
-    assert_eq!(
-        transfer(&mut master, &sent, &mut worker, &received, None),
-        size
-    );
+    let bytes = transfer(&mut master, &sent, &mut worker, &received, None, true);
+    assert_eq!(bytes.len() as u64, size);
     // So is the received copy.
     let mut crashed = worker.storage().inner.clone();
     crashed.recover();
@@ -389,10 +394,8 @@ fn large_members_are_sent_from_their_own_files() {
         .unwrap();
 
     let received = p("/queue/cluster/master01/in.zip");
-    assert_eq!(
-        transfer(&mut master, &sent, &mut worker, &received, None),
-        size
-    );
+    let bytes = transfer(&mut master, &sent, &mut worker, &received, None, true);
+    assert_eq!(bytes.len() as u64, size);
     // The large members read a second time, from their files, as they went.
     assert_eq!(master.storage().read_through.get(), 2 * spliced + 10_000);
     // On the worker they went straight into staged writes of their targets, not into the
@@ -433,7 +436,9 @@ fn large_members_are_sent_from_their_own_files() {
 
 /// A member streamed into a staged write of its target as it arrived is dropped with its
 /// package: when a byte of it arrived altered (the apply refuses the whole package, nothing
-/// written) and when the package is removed unapplied.
+/// written) and when the package is removed unapplied. A file not received as the package the
+/// worker waits for is never walked: it lands whole (a file for the distributed API is read
+/// from the disk by other programs), and applied as a package it is copied as before.
 #[test]
 fn streamed_members_go_with_a_refused_or_removed_package() {
     let t0 = origin();
@@ -444,7 +449,7 @@ fn streamed_members_go_with_a_refused_or_removed_package() {
     let mtime = Timestamp::from_secs(1_790_000_000);
     master_tree.add_file(&big, data, mtime, 0o660).unwrap();
     let mut master = EffectExecutor::new(master_tree, &config(NodeType::Master, "master01", t0));
-    for flip in [Some(1000), None] {
+    for (flip, package) in [(Some(1000), true), (None, true), (None, false)] {
         let mut worker_tree = MemoryStorage::new();
         worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
         let mut worker = EffectExecutor::new(worker_tree, &config(NodeType::Worker, "worker1", t0));
@@ -465,18 +470,69 @@ fn streamed_members_go_with_a_refused_or_removed_package() {
             Ok(EffectOutput::PackageBuilt { .. })
         ));
         let received = p("/queue/cluster/master01/in.zip");
-        transfer(&mut master, &sent, &mut worker, &received, flip);
-        assert_eq!(worker.storage().staged_writes(), 1, "big.xml streamed");
-        let ended = if flip.is_some() {
+        let bytes = transfer(&mut master, &sent, &mut worker, &received, flip, package);
+        let streamed = usize::from(package);
+        assert_eq!(
+            worker.storage().staged_writes(),
+            streamed,
+            "big.xml streamed"
+        );
+        let whole = worker.storage().read(&received, u64::MAX).unwrap() == bytes;
+        assert_eq!(
+            whole, !package,
+            "the received file is whole unless it is the package"
+        );
+        let ended = match (flip, package) {
             // Offset 1,000 is inside big.xml's data, the first member.
-            worker.execute(&Effect::ApplyMasterPackage { path: received }, unix0())
-        } else {
-            worker.execute(&Effect::RemoveFile { path: received }, unix0())
+            (Some(_), _) | (None, false) => {
+                worker.execute(&Effect::ApplyMasterPackage { path: received }, unix0())
+            }
+            (None, true) => worker.execute(&Effect::RemoveFile { path: received }, unix0()),
         };
         assert_eq!(ended.is_err(), flip.is_some(), "{flip:?}");
         assert_eq!(worker.storage().staged_writes(), 0, "{flip:?}");
-        assert_eq!(worker.storage().stat(&big).unwrap(), None, "{flip:?}");
+        let applied = worker.storage().stat(&big).unwrap().is_some();
+        assert_eq!(applied, !package, "{flip:?} {package}");
         let removed = master.execute(&Effect::RemoveFile { path: sent }, unix0());
         assert_eq!(removed, Ok(EffectOutput::Done));
     }
+}
+
+/// Through the nodes: the worker takes the master's package it waits for as such (its large
+/// member is streamed), and no other file; the master takes none.
+#[test]
+fn only_the_package_a_worker_waits_for_is_walked() {
+    let t0 = origin();
+    let mut tree = master_storage(unix0());
+    let large = p("/etc/rules/large.xml");
+    let data = vec![b'x'; 3 << 20];
+    let mtime = Timestamp::from_secs(1_795_000_000);
+    tree.add_file(&large, data.clone(), mtime, 0o660).unwrap();
+    let (mut c, m, w) = Cluster::pair(t0, tree);
+    c.run_for(Duration::from_secs(12));
+    assert!(c.storage(w).read(&large, u64::MAX).unwrap() == data);
+    let begun = |member: usize| -> Vec<(String, bool)> {
+        c.file_begins
+            .iter()
+            .filter(|(at, ..)| *at == member)
+            .map(|(_, path, package)| (path.file_name().unwrap_or_default().to_owned(), *package))
+            .collect()
+    };
+    let worker = begun(w);
+    assert!(
+        !worker.is_empty(),
+        "the worker received the master's package"
+    );
+    assert!(
+        worker
+            .iter()
+            .all(|(name, package)| *package && name.starts_with("worker1-")),
+        "{worker:?}"
+    );
+    let master = begun(m);
+    assert!(
+        !master.is_empty(),
+        "the master received the worker's integrity file"
+    );
+    assert!(master.iter().all(|(_, package)| !package), "{master:?}");
 }

@@ -17,6 +17,7 @@ use wazuh_cluster_protocol::profile::Profile;
 use wazuh_cluster_sync::dapi::builtin::AGENT_CENSUS;
 use wazuh_cluster_sync::integrity::compare::SyncCounts;
 use wazuh_cluster_sync::integrity::memory::MemoryStorage;
+use wazuh_cluster_sync::integrity::path::InstallPath;
 use wazuh_cluster_sync::integrity::storage::{FileAttrs, Storage, Timestamp};
 use wazuh_cluster_sync::roles::{
     Effect, EffectExecutor, Node, NodeConfig, NodeEvent, NodeType, Origin, Output, PeerId,
@@ -89,6 +90,9 @@ pub struct Cluster {
     /// Every chunk read (`ReadChunk` effect) run: the member, and how many entries `frames`
     /// had then.
     pub chunk_reads: Vec<(usize, usize)>,
+    /// Every file begun (`BeginFile` effect): the member, the path, and whether the node took
+    /// it for the package its role waits for.
+    pub file_begins: Vec<(usize, InstallPath, bool)>,
     /// Links with a stalled reader: from the first transmit of at least this many bytes, what
     /// the node yields on them waits in `stalled` (neither written nor delivered) until
     /// [`Cluster::write_stalled`]; small frames pass while nothing waits before them.
@@ -127,6 +131,7 @@ impl Cluster {
             frame_ends: Vec::new(),
             wire_payloads: Vec::new(),
             chunk_reads: Vec::new(),
+            file_begins: Vec::new(),
             stall_above: BTreeMap::new(),
             stalled: BTreeMap::new(),
             decoders: BTreeMap::new(),
@@ -230,6 +235,9 @@ impl Cluster {
             Output::Effect { id, effect } => {
                 if matches!(effect, Effect::ReadChunk { .. }) {
                     self.chunk_reads.push((m, self.frames.len()));
+                }
+                if let Effect::BeginFile { path, package, .. } = &effect {
+                    self.file_begins.push((m, path.clone(), *package));
                 }
                 let unix = self.members[m].node.unix_time(now);
                 self.members[m].exec.storage_mut().set_now(unix);

@@ -63,11 +63,8 @@ pub struct EffectExecutor<S: Storage> {
     worker_scanner: MetadataScanner,
     /// The storage's staged write of each file being received.
     open_writes: BTreeMap<IncomingFileId, WriteId>,
-    /// Whether large members of the packages received are written to their targets' staged
-    /// writes as they arrive (a worker's, for the master's packages: see
-    /// [`crate::integrity::streamed_members`]).
-    stream_members: bool,
-    /// The package path and member walk of each file being received, when `stream_members`.
+    /// The package path and member walk of each package being received (a file the node says
+    /// is the master's package, [`Effect::BeginFile`]: see [`crate::integrity::streamed_members`]).
     receiving: BTreeMap<IncomingFileId, (InstallPath, MemberStream)>,
     /// The members streamed into staged writes of the received packages waiting to be applied,
     /// by package path (each staged write is committed by the apply or dropped).
@@ -94,7 +91,6 @@ impl<S: Storage> EffectExecutor<S> {
             scanner: MetadataScanner::new(),
             worker_scanner: MetadataScanner::new(),
             open_writes: BTreeMap::new(),
-            stream_members: config.node_type == NodeType::Worker,
             receiving: BTreeMap::new(),
             streamed_packages: BTreeMap::new(),
             spliced_packages: BTreeMap::new(),
@@ -228,7 +224,11 @@ impl<S: Storage> EffectExecutor<S> {
                 buf.truncate(filled);
                 Ok(EffectOutput::Chunk(Bytes::from(buf)))
             }
-            Effect::BeginFile { path, file } => {
+            Effect::BeginFile {
+                path,
+                file,
+                package,
+            } => {
                 if let Some(parent) = path.parent()
                     && self.storage.stat(&parent)?.is_none()
                 {
@@ -241,7 +241,7 @@ impl<S: Storage> EffectExecutor<S> {
                     let _ = self.storage.abort_write(stale);
                     self.stop_receiving(*file);
                 }
-                if self.stream_members {
+                if *package {
                     self.receiving
                         .insert(*file, (path.clone(), MemberStream::default()));
                 }
@@ -555,13 +555,14 @@ impl<S: Storage> EffectExecutor<S> {
 
     /// Opens the received package at `path` for reading entry by entry from its file (never
     /// whole in memory), then removes the path (the open file stays readable): a package is
-    /// consumed once, applied or refused.
+    /// consumed once, applied or refused. Members streamed as it arrived are dropped: only a
+    /// worker's apply of the master's package adopts them ([`Self::open_streamed_package`]), and
+    /// the others read as zeros, failing their CRC.
     fn open_package(
         &mut self,
         path: &InstallPath,
     ) -> Result<PackageReader<PositionalReader>, EffectError> {
         let (reader, streamed) = self.open_streamed_package(path)?;
-        // Only a worker's apply of the master's package adopts streamed members.
         self.drop_streamed(&streamed);
         Ok(reader)
     }
@@ -573,13 +574,17 @@ impl<S: Storage> EffectExecutor<S> {
         path: &InstallPath,
     ) -> Result<(PackageReader<PositionalReader>, Vec<StreamedMember>), EffectError> {
         let streamed = self.streamed_packages.remove(path).unwrap_or_default();
-        let opened = self.open_received(path, &streamed);
-        if opened.is_err() {
-            self.drop_streamed(&streamed);
+        match self.open_received(path, &streamed) {
+            Ok(reader) => Ok((reader, streamed)),
+            Err(e) => {
+                self.drop_streamed(&streamed);
+                Err(e)
+            }
         }
-        Ok((opened?, streamed))
     }
 
+    /// The received package at `path`, read as it was sent: the members `streamed` out of it
+    /// read as zeros (see [`received_package`]).
     fn open_received(
         &mut self,
         path: &InstallPath,

@@ -120,6 +120,11 @@ pub enum Effect {
         path: InstallPath,
         /// The transfer it receives.
         file: IncomingFileId,
+        /// The master's package this worker waits for: its large stored members may also be
+        /// written to their targets' staged writes as they arrive
+        /// ([`crate::integrity::streamed_members`]). Never for another file (one for the
+        /// distributed API is read from the disk by other programs).
+        package: bool,
     },
     /// Append received bytes to the staged write of `file`.
     AppendFile {

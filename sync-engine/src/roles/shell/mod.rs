@@ -98,6 +98,7 @@ use super::ids::{ApiCallId, EffectId, PeerId};
 use super::output::{Origin, Output};
 use super::texts::sync_text;
 use crate::dapi::ApiCall;
+use crate::integrity::package::is_package_name;
 use crate::integrity::path::InstallPath;
 use crate::integrity::storage::Timestamp;
 
@@ -246,6 +247,9 @@ pub(crate) struct Shell {
     closed: Vec<PeerId>,
     /// Per peer: the only directory it may send files into (set by the role).
     inboxes: BTreeMap<PeerId, InstallPath>,
+    /// The peers whose next file named as a package for this node is the package the role waits
+    /// for ([`Shell::expect_package`]).
+    packages_expected: BTreeSet<PeerId>,
     /// Descriptors of files being received, every link together.
     files: FileBudget,
     /// Memory the peers make the node hold, every link together.
@@ -313,6 +317,7 @@ impl Shell {
             orphans: BTreeMap::new(),
             closed: Vec::new(),
             inboxes: BTreeMap::new(),
+            packages_expected: BTreeSet::new(),
             files,
             memory,
             input_held: 0,
@@ -859,6 +864,7 @@ impl Shell {
         for path in packages {
             cleanup.push(Effect::RemoveFile { path }, AfterDisk::Report);
         }
+        self.packages_expected.remove(&peer);
         if let Some(inbox) = self.inboxes.remove(&peer) {
             // Its directory goes with the link when nothing is left in it (every hello name
             // left one); a directory in use by another link of the same name is not empty, and
@@ -1149,6 +1155,18 @@ impl Shell {
         })
     }
 
+    /// The role waits for a package from `peer` (a worker answered the master's `sync_m_c`): the
+    /// next file it opens named as a package for this node (`<node>-….zip`) is taken for that one
+    /// ([`Effect::BeginFile`]'s `package`), until [`Shell::no_package_expected`].
+    pub(crate) fn expect_package(&mut self, peer: PeerId) {
+        self.packages_expected.insert(peer);
+    }
+
+    /// The package from `peer` came, or will not.
+    pub(crate) fn no_package_expected(&mut self, peer: PeerId) {
+        self.packages_expected.remove(&peer);
+    }
+
     /// A peer opens a file: only a file directly inside its inbox is written, and 3.9.5's
     /// temporary file `/tmp/<name>` goes there too, as `<inbox>/<name>` (its request's `tmp_file`
     /// claims it by the path sent).
@@ -1167,7 +1185,12 @@ impl Shell {
             return;
         };
         let refused = target.is_none();
-        let effects = p.transfers.open(file, wire.clone(), target, keep);
+        // 3.9.5's temporary files of the distributed API come as `/tmp/<name>`: never a package.
+        let package = !refused
+            && upstream_tmp_name(&wire).is_none()
+            && is_package_name(&wire, &self.config.node_name)
+            && self.packages_expected.remove(&peer);
+        let effects = p.transfers.open(file, wire.clone(), target, keep, package);
         if !refused {
             // Within the allowance its connection was given: see `handle_input`.
             self.files.acquire(file, peer);

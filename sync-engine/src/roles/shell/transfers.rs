@@ -240,9 +240,10 @@ pub(crate) struct Transfers {
 }
 
 impl Transfers {
-    /// The peer opened `wire` as transfer `id`, to be written at `target` (`None`: refused).
-    /// Returns the effects to queue, in order: the abort of an older copy of the same path that
-    /// was still receiving (reopening a path restarts it), then the new copy's `BeginFile`.
+    /// The peer opened `wire` as transfer `id`, to be written at `target` (`None`: refused);
+    /// `package`: the master's package the worker waits for. Returns the effects to queue, in
+    /// order: the abort of an older copy of the same path that was still receiving (reopening a
+    /// path restarts it), then the new copy's `BeginFile`.
     ///
     /// `keep` bounds the table: past it, finished copies whose staged write is closed are forgotten.
     pub(crate) fn open(
@@ -251,6 +252,7 @@ impl Transfers {
         wire: Bytes,
         target: Option<InstallPath>,
         keep: usize,
+        package: bool,
     ) -> Vec<(IncomingFileId, FileStep, Effect)> {
         let mut effects = Vec::new();
         if let Some(old) = self.receiving.remove(&wire)
@@ -267,6 +269,7 @@ impl Transfers {
                     Effect::BeginFile {
                         path: path.clone(),
                         file: id,
+                        package,
                     },
                 ));
                 IncomingState::Receiving
@@ -636,7 +639,13 @@ mod tests {
         keep: usize,
     ) -> Vec<(IncomingFileId, FileStep, Effect)> {
         let target = Some(path(wire));
-        t.open(id, Bytes::copy_from_slice(wire.as_bytes()), target, keep)
+        t.open(
+            id,
+            Bytes::copy_from_slice(wire.as_bytes()),
+            target,
+            keep,
+            false,
+        )
     }
 
     #[test]
@@ -685,7 +694,8 @@ mod tests {
                 },
                 Effect::BeginFile {
                     path: path("/queue/cluster/w1/a.zip"),
-                    file: IncomingFileId(2)
+                    file: IncomingFileId(2),
+                    package: false,
                 }
             ]
         );
@@ -700,7 +710,7 @@ mod tests {
         let mut t = Transfers::default();
         let wire = Bytes::from_static(b"/etc/passwd");
         assert!(
-            t.open(IncomingFileId(1), wire.clone(), None, KEEP)
+            t.open(IncomingFileId(1), wire.clone(), None, KEEP, false)
                 .is_empty()
         );
         assert_eq!(t.chunk(&wire, Bytes::from_static(b"x")), None);

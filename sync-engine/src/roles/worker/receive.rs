@@ -72,6 +72,7 @@ impl WorkerRole {
             task: task.clone(),
             deadline,
         };
+        shell.expect_package(peer);
         shell.reply(now, peer, counter, true, task.as_bytes());
     }
 
@@ -84,6 +85,7 @@ impl WorkerRole {
         counter: u32,
         payload: &Bytes,
     ) {
+        shell.no_package_expected(peer);
         let receive = &self.receive;
         let known =
             |id: &[u8]| matches!(receive, Receive::Waiting { task, .. } if task.as_bytes() == id);
