@@ -142,7 +142,8 @@ pub const MAX_DEFERRED: usize = 16_384;
 /// How many bytes a staged write asked to write behind ([`Storage::write_behind`]) gathers
 /// before handing them to the disk: large enough that a file of a few MiB never is (its
 /// commit's flush costs little), small enough that a large file's flush at its commit waits
-/// for only the last few.
+/// for only the last few. The pages of what was handed over a step earlier are dropped from
+/// the page cache (written by then), so a large file does not fill it.
 pub const WRITE_BEHIND: u64 = 8 << 20;
 
 use sync_pool::SyncPool;
@@ -926,8 +927,15 @@ impl Storage for FsStorage {
         {
             // POSIX_FADV_DONTNEED starts the writeback of the range's dirty pages without
             // waiting for it (and drops only pages already clean): the data goes to the disk
-            // while the rest is appended. Only a hint: its failure changes nothing.
+            // while the rest is appended. Only hints: their failure changes nothing.
             let _ = rustix::fs::fadvise(&staged.file, from, Some(len), Advice::DontNeed);
+            // What was handed to the disk a step before that is written by now: its pages are
+            // dropped, and the next appends reuse them instead of taking fresh ones (which cost
+            // the most on a virtual machine: 0.87 s of a worker's 2.2 s CPU for a 500 MiB file
+            // went to copying into fresh page-cache pages). Nothing reads the file back soon.
+            if let Some(behind) = NonZeroU64::new(from.saturating_sub(WRITE_BEHIND)) {
+                let _ = rustix::fs::fadvise(&staged.file, 0, Some(behind), Advice::DontNeed);
+            }
             staged.written_behind = Some(staged.written);
         }
         Ok(())

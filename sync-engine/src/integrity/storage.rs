@@ -402,9 +402,10 @@ pub trait Storage {
     }
 
     /// A hint that staged write `id` will be committed durable ([`Storage::commit_write`] or
-    /// [`Storage::commit_write_deferred`]), so its data may start going to the disk while more is
-    /// still appended: the flush the commit then waits for is mostly done. Changes nothing a
-    /// caller can observe; the default ignores it.
+    /// [`Storage::commit_write_deferred`]) and is not read back soon, so its data may start going
+    /// to the disk while more is still appended (the flush the commit then waits for is mostly
+    /// done), and leave the cache once there. Changes nothing a caller can observe; the default
+    /// ignores it.
     fn write_behind(&mut self, id: WriteId) {
         let _ = id;
     }
