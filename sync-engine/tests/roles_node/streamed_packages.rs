@@ -156,6 +156,56 @@ impl Storage for ChunkBound {
     }
 }
 
+/// A master executor holding `files` and an empty worker's (with `/etc/rules`), both over
+/// [`ChunkBound`], and the master's package for the worker built at the path returned, with
+/// its size.
+fn built(
+    t0: std::time::Instant,
+    files: &[(InstallPath, Vec<u8>)],
+) -> (
+    EffectExecutor<ChunkBound>,
+    EffectExecutor<ChunkBound>,
+    InstallPath,
+    u64,
+) {
+    let items = ClusterItems::defaults_3_9();
+    let mut master_tree = MemoryStorage::new();
+    for (path, data) in files {
+        let mtime = Timestamp::from_secs(1_790_000_000);
+        master_tree
+            .add_file(path, data.clone(), mtime, 0o660)
+            .unwrap();
+    }
+    let mut worker_tree = MemoryStorage::new();
+    worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
+    let mut master = EffectExecutor::new(
+        ChunkBound::new(master_tree),
+        &config(NodeType::Master, "master01", t0),
+    );
+    let worker = EffectExecutor::new(
+        ChunkBound::new(worker_tree),
+        &config(NodeType::Worker, "worker1", t0),
+    );
+    let plan = SyncPlan::compare(
+        &scan(master.storage(), &items, "master01"),
+        &scan(worker.storage(), &items, "worker1"),
+        &items,
+        "worker1",
+    )
+    .unwrap();
+    assert_eq!(plan.missing.len(), files.len());
+    let sent = p("/queue/cluster/worker1/out.zip");
+    let build = Effect::BuildMasterPackage {
+        path: sent.clone(),
+        plan: Box::new(plan),
+    };
+    let size = match master.execute(&build, unix0()) {
+        Ok(EffectOutput::PackageBuilt { size, .. }) => size,
+        other => panic!("build: {other:?}"),
+    };
+    (master, worker, sent, size)
+}
+
 /// Sends the package at `sent` from `master` to `received` on `worker` as the nodes do (chunk
 /// reads of [`CHUNK`] bytes on one side, appends on the other, then the commit), the byte at
 /// offset `flip` (if any) inverted on the way, received as the package the worker waits for
@@ -226,56 +276,13 @@ fn scan<S: Storage>(storage: &S, items: &ClusterItems, node: &str) -> IntegrityM
 #[test]
 fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
     let t0 = origin();
-    let items = ClusterItems::defaults_3_9();
-    let mut master_tree = MemoryStorage::new();
     let files: Vec<(InstallPath, Vec<u8>)> = (0..64u32)
         .map(|i| {
             let data: Vec<u8> = (0..CHUNK as u32).map(|b| (b * 7 + i) as u8).collect();
             (p(&format!("/etc/rules/r{i:02}.xml")), data)
         })
         .collect();
-    for (path, data) in &files {
-        master_tree
-            .add_file(
-                path,
-                data.clone(),
-                Timestamp::from_secs(1_790_000_000),
-                0o660,
-            )
-            .unwrap();
-    }
-    let mut worker_tree = MemoryStorage::new();
-    worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
-
-    let mut master = EffectExecutor::new(
-        ChunkBound::new(master_tree),
-        &config(NodeType::Master, "master01", t0),
-    );
-    let mut worker = EffectExecutor::new(
-        ChunkBound::new(worker_tree),
-        &config(NodeType::Worker, "worker1", t0),
-    );
-    let plan = SyncPlan::compare(
-        &scan(master.storage(), &items, "master01"),
-        &scan(worker.storage(), &items, "worker1"),
-        &items,
-        "worker1",
-    )
-    .unwrap();
-    assert_eq!(plan.missing.len(), 64);
-
-    // Master: the package, into a staged file.
-    let sent = p("/queue/cluster/worker1/out.zip");
-    let size = match master.execute(
-        &Effect::BuildMasterPackage {
-            path: sent.clone(),
-            plan: Box::new(plan),
-        },
-        unix0(),
-    ) {
-        Ok(EffectOutput::PackageBuilt { size, .. }) => size,
-        other => panic!("build: {other:?}"),
-    };
+    let (mut master, mut worker, sent, size) = built(t0, &files);
     assert!(size > 64 * CHUNK as u64, "package of {size} bytes");
     // Each member's file is read once: copied and hashed in the same pass (it used to be read
     // twice, once for its CRC, once to copy it).
@@ -332,7 +339,6 @@ fn a_package_64_times_larger_than_any_io_is_built_sent_and_applied_in_chunks() {
 #[test]
 fn large_members_are_sent_from_their_own_files() {
     let t0 = origin();
-    let items = ClusterItems::defaults_3_9();
     let pattern = |len: usize, seed: u32| -> Vec<u8> {
         (0..len as u32).map(|b| (b * 13 + seed) as u8).collect()
     };
@@ -342,42 +348,7 @@ fn large_members_are_sent_from_their_own_files() {
         (p("/etc/rules/whole.xml"), pattern(1 << 20, 3)),
     ];
     let spliced: u64 = (3 << 20) + 17 + (1 << 20);
-    let mut master_tree = MemoryStorage::new();
-    for (path, data) in &files {
-        let mtime = Timestamp::from_secs(1_790_000_000);
-        master_tree
-            .add_file(path, data.clone(), mtime, 0o660)
-            .unwrap();
-    }
-    let mut worker_tree = MemoryStorage::new();
-    worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
-    let mut master = EffectExecutor::new(
-        ChunkBound::new(master_tree),
-        &config(NodeType::Master, "master01", t0),
-    );
-    let mut worker = EffectExecutor::new(
-        ChunkBound::new(worker_tree),
-        &config(NodeType::Worker, "worker1", t0),
-    );
-    let plan = SyncPlan::compare(
-        &scan(master.storage(), &items, "master01"),
-        &scan(worker.storage(), &items, "worker1"),
-        &items,
-        "worker1",
-    )
-    .unwrap();
-
-    let sent = p("/queue/cluster/worker1/out.zip");
-    let size = match master.execute(
-        &Effect::BuildMasterPackage {
-            path: sent.clone(),
-            plan: Box::new(plan),
-        },
-        unix0(),
-    ) {
-        Ok(EffectOutput::PackageBuilt { size, .. }) => size,
-        other => panic!("build: {other:?}"),
-    };
+    let (mut master, mut worker, sent, size) = built(t0, &files);
     // Every member read once to build it (the large ones for their CRC only), and the package
     // file lacks the large ones.
     assert_eq!(master.storage().read_through.get(), spliced + 10_000);
@@ -442,41 +413,14 @@ fn large_members_are_sent_from_their_own_files() {
 #[test]
 fn streamed_members_go_with_a_refused_or_removed_package() {
     let t0 = origin();
-    let items = ClusterItems::defaults_3_9();
-    let mut master_tree = MemoryStorage::new();
     let big = p("/etc/rules/big.xml");
     let data: Vec<u8> = (0..(2u32 << 20)).map(|b| (b * 7) as u8).collect();
-    let mtime = Timestamp::from_secs(1_790_000_000);
-    master_tree.add_file(&big, data, mtime, 0o660).unwrap();
-    let mut master = EffectExecutor::new(master_tree, &config(NodeType::Master, "master01", t0));
     for (flip, package) in [(Some(1000), true), (None, true), (None, false)] {
-        let mut worker_tree = MemoryStorage::new();
-        worker_tree.create_dir_all(&p("/etc/rules"), 0o770).unwrap();
-        let mut worker = EffectExecutor::new(worker_tree, &config(NodeType::Worker, "worker1", t0));
-        let plan = SyncPlan::compare(
-            &scan(master.storage(), &items, "master01"),
-            &scan(worker.storage(), &items, "worker1"),
-            &items,
-            "worker1",
-        )
-        .unwrap();
-        let sent = p("/queue/cluster/worker1/out.zip");
-        let build = Effect::BuildMasterPackage {
-            path: sent.clone(),
-            plan: Box::new(plan),
-        };
-        assert!(matches!(
-            master.execute(&build, unix0()),
-            Ok(EffectOutput::PackageBuilt { .. })
-        ));
+        let (mut master, mut worker, sent, _) = built(t0, &[(big.clone(), data.clone())]);
         let received = p("/queue/cluster/master01/in.zip");
         let bytes = transfer(&mut master, &sent, &mut worker, &received, flip, package);
-        let streamed = usize::from(package);
-        assert_eq!(
-            worker.storage().staged_writes(),
-            streamed,
-            "big.xml streamed"
-        );
+        let staged = || worker.storage().inner.staged_writes();
+        assert_eq!(staged(), usize::from(package), "big.xml streamed");
         let whole = worker.storage().read(&received, u64::MAX).unwrap() == bytes;
         assert_eq!(
             whole, !package,
@@ -490,11 +434,9 @@ fn streamed_members_go_with_a_refused_or_removed_package() {
             (None, true) => worker.execute(&Effect::RemoveFile { path: received }, unix0()),
         };
         assert_eq!(ended.is_err(), flip.is_some(), "{flip:?}");
-        assert_eq!(worker.storage().staged_writes(), 0, "{flip:?}");
+        assert_eq!(worker.storage().inner.staged_writes(), 0, "{flip:?}");
         let applied = worker.storage().stat(&big).unwrap().is_some();
         assert_eq!(applied, !package, "{flip:?} {package}");
-        let removed = master.execute(&Effect::RemoveFile { path: sent }, unix0());
-        assert_eq!(removed, Ok(EffectOutput::Done));
     }
 }
 
