@@ -21,12 +21,13 @@
 //! files and compares a received `client.keys` with the installed one (a large member a worker
 //! streamed into a staged write of its target as the package arrived had its CRC checked then:
 //! [`apply_streamed_master_package`]). Any fault refuses the **whole** package with a typed
-//! [`ApplyError`] and nothing is written. *Write* then performs the plan through staged writes (temporary file in the same
-//! directory) committed as one batch ([`Storage::commit_write_deferred`], then one
-//! [`Storage::sync_deferred`] before the removals: the data of all files is flushed together and
-//! each directory synced once, instead of two fsyncs per file; the removals are one deferred batch
-//! too, [`Storage::remove_file_deferred`] and a second sync), so a crash at any point leaves
-//! each file old or new, never torn, and running the apply again converges. The removed agents'
+//! [`ApplyError`] and nothing is written. *Write* then performs the plan through staged writes
+//! (temporary file in the same directory) committed as one batch
+//! ([`Storage::commit_write_deferred`], then one [`Storage::sync_deferred`] before the removals:
+//! the data of all files is flushed together and each directory synced once, instead of two
+//! fsyncs per file; the removals are one deferred batch too, [`Storage::remove_file_deferred`]
+//! and a second sync), so a crash at any point leaves each file old or new, never torn, and
+//! running the apply again converges. The removed agents'
 //! files go before any write, so before the new `client.keys` is in place: a crash in between
 //! leaves the old one, and the next apply finds the same agents to clean up.
 //!

@@ -416,13 +416,14 @@ pub struct PackageTarget<'a> {
     pub splices: usize,
 }
 
-/// Builds the master → worker package of `plan` at `target` (PROTOCOL.md §9.3–§9.4): the merged `agent-groups-shared.merged` entry first
-/// (built from [`SyncPlan::shared_merged_sources`], dated `now`), then every other `missing` and
-/// `shared` file streamed from `storage` (some large ones maybe left in their files), then `cluster_control.json` =
-/// [`SyncPlan::to_upstream_json`].
+/// Builds the master → worker package of `plan` at `target` (PROTOCOL.md §9.3–§9.4): the
+/// merged `agent-groups-shared.merged` entry first (built from
+/// [`SyncPlan::shared_merged_sources`], dated `now`), then every other `missing` and `shared`
+/// file streamed from `storage` (large ones maybe left in their files: `target.splices`), then
+/// `cluster_control.json` = [`SyncPlan::to_upstream_json`].
 ///
 /// A file that vanished or changed since the scan makes the build fail (`Storage`) and leaves
-/// nothing at `path`: the caller rescans and compares again rather than sending a package that
+/// nothing at `target.path`: the caller rescans and compares again rather than sending a package that
 /// contradicts its control document.
 pub fn build_master_package<S: Storage + ?Sized>(
     storage: &mut S,
