@@ -22,7 +22,7 @@
 //! (`etc/client.keys`, `queue/agent-info`, ...; see `agents` for what that leaves out).
 //!
 //! A route without a built-in function is answered with
-//! [`not_served`](super::call::not_served): an adapter may run those with the install's own
+//! [`not_served`]: an adapter may run those with the install's own
 //! framework instead (the daemon's `--api-exec`).
 //!
 //! How a call runs, as upstream's does: the basic daemons are checked first
