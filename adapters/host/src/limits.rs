@@ -37,8 +37,9 @@ pub struct AdapterLimits {
 
 /// Descriptors the process keeps for itself besides its connections and local clients: the
 /// listeners, the runtime's epoll and wakers, standard streams, the log file, the effect thread's
-/// own disk work (scans, package builds, chunk reads: opened and closed within one effect) and
-/// the distributed API executor's pipes.
+/// own disk work (scans, package builds, chunk reads: opened and closed within one effect; and
+/// at most `MAX_HELD_DESCRIPTORS`, 32, kept open for large package members from one effect to
+/// the next) and the distributed API executor's pipes.
 pub const RESERVED_DESCRIPTORS: u64 = 128;
 
 impl AdapterLimits {

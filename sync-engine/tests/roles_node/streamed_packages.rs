@@ -478,3 +478,63 @@ fn only_the_package_a_worker_waits_for_is_walked() {
     );
     assert!(master.iter().all(|(_, package)| !package), "{master:?}");
 }
+
+/// The descriptors kept open for large members from one effect to the next are bounded for the
+/// whole node (`MAX_HELD_DESCRIPTORS`, 32): a master leaves at most 32 members in their files
+/// over all its packages (16 a package), a worker streams at most 16 (two descriptors each);
+/// past it members are copied as before, and the packages are the same bytes.
+#[test]
+fn members_held_open_are_bounded_for_the_whole_node() {
+    let t0 = origin();
+    let files: Vec<(InstallPath, Vec<u8>)> = (0..17u32)
+        .map(|i| {
+            (
+                p(&format!("/etc/rules/l{i:02}.xml")),
+                vec![i as u8; 1 << 20],
+            )
+        })
+        .collect();
+    let (mut master, mut worker, first, size) = built(t0, &files);
+    let on_disk = |e: &EffectExecutor<ChunkBound>, path: &InstallPath| {
+        e.storage().inner.stat(path).unwrap().unwrap().size
+    };
+    // 16 of the 17 left in their files.
+    assert_eq!(on_disk(&master, &first), size - 16 * (1 << 20));
+    let mut sizes = vec![];
+    for name in ["second", "third"] {
+        let path = p(&format!("/queue/cluster/worker1/{name}.zip"));
+        let plan = SyncPlan::compare(
+            &scan(master.storage(), &ClusterItems::defaults_3_9(), "master01"),
+            &scan(worker.storage(), &ClusterItems::defaults_3_9(), "worker1"),
+            &ClusterItems::defaults_3_9(),
+            "worker1",
+        )
+        .unwrap();
+        let build = Effect::BuildMasterPackage {
+            path: path.clone(),
+            plan: Box::new(plan),
+        };
+        assert!(matches!(
+            master.execute(&build, unix0()),
+            Ok(EffectOutput::PackageBuilt { .. })
+        ));
+        sizes.push(on_disk(&master, &path));
+    }
+    // The second gets the other 16 places, the third none: built whole.
+    assert_eq!(sizes, [size - 16 * (1 << 20), size]);
+
+    // A worker streams 16 members of the first package; the second finds no place left.
+    let one = p("/queue/cluster/master01/one.zip");
+    let two = p("/queue/cluster/master01/two.zip");
+    let bytes = transfer(&mut master, &first, &mut worker, &one, None, true);
+    assert_eq!(worker.storage().inner.staged_writes(), 16);
+    let second = p("/queue/cluster/worker1/second.zip");
+    let again = transfer(&mut master, &second, &mut worker, &two, None, true);
+    assert!(again == bytes, "the same package, read through other files");
+    assert_eq!(worker.storage().inner.staged_writes(), 16);
+    assert_eq!(on_disk(&worker, &two), size, "received whole");
+    match worker.execute(&Effect::ApplyMasterPackage { path: two }, unix0()) {
+        Ok(EffectOutput::MasterApplied { report, .. }) => assert_eq!(report.written, 17),
+        other => panic!("apply: {other:?}"),
+    }
+}

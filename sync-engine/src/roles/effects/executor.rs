@@ -21,14 +21,14 @@ use crate::integrity::metadata::{
 };
 use crate::integrity::package::{PackageError, PackageReader};
 use crate::integrity::path::InstallPath;
-use crate::integrity::spliced_package::{MAX_SPLICES, SplicedPackage};
+use crate::integrity::spliced_package::SplicedPackage;
 use crate::integrity::staged_package::{PackageTarget, StagedPackage, build_master_package};
 use crate::integrity::storage::{
     EntryKind, FileAttrs, PositionalReader, Storage, StorageError, StorageErrorKind, Timestamp,
     WriteId,
 };
 use crate::integrity::streamed_members::{MemberStream, Span, StreamedMember, received_package};
-use crate::roles::config::{NodeConfig, NodeLimits, NodeType};
+use crate::roles::config::{DESCRIPTORS_PER_INCOMING_FILE, NodeConfig, NodeLimits, NodeType};
 use crate::roles::sync_kind::SyncKind;
 
 /// Permission bits of package files and merged files the node writes (upstream: umask 0o007).
@@ -40,10 +40,13 @@ const PACKAGE_ATTRS: FileAttrs = FileAttrs {
     mtime: None,
 };
 
-/// Most master packages held with members left in their files (each keeps up to
-/// [`MAX_SPLICES`] files open until the node removes it, which it does once the package went or
-/// failed); past it a package is built whole, as before there were splices.
-const MAX_SPLICED_PACKAGES: usize = 64;
+/// Most descriptors the executor keeps open from one effect to the next for large package
+/// members: a master's members left in their files (one each, until the package is removed) and
+/// a worker's members streamed into staged writes (a file and its directory each, until the
+/// apply). Taken from the adapter's reserve for the node's own disk work
+/// (`RESERVED_DESCRIPTORS` of the host adapter, 128), not from the budget of files being
+/// received. Past it a package is built, or received, as without splices: members copied.
+pub const MAX_HELD_DESCRIPTORS: usize = 32;
 
 /// Largest `client.keys` read to learn the known agents (the same bound as the removed-agent
 /// comparison's).
@@ -171,11 +174,7 @@ impl<S: Storage> EffectExecutor<S> {
                 self.ensure_parent(path)?;
                 // A package built again at the same path replaces the earlier one.
                 self.spliced_packages.remove(path);
-                let splices = if self.spliced_packages.len() < MAX_SPLICED_PACKAGES {
-                    MAX_SPLICES
-                } else {
-                    0
-                };
+                let splices = MAX_HELD_DESCRIPTORS.saturating_sub(self.held_descriptors());
                 let target = PackageTarget {
                     path,
                     limit: self.limits.max_package_file,
@@ -351,9 +350,13 @@ impl<S: Storage> EffectExecutor<S> {
         stream: &mut MemberStream,
         data: &[u8],
     ) -> Result<(), StorageError> {
+        let mut held =
+            self.held_descriptors() + DESCRIPTORS_PER_INCOMING_FILE * stream.members().len();
         let (storage, items) = (&mut self.storage, &self.items);
         let spans = stream.feed(data, &mut |key, _size| {
-            if !may_stream_member(items, key) {
+            if held + DESCRIPTORS_PER_INCOMING_FILE > MAX_HELD_DESCRIPTORS
+                || !may_stream_member(items, key)
+            {
                 return None;
             }
             let parent = key.parent()?;
@@ -362,6 +365,7 @@ impl<S: Storage> EffectExecutor<S> {
             }
             let write = storage.begin_write(key).ok()?;
             storage.write_behind(write);
+            held += DESCRIPTORS_PER_INCOMING_FILE;
             Some(write)
         });
         for span in spans {
@@ -371,6 +375,23 @@ impl<S: Storage> EffectExecutor<S> {
             }
         }
         Ok(())
+    }
+
+    /// The descriptors held for large package members now (see [`MAX_HELD_DESCRIPTORS`]); a
+    /// walk under way (taken out of `receiving` while it runs) counts its own.
+    fn held_descriptors(&self) -> usize {
+        let spliced: usize = self
+            .spliced_packages
+            .values()
+            .map(SplicedPackage::len)
+            .sum();
+        let streamed: usize = self
+            .receiving
+            .values()
+            .map(|(_, stream)| stream.members().len())
+            .chain(self.streamed_packages.values().map(Vec::len))
+            .sum();
+        spliced + DESCRIPTORS_PER_INCOMING_FILE * streamed
     }
 
     /// Stops walking received file `file`: its streamed members' staged writes are dropped.
