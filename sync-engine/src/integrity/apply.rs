@@ -311,13 +311,11 @@ where
 /// Whether member `key` of a master → worker package may be streamed into a staged write of
 /// its target as it arrives ([`super::streamed_members`]): a file of an item the master may
 /// write, at a path that item selects, and one the apply writes as it is (not `client.keys`,
-/// which it reads, nor a merged file, which it splits).
+/// which it reads, nor a merged file, which it splits: merged files live under
+/// `queue/cluster/`, which no item covers).
 pub fn may_stream_member(items: &ClusterItems, key: &InstallPath) -> bool {
     let is_keys = client_keys_path().is_ok_and(|keys| &keys == key);
     !is_keys
-        && !key.starts_with(
-            &InstallPath::new("/queue/cluster").unwrap_or_else(|_| InstallPath::root()),
-        )
         && items.item_for_path(key).is_some_and(|item| {
             item.source.applies_to(NodeType::Master)
                 && check_selected(items, item, key, true).is_ok()

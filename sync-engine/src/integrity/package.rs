@@ -820,28 +820,82 @@ impl CentralHeader {
     /// data descriptor (flag bit 3) the local fields may be zero; a ZIP64 local size
     /// (`0xFFFFFFFF`) is in its extra field, which the central directory already gave.
     fn check_local<R: Read + Seek>(&self, reader: &mut R) -> Result<(), PackageError> {
-        let mut local = [0u8; 30];
+        let mut local = [0u8; LOCAL_HEADER];
         reader
             .seek(SeekFrom::Start(self.local_at))
             .and_then(|_| reader.read_exact(&mut local))
             .map_err(|e| PackageError::Malformed(e.to_string()))?;
-        let u32_at =
-            |i: usize| u32::from_le_bytes([local[i], local[i + 1], local[i + 2], local[i + 3]]);
-        let descriptor = u16::from_le_bytes([local[6], local[7]]) & 0x08 != 0;
-        let agrees = |local: u32, central: u64| {
-            u64::from(local) == central || local == u32::MAX || (descriptor && local == 0)
+        let mismatch = || PackageError::HeaderMismatch {
+            name: self.name.clone(),
         };
-        let crc_agrees = u32_at(14) == self.crc || (descriptor && u32_at(14) == 0);
-        if local[..4] != [0x50, 0x4b, 0x03, 0x04]
-            || !crc_agrees
-            || !agrees(u32_at(18), self.compressed)
-            || !agrees(u32_at(22), self.size)
+        let local = LocalHeader::parse(self.local_at, &local).ok_or_else(mismatch)?;
+        let descriptor = local.has_descriptor();
+        let agrees = |local: u64, central: u64| {
+            local == central || local == u64::from(u32::MAX) || (descriptor && local == 0)
+        };
+        let crc_agrees = local.crc == self.crc || (descriptor && local.crc == 0);
+        if !crc_agrees
+            || !agrees(local.compressed, self.compressed)
+            || !agrees(local.size, self.size)
         {
-            return Err(PackageError::HeaderMismatch {
-                name: self.name.clone(),
-            });
+            return Err(mismatch());
         }
         Ok(())
+    }
+}
+
+/// Length of a ZIP local file header before its name.
+pub(crate) const LOCAL_HEADER: usize = 30;
+
+/// General purpose flag bit 3: sizes and CRC in a data descriptor after the data.
+const FLAG_DESCRIPTOR: u16 = 1 << 3;
+
+/// What a ZIP local file header says (its fixed 30 bytes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalHeader {
+    /// Where it starts in the package.
+    pub(crate) at: u64,
+    pub(crate) flags: u16,
+    pub(crate) method: u16,
+    pub(crate) crc: u32,
+    pub(crate) compressed: u64,
+    pub(crate) size: u64,
+    pub(crate) name_len: usize,
+    pub(crate) extra_len: usize,
+}
+
+impl LocalHeader {
+    /// The header in `b`, found at `at`; `None` without the local header signature.
+    pub(crate) fn parse(at: u64, b: &[u8; LOCAL_HEADER]) -> Option<Self> {
+        if b[..4] != [0x50, 0x4b, 0x03, 0x04] {
+            return None;
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(LocalHeader {
+            at,
+            flags: u16_at(6),
+            method: u16_at(8),
+            crc: u32_at(14),
+            compressed: u64::from(u32_at(18)),
+            size: u64::from(u32_at(22)),
+            name_len: usize::from(u16_at(26)),
+            extra_len: usize::from(u16_at(28)),
+        })
+    }
+
+    /// Flag bit 3: CRC and sizes follow the data (the local fields may be zero).
+    pub(crate) fn has_descriptor(&self) -> bool {
+        self.flags & FLAG_DESCRIPTOR != 0
+    }
+
+    /// Whether the member's data is its content, of a length known here (stored, not ZIP64,
+    /// no data descriptor).
+    pub(crate) fn is_plain_stored(&self) -> bool {
+        self.method == 0
+            && !self.has_descriptor()
+            && self.compressed == self.size
+            && self.size != u64::from(u32::MAX)
     }
 }
 

@@ -55,17 +55,10 @@
 
 use std::ops::Range;
 
-use super::package::member_key;
+use super::package::{LOCAL_HEADER, LocalHeader, member_key};
 use super::path::InstallPath;
 use super::spliced_package::{MAX_SPLICES, SPLICE_MIN, SplicedPackage};
 use super::storage::{FileReader, StorageError, WriteId};
-
-/// Length of a ZIP local file header before its name.
-const LOCAL_HEADER: usize = 30;
-/// Signature of a local file header.
-const LOCAL_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x03, 0x04];
-/// General purpose flag bit 3: sizes and CRC in a data descriptor after the data.
-const FLAG_DESCRIPTOR: u16 = 1 << 3;
 
 /// A member whose data went to a staged write of its target instead of the package file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,48 +109,6 @@ enum State {
     },
     /// Past the members, or lost: the rest goes to the package file.
     Done,
-}
-
-/// What a local header says.
-#[derive(Debug, Clone, Copy)]
-struct LocalHeader {
-    at: u64,
-    flags: u16,
-    method: u16,
-    crc: u32,
-    compressed: u64,
-    size: u64,
-    name_len: usize,
-    extra_len: usize,
-}
-
-impl LocalHeader {
-    fn parse(at: u64, b: &[u8; LOCAL_HEADER]) -> Option<Self> {
-        if b[..4] != LOCAL_SIGNATURE {
-            return None;
-        }
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        Some(LocalHeader {
-            at,
-            flags: u16_at(6),
-            method: u16_at(8),
-            crc: u32_at(14),
-            compressed: u64::from(u32_at(18)),
-            size: u64::from(u32_at(22)),
-            name_len: usize::from(u16_at(26)),
-            extra_len: usize::from(u16_at(28)),
-        })
-    }
-
-    /// Whether the member's data is its content, of a length known here (not ZIP64, no data
-    /// descriptor).
-    fn is_plain_stored(&self) -> bool {
-        self.method == 0
-            && self.flags & FLAG_DESCRIPTOR == 0
-            && self.compressed == self.size
-            && self.size != u64::from(u32::MAX)
-    }
 }
 
 /// Walks a package's bytes as they arrive, routing large stored members to staged writes. See
@@ -308,7 +259,7 @@ impl MemberStream {
         } else {
             None
         };
-        if header.flags & FLAG_DESCRIPTOR != 0 && header.compressed == 0 {
+        if header.has_descriptor() && header.compressed == 0 {
             // Where its data ends is not known here: the rest goes to the package file.
             return State::Done;
         }
